@@ -1,0 +1,26 @@
+using System.CommandLine;
+using Encore.Cli.Commands;
+
+namespace Encore.Cli;
+
+/// <summary>The <c>encore</c> command line: a thin shell over the libraries.</summary>
+public static class Program
+{
+    /// <summary>Entry point.</summary>
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("Encore: encoder–decoder small language models on the CPU, in managed .NET.")
+        {
+            QuickstartCommand.Create(),
+        };
+        try
+        {
+            return root.Parse(args).Invoke();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"encore: {e.Message}");
+            return 1;
+        }
+    }
+}
