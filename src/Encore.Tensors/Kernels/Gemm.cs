@@ -1,0 +1,101 @@
+namespace Encore.Tensors.Kernels;
+
+/// <summary>Whether a GEMM operand is used as stored or transposed.</summary>
+public enum Transpose
+{
+    /// <summary>op(X) = X.</summary>
+    No,
+    /// <summary>op(X) = Xᵀ.</summary>
+    Yes,
+}
+
+/// <summary>
+/// General matrix multiply, C = α·op(A)·op(B) + β·C, all binary32, row-major with leading
+/// dimensions (row strides) lda, ldb, ldc. op(A) is (M, K), op(B) is (K, N), C is (M, N).
+/// When β = 0, C is not read (NaNs in it do not propagate), as in BLAS.
+/// </summary>
+public static partial class Gemm
+{
+    /// <summary>C = α·op(A)·op(B) + β·C.</summary>
+    public static void Multiply(Transpose transA, Transpose transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        CheckOperands(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+        Reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    internal static void CheckOperands(Transpose transA, Transpose transB, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        CheckMatrix("A", transA == Transpose.No ? m : k, transA == Transpose.No ? k : m, a.Length, lda);
+        CheckMatrix("B", transB == Transpose.No ? k : n, transB == Transpose.No ? n : k, b.Length, ldb);
+        CheckMatrix("C", m, n, c.Length, ldc);
+    }
+
+    static void CheckMatrix(string name, int rows, int cols, int length, int ld)
+    {
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols) throw new ArgumentException($"GEMM: leading dimension of {name} ({ld}) is less than its {cols} columns");
+        if ((long)(rows - 1) * ld + cols > length)
+            throw new ArgumentException($"GEMM: {name} needs {(long)(rows - 1) * ld + cols} elements for {rows}×{cols} with ld {ld}, got {length}");
+    }
+
+    /// <summary>The naive triple loop: the specification every fast path is tested against.</summary>
+    public static void Reference(Transpose transA, Transpose transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    float av = transA == Transpose.No ? a[i * lda + p] : a[p * lda + i];
+                    float bv = transB == Transpose.No ? b[p * ldb + j] : b[j * ldb + p];
+                    sum += (double)av * bv;
+                }
+                float prior = beta == 0 ? 0 : beta * c[i * ldc + j];
+                c[i * ldc + j] = (float)(alpha * sum) + prior;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A linear layer, Y = X·Wᵀ (+ bias): X is (M, K) binary32 with row stride K, W is (N, K) in any
+    /// weight dtype, Y is (M, N) with row stride N. Batch-1 decoding (M = 1) runs the GEMV path.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
+    {
+        CheckLinear(x, m, w, y, bias);
+        LinearReference(x, m, w, y, bias);
+    }
+
+    internal static void CheckLinear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        if ((long)m * w.Cols > x.Length) throw new ArgumentException($"Linear: X needs {(long)m * w.Cols} values ({m}×{w.Cols}), got {x.Length}", nameof(x));
+        if ((long)m * w.Rows > y.Length) throw new ArgumentException($"Linear: Y needs {(long)m * w.Rows} values ({m}×{w.Rows}), got {y.Length}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != w.Rows) throw new ArgumentException($"Linear: bias has {bias.Length} values for {w.Rows} outputs", nameof(bias));
+    }
+
+    /// <summary>Scalar reference of <see cref="Linear"/>: widen each weight row, accumulate in double.</summary>
+    public static void LinearReference(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
+    {
+        int n = w.Rows, k = w.Cols;
+        var row = new float[k];
+        for (int j = 0; j < n; j++)
+        {
+            w.RowToSingle(j, row);
+            for (int i = 0; i < m; i++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++) sum += (double)x[i * k + p] * row[p];
+                y[i * n + j] = (float)sum + (bias.IsEmpty ? 0 : bias[j]);
+            }
+        }
+    }
+}
