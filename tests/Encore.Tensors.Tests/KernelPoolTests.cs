@@ -1,0 +1,139 @@
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Tests;
+
+public class KernelPoolTests
+{
+    unsafe struct FillTask : IParallelTask
+    {
+        public int* Hits;
+        public int* Thread;
+        public void Execute(int index)
+        {
+            Interlocked.Increment(ref Hits[index]);
+            Thread[index] = Environment.CurrentManagedThreadId;
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 2)]
+    [InlineData(3, 17)]
+    [InlineData(4, 1000)]
+    public unsafe void EveryIndexRunsExactlyOnce(int threads, int count)
+    {
+        using var pool = new KernelPool(threads);
+        var hits = new int[count];
+        var ids = new int[count];
+        for (int round = 0; round < 50; round++)
+        {
+            Array.Clear(hits);
+            fixed (int* h = hits, t = ids)
+            {
+                var task = new FillTask { Hits = h, Thread = t };
+                pool.Run(count, ref task);
+            }
+            Assert.All(hits, x => Assert.Equal(1, x));
+        }
+    }
+
+    [Fact]
+    public unsafe void WorkIsSpreadOverThePoolThreads()
+    {
+        using var pool = new KernelPool(2);
+        var hits = new int[64];
+        var ids = new int[64];
+        var seen = new HashSet<int>();
+        // Tasks that take a little time give the second thread a chance to claim some.
+        for (int round = 0; round < 200 && seen.Count < 2; round++)
+        {
+            fixed (int* h = hits, t = ids)
+            {
+                var task = new SlowTask { Thread = t };
+                pool.Run(64, ref task);
+            }
+            foreach (var id in ids) seen.Add(id);
+        }
+        Assert.Equal(2, seen.Count);
+    }
+
+    unsafe struct SlowTask : IParallelTask
+    {
+        public int* Thread;
+        public void Execute(int index)
+        {
+            System.Threading.Thread.SpinWait(2000);
+            Thread[index] = Environment.CurrentManagedThreadId;
+        }
+    }
+
+    struct ThrowingTask : IParallelTask
+    {
+        public void Execute(int index)
+        {
+            if (index == 5) throw new InvalidOperationException("task 5 failed");
+        }
+    }
+
+    [Fact]
+    public void AnExceptionInATaskReachesTheCallerAndThePoolStillWorks()
+    {
+        using var pool = new KernelPool(2);
+        var t = new ThrowingTask();
+        var e = Assert.Throws<AggregateException>(() => pool.Run(16, ref t));
+        Assert.Contains("task 5 failed", e.InnerException!.Message);
+        var hits = new int[8];
+        unsafe
+        {
+            fixed (int* h = hits)
+            {
+                int* ids = stackalloc int[8];
+                var ok = new FillTask { Hits = h, Thread = ids };
+                pool.Run(8, ref ok);
+            }
+        }
+        Assert.All(hits, x => Assert.Equal(1, x));
+    }
+
+    unsafe struct NestedTask : IParallelTask
+    {
+        public KernelPool Pool;
+        public int* Hits;
+        public void Execute(int index)
+        {
+            var inner = new FillTask { Hits = Hits + index * 4, Thread = Hits + 64 + index * 4 };
+            Pool.Run(4, ref inner);
+        }
+    }
+
+    [Fact]
+    public unsafe void NestedDispatchRunsInlineWithoutDeadlock()
+    {
+        using var pool = new KernelPool(2);
+        var hits = new int[128];
+        fixed (int* h = hits)
+        {
+            var task = new NestedTask { Pool = pool, Hits = h };
+            pool.Run(16, ref task);
+        }
+        Assert.All(hits.Take(64), x => Assert.Equal(1, x));
+    }
+
+    [Fact]
+    public void PartitionRangesCoverEveryItemOnce()
+    {
+        foreach (var (n, tasks) in new[] { (0, 1), (1, 1), (7, 3), (100, 8), (5, 8) })
+        {
+            int next = 0;
+            for (int i = 0; i < tasks; i++)
+            {
+                var (s, e) = Partition.Range(n, tasks, i);
+                Assert.Equal(next, s);
+                Assert.True(e >= s);
+                next = e;
+            }
+            Assert.Equal(n, next);
+        }
+    }
+}
