@@ -1,0 +1,150 @@
+using System.Text.Json;
+using Encore.Autograd.Optim;
+using Encore.Tensors;
+
+namespace Encore.Autograd.Tests;
+
+/// <summary>Optimizer trajectories against PyTorch (tools/reference/optimizers.py).</summary>
+public class OptimizerTests
+{
+    sealed record Fixture(
+        Dictionary<string, int[]> Shapes,
+        Dictionary<string, float[]> Init,
+        Dictionary<string, float[]>[] Grads,
+        double[] Lrs,
+        Dictionary<string, Dictionary<string, float[]>[]> Cases);
+
+    static readonly Fixture F = JsonSerializer.Deserialize<Fixture>(
+        File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "optimizers.json")),
+        new JsonSerializerOptions { PropertyNameCaseInsensitive = true })!;
+
+    static Parameter[] MakeParameters() =>
+        F.Shapes.Select(kv => new Parameter(kv.Key, Tensor.FromArray((float[])F.Init[kv.Key].Clone(), kv.Value))).ToArray();
+
+    static void Follow(string name, Func<Parameter[], Optimizer> make, bool useLrs, double tol)
+    {
+        var ps = MakeParameters();
+        using var opt = make(ps);
+        var expected = F.Cases[name];
+        for (int step = 0; step < expected.Length; step++)
+        {
+            if (useLrs) opt.LearningRate = F.Lrs[step];
+            opt.ZeroGrad();
+            foreach (var p in ps) p.AccumulateGrad(F.Grads[step][p.Name]);
+            opt.Update();
+            foreach (var p in ps)
+            {
+                var got = p.Value.ToFloatArray();
+                var want = expected[step][p.Name];
+                for (int i = 0; i < want.Length; i++)
+                    Assert.True(Math.Abs(got[i] - want[i]) <= tol * (1 + Math.Abs(want[i])),
+                        $"{name} step {step + 1} {p.Name}[{i}]: {got[i]} vs PyTorch {want[i]}");
+            }
+        }
+        foreach (var p in ps) p.Dispose();
+    }
+
+    [Fact]
+    public void AdamWMatchesPyTorch() =>
+        Follow("adamw", ps => new AdamW(ps, new AdamWOptions { WeightDecay = 0.1 }), useLrs: true, tol: 2e-6);
+
+    [Fact]
+    public void SgdMomentumMatchesPyTorch() =>
+        Follow("sgd_momentum", ps => new Sgd(ps, new SgdOptions { WeightDecay = 0.01 }), useLrs: true, tol: 2e-6);
+
+    [Fact]
+    public void SgdNesterovMatchesPyTorch() =>
+        Follow("sgd_nesterov", ps => new Sgd(ps, new SgdOptions { WeightDecay = 0.01, Nesterov = true }), useLrs: true, tol: 2e-6);
+
+    [Fact]
+    public void AdafactorWithExternalLearningRateMatchesTransformers() =>
+        Follow("adafactor_external_lr", ps => new Adafactor(ps), useLrs: true, tol: 1e-5);
+
+    [Fact]
+    public void AdafactorWithRelativeStepAndMomentumMatchesTransformers() =>
+        Follow("adafactor_relative", ps => new Adafactor(ps, new AdafactorOptions
+        {
+            RelativeStep = true, ScaleParameter = true, Beta1 = 0.9, WeightDecay = 0.01,
+        }), useLrs: false, tol: 1e-5);
+
+    [Fact]
+    public void AdamWFirstStepIsSignTimesLearningRate()
+    {
+        // With bias correction the first Adam step is lr·g/(|g| + ε') ≈ lr·sign(g).
+        using var p = new Parameter("w", Tensor.FromArray(new float[] { 1, 1, 1, 1 }, 2, 2));
+        p.AccumulateGrad([0.5f, -2f, 1e-3f, -7f]);
+        using var opt = new AdamW([p], new AdamWOptions { WeightDecay = 0 }) { LearningRate = 0.1 };
+        opt.Update();
+        var w = p.Value.ToFloatArray();
+        Assert.Equal(new[] { 0.9f, 1.1f, 0.9f, 1.1f }, w.Select(x => MathF.Round(x, 5)).ToArray());
+    }
+
+    [Fact]
+    public void StateRoundTripsAndResumedTrajectoryIsBitIdentical()
+    {
+        var a = MakeParameters();
+        var b = MakeParameters();
+        using var optA = new AdamW(a);
+        using var optB = new AdamW(b);
+        void Step(Optimizer o, Parameter[] ps, int i)
+        {
+            o.LearningRate = F.Lrs[i];
+            o.ZeroGrad();
+            foreach (var p in ps) p.AccumulateGrad(F.Grads[i][p.Name]);
+            o.Update();
+        }
+        for (int i = 0; i < 2; i++) { Step(optA, a, i); Step(optB, b, i); }
+        // Restart B from A's state into a fresh optimizer and continue both.
+        var (step, state) = optA.SaveState();
+        using var optC = new AdamW(b);
+        optC.LoadState(step, state);
+        for (int i = 2; i < 5; i++) { Step(optA, a, i); Step(optC, b, i); }
+        for (int k = 0; k < a.Length; k++)
+            Assert.Equal(a[k].Value.ToFloatArray(), b[k].Value.ToFloatArray());
+        Assert.Throws<ArgumentException>(() => optC.LoadState(1, new Dictionary<string, Tensor> { ["nope.exp_avg"] = Tensor.Zeros(DType.F32, 1) }));
+    }
+
+    [Fact]
+    public void NormsAndBiasesAreNotDecayedByDefault()
+    {
+        using var gain = new Parameter("ln.weight", Tensor.FromArray(new float[] { 1, 1 }, 2));
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 1, 1 }, 1, 2));
+        Assert.False(gain.Decay);
+        Assert.True(w.Decay);
+    }
+}
+
+public class ScheduleAndClipTests
+{
+    [Fact]
+    public void WarmupThenCosineHitsTheKnownPoints()
+    {
+        var s = new LrSchedule { Peak = 1.0, WarmupSteps = 10, TotalSteps = 110, Decay = LrDecay.Cosine };
+        Assert.Equal(0.0, s.At(1), 12);          // HF: lr_lambda(0) = 0
+        Assert.Equal(0.5, s.At(6), 12);          // halfway through warm-up
+        Assert.Equal(1.0, s.At(11), 12);         // peak right after warm-up
+        Assert.Equal(0.5, s.At(61), 12);         // cos(π/2): half
+        Assert.Equal(0.0, s.At(111), 12);
+        var lin = s with { Decay = LrDecay.Linear, MinRatio = 0.1 };
+        Assert.Equal(0.55, lin.At(61), 12);
+        var inv = s with { Decay = LrDecay.InverseSqrt };
+        Assert.Equal(Math.Sqrt(10.0 / 40), inv.At(41), 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.At(0));
+    }
+
+    [Fact]
+    public void ClipGlobalNormScalesAllGradientsTogether()
+    {
+        using var a = new Parameter("a", Tensor.FromArray(new float[] { 0, 0 }, 1, 2));
+        using var b = new Parameter("b", Tensor.FromArray(new float[] { 0 }, 1));
+        a.AccumulateGrad([3, 0]);
+        b.AccumulateGrad([4]);
+        double norm = GradClip.ClipGlobalNorm([a, b], 1.0);
+        Assert.Equal(5.0, norm, 12);
+        Assert.Equal(0.6f, a.Grad!.ToFloatArray()[0], 5);
+        Assert.Equal(0.8f, b.Grad!.ToFloatArray()[0], 5);
+        // Below the threshold nothing changes.
+        Assert.Equal(1.0, GradClip.ClipGlobalNorm([a, b], 10.0), 5);
+        Assert.Equal(0.6f, a.Grad!.ToFloatArray()[0], 5);
+    }
+}
