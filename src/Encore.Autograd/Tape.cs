@@ -1,0 +1,125 @@
+using Encore.Tensors;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Autograd;
+
+/// <summary>
+/// Records operations for reverse-mode differentiation. Ops check <see cref="Current"/> (one
+/// thread-static read): with no tape they only compute, so inference pays nothing for autograd.
+/// Each op that produces a var needing a gradient appends its backward step; the list is a
+/// topological order by construction, so <see cref="Backward"/> runs it in reverse.
+/// The tape owns every var made while it is current and frees them when disposed: one training
+/// step = one tape, and its activations are released as soon as the step is done.
+/// </summary>
+public sealed class Tape : IDisposable
+{
+    [ThreadStatic] static Tape? s_current;
+
+    readonly Tape? _previous;
+    readonly List<Action> _backward = [];
+    readonly List<Var> _owned = [];
+    bool _disposed;
+
+    Tape()
+    {
+        _previous = s_current;
+        s_current = this;
+    }
+
+    /// <summary>The tape recording on this thread, or null.</summary>
+    public static Tape? Current => s_current;
+
+    /// <summary>Starts recording on this thread until the tape is disposed.</summary>
+    public static Tape Record() => new();
+
+    /// <summary>Backward steps recorded so far.</summary>
+    public int Count => _backward.Count;
+
+    internal void Own(Var v) => _owned.Add(v);
+
+    /// <summary>
+    /// Makes the output var of an op: owned by the current tape (or by the caller when none), and
+    /// requiring a gradient when any input does and a tape records — then <paramref name="backward"/>
+    /// is recorded. The backward reads the output's gradient through <see cref="Var.Grad"/>.
+    /// </summary>
+    public static Var Output(Tensor value, ReadOnlySpan<Var> inputs, Action<Var>? backward)
+    {
+        var tape = s_current;
+        bool requires = false;
+        if (tape != null)
+            foreach (var i in inputs) requires |= i.RequiresGrad;
+        var output = new Var(value, requires, parameter: null, ownsValue: true);
+        if (tape != null)
+        {
+            tape._owned.Add(output);
+            if (requires && backward != null) tape._backward.Add(() =>
+            {
+                if (output.Grad != null) backward(output);
+            });
+        }
+        return output;
+    }
+
+    /// <summary>
+    /// Back-propagates from <paramref name="loss"/> (a scalar, or any shape with the seed gradient
+    /// <paramref name="seed"/>, default all ones), accumulating into every var's and parameter's
+    /// gradient. Recording stops during the pass. Can be called once per tape.
+    /// </summary>
+    public void Backward(Var loss, float seed = 1f)
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(Tape));
+        if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any trainable parameter recorded on this tape");
+        var g = loss.GradBuffer().AsSpan<float>();
+        g.Fill(seed);
+        var saved = s_current;
+        s_current = null;
+        try
+        {
+            for (int i = _backward.Count - 1; i >= 0; i--)
+            {
+                _backward[i]();
+                _backward[i] = null!;
+            }
+        }
+        finally
+        {
+            s_current = saved;
+            _backward.Clear();
+        }
+    }
+
+    /// <summary>Stops recording and frees every var made under this tape.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (s_current == this) s_current = _previous;
+        foreach (var v in _owned) v.Dispose();
+        _owned.Clear();
+        _backward.Clear();
+    }
+
+    /// <summary>Runs <paramref name="body"/> with recording off (nested inside a tape: its vars are still owned by nobody).</summary>
+    public static T NoGrad<T>(Func<T> body)
+    {
+        var saved = s_current;
+        s_current = null;
+        try { return body(); }
+        finally { s_current = saved; }
+    }
+}
+
+/// <summary>Adds into a var's gradient.</summary>
+internal static class GradExtensions
+{
+    /// <summary>The gradient span to accumulate into, or empty when the var needs none.</summary>
+    public static Span<float> GradSpan(this Var v) => v.RequiresGrad ? v.GradBuffer().AsSpan<float>() : default;
+
+    /// <summary>The output gradient as a read-only span.</summary>
+    public static ReadOnlySpan<float> OutGrad(this Var v) => v.Grad!.AsReadOnlySpan<float>();
+
+    /// <summary>The value as a read-only span (must be F32 contiguous).</summary>
+    public static ReadOnlySpan<float> Data(this Var v) => v.Value.AsReadOnlySpan<float>();
+
+    public static Tensor NewLike(this Var v, params int[] shape) => Tensor.Empty(DType.F32, shape.Length == 0 ? v.Value.Shape.ToArray() : shape);
+}

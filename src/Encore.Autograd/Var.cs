@@ -1,0 +1,73 @@
+using Encore.Tensors;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Autograd;
+
+/// <summary>
+/// A value in a computation: a tensor, and — when a <see cref="Tape"/> records and the value
+/// depends on a trainable <see cref="Parameter"/> — a gradient filled in by <see cref="Tape.Backward"/>.
+/// Vars made while a tape is active belong to it and are disposed with it; vars made outside a tape
+/// belong to the caller. A var of a parameter shares the parameter's tensors.
+/// </summary>
+public sealed class Var : IDisposable
+{
+    readonly bool _ownsValue;
+    Tensor? _grad;
+
+    internal Var(Tensor value, bool requiresGrad, Parameter? parameter, bool ownsValue)
+    {
+        Value = value;
+        RequiresGrad = requiresGrad;
+        Parameter = parameter;
+        _ownsValue = ownsValue;
+    }
+
+    /// <summary>The value.</summary>
+    public Tensor Value { get; }
+
+    /// <summary>True when a gradient flows back into this value (it depends on a trainable parameter).</summary>
+    public bool RequiresGrad { get; }
+
+    /// <summary>The parameter this var reads, for leaves.</summary>
+    public Parameter? Parameter { get; }
+
+    /// <summary>Shape of the value.</summary>
+    public ReadOnlySpan<int> Shape => Value.Shape;
+
+    /// <summary>The gradient accumulated by backward, or null when none reached this var.</summary>
+    public Tensor? Grad => Parameter != null ? Parameter.Grad : _grad;
+
+    /// <summary>A constant (no gradient). Inside a tape the tape owns it; outside, the caller does.</summary>
+    public static Var Constant(Tensor value, bool owned = true)
+    {
+        var v = new Var(value, requiresGrad: false, parameter: null, ownsValue: owned);
+        Tape.Current?.Own(v);
+        return v;
+    }
+
+    /// <summary>The var of a parameter (a leaf); it requires a gradient when the parameter is trainable and a tape records.</summary>
+    public static Var Of(Parameter p)
+    {
+        var v = new Var(p.Value, requiresGrad: p.Trainable && Tape.Current != null, parameter: p, ownsValue: false);
+        Tape.Current?.Own(v);
+        return v;
+    }
+
+    /// <summary>The gradient buffer, allocated zero-filled on first use (a parameter's own buffer for leaves).</summary>
+    internal Tensor GradBuffer()
+    {
+        if (Parameter != null) return Parameter.GradBuffer();
+        return _grad ??= Tensor.Zeros(DType.F32, Value.Shape.ToArray());
+    }
+
+    /// <summary>Frees the value (when owned) and the gradient.</summary>
+    public void Dispose()
+    {
+        if (_ownsValue) Value.Dispose();
+        _grad?.Dispose();
+        _grad = null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"Var {Value.Describe()}{(RequiresGrad ? " (grad)" : "")}";
+}

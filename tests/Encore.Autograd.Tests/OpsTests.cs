@@ -1,0 +1,148 @@
+using Encore.Tensors;
+
+namespace Encore.Autograd.Tests;
+
+public class OpsTests
+{
+    [Fact]
+    public void LinearGradientsAreTheHandDerivedProducts()
+    {
+        // y = x·Wᵀ + b with x = [[1, 2]], W = [[3, 4], [5, 6]], b = [1, -1]: y = [[12, 16]].
+        // Loss = Σ y ⊙ [1, 10]: dW = dyᵀx = [[1, 2], [10, 20]], db = [1, 10], dx = dy·W = [53, 64].
+        using var x = new Parameter("x", Tensor.FromArray(new float[] { 1, 2 }, 1, 2));
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 3, 4, 5, 6 }, 2, 2));
+        using var b = new Parameter("b", Tensor.FromArray(new float[] { 1, -1 }, 2));
+        using var weights = new Parameter("s", Tensor.FromArray(new float[] { 1, 10 }, 1, 2)) { Trainable = false };
+        using (var tape = Tape.Record())
+        {
+            var y = Ops.Linear(Var.Of(x), Var.Of(w), Var.Of(b));
+            Assert.Equal(new float[] { 12, 16 }, y.Value.ToFloatArray());
+            var loss = Ops.Mul(y, Var.Of(weights));
+            tape.Backward(loss);
+        }
+        Assert.Equal(new float[] { 1, 2, 10, 20 }, w.Grad!.ToFloatArray());
+        Assert.Equal(new float[] { 1, 10 }, b.Grad!.ToFloatArray());
+        Assert.Equal(new float[] { 53, 64 }, x.Grad!.ToFloatArray());
+        Assert.Null(weights.Grad);
+    }
+
+    [Fact]
+    public void LinearAndMatMulMatchFiniteDifferences()
+    {
+        var rng = new Random(1);
+        var x = GradCheck.Random("x", rng, 2, 3, 5);
+        var w = GradCheck.Random("w", rng, 4, 5);
+        var b = GradCheck.Random("b", rng, 4);
+        var m = GradCheck.Random("m", rng, 2, 4, 3);
+        var mt = GradCheck.Random("mt", rng, 2, 6, 3);
+        GradCheck.Check([x, w, b, m, mt], v =>
+        {
+            var y = Ops.Linear(v[0], v[1], v[2]);                 // (2, 3, 4)
+            var z = Ops.MatMul(y, v[3]);                          // (2, 3, 3)
+            var u = Ops.MatMul(z, v[4], transposeB: true);        // (2, 3, 6)
+            return Ops.CrossEntropy(Ops.Reshape(u, 6, 6), [0, 5, 2, 3, -100, 1]);
+        });
+    }
+
+    [Fact]
+    public void ElementwiseOpsMatchFiniteDifferences()
+    {
+        var rng = new Random(2);
+        var a = GradCheck.Random("a", rng, 3, 4);
+        var b = GradCheck.Random("b", rng, 3, 4);
+        var bias = GradCheck.Random("bias", rng, 4);
+        GradCheck.Check([a, b, bias], v =>
+            Ops.CrossEntropy(Ops.AddBias(Ops.Scale(Ops.Add(Ops.Mul(v[0], v[1]), v[0]), 1.5f), v[2]), [1, 2, 3]));
+    }
+
+    [Fact]
+    public void CrossEntropyMatchesTheHandComputedValueWithSmoothingAndIgnore()
+    {
+        // Row 0: logits [0, ln 3] → p = [1/4, 3/4]; target 1: −ln(3/4).
+        // With ε = 0.2: 0.8·(−ln ¾) + 0.2·mean(−ln ¼, −ln ¾). Row 1 is ignored.
+        using var tape = Tape.Record();
+        using var logits = new Parameter("l", Tensor.FromArray(new float[] { 0, MathF.Log(3), 5, 5 }, 2, 2));
+        var loss = Ops.CrossEntropy(Var.Of(logits), [1, -100], new CrossEntropyOptions { LabelSmoothing = 0.2f });
+        double expected = 0.8 * -Math.Log(0.75) + 0.2 * 0.5 * (-Math.Log(0.25) - Math.Log(0.75));
+        Assert.Equal(expected, loss.Value.ToFloatArray()[0], 5);
+        tape.Backward(loss);
+        var g = logits.Grad!.ToFloatArray();
+        // d/dlogit = p − (0.8·onehot + 0.1): [0.25 − 0.1, 0.75 − 0.9]; the ignored row gets nothing.
+        Assert.Equal(0.15f, g[0], 5);
+        Assert.Equal(-0.15f, g[1], 5);
+        Assert.Equal(0f, g[2]);
+        Assert.Equal(0f, g[3]);
+    }
+
+    [Fact]
+    public void CrossEntropyRejectsTargetsOutsideTheVocabulary()
+    {
+        using var l = Var.Constant(Tensor.Zeros(DType.F32, 2, 3));
+        var e = Assert.Throws<ArgumentException>(() => Ops.CrossEntropy(l, [0, 3]));
+        Assert.Contains("target 3", e.Message);
+    }
+
+    [Fact]
+    public void KlDivergenceIsZeroForEqualLogitsAndMatchesFiniteDifferences()
+    {
+        using (var tape = Tape.Record())
+        {
+            var s = Var.Constant(Tensor.FromArray(new float[] { 1, 2, 3 }, 1, 3));
+            var t = Var.Constant(Tensor.FromArray(new float[] { 1, 2, 3 }, 1, 3));
+            Assert.Equal(0f, Ops.KlDivergence(s, t, 2f).Value.ToFloatArray()[0], 6);
+        }
+        var rng = new Random(3);
+        var student = GradCheck.Random("s", rng, 4, 5);
+        var teacher = GradCheck.Random("t", rng, 4, 5);
+        teacher.Trainable = false;
+        GradCheck.Check([student, teacher], v => Ops.KlDivergence(v[0], v[1], 2f, [true, false, true, true]));
+        // Hand value: τ = 1, p_T = [½, ½], p_S = softmax([0, ln 3]) = [¼, ¾]:
+        // KL = ½ ln(½/¼) + ½ ln(½/¾) = ½ ln 2 + ½ ln ⅔.
+        using var tape2 = Tape.Record();
+        var kl = Ops.KlDivergence(Var.Constant(Tensor.FromArray(new float[] { 0, MathF.Log(3) }, 1, 2)),
+            Var.Constant(Tensor.FromArray(new float[] { 0, 0 }, 1, 2)), 1f);
+        Assert.Equal(0.5 * Math.Log(2) + 0.5 * Math.Log(2.0 / 3), kl.Value.ToFloatArray()[0], 5);
+    }
+
+    [Fact]
+    public void GradientsAccumulateAcrossMicroBatchesUntilZeroed()
+    {
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 2 }, 1, 1));
+        for (int i = 0; i < 3; i++)
+        {
+            using var tape = Tape.Record();
+            var x = Var.Constant(Tensor.FromArray(new float[] { 1 }, 1, 1));
+            tape.Backward(Ops.Linear(x, Var.Of(w)));
+        }
+        Assert.Equal(3f, w.Grad!.ToFloatArray()[0]);
+        w.ZeroGrad();
+        Assert.Equal(0f, w.Grad!.ToFloatArray()[0]);
+    }
+
+    [Fact]
+    public void WithoutATapeNothingIsRecordedAndVarsBelongToTheCaller()
+    {
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 2 }, 1, 1));
+        using var x = Var.Constant(Tensor.FromArray(new float[] { 3 }, 1, 1));
+        using var y = Ops.Linear(x, Var.Of(w));
+        Assert.False(y.RequiresGrad);
+        Assert.Equal(6f, y.Value.ToFloatArray()[0]);
+        Assert.Null(Tape.Current);
+    }
+
+    [Fact]
+    public void DisposingTheTapeReleasesItsActivations()
+    {
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 2, 1 }, 1, 2));
+        Var y;
+        using (var tape = Tape.Record())
+        {
+            var x = Var.Constant(Tensor.FromArray(new float[] { 3, 4 }, 1, 2));
+            y = Ops.Linear(x, Var.Of(w));
+            tape.Backward(y);
+        }
+        Assert.True(y.Value.Storage.IsReleased);
+        Assert.False(w.Value.Storage.IsReleased);
+        Assert.Equal(new float[] { 3, 4 }, w.Grad!.ToFloatArray());
+    }
+}
