@@ -1,0 +1,407 @@
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Kernels;
+
+// The forward pass has two shapes of work.
+// Tile path (prefill, training): a tile is one register of query rows (16 at Vector512). Q is
+// transposed once per tile into (hd, rows), so scores of one key against all the tile's rows are a
+// register: S[j, rows] = Σ_d K[j, d]·Qᵀ[d, rows], a broadcast-FMA loop with no horizontal sums.
+// The running max, denominator and rescale are registers too, and the accumulator is kept as
+// Oᵀ (hd, rows) so O·α + Pᵀ·V is the same broadcast-FMA loop. This is FlashAttention-2's loop
+// nest (query tile outer, key blocks inner) with the tile turned on its side to suit SIMD on CPU.
+// Row path (decoding, T small): with fewer query rows than lanes a tile would waste most of the
+// register, so each row is a GEMV-like pass: dot products along hd against 4 keys at once, then
+// p·V accumulated along hd.
+public static unsafe partial class Attention
+{
+    static void RunForward(ref AttentionProblem p, SimdWidth width)
+    {
+        if ((long)p.B * p.H * p.T == 0) return;
+        int lanes = Lanes(width);
+        bool rowPath = 2 * p.T < lanes;
+        int tilesPerHead = rowPath ? p.T : (p.T + lanes - 1) / lanes;
+        int units = p.B * p.H * tilesPerHead;
+        long work = (long)p.B * p.H * p.T * Math.Max(p.S, 1) * p.Hd;
+        int tasks = Math.Min(units, Partition.Tasks(work, 1 << 16, KernelPool.Default));
+        var task = new ForwardTask { P = p, Width = width, RowPath = rowPath, TilesPerHead = tilesPerHead, Units = units, Tasks = tasks };
+        KernelPool.Default.Run(tasks, ref task);
+    }
+
+    internal static int Lanes(SimdWidth width) => width switch
+    {
+        SimdWidth.V512 => 16,
+        SimdWidth.V256 => 8,
+        SimdWidth.V128 => 4,
+        _ => 1,
+    };
+
+    struct ForwardTask : IParallelTask
+    {
+        public AttentionProblem P;
+        public SimdWidth Width;
+        public bool RowPath;
+        public int TilesPerHead, Units, Tasks;
+
+        public void Execute(int index)
+        {
+            var (start, end) = Partition.Range(Units, Tasks, index);
+            int lanes = Lanes(Width);
+            int bk = P.KeyBlock;
+            long scratchFloats = RowPath
+                ? RoundUp(bk, lanes) + P.Hd
+                : 2L * P.Hd * lanes + (long)bk * lanes + 3L * lanes;
+            float* scratch = AttentionScratch.Get(scratchFloats);
+            for (int u = start; u < end; u++)
+            {
+                int tile = u % TilesPerHead;
+                int bh = u / TilesPerHead;
+                int b = bh / P.H, h = bh % P.H;
+                if (RowPath)
+                {
+                    switch (Width)
+                    {
+                        case SimdWidth.V512: ForwardRow<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, tile, scratch); break;
+                        case SimdWidth.V256: ForwardRow<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, tile, scratch); break;
+                        case SimdWidth.V128: ForwardRow<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, tile, scratch); break;
+                        default: ForwardRow<AttentionScalar, float>(P, b, h, tile, scratch); break;
+                    }
+                }
+                else
+                {
+                    int i0 = tile * lanes;
+                    switch (Width)
+                    {
+                        case SimdWidth.V512: ForwardTile<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, i0, scratch); break;
+                        case SimdWidth.V256: ForwardTile<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, i0, scratch); break;
+                        case SimdWidth.V128: ForwardTile<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, i0, scratch); break;
+                        default: ForwardTile<AttentionScalar, float>(P, b, h, i0, scratch); break;
+                    }
+                }
+            }
+        }
+    }
+
+    static int RoundUp(int n, int m) => (n + m - 1) / m * m;
+
+    // ---- tile path ---------------------------------------------------------------------------
+
+    static void ForwardTile<TIsa, TV>(in AttentionProblem p, int b, int h, int i0, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
+        int n = Math.Min(c, p.T - i0);
+        int kvh = h / p.Group;
+        float* qt = scratch;                      // (hd, c)  Qᵀ of the tile
+        float* ot = qt + (long)hd * c;            // (hd, c)  Oᵀ accumulator
+        float* st = ot + (long)hd * c;            // (bk, c)  scores, then probabilities
+        float* pos = st + (long)bk * c;           // (c)      absolute query positions
+        float* mOut = pos + c, lOut = mOut + c;   // (c)      final max and denominator
+
+        for (int r = 0; r < c; r++)
+        {
+            if (r < n)
+            {
+                float* qr = p.Row(p.Q, p.Qs, b, h, i0 + r);
+                for (int d = 0; d < hd; d++) qt[d * c + r] = qr[d];
+            }
+            else
+            {
+                for (int d = 0; d < hd; d++) qt[d * c + r] = 0;
+            }
+            pos[r] = (float)((long)i0 + r + p.Offset);
+        }
+        new Span<float>(ot, hd * c).Clear();
+
+        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
+        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
+        long ksp = p.Ks.Position, vsp = p.Vs.Position;
+        int keyEnd = p.KeyEnd(b, i0 + n - 1);   // the tile's last row sees the most keys
+        TV negInf = TIsa.Splat(float.NegativeInfinity);
+        TV scale = TIsa.Splat(p.Scale);
+        TV posV = TIsa.Load(pos);
+        TV m = negInf, l = TIsa.Zero;
+
+        for (int kb = 0; kb < keyEnd; kb += bk)
+        {
+            int nk = Math.Min(bk, keyEnd - kb);
+            TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
+
+            if (p.Bias != null)
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    float* br = p.BiasRow(b, h, i0 + r) + kb;
+                    for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
+                }
+            }
+            if (p.Alibi != null)
+            {
+                TV slope = TIsa.Splat(p.Alibi[h]);
+                for (int j = 0; j < nk; j++)
+                {
+                    float* sj = st + j * c;
+                    TIsa.Store(sj, TIsa.Add(TIsa.Load(sj), TIsa.Mul(slope, TIsa.Sub(TIsa.Splat(kb + j), posV))));
+                }
+            }
+            if (p.KeyMask != null)
+            {
+                byte* km = p.KeyMask + (long)b * p.S + kb;
+                for (int j = 0; j < nk; j++)
+                    if (km[j] == 0) TIsa.Store(st + j * c, negInf);
+            }
+            if (p.Causal)
+            {
+                // Only keys past the tile's first row's position are hidden from some rows: at most c of them.
+                long firstPos = (long)i0 + p.Offset;
+                for (long j = Math.Max(0, firstPos + 1 - kb); j < nk; j++)
+                {
+                    long key = kb + j;
+                    for (int r = 0; r < n; r++)
+                        if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
+                }
+            }
+
+            TV blockMax = negInf;
+            for (int j = 0; j < nk; j++) blockMax = TIsa.Max(blockMax, TIsa.Load(st + j * c));
+            TV mNew = TIsa.Max(m, blockMax);
+            TV origin = TIsa.Origin(mNew);
+            TV alpha = TIsa.Exp(TIsa.Sub(m, origin));
+            TV rowSum = TIsa.Zero;
+            for (int j = 0; j < nk; j++)
+            {
+                TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(st + j * c), origin));
+                TIsa.Store(st + j * c, e);
+                rowSum = TIsa.Add(rowSum, e);
+            }
+            l = TIsa.MulAdd(l, alpha, rowSum);
+            m = mNew;
+            TileAccumulate<TIsa, TV>(ot, st, vBase + kb * vsp, vsp, nk, hd, alpha);
+        }
+
+        TV inv = TIsa.ReciprocalOrZero(l);
+        for (int d = 0; d < hd; d++) TIsa.Store(ot + d * c, TIsa.Mul(TIsa.Load(ot + d * c), inv));
+        for (int r = 0; r < n; r++)
+        {
+            float* orow = p.Row(p.O, p.Os, b, h, i0 + r);
+            for (int d = 0; d < hd; d++) orow[d] = ot[d * c + r];
+        }
+        if (p.Lse != null)
+        {
+            TIsa.Store(mOut, m);
+            TIsa.Store(lOut, l);
+            float* lse = p.Lse + ((long)b * p.H + h) * p.T + i0;
+            for (int r = 0; r < n; r++) lse[r] = LogSumExp(mOut[r], lOut[r]);
+        }
+    }
+
+    static float LogSumExp(float m, float l) => l > 0 ? m + MathF.Log(l) : float.NegativeInfinity;
+
+    /// <summary>st[j, :] = scale · Σ_d K[j, d]·Qᵀ[d, :], four keys per pass so each Qᵀ load feeds four FMAs.</summary>
+    static void TileScores<TIsa, TV>(float* qt, float* k, long ksp, int nk, int hd, float* st, TV scale)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, j = 0;
+        for (; j + 4 <= nk; j += 4)
+        {
+            float* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
+            TV a0 = TIsa.Zero, a1 = TIsa.Zero, a2 = TIsa.Zero, a3 = TIsa.Zero;
+            for (int d = 0; d < hd; d++)
+            {
+                TV qv = TIsa.Load(qt + d * c);
+                a0 = TIsa.MulAdd(TIsa.Splat(k0[d]), qv, a0);
+                a1 = TIsa.MulAdd(TIsa.Splat(k1[d]), qv, a1);
+                a2 = TIsa.MulAdd(TIsa.Splat(k2[d]), qv, a2);
+                a3 = TIsa.MulAdd(TIsa.Splat(k3[d]), qv, a3);
+            }
+            TIsa.Store(st + j * c, TIsa.Mul(a0, scale));
+            TIsa.Store(st + (j + 1) * c, TIsa.Mul(a1, scale));
+            TIsa.Store(st + (j + 2) * c, TIsa.Mul(a2, scale));
+            TIsa.Store(st + (j + 3) * c, TIsa.Mul(a3, scale));
+        }
+        for (; j < nk; j++)
+        {
+            float* k0 = k + j * ksp;
+            TV a0 = TIsa.Zero;
+            for (int d = 0; d < hd; d++) a0 = TIsa.MulAdd(TIsa.Splat(k0[d]), TIsa.Load(qt + d * c), a0);
+            TIsa.Store(st + j * c, TIsa.Mul(a0, scale));
+        }
+    }
+
+    /// <summary>Oᵀ[d, :] = α·Oᵀ[d, :] + Σ_j V[j, d]·P[j, :], four head-dim rows per pass.</summary>
+    static void TileAccumulate<TIsa, TV>(float* ot, float* pt, float* v, long vsp, int nk, int hd, TV alpha)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, d = 0;
+        for (; d + 4 <= hd; d += 4)
+        {
+            TV o0 = TIsa.Mul(TIsa.Load(ot + d * c), alpha);
+            TV o1 = TIsa.Mul(TIsa.Load(ot + (d + 1) * c), alpha);
+            TV o2 = TIsa.Mul(TIsa.Load(ot + (d + 2) * c), alpha);
+            TV o3 = TIsa.Mul(TIsa.Load(ot + (d + 3) * c), alpha);
+            float* vr = v + d;
+            for (int j = 0; j < nk; j++, vr += vsp)
+            {
+                TV pj = TIsa.Load(pt + j * c);
+                o0 = TIsa.MulAdd(TIsa.Splat(vr[0]), pj, o0);
+                o1 = TIsa.MulAdd(TIsa.Splat(vr[1]), pj, o1);
+                o2 = TIsa.MulAdd(TIsa.Splat(vr[2]), pj, o2);
+                o3 = TIsa.MulAdd(TIsa.Splat(vr[3]), pj, o3);
+            }
+            TIsa.Store(ot + d * c, o0);
+            TIsa.Store(ot + (d + 1) * c, o1);
+            TIsa.Store(ot + (d + 2) * c, o2);
+            TIsa.Store(ot + (d + 3) * c, o3);
+        }
+        for (; d < hd; d++)
+        {
+            TV o0 = TIsa.Mul(TIsa.Load(ot + d * c), alpha);
+            float* vr = v + d;
+            for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(vr[0]), TIsa.Load(pt + j * c), o0);
+            TIsa.Store(ot + d * c, o0);
+        }
+    }
+
+    // ---- row path ----------------------------------------------------------------------------
+
+    static void ForwardRow<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
+        int kvh = h / p.Group;
+        float* sc = scratch;                          // (bk rounded up to c) scores, then probabilities
+        float* acc = scratch + RoundUp(bk, c);        // (hd) output accumulator
+        new Span<float>(acc, hd).Clear();
+
+        float* q = p.Row(p.Q, p.Qs, b, h, t);
+        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
+        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
+        long ksp = p.Ks.Position, vsp = p.Vs.Position;
+        int keyEnd = p.KeyEnd(b, t);
+        float qPos = (float)((long)t + p.Offset);
+        float m = float.NegativeInfinity, l = 0;
+
+        for (int kb = 0; kb < keyEnd; kb += bk)
+        {
+            int nk = Math.Min(bk, keyEnd - kb);
+            RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
+            if (p.Bias != null)
+            {
+                float* br = p.BiasRow(b, h, t) + kb;
+                for (int j = 0; j < nk; j++) sc[j] += br[j];
+            }
+            if (p.Alibi != null)
+            {
+                float slope = p.Alibi[h];
+                for (int j = 0; j < nk; j++) sc[j] += slope * ((float)(kb + j) - qPos);
+            }
+            if (p.KeyMask != null)
+            {
+                byte* km = p.KeyMask + (long)b * p.S + kb;
+                for (int j = 0; j < nk; j++)
+                    if (km[j] == 0) sc[j] = float.NegativeInfinity;
+            }
+            int nkPad = RoundUp(nk, c);
+            for (int j = nk; j < nkPad; j++) sc[j] = float.NegativeInfinity;
+
+            TV mv = TIsa.Splat(float.NegativeInfinity);
+            for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
+            float mNew = Math.Max(m, TIsa.MaxAcross(mv));
+            float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
+            float alpha = MathF.Exp(m - origin);
+            TV originV = TIsa.Splat(origin);
+            TV sum = TIsa.Zero;
+            for (int j = 0; j < nkPad; j += c)
+            {
+                TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
+                TIsa.Store(sc + j, e);
+                sum = TIsa.Add(sum, e);
+            }
+            l = l * alpha + TIsa.Sum(sum);
+            m = mNew;
+            RowAccumulate<TIsa, TV>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
+        }
+
+        float inv = l > 0 ? 1 / l : 0;
+        float* orow = p.Row(p.O, p.Os, b, h, t);
+        for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
+        if (p.Lse != null) p.Lse[((long)b * p.H + h) * p.T + t] = LogSumExp(m, l);
+    }
+
+    /// <summary>sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs.</summary>
+    static void RowScores<TIsa, TV>(float* q, float* k, long ksp, int nk, int hd, float* sc, float scale)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, j = 0;
+        for (; j + 4 <= nk; j += 4)
+        {
+            float* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int d = 0;
+            if (c > 1)
+            {
+                TV a0 = TIsa.Zero, a1 = TIsa.Zero, a2 = TIsa.Zero, a3 = TIsa.Zero;
+                for (; d + c <= hd; d += c)
+                {
+                    TV qv = TIsa.Load(q + d);
+                    a0 = TIsa.MulAdd(TIsa.Load(k0 + d), qv, a0);
+                    a1 = TIsa.MulAdd(TIsa.Load(k1 + d), qv, a1);
+                    a2 = TIsa.MulAdd(TIsa.Load(k2 + d), qv, a2);
+                    a3 = TIsa.MulAdd(TIsa.Load(k3 + d), qv, a3);
+                }
+                s0 = TIsa.Sum(a0); s1 = TIsa.Sum(a1); s2 = TIsa.Sum(a2); s3 = TIsa.Sum(a3);
+            }
+            for (; d < hd; d++)
+            {
+                float qd = q[d];
+                s0 += qd * k0[d]; s1 += qd * k1[d]; s2 += qd * k2[d]; s3 += qd * k3[d];
+            }
+            sc[j] = s0 * scale; sc[j + 1] = s1 * scale; sc[j + 2] = s2 * scale; sc[j + 3] = s3 * scale;
+        }
+        for (; j < nk; j++) sc[j] = AttentionMath.Dot<TIsa, TV>(q, k + j * ksp, hd) * scale;
+    }
+
+    /// <summary>acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass.</summary>
+    static void RowAccumulate<TIsa, TV>(float* acc, float* pj, float* v, long vsp, int nk, int hd, float alpha)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, d = 0;
+        TV al = TIsa.Splat(alpha);
+        if (c > 1)
+        {
+            for (; d + 4 * c <= hd; d += 4 * c)
+            {
+                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
+                TV o1 = TIsa.Mul(TIsa.Load(acc + d + c), al);
+                TV o2 = TIsa.Mul(TIsa.Load(acc + d + 2 * c), al);
+                TV o3 = TIsa.Mul(TIsa.Load(acc + d + 3 * c), al);
+                float* vr = v + d;
+                for (int j = 0; j < nk; j++, vr += vsp)
+                {
+                    TV pv = TIsa.Splat(pj[j]);
+                    o0 = TIsa.MulAdd(pv, TIsa.Load(vr), o0);
+                    o1 = TIsa.MulAdd(pv, TIsa.Load(vr + c), o1);
+                    o2 = TIsa.MulAdd(pv, TIsa.Load(vr + 2 * c), o2);
+                    o3 = TIsa.MulAdd(pv, TIsa.Load(vr + 3 * c), o3);
+                }
+                TIsa.Store(acc + d, o0);
+                TIsa.Store(acc + d + c, o1);
+                TIsa.Store(acc + d + 2 * c, o2);
+                TIsa.Store(acc + d + 3 * c, o3);
+            }
+            for (; d + c <= hd; d += c)
+            {
+                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
+                float* vr = v + d;
+                for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(pj[j]), TIsa.Load(vr), o0);
+                TIsa.Store(acc + d, o0);
+            }
+        }
+        for (; d < hd; d++)
+        {
+            float o = acc[d] * alpha;
+            float* vr = v + d;
+            for (int j = 0; j < nk; j++, vr += vsp) o += pj[j] * vr[0];
+            acc[d] = o;
+        }
+    }
+}
