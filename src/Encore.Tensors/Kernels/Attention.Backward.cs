@@ -5,11 +5,10 @@ namespace Encore.Tensors.Kernels;
 // FlashAttention-2 backward (Dao, arXiv 2307.08691, Algorithm 2): with D_t = dO_t·O_t and the
 // forward's log-sum-exp, P = exp(S − lse) is recomputed per key block, then
 //   dV_j += P_tj·dO_t,   dS_tj = P_tj·(dO_t·V_j − D_t),   dK_j += scale·dS_tj·Q_t,   dQ_t += scale·dS_tj·K_j,
-// and dBias_tj = dS_tj (the bias is added after the scale). Key blocks are the outer loop and the
-// rows of every query head of the group the inner one, so a K/V block stays in L1. On a GPU dQ is
-// summed with atomics; here one task owns a whole kv head (its dK, dV and its query heads' dQ), so
-// every sum runs in a fixed order and training is bit-reproducible. With a bias shared by the
-// batch, its gradient sums over the batch, so one task also owns every batch item of its kv head.
+// and dBias_tj = dS_tj (the bias is added after the scale). On a GPU dQ (or dK, dV) is summed with
+// atomics; here one task owns a whole kv head (its dK, dV and its query heads' dQ) and walks query
+// tiles, then key blocks, in a fixed order, so training is bit-reproducible. With a bias shared by
+// the batch its gradient sums over the batch, so one task then owns every batch item of its kv head.
 public static unsafe partial class Attention
 {
     static void RunBackward(ref AttentionProblem p, SimdWidth width)
@@ -33,7 +32,8 @@ public static unsafe partial class Attention
         public void Execute(int index)
         {
             var (start, end) = Partition.Range(Units, Tasks, index);
-            float* scratch = AttentionScratch.Get((long)P.Group * P.T + 1);
+            int lanes = Lanes(Width);
+            float* scratch = AttentionScratch.Get(3L * P.Hd * lanes + 2L * P.KeyBlock * lanes + 3L * lanes);
             for (int u = start; u < end; u++)
             {
                 int kvh = u % P.Hkv;
@@ -50,14 +50,14 @@ public static unsafe partial class Attention
         }
     }
 
-    static void BackwardKvHead<TIsa, TV>(in AttentionProblem p, int kvh, int bFirst, int bEnd, float* dRow)
+    static void BackwardKvHead<TIsa, TV>(in AttentionProblem p, int kvh, int bFirst, int bEnd, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
-        int hd = p.Hd, T = p.T, S = p.S, g0 = kvh * p.Group, bk = p.KeyBlock;
+        int hd = p.Hd, T = p.T, S = p.S, g0 = kvh * p.Group;
         long biasHead = (long)T * S;
         if (p.DBias != null && p.BiasBatchStride == 0)
             new Span<float>(p.DBias + g0 * biasHead, checked((int)(p.Group * biasHead))).Clear();
-
+        int c = TIsa.Count;
         for (int b = bFirst; b < bEnd; b++)
         {
             for (int j = 0; j < S; j++)
@@ -68,56 +68,134 @@ public static unsafe partial class Attention
             for (int g = 0; g < p.Group; g++)
             {
                 int h = g0 + g;
-                for (int t = 0; t < T; t++)
-                {
-                    new Span<float>(p.Row(p.DQ, p.DQs, b, h, t), hd).Clear();
-                    dRow[g * T + t] = AttentionMath.Dot<TIsa, TV>(p.Row(p.DO, p.DOs, b, h, t), p.Row(p.O, p.Os, b, h, t), hd);
-                }
                 if (p.DBias != null && p.BiasBatchStride != 0)
                     new Span<float>(p.DBias + b * p.BiasBatchStride + h * biasHead, checked((int)biasHead)).Clear();
+                for (int i0 = 0; i0 < T; i0 += c)
+                    BackwardTile<TIsa, TV>(p, b, h, kvh, i0, scratch);
             }
+        }
+    }
 
-            int keyLimit = p.KeyLimit(b);
-            for (int kb = 0; kb < keyLimit; kb += bk)
+    /// <summary>
+    /// One tile of query rows against every key block it sees. As in the forward tile, Q and dO are
+    /// held transposed (hd, rows) so the scores S, dP = dO·Vᵀ and dQ += dS·K are broadcast-FMA loops
+    /// over registers of rows; dV += Pᵀ·dO and dK += dSᵀ·Q are, per key, sums of the tile's rows.
+    /// </summary>
+    static void BackwardTile<TIsa, TV>(in AttentionProblem p, int b, int h, int kvh, int i0, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock, T = p.T, S = p.S;
+        int n = Math.Min(c, T - i0);
+        float* qt = scratch;                          // (hd, c)  Qᵀ
+        float* dot = qt + (long)hd * c;               // (hd, c)  dOᵀ
+        float* dqt = dot + (long)hd * c;              // (hd, c)  dQᵀ accumulator
+        float* st = dqt + (long)hd * c;               // (bk, c)  scores, then P
+        float* dpt = st + (long)bk * c;               // (bk, c)  dP, then scale·dS
+        float* pos = dpt + (long)bk * c;              // (c)      absolute query positions
+        float* lseRow = pos + c;                      // (c)      log-sum-exp, +∞ for rows that saw nothing
+        float* dRow = lseRow + c;                     // (c)      D = rowsum(dO∘O)
+
+        long qsp = p.Qs.Position, dosp = p.DOs.Position;
+        float* q0 = p.Row(p.Q, p.Qs, b, h, i0);
+        float* do0 = p.Row(p.DO, p.DOs, b, h, i0);
+        for (int r = 0; r < c; r++)
+        {
+            if (r < n)
             {
-                int kbEnd = Math.Min(kb + bk, keyLimit);
-                // Causal: rows before kb − offset see none of this block.
-                int tStart = p.Causal ? (int)Math.Clamp((long)kb - p.Offset, 0, T) : 0;
-                for (int g = 0; g < p.Group; g++)
+                float* qr = q0 + r * qsp, dr = do0 + r * dosp;
+                for (int d = 0; d < hd; d++) { qt[d * c + r] = qr[d]; dot[d * c + r] = dr[d]; }
+                float lse = p.Lse[((long)b * p.H + h) * T + i0 + r];
+                // exp(s − (+∞)) = 0: a row that saw no key contributes nothing, without NaNs.
+                lseRow[r] = float.IsNegativeInfinity(lse) ? float.PositiveInfinity : lse;
+                dRow[r] = AttentionMath.Dot<TIsa, TV>(dr, p.Row(p.O, p.Os, b, h, i0 + r), hd);
+            }
+            else
+            {
+                for (int d = 0; d < hd; d++) { qt[d * c + r] = 0; dot[d * c + r] = 0; }
+                lseRow[r] = float.PositiveInfinity;
+                dRow[r] = 0;
+            }
+            pos[r] = (float)((long)i0 + r + p.Offset);
+        }
+        new Span<float>(dqt, hd * c).Clear();
+
+        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
+        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
+        float* dkBase = p.DK + (long)b * p.DKs.Batch + (long)kvh * p.DKs.Head;
+        float* dvBase = p.DV + (long)b * p.DVs.Batch + (long)kvh * p.DVs.Head;
+        long ksp = p.Ks.Position, vsp = p.Vs.Position, dksp = p.DKs.Position, dvsp = p.DVs.Position;
+        int keyEnd = p.KeyEnd(b, i0 + n - 1);
+        float scaleF = p.Scale;
+        TV negInf = TIsa.Splat(float.NegativeInfinity);
+        TV scale = TIsa.Splat(scaleF), one = TIsa.Splat(1);
+        TV posV = TIsa.Load(pos), lseV = TIsa.Load(lseRow), dV = TIsa.Load(dRow);
+
+        for (int kb = 0; kb < keyEnd; kb += bk)
+        {
+            int nk = Math.Min(bk, keyEnd - kb);
+            TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
+            if (p.Bias != null)
+            {
+                for (int r = 0; r < n; r++)
                 {
-                    int h = g0 + g;
-                    float slope = p.Alibi != null ? p.Alibi[h] : 0;
-                    for (int t = tStart; t < T; t++)
-                    {
-                        float lse = p.Lse[((long)b * p.H + h) * T + t];
-                        if (float.IsNegativeInfinity(lse)) continue;   // the row saw no key: its gradients are 0
-                        int jEnd = Math.Min(kbEnd, p.KeyEnd(b, t));
-                        float* q = p.Row(p.Q, p.Qs, b, h, t);
-                        float* dO = p.Row(p.DO, p.DOs, b, h, t);
-                        float* dQ = p.Row(p.DQ, p.DQs, b, h, t);
-                        float* biasRow = p.Bias != null ? p.BiasRow(b, h, t) : null;
-                        float* dBiasRow = p.DBias != null ? p.DBias + b * p.BiasBatchStride + (h * T + t) * (long)S : null;
-                        float qPos = (float)((long)t + p.Offset);
-                        float dt = dRow[g * T + t];
-                        for (int j = kb; j < jEnd; j++)
-                        {
-                            if (p.KeyMask != null && p.KeyMask[(long)b * S + j] == 0) continue;
-                            float* kj = p.Row(p.K, p.Ks, b, kvh, j);
-                            float s = AttentionMath.Dot<TIsa, TV>(q, kj, hd) * p.Scale;
-                            if (biasRow != null) s += biasRow[j];
-                            if (p.Alibi != null) s += slope * ((float)j - qPos);
-                            float pr = MathF.Exp(s - lse);
-                            if (pr == 0) continue;   // includes −∞ bias entries; their gradients are 0
-                            float* vj = p.Row(p.V, p.Vs, b, kvh, j);
-                            float ds = pr * (AttentionMath.Dot<TIsa, TV>(dO, vj, hd) - dt);
-                            AttentionMath.Axpy<TIsa, TV>(pr, dO, p.Row(p.DV, p.DVs, b, kvh, j), hd);
-                            AttentionMath.Axpy<TIsa, TV>(ds * p.Scale, q, p.Row(p.DK, p.DKs, b, kvh, j), hd);
-                            AttentionMath.Axpy<TIsa, TV>(ds * p.Scale, kj, dQ, hd);
-                            if (dBiasRow != null) dBiasRow[j] += ds;
-                        }
-                    }
+                    float* br = p.BiasRow(b, h, i0 + r) + kb;
+                    for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
                 }
             }
+            if (p.Alibi != null)
+            {
+                TV slope = TIsa.Splat(p.Alibi[h]);
+                for (int j = 0; j < nk; j++)
+                {
+                    float* sj = st + j * c;
+                    TIsa.Store(sj, TIsa.Add(TIsa.Load(sj), TIsa.Mul(slope, TIsa.Sub(TIsa.Splat(kb + j), posV))));
+                }
+            }
+            if (p.KeyMask != null)
+            {
+                byte* km = p.KeyMask + (long)b * S + kb;
+                for (int j = 0; j < nk; j++)
+                    if (km[j] == 0) TIsa.Store(st + j * c, negInf);
+            }
+            if (p.Causal)
+            {
+                long firstPos = (long)i0 + p.Offset;
+                for (long j = Math.Max(0, firstPos + 1 - kb); j < nk; j++)
+                {
+                    long key = kb + j;
+                    for (int r = 0; r < n; r++)
+                        if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
+                }
+            }
+            TileScores<TIsa, TV>(dot, vBase + kb * vsp, vsp, nk, hd, dpt, one);
+            for (int j = 0; j < nk; j++)
+            {
+                TV pj = TIsa.Exp(TIsa.Sub(TIsa.Load(st + j * c), lseV));
+                TIsa.Store(st + j * c, pj);
+                TIsa.Store(dpt + j * c, TIsa.Mul(pj, TIsa.Sub(TIsa.Load(dpt + j * c), dV)));
+            }
+            if (p.DBias != null)
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    float* gb = p.DBias + b * p.BiasBatchStride + ((long)h * T + i0 + r) * S + kb;
+                    for (int j = 0; j < nk; j++) gb[j] += dpt[j * c + r];
+                }
+            }
+            for (int j = 0; j < nk; j++) TIsa.Store(dpt + j * c, TIsa.Mul(TIsa.Load(dpt + j * c), scale));
+            // dQᵀ += Kᵀ·(scale·dS)ᵀ; per key, dV_j += Σ_r P[j, r]·dO_r and dK_j += Σ_r scale·dS[j, r]·Q_r.
+            TileAccumulate<TIsa, TV>(dqt, dpt, kBase + kb * ksp, ksp, nk, hd, one);
+            for (int j = 0; j < nk; j++)
+            {
+                RowAccumulate<TIsa, TV>(dvBase + (kb + j) * dvsp, st + j * c, do0, dosp, n, hd, 1);
+                RowAccumulate<TIsa, TV>(dkBase + (kb + j) * dksp, dpt + j * c, q0, qsp, n, hd, 1);
+            }
+        }
+
+        for (int r = 0; r < n; r++)
+        {
+            float* dq = p.Row(p.DQ, p.DQs, b, h, i0 + r);
+            for (int d = 0; d < hd; d++) dq[d] = dqt[d * c + r];
         }
     }
 }
