@@ -196,15 +196,17 @@ public static unsafe partial class Attention
 
     static float LogSumExp(float m, float l) => l > 0 ? m + MathF.Log(l) : float.NegativeInfinity;
 
-    /// <summary>st[j, :] = scale · Σ_d K[j, d]·Qᵀ[d, :], four keys per pass so each Qᵀ load feeds four FMAs.</summary>
+    /// <summary>st[j, :] = scale · Σ_d K[j, d]·Qᵀ[d, :], eight keys per pass so each Qᵀ load feeds eight FMAs.</summary>
     static void TileScores<TIsa, TV>(float* qt, float* k, long ksp, int nk, int hd, float* st, TV scale)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
         int c = TIsa.Count, j = 0;
-        for (; j + 4 <= nk; j += 4)
+        for (; j + 8 <= nk; j += 8)
         {
             float* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
+            float* k4 = k3 + ksp, k5 = k4 + ksp, k6 = k5 + ksp, k7 = k6 + ksp;
             TV a0 = TIsa.Zero, a1 = TIsa.Zero, a2 = TIsa.Zero, a3 = TIsa.Zero;
+            TV a4 = TIsa.Zero, a5 = TIsa.Zero, a6 = TIsa.Zero, a7 = TIsa.Zero;
             for (int d = 0; d < hd; d++)
             {
                 TV qv = TIsa.Load(qt + d * c);
@@ -212,11 +214,20 @@ public static unsafe partial class Attention
                 a1 = TIsa.MulAdd(TIsa.Splat(k1[d]), qv, a1);
                 a2 = TIsa.MulAdd(TIsa.Splat(k2[d]), qv, a2);
                 a3 = TIsa.MulAdd(TIsa.Splat(k3[d]), qv, a3);
+                a4 = TIsa.MulAdd(TIsa.Splat(k4[d]), qv, a4);
+                a5 = TIsa.MulAdd(TIsa.Splat(k5[d]), qv, a5);
+                a6 = TIsa.MulAdd(TIsa.Splat(k6[d]), qv, a6);
+                a7 = TIsa.MulAdd(TIsa.Splat(k7[d]), qv, a7);
             }
-            TIsa.Store(st + j * c, TIsa.Mul(a0, scale));
-            TIsa.Store(st + (j + 1) * c, TIsa.Mul(a1, scale));
-            TIsa.Store(st + (j + 2) * c, TIsa.Mul(a2, scale));
-            TIsa.Store(st + (j + 3) * c, TIsa.Mul(a3, scale));
+            float* sj = st + j * c;
+            TIsa.Store(sj, TIsa.Mul(a0, scale));
+            TIsa.Store(sj + c, TIsa.Mul(a1, scale));
+            TIsa.Store(sj + 2 * c, TIsa.Mul(a2, scale));
+            TIsa.Store(sj + 3 * c, TIsa.Mul(a3, scale));
+            TIsa.Store(sj + 4 * c, TIsa.Mul(a4, scale));
+            TIsa.Store(sj + 5 * c, TIsa.Mul(a5, scale));
+            TIsa.Store(sj + 6 * c, TIsa.Mul(a6, scale));
+            TIsa.Store(sj + 7 * c, TIsa.Mul(a7, scale));
         }
         for (; j < nk; j++)
         {
@@ -227,17 +238,22 @@ public static unsafe partial class Attention
         }
     }
 
-    /// <summary>Oᵀ[d, :] = α·Oᵀ[d, :] + Σ_j V[j, d]·P[j, :], four head-dim rows per pass.</summary>
+    /// <summary>Oᵀ[d, :] = α·Oᵀ[d, :] + Σ_j V[j, d]·P[j, :], eight head-dim rows per pass so each P load feeds eight FMAs.</summary>
     static void TileAccumulate<TIsa, TV>(float* ot, float* pt, float* v, long vsp, int nk, int hd, TV alpha)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
         int c = TIsa.Count, d = 0;
-        for (; d + 4 <= hd; d += 4)
+        for (; d + 8 <= hd; d += 8)
         {
-            TV o0 = TIsa.Mul(TIsa.Load(ot + d * c), alpha);
-            TV o1 = TIsa.Mul(TIsa.Load(ot + (d + 1) * c), alpha);
-            TV o2 = TIsa.Mul(TIsa.Load(ot + (d + 2) * c), alpha);
-            TV o3 = TIsa.Mul(TIsa.Load(ot + (d + 3) * c), alpha);
+            float* od = ot + d * c;
+            TV o0 = TIsa.Mul(TIsa.Load(od), alpha);
+            TV o1 = TIsa.Mul(TIsa.Load(od + c), alpha);
+            TV o2 = TIsa.Mul(TIsa.Load(od + 2 * c), alpha);
+            TV o3 = TIsa.Mul(TIsa.Load(od + 3 * c), alpha);
+            TV o4 = TIsa.Mul(TIsa.Load(od + 4 * c), alpha);
+            TV o5 = TIsa.Mul(TIsa.Load(od + 5 * c), alpha);
+            TV o6 = TIsa.Mul(TIsa.Load(od + 6 * c), alpha);
+            TV o7 = TIsa.Mul(TIsa.Load(od + 7 * c), alpha);
             float* vr = v + d;
             for (int j = 0; j < nk; j++, vr += vsp)
             {
@@ -246,11 +262,19 @@ public static unsafe partial class Attention
                 o1 = TIsa.MulAdd(TIsa.Splat(vr[1]), pj, o1);
                 o2 = TIsa.MulAdd(TIsa.Splat(vr[2]), pj, o2);
                 o3 = TIsa.MulAdd(TIsa.Splat(vr[3]), pj, o3);
+                o4 = TIsa.MulAdd(TIsa.Splat(vr[4]), pj, o4);
+                o5 = TIsa.MulAdd(TIsa.Splat(vr[5]), pj, o5);
+                o6 = TIsa.MulAdd(TIsa.Splat(vr[6]), pj, o6);
+                o7 = TIsa.MulAdd(TIsa.Splat(vr[7]), pj, o7);
             }
-            TIsa.Store(ot + d * c, o0);
-            TIsa.Store(ot + (d + 1) * c, o1);
-            TIsa.Store(ot + (d + 2) * c, o2);
-            TIsa.Store(ot + (d + 3) * c, o3);
+            TIsa.Store(od, o0);
+            TIsa.Store(od + c, o1);
+            TIsa.Store(od + 2 * c, o2);
+            TIsa.Store(od + 3 * c, o3);
+            TIsa.Store(od + 4 * c, o4);
+            TIsa.Store(od + 5 * c, o5);
+            TIsa.Store(od + 6 * c, o6);
+            TIsa.Store(od + 7 * c, o7);
         }
         for (; d < hd; d++)
         {
