@@ -135,7 +135,8 @@ public static unsafe partial class Attention
     /// Gradients of <see cref="Forward"/>: from dOut and the forward's output and log-sum-exp,
     /// writes dQ (B, H, T, hd), dK and dV (B, Hkv, S, hd) (overwritten, not accumulated) and, when
     /// <paramref name="dBias"/> is not empty, dBias in the layout of <see cref="AttentionMask.Bias"/>
-    /// (summed over the batch for a (H, T, S) bias). Masks, bias and options must be the forward's.
+    /// (summed over the batch for a (H, T, S) bias). Masks, bias and options must be the forward's;
+    /// the gradients must not overlap each other or the inputs.
     /// Deterministic: each gradient element is summed in a fixed order.
     /// </summary>
     public static void Backward(in AttentionShape shape,
@@ -213,7 +214,7 @@ public static unsafe partial class Attention
         CheckOperand("V", v.Length, vs, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
         if (checkOutput)
         {
-            CheckOperand("output", o.Length, os, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
+            CheckOperand("output", o.Length, os, s.Batch, s.Heads, s.QueryLength, s.HeadDim, written: true);
             CheckLength("log-sum-exp", lse.Length, (long)s.Batch * s.Heads * s.QueryLength, allowEmpty: true);
         }
         if (!mask.KeyLengths.IsEmpty)
@@ -244,14 +245,14 @@ public static unsafe partial class Attention
         CheckOperand("output", o.Length, os, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         CheckOperand("dOutput", dO.Length, dos, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         CheckLength("log-sum-exp", lse.Length, (long)s.Batch * s.Heads * s.QueryLength, allowEmpty: false);
-        CheckOperand("dQ", dq.Length, dqs, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
-        CheckOperand("dK", dk.Length, dks, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
-        CheckOperand("dV", dv.Length, dvs, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
+        CheckOperand("dQ", dq.Length, dqs, s.Batch, s.Heads, s.QueryLength, s.HeadDim, written: true);
+        CheckOperand("dK", dk.Length, dks, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim, written: true);
+        CheckOperand("dV", dv.Length, dvs, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim, written: true);
         if (!dBias.IsEmpty && dBias.Length != mask.Bias.Length)
             throw new ArgumentException($"Attention: dBias has {dBias.Length} values, the bias has {mask.Bias.Length}");
     }
 
-    static void CheckOperand(string name, int length, AttentionStrides st, int batch, int heads, int rows, int hd)
+    static void CheckOperand(string name, int length, AttentionStrides st, int batch, int heads, int rows, int hd, bool written = false)
     {
         if (st.Batch < 0 || st.Head < 0 || st.Position < 0)
             throw new ArgumentException($"Attention: {name} strides {st} must not be negative");
@@ -259,6 +260,21 @@ public static unsafe partial class Attention
         long last = (long)(batch - 1) * st.Batch + (long)(heads - 1) * st.Head + (long)(rows - 1) * st.Position + hd;
         if (last > length)
             throw new ArgumentException($"Attention: {name} ({batch}, {heads}, {rows}, {hd}) with strides {st} needs {last} values, got {length}");
+        if (written)
+        {
+            // Elements of an output must not alias (a broadcast stride of 0 would race between tasks):
+            // taken by increasing stride, each dimension must step past the extent of the ones inside it.
+            Span<(long Stride, int Size)> dims = stackalloc (long, int)[] { (st.Batch, batch), (st.Head, heads), (st.Position, rows) };
+            dims.Sort((x, y) => x.Stride.CompareTo(y.Stride));
+            long extent = hd;
+            foreach (var (stride, size) in dims)
+            {
+                if (size == 1) continue;
+                if (stride < extent)
+                    throw new ArgumentException($"Attention: {name} strides {st} make elements of ({batch}, {heads}, {rows}, {hd}) overlap");
+                extent = (size - 1) * stride + extent;
+            }
+        }
     }
 
     static void CheckLength(string name, int length, long expected, bool allowEmpty)

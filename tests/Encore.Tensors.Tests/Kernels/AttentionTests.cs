@@ -506,6 +506,10 @@ public class AttentionTests
             Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], st2, default, new AttentionMask { Bias = new float[7] })).Message);
         Assert.Contains("log-sum-exp", Assert.Throws<ArgumentException>(() =>
             Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], st2, default, default, new float[3])).Message);
+        Assert.Contains("overlap", Assert.Throws<ArgumentException>(() =>
+            Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], new AttentionStrides(8, 4, 0))).Message);
+        // Inputs may broadcast: one K/V shared by the batch (batch stride 0).
+        Attention.Forward(new AttentionShape(2, 2, 2, 2, 2, 4), buf, st2, buf, st2 with { Batch = 0 }, buf, st2 with { Batch = 0 }, new float[32], st2);
         // A bool mask converts to the byte form.
         var keep = new bool[] { true, false };
         var o = new float[16];
