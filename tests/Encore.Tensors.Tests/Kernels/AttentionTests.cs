@@ -271,7 +271,7 @@ public class AttentionTests
     }
 
     [Fact]
-    public void StridedViewsOfAFusedProjectionAndACache()
+    public void StridedViewsOfAFusedProjection()
     {
         // Q, K, V interleaved in one (B, T, 3·H·hd) projection output; the output written into (B, T, H·hd).
         var rng = new Random(41);
