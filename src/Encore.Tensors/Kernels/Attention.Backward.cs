@@ -133,6 +133,7 @@ public static unsafe partial class Attention
         for (int kb = 0; kb < keyEnd; kb += bk)
         {
             int nk = Math.Min(bk, keyEnd - kb);
+            if (p.BlockMasked(b, kb, nk)) continue;
             TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
             if (p.Bias != null)
             {

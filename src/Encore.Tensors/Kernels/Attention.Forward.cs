@@ -124,6 +124,7 @@ public static unsafe partial class Attention
         for (int kb = 0; kb < keyEnd; kb += bk)
         {
             int nk = Math.Min(bk, keyEnd - kb);
+            if (p.BlockMasked(b, kb, nk)) continue;
             TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
 
             if (p.Bias != null)
@@ -307,6 +308,7 @@ public static unsafe partial class Attention
         for (int kb = 0; kb < keyEnd; kb += bk)
         {
             int nk = Math.Min(bk, keyEnd - kb);
+            if (p.BlockMasked(b, kb, nk)) continue;
             RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
             if (p.Bias != null)
             {

@@ -312,6 +312,10 @@ internal unsafe struct AttentionProblem
         return (int)Math.Clamp(end, 0, limit);
     }
 
+    /// <summary>Whether the key mask hides all of keys [kb, kb + nk) (left padding): the block is skipped, as all its probabilities are 0.</summary>
+    public readonly bool BlockMasked(int b, int kb, int nk)
+        => KeyMask != null && new ReadOnlySpan<byte>(KeyMask + (long)b * S + kb, nk).IndexOfAnyExcept((byte)0) < 0;
+
     public readonly float* Row(float* basePtr, AttentionStrides st, int b, int h, int t)
         => basePtr + (long)b * st.Batch + (long)h * st.Head + (long)t * st.Position;
 

@@ -368,6 +368,10 @@ public class AttentionTests
         // S = 0 and T = 0.
         CheckAllWidths(RandomCase(rng, 2, 2, 2, 5, 0, 8), "S = 0");
         CheckAllWidths(RandomCase(rng, 2, 2, 2, 0, 5, 8), "T = 0");
+        // Left padding hides whole key blocks (skipped), and all keys of batch item 1.
+        var lp = RandomCase(rng, 2, 2, 2, 9, 200, 16);
+        lp.KeyMask = Enumerable.Range(0, 400).Select(i => (byte)(i < 140 || i >= 200 ? 0 : 1)).ToArray();
+        CheckAllWidths(lp, "left padding");
         // A −∞ bias over a whole row.
         var d2 = RandomCase(rng, 1, 1, 1, 3, 4, 4);
         d2.Bias = new float[12];
@@ -431,7 +435,7 @@ public class AttentionTests
         {
             var c = RandomCase(rng, 2, 6, 3, 16, 16, 8);
             c.Bias = RandomArray(rng, 2 * 6 * 16 * 16);         // per batch
-            c.KeyMask = Enumerable.Range(0, 32).Select(i => (byte)(i % 5 == 0 ? 0 : 1)).ToArray();
+            c.KeyMask = Enumerable.Range(0, 32).Select(i => (byte)(i % 5 == 0 || i >= 16 ? 0 : 1)).ToArray();   // item 1: no key
             c.Options = new AttentionOptions { Scale = 1 };
             cases.Add((c, "per-batch bias, key mask"));
         }
