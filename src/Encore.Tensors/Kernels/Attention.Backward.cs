@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
@@ -50,6 +51,7 @@ public static unsafe partial class Attention
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BackwardKvHead<TIsa, TV>(in AttentionProblem p, int kvh, int bFirst, int bEnd, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -81,6 +83,7 @@ public static unsafe partial class Attention
     /// held transposed (hd, rows) so the scores S, dP = dO·Vᵀ and dQ += dS·K are broadcast-FMA loops
     /// over registers of rows; dV += Pᵀ·dO and dK += dSᵀ·Q are, per key, sums of the tile's rows.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BackwardTile<TIsa, TV>(in AttentionProblem p, int b, int h, int kvh, int i0, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {

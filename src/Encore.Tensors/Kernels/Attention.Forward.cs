@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
@@ -85,6 +86,7 @@ public static unsafe partial class Attention
 
     // ---- tile path ---------------------------------------------------------------------------
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ForwardTile<TIsa, TV>(in AttentionProblem p, int b, int h, int i0, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -198,6 +200,7 @@ public static unsafe partial class Attention
     static float LogSumExp(float m, float l) => l > 0 ? m + MathF.Log(l) : float.NegativeInfinity;
 
     /// <summary>st[j, :] = scale · Σ_d K[j, d]·Qᵀ[d, :], eight keys per pass so each Qᵀ load feeds eight FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void TileScores<TIsa, TV>(float* qt, float* k, long ksp, int nk, int hd, float* st, TV scale)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -240,6 +243,7 @@ public static unsafe partial class Attention
     }
 
     /// <summary>Oᵀ[d, :] = α·Oᵀ[d, :] + Σ_j V[j, d]·P[j, :], eight head-dim rows per pass so each P load feeds eight FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void TileAccumulate<TIsa, TV>(float* ot, float* pt, float* v, long vsp, int nk, int hd, TV alpha)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -288,6 +292,7 @@ public static unsafe partial class Attention
 
     // ---- row path ----------------------------------------------------------------------------
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ForwardRow<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -354,6 +359,7 @@ public static unsafe partial class Attention
     }
 
     /// <summary>sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RowScores<TIsa, TV>(float* q, float* k, long ksp, int nk, int hd, float* sc, float scale)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
@@ -387,6 +393,7 @@ public static unsafe partial class Attention
     }
 
     /// <summary>acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RowAccumulate<TIsa, TV>(float* acc, float* pj, float* v, long vsp, int nk, int hd, float alpha)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {

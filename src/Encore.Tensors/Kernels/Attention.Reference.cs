@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Encore.Tensors.Kernels;
 
 // The specification: every score of a row materialized in double, a plain two-pass softmax, no
@@ -73,6 +75,7 @@ public static partial class Attention
     /// Probabilities of row (b, h, t) into <paramref name="p"/> (S); returns the log-sum-exp, −∞ and
     /// all zeros when no key is visible. Operands are packed (B, heads, L, hd) doubles.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static double ReferenceRow(in AttentionShape s, double[] q, double[] k, double[]? bias, in AttentionOptions options,
         in AttentionMask mask, int b, int h, int t, double[] p)
     {
@@ -111,6 +114,7 @@ public static partial class Attention
     }
 
     /// <summary>The forward on packed double operands (the finite-difference tests call it directly).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ReferenceCore(in AttentionShape s, double[] q, double[] k, double[] v, double[]? bias,
         in AttentionOptions options, in AttentionMask mask, double[] output, double[] lse)
     {
@@ -135,6 +139,7 @@ public static partial class Attention
     }
 
     /// <summary>The backward on packed double operands: dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void BackwardReferenceCore(in AttentionShape s, double[] q, double[] k, double[] v, double[]? bias,
         double[] dOut, in AttentionOptions options, in AttentionMask mask,
         double[] dq, double[] dk, double[] dv, double[]? dBias)
@@ -181,6 +186,7 @@ public static partial class Attention
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static double[] Gather(ReadOnlySpan<float> x, AttentionStrides st, int batch, int heads, int rows, int hd)
     {
         var r = new double[(long)batch * heads * rows * hd];
@@ -193,6 +199,7 @@ public static partial class Attention
         return r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Scatter(double[] r, Span<float> x, AttentionStrides st, int batch, int heads, int rows, int hd)
     {
         long i = 0;
