@@ -129,7 +129,6 @@ public static unsafe partial class Attention
         long ksp = p.Ks.Position, vsp = p.Vs.Position, dksp = p.DKs.Position, dvsp = p.DVs.Position;
         int keyEnd = p.KeyEnd(b, i0 + n - 1);
         float scaleF = p.Scale;
-        TV negInf = TIsa.Splat(float.NegativeInfinity);
         TV scale = TIsa.Splat(scaleF), one = TIsa.Splat(1);
         TV posV = TIsa.Load(pos), lseV = TIsa.Load(lseRow), dV = TIsa.Load(dRow);
 
@@ -138,39 +137,7 @@ public static unsafe partial class Attention
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
             TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
-            if (p.Bias != null)
-            {
-                for (int r = 0; r < n; r++)
-                {
-                    float* br = p.BiasRow(b, h, i0 + r) + kb;
-                    for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
-                }
-            }
-            if (p.Alibi != null)
-            {
-                TV slope = TIsa.Splat(p.Alibi[h]);
-                for (int j = 0; j < nk; j++)
-                {
-                    float* sj = st + j * c;
-                    TIsa.Store(sj, TIsa.Add(TIsa.Load(sj), TIsa.Mul(slope, TIsa.Sub(TIsa.Splat(kb + j), posV))));
-                }
-            }
-            if (p.KeyMask != null)
-            {
-                byte* km = p.KeyMask + (long)b * S + kb;
-                for (int j = 0; j < nk; j++)
-                    if (km[j] == 0) TIsa.Store(st + j * c, negInf);
-            }
-            if (p.Causal)
-            {
-                long firstPos = (long)i0 + p.Offset;
-                for (long j = Math.Max(0, firstPos + 1 - kb); j < nk; j++)
-                {
-                    long key = kb + j;
-                    for (int r = 0; r < n; r++)
-                        if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
-                }
-            }
+            TileScoreTerms<TIsa, TV>(p, b, h, i0, n, kb, nk, st, posV);
             TileScores<TIsa, TV>(dot, vBase + kb * vsp, vsp, nk, hd, dpt, one);
             for (int j = 0; j < nk; j++)
             {

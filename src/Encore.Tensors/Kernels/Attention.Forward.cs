@@ -128,42 +128,7 @@ public static unsafe partial class Attention
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
             TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
-
-            if (p.Bias != null)
-            {
-                for (int r = 0; r < n; r++)
-                {
-                    float* br = p.BiasRow(b, h, i0 + r) + kb;
-                    for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
-                }
-            }
-            if (p.Alibi != null)
-            {
-                TV slope = TIsa.Splat(p.Alibi[h]);
-                for (int j = 0; j < nk; j++)
-                {
-                    float* sj = st + j * c;
-                    TIsa.Store(sj, TIsa.Add(TIsa.Load(sj), TIsa.Mul(slope, TIsa.Sub(TIsa.Splat(kb + j), posV))));
-                }
-            }
-            if (p.KeyMask != null)
-            {
-                byte* km = p.KeyMask + (long)b * p.S + kb;
-                for (int j = 0; j < nk; j++)
-                    if (km[j] == 0) TIsa.Store(st + j * c, negInf);
-            }
-            if (p.Causal)
-            {
-                // Only keys past the tile's first row's position are hidden from some rows: at most c of them.
-                long firstPos = (long)i0 + p.Offset;
-                for (long j = Math.Max(0, firstPos + 1 - kb); j < nk; j++)
-                {
-                    long key = kb + j;
-                    for (int r = 0; r < n; r++)
-                        if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
-                }
-            }
-
+            TileScoreTerms<TIsa, TV>(p, b, h, i0, n, kb, nk, st, posV);
             TV blockMax = negInf;
             for (int j = 0; j < nk; j++) blockMax = TIsa.Max(blockMax, TIsa.Load(st + j * c));
             TV mNew = TIsa.Max(m, blockMax);
@@ -194,6 +159,50 @@ public static unsafe partial class Attention
             TIsa.Store(lOut, l);
             float* lse = p.Lse + ((long)b * p.H + h) * p.T + i0;
             for (int r = 0; r < n; r++) lse[r] = LogSumExp(mOut[r], lOut[r]);
+        }
+    }
+
+    /// <summary>
+    /// Adds the bias and ALiBi terms to a tile's scores st (nk keys from kb, rows i0..i0+n) and
+    /// sets masked ones to −∞. Causality only hides keys past the tile's first row's position, at
+    /// most one register's worth, so that loop is short.
+    /// </summary>
+    static void TileScoreTerms<TIsa, TV>(in AttentionProblem p, int b, int h, int i0, int n, int kb, int nk, float* st, TV posV)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count;
+        if (p.Bias != null)
+        {
+            for (int r = 0; r < n; r++)
+            {
+                float* br = p.BiasRow(b, h, i0 + r) + kb;
+                for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
+            }
+        }
+        if (p.Alibi != null)
+        {
+            TV slope = TIsa.Splat(p.Alibi[h]);
+            for (int j = 0; j < nk; j++)
+            {
+                float* sj = st + j * c;
+                TIsa.Store(sj, TIsa.Add(TIsa.Load(sj), TIsa.Mul(slope, TIsa.Sub(TIsa.Splat(kb + j), posV))));
+            }
+        }
+        if (p.KeyMask != null)
+        {
+            byte* km = p.KeyMask + (long)b * p.S + kb;
+            for (int j = 0; j < nk; j++)
+                if (km[j] == 0) TIsa.Store(st + j * c, TIsa.Splat(float.NegativeInfinity));
+        }
+        if (p.Causal)
+        {
+            long firstPos = (long)i0 + p.Offset;
+            for (long j = Math.Max(0, firstPos + 1 - kb); j < nk; j++)
+            {
+                long key = kb + j;
+                for (int r = 0; r < n; r++)
+                    if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
+            }
         }
     }
 
