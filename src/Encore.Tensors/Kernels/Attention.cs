@@ -105,7 +105,10 @@ public static unsafe partial class Attention
     /// <summary>
     /// out = softmax(scale·Q·Kᵀ + bias + masks)·V. Writes the log-sum-exp of each query row,
     /// (B, H, T) packed, into <paramref name="logSumExp"/> when it is not empty (the backward needs
-    /// it). The output must not overlap the inputs. Allocates nothing after a thread's first call.
+    /// it). A query row that sees no key outputs zeros and log-sum-exp −∞. The output must not
+    /// overlap the inputs. Allocates nothing after a thread's first call; the result is
+    /// bit-identical from run to run whatever the thread count (it depends on the SIMD width and
+    /// <see cref="AttentionOptions.KeyBlock"/> only).
     /// </summary>
     public static void Forward(in AttentionShape shape,
         ReadOnlySpan<float> q, AttentionStrides qStrides,
@@ -135,9 +138,10 @@ public static unsafe partial class Attention
     /// Gradients of <see cref="Forward"/>: from dOut and the forward's output and log-sum-exp,
     /// writes dQ (B, H, T, hd), dK and dV (B, Hkv, S, hd) (overwritten, not accumulated) and, when
     /// <paramref name="dBias"/> is not empty, dBias in the layout of <see cref="AttentionMask.Bias"/>
-    /// (summed over the batch for a (H, T, S) bias). Masks, bias and options must be the forward's;
-    /// the gradients must not overlap each other or the inputs.
-    /// Deterministic: each gradient element is summed in a fixed order.
+    /// (summed over the batch for a (H, T, S) bias); ALiBi slopes get no gradient. Masks, bias and
+    /// options must be the forward's; the output is used only for D = rowsum(dOut∘out). The
+    /// gradients must not overlap each other or the inputs. Deterministic: each gradient element
+    /// is summed in a fixed order whatever the thread count.
     /// </summary>
     public static void Backward(in AttentionShape shape,
         ReadOnlySpan<float> q, AttentionStrides qStrides,
