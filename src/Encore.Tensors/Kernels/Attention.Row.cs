@@ -1,0 +1,155 @@
+using System.Runtime.CompilerServices;
+
+namespace Encore.Tensors.Kernels;
+
+// The forward's row path, for decoding (few query rows): each row is a GEMV-like pass over the
+// keys, dot products along hd against four keys at once, then p·V accumulated along hd, with the
+// same online softmax as the tile path. RowAccumulate also serves the backward's dK and dV sums.
+public static unsafe partial class Attention
+{
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ForwardRow<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
+        int kvh = h / p.Group;
+        float* sc = scratch;                          // (bk rounded up to c) scores, then probabilities
+        float* acc = scratch + RoundUp(bk, c);        // (hd) output accumulator
+        new Span<float>(acc, hd).Clear();
+
+        float* q = p.Row(p.Q, p.Qs, b, h, t);
+        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
+        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
+        long ksp = p.Ks.Position, vsp = p.Vs.Position;
+        int keyEnd = p.KeyEnd(b, t);
+        float qPos = (float)((long)t + p.Offset);
+        float m = float.NegativeInfinity, l = 0;
+
+        for (int kb = 0; kb < keyEnd; kb += bk)
+        {
+            int nk = Math.Min(bk, keyEnd - kb);
+            if (p.BlockMasked(b, kb, nk)) continue;
+            RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
+            if (p.Bias != null)
+            {
+                float* br = p.BiasRow(b, h, t) + kb;
+                for (int j = 0; j < nk; j++) sc[j] += br[j];
+            }
+            if (p.Alibi != null)
+            {
+                float slope = p.Alibi[h];
+                for (int j = 0; j < nk; j++) sc[j] += slope * ((float)(kb + j) - qPos);
+            }
+            if (p.KeyMask != null)
+            {
+                byte* km = p.KeyMask + (long)b * p.S + kb;
+                for (int j = 0; j < nk; j++)
+                    if (km[j] == 0) sc[j] = float.NegativeInfinity;
+            }
+            int nkPad = RoundUp(nk, c);
+            for (int j = nk; j < nkPad; j++) sc[j] = float.NegativeInfinity;
+
+            TV mv = TIsa.Splat(float.NegativeInfinity);
+            for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
+            float mNew = Math.Max(m, TIsa.MaxAcross(mv));
+            float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
+            float alpha = MathF.Exp(m - origin);
+            TV originV = TIsa.Splat(origin);
+            TV sum = TIsa.Zero;
+            for (int j = 0; j < nkPad; j += c)
+            {
+                TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
+                TIsa.Store(sc + j, e);
+                sum = TIsa.Add(sum, e);
+            }
+            l = l * alpha + TIsa.Sum(sum);
+            m = mNew;
+            RowAccumulate<TIsa, TV>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
+        }
+
+        float inv = l > 0 ? 1 / l : 0;
+        float* orow = p.Row(p.O, p.Os, b, h, t);
+        for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
+        if (p.Lse != null) p.Lse[((long)b * p.H + h) * p.T + t] = LogSumExp(m, l);
+    }
+
+    /// <summary>sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RowScores<TIsa, TV>(float* q, float* k, long ksp, int nk, int hd, float* sc, float scale)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, j = 0;
+        for (; j + 4 <= nk; j += 4)
+        {
+            float* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int d = 0;
+            if (c > 1)
+            {
+                TV a0 = TIsa.Zero, a1 = TIsa.Zero, a2 = TIsa.Zero, a3 = TIsa.Zero;
+                for (; d + c <= hd; d += c)
+                {
+                    TV qv = TIsa.Load(q + d);
+                    a0 = TIsa.MulAdd(TIsa.Load(k0 + d), qv, a0);
+                    a1 = TIsa.MulAdd(TIsa.Load(k1 + d), qv, a1);
+                    a2 = TIsa.MulAdd(TIsa.Load(k2 + d), qv, a2);
+                    a3 = TIsa.MulAdd(TIsa.Load(k3 + d), qv, a3);
+                }
+                s0 = TIsa.Sum(a0); s1 = TIsa.Sum(a1); s2 = TIsa.Sum(a2); s3 = TIsa.Sum(a3);
+            }
+            for (; d < hd; d++)
+            {
+                float qd = q[d];
+                s0 += qd * k0[d]; s1 += qd * k1[d]; s2 += qd * k2[d]; s3 += qd * k3[d];
+            }
+            sc[j] = s0 * scale; sc[j + 1] = s1 * scale; sc[j + 2] = s2 * scale; sc[j + 3] = s3 * scale;
+        }
+        for (; j < nk; j++) sc[j] = AttentionMath.Dot<TIsa, TV>(q, k + j * ksp, hd) * scale;
+    }
+
+    /// <summary>acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RowAccumulate<TIsa, TV>(float* acc, float* pj, float* v, long vsp, int nk, int hd, float alpha)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count, d = 0;
+        TV al = TIsa.Splat(alpha);
+        if (c > 1)
+        {
+            for (; d + 4 * c <= hd; d += 4 * c)
+            {
+                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
+                TV o1 = TIsa.Mul(TIsa.Load(acc + d + c), al);
+                TV o2 = TIsa.Mul(TIsa.Load(acc + d + 2 * c), al);
+                TV o3 = TIsa.Mul(TIsa.Load(acc + d + 3 * c), al);
+                float* vr = v + d;
+                for (int j = 0; j < nk; j++, vr += vsp)
+                {
+                    TV pv = TIsa.Splat(pj[j]);
+                    o0 = TIsa.MulAdd(pv, TIsa.Load(vr), o0);
+                    o1 = TIsa.MulAdd(pv, TIsa.Load(vr + c), o1);
+                    o2 = TIsa.MulAdd(pv, TIsa.Load(vr + 2 * c), o2);
+                    o3 = TIsa.MulAdd(pv, TIsa.Load(vr + 3 * c), o3);
+                }
+                TIsa.Store(acc + d, o0);
+                TIsa.Store(acc + d + c, o1);
+                TIsa.Store(acc + d + 2 * c, o2);
+                TIsa.Store(acc + d + 3 * c, o3);
+            }
+            for (; d + c <= hd; d += c)
+            {
+                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
+                float* vr = v + d;
+                for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(pj[j]), TIsa.Load(vr), o0);
+                TIsa.Store(acc + d, o0);
+            }
+        }
+        for (; d < hd; d++)
+        {
+            float o = acc[d] * alpha;
+            float* vr = v + d;
+            for (int j = 0; j < nk; j++, vr += vsp) o += pj[j] * vr[0];
+            acc[d] = o;
+        }
+    }
+}
