@@ -146,3 +146,38 @@ public class OpsTests
         Assert.Equal(new float[] { 3, 4 }, w.Grad!.ToFloatArray());
     }
 }
+
+public class AttentionOpTests
+{
+    [Fact]
+    public void AttentionWithGqaCausalMaskAndRelativeBiasMatchesFiniteDifferences()
+    {
+        var rng = new Random(4);
+        // B=2, T=3, S=3, H=4, Hkv=2, hd=2
+        var q = GradCheck.Random("q", rng, 2, 3, 8);
+        var k = GradCheck.Random("k", rng, 2, 3, 4);
+        var v = GradCheck.Random("v", rng, 2, 3, 4);
+        var table = GradCheck.Random("rel", rng, 8, 4);
+        var buckets = new int[9];
+        Encore.Tensors.Kernels.PositionBias.T5Buckets(buckets, 3, 3, bidirectional: false, numBuckets: 8, maxDistance: 16);
+        var target = Enumerable.Range(0, 2 * 3 * 8).Select(i => (float)Math.Sin(i)).ToArray();
+        GradCheck.Check([q, k, v, table], x =>
+        {
+            var bias = Ops.RelativePositionBias(x[3], buckets, 3, 3);
+            var y = Ops.Attention(x[0], x[1], x[2], 4, 2, new Encore.Tensors.Kernels.AttentionOptions { Causal = true },
+                new AttentionMasks { KeyLengths = [3, 2] }, bias);
+            var w = Var.Constant(Encore.Tensors.Tensor.FromArray(target, 2, 3, 8));
+            return Ops.Mul(y, w);
+        });
+    }
+
+    [Fact]
+    public void AttentionOfOneKeyReturnsItsValue()
+    {
+        using var q = Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 1, 2 }, 1, 1, 2));
+        using var k = Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 3, 4 }, 1, 1, 2));
+        using var v = Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 5, 6 }, 1, 1, 2));
+        using var y = Ops.Attention(q, k, v, 1, 1);
+        Assert.Equal(new float[] { 5, 6 }, y.Value.ToFloatArray());
+    }
+}
