@@ -181,3 +181,35 @@ public class AttentionOpTests
         Assert.Equal(new float[] { 5, 6 }, y.Value.ToFloatArray());
     }
 }
+
+public class DropoutTests
+{
+    [Fact]
+    public void DropoutKeepsAboutOneMinusPScalesAndIsReproducible()
+    {
+        var data = Enumerable.Repeat(1f, 20000).ToArray();
+        using var x = new Parameter("x", Encore.Tensors.Tensor.FromArray(data, 20000));
+        float[] first;
+        using (var tape = Tape.Record())
+        {
+            var y = Ops.Dropout(Var.Of(x), 0.25f, seed: 7);
+            first = y.Value.ToFloatArray();
+            tape.Backward(y);
+        }
+        int kept = first.Count(v => v != 0);
+        Assert.InRange(kept, 14700, 15300);               // 15000 ± ~5σ
+        Assert.All(first.Where(v => v != 0), v => Assert.Equal(1f / 0.75f, v));
+        // The gradient is the same mask, scaled.
+        var g = x.Grad!.ToFloatArray();
+        for (int i = 0; i < g.Length; i++) Assert.Equal(first[i], g[i]);
+        using (var tape = Tape.Record())
+        {
+            Assert.Equal(first, Ops.Dropout(Var.Of(x), 0.25f, seed: 7).Value.ToFloatArray());
+            Assert.NotEqual(first, Ops.Dropout(Var.Of(x), 0.25f, seed: 8).Value.ToFloatArray());
+        }
+        // Outside a tape (inference) dropout is the identity.
+        using var c = Var.Constant(Encore.Tensors.Tensor.FromArray(data, 20000));
+        Assert.Same(c, Ops.Dropout(c, 0.5f, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ops.Dropout(c, 1f, 1));
+    }
+}
