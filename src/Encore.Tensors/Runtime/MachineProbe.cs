@@ -1,0 +1,531 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Runtime;
+
+/// <summary>How long and how hard <see cref="MachineProbe"/> measures.</summary>
+public sealed record MachineProbeOptions
+{
+    /// <summary>
+    /// Bytes the bandwidth test streams through. Default 1 GiB: far past any last-level cache, so
+    /// the figure is DRAM's. Capped at a quarter of the memory available to the process.
+    /// </summary>
+    public long BandwidthBufferBytes { get; init; } = 1L << 30;
+
+    /// <summary>Timed repetitions of each measurement; the median is reported. Default 5.</summary>
+    public int Repetitions { get; init; } = 5;
+
+    /// <summary>
+    /// Iterations of the FMA loop per thread per repetition, each 12 independent vector FMAs.
+    /// Default 2²¹: about 5 ms per thread at 200 GFLOP/s with 512-bit vectors.
+    /// </summary>
+    public int FmaIterations { get; init; } = 1 << 21;
+
+    /// <summary>The full probe (about 1–2 s, mostly filling and streaming the 1 GiB buffer).</summary>
+    public static MachineProbeOptions Default { get; } = new();
+
+    /// <summary>
+    /// A rough probe for tests and smoke runs (well under a second): a 64 MiB buffer, which a large
+    /// L3 partly holds, so the bandwidth reads high; 3 repetitions; a short FMA loop.
+    /// </summary>
+    public static MachineProbeOptions Quick { get; } = new() { BandwidthBufferBytes = 64L << 20, Repetitions = 3, FmaIterations = 1 << 16 };
+
+    internal void Validate()
+    {
+        if (BandwidthBufferBytes < 1 << 20) throw new ArgumentException($"the bandwidth buffer must be at least 1 MiB, got {BandwidthBufferBytes} bytes");
+        if (Repetitions < 1) throw new ArgumentException($"repetitions must be at least 1, got {Repetitions}");
+        if (FmaIterations < 1) throw new ArgumentException($"FMA iterations must be at least 1, got {FmaIterations}");
+    }
+}
+
+/// <summary>
+/// What <see cref="MachineProbe"/> found. Serialized with snake_case names (System.Text.Json
+/// <c>JsonNamingPolicy.SnakeCaseLower</c>) these are the keys of <c>encore info --json</c>, so
+/// renaming a property changes a published format. GB are 10⁹ bytes, GFLOP 10⁹ floating-point
+/// operations (an FMA counts two).
+/// </summary>
+/// <param name="DotnetVersion">The runtime, e.g. ".NET 10.0.0".</param>
+/// <param name="Os">The operating system description.</param>
+/// <param name="Architecture">The process architecture (X64, Arm64).</param>
+/// <param name="CpuModel">The CPU model name (from /proc/cpuinfo where there is one), or "unknown".</param>
+/// <param name="LogicalCores">Logical processors the process may use.</param>
+/// <param name="Simd">Vector width and instruction sets, from <see cref="Encore.Tensors.Simd.Describe"/>.</param>
+/// <param name="SimdBits">The vector width the probe and the kernels use (0 for scalar).</param>
+/// <param name="LastLevelCacheBytes">Size of the largest CPU cache, 0 when unknown.</param>
+/// <param name="Threads">Threads of the kernel pool the all-thread figures used.</param>
+/// <param name="BandwidthBufferBytes">Bytes streamed per bandwidth repetition.</param>
+/// <param name="ReadGBPerSecond">Memory read bandwidth with every pool thread streaming, GB/s.</param>
+/// <param name="ReadGBPerSecondSingleThread">Memory read bandwidth of one thread, GB/s.</param>
+/// <param name="FmaGflops">Peak FMA throughput with every pool thread, GFLOP/s.</param>
+/// <param name="FmaGflopsPerThread">Peak FMA throughput of one thread, GFLOP/s.</param>
+/// <param name="Repetitions">Repetitions behind each median.</param>
+/// <param name="ProbeSeconds">Wall time of the whole probe.</param>
+public sealed record MachineReport(
+    string DotnetVersion,
+    string Os,
+    string Architecture,
+    string CpuModel,
+    int LogicalCores,
+    string Simd,
+    int SimdBits,
+    long LastLevelCacheBytes,
+    int Threads,
+    long BandwidthBufferBytes,
+    double ReadGBPerSecond,
+    double ReadGBPerSecondSingleThread,
+    double FmaGflops,
+    double FmaGflopsPerThread,
+    int Repetitions,
+    double ProbeSeconds);
+
+/// <summary>
+/// Describes this machine and measures its two physical limits, the ones kernel figures are judged
+/// against (DESIGN.md "Measuring"): memory read bandwidth (the ceiling of batch-1 decoding, which
+/// streams every weight once per token) and FMA peak (the ceiling of GEMM).
+/// </summary>
+/// <remarks>
+/// Bandwidth is a STREAM-style read-only sum ("Sum" kernel of McCalpin's STREAM suite without the
+/// store): every thread streams its own chunks of one buffer with several independent vector
+/// accumulators, so loads, not the add latency, are the limit. FMA peak is a register-resident loop
+/// of 12 independent accumulator chains: enough to cover latency × throughput (4 cycles × 2 pipes
+/// on Zen 4 and recent Intel cores) with room to spare, so the pipes never wait.
+/// </remarks>
+public static unsafe class MachineProbe
+{
+    const int FmaChains = 12;
+
+    // Keeps the measured loops' results observable so the JIT cannot drop them.
+    static float s_sink;
+
+    /// <summary>
+    /// Describes the machine and measures bandwidth and FMA peak on <paramref name="pool"/>
+    /// (default <see cref="KernelPool.Default"/>) at <see cref="Simd.Current"/>'s width.
+    /// </summary>
+    public static MachineReport Run(MachineProbeOptions? options = null, KernelPool? pool = null)
+    {
+        options ??= MachineProbeOptions.Default;
+        options.Validate();
+        pool ??= KernelPool.Default;
+        var width = Encore.Tensors.Simd.Current;
+        long start = Stopwatch.GetTimestamp();
+
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long bytes = options.BandwidthBufferBytes;
+        if (available > 0) bytes = Math.Min(bytes, Math.Max(1L << 20, available / 4));
+        bytes &= ~(64L * 1024 - 1);
+        var (all, single) = MeasureReadBandwidth(pool, bytes, options.Repetitions, width);
+        var (fmaAll, fmaOne) = MeasureFmaPeak(pool, options.FmaIterations, options.Repetitions, width);
+
+        return new MachineReport(
+            DotnetVersion: RuntimeInformation.FrameworkDescription,
+            Os: RuntimeInformation.OSDescription,
+            Architecture: RuntimeInformation.ProcessArchitecture.ToString(),
+            CpuModel: CpuModel(),
+            LogicalCores: Environment.ProcessorCount,
+            Simd: Encore.Tensors.Simd.Describe(),
+            SimdBits: (int)width,
+            LastLevelCacheBytes: LastLevelCacheBytes(),
+            Threads: pool.ThreadCount,
+            BandwidthBufferBytes: bytes,
+            ReadGBPerSecond: all,
+            ReadGBPerSecondSingleThread: single,
+            FmaGflops: fmaAll,
+            FmaGflopsPerThread: fmaOne,
+            Repetitions: options.Repetitions,
+            ProbeSeconds: Stopwatch.GetElapsedTime(start).TotalSeconds);
+    }
+
+    // ---------------------------------------------------------------- description
+
+    /// <summary>The CPU model name, or "unknown".</summary>
+    public static string CpuModel()
+    {
+        try
+        {
+            if (File.Exists("/proc/cpuinfo") && ParseCpuModel(File.ReadAllText("/proc/cpuinfo")) is { } model) return model;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return Environment.GetEnvironmentVariable("PROCESSOR_IDENTIFIER") is { Length: > 0 } id ? id : "unknown";
+    }
+
+    /// <summary>
+    /// The model from /proc/cpuinfo text: x86's "model name", else ARM's "Model" or "Hardware",
+    /// else the "CPU implementer"/"CPU part" codes.
+    /// </summary>
+    internal static string? ParseCpuModel(string cpuinfo)
+    {
+        string? Field(string key)
+        {
+            foreach (var line in cpuinfo.Split('\n'))
+            {
+                int colon = line.IndexOf(':');
+                if (colon < 0) continue;
+                if (line[..colon].Trim().Equals(key, StringComparison.OrdinalIgnoreCase))
+                {
+                    var value = line[(colon + 1)..].Trim();
+                    if (value.Length > 0) return value;
+                }
+            }
+            return null;
+        }
+        if (Field("model name") is { } x86) return x86;
+        if (Field("Model") is { } board) return board;
+        if (Field("Hardware") is { } hw) return hw;
+        if (Field("CPU part") is { } part) return $"ARM implementer {Field("CPU implementer") ?? "?"} part {part}";
+        return null;
+    }
+
+    /// <summary>Size in bytes of the largest cache of CPU 0 (Linux sysfs), or 0 when unknown.</summary>
+    public static long LastLevelCacheBytes()
+    {
+        const string dir = "/sys/devices/system/cpu/cpu0/cache";
+        long best = 0;
+        try
+        {
+            if (!Directory.Exists(dir)) return 0;
+            foreach (var index in Directory.GetDirectories(dir, "index*"))
+            {
+                var sizeFile = Path.Combine(index, "size");
+                var typeFile = Path.Combine(index, "type");
+                if (!File.Exists(sizeFile)) continue;
+                if (File.Exists(typeFile) && File.ReadAllText(typeFile).Trim() == "Instruction") continue;
+                best = Math.Max(best, ParseCacheSize(File.ReadAllText(sizeFile)));
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return best;
+    }
+
+    /// <summary>Parses a sysfs cache size such as "32768K" or "1M"; 0 when unreadable.</summary>
+    internal static long ParseCacheSize(string text)
+    {
+        text = text.Trim();
+        if (text.Length == 0) return 0;
+        long unit = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, _ => 1 };
+        var digits = unit == 1 ? text : text[..^1];
+        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n >= 0 && n < 1L << 40 ? n * unit : 0;
+    }
+
+    // ---------------------------------------------------------------- bandwidth
+
+    /// <summary>
+    /// Median read bandwidth in GB/s over <paramref name="repetitions"/> passes over a
+    /// <paramref name="bytes"/>-byte buffer: with all threads of <paramref name="pool"/>, and with the
+    /// calling thread alone.
+    /// </summary>
+    public static (double AllThreads, double SingleThread) MeasureReadBandwidth(KernelPool pool, long bytes, int repetitions, SimdWidth width)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1L << 16);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
+        long n = bytes / sizeof(float);
+        var data = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
+        if (data == null) throw new OutOfMemoryException($"could not allocate the {bytes}-byte bandwidth buffer");
+        // Several chunks per thread so a late-waking worker cannot leave one thread streaming alone.
+        int chunks = pool.ThreadCount == 1 ? 1 : pool.ThreadCount * 4;
+        var sinks = new float[chunks];
+        try
+        {
+            fixed (float* s = sinks)
+            {
+                // Written in parallel so pages are faulted in (and placed, on NUMA machines) by the
+                // threads that later read them.
+                var fill = new StreamTask { Data = data, Length = n, Chunks = chunks, Width = width, Sinks = s, Fill = true };
+                pool.Run(chunks, ref fill);
+
+                var read = new StreamTask { Data = data, Length = n, Chunks = chunks, Width = width, Sinks = s };
+                pool.Run(chunks, ref read); // warm-up: TLB, workers awake
+                var all = new double[repetitions];
+                for (int r = 0; r < repetitions; r++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    pool.Run(chunks, ref read);
+                    all[r] = bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+                }
+                var one = new double[repetitions];
+                for (int r = 0; r < repetitions; r++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    s_sink += SumStream(data, n, width);
+                    one[r] = bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+                }
+                for (int i = 0; i < chunks; i++) s_sink += s[i];
+                return (Median(all), Median(one));
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(data);
+        }
+    }
+
+    struct StreamTask : IParallelTask
+    {
+        public float* Data;
+        public long Length;
+        public int Chunks;
+        public SimdWidth Width;
+        public float* Sinks;
+        public bool Fill;
+
+        public void Execute(int index)
+        {
+            long start = Length * index / Chunks, end = Length * (index + 1) / Chunks;
+            if (Fill)
+            {
+                // Small distinct values: no denormals, and no page is all zeros (which a hypervisor may share).
+                for (long i = start; i < end; i++) Data[i] = 1f + (i & 1023) * (1f / 1024);
+            }
+            else
+            {
+                Sinks[index] = SumStream(Data + start, end - start, Width);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float SumStream(float* p, long n, SimdWidth width)
+    {
+        long i = 0;
+        float sum = 0;
+        if (width == SimdWidth.V512)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (; i + 128 <= n; i += 128)
+            {
+                a0 += Vector512.Load(p + i);
+                a1 += Vector512.Load(p + i + 16);
+                a2 += Vector512.Load(p + i + 32);
+                a3 += Vector512.Load(p + i + 48);
+                a4 += Vector512.Load(p + i + 64);
+                a5 += Vector512.Load(p + i + 80);
+                a6 += Vector512.Load(p + i + 96);
+                a7 += Vector512.Load(p + i + 112);
+            }
+            sum = Vector512.Sum((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7));
+        }
+        else if (width == SimdWidth.V256)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (; i + 64 <= n; i += 64)
+            {
+                a0 += Vector256.Load(p + i);
+                a1 += Vector256.Load(p + i + 8);
+                a2 += Vector256.Load(p + i + 16);
+                a3 += Vector256.Load(p + i + 24);
+                a4 += Vector256.Load(p + i + 32);
+                a5 += Vector256.Load(p + i + 40);
+                a6 += Vector256.Load(p + i + 48);
+                a7 += Vector256.Load(p + i + 56);
+            }
+            sum = Vector256.Sum((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7));
+        }
+        else if (width == SimdWidth.V128)
+        {
+            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                a0 += Vector128.Load(p + i);
+                a1 += Vector128.Load(p + i + 4);
+                a2 += Vector128.Load(p + i + 8);
+                a3 += Vector128.Load(p + i + 12);
+                a4 += Vector128.Load(p + i + 16);
+                a5 += Vector128.Load(p + i + 20);
+                a6 += Vector128.Load(p + i + 24);
+                a7 += Vector128.Load(p + i + 28);
+            }
+            sum = Vector128.Sum((a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7));
+        }
+        else
+        {
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (; i + 4 <= n; i += 4)
+            {
+                s0 += p[i];
+                s1 += p[i + 1];
+                s2 += p[i + 2];
+                s3 += p[i + 3];
+            }
+            sum = (s0 + s1) + (s2 + s3);
+        }
+        for (; i < n; i++) sum += p[i];
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- FMA peak
+
+    /// <summary>
+    /// Median FMA throughput in GFLOP/s over <paramref name="repetitions"/> runs of
+    /// <paramref name="iterations"/> loop iterations per thread: all threads of <paramref name="pool"/>
+    /// at once (total flops over wall time), and the calling thread alone.
+    /// </summary>
+    public static (double AllThreads, double PerThread) MeasureFmaPeak(KernelPool pool, int iterations, int repetitions, SimdWidth width)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentOutOfRangeException.ThrowIfLessThan(iterations, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repetitions, 1);
+        int lanes = width == SimdWidth.Scalar ? 1 : (int)width / 32;
+        double flopsPerThread = 2.0 * FmaChains * lanes * iterations;
+        int threads = pool.ThreadCount;
+        var sinks = new float[threads];
+        fixed (float* s = sinks)
+        {
+            var task = new FmaTask { Iterations = iterations, Width = width, Sinks = s };
+            s_sink += FmaLoop(iterations, width); // compiles the loop before timing
+            pool.Run(threads, ref task);
+            var one = new double[repetitions];
+            for (int r = 0; r < repetitions; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                s_sink += FmaLoop(iterations, width);
+                one[r] = flopsPerThread / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+            }
+            var all = new double[repetitions];
+            for (int r = 0; r < repetitions; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                pool.Run(threads, ref task);
+                all[r] = flopsPerThread * threads / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+            }
+            for (int i = 0; i < threads; i++) s_sink += s[i];
+            return (Median(all), Median(one));
+        }
+    }
+
+    struct FmaTask : IParallelTask
+    {
+        public int Iterations;
+        public SimdWidth Width;
+        public float* Sinks;
+
+        public void Execute(int index) => Sinks[index] = FmaLoop(Iterations, Width);
+    }
+
+    static float FmaLoop(int iterations, SimdWidth width) => width switch
+    {
+        SimdWidth.V512 => FmaLoop512(iterations),
+        SimdWidth.V256 => FmaLoop256(iterations),
+        SimdWidth.V128 => FmaLoop128(iterations),
+        _ => FmaLoopScalar(iterations),
+    };
+
+    // acc ← acc·m + c converges to c/(1−m) = 1: no overflow, no denormals, however long it runs.
+    // MultiplyAddEstimate is one fused instruction where the hardware has FMA, else a multiply and an add.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop512(int iterations)
+    {
+        var m = Vector512.Create(0.9999f);
+        var c = Vector512.Create(0.0001f);
+        Vector512<float> a0 = Vector512.Create(0.10f), a1 = Vector512.Create(0.11f), a2 = Vector512.Create(0.12f), a3 = Vector512.Create(0.13f),
+            a4 = Vector512.Create(0.14f), a5 = Vector512.Create(0.15f), a6 = Vector512.Create(0.16f), a7 = Vector512.Create(0.17f),
+            a8 = Vector512.Create(0.18f), a9 = Vector512.Create(0.19f), a10 = Vector512.Create(0.20f), a11 = Vector512.Create(0.21f);
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = Vector512.MultiplyAddEstimate(a0, m, c);
+            a1 = Vector512.MultiplyAddEstimate(a1, m, c);
+            a2 = Vector512.MultiplyAddEstimate(a2, m, c);
+            a3 = Vector512.MultiplyAddEstimate(a3, m, c);
+            a4 = Vector512.MultiplyAddEstimate(a4, m, c);
+            a5 = Vector512.MultiplyAddEstimate(a5, m, c);
+            a6 = Vector512.MultiplyAddEstimate(a6, m, c);
+            a7 = Vector512.MultiplyAddEstimate(a7, m, c);
+            a8 = Vector512.MultiplyAddEstimate(a8, m, c);
+            a9 = Vector512.MultiplyAddEstimate(a9, m, c);
+            a10 = Vector512.MultiplyAddEstimate(a10, m, c);
+            a11 = Vector512.MultiplyAddEstimate(a11, m, c);
+        }
+        return Vector512.Sum(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop256(int iterations)
+    {
+        var m = Vector256.Create(0.9999f);
+        var c = Vector256.Create(0.0001f);
+        Vector256<float> a0 = Vector256.Create(0.10f), a1 = Vector256.Create(0.11f), a2 = Vector256.Create(0.12f), a3 = Vector256.Create(0.13f),
+            a4 = Vector256.Create(0.14f), a5 = Vector256.Create(0.15f), a6 = Vector256.Create(0.16f), a7 = Vector256.Create(0.17f),
+            a8 = Vector256.Create(0.18f), a9 = Vector256.Create(0.19f), a10 = Vector256.Create(0.20f), a11 = Vector256.Create(0.21f);
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = Vector256.MultiplyAddEstimate(a0, m, c);
+            a1 = Vector256.MultiplyAddEstimate(a1, m, c);
+            a2 = Vector256.MultiplyAddEstimate(a2, m, c);
+            a3 = Vector256.MultiplyAddEstimate(a3, m, c);
+            a4 = Vector256.MultiplyAddEstimate(a4, m, c);
+            a5 = Vector256.MultiplyAddEstimate(a5, m, c);
+            a6 = Vector256.MultiplyAddEstimate(a6, m, c);
+            a7 = Vector256.MultiplyAddEstimate(a7, m, c);
+            a8 = Vector256.MultiplyAddEstimate(a8, m, c);
+            a9 = Vector256.MultiplyAddEstimate(a9, m, c);
+            a10 = Vector256.MultiplyAddEstimate(a10, m, c);
+            a11 = Vector256.MultiplyAddEstimate(a11, m, c);
+        }
+        return Vector256.Sum(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop128(int iterations)
+    {
+        var m = Vector128.Create(0.9999f);
+        var c = Vector128.Create(0.0001f);
+        Vector128<float> a0 = Vector128.Create(0.10f), a1 = Vector128.Create(0.11f), a2 = Vector128.Create(0.12f), a3 = Vector128.Create(0.13f),
+            a4 = Vector128.Create(0.14f), a5 = Vector128.Create(0.15f), a6 = Vector128.Create(0.16f), a7 = Vector128.Create(0.17f),
+            a8 = Vector128.Create(0.18f), a9 = Vector128.Create(0.19f), a10 = Vector128.Create(0.20f), a11 = Vector128.Create(0.21f);
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = Vector128.MultiplyAddEstimate(a0, m, c);
+            a1 = Vector128.MultiplyAddEstimate(a1, m, c);
+            a2 = Vector128.MultiplyAddEstimate(a2, m, c);
+            a3 = Vector128.MultiplyAddEstimate(a3, m, c);
+            a4 = Vector128.MultiplyAddEstimate(a4, m, c);
+            a5 = Vector128.MultiplyAddEstimate(a5, m, c);
+            a6 = Vector128.MultiplyAddEstimate(a6, m, c);
+            a7 = Vector128.MultiplyAddEstimate(a7, m, c);
+            a8 = Vector128.MultiplyAddEstimate(a8, m, c);
+            a9 = Vector128.MultiplyAddEstimate(a9, m, c);
+            a10 = Vector128.MultiplyAddEstimate(a10, m, c);
+            a11 = Vector128.MultiplyAddEstimate(a11, m, c);
+        }
+        return Vector128.Sum(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoopScalar(int iterations)
+    {
+        const float m = 0.9999f, c = 0.0001f;
+        float a0 = 0.10f, a1 = 0.11f, a2 = 0.12f, a3 = 0.13f, a4 = 0.14f, a5 = 0.15f,
+            a6 = 0.16f, a7 = 0.17f, a8 = 0.18f, a9 = 0.19f, a10 = 0.20f, a11 = 0.21f;
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = float.MultiplyAddEstimate(a0, m, c);
+            a1 = float.MultiplyAddEstimate(a1, m, c);
+            a2 = float.MultiplyAddEstimate(a2, m, c);
+            a3 = float.MultiplyAddEstimate(a3, m, c);
+            a4 = float.MultiplyAddEstimate(a4, m, c);
+            a5 = float.MultiplyAddEstimate(a5, m, c);
+            a6 = float.MultiplyAddEstimate(a6, m, c);
+            a7 = float.MultiplyAddEstimate(a7, m, c);
+            a8 = float.MultiplyAddEstimate(a8, m, c);
+            a9 = float.MultiplyAddEstimate(a9, m, c);
+            a10 = float.MultiplyAddEstimate(a10, m, c);
+            a11 = float.MultiplyAddEstimate(a11, m, c);
+        }
+        return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11));
+    }
+
+    /// <summary>The median (mean of the middle two for an even count).</summary>
+    public static double Median(ReadOnlySpan<double> values)
+    {
+        if (values.IsEmpty) throw new ArgumentException("median of no values");
+        var sorted = values.ToArray();
+        Array.Sort(sorted);
+        int mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}
