@@ -290,7 +290,7 @@ public static unsafe class MachineProbe
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float SumStream(float* p, long n, SimdWidth width)
+    internal static float SumStream(float* p, long n, SimdWidth width)
     {
         long i = 0;
         float sum = 0;
@@ -407,7 +407,7 @@ public static unsafe class MachineProbe
         public void Execute(int index) => Sinks[index] = FmaLoop(Iterations, Width);
     }
 
-    static float FmaLoop(int iterations, SimdWidth width) => width switch
+    internal static float FmaLoop(int iterations, SimdWidth width) => width switch
     {
         SimdWidth.V512 => FmaLoop512(iterations),
         SimdWidth.V256 => FmaLoop256(iterations),
