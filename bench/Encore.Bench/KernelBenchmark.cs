@@ -140,8 +140,9 @@ public static class KernelBenchmark
     public static int GemvMatrices(long bytesPerMatrix, long workingSet) => (int)Math.Max(2, (workingSet + bytesPerMatrix - 1) / bytesPerMatrix);
 
     /// <summary>
-    /// Runs the suite. Sets <see cref="KernelPool.Default"/> to a pool of <see cref="KernelBenchmarkOptions.Threads"/>
-    /// threads (the kernels use the default pool). <paramref name="progress"/> receives one line per step.
+    /// Runs the suite on <see cref="KernelPool.Default"/>, which the kernels use; when its size is not
+    /// <see cref="KernelBenchmarkOptions.Threads"/> it is replaced by a pool of that size (a program
+    /// should set it first, as <c>encore bench</c> does). <paramref name="progress"/> receives one line per step.
     /// </summary>
     public static KernelBenchmarkResult Run(KernelBenchmarkOptions options, Action<string>? progress = null)
     {
@@ -177,13 +178,19 @@ public static class KernelBenchmark
         progress("KernelPool dispatch");
         double dispatch = MeasureDispatch(pool, options);
 
-        var peer = new PeerReport("pytorch", false, null, null, null, null, "skipped (--no-peers)");
+        var peer = new PeerReport("pytorch", false, null, null, null, null, "PyTorch peer skipped (--no-peers)");
         if (options.Peers)
         {
             progress("PyTorch peer (bench/peers/torch_kernels.py)");
             var outcome = TorchPeer.Run(new TorchPeerRequest(options.Threads, options.Runs, options.MinRunSeconds,
                 GemmShapes(options.Quick), size, GemvDTypes, workingSet), options.Python, TimeSpan.FromSeconds(options.PeerTimeoutSeconds));
-            peer = new PeerReport("pytorch", outcome.Figures != null, outcome.Figures?.TorchVersion, outcome.Interpreter, outcome.Figures?.Threads, outcome.Figures?.MathLibraries, outcome.Note);
+            string? note = outcome.Note;
+            // Debian's python3-torch hands torch.mm to the system libblas.so.3; with only libblas3
+            // installed that is netlib's reference Fortran, so PyTorch's GEMM is far below its usual speed.
+            if (outcome.Figures?.MathLibraries is { } libs && libs.Contains("/blas/libblas.so", StringComparison.Ordinal))
+                note = "PyTorch's torch.mm runs on the netlib reference BLAS (Debian libblas3) here, not an optimized one; " +
+                    "install libopenblas0-pthread (update-alternatives picks it) for a stronger GEMM peer";
+            peer = new PeerReport("pytorch", outcome.Figures != null, outcome.Figures?.TorchVersion, outcome.Interpreter, outcome.Figures?.Threads, outcome.Figures?.MathLibraries, note);
             if (outcome.Figures is { } torch)
             {
                 gemm = gemm.Select(g => torch.Gemm.FirstOrDefault(t => t.M == g.M && t.K == g.K && t.N == g.N) is { } t

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Encore.Bench;
+using Encore.Tensors.Threading;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
@@ -62,6 +63,7 @@ internal static class BenchCommand
                 Python = parse.GetValue(python),
             };
             options.Validate();
+            KernelPool.Default = new KernelPool(options.Threads);
             var result = KernelBenchmark.Run(options, line => Console.Error.WriteLine($"bench kernels: {line}…"));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, InfoCommand.Json));
             else Render(result);
@@ -79,13 +81,13 @@ internal static class BenchCommand
         AnsiConsole.Write(InfoCommand.MachineTable(m));
 
         bool peer = r.Peer.Ran;
-        var gemm = new Table().Border(TableBorder.Rounded).Title($"[bold]GEMM f32[/] (median of {r.Runs})");
+        var gemm = new Table().Border(TableBorder.Rounded).Title($"[bold]GEMM f32, GFLOP/s[/] (median of {r.Runs})");
         gemm.AddColumn("shape M×K×N");
-        gemm.AddColumn(new TableColumn("Encore GFLOP/s").RightAligned());
+        gemm.AddColumn(new TableColumn("GFLOP/s").RightAligned());
         gemm.AddColumn(new TableColumn("of FMA peak").RightAligned());
         if (peer)
         {
-            gemm.AddColumn(new TableColumn("PyTorch GFLOP/s").RightAligned());
+            gemm.AddColumn(new TableColumn("PyTorch").RightAligned());
             gemm.AddColumn(new TableColumn("Encore/PyTorch").RightAligned());
         }
         foreach (var g in r.Gemm)
@@ -96,22 +98,23 @@ internal static class BenchCommand
         }
         AnsiConsole.Write(gemm);
 
-        var gemv = new Table().Border(TableBorder.Rounded).Title($"[bold]GEMV, batch 1[/] (median of {r.Runs})");
+        var gemv = new Table().Border(TableBorder.Rounded).Title($"[bold]GEMV batch 1, weight GB/s[/] (median of {r.Runs})");
         gemv.AddColumn("weights");
         gemv.AddColumn("N×K");
         gemv.AddColumn(new TableColumn("matrices").RightAligned());
-        gemv.AddColumn(new TableColumn("Encore GB/s").RightAligned());
-        gemv.AddColumn(new TableColumn("of bandwidth").RightAligned());
+        gemv.AddColumn(new TableColumn("GB/s").RightAligned());
+        gemv.AddColumn(new TableColumn("of read BW").RightAligned());
         if (peer)
         {
-            gemv.AddColumn(new TableColumn("PyTorch GB/s").RightAligned());
-            gemv.AddColumn(new TableColumn("Encore/PyTorch").RightAligned());
+            gemv.AddColumn(new TableColumn("PyTorch").RightAligned());
+            gemv.AddColumn(new TableColumn("ratio").RightAligned());
+            gemv.Caption("[grey]ratio = Encore ÷ PyTorch[/]");
         }
         foreach (var g in r.Gemv)
         {
             var row = new List<string>
             {
-                g.Weights, $"{g.N}×{g.K}", $"{g.Matrices} × {g.BytesPerMatrix / (double)(1 << 20):0.#} MiB",
+                g.Weights, $"{g.N}×{g.K}", $"{g.Matrices}×{g.BytesPerMatrix / (double)(1 << 20):0.#} MiB",
                 InfoCommand.F(g.GBPerSecond), Percent(g.FractionOfBandwidth),
             };
             if (peer) row.AddRange([Num(g.TorchGBPerSecond), Times(g.EncoreOverTorch)]);
@@ -127,7 +130,7 @@ internal static class BenchCommand
         AnsiConsole.MarkupLine($"KernelPool dispatch of {r.DispatchTasks} empty tasks, back to back: [bold]{r.DispatchMicroseconds.ToString("0.00", CultureInfo.InvariantCulture)} µs[/] (median of {r.Runs})");
         AnsiConsole.MarkupLine($"[grey]GEMM shapes: {Markup.Escape(r.GemmConvention)}. GFLOP/s count a multiply-add as 2 flops.[/]");
         AnsiConsole.MarkupLine($"[grey]GEMV: {Markup.Escape(r.GemvNote)}.[/]");
-        AnsiConsole.MarkupLine($"[grey]Each figure: warm-up run dropped, then the median of {r.Runs} runs of ≥ {r.MinRunSeconds:0.###} s each; \"of peak\" and \"of bandwidth\" use the probe above.[/]");
+        AnsiConsole.MarkupLine($"[grey]Each figure: warm-up run dropped, then the median of {r.Runs} runs of ≥ {r.MinRunSeconds:0.###} s each; \"of FMA peak\" and \"of read BW\" divide by the all-thread probe figures above.[/]");
         if (r.Peer.Ran)
             AnsiConsole.MarkupLine($"[grey]Peer: PyTorch {Markup.Escape(r.Peer.Version ?? "?")} ({Markup.Escape(r.Peer.Interpreter ?? "?")}, {r.Peer.Threads} threads; " +
                 $"BLAS: {Markup.Escape(r.Peer.MathLibraries ?? "unknown")}), run after Encore with the same shapes and timing rule.[/]");

@@ -48,8 +48,7 @@ internal static class InfoCommand
         };
         cmd.SetAction(parse =>
         {
-            int n = parse.GetValue(threads);
-            if (KernelPool.Default.ThreadCount != n) KernelPool.Default = new KernelPool(n);
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
             var report = MachineProbe.Run(parse.GetValue(quick) ? MachineProbeOptions.Quick : MachineProbeOptions.Default, KernelPool.Default);
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(report, Json));
             else AnsiConsole.Write(MachineTable(report));
