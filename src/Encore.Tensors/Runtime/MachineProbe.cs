@@ -216,8 +216,8 @@ public static unsafe class MachineProbe
 
     /// <summary>
     /// Median read bandwidth in GB/s over <paramref name="repetitions"/> passes over a
-    /// <paramref name="bytes"/>-byte buffer: with all threads of <paramref name="pool"/>, and with the
-    /// calling thread alone.
+    /// <paramref name="bytes"/>-byte buffer: with all threads of <paramref name="pool"/> streaming
+    /// their own slices at once, and with the calling thread alone.
     /// </summary>
     public static (double AllThreads, double SingleThread) MeasureReadBandwidth(KernelPool pool, long bytes, int repetitions, SimdWidth width)
     {
@@ -227,26 +227,24 @@ public static unsafe class MachineProbe
         long n = bytes / sizeof(float);
         var data = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
         if (data == null) throw new OutOfMemoryException($"could not allocate the {bytes}-byte bandwidth buffer");
-        // Several chunks per thread so a late-waking worker cannot leave one thread streaming alone.
-        int chunks = pool.ThreadCount == 1 ? 1 : pool.ThreadCount * 4;
-        var sinks = new float[chunks];
+        int threads = pool.ThreadCount;
+        var sinks = new float[threads];
+        var clock = new Rendezvous(threads);
         try
         {
             fixed (float* s = sinks)
             {
-                // Written in parallel so pages are faulted in (and placed, on NUMA machines) by the
-                // threads that later read them.
-                var fill = new StreamTask { Data = data, Length = n, Chunks = chunks, Width = width, Sinks = s, Fill = true };
-                pool.Run(chunks, ref fill);
+                // Pages are faulted in by a parallel write before any timing.
+                var fill = new FillTask { Data = data, Length = n, Chunks = threads * 4 };
+                pool.Run(fill.Chunks, ref fill);
 
-                var read = new StreamTask { Data = data, Length = n, Chunks = chunks, Width = width, Sinks = s };
-                pool.Run(chunks, ref read); // warm-up: TLB, workers awake
+                var read = new StreamTask { Data = data, Length = n, Width = width, Sinks = s, Clock = clock };
                 var all = new double[repetitions];
-                for (int r = 0; r < repetitions; r++)
+                for (int r = -1; r < repetitions; r++) // r = -1: warm-up (TLB, workers awake)
                 {
-                    long t0 = Stopwatch.GetTimestamp();
-                    pool.Run(chunks, ref read);
-                    all[r] = bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+                    clock.Reset();
+                    pool.Run(threads, ref read);
+                    if (r >= 0) all[r] = bytes / clock.Seconds() / 1e9;
                 }
                 var one = new double[repetitions];
                 for (int r = 0; r < repetitions; r++)
@@ -255,13 +253,28 @@ public static unsafe class MachineProbe
                     s_sink += SumStream(data, n, width);
                     one[r] = bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
                 }
-                for (int i = 0; i < chunks; i++) s_sink += s[i];
+                for (int i = 0; i < threads; i++) s_sink += s[i];
                 return (Median(all), Median(one));
             }
         }
         finally
         {
+            clock.Dispose();
             NativeMemory.AlignedFree(data);
+        }
+    }
+
+    struct FillTask : IParallelTask
+    {
+        public float* Data;
+        public long Length;
+        public int Chunks;
+
+        // Small distinct values: no denormals, and no page is all zeros (which a hypervisor may share).
+        public readonly void Execute(int index)
+        {
+            long start = Length * index / Chunks, end = Length * (index + 1) / Chunks;
+            for (long i = start; i < end; i++) Data[i] = 1f + (i & 1023) * (1f / 1024);
         }
     }
 
@@ -269,24 +282,63 @@ public static unsafe class MachineProbe
     {
         public float* Data;
         public long Length;
-        public int Chunks;
         public SimdWidth Width;
         public float* Sinks;
-        public bool Fill;
+        public Rendezvous Clock;
 
-        public void Execute(int index)
+        public readonly void Execute(int index)
         {
-            long start = Length * index / Chunks, end = Length * (index + 1) / Chunks;
-            if (Fill)
-            {
-                // Small distinct values: no denormals, and no page is all zeros (which a hypervisor may share).
-                for (long i = start; i < end; i++) Data[i] = 1f + (i & 1023) * (1f / 1024);
-            }
-            else
-            {
-                Sinks[index] = SumStream(Data + start, end - start, Width);
-            }
+            long start = Length * index / Clock.Parties, end = Length * (index + 1) / Clock.Parties;
+            Clock.Arrive(index);
+            Sinks[index] = SumStream(Data + start, end - start, Width);
+            Clock.Finish(index);
         }
+    }
+
+    /// <summary>
+    /// Makes the pool's threads start a measured loop together and times them from the first start
+    /// to the last finish. A worker that wakes late would otherwise leave the caller running its
+    /// loop alone (or running two tasks in turn), and the "all threads" figure would be one thread's.
+    /// Each task waits at most 200 ms for the others (a pool busy with a nested dispatch runs tasks
+    /// inline, one after another), so it can never hang.
+    /// </summary>
+    readonly struct Rendezvous : IDisposable
+    {
+        readonly long* _words; // [0] arrived count, then a (start, end) timestamp pair per party
+
+        public Rendezvous(int parties)
+        {
+            Parties = parties;
+            _words = (long*)NativeMemory.AllocZeroed((nuint)(1 + 2 * parties), sizeof(long));
+        }
+
+        public int Parties { get; }
+
+        public void Reset() => NativeMemory.Clear(_words, (nuint)((1 + 2 * Parties) * sizeof(long)));
+
+        public void Arrive(int index)
+        {
+            Interlocked.Increment(ref _words[0]);
+            long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 5;
+            while (Volatile.Read(ref _words[0]) < Parties && Stopwatch.GetTimestamp() < deadline) Thread.SpinWait(1);
+            _words[1 + 2 * index] = Stopwatch.GetTimestamp();
+        }
+
+        public void Finish(int index) => _words[2 + 2 * index] = Stopwatch.GetTimestamp();
+
+        /// <summary>Seconds from the first start to the last finish.</summary>
+        public double Seconds()
+        {
+            long first = long.MaxValue, last = long.MinValue;
+            for (int i = 0; i < Parties; i++)
+            {
+                first = Math.Min(first, _words[1 + 2 * i]);
+                last = Math.Max(last, _words[2 + 2 * i]);
+            }
+            return (double)(last - first) / Stopwatch.Frequency;
+        }
+
+        public void Dispose() => NativeMemory.Free(_words);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -363,7 +415,7 @@ public static unsafe class MachineProbe
     /// <summary>
     /// Median FMA throughput in GFLOP/s over <paramref name="repetitions"/> runs of
     /// <paramref name="iterations"/> loop iterations per thread: all threads of <paramref name="pool"/>
-    /// at once (total flops over wall time), and the calling thread alone.
+    /// at once (total flops from the first start to the last finish), and the calling thread alone.
     /// </summary>
     public static (double AllThreads, double PerThread) MeasureFmaPeak(KernelPool pool, int iterations, int repetitions, SimdWidth width)
     {
@@ -374,11 +426,11 @@ public static unsafe class MachineProbe
         double flopsPerThread = 2.0 * FmaChains * lanes * iterations;
         int threads = pool.ThreadCount;
         var sinks = new float[threads];
+        using var clock = new Rendezvous(threads);
         fixed (float* s = sinks)
         {
-            var task = new FmaTask { Iterations = iterations, Width = width, Sinks = s };
+            var task = new FmaTask { Iterations = iterations, Width = width, Sinks = s, Clock = clock };
             s_sink += FmaLoop(iterations, width); // compiles the loop before timing
-            pool.Run(threads, ref task);
             var one = new double[repetitions];
             for (int r = 0; r < repetitions; r++)
             {
@@ -387,11 +439,11 @@ public static unsafe class MachineProbe
                 one[r] = flopsPerThread / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
             }
             var all = new double[repetitions];
-            for (int r = 0; r < repetitions; r++)
+            for (int r = -1; r < repetitions; r++) // r = -1: warm-up
             {
-                long t0 = Stopwatch.GetTimestamp();
+                clock.Reset();
                 pool.Run(threads, ref task);
-                all[r] = flopsPerThread * threads / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+                if (r >= 0) all[r] = flopsPerThread * threads / clock.Seconds() / 1e9;
             }
             for (int i = 0; i < threads; i++) s_sink += s[i];
             return (Median(all), Median(one));
@@ -403,8 +455,14 @@ public static unsafe class MachineProbe
         public int Iterations;
         public SimdWidth Width;
         public float* Sinks;
+        public Rendezvous Clock;
 
-        public void Execute(int index) => Sinks[index] = FmaLoop(Iterations, Width);
+        public readonly void Execute(int index)
+        {
+            Clock.Arrive(index);
+            Sinks[index] = FmaLoop(Iterations, Width);
+            Clock.Finish(index);
+        }
     }
 
     internal static float FmaLoop(int iterations, SimdWidth width) => width switch
