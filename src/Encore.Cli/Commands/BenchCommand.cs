@@ -16,7 +16,8 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmark suites, measured side by side with their peers (PyTorch) on this machine.")
+        var cmd = new Command("bench", $"Benchmark suites, measured side by side with their peers (PyTorch) on this machine. " +
+            $"Suites: {string.Join(", ", BenchInfo.Suites)} (planned: {string.Join(", ", BenchInfo.Planned)}).")
         {
             CreateKernels(),
         };

@@ -86,9 +86,10 @@ public sealed record MachineReport(
 /// streams every weight once per token) and FMA peak (the ceiling of GEMM).
 /// </summary>
 /// <remarks>
-/// Bandwidth is a STREAM-style read-only sum ("Sum" kernel of McCalpin's STREAM suite without the
-/// store): every thread streams its own chunks of one buffer with several independent vector
-/// accumulators, so loads, not the add latency, are the limit. FMA peak is a register-resident loop
+/// Bandwidth is a read-only streaming sum (likwid-bench's <c>sum</c> kernel; STREAM's kernels also
+/// write, which a decode step hardly does): the threads start together, each streams its own slice
+/// of one buffer with 8 independent vector accumulators, so loads, not the add latency, are the
+/// limit. FMA peak is a register-resident loop
 /// of 12 independent accumulator chains: enough to cover latency × throughput (4 cycles × 2 pipes
 /// on Zen 4 and recent Intel cores) with room to spare, so the pipes never wait.
 /// </remarks>
