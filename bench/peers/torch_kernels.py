@@ -69,6 +69,10 @@ def main():
     if args.threads < 1 or args.runs < 1 or args.min_seconds <= 0 or args.gemv_size < 1:
         ap.error("--threads, --runs, --min-seconds and --gemv-size must be positive")
 
+    # torch.set_num_threads sizes ATen's own pool; the BLAS torch.mm calls (OpenBLAS, BLIS, MKL)
+    # reads its thread count from the environment when it loads, so set that first too.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
     try:
         import torch
         import torch.nn.functional as F
