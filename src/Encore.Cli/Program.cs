@@ -12,10 +12,13 @@ public static class Program
         var root = new RootCommand("Encore: encoder–decoder small language models on the CPU, in managed .NET.")
         {
             QuickstartCommand.Create(),
+            InfoCommand.Create(),
+            BenchCommand.Create(),
         };
         try
         {
-            return root.Parse(args).Invoke();
+            // Our own handler below prints a library's argument errors as one line, not a stack trace.
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
         {

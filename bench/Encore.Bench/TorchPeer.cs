@@ -1,0 +1,182 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Encore.Tensors;
+
+namespace Encore.Bench;
+
+/// <summary>What the PyTorch kernel peer is asked to measure: the same shapes, runs and timing rule as Encore.</summary>
+public sealed record TorchPeerRequest(int Threads, int Runs, double MinRunSeconds, IReadOnlyList<GemmShape> Gemm,
+    int GemvSize, IReadOnlyList<DType> GemvDTypes, long GemvWorkingSetBytes);
+
+/// <summary>PyTorch's GEMM figure for one shape.</summary>
+public sealed record TorchGemm(int M, int K, int N, double Gflops);
+
+/// <summary>PyTorch's GEMV figure for one weight dtype; null GB/s with the reason in <paramref name="Compared"/> when unsupported.</summary>
+public sealed record TorchGemv(string DType, double? GBPerSecond, string Compared);
+
+/// <summary>The peer script's figures.</summary>
+/// <param name="MathLibraries">BLAS-like libraries torch had loaded (its GEMM speed depends on which libblas is installed).</param>
+public sealed record TorchKernelFigures(string TorchVersion, int Threads, string? MathLibraries, IReadOnlyList<TorchGemm> Gemm, IReadOnlyList<TorchGemv> Gemv);
+
+/// <summary>The figures, or why there are none.</summary>
+public sealed record TorchPeerOutcome(TorchKernelFigures? Figures, string? Interpreter, string? Note);
+
+/// <summary>
+/// Runs <c>bench/peers/torch_kernels.py</c> (Debian <c>python3-torch</c>) as a child process after
+/// Encore's own measurements, never beside them, and reads the one JSON object it prints.
+/// </summary>
+public static class TorchPeer
+{
+    /// <summary>File name of the peer script.</summary>
+    public const string ScriptName = "torch_kernels.py";
+
+    // The script's exit code when torch cannot be imported: try the next interpreter.
+    const int TorchMissingExitCode = 3;
+
+    /// <summary>
+    /// The script: next to this assembly under <c>peers/</c> (the build copies it there), else
+    /// <c>bench/peers/</c> in a directory above the assembly or the working directory (the repository).
+    /// </summary>
+    public static string? LocateScript()
+    {
+        var beside = Path.Combine(AppContext.BaseDirectory, "peers", ScriptName);
+        if (File.Exists(beside)) return beside;
+        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        {
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "bench", "peers", ScriptName);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Interpreters to try: <paramref name="explicitPython"/> alone when given, else ENCORE_PYTHON, python3, /usr/bin/python3.</summary>
+    public static IReadOnlyList<string> Interpreters(string? explicitPython)
+    {
+        if (!string.IsNullOrEmpty(explicitPython)) return [explicitPython];
+        var list = new List<string>();
+        if (Environment.GetEnvironmentVariable("ENCORE_PYTHON") is { Length: > 0 } env) list.Add(env);
+        list.Add("python3");
+        // A version manager's python3 (pyenv, conda) often lacks the distribution's torch.
+        if (File.Exists("/usr/bin/python3")) list.Add("/usr/bin/python3");
+        return list.Distinct().ToList();
+    }
+
+    /// <summary>Runs the peer; never throws for a missing Python, torch or script: the outcome's note says what happened.</summary>
+    public static TorchPeerOutcome Run(TorchPeerRequest request, string? python, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var script = LocateScript();
+        if (script == null) return new(null, null, $"PyTorch peer skipped: {ScriptName} not found beside the assembly (peers/) or under bench/peers/");
+        var tried = new List<string>();
+        foreach (var interpreter in Interpreters(python))
+        {
+            var psi = new ProcessStartInfo(interpreter)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            psi.ArgumentList.Add(script);
+            foreach (var a in Arguments(request)) psi.ArgumentList.Add(a);
+            Process? process;
+            try
+            {
+                process = Process.Start(psi);
+            }
+            catch (Win32Exception)
+            {
+                tried.Add($"{interpreter}: not found");
+                continue;
+            }
+            if (process == null)
+            {
+                tried.Add($"{interpreter}: did not start");
+                continue;
+            }
+            using (process)
+            {
+                var stdout = process.StandardOutput.ReadToEndAsync();
+                var stderr = process.StandardError.ReadToEndAsync();
+                if (!process.WaitForExit(timeout))
+                {
+                    process.Kill(entireProcessTree: true);
+                    return new(null, interpreter, $"PyTorch peer stopped after {timeout.TotalSeconds:0} s (timeout)");
+                }
+                process.WaitForExit();
+                string output = stdout.Result, errors = stderr.Result;
+                if (process.ExitCode == TorchMissingExitCode)
+                {
+                    tried.Add($"{interpreter}: torch not importable");
+                    continue;
+                }
+                if (process.ExitCode != 0)
+                    return new(null, interpreter, $"PyTorch peer failed (exit {process.ExitCode}): {LastLine(errors) ?? LastLine(output) ?? "no output"}");
+                try
+                {
+                    return new(Parse(output), interpreter, null);
+                }
+                catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or KeyNotFoundException)
+                {
+                    return new(null, interpreter, $"PyTorch peer output unreadable: {e.Message}");
+                }
+            }
+        }
+        return new(null, null, $"PyTorch peer skipped: no Python with torch ({string.Join("; ", tried)}); install python3-torch or pass --python");
+    }
+
+    /// <summary>The script's command-line arguments for <paramref name="r"/>.</summary>
+    public static IReadOnlyList<string> Arguments(TorchPeerRequest r) =>
+    [
+        "--threads", r.Threads.ToString(CultureInfo.InvariantCulture),
+        "--runs", r.Runs.ToString(CultureInfo.InvariantCulture),
+        "--min-seconds", r.MinRunSeconds.ToString("R", CultureInfo.InvariantCulture),
+        "--gemm", string.Join(",", r.Gemm.Select(s => $"{s.M}x{s.K}x{s.N}")),
+        "--gemv-size", r.GemvSize.ToString(CultureInfo.InvariantCulture),
+        "--gemv-dtypes", string.Join(",", r.GemvDTypes.Where(d => d != DType.Q8_0).Select(d => d.Name())),
+        "--working-set-bytes", r.GemvWorkingSetBytes.ToString(CultureInfo.InvariantCulture),
+    ];
+
+    /// <summary>Reads the script's JSON object; throws <see cref="FormatException"/> when a field is missing or wrong.</summary>
+    public static TorchKernelFigures Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new FormatException("expected one JSON object");
+        if (root.TryGetProperty("error", out var error)) throw new FormatException(error.ToString());
+        var gemm = new List<TorchGemm>();
+        foreach (var g in Array(root, "gemm"))
+            gemm.Add(new TorchGemm(Int(g, "m"), Int(g, "k"), Int(g, "n"), Positive(g, "gflops")));
+        var gemv = new List<TorchGemv>();
+        foreach (var g in Array(root, "gemv"))
+        {
+            string dtype = Str(g, "dtype");
+            if (g.TryGetProperty("error", out var e))
+                gemv.Add(new TorchGemv(dtype, null, $"not supported by this PyTorch: {e}"));
+            else
+                gemv.Add(new TorchGemv(dtype, Positive(g, "gb_per_second"), Str(g, "compared")));
+        }
+        string? libraries = root.TryGetProperty("math_libraries", out var lib) && lib.ValueKind == JsonValueKind.String ? lib.GetString() : null;
+        return new TorchKernelFigures(Str(root, "torch_version"), Int(root, "threads"), libraries, gemm, gemv);
+    }
+
+    static JsonElement.ArrayEnumerator Array(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array ? v.EnumerateArray() : throw new FormatException($"'{name}' is not an array");
+
+    static string Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new FormatException($"'{name}' is not a string");
+
+    static int Int(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw new FormatException($"'{name}' is not an integer");
+
+    static double Positive(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.GetDouble() is > 0 and var d && double.IsFinite(d)
+            ? d : throw new FormatException($"'{name}' is not a positive number");
+
+    static string? LastLine(string text) =>
+        text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+}
