@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
@@ -278,6 +279,7 @@ public static unsafe partial class Softmax
 
     // Three passes over the row: z = scale·x + bias (written into y) and its max; e = exp(z − max)
     // and Σe; y = e·(1/Σe). Writing z into y first is what makes the in-place call safe.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Row<TV>(in Args a, int row) where TV : unmanaged, IVec<TV>
     {
         int cols = a.Cols, end = a.End(row), n = TV.Count;
@@ -326,6 +328,8 @@ public static unsafe partial class Softmax
         if (end < cols) new Span<float>(y + end, cols - end).Clear();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+
     static void LogRow<TV>(in Args a, int row) where TV : unmanaged, IVec<TV>
     {
         int cols = a.Cols, n = TV.Count, j = 0;
@@ -351,6 +355,8 @@ public static unsafe partial class Softmax
         for (j = 0; j + n <= cols; j += n) TV.Store(TV.Load(x + j) - shift, y + j);
         for (; j < cols; j++) y[j] = x[j] - s;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
     static void BackwardRow<TV>(float* y, float* dy, float* dx, int cols, float scale, bool log) where TV : unmanaged, IVec<TV>
     {

@@ -9,6 +9,8 @@ namespace Encore.Tensors.Kernels;
 /// <see cref="V128"/>, <see cref="V256"/> and <see cref="V512"/>, and the JIT compiles one
 /// specialized copy per width (the wrappers are single-field structs and vanish after inlining).
 /// System.Runtime.Intrinsics' own ISimdVector is not public, hence this small twin of it.
+/// The generic row loops are marked AggressiveOptimization: their tier-0 code (wrappers not yet
+/// inlined) runs tens of times slower, and a decode step calls each kernel only a few times per layer.
 /// </summary>
 internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
 {

@@ -27,11 +27,12 @@ internal static class OpsTesting
             float e = expected[i], a = actual[i];
             if (float.IsInfinity(e) || float.IsNaN(e))
             {
-                Assert.True(e.Equals(a), $"{what}: [{i}] expected {e}, got {a}");
+                if (!e.Equals(a)) Assert.Fail($"{what}: [{i}] expected {e}, got {a}");
                 continue;
             }
             double tol = abs + rel * Math.Abs(e);
-            Assert.True(Math.Abs((double)a - e) <= tol, $"{what}: [{i}] expected {e:R}, got {a:R} (diff {Math.Abs((double)a - e):E2} > {tol:E2})");
+            if (!(Math.Abs((double)a - e) <= tol))
+                Assert.Fail($"{what}: [{i}] expected {e:R}, got {a:R} (diff {Math.Abs((double)a - e):E2} > {tol:E2})");
         }
     }
 }
