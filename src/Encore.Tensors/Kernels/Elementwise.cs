@@ -5,7 +5,8 @@ using Encore.Tensors.Threading;
 namespace Encore.Tensors.Kernels;
 
 /// <summary>
-/// Element-wise arithmetic on float spans: add, multiply, scale, axpy and a row-vector (bias) add.
+/// Element-wise arithmetic on float spans: add, multiply, scale, axpy, a row-vector (bias) add and its
+/// backward, the column sums.
 /// Each value takes one or two IEEE operations in a fixed order (no FMA), so every path — scalar,
 /// each vector width, and <see cref="TensorPrimitives"/>, which the widest path calls — gives
 /// bit-identical results. Outputs may alias inputs exactly (in place); partial overlaps are not allowed.
@@ -28,6 +29,37 @@ public static unsafe class Elementwise
     /// <summary>dst[r, c] = x[r, c] + bias[c] for a row-major (rows, cols) x (a linear layer's bias).</summary>
     public static void AddRowBroadcast(ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> dst, int rows, int cols)
         => AddRowBroadcastCore(x, bias, dst, rows, cols, Simd.Current, usePrimitives: true);
+
+    /// <summary>
+    /// dst[c] += Σ_r x[r, c] over a row-major (rows, cols) x: the backward of <see cref="AddRowBroadcast"/>
+    /// (a bias gradient). Each column sums its rows in order on one thread, so every width and thread
+    /// count gives the bits of <see cref="SumRowsReference"/>.
+    /// </summary>
+    public static void SumRows(ReadOnlySpan<float> x, int rows, int cols, Span<float> dst)
+    {
+        CheckSumRows(x.Length, dst.Length, rows, cols, "Elementwise.SumRows");
+        var width = Simd.Current;
+        fixed (float* px = x, pd = dst)
+        {
+            int chunks = (cols + 63) / 64;
+            var t = new SumRowsTask { X = px, Dst = pd, Rows = rows, Cols = cols, Chunks = chunks, Width = width };
+            t.Tasks = (long)rows * cols <= RowSplit.ParallelThreshold ? 1 : Math.Min(chunks, KernelPool.Default.ThreadCount * 4);
+            if (t.Tasks <= 1) t.Execute(0);
+            else KernelPool.Default.Run(t.Tasks, ref t);
+        }
+    }
+
+    /// <summary>Scalar specification of <see cref="SumRows"/>: a float sum over rows in order, then added to dst.</summary>
+    public static void SumRowsReference(ReadOnlySpan<float> x, int rows, int cols, Span<float> dst)
+    {
+        CheckSumRows(x.Length, dst.Length, rows, cols, "Elementwise.SumRowsReference");
+        for (int c = 0; c < cols; c++)
+        {
+            float s = 0;
+            for (int r = 0; r < rows; r++) s += x[r * cols + c];
+            dst[c] += s;
+        }
+    }
 
     /// <summary>Scalar specification of <see cref="Add"/>.</summary>
     public static void AddReference(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst)
@@ -104,6 +136,14 @@ public static unsafe class Elementwise
         if (dst < x) throw new ArgumentException($"{op}: the output has {dst} values for {x} inputs", "dst");
     }
 
+    static void CheckSumRows(int x, int dst, int rows, int cols, string op)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        if (x < (long)rows * cols) throw new ArgumentException($"{op}: x needs {(long)rows * cols} values ({rows}×{cols}), got {x}", "x");
+        if (dst < cols) throw new ArgumentException($"{op}: dst has {dst} values for {cols} columns", "dst");
+    }
+
     static void CheckBroadcast(int x, int bias, int dst, int rows, int cols, string op)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
@@ -112,6 +152,49 @@ public static unsafe class Elementwise
         if (x < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x}", "x");
         if (dst < n) throw new ArgumentException($"{op}: dst needs {n} values ({rows}×{cols}), got {dst}", "dst");
         if (bias != cols) throw new ArgumentException($"{op}: bias has {bias} values for {cols} columns", "bias");
+    }
+
+    struct SumRowsTask : IParallelTask
+    {
+        public float* X, Dst;
+        public int Rows, Cols, Chunks, Tasks;
+        public SimdWidth Width;
+
+        public readonly void Execute(int index)
+        {
+            var (k0, k1) = Tasks <= 1 ? (0, Chunks) : Partition.Range(Chunks, Tasks, index);
+            int c0 = k0 * 64, c1 = Math.Min(Cols, k1 * 64);
+            switch (Width)
+            {
+                case SimdWidth.V512: SumColumns<V512>(X, Dst, Rows, Cols, c0, c1); break;
+                case SimdWidth.V256: SumColumns<V256>(X, Dst, Rows, Cols, c0, c1); break;
+                case SimdWidth.V128: SumColumns<V128>(X, Dst, Rows, Cols, c0, c1); break;
+                default: SumColumnsScalar(X, Dst, Rows, Cols, c0, c1); break;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SumColumns<TV>(float* x, float* dst, int rows, int cols, int c0, int c1) where TV : unmanaged, IVec<TV>
+    {
+        int j = c0;
+        for (; j + TV.Count <= c1; j += TV.Count)
+        {
+            var acc = TV.Splat(0f);
+            for (int r = 0; r < rows; r++) acc += TV.Load(x + (long)r * cols + j);
+            TV.Store(TV.Load(dst + j) + acc, dst + j);
+        }
+        SumColumnsScalar(x, dst, rows, cols, j, c1);
+    }
+
+    static void SumColumnsScalar(float* x, float* dst, int rows, int cols, int c0, int c1)
+    {
+        for (int j = c0; j < c1; j++)
+        {
+            float s = 0;
+            for (int r = 0; r < rows; r++) s += x[(long)r * cols + j];
+            dst[j] += s;
+        }
     }
 
     /// <summary>dst = f(x, y) per value, as a scalar, a vector, and a TensorPrimitives call.</summary>

@@ -87,6 +87,28 @@ public class ElementwiseTests
     }
 
     [Fact]
+    public void SumRowsIsTheBiasGradientBitForBit()
+    {
+        var lit = new float[] { 0.5f, -1, 0 };
+        Elementwise.SumRows(new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3, lit);
+        Assert.Equal(new float[] { 5.5f, 6, 9 }, lit);
+        var rng = new Random(63);
+        foreach (var (rows, cols) in new[] { (1, 1), (3, 7), (5, 16), (2, 33), (4, 129), (300, 255) })
+        {
+            var x = Random(rng, rows * cols, 10);
+            var expected = Random(rng, cols);
+            var initial = (float[])expected.Clone();
+            Elementwise.SumRowsReference(x, rows, cols, expected);
+            foreach (var w in Simd.Supported)
+            {
+                var d = (float[])initial.Clone();
+                using (Simd.Override(w)) Elementwise.SumRows(x, rows, cols, d);
+                Assert.True(expected.AsSpan().SequenceEqual(d), $"{w} {rows}×{cols}");
+            }
+        }
+    }
+
+    [Fact]
     public void MismatchedLengthsThrow()
     {
         Assert.Throws<ArgumentException>(() => Elementwise.Add(new float[3], new float[4], new float[4]));
