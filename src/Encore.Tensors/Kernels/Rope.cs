@@ -53,7 +53,7 @@ public sealed class RopeCache
 {
     internal readonly double[] InvFreq;            // (d/2)
     internal readonly float[] Cos, Sin;            // (MaxPositions, d/2)
-    internal readonly float[] CosPairs, SinPairs;  // (MaxPositions, d): each cos twice; sin as (−s, +s), for the interleaved vector path
+    internal readonly float[] CosPairs, SinPairs;  // interleaved layout only, (MaxPositions, d): each cos twice, sin as (−s, +s)
 
     /// <summary>Computes the tables for heads of <paramref name="headDim"/> values.</summary>
     public RopeCache(int headDim, int maxPositions, RopeOptions options = default)
@@ -75,8 +75,9 @@ public sealed class RopeCache
         int half = d / 2;
         Cos = new float[maxPositions * half];
         Sin = new float[maxPositions * half];
-        CosPairs = new float[maxPositions * d];
-        SinPairs = new float[maxPositions * d];
+        bool pairs = options.Layout == RopeLayout.Interleaved;
+        CosPairs = pairs ? new float[maxPositions * d] : [];
+        SinPairs = pairs ? new float[maxPositions * d] : [];
         for (int p = 0; p < maxPositions; p++)
         {
             for (int i = 0; i < half; i++)
@@ -84,6 +85,7 @@ public sealed class RopeCache
                 (float c, float s) = Angle(p, options.LinearScale, InvFreq[i]);
                 Cos[p * half + i] = c;
                 Sin[p * half + i] = s;
+                if (!pairs) continue;
                 CosPairs[p * d + 2 * i] = CosPairs[p * d + 2 * i + 1] = c;
                 SinPairs[p * d + 2 * i] = -s;
                 SinPairs[p * d + 2 * i + 1] = s;

@@ -50,16 +50,18 @@ public sealed unsafe class KernelPool : IDisposable
 
     readonly Thread[] _workers;
     readonly SemaphoreSlim _wake = new(0);
-    readonly object _dispatchLock = new();
 
-    // The job being run; written before _generation is bumped, read by workers after they see it.
+    // The job being run; written before _state is published, read by workers after they see it.
     delegate*<void*, int, void> _fn;
     void* _ctx;
     int _count;
-    int _next;          // next task index to claim
+    // High 32 bits: dispatch generation; low 32 bits: next task index to claim. Claiming checks the
+    // generation in the same compare-exchange, so a worker that read an older job can never run a
+    // newer job's index with the older function.
+    long _state;
     int _pending;       // tasks not yet finished
     int _sleepers;      // workers blocked on _wake
-    long _generation;
+    int _busy;          // 1 while a dispatch is in progress
     volatile bool _disposed;
     Exception? _error;
 
@@ -93,7 +95,7 @@ public sealed unsafe class KernelPool : IDisposable
         }
         // Nested or concurrent dispatch (a kernel called from inside a task, or from two threads)
         // runs inline: correct, and it never deadlocks.
-        if (!Monitor.TryEnter(_dispatchLock))
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
             for (int i = 0; i < count; i++) task.Execute(i);
             return;
@@ -102,57 +104,59 @@ public sealed unsafe class KernelPool : IDisposable
         {
 #pragma warning disable CS8500 // the task is pinned for the duration of the dispatch
             fixed (T* p = &task)
-#pragma warning restore CS8500
             {
                 _fn = &Trampoline<T>;
-#pragma warning disable CS8500
                 _ctx = p;
 #pragma warning restore CS8500
                 _count = count;
                 _error = null;
-                Volatile.Write(ref _next, 0);
                 Volatile.Write(ref _pending, count);
-                Interlocked.Increment(ref _generation);
+                long generation = (Volatile.Read(ref _state) >> 32) + 1;
+                // A full fence (not just a release): pairs with the worker's increment of _sleepers
+                // before its last look at _state, so either it sees this job or we see it asleep.
+                Interlocked.Exchange(ref _state, generation << 32);
                 int sleepers = Volatile.Read(ref _sleepers);
                 if (sleepers > 0) _wake.Release(Math.Min(sleepers, Math.Min(count - 1, _workers.Length)));
 
-                Work();
+                Work(generation);
                 var spin = new SpinWait();
                 while (Volatile.Read(ref _pending) > 0)
                 {
                     if (spin.Count < 100) spin.SpinOnce(-1);
                     else Thread.Yield();
                 }
-                _ctx = null;
             }
             if (_error is { } e)
                 throw new AggregateException("a kernel task failed", e);
         }
         finally
         {
-            Monitor.Exit(_dispatchLock);
+            Volatile.Write(ref _busy, 0);
         }
     }
 
     static void Trampoline<T>(void* ctx, int index) where T : struct, IParallelTask
         => Unsafe.AsRef<T>(ctx).Execute(index);
 
-    void Work()
+    void Work(long generation)
     {
         var fn = _fn;
         var ctx = _ctx;
         int count = _count;
         while (true)
         {
-            int i = Interlocked.Increment(ref _next) - 1;
+            long st = Volatile.Read(ref _state);
+            if (st >> 32 != generation) return;
+            int i = (int)(st & 0xFFFF_FFFF);
             if (i >= count) return;
+            if (Interlocked.CompareExchange(ref _state, st + 1, st) != st) continue;
             try
             {
                 fn(ctx, i);
             }
             catch (Exception e)
             {
-                _error ??= e;
+                Interlocked.CompareExchange(ref _error, e, null);
             }
             Interlocked.Decrement(ref _pending);
         }
@@ -163,11 +167,11 @@ public sealed unsafe class KernelPool : IDisposable
         long seen = 0;
         while (!_disposed)
         {
-            long g = Volatile.Read(ref _generation);
+            long g = Volatile.Read(ref _state) >> 32;
             if (g != seen)
             {
                 seen = g;
-                Work();
+                Work(g);
                 continue;
             }
             // Spin first: the next kernel of a decode step usually follows within microseconds.
@@ -175,13 +179,14 @@ public sealed unsafe class KernelPool : IDisposable
             bool found = false;
             for (int s = 0; s < spins; s++)
             {
-                if (Volatile.Read(ref _generation) != seen) { found = true; break; }
+                if (Volatile.Read(ref _state) >> 32 != seen) { found = true; break; }
                 Thread.SpinWait(1);
             }
             if (found) continue;
             Interlocked.Increment(ref _sleepers);
-            // Re-check after registering as a sleeper, so a dispatch that read _sleepers == 0 is not missed.
-            if (Volatile.Read(ref _generation) == seen && !_disposed) _wake.Wait(1);
+            // Re-check after registering as a sleeper, so a dispatch that read _sleepers == 0 is not
+            // missed. The timeout is only a safety net; a sleeping pool uses no CPU.
+            if (Volatile.Read(ref _state) >> 32 == seen && !_disposed) _wake.Wait(100);
             Interlocked.Decrement(ref _sleepers);
         }
     }
@@ -190,7 +195,7 @@ public sealed unsafe class KernelPool : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        _wake.Release(_workers.Length);
+        if (_workers.Length > 0) _wake.Release(_workers.Length);
         foreach (var t in _workers) t.Join();
         _wake.Dispose();
     }
