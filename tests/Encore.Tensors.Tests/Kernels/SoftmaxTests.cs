@@ -59,7 +59,7 @@ public class SoftmaxTests
     public void EveryWidthMatchesTheReferenceWithScaleAndBias()
     {
         var rng = new Random(1);
-        foreach (int cols in Lengths)
+        foreach (int cols in Lengths.Append(4099))
         {
             int rows = 3;
             var x = Random(rng, rows * cols, 8);
@@ -187,7 +187,7 @@ public class SoftmaxTests
             using (Simd.Override(w)) Softmax.LogForward(new float[] { 1, 2, 3 }, y, 1, 3);
             Near(lit, y, 1e-6, 1e-6, $"{w} literal");
         }
-        foreach (int cols in Lengths)
+        foreach (int cols in Lengths.Append(32003))
         {
             var x = Random(rng, 2 * cols, 20);
             var expected = new float[x.Length];
