@@ -55,8 +55,20 @@ public sealed class RopeCache
     internal readonly float[] Cos, Sin;            // (MaxPositions, d/2)
     internal readonly float[] CosPairs, SinPairs;  // interleaved layout only, (MaxPositions, d): each cos twice, sin as (−s, +s)
 
-    /// <summary>Computes the tables for heads of <paramref name="headDim"/> values.</summary>
+    /// <summary>Computes the tables of positions 0 … <paramref name="maxPositions"/> − 1 for heads of <paramref name="headDim"/> values.</summary>
     public RopeCache(int headDim, int maxPositions, RopeOptions options = default)
+        : this(headDim, maxPositions, options, default) { }
+
+    /// <summary>
+    /// Computes the tables of an explicit list of (possibly fractional) positions: table row i holds the
+    /// angles of <paramref name="positions"/>[i], so <see cref="Rope.Apply(RopeCache, Span{float}, int, int, ReadOnlySpan{int})"/>
+    /// takes row indices. For the centered encoder positions of a source length, built once per length
+    /// and shared by every layer's q and k, instead of recomputing the angles per call with float positions.
+    /// </summary>
+    public RopeCache(int headDim, ReadOnlySpan<float> positions, RopeOptions options = default)
+        : this(headDim, positions.Length, options, positions) { }
+
+    RopeCache(int headDim, int maxPositions, RopeOptions options, ReadOnlySpan<float> explicitPositions)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(headDim, 2);
         ArgumentOutOfRangeException.ThrowIfNegative(maxPositions);
@@ -67,6 +79,9 @@ public sealed class RopeCache
             throw new ArgumentException($"RoPE: theta must be > 1 and scales > 0 (theta {options.Theta}, ntk {options.NtkScale}, linear {options.LinearScale})", nameof(options));
         if ((long)maxPositions * d > int.MaxValue)
             throw new ArgumentException($"RoPE: a table of {maxPositions} positions × {d} dims is too large", nameof(maxPositions));
+        for (int p = 0; p < explicitPositions.Length; p++)
+            if (!float.IsFinite(explicitPositions[p]))
+                throw new ArgumentException($"RoPE: position {explicitPositions[p]} (entry {p}) is not finite", "positions");
         HeadDim = headDim;
         RotaryDims = d;
         MaxPositions = maxPositions;
@@ -78,11 +93,13 @@ public sealed class RopeCache
         bool pairs = options.Layout == RopeLayout.Interleaved;
         CosPairs = pairs ? new float[maxPositions * d] : [];
         SinPairs = pairs ? new float[maxPositions * d] : [];
+        bool isExplicit = !explicitPositions.IsEmpty;
         for (int p = 0; p < maxPositions; p++)
         {
+            double position = isExplicit ? explicitPositions[p] : p;
             for (int i = 0; i < half; i++)
             {
-                (float c, float s) = Angle(p, options.LinearScale, InvFreq[i]);
+                (float c, float s) = Angle(position, options.LinearScale, InvFreq[i]);
                 Cos[p * half + i] = c;
                 Sin[p * half + i] = s;
                 if (!pairs) continue;
@@ -99,7 +116,7 @@ public sealed class RopeCache
     /// <summary>d: the leading dimensions of a head that rotate.</summary>
     public int RotaryDims { get; }
 
-    /// <summary>Integer positions in [0, MaxPositions) have tables.</summary>
+    /// <summary>Integer positions (or, for a cache of explicit positions, row indices) in [0, MaxPositions) have tables.</summary>
     public int MaxPositions { get; }
 
     /// <summary>The settings the tables were made with.</summary>
@@ -145,6 +162,8 @@ public static unsafe class Rope
     /// Rotates x in place by the angles of fractional <paramref name="positions"/> (one per row), computed
     /// per row from the cache's inverse frequencies (in double, as the tables are); for positions such as
     /// <see cref="CenteredPositions"/>. The cache's tables are not used, so its MaxPositions may be 0.
+    /// To reuse the angles across calls, build a cache of the positions themselves
+    /// (<see cref="RopeCache(int, ReadOnlySpan{float}, RopeOptions)"/>) and pass row indices.
     /// </summary>
     public static void Apply(RopeCache cache, Span<float> x, int rows, int heads, ReadOnlySpan<float> positions)
         => Run(cache, x, rows, heads, default, positions, 1f);

@@ -118,6 +118,18 @@ public class RopeTests
                 Near(expectedInv, Rotate(w, cache, x, rows, heads, pos, inverse: true), 2e-6, 2e-6, $"{w} inverse {o}");
             }
         }
+        // a cache of the centered positions themselves, indexed by row, gives the fractional path's bits
+        {
+            var o = new RopeOptions { Layout = RopeLayout.Interleaved, NtkScale = 2 };
+            var pos = new float[10];
+            Rope.CenteredPositions(10, pos);
+            var byRow = new RopeCache(32, pos, o);
+            var onTheFly = new RopeCache(32, 0, o);
+            var x = Random(rng, 10 * 3 * 32);
+            var rowsIdx = Enumerable.Range(0, 10).ToArray();
+            foreach (var w in Simd.Supported)
+                Assert.Equal(Rotate(w, onTheFly, x, 10, 3, pos), Rotate(w, byRow, x, 10, 3, rowsIdx));
+        }
         // NTK: θ' = θ·s^(d/(d−2)); the last pair's frequency is θ'^(−(d−2)/d) = θ^(−(d−2)/d)/s
         var f = RopeCache.InverseFrequencies(new RopeOptions { NtkScale = 4 }, 64);
         Assert.Equal(Math.Pow(10000, -62.0 / 64) / 4, f[31], 12);
