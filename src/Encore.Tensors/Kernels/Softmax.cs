@@ -34,8 +34,9 @@ public readonly record struct SoftmaxOptions
 
     /// <summary>
     /// The causal offset. Default null means S − T: with a KV cache holding S − T earlier positions,
-    /// the last query row sees every key (as PyTorch's <c>is_causal</c> with a bottom-right aligned mask).
-    /// Use 0 for the top-left aligned mask of training without a cache.
+    /// the last query row sees every key (the bottom-right aligned mask, PyTorch's
+    /// <c>causal_lower_right</c>). 0 gives the top-left aligned mask of SDPA's <c>is_causal</c>; the two
+    /// agree when T = S.
     /// </summary>
     public int? CausalOffset { get; init; }
 }
