@@ -1,0 +1,371 @@
+using System.Runtime.CompilerServices;
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Kernels;
+
+/// <summary>Element-wise activation functions, named as HF configs name them where they differ.</summary>
+public enum ActivationKind
+{
+    /// <summary>max(x, 0) (<c>"relu"</c>, the original T5 FFN).</summary>
+    Relu,
+    /// <summary>
+    /// GELU, tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (<c>"gelu_new"</c>,
+    /// <c>"gelu_pytorch_tanh"</c>; T5 v1.1's gated-gelu, GPT-2).
+    /// </summary>
+    GeluTanh,
+    /// <summary>GELU, exact: ½x(1 + erf(x/√2)) (<c>"gelu"</c>, PyTorch's default; BERT).</summary>
+    GeluErf,
+    /// <summary>SiLU/Swish: x·σ(x) (<c>"silu"</c>; Llama's SwiGLU).</summary>
+    Silu,
+}
+
+/// <summary>
+/// Activation functions y = f(x) and their backward passes dx = f'(x)·dy over flat float spans.
+/// The scalar references use MathF.Exp and, as .NET has no erf, the rational erf of <c>VectorMath.Erf</c>
+/// (Eigen's, evaluated in double: max abs error 1e-7, checked against a double series in the tests).
+/// The vector paths evaluate the same formulas with vector exp (and the same double erf); they agree
+/// with the references to a few 1e-7, relative for large values and absolute near 0. Large inputs are parallel over 64-value blocks,
+/// so no value's result depends on the thread count.
+/// </summary>
+public static unsafe class Activations
+{
+    /// <summary>y = f(x). <paramref name="y"/> may be <paramref name="x"/>.</summary>
+    public static void Forward(ActivationKind kind, ReadOnlySpan<float> x, Span<float> y)
+    {
+        ActivationDriver.CheckFlat(x.Length, y.Length, "y", "Activations.Forward");
+        fixed (float* px = x, py = y)
+            ActivationDriver.Flat(kind, ActivationMode.Forward, px, null, null, py, null, x.Length, Simd.Current);
+    }
+
+    /// <summary>dx = f'(x)·dy, from the forward input x. <paramref name="dx"/> may be <paramref name="dy"/> or <paramref name="x"/>.</summary>
+    public static void Backward(ActivationKind kind, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        ActivationDriver.CheckFlat(x.Length, dy.Length, "dy", "Activations.Backward");
+        ActivationDriver.CheckFlat(x.Length, dx.Length, "dx", "Activations.Backward");
+        fixed (float* px = x, pdy = dy, pdx = dx)
+            ActivationDriver.Flat(kind, ActivationMode.Backward, px, null, pdy, pdx, null, x.Length, Simd.Current);
+    }
+
+    /// <summary>GELU, tanh approximation (see <see cref="ActivationKind.GeluTanh"/>).</summary>
+    public static void GeluTanh(ReadOnlySpan<float> x, Span<float> y) => Forward(ActivationKind.GeluTanh, x, y);
+
+    /// <summary>GELU with the exact erf form (see <see cref="ActivationKind.GeluErf"/>).</summary>
+    public static void GeluErf(ReadOnlySpan<float> x, Span<float> y) => Forward(ActivationKind.GeluErf, x, y);
+
+    /// <summary>SiLU, x·σ(x).</summary>
+    public static void Silu(ReadOnlySpan<float> x, Span<float> y) => Forward(ActivationKind.Silu, x, y);
+
+    /// <summary>ReLU, max(x, 0) (NaN stays NaN).</summary>
+    public static void Relu(ReadOnlySpan<float> x, Span<float> y) => Forward(ActivationKind.Relu, x, y);
+
+    /// <summary>dx = gelu_tanh'(x)·dy.</summary>
+    public static void GeluTanhBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.GeluTanh, x, dy, dx);
+
+    /// <summary>dx = gelu'(x)·dy = (Φ(x) + x·φ(x))·dy.</summary>
+    public static void GeluErfBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.GeluErf, x, dy, dx);
+
+    /// <summary>dx = silu'(x)·dy = σ(x)(1 + x(1 − σ(x)))·dy.</summary>
+    public static void SiluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.Silu, x, dy, dx);
+
+    /// <summary>dx = [x &gt; 0]·dy (0 at x = 0, as PyTorch).</summary>
+    public static void ReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.Relu, x, dy, dx);
+
+    /// <summary>The scalar specification of f.</summary>
+    public static float Reference(ActivationKind kind, float x) => kind switch
+    {
+        ActivationKind.Relu => ReluOp.Forward(x),
+        ActivationKind.GeluTanh => GeluTanhOp.Forward(x),
+        ActivationKind.GeluErf => GeluErfOp.Forward(x),
+        ActivationKind.Silu => SiluOp.Forward(x),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
+    };
+
+    /// <summary>The scalar specification of f'.</summary>
+    public static float DerivativeReference(ActivationKind kind, float x) => kind switch
+    {
+        ActivationKind.Relu => ReluOp.Derivative(x),
+        ActivationKind.GeluTanh => GeluTanhOp.Derivative(x),
+        ActivationKind.GeluErf => GeluErfOp.Derivative(x),
+        ActivationKind.Silu => SiluOp.Derivative(x),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
+    };
+
+    /// <summary>erf(x) as the GELU kernels compute it (the scalar form of the vector approximation).</summary>
+    public static float Erf(float x) => VectorMath.Erf(x);
+}
+
+/// <summary>An activation as an operator: scalar and vector forms of f and f'.</summary>
+internal interface IActivation
+{
+    static abstract float Forward(float x);
+    static abstract float Derivative(float x);
+    static abstract TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV>;
+    static abstract TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV>;
+}
+
+internal readonly struct ReluOp : IActivation
+{
+    public static float Forward(float x) => x > 0 ? x : (float.IsNaN(x) ? x : 0f);
+    public static float Derivative(float x) => x > 0 ? 1f : 0f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV> => TV.Max(x, TV.Splat(0f));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV> => TV.Select(TV.LessThan(TV.Splat(0f), x), TV.Splat(1f), TV.Splat(0f));
+}
+
+// Hendrycks & Gimpel 2016, the tanh form as HF NewGELUActivation writes it, ½x(1 + tanh u) with
+// u = √(2/π)(x + 0.044715x³), evaluated as the identical x·σ(2u): ½(1 + tanh u) = σ(2u), and unlike
+// 1 + tanh u (and 1 − tanh²u in the derivative) σ keeps its relative precision for large |u|.
+internal readonly struct GeluTanhOp : IActivation
+{
+    const float K = 0.7978845608028654f;   // √(2/π)
+    const float C = 0.044715f;
+
+    public static float Forward(float x)
+    {
+        var (s, _) = VectorMath.SigmoidPair(2f * K * (x + C * x * x * x));
+        return x * s;
+    }
+
+    // d/dx x·σ(2u) = σ + 2x·σ(1 − σ)·u', u' = √(2/π)(1 + 3·0.044715x²).
+    public static float Derivative(float x)
+    {
+        var (s, c) = VectorMath.SigmoidPair(2f * K * (x + C * x * x * x));
+        return s + 2f * x * s * c * K * (1f + 3f * C * x * x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV>
+    {
+        var (s, _) = VectorMath.SigmoidPair(TV.Splat(2f * K) * TV.Fma(TV.Splat(C) * x * x, x, x));
+        return x * s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV>
+    {
+        var x2 = x * x;
+        var (s, c) = VectorMath.SigmoidPair(TV.Splat(2f * K) * TV.Fma(TV.Splat(C) * x2, x, x));
+        var du = TV.Splat(2f * K) * TV.Fma(TV.Splat(3f * C), x2, TV.Splat(1f));
+        return TV.Fma(x * s * c, du, s);
+    }
+}
+
+// ½x(1 + erf(x/√2)) as PyTorch's exact GELU; f' = Φ(x) + x·φ(x).
+internal readonly struct GeluErfOp : IActivation
+{
+    const float InvSqrt2 = 0.70710678118654752f;
+    const float InvSqrt2Pi = 0.3989422804014327f;   // 1/√(2π)
+
+    public static float Forward(float x) => 0.5f * x * (1f + VectorMath.Erf(x * InvSqrt2));
+
+    public static float Derivative(float x)
+        => 0.5f * (1f + VectorMath.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * MathF.Exp(-0.5f * x * x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV>
+    {
+        var half = TV.Splat(0.5f) * x;
+        return TV.Fma(half, TV.Erf(x * TV.Splat(InvSqrt2)), half);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV>
+    {
+        var half = TV.Splat(0.5f);
+        var cdf = TV.Fma(half, TV.Erf(x * TV.Splat(InvSqrt2)), half);
+        var pdf = TV.Splat(InvSqrt2Pi) * TV.Exp(TV.Splat(-0.5f) * x * x);
+        return TV.Fma(x, pdf, cdf);
+    }
+}
+
+// Elfwing et al. 2017 / Ramachandran et al. 2017; f' = σ(1 + x(1 − σ)).
+internal readonly struct SiluOp : IActivation
+{
+    public static float Forward(float x) => x * VectorMath.Sigmoid(x);
+
+    public static float Derivative(float x)
+    {
+        var (s, c) = VectorMath.SigmoidPair(x);
+        return s * (1f + x * c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV> => x * VectorMath.Sigmoid(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV>
+    {
+        var (s, c) = VectorMath.SigmoidPair(x);
+        return s * TV.Fma(x, c, TV.Splat(1f));
+    }
+}
+
+/// <summary>What an activation kernel computes per value.</summary>
+internal enum ActivationMode
+{
+    /// <summary>out0 = f(a).</summary>
+    Forward,
+    /// <summary>out0 = f'(a)·dy.</summary>
+    Backward,
+    /// <summary>out0 = f(a)·b.</summary>
+    GatedForward,
+    /// <summary>out0 = f'(a)·b·dy (da), out1 = f(a)·dy (db).</summary>
+    GatedBackward,
+}
+
+/// <summary>The one driver behind <see cref="Activations"/> and <see cref="GatedActivations"/>.</summary>
+internal static unsafe class ActivationDriver
+{
+    const int Block = 64;   // a multiple of every vector width: block boundaries never split a vector
+
+    public static void CheckFlat(int n, int other, string name, string op)
+    {
+        if (other < n) throw new ArgumentException($"{op}: {name} has {other} values for {n} inputs", name);
+    }
+
+    /// <summary>Flat spans of <paramref name="n"/> values.</summary>
+    public static void Flat(ActivationKind kind, ActivationMode mode, float* a, float* b, float* dy, float* out0, float* out1, long n, SimdWidth width)
+    {
+        var t = new Task { Mode = mode, A = a, B = b, Dy = dy, Out0 = out0, Out1 = out1, N = n, Width = width };
+        long blocks = (n + Block - 1) / Block;
+        t.Blocks = blocks;
+        t.Tasks = n <= RowSplit.ParallelThreshold ? 1 : Partition.Tasks(blocks, 4096 / Block, KernelPool.Default);
+        Run(kind, ref t);
+    }
+
+    /// <summary>
+    /// Packed gated layout: <paramref name="ab"/> is (rows, 2F) with a = ab[:, :F], b = ab[:, F:]; the
+    /// forward writes (rows, F) into out0, the backward writes d(ab) (rows, 2F) into out0.
+    /// </summary>
+    public static void Packed(ActivationKind kind, ActivationMode mode, float* ab, float* dy, float* out0, int rows, int f, SimdWidth width)
+    {
+        var t = new Task { Mode = mode, A = ab, Dy = dy, Out0 = out0, Rows = rows, F = f, Packed = true, Width = width };
+        t.Tasks = RowSplit.Tasks(rows, 2L * f, KernelPool.Default);
+        Run(kind, ref t);
+    }
+
+    static void Run(ActivationKind kind, ref Task t)
+    {
+        switch (kind)
+        {
+            case ActivationKind.Relu: Run<ReluOp>(ref t); break;
+            case ActivationKind.GeluTanh: Run<GeluTanhOp>(ref t); break;
+            case ActivationKind.GeluErf: Run<GeluErfOp>(ref t); break;
+            case ActivationKind.Silu: Run<SiluOp>(ref t); break;
+            default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation");
+        }
+    }
+
+    static void Run<TAct>(ref Task t) where TAct : struct, IActivation
+    {
+        var task = new Task<TAct> { T = t };
+        if (t.Tasks <= 1) task.Execute(0);
+        else KernelPool.Default.Run(t.Tasks, ref task);
+    }
+
+    internal struct Task
+    {
+        public ActivationMode Mode;
+        public float* A, B, Dy, Out0, Out1;
+        public long N, Blocks;
+        public int Rows, F, Tasks;
+        public bool Packed;
+        public SimdWidth Width;
+    }
+
+    struct Task<TAct> : IParallelTask where TAct : struct, IActivation
+    {
+        public Task T;
+
+        public readonly void Execute(int index)
+        {
+            if (T.Packed)
+            {
+                var (r0, r1) = T.Tasks <= 1 ? (0, T.Rows) : Partition.Range(T.Rows, T.Tasks, index);
+                int f = T.F;
+                for (int r = r0; r < r1; r++)
+                {
+                    float* a = T.A + 2L * f * r, b = a + f;
+                    if (T.Mode == ActivationMode.GatedForward)
+                        Segment(a, b, null, T.Out0 + (long)f * r, null, f);
+                    else
+                        Segment(a, b, T.Dy + (long)f * r, T.Out0 + 2L * f * r, T.Out0 + 2L * f * r + f, f);
+                }
+                return;
+            }
+            long s = 0, e = T.N;
+            if (T.Tasks > 1)
+            {
+                s = T.Blocks * index / T.Tasks * Block;
+                e = Math.Min(T.N, T.Blocks * (index + 1) / T.Tasks * Block);
+            }
+            Segment(T.A + s, T.B == null ? null : T.B + s, T.Dy == null ? null : T.Dy + s,
+                T.Out0 + s, T.Out1 == null ? null : T.Out1 + s, (int)(e - s));
+        }
+
+        readonly void Segment(float* a, float* b, float* dy, float* o0, float* o1, int n)
+        {
+            switch (T.Width)
+            {
+                case SimdWidth.V512: Segment<TAct, V512>(T.Mode, a, b, dy, o0, o1, n); break;
+                case SimdWidth.V256: Segment<TAct, V256>(T.Mode, a, b, dy, o0, o1, n); break;
+                case SimdWidth.V128: Segment<TAct, V128>(T.Mode, a, b, dy, o0, o1, n); break;
+                default: SegmentScalar<TAct>(T.Mode, a, b, dy, o0, o1, n); break;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Segment<TAct, TV>(ActivationMode mode, float* a, float* b, float* dy, float* o0, float* o1, int n)
+        where TAct : struct, IActivation where TV : unmanaged, IVec<TV>
+    {
+        int w = TV.Count, i = 0;
+        switch (mode)
+        {
+            case ActivationMode.Forward:
+                for (; i + w <= n; i += w) TV.Store(TAct.Forward(TV.Load(a + i)), o0 + i);
+                break;
+            case ActivationMode.Backward:
+                for (; i + w <= n; i += w) TV.Store(TAct.Derivative(TV.Load(a + i)) * TV.Load(dy + i), o0 + i);
+                break;
+            case ActivationMode.GatedForward:
+                for (; i + w <= n; i += w) TV.Store(TAct.Forward(TV.Load(a + i)) * TV.Load(b + i), o0 + i);
+                break;
+            case ActivationMode.GatedBackward:
+                for (; i + w <= n; i += w)
+                {
+                    var x = TV.Load(a + i);
+                    var g = TV.Load(dy + i);
+                    var bv = TV.Load(b + i);
+                    var db = TAct.Forward(x) * g;
+                    TV.Store(TAct.Derivative(x) * bv * g, o0 + i);
+                    TV.Store(db, o1 + i);
+                }
+                break;
+        }
+        if (i < n) SegmentScalar<TAct>(mode, a + i, b == null ? null : b + i, dy == null ? null : dy + i, o0 + i, o1 == null ? null : o1 + i, n - i);
+    }
+
+    static void SegmentScalar<TAct>(ActivationMode mode, float* a, float* b, float* dy, float* o0, float* o1, int n) where TAct : struct, IActivation
+    {
+        for (int i = 0; i < n; i++)
+        {
+            float x = a[i];
+            switch (mode)
+            {
+                case ActivationMode.Forward: o0[i] = TAct.Forward(x); break;
+                case ActivationMode.Backward: o0[i] = TAct.Derivative(x) * dy[i]; break;
+                case ActivationMode.GatedForward: o0[i] = TAct.Forward(x) * b[i]; break;
+                case ActivationMode.GatedBackward:
+                    {
+                        float g = dy[i], bv = b[i];
+                        float db = TAct.Forward(x) * g;
+                        o0[i] = TAct.Derivative(x) * bv * g;
+                        o1[i] = db;
+                        break;
+                    }
+            }
+        }
+    }
+}
