@@ -213,3 +213,59 @@ public class DropoutTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Ops.Dropout(c, 1f, 1));
     }
 }
+
+public class LayerOpTests
+{
+    static readonly int[] Targets6 = [0, 3, 1, 2, 3, 0];
+
+    [Fact]
+    public void EmbeddingNormsAndActivationsMatchFiniteDifferences()
+    {
+        var rng = new Random(6);
+        var table = GradCheck.Random("table", rng, 5, 4);
+        var g = GradCheck.Random("g", rng, 4);
+        var beta = GradCheck.Random("beta", rng, 4);
+        var rw = GradCheck.Random("rw", rng, 4);
+        int[] ids = [1, 4, 0, 4, 2, 3];
+        foreach (var kind in new[] { Encore.Tensors.Kernels.ActivationKind.GeluTanh, Encore.Tensors.Kernels.ActivationKind.GeluErf, Encore.Tensors.Kernels.ActivationKind.Silu })
+        {
+            GradCheck.Check([table, g, beta, rw], v =>
+            {
+                var e = Ops.Embedding(v[0], ids, 2, 3);                  // (2, 3, 4)
+                var ln = Ops.LayerNorm(e, v[1], v[2], 1e-5f);
+                var act = Ops.Activation(ln, kind);
+                var rn = Ops.RmsNorm(Ops.Add(act, e), v[3], 1e-6f);
+                return Ops.CrossEntropy(Ops.Reshape(rn, 6, 4), Targets6);
+            });
+        }
+    }
+
+    [Fact]
+    public void GatedRopeSoftmaxAndAlibiMatchFiniteDifferences()
+    {
+        var rng = new Random(7);
+        var a = GradCheck.Random("a", rng, 6, 8);
+        var b = GradCheck.Random("b", rng, 6, 8);
+        var slopes = GradCheck.Random("slopes", rng, 2);
+        var cache = new Encore.Tensors.Kernels.RopeCache(4, 16);
+        var positions = new float[6];
+        Encore.Tensors.Kernels.Rope.CenteredPositions(6, positions);
+        GradCheck.Check([a, b, slopes], v =>
+        {
+            var gl = Ops.Gated(v[0], v[1], Encore.Tensors.Kernels.ActivationKind.Silu);     // (6, 8) = (rows, 2 heads · 4)
+            var r = Ops.Rope(gl, cache, heads: 2, positions);
+            var bias = Ops.Reshape(Ops.AlibiBias(v[2], 3, 8), 6, 8);
+            var sm = Ops.Softmax(Ops.Add(r, bias));
+            return Ops.CrossEntropy(sm, Targets6);
+        });
+    }
+
+    [Fact]
+    public void RmsNormOfThreeFourIsTheHandValue()
+    {
+        using var x = Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 3, 4 }, 1, 2));
+        using var y = Ops.RmsNorm(x, null, 0f);
+        float r = MathF.Sqrt(12.5f);
+        Assert.Equal(new[] { 3 / r, 4 / r }, y.Value.ToFloatArray());
+    }
+}
