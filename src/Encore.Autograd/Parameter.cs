@@ -14,13 +14,14 @@ public sealed class Parameter : IDisposable
     public Parameter(string name, Tensor value, bool? decay = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
-        if (value.DType != DType.F32) throw new ArgumentException($"parameter '{name}' must be f32 to train, got {value.Describe()}", nameof(value));
         if (!value.IsContiguous) throw new ArgumentException($"parameter '{name}' must be contiguous", nameof(value));
         Name = name;
         Value = value;
         // Norm gains and biases (rank ≤ 1) are not decayed by default, as in the usual AdamW
         // recipes (BERT, T5, Llama): decaying a gain towards 0 fights the normalization.
         Decay = decay ?? value.Rank >= 2;
+        // Only binary32 values are trained; bf16/f16/q8_0 weights (memory-mapped checkpoints) serve inference.
+        Trainable = value.DType == DType.F32 && !value.Storage.IsReadOnly;
     }
 
     /// <summary>The checkpoint name, e.g. <c>encoder.block.0.layer.0.SelfAttention.q.weight</c>.</summary>
@@ -35,8 +36,19 @@ public sealed class Parameter : IDisposable
     /// <summary>Whether weight decay applies to this parameter.</summary>
     public bool Decay { get; set; }
 
-    /// <summary>Whether the optimizer updates it (frozen parameters still receive no gradient).</summary>
-    public bool Trainable { get; set; } = true;
+    /// <summary>Whether gradients flow into it and the optimizer updates it. Default: true for writable F32 values.</summary>
+    public bool Trainable
+    {
+        get => _trainable;
+        set
+        {
+            if (value && (Value.DType != DType.F32 || Value.Storage.IsReadOnly))
+                throw new InvalidOperationException($"parameter '{Name}' ({Value.Describe()}, {(Value.Storage.IsReadOnly ? "read-only" : "writable")}) cannot be trained; convert it to writable f32 first");
+            _trainable = value;
+        }
+    }
+
+    bool _trainable;
 
     /// <summary>Number of values.</summary>
     public long Length => Value.Length;

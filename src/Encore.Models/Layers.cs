@@ -1,0 +1,265 @@
+// The building blocks shared by the three families, bottom-up: linear, norm, feed-forward,
+// attention (self or cross, with KV cache), block, stack. One definition serves training (a Tape
+// records the ops) and inference (no tape; caches hold keys and values). Optional sublayers absorb
+// the variants (biases, gated FFN, pre/post norm, cross-attention) instead of subclasses.
+using Encore.Autograd;
+using Encore.Tensors;
+using Encore.Tensors.Kernels;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Models;
+
+/// <summary>y = x·Wᵀ + b; W (out, in) as <c>nn.Linear</c>.</summary>
+public sealed class LinearLayer
+{
+    readonly ParameterSet _ps;
+    readonly string _w;
+    readonly string? _b;
+
+    internal LinearLayer(ParameterSet ps, string scope, int inFeatures, int outFeatures, bool bias, float std)
+    {
+        _ps = ps;
+        _w = scope + ".weight";
+        ps.Create(_w, [outFeatures, inFeatures], ParameterSet.Init.Normal, std);
+        if (bias)
+        {
+            _b = scope + ".bias";
+            ps.Create(_b, [outFeatures], ParameterSet.Init.Zeros);
+        }
+    }
+
+    /// <summary>Applies the layer to x (…, in) → (…, out).</summary>
+    public Var Forward(Var x) => Ops.Linear(x, Var.Of(_ps[_w]), _b is null ? null : Var.Of(_ps[_b]));
+}
+
+/// <summary>RMSNorm or LayerNorm over the last dimension.</summary>
+public sealed class NormLayer
+{
+    readonly ParameterSet _ps;
+    readonly NormKind _kind;
+    readonly string _w;
+    readonly string? _b;
+    readonly float _eps;
+
+    internal NormLayer(ParameterSet ps, string scope, int width, NormKind kind, float eps)
+    {
+        _ps = ps;
+        _kind = kind;
+        _eps = eps;
+        _w = scope + ".weight";
+        ps.Create(_w, [width], ParameterSet.Init.Ones);
+        if (kind == NormKind.LayerNorm)
+        {
+            _b = scope + ".bias";
+            ps.Create(_b, [width], ParameterSet.Init.Zeros);
+        }
+    }
+
+    /// <summary>Normalizes x (…, D).</summary>
+    public Var Forward(Var x) => _kind == NormKind.RmsNorm
+        ? Ops.RmsNorm(x, Var.Of(_ps[_w]), _eps)
+        : Ops.LayerNorm(x, Var.Of(_ps[_w]), Var.Of(_ps[_b!]), _eps);
+}
+
+/// <summary>
+/// The position-wise feed-forward: down(act(up(x))), or down(act(gate(x))⊙up(x)) when gated
+/// (GeGLU/SwiGLU, Shazeer arXiv 2002.05202; T5 v1.1, Llama).
+/// </summary>
+public sealed class FeedForward
+{
+    readonly LinearLayer? _gate;
+    readonly LinearLayer _up;
+    readonly LinearLayer _down;
+    readonly ActivationKind _act;
+
+    internal FeedForward(ParameterSet ps, string scope, ModelConfig c)
+    {
+        _act = c.Activation;
+        float std = 0.02f;
+        if (c.GatedFfn) _gate = new LinearLayer(ps, scope + ".gate_proj", c.DModel, c.FfnDim, c.MlpBias, std);
+        _up = new LinearLayer(ps, scope + ".up_proj", c.DModel, c.FfnDim, c.MlpBias, std);
+        _down = new LinearLayer(ps, scope + ".down_proj", c.FfnDim, c.DModel, c.MlpBias, std);
+    }
+
+    /// <summary>x (…, D) → (…, D).</summary>
+    public Var Forward(Var x)
+    {
+        var h = _gate is null
+            ? Ops.Activation(_up.Forward(x), _act)                         // (…, F)
+            : Ops.Gated(_gate.Forward(x), _up.Forward(x), _act);           // (…, F)
+        return _down.Forward(h);
+    }
+}
+
+/// <summary>Keys and values of one attention layer kept across decoding steps.</summary>
+public sealed class LayerCache : IDisposable
+{
+    internal LayerCache(int batch, int capacity, int width)
+    {
+        K = Tensor.Zeros(DType.F32, batch, capacity, width);
+        V = Tensor.Zeros(DType.F32, batch, capacity, width);
+    }
+
+    /// <summary>Keys, (B, capacity, Hkv·hd).</summary>
+    public Tensor K { get; }
+    /// <summary>Values, (B, capacity, Hkv·hd).</summary>
+    public Tensor V { get; }
+    /// <summary>Positions filled.</summary>
+    public int Length { get; internal set; }
+    /// <summary>Positions the cache holds at most.</summary>
+    public int Capacity => K.Shape[1];
+
+    /// <summary>Bytes held.</summary>
+    public long Bytes => K.ByteLength + V.ByteLength;
+
+    /// <summary>Copies new keys and values (B, t, W) in at positions [Length, Length + t).</summary>
+    internal void Append(Var k, Var v)
+    {
+        int b = k.Shape[0], t = k.Shape[1], w = k.Shape[2];
+        if (Length + t > Capacity) throw new InvalidOperationException($"KV cache is full: {Length} + {t} positions exceed its capacity of {Capacity}");
+        var ks = k.Value.AsReadOnlySpan<float>();
+        var vs = v.Value.AsReadOnlySpan<float>();
+        var kd = K.AsSpan<float>();
+        var vd = V.AsSpan<float>();
+        for (int i = 0; i < b; i++)
+        {
+            ks.Slice(i * t * w, t * w).CopyTo(kd.Slice((i * Capacity + Length) * w, t * w));
+            vs.Slice(i * t * w, t * w).CopyTo(vd.Slice((i * Capacity + Length) * w, t * w));
+        }
+    }
+
+    /// <summary>Frees the buffers.</summary>
+    public void Dispose()
+    {
+        K.Dispose();
+        V.Dispose();
+    }
+}
+
+/// <summary>What every attention layer of one stack sees in one forward pass.</summary>
+internal sealed class StackContext
+{
+    public required int Batch;
+    public required int Length;                // T, new positions this pass
+    public required int Offset;                // positions already in the self-attention cache
+    public RopeCache? Rope;
+    public float[]? RopePositions;             // (B·T)
+    public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
+    public AttentionMasks SelfMasks = new();
+    public AttentionOptions SelfOptions;
+    public AttentionMasks CrossMasks = new();
+    public AttentionOptions CrossOptions;
+    public Var? Memory;                        // (B, S, D) encoder output, for cross-attention
+    public ulong DropoutSeed;
+    public bool Training;
+}
+
+/// <summary>Multi-head attention with separate q, k, v, o projections (self- or cross-attention).</summary>
+public sealed class AttentionLayer
+{
+    readonly LinearLayer _q, _k, _v, _o;
+    readonly int _heads, _kvHeads;
+    readonly bool _cross;
+
+    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross)
+    {
+        _heads = c.Heads;
+        _kvHeads = c.KvHeads;
+        _cross = cross;
+        _q = new LinearLayer(ps, scope + ".q_proj", c.DModel, c.AttentionDim, c.QkvBias, 0.02f);
+        _k = new LinearLayer(ps, scope + ".k_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, 0.02f);
+        _v = new LinearLayer(ps, scope + ".v_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, 0.02f);
+        _o = new LinearLayer(ps, scope + ".o_proj", c.AttentionDim, c.DModel, c.OutputBias, 0.02f);
+    }
+
+    /// <summary>x (B, T, D) → (B, T, D). Cross-attention reads ctx.Memory and carries no positions.</summary>
+    internal Var Forward(Var x, StackContext ctx, LayerCache? cache)
+    {
+        var q = _q.Forward(x);                                              // (B, T, H·hd)
+        if (_cross)
+        {
+            // Cross K/V depend only on the encoder output: computed once per request and cached.
+            if (cache != null)
+            {
+                if (cache.Length == 0)
+                {
+                    var km = _k.Forward(ctx.Memory!);                       // (B, S, Hkv·hd)
+                    var vm = _v.Forward(ctx.Memory!);
+                    cache.Append(km, vm);
+                    cache.Length = km.Shape[1];
+                }
+                return _o.Forward(Ops.AttentionCached(q, cache.K, cache.V, cache.Length, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+            }
+            var k = _k.Forward(ctx.Memory!);
+            var v = _v.Forward(ctx.Memory!);
+            return _o.Forward(Ops.Attention(q, k, v, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+        }
+        var ks = _k.Forward(x);                                             // (B, T, Hkv·hd)
+        var vs = _v.Forward(x);
+        if (ctx.Rope != null)
+        {
+            q = Ops.Rope(q, ctx.Rope, _heads, ctx.RopePositions);
+            ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
+        }
+        Var a;
+        if (cache != null)
+        {
+            cache.Append(ks, vs);
+            cache.Length += ctx.Length;
+            a = Ops.AttentionCached(q, cache.K, cache.V, cache.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+        }
+        else
+        {
+            a = Ops.Attention(q, ks, vs, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);   // (B, T, H·hd)
+        }
+        return _o.Forward(a);
+    }
+}
+
+/// <summary>
+/// One transformer block: self-attention, optional cross-attention (decoder of an
+/// encoder–decoder), feed-forward; each sublayer with its norm (pre-norm: x + f(norm(x)); post-norm:
+/// norm(x + f(x))) and dropout on the residual branch in training.
+/// </summary>
+public sealed class Block
+{
+    readonly AttentionLayer _self;
+    readonly NormLayer _selfNorm;
+    readonly AttentionLayer? _cross;
+    readonly NormLayer? _crossNorm;
+    readonly FeedForward _mlp;
+    readonly NormLayer _mlpNorm;
+    readonly bool _postNorm;
+    readonly float _dropout;
+    readonly int _index;
+
+    internal Block(ParameterSet ps, string scope, ModelConfig c, bool cross, int index)
+    {
+        _index = index;
+        _postNorm = c.PostNorm;
+        _dropout = c.Dropout;
+        _self = new AttentionLayer(ps, scope + ".self_attn", c, cross: false);
+        _selfNorm = new NormLayer(ps, scope + ".self_attn_norm", c.DModel, c.Norm, c.NormEps);
+        if (cross)
+        {
+            _cross = new AttentionLayer(ps, scope + ".cross_attn", c, cross: true);
+            _crossNorm = new NormLayer(ps, scope + ".cross_attn_norm", c.DModel, c.Norm, c.NormEps);
+        }
+        _mlp = new FeedForward(ps, scope + ".mlp", c);
+        _mlpNorm = new NormLayer(ps, scope + ".mlp_norm", c.DModel, c.Norm, c.NormEps);
+    }
+
+    internal Var Forward(Var x, StackContext ctx, LayerCache? selfCache, LayerCache? crossCache)
+    {
+        x = Residual(x, _selfNorm, h => _self.Forward(h, ctx, selfCache), ctx, 0);
+        if (_cross != null) x = Residual(x, _crossNorm!, h => _cross.Forward(h, ctx, crossCache), ctx, 1);
+        return Residual(x, _mlpNorm, _mlp.Forward, ctx, 2);
+    }
+
+    Var Residual(Var x, NormLayer norm, Func<Var, Var> f, StackContext ctx, int site)
+    {
+        var seed = ctx.DropoutSeed + (ulong)(_index * 4 + site) * 0x632BE59BD9B4E019UL;
+        if (_postNorm) return norm.Forward(Ops.Add(x, Ops.Dropout(f(x), _dropout, seed)));
+        return Ops.Add(x, Ops.Dropout(f(norm.Forward(x)), _dropout, seed));
+    }
+}

@@ -1,0 +1,176 @@
+using System.Text.Json.Serialization;
+using Encore.Tensors.Kernels;
+
+namespace Encore.Models;
+
+/// <summary>Which stacks a model has.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ModelFamily>))]
+public enum ModelFamily
+{
+    /// <summary>Encoder and decoder with cross-attention (T5, Mu / Return of the Encoder).</summary>
+    EncoderDecoder,
+    /// <summary>A causal decoder only (Llama, Qwen2, GPT).</summary>
+    DecoderOnly,
+    /// <summary>A bidirectional encoder only (BERT, Ettin encoders).</summary>
+    EncoderOnly,
+}
+
+/// <summary>How a stack encodes token positions.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PositionKind>))]
+public enum PositionKind
+{
+    /// <summary>No positional information (NoPE; causal masking alone carries order).</summary>
+    None,
+    /// <summary>A learned embedding per absolute position, added to the input (BERT, GPT-2).</summary>
+    Learned,
+    /// <summary>Fixed sinusoids added to the input (Vaswani et al. 2017).</summary>
+    Sinusoidal,
+    /// <summary>T5's learned, bucketed relative-position bias, shared by the layers of a stack.</summary>
+    T5Relative,
+    /// <summary>ALiBi's fixed per-head linear distance penalties.</summary>
+    Alibi,
+    /// <summary>Rotary embeddings of queries and keys (RoFormer, Llama).</summary>
+    Rope,
+}
+
+/// <summary>Normalization layer type.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<NormKind>))]
+public enum NormKind
+{
+    /// <summary>RMSNorm (T5, Llama).</summary>
+    RmsNorm,
+    /// <summary>LayerNorm with bias (BERT, GPT-2, BART).</summary>
+    LayerNorm,
+}
+
+/// <summary>The positional encoding of one stack.</summary>
+public sealed record PositionConfig
+{
+    /// <summary>The scheme. Default RoPE.</summary>
+    public PositionKind Kind { get; init; } = PositionKind.Rope;
+    /// <summary>RoPE θ. Default 10000.</summary>
+    public double RopeTheta { get; init; } = 10000;
+    /// <summary>NTK-aware RoPE scaling factor. Default 1 (none).</summary>
+    public double RopeNtkScale { get; init; } = 1;
+    /// <summary>
+    /// RoPE positions centered on the middle of the sequence, p_i = i − (S−1)/2, as the Mu encoder
+    /// does (Return of the Encoder, arXiv 2501.16273). Only for bidirectional stacks. Default false.
+    /// </summary>
+    public bool RopeCentered { get; init; }
+    /// <summary>T5 relative-position buckets. Default 32.</summary>
+    public int RelativeBuckets { get; init; } = 32;
+    /// <summary>T5 distance beyond which all positions share the last bucket. Default 128.</summary>
+    public int RelativeMaxDistance { get; init; } = 128;
+
+    /// <summary>RoPE kernel options of this configuration.</summary>
+    public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale };
+}
+
+/// <summary>
+/// One configuration for all three families, written as <c>config.json</c> with
+/// <c>"model_type": "encore"</c>. Every option has one documented default; stack-specific options
+/// carry an Encoder/Decoder prefix. Shapes: D = <see cref="DModel"/>, H = <see cref="Heads"/>,
+/// Hkv = <see cref="KvHeads"/>, hd = <see cref="HeadDim"/>, F = <see cref="FfnDim"/>, V = <see cref="VocabSize"/>.
+/// </summary>
+public sealed record ModelConfig
+{
+    /// <summary>Stacks present. Default encoder–decoder.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.EncoderDecoder;
+    /// <summary>V. Default 32128 (T5's SentencePiece vocabulary with 100 sentinels, padded).</summary>
+    public int VocabSize { get; init; } = 32128;
+    /// <summary>D, the residual width. Default 512.</summary>
+    public int DModel { get; init; } = 512;
+    /// <summary>Encoder blocks. Default 6.</summary>
+    public int EncoderLayers { get; init; } = 6;
+    /// <summary>Decoder blocks. Default 6.</summary>
+    public int DecoderLayers { get; init; } = 6;
+    /// <summary>H, query heads. Default 8.</summary>
+    public int Heads { get; init; } = 8;
+    /// <summary>Hkv, key/value heads: H for MHA, fewer for GQA, 1 for MQA. Default 8.</summary>
+    public int KvHeads { get; init; } = 8;
+    /// <summary>hd; the attention width H·hd may differ from D (Mu uses 384 with D = 1024). Default 64.</summary>
+    public int HeadDim { get; init; } = 64;
+    /// <summary>F, the feed-forward width. Default 2048.</summary>
+    public int FfnDim { get; init; } = 2048;
+    /// <summary>Feed-forward activation. Default GELU (tanh approximation).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<ActivationKind>))]
+    public ActivationKind Activation { get; init; } = ActivationKind.GeluTanh;
+    /// <summary>Gated feed-forward, act(x·W_gate)⊙(x·W_up) (GeGLU, SwiGLU). Default false.</summary>
+    public bool GatedFfn { get; init; }
+    /// <summary>Normalization. Default RMSNorm.</summary>
+    public NormKind Norm { get; init; } = NormKind.RmsNorm;
+    /// <summary>Post-norm blocks (BERT): normalize after each residual add instead of before each sublayer. Default false (pre-norm).</summary>
+    public bool PostNorm { get; init; }
+    /// <summary>ε of the norms. Default 1e-6.</summary>
+    public float NormEps { get; init; } = 1e-6f;
+    /// <summary>Biases on the q, k and v projections (BERT, Qwen2). Default false.</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>Bias on the attention output projection (BERT). Default false.</summary>
+    public bool OutputBias { get; init; }
+    /// <summary>Biases in the feed-forward (BERT, GPT-2). Default false.</summary>
+    public bool MlpBias { get; init; }
+    /// <summary>LM head shares the token embedding. Default true.</summary>
+    public bool TieEmbeddings { get; init; } = true;
+    /// <summary>
+    /// Scale the decoder output by D^−½ before a tied LM head (T5, <c>tie_word_embeddings</c> rescale). Default false.
+    /// </summary>
+    public bool ScaleTiedLogits { get; init; }
+    /// <summary>Multiplier of q·kᵀ; null means 1/√hd. T5 uses 1 (its scaling is folded into the weights). Default null.</summary>
+    public float? AttentionScale { get; init; }
+    /// <summary>Positions of the encoder stack. Default RoPE with centered positions.</summary>
+    public PositionConfig EncoderPositions { get; init; } = new() { RopeCentered = true };
+    /// <summary>Positions of the decoder stack. Default RoPE.</summary>
+    public PositionConfig DecoderPositions { get; init; } = new();
+    /// <summary>Longest sequence for learned or sinusoidal positions. Default 2048.</summary>
+    public int MaxPositions { get; init; } = 2048;
+    /// <summary>Token-type (segment) vocabulary, BERT's 2; 0 for none. Default 0.</summary>
+    public int TypeVocabSize { get; init; }
+    /// <summary>Normalize the summed embeddings (BERT). Default false.</summary>
+    public bool EmbeddingNorm { get; init; }
+    /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
+    public bool FinalNorm { get; init; } = true;
+    /// <summary>Dropout probability in training. Default 0.</summary>
+    public float Dropout { get; init; }
+    /// <summary>Padding token. Default 0.</summary>
+    public int PadTokenId { get; init; }
+    /// <summary>End-of-sequence token. Default 1.</summary>
+    public int EosTokenId { get; init; } = 1;
+    /// <summary>Beginning-of-sequence token, or −1 for none. Default −1.</summary>
+    public int BosTokenId { get; init; } = -1;
+    /// <summary>First decoder input of an encoder–decoder (T5: the pad token). Default 0.</summary>
+    public int DecoderStartTokenId { get; init; }
+
+    /// <summary>H·hd, the attention width.</summary>
+    [JsonIgnore] public int AttentionDim => Heads * HeadDim;
+
+    /// <summary>Throws with a message naming the field when the configuration is inconsistent.</summary>
+    public ModelConfig Validate()
+    {
+        void Positive(int value, string name)
+        {
+            if (value < 1) throw new ArgumentException($"model config: {name} must be positive, got {value}");
+        }
+        Positive(VocabSize, "vocab_size");
+        Positive(DModel, "d_model");
+        Positive(Heads, "heads");
+        Positive(KvHeads, "kv_heads");
+        Positive(HeadDim, "head_dim");
+        Positive(FfnDim, "ffn_dim");
+        if (Heads % KvHeads != 0) throw new ArgumentException($"model config: heads ({Heads}) must be a multiple of kv_heads ({KvHeads})");
+        if (Family != ModelFamily.DecoderOnly) Positive(EncoderLayers, "encoder_layers");
+        if (Family != ModelFamily.EncoderOnly) Positive(DecoderLayers, "decoder_layers");
+        if (EncoderLayers < 0 || DecoderLayers < 0) throw new ArgumentException("model config: layer counts cannot be negative");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"model config: dropout {Dropout} is outside [0, 1)");
+        if (!(NormEps > 0)) throw new ArgumentException($"model config: norm_eps must be positive, got {NormEps}");
+        foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
+        {
+            if (p.Kind == PositionKind.Rope && HeadDim % 2 != 0) throw new ArgumentException($"model config: RoPE needs an even head_dim, got {HeadDim}");
+            if (p.Kind == PositionKind.T5Relative && (p.RelativeBuckets < 2 || p.RelativeMaxDistance < 1))
+                throw new ArgumentException($"model config: {name} needs at least 2 relative buckets and a positive max distance");
+        }
+        if (DecoderPositions.RopeCentered) throw new ArgumentException("model config: centered RoPE positions are for bidirectional stacks; a causal decoder's positions must grow");
+        if (PadTokenId < 0 || PadTokenId >= VocabSize) throw new ArgumentException($"model config: pad_token_id {PadTokenId} is outside the vocabulary");
+        if (EosTokenId < 0 || EosTokenId >= VocabSize) throw new ArgumentException($"model config: eos_token_id {EosTokenId} is outside the vocabulary");
+        return this;
+    }
+}

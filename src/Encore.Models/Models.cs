@@ -1,0 +1,192 @@
+// The three families on one set of layers. Token embeddings are shared by every stack and, when
+// tied, by the LM head (T5, Mu). Inputs are row-major id arrays (B·L) with their batch size; padded
+// batches pass their valid lengths (right padding).
+using Encore.Autograd;
+
+namespace Encore.Models;
+
+/// <summary>Common parts of every family: configuration, parameters, embeddings and LM head.</summary>
+public abstract class LanguageModel : IDisposable
+{
+    /// <summary>Token embedding parameter name.</summary>
+    public const string EmbedTokens = "embed_tokens.weight";
+    /// <summary>Untied LM head parameter name.</summary>
+    public const string LmHead = "lm_head.weight";
+
+    private protected LanguageModel(ModelConfig config, ulong seed)
+    {
+        Config = config.Validate();
+        Parameters = new ParameterSet(seed);
+        Parameters.Create(EmbedTokens, [config.VocabSize, config.DModel], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(config.DModel));
+    }
+
+    /// <summary>The configuration.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>All parameters by checkpoint name.</summary>
+    public ParameterSet Parameters { get; }
+
+    /// <summary>Creates the LM head parameter when embeddings are not tied (call after the stacks, so names stay in file order).</summary>
+    private protected void CreateHead()
+    {
+        if (!Config.TieEmbeddings) Parameters.Create(LmHead, [Config.VocabSize, Config.DModel], ParameterSet.Init.Normal);
+    }
+
+    /// <summary>Embeds ids (B·L) → (B, L, D).</summary>
+    private protected Var Embed(int[] ids, int batch, int length)
+    {
+        if (ids.Length != batch * length) throw new ArgumentException($"{ids.Length} ids do not fill a batch of {batch}×{length}");
+        return Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length);
+    }
+
+    /// <summary>Hidden states (…, D) → logits (…, V) through the tied or separate head.</summary>
+    public Var Logits(Var hidden)
+    {
+        if (!Config.TieEmbeddings) return Ops.Linear(hidden, Var.Of(Parameters[LmHead]));
+        // T5 rescales before the tied head (modeling_t5: sequence_output * model_dim**-0.5).
+        var h = Config.ScaleTiedLogits ? Ops.Scale(hidden, 1f / MathF.Sqrt(Config.DModel)) : hidden;
+        return Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
+    }
+
+    /// <summary>Number of parameter values (tied weights counted once).</summary>
+    public long ParameterCount => Parameters.Count;
+
+    /// <summary>Frees the parameters.</summary>
+    public void Dispose()
+    {
+        Parameters.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Builds the model family of <paramref name="config"/>.</summary>
+    public static LanguageModel Create(ModelConfig config, ulong seed = 0) => config.Family switch
+    {
+        ModelFamily.EncoderDecoder => new EncoderDecoderModel(config, seed),
+        ModelFamily.DecoderOnly => new DecoderOnlyModel(config, seed),
+        ModelFamily.EncoderOnly => new EncoderOnlyModel(config, seed),
+        _ => throw new ArgumentException($"unknown family {config.Family}"),
+    };
+}
+
+/// <summary>
+/// Encoder–decoder (T5; Mu from "Return of the Encoder", arXiv 2501.16273): the source is encoded
+/// once; the decoder attends causally to its own prefix and, through cross-attention, to the encoder
+/// output, whose keys and values a <see cref="DecoderCache"/> computes once per request.
+/// </summary>
+public sealed class EncoderDecoderModel : LanguageModel
+{
+    /// <summary>Builds a randomly initialized model (seeded).</summary>
+    public EncoderDecoderModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.EncoderDecoder }, seed)
+    {
+        Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false);
+        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true);
+        CreateHead();
+    }
+
+    /// <summary>The bidirectional encoder.</summary>
+    public TransformerStack Encoder { get; }
+
+    /// <summary>The causal decoder with cross-attention.</summary>
+    public TransformerStack Decoder { get; }
+
+    /// <summary>Encodes source ids (B·S) → memory (B, S, D).</summary>
+    public Var Encode(int[] source, int batch, int[]? sourceLengths = null, ulong dropoutSeed = 0)
+    {
+        int s = source.Length / Math.Max(1, batch);
+        return Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, dropoutSeed);
+    }
+
+    /// <summary>
+    /// Decoder logits (B, T, V) for target inputs (B·T) given the encoder memory; with a cache, the
+    /// inputs are the next positions after those already cached.
+    /// </summary>
+    public Var Decode(Var memory, int[]? sourceLengths, int[] targetInputs, int batch, DecoderCache? cache = null, ulong dropoutSeed = 0)
+    {
+        int t = targetInputs.Length / Math.Max(1, batch);
+        var h = Decoder.Forward(Embed(targetInputs, batch, t), null, memory, sourceLengths, cache, dropoutSeed ^ 0x5DEECE66DUL);
+        return Logits(h);
+    }
+
+    /// <summary>Training forward: logits (B, T, V) of teacher-forced target inputs.</summary>
+    public Var Forward(int[] source, int[]? sourceLengths, int[] targetInputs, int batch, ulong dropoutSeed = 0)
+        => Decode(Encode(source, batch, sourceLengths, dropoutSeed), sourceLengths, targetInputs, batch, null, dropoutSeed);
+
+    /// <summary>Caches for incremental decoding of <paramref name="batch"/> sequences against a source of <paramref name="sourceLength"/>.</summary>
+    public DecoderCache CreateCache(int batch, int capacity, int sourceLength) =>
+        new(Decoder.CreateCaches(batch, capacity), Decoder.CreateCaches(batch, sourceLength));
+}
+
+/// <summary>A causal decoder-only language model (Llama, Qwen2, GPT): one growing KV cache over prompt and output.</summary>
+public sealed class DecoderOnlyModel : LanguageModel
+{
+    /// <summary>Builds a randomly initialized model (seeded).</summary>
+    public DecoderOnlyModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.DecoderOnly, EncoderLayers = 0 }, seed)
+    {
+        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: false);
+        CreateHead();
+    }
+
+    /// <summary>The causal stack.</summary>
+    public TransformerStack Decoder { get; }
+
+    /// <summary>Logits (B, T, V) for ids (B·T); with a cache, the ids follow the cached positions.</summary>
+    public Var Forward(int[] ids, int batch, int[]? lengths = null, DecoderCache? cache = null, ulong dropoutSeed = 0)
+    {
+        int t = ids.Length / Math.Max(1, batch);
+        return Logits(Decoder.Forward(Embed(ids, batch, t), lengths, null, null, cache, dropoutSeed));
+    }
+
+    /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
+    public DecoderCache CreateCache(int batch, int capacity) => new(Decoder.CreateCaches(batch, capacity), null);
+}
+
+/// <summary>
+/// A bidirectional encoder (BERT, Ettin): hidden states for every token, with an optional
+/// masked-LM head (dense → activation → norm → tied projection + bias).
+/// </summary>
+public sealed class EncoderOnlyModel : LanguageModel
+{
+    readonly NormLayer? _embedNorm;
+    readonly LinearLayer _mlmDense;
+    readonly NormLayer _mlmNorm;
+
+    /// <summary>Builds a randomly initialized model (seeded).</summary>
+    public EncoderOnlyModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.EncoderOnly, DecoderLayers = 0 }, seed)
+    {
+        if (Config.TypeVocabSize > 0) Parameters.Create(TokenTypes, [Config.TypeVocabSize, Config.DModel], ParameterSet.Init.Normal);
+        if (Config.EmbeddingNorm) _embedNorm = new NormLayer(Parameters, "embed_norm", Config.DModel, Config.Norm, Config.NormEps);
+        Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false);
+        _mlmDense = new LinearLayer(Parameters, "mlm_head.dense", Config.DModel, Config.DModel, bias: true, 0.02f);
+        _mlmNorm = new NormLayer(Parameters, "mlm_head.norm", Config.DModel, Config.Norm, Config.NormEps);
+        Parameters.Create(MlmBias, [Config.VocabSize], ParameterSet.Init.Zeros);
+        CreateHead();
+    }
+
+    /// <summary>Token-type embedding parameter name.</summary>
+    public const string TokenTypes = "embed_token_types.weight";
+    /// <summary>Masked-LM output bias parameter name.</summary>
+    public const string MlmBias = "mlm_head.bias";
+
+    /// <summary>The bidirectional stack.</summary>
+    public TransformerStack Encoder { get; }
+
+    /// <summary>Hidden states (B, S, D) for ids (B·S), optional token types (B·S) and valid lengths (B).</summary>
+    public Var Forward(int[] ids, int batch, int[]? lengths = null, int[]? tokenTypes = null, ulong dropoutSeed = 0)
+    {
+        int s = ids.Length / Math.Max(1, batch);
+        var x = Embed(ids, batch, s);
+        if (Config.TypeVocabSize > 0)
+            x = Ops.Add(x, Ops.Embedding(Var.Of(Parameters[TokenTypes]), tokenTypes ?? new int[ids.Length], batch, s));
+        // BERT sums token, type and position embeddings, then normalizes them.
+        x = Encoder.AddAbsolutePositions(x, 0);
+        if (_embedNorm != null) x = _embedNorm.Forward(x);
+        return Encoder.Forward(x, lengths, null, null, null, dropoutSeed, absoluteAdded: true);
+    }
+
+    /// <summary>Masked-LM logits (…, V) from hidden states.</summary>
+    public Var MaskedLmLogits(Var hidden)
+    {
+        var h = _mlmNorm.Forward(Ops.Activation(_mlmDense.Forward(hidden), Config.Activation));
+        return Ops.AddBias(Logits(h), Var.Of(Parameters[MlmBias]));
+    }
+}

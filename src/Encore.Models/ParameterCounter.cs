@@ -1,0 +1,44 @@
+namespace Encore.Models;
+
+/// <summary>Parameter counts computed from a configuration alone (no weights are allocated).</summary>
+public static class ParameterCounter
+{
+    /// <summary>Values in a model of <paramref name="c"/> (tied weights counted once).</summary>
+    public static long Count(ModelConfig c)
+    {
+        long d = c.DModel, a = c.AttentionDim, kv = (long)c.KvHeads * c.HeadDim, f = c.FfnDim, v = c.VocabSize;
+        long norm = c.Norm == NormKind.LayerNorm ? 2 * d : d;
+        long attn = d * a + 2 * d * kv + a * d
+                    + (c.QkvBias ? a + 2 * kv : 0) + (c.OutputBias ? d : 0);
+        long mlp = (c.GatedFfn ? 3 : 2) * d * f + (c.MlpBias ? (c.GatedFfn ? 2 * f : f) + d : 0);
+        long Stack(int layers, bool cross, PositionConfig pos)
+        {
+            if (layers == 0) return 0;
+            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0);
+            long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
+                + pos.Kind switch
+                {
+                    PositionKind.Learned => c.MaxPositions * d,
+                    PositionKind.T5Relative => (long)pos.RelativeBuckets * c.Heads,
+                    _ => 0,
+                };
+            return layers * block + extra;
+        }
+        long total = v * d + (c.TieEmbeddings ? 0 : v * d);
+        switch (c.Family)
+        {
+            case ModelFamily.EncoderDecoder:
+                total += Stack(c.EncoderLayers, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, c.DecoderPositions);
+                break;
+            case ModelFamily.DecoderOnly:
+                total += Stack(c.DecoderLayers, false, c.DecoderPositions);
+                break;
+            case ModelFamily.EncoderOnly:
+                total += Stack(c.EncoderLayers, false, c.EncoderPositions)
+                    + (c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
+                    + d * d + d + norm + v;   // masked-LM head: dense, norm, output bias
+                break;
+        }
+        return total;
+    }
+}

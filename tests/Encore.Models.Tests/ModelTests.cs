@@ -1,0 +1,135 @@
+using Encore.Autograd;
+using Encore.Autograd.Optim;
+using Encore.Tensors.Kernels;
+
+namespace Encore.Models.Tests;
+
+public class ModelTests
+{
+    [Theory]
+    [InlineData("mu-330m", 325e6, 335e6)]
+    [InlineData("decoder-330m", 325e6, 335e6)]
+    [InlineData("mu-25m", 22e6, 27e6)]
+    [InlineData("decoder-25m", 22e6, 27e6)]
+    public void PresetParameterCountsAreTheirNames(string preset, double lo, double hi)
+    {
+        long n = ParameterCounter.Count(Presets.Get(preset));
+        Assert.InRange(n, lo, hi);
+    }
+
+    [Fact]
+    public void ParameterCounterAgreesWithABuiltModel()
+    {
+        foreach (var name in new[] { "tiny-encdec", "tiny-decoder", "tiny-encoder" })
+        {
+            using var m = LanguageModel.Create(Presets.Get(name));
+            Assert.Equal(ParameterCounter.Count(m.Config), m.ParameterCount);
+        }
+    }
+
+    static int[] Ids(Random r, int n, int v) => Enumerable.Range(0, n).Select(_ => r.Next(2, v)).ToArray();
+
+    [Theory]
+    [InlineData(PositionKind.Rope)]
+    [InlineData(PositionKind.T5Relative)]
+    [InlineData(PositionKind.Alibi)]
+    [InlineData(PositionKind.Learned)]
+    [InlineData(PositionKind.Sinusoidal)]
+    [InlineData(PositionKind.None)]
+    public void IncrementalDecodingWithCachesEqualsTheFullTrainingForward(PositionKind decoderPositions)
+    {
+        var cfg = Presets.Get("tiny-encdec") with
+        {
+            DecoderPositions = new PositionConfig { Kind = decoderPositions },
+            MaxPositions = 64,
+        };
+        using var m = new EncoderDecoderModel(cfg, seed: 3);
+        var r = new Random(1);
+        int b = 2, s = 7, t = 5;
+        var src = Ids(r, b * s, cfg.VocabSize);
+        var tgt = Ids(r, b * t, cfg.VocabSize);
+        int[] lengths = [7, 4];
+        float[] full;
+        using (var tape = Tape.Record())      // the training path (records, no cache)
+            full = m.Forward(src, lengths, tgt, b).Value.ToFloatArray();
+        using var memory = m.Encode(src, b, lengths);
+        using var cache = m.CreateCache(b, capacity: 16, sourceLength: s);
+        var steps = new List<float[]>();
+        for (int i = 0; i < t; i++)
+        {
+            var step = new[] { tgt[i], tgt[t + i] };
+            using var logits = m.Decode(memory, lengths, step, b, cache);
+            steps.Add(logits.Value.ToFloatArray());
+        }
+        int v = cfg.VocabSize;
+        for (int bi = 0; bi < b; bi++)
+            for (int i = 0; i < t; i++)
+                for (int j = 0; j < v; j++)
+                    Assert.True(Math.Abs(full[(bi * t + i) * v + j] - steps[i][bi * v + j]) < 1e-4,
+                        $"batch {bi}, position {i}, logit {j}: full {full[(bi * t + i) * v + j]} vs incremental {steps[i][bi * v + j]}");
+        Assert.Equal(t, cache.Length);
+    }
+
+    [Fact]
+    public void DecoderOnlyIncrementalEqualsFullForward()
+    {
+        var cfg = Presets.Get("tiny-decoder");
+        using var m = new DecoderOnlyModel(cfg, seed: 4);
+        var ids = Ids(new Random(2), 6, cfg.VocabSize);
+        using var full = m.Forward(ids, 1);
+        using var cache = m.CreateCache(1, 8);
+        using var prefix = m.Forward(ids[..4], 1, cache: cache);
+        using var next = m.Forward(ids[4..], 1, cache: cache);
+        var f = full.Value.ToFloatArray();
+        var inc = prefix.Value.ToFloatArray().Concat(next.Value.ToFloatArray()).ToArray();
+        for (int i = 0; i < f.Length; i++) Assert.True(Math.Abs(f[i] - inc[i]) < 1e-4, $"logit {i}");
+    }
+
+    [Fact]
+    public void ATinyEncoderDecoderMemorizesABatch()
+    {
+        using var m = new EncoderDecoderModel(Presets.Get("tiny-encdec"), seed: 5);
+        using var opt = new AdamW(m.Parameters.All, new AdamWOptions { WeightDecay = 0 }) { LearningRate = 1e-2 };
+        var r = new Random(7);
+        float first = 0, last = 0;
+        int b = 4, s = 5;
+        var src = Ids(r, b * s, 64);
+        for (int step = 0; step < 60; step++)
+        {
+            var tin = new int[b * s];
+            var labels = new int[b * s];
+            for (int i = 0; i < b; i++)
+                for (int j = 0; j < s; j++)
+                {
+                    tin[i * s + j] = j == 0 ? 0 : src[i * s + j - 1];
+                    labels[i * s + j] = src[i * s + j];
+                }
+            opt.ZeroGrad();
+            using var tape = Tape.Record();
+            var loss = Ops.CrossEntropy(Ops.Reshape(m.Forward(src, null, tin, b), b * s, 64), labels);
+            if (step == 0) first = loss.Value.ToFloatArray()[0];
+            last = loss.Value.ToFloatArray()[0];
+            tape.Backward(loss);
+            opt.Update();
+        }
+        Assert.True(last < first * 0.2f, $"loss on a fixed batch went from {first} to {last}");
+    }
+
+    [Fact]
+    public void EncoderOnlyGivesHiddenStatesAndMaskedLmLogits()
+    {
+        using var m = new EncoderOnlyModel(Presets.Get("tiny-encoder") with { TypeVocabSize = 2, EmbeddingNorm = true, PostNorm = true, Norm = NormKind.LayerNorm });
+        using var h = m.Forward(Ids(new Random(3), 10, 64), 2, [5, 3]);
+        Assert.Equal(new[] { 2, 5, 32 }, h.Shape.ToArray());
+        using var logits = m.MaskedLmLogits(h);
+        Assert.Equal(new[] { 2, 5, 64 }, logits.Shape.ToArray());
+    }
+
+    [Fact]
+    public void InvalidConfigsAreRejectedNamingTheField()
+    {
+        Assert.Contains("kv_heads", Assert.Throws<ArgumentException>(() => new ModelConfig { Heads = 6, KvHeads = 4 }.Validate()).Message);
+        Assert.Contains("centered", Assert.Throws<ArgumentException>(() => new ModelConfig { DecoderPositions = new PositionConfig { RopeCentered = true } }.Validate()).Message);
+        Assert.Contains("unknown preset", Assert.Throws<ArgumentException>(() => Presets.Get("nope")).Message);
+    }
+}
