@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Encore.Tensors;
@@ -32,101 +30,20 @@ public static class TorchPeer
     /// <summary>File name of the peer script.</summary>
     public const string ScriptName = "torch_kernels.py";
 
-    // The script's exit code when torch cannot be imported: try the next interpreter.
-    const int TorchMissingExitCode = 3;
-
-    /// <summary>
-    /// The script: next to this assembly under <c>peers/</c> (the build copies it there), else
-    /// <c>bench/peers/</c> in a directory above the assembly or the working directory (the repository).
-    /// </summary>
-    public static string? LocateScript()
-    {
-        var beside = Path.Combine(AppContext.BaseDirectory, "peers", ScriptName);
-        if (File.Exists(beside)) return beside;
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
-        {
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-            {
-                var candidate = Path.Combine(dir.FullName, "bench", "peers", ScriptName);
-                if (File.Exists(candidate)) return candidate;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>Interpreters to try: <paramref name="explicitPython"/> alone when given, else ENCORE_PYTHON, python3, /usr/bin/python3.</summary>
-    public static IReadOnlyList<string> Interpreters(string? explicitPython)
-    {
-        if (!string.IsNullOrEmpty(explicitPython)) return [explicitPython];
-        var list = new List<string>();
-        if (Environment.GetEnvironmentVariable("ENCORE_PYTHON") is { Length: > 0 } env) list.Add(env);
-        list.Add("python3");
-        // A version manager's python3 (pyenv, conda) often lacks the distribution's torch.
-        if (File.Exists("/usr/bin/python3")) list.Add("/usr/bin/python3");
-        return list.Distinct().ToList();
-    }
-
     /// <summary>Runs the peer; never throws for a missing Python, torch or script: the outcome's note says what happened.</summary>
     public static TorchPeerOutcome Run(TorchPeerRequest request, string? python, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var script = LocateScript();
-        if (script == null) return new(null, null, $"PyTorch peer skipped: {ScriptName} not found beside the assembly (peers/) or under bench/peers/");
-        var tried = new List<string>();
-        foreach (var interpreter in Interpreters(python))
+        var output = PythonPeer.Run(ScriptName, Arguments(request), python, timeout);
+        if (output.Json == null) return new(null, output.Interpreter, output.Note);
+        try
         {
-            var psi = new ProcessStartInfo(interpreter)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            psi.ArgumentList.Add(script);
-            foreach (var a in Arguments(request)) psi.ArgumentList.Add(a);
-            Process? process;
-            try
-            {
-                process = Process.Start(psi);
-            }
-            catch (Win32Exception)
-            {
-                tried.Add($"{interpreter}: not found");
-                continue;
-            }
-            if (process == null)
-            {
-                tried.Add($"{interpreter}: did not start");
-                continue;
-            }
-            using (process)
-            {
-                var stdout = process.StandardOutput.ReadToEndAsync();
-                var stderr = process.StandardError.ReadToEndAsync();
-                if (!process.WaitForExit(timeout))
-                {
-                    process.Kill(entireProcessTree: true);
-                    return new(null, interpreter, $"PyTorch peer stopped after {timeout.TotalSeconds:0} s (timeout)");
-                }
-                process.WaitForExit();
-                string output = stdout.Result, errors = stderr.Result;
-                if (process.ExitCode == TorchMissingExitCode)
-                {
-                    tried.Add($"{interpreter}: torch not importable");
-                    continue;
-                }
-                if (process.ExitCode != 0)
-                    return new(null, interpreter, $"PyTorch peer failed (exit {process.ExitCode}): {LastLine(errors) ?? LastLine(output) ?? "no output"}");
-                try
-                {
-                    return new(Parse(output), interpreter, null);
-                }
-                catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or KeyNotFoundException)
-                {
-                    return new(null, interpreter, $"PyTorch peer output unreadable: {e.Message}");
-                }
-            }
+            return new(Parse(output.Json), output.Interpreter, null);
         }
-        return new(null, null, $"PyTorch peer skipped: no Python with torch ({string.Join("; ", tried)}); install python3-torch or pass --python");
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or KeyNotFoundException)
+        {
+            return new(null, output.Interpreter, $"PyTorch peer output unreadable: {e.Message}");
+        }
     }
 
     /// <summary>The script's command-line arguments for <paramref name="r"/>.</summary>
@@ -176,7 +93,4 @@ public static class TorchPeer
     static double Positive(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.GetDouble() is > 0 and var d && double.IsFinite(d)
             ? d : throw new FormatException($"'{name}' is not a positive number");
-
-    static string? LastLine(string text) =>
-        text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
 }

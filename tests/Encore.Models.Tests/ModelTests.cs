@@ -133,3 +133,31 @@ public class ModelTests
         Assert.Contains("unknown preset", Assert.Throws<ArgumentException>(() => Presets.Get("nope")).Message);
     }
 }
+
+public class ModelConfigJsonTests
+{
+    [Fact]
+    public void EveryPresetRoundTripsThroughConfigJson()
+    {
+        foreach (var (name, c) in Presets.All)
+        {
+            var json = ModelConfigJson.Serialize(c);
+            Assert.StartsWith("{\n  \"model_type\": \"encore\"", json.Replace("\r", ""));
+            Assert.Equal(c, ModelConfigJson.Deserialize(json, name));
+        }
+        Assert.Contains("\"d_model\": 1024", ModelConfigJson.Serialize(Presets.Get("mu-330m")));
+    }
+
+    [Theory]
+    [InlineData("""{"model_type":"t5"}""", "expected 'encore'")]
+    [InlineData("""{"model_type":"encore","d_modle":5}""", "d_modle")]
+    [InlineData("""{"model_type":"encore","heads":6,"kv_heads":4}""", "kv_heads")]
+    [InlineData("""{"model_type":"encore","d_model":"wide"}""", "d_model")]
+    [InlineData("""[1]""", "config.json")]
+    public void BadConfigsFailNamingTheProblem(string json, string expected)
+    {
+        var e = Assert.Throws<FormatException>(() => ModelConfigJson.Deserialize(json));
+        Assert.Contains(expected, e.Message);
+        Assert.StartsWith("config.json", e.Message);
+    }
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Encore.Autograd;
+using Encore.Autograd.Optim;
+using Encore.Models;
+using Encore.Tensors.Runtime;
+
+namespace Encore.Bench;
+
+/// <summary>Options of <see cref="TrainBenchmark"/> (the flags of <c>encore bench train</c>).</summary>
+public sealed record TrainBenchmarkOptions
+{
+    /// <summary>The model: a preset name. Default <c>mu-25m</c> (a ~25M-parameter encoder–decoder).</summary>
+    public string Preset { get; init; } = "mu-25m";
+    /// <summary>Sequences per batch. Default 8.</summary>
+    public int Batch { get; init; } = 8;
+    /// <summary>Source tokens per sequence. Default 128.</summary>
+    public int SourceLength { get; init; } = 128;
+    /// <summary>Target tokens per sequence. Default 128.</summary>
+    public int TargetLength { get; init; } = 128;
+    /// <summary>Threads of the kernel pool and of the peer. Default: the processor count.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Timed runs; the figure is their median. Default 5.</summary>
+    public int Runs { get; init; } = 5;
+    /// <summary>Optimizer steps per timed run. Default 2.</summary>
+    public int StepsPerRun { get; init; } = 2;
+    /// <summary>Run the PyTorch peer. Default true.</summary>
+    public bool Peers { get; init; } = true;
+    /// <summary>Python interpreter for the peer. Default null (see <see cref="PythonPeer.Interpreters"/>).</summary>
+    public string? Python { get; init; }
+
+    /// <summary>Throws naming the first option out of range.</summary>
+    public void Validate()
+    {
+        Presets.Get(Preset);
+        if (Batch is < 1 or > 4096) throw new ArgumentException($"--batch must be between 1 and 4096, got {Batch}");
+        if (SourceLength is < 1 or > 65536) throw new ArgumentException($"--source-length must be between 1 and 65536, got {SourceLength}");
+        if (TargetLength is < 1 or > 65536) throw new ArgumentException($"--target-length must be between 1 and 65536, got {TargetLength}");
+        if (Threads is < 1 or > 1024) throw new ArgumentException($"--threads must be between 1 and 1024, got {Threads}");
+        if (Runs is < 1 or > 1000) throw new ArgumentException($"--runs must be between 1 and 1000, got {Runs}");
+        if (StepsPerRun is < 1 or > 1000) throw new ArgumentException($"steps per run must be between 1 and 1000, got {StepsPerRun}");
+    }
+}
+
+/// <summary>One side of the training race.</summary>
+/// <param name="SecondsPerStep">Median seconds of one optimizer step (forward, backward, AdamW).</param>
+/// <param name="TokensPerSecond">B·(S + T) tokens per step over SecondsPerStep.</param>
+/// <param name="PeakWorkingSetBytes">The process's peak resident memory during the benchmark.</param>
+public sealed record TrainFigure(double SecondsPerStep, double TokensPerSecond, long PeakWorkingSetBytes);
+
+/// <summary>The result of <c>encore bench train</c>.</summary>
+public sealed record TrainBenchmarkResult(string Preset, long Parameters, int Batch, int SourceLength, int TargetLength, int Threads, int Runs,
+    MachineReport Machine, TrainFigure Encore, long ParameterAndOptimizerBytes, TrainFigure? Torch, string? TorchVersion, double? EncoreOverTorch, string? PeerNote);
+
+/// <summary>
+/// Training throughput of an encoder–decoder: random token batches, cross-entropy, AdamW — the
+/// same model and step in PyTorch eager (bench/peers/torch_train.py), run after Encore in its own
+/// process with the same thread count.
+/// </summary>
+public static class TrainBenchmark
+{
+    /// <summary>Runs the benchmark; <paramref name="progress"/> hears what is being measured.</summary>
+    public static TrainBenchmarkResult Run(TrainBenchmarkOptions o, Action<string>? progress = null)
+    {
+        o.Validate();
+        progress?.Invoke("probing the machine");
+        var machine = MachineProbe.Run(MachineProbeOptions.Quick);
+        var config = Presets.Get(o.Preset);
+        progress?.Invoke($"building {o.Preset}");
+        using var model = new EncoderDecoderModel(config, seed: 1);
+        using var opt = new AdamW(model.Parameters.All) { LearningRate = 1e-4 };
+        var rng = new Random(0);
+        int b = o.Batch, s = o.SourceLength, t = o.TargetLength, v = config.VocabSize;
+        var src = Enumerable.Range(0, b * s).Select(_ => rng.Next(2, v)).ToArray();
+        var tgt = Enumerable.Range(0, b * (t + 1)).Select(_ => rng.Next(2, v)).ToArray();
+        var tin = new int[b * t];
+        var labels = new int[b * t];
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < t; j++)
+            {
+                tin[i * t + j] = tgt[i * (t + 1) + j];
+                labels[i * t + j] = tgt[i * (t + 1) + j + 1];
+            }
+
+        void Step()
+        {
+            opt.ZeroGrad();
+            using var tape = Tape.Record();
+            var logits = model.Forward(src, null, tin, b);                       // (B, T, V)
+            var loss = Ops.CrossEntropy(Ops.Reshape(logits, b * t, v), labels);
+            tape.Backward(loss);
+            opt.Update();
+        }
+
+        progress?.Invoke($"training {o.Runs}×{o.StepsPerRun} steps of batch {b}×({s}+{t})");
+        Step();   // warm-up: JIT, first-touch of optimizer state
+        var times = new double[o.Runs];
+        for (int r = 0; r < o.Runs; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int k = 0; k < o.StepsPerRun; k++) Step();
+            times[r] = sw.Elapsed.TotalSeconds / o.StepsPerRun;
+        }
+        double step = MachineProbe.Median(times);
+        long tokens = (long)b * (s + t);
+        var encore = new TrainFigure(step, tokens / step, Process.GetCurrentProcess().PeakWorkingSet64);
+        long paramBytes = model.ParameterCount * 4 * 4;   // values, gradients, two AdamW moments
+
+        TrainFigure? torch = null;
+        string? version = null, note = null;
+        if (o.Peers)
+        {
+            progress?.Invoke("running the PyTorch peer");
+            var configPath = Path.Combine(Path.GetTempPath(), $"encore-bench-train-{Environment.ProcessId}.json");
+            File.WriteAllText(configPath, ModelConfigJson.Serialize(config));
+            try
+            {
+                var output = PythonPeer.Run("torch_train.py",
+                [
+                    "--config", configPath, "--batch", I(b), "--source-length", I(s), "--target-length", I(t),
+                    "--threads", I(o.Threads), "--runs", I(o.Runs), "--steps-per-run", I(o.StepsPerRun),
+                ], o.Python, TimeSpan.FromMinutes(30));
+                note = output.Note;
+                if (output.Json != null)
+                {
+                    using var doc = JsonDocument.Parse(output.Json);
+                    var root = doc.RootElement;
+                    if (root.TryGetProperty("error", out var err)) note = $"PyTorch peer: {err}";
+                    else
+                    {
+                        torch = new TrainFigure(root.GetProperty("seconds_per_step").GetDouble(), root.GetProperty("tokens_per_second").GetDouble(),
+                            root.GetProperty("peak_rss_bytes").GetInt64());
+                        version = root.GetProperty("torch_version").GetString();
+                        long theirs = root.GetProperty("parameters").GetInt64();
+                        if (theirs != model.ParameterCount) note = $"PyTorch model has {theirs} parameters, Encore's {model.ParameterCount}";
+                    }
+                }
+            }
+            finally
+            {
+                File.Delete(configPath);
+            }
+        }
+        return new TrainBenchmarkResult(o.Preset, model.ParameterCount, b, s, t, o.Threads, o.Runs, machine, encore, paramBytes,
+            torch, version, torch is null ? null : encore.TokensPerSecond / torch.TokensPerSecond, note);
+    }
+
+    static string I(int x) => x.ToString(CultureInfo.InvariantCulture);
+}
