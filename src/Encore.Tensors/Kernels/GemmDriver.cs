@@ -1,0 +1,298 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Kernels;
+
+// The blocked GEMM driver, GotoBLAS/BLIS style (Goto & van de Geijn, "Anatomy of High-Performance
+// Matrix Multiplication", TOMS 2008): loop jc over NC-wide column blocks of C, pc over KC-deep slices
+// of K (B slice packed into KC×32 panels, kept in L3/L2), ic over MC-tall row blocks (A block packed
+// into MR×KC micro-panels, kept in L2), then the micro-kernel over MR×NR tiles with the B micro-panel
+// in L1. Every width packs B into 32-wide panels (narrower kernels walk a panel in NR-wide strips),
+// so a matrix pre-packed once (PackedMatrix) serves every width.
+//
+// Determinism: an element of C is always the sum over K slices in increasing order, each slice's
+// partial sum accumulated by the same kernel in increasing p; tile boundaries do not change the
+// rounding (see GemmKernels.cs). So results are bit-identical across runs and thread counts.
+public static partial class Gemm
+{
+    /// <summary>Depth of a packed K slice (floats). Fixed, as the summation order depends on it.</summary>
+    internal const int KC = 256;
+
+    /// <summary>Columns of one packed B panel.</summary>
+    internal const int PanelWidth = 32;
+
+    /// <summary>Rows of a packed A block (a multiple of every kernel's MR).</summary>
+    const int MC = 144;
+
+    /// <summary>Columns of a packed B block.</summary>
+    const int NC = 2048;
+
+    /// <summary>Below this m·n·k the unpacked loop is faster than packing.</summary>
+    internal const long SmallWork = 32 * 1024;
+
+    /// <summary>Below this m·n·k one thread does the work (a dispatch costs a few microseconds).</summary>
+    const long ParallelWork = 256 * 1024;
+
+    /// <summary>Where packing reads op(B) from.</summary>
+    internal enum BKind { Strided, WeightRows, Packed }
+
+    /// <summary>op(B) (K×N): F32 with element (p, j) at P[p·Rs + j·Cs]; or Wᵀ of a weight matrix; or pre-packed panels.</summary>
+    internal unsafe struct BSource
+    {
+        public BKind Kind;
+        public float* P;
+        public nint Rs, Cs;
+        public WeightMatrix W;
+        public int PaddedN;
+    }
+
+    [ThreadStatic] static unsafe float* t_scratch;
+
+    // Per-thread packing buffers, allocated once per thread and kept for the thread's lifetime
+    // (kernel pool threads live as long as the process).
+    static unsafe float* Scratch()
+    {
+        if (t_scratch == null)
+        {
+            nuint floats = (nuint)(MC * KC + KC * NC + 512);
+            t_scratch = (float*)NativeMemory.AlignedAlloc(floats * sizeof(float), 64);
+        }
+        return t_scratch;
+    }
+
+    /// <summary>C = α·op(A)·B + β·C over validated pointers: A element (i, p) at a[i·rsA + p·csA].</summary>
+    internal static unsafe void Run(SimdWidth width, int m, int n, int k, float alpha,
+        float* a, nint rsA, nint csA, in BSource b, float beta, float* c, nint ldc,
+        KernelPool? pool = null, bool allowSmall = true)
+    {
+        pool ??= KernelPool.Default;
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+            return;
+        }
+        long work = (long)m * n * k;
+        if (allowSmall && work < SmallWork && b.Kind == BKind.Strided)
+        {
+            Small(m, n, k, alpha, a, rsA, csA, b.P, b.Rs, b.Cs, beta, c, ldc);
+            return;
+        }
+        switch (width)
+        {
+            case SimdWidth.V512: Dispatch<Kernel512>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            case SimdWidth.V256: Dispatch<Kernel256>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            case SimdWidth.V128: Dispatch<Kernel128>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            default: Dispatch<KernelScalar>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+        }
+    }
+
+    // Unpacked loop for tiny products, one fused rounding per step like the scalar kernel's store.
+    static unsafe void Small(int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
+        float* b, nint rsB, nint csB, float beta, float* c, nint ldc)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                float s = 0;
+                float* ai = a + i * rsA;
+                float* bj = b + j * csB;
+                for (int p = 0; p < k; p++) s += ai[p * csA] * bj[p * rsB];
+                float* cij = c + i * ldc + j;
+                *cij = beta == 0 ? s * alpha : MathF.FusedMultiplyAdd(s, alpha, beta * *cij);
+            }
+        }
+    }
+
+    static unsafe void Dispatch<TK>(KernelPool pool, int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
+    {
+        int nPanels = (n + PanelWidth - 1) / PanelWidth;
+        int mUnits = (m + TK.MR - 1) / TK.MR;
+        int tasks = (long)m * n * k < ParallelWork ? 1 : pool.ThreadCount;
+        // Split N first: each task then packs its own B columns once and only A is packed twice.
+        int tn = Math.Min(tasks, nPanels);
+        int tm = Math.Max(1, Math.Min(tasks / tn, mUnits));
+        var task = new GemmTask<TK>
+        {
+            M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+            A = a, RsA = rsA, CsA = csA, B = b, C = c, Ldc = ldc,
+            Tn = tn, Tm = tm, NPanels = nPanels, MUnits = mUnits,
+        };
+        if (tn * tm == 1) task.Execute(0);
+        else pool.Run(tn * tm, ref task);
+    }
+
+    unsafe struct GemmTask<TK> : IParallelTask where TK : IMicroKernel
+    {
+        public int M, N, K, Tn, Tm, NPanels, MUnits;
+        public float Alpha, Beta;
+        public float* A, C;
+        public nint RsA, CsA, Ldc;
+        public BSource B;
+
+        public void Execute(int index)
+        {
+            var (p0, p1) = Partition.Range(NPanels, Tn, index % Tn);
+            var (u0, u1) = Partition.Range(MUnits, Tm, index / Tn);
+            int n0 = p0 * PanelWidth, n1 = Math.Min(N, p1 * PanelWidth);
+            int m0 = u0 * TK.MR, m1 = Math.Min(M, u1 * TK.MR);
+            if (n0 >= n1 || m0 >= m1) return;
+            Block<TK>(m0, m1, n0, n1, K, Alpha, A, RsA, CsA, B, Beta, C, Ldc);
+        }
+    }
+
+    static unsafe void Block<TK>(int m0, int m1, int n0, int n1, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
+    {
+        float* scratch = Scratch();
+        float* ap = scratch;
+        float* bp = scratch + MC * KC;
+        float* tile = bp + KC * NC;
+        var width = WidthOf<TK>();
+        for (int jc = n0; jc < n1; jc += NC)
+        {
+            int nc = Math.Min(NC, n1 - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                float betaK = pc == 0 ? beta : 1f;
+                float* bBlock = b.Kind == BKind.Packed ? b.P + (nint)pc * b.PaddedN + (nint)jc * kc : bp;
+                if (b.Kind != BKind.Packed) PackB(b, pc, kc, jc, nc, bp, width);
+                for (int ic = m0; ic < m1; ic += MC)
+                {
+                    int mc = Math.Min(MC, m1 - ic);
+                    PackA<TK>(a, rsA, csA, ic, mc, pc, kc, ap);
+                    Macro<TK>(mc, nc, kc, ap, bBlock, c + ic * ldc + jc, ldc, alpha, betaK, tile);
+                }
+            }
+        }
+    }
+
+    static SimdWidth WidthOf<TK>() where TK : IMicroKernel =>
+        typeof(TK) == typeof(Kernel512) ? SimdWidth.V512 :
+        typeof(TK) == typeof(Kernel256) ? SimdWidth.V256 :
+        typeof(TK) == typeof(Kernel128) ? SimdWidth.V128 : SimdWidth.Scalar;
+
+    static unsafe void Macro<TK>(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc,
+        float alpha, float beta, float* tile) where TK : IMicroKernel
+    {
+        int mr = TK.MR, nr = TK.NR;
+        for (int jp = 0; jp < nc; jp += PanelWidth)
+        {
+            float* panel = bp + (nint)jp * kc;
+            for (int js = 0; js < PanelWidth && jp + js < nc; js += nr)
+            {
+                int nEff = Math.Min(nr, nc - jp - js);
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    int mEff = Math.Min(mr, mc - ir);
+                    float* ct = c + ir * ldc + jp + js;
+                    float* apanel = ap + (nint)ir * kc;
+                    if (mEff == mr && nEff == nr)
+                    {
+                        TK.Run(kc, apanel, panel + js, PanelWidth, ct, ldc, alpha, beta);
+                        continue;
+                    }
+                    TK.Run(kc, apanel, panel + js, PanelWidth, tile, nr, 1f, 0f);
+                    for (int i = 0; i < mEff; i++)
+                    {
+                        for (int j = 0; j < nEff; j++)
+                        {
+                            float t = tile[i * nr + j];
+                            float* cij = ct + i * ldc + j;
+                            *cij = beta == 0 ? t * alpha : MathF.FusedMultiplyAdd(t, alpha, beta * *cij);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Packs rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row micro-panels: panel r holds, for
+    // each p, the MR values A[i0+r·MR .. +MR, p]; rows past mc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void PackA<TK>(float* a, nint rs, nint cs, int i0, int mc, int p0, int kc, float* dst) where TK : IMicroKernel
+    {
+        int mr = TK.MR;
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int mEff = Math.Min(mr, mc - ir);
+            float* d = dst + (nint)ir * kc;
+            if (cs == 1)
+            {
+                for (int ii = 0; ii < mEff; ii++)
+                {
+                    float* s = a + (i0 + ir + ii) * rs + p0;
+                    for (int p = 0; p < kc; p++) d[p * mr + ii] = s[p];
+                }
+                for (int ii = mEff; ii < mr; ii++)
+                    for (int p = 0; p < kc; p++) d[p * mr + ii] = 0;
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* s = a + (p0 + p) * cs + (i0 + ir) * rs;
+                    float* dp = d + p * mr;
+                    int ii = 0;
+                    for (; ii < mEff; ii++) dp[ii] = s[ii * rs];
+                    for (; ii < mr; ii++) dp[ii] = 0;
+                }
+            }
+        }
+    }
+
+    // Packs rows [p0, p0+kc) × cols [j0, j0+nc) of op(B) into 32-wide panels (kc rows of 32 floats,
+    // panels consecutive); columns past nc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void PackB(in BSource b, int p0, int kc, int j0, int nc, float* dst, SimdWidth width)
+    {
+        float* row = stackalloc float[KC];
+        for (int jp = 0; jp < nc; jp += PanelWidth)
+        {
+            int nEff = Math.Min(PanelWidth, nc - jp);
+            float* d = dst + (nint)jp * kc;
+            if (b.Kind == BKind.Strided && b.Cs == 1)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    float* s = b.P + (p0 + p) * b.Rs + j0 + jp;
+                    float* dp = d + p * PanelWidth;
+                    Buffer.MemoryCopy(s, dp, nEff * 4L, nEff * 4L);
+                    for (int j = nEff; j < PanelWidth; j++) dp[j] = 0;
+                }
+                continue;
+            }
+            for (int jj = 0; jj < PanelWidth; jj++)
+            {
+                float* s;
+                if (jj >= nEff)
+                {
+                    for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = 0;
+                    continue;
+                }
+                if (b.Kind == BKind.Strided)
+                {
+                    s = b.P + (j0 + jp + jj) * b.Cs + p0 * b.Rs;
+                    if (b.Rs != 1)
+                    {
+                        for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = s[p * b.Rs];
+                        continue;
+                    }
+                }
+                else if (b.W.DType == DType.F32) s = (float*)b.W.Row(j0 + jp + jj) + p0;
+                else
+                {
+                    Widen.Row(b.W, j0 + jp + jj, p0, kc, row, width);
+                    s = row;
+                }
+                for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = s[p];
+            }
+        }
+    }
+}
