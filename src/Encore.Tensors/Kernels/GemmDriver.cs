@@ -49,13 +49,16 @@ public static partial class Gemm
 
     [ThreadStatic] static unsafe float* t_scratch;
 
+    /// <summary>The per-thread area that row-source packing widens weight rows into (PanelWidth × KC floats).</summary>
+    static unsafe float* RowScratch() => Scratch() + MC * KC + KC * NC + 512;
+
     // Per-thread packing buffers, allocated once per thread and kept for the thread's lifetime
     // (kernel pool threads live as long as the process).
-    static unsafe float* Scratch()
+    internal static unsafe float* Scratch()
     {
         if (t_scratch == null)
         {
-            nuint floats = (nuint)(MC * KC + KC * NC + 512);
+            nuint floats = (nuint)(MC * KC + KC * NC + 512 + PanelWidth * KC);
             t_scratch = (float*)NativeMemory.AlignedAlloc(floats * sizeof(float), 64);
         }
         return t_scratch;
@@ -243,55 +246,6 @@ public static partial class Gemm
                     for (; ii < mEff; ii++) dp[ii] = s[ii * rs];
                     for (; ii < mr; ii++) dp[ii] = 0;
                 }
-            }
-        }
-    }
-
-    // Packs rows [p0, p0+kc) × cols [j0, j0+nc) of op(B) into 32-wide panels (kc rows of 32 floats,
-    // panels consecutive); columns past nc are zero.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void PackB(in BSource b, int p0, int kc, int j0, int nc, float* dst, SimdWidth width)
-    {
-        float* row = stackalloc float[KC];
-        for (int jp = 0; jp < nc; jp += PanelWidth)
-        {
-            int nEff = Math.Min(PanelWidth, nc - jp);
-            float* d = dst + (nint)jp * kc;
-            if (b.Kind == BKind.Strided && b.Cs == 1)
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    float* s = b.P + (p0 + p) * b.Rs + j0 + jp;
-                    float* dp = d + p * PanelWidth;
-                    Buffer.MemoryCopy(s, dp, nEff * 4L, nEff * 4L);
-                    for (int j = nEff; j < PanelWidth; j++) dp[j] = 0;
-                }
-                continue;
-            }
-            for (int jj = 0; jj < PanelWidth; jj++)
-            {
-                float* s;
-                if (jj >= nEff)
-                {
-                    for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = 0;
-                    continue;
-                }
-                if (b.Kind == BKind.Strided)
-                {
-                    s = b.P + (j0 + jp + jj) * b.Cs + p0 * b.Rs;
-                    if (b.Rs != 1)
-                    {
-                        for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = s[p * b.Rs];
-                        continue;
-                    }
-                }
-                else if (b.W.DType == DType.F32) s = (float*)b.W.Row(j0 + jp + jj) + p0;
-                else
-                {
-                    Widen.Row(b.W, j0 + jp + jj, p0, kc, row, width);
-                    s = row;
-                }
-                for (int p = 0; p < kc; p++) d[p * PanelWidth + jj] = s[p];
             }
         }
     }
