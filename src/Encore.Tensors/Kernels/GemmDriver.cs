@@ -222,19 +222,15 @@ public static partial class Gemm
     static unsafe void PackA<TK>(float* a, nint rs, nint cs, int i0, int mc, int p0, int kc, float* dst) where TK : IMicroKernel
     {
         int mr = TK.MR;
+        float** rows = stackalloc float*[mr];
         for (int ir = 0; ir < mc; ir += mr)
         {
             int mEff = Math.Min(mr, mc - ir);
             float* d = dst + (nint)ir * kc;
             if (cs == 1)
             {
-                for (int ii = 0; ii < mEff; ii++)
-                {
-                    float* s = a + (i0 + ir + ii) * rs + p0;
-                    for (int p = 0; p < kc; p++) d[p * mr + ii] = s[p];
-                }
-                for (int ii = mEff; ii < mr; ii++)
-                    for (int p = 0; p < kc; p++) d[p * mr + ii] = 0;
+                for (int ii = 0; ii < mr; ii++) rows[ii] = ii < mEff ? a + (i0 + ir + ii) * rs + p0 : s_zeroRow;
+                TransposeRows(rows, mr, kc, d, mr);
             }
             else
             {

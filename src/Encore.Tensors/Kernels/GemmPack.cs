@@ -7,7 +7,7 @@ namespace Encore.Tensors.Kernels;
 // Packing of op(B) into the 32-wide panels the micro-kernels read (see GemmDriver.cs).
 public static partial class Gemm
 {
-    static readonly unsafe float* s_zeroRow = AllocZeroRow();
+    internal static readonly unsafe float* s_zeroRow = AllocZeroRow();
 
     static unsafe float* AllocZeroRow()
     {
@@ -62,21 +62,22 @@ public static partial class Gemm
                     Widen.Row(b.W, j, p0, kc, rows[jj], width);
                 }
             }
-            TransposeRows(rows, kc, d);
+            TransposeRows(rows, PanelWidth, kc, d, PanelWidth);
         }
     }
 
-    // d[p·32 + jj] = rows[jj][p] for jj < 32, p < kc: 8×8 AVX transposes, scalar for the tail.
-    static unsafe void TransposeRows(float** rows, int kc, float* d)
+    // d[p·stride + r] = rows[r][p] for r < count (≤ stride), p < kc: 8×8 AVX and 4×4 SSE transposes,
+    // scalar for leftover rows and the kc tail.
+    internal static unsafe void TransposeRows(float** rows, int count, int kc, float* d, int stride)
     {
-        int p = 0;
+        int g = 0;
         if (Avx.IsSupported)
         {
-            for (; p + 8 <= kc; p += 8)
+            for (; g + 8 <= count; g += 8)
             {
-                for (int g = 0; g < PanelWidth; g += 8)
+                float** r = rows + g;
+                for (int p = 0; p + 8 <= kc; p += 8)
                 {
-                    float** r = rows + g;
                     var t0 = Avx.UnpackLow(Avx.LoadVector256(r[0] + p), Avx.LoadVector256(r[1] + p));
                     var t1 = Avx.UnpackHigh(Avx.LoadVector256(r[0] + p), Avx.LoadVector256(r[1] + p));
                     var t2 = Avx.UnpackLow(Avx.LoadVector256(r[2] + p), Avx.LoadVector256(r[3] + p));
@@ -93,19 +94,45 @@ public static partial class Gemm
                     var u5 = Avx.Shuffle(t4, t6, 0xEE);
                     var u6 = Avx.Shuffle(t5, t7, 0x44);
                     var u7 = Avx.Shuffle(t5, t7, 0xEE);
-                    float* o = d + p * PanelWidth + g;
-                    Avx.Store(o + 0 * PanelWidth, Avx.Permute2x128(u0, u4, 0x20));
-                    Avx.Store(o + 1 * PanelWidth, Avx.Permute2x128(u1, u5, 0x20));
-                    Avx.Store(o + 2 * PanelWidth, Avx.Permute2x128(u2, u6, 0x20));
-                    Avx.Store(o + 3 * PanelWidth, Avx.Permute2x128(u3, u7, 0x20));
-                    Avx.Store(o + 4 * PanelWidth, Avx.Permute2x128(u0, u4, 0x31));
-                    Avx.Store(o + 5 * PanelWidth, Avx.Permute2x128(u1, u5, 0x31));
-                    Avx.Store(o + 6 * PanelWidth, Avx.Permute2x128(u2, u6, 0x31));
-                    Avx.Store(o + 7 * PanelWidth, Avx.Permute2x128(u3, u7, 0x31));
+                    float* o = d + (nint)p * stride + g;
+                    Avx.Store(o, Avx.Permute2x128(u0, u4, 0x20));
+                    Avx.Store(o + stride, Avx.Permute2x128(u1, u5, 0x20));
+                    Avx.Store(o + 2 * stride, Avx.Permute2x128(u2, u6, 0x20));
+                    Avx.Store(o + 3 * stride, Avx.Permute2x128(u3, u7, 0x20));
+                    Avx.Store(o + 4 * stride, Avx.Permute2x128(u0, u4, 0x31));
+                    Avx.Store(o + 5 * stride, Avx.Permute2x128(u1, u5, 0x31));
+                    Avx.Store(o + 6 * stride, Avx.Permute2x128(u2, u6, 0x31));
+                    Avx.Store(o + 7 * stride, Avx.Permute2x128(u3, u7, 0x31));
                 }
+                for (int p = kc & ~7; p < kc; p++)
+                    for (int i = 0; i < 8; i++) d[(nint)p * stride + g + i] = r[i][p];
             }
         }
-        for (; p < kc; p++)
-            for (int jj = 0; jj < PanelWidth; jj++) d[p * PanelWidth + jj] = rows[jj][p];
+        if (Sse.IsSupported)
+        {
+            for (; g + 4 <= count; g += 4)
+            {
+                float** r = rows + g;
+                for (int p = 0; p + 4 <= kc; p += 4)
+                {
+                    var t0 = Sse.UnpackLow(Sse.LoadVector128(r[0] + p), Sse.LoadVector128(r[1] + p));
+                    var t1 = Sse.UnpackHigh(Sse.LoadVector128(r[0] + p), Sse.LoadVector128(r[1] + p));
+                    var t2 = Sse.UnpackLow(Sse.LoadVector128(r[2] + p), Sse.LoadVector128(r[3] + p));
+                    var t3 = Sse.UnpackHigh(Sse.LoadVector128(r[2] + p), Sse.LoadVector128(r[3] + p));
+                    float* o = d + (nint)p * stride + g;
+                    Sse.Store(o, Sse.MoveLowToHigh(t0, t2));
+                    Sse.Store(o + stride, Sse.MoveHighToLow(t2, t0));
+                    Sse.Store(o + 2 * stride, Sse.MoveLowToHigh(t1, t3));
+                    Sse.Store(o + 3 * stride, Sse.MoveHighToLow(t3, t1));
+                }
+                for (int p = kc & ~3; p < kc; p++)
+                    for (int i = 0; i < 4; i++) d[(nint)p * stride + g + i] = r[i][p];
+            }
+        }
+        for (; g < count; g++)
+        {
+            float* r = rows[g];
+            for (int p = 0; p < kc; p++) d[(nint)p * stride + g] = r[p];
+        }
     }
 }
