@@ -81,7 +81,7 @@ public static partial class Gemm
         long work = (long)m * n * k;
         if (allowSmall && work < SmallWork && b.Kind == BKind.Strided)
         {
-            Small(m, n, k, alpha, a, rsA, csA, b.P, b.Rs, b.Cs, beta, c, ldc);
+            Small(width, m, n, k, alpha, a, rsA, csA, b.P, b.Rs, b.Cs, beta, c, ldc);
             return;
         }
         switch (width)
@@ -90,24 +90,6 @@ public static partial class Gemm
             case SimdWidth.V256: Dispatch<Kernel256>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
             case SimdWidth.V128: Dispatch<Kernel128>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
             default: Dispatch<KernelScalar>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
-        }
-    }
-
-    // Unpacked loop for tiny products, one fused rounding per step like the scalar kernel's store.
-    static unsafe void Small(int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
-        float* b, nint rsB, nint csB, float beta, float* c, nint ldc)
-    {
-        for (int i = 0; i < m; i++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                float s = 0;
-                float* ai = a + i * rsA;
-                float* bj = b + j * csB;
-                for (int p = 0; p < k; p++) s += ai[p * csA] * bj[p * rsB];
-                float* cij = c + i * ldc + j;
-                *cij = beta == 0 ? s * alpha : MathF.FusedMultiplyAdd(s, alpha, beta * *cij);
-            }
         }
     }
 

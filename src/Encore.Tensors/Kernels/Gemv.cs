@@ -100,7 +100,7 @@ public static unsafe class Gemv
         static abstract float L1(byte* row, int p);
     }
 
-    readonly struct LoadF32 : ILoad
+    internal readonly struct LoadF32 : ILoad
     {
         public static Vector512<float> L16(byte* row, int p) => Vector512.Load((float*)row + p);
         public static Vector256<float> L8(byte* row, int p) => Vector256.Load((float*)row + p);
