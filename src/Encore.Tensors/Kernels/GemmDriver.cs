@@ -96,38 +96,87 @@ public static partial class Gemm
     static unsafe void Dispatch<TK>(KernelPool pool, int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
         in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
     {
-        int nPanels = (n + PanelWidth - 1) / PanelWidth;
-        int mUnits = (m + TK.MR - 1) / TK.MR;
-        int tasks = (long)m * n * k < ParallelWork ? 1 : pool.ThreadCount;
-        // Split N first: each task then packs its own B columns once and only A is packed twice.
-        int tn = Math.Min(tasks, nPanels);
-        int tm = Math.Max(1, Math.Min(tasks / tn, mUnits));
-        var task = new GemmTask<TK>
-        {
-            M = m, N = n, K = k, Alpha = alpha, Beta = beta,
-            A = a, RsA = rsA, CsA = csA, B = b, C = c, Ldc = ldc,
-            Tn = tn, Tm = tm, NPanels = nPanels, MUnits = mUnits,
-        };
-        if (tn * tm == 1) task.Execute(0);
-        else pool.Run(tn * tm, ref task);
+        if ((long)m * n * k < ParallelWork || pool.ThreadCount == 1)
+            Block<TK>(0, m, 0, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
+        else
+            Parallel<TK>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
     }
 
-    unsafe struct GemmTask<TK> : IParallelTask where TK : IMicroKernel
+    // BLIS-style parallel loops: per (NC block, K slice) the threads first pack the shared B block
+    // together (into the calling thread's scratch), then claim (row chunk × panel range) tasks, each
+    // packing its own A block. Several tasks per thread balance a machine whose cores are shared.
+    static unsafe void Parallel<TK>(KernelPool pool, int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
     {
-        public int M, N, K, Tn, Tm, NPanels, MUnits;
-        public float Alpha, Beta;
-        public float* A, C;
-        public nint RsA, CsA, Ldc;
+        int target = 4 * pool.ThreadCount;
+        int mUnits = (m + TK.MR - 1) / TK.MR;
+        int mTasks = Math.Min(mUnits, (m + MC - 1) / MC);
+        float* shared = Scratch() + MC * KC;
+        var width = WidthOf<TK>();
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc);
+            int nPanels = (nc + PanelWidth - 1) / PanelWidth;
+            int nTasks = Math.Clamp((target + mTasks - 1) / mTasks, 1, nPanels);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                float* bBlock = shared;
+                if (b.Kind == BKind.Packed) bBlock = b.P + (nint)pc * b.PaddedN + (nint)jc * kc;
+                else
+                {
+                    var pack = new PackTask { B = b, Pc = pc, Kc = kc, Jc = jc, Nc = nc, NPanels = nPanels, Tasks = Math.Min(nPanels, target), Dst = shared, Width = width };
+                    pool.Run(pack.Tasks, ref pack);
+                }
+                var compute = new ComputeTask<TK>
+                {
+                    M = m, MUnits = mUnits, MTasks = mTasks, Nc = nc, NPanels = nPanels, NTasks = nTasks, Kc = kc, Pc = pc,
+                    Alpha = alpha, Beta = pc == 0 ? beta : 1f, A = a, RsA = rsA, CsA = csA,
+                    BBlock = bBlock, C = c + jc, Ldc = ldc,
+                };
+                pool.Run(mTasks * nTasks, ref compute);
+            }
+        }
+    }
+
+    unsafe struct PackTask : IParallelTask
+    {
         public BSource B;
+        public int Pc, Kc, Jc, Nc, NPanels, Tasks;
+        public float* Dst;
+        public SimdWidth Width;
 
         public void Execute(int index)
         {
-            var (p0, p1) = Partition.Range(NPanels, Tn, index % Tn);
-            var (u0, u1) = Partition.Range(MUnits, Tm, index / Tn);
-            int n0 = p0 * PanelWidth, n1 = Math.Min(N, p1 * PanelWidth);
+            var (q0, q1) = Partition.Range(NPanels, Tasks, index);
+            int j0 = q0 * PanelWidth, j1 = Math.Min(Nc, q1 * PanelWidth);
+            if (j0 < j1) PackB(B, Pc, Kc, Jc + j0, j1 - j0, Dst + (nint)j0 * Kc, Width);
+        }
+    }
+
+    unsafe struct ComputeTask<TK> : IParallelTask where TK : IMicroKernel
+    {
+        public int M, MUnits, MTasks, Nc, NPanels, NTasks, Kc, Pc;
+        public float Alpha, Beta;
+        public float* A, BBlock, C;
+        public nint RsA, CsA, Ldc;
+
+        public void Execute(int index)
+        {
+            var (u0, u1) = Partition.Range(MUnits, MTasks, index / NTasks);
+            var (q0, q1) = Partition.Range(NPanels, NTasks, index % NTasks);
             int m0 = u0 * TK.MR, m1 = Math.Min(M, u1 * TK.MR);
-            if (n0 >= n1 || m0 >= m1) return;
-            Block<TK>(m0, m1, n0, n1, K, Alpha, A, RsA, CsA, B, Beta, C, Ldc);
+            int j0 = q0 * PanelWidth, j1 = Math.Min(Nc, q1 * PanelWidth);
+            if (m0 >= m1 || j0 >= j1) return;
+            float* scratch = Scratch();
+            float* ap = scratch;
+            float* tile = scratch + MC * KC + KC * NC;
+            for (int ic = m0; ic < m1; ic += MC)
+            {
+                int mc = Math.Min(MC, m1 - ic);
+                PackA<TK>(A, RsA, CsA, ic, mc, Pc, Kc, ap);
+                Macro<TK>(mc, j1 - j0, Kc, ap, BBlock + (nint)j0 * Kc, C + ic * Ldc + j0, Ldc, Alpha, Beta, tile);
+            }
         }
     }
 

@@ -106,14 +106,18 @@ public class GemmTests
                 CheckCase(rnd, 67, 129, 300, ta, tb, 0.75f, ta == tb ? 0f : -0.5f, pad: 5, allowSmall: true);
     }
 
-    [Fact]
-    public void ResultsAreBitIdenticalAcrossThreadCounts()
+    [Theory]
+    [InlineData(70, 300, 600)]   // three K slices
+    [InlineData(300, 40, 300)]   // several row blocks of MC
+    [InlineData(13, 2100, 20)]   // two column blocks of NC
+    public void ResultsAreBitIdenticalAcrossThreadCountsAndMatchReference(int m, int n, int k)
     {
-        var rnd = new Random(5);
-        int m = 70, n = 300, k = 600; // k spans three K slices
+        var rnd = new Random(m + n + k);
         var a = RandomArray(rnd, m * k);
         var b = RandomArray(rnd, k * n);
         var c0 = RandomArray(rnd, m * n);
+        var expected = (float[])c0.Clone();
+        Gemm.Reference(Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, expected, n);
         foreach (var w in Simd.Supported)
         {
             var c1 = (float[])c0.Clone();
@@ -121,6 +125,7 @@ public class GemmTests
             Gemm.Multiply(w, OneThread, true, Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, c1, n);
             Gemm.Multiply(w, ThreeThreads, true, Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, c3, n);
             Assert.Equal(c1, c3);
+            AssertClose(m, n, k, Transpose.No, Transpose.Yes, 1.5f, a, k, b, k, 0.25f, c0, expected, c3, n, $"{w} {m}×{n}×{k}");
         }
     }
 
