@@ -68,28 +68,174 @@ public static unsafe class Gemv
             }
         }
 
-        // One row at a time; its other x rows reread it from L1.
+        // Each weight row is read once and widened once; all M rows of X use it.
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
             int k = W.Cols, n = W.Rows;
+            float* sums = stackalloc float[MaxRows];
             for (int j = r0; j < r1; j++)
             {
-                byte* row = W.Row(j);
+                DotRows<TL>(W.Row(j), X, k, M, k, Width, sums);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = Dot<TL>(row, X + (nint)i * k, k, Width) + b;
+                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = sums[i] + b;
             }
         }
 
         void RowsQ8(int r0, int r1)
         {
             int k = W.Cols, n = W.Rows;
+            float* sums = stackalloc float[MaxRows];
             for (int j = r0; j < r1; j++)
             {
-                var row = (BlockQ8_0*)W.Row(j);
+                DotQ8Rows((BlockQ8_0*)W.Row(j), X, k, M, k / DTypes.Q8BlockSize, Width, sums);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ8(row, X + (nint)i * k, k / DTypes.Q8BlockSize, Width) + b;
+                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = sums[i] + b;
             }
         }
+    }
+
+    // sums[i] = W_row · X[i] for i < m (m ≤ 4, X rows ldx apart). Batch 1 takes the four-accumulator
+    // dot; larger batches widen each weight vector once and keep two accumulators per X row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void DotRows<TL>(byte* row, float* x, nint ldx, int m, int k, SimdWidth width, float* sums) where TL : ILoad
+    {
+        if (m == 1 || width < SimdWidth.V256)
+        {
+            for (int i = 0; i < m; i++) sums[i] = Dot<TL>(row, x + i * ldx, k, width);
+            return;
+        }
+        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        int p = 0;
+        if (width == SimdWidth.V512)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; p + 32 <= k; p += 32)
+            {
+                var w0 = TL.L16(row, p);
+                var w1 = TL.L16(row, p + 16);
+                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x + p), a0);
+                b0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x + p + 16), b0);
+                a1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x1 + p), a1);
+                b1 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x1 + p + 16), b1);
+                if (m > 2)
+                {
+                    a2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x2 + p), a2);
+                    b2 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x2 + p + 16), b2);
+                }
+                if (m > 3)
+                {
+                    a3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x3 + p), a3);
+                    b3 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x3 + p + 16), b3);
+                }
+            }
+            for (; p + 16 <= k; p += 16)
+            {
+                var w0 = TL.L16(row, p);
+                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x + p), a0);
+                a1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x1 + p), a1);
+                if (m > 2) a2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x2 + p), a2);
+                if (m > 3) a3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x3 + p), a3);
+            }
+            sums[0] = Vector512.Sum(a0 + b0);
+            sums[1] = Vector512.Sum(a1 + b1);
+            if (m > 2) sums[2] = Vector512.Sum(a2 + b2);
+            if (m > 3) sums[3] = Vector512.Sum(a3 + b3);
+        }
+        else
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            for (; p + 16 <= k; p += 16)
+            {
+                var w0 = TL.L8(row, p);
+                var w1 = TL.L8(row, p + 8);
+                a0 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x + p), a0);
+                b0 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x + p + 8), b0);
+                a1 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x1 + p), a1);
+                b1 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x1 + p + 8), b1);
+                if (m > 2)
+                {
+                    a2 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x2 + p), a2);
+                    b2 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x2 + p + 8), b2);
+                }
+                if (m > 3)
+                {
+                    a3 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x3 + p), a3);
+                    b3 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x3 + p + 8), b3);
+                }
+            }
+            for (; p + 8 <= k; p += 8)
+            {
+                var w0 = TL.L8(row, p);
+                a0 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x + p), a0);
+                a1 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x1 + p), a1);
+                if (m > 2) a2 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x2 + p), a2);
+                if (m > 3) a3 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x3 + p), a3);
+            }
+            sums[0] = Vector256.Sum(a0 + b0);
+            sums[1] = Vector256.Sum(a1 + b1);
+            if (m > 2) sums[2] = Vector256.Sum(a2 + b2);
+            if (m > 3) sums[3] = Vector256.Sum(a3 + b3);
+        }
+        for (; p < k; p++)
+        {
+            float w = TL.L1(row, p);
+            for (int i = 0; i < m; i++) sums[i] += w * x[i * ldx + p];
+        }
+    }
+
+    // Q8_0 for m ≤ 4 X rows: each block's quants are widened once, its scale converted once; two
+    // accumulators per X row over alternate blocks.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void DotQ8Rows(BlockQ8_0* row, float* x, nint ldx, int m, int blocks, SimdWidth width, float* sums)
+    {
+        if (m == 1 || width != SimdWidth.V512)
+        {
+            for (int i = 0; i < m; i++) sums[i] = DotQ8(row, x + i * ldx, blocks, width);
+            return;
+        }
+        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2, row += 2, x += 64, x1 += 64, x2 += 64, x3 += 64)
+        {
+            var q0 = Widen.I8x16(row[0].Qs);
+            var q1 = Widen.I8x16(row[0].Qs + 16);
+            var q2 = Widen.I8x16(row[1].Qs);
+            var q3 = Widen.I8x16(row[1].Qs + 16);
+            var d0 = Vector512.Create(Widen.Half(row[0].D));
+            var d1 = Vector512.Create(Widen.Half(row[1].D));
+            a0 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x)), a0);
+            b0 = Vector512.FusedMultiplyAdd(d1, Vector512.FusedMultiplyAdd(q3, Vector512.Load(x + 48), q2 * Vector512.Load(x + 32)), b0);
+            a1 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x1 + 16), q0 * Vector512.Load(x1)), a1);
+            b1 = Vector512.FusedMultiplyAdd(d1, Vector512.FusedMultiplyAdd(q3, Vector512.Load(x1 + 48), q2 * Vector512.Load(x1 + 32)), b1);
+            if (m > 2)
+            {
+                a2 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x2 + 16), q0 * Vector512.Load(x2)), a2);
+                b2 = Vector512.FusedMultiplyAdd(d1, Vector512.FusedMultiplyAdd(q3, Vector512.Load(x2 + 48), q2 * Vector512.Load(x2 + 32)), b2);
+            }
+            if (m > 3)
+            {
+                a3 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x3 + 16), q0 * Vector512.Load(x3)), a3);
+                b3 = Vector512.FusedMultiplyAdd(d1, Vector512.FusedMultiplyAdd(q3, Vector512.Load(x3 + 48), q2 * Vector512.Load(x3 + 32)), b3);
+            }
+        }
+        if (b < blocks)
+        {
+            var q0 = Widen.I8x16(row[0].Qs);
+            var q1 = Widen.I8x16(row[0].Qs + 16);
+            var d0 = Vector512.Create(Widen.Half(row[0].D));
+            a0 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x)), a0);
+            a1 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x1 + 16), q0 * Vector512.Load(x1)), a1);
+            if (m > 2) a2 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x2 + 16), q0 * Vector512.Load(x2)), a2);
+            if (m > 3) a3 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x3 + 16), q0 * Vector512.Load(x3)), a3);
+        }
+        sums[0] = Vector512.Sum(a0 + b0);
+        sums[1] = Vector512.Sum(a1 + b1);
+        if (m > 2) sums[2] = Vector512.Sum(a2 + b2);
+        if (m > 3) sums[3] = Vector512.Sum(a3 + b3);
     }
 
     internal interface ILoad

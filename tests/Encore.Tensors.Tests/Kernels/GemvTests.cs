@@ -130,6 +130,36 @@ public unsafe class GemvTests
     }
 
     [Fact]
+    public void SmallBatchesMatchReferenceOnEveryTail()
+    {
+        var rnd = new Random(21);
+        foreach (var dt in WeightTypes)
+        {
+            int[] ks = dt == DType.Q8_0 ? new[] { 32, 64, 96, 160 } : new[] { 1, 8, 15, 24, 40, 47, 100 };
+            foreach (int k in ks)
+            {
+                int n = 3 + rnd.Next(5);
+                var wf = RandomArray(rnd, n * k);
+                fixed (byte* p = Encode(dt, wf, n, k))
+                {
+                    var w = new WeightMatrix(dt, p, n, k);
+                    for (int m = 1; m <= Gemv.MaxRows; m++)
+                    {
+                        var x = RandomArray(rnd, m * k);
+                        foreach (var width in Simd.Supported)
+                        {
+                            using var _ = Simd.Override(width);
+                            var y = new float[m * n];
+                            Gemm.Linear(x, m, w, y);
+                            AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} n={n} k={k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void GemvMatchesReferenceOnOddLengths()
     {
         var rnd = new Random(9);
