@@ -8,49 +8,38 @@ namespace Encore.Tensors.Kernels;
 /// <summary>
 /// Widening loads from the weight dtypes to binary32 vectors, shared by the GEMV dot products and
 /// by the GEMM packing of converted weight panels. bf16 widens by a 16-bit shift (exact); binary16
-/// by integer bit manipulation (exact for normals, subnormals, infinities and NaNs: the method of
-/// F. Giesen's <c>half_to_float_fast</c>, as the F16C instruction is not exposed by .NET); Q8_0
+/// by bit manipulation and a power-of-two multiply (exact for normals, subnormals, infinities and
+/// NaNs; F. Giesen's <c>half_to_float_fast2</c>, as .NET does not expose the F16C instruction); Q8_0
 /// quants widen int8 → int32 → binary32 and are scaled by the block's d by the caller.
 /// </summary>
 internal static unsafe class Widen
 {
-    // Binary16 → binary32: move exponent and mantissa into place and rebias the exponent by 127-15;
-    // infinities/NaNs get the exponent all ones; zero/subnormal exponents are renormalized by a
-    // float subtraction of 2^-14 (the "magic" 113 << 23).
+    // Binary16 → binary32 (F. Giesen's half_to_float_fast2): shift exponent and mantissa into place
+    // and multiply by 2^112 to rebias the exponent (exact, and subnormal halves come out normalized);
+    // magnitudes that were infinity/NaN (≥ 2^16 after the multiply) get the exponent all ones, which
+    // keeps a NaN's payload; the sign goes back last.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> HalfBits(Vector512<uint> h)
     {
-        var o = (h & Vector512.Create(0x7FFFu)) << 13;
-        var e = o & Vector512.Create(0x0F80_0000u);
-        o += Vector512.Create(0x3800_0000u);
-        o = Vector512.ConditionalSelect(Vector512.Equals(e, Vector512.Create(0x0F80_0000u)), o + Vector512.Create(0x3800_0000u), o);
-        var den = (o + Vector512.Create(0x0080_0000u)).AsSingle() - Vector512.Create(113u << 23).AsSingle();
-        o = Vector512.ConditionalSelect(Vector512.Equals(e, Vector512<uint>.Zero), den.AsUInt32(), o);
-        return (o | ((h & Vector512.Create(0x8000u)) << 16)).AsSingle();
+        var f = ((h & Vector512.Create(0x7FFFu)) << 13).AsSingle() * Vector512.Create(0x7780_0000u).AsSingle();
+        var infNan = Vector512.GreaterThanOrEqual(f, Vector512.Create(65536f)).AsUInt32() & Vector512.Create(0x7F80_0000u);
+        return (f.AsUInt32() | infNan | ((h << 16) & Vector512.Create(0x8000_0000u))).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> HalfBits(Vector256<uint> h)
     {
-        var o = (h & Vector256.Create(0x7FFFu)) << 13;
-        var e = o & Vector256.Create(0x0F80_0000u);
-        o += Vector256.Create(0x3800_0000u);
-        o = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256.Create(0x0F80_0000u)), o + Vector256.Create(0x3800_0000u), o);
-        var den = (o + Vector256.Create(0x0080_0000u)).AsSingle() - Vector256.Create(113u << 23).AsSingle();
-        o = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256<uint>.Zero), den.AsUInt32(), o);
-        return (o | ((h & Vector256.Create(0x8000u)) << 16)).AsSingle();
+        var f = ((h & Vector256.Create(0x7FFFu)) << 13).AsSingle() * Vector256.Create(0x7780_0000u).AsSingle();
+        var infNan = Vector256.GreaterThanOrEqual(f, Vector256.Create(65536f)).AsUInt32() & Vector256.Create(0x7F80_0000u);
+        return (f.AsUInt32() | infNan | ((h << 16) & Vector256.Create(0x8000_0000u))).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> HalfBits(Vector128<uint> h)
     {
-        var o = (h & Vector128.Create(0x7FFFu)) << 13;
-        var e = o & Vector128.Create(0x0F80_0000u);
-        o += Vector128.Create(0x3800_0000u);
-        o = Vector128.ConditionalSelect(Vector128.Equals(e, Vector128.Create(0x0F80_0000u)), o + Vector128.Create(0x3800_0000u), o);
-        var den = (o + Vector128.Create(0x0080_0000u)).AsSingle() - Vector128.Create(113u << 23).AsSingle();
-        o = Vector128.ConditionalSelect(Vector128.Equals(e, Vector128<uint>.Zero), den.AsUInt32(), o);
-        return (o | ((h & Vector128.Create(0x8000u)) << 16)).AsSingle();
+        var f = ((h & Vector128.Create(0x7FFFu)) << 13).AsSingle() * Vector128.Create(0x7780_0000u).AsSingle();
+        var infNan = Vector128.GreaterThanOrEqual(f, Vector128.Create(65536f)).AsUInt32() & Vector128.Create(0x7F80_0000u);
+        return (f.AsUInt32() | infNan | ((h << 16) & Vector128.Create(0x8000_0000u))).AsSingle();
     }
 
     /// <summary>16 unsigned 16-bit values at <paramref name="p"/> zero-extended to 32 bits.</summary>
