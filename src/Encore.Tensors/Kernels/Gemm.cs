@@ -16,6 +16,14 @@ public enum Transpose
 /// dimensions (row strides) lda, ldb, ldc. op(A) is (M, K), op(B) is (K, N), C is (M, N).
 /// When β = 0, C is not read (NaNs in it do not propagate), as in BLAS.
 /// </summary>
+/// <remarks>
+/// A cache-blocked, packed GEMM in the GotoBLAS/BLIS manner (GemmDriver.cs) with register-blocked
+/// micro-kernels per vector width (GemmKernels.cs: 12×32 for 512-bit, 6×16 for 256-bit, 6×8 for
+/// 128-bit, 4×4 scalar), run over <see cref="KernelPool.Default"/>. Products under ~32K multiply-adds
+/// skip packing and threads. Each element of C sums K in a fixed order (slices of 256, each in
+/// increasing k), so results are bit-identical across runs and thread counts, though they differ
+/// between vector widths by float rounding.
+/// </remarks>
 public static unsafe partial class Gemm
 {
     /// <summary>C = α·op(A)·op(B) + β·C.</summary>

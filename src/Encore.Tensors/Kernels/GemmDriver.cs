@@ -161,6 +161,7 @@ public static partial class Gemm
         public float* A, BBlock, C;
         public nint RsA, CsA, Ldc;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int index)
         {
             var (u0, u1) = Partition.Range(MUnits, MTasks, index / NTasks);
@@ -180,6 +181,7 @@ public static partial class Gemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Block<TK>(int m0, int m1, int n0, int n1, int k, float alpha, float* a, nint rsA, nint csA,
         in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
     {
@@ -212,6 +214,7 @@ public static partial class Gemm
         typeof(TK) == typeof(Kernel256) ? SimdWidth.V256 :
         typeof(TK) == typeof(Kernel128) ? SimdWidth.V128 : SimdWidth.Scalar;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Macro<TK>(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc,
         float alpha, float beta, float* tile) where TK : IMicroKernel
     {

@@ -25,6 +25,7 @@ public static partial class Gemm
         public static int MR => 4;
         public static int NR => 4;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Run(int kc, float* a, float* b, nint bStride, float* c, nint ldc, float alpha, float beta)
         {
             float* acc = stackalloc float[16];

@@ -68,6 +68,7 @@ public static partial class Gemm
 
     // d[p·stride + r] = rows[r][p] for r < count (≤ stride), p < kc: 8×8 AVX and 4×4 SSE transposes,
     // scalar for leftover rows and the kc tail.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void TransposeRows(float** rows, int count, int kc, float* d, int stride)
     {
         int g = 0;

@@ -69,6 +69,7 @@ public static unsafe class Gemv
         }
 
         // Each weight row is read once and widened once; all M rows of X use it.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
             int k = W.Cols, n = W.Rows;
@@ -81,6 +82,7 @@ public static unsafe class Gemv
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void RowsQ8(int r0, int r1)
         {
             int k = W.Cols, n = W.Rows;

@@ -110,6 +110,7 @@ internal static unsafe class Widen
     /// Widens values [p0, p0 + count) of weight row <paramref name="row"/> into <paramref name="dst"/>.
     /// For Q8_0, p0 and count are multiples of 32.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Row(in WeightMatrix w, int row, int p0, int count, float* dst, SimdWidth width)
     {
         byte* src = w.Row(row);
