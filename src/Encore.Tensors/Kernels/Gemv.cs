@@ -198,6 +198,7 @@ public static unsafe class Gemv
             return;
         }
         float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        float* table = Widen.HalfTable;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
         int b = 0;
@@ -207,8 +208,8 @@ public static unsafe class Gemv
             var q1 = Widen.I8x16(row[0].Qs + 16);
             var q2 = Widen.I8x16(row[1].Qs);
             var q3 = Widen.I8x16(row[1].Qs + 16);
-            var d0 = Vector512.Create(Widen.Half(row[0].D));
-            var d1 = Vector512.Create(Widen.Half(row[1].D));
+            var d0 = Vector512.Create(table[row[0].D]);
+            var d1 = Vector512.Create(table[row[1].D]);
             a0 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x)), a0);
             b0 = Vector512.FusedMultiplyAdd(d1, Vector512.FusedMultiplyAdd(q3, Vector512.Load(x + 48), q2 * Vector512.Load(x + 32)), b0);
             a1 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x1 + 16), q0 * Vector512.Load(x1)), a1);
@@ -228,7 +229,7 @@ public static unsafe class Gemv
         {
             var q0 = Widen.I8x16(row[0].Qs);
             var q1 = Widen.I8x16(row[0].Qs + 16);
-            var d0 = Vector512.Create(Widen.Half(row[0].D));
+            var d0 = Vector512.Create(table[row[0].D]);
             a0 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x + 16), q0 * Vector512.Load(x)), a0);
             a1 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x1 + 16), q0 * Vector512.Load(x1)), a1);
             if (m > 2) a2 = Vector512.FusedMultiplyAdd(d0, Vector512.FusedMultiplyAdd(q1, Vector512.Load(x2 + 16), q0 * Vector512.Load(x2)), a2);
@@ -322,12 +323,13 @@ public static unsafe class Gemv
     }
 
     // Per block: the 32 products q·x summed in binary32, then scaled by d (ggml's block order);
-    // two accumulators over alternate blocks.
+    // two accumulators over alternate blocks; d comes from the binary16 table.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotQ8(BlockQ8_0* row, float* x, int blocks, SimdWidth width)
     {
         int b = 0;
         float s = 0;
+        float* table = Widen.HalfTable;
         if (width == SimdWidth.V512)
         {
             Vector512<float> a0 = default, a1 = default;
@@ -335,13 +337,13 @@ public static unsafe class Gemv
             {
                 var t0 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[0].Qs + 16), Vector512.Load(x + 16), Widen.I8x16(row[0].Qs) * Vector512.Load(x));
                 var t1 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[1].Qs + 16), Vector512.Load(x + 48), Widen.I8x16(row[1].Qs) * Vector512.Load(x + 32));
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(Widen.Half(row[0].D)), t0, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(Widen.Half(row[1].D)), t1, a1);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(table[row[0].D]), t0, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(table[row[1].D]), t1, a1);
             }
             if (b < blocks)
             {
                 var t0 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[0].Qs + 16), Vector512.Load(x + 16), Widen.I8x16(row[0].Qs) * Vector512.Load(x));
-                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(Widen.Half(row[0].D)), t0, a0);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(table[row[0].D]), t0, a0);
             }
             return Vector512.Sum(a0 + a1);
         }
@@ -354,8 +356,8 @@ public static unsafe class Gemv
                 var t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 8), Vector256.Load(x + 8), Widen.I8x8(q) * Vector256.Load(x));
                 t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 16), Vector256.Load(x + 16), t);
                 t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 24), Vector256.Load(x + 24), t);
-                if ((b & 1) == 0) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Widen.Half(row->D)), t, a0);
-                else a1 = Vector256.FusedMultiplyAdd(Vector256.Create(Widen.Half(row->D)), t, a1);
+                if ((b & 1) == 0) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(table[row->D]), t, a0);
+                else a1 = Vector256.FusedMultiplyAdd(Vector256.Create(table[row->D]), t, a1);
             }
             return Vector256.Sum(a0 + a1);
         }
@@ -367,8 +369,8 @@ public static unsafe class Gemv
                 sbyte* q = row->Qs;
                 var t = Widen.I8x4(q) * Vector128.Load(x);
                 for (int j = 4; j < 32; j += 4) t = Vector128.FusedMultiplyAdd(Widen.I8x4(q + j), Vector128.Load(x + j), t);
-                if ((b & 1) == 0) a0 = Vector128.FusedMultiplyAdd(Vector128.Create(Widen.Half(row->D)), t, a0);
-                else a1 = Vector128.FusedMultiplyAdd(Vector128.Create(Widen.Half(row->D)), t, a1);
+                if ((b & 1) == 0) a0 = Vector128.FusedMultiplyAdd(Vector128.Create(table[row->D]), t, a0);
+                else a1 = Vector128.FusedMultiplyAdd(Vector128.Create(table[row->D]), t, a1);
             }
             return Vector128.Sum(a0 + a1);
         }
@@ -376,7 +378,7 @@ public static unsafe class Gemv
         {
             float t = 0;
             for (int j = 0; j < 32; j++) t += row->Qs[j] * x[j];
-            s += Widen.Half(row->D) * t;
+            s += table[row->D] * t;
         }
         return s;
     }

@@ -221,6 +221,11 @@ public unsafe class GemvTests
     {
         var bits = new ushort[65536];
         for (int i = 0; i < bits.Length; i++) bits[i] = (ushort)i;
+        for (int i = 0; i < bits.Length; i++)
+        {
+            float want = Half16.ToSingle(bits[i]), table = Widen.HalfTable[i];
+            Assert.True(float.IsNaN(want) ? float.IsNaN(table) : BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(table), $"table 0x{i:X4}");
+        }
         foreach (var width in Simd.Supported)
         {
             fixed (ushort* p = bits)
