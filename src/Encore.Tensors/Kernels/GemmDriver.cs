@@ -242,7 +242,7 @@ public static partial class Gemm
                         {
                             float t = tile[i * nr + j];
                             float* cij = ct + i * ldc + j;
-                            *cij = beta == 0 ? t * alpha : MathF.FusedMultiplyAdd(t, alpha, beta * *cij);
+                            *cij = beta == 0 ? t * alpha : Fused.Scalar(t, alpha, beta * *cij);
                         }
                     }
                 }

@@ -45,7 +45,7 @@ public static partial class Gemm
             }
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++)
-                    c[i * ldc + j] = beta == 0 ? acc[i * 4 + j] * alpha : MathF.FusedMultiplyAdd(acc[i * 4 + j], alpha, beta * c[i * ldc + j]);
+                    c[i * ldc + j] = beta == 0 ? acc[i * 4 + j] * alpha : Fused.Scalar(acc[i * 4 + j], alpha, beta * c[i * ldc + j]);
         }
     }
 
@@ -143,12 +143,12 @@ public static partial class Gemm
             {
                 var b0 = Vector256.Load(b + 0);
                 var b1 = Vector256.Load(b + 8);
-                var a0 = Vector256.Create(a[0]); c0_0 = Vector256.FusedMultiplyAdd(a0, b0, c0_0); c0_1 = Vector256.FusedMultiplyAdd(a0, b1, c0_1);
-                var a1 = Vector256.Create(a[1]); c1_0 = Vector256.FusedMultiplyAdd(a1, b0, c1_0); c1_1 = Vector256.FusedMultiplyAdd(a1, b1, c1_1);
-                var a2 = Vector256.Create(a[2]); c2_0 = Vector256.FusedMultiplyAdd(a2, b0, c2_0); c2_1 = Vector256.FusedMultiplyAdd(a2, b1, c2_1);
-                var a3 = Vector256.Create(a[3]); c3_0 = Vector256.FusedMultiplyAdd(a3, b0, c3_0); c3_1 = Vector256.FusedMultiplyAdd(a3, b1, c3_1);
-                var a4 = Vector256.Create(a[4]); c4_0 = Vector256.FusedMultiplyAdd(a4, b0, c4_0); c4_1 = Vector256.FusedMultiplyAdd(a4, b1, c4_1);
-                var a5 = Vector256.Create(a[5]); c5_0 = Vector256.FusedMultiplyAdd(a5, b0, c5_0); c5_1 = Vector256.FusedMultiplyAdd(a5, b1, c5_1);
+                var a0 = Vector256.Create(a[0]); c0_0 = Fused.V256(a0, b0, c0_0); c0_1 = Fused.V256(a0, b1, c0_1);
+                var a1 = Vector256.Create(a[1]); c1_0 = Fused.V256(a1, b0, c1_0); c1_1 = Fused.V256(a1, b1, c1_1);
+                var a2 = Vector256.Create(a[2]); c2_0 = Fused.V256(a2, b0, c2_0); c2_1 = Fused.V256(a2, b1, c2_1);
+                var a3 = Vector256.Create(a[3]); c3_0 = Fused.V256(a3, b0, c3_0); c3_1 = Fused.V256(a3, b1, c3_1);
+                var a4 = Vector256.Create(a[4]); c4_0 = Fused.V256(a4, b0, c4_0); c4_1 = Fused.V256(a4, b1, c4_1);
+                var a5 = Vector256.Create(a[5]); c5_0 = Fused.V256(a5, b0, c5_0); c5_1 = Fused.V256(a5, b1, c5_1);
                 a += 6;
                 b += bStride;
             }
@@ -165,12 +165,12 @@ public static partial class Gemm
             else
             {
                 var vb = Vector256.Create(beta);
-                Vector256.FusedMultiplyAdd(c0_0, va, vb * Vector256.Load(c + 0 * ldc + 0)).Store(c + 0 * ldc + 0); Vector256.FusedMultiplyAdd(c0_1, va, vb * Vector256.Load(c + 0 * ldc + 8)).Store(c + 0 * ldc + 8);
-                Vector256.FusedMultiplyAdd(c1_0, va, vb * Vector256.Load(c + 1 * ldc + 0)).Store(c + 1 * ldc + 0); Vector256.FusedMultiplyAdd(c1_1, va, vb * Vector256.Load(c + 1 * ldc + 8)).Store(c + 1 * ldc + 8);
-                Vector256.FusedMultiplyAdd(c2_0, va, vb * Vector256.Load(c + 2 * ldc + 0)).Store(c + 2 * ldc + 0); Vector256.FusedMultiplyAdd(c2_1, va, vb * Vector256.Load(c + 2 * ldc + 8)).Store(c + 2 * ldc + 8);
-                Vector256.FusedMultiplyAdd(c3_0, va, vb * Vector256.Load(c + 3 * ldc + 0)).Store(c + 3 * ldc + 0); Vector256.FusedMultiplyAdd(c3_1, va, vb * Vector256.Load(c + 3 * ldc + 8)).Store(c + 3 * ldc + 8);
-                Vector256.FusedMultiplyAdd(c4_0, va, vb * Vector256.Load(c + 4 * ldc + 0)).Store(c + 4 * ldc + 0); Vector256.FusedMultiplyAdd(c4_1, va, vb * Vector256.Load(c + 4 * ldc + 8)).Store(c + 4 * ldc + 8);
-                Vector256.FusedMultiplyAdd(c5_0, va, vb * Vector256.Load(c + 5 * ldc + 0)).Store(c + 5 * ldc + 0); Vector256.FusedMultiplyAdd(c5_1, va, vb * Vector256.Load(c + 5 * ldc + 8)).Store(c + 5 * ldc + 8);
+                Fused.V256(c0_0, va, vb * Vector256.Load(c + 0 * ldc + 0)).Store(c + 0 * ldc + 0); Fused.V256(c0_1, va, vb * Vector256.Load(c + 0 * ldc + 8)).Store(c + 0 * ldc + 8);
+                Fused.V256(c1_0, va, vb * Vector256.Load(c + 1 * ldc + 0)).Store(c + 1 * ldc + 0); Fused.V256(c1_1, va, vb * Vector256.Load(c + 1 * ldc + 8)).Store(c + 1 * ldc + 8);
+                Fused.V256(c2_0, va, vb * Vector256.Load(c + 2 * ldc + 0)).Store(c + 2 * ldc + 0); Fused.V256(c2_1, va, vb * Vector256.Load(c + 2 * ldc + 8)).Store(c + 2 * ldc + 8);
+                Fused.V256(c3_0, va, vb * Vector256.Load(c + 3 * ldc + 0)).Store(c + 3 * ldc + 0); Fused.V256(c3_1, va, vb * Vector256.Load(c + 3 * ldc + 8)).Store(c + 3 * ldc + 8);
+                Fused.V256(c4_0, va, vb * Vector256.Load(c + 4 * ldc + 0)).Store(c + 4 * ldc + 0); Fused.V256(c4_1, va, vb * Vector256.Load(c + 4 * ldc + 8)).Store(c + 4 * ldc + 8);
+                Fused.V256(c5_0, va, vb * Vector256.Load(c + 5 * ldc + 0)).Store(c + 5 * ldc + 0); Fused.V256(c5_1, va, vb * Vector256.Load(c + 5 * ldc + 8)).Store(c + 5 * ldc + 8);
             }
         }
     }
@@ -194,12 +194,12 @@ public static partial class Gemm
             {
                 var b0 = Vector128.Load(b + 0);
                 var b1 = Vector128.Load(b + 4);
-                var a0 = Vector128.Create(a[0]); c0_0 = Vector128.FusedMultiplyAdd(a0, b0, c0_0); c0_1 = Vector128.FusedMultiplyAdd(a0, b1, c0_1);
-                var a1 = Vector128.Create(a[1]); c1_0 = Vector128.FusedMultiplyAdd(a1, b0, c1_0); c1_1 = Vector128.FusedMultiplyAdd(a1, b1, c1_1);
-                var a2 = Vector128.Create(a[2]); c2_0 = Vector128.FusedMultiplyAdd(a2, b0, c2_0); c2_1 = Vector128.FusedMultiplyAdd(a2, b1, c2_1);
-                var a3 = Vector128.Create(a[3]); c3_0 = Vector128.FusedMultiplyAdd(a3, b0, c3_0); c3_1 = Vector128.FusedMultiplyAdd(a3, b1, c3_1);
-                var a4 = Vector128.Create(a[4]); c4_0 = Vector128.FusedMultiplyAdd(a4, b0, c4_0); c4_1 = Vector128.FusedMultiplyAdd(a4, b1, c4_1);
-                var a5 = Vector128.Create(a[5]); c5_0 = Vector128.FusedMultiplyAdd(a5, b0, c5_0); c5_1 = Vector128.FusedMultiplyAdd(a5, b1, c5_1);
+                var a0 = Vector128.Create(a[0]); c0_0 = Fused.V128(a0, b0, c0_0); c0_1 = Fused.V128(a0, b1, c0_1);
+                var a1 = Vector128.Create(a[1]); c1_0 = Fused.V128(a1, b0, c1_0); c1_1 = Fused.V128(a1, b1, c1_1);
+                var a2 = Vector128.Create(a[2]); c2_0 = Fused.V128(a2, b0, c2_0); c2_1 = Fused.V128(a2, b1, c2_1);
+                var a3 = Vector128.Create(a[3]); c3_0 = Fused.V128(a3, b0, c3_0); c3_1 = Fused.V128(a3, b1, c3_1);
+                var a4 = Vector128.Create(a[4]); c4_0 = Fused.V128(a4, b0, c4_0); c4_1 = Fused.V128(a4, b1, c4_1);
+                var a5 = Vector128.Create(a[5]); c5_0 = Fused.V128(a5, b0, c5_0); c5_1 = Fused.V128(a5, b1, c5_1);
                 a += 6;
                 b += bStride;
             }
@@ -216,12 +216,12 @@ public static partial class Gemm
             else
             {
                 var vb = Vector128.Create(beta);
-                Vector128.FusedMultiplyAdd(c0_0, va, vb * Vector128.Load(c + 0 * ldc + 0)).Store(c + 0 * ldc + 0); Vector128.FusedMultiplyAdd(c0_1, va, vb * Vector128.Load(c + 0 * ldc + 4)).Store(c + 0 * ldc + 4);
-                Vector128.FusedMultiplyAdd(c1_0, va, vb * Vector128.Load(c + 1 * ldc + 0)).Store(c + 1 * ldc + 0); Vector128.FusedMultiplyAdd(c1_1, va, vb * Vector128.Load(c + 1 * ldc + 4)).Store(c + 1 * ldc + 4);
-                Vector128.FusedMultiplyAdd(c2_0, va, vb * Vector128.Load(c + 2 * ldc + 0)).Store(c + 2 * ldc + 0); Vector128.FusedMultiplyAdd(c2_1, va, vb * Vector128.Load(c + 2 * ldc + 4)).Store(c + 2 * ldc + 4);
-                Vector128.FusedMultiplyAdd(c3_0, va, vb * Vector128.Load(c + 3 * ldc + 0)).Store(c + 3 * ldc + 0); Vector128.FusedMultiplyAdd(c3_1, va, vb * Vector128.Load(c + 3 * ldc + 4)).Store(c + 3 * ldc + 4);
-                Vector128.FusedMultiplyAdd(c4_0, va, vb * Vector128.Load(c + 4 * ldc + 0)).Store(c + 4 * ldc + 0); Vector128.FusedMultiplyAdd(c4_1, va, vb * Vector128.Load(c + 4 * ldc + 4)).Store(c + 4 * ldc + 4);
-                Vector128.FusedMultiplyAdd(c5_0, va, vb * Vector128.Load(c + 5 * ldc + 0)).Store(c + 5 * ldc + 0); Vector128.FusedMultiplyAdd(c5_1, va, vb * Vector128.Load(c + 5 * ldc + 4)).Store(c + 5 * ldc + 4);
+                Fused.V128(c0_0, va, vb * Vector128.Load(c + 0 * ldc + 0)).Store(c + 0 * ldc + 0); Fused.V128(c0_1, va, vb * Vector128.Load(c + 0 * ldc + 4)).Store(c + 0 * ldc + 4);
+                Fused.V128(c1_0, va, vb * Vector128.Load(c + 1 * ldc + 0)).Store(c + 1 * ldc + 0); Fused.V128(c1_1, va, vb * Vector128.Load(c + 1 * ldc + 4)).Store(c + 1 * ldc + 4);
+                Fused.V128(c2_0, va, vb * Vector128.Load(c + 2 * ldc + 0)).Store(c + 2 * ldc + 0); Fused.V128(c2_1, va, vb * Vector128.Load(c + 2 * ldc + 4)).Store(c + 2 * ldc + 4);
+                Fused.V128(c3_0, va, vb * Vector128.Load(c + 3 * ldc + 0)).Store(c + 3 * ldc + 0); Fused.V128(c3_1, va, vb * Vector128.Load(c + 3 * ldc + 4)).Store(c + 3 * ldc + 4);
+                Fused.V128(c4_0, va, vb * Vector128.Load(c + 4 * ldc + 0)).Store(c + 4 * ldc + 0); Fused.V128(c4_1, va, vb * Vector128.Load(c + 4 * ldc + 4)).Store(c + 4 * ldc + 4);
+                Fused.V128(c5_0, va, vb * Vector128.Load(c + 5 * ldc + 0)).Store(c + 5 * ldc + 0); Fused.V128(c5_1, va, vb * Vector128.Load(c + 5 * ldc + 4)).Store(c + 5 * ldc + 4);
             }
         }
     }

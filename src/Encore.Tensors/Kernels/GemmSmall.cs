@@ -34,9 +34,9 @@ public static partial class Gemm
                     for (; j + 8 <= n; j += 8)
                     {
                         var acc = Vector256<float>.Zero;
-                        for (int p = 0; p < k; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(ai[p * csA]), Vector256.Load(b + p * rsB + j), acc);
+                        for (int p = 0; p < k; p++) acc = Fused.V256(Vector256.Create(ai[p * csA]), Vector256.Load(b + p * rsB + j), acc);
                         var va = Vector256.Create(alpha);
-                        (beta == 0 ? acc * va : Vector256.FusedMultiplyAdd(acc, va, Vector256.Create(beta) * Vector256.Load(ci + j))).Store(ci + j);
+                        (beta == 0 ? acc * va : Fused.V256(acc, va, Vector256.Create(beta) * Vector256.Load(ci + j))).Store(ci + j);
                     }
                 }
                 if (width >= SimdWidth.V128)
@@ -44,9 +44,9 @@ public static partial class Gemm
                     for (; j + 4 <= n; j += 4)
                     {
                         var acc = Vector128<float>.Zero;
-                        for (int p = 0; p < k; p++) acc = Vector128.FusedMultiplyAdd(Vector128.Create(ai[p * csA]), Vector128.Load(b + p * rsB + j), acc);
+                        for (int p = 0; p < k; p++) acc = Fused.V128(Vector128.Create(ai[p * csA]), Vector128.Load(b + p * rsB + j), acc);
                         var va = Vector128.Create(alpha);
-                        (beta == 0 ? acc * va : Vector128.FusedMultiplyAdd(acc, va, Vector128.Create(beta) * Vector128.Load(ci + j))).Store(ci + j);
+                        (beta == 0 ? acc * va : Fused.V128(acc, va, Vector128.Create(beta) * Vector128.Load(ci + j))).Store(ci + j);
                     }
                 }
             }
@@ -55,15 +55,15 @@ public static partial class Gemm
                 for (; j < n; j++)
                 {
                     float s = Gemv.Dot<Gemv.LoadF32>((byte*)(b + j * csB), ai, k, width);
-                    ci[j] = beta == 0 ? s * alpha : MathF.FusedMultiplyAdd(s, alpha, beta * ci[j]);
+                    ci[j] = beta == 0 ? s * alpha : Fused.Scalar(s, alpha, beta * ci[j]);
                 }
             }
             for (; j < n; j++)
             {
                 float s = 0;
                 float* bj = b + j * csB;
-                for (int p = 0; p < k; p++) s = MathF.FusedMultiplyAdd(ai[p * csA], bj[p * rsB], s);
-                ci[j] = beta == 0 ? s * alpha : MathF.FusedMultiplyAdd(s, alpha, beta * ci[j]);
+                for (int p = 0; p < k; p++) s = Fused.Scalar(ai[p * csA], bj[p * rsB], s);
+                ci[j] = beta == 0 ? s * alpha : Fused.Scalar(s, alpha, beta * ci[j]);
             }
         }
     }

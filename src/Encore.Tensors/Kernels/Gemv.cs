@@ -152,28 +152,28 @@ public static unsafe class Gemv
             {
                 var w0 = TL.L8(row, p);
                 var w1 = TL.L8(row, p + 8);
-                a0 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x + p), a0);
-                b0 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x + p + 8), b0);
-                a1 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x1 + p), a1);
-                b1 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x1 + p + 8), b1);
+                a0 = Fused.V256(w0, Vector256.Load(x + p), a0);
+                b0 = Fused.V256(w1, Vector256.Load(x + p + 8), b0);
+                a1 = Fused.V256(w0, Vector256.Load(x1 + p), a1);
+                b1 = Fused.V256(w1, Vector256.Load(x1 + p + 8), b1);
                 if (m > 2)
                 {
-                    a2 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x2 + p), a2);
-                    b2 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x2 + p + 8), b2);
+                    a2 = Fused.V256(w0, Vector256.Load(x2 + p), a2);
+                    b2 = Fused.V256(w1, Vector256.Load(x2 + p + 8), b2);
                 }
                 if (m > 3)
                 {
-                    a3 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x3 + p), a3);
-                    b3 = Vector256.FusedMultiplyAdd(w1, Vector256.Load(x3 + p + 8), b3);
+                    a3 = Fused.V256(w0, Vector256.Load(x3 + p), a3);
+                    b3 = Fused.V256(w1, Vector256.Load(x3 + p + 8), b3);
                 }
             }
             for (; p + 8 <= k; p += 8)
             {
                 var w0 = TL.L8(row, p);
-                a0 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x + p), a0);
-                a1 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x1 + p), a1);
-                if (m > 2) a2 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x2 + p), a2);
-                if (m > 3) a3 = Vector256.FusedMultiplyAdd(w0, Vector256.Load(x3 + p), a3);
+                a0 = Fused.V256(w0, Vector256.Load(x + p), a0);
+                a1 = Fused.V256(w0, Vector256.Load(x1 + p), a1);
+                if (m > 2) a2 = Fused.V256(w0, Vector256.Load(x2 + p), a2);
+                if (m > 3) a3 = Fused.V256(w0, Vector256.Load(x3 + p), a3);
             }
             sums[0] = Vector256.Sum(a0 + b0);
             sums[1] = Vector256.Sum(a1 + b1);
@@ -297,12 +297,12 @@ public static unsafe class Gemv
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; p + 32 <= k; p += 32)
             {
-                a0 = Vector256.FusedMultiplyAdd(TL.L8(row, p), Vector256.Load(x + p), a0);
-                a1 = Vector256.FusedMultiplyAdd(TL.L8(row, p + 8), Vector256.Load(x + p + 8), a1);
-                a2 = Vector256.FusedMultiplyAdd(TL.L8(row, p + 16), Vector256.Load(x + p + 16), a2);
-                a3 = Vector256.FusedMultiplyAdd(TL.L8(row, p + 24), Vector256.Load(x + p + 24), a3);
+                a0 = Fused.V256(TL.L8(row, p), Vector256.Load(x + p), a0);
+                a1 = Fused.V256(TL.L8(row, p + 8), Vector256.Load(x + p + 8), a1);
+                a2 = Fused.V256(TL.L8(row, p + 16), Vector256.Load(x + p + 16), a2);
+                a3 = Fused.V256(TL.L8(row, p + 24), Vector256.Load(x + p + 24), a3);
             }
-            for (; p + 8 <= k; p += 8) a0 = Vector256.FusedMultiplyAdd(TL.L8(row, p), Vector256.Load(x + p), a0);
+            for (; p + 8 <= k; p += 8) a0 = Fused.V256(TL.L8(row, p), Vector256.Load(x + p), a0);
             s = Vector256.Sum((a0 + a1) + (a2 + a3));
         }
         else if (width == SimdWidth.V128)
@@ -310,12 +310,12 @@ public static unsafe class Gemv
             Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; p + 16 <= k; p += 16)
             {
-                a0 = Vector128.FusedMultiplyAdd(TL.L4(row, p), Vector128.Load(x + p), a0);
-                a1 = Vector128.FusedMultiplyAdd(TL.L4(row, p + 4), Vector128.Load(x + p + 4), a1);
-                a2 = Vector128.FusedMultiplyAdd(TL.L4(row, p + 8), Vector128.Load(x + p + 8), a2);
-                a3 = Vector128.FusedMultiplyAdd(TL.L4(row, p + 12), Vector128.Load(x + p + 12), a3);
+                a0 = Fused.V128(TL.L4(row, p), Vector128.Load(x + p), a0);
+                a1 = Fused.V128(TL.L4(row, p + 4), Vector128.Load(x + p + 4), a1);
+                a2 = Fused.V128(TL.L4(row, p + 8), Vector128.Load(x + p + 8), a2);
+                a3 = Fused.V128(TL.L4(row, p + 12), Vector128.Load(x + p + 12), a3);
             }
-            for (; p + 4 <= k; p += 4) a0 = Vector128.FusedMultiplyAdd(TL.L4(row, p), Vector128.Load(x + p), a0);
+            for (; p + 4 <= k; p += 4) a0 = Fused.V128(TL.L4(row, p), Vector128.Load(x + p), a0);
             s = Vector128.Sum((a0 + a1) + (a2 + a3));
         }
         for (; p < k; p++) s += TL.L1(row, p) * x[p];
@@ -353,11 +353,11 @@ public static unsafe class Gemv
             for (; b < blocks; b++, row++, x += 32)
             {
                 sbyte* q = row->Qs;
-                var t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 8), Vector256.Load(x + 8), Widen.I8x8(q) * Vector256.Load(x));
-                t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 16), Vector256.Load(x + 16), t);
-                t = Vector256.FusedMultiplyAdd(Widen.I8x8(q + 24), Vector256.Load(x + 24), t);
-                if ((b & 1) == 0) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(table[row->D]), t, a0);
-                else a1 = Vector256.FusedMultiplyAdd(Vector256.Create(table[row->D]), t, a1);
+                var t = Fused.V256(Widen.I8x8(q + 8), Vector256.Load(x + 8), Widen.I8x8(q) * Vector256.Load(x));
+                t = Fused.V256(Widen.I8x8(q + 16), Vector256.Load(x + 16), t);
+                t = Fused.V256(Widen.I8x8(q + 24), Vector256.Load(x + 24), t);
+                if ((b & 1) == 0) a0 = Fused.V256(Vector256.Create(table[row->D]), t, a0);
+                else a1 = Fused.V256(Vector256.Create(table[row->D]), t, a1);
             }
             return Vector256.Sum(a0 + a1);
         }
@@ -368,9 +368,9 @@ public static unsafe class Gemv
             {
                 sbyte* q = row->Qs;
                 var t = Widen.I8x4(q) * Vector128.Load(x);
-                for (int j = 4; j < 32; j += 4) t = Vector128.FusedMultiplyAdd(Widen.I8x4(q + j), Vector128.Load(x + j), t);
-                if ((b & 1) == 0) a0 = Vector128.FusedMultiplyAdd(Vector128.Create(table[row->D]), t, a0);
-                else a1 = Vector128.FusedMultiplyAdd(Vector128.Create(table[row->D]), t, a1);
+                for (int j = 4; j < 32; j += 4) t = Fused.V128(Widen.I8x4(q + j), Vector128.Load(x + j), t);
+                if ((b & 1) == 0) a0 = Fused.V128(Vector128.Create(table[row->D]), t, a0);
+                else a1 = Fused.V128(Vector128.Create(table[row->D]), t, a1);
             }
             return Vector128.Sum(a0 + a1);
         }
