@@ -48,20 +48,28 @@ public static partial class Gemm
     }
 
     [ThreadStatic] static unsafe float* t_scratch;
+    [ThreadStatic] static ScratchOwner? t_scratchOwner;
 
     /// <summary>The per-thread area that row-source packing widens weight rows into (PanelWidth × KC floats).</summary>
     static unsafe float* RowScratch() => Scratch() + MC * KC + KC * NC + 512;
 
-    // Per-thread packing buffers, allocated once per thread and kept for the thread's lifetime
-    // (kernel pool threads live as long as the process).
+    // Per-thread packing buffers (about 2.2 MB), allocated on a thread's first GEMM and kept: the
+    // kernel pool's threads live as long as the process. The owner object is thread-static, so a
+    // thread that exits drops it and its finalizer frees the buffer.
     internal static unsafe float* Scratch()
     {
         if (t_scratch == null)
         {
             nuint floats = (nuint)(MC * KC + KC * NC + 512 + PanelWidth * KC);
             t_scratch = (float*)NativeMemory.AlignedAlloc(floats * sizeof(float), 64);
+            t_scratchOwner = new ScratchOwner(t_scratch);
         }
         return t_scratch;
+    }
+
+    sealed unsafe class ScratchOwner(float* p)
+    {
+        ~ScratchOwner() => NativeMemory.AlignedFree(p);
     }
 
     /// <summary>C = α·op(A)·B + β·C over validated pointers: A element (i, p) at a[i·rsA + p·csA].</summary>
