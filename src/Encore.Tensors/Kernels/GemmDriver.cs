@@ -31,8 +31,8 @@ public static partial class Gemm
     /// <summary>Below this m·n·k the unpacked loop is faster than packing.</summary>
     internal const long SmallWork = 32 * 1024;
 
-    /// <summary>Below this m·n·k one thread does the work (a dispatch costs a few microseconds).</summary>
-    const long ParallelWork = 256 * 1024;
+    /// <summary>Below this m·n·k one thread does the work (measured: two threads win from about 150³ up).</summary>
+    const long ParallelWork = 4L * 1024 * 1024;
 
     /// <summary>Where packing reads op(B) from.</summary>
     internal enum BKind { Strided, WeightRows, Packed }

@@ -192,7 +192,7 @@ public unsafe class GemvTests
     public void ResultsAreBitIdenticalAcrossThreadCounts()
     {
         var rnd = new Random(3);
-        int n = 300, k = 512;
+        int n = 1000, k = 512; // m = 9 takes the parallel GEMM path (m·n·k above ParallelWork)
         var wf = RandomArray(rnd, n * k);
         foreach (var dt in WeightTypes)
         {
