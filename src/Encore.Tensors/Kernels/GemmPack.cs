@@ -21,22 +21,33 @@ public static partial class Gemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void PackB(in BSource b, int p0, int kc, int j0, int nc, float* dst, SimdWidth width)
     {
+        if (b.Kind == BKind.Strided && b.Cs == 1)
+        {
+            // Rows of B are contiguous: read each once, front to back, and deal it out to the panels
+            // (going panel by panel instead would touch a new page on every row of a wide B).
+            int full = nc / PanelWidth * PanelWidth;
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = b.P + (p0 + p) * b.Rs + j0;
+                float* dp = dst + p * PanelWidth;
+                int jp = 0;
+                for (; jp < full; jp += PanelWidth)
+                    Unsafe.CopyBlockUnaligned(dp + (nint)jp * kc, s + jp, PanelWidth * sizeof(float));
+                if (jp < nc)
+                {
+                    float* t = dp + (nint)jp * kc;
+                    int j = 0;
+                    for (; j < nc - jp; j++) t[j] = s[jp + j];
+                    for (; j < PanelWidth; j++) t[j] = 0;
+                }
+            }
+            return;
+        }
         float** rows = stackalloc float*[PanelWidth];
         for (int jp = 0; jp < nc; jp += PanelWidth)
         {
             int nEff = Math.Min(PanelWidth, nc - jp);
             float* d = dst + (nint)jp * kc;
-            if (b.Kind == BKind.Strided && b.Cs == 1)
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    float* s = b.P + (p0 + p) * b.Rs + j0 + jp;
-                    float* dp = d + p * PanelWidth;
-                    Buffer.MemoryCopy(s, dp, nEff * 4L, nEff * 4L);
-                    for (int j = nEff; j < PanelWidth; j++) dp[j] = 0;
-                }
-                continue;
-            }
             if (b.Kind == BKind.Strided && b.Rs != 1)
             {
                 // General strides (neither operand layout of Multiply produces this; kept for completeness).
