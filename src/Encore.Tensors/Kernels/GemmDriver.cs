@@ -264,27 +264,29 @@ public static partial class Gemm
     static unsafe void PackA<TK>(float* a, nint rs, nint cs, int i0, int mc, int p0, int kc, float* dst) where TK : IMicroKernel
     {
         int mr = TK.MR;
+        if (cs != 1)
+        {
+            // op(A) = Aᵀ: a column of op(A) is a row of A; read each once across all micro-panels.
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = a + (p0 + p) * cs + i0 * rs;
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    int mEff = Math.Min(mr, mc - ir);
+                    float* dp = dst + (nint)ir * kc + p * mr;
+                    int ii = 0;
+                    for (; ii < mEff; ii++) dp[ii] = s[(ir + ii) * rs];
+                    for (; ii < mr; ii++) dp[ii] = 0;
+                }
+            }
+            return;
+        }
         float** rows = stackalloc float*[mr];
         for (int ir = 0; ir < mc; ir += mr)
         {
             int mEff = Math.Min(mr, mc - ir);
-            float* d = dst + (nint)ir * kc;
-            if (cs == 1)
-            {
-                for (int ii = 0; ii < mr; ii++) rows[ii] = ii < mEff ? a + (i0 + ir + ii) * rs + p0 : s_zeroRow;
-                TransposeRows(rows, mr, kc, d, mr);
-            }
-            else
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    float* s = a + (p0 + p) * cs + (i0 + ir) * rs;
-                    float* dp = d + p * mr;
-                    int ii = 0;
-                    for (; ii < mEff; ii++) dp[ii] = s[ii * rs];
-                    for (; ii < mr; ii++) dp[ii] = 0;
-                }
-            }
+            for (int ii = 0; ii < mr; ii++) rows[ii] = ii < mEff ? a + (i0 + ir + ii) * rs + p0 : s_zeroRow;
+            TransposeRows(rows, mr, kc, dst + (nint)ir * kc, mr);
         }
     }
 }
