@@ -16,12 +16,15 @@ namespace Encore.Tensors.Kernels;
 /// so the result matches <see cref="Gemm.LinearReference"/> to float rounding (about 1e-6·Σ|x·w|).
 /// Rows are split over the kernel pool; each y element is one task's dot product in a fixed order,
 /// so results do not depend on the thread count (they do depend on the vector width, and on whether
-/// X has one row or 2–4, which take differently unrolled loops).
+/// X's row sits in a group of one or of 2–4, which take differently unrolled loops).
 /// </summary>
 public static unsafe class Gemv
 {
     /// <summary>Up to this many rows of X, <see cref="Gemm.Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/> runs the GEMV path.</summary>
-    public const int MaxRows = 4;
+    public const int MaxRows = 8;
+
+    /// <summary>X rows that share one widening of a weight vector (the accumulators of four rows fit the registers).</summary>
+    const int Group = 4;
 
     /// <summary>Weights per task below which a GEMV task is not split further.</summary>
     const long MinTaskElements = 64 * 1024;
@@ -73,17 +76,23 @@ public static unsafe class Gemv
             }
         }
 
-        // Each weight row is read once and widened once; all M rows of X use it.
+        // Each weight row is read from memory once; X rows take it in groups of four (widened once per
+        // group), the later groups finding the row in L1.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
             int k = W.Cols, n = W.Rows;
-            float* sums = stackalloc float[MaxRows];
+            float* sums = stackalloc float[Group];
             for (int j = r0; j < r1; j++)
             {
-                DotRows<TL>(W.Row(j), X, k, M, k, Width, sums);
+                byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = sums[i] + b;
+                for (int g = 0; g < M; g += Group)
+                {
+                    int mg = Math.Min(Group, M - g);
+                    DotRows<TL>(row, X + (nint)g * k, k, mg, k, Width, sums);
+                    for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
+                }
             }
         }
 
@@ -91,17 +100,22 @@ public static unsafe class Gemv
         void RowsQ8(int r0, int r1)
         {
             int k = W.Cols, n = W.Rows;
-            float* sums = stackalloc float[MaxRows];
+            float* sums = stackalloc float[Group];
             for (int j = r0; j < r1; j++)
             {
-                DotQ8Rows((BlockQ8_0*)W.Row(j), X, k, M, k / DTypes.Q8BlockSize, Width, sums);
+                var row = (BlockQ8_0*)W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = sums[i] + b;
+                for (int g = 0; g < M; g += Group)
+                {
+                    int mg = Math.Min(Group, M - g);
+                    DotQ8Rows(row, X + (nint)g * k, k, mg, k / DTypes.Q8BlockSize, Width, sums);
+                    for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
+                }
             }
         }
     }
 
-    // sums[i] = W_row · X[i] for i < m (m ≤ 4, X rows ldx apart). Batch 1 takes the four-accumulator
+    // sums[i] = W_row · X[i] for i < m (m ≤ Group, X rows ldx apart). Batch 1 takes the four-accumulator
     // dot; larger batches widen each weight vector once and keep two accumulators per X row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DotRows<TL>(byte* row, float* x, nint ldx, int m, int k, SimdWidth width, float* sums) where TL : ILoad
@@ -192,7 +206,7 @@ public static unsafe class Gemv
         }
     }
 
-    // Q8_0 for m ≤ 4 X rows: each block's quants are widened once, its scale converted once; two
+    // Q8_0 for m ≤ Group X rows: each block's quants are widened once, its scale converted once; two
     // accumulators per X row over alternate blocks.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DotQ8Rows(BlockQ8_0* row, float* x, nint ldx, int m, int blocks, SimdWidth width, float* sums)
