@@ -93,7 +93,9 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// A linear layer, Y = X·Wᵀ (+ bias): X is (M, K) binary32 with row stride K, W is (N, K) in any
-    /// weight dtype, Y is (M, N) with row stride N. Batch-1 decoding (M = 1) runs the GEMV path.
+    /// weight dtype, Y is (M, N) with row stride N. Up to <see cref="Gemv.MaxRows"/> rows (decoding)
+    /// run the GEMV path, which streams W once; more rows run the packed GEMM, widening W to binary32
+    /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls).
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
     {
