@@ -1,3 +1,5 @@
+using Encore.Tensors.Threading;
+
 namespace Encore.Tensors.Kernels;
 
 /// <summary>Whether a GEMM operand is used as stored or transposed.</summary>
@@ -14,14 +16,39 @@ public enum Transpose
 /// dimensions (row strides) lda, ldb, ldc. op(A) is (M, K), op(B) is (K, N), C is (M, N).
 /// When β = 0, C is not read (NaNs in it do not propagate), as in BLAS.
 /// </summary>
-public static partial class Gemm
+/// <remarks>
+/// A cache-blocked, packed GEMM in the GotoBLAS/BLIS manner (GemmDriver.cs) with register-blocked
+/// micro-kernels per vector width (GemmKernels.cs: 12×32 for 512-bit, 6×16 for 256-bit, 6×8 for
+/// 128-bit, 4×4 scalar), run over <see cref="KernelPool.Default"/>. Products under ~32K multiply-adds
+/// skip packing and threads. Each element of C sums K in a fixed order (slices of 256, each in
+/// increasing k), so results are bit-identical across runs and thread counts, though they differ
+/// between vector widths by float rounding.
+/// </remarks>
+public static unsafe partial class Gemm
 {
     /// <summary>C = α·op(A)·op(B) + β·C.</summary>
     public static void Multiply(Transpose transA, Transpose transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
         CheckOperands(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
-        Reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Multiply(Simd.Current, null, true, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>The validated body of Multiply, with the pool and the small-problem shortcut selectable (for tests).</summary>
+    internal static void Multiply(SimdWidth width, KernelPool? pool, bool allowSmall, Transpose transA, Transpose transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var src = new BSource
+            {
+                Kind = BKind.Strided, P = pb,
+                Rs = transB == Transpose.No ? ldb : 1, Cs = transB == Transpose.No ? 1 : ldb,
+            };
+            Run(width, m, n, k, alpha, pa, transA == Transpose.No ? lda : 1, transA == Transpose.No ? 1 : lda, src, beta, pc, ldc, pool, allowSmall);
+        }
     }
 
     internal static void CheckOperands(Transpose transA, Transpose transB, int m, int n, int k,
@@ -66,12 +93,57 @@ public static partial class Gemm
 
     /// <summary>
     /// A linear layer, Y = X·Wᵀ (+ bias): X is (M, K) binary32 with row stride K, W is (N, K) in any
-    /// weight dtype, Y is (M, N) with row stride N. Batch-1 decoding (M = 1) runs the GEMV path.
+    /// weight dtype, Y is (M, N) with row stride N. Up to <see cref="Gemv.MaxRows"/> rows (decoding)
+    /// run the GEMV path, which streams W once; more rows run the packed GEMM, widening W to binary32
+    /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls).
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
     {
         CheckLinear(x, m, w, y, bias);
-        LinearReference(x, m, w, y, bias);
+        Linear(Simd.Current, null, x, m, w, y, bias);
+    }
+
+    /// <summary>The validated body of Linear, with the pool selectable (for tests).</summary>
+    internal static void Linear(SimdWidth width, KernelPool? pool, ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        if (m == 0 || w.Rows == 0) return;
+        if (m <= Gemv.MaxRows)
+        {
+            fixed (float* px = x)
+            fixed (float* py = y)
+            fixed (float* pbias = bias)
+                Gemv.Run(width, w, px, m, py, bias.IsEmpty ? null : pbias, pool);
+            return;
+        }
+        var src = new BSource { Kind = BKind.WeightRows, W = w };
+        LinearGemm(width, pool, x, m, w.Rows, w.Cols, src, y, bias);
+    }
+
+    /// <summary>
+    /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/> with
+    /// weights packed once into GEMM panels (for repeated prefill/training calls with the same W).
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int m, PackedMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        int n = w.Rows, k = w.Cols;
+        if ((long)m * k > x.Length) throw new ArgumentException($"Linear: X needs {(long)m * k} values ({m}×{k}), got {x.Length}", nameof(x));
+        if ((long)m * n > y.Length) throw new ArgumentException($"Linear: Y needs {(long)m * n} values ({m}×{n}), got {y.Length}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"Linear: bias has {bias.Length} values for {n} outputs", nameof(bias));
+        if (m == 0 || n == 0) return;
+        var src = new BSource { Kind = BKind.Packed, P = w.Pointer, PaddedN = w.PaddedRows };
+        LinearGemm(Simd.Current, null, x, m, n, k, src, y, bias);
+    }
+
+    static void LinearGemm(SimdWidth width, KernelPool? pool, ReadOnlySpan<float> x, int m, int n, int k, in BSource src, Span<float> y, ReadOnlySpan<float> bias)
+    {
+        // Y starts as the bias rows and the product is added with β = 1 (one rounding per K slice).
+        if (!bias.IsEmpty)
+            for (int i = 0; i < m; i++) bias.CopyTo(y.Slice(i * n, n));
+        fixed (float* px = x)
+        fixed (float* py = y)
+            Run(width, m, n, k, 1f, px, k, 1, src, bias.IsEmpty ? 0f : 1f, py, n, pool);
     }
 
     internal static void CheckLinear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
@@ -82,7 +154,7 @@ public static partial class Gemm
         if (!bias.IsEmpty && bias.Length != w.Rows) throw new ArgumentException($"Linear: bias has {bias.Length} values for {w.Rows} outputs", nameof(bias));
     }
 
-    /// <summary>Scalar reference of <see cref="Linear"/>: widen each weight row, accumulate in double.</summary>
+    /// <summary>Scalar reference of <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/>: widen each weight row, accumulate in double.</summary>
     public static void LinearReference(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
     {
         int n = w.Rows, k = w.Cols;

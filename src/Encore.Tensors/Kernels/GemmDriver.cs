@@ -1,0 +1,292 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Encore.Tensors.Threading;
+
+namespace Encore.Tensors.Kernels;
+
+// The blocked GEMM driver, GotoBLAS/BLIS style (Goto & van de Geijn, "Anatomy of High-Performance
+// Matrix Multiplication", TOMS 2008): loop jc over NC-wide column blocks of C, pc over KC-deep slices
+// of K (B slice packed into KC×32 panels, kept in L3/L2), ic over MC-tall row blocks (A block packed
+// into MR×KC micro-panels, kept in L2), then the micro-kernel over MR×NR tiles with the B micro-panel
+// in L1. Every width packs B into 32-wide panels (narrower kernels walk a panel in NR-wide strips),
+// so a matrix pre-packed once (PackedMatrix) serves every width.
+//
+// Determinism: an element of C is always the sum over K slices in increasing order, each slice's
+// partial sum accumulated by the same kernel in increasing p; tile boundaries do not change the
+// rounding (see GemmKernels.cs). So results are bit-identical across runs and thread counts.
+public static partial class Gemm
+{
+    /// <summary>Depth of a packed K slice (floats). Fixed, as the summation order depends on it.</summary>
+    internal const int KC = 256;
+
+    /// <summary>Columns of one packed B panel.</summary>
+    internal const int PanelWidth = 32;
+
+    /// <summary>Rows of a packed A block (a multiple of every kernel's MR).</summary>
+    const int MC = 144;
+
+    /// <summary>Columns of a packed B block.</summary>
+    const int NC = 2048;
+
+    /// <summary>Below this m·n·k the unpacked loop is faster than packing.</summary>
+    internal const long SmallWork = 32 * 1024;
+
+    /// <summary>Below this m·n·k one thread does the work (measured: two threads win from about 150³ up).</summary>
+    const long ParallelWork = 4L * 1024 * 1024;
+
+    /// <summary>Where packing reads op(B) from.</summary>
+    internal enum BKind { Strided, WeightRows, Packed }
+
+    /// <summary>op(B) (K×N): F32 with element (p, j) at P[p·Rs + j·Cs]; or Wᵀ of a weight matrix; or pre-packed panels.</summary>
+    internal unsafe struct BSource
+    {
+        public BKind Kind;
+        public float* P;
+        public nint Rs, Cs;
+        public WeightMatrix W;
+        public int PaddedN;
+    }
+
+    [ThreadStatic] static unsafe float* t_scratch;
+    [ThreadStatic] static ScratchOwner? t_scratchOwner;
+
+    /// <summary>The per-thread area that row-source packing widens weight rows into (PanelWidth × KC floats).</summary>
+    static unsafe float* RowScratch() => Scratch() + MC * KC + KC * NC + 512;
+
+    // Per-thread packing buffers (about 2.2 MB), allocated on a thread's first GEMM and kept: the
+    // kernel pool's threads live as long as the process. The owner object is thread-static, so a
+    // thread that exits drops it and its finalizer frees the buffer.
+    internal static unsafe float* Scratch()
+    {
+        if (t_scratch == null)
+        {
+            nuint floats = (nuint)(MC * KC + KC * NC + 512 + PanelWidth * KC);
+            t_scratch = (float*)NativeMemory.AlignedAlloc(floats * sizeof(float), 64);
+            t_scratchOwner = new ScratchOwner(t_scratch);
+        }
+        return t_scratch;
+    }
+
+    sealed unsafe class ScratchOwner(float* p)
+    {
+        ~ScratchOwner() => NativeMemory.AlignedFree(p);
+    }
+
+    /// <summary>C = α·op(A)·B + β·C over validated pointers: A element (i, p) at a[i·rsA + p·csA].</summary>
+    internal static unsafe void Run(SimdWidth width, int m, int n, int k, float alpha,
+        float* a, nint rsA, nint csA, in BSource b, float beta, float* c, nint ldc,
+        KernelPool? pool = null, bool allowSmall = true)
+    {
+        pool ??= KernelPool.Default;
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+            return;
+        }
+        long work = (long)m * n * k;
+        if (allowSmall && work < SmallWork && b.Kind == BKind.Strided)
+        {
+            Small(width, m, n, k, alpha, a, rsA, csA, b.P, b.Rs, b.Cs, beta, c, ldc);
+            return;
+        }
+        switch (width)
+        {
+            case SimdWidth.V512: Dispatch<Kernel512>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            case SimdWidth.V256: Dispatch<Kernel256>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            case SimdWidth.V128: Dispatch<Kernel128>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+            default: Dispatch<KernelScalar>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc); break;
+        }
+    }
+
+    static unsafe void Dispatch<TK>(KernelPool pool, int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
+    {
+        if ((long)m * n * k < ParallelWork || pool.ThreadCount == 1)
+            Block<TK>(0, m, 0, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
+        else
+            Parallel<TK>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
+    }
+
+    // BLIS-style parallel loops: per (NC block, K slice) the threads first pack the shared B block
+    // together (into the calling thread's scratch), then claim (row chunk × panel range) tasks, each
+    // packing its own A block. Several tasks per thread balance a machine whose cores are shared.
+    static unsafe void Parallel<TK>(KernelPool pool, int m, int n, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
+    {
+        int target = 4 * pool.ThreadCount;
+        int mUnits = (m + TK.MR - 1) / TK.MR;
+        int mTasks = Math.Min(mUnits, (m + MC - 1) / MC);
+        float* shared = Scratch() + MC * KC;
+        var width = WidthOf<TK>();
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc);
+            int nPanels = (nc + PanelWidth - 1) / PanelWidth;
+            int nTasks = Math.Clamp((target + mTasks - 1) / mTasks, 1, nPanels);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                float* bBlock = shared;
+                if (b.Kind == BKind.Packed) bBlock = b.P + (nint)pc * b.PaddedN + (nint)jc * kc;
+                else
+                {
+                    var pack = new PackTask { B = b, Pc = pc, Kc = kc, Jc = jc, Nc = nc, NPanels = nPanels, Tasks = Math.Min(nPanels, target), Dst = shared, Width = width };
+                    pool.Run(pack.Tasks, ref pack);
+                }
+                var compute = new ComputeTask<TK>
+                {
+                    M = m, MUnits = mUnits, MTasks = mTasks, Nc = nc, NPanels = nPanels, NTasks = nTasks, Kc = kc, Pc = pc,
+                    Alpha = alpha, Beta = pc == 0 ? beta : 1f, A = a, RsA = rsA, CsA = csA,
+                    BBlock = bBlock, C = c + jc, Ldc = ldc,
+                };
+                pool.Run(mTasks * nTasks, ref compute);
+            }
+        }
+    }
+
+    unsafe struct PackTask : IParallelTask
+    {
+        public BSource B;
+        public int Pc, Kc, Jc, Nc, NPanels, Tasks;
+        public float* Dst;
+        public SimdWidth Width;
+
+        public void Execute(int index)
+        {
+            var (q0, q1) = Partition.Range(NPanels, Tasks, index);
+            int j0 = q0 * PanelWidth, j1 = Math.Min(Nc, q1 * PanelWidth);
+            if (j0 < j1) PackB(B, Pc, Kc, Jc + j0, j1 - j0, Dst + (nint)j0 * Kc, Width);
+        }
+    }
+
+    unsafe struct ComputeTask<TK> : IParallelTask where TK : IMicroKernel
+    {
+        public int M, MUnits, MTasks, Nc, NPanels, NTasks, Kc, Pc;
+        public float Alpha, Beta;
+        public float* A, BBlock, C;
+        public nint RsA, CsA, Ldc;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int index)
+        {
+            var (u0, u1) = Partition.Range(MUnits, MTasks, index / NTasks);
+            var (q0, q1) = Partition.Range(NPanels, NTasks, index % NTasks);
+            int m0 = u0 * TK.MR, m1 = Math.Min(M, u1 * TK.MR);
+            int j0 = q0 * PanelWidth, j1 = Math.Min(Nc, q1 * PanelWidth);
+            if (m0 >= m1 || j0 >= j1) return;
+            float* scratch = Scratch();
+            float* ap = scratch;
+            float* tile = scratch + MC * KC + KC * NC;
+            for (int ic = m0; ic < m1; ic += MC)
+            {
+                int mc = Math.Min(MC, m1 - ic);
+                PackA<TK>(A, RsA, CsA, ic, mc, Pc, Kc, ap);
+                Macro<TK>(mc, j1 - j0, Kc, ap, BBlock + (nint)j0 * Kc, C + ic * Ldc + j0, Ldc, Alpha, Beta, tile);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void Block<TK>(int m0, int m1, int n0, int n1, int k, float alpha, float* a, nint rsA, nint csA,
+        in BSource b, float beta, float* c, nint ldc) where TK : IMicroKernel
+    {
+        float* scratch = Scratch();
+        float* ap = scratch;
+        float* bp = scratch + MC * KC;
+        float* tile = bp + KC * NC;
+        var width = WidthOf<TK>();
+        for (int jc = n0; jc < n1; jc += NC)
+        {
+            int nc = Math.Min(NC, n1 - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                float betaK = pc == 0 ? beta : 1f;
+                float* bBlock = b.Kind == BKind.Packed ? b.P + (nint)pc * b.PaddedN + (nint)jc * kc : bp;
+                if (b.Kind != BKind.Packed) PackB(b, pc, kc, jc, nc, bp, width);
+                for (int ic = m0; ic < m1; ic += MC)
+                {
+                    int mc = Math.Min(MC, m1 - ic);
+                    PackA<TK>(a, rsA, csA, ic, mc, pc, kc, ap);
+                    Macro<TK>(mc, nc, kc, ap, bBlock, c + ic * ldc + jc, ldc, alpha, betaK, tile);
+                }
+            }
+        }
+    }
+
+    static SimdWidth WidthOf<TK>() where TK : IMicroKernel =>
+        typeof(TK) == typeof(Kernel512) ? SimdWidth.V512 :
+        typeof(TK) == typeof(Kernel256) ? SimdWidth.V256 :
+        typeof(TK) == typeof(Kernel128) ? SimdWidth.V128 : SimdWidth.Scalar;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void Macro<TK>(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc,
+        float alpha, float beta, float* tile) where TK : IMicroKernel
+    {
+        int mr = TK.MR, nr = TK.NR;
+        for (int jp = 0; jp < nc; jp += PanelWidth)
+        {
+            float* panel = bp + (nint)jp * kc;
+            for (int js = 0; js < PanelWidth && jp + js < nc; js += nr)
+            {
+                int nEff = Math.Min(nr, nc - jp - js);
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    int mEff = Math.Min(mr, mc - ir);
+                    float* ct = c + ir * ldc + jp + js;
+                    float* apanel = ap + (nint)ir * kc;
+                    if (mEff == mr && nEff == nr)
+                    {
+                        TK.Run(kc, apanel, panel + js, PanelWidth, ct, ldc, alpha, beta);
+                        continue;
+                    }
+                    TK.Run(kc, apanel, panel + js, PanelWidth, tile, nr, 1f, 0f);
+                    for (int i = 0; i < mEff; i++)
+                    {
+                        for (int j = 0; j < nEff; j++)
+                        {
+                            float t = tile[i * nr + j];
+                            float* cij = ct + i * ldc + j;
+                            *cij = beta == 0 ? t * alpha : Fused.Scalar(t, alpha, beta * *cij);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Packs rows [i0, i0+mc) × cols [p0, p0+kc) of op(A) into MR-row micro-panels: panel r holds, for
+    // each p, the MR values A[i0+r·MR .. +MR, p]; rows past mc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void PackA<TK>(float* a, nint rs, nint cs, int i0, int mc, int p0, int kc, float* dst) where TK : IMicroKernel
+    {
+        int mr = TK.MR;
+        if (cs != 1)
+        {
+            // op(A) = Aᵀ: a column of op(A) is a row of A; read each once across all micro-panels.
+            for (int p = 0; p < kc; p++)
+            {
+                float* s = a + (p0 + p) * cs + i0 * rs;
+                for (int ir = 0; ir < mc; ir += mr)
+                {
+                    int mEff = Math.Min(mr, mc - ir);
+                    float* dp = dst + (nint)ir * kc + p * mr;
+                    int ii = 0;
+                    for (; ii < mEff; ii++) dp[ii] = s[(ir + ii) * rs];
+                    for (; ii < mr; ii++) dp[ii] = 0;
+                }
+            }
+            return;
+        }
+        float** rows = stackalloc float*[mr];
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int mEff = Math.Min(mr, mc - ir);
+            for (int ii = 0; ii < mr; ii++) rows[ii] = ii < mEff ? a + (i0 + ir + ii) * rs + p0 : s_zeroRow;
+            TransposeRows(rows, mr, kc, dst + (nint)ir * kc, mr);
+        }
+    }
+}
