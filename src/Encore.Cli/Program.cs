@@ -12,6 +12,8 @@ public static class Program
         var root = new RootCommand("Encore: encoder–decoder small language models on the CPU, in managed .NET.")
         {
             QuickstartCommand.Create(),
+            ForwardCommand.Create(),
+            InitCommand.Create(),
             InfoCommand.Create(),
             BenchCommand.Create(),
         };

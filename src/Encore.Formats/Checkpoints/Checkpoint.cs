@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Encore.Models;
+using Encore.Tensors;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Formats.Checkpoints;
+
+/// <summary>How to load a checkpoint's weights.</summary>
+public sealed record CheckpointLoadOptions
+{
+    /// <summary>
+    /// Keep weights in their stored dtype as zero-copy views of the mapped file (inference), instead of
+    /// converting them to writable F32 copies (training). Default false.
+    /// </summary>
+    public bool MapWeights { get; init; }
+}
+
+/// <summary>
+/// A Hugging Face–style checkpoint directory: <c>config.json</c> (its <c>model_type</c> picks the
+/// <see cref="IArchitecture"/>), <c>model.safetensors</c> or shards with an index, and tokenizer files.
+/// </summary>
+public static class Checkpoint
+{
+    /// <summary>Largest config.json read.</summary>
+    const long MaxConfigBytes = 4 << 20;
+
+    /// <summary>Reads and maps the configuration in <paramref name="dir"/>.</summary>
+    public static (ModelConfig Config, IArchitecture Architecture) ReadConfig(string dir)
+    {
+        var path = Path.Combine(dir, "config.json");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: no config.json (is this a checkpoint directory?)", path);
+        var size = new FileInfo(path).Length;
+        if (size > MaxConfigBytes) throw new CheckpointFormatException($"{path}: {size} bytes is too large for a config.json");
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) as JsonObject
+                ?? throw new CheckpointFormatException($"{path}: not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointFormatException($"{path}: not valid JSON ({e.Message})", e);
+        }
+        string type = json["model_type"] is JsonValue v && v.TryGetValue(out string? s) ? s : throw new CheckpointFormatException($"{path}: no string 'model_type'");
+        var arch = Architectures.Get(type, path);
+        return (arch.ReadConfig(json, path), arch);
+    }
+
+    /// <summary>Loads the model in <paramref name="dir"/>, reading every parameter under its published name.</summary>
+    public static LanguageModel Load(string dir, CheckpointLoadOptions? options = null)
+    {
+        options ??= new CheckpointLoadOptions();
+        var (config, arch) = ReadConfig(dir);
+        var model = LanguageModel.Create(config);
+        try
+        {
+            using var weights = SafetensorsCheckpoint.Open(dir);
+            foreach (var p in model.Parameters.All.ToArray())
+            {
+                var names = arch.TensorNames(p.Name, config);
+                if (names.Count == 0) continue;
+                var found = names.FirstOrDefault(weights.Contains)
+                    ?? throw new CheckpointFormatException($"{dir}: the checkpoint has no tensor for parameter '{p.Name}' (looked for {string.Join(", ", names)})");
+                var t = weights.Read(found);
+                if (!t.Shape.SequenceEqual(p.Value.Shape))
+                {
+                    var got = t.Describe();
+                    t.Dispose();
+                    throw new CheckpointFormatException($"{dir}: tensor '{found}' is {got}, but the configuration needs {p.Value.Describe()}");
+                }
+                if (options.MapWeights && t.DType != DType.I32)
+                {
+                    model.Parameters.Assign(p.Name, t);
+                }
+                else
+                {
+                    using (t)
+                    {
+                        var f32 = t.DType == DType.F32 ? t.Clone() : t.To(DType.F32);
+                        model.Parameters.Assign(p.Name, f32);
+                    }
+                }
+            }
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/> to <paramref name="dir"/> as <paramref name="modelType"/> (default:
+    /// Encore's own): config.json and model.safetensors, each atomically, weights in
+    /// <paramref name="dtype"/> (F32, BF16 or F16).
+    /// </summary>
+    public static void Save(LanguageModel model, string dir, string modelType = ModelConfigJson.ModelType, DType dtype = DType.F32)
+    {
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"checkpoints hold f32, bf16 or f16 weights, not {dtype.Name()}");
+        var arch = Architectures.Get(modelType, dir);
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        try
+        {
+            foreach (var p in model.Parameters.All)
+            {
+                var names = arch.TensorNames(p.Name, model.Config);
+                if (names.Count == 0) continue;
+                tensors.Add(new(names[0], p.Value.DType == dtype ? p.Value.Clone() : p.Value.To(dtype)));
+            }
+            Directory.CreateDirectory(dir);
+            SafetensorsCheckpoint.Write(dir, tensors);
+            var config = arch.WriteConfig(model.Config);
+            AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        finally
+        {
+            foreach (var t in tensors) t.Value.Dispose();
+        }
+    }
+}
