@@ -16,6 +16,7 @@ internal sealed class SentencePieceModelProto
     public readonly record struct Piece(string Text, float Score, PieceType Type);
 
     public List<Piece> Pieces { get; } = [];
+    bool _hasNormalizerSpec;
     /// <summary>TrainerSpec.model_type: 1 unigram, 2 bpe, 3 word, 4 char.</summary>
     public int ModelType { get; private set; } = 1;
     public bool ByteFallback { get; private set; }
@@ -58,6 +59,7 @@ internal sealed class SentencePieceModelProto
                         break;
                     case (3, 2):
                         var (no, nl) = r.Bytes();
+                        m._hasNormalizerSpec = true;
                         m.ParseNormalizer(data, no, nl);
                         break;
                     default:
@@ -71,6 +73,19 @@ internal sealed class SentencePieceModelProto
             throw new CheckpointFormatException($"{path}: not a valid SentencePiece model ({e.Message})", e);
         }
         if (m.Pieces.Count == 0) throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no pieces)");
+        if (m.TrainerSpecSpan.Offset < 0 || !m._hasNormalizerSpec)
+            throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no {(m.TrainerSpecSpan.Offset < 0 ? "trainer_spec" : "normalizer_spec")})");
+        if (m.ByteFallback)
+        {
+            // The library finds byte pieces from <0x00> on and adds the byte value: they must be 256 in a row, in order.
+            int first = m.Pieces.FindIndex(p => p.Type == PieceType.Byte);
+            for (int b = 0; b < 256; b++)
+            {
+                int i = first + b;
+                if (first < 0 || i >= m.Pieces.Count || m.Pieces[i].Type != PieceType.Byte || m.Pieces[i].Text != $"<0x{b:X2}>")
+                    throw new CheckpointFormatException($"{path}: byte_fallback is set but pieces <0x00>..<0xFF> are not 256 consecutive byte pieces (at <0x{b:X2}>)");
+            }
+        }
         if (m.ModelType is not (1 or 2))
             throw new CheckpointFormatException($"{path}: SentencePiece model type {m.ModelType} is not supported (only unigram=1 and bpe=2)");
         foreach (var (name, id) in new[] { ("unk", m.UnkId), ("bos", m.BosId), ("eos", m.EosId), ("pad", m.PadId) })

@@ -66,7 +66,9 @@ public sealed class SentencePieceTextTokenizer : TextTokenizer
             using var ms = new MemoryStream(patched ?? bytes.ToArray(), writable: false);
             _inner = SentencePieceTokenizer.Create(ms, addBeginningOfSentence: false, addEndOfSentence: false, specialTokens: added);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or FormatException or NotSupportedException or IOException)
+        // The library trusts the model: on inconsistent ones it fails with whatever exception its indexing hits.
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or NullReferenceException
+                                      or KeyNotFoundException or FormatException or NotSupportedException or IOException)
         {
             throw new CheckpointFormatException($"{path}: the SentencePiece model could not be loaded ({e.Message})", e);
         }
