@@ -63,6 +63,8 @@ TESTS = [
     "",
     " ",
     "'s 're I'll DON'T",
+    "ＦＵＬＬ ｗｉｄｔｈ １２３ and ﬁne ① items",
+    "decomposed e\u0301te\u0301 vs \u00e9t\u00e9, ideographic\u3000space",
 ]
 
 
@@ -81,10 +83,23 @@ def write_json(path, obj):
 # ---------------------------------------------------------------- SentencePiece
 def train_spm(**kw):
     model = io.BytesIO()
+    kw.setdefault("normalization_rule_name", "identity")
     spm.SentencePieceTrainer.train(sentence_iterator=iter(TRAIN_LINES), model_writer=model,
-                                   num_threads=1, normalization_rule_name="identity",
-                                   character_coverage=0.98, minloglevel=2, **kw)
+                                   num_threads=1, character_coverage=0.98, minloglevel=2, **kw)
     return model.getvalue()
+
+
+def normalization_rules():
+    """A small NFKC-like rule table, compiled by sentencepiece into the model's precompiled_charsmap
+    (T5's nmt_nfkc table is ~240 KB; this one exercises the same mechanism in a few hundred bytes):
+    full-width ASCII, the ﬁ ligature, circled one, ideographic space, and e + combining acute."""
+    rows = [(f"{0xFF01 + i:X}", f"{0x21 + i:X}") for i in range(0x5E)]
+    rows += [("FB01", "66 69"), ("2460", "31"), ("3000", "20"), ("65 301", "E9")]
+    path = os.path.join(OUT, "..", "..", "obj", "t5_rules.tsv")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(f"{a}\t{b}\n" for a, b in rows))
+    return path
 
 
 def spm_cases(model):
@@ -93,7 +108,7 @@ def spm_cases(model):
 
 
 t5 = train_spm(model_type="unigram", vocab_size=220, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-               hard_vocab_limit=False)
+               hard_vocab_limit=False, normalization_rule_name=None, normalization_rule_tsv=normalization_rules())
 t5_cases, t5_sp = spm_cases(t5)
 extra = 5
 t5_vocab = t5_sp.get_piece_size() + extra
@@ -416,7 +431,19 @@ bert_tests = ["The quick brown fox jumped over the lazy dogs.", "Hello, World!",
 bert_cases = [{"text": t, "ids": [bert_index[p] for w in bert_basic(t, True) for p in wordpiece(w, bert_index)]}
               for t in bert_tests]
 
+norm_texts = ["cafe\u0301 e\u0301te\u0301", "Vie\u0323\u0302t Nam, vi\u1EC7t", "a\u0301\u0323 q\u0307\u0323 \u1E0B\u0323",
+              "\u212B \u2126 \u212A \uF900 \u0344 \u0F73", "\u1100\u1161\u11A8 \uD55C\uAE00", "x\u0300\u0315\u0301 \u00C5\u0327",
+              "\U0001D15E \U000110AB", "plain ascii", ""]
+# Every character with a canonical decomposition, decomposed, for a whole-table check.
+everything = " ".join(unicodedata.normalize("NFD", chr(cp)) for cp in range(0xC0, 0x110000)
+                      if not 0xD800 <= cp <= 0xDFFF and unicodedata.decomposition(chr(cp))[:1] not in ("", "<"))
+norm_texts.append(everything)
+normalization = [{"text": t, "nfc": unicodedata.normalize("NFC", t), "nfd": unicodedata.normalize("NFD", t),
+                  "stripped": "".join(c for c in unicodedata.normalize("NFD", t) if unicodedata.category(c) != "Mn")}
+                 for t in norm_texts]
+
 write_json("expected.json", {
+    "normalization": normalization,
     "t5": {"vocab_size": t5_vocab, "extra_ids": extra, "cases": t5_cases},
     "llama": {"vocab_size": llama_sp.get_piece_size(), "cases": llama_cases},
     "gpt2": {"vocab_size": gpt2_vocab, "cases": gpt2_cases},
@@ -425,41 +452,58 @@ write_json("expected.json", {
 })
 
 
-# ---------------------------------------------------------------- BERT accent stripping table
-def write_accent_table():
-    """src/Encore.Formats/Tokenization/AccentStripping.Table.cs: BERT's _run_strip_accents (NFD, drop Mn)
-    for every precomposed BMP character except Hangul syllables (decomposed algorithmically in C#).
-    .NET's string.Normalize is a no-op under InvariantGlobalization, which Encore builds with."""
-    entries = []
-    for cp in range(0xA0, 0x10000):
-        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
+# ---------------------------------------------------------------- Unicode normalization tables
+def write_normalization_tables():
+    """src/Encore.Formats/Tokenization/UnicodeNormalization.Tables.cs: the canonical decomposition
+    mappings (one level, with whether each pair is a primary composite, i.e. recomposes under NFC)
+    and the nonzero canonical combining classes, from Python's unicodedata. Encore builds with
+    InvariantGlobalization, where .NET's string.Normalize returns its input unchanged, and BERT's
+    accent stripping (NFD) and Qwen2's NFC normalizer need the real thing. Hangul is algorithmic."""
+    dec, ccc = [], []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF or 0xAC00 <= cp <= 0xD7A3:
             continue
         c = chr(cp)
-        d = unicodedata.normalize("NFD", c)
-        if d == c:
+        if unicodedata.combining(c):
+            ccc.append((cp, unicodedata.combining(c)))
+        d = unicodedata.decomposition(c)
+        if not d or d.startswith("<"):
             continue
-        s = "".join(x for x in d if unicodedata.category(x) != "Mn")
-        if s != c:
-            entries.append(c + chr(len(s.encode("utf-16-le")) // 2) + s)
+        parts = [int(x, 16) for x in d.split()]
+        a, b = parts[0], parts[1] if len(parts) > 1 else -1
+        composes = int(b >= 0 and unicodedata.normalize("NFC", chr(a) + chr(b)) == c)
+        dec.append((cp, a, b, composes))
 
-    def esc(t):  # UTF-16 code units, as C# strings hold them
-        b = t.encode("utf-16-le")
-        return "".join(f"\\u{b[i] | b[i + 1] << 8:04X}" for i in range(0, len(b), 2))
-    lines = [esc("".join(entries[i:i + 12])) for i in range(0, len(entries), 12)]
-    body = "\n".join(f'        "{l}" +' for l in lines)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/Encore.Formats/Tokenization/AccentStripping.Table.cs")
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(f"""namespace Encore.Formats.Tokenization;
+    def rows(items, per):
+        flat = [", ".join(map(str, t)) for t in items]
+        return "\n".join("        " + ", ".join(flat[i:i + per]) + "," for i in range(0, len(flat), per))
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/Encore.Formats/Tokenization")
+    head = f"""namespace Encore.Formats.Tokenization;
 
 // Generated by tools/reference/tokenizer_fixtures.py from Python's unicodedata (Unicode {unicodedata.unidata_version}).
-internal static partial class AccentStripping
+internal static partial class UnicodeNormalization
 {{
-    /// <summary>Entries of (character, replacement length, replacement): NFD with nonspacing marks removed.</summary>
-    const string Table =
-{body}
-        "";
+"""
+    with open(os.path.join(here, "UnicodeNormalization.Decompositions.cs"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(head + f"""    /// <summary>
+    /// Canonical decompositions as (code point, first, second or -1); the code point is negated when
+    /// the pair does not recompose under NFC (composition exclusions, non-starter decompositions).
+    /// </summary>
+    static ReadOnlySpan<int> Decompositions =>
+    [
+{rows([(cp if composes or b < 0 else -cp, a, b) for cp, a, b, composes in dec], 8)}
+    ];
+}}
+""")
+    with open(os.path.join(here, "UnicodeNormalization.CombiningClasses.cs"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(head + f"""    /// <summary>Nonzero canonical combining classes as (code point, class).</summary>
+    static ReadOnlySpan<int> CombiningClasses =>
+    [
+{rows(ccc, 12)}
+    ];
 }}
 """)
 
 
-write_accent_table()
+write_normalization_tables()

@@ -250,8 +250,8 @@ public sealed class ByteLevelBpeTextTokenizer : TextTokenizer
     {
         public static readonly NfcNormalizer Instance = new();
 
-        public override string Normalize(string original) => original.Normalize(NormalizationForm.FormC);
+        public override string Normalize(string original) => UnicodeNormalization.Nfc(original);
 
-        public override string Normalize(ReadOnlySpan<char> original) => original.ToString().Normalize(NormalizationForm.FormC);
+        public override string Normalize(ReadOnlySpan<char> original) => UnicodeNormalization.Nfc(original.ToString());
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.ML.Tokenizers;
 using static Encore.Formats.Tokenization.TokenizerFiles;
 
 namespace Encore.Formats.Tokenization;
@@ -123,6 +122,10 @@ public static class TokenizerLoader
         int? unk = cfg.Role("unk", Lookup) ?? Intrinsic(proto.UnkId);
         foreach (var r in new[] { bos, eos, pad })
             if (r is { } id) specialIds.Add(id);
+        // Role tokens written in the text ("</s>") are matched whole, as Hugging Face's slow tokenizers do.
+        foreach (var r in new[] { bos, eos, pad, unk })
+            if (r is { } id && id < pieces && proto.Pieces[id].Type is SentencePieceModelProto.PieceType.Control or SentencePieceModelProto.PieceType.Unknown)
+                added.TryAdd(proto.Pieces[id].Text, id);
         var special = new SpecialTokenIds
         {
             Bos = bos, Eos = eos, Pad = pad, Unk = unk,
@@ -150,32 +153,9 @@ public static class TokenizerLoader
         }
         int unk = Need("unk", "[UNK]"), cls = Need("cls", "[CLS]"), sep = Need("sep", "[SEP]"), pad = Need("pad", "[PAD]"), mask = Need("mask", "[MASK]");
         bool lower = cfg.Flag("do_lower_case") ?? true;
-        // BERT: strip_accents follows do_lower_case unless set. Done by WordPieceTextTokenizer, since
-        // the library's relies on string.Normalize, which InvariantGlobalization turns off.
+        // BERT: strip_accents follows do_lower_case unless set.
         bool strip = cfg.Flag("strip_accents") ?? lower;
-        var options = new BertOptions
-        {
-            LowerCaseBeforeTokenization = lower,
-            RemoveNonSpacingMarks = false,
-            IndividuallyTokenizeCjk = cfg.Flag("tokenize_chinese_chars") ?? true,
-            ApplyBasicTokenization = cfg.Flag("do_basic_tokenize") ?? true,
-            SplitOnSpecialTokens = true,
-            UnknownToken = vocab[unk],
-            ClassificationToken = vocab[cls],
-            SeparatorToken = vocab[sep],
-            PaddingToken = vocab[pad],
-            MaskingToken = vocab[mask],
-        };
-        BertTokenizer inner;
-        try
-        {
-            using var ms = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', vocab) + "\n"), writable: false);
-            inner = BertTokenizer.Create(ms, options);
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
-        {
-            throw new CheckpointFormatException($"{path}: the WordPiece vocabulary could not be loaded ({e.Message})", e);
-        }
+        bool cjk = cfg.Flag("tokenize_chinese_chars") ?? true;
         int? Lookup(string s) => ids.TryGetValue(s, out int id) ? id : null;
         var special = new SpecialTokenIds
         {
@@ -186,7 +166,7 @@ public static class TokenizerLoader
             Added = new Dictionary<string, int> { [vocab[cls]] = cls, [vocab[sep]] = sep, [vocab[pad]] = pad, [vocab[mask]] = mask, [vocab[unk]] = unk },
             SpecialIds = new HashSet<int> { cls, sep, pad, mask },
         };
-        return new WordPieceTextTokenizer(path, vocab, inner, cls, sep, special, lower, strip, options.IndividuallyTokenizeCjk);
+        return new WordPieceTextTokenizer(path, vocab, cls, sep, special, lower, strip, cjk);
     }
 }
 

@@ -1,30 +1,28 @@
-using Microsoft.ML.Tokenizers;
-
 namespace Encore.Formats.Tokenization;
 
 /// <summary>
 /// BERT's WordPiece (google-research/bert tokenization.py): basic tokenization (optional lowercasing
 /// and accent stripping, CJK characters and punctuation split apart), then greedy longest-match
-/// subwords with "##" continuations, written here because the library's BertTokenizer drops ASCII
-/// symbols BERT keeps (its vocabulary parsing is used); decoding joins tokens with spaces and glues "##" pieces on, as
-/// Hugging Face's convert_tokens_to_string does (without its optional clean-up of spaces before
-/// punctuation, which depends on the next token and so cannot stream).
+/// subwords with "##" continuations. Written here rather than on Microsoft.ML.Tokenizers'
+/// BertTokenizer because 2.0.1 drops symbol characters BERT keeps as punctuation ('$', '+', '^' …)
+/// and strips accents through string.Normalize, a no-op under InvariantGlobalization. Decoding
+/// joins tokens with spaces and glues "##" pieces on, as Hugging Face's convert_tokens_to_string
+/// does (without its optional clean-up of spaces before punctuation, which depends on the next
+/// token and so cannot stream).
 /// </summary>
 public sealed class WordPieceTextTokenizer : TextTokenizer
 {
-    readonly BertTokenizer _inner;
     readonly string[] _idToToken;
     readonly Dictionary<string, int> _tokenToId;
     readonly int _cls, _sep;
     readonly bool _lower, _stripAccents, _cjk;
 
-    internal WordPieceTextTokenizer(string path, string[] vocab, BertTokenizer inner, int cls, int sep, SpecialTokenIds special, bool lower, bool stripAccents, bool cjk) : base(special)
+    internal WordPieceTextTokenizer(string path, string[] vocab, int cls, int sep, SpecialTokenIds special, bool lower, bool stripAccents, bool cjk) : base(special)
     {
         _cjk = cjk;
         _lower = lower;
         _stripAccents = stripAccents;
         Path = path;
-        _inner = inner;
         _idToToken = vocab;
         _tokenToId = new Dictionary<string, int>(vocab.Length, StringComparer.Ordinal);
         for (int i = 0; i < vocab.Length; i++) _tokenToId.TryAdd(vocab[i], i);
@@ -34,9 +32,6 @@ public sealed class WordPieceTextTokenizer : TextTokenizer
 
     /// <summary>The vocab.txt read.</summary>
     public string Path { get; }
-
-    /// <summary>The Microsoft.ML.Tokenizers model doing the encoding.</summary>
-    public BertTokenizer Inner => _inner;
 
     /// <summary>The [CLS] id placed first by <see cref="TextTokenizer.Encode"/>.</summary>
     public int ClsId => _cls;
@@ -84,7 +79,7 @@ public sealed class WordPieceTextTokenizer : TextTokenizer
         // Microsoft.ML.Tokenizers 2.0.1's BertTokenizer drops symbol characters such as '$', '+', '^'
         // that BERT splits off as punctuation, so the basic tokenizer and WordPiece run here.
         if (_lower) text = text.ToLowerInvariant();
-        if (_stripAccents) text = AccentStripping.Strip(text);
+        if (_stripAccents) text = UnicodeNormalization.StripAccents(text);
         foreach (var word in BasicTokenize(text)) WordPiece(word, ids);
     }
 

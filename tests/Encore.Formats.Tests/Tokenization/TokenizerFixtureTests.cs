@@ -83,6 +83,8 @@ public class TokenizerFixtureTests
         Assert.Contains("<extra_id_0>", tok.Decode(ids, skipSpecialTokens: false));
         Assert.Equal("Hello world</s>", tok.Decode(tok.Encode("Hello world"), skipSpecialTokens: false));
         Assert.Equal("Hello world", tok.Decode(tok.Encode("Hello world")));
+        // Role tokens written in the text are single ids.
+        Assert.Equal([.. plain, 1], tok.Encode("Hello world</s>", false));
     }
 
     [Fact]
