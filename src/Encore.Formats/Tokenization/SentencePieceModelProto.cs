@@ -151,10 +151,62 @@ internal sealed class SentencePieceModelProto
             var (field, wire) = r.Tag();
             switch (field, wire)
             {
+                case (2, 2):
+                    var (co, cl) = r.Bytes();
+                    CheckCharsMap(data.Slice(co, cl));
+                    break;
                 case (3, 0): AddDummyPrefix = r.Varint() != 0; break;
                 case (4, 0): RemoveExtraWhitespaces = r.Varint() != 0; break;
                 case (5, 0): EscapeWhitespaces = r.Varint() != 0; break;
                 default: r.Skip(wire); break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks a precompiled_charsmap (sentencepiece normalizer.cc): a little-endian uint32 byte size of
+    /// a darts-clone double-array trie, the trie's uint32 units, then NUL-terminated replacement strings
+    /// the leaves point into. The library walks it unchecked, so every node reachable from the root
+    /// must keep all 256 of its possible children and its leaf value inside the data.
+    /// </summary>
+    static void CheckCharsMap(ReadOnlySpan<byte> map)
+    {
+        if (map.Length == 0) return;
+        if (map.Length < 4) throw new FormatException("precompiled_charsmap is shorter than its header");
+        uint trieBytes = BinaryPrimitives.ReadUInt32LittleEndian(map);
+        if (trieBytes % 4 != 0 || trieBytes == 0 || trieBytes > map.Length - 4)
+            throw new FormatException($"precompiled_charsmap trie size {trieBytes} does not fit its {map.Length} bytes");
+        int units = (int)(trieBytes / 4);
+        var trie = map.Slice(4, (int)trieBytes);
+        var strings = map[(4 + (int)trieBytes)..];
+        int lastNul = strings.LastIndexOf((byte)0);
+        var unit = new uint[units];
+        for (int i = 0; i < units; i++) unit[i] = BinaryPrimitives.ReadUInt32LittleEndian(trie.Slice(i * 4, 4));
+        // darts.h DoubleArrayUnit: offset = (unit >> 10) << ((unit & (1 << 9)) >> 6), label = unit & (1 << 31 | 0xFF), has_leaf = bit 8.
+        static int Offset(uint u) => (int)((u >> 10) << (int)((u & (1u << 9)) >> 6));
+        var seen = new bool[units];
+        var stack = new Stack<int>();
+        stack.Push(0);
+        seen[0] = true;
+        while (stack.Count > 0)
+        {
+            int i = stack.Pop();
+            uint u = unit[i];
+            long next = i ^ Offset(u);
+            if ((next | 0xFF) >= units) throw new FormatException($"precompiled_charsmap trie node {i} points outside the trie");
+            if (((u >> 8) & 1) != 0)
+            {
+                uint value = unit[next] & 0x7FFFFFFF;
+                if (value > lastNul) throw new FormatException($"precompiled_charsmap trie node {i} points outside its strings");
+            }
+            for (int c = 1; c < 256; c++)
+            {
+                int j = (int)next ^ c;
+                if (!seen[j] && (unit[j] & (1u << 31 | 0xFF)) == c)
+                {
+                    seen[j] = true;
+                    stack.Push(j);
+                }
             }
         }
     }

@@ -99,7 +99,16 @@ public sealed class SentencePieceTextTokenizer : TextTokenizer
     private protected override int[] EncodeText(string text)
     {
         if (text.Length == 0) return [];
-        var ids = _inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+        IReadOnlyList<int> ids;
+        try
+        {
+            ids = _inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false);
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or NullReferenceException)
+        {
+            // The library trusts the model's tables; a damaged one that passed the load checks ends here.
+            throw new CheckpointFormatException($"{Path}: the SentencePiece model failed while encoding ({e.Message}); the file is damaged", e);
+        }
         if (_proto.ByteFallback || ids.Count < 2) return ids.ToArray();
         // sentencepiece merges a run of unknown characters into one unk piece; the library emits one per character.
         var merged = new List<int>(ids.Count);

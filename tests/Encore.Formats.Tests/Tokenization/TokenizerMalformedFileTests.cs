@@ -66,7 +66,7 @@ public class TokenizerMalformedFileTests : IDisposable
         }
 
         // Bit flips anywhere must never escape as anything but a format error (or load).
-        for (int trial = 0; trial < 60; trial++)
+        for (int trial = 0; trial < 400; trial++)
         {
             var flipped = (byte[])good.Clone();
             for (int k = 0; k < 4; k++) flipped[rng.Next(flipped.Length)] ^= (byte)(1 << rng.Next(8));
