@@ -34,6 +34,8 @@ internal sealed class SentencePieceModelProto
     public bool TreatWhitespaceAsSuffix { get; private set; }
     /// <summary>Where the TrainerSpec record lies in the file (tag start, body offset, body length), or (-1, -1, 0).</summary>
     public (int RecordStart, int Offset, int Length) TrainerSpecSpan { get; private set; } = (-1, -1, 0);
+    /// <summary>Where NormalizerSpec.precompiled_charsmap lies in the file (offset, length), or (-1, 0).</summary>
+    public (int Offset, int Length) CharsMapSpan { get; private set; } = (-1, 0);
 
     /// <summary>Parses <paramref name="data"/>; throws <see cref="CheckpointFormatException"/> naming <paramref name="path"/>.</summary>
     public static SentencePieceModelProto Parse(string path, ReadOnlySpan<byte> data)
@@ -153,6 +155,7 @@ internal sealed class SentencePieceModelProto
             {
                 case (2, 2):
                     var (co, cl) = r.Bytes();
+                    CharsMapSpan = (co, cl);
                     CheckCharsMap(data.Slice(co, cl));
                     break;
                 case (3, 0): AddDummyPrefix = r.Varint() != 0; break;

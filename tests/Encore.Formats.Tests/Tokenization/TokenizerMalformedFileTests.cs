@@ -94,6 +94,37 @@ public class TokenizerMalformedFileTests : IDisposable
     }
 
     [Fact]
+    public void DamagedNormalizationTriesAreCaught()
+    {
+        var good = File.ReadAllBytes(Path.Combine(TokenizerFixtureTests.Dir("t5"), "spiece.model"));
+        var (offset, length) = SentencePieceModelProto.Parse("t5", good).CharsMapSpan;
+        Assert.True(offset > 0 && length > 64);
+        var dir = Copy("t5");
+        var path = Path.Combine(dir, "spiece.model");
+        var rng = new Random(5);
+        int rejected = 0;
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var bad = (byte[])good.Clone();
+            // Scramble trie units (after the 4-byte size), or the size itself.
+            if (trial % 10 == 0) bad[offset + rng.Next(4)] ^= (byte)rng.Next(1, 256);
+            else for (int k = 0; k < 6; k++) bad[offset + 4 + rng.Next(length - 4)] = (byte)rng.Next(256);
+            File.WriteAllBytes(path, bad);
+            try
+            {
+                var tok = TokenizerLoader.FromDirectory(dir);
+                tok.Encode("ＦＵＬＬ ｗｉｄｔｈ ﬁne ① e\u0301 Hello world 12345 ☃");
+            }
+            catch (CheckpointFormatException e)
+            {
+                Assert.Contains(path, e.Message);
+                rejected++;
+            }
+        }
+        Assert.True(rejected > 20);
+    }
+
+    [Fact]
     public void BadTokenizerJson()
     {
         var dir = Copy("gpt2");
