@@ -378,7 +378,7 @@ write_json("bpe_trainer.json", {"corpus": trainer_corpus, "special_tokens": ["<|
 def bert_basic(text, lower):
     # BERT tokenization.py BasicTokenizer: clean, isolate CJK, lowercase + strip accents, split punctuation.
     out = []
-    text = "".join(" " if c.isspace() else c for c in text if not (ord(c) == 0 or ord(c) == 0xFFFD or unicodedata.category(c) in ("Cc", "Cf")) or c in "\t\n\r")
+    text = "".join(" " if c.isspace() else c for c in text if not (ord(c) == 0 or ord(c) == 0xFFFD or unicodedata.category(c).startswith("C")) or c in "\t\n\r")
     text = "".join(f" {c} " if 0x4E00 <= ord(c) <= 0x9FFF or 0x3400 <= ord(c) <= 0x4DBF else c for c in text)
     for w in text.split():
         if lower:
@@ -427,7 +427,8 @@ write_json("bert/tokenizer_config.json", {"do_lower_case": True, "cls_token": "[
                                           "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]",
                                           "tokenizer_class": "BertTokenizer"})
 bert_tests = ["The quick brown fox jumped over the lazy dogs.", "Hello, World!", "Café naïve RÉSUMÉ",
-              "unbelievable running", "敏捷的狐狸", "abc 123 cab", "xyz", "Don't ($3)", "", "a\tb\nc"]
+              "unbelievable running", "敏捷的狐狸", "abc 123 cab", "xyz", "Don't ($3)", "", "a\tb\nc",
+              "a+b=c^a~b|c", "a\u200bb\ue000c\U0001F600a", "Ａ！b「c」—a…", "hello\u00a0world\u3000a", "a\ue000b c\u200bb"]
 bert_cases = [{"text": t, "ids": [bert_index[p] for w in bert_basic(t, True) for p in wordpiece(w, bert_index)]}
               for t in bert_tests]
 

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text;
+
 namespace Encore.Formats.Tokenization;
 
 /// <summary>
@@ -86,37 +89,46 @@ public sealed class WordPieceTextTokenizer : TextTokenizer
     /// <summary>tokenization.py BasicTokenizer after casing: drop controls, split on whitespace, isolate CJK ideographs and punctuation.</summary>
     IEnumerable<string> BasicTokenize(string text)
     {
-        var cur = new System.Text.StringBuilder();
+        var cur = new StringBuilder();
         for (int i = 0; i < text.Length; i++)
         {
-            char c = text[i];
-            if (c == '\0' || c == '\uFFFD') continue;
-            var cat = System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c);
-            bool space = c is ' ' or '\t' or '\n' or '\r' || cat == System.Globalization.UnicodeCategory.SpaceSeparator;
-            if (!space && cat is System.Globalization.UnicodeCategory.Control or System.Globalization.UnicodeCategory.Format) continue;
+            // By code point: tokenization.py sees astral characters whole, not as surrogates.
+            int n = char.IsSurrogatePair(text, i) ? 2 : 1;
+            int cp = n == 2 ? char.ConvertToUtf32(text[i], text[i + 1]) : text[i];
+            var cat = n == 2 || !char.IsSurrogate(text[i]) ? CharUnicodeInfo.GetUnicodeCategory(cp) : UnicodeCategory.Surrogate;
+            bool space = cp is ' ' or '\t' or '\n' or '\r' || cat == UnicodeCategory.SpaceSeparator;
+            // _clean_text drops NUL, U+FFFD and control characters (categories C*: Cc, Cf, Co, Cn; a lone surrogate too).
+            if (!space && (cp is 0 or 0xFFFD || cat is UnicodeCategory.Control or UnicodeCategory.Format
+                    or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.Surrogate))
+            {
+                i += n - 1;
+                continue;
+            }
             if (space)
             {
                 if (cur.Length > 0) { yield return cur.ToString(); cur.Clear(); }
                 continue;
             }
-            bool cjk = _cjk && IsCjk(char.IsSurrogatePair(text, i) ? char.ConvertToUtf32(text, i) : c);
-            if (cjk || IsPunctuation(c, cat))
+            if ((_cjk && IsCjk(cp)) || IsPunctuation(cp, cat))
             {
                 if (cur.Length > 0) { yield return cur.ToString(); cur.Clear(); }
-                yield return char.IsSurrogatePair(text, i) ? text.Substring(i++, 2) : c.ToString();
-                continue;
+                yield return text.Substring(i, n);
             }
-            cur.Append(c);
+            else
+            {
+                cur.Append(text, i, n);
+            }
+            i += n - 1;
         }
         if (cur.Length > 0) yield return cur.ToString();
     }
 
-    static bool IsPunctuation(char c, System.Globalization.UnicodeCategory cat) =>
-        c is >= '!' and <= '/' or >= ':' and <= '@' or >= '[' and <= '`' or >= '{' and <= '~'
-        || cat is System.Globalization.UnicodeCategory.ConnectorPunctuation or System.Globalization.UnicodeCategory.DashPunctuation
-            or System.Globalization.UnicodeCategory.OpenPunctuation or System.Globalization.UnicodeCategory.ClosePunctuation
-            or System.Globalization.UnicodeCategory.InitialQuotePunctuation or System.Globalization.UnicodeCategory.FinalQuotePunctuation
-            or System.Globalization.UnicodeCategory.OtherPunctuation;
+    // _is_punctuation: every non-alphanumeric ASCII symbol, plus Unicode categories P*.
+    static bool IsPunctuation(int cp, UnicodeCategory cat) =>
+        cp is >= '!' and <= '/' or >= ':' and <= '@' or >= '[' and <= '`' or >= '{' and <= '~'
+        || cat is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation or UnicodeCategory.OpenPunctuation
+            or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation or UnicodeCategory.FinalQuotePunctuation
+            or UnicodeCategory.OtherPunctuation;
 
     // tokenization.py _is_chinese_char: the CJK Unified Ideographs blocks.
     static bool IsCjk(int cp) => cp is >= 0x4E00 and <= 0x9FFF or >= 0x3400 and <= 0x4DBF or >= 0x20000 and <= 0x2A6DF
