@@ -18,7 +18,15 @@ public sealed class Tape : IDisposable
     readonly Tape? _previous;
     readonly List<Action> _backward = [];
     readonly List<Var> _owned = [];
+    Var? _loss;
     bool _disposed;
+
+    /// <summary>
+    /// Free each activation as soon as backward is done with it, so the peak memory of a step is
+    /// the forward's activations, not forward plus all gradients. Default true; turn it off to read
+    /// intermediate values (other than the loss) after <see cref="Backward"/>.
+    /// </summary>
+    public bool ReleaseActivations { get; set; } = true;
 
     Tape()
     {
@@ -55,6 +63,7 @@ public sealed class Tape : IDisposable
             if (requires && backward != null) tape._backward.Add(() =>
             {
                 if (output.Grad != null) backward(output);
+                output.Release(tape.ReleaseActivations && output != tape._loss);
             });
         }
         return output;
@@ -69,6 +78,7 @@ public sealed class Tape : IDisposable
     {
         if (_disposed) throw new ObjectDisposedException(nameof(Tape));
         if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any trainable parameter recorded on this tape");
+        _loss = loss;
         var g = loss.GradBuffer().AsSpan<float>();
         g.Fill(seed);
         var saved = s_current;

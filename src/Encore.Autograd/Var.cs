@@ -60,6 +60,18 @@ public sealed class Var : IDisposable
         return _grad ??= Tensor.Zeros(DType.F32, Value.Shape.ToArray());
     }
 
+    /// <summary>
+    /// Frees what backward no longer needs once this var's own backward step has run: its gradient
+    /// always, its value too when <paramref name="value"/> (a var's value is read only by the
+    /// backward steps of the ops that consumed it, which run before its own).
+    /// </summary>
+    internal void Release(bool value)
+    {
+        _grad?.Dispose();
+        _grad = null;
+        if (value && _ownsValue) Value.Dispose();
+    }
+
     /// <summary>Frees the value (when owned) and the gradient.</summary>
     public void Dispose()
     {

@@ -269,3 +269,33 @@ public class LayerOpTests
         Assert.Equal(new[] { 3 / r, 4 / r }, y.Value.ToFloatArray());
     }
 }
+
+public class ReleaseTests
+{
+    [Fact]
+    public void BackwardFreesEachActivationOnceItsOwnStepHasRun()
+    {
+        using var w = new Parameter("w", Encore.Tensors.Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 2, 2));
+        using var tape = Tape.Record();
+        var x = Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 1, 1 }, 1, 2));
+        var h = Ops.Linear(x, Var.Of(w));
+        var a = Ops.Activation(h, Encore.Tensors.Kernels.ActivationKind.Silu);
+        var loss = Ops.CrossEntropy(a, [1]);
+        tape.Backward(loss);
+        Assert.True(h.Value.Storage.IsReleased);
+        Assert.True(a.Value.Storage.IsReleased);
+        Assert.False(loss.Value.Storage.IsReleased);      // the loss stays readable
+        Assert.NotNull(w.Grad);
+    }
+
+    [Fact]
+    public void ActivationsStayReadableWhenReleaseIsOff()
+    {
+        using var w = new Parameter("w", Encore.Tensors.Tensor.FromArray(new float[] { 1, 2, 3, 4 }, 2, 2));
+        using var tape = Tape.Record();
+        tape.ReleaseActivations = false;
+        var h = Ops.Linear(Var.Constant(Encore.Tensors.Tensor.FromArray(new float[] { 1, 1 }, 1, 2)), Var.Of(w));
+        tape.Backward(Ops.CrossEntropy(h, [0]));
+        Assert.Equal(new float[] { 3, 7 }, h.Value.ToFloatArray());
+    }
+}

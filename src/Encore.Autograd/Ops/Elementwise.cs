@@ -72,11 +72,10 @@ public static partial class Ops
         });
     }
 
-    /// <summary>The same values in a new shape (a copy; the gradient is reshaped back).</summary>
+    /// <summary>The same values in a new shape: a view when the layout allows (no copy), the gradient reshaped back.</summary>
     public static Var Reshape(Var x, params int[] shape)
     {
-        using var view = x.Value.Reshape(shape);
-        var y = view.Clone();
+        var y = x.Value.Reshape(shape);
         return Tape.Output(y, [x], o =>
         {
             if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), o.OutGrad(), x.GradSpan());
