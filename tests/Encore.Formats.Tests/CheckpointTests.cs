@@ -47,3 +47,45 @@ public class CheckpointTests : IDisposable
         Assert.Throws<FileNotFoundException>(() => Checkpoint.Load(Path.Combine(_dir, "nowhere")));
     }
 }
+
+public class OptimizerCheckpointTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("encore-opt-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    static float Step(LanguageModel m, Encore.Autograd.Optim.Optimizer opt, int seed)
+    {
+        var r = new Random(seed);
+        var ids = Enumerable.Range(0, 8).Select(_ => r.Next(2, 64)).ToArray();
+        opt.ZeroGrad();
+        using var tape = Encore.Autograd.Tape.Record();
+        var logits = ((DecoderOnlyModel)m).Forward(ids, 1);
+        var loss = Encore.Autograd.Ops.CrossEntropy(Encore.Autograd.Ops.Reshape(logits, 8, 64), ids);
+        float value = loss.Value.ToFloatArray()[0];
+        tape.Backward(loss);
+        opt.Update();
+        return value;
+    }
+
+    [Fact]
+    public void ResumingFromASavedCheckpointAndOptimizerIsBitIdentical()
+    {
+        using var a = LanguageModel.Create(Presets.Get("tiny-decoder"), seed: 2);
+        using var optA = new Encore.Autograd.Optim.AdamW(a.Parameters.All) { LearningRate = 1e-2 };
+        for (int i = 0; i < 3; i++) Step(a, optA, i);
+        Checkpoint.Save(a, _dir);
+        OptimizerCheckpoint.Save(optA, _dir);
+        var expected = Enumerable.Range(3, 3).Select(i => Step(a, optA, i)).ToArray();
+
+        using var b = Checkpoint.Load(_dir);
+        using var optB = new Encore.Autograd.Optim.AdamW(b.Parameters.All) { LearningRate = 1e-2 };
+        OptimizerCheckpoint.Load(optB, _dir);
+        Assert.Equal(3, optB.Step);
+        var resumed = Enumerable.Range(3, 3).Select(i => Step(b, optB, i)).ToArray();
+        Assert.Equal(expected, resumed);
+
+        using var sgd = new Encore.Autograd.Optim.Sgd(b.Parameters.All);
+        Assert.Contains("not Sgd", Assert.Throws<CheckpointFormatException>(() => OptimizerCheckpoint.Load(sgd, _dir)).Message);
+    }
+}
