@@ -45,10 +45,14 @@ public sealed class Parameter : IDisposable
             if (value && (Value.DType != DType.F32 || Value.Storage.IsReadOnly))
                 throw new InvalidOperationException($"parameter '{Name}' ({Value.Describe()}, {(Value.Storage.IsReadOnly ? "read-only" : "writable")}) cannot be trained; convert it to writable f32 first");
             _trainable = value;
+            TrainingVar = null;
         }
     }
 
     bool _trainable;
+
+    internal Var? InferenceVar;
+    internal Var? TrainingVar;
 
     /// <summary>Number of values.</summary>
     public long Length => Value.Length;

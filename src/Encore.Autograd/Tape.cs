@@ -46,28 +46,15 @@ public sealed class Tape : IDisposable
     internal void Own(Var v) => _owned.Add(v);
 
     /// <summary>
-    /// Makes the output var of an op: owned by the current tape (or by the caller when none), and
-    /// requiring a gradient when any input does and a tape records — then <paramref name="backward"/>
-    /// is recorded. The backward reads the output's gradient through <see cref="Var.Grad"/>.
+    /// Records the backward step of an op whose output <paramref name="output"/> needs a gradient.
+    /// The step reads the output's gradient through <see cref="Var.Grad"/>; afterwards the output's
+    /// gradient (and, with <see cref="ReleaseActivations"/>, its value) is freed.
     /// </summary>
-    public static Var Output(Tensor value, ReadOnlySpan<Var> inputs, Action<Var>? backward)
+    internal void Record(Var output, Action<Var> backward) => _backward.Add(() =>
     {
-        var tape = s_current;
-        bool requires = false;
-        if (tape != null)
-            foreach (var i in inputs) requires |= i.RequiresGrad;
-        var output = new Var(value, requires, parameter: null, ownsValue: true);
-        if (tape != null)
-        {
-            tape._owned.Add(output);
-            if (requires && backward != null) tape._backward.Add(() =>
-            {
-                if (output.Grad != null) backward(output);
-                output.Release(tape.ReleaseActivations && output != tape._loss);
-            });
-        }
-        return output;
-    }
+        if (output.Grad != null) backward(output);
+        output.Release(ReleaseActivations && output != _loss);
+    });
 
     /// <summary>
     /// Back-propagates from <paramref name="loss"/> (a scalar, or any shape with the seed gradient
@@ -131,5 +118,4 @@ internal static class GradExtensions
     /// <summary>The value as a read-only span (must be F32 contiguous).</summary>
     public static ReadOnlySpan<float> Data(this Var v) => v.Value.AsReadOnlySpan<float>();
 
-    public static Tensor NewLike(this Var v, params int[] shape) => Tensor.Empty(DType.F32, shape.Length == 0 ? v.Value.Shape.ToArray() : shape);
 }

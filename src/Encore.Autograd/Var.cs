@@ -12,10 +12,12 @@ namespace Encore.Autograd;
 public sealed class Var : IDisposable
 {
     readonly bool _ownsValue;
+    readonly bool _pooled;
     Tensor? _grad;
 
-    internal Var(Tensor value, bool requiresGrad, Parameter? parameter, bool ownsValue)
+    internal Var(Tensor value, bool requiresGrad, Parameter? parameter, bool ownsValue, bool pooled = false)
     {
+        _pooled = pooled;
         Value = value;
         RequiresGrad = requiresGrad;
         Parameter = parameter;
@@ -48,9 +50,9 @@ public sealed class Var : IDisposable
     /// <summary>The var of a parameter (a leaf); it requires a gradient when the parameter is trainable and a tape records.</summary>
     public static Var Of(Parameter p)
     {
-        var v = new Var(p.Value, requiresGrad: p.Trainable && Tape.Current != null, parameter: p, ownsValue: false);
-        Tape.Current?.Own(v);
-        return v;
+        // One var per parameter and mode, made once: reading a weight allocates nothing.
+        if (Tape.Current == null) return p.InferenceVar ??= new Var(p.Value, requiresGrad: false, parameter: p, ownsValue: false);
+        return p.TrainingVar ??= new Var(p.Value, requiresGrad: p.Trainable, parameter: p, ownsValue: false);
     }
 
     /// <summary>The gradient buffer, allocated zero-filled on first use (a parameter's own buffer for leaves).</summary>
@@ -72,12 +74,19 @@ public sealed class Var : IDisposable
         if (value && _ownsValue) Value.Dispose();
     }
 
-    /// <summary>Frees the value (when owned) and the gradient.</summary>
+    /// <summary>Frees the value (when owned) and the gradient; a workspace's var stays until its workspace is disposed.</summary>
     public void Dispose()
     {
+        if (_pooled) return;
         if (_ownsValue) Value.Dispose();
         _grad?.Dispose();
         _grad = null;
+    }
+
+    internal void DisposePooled()
+    {
+        Value.Dispose();
+        _grad?.Dispose();
     }
 
     /// <inheritdoc />

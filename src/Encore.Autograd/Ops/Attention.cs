@@ -8,6 +8,9 @@ namespace Encore.Autograd;
 /// <summary>Masks of <see cref="Ops.Attention"/> that are not differentiable; all optional.</summary>
 public sealed record AttentionMasks
 {
+    /// <summary>No masks.</summary>
+    public static AttentionMasks None { get; } = new();
+
     /// <summary>(B): valid key count per batch item (right padding). Null: all keys valid.</summary>
     public int[]? KeyLengths { get; init; }
 
@@ -42,39 +45,37 @@ public static partial class Ops
         var shape = new AttentionShape(b, heads, kvHeads, t, s, hd);
         var qs = AttentionStrides.PositionMajor(heads, t, hd);
         var ks = AttentionStrides.PositionMajor(kvHeads, s, hd);
-        var y = Tensor.Empty(DType.F32, b, t, heads * hd);
-        var lse = new float[b * heads * t];
-        masks ??= new AttentionMasks();
-        var m = new AttentionMask
-        {
-            KeyLengths = masks.KeyLengths,
-            KeyMask = masks.KeyMask,
-            AlibiSlopes = masks.AlibiSlopes,
-            Bias = bias is null ? default : bias.Data(),
-        };
-        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, y.AsSpan<float>(), qs, options, m, lse);
-        Var[] inputs = bias is null ? [q, k, v] : [q, k, v, bias];
-        return Tape.Output(y, inputs, o =>
-        {
-            var dq = new float[q.Value.Length];
-            var dk = new float[k.Value.Length];
-            var dv = new float[v.Value.Length];
-            var dBias = bias is { RequiresGrad: true } ? new float[bias.Value.Length] : null;
-            var mb = new AttentionMask
-            {
-                KeyLengths = masks.KeyLengths,
-                KeyMask = masks.KeyMask,
-                AlibiSlopes = masks.AlibiSlopes,
-                Bias = bias is null ? default : bias.Data(),
-            };
-            Tensors.Kernels.Attention.Backward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, o.Data(), qs, o.OutGrad(), qs, lse,
-                dq, qs, dk, ks, dv, ks, options, mb, dBias);
-            if (q.RequiresGrad) TensorPrimitives.Add(q.GradSpan(), dq, q.GradSpan());
-            if (k.RequiresGrad) TensorPrimitives.Add(k.GradSpan(), dk, k.GradSpan());
-            if (v.RequiresGrad) TensorPrimitives.Add(v.GradSpan(), dv, v.GradSpan());
-            if (dBias != null && bias != null) TensorPrimitives.Add(bias.GradSpan(), dBias, bias.GradSpan());
-        });
+        var y = NewOutput(q, Grad(q, k, v, bias));
+        masks ??= AttentionMasks.None;
+        float[]? lse = y.RequiresGrad ? new float[b * heads * t] : null;
+        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
+        if (y.RequiresGrad) RecordAttention(y, q, k, v, bias, shape, options, masks, lse!);
+        return y;
     }
+
+    static AttentionMask Mask(AttentionMasks masks, Var? bias) => new()
+    {
+        KeyLengths = masks.KeyLengths,
+        KeyMask = masks.KeyMask,
+        AlibiSlopes = masks.AlibiSlopes,
+        Bias = bias is null ? default : bias.Data(),
+    };
+
+    static void RecordAttention(Var y, Var q, Var k, Var v, Var? bias, AttentionShape shape, AttentionOptions options, AttentionMasks masks, float[] lse) => Record(y, o =>
+    {
+        var qs = AttentionStrides.PositionMajor(shape.Heads, shape.QueryLength, shape.HeadDim);
+        var ks = AttentionStrides.PositionMajor(shape.KvHeads, shape.KeyLength, shape.HeadDim);
+        var dq = new float[q.Value.Length];
+        var dk = new float[k.Value.Length];
+        var dv = new float[v.Value.Length];
+        var dBias = bias is { RequiresGrad: true } ? new float[bias.Value.Length] : null;
+        Tensors.Kernels.Attention.Backward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, o.Data(), qs, o.OutGrad(), qs, lse,
+            dq, qs, dk, ks, dv, ks, options, Mask(masks, bias), dBias);
+        if (q.RequiresGrad) TensorPrimitives.Add(q.GradSpan(), dq, q.GradSpan());
+        if (k.RequiresGrad) TensorPrimitives.Add(k.GradSpan(), dk, k.GradSpan());
+        if (v.RequiresGrad) TensorPrimitives.Add(v.GradSpan(), dv, v.GradSpan());
+        if (dBias != null && bias != null) TensorPrimitives.Add(bias.GradSpan(), dBias, bias.GradSpan());
+    });
 
     /// <summary>
     /// T5's learned relative position bias: gathers (H, T, S) from a table (numBuckets, H) by
@@ -85,11 +86,36 @@ public static partial class Ops
         if (table.Value.Rank != 2) throw new ArgumentException($"RelativePositionBias: table {table.Value.Describe()} must be (buckets, H)");
         int nb = table.Shape[0], h = table.Shape[1];
         if (buckets.Length != queryLength * keyLength) throw new ArgumentException($"RelativePositionBias: {buckets.Length} buckets for {queryLength}×{keyLength}");
-        var y = Tensor.Empty(DType.F32, h, queryLength, keyLength);
-        PositionBias.GatherBias(table.Data(), nb, h, buckets, queryLength, keyLength, y.AsSpan<float>());
-        return Tape.Output(y, [table], o =>
-        {
-            if (table.RequiresGrad) PositionBias.GatherBiasBackward(o.OutGrad(), h, buckets, queryLength, keyLength, table.GradSpan());
-        });
+        var y = NewOutput([h, queryLength, keyLength], Grad(table));
+        PositionBias.GatherBias(table.Data(), nb, h, buckets, queryLength, keyLength, y.Value.AsSpan<float>());
+        if (y.RequiresGrad) RecordRelativeBias(y, table, buckets, h, queryLength, keyLength);
+        return y;
+    }
+
+    static void RecordRelativeBias(Var y, Var table, int[] buckets, int h, int queryLength, int keyLength) => Record(y, o =>
+        PositionBias.GatherBiasBackward(o.OutGrad(), h, buckets, queryLength, keyLength, table.GradSpan()));
+
+    /// <summary>
+    /// Inference attention of new queries q (B, T, H·hd) against the first <paramref name="length"/>
+    /// positions of key/value caches (B, capacity, Hkv·hd), read in place through strides. No
+    /// gradient (a cache is an inference structure). Causal masking uses
+    /// <see cref="AttentionOptions.QueryOffset"/> = length − T for self-attention over a growing cache.
+    /// </summary>
+    public static Var AttentionCached(Var q, Tensor kCache, Tensor vCache, int length, int heads, int kvHeads,
+        AttentionOptions options = default, AttentionMasks? masks = null, Var? bias = null)
+    {
+        if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("AttentionCached is for inference; record training steps with Attention");
+        int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
+        int capacity = kCache.Shape[1], w = kCache.Shape[2];
+        if (kCache.Shape[0] != b || w != kvHeads * hd || !kCache.IsContiguous || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
+            throw new ArgumentException($"AttentionCached: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous (B={b}, capacity, {kvHeads}·{hd})");
+        if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
+        var shape = new AttentionShape(b, heads, kvHeads, t, length, hd);
+        var qs = AttentionStrides.PositionMajor(heads, t, hd);
+        var ks = new AttentionStrides(checked(capacity * w), hd, w);
+        var y = NewOutput(q, requiresGrad: false);
+        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks,
+            y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMasks.None, bias));
+        return y;
     }
 }

@@ -18,8 +18,8 @@ public static partial class Ops
         if (p is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"dropout probability {p} is outside [0, 1)");
         if (p == 0 || Tape.Current == null) return x;
         var xs = x.Data();
-        var y = x.NewLike();
-        var ys = y.AsSpan<float>();
+        var y = NewOutput(x, Grad(x));
+        var ys = y.Value.AsSpan<float>();
         var keep = new bool[xs.Length];
         float scale = 1 / (1 - p);
         // Compare 24-bit uniforms with the threshold as an integer: exact, and no float rounding at p.
@@ -29,15 +29,17 @@ public static partial class Ops
             keep[i] = (uint)(SplitMix64(seed + (ulong)i * 0x9E3779B97F4A7C15UL) >> 40) >= threshold;
             ys[i] = keep[i] ? xs[i] * scale : 0f;
         }
-        return Tape.Output(y, [x], o =>
+        if (y.RequiresGrad) RecordDropout(y, x, keep, scale);
+        return y;
+    }
+
+    static void RecordDropout(Var y, Var x, bool[] keep, float scale) => Record(y, o =>
         {
-            if (!x.RequiresGrad) return;
             var dy = o.OutGrad();
             var dx = x.GradSpan();
             for (int i = 0; i < dx.Length; i++)
                 if (keep[i]) dx[i] += dy[i] * scale;
         });
-    }
 
     /// <summary>SplitMix64's output function (Steele et al., 2014): a well-mixed 64-bit hash of its input.</summary>
     internal static ulong SplitMix64(ulong z)

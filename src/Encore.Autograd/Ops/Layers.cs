@@ -1,7 +1,5 @@
 using System.Numerics.Tensors;
-using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using Tensor = Encore.Tensors.Tensor;
 
 namespace Encore.Autograd;
 
@@ -19,14 +17,18 @@ public static partial class Ops
         foreach (int s in idShape) n *= s;
         if (idShape.Length == 0) n = ids.Length;
         if (n != ids.Length) throw new ArgumentException($"Embedding: {ids.Length} ids do not fill shape [{string.Join(", ", idShape)}]");
-        int[] shape = [.. (idShape.Length == 0 ? [ids.Length] : idShape), d];
-        var y = Tensor.Empty(DType.F32, shape);
-        Tensors.Kernels.Embedding.Gather(WeightMatrix.From(table.Value), ids, y.AsSpan<float>());
-        return Tape.Output(y, [table], o =>
-        {
-            if (table.RequiresGrad) Tensors.Kernels.Embedding.Backward(ids, o.OutGrad(), table.GradSpan(), v, d);
-        });
+        Span<int> shape = stackalloc int[Math.Max(1, idShape.Length) + 1];
+        if (idShape.Length == 0) shape[0] = ids.Length;
+        else idShape.CopyTo(shape);
+        shape[^1] = d;
+        var y = NewOutput(shape, Grad(table));
+        Tensors.Kernels.Embedding.Gather(WeightMatrix.From(table.Value), ids, y.Value.AsSpan<float>());
+        if (y.RequiresGrad) RecordEmbedding(y, table, ids, v, d);
+        return y;
     }
+
+    static void RecordEmbedding(Var y, Var table, int[] ids, int v, int d) => Record(y, o =>
+        Tensors.Kernels.Embedding.Backward(ids, o.OutGrad(), table.GradSpan(), v, d));
 
     /// <summary>
     /// RMSNorm over the last dimension, y = x/√(mean(x²) + ε)·w (Zhang &amp; Sennrich 2019; T5's
@@ -37,57 +39,61 @@ public static partial class Ops
         int d = x.Shape[^1];
         int rows = (int)(x.Value.Length / Math.Max(1, d));
         if (weight != null && weight.Value.Length != d) throw new ArgumentException($"RmsNorm: weight {weight.Value.Describe()} does not match width {d}");
-        var y = x.NewLike();
-        var rstd = new float[rows];
-        Tensors.Kernels.RmsNorm.Forward(x.Data(), weight is null ? default : weight.Data(), y.AsSpan<float>(), rows, d, eps, rstd);
-        return Tape.Output(y, weight is null ? [x] : [x, weight], o =>
-        {
-            var dx = new float[x.Value.Length];
-            Tensors.Kernels.RmsNorm.Backward(x.Data(), weight is null ? default : weight.Data(), rstd, o.OutGrad(), dx,
-                weight is { RequiresGrad: true } ? weight.GradSpan() : default, rows, d);
-            if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
-        });
+        var y = NewOutput(x, Tape.Current != null && (x.RequiresGrad || weight is { RequiresGrad: true }));
+        var rstd = Scratch(rows);
+        Tensors.Kernels.RmsNorm.Forward(x.Data(), weight is null ? default : weight.Data(), y.Value.AsSpan<float>(), rows, d, eps, rstd);
+        if (y.RequiresGrad) RecordRmsNorm(y, x, weight, rstd, rows, d);
+        return y;
     }
+
+    static void RecordRmsNorm(Var y, Var x, Var? weight, float[] rstd, int rows, int d) => Record(y, o =>
+    {
+        var dx = new float[x.Value.Length];
+        Tensors.Kernels.RmsNorm.Backward(x.Data(), weight is null ? default : weight.Data(), rstd, o.OutGrad(), dx,
+            weight is { RequiresGrad: true } ? weight.GradSpan() : default, rows, d);
+        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+    });
 
     /// <summary>LayerNorm over the last dimension, (x − mean)/√(var + ε)·γ + β, biased variance (PyTorch). γ, β may be null.</summary>
     public static Var LayerNorm(Var x, Var? gamma, Var? beta, float eps)
     {
         int d = x.Shape[^1];
         int rows = (int)(x.Value.Length / Math.Max(1, d));
-        var y = x.NewLike();
-        var mean = new float[rows];
-        var rstd = new float[rows];
+        var y = NewOutput(x, Tape.Current != null && (x.RequiresGrad || gamma is { RequiresGrad: true } || beta is { RequiresGrad: true }));
+        var mean = Scratch(rows);
+        var rstd = Scratch(rows);
         Tensors.Kernels.LayerNorm.Forward(x.Data(), gamma is null ? default : gamma.Data(), beta is null ? default : beta.Data(),
-            y.AsSpan<float>(), rows, d, eps, mean, rstd);
-        var inputs = new List<Var> { x };
-        if (gamma != null) inputs.Add(gamma);
-        if (beta != null) inputs.Add(beta);
-        return Tape.Output(y, inputs.ToArray(), o =>
-        {
-            var dx = new float[x.Value.Length];
-            Tensors.Kernels.LayerNorm.Backward(x.Data(), gamma is null ? default : gamma.Data(), mean, rstd, o.OutGrad(), dx,
-                gamma is { RequiresGrad: true } ? gamma.GradSpan() : default,
-                beta is { RequiresGrad: true } ? beta.GradSpan() : default, rows, d);
-            if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
-        });
+            y.Value.AsSpan<float>(), rows, d, eps, mean, rstd);
+        if (y.RequiresGrad) RecordLayerNorm(y, x, gamma, beta, mean, rstd, rows, d);
+        return y;
     }
+
+    static void RecordLayerNorm(Var y, Var x, Var? gamma, Var? beta, float[] mean, float[] rstd, int rows, int d) => Record(y, o =>
+    {
+        var dx = new float[x.Value.Length];
+        Tensors.Kernels.LayerNorm.Backward(x.Data(), gamma is null ? default : gamma.Data(), mean, rstd, o.OutGrad(), dx,
+            gamma is { RequiresGrad: true } ? gamma.GradSpan() : default,
+            beta is { RequiresGrad: true } ? beta.GradSpan() : default, rows, d);
+        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+    });
 
     /// <summary>Softmax over the last dimension (with the kernel's scale, causal and padding options). Backward: dx = y ⊙ (dy − Σ dy ⊙ y)·scale.</summary>
     public static Var Softmax(Var x, SoftmaxOptions options = default)
     {
         int d = x.Shape[^1];
         int rows = (int)(x.Value.Length / Math.Max(1, d));
-        var y = x.NewLike();
-        Tensors.Kernels.Softmax.Forward(x.Data(), y.AsSpan<float>(), rows, d, options);
-        float scale = options == default ? 1f : options.Scale;
-        return Tape.Output(y, [x], o =>
-        {
-            if (!x.RequiresGrad) return;
-            var dx = new float[x.Value.Length];
-            Tensors.Kernels.Softmax.Backward(o.Data(), o.OutGrad(), dx, rows, d, scale);
-            TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
-        });
+        var y = NewOutput(x, Grad(x));
+        Tensors.Kernels.Softmax.Forward(x.Data(), y.Value.AsSpan<float>(), rows, d, options);
+        if (y.RequiresGrad) RecordSoftmax(y, x, rows, d, options == default ? 1f : options.Scale);
+        return y;
     }
+
+    static void RecordSoftmax(Var y, Var x, int rows, int d, float scale) => Record(y, o =>
+    {
+        var dx = new float[x.Value.Length];
+        Tensors.Kernels.Softmax.Backward(o.Data(), o.OutGrad(), dx, rows, d, scale);
+        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+    });
 
     /// <summary>
     /// Rotary position embedding of x (rows, heads·hd) — rows are (B·T) positions given by
@@ -99,31 +105,36 @@ public static partial class Ops
         int width = x.Shape[^1];
         int rows = (int)(x.Value.Length / Math.Max(1, width));
         if (positions.Length != rows) throw new ArgumentException($"Rope: {positions.Length} positions for {rows} rows of {x.Value.Describe()}");
-        var y = x.Value.Clone();
-        Tensors.Kernels.Rope.Apply(cache, y.AsSpan<float>(), rows, heads, positions);
-        var pos = positions.ToArray();
-        return Tape.Output(y, [x], o =>
-        {
-            if (!x.RequiresGrad) return;
-            var dx = o.OutGrad().ToArray();
-            Tensors.Kernels.Rope.ApplyInverse(cache, dx, rows, heads, pos);
-            TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
-        });
+        var y = NewOutput(x, Grad(x));
+        var ys = y.Value.AsSpan<float>();
+        x.Data().CopyTo(ys);
+        Tensors.Kernels.Rope.Apply(cache, ys, rows, heads, positions);
+        if (y.RequiresGrad) RecordRope(y, x, cache, heads, rows, positions.ToArray());
+        return y;
     }
+
+    static void RecordRope(Var y, Var x, RopeCache cache, int heads, int rows, float[] positions) => Record(y, o =>
+    {
+        var dx = o.OutGrad().ToArray();
+        Tensors.Kernels.Rope.ApplyInverse(cache, dx, rows, heads, positions);
+        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+    });
 
     /// <summary>An activation (ReLU, GELU tanh/erf, SiLU) applied element-wise. Backward: f'(x)·dy.</summary>
     public static Var Activation(Var x, ActivationKind kind)
     {
-        var y = x.NewLike();
-        Activations.Forward(kind, x.Data(), y.AsSpan<float>());
-        return Tape.Output(y, [x], o =>
-        {
-            if (!x.RequiresGrad) return;
-            var dx = new float[x.Value.Length];
-            Activations.Backward(kind, x.Data(), o.OutGrad(), dx);
-            TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
-        });
+        var y = NewOutput(x, Grad(x));
+        Activations.Forward(kind, x.Data(), y.Value.AsSpan<float>());
+        if (y.RequiresGrad) RecordActivation(y, x, kind);
+        return y;
     }
+
+    static void RecordActivation(Var y, Var x, ActivationKind kind) => Record(y, o =>
+    {
+        var dx = new float[x.Value.Length];
+        Activations.Backward(kind, x.Data(), o.OutGrad(), dx);
+        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+    });
 
     /// <summary>
     /// Gated activation f(a)·b — GeGLU with a GELU kind, SwiGLU with SiLU (Shazeer, arXiv 2002.05202) —
@@ -132,17 +143,20 @@ public static partial class Ops
     public static Var Gated(Var a, Var b, ActivationKind kind)
     {
         SameShape(a, b, "Gated");
-        var y = a.NewLike();
-        GatedActivations.Forward(kind, a.Data(), b.Data(), y.AsSpan<float>());
-        return Tape.Output(y, [a, b], o =>
-        {
-            var da = new float[a.Value.Length];
-            var db = new float[b.Value.Length];
-            GatedActivations.Backward(kind, a.Data(), b.Data(), o.OutGrad(), da, db);
-            if (a.RequiresGrad) TensorPrimitives.Add(a.GradSpan(), da, a.GradSpan());
-            if (b.RequiresGrad) TensorPrimitives.Add(b.GradSpan(), db, b.GradSpan());
-        });
+        var y = NewOutput(a, Grad(a, b));
+        GatedActivations.Forward(kind, a.Data(), b.Data(), y.Value.AsSpan<float>());
+        if (y.RequiresGrad) RecordGated(y, a, b, kind);
+        return y;
     }
+
+    static void RecordGated(Var y, Var a, Var b, ActivationKind kind) => Record(y, o =>
+    {
+        var da = new float[a.Value.Length];
+        var db = new float[b.Value.Length];
+        GatedActivations.Backward(kind, a.Data(), b.Data(), o.OutGrad(), da, db);
+        if (a.RequiresGrad) TensorPrimitives.Add(a.GradSpan(), da, a.GradSpan());
+        if (b.RequiresGrad) TensorPrimitives.Add(b.GradSpan(), db, b.GradSpan());
+    });
 
     /// <summary>
     /// A trainable ALiBi bias (H, T, S): slope[h]·(s − (t + offset)). Backward:
@@ -153,26 +167,28 @@ public static partial class Ops
     {
         if (slopes.Value.Rank != 1) throw new ArgumentException($"AlibiBias: slopes {slopes.Value.Describe()} must be (H)");
         int h = slopes.Shape[0];
-        var y = Tensor.Empty(DType.F32, h, queryLength, keyLength);
-        var ys = y.AsSpan<float>();
+        var y = NewOutput([h, queryLength, keyLength], Grad(slopes));
+        var ys = y.Value.AsSpan<float>();
         var sl = slopes.Data();
         for (int i = 0; i < h; i++)
             for (int t = 0; t < queryLength; t++)
                 for (int s = 0; s < keyLength; s++)
                     ys[(i * queryLength + t) * keyLength + s] = sl[i] * (s - t - queryOffset);
-        return Tape.Output(y, [slopes], o =>
-        {
-            if (!slopes.RequiresGrad) return;
-            var dy = o.OutGrad();
-            var ds = slopes.GradSpan();
-            for (int i = 0; i < h; i++)
-            {
-                double acc = 0;
-                for (int t = 0; t < queryLength; t++)
-                    for (int s = 0; s < keyLength; s++)
-                        acc += dy[(i * queryLength + t) * keyLength + s] * (double)(s - t - queryOffset);
-                ds[i] += (float)acc;
-            }
-        });
+        if (y.RequiresGrad) RecordAlibi(y, slopes, h, queryLength, keyLength, queryOffset);
+        return y;
     }
+
+    static void RecordAlibi(Var y, Var slopes, int h, int queryLength, int keyLength, int queryOffset) => Record(y, o =>
+    {
+        var dy = o.OutGrad();
+        var ds = slopes.GradSpan();
+        for (int i = 0; i < h; i++)
+        {
+            double acc = 0;
+            for (int t = 0; t < queryLength; t++)
+                for (int s = 0; s < keyLength; s++)
+                    acc += dy[(i * queryLength + t) * keyLength + s] * (double)(s - t - queryOffset);
+            ds[i] += (float)acc;
+        }
+    });
 }

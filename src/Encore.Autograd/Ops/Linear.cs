@@ -1,6 +1,4 @@
-using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using Tensor = Encore.Tensors.Tensor;
 
 namespace Encore.Autograd;
 
@@ -18,36 +16,26 @@ public static partial class Ops
         if (x.Shape[^1] != k) throw new ArgumentException($"Linear: input {x.Value.Describe()} does not end in the weight's {k} input features ({w.Value.Describe()})");
         if (b != null && (b.Value.Rank != 1 || b.Shape[0] != n)) throw new ArgumentException($"Linear: bias {b.Value.Describe()} does not match {n} outputs");
         int m = (int)(x.Value.Length / k);
-        var outShape = x.Shape.ToArray();
-        outShape[^1] = n;
-        var y = Tensor.Empty(DType.F32, outShape);
+        var y = NewOutputLast(x, n, Grad(x, w, b));
         // (M, K)·(N, K)ᵀ → (M, N)
-        Gemm.Linear(x.Data(), m, WeightMatrix.From(w.Value), y.AsSpan<float>(), b is null ? default : b.Data());
-        return Tape.Output(y, b is null ? [x, w] : [x, w, b], o =>
-        {
-            var dy = o.OutGrad();                       // (M, N)
-            if (x.RequiresGrad)
-            {
-                // dx += dy (M, N) · W (N, K)
-                Gemm.Multiply(Transpose.No, Transpose.No, m, k, n, 1f, dy, n, w.Data(), k, 1f, x.GradSpan(), k);
-            }
-            if (w.RequiresGrad)
-            {
-                // dW += dyᵀ (N, M) · x (M, K)
-                Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dy, n, x.Data(), k, 1f, w.GradSpan(), k);
-            }
-            if (b != null && b.RequiresGrad)
-            {
-                var db = b.GradSpan();
-                for (int i = 0; i < m; i++)
-                    System.Numerics.Tensors.TensorPrimitives.Add(db, dy.Slice(i * n, n), db);
-            }
-        });
+        Gemm.Linear(x.Data(), m, WeightMatrix.From(w.Value), y.Value.AsSpan<float>(), b is null ? default : b.Data());
+        if (y.RequiresGrad) RecordLinear(y, x, w, b, m, k, n);
+        return y;
     }
 
+    static void RecordLinear(Var y, Var x, Var w, Var? b, int m, int k, int n) => Record(y, o =>
+    {
+        var dy = o.OutGrad();                       // (M, N)
+        // dx += dy (M, N) · W (N, K)
+        if (x.RequiresGrad) Gemm.Multiply(Transpose.No, Transpose.No, m, k, n, 1f, dy, n, w.Data(), k, 1f, x.GradSpan(), k);
+        // dW += dyᵀ (N, M) · x (M, K)
+        if (w.RequiresGrad) Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dy, n, x.Data(), k, 1f, w.GradSpan(), k);
+        if (b is { RequiresGrad: true }) Elementwise.SumRows(dy, m, n, b.GradSpan());
+    });
+
     /// <summary>
-    /// Batched matrix product C = A·B (or with either transposed) over the leading dimensions:
-    /// A (…, M, K), B (…, K, N) → (…, M, N); both must have the same leading dimensions.
+    /// Batched matrix product C = A·B (or A·Bᵀ) over the leading dimensions: A (…, M, K),
+    /// B (…, K, N) → (…, M, N); both must have the same leading dimensions.
     /// Backward: dA = dC·Bᵀ, dB = Aᵀ·dC.
     /// </summary>
     public static Var MatMul(Var a, Var b, bool transposeB = false)
@@ -58,37 +46,39 @@ public static partial class Ops
         if (k != kb || a.Value.Rank != b.Value.Rank || !a.Shape[..^2].SequenceEqual(b.Shape[..^2]))
             throw new ArgumentException($"MatMul: {a.Value.Describe()} and {b.Value.Describe()}{(transposeB ? "ᵀ" : "")} do not multiply");
         int batch = (int)(a.Value.Length / ((long)m * k));
-        var shape = a.Shape.ToArray();
-        shape[^1] = n;
-        var c = Tensor.Empty(DType.F32, shape);
+        var c = NewOutputLast(a, n, Grad(a, b));
         var tb = transposeB ? Transpose.Yes : Transpose.No;
         int ldb = transposeB ? k : n;
         var ad = a.Data();
         var bd = b.Data();
-        var cd = c.AsSpan<float>();
+        var cd = c.Value.AsSpan<float>();
         for (int i = 0; i < batch; i++)
             Gemm.Multiply(Transpose.No, tb, m, n, k, 1f, ad.Slice(i * m * k, m * k), k, bd.Slice(i * k * n, k * n), ldb, 0f, cd.Slice(i * m * n, m * n), n);
-        return Tape.Output(c, [a, b], o =>
-        {
-            var dc = o.OutGrad();
-            for (int i = 0; i < batch; i++)
-            {
-                var dci = dc.Slice(i * m * n, m * n);
-                if (a.RequiresGrad)
-                {
-                    // dA (M, K) += dC (M, N) · op(B)ᵀ
-                    Gemm.Multiply(Transpose.No, transposeB ? Transpose.No : Transpose.Yes, m, k, n, 1f, dci, n,
-                        b.Data().Slice(i * k * n, k * n), ldb, 1f, a.GradSpan().Slice(i * m * k, m * k), k);
-                }
-                if (b.RequiresGrad)
-                {
-                    var db = b.GradSpan().Slice(i * k * n, k * n);
-                    if (transposeB)   // dB (N, K) += dCᵀ (N, M) · A (M, K)
-                        Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dci, n, a.Data().Slice(i * m * k, m * k), k, 1f, db, k);
-                    else              // dB (K, N) += Aᵀ (K, M) · dC (M, N)
-                        Gemm.Multiply(Transpose.Yes, Transpose.No, k, n, m, 1f, a.Data().Slice(i * m * k, m * k), k, dci, n, 1f, db, n);
-                }
-            }
-        });
+        if (c.RequiresGrad) RecordMatMul(c, a, b, transposeB, batch, m, k, n);
+        return c;
     }
+
+    static void RecordMatMul(Var c, Var a, Var b, bool transposeB, int batch, int m, int k, int n) => Record(c, o =>
+    {
+        var dc = o.OutGrad();
+        int ldb = transposeB ? k : n;
+        for (int i = 0; i < batch; i++)
+        {
+            var dci = dc.Slice(i * m * n, m * n);
+            if (a.RequiresGrad)
+            {
+                // dA (M, K) += dC (M, N) · op(B)ᵀ
+                Gemm.Multiply(Transpose.No, transposeB ? Transpose.No : Transpose.Yes, m, k, n, 1f, dci, n,
+                    b.Data().Slice(i * k * n, k * n), ldb, 1f, a.GradSpan().Slice(i * m * k, m * k), k);
+            }
+            if (b.RequiresGrad)
+            {
+                var db = b.GradSpan().Slice(i * k * n, k * n);
+                if (transposeB)   // dB (N, K) += dCᵀ (N, M) · A (M, K)
+                    Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dci, n, a.Data().Slice(i * m * k, m * k), k, 1f, db, k);
+                else              // dB (K, N) += Aᵀ (K, M) · dC (M, N)
+                    Gemm.Multiply(Transpose.Yes, Transpose.No, k, n, m, 1f, a.Data().Slice(i * m * k, m * k), k, dci, n, 1f, db, n);
+            }
+        }
+    });
 }

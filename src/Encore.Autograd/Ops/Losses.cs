@@ -54,16 +54,20 @@ public static partial class Ops
             total += nll;
             count++;
         }
-        var y = Tensor.FromArray(new[] { count == 0 ? 0f : (float)(total / count) }, 1);
-        return Tape.Output(y, [logits], o =>
+        var y = NewOutput([1], Grad(logits));
+        y.Value.AsSpan<float>()[0] = count == 0 ? 0f : (float)(total / count);
+        if (y.RequiresGrad && count > 0) RecordCrossEntropy(y, logits, t, lse, n, v, eps, options.IgnoreIndex, count);
+        return y;
+    }
+
+    static void RecordCrossEntropy(Var y, Var logits, int[] t, float[] lse, int n, int v, float eps, int ignoreIndex, int count) => Record(y, o =>
         {
-            if (!logits.RequiresGrad || count == 0) return;
             float g = o.OutGrad()[0] / count;
             var dx = logits.GradSpan();
             var xs = logits.Data();
             for (int i = 0; i < n; i++)
             {
-                if (t[i] == options.IgnoreIndex) continue;
+                if (t[i] == ignoreIndex) continue;
                 for (int j = 0; j < v; j++)
                 {
                     float p = MathF.Exp(xs[i * v + j] - lse[i]);
@@ -72,7 +76,6 @@ public static partial class Ops
                 }
             }
         });
-    }
 
     /// <summary>
     /// Distillation loss τ²·KL(p_T ‖ p_S) with p = softmax(logits/τ) (Hinton et al., arXiv 1503.02531),
@@ -116,10 +119,14 @@ public static partial class Ops
             count++;
         }
         float tau2 = temperature * temperature;
-        var y = Tensor.FromArray(new[] { count == 0 ? 0f : (float)(tau2 * total / count) }, 1);
-        return Tape.Output(y, [student], o =>
+        var y = NewOutput([1], Grad(student));
+        y.Value.AsSpan<float>()[0] = count == 0 ? 0f : (float)(tau2 * total / count);
+        if (y.RequiresGrad && count > 0) RecordKl(y, student, mask, ps, pt, n, v, temperature, count);
+        return y;
+    }
+
+    static void RecordKl(Var y, Var student, bool[]? mask, float[] ps, float[] pt, int n, int v, float temperature, int count) => Record(y, o =>
         {
-            if (!student.RequiresGrad || count == 0) return;
             float g = o.OutGrad()[0] * temperature / count;
             var dx = student.GradSpan();
             for (int i = 0; i < n; i++)
@@ -128,7 +135,6 @@ public static partial class Ops
                 for (int j = 0; j < v; j++) dx[i * v + j] += g * (ps[i * v + j] - pt[i * v + j]);
             }
         });
-    }
 
     static float LogSumExp(ReadOnlySpan<float> row)
     {

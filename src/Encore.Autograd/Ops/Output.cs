@@ -1,0 +1,56 @@
+using Encore.Tensors;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Autograd;
+
+public static partial class Ops
+{
+    // How an op makes its output. Under a tape: a new var owned by the tape, needing a gradient
+    // when an input does. With no tape but a workspace: the workspace's next slot (no allocation).
+    // Otherwise: a new var owned by the caller. Ops record their backward step from a separate
+    // method, so the forward path never allocates a closure.
+
+    internal static Var NewOutput(ReadOnlySpan<int> shape, bool requiresGrad)
+    {
+        var tape = Tape.Current;
+        if (tape == null && Workspace.Current is { } ws) return ws.Rent(shape);
+        var v = new Var(Tensor.Empty(DType.F32, shape.ToArray()), requiresGrad && tape != null, parameter: null, ownsValue: true);
+        tape?.Own(v);
+        return v;
+    }
+
+    /// <summary>An output shaped like <paramref name="like"/>.</summary>
+    internal static Var NewOutput(Var like, bool requiresGrad) => NewOutput(like.Value.Shape, requiresGrad);
+
+    /// <summary>An output shaped like <paramref name="like"/> with its last dimension replaced.</summary>
+    internal static Var NewOutputLast(Var like, int last, bool requiresGrad)
+    {
+        Span<int> shape = stackalloc int[like.Value.Rank];
+        like.Value.Shape.CopyTo(shape);
+        shape[^1] = last;
+        return NewOutput(shape, requiresGrad);
+    }
+
+    /// <summary>Wraps an already computed tensor (a view) as an op output.</summary>
+    internal static Var WrapOutput(Tensor value, bool requiresGrad)
+    {
+        var tape = Tape.Current;
+        var v = new Var(value, requiresGrad && tape != null, parameter: null, ownsValue: true);
+        tape?.Own(v);
+        return v;
+    }
+
+    static bool Grad(Var a) => Tape.Current != null && a.RequiresGrad;
+    static bool Grad(Var a, Var b) => Tape.Current != null && (a.RequiresGrad || b.RequiresGrad);
+    static bool Grad(Var a, Var b, Var? c) => Tape.Current != null && (a.RequiresGrad || b.RequiresGrad || c is { RequiresGrad: true });
+    static bool Grad(Var a, Var b, Var c, Var? d) => Tape.Current != null && (a.RequiresGrad || b.RequiresGrad || c.RequiresGrad || d is { RequiresGrad: true });
+
+    /// <summary>Scratch floats: a workspace slot when one is in use without a tape, else a new array (kept by backward).</summary>
+    static float[] Scratch(int length) =>
+        Tape.Current == null && Workspace.Current is { } ws ? ws.Floats(length) : new float[length];
+
+    static int[] ScratchInts(int length) =>
+        Tape.Current == null && Workspace.Current is { } ws ? ws.Ints(length) : new int[length];
+
+    static void Record(Var output, Action<Var> backward) => Tape.Current!.Record(output, backward);
+}
