@@ -78,6 +78,12 @@ public sealed class Workspace : IDisposable
 
     internal int[] Ints(int length) => Take(_ints, ref _nextInt, length);
 
+    /// <summary>A float array of <paramref name="length"/>: the current workspace's next slot when one is in use and no tape records, else a new array.</summary>
+    public static float[] RentFloats(int length) => Tape.Current == null && s_current is { } ws ? ws.Floats(length) : new float[length];
+
+    /// <summary>An int array of <paramref name="length"/>: the current workspace's next slot when one is in use and no tape records, else a new array.</summary>
+    public static int[] RentInts(int length) => Tape.Current == null && s_current is { } ws ? ws.Ints(length) : new int[length];
+
     static T[] Take<T>(List<T[]> slots, ref int next, int length)
     {
         if (next < slots.Count)

@@ -139,15 +139,15 @@ public sealed class LayerCache : IDisposable
 /// <summary>What every attention layer of one stack sees in one forward pass.</summary>
 internal sealed class StackContext
 {
-    public required int Batch;
-    public required int Length;                // T, new positions this pass
-    public required int Offset;                // positions already in the self-attention cache
+    public int Batch;
+    public int Length;                         // T, new positions this pass
+    public int Offset;                         // positions already in the self-attention cache
     public RopeCache? Rope;
     public float[]? RopePositions;             // (B·T)
     public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
-    public AttentionMasks SelfMasks = new();
+    public AttentionMasks SelfMasks = AttentionMasks.None;
     public AttentionOptions SelfOptions;
-    public AttentionMasks CrossMasks = new();
+    public AttentionMasks CrossMasks = AttentionMasks.None;
     public AttentionOptions CrossOptions;
     public Var? Memory;                        // (B, S, D) encoder output, for cross-attention
     public ulong DropoutSeed;
@@ -251,15 +251,19 @@ public sealed class Block
 
     internal Var Forward(Var x, StackContext ctx, LayerCache? selfCache, LayerCache? crossCache)
     {
-        x = Residual(x, _selfNorm, h => _self.Forward(h, ctx, selfCache), ctx, 0);
-        if (_cross != null) x = Residual(x, _crossNorm!, h => _cross.Forward(h, ctx, crossCache), ctx, 1);
-        return Residual(x, _mlpNorm, _mlp.Forward, ctx, 2);
-    }
-
-    Var Residual(Var x, NormLayer norm, Func<Var, Var> f, StackContext ctx, int site)
-    {
-        var seed = ctx.DropoutSeed + (ulong)(_index * 4 + site) * 0x632BE59BD9B4E019UL;
-        if (_postNorm) return norm.Forward(Ops.Add(x, Ops.Dropout(f(x), _dropout, seed)));
-        return Ops.Add(x, Ops.Dropout(f(norm.Forward(x)), _dropout, seed));
+        // Written out rather than through a helper taking a lambda: a capturing lambda would
+        // allocate on every call of an inference step.
+        ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
+        if (_postNorm) x = _selfNorm.Forward(Ops.Add(x, Ops.Dropout(_self.Forward(x, ctx, selfCache), _dropout, seed)));
+        else x = Ops.Add(x, Ops.Dropout(_self.Forward(_selfNorm.Forward(x), ctx, selfCache), _dropout, seed));
+        if (_cross != null)
+        {
+            seed += 0x632BE59BD9B4E019UL;
+            if (_postNorm) x = _crossNorm!.Forward(Ops.Add(x, Ops.Dropout(_cross.Forward(x, ctx, crossCache), _dropout, seed)));
+            else x = Ops.Add(x, Ops.Dropout(_cross.Forward(_crossNorm!.Forward(x), ctx, crossCache), _dropout, seed));
+        }
+        seed += 0x632BE59BD9B4E019UL;
+        if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(_mlp.Forward(x), _dropout, seed)));
+        return Ops.Add(x, Ops.Dropout(_mlp.Forward(_mlpNorm.Forward(x)), _dropout, seed));
     }
 }

@@ -23,6 +23,9 @@ public sealed class DecoderCache : IDisposable
     /// <summary>Positions decoded so far.</summary>
     public int Length => Self.Length == 0 ? 0 : Self[0].Length;
 
+    /// <summary>The per-pass context the decoder stack reuses across this session's steps.</summary>
+    internal StackContext Context { get; } = new();
+
     /// <summary>Bytes held by the self-attention caches.</summary>
     public long SelfBytes => Self.Sum(c => c.Bytes);
 
@@ -93,32 +96,44 @@ public sealed class TransformerStack
         int b = x.Shape[0], t = x.Shape[1];
         int offset = cache?.Length ?? 0;
         int keys = offset + t;
-        var ctx = new StackContext { Batch = b, Length = t, Offset = offset, Memory = memory, DropoutSeed = dropoutSeed };
+        // A decoding session reuses one context (and the workspace reuses the arrays), so a step allocates nothing.
+        var ctx = cache?.Context ?? new StackContext();
+        ctx.Batch = b;
+        ctx.Length = t;
+        ctx.Offset = offset;
+        ctx.Memory = memory;
+        ctx.DropoutSeed = dropoutSeed;
+        ctx.Rope = null;
+        ctx.RopePositions = null;
+        ctx.SelfBias = null;
         float? scale = _c.AttentionScale;
         ctx.SelfOptions = new AttentionOptions { Scale = scale, Causal = Causal, QueryOffset = offset };
         ctx.CrossOptions = new AttentionOptions { Scale = scale };
         // Right padding hides keys past each length; a causal decoder step over a cache sees all it holds.
-        ctx.SelfMasks = new AttentionMasks { KeyLengths = cache == null ? lengths : null };
-        ctx.CrossMasks = new AttentionMasks { KeyLengths = memoryLengths };
+        var selfLengths = cache == null ? lengths : null;
+        var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
+        if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
+            ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
+        if (ctx.CrossMasks.KeyLengths != memoryLengths)
+            ctx.CrossMasks = new AttentionMasks { KeyLengths = memoryLengths };
 
         switch (_pos.Kind)
         {
             case PositionKind.Rope:
                 ctx.Rope = _rope;
-                ctx.RopePositions = new float[b * t];
-                var row = new float[t];
-                if (_pos.RopeCentered) Rope.CenteredPositions(t, row);
-                else for (int i = 0; i < t; i++) row[i] = offset + i;
-                for (int i = 0; i < b; i++) row.CopyTo(ctx.RopePositions, i * t);
+                var positions = Workspace.RentFloats(b * t);                                          // (B·T)
+                if (_pos.RopeCentered) Rope.CenteredPositions(t, positions.AsSpan(0, t));
+                else for (int i = 0; i < t; i++) positions[i] = offset + i;
+                for (int i = 1; i < b; i++) positions.AsSpan(0, t).CopyTo(positions.AsSpan(i * t, t));
+                ctx.RopePositions = positions;
                 break;
             case PositionKind.T5Relative:
-                var buckets = new int[t * keys];
+                var buckets = Workspace.RentInts(t * keys);                                           // (T, keys)
                 PositionBias.T5Buckets(buckets, t, keys, bidirectional: !Causal, _pos.RelativeBuckets, _pos.RelativeMaxDistance, offset);
                 ctx.SelfBias = Ops.RelativePositionBias(Var.Of(_ps[_relTable!]), buckets, t, keys);   // (H, T, keys)
                 break;
             case PositionKind.Alibi:
-                if (Causal) ctx.SelfMasks = ctx.SelfMasks with { AlibiSlopes = _alibi };
-                else ctx.SelfBias = SymmetricAlibi(t);                                                  // (H, T, T)
+                if (!Causal) ctx.SelfBias = SymmetricAlibi(t);                                        // (H, T, T)
                 break;
         }
 
@@ -136,7 +151,7 @@ public sealed class TransformerStack
         {
             case PositionKind.Learned:
                 if (offset + t > _c.MaxPositions) throw new ArgumentException($"sequence of {offset + t} positions exceeds max_positions {_c.MaxPositions}");
-                var ids = new int[b * t];
+                var ids = Workspace.RentInts(b * t);
                 for (int i = 0; i < ids.Length; i++) ids[i] = offset + i % t;
                 return Ops.Add(x, Ops.Embedding(Var.Of(_ps[_learned!]), ids, b, t));
             case PositionKind.Sinusoidal:

@@ -161,3 +161,56 @@ public class ModelConfigJsonTests
         Assert.StartsWith("config.json", e.Message);
     }
 }
+
+public class AllocationTests
+{
+    [Theory]
+    [InlineData("tiny-encdec")]
+    [InlineData("tiny-decoder")]
+    public void SteadyStateDecodeStepsAllocateNothing(string preset)
+    {
+        var cfg = Presets.Get(preset);
+        using var model = LanguageModel.Create(cfg, seed: 1);
+        int b = 2, s = 6, steps = 64, warmup = 4;
+        var src = Enumerable.Range(0, b * s).Select(i => 2 + i % 50).ToArray();
+        int[] lengths = [6, 4];
+        var ids = new int[b];
+        using var ws = new Workspace();
+        Var? memory = null;
+        DecoderCache cache;
+        if (model is EncoderDecoderModel ed)
+        {
+            memory = ed.Encode(src, b, lengths);
+            cache = ed.CreateCache(b, steps + warmup + 1, s);
+        }
+        else
+        {
+            cache = ((DecoderOnlyModel)model).CreateCache(b, steps + warmup + 1);
+        }
+        void Step()
+        {
+            using (ws.Use())
+            {
+                var logits = model is EncoderDecoderModel e
+                    ? e.Decode(memory!, lengths, ids, b, cache)
+                    : ((DecoderOnlyModel)model).Forward(ids, b, cache: cache);
+                var l = logits.Value.AsReadOnlySpan<float>();
+                for (int i = 0; i < b; i++)
+                {
+                    // Greedy: feed back the argmax.
+                    int best = 0;
+                    for (int j = 1; j < cfg.VocabSize; j++) if (l[i * cfg.VocabSize + j] > l[i * cfg.VocabSize + best]) best = j;
+                    ids[i] = best;
+                }
+            }
+        }
+        for (int i = 0; i < warmup; i++) Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < steps; i++) Step();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{steps} decode steps allocated {allocated} bytes");
+        Assert.Equal(steps + warmup, cache.Length);
+        cache.Dispose();
+        memory?.Dispose();
+    }
+}

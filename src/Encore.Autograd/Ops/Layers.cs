@@ -5,21 +5,29 @@ namespace Encore.Autograd;
 
 public static partial class Ops
 {
+    /// <summary>Embedding of ids (B·L) → (B, L, D); see <see cref="Embedding(Var, int[], int[])"/>.</summary>
+    public static Var Embedding(Var table, int[] ids, int batch, int length)
+    {
+        ReadOnlySpan<int> shape = [batch, length];
+        return EmbeddingCore(table, ids, shape);
+    }
+
     /// <summary>
     /// Rows of <paramref name="table"/> (V, D) — any weight dtype; gradient only for F32 — for
     /// <paramref name="ids"/>, shaped <paramref name="idShape"/> + (D). Backward: scatter-add into the table.
     /// </summary>
-    public static Var Embedding(Var table, int[] ids, params int[] idShape)
+    public static Var Embedding(Var table, int[] ids, params int[] idShape) =>
+        EmbeddingCore(table, ids, idShape.Length == 0 ? [ids.Length] : idShape);
+
+    static Var EmbeddingCore(Var table, int[] ids, ReadOnlySpan<int> idShape)
     {
         if (table.Value.Rank != 2) throw new ArgumentException($"Embedding: table {table.Value.Describe()} must be (V, D)");
         int v = table.Shape[0], d = table.Shape[1];
         long n = 1;
         foreach (int s in idShape) n *= s;
-        if (idShape.Length == 0) n = ids.Length;
-        if (n != ids.Length) throw new ArgumentException($"Embedding: {ids.Length} ids do not fill shape [{string.Join(", ", idShape)}]");
-        Span<int> shape = stackalloc int[Math.Max(1, idShape.Length) + 1];
-        if (idShape.Length == 0) shape[0] = ids.Length;
-        else idShape.CopyTo(shape);
+        if (n != ids.Length) throw new ArgumentException($"Embedding: {ids.Length} ids do not fill shape [{string.Join(", ", idShape.ToArray())}]");
+        Span<int> shape = stackalloc int[idShape.Length + 1];
+        idShape.CopyTo(shape);
         shape[^1] = d;
         var y = NewOutput(shape, Grad(table));
         Tensors.Kernels.Embedding.Gather(WeightMatrix.From(table.Value), ids, y.Value.AsSpan<float>());

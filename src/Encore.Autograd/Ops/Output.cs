@@ -46,11 +46,7 @@ public static partial class Ops
     static bool Grad(Var a, Var b, Var c, Var? d) => Tape.Current != null && (a.RequiresGrad || b.RequiresGrad || c.RequiresGrad || d is { RequiresGrad: true });
 
     /// <summary>Scratch floats: a workspace slot when one is in use without a tape, else a new array (kept by backward).</summary>
-    static float[] Scratch(int length) =>
-        Tape.Current == null && Workspace.Current is { } ws ? ws.Floats(length) : new float[length];
-
-    static int[] ScratchInts(int length) =>
-        Tape.Current == null && Workspace.Current is { } ws ? ws.Ints(length) : new int[length];
+    static float[] Scratch(int length) => Workspace.RentFloats(length);
 
     static void Record(Var output, Action<Var> backward) => Tape.Current!.Record(output, backward);
 }
