@@ -45,6 +45,7 @@ public sealed class T5Architecture : IArchitecture
         // configuration_t5.py: num_decoder_layers defaults to num_layers (symmetry).
         int decoderLayers = Int(json, path, "num_decoder_layers", layers, MaxLayers);
         int heads = Int(json, path, "num_heads", null, MaxHeads);
+        if ((long)heads * dKv > MaxWidth) throw Error(path, "d_kv", $"num_heads·d_kv = {(long)heads * dKv} exceeds {MaxWidth}");
         int vocab = Int(json, path, "vocab_size", null, MaxVocab);
         int buckets = Int(json, path, "relative_attention_num_buckets", 32, MaxBuckets);
         // Configs written before the field existed used 128, its default.
@@ -55,10 +56,19 @@ public sealed class T5Architecture : IArchitecture
         double dropout = Number(json, path, "dropout_rate", 0.1);
         if (dropout is < 0 or >= 1) throw Error(path, "dropout_rate", $"must be in [0, 1), got {dropout}");
         var (activation, gated) = ParseFeedForward(String(json, path, "feed_forward_proj", "relu"), path);
+        // configuration_t5.py derives dense_act_fn and is_gated_act from feed_forward_proj, but
+        // config.json files written by newer transformers store them too, and PretrainedConfig sets
+        // stored keys after that derivation: where present, they decide.
+        if (Field(json, "dense_act_fn") is not null)
+        {
+            var name = String(json, path, "dense_act_fn", "");
+            activation = Activation(name) ?? throw Error(path, "dense_act_fn", $"activation '{name}' is not supported (supported: {SupportedActivations})");
+        }
+        gated = Bool(json, path, "is_gated_act", gated);
         bool tied = Bool(json, path, "tie_word_embeddings", true);
         int pad = Int(json, path, "pad_token_id", 0, vocab - 1, min: 0);
         int eos = Int(json, path, "eos_token_id", 1, vocab - 1, min: 0);
-        // T5 starts decoding from the pad token; HF's generate falls back to it as well.
+        // T5 starts decoding from the pad token; published configs state it (0) explicitly.
         int start = Int(json, path, "decoder_start_token_id", pad, vocab - 1, min: 0);
 
         var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = buckets, RelativeMaxDistance = maxDistance };
@@ -119,6 +129,8 @@ public sealed class T5Architecture : IArchitecture
             ["dropout_rate"] = ShortestDouble(config.Dropout),
             ["layer_norm_epsilon"] = ShortestDouble(config.NormEps),
             ["feed_forward_proj"] = FeedForwardName(config.Activation, config.GatedFfn),
+            ["dense_act_fn"] = ActivationName(config.Activation),
+            ["is_gated_act"] = config.GatedFfn,
             ["tie_word_embeddings"] = config.TieEmbeddings,
             ["is_encoder_decoder"] = true,
             ["vocab_size"] = config.VocabSize,
@@ -198,18 +210,31 @@ public sealed class T5Architecture : IArchitecture
             throw Error(path, "feed_forward_proj", $"'{value}' is not of the form '{{ACT}}' or 'gated-{{ACT}}'");
         bool gated = parts.Length == 2;
         string act = value == "gated-gelu" ? "gelu_new" : parts[^1];
-        ActivationKind? kind = act switch
-        {
-            "relu" => ActivationKind.Relu,
-            "gelu" => ActivationKind.GeluErf,
-            // gelu_fast is the same tanh formula written with 0.7978845608 for √(2/π).
-            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
-            "silu" or "swish" => ActivationKind.Silu,
-            _ => null,
-        };
-        return kind is { } k ? (k, gated)
-            : throw Error(path, "feed_forward_proj", $"activation '{act}' of '{value}' is not supported (supported: relu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish, each optionally 'gated-')");
+        return Activation(act) is { } k ? (k, gated)
+            : throw Error(path, "feed_forward_proj", $"activation '{act}' of '{value}' is not supported (supported: {SupportedActivations}, each optionally 'gated-')");
     }
+
+    const string SupportedActivations = "relu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish";
+
+    /// <summary>The Encore activation of a transformers ACT2FN name, or null for one Encore does not compute.</summary>
+    static ActivationKind? Activation(string name) => name switch
+    {
+        "relu" => ActivationKind.Relu,
+        "gelu" => ActivationKind.GeluErf,
+        // gelu_fast is the same tanh formula written with 0.7978845608 for √(2/π).
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
+        "silu" or "swish" => ActivationKind.Silu,
+        _ => null,
+    };
+
+    static string ActivationName(ActivationKind activation) => activation switch
+    {
+        ActivationKind.Relu => "relu",
+        ActivationKind.GeluErf => "gelu",
+        ActivationKind.GeluTanh => "gelu_new",
+        ActivationKind.Silu => "silu",
+        _ => throw new ArgumentException($"t5: activation {activation} has no transformers name"),
+    };
 
     static string FeedForwardName(ActivationKind activation, bool gated) => (activation, gated) switch
     {

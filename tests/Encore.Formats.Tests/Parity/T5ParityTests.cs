@@ -160,6 +160,21 @@ public class T5ParityTests(ITestOutputHelper output) : IDisposable
     }
 
     [Theory]
+    [InlineData("gated-gelu", "\"gelu_new\"", "true", ActivationKind.GeluTanh, true)]   // as Flan-T5's config.json states it
+    [InlineData("gated-gelu", "\"gelu\"", null, ActivationKind.GeluErf, true)]
+    [InlineData("relu", null, "true", ActivationKind.Relu, true)]
+    [InlineData("gated-silu", "\"relu\"", "false", ActivationKind.Relu, false)]
+    public void StoredDenseActFnAndIsGatedActDecideAsInTransformers(string proj, string? denseActFn, string? isGatedAct, ActivationKind activation, bool gated)
+    {
+        var json = Config("t5_v1_0");
+        json["feed_forward_proj"] = proj;
+        if (denseActFn != null) json["dense_act_fn"] = JsonNode.Parse(denseActFn);
+        if (isGatedAct != null) json["is_gated_act"] = JsonNode.Parse(isGatedAct);
+        var c = new T5Architecture().ReadConfig(json, "config.json");
+        Assert.Equal((activation, gated), (c.Activation, c.GatedFfn));
+    }
+
+    [Theory]
     [InlineData("t5_v1_0")]
     [InlineData("t5_v1_1")]
     public void SavedT5DirectoriesLoadBackIdentically(string fixture)
@@ -171,6 +186,8 @@ public class T5ParityTests(ITestOutputHelper output) : IDisposable
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
         Assert.Equal("t5", (string?)json["model_type"]);
         Assert.Equal(1e-6, (double)json["layer_norm_epsilon"]!);
+        Assert.Equal(model.Config.GatedFfn ? "gated-gelu" : "relu", (string?)json["feed_forward_proj"]);
+        Assert.Equal(model.Config.GatedFfn, (bool)json["is_gated_act"]!);
         using (var file = SafetensorsFile.Open(Path.Combine(dir, "model.safetensors")))
         {
             var names = file.Names.ToHashSet();
@@ -235,6 +252,8 @@ public class T5ParityTests(ITestOutputHelper output) : IDisposable
     [InlineData("feed_forward_proj", "\"gated-mish\"", "'feed_forward_proj' activation 'mish' of 'gated-mish' is not supported")]
     [InlineData("feed_forward_proj", "\"swiglu\"", "'feed_forward_proj' activation 'swiglu'")]
     [InlineData("feed_forward_proj", "\"gelu-gated\"", "'feed_forward_proj' 'gelu-gated' is not of the form")]
+    [InlineData("dense_act_fn", "\"mish\"", "'dense_act_fn' activation 'mish' is not supported")]
+    [InlineData("is_gated_act", "\"yes\"", "'is_gated_act' must be true or false")]
     [InlineData("layer_norm_epsilon", "-1", "'layer_norm_epsilon' must be in (0, 1]")]
     [InlineData("tie_word_embeddings", "1", "'tie_word_embeddings' must be true or false")]
     [InlineData("eos_token_id", "64", "'eos_token_id' 64 is outside [0, 63]")]
