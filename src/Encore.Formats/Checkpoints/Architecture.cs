@@ -32,6 +32,7 @@ public static class Architectures
     static readonly Dictionary<string, IArchitecture> s_all = new(StringComparer.Ordinal)
     {
         [ModelConfigJson.ModelType] = new EncoreArchitecture(),
+        ["t5"] = new T5Architecture(),
     };
 
     /// <summary>Registered model types.</summary>
