@@ -32,6 +32,9 @@ public static class Architectures
     static readonly Dictionary<string, IArchitecture> s_all = new(StringComparer.Ordinal)
     {
         [ModelConfigJson.ModelType] = new EncoreArchitecture(),
+        ["llama"] = new LlamaArchitecture(),
+        ["qwen2"] = new Qwen2Architecture(),
+        ["bert"] = new BertArchitecture(),
     };
 
     /// <summary>Registered model types.</summary>
