@@ -71,10 +71,17 @@ public class LlamaParityTests(ITestOutputHelper output) : IDisposable
             json["rope_scaling"] = JsonNode.Parse("""{"rope_type": "default"}""");
             json["hidden_act"] = "gelu_pytorch_tanh";
             json["eos_token_id"] = new JsonArray(5, 7);
+            json["attention_bias"] = true;
+            json["mlp_bias"] = true;
         });
         var (c, _) = Checkpoint.ReadConfig(dir);
         Assert.Equal((6, 3, 8, 1.0, 5), (c.Heads, c.KvHeads, c.HeadDim, c.DecoderPositions.RopeLinearScale, c.EosTokenId));
         Assert.Equal(Encore.Tensors.Kernels.ActivationKind.GeluTanh, c.Activation);
+        // attention_bias covers all four projections in LlamaAttention; mlp_bias the three in LlamaMLP.
+        Assert.Equal((true, true, true), (c.QkvBias, c.OutputBias, c.MlpBias));
+        // 6 heads of 8 need a 48-wide q_proj: the file's 32-wide one is named, not silently misread.
+        Assert.Contains("tensor 'model.layers.0.self_attn.q_proj.weight' is f32[32, 32], but the configuration needs f32[48, 32]",
+            Assert.Throws<CheckpointFormatException>(() => Checkpoint.Load(dir)).Message);
     }
 
     [Fact]
