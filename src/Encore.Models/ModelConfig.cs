@@ -53,6 +53,11 @@ public sealed record PositionConfig
     /// <summary>NTK-aware RoPE scaling factor. Default 1 (none).</summary>
     public double RopeNtkScale { get; init; } = 1;
     /// <summary>
+    /// Linear RoPE position scaling (position interpolation, Chen et al. arXiv 2306.15595; HF
+    /// <c>rope_scaling {"type": "linear", "factor": s}</c>): positions are divided by s. Default 1 (none).
+    /// </summary>
+    public double RopeLinearScale { get; init; } = 1;
+    /// <summary>
     /// RoPE positions centered on the middle of the sequence, p_i = i − (S−1)/2, as the Mu encoder
     /// does (Return of the Encoder, arXiv 2501.16273). Only for bidirectional stacks. Default false.
     /// </summary>
@@ -63,7 +68,7 @@ public sealed record PositionConfig
     public int RelativeMaxDistance { get; init; } = 128;
 
     /// <summary>RoPE kernel options of this configuration.</summary>
-    public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale };
+    public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale, LinearScale = RopeLinearScale };
 }
 
 /// <summary>
@@ -165,6 +170,8 @@ public sealed record ModelConfig
         foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
         {
             if (p.Kind == PositionKind.Rope && HeadDim % 2 != 0) throw new ArgumentException($"model config: RoPE needs an even head_dim, got {HeadDim}");
+            if (p.Kind == PositionKind.Rope && !(p.RopeLinearScale > 0 && double.IsFinite(p.RopeLinearScale)))
+                throw new ArgumentException($"model config: {name} rope_linear_scale must be positive, got {p.RopeLinearScale}");
             if (p.Kind == PositionKind.T5Relative && (p.RelativeBuckets < 2 || p.RelativeMaxDistance < 1))
                 throw new ArgumentException($"model config: {name} needs at least 2 relative buckets and a positive max distance");
         }

@@ -134,6 +134,32 @@ public class ModelTests
     }
 }
 
+public class RopeLinearScaleTests
+{
+    [Fact]
+    public void LinearScaleDividesDecoderPositionsAndRoundTrips()
+    {
+        var baseCfg = Presets.Get("tiny-decoder");
+        var scaled = baseCfg with { DecoderPositions = baseCfg.DecoderPositions with { RopeLinearScale = 2 } };
+        int[] ids = [5, 9, 3, 7];
+        float[] Logits(ModelConfig c)
+        {
+            using var m = new DecoderOnlyModel(c, seed: 4);
+            return m.Forward(ids, 1).Value.ToFloatArray();
+        }
+        var a = Logits(baseCfg);
+        var b = Logits(scaled);
+        int v = baseCfg.VocabSize;
+        // Position 0 has angle 0 under any scale; later positions turn by half the angle.
+        Assert.Equal(a[..v], b[..v]);
+        Assert.True(a.Skip(v).Zip(b.Skip(v)).Max(p => Math.Abs(p.First - p.Second)) > 1e-4f);
+        Assert.Equal(2, scaled.DecoderPositions.Rope.LinearScale);
+        Assert.Equal(scaled, ModelConfigJson.Deserialize(ModelConfigJson.Serialize(scaled)));
+        var bad = baseCfg with { DecoderPositions = baseCfg.DecoderPositions with { RopeLinearScale = 0 } };
+        Assert.Contains("rope_linear_scale", Assert.Throws<ArgumentException>(() => bad.Validate()).Message);
+    }
+}
+
 public class ModelConfigJsonTests
 {
     [Fact]

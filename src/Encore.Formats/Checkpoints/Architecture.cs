@@ -33,6 +33,9 @@ public static class Architectures
     {
         [ModelConfigJson.ModelType] = new EncoreArchitecture(),
         ["t5"] = new T5Architecture(),
+        ["llama"] = new LlamaArchitecture(),
+        ["qwen2"] = new Qwen2Architecture(),
+        ["bert"] = new BertArchitecture(),
     };
 
     /// <summary>Registered model types.</summary>
