@@ -14,6 +14,7 @@ public static class Program
             QuickstartCommand.Create(),
             ForwardCommand.Create(),
             InitCommand.Create(),
+            InitCommand.CreateConfig(),
             InfoCommand.Create(),
             BenchCommand.Create(),
         };

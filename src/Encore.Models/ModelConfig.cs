@@ -68,7 +68,7 @@ public sealed record PositionConfig
     public int RelativeMaxDistance { get; init; } = 128;
 
     /// <summary>RoPE kernel options of this configuration.</summary>
-    public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale, LinearScale = RopeLinearScale };
+    [JsonIgnore] public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale, LinearScale = RopeLinearScale };
 }
 
 /// <summary>

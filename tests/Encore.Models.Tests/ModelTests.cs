@@ -240,3 +240,19 @@ public class AllocationTests
         memory?.Dispose();
     }
 }
+
+public class ShippedConfigTests
+{
+    [Fact]
+    public void EveryPresetShipsAsAConfigJsonEqualToTheCode()
+    {
+        var dir = Path.Combine(AppContext.BaseDirectory, "configs");
+        foreach (var (name, preset) in Presets.All)
+        {
+            var path = Path.Combine(dir, name + ".json");
+            Assert.True(File.Exists(path), $"configs/{name}.json is missing (regenerate with: encore config --preset {name})");
+            Assert.Equal(preset, ModelConfigJson.Deserialize(File.ReadAllText(path), path));
+        }
+        Assert.Equal(Presets.All.Count, Directory.GetFiles(dir, "*.json").Length);
+    }
+}

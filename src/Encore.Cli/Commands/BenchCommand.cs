@@ -21,6 +21,7 @@ internal static class BenchCommand
         {
             CreateKernels(),
             CreateTrain(),
+            CreateForward(),
         };
         return cmd;
     }
@@ -126,6 +127,50 @@ internal static class BenchCommand
             if (r.EncoreOverTorch is { } ratio) AnsiConsole.MarkupLine($"Encore ÷ PyTorch tokens/s: [bold]{ratio.ToString("0.00", CultureInfo.InvariantCulture)}×[/]");
             AnsiConsole.MarkupLine($"[grey]tokens/s = B·(S+T) per step ÷ seconds per step; parameters, gradients and AdamW moments take {r.ParameterAndOptimizerBytes / (double)(1 << 20):0} MiB.[/]");
             if (r.PeerNote is { } note) AnsiConsole.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command CreateForward()
+    {
+        var d = new ForwardBenchmarkOptions();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (snake_case keys) instead of a table." };
+        var threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var presets = new Option<string[]>("--preset") { Description = $"Presets to compare (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
+        var length = new Option<int>("--length") { Description = $"Input tokens (default {d.Length}).", DefaultValueFactory = _ => d.Length };
+        var runs = new Option<int>("--runs") { Description = $"Timed runs; the figure is their median (default {d.Runs}).", DefaultValueFactory = _ => d.Runs };
+        var cmd = new Command("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).")
+        {
+            json, threads, presets, length, runs,
+        };
+        cmd.SetAction(parse =>
+        {
+            var chosen = parse.GetValue(presets);
+            var o = new ForwardBenchmarkOptions
+            {
+                Presets = chosen is { Length: > 0 } ? chosen : d.Presets,
+                Length = parse.GetValue(length),
+                Runs = parse.GetValue(runs),
+            };
+            o.Validate();
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            var r = ForwardBenchmark.Run(o, line => Console.Error.WriteLine($"bench forward: {line}…"));
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(r, InfoCommand.Json));
+                return 0;
+            }
+            var table = new Table().Border(TableBorder.Rounded).Title($"[bold]forward pass, {r.Length} input tokens, batch 1, f32[/] (median of {r.Runs}, {r.Threads} threads)");
+            table.AddColumn("model");
+            table.AddColumn("family");
+            table.AddColumn(new TableColumn("parameters").RightAligned());
+            table.AddColumn(new TableColumn("seconds").RightAligned());
+            table.AddColumn(new TableColumn("tokens/s").RightAligned());
+            foreach (var m in r.Models)
+                table.AddRow(Markup.Escape(m.Preset), m.Family, $"{m.Parameters / 1e6:0.0}M", m.Seconds.ToString("0.000", CultureInfo.InvariantCulture), InfoCommand.F(m.TokensPerSecond));
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine("[grey]Encoder–decoder: encode the input, then the first decoder step; decoder-only: the whole input through the stack.[/]");
             return 0;
         });
         return cmd;

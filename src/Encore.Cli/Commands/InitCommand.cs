@@ -26,6 +26,22 @@ internal static class InitCommand
         return cmd;
     }
 
+    /// <summary><c>encore config</c>: prints (or writes) the config.json of a preset.</summary>
+    public static Command CreateConfig()
+    {
+        var preset = new Option<string>("--preset") { Description = $"A preset: {string.Join(", ", Presets.All.Keys)}.", Required = true };
+        var output = new Option<string?>("--out") { Description = "Write to this file (atomically) instead of standard output." };
+        var cmd = new Command("config", "Print the config.json of a preset, to edit and pass to init, train or distill.") { preset, output };
+        cmd.SetAction(parse =>
+        {
+            var json = ModelConfigJson.Serialize(Presets.Get(parse.GetValue(preset)!)) + "\n";
+            if (parse.GetValue(output) is { } path) Encore.Formats.AtomicFile.WriteAllText(path, json);
+            else Console.Write(json);
+            return 0;
+        });
+        return cmd;
+    }
+
     /// <summary>A preset name, or the path of an Encore config.json.</summary>
     public static ModelConfig ResolveConfig(string value)
     {
