@@ -1,0 +1,43 @@
+using Encore.Training.Metrics;
+
+namespace Encore.Training.Tests;
+
+public class TextMetricsTests
+{
+    [Fact]
+    public void BleuOfAShortHypothesisIsTheHandValue()
+    {
+        // Precisions 5/5, 3/4, 2/3, 1/2 → geometric mean ¼^¼; brevity penalty e^(1 − 6/5).
+        double expected = 100 * Math.Exp(1 - 6.0 / 5) * Math.Pow(0.25, 0.25);
+        Assert.Equal(expected, TextMetrics.Bleu(["the cat sat on mat"], ["the cat sat on the mat"]), 6);
+        Assert.Equal(100, TextMetrics.Bleu(["the cat sat on the mat"], ["the cat sat on the mat"]), 6);
+        Assert.Equal(0, TextMetrics.Bleu(["dog"], ["the cat sat on the mat"]));
+    }
+
+    [Fact]
+    public void RougeLIsTheLongestCommonSubsequenceF1()
+    {
+        // LCS 5 of 5 and 6 words: P = 1, R = 5/6.
+        Assert.Equal(100 * 2 * (5.0 / 6) / (1 + 5.0 / 6), TextMetrics.RougeL(["the cat sat on mat"], ["the cat sat on the mat"]), 6);
+        Assert.Equal(0, TextMetrics.RougeL(["x y"], ["a b"]));
+    }
+
+    [Fact]
+    public void ExactMatchAndTokenF1NormalizeLikeSquad()
+    {
+        Assert.Equal(100, TextMetrics.ExactMatch(["The Cat."], ["cat"]));
+        Assert.Equal(50, TextMetrics.ExactMatch(["blue", "red"], ["blue", "green"]));
+        // [cat] against [cat, sat]: P = 1, R = ½.
+        Assert.Equal(100 * 2.0 / 3, TextMetrics.TokenF1(["The cat!"], ["a cat sat"]), 6);
+    }
+
+    [Fact]
+    public void ChrFOfAPrefixIsTheHandValue()
+    {
+        // "ab" vs "abc": order 1 P = 1, R = ⅔; order 2 P = 1, R = ½; order 3 P = 0, R = 0 (no hypothesis trigram).
+        double p = 2.0 / 3, r = (2.0 / 3 + 0.5) / 3;
+        Assert.Equal(100 * 5 * p * r / (4 * p + r), TextMetrics.ChrF(["ab"], ["abc"]), 6);
+        Assert.Equal(100, TextMetrics.ChrF(["a b"], ["ab"]), 6);
+        Assert.Throws<ArgumentException>(() => TextMetrics.ChrF(["a"], []));
+    }
+}
