@@ -41,3 +41,22 @@ public class TextMetricsTests
         Assert.Throws<ArgumentException>(() => TextMetrics.ChrF(["a"], []));
     }
 }
+
+public class LossPlotTests
+{
+    [Fact]
+    public void WritesAPng()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"encore-loss-{Guid.NewGuid():N}.png");
+        try
+        {
+            Encore.Training.Trainer.LossPlot.Write(path, [(1, 3.0), (2, 2.5), (3, 2.0)], [(2, 2.7)], "test");
+            var b = File.ReadAllBytes(path);
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, b[..4]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+namespace Encore.Training.Trainer;
+
+/// <summary>The loss curve as a PNG (ScottPlot): training loss per step and, when present, validation loss.</summary>
+public static class LossPlot
+{
+    /// <summary>Writes the plot to <paramref name="path"/> atomically.</summary>
+    public static void Write(string path, IReadOnlyList<(long Step, double Loss)> train, IReadOnlyList<(long Step, double Loss)> validation, string title)
+    {
+        var plot = new ScottPlot.Plot();
+        if (train.Count > 0)
+        {
+            var s = plot.Add.Scatter(train.Select(p => (double)p.Step).ToArray(), train.Select(p => p.Loss).ToArray());
+            s.LegendText = "train";
+            s.MarkerSize = 0;
+        }
+        if (validation.Count > 0)
+        {
+            var v = plot.Add.Scatter(validation.Select(p => (double)p.Step).ToArray(), validation.Select(p => p.Loss).ToArray());
+            v.LegendText = "validation";
+        }
+        plot.Title(title);
+        plot.XLabel("step");
+        plot.YLabel("cross-entropy (nats/token)");
+        plot.ShowLegend();
+        var tmp = path + ".tmp";
+        plot.SavePng(tmp, 800, 500);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
