@@ -92,6 +92,30 @@ public static class Checkpoint
     }
 
     /// <summary>
+    /// Copies the weights saved in <paramref name="dir"/> into the existing parameters of
+    /// <paramref name="model"/> (keeping the parameter objects, so an optimizer built on them stays
+    /// valid): how a training run resumes. The configuration must match.
+    /// </summary>
+    public static void LoadInto(LanguageModel model, string dir)
+    {
+        var (config, arch) = ReadConfig(dir);
+        if (config != model.Config) throw new CheckpointFormatException($"{dir}: its configuration differs from the model being trained");
+        using var weights = SafetensorsCheckpoint.Open(dir);
+        foreach (var p in model.Parameters.All)
+        {
+            var names = arch.TensorNames(p.Name, config);
+            if (names.Count == 0) continue;
+            var found = names.FirstOrDefault(weights.Contains)
+                ?? throw new CheckpointFormatException($"{dir}: the checkpoint has no tensor for parameter '{p.Name}'");
+            using var t = weights.Read(found);
+            if (!t.Shape.SequenceEqual(p.Value.Shape))
+                throw new CheckpointFormatException($"{dir}: tensor '{found}' is {t.Describe()}, but the model has {p.Value.Describe()}");
+            using var f32 = t.DType == DType.F32 ? t.Clone() : t.To(DType.F32);
+            f32.AsReadOnlySpan<float>().CopyTo(p.Value.AsSpan<float>());
+        }
+    }
+
+    /// <summary>
     /// Writes <paramref name="model"/> to <paramref name="dir"/> as <paramref name="modelType"/> (default:
     /// Encore's own): config.json and model.safetensors, each atomically, weights in
     /// <paramref name="dtype"/> (F32, BF16 or F16).

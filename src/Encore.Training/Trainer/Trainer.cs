@@ -1,0 +1,334 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Encore.Autograd;
+using Encore.Autograd.Optim;
+using Encore.Formats;
+using Encore.Formats.Checkpoints;
+using Encore.Models;
+
+namespace Encore.Training.Trainer;
+
+/// <summary>Batches of a training set, epoch by epoch; the same epoch always gives the same batches in the same order.</summary>
+public interface IBatchSource
+{
+    /// <summary>The batches of <paramref name="epoch"/> (0-based), in order.</summary>
+    IReadOnlyList<Batch> Epoch(int epoch);
+}
+
+/// <summary>A fixed list of batches, the same every epoch (tests, small sets).</summary>
+public sealed class FixedBatches(IReadOnlyList<Batch> batches) : IBatchSource
+{
+    /// <inheritdoc />
+    public IReadOnlyList<Batch> Epoch(int epoch) => batches;
+}
+
+/// <summary>Where a run stands; saved as <c>trainer_state.json</c> in every checkpoint.</summary>
+public sealed record TrainerState
+{
+    /// <summary>Optimizer steps done.</summary>
+    public long Step { get; init; }
+    /// <summary>Current epoch.</summary>
+    public int Epoch { get; init; }
+    /// <summary>Micro-batches of the current epoch already consumed.</summary>
+    public int BatchInEpoch { get; init; }
+    /// <summary>Real tokens trained on.</summary>
+    public long Tokens { get; init; }
+    /// <summary>The run's seed (a resumed run must use the same).</summary>
+    public ulong Seed { get; init; }
+    /// <summary>Training wall-clock seconds so far.</summary>
+    public double Seconds { get; init; }
+    /// <summary>Loss of the last step.</summary>
+    public double LastLoss { get; init; }
+}
+
+/// <summary>What one optimizer step reports.</summary>
+public sealed record StepReport(long Step, long MaxSteps, double Loss, double LearningRate, double GradientNorm, double TokensPerSecond, long Tokens, TimeSpan Elapsed, TimeSpan Remaining);
+
+/// <summary>What an evaluation reports: validation loss, perplexity, and any generation metrics.</summary>
+public sealed record EvalReport(long Step, double Loss, double Perplexity, IReadOnlyDictionary<string, double> Metrics);
+
+/// <summary>
+/// Trains a model on batches with cross-entropy (and optionally distillation from a teacher):
+/// forward and backward on a tape, gradient accumulation, clipping, the optimizer and its
+/// schedule, periodic evaluation, atomic checkpoints (weights, optimizer state, trainer state)
+/// and a <c>metrics.jsonl</c> log with a loss-curve PNG. Everything that varies from step to step
+/// derives from the seed and the step number, so <see cref="Resume"/> after a kill continues to
+/// the same final weights as an uninterrupted run.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly LanguageModel _model;
+    readonly TrainingOptions _o;
+    readonly IBatchSource _train;
+    readonly IReadOnlyList<Batch>? _validation;
+    readonly Distillation? _teacher;
+    readonly Optimizer _optimizer;
+    readonly string _dir;
+    readonly List<(long, double)> _trainCurve = [];
+    readonly List<(long, double)> _evalCurve = [];
+
+    /// <summary>Sets up a run writing into <paramref name="outputDir"/>.</summary>
+    public Trainer(LanguageModel model, TrainingOptions options, IBatchSource train, string outputDir,
+        IReadOnlyList<Batch>? validation = null, Distillation? teacher = null)
+    {
+        _model = model;
+        _o = options.Validate();
+        _train = train;
+        _validation = validation;
+        _teacher = teacher;
+        _dir = outputDir;
+        Directory.CreateDirectory(outputDir);
+        var ps = model.Parameters.All.Where(p => p.Trainable);
+        _optimizer = options.Optimizer switch
+        {
+            OptimizerKind.Adafactor => new Adafactor(ps, new AdafactorOptions { WeightDecay = options.WeightDecay }),
+            OptimizerKind.Sgd => new Sgd(ps, new SgdOptions { WeightDecay = options.WeightDecay }),
+            _ => new AdamW(ps, new AdamWOptions { WeightDecay = options.WeightDecay }),
+        };
+        State = new TrainerState { Seed = options.Seed };
+    }
+
+    /// <summary>Where the run stands.</summary>
+    public TrainerState State { get; private set; }
+
+    /// <summary>Called after every optimizer step.</summary>
+    public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Called after every evaluation.</summary>
+    public Action<EvalReport>? OnEval { get; set; }
+
+    /// <summary>Extra evaluation metrics (e.g. exact match of generated outputs), computed by the caller.</summary>
+    public Func<LanguageModel, IReadOnlyDictionary<string, double>>? GenerationMetrics { get; set; }
+
+    /// <summary>Writes extra files into each checkpoint directory (e.g. the tokenizer).</summary>
+    public Action<string>? WriteExtras { get; set; }
+
+    /// <summary>The metrics log.</summary>
+    public string MetricsPath => Path.Combine(_dir, "metrics.jsonl");
+
+    /// <summary>Checkpoint directories present, oldest first.</summary>
+    public IReadOnlyList<string> Checkpoints => ListCheckpoints(_dir);
+
+    static IReadOnlyList<string> ListCheckpoints(string dir) => Directory.Exists(dir)
+        ? Directory.GetDirectories(dir, "checkpoint-*")
+            .Where(d => long.TryParse(Path.GetFileName(d)["checkpoint-".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                && File.Exists(Path.Combine(d, StateFile)))
+            .OrderBy(d => long.Parse(Path.GetFileName(d)["checkpoint-".Length..], CultureInfo.InvariantCulture))
+            .ToList()
+        : [];
+
+    const string StateFile = "trainer_state.json";
+
+    /// <summary>
+    /// Continues from the newest complete checkpoint in the output directory, if any: weights,
+    /// optimizer state, data position and the metrics log up to that step. Returns false when there is none.
+    /// </summary>
+    public bool Resume()
+    {
+        var latest = Checkpoints.LastOrDefault();
+        if (latest == null) return false;
+        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(latest, StateFile)), Json)
+            ?? throw new CheckpointFormatException($"{latest}: empty {StateFile}");
+        if (state.Seed != _o.Seed) throw new ArgumentException($"{latest} was trained with seed {state.Seed}; resume with the same seed (got {_o.Seed})");
+        Checkpoint.LoadInto(_model, latest);
+        OptimizerCheckpoint.Load(_optimizer, latest);
+        State = state;
+        // Keep the log consistent with the checkpoint: lines after its step belong to the lost run.
+        if (File.Exists(MetricsPath))
+        {
+            var kept = File.ReadAllLines(MetricsPath).Where(l =>
+            {
+                try
+                {
+                    using var d = JsonDocument.Parse(l);
+                    return d.RootElement.GetProperty("step").GetInt64() <= state.Step;
+                }
+                catch (JsonException)
+                {
+                    return false;   // a line cut by the kill
+                }
+            }).ToList();
+            AtomicFile.WriteAllText(MetricsPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+            foreach (var l in kept)
+            {
+                using var d = JsonDocument.Parse(l);
+                var r = d.RootElement;
+                long step = r.GetProperty("step").GetInt64();
+                if (r.TryGetProperty("loss", out var loss)) _trainCurve.Add((step, loss.GetDouble()));
+                if (r.TryGetProperty("eval_loss", out var el)) _evalCurve.Add((step, el.GetDouble()));
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Trains until <see cref="TrainingOptions.MaxSteps"/> (or cancellation, after finishing the current step).</summary>
+    public void Run(CancellationToken cancel = default)
+    {
+        var sw = Stopwatch.StartNew();
+        long startStep = State.Step;
+        double secondsBefore = State.Seconds;
+        long tokensAtStart = State.Tokens;
+        var schedule = _o.LrSchedule;
+        var epochBatches = _train.Epoch(State.Epoch);
+        if (epochBatches.Count == 0) throw new ArgumentException("the training set gives no batches");
+        using var log = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
+        while (State.Step < _o.MaxSteps && !cancel.IsCancellationRequested)
+        {
+            long step = State.Step + 1;
+            _optimizer.LearningRate = schedule.At(step);
+            _optimizer.ZeroGrad();
+            double lossSum = 0;
+            long tokens = 0;
+            int epoch = State.Epoch, index = State.BatchInEpoch;
+            for (int micro = 0; micro < _o.GradientAccumulation; micro++)
+            {
+                if (index >= epochBatches.Count)
+                {
+                    epoch++;
+                    index = 0;
+                    epochBatches = _train.Epoch(epoch);
+                }
+                var batch = epochBatches[index++];
+                using var tape = Tape.Record();
+                var loss = Loss(batch, DropoutSeed(step, micro));
+                lossSum += loss.Value.AsReadOnlySpan<float>()[0];
+                tape.Backward(loss, 1f / _o.GradientAccumulation);
+                tokens += batch.RealTokens;
+            }
+            double norm = _o.GradientClip > 0 ? GradClip.ClipGlobalNorm(_optimizer.Parameters, _o.GradientClip) : double.NaN;
+            _optimizer.Update();
+            double stepLoss = lossSum / _o.GradientAccumulation;
+            double seconds = secondsBefore + sw.Elapsed.TotalSeconds;
+            State = State with { Step = step, Epoch = epoch, BatchInEpoch = index, Tokens = State.Tokens + tokens, Seconds = seconds, LastLoss = stepLoss };
+            _trainCurve.Add((step, stepLoss));
+            double tps = (State.Tokens - tokensAtStart) / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
+            double perStep = sw.Elapsed.TotalSeconds / (step - startStep);
+            var remaining = TimeSpan.FromSeconds(perStep * (_o.MaxSteps - step));
+            WriteLine(log, new Dictionary<string, object>
+            {
+                ["step"] = step, ["loss"] = stepLoss, ["lr"] = _optimizer.LearningRate, ["grad_norm"] = norm,
+                ["tokens"] = State.Tokens, ["tokens_per_second"] = tps, ["seconds"] = seconds,
+            });
+            OnStep?.Invoke(new StepReport(step, _o.MaxSteps, stepLoss, _optimizer.LearningRate, norm, tps, State.Tokens, TimeSpan.FromSeconds(seconds), remaining));
+
+            bool last = step == _o.MaxSteps;
+            if ((_o.EvalEvery > 0 && step % _o.EvalEvery == 0) || last) Evaluate(log);
+            if ((_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0) || last) SaveCheckpoint();
+        }
+        log.Flush();
+        WritePlot();
+    }
+
+    // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
+    ulong DropoutSeed(long step, int micro) => Hash(_o.Seed ^ Hash((ulong)step * 31 + (ulong)micro));
+
+    static ulong Hash(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>The training loss of one batch (cross-entropy, mixed with distillation when a teacher is set).</summary>
+    Var Loss(Batch b, ulong dropoutSeed)
+    {
+        var logits = Logits(_model, b, dropoutSeed);                                      // (B, T, V)
+        int v = _model.Config.VocabSize;
+        var flat = Ops.Reshape(logits, b.Size * b.InputLength, v);
+        var ce = Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
+        if (_teacher == null || _o.DistillAlpha == 0) return ce;
+        var teacherLogits = _teacher.Logits(b);                                           // (B·T, V)
+        var mask = new bool[b.Targets.Length];
+        for (int i = 0; i < mask.Length; i++) mask[i] = b.Targets[i] != Labels.Ignore;
+        var kl = Ops.KlDivergence(flat, teacherLogits, _o.DistillTemperature, mask);
+        return Ops.Add(Ops.Scale(kl, _o.DistillAlpha), Ops.Scale(ce, 1 - _o.DistillAlpha));
+    }
+
+    /// <summary>Logits (B, T, V) of <paramref name="model"/> on a batch, whatever its family.</summary>
+    public static Var Logits(LanguageModel model, Batch b, ulong dropoutSeed = 0) => model switch
+    {
+        EncoderDecoderModel ed => ed.Forward(b.Source, b.SourceLengths, b.Inputs, b.Size, dropoutSeed),
+        DecoderOnlyModel dec => dec.Forward(b.Inputs, b.Size, b.InputLengths, null, dropoutSeed),
+        EncoderOnlyModel enc => enc.MaskedLmLogits(enc.Forward(b.Inputs, b.Size, b.InputLengths, null, dropoutSeed)),
+        _ => throw new ArgumentException($"cannot train a {model.GetType().Name}"),
+    };
+
+    /// <summary>Mean validation cross-entropy per target token (no gradient, no dropout).</summary>
+    public double ValidationLoss()
+    {
+        if (_validation is not { Count: > 0 }) return double.NaN;
+        double total = 0;
+        long count = 0;
+        foreach (var b in _validation)
+        {
+            using var logits = Logits(_model, b);
+            using var flat = Ops.Reshape(logits, b.Size * b.InputLength, _model.Config.VocabSize);
+            using var ce = Ops.CrossEntropy(flat, b.Targets);
+            int n = b.LossTokens;
+            total += ce.Value.AsReadOnlySpan<float>()[0] * n;
+            count += n;
+        }
+        return count == 0 ? double.NaN : total / count;
+    }
+
+    void Evaluate(StreamWriter log)
+    {
+        double loss = ValidationLoss();
+        var metrics = GenerationMetrics?.Invoke(_model) ?? new Dictionary<string, double>();
+        var line = new Dictionary<string, object> { ["step"] = State.Step, ["eval_loss"] = loss, ["perplexity"] = Math.Exp(loss) };
+        foreach (var (k, val) in metrics) line[k] = val;
+        WriteLine(log, line);
+        if (!double.IsNaN(loss)) _evalCurve.Add((State.Step, loss));
+        OnEval?.Invoke(new EvalReport(State.Step, loss, Math.Exp(loss), metrics));
+        WritePlot();
+    }
+
+    void WritePlot()
+    {
+        try
+        {
+            LossPlot.Write(Path.Combine(_dir, "loss.png"), _trainCurve, _evalCurve, $"{_model.Config.Family} training loss");
+        }
+        catch (Exception e) when (e is IOException or DllNotFoundException or TypeInitializationException)
+        {
+            // The plot is a convenience; a machine without the native drawing library still trains.
+        }
+    }
+
+    /// <summary>
+    /// Writes checkpoint-STEP: into a temporary directory first, renamed into place when complete,
+    /// so a kill at any moment leaves either the previous checkpoints or the new one, never half of it.
+    /// </summary>
+    public string SaveCheckpoint()
+    {
+        var final = Path.Combine(_dir, $"checkpoint-{State.Step}");
+        var tmp = Path.Combine(_dir, $".checkpoint-{State.Step}.{Environment.ProcessId}.tmp");
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+        Directory.CreateDirectory(tmp);
+        Checkpoint.Save(_model, tmp);
+        OptimizerCheckpoint.Save(_optimizer, tmp);
+        WriteExtras?.Invoke(tmp);
+        AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(State, Json));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(tmp, final);
+        foreach (var old in Checkpoints.SkipLast(_o.KeepCheckpoints)) Directory.Delete(old, recursive: true);
+        return final;
+    }
+
+    static void WriteLine(StreamWriter log, Dictionary<string, object> values)
+    {
+        log.WriteLine(JsonSerializer.Serialize(values, Json));
+        log.Flush();
+    }
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        WriteIndented = false,
+    };
+
+    /// <summary>Frees the optimizer state.</summary>
+    public void Dispose() => _optimizer.Dispose();
+}

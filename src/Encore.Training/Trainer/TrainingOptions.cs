@@ -1,0 +1,79 @@
+using Encore.Autograd.Optim;
+
+namespace Encore.Training.Trainer;
+
+/// <summary>Which optimizer trains the model.</summary>
+public enum OptimizerKind
+{
+    /// <summary>AdamW with decoupled weight decay.</summary>
+    AdamW,
+    /// <summary>Adafactor (the T5 optimizer).</summary>
+    Adafactor,
+    /// <summary>SGD with momentum.</summary>
+    Sgd,
+}
+
+/// <summary>Settings of a training run; every one has one documented default, shared by the library and <c>encore train</c>.</summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Optimizer steps to run in total. Default 1000.</summary>
+    public int MaxSteps { get; init; } = 1000;
+    /// <summary>Micro-batches whose gradients are summed into one step. Default 1.</summary>
+    public int GradientAccumulation { get; init; } = 1;
+    /// <summary>The optimizer. Default AdamW.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+    /// <summary>Peak learning rate. Default 1e-3.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Linear warm-up steps. Default 100.</summary>
+    public int WarmupSteps { get; init; } = 100;
+    /// <summary>Decay after warm-up. Default cosine.</summary>
+    public LrDecay Schedule { get; init; } = LrDecay.Cosine;
+    /// <summary>Final learning rate as a fraction of the peak. Default 0.1.</summary>
+    public double MinLearningRateRatio { get; init; } = 0.1;
+    /// <summary>Decoupled weight decay (matrices only). Default 0.01.</summary>
+    public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Global gradient-norm clip; 0 disables. Default 1.0.</summary>
+    public double GradientClip { get; init; } = 1.0;
+    /// <summary>Label smoothing of the cross-entropy. Default 0.</summary>
+    public float LabelSmoothing { get; init; }
+    /// <summary>Evaluate every this many steps (and at the end); 0 only at the end. Default 100.</summary>
+    public int EvalEvery { get; init; } = 100;
+    /// <summary>Write a checkpoint every this many steps (and at the end). Default 100.</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Checkpoints kept on disk (the newest). Default 2.</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+    /// <summary>Seed of the data order and dropout. Default 0.</summary>
+    public ulong Seed { get; init; }
+    /// <summary>Weight α of the distillation term in α·KL·τ² + (1−α)·CE. Default 0.5.</summary>
+    public float DistillAlpha { get; init; } = 0.5f;
+    /// <summary>Distillation temperature τ. Default 2.</summary>
+    public float DistillTemperature { get; init; } = 2f;
+
+    /// <summary>The learning-rate schedule these options describe.</summary>
+    public LrSchedule LrSchedule => new()
+    {
+        Peak = LearningRate,
+        WarmupSteps = WarmupSteps,
+        TotalSteps = MaxSteps,
+        Decay = Schedule,
+        MinRatio = MinLearningRateRatio,
+    };
+
+    /// <summary>Throws naming the first option out of range.</summary>
+    public TrainingOptions Validate()
+    {
+        if (MaxSteps < 1) throw new ArgumentException($"steps must be positive, got {MaxSteps}");
+        if (GradientAccumulation < 1) throw new ArgumentException($"gradient accumulation must be positive, got {GradientAccumulation}");
+        if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive, got {LearningRate}");
+        if (WarmupSteps < 0) throw new ArgumentException($"warm-up steps cannot be negative, got {WarmupSteps}");
+        if (MinLearningRateRatio is < 0 or > 1) throw new ArgumentException($"minimum learning-rate ratio must be in [0, 1], got {MinLearningRateRatio}");
+        if (WeightDecay < 0) throw new ArgumentException($"weight decay cannot be negative, got {WeightDecay}");
+        if (GradientClip < 0) throw new ArgumentException($"gradient clip cannot be negative, got {GradientClip}");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"label smoothing must be in [0, 1), got {LabelSmoothing}");
+        if (EvalEvery < 0 || CheckpointEvery < 0) throw new ArgumentException("eval and checkpoint intervals cannot be negative");
+        if (KeepCheckpoints < 1) throw new ArgumentException($"keep at least one checkpoint, got {KeepCheckpoints}");
+        if (DistillAlpha is < 0 or > 1) throw new ArgumentException($"distillation alpha must be in [0, 1], got {DistillAlpha}");
+        if (!(DistillTemperature > 0)) throw new ArgumentException($"distillation temperature must be positive, got {DistillTemperature}");
+        return this;
+    }
+}
