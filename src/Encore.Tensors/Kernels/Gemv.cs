@@ -20,8 +20,17 @@ namespace Encore.Tensors.Kernels;
 /// </summary>
 public static unsafe partial class Gemv
 {
-    /// <summary>Up to this many rows of X, <see cref="Gemm.Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/> runs the GEMV path.</summary>
-    public const int MaxRows = 8;
+    /// <summary>
+    /// Most rows of X that <see cref="Gemm.Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/>
+    /// sends to the GEMV path (<see cref="LinearRows"/> gives the limit per vector width).
+    /// </summary>
+    public const int MaxRows = 16;
+
+    /// <summary>
+    /// Rows of X up to which the GEMV path beats the packed GEMM (measured at 4096×4096: 16 with
+    /// 512-bit vectors, whose 4×4 tiles keep X traffic low; 8 with narrower ones).
+    /// </summary>
+    public static int LinearRows(SimdWidth width) => width == SimdWidth.V512 ? MaxRows : 8;
 
     /// <summary>X rows that share one widening of a weight vector (the accumulators of four rows fit the registers).</summary>
     const int Group = 4;
@@ -92,7 +101,10 @@ public static unsafe partial class Gemv
 
         public void Execute(int index)
         {
-            var (r0, r1) = Partition.Range(W.Rows, Tasks, index);
+            // Tasks take whole blocks of four rows, so which rows form a tile (and so the rounding)
+            // does not depend on the task count.
+            var (u0, u1) = Partition.Range((W.Rows + 3) / 4, Tasks, index);
+            int r0 = u0 * 4, r1 = Math.Min(W.Rows, u1 * 4);
             switch (W.DType)
             {
                 case DType.F32: Rows<LoadF32>(r0, r1); break;
@@ -102,14 +114,28 @@ public static unsafe partial class Gemv
             }
         }
 
-        // Each weight row is read from memory once; X rows take it in groups of four (widened once per
-        // group), the later groups finding the row in L1.
+        // Each weight row is read from memory once. Batches of 2+ rows on 512-bit vectors go four weight
+        // rows × four X rows at a time (Tile4); otherwise X rows take a weight row in groups of four,
+        // the later groups finding it in L1.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
             int k = W.Cols, n = W.Rows;
-            float* sums = stackalloc float[Group];
-            for (int j = r0; j < r1; j++)
+            float* sums = stackalloc float[Group * 4];
+            int j = r0;
+            if (M > 1 && Width == SimdWidth.V512)
+            {
+                for (; j + 4 <= r1; j += 4)
+                {
+                    for (int g = 0; g < M; g += Group)
+                    {
+                        int mg = Math.Min(Group, M - g);
+                        Tile4<TL>(W.Row(j), W.Row(j + 1), W.Row(j + 2), W.Row(j + 3), X + (nint)g * k, k, mg, k, sums);
+                        StoreTile(sums, g, mg, j, n);
+                    }
+                }
+            }
+            for (; j < r1; j++)
             {
                 byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
@@ -125,19 +151,41 @@ public static unsafe partial class Gemv
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void RowsQ8(int r0, int r1)
         {
-            int k = W.Cols, n = W.Rows;
-            float* sums = stackalloc float[Group];
-            for (int j = r0; j < r1; j++)
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q8BlockSize;
+            float* sums = stackalloc float[Group * 4];
+            int j = r0;
+            if (M > 1 && Width == SimdWidth.V512)
+            {
+                float* table = Widen.HalfTable;
+                for (; j + 4 <= r1; j += 4)
+                {
+                    for (int g = 0; g < M; g += Group)
+                    {
+                        int mg = Math.Min(Group, M - g);
+                        Tile4Q8((BlockQ8_0*)W.Row(j), (BlockQ8_0*)W.Row(j + 1), (BlockQ8_0*)W.Row(j + 2), (BlockQ8_0*)W.Row(j + 3),
+                            X + (nint)g * k, k, mg, blocks, table, sums);
+                        StoreTile(sums, g, mg, j, n);
+                    }
+                }
+            }
+            for (; j < r1; j++)
             {
                 var row = (BlockQ8_0*)W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
                 for (int g = 0; g < M; g += Group)
                 {
                     int mg = Math.Min(Group, M - g);
-                    DotQ8Rows(row, X + (nint)g * k, k, mg, k / DTypes.Q8BlockSize, Width, sums);
+                    DotQ8Rows(row, X + (nint)g * k, k, mg, blocks, Width, sums);
                     for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
                 }
             }
+        }
+
+        void StoreTile(float* sums, int g, int mg, int j, int n)
+        {
+            for (int r = 0; r < mg; r++)
+                for (int s = 0; s < 4; s++)
+                    Y[(nint)(g + r) * n + j + s] = sums[r * 4 + s] + (Bias == null ? 0 : Bias[j + s]);
         }
     }
 }

@@ -293,4 +293,104 @@ public static unsafe partial class Gemv
         }
         return s;
     }
+
+    // 4 weight rows × m ≤ 4 X rows as one tile: each widened weight vector meets m X vectors and each
+    // X vector 4 weight vectors, so X (which outgrows L1 at K = 4096) is read a quarter as often.
+    // sums[r·4 + s] = W_s · X_r.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Tile4<TL>(byte* w0, byte* w1, byte* w2, byte* w3, float* x, nint ldx, int m, int k, float* sums) where TL : ILoad
+    {
+        Vector512<float> a00 = default; Vector512<float> a01 = default; Vector512<float> a02 = default; Vector512<float> a03 = default;
+        Vector512<float> a10 = default; Vector512<float> a11 = default; Vector512<float> a12 = default; Vector512<float> a13 = default;
+        Vector512<float> a20 = default; Vector512<float> a21 = default; Vector512<float> a22 = default; Vector512<float> a23 = default;
+        Vector512<float> a30 = default; Vector512<float> a31 = default; Vector512<float> a32 = default; Vector512<float> a33 = default;
+        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        int p = 0;
+        for (; p + 16 <= k; p += 16)
+        {
+            var v0 = TL.L16(w0, p); var v1 = TL.L16(w1, p); var v2 = TL.L16(w2, p); var v3 = TL.L16(w3, p);
+            var xv0 = Vector512.Load(x + p);
+            a00 = Vector512.FusedMultiplyAdd(v0, xv0, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv0, a01); a02 = Vector512.FusedMultiplyAdd(v2, xv0, a02); a03 = Vector512.FusedMultiplyAdd(v3, xv0, a03);
+            if (m > 1)
+            {
+                var xv1 = Vector512.Load(x1 + p);
+                a10 = Vector512.FusedMultiplyAdd(v0, xv1, a10); a11 = Vector512.FusedMultiplyAdd(v1, xv1, a11); a12 = Vector512.FusedMultiplyAdd(v2, xv1, a12); a13 = Vector512.FusedMultiplyAdd(v3, xv1, a13);
+            }
+            if (m > 2)
+            {
+                var xv2 = Vector512.Load(x2 + p);
+                a20 = Vector512.FusedMultiplyAdd(v0, xv2, a20); a21 = Vector512.FusedMultiplyAdd(v1, xv2, a21); a22 = Vector512.FusedMultiplyAdd(v2, xv2, a22); a23 = Vector512.FusedMultiplyAdd(v3, xv2, a23);
+            }
+            if (m > 3)
+            {
+                var xv3 = Vector512.Load(x3 + p);
+                a30 = Vector512.FusedMultiplyAdd(v0, xv3, a30); a31 = Vector512.FusedMultiplyAdd(v1, xv3, a31); a32 = Vector512.FusedMultiplyAdd(v2, xv3, a32); a33 = Vector512.FusedMultiplyAdd(v3, xv3, a33);
+            }
+        }
+        sums[0] = Vector512.Sum(a00); sums[1] = Vector512.Sum(a01); sums[2] = Vector512.Sum(a02); sums[3] = Vector512.Sum(a03);
+        if (m > 1) { sums[4] = Vector512.Sum(a10); sums[5] = Vector512.Sum(a11); sums[6] = Vector512.Sum(a12); sums[7] = Vector512.Sum(a13); }
+        if (m > 2) { sums[8] = Vector512.Sum(a20); sums[9] = Vector512.Sum(a21); sums[10] = Vector512.Sum(a22); sums[11] = Vector512.Sum(a23); }
+        if (m > 3) { sums[12] = Vector512.Sum(a30); sums[13] = Vector512.Sum(a31); sums[14] = Vector512.Sum(a32); sums[15] = Vector512.Sum(a33); }
+        for (; p < k; p++)
+        {
+            float f0 = TL.L1(w0, p), f1 = TL.L1(w1, p), f2 = TL.L1(w2, p), f3 = TL.L1(w3, p);
+            for (int r = 0; r < m; r++)
+            {
+                float xr = x[r * ldx + p];
+                sums[r * 4] += f0 * xr; sums[r * 4 + 1] += f1 * xr; sums[r * 4 + 2] += f2 * xr; sums[r * 4 + 3] += f3 * xr;
+            }
+        }
+    }
+
+    // The Q8_0 form of Tile4: per block, the 32 products of each (weight row, X row) pair, then the
+    // weight row's block scale.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Tile4Q8(BlockQ8_0* w0, BlockQ8_0* w1, BlockQ8_0* w2, BlockQ8_0* w3, float* x, nint ldx, int m, int blocks, float* table, float* sums)
+    {
+        Vector512<float> a00 = default; Vector512<float> a01 = default; Vector512<float> a02 = default; Vector512<float> a03 = default;
+        Vector512<float> a10 = default; Vector512<float> a11 = default; Vector512<float> a12 = default; Vector512<float> a13 = default;
+        Vector512<float> a20 = default; Vector512<float> a21 = default; Vector512<float> a22 = default; Vector512<float> a23 = default;
+        Vector512<float> a30 = default; Vector512<float> a31 = default; Vector512<float> a32 = default; Vector512<float> a33 = default;
+        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        for (int b = 0; b < blocks; b++, x += 32, x1 += 32, x2 += 32, x3 += 32)
+        {
+            var x00 = Vector512.Load(x); var x01 = Vector512.Load(x + 16);
+            Vector512<float> x10 = default, x11 = default, x20 = default, x21 = default, x30 = default, x31 = default;
+            if (m > 1) { x10 = Vector512.Load(x1); x11 = Vector512.Load(x1 + 16); }
+            if (m > 2) { x20 = Vector512.Load(x2); x21 = Vector512.Load(x2 + 16); }
+            if (m > 3) { x30 = Vector512.Load(x3); x31 = Vector512.Load(x3 + 16); }
+            {
+                var q0 = Widen.I8x16(w0[b].Qs); var q1 = Widen.I8x16(w0[b].Qs + 16); var d = Vector512.Create(table[w0[b].D]);
+                a00 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x01, q0 * x00), a00);
+                if (m > 1) a10 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x11, q0 * x10), a10);
+                if (m > 2) a20 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x21, q0 * x20), a20);
+                if (m > 3) a30 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x31, q0 * x30), a30);
+            }
+            {
+                var q0 = Widen.I8x16(w1[b].Qs); var q1 = Widen.I8x16(w1[b].Qs + 16); var d = Vector512.Create(table[w1[b].D]);
+                a01 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x01, q0 * x00), a01);
+                if (m > 1) a11 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x11, q0 * x10), a11);
+                if (m > 2) a21 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x21, q0 * x20), a21);
+                if (m > 3) a31 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x31, q0 * x30), a31);
+            }
+            {
+                var q0 = Widen.I8x16(w2[b].Qs); var q1 = Widen.I8x16(w2[b].Qs + 16); var d = Vector512.Create(table[w2[b].D]);
+                a02 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x01, q0 * x00), a02);
+                if (m > 1) a12 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x11, q0 * x10), a12);
+                if (m > 2) a22 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x21, q0 * x20), a22);
+                if (m > 3) a32 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x31, q0 * x30), a32);
+            }
+            {
+                var q0 = Widen.I8x16(w3[b].Qs); var q1 = Widen.I8x16(w3[b].Qs + 16); var d = Vector512.Create(table[w3[b].D]);
+                a03 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x01, q0 * x00), a03);
+                if (m > 1) a13 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x11, q0 * x10), a13);
+                if (m > 2) a23 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x21, q0 * x20), a23);
+                if (m > 3) a33 = Vector512.FusedMultiplyAdd(d, Vector512.FusedMultiplyAdd(q1, x31, q0 * x30), a33);
+            }
+        }
+        sums[0] = Vector512.Sum(a00); sums[1] = Vector512.Sum(a01); sums[2] = Vector512.Sum(a02); sums[3] = Vector512.Sum(a03);
+        if (m > 1) { sums[4] = Vector512.Sum(a10); sums[5] = Vector512.Sum(a11); sums[6] = Vector512.Sum(a12); sums[7] = Vector512.Sum(a13); }
+        if (m > 2) { sums[8] = Vector512.Sum(a20); sums[9] = Vector512.Sum(a21); sums[10] = Vector512.Sum(a22); sums[11] = Vector512.Sum(a23); }
+        if (m > 3) { sums[12] = Vector512.Sum(a30); sums[13] = Vector512.Sum(a31); sums[14] = Vector512.Sum(a32); sums[15] = Vector512.Sum(a33); }
+    }
 }
