@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Encore.Tensors.Numerics;
 
 namespace Encore.Tensors.Kernels;
@@ -7,6 +8,12 @@ namespace Encore.Tensors.Kernels;
 // The GEMV dot products: one weight row against one to four X rows, per dtype and vector width.
 public static unsafe partial class Gemv
 {
+    // Batch-1 Q8_0 rows stream from DRAM while the core widens every quant; a software prefetch 2 KiB
+    // ahead keeps more lines in flight than the hardware prefetcher alone (measured on Zen 5 at
+    // 4096×4096: about +6%, to ~75% of the read bandwidth; it slowed the F32 and bf16 rows, which
+    // are lighter per byte, so they go without). x86 only.
+    const int PrefetchAhead = 2048;
+
     // sums[i] = W_row · X[i] for i < m (m ≤ Group, X rows ldx apart). Batch 1 takes the four-accumulator
     // dot; larger batches widen each weight vector once and keep two accumulators per X row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -246,6 +253,7 @@ public static unsafe partial class Gemv
             Vector512<float> a0 = default, a1 = default;
             for (; b + 2 <= blocks; b += 2, row += 2, x += 64)
             {
+                if (Sse.IsSupported) Sse.Prefetch0((byte*)row + PrefetchAhead);
                 var t0 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[0].Qs + 16), Vector512.Load(x + 16), Widen.I8x16(row[0].Qs) * Vector512.Load(x));
                 var t1 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[1].Qs + 16), Vector512.Load(x + 48), Widen.I8x16(row[1].Qs) * Vector512.Load(x + 32));
                 a0 = Vector512.FusedMultiplyAdd(Vector512.Create(table[row[0].D]), t0, a0);
