@@ -160,6 +160,39 @@ public unsafe class GemvTests
     }
 
     [Fact]
+    public void PaddedRowStridesAreHonoured()
+    {
+        var rnd = new Random(8);
+        int n = 9, k = 64;
+        foreach (var dt in WeightTypes)
+        {
+            var packed = Encode(dt, RandomArray(rnd, n * k), n, k);
+            long rowBytes = dt.ByteCount(k), stride = rowBytes + 24;
+            var padded = new byte[n * stride];
+            for (int j = 0; j < n; j++)
+            {
+                packed.AsSpan((int)(j * rowBytes), (int)rowBytes).CopyTo(padded.AsSpan((int)(j * stride)));
+                padded.AsSpan((int)(j * stride + rowBytes), 24).Fill(0x7F); // garbage between rows
+            }
+            fixed (byte* p = padded)
+            {
+                var w = new WeightMatrix(dt, p, n, k, stride);
+                foreach (int m in new[] { 1, 6, 20 })
+                {
+                    var x = RandomArray(rnd, m * k);
+                    foreach (var width in Simd.Supported)
+                    {
+                        using var _ = Simd.Override(width);
+                        var y = new float[m * n];
+                        Gemm.Linear(x, m, w, y);
+                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} padded rows");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void GemvMatchesReferenceOnOddLengths()
     {
         var rnd = new Random(9);
