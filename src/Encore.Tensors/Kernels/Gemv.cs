@@ -11,12 +11,13 @@ namespace Encore.Tensors.Kernels;
 /// binary32 in registers (bf16 by a shift, binary16 by bit manipulation and a power-of-two multiply,
 /// Q8_0 int8 → binary32 times the block scale from a binary16 table), as ggml's <c>ggml_vec_dot_*</c>
 /// do. Unlike llama.cpp, which quantizes x to Q8_0 as well and takes int8 dot products, x stays in
-/// binary32: widening the quants keeps up with memory on AVX-512 (two Zen cores read 4096×4096 Q8_0
-/// weights at ~85% of the measured DRAM bandwidth), and there is no activation-quantization error,
+/// binary32: widening the quants nearly keeps up with memory on AVX-512 (two Zen 5 cores read 4096×4096
+/// Q8_0 weights at ~75% of the measured DRAM read bandwidth, bf16 at ~85%), and there is no
+/// activation-quantization error,
 /// so the result matches <see cref="Gemm.LinearReference"/> to float rounding (about 1e-6·Σ|x·w|).
 /// Rows are split over the kernel pool; each y element is one task's dot product in a fixed order,
-/// so results do not depend on the thread count (they do depend on the vector width, and on whether
-/// X's row sits in a group of one or of 2–4, which take differently unrolled loops).
+/// so results do not depend on the thread count (they do depend on the vector width and on the
+/// number of X rows: one row, 4×4 tiles and row groups sum in differently unrolled orders).
 /// </summary>
 public static unsafe partial class Gemv
 {
