@@ -93,7 +93,7 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// A linear layer, Y = X·Wᵀ (+ bias): X is (M, K) binary32 with row stride K, W is (N, K) in any
-    /// weight dtype, Y is (M, N) with row stride N. Up to <see cref="Gemv.MaxRows"/> rows (decoding)
+    /// weight dtype, Y is (M, N) with row stride N. Up to <see cref="Gemv.LinearRows"/> rows (decoding)
     /// run the GEMV path, which streams W once; more rows run the packed GEMM, widening W to binary32
     /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls).
     /// </summary>
@@ -107,7 +107,7 @@ public static unsafe partial class Gemm
     internal static void Linear(SimdWidth width, KernelPool? pool, ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
     {
         if (m == 0 || w.Rows == 0) return;
-        if (m <= Gemv.MaxRows)
+        if (m <= Gemv.LinearRows(width))
         {
             fixed (float* px = x)
             fixed (float* py = y)

@@ -120,7 +120,7 @@ public unsafe class GemvTests
                         var yp = Enumerable.Repeat(float.NaN, m * n).ToArray();
                         Gemm.Linear(x, m, packed, yp, bias);
                         AssertLinear(x, m, w, bias, yp, $"packed {width} {dt} m={m} n={n} k={k}");
-                        if (m > Gemv.MaxRows) Assert.Equal(y, yp); // same panels, same kernel, same order
+                        if (m > Gemv.LinearRows(width)) Assert.Equal(y, yp); // same panels, same kernel, same order
                         cases++;
                     }
                 }
@@ -160,6 +160,39 @@ public unsafe class GemvTests
     }
 
     [Fact]
+    public void PaddedRowStridesAreHonoured()
+    {
+        var rnd = new Random(8);
+        int n = 9, k = 64;
+        foreach (var dt in WeightTypes)
+        {
+            var packed = Encode(dt, RandomArray(rnd, n * k), n, k);
+            long rowBytes = dt.ByteCount(k), stride = rowBytes + 24;
+            var padded = new byte[n * stride];
+            for (int j = 0; j < n; j++)
+            {
+                packed.AsSpan((int)(j * rowBytes), (int)rowBytes).CopyTo(padded.AsSpan((int)(j * stride)));
+                padded.AsSpan((int)(j * stride + rowBytes), 24).Fill(0x7F); // garbage between rows
+            }
+            fixed (byte* p = padded)
+            {
+                var w = new WeightMatrix(dt, p, n, k, stride);
+                foreach (int m in new[] { 1, 6, 20 })
+                {
+                    var x = RandomArray(rnd, m * k);
+                    foreach (var width in Simd.Supported)
+                    {
+                        using var _ = Simd.Override(width);
+                        var y = new float[m * n];
+                        Gemm.Linear(x, m, w, y);
+                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} padded rows");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void GemvMatchesReferenceOnOddLengths()
     {
         var rnd = new Random(9);
@@ -192,14 +225,14 @@ public unsafe class GemvTests
     public void ResultsAreBitIdenticalAcrossThreadCounts()
     {
         var rnd = new Random(3);
-        int n = 1000, k = 512; // m = 9 takes the parallel GEMM path (m·n·k above ParallelWork)
+        int n = 420, k = 512; // m = 20 takes the parallel GEMM path (m·n·k above ParallelWork)
         var wf = RandomArray(rnd, n * k);
         foreach (var dt in WeightTypes)
         {
             fixed (byte* p = Encode(dt, wf, n, k))
             {
                 var w = new WeightMatrix(dt, p, n, k);
-                foreach (int m in new[] { 1, 3, 9 })
+                foreach (int m in new[] { 1, 3, 9, 20 })
                 {
                     var x = RandomArray(rnd, m * k);
                     var bias = RandomArray(rnd, n);
