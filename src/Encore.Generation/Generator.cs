@@ -85,12 +85,16 @@ public sealed class Generator
             var decoder = Tokenizer?.CreateStreamingDecoder(options.SkipSpecialTokens);
             var text = new System.Text.StringBuilder();
             int emitted = 0;
-            // A stop string found at this step starts at most (longest stop − 1) characters before the text added by it.
+            // A stop string completed by a later token starts at most (longest stop − 1) characters before the current end.
             int holdBack = Math.Max(0, ctx.Stop.MaxStopLength - 1);
             foreach (var e in strategy.Run(ctx, cancellationToken))
             {
                 if (decoder != null && !ctx.Stop.IsEos(e.Token)) text.Append(decoder.Push(e.Token));
-                int safe = Math.Max(emitted, text.Length - holdBack);
+                // Text that could begin a stop string stays back; a stop string completed by this
+                // token cuts the output before it (the sequence ends at this step).
+                int safe = text.Length - holdBack;
+                if (ctx.Stop.MaxStopLength > 0 && ctx.Stop.StopIndex(text.ToString()) is int stop and >= 0) safe = Math.Min(safe, stop);
+                safe = Math.Max(emitted, safe);
                 // Never end a piece between the halves of a surrogate pair.
                 if (safe > emitted && safe < text.Length && char.IsHighSurrogate(text[safe - 1])) safe--;
                 string piece = text.ToString(emitted, safe - emitted);
