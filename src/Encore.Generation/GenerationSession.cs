@@ -129,41 +129,36 @@ internal sealed class EncoderDecoderSession : GenerationSession
     private protected override Var Step(int[] tokens) => _model.Decode(_memory, _lengths, tokens, Rows, _cache);
 
     /// <summary>
-    /// Encodes sources of different lengths into one right-padded memory (Rows, S_max, D). Sources of
-    /// equal length are encoded together, each at its own length: a padded encoder pass would change
-    /// centered RoPE positions (Rope.CenteredPositions uses the padded length for every row), so this
-    /// keeps every row equal to its batch-of-one encoding under every position scheme.
+    /// Encodes the sources right-padded to S_max in one pass with their lengths (padding keys are
+    /// masked; RoPE, ALiBi and T5 buckets depend on offsets only, and absolute positions start at 0 in
+    /// every row, so each row equals its batch-of-one encoding), then repeats each row for its beams.
     /// </summary>
     static (Var Memory, int[] Lengths) EncodePadded(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int k)
     {
         int b = sources.Count, d = model.Config.DModel;
         int smax = sources.Max(s => s.Length);
-        var memory = Tensor.Zeros(DType.F32, b * k, smax, d);            // (Rows, S_max, D)
-        var lengths = new int[b * k];
-        try
+        var ids = new int[b * smax];
+        var sourceLengths = new int[b];
+        for (int i = 0; i < b; i++)
         {
+            sources[i].CopyTo(ids, i * smax);
+            ids.AsSpan(i * smax + sources[i].Length, smax - sources[i].Length).Fill(model.Config.PadTokenId);
+            sourceLengths[i] = sources[i].Length;
+        }
+        var enc = model.Encode(ids, b, sourceLengths);                      // (B, S_max, D)
+        if (k == 1) return (enc, sourceLengths);
+        using (enc)
+        {
+            var memory = Tensor.Empty(DType.F32, b * k, smax, d);           // (B·K, S_max, D)
+            var src = enc.Value.AsReadOnlySpan<float>();
             var dst = memory.AsSpan<float>();
-            foreach (var group in Enumerable.Range(0, b).GroupBy(i => sources[i].Length))
+            var lengths = new int[b * k];
+            for (int row = 0; row < b * k; row++)
             {
-                int[] members = group.ToArray();
-                int s = group.Key;
-                var ids = members.SelectMany(i => sources[i]).ToArray();
-                using var enc = model.Encode(ids, members.Length);         // (G, s, D)
-                var src = enc.Value.AsReadOnlySpan<float>();
-                for (int g = 0; g < members.Length; g++)
-                    for (int j = 0; j < k; j++)
-                    {
-                        int row = members[g] * k + j;
-                        src.Slice(g * s * d, s * d).CopyTo(dst.Slice(row * smax * d, s * d));
-                        lengths[row] = s;
-                    }
+                src.Slice(row / k * smax * d, smax * d).CopyTo(dst.Slice(row * smax * d, smax * d));
+                lengths[row] = sourceLengths[row / k];
             }
             return (Var.Constant(memory), lengths);
-        }
-        catch
-        {
-            memory.Dispose();
-            throw;
         }
     }
 

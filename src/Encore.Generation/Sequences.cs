@@ -34,7 +34,11 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
     public int[] Tokens => Sequences[0].Tokens;
 }
 
-/// <summary>A piece of streamed output: one token and the text it completed (may be empty while a character or a possible stop string is pending).</summary>
+/// <summary>
+/// A piece of streamed output: one token and the text it completed (empty while a character or a
+/// possible stop string is pending). A last chunk with <see cref="Token"/> −1 carries the text held
+/// back until the end.
+/// </summary>
 public readonly record struct GenerationChunk(int Token, string Text);
 
 /// <summary>The tokens of one row while it decodes.</summary>

@@ -55,6 +55,37 @@ public class BeamSearchTests
     }
 
     [Fact]
+    public void DecoderOnlyBeamsFindTheExhaustiveBest()
+    {
+        const int length = 3;
+        using var m = TinyModels.Decoder(seed: 5, vocab: V);
+        int[] prompt = [2, 4, 3];
+        int n = (int)Math.Pow(V, length);
+        var ids = new int[n * (prompt.Length + length - 1)];
+        int w = prompt.Length + length - 1;
+        for (int s = 0; s < n; s++)
+        {
+            prompt.CopyTo(ids, s * w);
+            for (int p = 0; p < length - 1; p++) ids[s * w + prompt.Length + p] = Digit(s, p, length);
+        }
+        var sums = new double[n];
+        using (var logits = m.Forward(ids, n))                                 // (n, w, V)
+            for (int s = 0; s < n; s++)
+            {
+                var lp = TinyModels.AllLogProbs(logits, s);
+                for (int p = 0; p < length; p++) sums[s] += lp[prompt.Length - 1 + p][Digit(s, p, length)];
+            }
+        int best = Array.IndexOf(sums, sums.Max());
+        var gen = new Generator(m);
+        var o = new GenerationOptions { NumBeams = V * V, MaxNewTokens = length, EosTokenIds = [] };
+        var r = gen.GenerateIds([prompt, [1, 5]], o);
+        Assert.Equal(Enumerable.Range(0, length).Select(p => Digit(best, p, length)), r[0].Tokens);
+        Assert.Equal(sums[best] / length, r[0].Sequences[0].Score, 5);
+        // A prompt of another length runs in its own session and must not disturb the first.
+        Assert.Equal(gen.GenerateIds([[1, 5]], o)[0].Tokens, r[1].Tokens);
+    }
+
+    [Fact]
     public void FewBeamsScoreTheirOwnSequenceExactly()
     {
         using var m = TinyModels.EncDec(seed: 3, vocab: V);
