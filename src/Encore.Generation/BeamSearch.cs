@@ -137,8 +137,9 @@ public sealed class BeamSearchStrategy : IDecodingStrategy
                     if (_earlyStopping) hyps[q].Done = true;
                     else
                     {
+                        // HF is_done: the best candidate sum normalized at the length before this step's token.
                         double best = top.Length > 0 ? candScores[top[0]] : double.NegativeInfinity;
-                        hyps[q].Done = hyps[q].Worst >= Normalize(best, step);
+                        hyps[q].Done = hyps[q].Worst >= Normalize(best, step - 1);
                     }
                 }
             }

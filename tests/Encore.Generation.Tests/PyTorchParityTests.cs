@@ -46,14 +46,26 @@ public class PyTorchParityTests
     }
 
     [Theory]
-    [InlineData(1.0)]
-    [InlineData(0.5)]
-    public void BatchedBeamSearchMatchesPyTorch(double alpha)
+    [InlineData("short")]
+    [InlineData("short_alpha_0.5")]
+    [InlineData("long")]
+    [InlineData("long_early")]
+    [InlineData("heuristic")]
+    public void BatchedBeamSearchMatchesPyTorch(string name)
     {
         using var m = Checkpoint.Load(Dir);
         var gen = new Generator(m);
-        var cases = Expected().GetProperty("beam").EnumerateArray().Where(c => c.GetProperty("length_penalty").GetDouble() == alpha).ToArray();
-        var o = new GenerationOptions { NumBeams = 3, NumReturnSequences = 3, LengthPenalty = (float)alpha, MaxNewTokens = 6 };
+        var cases = Expected().GetProperty("beam").EnumerateArray()
+            .Where(c => c.GetProperty("case").GetString() == name).ToArray();
+        Assert.Equal(3, cases.Length);
+        var o = new GenerationOptions
+        {
+            NumBeams = cases[0].GetProperty("num_beams").GetInt32(),
+            NumReturnSequences = cases[0].GetProperty("num_beams").GetInt32(),
+            LengthPenalty = (float)cases[0].GetProperty("length_penalty").GetDouble(),
+            MaxNewTokens = cases[0].GetProperty("max_new_tokens").GetInt32(),
+            EarlyStopping = cases[0].GetProperty("early_stopping").GetBoolean(),
+        };
         var results = gen.GenerateIds(cases.Select(c => Ints(c.GetProperty("source"))).ToArray(), o);
         for (int i = 0; i < cases.Length; i++)
         {

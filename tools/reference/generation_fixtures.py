@@ -140,7 +140,7 @@ def greedy(src, max_new):
     return seq[1:], total, decode(mem, [START])[-1].tolist()
 
 
-def beam_search(src, k, alpha, max_new, n_return):
+def beam_search(src, k, alpha, max_new, n_return, early=False):
     mem = encode(src)
     beams = [([START], 0.0)] + [([START], -1e9)] * (k - 1)
     hyps = []
@@ -172,7 +172,7 @@ def beam_search(src, k, alpha, max_new, n_return):
             if len(nxt) == k:
                 break
         if len(hyps) >= k:
-            done = min(h[0] for h in hyps) >= cands[0][0] / step ** alpha
+            done = early or min(h[0] for h in hyps) >= cands[0][0] / max(1, step - 1) ** alpha
         beams = nxt
         if done:
             break
@@ -188,10 +188,20 @@ expected = {"greedy": [], "beam": []}
 for src in sources:
     tokens, total, first = greedy(src, 10)
     expected["greedy"].append({"source": src, "tokens": tokens, "log_prob": total, "first_logits": first})
-for alpha in (1.0, 0.5):
+def beam_case(name, k, alpha, max_new, early):
     for src in sources:
-        expected["beam"].append({"source": src, "num_beams": 3, "length_penalty": alpha, "max_new_tokens": 6,
-                                 "sequences": beam_search(src, 3, alpha, 6, 3)})
+        expected["beam"].append({"case": name, "source": src, "num_beams": k, "length_penalty": alpha,
+                                 "max_new_tokens": max_new, "early_stopping": early,
+                                 "sequences": beam_search(src, k, alpha, max_new, k, early)})
+
+
+beam_case("short", 3, 1.0, 6, False)
+beam_case("short_alpha_0.5", 3, 0.5, 6, False)
+# Long hypotheses favoured (α = 2): early_stopping ends requests that the heuristic lets run on.
+beam_case("long", 2, 2.0, 12, False)
+beam_case("long_early", 2, 2.0, 12, True)
+# Here HF's heuristic stops [4, 6, 11] at 10 tokens although running on would find better hypotheses.
+beam_case("heuristic", 3, 1.0, 12, False)
 
 config = {
     "model_type": "encore", "family": "EncoderDecoder", "vocab_size": V, "d_model": D, "encoder_layers": 1,
@@ -227,4 +237,4 @@ print("wrote", os.path.normpath(out))
 for g in expected["greedy"]:
     print("greedy", g["source"], g["tokens"])
 for b in expected["beam"]:
-    print("beam", b["length_penalty"], b["source"], [(s["tokens"], round(s["score"], 4)) for s in b["sequences"]])
+    print("beam", b["case"], b["source"], [(s["tokens"], round(s["score"], 4)) for s in b["sequences"]])
