@@ -45,6 +45,20 @@ public class PyTorchParityTests
         Assert.Contains(results, r => r.Sequences[0].Finish == FinishReason.Length);
     }
 
+    [Fact]
+    public void ProcessedGreedyMatchesPyTorch()
+    {
+        using var m = Checkpoint.Load(Dir);
+        var gen = new Generator(m);
+        var cases = Expected().GetProperty("processed").EnumerateArray().ToArray();
+        var o = new GenerationOptions { RepetitionPenalty = 1.5f, NoRepeatNgramSize = 2, MinNewTokens = 3, MaxNewTokens = 10 };
+        var results = gen.GenerateIds(cases.Select(c => Ints(c.GetProperty("source"))).ToArray(), o);
+        for (int i = 0; i < cases.Length; i++) Assert.Equal(Ints(cases[i].GetProperty("tokens")), results[i].Tokens);
+        // The processors change what plain greedy produces.
+        var plain = gen.GenerateIds(cases.Select(c => Ints(c.GetProperty("source"))).ToArray(), o with { RepetitionPenalty = 1, NoRepeatNgramSize = 0, MinNewTokens = 0 });
+        Assert.Contains(Enumerable.Range(0, cases.Length), i => !plain[i].Tokens.SequenceEqual(results[i].Tokens));
+    }
+
     [Theory]
     [InlineData("short")]
     [InlineData("short_alpha_0.5")]

@@ -140,6 +140,28 @@ def greedy(src, max_new):
     return seq[1:], total, decode(mem, [START])[-1].tolist()
 
 
+def processed_greedy(src, max_new, penalty, ngram, min_new):
+    # HF RepetitionPenaltyLogitsProcessor, NoRepeatNGramLogitsProcessor, MinNewTokensLengthLogitsProcessor, then argmax.
+    mem = encode(src)
+    seq = [START]
+    for step in range(max_new):
+        x = decode(mem, seq)[-1].double()
+        for t in set(seq):
+            x[t] = x[t] * penalty if x[t] < 0 else x[t] / penalty
+        if len(seq) + 1 >= ngram:
+            prefix = seq[len(seq) - (ngram - 1):]
+            for i in range(len(seq) - ngram + 1):
+                if seq[i:i + ngram - 1] == prefix:
+                    x[seq[i + ngram - 1]] = float("-inf")
+        if step < min_new:
+            x[EOS] = float("-inf")
+        t = int(x.argmax())
+        seq.append(t)
+        if t == EOS:
+            break
+    return seq[1:]
+
+
 def beam_search(src, k, alpha, max_new, n_return, early=False):
     mem = encode(src)
     beams = [([START], 0.0)] + [([START], -1e9)] * (k - 1)
@@ -184,10 +206,15 @@ def beam_search(src, k, alpha, max_new, n_return, early=False):
 
 
 sources = [[3, 5, 7, 2, 9], [4, 6, 11], [12, 2, 8, 8, 5, 14, 10]]
-expected = {"greedy": [], "beam": []}
+expected = {"greedy": [], "beam": [], "processed": []}
 for src in sources:
     tokens, total, first = greedy(src, 10)
     expected["greedy"].append({"source": src, "tokens": tokens, "log_prob": total, "first_logits": first})
+for src in sources:
+    expected["processed"].append({"source": src, "repetition_penalty": 1.5, "no_repeat_ngram_size": 2, "min_new_tokens": 3,
+                                  "max_new_tokens": 10, "tokens": processed_greedy(src, 10, 1.5, 2, 3)})
+
+
 def beam_case(name, k, alpha, max_new, early):
     for src in sources:
         expected["beam"].append({"case": name, "source": src, "num_beams": k, "length_penalty": alpha,
@@ -236,5 +263,7 @@ with open(os.path.join(out, "expected.json"), "w") as f:
 print("wrote", os.path.normpath(out))
 for g in expected["greedy"]:
     print("greedy", g["source"], g["tokens"])
+for g in expected["processed"]:
+    print("processed", g["source"], g["tokens"])
 for b in expected["beam"]:
     print("beam", b["case"], b["source"], [(s["tokens"], round(s["score"], 4)) for s in b["sequences"]])
