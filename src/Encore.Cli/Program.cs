@@ -13,6 +13,7 @@ public static class Program
         {
             QuickstartCommand.Create(),
             ForwardCommand.Create(),
+            GenerateCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),
             InfoCommand.Create(),

@@ -1,0 +1,196 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
+using Encore.Generation;
+
+namespace Encore.Cli.Commands;
+
+/// <summary>
+/// <c>encore generate</c>: text from a checkpoint, for one prompt (printed, streamed, or as JSON) or
+/// for a JSONL file of prompts (batched, one JSON line out per line in). Every option maps to one
+/// <see cref="GenerationOptions"/> field with the library's default.
+/// </summary>
+internal static class GenerateCommand
+{
+    /// <summary>Largest --input-file accepted (bytes): prompts are held in memory.</summary>
+    const long MaxInputBytes = 256L << 20;
+
+    public static Command Create()
+    {
+        var d = new GenerationOptions();
+        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var prompt = new Option<string?>("--prompt") { Description = "The prompt (the source text of an encoder–decoder)." };
+        var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in." };
+        var batchSize = new Option<int>("--batch-size") { Description = "Prompts of --input-file decoded together.", DefaultValueFactory = _ => 16 };
+        var stream = new Option<bool>("--stream") { Description = "Print text as it is generated (one prompt, greedy or sampling)." };
+        var json = new Option<bool>("--json") { Description = "Print JSON (with --stream: one JSON line per token)." };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = $"Most tokens to generate.", DefaultValueFactory = _ => d.MaxNewTokens };
+        var minNew = new Option<int>("--min-new-tokens") { Description = $"EOS is banned before this many tokens.", DefaultValueFactory = _ => d.MinNewTokens };
+        var doSample = new Option<bool>("--do-sample") { Description = "Sample instead of greedy decoding (default off)." };
+        var temperature = new Option<float>("--temperature") { Description = $"Sampling temperature; 0 is greedy.", DefaultValueFactory = _ => d.Temperature };
+        var topK = new Option<int>("--top-k") { Description = $"Keep the k most likely tokens; 0 is off.", DefaultValueFactory = _ => d.TopK };
+        var topP = new Option<float>("--top-p") { Description = $"Nucleus sampling mass; 1 is off.", DefaultValueFactory = _ => d.TopP };
+        var minP = new Option<float>("--min-p") { Description = $"Drop tokens below min_p × the top probability; 0 is off.", DefaultValueFactory = _ => d.MinP };
+        var seed = new Option<ulong?>("--seed") { Description = "Sampling seed (default: a fresh one per run)." };
+        var numBeams = new Option<int>("--num-beams") { Description = $"Beam search width; 1 is off.", DefaultValueFactory = _ => d.NumBeams };
+        var lengthPenalty = new Option<float>("--length-penalty") { Description = $"Beam scores are sum log p / length^α.", DefaultValueFactory = _ => d.LengthPenalty };
+        var earlyStopping = new Option<bool>("--early-stopping") { Description = "Stop beam search once num_beams hypotheses are finished (default off)." };
+        var numReturn = new Option<int>("--num-return-sequences") { Description = $"Sequences per prompt: best beams or samples.", DefaultValueFactory = _ => d.NumReturnSequences };
+        var repetition = new Option<float>("--repetition-penalty") { Description = $"CTRL repetition penalty; 1 is off.", DefaultValueFactory = _ => d.RepetitionPenalty };
+        var noRepeat = new Option<int>("--no-repeat-ngram-size") { Description = $"No n-gram of this size repeats; 0 is off.", DefaultValueFactory = _ => d.NoRepeatNgramSize };
+        var stop = new Option<string[]>("--stop") { Description = "A stop string (repeatable); the output is cut before it." };
+        var eos = new Option<string?>("--eos-token-ids") { Description = "Comma-separated ids that end a sequence (default: the model's and tokenizer's EOS)." };
+        var bad = new Option<string?>("--bad-words-ids") { Description = "Comma-separated ids never generated." };
+        var forcedBos = new Option<int?>("--forced-bos-token-id") { Description = "Force the first generated token." };
+        var forcedEos = new Option<int?>("--forced-eos-token-id") { Description = "Force this token at max_new_tokens." };
+        var keepSpecial = new Option<bool>("--keep-special-tokens") { Description = "Keep special tokens in the text (default: dropped)." };
+
+        var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
+        {
+            model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
+            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNew),
+                MinNewTokens = parse.GetValue(minNew),
+                DoSample = parse.GetValue(doSample),
+                Temperature = parse.GetValue(temperature),
+                TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP),
+                MinP = parse.GetValue(minP),
+                Seed = parse.GetValue(seed),
+                NumBeams = parse.GetValue(numBeams),
+                LengthPenalty = parse.GetValue(lengthPenalty),
+                EarlyStopping = parse.GetValue(earlyStopping),
+                NumReturnSequences = parse.GetValue(numReturn),
+                RepetitionPenalty = parse.GetValue(repetition),
+                NoRepeatNgramSize = parse.GetValue(noRepeat),
+                StopStrings = parse.GetValue(stop) ?? [],
+                EosTokenIds = parse.GetValue(eos) is { } e ? ParseIds(e, "--eos-token-ids") : null,
+                BadWordsIds = parse.GetValue(bad) is { } b ? ParseIds(b, "--bad-words-ids") : [],
+                ForcedBosTokenId = parse.GetValue(forcedBos),
+                ForcedEosTokenId = parse.GetValue(forcedEos),
+                SkipSpecialTokens = !parse.GetValue(keepSpecial),
+            }.Validate();
+            string? text = parse.GetValue(prompt), file = parse.GetValue(inputFile);
+            if ((text is null) == (file is null)) throw new ArgumentException("give exactly one of --prompt and --input-file");
+            bool asJson = parse.GetValue(json), streaming = parse.GetValue(stream);
+            int batch = parse.GetValue(batchSize);
+            if (batch is < 1 or > 4096) throw new ArgumentException($"--batch-size must be in [1, 4096], got {batch}");
+            if (streaming && file != null) throw new ArgumentException("--stream works with --prompt, not --input-file");
+            // Read the inputs before loading the model, so a bad file fails fast.
+            var inputs = file is null ? null : ReadJsonl(file);
+
+            string dir = parse.GetValue(model)!;
+            using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+            var generator = new Generator(m, TokenizerLoader.FromDirectory(dir));
+
+            if (inputs != null)
+            {
+                for (int start = 0; start < inputs.Count; start += batch)
+                {
+                    var chunk = inputs.Skip(start).Take(batch).ToArray();
+                    var results = generator.Generate(chunk.Select(c => c.Prompt).ToArray(), options, ct);
+                    for (int i = 0; i < chunk.Length; i++)
+                    {
+                        var o = ResultJson(chunk[i].Prompt, results[i]);
+                        o.Insert(0, "line", chunk[i].Line);
+                        Console.WriteLine(o.ToJsonString(JsonLine));
+                    }
+                }
+                return 0;
+            }
+            if (streaming)
+            {
+                await foreach (var c in generator.StreamAsync(text!, options, ct))
+                {
+                    if (asJson) Console.WriteLine(new JsonObject { ["token"] = c.Token, ["text"] = c.Text }.ToJsonString(JsonLine));
+                    else
+                    {
+                        Console.Write(c.Text);
+                        Console.Out.Flush();
+                    }
+                }
+                if (!asJson) Console.WriteLine();
+                return 0;
+            }
+            var result = generator.Generate(text!, options, ct);
+            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(InfoCommand.Json));
+            else if (result.Sequences.Count == 1) Console.WriteLine(result.Text);
+            else for (int i = 0; i < result.Sequences.Count; i++) Console.WriteLine($"[{i}] {result.Sequences[i].Text}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static readonly JsonSerializerOptions JsonLine = new(InfoCommand.Json) { WriteIndented = false };
+
+    static JsonObject ResultJson(string prompt, GenerationResult r)
+    {
+        var o = new JsonObject
+        {
+            ["prompt"] = prompt,
+            ["text"] = r.Text,
+            ["tokens"] = new JsonArray(r.Tokens.Select(t => (JsonNode)t).ToArray()),
+            ["finish_reason"] = FinishName(r.Sequences[0].Finish),
+        };
+        if (r.Sequences.Count > 1)
+            o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
+            {
+                ["text"] = s.Text,
+                ["tokens"] = new JsonArray(s.Tokens.Select(t => (JsonNode)t).ToArray()),
+                ["finish_reason"] = FinishName(s.Finish),
+                ["score"] = s.Score,
+            }).ToArray());
+        return o;
+    }
+
+    // OpenAI's finish_reason names: "stop" for EOS and stop strings, "length" at max_new_tokens.
+    static string FinishName(FinishReason f) => f == FinishReason.Length ? "length" : "stop";
+
+    static int[] ParseIds(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length > 100_000) throw new ArgumentException($"{option} has {parts.Length} ids; at most 100000");
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], out ids[i]) || ids[i] < 0)
+                throw new ArgumentException($"{option}: '{parts[i]}' (position {i}) is not a token id");
+        return ids;
+    }
+
+    /// <summary>The prompts of a JSONL file with their 1-based line numbers; blank lines are skipped.</summary>
+    internal static List<(int Line, string Prompt)> ReadJsonl(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) throw new FileNotFoundException($"{path}: no such file");
+        if (info.Length > MaxInputBytes) throw new ArgumentException($"{path}: {info.Length} bytes; --input-file holds at most {MaxInputBytes}");
+        var result = new List<(int, string)>();
+        int n = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonNode? node;
+            try
+            {
+                node = JsonNode.Parse(line);
+            }
+            catch (JsonException e)
+            {
+                throw new ArgumentException($"{path}:{n}: not valid JSON ({e.Message.Split(" LineNumber:")[0]})");
+            }
+            if (node is not JsonObject obj) throw new ArgumentException($"{path}:{n}: expected a JSON object with a \"prompt\" string");
+            if (!obj.TryGetPropertyValue("prompt", out var p) || p is not JsonValue v || !v.TryGetValue<string>(out var prompt))
+                throw new ArgumentException($"{path}:{n}: missing \"prompt\" or it is not a string");
+            result.Add((n, prompt));
+        }
+        if (result.Count == 0) throw new ArgumentException($"{path}: no prompts");
+        return result;
+    }
+}

@@ -1,0 +1,244 @@
+// One inference session: the model state of a batch of requests while they decode. Rows are
+// request-major (request r, beam or sample k → row r·K + k). Every Var the model returns outside a
+// Tape belongs to us, so each step copies what it needs and disposes it.
+using Encore.Autograd;
+using Encore.Models;
+using Encore.Tensors;
+using Tensor = Encore.Tensors.Tensor;
+
+namespace Encore.Generation;
+
+/// <summary>
+/// The decoder state of a batch: its KV caches and the next-token logits of every row. Created with
+/// the prompt already consumed (encoded and the start token decoded, or the prompt prefilled), so
+/// <see cref="Logits"/> holds the scores of the first new token.
+/// </summary>
+public abstract class GenerationSession : IDisposable
+{
+    float[] _logits = [];
+
+    private protected GenerationSession(int rows, int vocabSize)
+    {
+        Rows = rows;
+        VocabSize = vocabSize;
+    }
+
+    /// <summary>Rows decoded together (requests × sequences per request).</summary>
+    public int Rows { get; }
+
+    /// <summary>V.</summary>
+    public int VocabSize { get; }
+
+    /// <summary>Next-token logits, (Rows, V) row-major.</summary>
+    public float[] Logits => _logits;
+
+    /// <summary>The decoder's caches.</summary>
+    public abstract DecoderCache Cache { get; }
+
+    /// <summary>The tokens each row's decoder has seen before its first new token (the prompt, or the decoder start token).</summary>
+    public abstract int[] InitialTokens(int row);
+
+    /// <summary>Feeds one token per row (Rows) and computes the next logits.</summary>
+    public void Advance(ReadOnlySpan<int> tokens)
+    {
+        if (tokens.Length != Rows) throw new ArgumentException($"{tokens.Length} tokens for {Rows} rows");
+        using var logits = Step(tokens.ToArray());                           // (Rows, 1, V)
+        TakeLastPosition(logits);
+    }
+
+    /// <summary>Makes row i continue from row <paramref name="parents"/>[i] (beam search); see <see cref="KvCacheRows.Select"/>.</summary>
+    public void Reorder(ReadOnlySpan<int> parents) => KvCacheRows.Select(Cache.Self, parents);
+
+    private protected abstract Var Step(int[] tokens);
+
+    /// <summary>Copies the logits of the last position of each row from (Rows, T, V).</summary>
+    private protected void TakeLastPosition(Var logits)
+    {
+        int t = logits.Shape[1], v = logits.Shape[2];
+        if (v != VocabSize) throw new InvalidOperationException($"the model returned {v} logits per position, expected {VocabSize}");
+        if (_logits.Length != Rows * v) _logits = new float[Rows * v];
+        var src = logits.Value.AsReadOnlySpan<float>();
+        for (int r = 0; r < Rows; r++) src.Slice((r * t + t - 1) * v, v).CopyTo(_logits.AsSpan(r * v, v));
+    }
+
+    /// <summary>Frees the caches and what the session holds.</summary>
+    public virtual void Dispose()
+    {
+        Cache.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// A session for <paramref name="prompts"/>, each repeated <paramref name="rowsPerPrompt"/> times,
+    /// with room for <paramref name="maxNewTokens"/> new tokens. Decoder-only prompts must share one length
+    /// (the cache has one length for all rows and the API has no left-padding mask); see <see cref="Generator"/>.
+    /// </summary>
+    public static GenerationSession Create(LanguageModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, int decoderStartTokenId)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (prompts.Count == 0) throw new ArgumentException("no prompts");
+        if (rowsPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(rowsPerPrompt));
+        foreach (var p in prompts)
+            foreach (int id in p)
+                if ((uint)id >= (uint)model.Config.VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {model.Config.VocabSize})");
+        return model switch
+        {
+            EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId),
+            DecoderOnlyModel dec => new DecoderOnlySession(dec, prompts, rowsPerPrompt, maxNewTokens),
+            _ => throw new ArgumentException($"{model.GetType().Name} does not generate text (it has no decoder)"),
+        };
+    }
+}
+
+/// <summary>
+/// Encoder–decoder session: the sources are encoded once, cross-attention K/V computed at the first
+/// decoder step, then the decoder steps one token at a time against a cache of max_new_tokens + 1.
+/// </summary>
+internal sealed class EncoderDecoderSession : GenerationSession
+{
+    readonly EncoderDecoderModel _model;
+    readonly Var _memory;                  // (Rows, S, D) encoder output, rows repeated per beam
+    readonly int[] _lengths;               // (Rows) valid source lengths
+    readonly DecoderCache _cache;
+    readonly int _start;
+
+    public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start)
+        : base(sources.Count * rowsPerPrompt, model.Config.VocabSize)
+    {
+        _model = model;
+        _start = start;
+        if (sources.Any(s => s.Length == 0)) throw new ArgumentException("an encoder–decoder needs a non-empty source");
+        (_memory, _lengths) = EncodePadded(model, sources, rowsPerPrompt);
+        _cache = model.CreateCache(Rows, maxNewTokens + 1, _memory.Shape[1]);
+        try
+        {
+            using var logits = Step(Enumerable.Repeat(start, Rows).ToArray());
+            TakeLastPosition(logits);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override DecoderCache Cache => _cache;
+
+    public override int[] InitialTokens(int row) => [_start];
+
+    private protected override Var Step(int[] tokens) => _model.Decode(_memory, _lengths, tokens, Rows, _cache);
+
+    /// <summary>
+    /// Encodes the sources right-padded to S_max in one pass with their lengths (padding keys are
+    /// masked; RoPE, ALiBi and T5 buckets depend on offsets only, and absolute positions start at 0 in
+    /// every row, so each row equals its batch-of-one encoding), then repeats each row for its beams.
+    /// </summary>
+    static (Var Memory, int[] Lengths) EncodePadded(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int k)
+    {
+        int b = sources.Count, d = model.Config.DModel;
+        int smax = sources.Max(s => s.Length);
+        var ids = new int[b * smax];
+        var sourceLengths = new int[b];
+        for (int i = 0; i < b; i++)
+        {
+            sources[i].CopyTo(ids, i * smax);
+            ids.AsSpan(i * smax + sources[i].Length, smax - sources[i].Length).Fill(model.Config.PadTokenId);
+            sourceLengths[i] = sources[i].Length;
+        }
+        var enc = model.Encode(ids, b, sourceLengths);                      // (B, S_max, D)
+        if (k == 1) return (enc, sourceLengths);
+        using (enc)
+        {
+            var memory = Tensor.Empty(DType.F32, b * k, smax, d);           // (B·K, S_max, D)
+            var src = enc.Value.AsReadOnlySpan<float>();
+            var dst = memory.AsSpan<float>();
+            var lengths = new int[b * k];
+            for (int row = 0; row < b * k; row++)
+            {
+                src.Slice(row / k * smax * d, smax * d).CopyTo(dst.Slice(row * smax * d, smax * d));
+                lengths[row] = sourceLengths[row / k];
+            }
+            return (Var.Constant(memory), lengths);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _memory.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>Decoder-only session: equal-length prompts prefilled into one cache, then one token per step.</summary>
+internal sealed class DecoderOnlySession : GenerationSession
+{
+    readonly DecoderOnlyModel _model;
+    readonly DecoderCache _cache;
+    readonly int[][] _prompts;
+    readonly int _k;
+
+    public DecoderOnlySession(DecoderOnlyModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens)
+        : base(prompts.Count * rowsPerPrompt, model.Config.VocabSize)
+    {
+        _model = model;
+        _k = rowsPerPrompt;
+        _prompts = prompts.ToArray();
+        int length = prompts[0].Length;
+        if (length == 0) throw new ArgumentException("a decoder-only model needs a non-empty prompt (add a BOS token)");
+        if (prompts.Any(p => p.Length != length))
+            throw new ArgumentException("a decoder-only session needs prompts of one length; Generator groups them by length");
+        _cache = model.CreateCache(Rows, length + maxNewTokens);
+        try
+        {
+            var ids = new int[Rows * length];
+            for (int r = 0; r < Rows; r++) prompts[r / _k].CopyTo(ids, r * length);
+            using var logits = Step(ids);                                   // (Rows, L, V)
+            TakeLastPosition(logits);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override DecoderCache Cache => _cache;
+
+    public override int[] InitialTokens(int row) => _prompts[row / _k];
+
+    private protected override Var Step(int[] tokens) => _model.Forward(tokens, Rows, null, _cache);
+}
+
+/// <summary>Row operations on self-attention caches, through their public tensors.</summary>
+public static class KvCacheRows
+{
+    /// <summary>
+    /// Makes row i of every cache a copy of row <paramref name="parents"/>[i] (beam search keeps the
+    /// beams that survived and duplicates the ones that branched). Only the filled positions move.
+    /// Cross-attention caches need no reordering: a request's beams share one source.
+    /// </summary>
+    public static void Select(IReadOnlyList<LayerCache> caches, ReadOnlySpan<int> parents)
+    {
+        bool identity = true;
+        for (int i = 0; i < parents.Length; i++) identity &= parents[i] == i;
+        if (identity) return;
+        float[]? scratch = null;
+        foreach (var c in caches)
+        {
+            int b = c.K.Shape[0], cap = c.K.Shape[1], w = c.K.Shape[2];
+            if (parents.Length != b) throw new ArgumentException($"{parents.Length} parents for a cache of {b} rows");
+            int n = c.Length * w;
+            scratch ??= new float[b * n];
+            foreach (var t in new[] { c.K, c.V })
+            {
+                var s = t.AsSpan<float>();
+                for (int i = 0; i < b; i++)
+                {
+                    if ((uint)parents[i] >= (uint)b) throw new ArgumentOutOfRangeException(nameof(parents), $"parent row {parents[i]} outside [0, {b})");
+                    s.Slice(parents[i] * cap * w, n).CopyTo(scratch.AsSpan(i * n, n));
+                }
+                for (int i = 0; i < b; i++) scratch.AsSpan(i * n, n).CopyTo(s.Slice(i * cap * w, n));
+            }
+        }
+    }
+}

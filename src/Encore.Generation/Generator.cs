@@ -1,0 +1,139 @@
+// The entry point: text or ids in, generated sequences out, batched or streamed. A batch becomes
+// one session for an encoder–decoder (sources right-padded, lengths passed); decoder-only prompts
+// are grouped by length, one session per group, since the decoder cache keeps one length for all
+// rows and the attention API has no left-padding mask — so each output equals its batch-of-one.
+using System.Runtime.CompilerServices;
+using Encore.Formats.Tokenization;
+using Encore.Models;
+
+namespace Encore.Generation;
+
+/// <summary>Generates text with an encoder–decoder or decoder-only model.</summary>
+public sealed class Generator
+{
+    /// <summary>A generator for <paramref name="model"/>; without a tokenizer only the id methods work.</summary>
+    public Generator(LanguageModel model, TextTokenizer? tokenizer = null)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        if (model is not (EncoderDecoderModel or DecoderOnlyModel)) throw new ArgumentException($"{model.GetType().Name} does not generate text (it has no decoder)");
+        Tokenizer = tokenizer;
+        if (tokenizer != null && tokenizer.VocabSize > model.Config.VocabSize)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model only {model.Config.VocabSize}");
+    }
+
+    /// <summary>The model.</summary>
+    public LanguageModel Model { get; }
+
+    /// <summary>The tokenizer, or null.</summary>
+    public TextTokenizer? Tokenizer { get; }
+
+    /// <summary>The ids of <paramref name="prompt"/> as the model expects them (with the tokenizer's BOS/EOS wrapping).</summary>
+    public int[] EncodePrompt(string prompt)
+    {
+        var tok = Tokenizer ?? throw new InvalidOperationException("text prompts need a tokenizer");
+        var ids = tok.Encode(prompt, addSpecialTokens: true);
+        if (ids.Length == 0 && Model is DecoderOnlyModel && Model.Config.BosTokenId >= 0) ids = [Model.Config.BosTokenId];
+        if (ids.Length == 0) throw new ArgumentException("the prompt is empty and the model has no BOS token to start from");
+        return ids;
+    }
+
+    /// <summary>Generates from one text prompt.</summary>
+    public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+        => Generate([prompt], options, cancellationToken)[0];
+
+    /// <summary>Generates from a batch of text prompts; results in input order.</summary>
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<string> prompts, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+        => GenerateIds(prompts.Select(EncodePrompt).ToArray(), options, cancellationToken);
+
+    /// <summary>Generates from a batch of prompts given as ids; results in input order.</summary>
+    public IReadOnlyList<GenerationResult> GenerateIds(IReadOnlyList<int[]> prompts, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options = (options ?? new GenerationOptions()).Validate();
+        if (prompts.Count == 0) return [];
+        var strategy = DecodingStrategies.FromOptions(options);
+        var results = new GenerationResult[prompts.Count];
+        foreach (var group in Groups(prompts))
+        {
+            var ctx = Start(group.Select(i => prompts[i]).ToArray(), options, strategy, out var session);
+            using (session)
+                foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
+            for (int g = 0; g < group.Length; g++) results[group[g]] = new GenerationResult(ctx.Results[g]);
+        }
+        return results;
+    }
+
+    /// <summary>Streams the generation of one text prompt (greedy or sampling; one sequence).</summary>
+    public IAsyncEnumerable<GenerationChunk> StreamAsync(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+        => StreamIdsAsync(EncodePrompt(prompt), options, cancellationToken);
+
+    /// <summary>
+    /// Streams the generation of one prompt given as ids: one chunk per token with the text it
+    /// completed. Text goes through the tokenizer's <see cref="StreamingDecoder"/>, so a multi-byte
+    /// character is never split; with stop strings, the text that could still become one is held
+    /// back. The pieces concatenate to <see cref="GeneratedSequence.Text"/>. Cancellation stops before
+    /// the next model step.
+    /// </summary>
+    public async IAsyncEnumerable<GenerationChunk> StreamIdsAsync(int[] prompt, GenerationOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        options = (options ?? new GenerationOptions()).Validate();
+        if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("streaming returns one sequence: num_beams and num_return_sequences must be 1");
+        var strategy = DecodingStrategies.FromOptions(options);
+        var ctx = Start([prompt], options, strategy, out var session);
+        using (session)
+        {
+            var decoder = Tokenizer?.CreateStreamingDecoder(options.SkipSpecialTokens);
+            var text = new System.Text.StringBuilder();
+            int emitted = 0;
+            // A stop string completed by a later token starts at most (longest stop − 1) characters before the current end.
+            int holdBack = Math.Max(0, ctx.Stop.MaxStopLength - 1);
+            foreach (var e in strategy.Run(ctx, cancellationToken))
+            {
+                if (decoder != null && !ctx.Stop.IsEos(e.Token)) text.Append(decoder.Push(e.Token));
+                // Text that could begin a stop string stays back; a stop string completed by this
+                // token cuts the output before it (the sequence ends at this step).
+                int safe = text.Length - holdBack;
+                if (ctx.Stop.MaxStopLength > 0 && ctx.Stop.StopIndex(text.ToString()) is int stop and >= 0) safe = Math.Min(safe, stop);
+                safe = Math.Max(emitted, safe);
+                // Never end a piece between the halves of a surrogate pair.
+                if (safe > emitted && safe < text.Length && char.IsHighSurrogate(text[safe - 1])) safe--;
+                string piece = text.ToString(emitted, safe - emitted);
+                emitted = safe;
+                yield return new GenerationChunk(e.Token, piece);
+                await Task.Yield();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            string final = ctx.Results[0][0].Text;
+            if (final.Length > emitted) yield return new GenerationChunk(-1, final[emitted..]);
+        }
+    }
+
+    /// <summary>Builds the session and decoding context of one group of prompts.</summary>
+    DecodingContext Start(int[][] prompts, GenerationOptions options, IDecodingStrategy strategy, out GenerationSession session)
+    {
+        var config = Model.Config;
+        options.ValidateIds(config.VocabSize);
+        var eos = options.EosTokenIds?.ToArray() ?? DefaultEos();
+        if (options.StopStrings.Count > 0 && Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
+        int start = options.DecoderStartTokenId ?? config.DecoderStartTokenId;
+        session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start);
+        var stop = new StopCriteria(eos, options.StopStrings, options.MaxNewTokens, Tokenizer, options.SkipSpecialTokens);
+        return new DecodingContext(session, prompts.Length, LogitsProcessors.FromOptions(options, eos), stop, config.PadTokenId);
+    }
+
+    int[] DefaultEos()
+    {
+        var set = new SortedSet<int> { Model.Config.EosTokenId };
+        if (Tokenizer?.EosId is { } e && e < Model.Config.VocabSize) set.Add(e);
+        return [.. set];
+    }
+
+    /// <summary>Index groups decoded together: all of them (encoder–decoder), or equal-length prompts (decoder-only).</summary>
+    int[][] Groups(IReadOnlyList<int[]> prompts)
+    {
+        var all = Enumerable.Range(0, prompts.Count);
+        return Model is EncoderDecoderModel
+            ? [all.ToArray()]
+            : all.GroupBy(i => prompts[i].Length).Select(g => g.ToArray()).ToArray();
+    }
+}
