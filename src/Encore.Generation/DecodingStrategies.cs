@@ -88,6 +88,13 @@ public abstract class TokenByTokenStrategy : IDecodingStrategy
     /// <summary>Chooses the next token of <paramref name="row"/> from its processed scores.</summary>
     protected abstract int Choose(int row, int sequence, Span<float> scores);
 
+    static bool AllFinished(SequenceState[] seqs)
+    {
+        foreach (var s in seqs)
+            if (s.Finish == null) return false;
+        return true;
+    }
+
     /// <summary>Called once per run before the first step (e.g. to seed per-row generators).</summary>
     protected virtual void Begin(int rows) { }
 
@@ -98,7 +105,7 @@ public abstract class TokenByTokenStrategy : IDecodingStrategy
         int rows = session.Rows, k = rows / context.Requests, v = session.VocabSize;
         if (k != RowsPerRequest) throw new ArgumentException($"the session has {k} rows per request, the strategy needs {RowsPerRequest}");
         var seqs = new SequenceState[rows];
-        for (int r = 0; r < rows; r++) seqs[r] = new SequenceState(session.InitialTokens(r));
+        for (int r = 0; r < rows; r++) seqs[r] = new SequenceState(session.InitialTokens(r), context.Stop.MaxNewTokens + 1);
         Begin(rows);
         var next = new int[rows];
         var scores = new float[v];
@@ -126,7 +133,7 @@ public abstract class TokenByTokenStrategy : IDecodingStrategy
                 events.Add(new TokenEvent(r / k, r % k, token));
             }
             foreach (var e in events) yield return e;
-            if (seqs.All(s => s.Finish != null)) break;
+            if (AllFinished(seqs)) break;
             cancellationToken.ThrowIfCancellationRequested();
             session.Advance(next);
         }

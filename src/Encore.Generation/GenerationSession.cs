@@ -16,6 +16,10 @@ namespace Encore.Generation;
 public abstract class GenerationSession : IDisposable
 {
     float[] _logits = [];
+    int[] _tokens = [];
+    // Every step has the same shapes, so the model's outputs and scratch arrays are reused: a
+    // steady-state step allocates nothing.
+    readonly Workspace _workspace = new();
 
     private protected GenerationSession(int rows, int vocabSize)
     {
@@ -42,8 +46,10 @@ public abstract class GenerationSession : IDisposable
     public void Advance(ReadOnlySpan<int> tokens)
     {
         if (tokens.Length != Rows) throw new ArgumentException($"{tokens.Length} tokens for {Rows} rows");
-        using var logits = Step(tokens.ToArray());                           // (Rows, 1, V)
-        TakeLastPosition(logits);
+        if (_tokens.Length != Rows) _tokens = new int[Rows];
+        tokens.CopyTo(_tokens);
+        using (_workspace.Use())
+            TakeLastPosition(Step(_tokens));                                  // (Rows, 1, V)
     }
 
     /// <summary>Makes row i continue from row <paramref name="parents"/>[i] (beam search); see <see cref="KvCacheRows.Select"/>.</summary>
@@ -65,6 +71,7 @@ public abstract class GenerationSession : IDisposable
     public virtual void Dispose()
     {
         Cache.Dispose();
+        _workspace.Dispose();
         GC.SuppressFinalize(this);
     }
 

@@ -47,9 +47,10 @@ public sealed class SequenceState
     readonly List<int> _tokens;
 
     /// <summary>A sequence that has seen <paramref name="initial"/> (prompt or decoder start).</summary>
-    public SequenceState(IEnumerable<int> initial)
+    public SequenceState(IEnumerable<int> initial, int capacity = 0)
     {
         _tokens = [.. initial];
+        _tokens.EnsureCapacity(_tokens.Count + capacity);
         InitialLength = _tokens.Count;
     }
 
