@@ -1,3 +1,4 @@
+using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 
 namespace Encore.Training.Objectives;
@@ -11,6 +12,17 @@ public sealed record CausalLmOptions
     public int EosId { get; init; } = 1;
     /// <summary>Beginning-of-sequence id put first (Llama), or null for none. Default null.</summary>
     public int? BosId { get; init; }
+
+    /// <summary>
+    /// The ids of <paramref name="tokenizer"/>: EOS (required), pad (EOS when it has none, as GPT-2
+    /// models are padded), and BOS when its encoding adds one.
+    /// </summary>
+    public static CausalLmOptions For(TextTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int eos = tokenizer.EosId ?? throw new ArgumentException("the tokenizer has no EOS id", nameof(tokenizer));
+        return new CausalLmOptions { PadId = tokenizer.PadId ?? eos, EosId = eos, BosId = tokenizer.AddsBos ? tokenizer.BosId : null };
+    }
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 
 namespace Encore.Training.Objectives;
@@ -13,6 +14,15 @@ public sealed record Seq2SeqOptions
     public int DecoderStartId { get; init; }
     /// <summary>Append EOS to the source, as T5's tokenizer does. Default true.</summary>
     public bool SourceEos { get; init; } = true;
+
+    /// <summary>The pad, EOS and decoder-start ids of <paramref name="tokenizer"/> (which must have pad and EOS).</summary>
+    public static Seq2SeqOptions For(TextTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int pad = tokenizer.PadId ?? throw new ArgumentException("the tokenizer has no pad id", nameof(tokenizer));
+        int eos = tokenizer.EosId ?? throw new ArgumentException("the tokenizer has no EOS id", nameof(tokenizer));
+        return new Seq2SeqOptions { PadId = pad, EosId = eos, DecoderStartId = tokenizer.DecoderStartId ?? pad };
+    }
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 
 namespace Encore.Training.Objectives;
@@ -21,6 +22,17 @@ public sealed record SpanCorruptionOptions
     public double NoiseDensity { get; init; } = 0.15;
     /// <summary>Mean length of a masked span. Default 3 (T5).</summary>
     public double MeanSpanLength { get; init; } = 3;
+
+    /// <summary>The pad, EOS and decoder-start ids of <paramref name="tokenizer"/> and its first <paramref name="sentinels"/> sentinels (<c>SentinelId(n)</c>).</summary>
+    public static SpanCorruptionOptions For(TextTokenizer tokenizer, int sentinels = 100)
+    {
+        var ids = Seq2SeqOptions.For(tokenizer);
+        return new SpanCorruptionOptions
+        {
+            PadId = ids.PadId, EosId = ids.EosId, DecoderStartId = ids.DecoderStartId,
+            Sentinels = Enumerable.Range(0, sentinels).Select(tokenizer.SentinelId).ToArray(),
+        };
+    }
 }
 
 /// <summary>
