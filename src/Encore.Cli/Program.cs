@@ -16,6 +16,8 @@ public static class Program
             GenerateCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),
+            TrainCommand.Create(),
+            TrainCommand.CreateDistill(),
             InfoCommand.Create(),
             BenchCommand.Create(),
         };

@@ -27,12 +27,27 @@ public sealed class Generator
     /// <summary>The tokenizer, or null.</summary>
     public TextTokenizer? Tokenizer { get; }
 
-    /// <summary>The ids of <paramref name="prompt"/> as the model expects them (with the tokenizer's BOS/EOS wrapping).</summary>
+    /// <summary>
+    /// The ids of <paramref name="prompt"/> as the model expects them: the tokenizer's own wrapping,
+    /// completed with a final EOS for an encoder–decoder source (T5's convention) and a leading BOS
+    /// for a decoder-only prompt (Llama's) when the tokenizer did not add them — the layouts Encore's
+    /// training objectives use.
+    /// </summary>
     public int[] EncodePrompt(string prompt)
     {
         var tok = Tokenizer ?? throw new InvalidOperationException("text prompts need a tokenizer");
         var ids = tok.Encode(prompt, addSpecialTokens: true);
-        if (ids.Length == 0 && Model is DecoderOnlyModel && Model.Config.BosTokenId >= 0) ids = [Model.Config.BosTokenId];
+        var config = Model.Config;
+        if (Model is EncoderDecoderModel)
+        {
+            int eos = tok.EosId ?? config.EosTokenId;
+            if (ids.Length == 0 || ids[^1] != eos) ids = [.. ids, eos];
+        }
+        else if (Model is DecoderOnlyModel)
+        {
+            int bos = tok.BosId ?? config.BosTokenId;
+            if (bos >= 0 && (ids.Length == 0 || ids[0] != bos)) ids = [bos, .. ids];
+        }
         if (ids.Length == 0) throw new ArgumentException("the prompt is empty and the model has no BOS token to start from");
         return ids;
     }

@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Encore.Autograd.Optim;
+using Encore.Training.Runs;
+using Encore.Training.Trainer;
+using Spectre.Console;
+
+namespace Encore.Cli.Commands;
+
+/// <summary><c>encore train</c> and <c>encore distill</c>: thin option parsing over <see cref="TrainingRun"/>.</summary>
+internal static class TrainCommand
+{
+    sealed class Options
+    {
+        public Option<string> Data = new("--data") { Description = "Training data: JSONL {\"source\",\"target\"} pairs, or plain text (one document per line).", Required = true };
+        public Option<string?> Validation = new("--validation") { Description = "Validation data (default: 5% of the training data, held out by seed)." };
+        public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: train a byte-level BPE on the data)." };
+        public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data (default 2048).", DefaultValueFactory = _ => 2048 };
+        public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
+        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm (default auto: from the model family and data).", DefaultValueFactory = _ => "auto" };
+        public Option<int> Steps = new("--steps") { Description = "Optimizer steps (default 1000).", DefaultValueFactory = _ => 1000 };
+        public Option<double> Lr = new("--lr") { Description = "Peak learning rate (default 1e-3).", DefaultValueFactory = _ => 1e-3 };
+        public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps (default 100).", DefaultValueFactory = _ => 100 };
+        public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd (default adamw).", DefaultValueFactory = _ => "adamw" };
+        public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target (default 4096).", DefaultValueFactory = _ => 4096 };
+        public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step (default 1).", DefaultValueFactory = _ => 1 };
+        public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps (default 100).", DefaultValueFactory = _ => 100 };
+        public Option<int> SaveEvery = new("--save-every") { Description = "Checkpoint every N steps (default 100).", DefaultValueFactory = _ => 100 };
+        public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (default 64; 0: loss only).", DefaultValueFactory = _ => 64 };
+        public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout (default 0).", DefaultValueFactory = _ => 0UL };
+        public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
+        public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
+        public Option<int> Threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+
+        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, EvalExamples, Seed, Resume, Json, Threads];
+    }
+
+    public static Command Create()
+    {
+        var o = new Options();
+        var config = new Option<string>("--config") { Description = "The model: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var cmd = new Command("train", "Train a model on a JSONL or text file, with progress, evaluation, checkpoints and a loss curve.") { config };
+        foreach (var opt in o.All) cmd.Options.Add(opt);
+        cmd.SetAction(parse => Run(parse, o, parse.GetValue(config)!, teacher: null, alpha: null, temperature: null));
+        return cmd;
+    }
+
+    public static Command CreateDistill()
+    {
+        var o = new Options();
+        var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
+        var student = new Option<string>("--student") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var alpha = new Option<float>("--alpha") { Description = "Weight α of τ²·KL(teacher‖student) against (1−α)·cross-entropy (default 0.5).", DefaultValueFactory = _ => 0.5f };
+        var temperature = new Option<float>("--temperature") { Description = "Distillation temperature τ (default 2).", DefaultValueFactory = _ => 2f };
+        var cmd = new Command("distill", "Distill a teacher into a (typically encoder–decoder) student: α·KL·τ² + (1−α)·CE.") { teacher, student, alpha, temperature };
+        foreach (var opt in o.All) cmd.Options.Add(opt);
+        cmd.SetAction(parse => Run(parse, o, parse.GetValue(student)!, parse.GetValue(teacher), parse.GetValue(alpha), parse.GetValue(temperature)));
+        return cmd;
+    }
+
+    static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature)
+    {
+        Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(o.Threads));
+        var objective = parse.GetValue(o.Objective)!.ToLowerInvariant() switch
+        {
+            "auto" => ObjectiveKind.Auto,
+            "seq2seq" => ObjectiveKind.Seq2Seq,
+            "causal-lm" or "clm" => ObjectiveKind.CausalLm,
+            "prefix-lm" => ObjectiveKind.PrefixLm,
+            "span-corruption" or "span" => ObjectiveKind.SpanCorruption,
+            "mlm" => ObjectiveKind.MaskedLm,
+            var other => throw new ArgumentException($"--objective: unknown objective '{other}' (auto, seq2seq, causal-lm, prefix-lm, span-corruption, mlm)"),
+        };
+        var optimizer = parse.GetValue(o.Optimizer)!.ToLowerInvariant() switch
+        {
+            "adamw" => OptimizerKind.AdamW,
+            "adafactor" => OptimizerKind.Adafactor,
+            "sgd" => OptimizerKind.Sgd,
+            var other => throw new ArgumentException($"--optimizer: unknown optimizer '{other}' (adamw, adafactor, sgd)"),
+        };
+        int steps = parse.GetValue(o.Steps);
+        var training = new TrainingOptions
+        {
+            MaxSteps = steps,
+            LearningRate = parse.GetValue(o.Lr),
+            WarmupSteps = Math.Min(parse.GetValue(o.Warmup), steps),
+            Optimizer = optimizer,
+            GradientAccumulation = parse.GetValue(o.Accumulate),
+            EvalEvery = parse.GetValue(o.EvalEvery),
+            CheckpointEvery = parse.GetValue(o.SaveEvery),
+            Seed = parse.GetValue(o.Seed),
+            DistillAlpha = alpha ?? 0.5f,
+            DistillTemperature = temperature ?? 2f,
+        };
+        var output = parse.GetValue(o.Out) ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(model.TrimEnd('/')));
+        var runOptions = new TrainingRunOptions
+        {
+            Model = model,
+            Data = parse.GetValue(o.Data)!,
+            Validation = parse.GetValue(o.Validation),
+            Tokenizer = parse.GetValue(o.Tokenizer),
+            TokenizerVocab = parse.GetValue(o.Vocab),
+            Output = output,
+            Objective = objective,
+            MaxTokens = parse.GetValue(o.MaxTokens),
+            EvalExamples = parse.GetValue(o.EvalExamples),
+            Teacher = teacher,
+            Training = training,
+            Resume = parse.GetValue(o.Resume),
+        };
+        bool json = parse.GetValue(o.Json);
+        using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
+        Execute(run, runOptions, json);
+        return 0;
+    }
+
+    /// <summary>Runs a prepared run with a progress bar (or JSON lines), then prints where everything went.</summary>
+    public static void Execute(TrainingRun run, TrainingRunOptions o, bool json, string? title = null)
+    {
+        var p = run.Padding;
+        if (json)
+        {
+            var jo = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+            Console.WriteLine(JsonSerializer.Serialize(new { @event = "start", parameters = run.Model.ParameterCount, resumed = run.Resumed, padding = p.Bucketed.PaddingFraction, naive_padding = p.Naive.PaddingFraction }, jo));
+            run.Trainer.OnStep = r => Console.WriteLine(JsonSerializer.Serialize(new { @event = "step", r.Step, r.Loss, learning_rate = r.LearningRate, tokens_per_second = r.TokensPerSecond, eta_seconds = r.Remaining.TotalSeconds }, jo));
+            run.Trainer.OnEval = e => Console.WriteLine(JsonSerializer.Serialize(new { @event = "eval", e.Step, e.Loss, e.Perplexity, e.Metrics }, jo));
+            run.Trainer.Run();
+            Console.WriteLine(JsonSerializer.Serialize(new { @event = "done", checkpoint = run.Trainer.Checkpoints.LastOrDefault(), metrics = run.Trainer.MetricsPath }, jo));
+            return;
+        }
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title ?? "encore train")}[/]  {run.Model.Config.Family}, {run.Model.ParameterCount / 1e6:0.00}M parameters, tokenizer {run.Tokenizer.VocabSize} ids" +
+            (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
+        AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
+        EvalReport? lastEval = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("training", maxValue: o.Training.MaxSteps);
+                task.Value = run.Trainer.State.Step;
+                run.Trainer.OnStep = r =>
+                {
+                    task.Value = r.Step;
+                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {r.Remaining:mm\\:ss}";
+                };
+                run.Trainer.OnEval = e =>
+                {
+                    lastEval = e;
+                    var metrics = string.Join("  ", e.Metrics.Select(kv => $"{kv.Key} {kv.Value:0.0}"));
+                    AnsiConsole.MarkupLine($"[blue]eval @ {e.Step}[/]: loss {e.Loss:0.000}, perplexity {e.Perplexity:0.00}  {Markup.Escape(metrics)}");
+                };
+                run.Trainer.Run();
+            });
+        AnsiConsole.MarkupLine($"checkpoint: [bold]{Markup.Escape(run.Trainer.Checkpoints.LastOrDefault() ?? "none")}[/]; metrics: {Markup.Escape(run.Trainer.MetricsPath)}; loss curve: {Markup.Escape(Path.Combine(o.Output, "loss.png"))}");
+    }
+}

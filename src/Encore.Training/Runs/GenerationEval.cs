@@ -1,0 +1,47 @@
+using Encore.Formats.Tokenization;
+using Encore.Generation;
+using Encore.Models;
+using Encore.Training.Data;
+using Encore.Training.Metrics;
+
+namespace Encore.Training.Runs;
+
+/// <summary>
+/// Evaluates a model by generating (greedy) from validation sources and scoring against the
+/// references: exact match, token F1, chrF, ROUGE-L and BLEU. Prompts are built as the training
+/// objectives build them: source + EOS for an encoder–decoder, BOS + source for a decoder-only model.
+/// </summary>
+public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPair> examples, int maxNewTokens = 32, int batchSize = 16)
+{
+    /// <summary>The prompt ids of <paramref name="source"/> for <paramref name="model"/>'s family (see <see cref="Generator.EncodePrompt"/>).</summary>
+    public static int[] PromptIds(LanguageModel model, TextTokenizer tokenizer, string source) => new Generator(model, tokenizer).EncodePrompt(source);
+
+    /// <summary>Greedy outputs for the examples, in order.</summary>
+    public IReadOnlyList<string> Predict(LanguageModel model)
+    {
+        var generator = new Generator(model, tokenizer);
+        var options = new GenerationOptions { MaxNewTokens = maxNewTokens };
+        var outputs = new List<string>(examples.Count);
+        for (int i = 0; i < examples.Count; i += batchSize)
+        {
+            var prompts = examples.Skip(i).Take(batchSize).Select(e => PromptIds(model, tokenizer, e.Source)).ToArray();
+            foreach (var r in generator.GenerateIds(prompts, options)) outputs.Add(r.Sequences[0].Text.Trim());
+        }
+        return outputs;
+    }
+
+    /// <summary>The metrics (0–100) of <paramref name="model"/> on the examples.</summary>
+    public IReadOnlyDictionary<string, double> Evaluate(LanguageModel model)
+    {
+        var predictions = Predict(model);
+        var references = examples.Select(e => e.Target.Trim()).ToList();
+        return new Dictionary<string, double>
+        {
+            ["exact_match"] = TextMetrics.ExactMatch(predictions, references),
+            ["token_f1"] = TextMetrics.TokenF1(predictions, references),
+            ["chrf"] = TextMetrics.ChrF(predictions, references),
+            ["rouge_l"] = TextMetrics.RougeL(predictions, references),
+            ["bleu"] = TextMetrics.Bleu(predictions, references),
+        };
+    }
+}

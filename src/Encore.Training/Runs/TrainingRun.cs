@@ -1,0 +1,284 @@
+using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
+using Encore.Models;
+using Encore.Training.Data;
+using Encore.Training.Objectives;
+using Encore.Training.Trainer;
+
+namespace Encore.Training.Runs;
+
+/// <summary>Training objectives selectable by name.</summary>
+public enum ObjectiveKind
+{
+    /// <summary>Pick from the model family: seq2seq for encoder–decoders, causal LM for decoders, MLM for encoders.</summary>
+    Auto,
+    /// <summary>Sequence-to-sequence cross-entropy (encoder–decoder, source→target pairs).</summary>
+    Seq2Seq,
+    /// <summary>Causal LM; on pairs the loss is masked on the prompt (decoder-only).</summary>
+    CausalLm,
+    /// <summary>Prefix LM on plain text (decoder-only).</summary>
+    PrefixLm,
+    /// <summary>T5 span corruption on plain text (encoder–decoder).</summary>
+    SpanCorruption,
+    /// <summary>Masked LM (encoder-only).</summary>
+    MaskedLm,
+}
+
+/// <summary>Everything a training run needs, with documented defaults; shared by <c>encore train</c>, <c>distill</c> and <c>quickstart</c>.</summary>
+public sealed record TrainingRunOptions
+{
+    /// <summary>The model: a preset name, an Encore config.json, or a checkpoint directory to continue from.</summary>
+    public required string Model { get; init; }
+    /// <summary>Training data: JSONL {"source","target"} pairs, or plain text (one document per line) for span corruption, MLM and prefix LM.</summary>
+    public required string Data { get; init; }
+    /// <summary>Validation data in the same format; default: a held-out split of the training data.</summary>
+    public string? Validation { get; init; }
+    /// <summary>Fraction held out when no validation file is given. Default 0.05.</summary>
+    public double ValidationFraction { get; init; } = 0.05;
+    /// <summary>A directory with tokenizer files; default: a byte-level BPE trained on the data (see <see cref="TokenizerVocab"/>).</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>Vocabulary size of a BPE trained on the data. Default 2048.</summary>
+    public int TokenizerVocab { get; init; } = 2048;
+    /// <summary>Where checkpoints, metrics.jsonl and loss.png go.</summary>
+    public required string Output { get; init; }
+    /// <summary>The objective. Default: from the model family.</summary>
+    public ObjectiveKind Objective { get; init; } = ObjectiveKind.Auto;
+    /// <summary>Token budget of a batch (padded tokens, source plus target). Default 4096.</summary>
+    public int MaxTokens { get; init; } = 4096;
+    /// <summary>Longest source kept (tokens); longer ones are truncated. Default 1024.</summary>
+    public int MaxSourceTokens { get; init; } = 1024;
+    /// <summary>Longest target kept (tokens). Default 256.</summary>
+    public int MaxTargetTokens { get; init; } = 256;
+    /// <summary>Validation examples decoded for the generation metrics (0 turns them off). Default 64.</summary>
+    public int EvalExamples { get; init; } = 64;
+    /// <summary>Tokens generated per validation example. Default 32.</summary>
+    public int EvalMaxNewTokens { get; init; } = 32;
+    /// <summary>Teacher checkpoint directory for distillation; null trains with cross-entropy alone.</summary>
+    public string? Teacher { get; init; }
+    /// <summary>Optimizer, schedule, intervals, seed, distillation weights.</summary>
+    public TrainingOptions Training { get; init; } = new();
+    /// <summary>Continue from the newest checkpoint in <see cref="Output"/>.</summary>
+    public bool Resume { get; init; }
+}
+
+/// <summary>A prepared run: model, tokenizer, data and trainer, ready to <see cref="Trainer.Trainer.Run"/>.</summary>
+public sealed class TrainingRun : IDisposable
+{
+    TrainingRun(LanguageModel model, TextTokenizer tokenizer, Trainer.Trainer trainer, TrainingBatches train, IReadOnlyList<TextPair> validationPairs,
+        LanguageModel? teacher, PaddingReport padding, TruncationReport truncation)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Trainer = trainer;
+        Batches = train;
+        ValidationPairs = validationPairs;
+        Teacher = teacher;
+        Padding = padding;
+        Truncation = truncation;
+    }
+
+    /// <summary>The model being trained.</summary>
+    public LanguageModel Model { get; }
+    /// <summary>The tokenizer (saved into every checkpoint).</summary>
+    public TextTokenizer Tokenizer { get; }
+    /// <summary>The trainer.</summary>
+    public Trainer.Trainer Trainer { get; }
+    /// <summary>The training batches.</summary>
+    public TrainingBatches Batches { get; }
+    /// <summary>Validation pairs (text).</summary>
+    public IReadOnlyList<TextPair> ValidationPairs { get; }
+    /// <summary>The distillation teacher, if any.</summary>
+    public LanguageModel? Teacher { get; }
+    /// <summary>Padding of the bucketed batches and of naive fixed-size batches.</summary>
+    public PaddingReport Padding { get; }
+    /// <summary>Examples truncated to the length limits.</summary>
+    public TruncationReport Truncation { get; }
+    /// <summary>Whether the run continued from a checkpoint.</summary>
+    public bool Resumed { get; private set; }
+
+    /// <summary>Loads or builds everything <paramref name="o"/> names; errors name the file or option at fault.</summary>
+    public static TrainingRun Prepare(TrainingRunOptions o, Action<string>? progress = null)
+    {
+        var training = o.Training.Validate();
+        bool plainText = !o.Data.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && !o.Data.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+        List<TextPair> pairs = plainText ? [] : [.. DatasetReader.ReadPairs(o.Data)];
+        List<string> documents = plainText ? [.. DatasetReader.ReadDocuments(o.Data, TextLayout.LinePerDocument)] : [];
+        var validationPairs = o.Validation is null ? null : DatasetReader.ReadPairs(o.Validation).ToList();
+
+        progress?.Invoke(o.Tokenizer is null ? $"training a {o.TokenizerVocab}-id BPE tokenizer on the data" : $"loading the tokenizer from {o.Tokenizer}");
+        TextTokenizer tokenizer = o.Tokenizer is not null ? TokenizerLoader.FromDirectory(o.Tokenizer)
+            : plainText ? BpeTrainer.Train(documents, o.TokenizerVocab, BundledData.SpecialTokens(), new SpecialTokenRoles(Bos: "<s>", Eos: "</s>", Pad: "<pad>"))
+            : BundledData.TrainTokenizer(pairs, o.TokenizerVocab);
+
+        var model = LoadModel(o.Model, tokenizer);
+        try
+        {
+            var objective = MakeObjective(o.Objective, model, tokenizer, plainText);
+            var data = plainText ? TokenizedDataset.FromDocuments(documents, tokenizer, Path.GetFileName(o.Data))
+                : TokenizedDataset.FromPairs(pairs, tokenizer, Path.GetFileName(o.Data));
+            data = data.Truncate(o.MaxSourceTokens, plainText ? null : o.MaxTargetTokens, out var truncation);
+            int[] trainIdx, validIdx;
+            TokenizedDataset validData;
+            if (validationPairs is null && !plainText)
+            {
+                var split = data.Split(o.ValidationFraction, training.Seed);
+                (trainIdx, validIdx) = (split.Train, split.Validation);
+                validationPairs = validIdx.Select(i => pairs[i]).ToList();
+                validData = data;
+            }
+            else if (validationPairs is not null)
+            {
+                trainIdx = Enumerable.Range(0, data.Count).ToArray();
+                validData = TokenizedDataset.FromPairs(validationPairs, tokenizer, "validation").Truncate(o.MaxSourceTokens, o.MaxTargetTokens, out _);
+                validIdx = Enumerable.Range(0, validData.Count).ToArray();
+            }
+            else
+            {
+                var split = data.Split(o.ValidationFraction, training.Seed);
+                (trainIdx, validIdx) = (split.Train, split.Validation);
+                validData = data;
+                validationPairs = [];
+            }
+            var bucketing = new BucketingOptions { MaxTokens = o.MaxTokens, Seed = training.Seed };
+            var train = new TrainingBatches(data, objective, bucketing, trainIdx);
+            var valid = new TrainingBatches(validData, objective, bucketing with { Seed = training.Seed + 1 }, validIdx);
+            var padding = train.MeasurePadding();
+
+            LanguageModel? teacher = null;
+            Distillation? distillation = null;
+            if (o.Teacher is not null)
+            {
+                progress?.Invoke($"loading the teacher from {o.Teacher}");
+                teacher = Checkpoint.Load(o.Teacher, new CheckpointLoadOptions { MapWeights = true });
+                TextTokenizer? teacherTokenizer = null;
+                try
+                {
+                    teacherTokenizer = TokenizerLoader.FromDirectory(o.Teacher);
+                }
+                catch (FileNotFoundException)
+                {
+                    // A teacher without tokenizer files is checked by vocabulary size alone.
+                }
+                distillation = new Distillation(teacher, model, teacherTokenizer, tokenizer);
+            }
+
+            var trainer = new Trainer.Trainer(model, training, new LazyBatches(train), o.Output, valid.Epoch(0).ToList(), distillation);
+            var run = new TrainingRun(model, tokenizer, trainer, train, validationPairs, teacher, padding, truncation);
+            trainer.WriteExtras = dir => SaveTokenizer(tokenizer, dir);
+            if (o.EvalExamples > 0 && validationPairs.Count > 0 && model is not EncoderOnlyModel)
+            {
+                var eval = new GenerationEval(tokenizer, validationPairs.Take(o.EvalExamples).ToList(), o.EvalMaxNewTokens);
+                trainer.GenerationMetrics = eval.Evaluate;
+            }
+            if (o.Resume) run.Resumed = trainer.Resume();
+            return run;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A preset, a config.json, or a checkpoint directory; the vocabulary follows the tokenizer.</summary>
+    public static LanguageModel LoadModel(string spec, TextTokenizer tokenizer)
+    {
+        if (Directory.Exists(spec))
+        {
+            var m = Checkpoint.Load(spec);
+            if (m.Config.VocabSize < tokenizer.VocabSize)
+            {
+                m.Dispose();
+                throw new ArgumentException($"{spec}: the model's vocabulary ({m.Config.VocabSize}) is smaller than the tokenizer's ({tokenizer.VocabSize})");
+            }
+            return m;
+        }
+        ModelConfig config;
+        if (Presets.All.TryGetValue(spec, out var preset)) config = preset;
+        else if (File.Exists(spec))
+        {
+            try
+            {
+                config = ModelConfigJson.Deserialize(File.ReadAllText(spec), spec);
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException(e.Message, e);
+            }
+        }
+        else throw new ArgumentException($"'{spec}' is neither a preset ({string.Join(", ", Presets.All.Keys)}), a config.json nor a checkpoint directory");
+        config = config with
+        {
+            VocabSize = tokenizer.VocabSize,
+            PadTokenId = tokenizer.PadId ?? config.PadTokenId,
+            EosTokenId = tokenizer.EosId ?? config.EosTokenId,
+            BosTokenId = tokenizer.BosId ?? config.BosTokenId,
+            DecoderStartTokenId = tokenizer.PadId ?? config.DecoderStartTokenId,
+        };
+        return LanguageModel.Create(config, seed: 0);
+    }
+
+    static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText)
+    {
+        if (kind == ObjectiveKind.Auto)
+            kind = model switch
+            {
+                EncoderDecoderModel => plainText ? ObjectiveKind.SpanCorruption : ObjectiveKind.Seq2Seq,
+                DecoderOnlyModel => plainText ? ObjectiveKind.PrefixLm : ObjectiveKind.CausalLm,
+                _ => ObjectiveKind.MaskedLm,
+            };
+        bool ok = kind switch
+        {
+            ObjectiveKind.Seq2Seq or ObjectiveKind.SpanCorruption => model is EncoderDecoderModel,
+            ObjectiveKind.CausalLm or ObjectiveKind.PrefixLm => model is DecoderOnlyModel,
+            ObjectiveKind.MaskedLm => model is EncoderOnlyModel,
+            _ => false,
+        };
+        if (!ok) throw new ArgumentException($"objective {kind} does not fit a {model.Config.Family} model");
+        return kind switch
+        {
+            ObjectiveKind.Seq2Seq => new Seq2SeqObjective(Seq2SeqOptions.For(tok)),
+            ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(SpanCorruptionOptions.For(tok)),
+            ObjectiveKind.CausalLm => new CausalLmObjective(CausalLmOptions.For(tok)),
+            ObjectiveKind.PrefixLm => new PrefixLmObjective(CausalLmOptions.For(tok)),
+            _ => new MaskedLmObjective(new MaskedLmOptions
+            {
+                PadId = tok.PadId ?? 0,
+                MaskId = tok.TokenToId("<mask>") ?? tok.TokenToId("[MASK]") ?? throw new ArgumentException("masked LM needs a <mask> or [MASK] token in the tokenizer"),
+                VocabSize = model.Config.VocabSize,
+                NoRandom = tok.AddedTokens.Values.ToArray(),
+            }),
+        };
+    }
+
+    /// <summary>Writes the tokenizer files into a checkpoint directory (byte-level BPE: tokenizer.json; others: copied files).</summary>
+    public static void SaveTokenizer(TextTokenizer tokenizer, string dir)
+    {
+        if (tokenizer is ByteLevelBpeTextTokenizer bpe) bpe.Save(dir);
+    }
+
+    /// <summary>Frees the model and the teacher.</summary>
+    public void Dispose()
+    {
+        Trainer.Dispose();
+        Model.Dispose();
+        Teacher?.Dispose();
+    }
+
+    // One epoch's batches, made when the trainer asks for them.
+    sealed class LazyBatches(TrainingBatches batches) : IBatchSource
+    {
+        public IReadOnlyList<Batch> Epoch(int epoch) => new EpochView(batches, epoch, batches.Plan(epoch));
+    }
+
+    sealed class EpochView(TrainingBatches batches, int epoch, List<int[]> plan) : IReadOnlyList<Batch>
+    {
+        public Batch this[int index] => batches.MakeBatch(plan[index], epoch);
+        public int Count => plan.Count;
+        public IEnumerator<Batch> GetEnumerator()
+        {
+            for (int i = 0; i < plan.Count; i++) yield return this[i];
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+}
