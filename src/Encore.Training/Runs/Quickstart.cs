@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
+using Encore.Generation;
+using Encore.Models;
+using Encore.Tensors.Kernels;
+using Encore.Training.Data;
+using Encore.Training.Metrics;
+using Encore.Training.Objectives;
+using Encore.Training.Trainer;
+
+namespace Encore.Training.Runs;
+
+/// <summary>Settings of <see cref="Quickstart"/>; the defaults fit the whole run in about five minutes on two cores.</summary>
+public sealed record QuickstartOptions
+{
+    /// <summary>Where both checkpoints go. Default "encore-quickstart".</summary>
+    public string Output { get; init; } = "encore-quickstart";
+    /// <summary>Optimizer steps for each model (the same budget for both). Default 300.</summary>
+    public int Steps { get; init; } = 300;
+    /// <summary>Peak learning rate (AdamW, warm-up then cosine). Default 3e-3.</summary>
+    public double LearningRate { get; init; } = 3e-3;
+    /// <summary>Extra generated training examples beside the bundled ones. Default 3300.</summary>
+    public int ExtraExamples { get; init; } = 3300;
+    /// <summary>Token budget per batch. Default 4096.</summary>
+    public int MaxTokens { get; init; } = 4096;
+    /// <summary>Tokenizer vocabulary. Default 1024.</summary>
+    public int Vocab { get; init; } = 1024;
+    /// <summary>Validation examples scored and timed. Default 100 (the bundled validation set).</summary>
+    public int EvalExamples { get; init; } = 100;
+    /// <summary>Seed. Default 0.</summary>
+    public ulong Seed { get; init; }
+}
+
+/// <summary>One model's line in the quickstart table.</summary>
+public sealed record QuickstartFigure(string Name, string Family, long Parameters, int EncoderLayers, int DecoderLayers, double TrainSeconds, double TrainTokensPerSecond,
+    double ValidationLoss, double ExactMatch, double TokenF1, double FirstTokenMs, double DecodeTokensPerSecond, long CacheBytesPerRequest, string Checkpoint);
+
+/// <summary>One validation example with both models' outputs.</summary>
+public sealed record QuickstartSample(string Source, string Reference, string EncoderDecoder, string DecoderOnly);
+
+/// <summary>What the quickstart measured.</summary>
+public sealed record QuickstartResult(IReadOnlyList<QuickstartFigure> Models, IReadOnlyList<QuickstartSample> Samples,
+    double BucketedPadding, double NaivePadding, int TrainExamples, int ValidationExamples, double MeanSourceTokens, double TotalSeconds);
+
+/// <summary>
+/// Encore's main job in one command: train a small encoder–decoder (2/3 of the layers in the
+/// encoder, as in Return of the Encoder, arXiv 2501.16273) and a decoder-only model with the same
+/// parameter count, on the bundled long-input task (a context of many facts, a question, a one-word
+/// answer) with the same steps and batches, then compare validation quality, first-token latency,
+/// decode speed and cache memory on the same inputs, and save both checkpoints.
+/// </summary>
+public static class Quickstart
+{
+    /// <summary>The encoder–decoder: width 128, 4 encoder + 2 decoder layers, GQA 4/2 heads of 32, RoPE (centered in the encoder).</summary>
+    public static ModelConfig EncoderDecoder(int vocab) => new()
+    {
+        Family = ModelFamily.EncoderDecoder,
+        VocabSize = vocab,
+        DModel = 128,
+        EncoderLayers = 4,
+        DecoderLayers = 2,
+        Heads = 4,
+        KvHeads = 2,
+        HeadDim = 32,
+        FfnDim = 512,
+        Activation = ActivationKind.GeluTanh,
+        EncoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeCentered = true },
+        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope },
+    };
+
+    /// <summary>The decoder-only model: the same blocks, with the layer count whose parameters come closest to the encoder–decoder's.</summary>
+    public static ModelConfig DecoderOnly(ModelConfig encDec)
+    {
+        long target = ParameterCounter.Count(encDec);
+        var best = encDec with { Family = ModelFamily.DecoderOnly, EncoderLayers = 0, DecoderLayers = 1 };
+        for (int layers = 1; layers <= 64; layers++)
+        {
+            var c = best with { DecoderLayers = layers };
+            if (Math.Abs(ParameterCounter.Count(c) - target) < Math.Abs(ParameterCounter.Count(best) - target)) best = c;
+        }
+        return best;
+    }
+
+    /// <summary>Runs the quickstart; <paramref name="progress"/> hears each stage, <paramref name="onStep"/> each training step.</summary>
+    public static QuickstartResult Run(QuickstartOptions o, Action<string>? progress = null, Action<string, StepReport>? onStep = null)
+    {
+        var total = Stopwatch.StartNew();
+        var dataDir = BundledData.FindDataDirectory() ?? throw new DirectoryNotFoundException("the bundled data folder (data/long_input) was not found above the application or the current directory");
+        var train = DatasetReader.ReadPairs(Path.Combine(dataDir, BundledData.LongInputTrain));
+        train.AddRange(LongInputTask.Generate(o.ExtraExamples, 1000 + o.Seed));
+        var validation = DatasetReader.ReadPairs(Path.Combine(dataDir, BundledData.LongInputValidation)).Take(o.EvalExamples).ToList();
+        progress?.Invoke($"training a {o.Vocab}-id BPE tokenizer on {train.Count} examples");
+        var tokenizer = BundledData.TrainTokenizer(train, o.Vocab);
+        var edConfig = EncoderDecoder(tokenizer.VocabSize);
+        var decConfig = DecoderOnly(edConfig);
+
+        var figures = new List<QuickstartFigure>();
+        var outputs = new List<IReadOnlyList<string>>();
+        double bucketed = 0, naive = 0, meanSource = 0;
+        foreach (var (name, config) in new[] { ("encoder-decoder", edConfig), ("decoder-only", decConfig) })
+        {
+            var dir = Path.Combine(o.Output, name);
+            using var model = LanguageModel.Create(config, seed: o.Seed);
+            ITrainingObjective objective = model is EncoderDecoderModel
+                ? new Seq2SeqObjective(Seq2SeqOptions.For(tokenizer))
+                : new CausalLmObjective(CausalLmOptions.For(tokenizer));
+            var data = TokenizedDataset.FromPairs(train, tokenizer, "long_input");
+            var valid = TokenizedDataset.FromPairs(validation, tokenizer, "long_input validation");
+            var batches = new TrainingBatches(data, objective, new BucketingOptions { MaxTokens = o.MaxTokens, Seed = o.Seed });
+            if (model is EncoderDecoderModel)
+            {
+                var pad = batches.MeasurePadding();
+                (bucketed, naive) = (pad.Bucketed.PaddingFraction, pad.Naive.PaddingFraction);
+                meanSource = data.Sources.Average(s => s.Length);
+            }
+            var validBatches = new TrainingBatches(valid, objective, new BucketingOptions { MaxTokens = o.MaxTokens, Seed = o.Seed }).Epoch(0).ToList();
+            var options = new TrainingOptions
+            {
+                MaxSteps = o.Steps, LearningRate = o.LearningRate, WarmupSteps = Math.Min(30, o.Steps), EvalEvery = 0, CheckpointEvery = 0, Seed = o.Seed, KeepCheckpoints = 1,
+            };
+            progress?.Invoke($"training the {name} model ({model.ParameterCount / 1e6:0.00}M parameters, {o.Steps} steps)");
+            var sw = Stopwatch.StartNew();
+            using (var trainer = new Trainer.Trainer(model, options, new PlannedBatches(batches), Path.Combine(o.Output, "runs", name), validBatches))
+            {
+                trainer.WriteExtras = d => TrainingRun.SaveTokenizer(tokenizer, d);
+                if (onStep != null) trainer.OnStep = r => onStep(name, r);
+                trainer.Run();
+                double trainSeconds = sw.Elapsed.TotalSeconds;
+                double loss = trainer.ValidationLoss();
+                progress?.Invoke($"evaluating the {name} model on {validation.Count} validation examples");
+                var eval = new GenerationEval(tokenizer, validation, maxNewTokens: 8);
+                var predictions = eval.Predict(model);
+                outputs.Add(predictions);
+                var references = validation.Select(v => v.Target).ToList();
+                var (firstMs, decodeTps, cacheBytes) = TimeDecoding(model, tokenizer, validation.Take(10).ToList());
+                Directory.CreateDirectory(dir);
+                Checkpoint.Save(model, dir);
+                TrainingRun.SaveTokenizer(tokenizer, dir);
+                figures.Add(new QuickstartFigure(name, config.Family.ToString(), model.ParameterCount, config.Family == ModelFamily.DecoderOnly ? 0 : config.EncoderLayers,
+                    config.DecoderLayers, trainSeconds, trainer.State.Tokens / trainSeconds, loss,
+                    TextMetrics.ExactMatch(predictions, references), TextMetrics.TokenF1(predictions, references), firstMs, decodeTps, cacheBytes, dir));
+            }
+        }
+        var samples = validation.Take(3).Select((v, i) => new QuickstartSample(Shorten(v.Source), v.Target, outputs[0][i], outputs[1][i])).ToList();
+        return new QuickstartResult(figures, samples, bucketed, naive, train.Count, validation.Count, meanSource, total.Elapsed.TotalSeconds);
+    }
+
+    static string Shorten(string s) => s.Length <= 90 ? s : s[..40] + " … " + s[^45..];
+
+    // Batch-1 greedy decoding of a few validation prompts: first-token latency (encode or prefill
+    // plus one step) and the rate of the following tokens, with 16 tokens forced (no EOS stop).
+    static (double FirstMs, double DecodeTps, long CacheBytes) TimeDecoding(LanguageModel model, TextTokenizer tokenizer, IReadOnlyList<TextPair> prompts)
+    {
+        const int newTokens = 16;
+        var c = model.Config;
+        // Bytes the decoder's caches hold for one request: self-attention K/V of every decoded
+        // position (prompt included for a decoder-only model), plus cross-attention K/V of the source.
+        long perPosition = 2L * c.KvHeads * c.HeadDim * sizeof(float) * c.DecoderLayers;
+        var firsts = new List<double>();
+        double decodeSeconds = 0;
+        int decoded = 0;
+        long cache = 0;
+        for (int i = -1; i < prompts.Count; i++)   // i = −1 warms up
+        {
+            var ids = GenerationEval.PromptIds(model, tokenizer, prompts[Math.Max(0, i)].Source);
+            var sw = Stopwatch.StartNew();
+            using var session = GenerationSession.Create(model, [ids], 1, newTokens, c.DecoderStartTokenId);
+            var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], newTokens, null), c.PadTokenId);
+            double first = 0;
+            int events = 0;
+            foreach (var _ in new GreedyStrategy().Run(ctx, default))
+                if (++events == 1) first = sw.Elapsed.TotalSeconds;
+            if (i < 0) continue;
+            firsts.Add(first * 1000);
+            decodeSeconds += sw.Elapsed.TotalSeconds - first;
+            decoded += events - 1;
+            cache = Math.Max(cache, perPosition * (ids.Length + newTokens));
+        }
+        firsts.Sort();
+        return (firsts[firsts.Count / 2], decoded / decodeSeconds, cache);
+    }
+
+    sealed class PlannedBatches(TrainingBatches batches) : IBatchSource
+    {
+        public IReadOnlyList<Batch> Epoch(int epoch) => batches.Epoch(epoch).ToList();
+    }
+}
