@@ -87,7 +87,7 @@ public static class GenerateBenchmark
         return new GenerateBenchmarkResult(o.InputLength, o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, figures);
     }
 
-    static (double FirstSeconds, double DecodeTokensPerSecond) Measure(LanguageModel model, int[][] prompts, int newTokens)
+    internal static (double FirstSeconds, double DecodeTokensPerSecond) Measure(LanguageModel model, int[][] prompts, int newTokens)
     {
         var sw = Stopwatch.StartNew();
         using var session = GenerationSession.Create(model, prompts, 1, newTokens, model.Config.DecoderStartTokenId);

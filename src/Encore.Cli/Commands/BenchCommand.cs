@@ -24,6 +24,7 @@ internal static class BenchCommand
             CreateTrain(),
             CreateForward(),
             CreateGenerate(),
+            CreateArch(),
         };
         return cmd;
     }
@@ -222,6 +223,40 @@ internal static class BenchCommand
                     f.FractionOfBound is { } q ? (q * 100).ToString("0", CultureInfo.InvariantCulture) + "%" : "–");
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({InfoCommand.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command CreateArch()
+    {
+        var d = new ArchBenchmarkOptions();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (snake_case keys) instead of Markdown." };
+        var threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var plot = new Option<string?>("--plot") { Description = "Write a PNG of first-token latency against input length." };
+        var lengths = new Option<int[]>("--lengths") { Description = $"Input lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
+        var small = new Option<bool>("--small") { Description = "Only the 25M pair (quick)." };
+        var weights = new Option<string>("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0 (default {d.Weights.Name()}).", DefaultValueFactory = _ => d.Weights.Name() };
+        var runs = new Option<int>("--runs") { Description = $"Timed runs; figures are medians (default {d.Runs}).", DefaultValueFactory = _ => d.Runs };
+        var cmd = new Command("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.")
+        {
+            json, threads, plot, lengths, small, weights, runs,
+        };
+        cmd.SetAction(parse =>
+        {
+            var o = d with
+            {
+                Plot = parse.GetValue(plot),
+                InputLengths = parse.GetValue(lengths) is { Length: > 0 } l ? l : d.InputLengths,
+                Pairs = parse.GetValue(small) ? [("mu-25m", "decoder-25m")] : d.Pairs,
+                Weights = DTypes.Parse(parse.GetValue(weights)!),
+                Runs = parse.GetValue(runs),
+            };
+            if (o.Runs < 1 || o.InputLengths.Any(x => x < 1)) throw new ArgumentException("--runs and --lengths must be positive");
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            var r = ArchBenchmark.Run(o, line => Console.Error.WriteLine($"bench arch: {line}…"));
+            if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(r, InfoCommand.Json));
+            else Console.WriteLine(r.Markdown);
             return 0;
         });
         return cmd;

@@ -5,8 +5,14 @@ public sealed record LongInputOptions
 {
     /// <summary>Fewest facts in a context. Default 20.</summary>
     public int MinFacts { get; init; } = 20;
-    /// <summary>Most facts in a context (at most 576 = names × objects). Default 60.</summary>
+    /// <summary>Most facts in a context (at most names × object kinds). Default 60.</summary>
     public int MaxFacts { get; init; } = 60;
+    /// <summary>
+    /// Object kinds used, from the start of <see cref="LongInputTask.Objects"/>. Default 12 (all):
+    /// a question names an (object, person) pair. With 1, every fact is about the same object and a
+    /// question is a lookup by name alone — an easier task that small models learn in minutes.
+    /// </summary>
+    public int ObjectKinds { get; init; } = 12;
 }
 
 /// <summary>
@@ -43,7 +49,9 @@ public static class LongInputTask
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         options ??= new LongInputOptions();
-        int pool = Names.Count * Objects.Count;
+        int kinds = options.ObjectKinds;
+        if (kinds < 1 || kinds > Objects.Count) throw new ArgumentOutOfRangeException(nameof(options), $"ObjectKinds must be in [1, {Objects.Count}]");
+        int pool = Names.Count * kinds;
         if (options.MinFacts < 1 || options.MaxFacts < options.MinFacts || options.MaxFacts > pool)
             throw new ArgumentOutOfRangeException(nameof(options), $"need 1 ≤ MinFacts ≤ MaxFacts ≤ {pool}");
         var rng = new DataRng(seed);
@@ -64,8 +72,8 @@ public static class LongInputTask
             int q = rng.NextInt(n);
             sb.Clear().Append("context:");
             for (int i = 0; i < n; i++)
-                sb.Append(" The ").Append(Objects[cells[i] % Objects.Count]).Append(" of ").Append(Names[cells[i] / Objects.Count]).Append(" is ").Append(Colors[colors[i]]).Append('.');
-            sb.Append(" question: What color is the ").Append(Objects[cells[q] % Objects.Count]).Append(" of ").Append(Names[cells[q] / Objects.Count]).Append('?');
+                sb.Append(" The ").Append(Objects[cells[i] % kinds]).Append(" of ").Append(Names[cells[i] / kinds]).Append(" is ").Append(Colors[colors[i]]).Append('.');
+            sb.Append(" question: What color is the ").Append(Objects[cells[q] % kinds]).Append(" of ").Append(Names[cells[q] / kinds]).Append('?');
             result.Add(new TextPair(sb.ToString(), Colors[colors[q]]));
         }
         return result;
