@@ -20,8 +20,8 @@ public sealed record ServeLoadOptions
     public int Requests { get; init; } = 1000;
     /// <summary>Requests of the single-client phase. Default 16.</summary>
     public int SingleRequests { get; init; } = 16;
-    /// <summary>Tokens each request generates (EOS banned through logit_bias, so every request runs to this). Default 32.</summary>
-    public int MaxTokens { get; init; } = 32;
+    /// <summary>Tokens each request generates (EOS banned through logit_bias, so every request runs to this). Default 64.</summary>
+    public int MaxTokens { get; init; } = 64;
     /// <summary>Weight dtype. Default f32.</summary>
     public DType Weights { get; init; } = DType.F32;
 

@@ -5,6 +5,7 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using Encore.Formats.Tokenization;
 using Encore.Generation;
 using Encore.Models;
@@ -148,24 +149,23 @@ public sealed class EncoreServer : IAsyncDisposable
         {
             await Generate(http, chat).ConfigureAwait(false);
         }
-        catch (ApiException e)
-        {
-            status = e.Status;
-            await WriteError(http, e).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch (Exception) when (http.RequestAborted.IsCancellationRequested)
         {
             status = 499;   // the client went away; nothing to answer
         }
-        catch (OperationCanceledException)
-        {
-            status = 504;
-            await WriteError(http, new ApiException(504, $"the request did not finish within {_options.RequestTimeout.TotalSeconds:0.#} s", null, "timeout", "timeout")).ConfigureAwait(false);
-        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            status = 500;
-            await WriteError(http, new ApiException(500, "internal error: " + e.Message, null, "server_error")).ConfigureAwait(false);
+            // The scheduler fails a request by completing its channel, which wraps the reason.
+            var reason = e is ChannelClosedException { InnerException: { } inner } ? inner : e;
+            var error = reason switch
+            {
+                ApiException api => api,
+                ArgumentException arg => new ApiException(400, arg.Message, null),
+                OperationCanceledException => new ApiException(504, $"the request did not finish within {_options.RequestTimeout.TotalSeconds:0.#} s", null, "timeout", "timeout"),
+                _ => new ApiException(500, "internal error: " + reason.Message, null, "server_error"),
+            };
+            status = error.Status;
+            await WriteError(http, error).ConfigureAwait(false);
         }
         Scheduler.Metrics.RecordRequest(status);
     }
@@ -417,21 +417,36 @@ public sealed class EncoreServer : IAsyncDisposable
         await http.Response.Body.WriteAsync(buffer.WrittenMemory, http.RequestAborted).ConfigureAwait(false);
     }
 
-    /// <summary>OpenAI's error body: {"error": {"message", "type", "param", "code"}}; nothing when the response has started.</summary>
-    static Task WriteError(HttpContext http, ApiException e)
+    /// <summary>
+    /// OpenAI's error body: {"error": {"message", "type", "param", "code"}}; once a stream has started,
+    /// the same object as a last server-sent event (the stream then ends without [DONE]).
+    /// </summary>
+    static async Task WriteError(HttpContext http, ApiException e)
     {
-        if (http.Response.HasStarted || http.RequestAborted.IsCancellationRequested) return Task.CompletedTask;
-        if (e.Status == 429) http.Response.Headers.RetryAfter = "1";
-        return WriteJson(http, e.Status, w =>
+        if (http.RequestAborted.IsCancellationRequested) return;
+        if (http.Response.HasStarted)
         {
-            w.WriteStartObject("error");
-            w.WriteString("message", e.Message);
-            w.WriteString("type", e.Type);
-            if (e.Param is null) w.WriteNull("param");
-            else w.WriteString("param", e.Param);
-            if (e.Code is null) w.WriteNull("code");
-            else w.WriteString("code", e.Code);
-            w.WriteEndObject();
-        });
+            if (http.Response.ContentType != "text/event-stream") return;
+            var buffer = new ArrayBufferWriter<byte>(256);
+            var w = BeginEvent(buffer);
+            ErrorFields(w, e);
+            EndEvent(buffer, w);
+            await Flush(http.Response, buffer, http.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+        if (e.Status == 429) http.Response.Headers.RetryAfter = "1";
+        await WriteJson(http, e.Status, w => ErrorFields(w, e)).ConfigureAwait(false);
+    }
+
+    static void ErrorFields(Utf8JsonWriter w, ApiException e)
+    {
+        w.WriteStartObject("error");
+        w.WriteString("message", e.Message);
+        w.WriteString("type", e.Type);
+        if (e.Param is null) w.WriteNull("param");
+        else w.WriteString("param", e.Param);
+        if (e.Code is null) w.WriteNull("code");
+        else w.WriteString("code", e.Code);
+        w.WriteEndObject();
     }
 }

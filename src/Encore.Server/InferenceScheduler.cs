@@ -132,7 +132,7 @@ public sealed class InferenceScheduler : IDisposable
                 FailActive(e);
             }
         }
-        FailActive(new OperationCanceledException("the server is shutting down"));
+        FailActive(ShuttingDown());
     }
 
     readonly HashSet<ScheduledRequest> _active = [];
@@ -181,6 +181,8 @@ public sealed class InferenceScheduler : IDisposable
         }
     }
 
+    static ApiException ShuttingDown() => new(503, "the server is shutting down", null, "server_error", "shutting_down");
+
     void FailActive(Exception e)
     {
         foreach (var r in _active) r.Events.Writer.TryComplete(e);
@@ -202,7 +204,7 @@ public sealed class InferenceScheduler : IDisposable
         if (_stop.IsCancellationRequested) return;
         _stop.Cancel();
         _thread.Join(TimeSpan.FromSeconds(30));
-        while (_queue.TryDequeue(out var r)) r.Events.Writer.TryComplete(new OperationCanceledException("the server is shutting down"));
+        while (_queue.TryDequeue(out var r)) r.Events.Writer.TryComplete(ShuttingDown());
         _stop.Dispose();
         _signal.Dispose();
     }
