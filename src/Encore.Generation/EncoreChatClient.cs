@@ -77,16 +77,17 @@ public sealed class EncoreChatClient : IChatClient
         var prompt = Prompt(messages);
         var o = ToGenerationOptions(options);
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
-        int generated = 0;
+        var tokens = new SequenceState([], o.MaxNewTokens);
         await foreach (var chunk in _generator.StreamIdsAsync(prompt, o, cancellationToken).ConfigureAwait(false))
         {
-            if (chunk.Token >= 0) generated++;
+            if (chunk.Token >= 0) tokens.Append(chunk.Token);
             if (chunk.Text.Length == 0) continue;
             yield return new ChatResponseUpdate(ChatRole.Assistant, chunk.Text) { ModelId = ModelId, ResponseId = id, MessageId = id };
         }
-        // The stream does not say why it ended; reaching max_new_tokens is the one "length" case.
-        var finish = generated >= o.MaxNewTokens ? ChatFinishReason.Length : ChatFinishReason.Stop;
-        yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(prompt.Length, generated))])
+        // The stream does not say why it ended: the stop criteria say it from the tokens, as they did while decoding.
+        new StopCriteria(_generator.EosIds(o), o.StopStrings, o.MaxNewTokens, _generator.Tokenizer, o.SkipSpecialTokens).Update(tokens);
+        var finish = tokens.Finish == FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop;
+        yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(prompt.Length, tokens.GeneratedCount))])
         {
             ModelId = ModelId,
             ResponseId = id,

@@ -46,6 +46,26 @@ public class EncoreChatClientTests
     }
 
     [Fact]
+    public async Task StreamingReportsWhyItStopped()
+    {
+        using var m = TinyModels.EncDec();
+        IChatClient client = new EncoreChatClient(new Generator(m, TinyModels.Tokenizer));
+        var full = await client.GetResponseAsync(Chat(), new ChatOptions { MaxOutputTokens = 12 });
+        Assert.True(full.Text.Length >= 4, $"'{full.Text}' is too short to cut");
+        // A stop string from the middle of the text: the stream ends early, cut before it, and says "stop".
+        var options = new ChatOptions { MaxOutputTokens = 12, StopSequences = [full.Text.Substring(full.Text.Length / 2, 2)] };
+        var whole = await client.GetResponseAsync(Chat(), options);
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var u in client.GetStreamingResponseAsync(Chat(), options)) updates.Add(u);
+        Assert.Equal(whole.Text, string.Concat(updates.Select(u => u.Text)));
+        Assert.Equal(ChatFinishReason.Stop, whole.FinishReason);
+        Assert.Equal(ChatFinishReason.Stop, updates[^1].FinishReason);
+        var length = new List<ChatResponseUpdate>();
+        await foreach (var u in client.GetStreamingResponseAsync(Chat(), new ChatOptions { MaxOutputTokens = 3 })) length.Add(u);
+        Assert.Equal((await client.GetResponseAsync(Chat(), new ChatOptions { MaxOutputTokens = 3 })).FinishReason, length[^1].FinishReason);
+    }
+
+    [Fact]
     public async Task BadOptionsThrowAndCancellationStops()
     {
         using var m = TinyModels.Decoder();
