@@ -320,11 +320,14 @@ public sealed class EncoreServer : IAsyncDisposable
             EndEvent(buffer, w);
         }
 
-        await response.StartAsync(ct).ConfigureAwait(false);
+        // Writes take only the client's token: Kestrel aborts the connection when a write is cancelled,
+        // and a timeout must still end the stream with an error event.
+        var aborted = http.RequestAborted;
+        await response.StartAsync(aborted).ConfigureAwait(false);
         if (chat)
         {
             for (int i = 0; i < sequences.Length; i++) Chunk(i, string.Empty, null, role: true);
-            await Flush(response, buffer, ct).ConfigureAwait(false);
+            await Flush(response, buffer, aborted).ConfigureAwait(false);
         }
         int finished = 0;
         var reader = scheduled.Events.Reader;
@@ -341,7 +344,7 @@ public sealed class EncoreServer : IAsyncDisposable
                     Chunk(choice, chat ? null : string.Empty, FinishName(e.Sequence.Finish), role: false);
                 }
             }
-            await Flush(response, buffer, ct).ConfigureAwait(false);
+            await Flush(response, buffer, aborted).ConfigureAwait(false);
         }
         ct.ThrowIfCancellationRequested();
         if (req.IncludeUsage)
@@ -352,10 +355,10 @@ public sealed class EncoreServer : IAsyncDisposable
             w.WriteEndArray();
             Usage(w, promptTokens, sequences.Sum(s => s.GeneratedCount));
             EndEvent(buffer, w);
-            await Flush(response, buffer, ct).ConfigureAwait(false);
+            await Flush(response, buffer, aborted).ConfigureAwait(false);
         }
-        await response.Body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), ct).ConfigureAwait(false);
-        await response.Body.FlushAsync(ct).ConfigureAwait(false);
+        await response.Body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), aborted).ConfigureAwait(false);
+        await response.Body.FlushAsync(aborted).ConfigureAwait(false);
     }
 
     static async Task Flush(HttpResponse response, ArrayBufferWriter<byte> buffer, CancellationToken ct)

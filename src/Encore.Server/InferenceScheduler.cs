@@ -41,6 +41,7 @@ public sealed class InferenceScheduler : IDisposable
     readonly SemaphoreSlim _signal = new(0);
     readonly Thread _thread;
     readonly CancellationTokenSource _stop = new();
+    readonly HashSet<ScheduledRequest> _active = [];     // requests with sequences in the batch (scheduler thread only)
     BatchDecoder _decoder;
     int _queued;
 
@@ -134,8 +135,6 @@ public sealed class InferenceScheduler : IDisposable
         }
         FailActive(ShuttingDown());
     }
-
-    readonly HashSet<ScheduledRequest> _active = [];
 
     void Admit(List<ScheduledRequest> admitted, List<BatchSequence> sequences)
     {
