@@ -4,7 +4,7 @@ namespace Encore.Bench;
 public static class BenchInfo
 {
     /// <summary>Names of the suites that exist today.</summary>
-    public static readonly string[] Suites = ["kernels", "train", "forward", "generate", "arch"];
+    public static readonly string[] Suites = ["kernels", "train", "forward", "generate", "arch", "serve"];
 
     /// <summary>Suites planned next; the CLI leaves room for them.</summary>
     public static readonly string[] Planned = ["peers"];

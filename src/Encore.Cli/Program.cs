@@ -14,6 +14,7 @@ public static class Program
             QuickstartCommand.Create(),
             ForwardCommand.Create(),
             GenerateCommand.Create(),
+            ServeCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),
             TrainCommand.Create(),

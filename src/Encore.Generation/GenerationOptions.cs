@@ -60,6 +60,9 @@ public sealed record GenerationOptions
     /// <summary>Tokens never generated (HF bad_words_ids of single tokens). Default none.</summary>
     public IReadOnlyList<int> BadWordsIds { get; init; } = [];
 
+    /// <summary>Added to the scores of single tokens before sampling (OpenAI logit_bias; HF SequenceBiasLogitsProcessor for one-token sequences); −100 all but bans a token. Default none.</summary>
+    public IReadOnlyDictionary<int, float> LogitBias { get; init; } = new Dictionary<int, float>();
+
     /// <summary>The first generated token is forced to this id (HF forced_bos_token_id, mBART/BART language tokens). Default null.</summary>
     public int? ForcedBosTokenId { get; init; }
 
@@ -106,6 +109,7 @@ public sealed record GenerationOptions
         Check(StopStrings.All(s => !string.IsNullOrEmpty(s)), "stop strings must be non-empty");
         Check(EosTokenIds is null || EosTokenIds.All(i => i >= 0), "eos token ids must be ≥ 0");
         Check(BadWordsIds.All(i => i >= 0), "bad words ids must be ≥ 0");
+        Check(LogitBias.All(kv => kv.Key >= 0 && float.IsFinite(kv.Value)), "logit bias needs token ids ≥ 0 and finite biases");
         Check(ForcedBosTokenId is null or >= 0, $"forced_bos_token_id must be ≥ 0, got {ForcedBosTokenId}");
         Check(ForcedEosTokenId is null or >= 0, $"forced_eos_token_id must be ≥ 0, got {ForcedEosTokenId}");
         Check(DecoderStartTokenId is null or >= 0, $"decoder_start_token_id must be ≥ 0, got {DecoderStartTokenId}");
@@ -121,6 +125,7 @@ public sealed record GenerationOptions
         }
         foreach (var i in EosTokenIds ?? []) Check(i, "eos token id");
         foreach (var i in BadWordsIds) Check(i, "bad words id");
+        foreach (var i in LogitBias.Keys) Check(i, "logit bias token id");
         Check(ForcedBosTokenId, "forced_bos_token_id");
         Check(ForcedEosTokenId, "forced_eos_token_id");
         Check(DecoderStartTokenId, "decoder_start_token_id");

@@ -97,29 +97,15 @@ public sealed class Generator
         var ctx = Start([prompt], options, strategy, out var session);
         using (session)
         {
-            var decoder = Tokenizer?.CreateStreamingDecoder(options.SkipSpecialTokens);
-            var text = new System.Text.StringBuilder();
-            int emitted = 0;
-            // A stop string completed by a later token starts at most (longest stop − 1) characters before the current end.
-            int holdBack = Math.Max(0, ctx.Stop.MaxStopLength - 1);
+            var text = new StreamingText(ctx.Stop, Tokenizer, options.SkipSpecialTokens);
             foreach (var e in strategy.Run(ctx, cancellationToken))
             {
-                if (decoder != null && !ctx.Stop.IsEos(e.Token)) text.Append(decoder.Push(e.Token));
-                // Text that could begin a stop string stays back; a stop string completed by this
-                // token cuts the output before it (the sequence ends at this step).
-                int safe = text.Length - holdBack;
-                if (ctx.Stop.MaxStopLength > 0 && ctx.Stop.StopIndex(text.ToString()) is int stop and >= 0) safe = Math.Min(safe, stop);
-                safe = Math.Max(emitted, safe);
-                // Never end a piece between the halves of a surrogate pair.
-                if (safe > emitted && safe < text.Length && char.IsHighSurrogate(text[safe - 1])) safe--;
-                string piece = text.ToString(emitted, safe - emitted);
-                emitted = safe;
-                yield return new GenerationChunk(e.Token, piece);
+                yield return new GenerationChunk(e.Token, text.Push(e.Token));
                 await Task.Yield();
                 cancellationToken.ThrowIfCancellationRequested();
             }
-            string final = ctx.Results[0][0].Text;
-            if (final.Length > emitted) yield return new GenerationChunk(-1, final[emitted..]);
+            string rest = text.Finish(ctx.Results[0][0].Text);
+            if (rest.Length > 0) yield return new GenerationChunk(-1, rest);
         }
     }
 
@@ -135,6 +121,9 @@ public sealed class Generator
         var stop = new StopCriteria(eos, options.StopStrings, options.MaxNewTokens, Tokenizer, options.SkipSpecialTokens);
         return new DecodingContext(session, prompts.Length, LogitsProcessors.FromOptions(options, eos), stop, config.PadTokenId);
     }
+
+    /// <summary>The EOS ids of a request: its own, else the model's and the tokenizer's.</summary>
+    internal int[] EosIds(GenerationOptions options) => options.EosTokenIds?.ToArray() ?? DefaultEos();
 
     int[] DefaultEos()
     {

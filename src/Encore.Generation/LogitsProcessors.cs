@@ -78,6 +78,19 @@ public sealed class BannedTokensProcessor(IReadOnlyCollection<int> banned) : ILo
     }
 }
 
+/// <summary>Adds a fixed bias to single tokens' scores (OpenAI logit_bias; HF SequenceBiasLogitsProcessor restricted to one-token sequences).</summary>
+public sealed class LogitBiasProcessor(IReadOnlyDictionary<int, float> bias) : ILogitsProcessor
+{
+    readonly KeyValuePair<int, float>[] _bias = [.. bias];
+
+    /// <inheritdoc />
+    public void Process(ReadOnlySpan<int> tokens, int generated, Span<float> logits)
+    {
+        foreach (var (id, b) in _bias)
+            if ((uint)id < (uint)logits.Length) logits[id] += b;
+    }
+}
+
 /// <summary>
 /// Forces one token at one step: every other score becomes −∞ and the forced one 0 (HF
 /// ForcedBOSTokenLogitsProcessor at the first step, ForcedEOSTokenLogitsProcessor at the last).
@@ -188,7 +201,7 @@ public static class LogitsProcessors
 {
     /// <summary>
     /// The processors that shape every strategy's scores (HF _get_logits_processor order): repetition
-    /// penalty, no-repeat n-gram, banned tokens, min new tokens, forced first token, forced last token.
+    /// penalty, no-repeat n-gram, banned tokens, logit bias, min new tokens, forced first token, forced last token.
     /// </summary>
     public static IReadOnlyList<ILogitsProcessor> FromOptions(GenerationOptions options, IReadOnlyCollection<int> eosTokenIds)
     {
@@ -196,6 +209,7 @@ public static class LogitsProcessors
         if (options.RepetitionPenalty != 1f) list.Add(new RepetitionPenaltyProcessor(options.RepetitionPenalty));
         if (options.NoRepeatNgramSize > 0) list.Add(new NoRepeatNGramProcessor(options.NoRepeatNgramSize));
         if (options.BadWordsIds.Count > 0) list.Add(new BannedTokensProcessor(options.BadWordsIds.ToArray()));
+        if (options.LogitBias.Count > 0) list.Add(new LogitBiasProcessor(options.LogitBias));
         if (options.MinNewTokens > 0 && eosTokenIds.Count > 0) list.Add(new MinNewTokensProcessor(options.MinNewTokens, eosTokenIds));
         if (options.ForcedBosTokenId is { } bos) list.Add(ForcedTokenProcessor.First(bos));
         if (options.ForcedEosTokenId is { } eos) list.Add(ForcedTokenProcessor.Last(eos, options.MaxNewTokens));

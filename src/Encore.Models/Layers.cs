@@ -128,9 +128,61 @@ public sealed class LayerCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies new keys and values (b, 1, W) of the first b rows in at a position of each row's own,
+    /// <paramref name="positions"/>[i] (continuous batching: rows joined at different steps).
+    /// </summary>
+    internal void AppendAt(Var k, Var v, ReadOnlySpan<int> positions)
+    {
+        int b = k.Shape[0], w = k.Shape[2];
+        if (k.Shape[1] != 1) throw new ArgumentException($"a ragged cache appends one position per row, got {k.Shape[1]}");
+        var ks = k.Value.AsReadOnlySpan<float>();
+        var vs = v.Value.AsReadOnlySpan<float>();
+        var kd = K.AsSpan<float>();
+        var vd = V.AsSpan<float>();
+        for (int i = 0; i < b; i++)
+        {
+            int p = positions[i];
+            if ((uint)p >= (uint)Capacity) throw new InvalidOperationException($"KV cache row {i} is full: position {p} is past its capacity of {Capacity}");
+            ks.Slice(i * w, w).CopyTo(kd.Slice((i * Capacity + p) * w, w));
+            vs.Slice(i * w, w).CopyTo(vd.Slice((i * Capacity + p) * w, w));
+        }
+    }
+
+    /// <summary>Copies positions [0, <paramref name="positions"/>) of <paramref name="source"/>'s row <paramref name="sourceRow"/> into row <paramref name="row"/>.</summary>
+    public void CopyRow(int row, LayerCache source, int sourceRow, int positions)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        int w = K.Shape[2];
+        if (source.K.Shape[2] != w) throw new ArgumentException($"caches of width {source.K.Shape[2]} and {w} do not mix");
+        if ((uint)row >= (uint)K.Shape[0] || (uint)sourceRow >= (uint)source.K.Shape[0]) throw new ArgumentOutOfRangeException(nameof(row));
+        if (positions < 0 || positions > Capacity || positions > source.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(positions), $"{positions} positions do not fit capacities {source.Capacity} → {Capacity}");
+        int n = positions * w;
+        source.K.AsReadOnlySpan<float>().Slice(sourceRow * source.Capacity * w, n).CopyTo(K.AsSpan<float>().Slice(row * Capacity * w, n));
+        source.V.AsReadOnlySpan<float>().Slice(sourceRow * source.Capacity * w, n).CopyTo(V.AsSpan<float>().Slice(row * Capacity * w, n));
+    }
+
+    Tensor?[]? _kRows, _vRows;
+
+    /// <summary>Keys of the first <paramref name="rows"/> rows, (rows, capacity, W): the whole tensor, or a view kept for reuse.</summary>
+    internal Tensor KeysOf(int rows) => rows == K.Shape[0] ? K : RowView(ref _kRows, K, rows);
+
+    /// <summary>Values of the first <paramref name="rows"/> rows, as <see cref="KeysOf"/>.</summary>
+    internal Tensor ValuesOf(int rows) => rows == V.Shape[0] ? V : RowView(ref _vRows, V, rows);
+
+    // Views are cached per row count, so a step over a partly filled batch allocates nothing once warm.
+    static Tensor RowView(ref Tensor?[]? views, Tensor t, int rows)
+    {
+        views ??= new Tensor?[t.Shape[0]];
+        return views[rows] ??= t.Slice(0, 0, rows);
+    }
+
     /// <summary>Frees the buffers.</summary>
     public void Dispose()
     {
+        foreach (var views in new[] { _kRows, _vRows })
+            if (views != null) foreach (var t in views) t?.Dispose();
         K.Dispose();
         V.Dispose();
     }
@@ -150,6 +202,8 @@ internal sealed class StackContext
     public AttentionMasks CrossMasks = AttentionMasks.None;
     public AttentionOptions CrossOptions;
     public Var? Memory;                        // (B, S, D) encoder output, for cross-attention
+    public int[]? RowOffsets;                  // (B) ragged step: positions already cached per row; null when uniform
+    public int CrossKeys;                      // ragged step: cross-attention keys read (longest source); 0 when uniform
     public ulong DropoutSeed;
     public bool Training;
 }
@@ -188,7 +242,8 @@ public sealed class AttentionLayer
                     cache.Append(km, vm);
                     cache.Length = km.Shape[1];
                 }
-                return _o.Forward(Ops.AttentionCached(q, cache.K, cache.V, cache.Length, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+                int b = q.Shape[0], keys = ctx.CrossKeys > 0 ? ctx.CrossKeys : cache.Length;
+                return _o.Forward(Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), keys, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
             }
             var k = _k.Forward(ctx.Memory!);
             var v = _v.Forward(ctx.Memory!);
@@ -202,7 +257,14 @@ public sealed class AttentionLayer
             ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
         }
         Var a;
-        if (cache != null)
+        if (cache != null && ctx.RowOffsets != null)
+        {
+            // Ragged step: each row writes at its own position; keys past a row's length are masked.
+            int b = q.Shape[0];
+            cache.AppendAt(ks, vs, ctx.RowOffsets);
+            a = Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), ctx.Offset + 1, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+        }
+        else if (cache != null)
         {
             cache.Append(ks, vs);
             cache.Length += ctx.Length;

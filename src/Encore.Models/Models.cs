@@ -129,6 +129,25 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// <summary>Caches for incremental decoding of <paramref name="batch"/> sequences against a source of <paramref name="sourceLength"/>.</summary>
     public DecoderCache CreateCache(int batch, int capacity, int sourceLength) =>
         new(Decoder.CreateCaches(batch, capacity), Decoder.CreateCaches(batch, sourceLength));
+
+    /// <summary>
+    /// A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>): <paramref name="rows"/>
+    /// rows of up to <paramref name="capacity"/> decoder positions against sources of up to <paramref name="sourceCapacity"/>.
+    /// </summary>
+    public DecoderCache CreateBatchCache(int rows, int capacity, int sourceCapacity) =>
+        DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), Decoder.CreateCaches(rows, sourceCapacity));
+
+    /// <summary>
+    /// One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows),
+    /// each at its row's own position; the cross-attention keys are the rows' own, loaded with them.
+    /// </summary>
+    public Var DecodeStep(int[] tokens, DecoderCache cache)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.RowLengths is null || cache.Cross is null) throw new ArgumentException("DecodeStep needs a batch cache of this model (CreateBatchCache)");
+        int b = cache.ActiveRows;
+        return Logits(Decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
+    }
 }
 
 /// <summary>A causal decoder-only language model (Llama, Qwen2, GPT): one growing KV cache over prompt and output.</summary>
@@ -153,6 +172,18 @@ public sealed class DecoderOnlyModel : LanguageModel
 
     /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
     public DecoderCache CreateCache(int batch, int capacity) => new(Decoder.CreateCaches(batch, capacity), null);
+
+    /// <summary>A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>) of <paramref name="rows"/> rows of up to <paramref name="capacity"/> positions.</summary>
+    public DecoderCache CreateBatchCache(int rows, int capacity) => DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), null);
+
+    /// <summary>One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each at its row's own position.</summary>
+    public Var DecodeStep(int[] tokens, DecoderCache cache)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.RowLengths is null) throw new ArgumentException("DecodeStep needs a batch cache (CreateBatchCache)");
+        int b = cache.ActiveRows;
+        return Logits(Decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
+    }
 }
 
 /// <summary>

@@ -20,8 +20,90 @@ public sealed class DecoderCache : IDisposable
     /// <summary>Per layer: cross-attention keys and values of the encoder output (encoder–decoder only).</summary>
     public LayerCache[]? Cross { get; }
 
-    /// <summary>Positions decoded so far.</summary>
+    /// <summary>Positions decoded so far (a batch cache: 0; see <see cref="RowLengths"/>).</summary>
     public int Length => Self.Length == 0 ? 0 : Self[0].Length;
+
+    /// <summary>
+    /// A batch cache for continuous batching: per row, the positions decoded so far; null for a
+    /// uniform cache, where every row has <see cref="Length"/>. Rows of a batch cache join and leave
+    /// independently (<see cref="LoadRow"/>, <see cref="MoveRow"/>) and a step feeds one token to each
+    /// of the first <see cref="ActiveRows"/> rows, at that row's own position.
+    /// </summary>
+    public int[]? RowLengths { get; private init; }
+
+    /// <summary>A batch cache of an encoder–decoder: per row, the valid source positions in <see cref="Cross"/>.</summary>
+    public int[]? CrossLengths { get; private init; }
+
+    /// <summary>Rows a batch-cache step decodes: rows [0, ActiveRows). Set by the caller between steps.</summary>
+    public int ActiveRows
+    {
+        get => _activeRows;
+        set
+        {
+            if (RowLengths is null) throw new InvalidOperationException("only a batch cache has active rows");
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, RowLengths.Length);
+            _activeRows = value;
+        }
+    }
+    int _activeRows;
+
+    /// <summary>Rows of the cache (B).</summary>
+    public int Rows => Self.Length == 0 ? 0 : Self[0].K.Shape[0];
+
+    /// <summary>Positions each row's self-attention cache holds at most.</summary>
+    public int Capacity => Self.Length == 0 ? 0 : Self[0].Capacity;
+
+    /// <summary>Source positions each row's cross-attention cache holds at most (0 without one).</summary>
+    public int SourceCapacity => Cross is { Length: > 0 } c ? c[0].Capacity : 0;
+
+    /// <summary>An empty batch cache over per-layer caches (see <see cref="RowLengths"/>).</summary>
+    internal static DecoderCache Batch(LayerCache[] self, LayerCache[]? cross)
+    {
+        // Cross caches count as filled so the attention layer never recomputes them from a memory;
+        // each row's valid source length masks the rest.
+        if (cross != null) foreach (var c in cross) c.Length = c.Capacity;
+        int rows = self.Length == 0 ? 0 : self[0].K.Shape[0];
+        return new DecoderCache(self, cross) { RowLengths = new int[rows], CrossLengths = cross is null ? null : new int[rows] };
+    }
+
+    /// <summary>
+    /// Puts row <paramref name="sourceRow"/> of a uniform cache (a request just prefilled) into row
+    /// <paramref name="row"/> of this batch cache: its self-attention positions and, for an
+    /// encoder–decoder, its cross-attention keys over <paramref name="sourceLength"/> source positions.
+    /// </summary>
+    public void LoadRow(int row, DecoderCache source, int sourceRow, int sourceLength = 0)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var lengths = RowLengths ?? throw new InvalidOperationException("only a batch cache loads rows");
+        if (source.RowLengths != null) throw new ArgumentException("the source must be a uniform cache");
+        if (source.Self.Length != Self.Length || (source.Cross is null) != (Cross is null)) throw new ArgumentException("the caches come from different models");
+        int n = source.Length;
+        if (n >= Capacity) throw new ArgumentException($"{n} positions leave no room in a cache of capacity {Capacity}");
+        for (int i = 0; i < Self.Length; i++) Self[i].CopyRow(row, source.Self[i], sourceRow, n);
+        lengths[row] = n;
+        if (Cross != null)
+        {
+            if (sourceLength < 1 || sourceLength > source.Cross![0].Length || sourceLength > SourceCapacity)
+                throw new ArgumentOutOfRangeException(nameof(sourceLength), $"source length {sourceLength} is outside [1, {Math.Min(source.Cross![0].Length, SourceCapacity)}]");
+            for (int i = 0; i < Cross.Length; i++) Cross[i].CopyRow(row, source.Cross![i], sourceRow, sourceLength);
+            CrossLengths![row] = sourceLength;
+        }
+    }
+
+    /// <summary>Moves batch row <paramref name="from"/> into row <paramref name="to"/> (keeps the active rows packed when one leaves).</summary>
+    public void MoveRow(int to, int from)
+    {
+        var lengths = RowLengths ?? throw new InvalidOperationException("only a batch cache moves rows");
+        if (to == from) return;
+        for (int i = 0; i < Self.Length; i++) Self[i].CopyRow(to, Self[i], from, lengths[from]);
+        lengths[to] = lengths[from];
+        if (Cross != null)
+        {
+            for (int i = 0; i < Cross.Length; i++) Cross[i].CopyRow(to, Cross[i], from, CrossLengths![from]);
+            CrossLengths![to] = CrossLengths[from];
+        }
+    }
 
     /// <summary>The per-pass context the decoder stack reuses across this session's steps.</summary>
     internal StackContext Context { get; } = new();
@@ -93,6 +175,7 @@ public sealed class TransformerStack
     /// </summary>
     internal Var Forward(Var x, int[]? lengths, Var? memory, int[]? memoryLengths, DecoderCache? cache, ulong dropoutSeed, bool absoluteAdded = false)
     {
+        if (cache?.RowLengths != null) return ForwardRagged(x, cache, dropoutSeed);
         int b = x.Shape[0], t = x.Shape[1];
         int offset = cache?.Length ?? 0;
         int keys = offset + t;
@@ -106,6 +189,8 @@ public sealed class TransformerStack
         ctx.Rope = null;
         ctx.RopePositions = null;
         ctx.SelfBias = null;
+        ctx.RowOffsets = null;
+        ctx.CrossKeys = 0;
         float? scale = _c.AttentionScale;
         ctx.SelfOptions = new AttentionOptions { Scale = scale, Causal = Causal, QueryOffset = offset };
         ctx.CrossOptions = new AttentionOptions { Scale = scale };
@@ -140,6 +225,106 @@ public sealed class TransformerStack
         if (!absoluteAdded) x = AddAbsolutePositions(x, offset);
         for (int i = 0; i < _blocks.Length; i++)
             x = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+        return _final is null ? x : _final.Forward(x);
+    }
+
+    /// <summary>
+    /// One decoder step over a batch cache: x (b, 1, D) holds the next token of each of the first b
+    /// rows, row i at its own position RowLengths[i]. Each row sees only its own keys (key lengths
+    /// RowLengths[i] + 1; sources CrossLengths[i]), and its positions are its own, so a row decodes as
+    /// it would alone. Relative schemes: T5's bias is gathered per row; ALiBi's slope·(j − i) differs
+    /// between rows by a per-row constant only, which softmax ignores, so the shared query offset serves.
+    /// </summary>
+    Var ForwardRagged(Var x, DecoderCache cache, ulong dropoutSeed)
+    {
+        int b = x.Shape[0];
+        if (x.Shape[1] != 1) throw new ArgumentException($"a batch-cache step feeds one token per row, got {x.Shape[1]}");
+        if (b != cache.ActiveRows) throw new ArgumentException($"{b} tokens for {cache.ActiveRows} active rows");
+        var rowLengths = cache.RowLengths!;
+        var ctx = cache.Context;
+        var offsets = Workspace.RentInts(b);                                                         // (b)
+        var selfLengths = Workspace.RentInts(b);                                                     // (b)
+        int longest = 0;
+        for (int i = 0; i < b; i++)
+        {
+            offsets[i] = rowLengths[i];
+            selfLengths[i] = rowLengths[i] + 1;
+            longest = Math.Max(longest, rowLengths[i]);
+        }
+        int keys = longest + 1;
+        ctx.Batch = b;
+        ctx.Length = 1;
+        ctx.Offset = longest;
+        ctx.Memory = null;
+        ctx.DropoutSeed = dropoutSeed;
+        ctx.Rope = null;
+        ctx.RopePositions = null;
+        ctx.SelfBias = null;
+        ctx.RowOffsets = offsets;
+        ctx.CrossKeys = 0;
+        float? scale = _c.AttentionScale;
+        ctx.SelfOptions = new AttentionOptions { Scale = scale, Causal = Causal, QueryOffset = longest };
+        ctx.CrossOptions = new AttentionOptions { Scale = scale };
+        var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
+        if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
+            ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
+        if (cache.CrossLengths is { } sources)
+        {
+            var crossLengths = Workspace.RentInts(b);                                                // (b)
+            for (int i = 0; i < b; i++)
+            {
+                crossLengths[i] = sources[i];
+                ctx.CrossKeys = Math.Max(ctx.CrossKeys, sources[i]);
+            }
+            if (ctx.CrossMasks.KeyLengths != crossLengths) ctx.CrossMasks = new AttentionMasks { KeyLengths = crossLengths };
+        }
+
+        switch (_pos.Kind)
+        {
+            case PositionKind.Rope:
+                ctx.Rope = _rope;
+                var positions = Workspace.RentFloats(b);                                             // (b·1)
+                for (int i = 0; i < b; i++) positions[i] = offsets[i];
+                ctx.RopePositions = positions;
+                break;
+            case PositionKind.T5Relative:
+                // Per-row bias (b, H, 1, keys) through the shared gather: the table (buckets, H) is read as
+                // (buckets·H, 1) and query row (i·H + h) looks up bucket(j − offset_i)·H + h.
+                int h = _c.Heads, nb = _pos.RelativeBuckets;
+                var buckets = Workspace.RentInts(b * h * keys);                                      // (b·H, keys)
+                for (int i = 0; i < b; i++)
+                {
+                    var row = buckets.AsSpan(i * h * keys, keys);
+                    PositionBias.T5Buckets(row, 1, keys, bidirectional: false, nb, _pos.RelativeMaxDistance, offsets[i]);
+                    for (int j = 0; j < keys; j++) row[j] *= h;
+                    for (int k = 1; k < h; k++)
+                        for (int j = 0; j < keys; j++) buckets[(i * h + k) * keys + j] = row[j] + k;
+                }
+                var table = Ops.Reshape(Var.Of(_ps[_relTable!]), nb * h, 1);                         // (buckets·H, 1)
+                ctx.SelfBias = Ops.RelativePositionBias(table, buckets, b * h, keys);                // (1, b·H, keys) = (b, H, 1, keys)
+                break;
+        }
+
+        switch (_pos.Kind)
+        {
+            case PositionKind.Learned:
+                var ids = Workspace.RentInts(b);
+                for (int i = 0; i < b; i++)
+                {
+                    if (offsets[i] >= _c.MaxPositions) throw new ArgumentException($"sequence of {offsets[i] + 1} positions exceeds max_positions {_c.MaxPositions}");
+                    ids[i] = offsets[i];
+                }
+                x = Ops.Add(x, Ops.Embedding(Var.Of(_ps[_learned!]), ids, b, 1));
+                break;
+            case PositionKind.Sinusoidal:
+                var pe = Tensor.Empty(DType.F32, b, 1, _c.DModel);
+                for (int i = 0; i < b; i++) SinusoidRow(offsets[i], pe.AsSpan<float>().Slice(i * _c.DModel, _c.DModel));
+                x = Ops.Add(x, Var.Constant(pe));
+                break;
+        }
+        for (int i = 0; i < _blocks.Length; i++)
+            x = _blocks[i].Forward(x, ctx, cache.Self[i], cache.Cross?[i]);
+        for (int i = 0; i < b; i++) rowLengths[i]++;
         return _final is null ? x : _final.Forward(x);
     }
 
@@ -180,14 +365,19 @@ public sealed class TransformerStack
         int d = _c.DModel;
         var pe = Tensor.Empty(DType.F32, b, t, d);
         var s = pe.AsSpan<float>();
-        for (int p = 0; p < t; p++)
-            for (int i = 0; i < d; i++)
-            {
-                double angle = (offset + p) / Math.Pow(10000, 2 * (i / 2) / (double)d);
-                s[p * d + i] = (float)(i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
-            }
+        for (int p = 0; p < t; p++) SinusoidRow(offset + p, s.Slice(p * d, d));
         for (int j = 1; j < b; j++) s[..(t * d)].CopyTo(s.Slice(j * t * d, t * d));
         return pe;
+    }
+
+    static void SinusoidRow(int position, Span<float> row)
+    {
+        int d = row.Length;
+        for (int i = 0; i < d; i++)
+        {
+            double angle = position / Math.Pow(10000, 2 * (i / 2) / (double)d);
+            row[i] = (float)(i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+        }
     }
 
     /// <summary>Empty per-layer caches for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
+using Encore.Server;
+
+namespace Encore.Cli.Commands;
+
+/// <summary>
+/// <c>encore serve</c>: an OpenAI-compatible HTTP server for a checkpoint (see <see cref="EncoreServer"/>),
+/// on loopback unless told otherwise. Runs until Ctrl+C.
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var d = new ServerOptions();
+        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
+        var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
+        var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Requests waiting for a batch row at most; more get 429.", DefaultValueFactory = _ => d.MaxQueue };
+        var context = new Option<int?>("--context") { Description = "Decoder positions per sequence (default: the model's max_positions, at most 1024)." };
+        var name = new Option<string?>("--model-name") { Description = "Model name clients send (default: the checkpoint directory's name)." };
+        var timeout = new Option<double>("--request-timeout") { Description = "Seconds after which a request is cancelled.", DefaultValueFactory = _ => d.RequestTimeout.TotalSeconds };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body accepted.", DefaultValueFactory = _ => d.MaxRequestBodyBytes };
+        var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
+        {
+            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            string dir = parse.GetValue(model)!;
+            double seconds = parse.GetValue(timeout);
+            if (!double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new ArgumentException($"--request-timeout must be in (0, 86400] seconds, got {seconds}");
+            var options = new ServerOptions
+            {
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                MaxBatch = parse.GetValue(maxBatch),
+                MaxQueue = parse.GetValue(maxQueue),
+                ContextLength = parse.GetValue(context),
+                ModelName = parse.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),
+                RequestTimeout = TimeSpan.FromSeconds(seconds),
+                MaxRequestBodyBytes = parse.GetValue(maxBody),
+            }.Validate();
+            using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+            var tokenizer = TokenizerLoader.FromDirectory(dir);
+            await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
+            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, queue {options.MaxQueue}); Ctrl+C stops");
+            await server.WaitForShutdownAsync(ct);
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,284 @@
+// Continuous batching (Orca, Yu et al. OSDI 2022, "iteration-level scheduling"): sequences join the
+// running decode batch at the next step and leave as soon as they finish, instead of a batch running
+// until its longest member ends. New sequences are prefilled together in a uniform session (the
+// encoder runs once over their padded sources; decoder-only prompts of one length share a prefill),
+// then their cache rows are copied into one batch cache whose rows each keep their own length
+// (DecoderCache.RowLengths), so every step decodes all active rows at once, each at its own position.
+using Encore.Autograd;
+using Encore.Models;
+
+namespace Encore.Generation;
+
+/// <summary>
+/// One sequence of a <see cref="BatchDecoder"/>: a prompt, its options and, when sampling, the
+/// index of its sample stream (OpenAI's <c>n</c> choices are sequences 0 … n−1 of one seed, the
+/// same streams <see cref="SamplingStrategy"/> draws for num_return_sequences).
+/// </summary>
+public sealed class BatchSequence
+{
+    /// <summary>A sequence continuing <paramref name="prompt"/> with <paramref name="options"/> (one sequence: num_beams and num_return_sequences are ignored).</summary>
+    public BatchSequence(int[] prompt, GenerationOptions options, int sampleIndex = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(sampleIndex);
+        Prompt = prompt;
+        Options = options;
+        SampleIndex = sampleIndex;
+        CancellationToken = cancellationToken;
+    }
+
+    /// <summary>The prompt ids (the source of an encoder–decoder).</summary>
+    public int[] Prompt { get; }
+
+    /// <summary>The options.</summary>
+    public GenerationOptions Options { get; }
+
+    /// <summary>Which sample stream of the seed this sequence draws from.</summary>
+    public int SampleIndex { get; }
+
+    /// <summary>Cancels the sequence: it leaves the batch at the next step.</summary>
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>Anything the caller wants to find again in events.</summary>
+    public object? Tag { get; set; }
+
+    /// <summary>Why it ended, or null while running (or when cancelled).</summary>
+    public FinishReason? Finish => State?.Finish;
+
+    /// <summary>True when it left the batch through its cancellation token.</summary>
+    public bool Cancelled { get; internal set; }
+
+    /// <summary>Tokens generated so far.</summary>
+    public int GeneratedCount => State?.GeneratedCount ?? 0;
+
+    /// <summary>The generated tokens (a final EOS included).</summary>
+    public int[] Tokens => State?.Generated.ToArray() ?? [];
+
+    /// <summary>The final text (cut before a stop string); valid once finished.</summary>
+    public string Text { get; internal set; } = string.Empty;
+
+    internal SequenceState? State;
+    internal IReadOnlyList<ILogitsProcessor> Processors = [];
+    internal IReadOnlyList<ILogitsProcessor> Warpers = [];
+    internal Xoshiro256? Rng;
+    internal StopCriteria? Stop;
+    internal StreamingText? Stream;
+}
+
+/// <summary>What one step did to one sequence: the token it chose and the text that became final.</summary>
+/// <param name="Sequence">The sequence.</param>
+/// <param name="Token">The token, or −1 when the sequence was cancelled.</param>
+/// <param name="Text">Text now final (the last event of a sequence includes any text held back).</param>
+/// <param name="Finished">True for the sequence's last event.</param>
+public readonly record struct BatchEvent(BatchSequence Sequence, int Token, string Text, bool Finished);
+
+/// <summary>
+/// Decodes many independent sequences in one batch that changes every step: <see cref="Add"/> prefills
+/// new ones, <see cref="Step"/> fixes one token for every active sequence, retires the finished and
+/// cancelled, and runs one model step for the rest. Each sequence decodes exactly as it would alone
+/// (its own positions, keys, processors and sample stream). Not thread-safe: one thread drives it.
+/// </summary>
+public sealed class BatchDecoder : IDisposable
+{
+    readonly Generator _generator;
+    readonly LanguageModel _model;
+    readonly DecoderCache _cache;
+    readonly BatchSequence?[] _rows;
+    readonly float[] _logits;              // (MaxRows, V): next-token scores of each active row
+    readonly float[] _scores;              // (V) one row being processed
+    readonly int[]?[] _tokens;             // per active-row count, the step's token array
+    readonly Workspace _workspace = new();
+    int _active;
+
+    /// <summary>
+    /// A decoder of up to <paramref name="maxRows"/> sequences at once, each with up to
+    /// <paramref name="contextLength"/> decoder positions (an encoder–decoder also takes sources of up
+    /// to that many tokens).
+    /// </summary>
+    public BatchDecoder(Generator generator, int maxRows, int contextLength)
+    {
+        _generator = generator ?? throw new ArgumentNullException(nameof(generator));
+        _model = generator.Model;
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 2);
+        MaxRows = maxRows;
+        ContextLength = contextLength;
+        _cache = _model switch
+        {
+            EncoderDecoderModel ed => ed.CreateBatchCache(maxRows, contextLength, contextLength),
+            DecoderOnlyModel dec => dec.CreateBatchCache(maxRows, contextLength),
+            _ => throw new ArgumentException($"{_model.GetType().Name} does not generate text"),
+        };
+        _rows = new BatchSequence?[maxRows];
+        VocabSize = _model.Config.VocabSize;
+        _logits = new float[maxRows * VocabSize];
+        _scores = new float[VocabSize];
+        _tokens = new int[]?[maxRows + 1];
+    }
+
+    /// <summary>Sequences decoded together at most.</summary>
+    public int MaxRows { get; }
+
+    /// <summary>Decoder positions per sequence (and source tokens, for an encoder–decoder).</summary>
+    public int ContextLength { get; }
+
+    /// <summary>V.</summary>
+    public int VocabSize { get; }
+
+    /// <summary>Sequences in the batch now.</summary>
+    public int ActiveCount => _active;
+
+    /// <summary>Rows free for new sequences.</summary>
+    public int FreeRows => MaxRows - _active;
+
+    /// <summary>Bytes held by the batch caches.</summary>
+    public long CacheBytes => _cache.SelfBytes + _cache.CrossBytes;
+
+    /// <summary>Longest prompt accepted: a decoder-only prompt leaves room for one new token.</summary>
+    public int MaxPromptLength => _model is EncoderDecoderModel ? ContextLength : ContextLength - 1;
+
+    /// <summary>Most new tokens a prompt of <paramref name="promptLength"/> tokens can get.</summary>
+    public int MaxNewTokens(int promptLength) => _model is EncoderDecoderModel ? ContextLength - 1 : ContextLength - promptLength;
+
+    /// <summary>
+    /// Prefills <paramref name="sequences"/> and gives them rows; their first tokens are chosen at the
+    /// next <see cref="Step"/>. Everything is checked before anything changes: a bad sequence throws
+    /// <see cref="ArgumentException"/> and none is added.
+    /// </summary>
+    public void Add(IReadOnlyList<BatchSequence> sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (sequences.Count == 0) return;
+        if (sequences.Count > FreeRows) throw new InvalidOperationException($"{sequences.Count} sequences for {FreeRows} free rows");
+        foreach (var s in sequences) Check(s);
+        var config = _model.Config;
+        // Sequences prefilled together: one encoder pass per decoder start token, or one prefill per prompt length.
+        var groups = sequences.GroupBy(s => _model is EncoderDecoderModel ? s.Options.DecoderStartTokenId ?? config.DecoderStartTokenId : s.Prompt.Length);
+        foreach (var group in groups)
+        {
+            var members = group.ToArray();
+            int start = _model is EncoderDecoderModel ? group.Key : config.DecoderStartTokenId;
+            using var session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start);
+            for (int i = 0; i < members.Length; i++)
+            {
+                int row = _active++;
+                var s = members[i];
+                _cache.LoadRow(row, session.Cache, i, _model is EncoderDecoderModel ? s.Prompt.Length : 0);
+                session.Logits.AsSpan(i * VocabSize, VocabSize).CopyTo(_logits.AsSpan(row * VocabSize, VocabSize));
+                Begin(s, session.InitialTokens(i));
+                _rows[row] = s;
+            }
+        }
+        _cache.ActiveRows = _active;
+    }
+
+    void Check(BatchSequence s)
+    {
+        if (s.State != null) throw new ArgumentException("this sequence was already added");
+        var o = s.Options.Validate();
+        o.ValidateIds(VocabSize);
+        if (s.Prompt.Length == 0) throw new ArgumentException("the prompt is empty");
+        if (s.Prompt.Length > MaxPromptLength) throw new ArgumentException($"the prompt has {s.Prompt.Length} tokens; this context holds at most {MaxPromptLength}");
+        if (o.MaxNewTokens > MaxNewTokens(s.Prompt.Length))
+            throw new ArgumentException($"{s.Prompt.Length} prompt tokens + {o.MaxNewTokens} new tokens exceed the context of {ContextLength}");
+        foreach (int id in s.Prompt)
+            if ((uint)id >= (uint)VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {VocabSize})");
+        if (o.StopStrings.Count > 0 && _generator.Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
+    }
+
+    void Begin(BatchSequence s, int[] initial)
+    {
+        var o = s.Options;
+        var eos = _generator.EosIds(o);
+        s.State = new SequenceState(initial, o.MaxNewTokens + 1);
+        s.Processors = LogitsProcessors.FromOptions(o, eos);
+        if (o.Samples)
+        {
+            s.Warpers = LogitsProcessors.WarpersFromOptions(o);
+            s.Rng = new Xoshiro256(Xoshiro256.Derive(o.Seed ?? (ulong)Random.Shared.NextInt64(), s.SampleIndex));
+        }
+        s.Stop = new StopCriteria(eos, o.StopStrings, o.MaxNewTokens, _generator.Tokenizer, o.SkipSpecialTokens);
+        s.Stream = new StreamingText(s.Stop, _generator.Tokenizer, o.SkipSpecialTokens);
+    }
+
+    /// <summary>
+    /// Fixes the next token of every active sequence (processors, then greedy choice or a draw from
+    /// its own stream), reports it in <paramref name="events"/>, retires the sequences that finished or
+    /// were cancelled, and runs one model step for the others. Returns the number of events added.
+    /// </summary>
+    public int Step(List<BatchEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        int added = 0, v = VocabSize;
+        for (int r = 0; r < _active; r++)
+        {
+            var s = _rows[r]!;
+            if (s.CancellationToken.IsCancellationRequested)
+            {
+                s.Cancelled = true;
+                events.Add(new BatchEvent(s, -1, string.Empty, true));
+                added++;
+                continue;
+            }
+            var state = s.State!;
+            var logits = _logits.AsSpan(r * v, v);
+            logits.CopyTo(_scores);
+            foreach (var p in s.Processors) p.Process(state.Tokens, state.GeneratedCount, _scores);
+            int token;
+            if (s.Rng != null)
+            {
+                foreach (var w in s.Warpers) w.Process([], 0, _scores);
+                token = Sampling.Draw(_scores, s.Rng);
+            }
+            else token = Sampling.ArgMax(_scores);
+            state.LogProb += logits[token] - Sampling.LogSumExp(logits);
+            state.Append(token);
+            bool done = s.Stop!.Update(state);
+            string piece = s.Stream!.Push(token);
+            if (done)
+            {
+                s.Text = s.Stop.Text(state.Generated);
+                piece += s.Stream.Finish(s.Text);
+            }
+            events.Add(new BatchEvent(s, token, piece, done));
+            added++;
+        }
+        // Retire finished rows; the last active row moves into each freed one so rows stay packed.
+        for (int r = _active - 1; r >= 0; r--)
+        {
+            var s = _rows[r]!;
+            if (!s.Cancelled && s.Finish == null) continue;
+            int last = _active - 1;
+            if (r != last)
+            {
+                _cache.MoveRow(r, last);
+                _logits.AsSpan(last * v, v).CopyTo(_logits.AsSpan(r * v, v));
+                _rows[r] = _rows[last];
+            }
+            _rows[last] = null;
+            _active--;
+        }
+        _cache.ActiveRows = _active;
+        if (_active == 0) return added;
+        var tokens = _tokens[_active] ??= new int[_active];
+        for (int r = 0; r < _active; r++)
+        {
+            var generated = _rows[r]!.State!.Generated;
+            tokens[r] = generated[^1];
+        }
+        using (_workspace.Use())
+        {
+            var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(tokens, _cache) : ((DecoderOnlyModel)_model).DecodeStep(tokens, _cache);   // (b, 1, V)
+            output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
+        }
+        return added;
+    }
+
+    /// <summary>Frees the caches.</summary>
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _workspace.Dispose();
+    }
+}

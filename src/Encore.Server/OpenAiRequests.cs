@@ -1,0 +1,197 @@
+// Parsing and validating OpenAI request bodies (https://platform.openai.com/docs/api-reference/completions,
+// /chat). Every field is type-checked before use; a wrong one becomes a 400 naming the parameter.
+// Unknown fields are ignored, as OpenAI's own clients send fields a server may not implement.
+using System.Text.Json;
+
+namespace Encore.Server;
+
+/// <summary>A request the server refuses, with its HTTP status and OpenAI error type/code.</summary>
+public sealed class ApiException(int status, string message, string? param = null, string type = "invalid_request_error", string? code = null) : Exception(message)
+{
+    /// <summary>HTTP status.</summary>
+    public int Status { get; } = status;
+    /// <summary>OpenAI's error.param: the offending parameter.</summary>
+    public string? Param { get; } = param;
+    /// <summary>OpenAI's error.type.</summary>
+    public string Type { get; } = type;
+    /// <summary>OpenAI's error.code.</summary>
+    public string? Code { get; } = code;
+}
+
+/// <summary>The fields of /v1/completions and /v1/chat/completions that Encore acts on.</summary>
+internal sealed record GenerationRequest
+{
+    public required string Model { get; init; }
+    /// <summary>The prompts (completions: one or several; chat: the flattened conversation).</summary>
+    public required IReadOnlyList<string> Prompts { get; init; }
+    public int? MaxTokens { get; init; }
+    public float Temperature { get; init; } = 1f;
+    public float TopP { get; init; } = 1f;
+    public ulong? Seed { get; init; }
+    public int N { get; init; } = 1;
+    public IReadOnlyList<string> Stop { get; init; } = [];
+    public bool Stream { get; init; }
+    public bool IncludeUsage { get; init; }
+    public IReadOnlyDictionary<int, float> LogitBias { get; init; } = new Dictionary<int, float>();
+}
+
+internal static class OpenAiRequests
+{
+    static ApiException Bad(string message, string? param, string? code = null) => new(400, message, param, code: code);
+
+    /// <summary>Parses a completions (<paramref name="chat"/> false) or chat completions body.</summary>
+    public static GenerationRequest Parse(JsonElement root, bool chat)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw Bad("the request body must be a JSON object", null);
+        string model = String(root, "model") ?? throw Bad("you must provide a model parameter", "model");
+        IReadOnlyList<string> prompts;
+        if (chat)
+        {
+            if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
+                throw Bad("'messages' must be an array of messages", "messages");
+            if (messages.GetArrayLength() == 0) throw Bad("'messages' must contain at least one message", "messages");
+            var list = new List<(string, string)>();
+            int i = 0;
+            foreach (var m in messages.EnumerateArray())
+            {
+                string where = $"messages[{i++}]";
+                if (m.ValueKind != JsonValueKind.Object) throw Bad($"'{where}' must be an object", where);
+                string role = String(m, "role", where + ".role") ?? throw Bad($"'{where}.role' is required", where + ".role");
+                if (role is not ("system" or "developer" or "user" or "assistant" or "tool"))
+                    throw Bad($"'{where}.role' must be one of system, developer, user, assistant, tool; got '{role}'", where + ".role");
+                list.Add((role == "developer" ? "system" : role, Content(m, where)));
+            }
+            prompts = [Encore.Generation.ChatTemplate.Format(list)];
+        }
+        else
+        {
+            if (!root.TryGetProperty("prompt", out var p)) throw Bad("you must provide a prompt parameter", "prompt");
+            prompts = p.ValueKind switch
+            {
+                JsonValueKind.String => [p.GetString()!],
+                JsonValueKind.Array when p.GetArrayLength() > 0 && p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+                    p.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+                _ => throw Bad("'prompt' must be a string or a non-empty array of strings (token-id prompts are not supported)", "prompt"),
+            };
+        }
+
+        int? maxTokens = Int(root, "max_completion_tokens") ?? Int(root, "max_tokens");
+        if (maxTokens is <= 0) throw Bad($"max_tokens must be at least 1, got {maxTokens}", root.TryGetProperty("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens");
+        float temperature = Float(root, "temperature") ?? 1f;
+        if (temperature is < 0 or > 2) throw Bad($"temperature must be in [0, 2], got {temperature}", "temperature");
+        float topP = Float(root, "top_p") ?? 1f;
+        if (topP is <= 0 or > 1) throw Bad($"top_p must be in (0, 1], got {topP}", "top_p");
+        int n = Int(root, "n") ?? 1;
+        if (n < 1) throw Bad($"n must be at least 1, got {n}", "n");
+        ulong? seed = null;
+        if (Present(root, "seed", out var s))
+        {
+            if (s.ValueKind != JsonValueKind.Number || !s.TryGetInt64(out long v)) throw Bad("'seed' must be an integer", "seed");
+            seed = unchecked((ulong)v);
+        }
+        IReadOnlyList<string> stop = [];
+        if (Present(root, "stop", out var st))
+        {
+            stop = st.ValueKind switch
+            {
+                JsonValueKind.String => [st.GetString()!],
+                JsonValueKind.Array when st.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => st.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+                _ => throw Bad("'stop' must be a string or an array of strings", "stop"),
+            };
+            if (stop.Count > 4) throw Bad($"'stop' holds at most 4 sequences, got {stop.Count}", "stop");
+            if (stop.Any(x => x.Length == 0 || x.Length > 256)) throw Bad("each stop sequence must have 1 to 256 characters", "stop");
+        }
+        bool stream = Bool(root, "stream") ?? false;
+        bool includeUsage = false;
+        if (Present(root, "stream_options", out var so))
+        {
+            if (so.ValueKind != JsonValueKind.Object) throw Bad("'stream_options' must be an object", "stream_options");
+            includeUsage = Bool(so, "include_usage", "stream_options.include_usage") ?? false;
+        }
+        var logitBias = new Dictionary<int, float>();
+        if (Present(root, "logit_bias", out var lb))
+        {
+            if (lb.ValueKind != JsonValueKind.Object) throw Bad("'logit_bias' must be an object of token ids to biases", "logit_bias");
+            foreach (var kv in lb.EnumerateObject())
+            {
+                if (logitBias.Count >= 1024) throw Bad("'logit_bias' holds at most 1024 tokens", "logit_bias");
+                if (!int.TryParse(kv.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
+                    throw Bad($"'logit_bias' key '{kv.Name}' is not a token id", "logit_bias");
+                if (kv.Value.ValueKind != JsonValueKind.Number || !kv.Value.TryGetDouble(out double b) || b is < -100 or > 100)
+                    throw Bad($"'logit_bias' values must be numbers in [-100, 100]", "logit_bias");
+                logitBias[id] = (float)b;
+            }
+        }
+        foreach (var name in new[] { "frequency_penalty", "presence_penalty" })
+            if (Float(root, name) is { } pen && pen != 0) throw Bad($"{name} is not supported (only 0)", name);
+        if (Bool(root, "logprobs") == true || (!chat && Present(root, "logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number))
+            throw Bad("logprobs are not supported", "logprobs");
+        if (Bool(root, "echo") == true) throw Bad("echo is not supported", "echo");
+        if (Int(root, "best_of") is > 1) throw Bad("best_of is not supported", "best_of");
+        return new GenerationRequest
+        {
+            Model = model,
+            Prompts = prompts,
+            MaxTokens = maxTokens,
+            Temperature = temperature,
+            TopP = topP,
+            Seed = seed,
+            N = n,
+            Stop = stop,
+            Stream = stream,
+            IncludeUsage = includeUsage,
+            LogitBias = logitBias,
+        };
+    }
+
+    // Content is a string or an array of parts of which the text parts are joined.
+    static string Content(JsonElement message, string where)
+    {
+        if (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return string.Empty;
+        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
+        if (c.ValueKind != JsonValueKind.Array) throw Bad($"'{where}.content' must be a string or an array of content parts", where + ".content");
+        var sb = new System.Text.StringBuilder();
+        foreach (var part in c.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object) throw Bad($"'{where}.content' parts must be objects", where + ".content");
+            string type = String(part, "type", where + ".content.type") ?? throw Bad($"'{where}.content' parts need a type", where + ".content");
+            if (type != "text") throw Bad($"content parts of type '{type}' are not supported (text only)", where + ".content");
+            sb.Append(String(part, "text", where + ".content.text") ?? string.Empty);
+        }
+        return sb.ToString();
+    }
+
+    static bool Present(JsonElement o, string name, out JsonElement value) =>
+        o.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
+
+    static string? String(JsonElement o, string name, string? param = null)
+    {
+        if (!Present(o, name, out var v)) return null;
+        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Bad($"'{param ?? name}' must be a string", param ?? name);
+    }
+
+    static int? Int(JsonElement o, string name)
+    {
+        if (!Present(o, name, out var v)) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long x)) throw Bad($"'{name}' must be an integer", name);
+        return (int)Math.Clamp(x, int.MinValue, int.MaxValue);
+    }
+
+    static float? Float(JsonElement o, string name)
+    {
+        if (!Present(o, name, out var v)) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double x) || !double.IsFinite(x)) throw Bad($"'{name}' must be a number", name);
+        return (float)x;
+    }
+
+    static bool? Bool(JsonElement o, string name, string? param = null)
+    {
+        if (!Present(o, name, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Bad($"'{param ?? name}' must be a boolean", param ?? name),
+        };
+    }
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Encore.Server;
+
+/// <summary>
+/// The figures <c>GET /metrics</c> reports, in the Prometheus text exposition format (version 0.0.4):
+/// queue length, active sequences, generated tokens (a counter and a rate over the last 10 s),
+/// batch steps, requests by status, and a time-to-first-token histogram. Updated by the scheduler
+/// thread and the request handlers; read under one lock.
+/// </summary>
+public sealed class ServerMetrics
+{
+    /// <summary>Upper bounds (seconds) of the time-to-first-token histogram buckets.</summary>
+    public static readonly double[] TtftBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+    const int RateWindowSeconds = 10;
+
+    readonly object _lock = new();
+    readonly long[] _ttftCounts = new long[TtftBuckets.Length];
+    readonly long[] _tokensPerSecond = new long[RateWindowSeconds + 1];
+    readonly long[] _secondOf = new long[RateWindowSeconds + 1];
+    readonly Dictionary<int, long> _requests = [];
+    double _ttftSum;
+    long _ttftCount, _tokens, _steps;
+
+    /// <summary>Requests waiting for a row.</summary>
+    public int QueueLength { get; internal set; }
+
+    /// <summary>Sequences in the decode batch.</summary>
+    public int ActiveSequences { get; internal set; }
+
+    /// <summary>Tokens generated since start.</summary>
+    public long GeneratedTokens { get { lock (_lock) return _tokens; } }
+
+    /// <summary>Records one batch step that generated <paramref name="tokens"/> tokens.</summary>
+    internal void RecordStep(int tokens)
+    {
+        long second = Stopwatch.GetTimestamp() / Stopwatch.Frequency;
+        lock (_lock)
+        {
+            _steps++;
+            _tokens += tokens;
+            int slot = (int)(second % _tokensPerSecond.Length);
+            if (_secondOf[slot] != second)
+            {
+                _secondOf[slot] = second;
+                _tokensPerSecond[slot] = 0;
+            }
+            _tokensPerSecond[slot] += tokens;
+        }
+    }
+
+    /// <summary>Records one request's time to first token.</summary>
+    internal void RecordTimeToFirstToken(double seconds)
+    {
+        lock (_lock)
+        {
+            _ttftSum += seconds;
+            _ttftCount++;
+            for (int i = 0; i < TtftBuckets.Length; i++)
+                if (seconds <= TtftBuckets[i]) _ttftCounts[i]++;
+        }
+    }
+
+    /// <summary>Records a finished request by its HTTP status.</summary>
+    internal void RecordRequest(int status)
+    {
+        lock (_lock) _requests[status] = _requests.GetValueOrDefault(status) + 1;
+    }
+
+    /// <summary>Tokens per second over the last 10 whole seconds.</summary>
+    public double TokensPerSecond
+    {
+        get
+        {
+            long now = Stopwatch.GetTimestamp() / Stopwatch.Frequency;
+            lock (_lock)
+            {
+                long sum = 0;
+                for (int i = 0; i < _tokensPerSecond.Length; i++)
+                    if (_secondOf[i] < now && _secondOf[i] >= now - RateWindowSeconds) sum += _tokensPerSecond[i];
+                return sum / (double)RateWindowSeconds;
+            }
+        }
+    }
+
+    /// <summary>The Prometheus text of every metric.</summary>
+    public string ToPrometheusText()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        void Metric(string name, string type, string help, string value)
+        {
+            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+            sb.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+            sb.Append(name).Append(' ').Append(value).Append('\n');
+        }
+        double rate = TokensPerSecond;
+        lock (_lock)
+        {
+            Metric("encore_queue_length", "gauge", "Requests waiting for a batch row.", QueueLength.ToString(inv));
+            Metric("encore_active_sequences", "gauge", "Sequences in the decode batch.", ActiveSequences.ToString(inv));
+            Metric("encore_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.", rate.ToString("R", inv));
+            Metric("encore_generated_tokens_total", "counter", "Tokens generated since start.", _tokens.ToString(inv));
+            Metric("encore_batch_steps_total", "counter", "Decode steps run since start.", _steps.ToString(inv));
+            sb.Append("# HELP encore_requests_total Finished HTTP generation requests by status code.\n# TYPE encore_requests_total counter\n");
+            foreach (var (code, n) in _requests.OrderBy(kv => kv.Key))
+                sb.Append("encore_requests_total{code=\"").Append(code.ToString(inv)).Append("\"} ").Append(n.ToString(inv)).Append('\n');
+            sb.Append("# HELP encore_time_to_first_token_seconds Time from a request's arrival to its first generated token.\n");
+            sb.Append("# TYPE encore_time_to_first_token_seconds histogram\n");
+            for (int i = 0; i < TtftBuckets.Length; i++)
+                sb.Append("encore_time_to_first_token_seconds_bucket{le=\"").Append(TtftBuckets[i].ToString("R", inv)).Append("\"} ").Append(_ttftCounts[i].ToString(inv)).Append('\n');
+            sb.Append("encore_time_to_first_token_seconds_bucket{le=\"+Inf\"} ").Append(_ttftCount.ToString(inv)).Append('\n');
+            sb.Append("encore_time_to_first_token_seconds_sum ").Append(_ttftSum.ToString("R", inv)).Append('\n');
+            sb.Append("encore_time_to_first_token_seconds_count ").Append(_ttftCount.ToString(inv)).Append('\n');
+        }
+        return sb.ToString();
+    }
+}

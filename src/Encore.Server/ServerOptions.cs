@@ -1,0 +1,58 @@
+namespace Encore.Server;
+
+/// <summary>How the server listens and how much work it takes on. Each option has one documented default.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>Address to listen on: an IP address or "localhost". Default 127.0.0.1 (loopback only).</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>TCP port; 0 picks a free one (see <see cref="EncoreServer.BaseAddress"/>). Default 8080.</summary>
+    public int Port { get; init; } = 8080;
+
+    /// <summary>Name under which the model is served (<c>GET /v1/models</c>, the request's <c>model</c>). Default "encore".</summary>
+    public string ModelName { get; init; } = "encore";
+
+    /// <summary>Sequences decoded together at most (a request with n choices takes n). Default 32.</summary>
+    public int MaxBatch { get; init; } = 32;
+
+    /// <summary>Requests waiting for a batch row at most; one more is answered 429. Default 256.</summary>
+    public int MaxQueue { get; init; } = 256;
+
+    /// <summary>Decoder positions per sequence (and source tokens of an encoder–decoder). Default null: the model's max_positions, at most 1024.</summary>
+    public int? ContextLength { get; init; }
+
+    /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>Largest request body accepted (bytes); a larger one gets 413. Default 1 MiB.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 1 << 20;
+
+    /// <summary>Most choices (<c>n</c>) one request may ask for. Default 16 (and never more than <see cref="MaxBatch"/>).</summary>
+    public int MaxChoices { get; init; } = 16;
+
+    /// <summary>max_tokens of a chat request that gives none (capped by the context). Default 256.</summary>
+    public int DefaultChatMaxTokens { get; init; } = 256;
+
+    /// <summary>max_tokens of a completion request that gives none (OpenAI's default). Default 16.</summary>
+    public int DefaultCompletionMaxTokens { get; init; } = 16;
+
+    /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the option.</summary>
+    public ServerOptions Validate()
+    {
+        static void Check(bool ok, string message)
+        {
+            if (!ok) throw new ArgumentException(message);
+        }
+        Check(!string.IsNullOrWhiteSpace(Host), "--host must not be empty");
+        Check(Port is >= 0 and <= 65535, $"--port must be in [0, 65535], got {Port}");
+        Check(!string.IsNullOrWhiteSpace(ModelName), "the model name must not be empty");
+        Check(MaxBatch is >= 1 and <= 1024, $"--max-batch must be in [1, 1024], got {MaxBatch}");
+        Check(MaxQueue is >= 0 and <= 1_000_000, $"--max-queue must be in [0, 1000000], got {MaxQueue}");
+        Check(ContextLength is null or (>= 2 and <= 1 << 20), $"--context must be in [2, 1048576], got {ContextLength}");
+        Check(RequestTimeout > TimeSpan.Zero, $"--request-timeout must be positive, got {RequestTimeout}");
+        Check(MaxRequestBodyBytes is >= 1024 and <= 1L << 30, $"--max-body-bytes must be in [1024, 2^30], got {MaxRequestBodyBytes}");
+        Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");
+        Check(DefaultChatMaxTokens >= 1 && DefaultCompletionMaxTokens >= 1, "default max_tokens must be ≥ 1");
+        return this;
+    }
+}
