@@ -34,9 +34,9 @@ public sealed record ForwardFigure(string Preset, string Family, long Parameters
 public sealed record ForwardBenchmarkResult(int Length, int Runs, int Threads, MachineReport Machine, IReadOnlyList<ForwardFigure> Models);
 
 /// <summary>
-/// F32 forward throughput over one input of a given length, batch 1, random weights: for an
-/// encoder–decoder the source is encoded and the first decoder token computed (time to first
-/// token without sampling); a decoder-only model runs its whole prompt.
+/// F32 forward throughput over one input of a given length, batch 1, random weights, up to the
+/// logits of the first generated token: an encoder–decoder encodes the source and runs the first
+/// decoder step; a decoder-only model runs its whole prompt (the LM head on the last position).
 /// </summary>
 public static class ForwardBenchmark
 {
@@ -62,7 +62,8 @@ public static class ForwardBenchmark
                         using (var logits = ed.Decode(memory, null, [config.DecoderStartTokenId], 1)) { }
                         break;
                     case DecoderOnlyModel dec:
-                        using (var logits = dec.Forward(ids, 1)) { }
+                        using (var cache = dec.CreateCache(1, ids.Length))
+                        using (var logits = dec.Prefill(ids, 1, cache)) { }
                         break;
                     case EncoderOnlyModel enc:
                         using (var h = enc.Forward(ids, 1)) { }

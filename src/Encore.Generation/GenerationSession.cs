@@ -199,7 +199,7 @@ internal sealed class DecoderOnlySession : GenerationSession
         {
             var ids = new int[Rows * length];
             for (int r = 0; r < Rows; r++) prompts[r / _k].CopyTo(ids, r * length);
-            using var logits = Step(ids);                                   // (Rows, L, V)
+            using var logits = _model.Prefill(ids, Rows, _cache);           // (Rows, 1, V)
             TakeLastPosition(logits);
         }
         catch

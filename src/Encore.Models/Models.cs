@@ -177,6 +177,17 @@ public sealed class DecoderOnlyModel : LanguageModel
     public DecoderCache CreateBatchCache(int rows, int capacity) => DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), null);
 
     /// <summary>One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each at its row's own position.</summary>
+    /// <summary>
+    /// Runs prompts (B·T) into <paramref name="cache"/> and returns the logits of the last position
+    /// only, (B, 1, V): the first generated token needs nothing else, and the LM head over every
+    /// prompt position would cost T times more.
+    /// </summary>
+    public Var Prefill(int[] ids, int batch, DecoderCache cache)
+    {
+        int t = ids.Length / Math.Max(1, batch);
+        return Logits(Ops.LastPosition(Decoder.Forward(Embed(ids, batch, t), null, null, null, cache, 0)));
+    }
+
     public Var DecodeStep(int[] tokens, DecoderCache cache)
     {
         ArgumentNullException.ThrowIfNull(cache);

@@ -90,3 +90,30 @@ public static partial class Ops
         if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), o.OutGrad(), x.GradSpan());
     });
 }
+
+public static partial class Ops
+{
+    /// <summary>
+    /// The last position of each row: x (B, T, D) → (B, 1, D). Prefill needs only the last
+    /// position's logits, so the LM head runs on B rows instead of B·T. Backward: scatter back.
+    /// </summary>
+    public static Var LastPosition(Var x)
+    {
+        if (x.Value.Rank != 3) throw new ArgumentException($"LastPosition: {x.Value.Describe()} must be (B, T, D)");
+        int b = x.Shape[0], t = x.Shape[1], d = x.Shape[2];
+        if (t == 1) return x;
+        var y = NewOutput([b, 1, d], Grad(x));
+        var xs = x.Data();
+        var ys = y.Value.AsSpan<float>();
+        for (int i = 0; i < b; i++) xs.Slice((i * t + t - 1) * d, d).CopyTo(ys.Slice(i * d, d));
+        if (y.RequiresGrad) RecordLastPosition(y, x, b, t, d);
+        return y;
+    }
+
+    static void RecordLastPosition(Var y, Var x, int b, int t, int d) => Record(y, o =>
+    {
+        var dy = o.OutGrad();
+        var dx = x.GradSpan();
+        for (int i = 0; i < b; i++) TensorPrimitives.Add(dx.Slice((i * t + t - 1) * d, d), dy.Slice(i * d, d), dx.Slice((i * t + t - 1) * d, d));
+    });
+}
