@@ -133,4 +133,18 @@ public class LiteralGradientTests
         Backward(() => Ops.RelativePositionBias(Var.Of(table), [0, 1, 1], 1, 3));
         Assert.Equal(new float[] { 1, 2 }, G(table));
     }
+
+    [Fact]
+    public void LastPositionTakesTheLastRowAndScattersItsGradientBack()
+    {
+        using var x = P("x", [1, 2, 3, 4, 5, 6, 7, 8], 2, 2, 2);
+        using (var tape = Tape.Record())
+        {
+            tape.ReleaseActivations = false;
+            var y = Ops.LastPosition(Var.Of(x));
+            Assert.Equal(new float[] { 3, 4, 7, 8 }, y.Value.ToFloatArray());
+            tape.Backward(y);
+        }
+        Assert.Equal(new float[] { 0, 0, 1, 1, 0, 0, 1, 1 }, G(x));
+    }
 }
