@@ -16,8 +16,8 @@ public sealed record QuickstartOptions
 {
     /// <summary>Where both checkpoints go. Default "encore-quickstart".</summary>
     public string Output { get; init; } = "encore-quickstart";
-    /// <summary>Optimizer steps for each model (the same budget for both). Default 300.</summary>
-    public int Steps { get; init; } = 300;
+    /// <summary>Optimizer steps for each model (the same budget for both). Default 200.</summary>
+    public int Steps { get; init; } = 200;
     /// <summary>Peak learning rate (AdamW, warm-up then cosine). Default 3e-3.</summary>
     public double LearningRate { get; init; } = 3e-3;
     /// <summary>Training examples drawn from the long-input generator. Default 4000.</summary>
