@@ -320,7 +320,7 @@ internal sealed class LlamaCppPeer : IDisposable
             // llama.cpp logs every tensor it loads; keep errors only.
             NativeLibraryConfig.All.WithLogCallback((level, message) =>
             {
-                if (level >= LLamaLogLevel.Error) Console.Error.Write(message);
+                if (level == LLamaLogLevel.Error) Console.Error.Write(message);
             });
             _logging = true;
         }

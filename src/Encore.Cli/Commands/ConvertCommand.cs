@@ -50,7 +50,7 @@ internal static class ConvertCommand
                 Name = parse.GetValue(name) ?? new DirectoryInfo(dir).Name,
                 TokenizerDirectory = dir,
             });
-            Console.WriteLine($"wrote {path}: GGUF '{arch}', {m.ParameterCount / 1e6:0.0}M parameters, {parse.GetValue(dtype)} matrices, {new FileInfo(path).Length / 1e6:0.0} MB");
+            Console.WriteLine($"wrote {path}: GGUF '{arch}', {m.ParameterCount:N0} parameters, {parse.GetValue(dtype)} matrices, {new FileInfo(path).Length:N0} bytes");
             return 0;
         });
         return cmd;
