@@ -280,6 +280,7 @@ public static class GgufExport
         int[] types = new int[v];
         string[]? merges = null;
         byte[]? charsMap = null;
+        (bool AddSpacePrefix, bool RemoveExtraWhitespaces)? normalizer = null;
         int? bos, eos, unk, pad;
         bool addBos, addEos;
         if (tokenizer is SentencePieceTextTokenizer sp)
@@ -301,6 +302,8 @@ public static class GgufExport
                     (tokens[i], types[i]) = ($"[PAD{i}]", TokenUnused);
             }
             if (proto.CharsMapSpan is { Offset: >= 0, Length: > 0 } span) charsMap = bytes.AsSpan(span.Offset, span.Length).ToArray();
+            // convert_hf_to_gguf.py copies the normalizer flags the unigram tokenizer of llama.cpp reads.
+            normalizer = (proto.AddDummyPrefix, proto.RemoveExtraWhitespaces);
             (bos, eos, unk, pad) = (tokenizer.BosId, tokenizer.EosId, tokenizer.UnkId, tokenizer.PadId);
             (addBos, addEos) = (tokenizer.AddsBos, tokenizer.AddsEos);
         }
@@ -328,6 +331,11 @@ public static class GgufExport
         w.Add("tokenizer.ggml.token_type", GgufValue.Ints(types));
         if (merges != null) w.Add("tokenizer.ggml.merges", GgufValue.Strings(merges));
         if (charsMap != null) w.Add("tokenizer.ggml.precompiled_charsmap", new GgufValue(GgufValueType.Array, charsMap, GgufValueType.UInt8));
+        if (normalizer is { } n)
+        {
+            w.Add("tokenizer.ggml.add_space_prefix", GgufValue.Bool(n.AddSpacePrefix));
+            w.Add("tokenizer.ggml.remove_extra_whitespaces", GgufValue.Bool(n.RemoveExtraWhitespaces));
+        }
         if (bos is { } b && b < v) w.Add("tokenizer.ggml.bos_token_id", GgufValue.U32((uint)b));
         if (eos is { } e && e < v) w.Add("tokenizer.ggml.eos_token_id", GgufValue.U32((uint)e));
         if (unk is { } u && u < v) w.Add("tokenizer.ggml.unknown_token_id", GgufValue.U32((uint)u));

@@ -286,6 +286,8 @@ public sealed class GgufTests : IDisposable
         Assert.Equal(5, types[^1]);                                      // padding entries are unused
         Assert.Contains(((float[])r["tokenizer.ggml.scores"].Value).Take(tok.VocabSize), s => s < 0);
         Assert.Equal(true, r["tokenizer.ggml.add_eos_token"].Value);
+        Assert.Equal(true, r["tokenizer.ggml.add_space_prefix"].Value);
+        Assert.Equal(GgufValueType.Bool, r["tokenizer.ggml.remove_extra_whitespaces"].Type);
 
         var gptDir = TokenizerFixtureDir("gpt2");
         var bpe = TokenizerLoader.FromDirectory(gptDir);
