@@ -9,8 +9,8 @@ using Spectre.Console;
 namespace Encore.Cli.Commands;
 
 /// <summary>
-/// <c>encore bench</c>: benchmark suites, each a subcommand (<c>kernels</c> today; <c>train</c>,
-/// <c>generate</c>, <c>arch</c> and <c>peers</c> are planned). The measuring code lives in
+/// <c>encore bench</c>: benchmark suites, each a subcommand (kernels, train, forward, generate, arch, peers, serve).
+/// The measuring code lives in
 /// bench/Encore.Bench; this file parses options and renders.
 /// </summary>
 internal static class BenchCommand
@@ -18,7 +18,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var cmd = new Command("bench", $"Benchmark suites, measured side by side with their peers (PyTorch) on this machine. " +
-            $"Suites: {string.Join(", ", BenchInfo.Suites)} (planned: {string.Join(", ", BenchInfo.Planned)}).")
+            $"Suites: {string.Join(", ", BenchInfo.Suites)} .")
         {
             CreateKernels(),
             CreateTrain(),
@@ -26,6 +26,7 @@ internal static class BenchCommand
             CreateGenerate(),
             CreateArch(),
             CreateServe(),
+            CreatePeers(),
         };
         return cmd;
     }
@@ -304,6 +305,65 @@ internal static class BenchCommand
                     name, p.Clients, p.Requests, p.Errors, p.TokensPerSecond, p.TtftP50Seconds, p.TtftP95Seconds));
             Console.WriteLine(string.Format(inv, "speedup {0:0.00}×; working set {1:0} → {2:0} MB, managed heap {3:0.0} → {4:0.0} MB (after warm-up → after all requests)",
                 r.Speedup, r.WorkingSetAfterWarmupMB, r.WorkingSetAfterMB, r.ManagedHeapAfterWarmupMB, r.ManagedHeapAfterMB));
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command CreatePeers()
+    {
+        var d = new PeersBenchmarkOptions();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (snake_case keys) instead of a table." };
+        var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeersBenchmark.Models)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
+        var inputs = new Option<int[]>("--input-length") { Description = $"Prompt lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
+        var output = new Option<int>("--new-tokens") { Description = $"Generated tokens (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
+        var weights = new Option<string[]>("--weights") { Description = "Weight types (repeatable: f32, q8_0; default both).", AllowMultipleArgumentsPerToken = true };
+        var runs = new Option<int>("--runs") { Description = $"Timed runs after a warm-up; figures are medians (default {d.Runs}).", DefaultValueFactory = _ => d.Runs };
+        var threads = new Option<int>("--threads") { Description = $"Threads of every engine (default {d.Threads}).", DefaultValueFactory = _ => d.Threads };
+        var work = new Option<string?>("--work-dir") { Description = "Where the checkpoints and GGUF files are written (default: encore-bench-peers under the temporary directory)." };
+        var noLlama = new Option<bool>("--no-llama-cpp") { Description = "Do not run llama.cpp." };
+        var noTorch = new Option<bool>("--no-torch") { Description = "Do not run PyTorch (bench/peers/torch_generate.py)." };
+        var python = new Option<string?>("--python") { Description = "Python interpreter for the PyTorch peer (default: ENCORE_PYTHON, python3, /usr/bin/python3)." };
+        var cmd = new Command("peers", "Greedy generation of the same random models and prompts in Encore, llama.cpp (LLamaSharp, GGUF) and PyTorch eager: outputs compared, first-token latency and decode tokens/s.")
+        {
+            json, models, inputs, output, weights, runs, threads, work, noLlama, noTorch, python,
+        };
+        cmd.SetAction(parse =>
+        {
+            var o = new PeersBenchmarkOptions
+            {
+                Models = parse.GetValue(models) is { Length: > 0 } m ? m : d.Models,
+                InputLengths = parse.GetValue(inputs) is { Length: > 0 } i ? i : d.InputLengths,
+                NewTokens = parse.GetValue(output),
+                Weights = parse.GetValue(weights) is { Length: > 0 } w ? w.Select(DTypes.Parse).ToArray() : d.Weights,
+                Runs = parse.GetValue(runs),
+                Threads = parse.GetValue(threads),
+                WorkDirectory = parse.GetValue(work),
+                LlamaCpp = !parse.GetValue(noLlama),
+                Torch = !parse.GetValue(noTorch),
+                Python = parse.GetValue(python),
+            };
+            o.Validate();
+            KernelPool.Default = new KernelPool(o.Threads);
+            var r = PeersBenchmark.Run(o, line => Console.Error.WriteLine($"bench peers: {line}…"));
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(r, InfoCommand.Json));
+                return 0;
+            }
+            AnsiConsole.MarkupLine($"[bold]encore bench peers[/]  {r.Threads} threads, {r.NewTokens} new tokens, median of {r.Runs} runs, SIMD {Markup.Escape(r.Machine.Simd)}, " +
+                $"read bandwidth {InfoCommand.F(r.Machine.ReadGBPerSecond)} GB/s");
+            var table = new Table().Border(TableBorder.Rounded).Title("[bold]greedy generation, same weights and prompts[/]");
+            foreach (var col in new[] { "model", "weights", "input", "engine", "first token (s)", "decode tok/s", "Encore ÷ peer tok/s", "peer ÷ Encore first-token s", "identical tokens" })
+                table.AddColumn(col is "model" or "weights" or "engine" ? new TableColumn(col) : new TableColumn(col).RightAligned());
+            foreach (var f in r.Figures)
+                table.AddRow(Markup.Escape(f.Model), f.Weights, f.InputLength.ToString(CultureInfo.InvariantCulture), Markup.Escape(f.Engine),
+                    f.FirstTokenSeconds.ToString("0.000", CultureInfo.InvariantCulture), InfoCommand.F(f.DecodeTokensPerSecond),
+                    Times(f.EncoreOverPeer), Times(f.EncoreFirstTokenSpeedup), $"{f.IdenticalTokens}/{f.Tokens}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine("[grey]First token: encode + first decoder step (encoder–decoder) or prefill (decoder-only), then one argmax. Identical tokens: leading greedy tokens equal to Encore's. " +
+                "llama.cpp runs the GGUF written by encore's exporter with f32 KV caches; PyTorch runs f32 only.[/]");
+            foreach (var note in r.Notes) AnsiConsole.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
             return 0;
         });
         return cmd;

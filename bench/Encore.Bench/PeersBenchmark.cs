@@ -1,0 +1,408 @@
+// `encore bench peers`: the same random weights and prompts, greedy generation timed in Encore, in
+// llama.cpp (through LLamaSharp, loading the GGUF that Encore's exporter writes) and in PyTorch eager
+// with a KV cache (bench/peers/torch_generate.py reading the same safetensors). Greedy outputs are
+// compared token by token: equal outputs show that the three engines time the same computation.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Encore.Formats.Checkpoints;
+using Encore.Formats.Gguf;
+using Encore.Generation;
+using Encore.Models;
+using Encore.Tensors;
+using Encore.Tensors.Kernels;
+using Encore.Tensors.Runtime;
+using LLama;
+using LLama.Common;
+using LLama.Native;
+
+namespace Encore.Bench;
+
+/// <summary>Options of <see cref="PeersBenchmark"/> (the flags of <c>encore bench peers</c>).</summary>
+public sealed record PeersBenchmarkOptions
+{
+    /// <summary>Models (see <see cref="PeersBenchmark.Models"/>). Default t5-base and llama-330m.</summary>
+    public IReadOnlyList<string> Models { get; init; } = ["t5-base", "llama-330m"];
+    /// <summary>Prompt lengths in tokens. Default 512 and 2048.</summary>
+    public IReadOnlyList<int> InputLengths { get; init; } = [512, 2048];
+    /// <summary>Tokens generated (greedy, no early stop). Default 64.</summary>
+    public int NewTokens { get; init; } = 64;
+    /// <summary>Weight types: f32 and/or q8_0. Default both.</summary>
+    public IReadOnlyList<DType> Weights { get; init; } = [DType.F32, DType.Q8_0];
+    /// <summary>Timed runs per figure after one warm-up; figures are medians. Default 5.</summary>
+    public int Runs { get; init; } = 5;
+    /// <summary>Threads of every engine. Default 2.</summary>
+    public int Threads { get; init; } = 2;
+    /// <summary>Where the checkpoints and GGUF files are written. Default a folder under the temporary directory.</summary>
+    public string? WorkDirectory { get; init; }
+    /// <summary>Run llama.cpp. Default true.</summary>
+    public bool LlamaCpp { get; init; } = true;
+    /// <summary>Run PyTorch (f32 only: it has no Q8_0 kernels). Default true.</summary>
+    public bool Torch { get; init; } = true;
+    /// <summary>Python interpreter for the PyTorch peer (default: see <see cref="PythonPeer.Interpreters"/>).</summary>
+    public string? Python { get; init; }
+
+    /// <summary>Throws naming the first option out of range.</summary>
+    public void Validate()
+    {
+        if (Models.Count == 0) throw new ArgumentException("give at least one --model");
+        foreach (var m in Models) PeersBenchmark.Config(m);
+        if (InputLengths.Count == 0 || InputLengths.Any(l => l is < 1 or > 16384)) throw new ArgumentException("input lengths must be between 1 and 16384");
+        if (NewTokens is < 2 or > 1024) throw new ArgumentException($"--new-tokens must be between 2 and 1024, got {NewTokens}");
+        if (Weights.Count == 0 || Weights.Any(w => w is not (DType.F32 or DType.Q8_0))) throw new ArgumentException("weights must be f32 and/or q8_0");
+        if (Runs is < 1 or > 100) throw new ArgumentException($"--runs must be between 1 and 100, got {Runs}");
+        if (Threads is < 1 or > 1024) throw new ArgumentException($"--threads must be between 1 and 1024, got {Threads}");
+    }
+}
+
+/// <summary>One engine's figure for one (model, weights, input length).</summary>
+/// <param name="FirstTokenSeconds">Median seconds from the prompt to the first token (encode + first decoder step, or prefill).</param>
+/// <param name="DecodeTokensPerSecond">Median tokens per second after the first.</param>
+/// <param name="IdenticalTokens">Leading generated tokens equal to Encore's (Encore itself: all).</param>
+/// <param name="EncoreOverPeer">Encore's decode tokens/s ÷ this engine's (null for Encore).</param>
+/// <param name="EncoreFirstTokenSpeedup">This engine's first-token seconds ÷ Encore's (above 1: Encore is faster).</param>
+public sealed record PeerFigure(string Model, string Weights, int InputLength, string Engine, double FirstTokenSeconds, double DecodeTokensPerSecond,
+    int IdenticalTokens, int Tokens, double? EncoreOverPeer, double? EncoreFirstTokenSpeedup, IReadOnlyList<int> Output);
+
+/// <summary>The result of <c>encore bench peers</c>.</summary>
+public sealed record PeersBenchmarkResult(int Threads, int NewTokens, int Runs, MachineReport Machine, IReadOnlyDictionary<string, long> Parameters,
+    IReadOnlyList<PeerFigure> Figures, IReadOnlyList<string> Notes);
+
+/// <summary>Encore against llama.cpp and PyTorch on identical models and prompts.</summary>
+public static class PeersBenchmark
+{
+    /// <summary>File name of the PyTorch peer script.</summary>
+    public const string TorchScript = "torch_generate.py";
+
+    /// <summary>
+    /// The models: <c>t5-base</c> (T5 v1.0 base: d_model 768, 12 + 12 layers, 12 heads, d_ff 3072 ReLU,
+    /// 32128 tokens, 32 relative buckets, tied head with the d_model^−½ rescale), <c>llama-330m</c> (a
+    /// Llama of decoder-330m's size: d 1024, 20 layers, 16 heads, SwiGLU 2816, RMSNorm, RoPE θ 10000,
+    /// untied head), and <c>tiny-t5</c> / <c>tiny-llama</c> for smoke runs.
+    /// </summary>
+    public static IReadOnlyList<string> Models { get; } = ["t5-base", "llama-330m", "tiny-t5", "tiny-llama"];
+
+    /// <summary>The configuration of model <paramref name="name"/>.</summary>
+    public static ModelConfig Config(string name) => name.ToLowerInvariant() switch
+    {
+        "t5-base" => T5(768, 12, 12, 3072, 32128),
+        "llama-330m" => Llama(1024, 20, 16, 2816, 32128),
+        "tiny-t5" => T5(64, 2, 4, 128, 512),
+        "tiny-llama" => Llama(64, 2, 4, 128, 512),
+        _ => throw new ArgumentException($"unknown model '{name}'; models: {string.Join(", ", Models)}"),
+    };
+
+    static ModelConfig T5(int d, int layers, int heads, int ffn, int vocab)
+    {
+        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = 32, RelativeMaxDistance = 128 };
+        return new ModelConfig
+        {
+            Family = ModelFamily.EncoderDecoder, VocabSize = vocab, DModel = d, EncoderLayers = layers, DecoderLayers = layers,
+            Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Relu, GatedFfn = false,
+            Norm = NormKind.RmsNorm, NormEps = 1e-6f, TieEmbeddings = false, ScaleTiedLogits = false, AttentionScale = 1f,
+            EncoderPositions = relative, DecoderPositions = relative, MaxPositions = 4096, PadTokenId = 0, EosTokenId = 1, DecoderStartTokenId = 0,
+        }.Validate();
+    }
+
+    static ModelConfig Llama(int d, int layers, int heads, int ffn, int vocab) => new ModelConfig
+    {
+        Family = ModelFamily.DecoderOnly, VocabSize = vocab, DModel = d, EncoderLayers = 0, DecoderLayers = layers,
+        Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Silu, GatedFfn = true,
+        Norm = NormKind.RmsNorm, NormEps = 1e-5f, TieEmbeddings = false, EncoderPositions = new PositionConfig { Kind = PositionKind.None },
+        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeTheta = 10000 }, MaxPositions = 4096,
+        BosTokenId = 1, EosTokenId = 2, PadTokenId = 0,
+    }.Validate();
+
+    /// <summary>
+    /// Overwrites the weights with the scaled Gaussians of tools/reference/t5_reference.py's init_weights,
+    /// under which greedy decoding of a random model does not collapse onto one token: matrices
+    /// N(0, 1/fan_in), output projections of each block × <paramref name="outGain"/>, norm gains
+    /// 1 + 0.1·N, relative-bias tables 0.5·N, embeddings <paramref name="embedStd"/>·N.
+    /// </summary>
+    public static void ScaleWeights(LanguageModel model, ulong seed, float embedStd, float outGain)
+    {
+        ulong state = seed;
+        double? spare = null;
+        float Gaussian()
+        {
+            if (spare is { } s) { spare = null; return (float)s; }
+            // SplitMix64 uniforms, Box–Muller pairs.
+            double u1 = (Next(ref state) >> 11) * (1.0 / (1UL << 53)), u2 = (Next(ref state) >> 11) * (1.0 / (1UL << 53));
+            double r = Math.Sqrt(-2 * Math.Log(1 - u1));
+            spare = r * Math.Sin(2 * Math.PI * u2);
+            return (float)(r * Math.Cos(2 * Math.PI * u2));
+        }
+        foreach (var p in model.Parameters.All)
+        {
+            var span = p.Value.AsSpan<float>();
+            bool output = p.Name.EndsWith(".o_proj.weight", StringComparison.Ordinal) || p.Name.EndsWith(".down_proj.weight", StringComparison.Ordinal);
+            if (p.Value.Rank == 1) for (int i = 0; i < span.Length; i++) span[i] = 1 + 0.1f * Gaussian();
+            else if (p.Name.EndsWith("relative_attention_bias.weight", StringComparison.Ordinal)) for (int i = 0; i < span.Length; i++) span[i] = 0.5f * Gaussian();
+            else if (p.Name == LanguageModel.EmbedTokens) for (int i = 0; i < span.Length; i++) span[i] = embedStd * Gaussian();
+            else
+            {
+                float scale = (output ? outGain : 1f) / MathF.Sqrt(p.Value.Dim(-1));
+                for (int i = 0; i < span.Length; i++) span[i] = scale * Gaussian();
+            }
+        }
+    }
+
+    static ulong Next(ref ulong s)
+    {
+        ulong z = s += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>Runs the benchmark.</summary>
+    public static PeersBenchmarkResult Run(PeersBenchmarkOptions o, Action<string>? progress = null)
+    {
+        o.Validate();
+        progress?.Invoke("probing the machine");
+        var machine = MachineProbe.Run(MachineProbeOptions.Quick);
+        var work = o.WorkDirectory ?? Path.Combine(Path.GetTempPath(), "encore-bench-peers");
+        Directory.CreateDirectory(work);
+        var figures = new List<PeerFigure>();
+        var notes = new List<string>();
+        var parameters = new Dictionary<string, long>();
+        foreach (var name in o.Models)
+        {
+            var config = Config(name);
+            bool t5 = config.Family == ModelFamily.EncoderDecoder;
+            string dir = Path.Combine(work, name);
+            progress?.Invoke($"{name}: building the model and writing its checkpoint and GGUF files under {dir}");
+            using var model = LanguageModel.Create(config, seed: 1);
+            ScaleWeights(model, 20251126, embedStd: 1f, outGain: 1f);
+            parameters[name] = model.ParameterCount;
+            Checkpoint.Save(model, dir, t5 ? "t5" : "llama");
+            var ggufs = new Dictionary<DType, string>();
+            foreach (var w in o.Weights)
+            {
+                ggufs[w] = Path.Combine(dir, $"model-{w.Name()}.gguf");
+                GgufExport.Write(model, null, ggufs[w], new GgufExportOptions { Matrices = w == DType.Q8_0 ? GgmlType.Q8_0 : GgmlType.F32, Name = name });
+            }
+            var rng = new Random(7);
+            var prompts = o.InputLengths.ToDictionary(l => l, l => Enumerable.Range(0, l).Select(_ => rng.Next(3, config.VocabSize)).ToArray());
+            var encore = new Dictionary<(DType, int), PeerFigure>();
+            foreach (var w in o.Weights.OrderBy(w => w == DType.F32 ? 0 : 1))
+            {
+                // In place and lossy, so f32 goes first.
+                model.ConvertWeights(w);
+                foreach (var length in o.InputLengths)
+                {
+                    progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: Encore");
+                    var f = Summarize(name, w, length, "Encore", o, () => MeasureEncore(model, prompts[length], o.NewTokens), null);
+                    encore[(w, length)] = f;
+                    figures.Add(f);
+                }
+            }
+            if (o.LlamaCpp)
+            {
+                foreach (var w in o.Weights)
+                {
+                    foreach (var length in o.InputLengths)
+                    {
+                        progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: llama.cpp");
+                        try
+                        {
+                            var peer = LlamaCppPeer.Open(ggufs[w], length + o.NewTokens + 8, length, o.Threads);
+                            using (peer)
+                                figures.Add(Summarize(name, w, length, "llama.cpp", o, () => peer.Generate(prompts[length], o.NewTokens, config.DecoderStartTokenId, t5), encore[(w, length)]));
+                        }
+                        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError or LLama.Exceptions.LoadWeightsFailedException or EntryPointNotFoundException or BadImageFormatException)
+                        {
+                            notes.Add($"llama.cpp skipped ({name} {w.Name()} {length}): {e.GetBaseException().Message}");
+                            goto doneLlama;
+                        }
+                    }
+                }
+            doneLlama:;
+            }
+            if (o.Torch && o.Weights.Contains(DType.F32))
+            {
+                progress?.Invoke($"{name} f32: PyTorch eager (bench/peers/{TorchScript})");
+                var promptFile = Path.Combine(dir, "prompts.json");
+                File.WriteAllText(promptFile, JsonSerializer.Serialize(o.InputLengths.Select(l => prompts[l]).ToArray()));
+                var output = PythonPeer.Run(TorchScript,
+                [
+                    "--model", dir, "--prompts", promptFile, "--new-tokens", o.NewTokens.ToString(CultureInfo.InvariantCulture),
+                    "--runs", o.Runs.ToString(CultureInfo.InvariantCulture), "--threads", o.Threads.ToString(CultureInfo.InvariantCulture),
+                ], o.Python, TimeSpan.FromHours(2));
+                if (output.Json is null) notes.Add(output.Note ?? "PyTorch peer produced nothing");
+                else
+                {
+                    try
+                    {
+                        using var doc = JsonDocument.Parse(output.Json);
+                        var root = doc.RootElement;
+                        var version = root.GetProperty("torch_version").GetString();
+                        int i = 0;
+                        foreach (var r in root.GetProperty("results").EnumerateArray())
+                        {
+                            int length = o.InputLengths[i++];
+                            var tokens = r.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToArray();
+                            var e = encore[(DType.F32, length)];
+                            double first = r.GetProperty("first_token_seconds").GetDouble(), rate = r.GetProperty("decode_tokens_per_second").GetDouble();
+                            figures.Add(new PeerFigure(name, "f32", length, $"PyTorch {version}", first, rate, Identical(e.Output, tokens), tokens.Length,
+                                e.DecodeTokensPerSecond / rate, first / e.FirstTokenSeconds, tokens));
+                        }
+                    }
+                    catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentOutOfRangeException)
+                    {
+                        notes.Add($"PyTorch peer output unreadable: {e.Message}");
+                    }
+                }
+            }
+        }
+        return new PeersBenchmarkResult(o.Threads, o.NewTokens, o.Runs, machine, parameters, figures, notes);
+    }
+
+    static PeerFigure Summarize(string model, DType w, int length, string engine, PeersBenchmarkOptions o,
+        Func<(double First, double Rate, int[] Tokens)> measure, PeerFigure? encore)
+    {
+        var (_, _, tokens) = measure();   // warm-up
+        var first = new double[o.Runs];
+        var rate = new double[o.Runs];
+        for (int r = 0; r < o.Runs; r++) (first[r], rate[r], _) = measure();
+        double f = MachineProbe.Median(first), d = MachineProbe.Median(rate);
+        return new PeerFigure(model, w.Name(), length, engine, f, d, encore is null ? tokens.Length : Identical(encore.Output, tokens), tokens.Length,
+            encore is null ? null : encore.DecodeTokensPerSecond / d, encore is null ? null : f / encore.FirstTokenSeconds, tokens);
+    }
+
+    static int Identical(IReadOnlyList<int> a, IReadOnlyList<int> b)
+    {
+        int n = 0;
+        while (n < a.Count && n < b.Count && a[n] == b[n]) n++;
+        return n;
+    }
+
+    static (double, double, int[]) MeasureEncore(LanguageModel model, int[] prompt, int newTokens)
+    {
+        var tokens = new int[newTokens];
+        var sw = Stopwatch.StartNew();
+        using var session = GenerationSession.Create(model, [prompt], 1, newTokens, model.Config.DecoderStartTokenId);
+        var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], newTokens, null), model.Config.PadTokenId);
+        double first = 0;
+        int n = 0;
+        foreach (var e in new GreedyStrategy().Run(ctx, default))
+        {
+            if (n == 0) first = sw.Elapsed.TotalSeconds;
+            tokens[n++] = e.Token;
+        }
+        double total = sw.Elapsed.TotalSeconds;
+        return (first, (n - 1) / (total - first), tokens[..n]);
+    }
+}
+
+/// <summary>
+/// llama.cpp through LLamaSharp's context API, greedy over the raw logits: for a T5 GGUF the prompt
+/// goes through <c>llama_encode</c> and decoding starts from the decoder start token; for a Llama GGUF
+/// the prompt is prefilled in one batch. Caches and KV are F32 so that F32 runs compute what Encore does.
+/// </summary>
+internal sealed class LlamaCppPeer : IDisposable
+{
+    static bool _logging;
+    readonly LLamaWeights _weights;
+    readonly LLamaContext _context;
+    readonly LLamaBatch _batch = new();
+
+    LlamaCppPeer(LLamaWeights weights, LLamaContext context)
+    {
+        _weights = weights;
+        _context = context;
+    }
+
+    public static LlamaCppPeer Open(string gguf, int contextSize, int promptLength, int threads)
+    {
+        if (!_logging)
+        {
+            // llama.cpp logs every tensor it loads; keep errors only.
+            NativeLibraryConfig.All.WithLogCallback((level, message) =>
+            {
+                if (level == LLamaLogLevel.Error) Console.Error.Write(message);
+            });
+            _logging = true;
+        }
+        var p = new ModelParams(gguf)
+        {
+            ContextSize = (uint)contextSize,
+            BatchSize = (uint)Math.Max(promptLength, 32),
+            UBatchSize = (uint)Math.Max(promptLength, 32),
+            Threads = threads,
+            BatchThreads = threads,
+            GpuLayerCount = 0,
+            TypeK = GGMLType.GGML_TYPE_F32,
+            TypeV = GGMLType.GGML_TYPE_F32,
+            FlashAttention = false,
+        };
+        var weights = LLamaWeights.LoadFromFile(p);
+        try
+        {
+            return new LlamaCppPeer(weights, weights.CreateContext(p));
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    public (double First, double Rate, int[] Tokens) Generate(int[] prompt, int newTokens, int decoderStart, bool encoderDecoder)
+    {
+        var handle = _context.NativeHandle;
+        handle.MemoryClear(true);
+        var tokens = new int[newTokens];
+        var sw = Stopwatch.StartNew();
+        _batch.Clear();
+        for (int i = 0; i < prompt.Length; i++) _batch.Add(prompt[i], i, LLamaSeqId.Zero, !encoderDecoder && i == prompt.Length - 1);
+        int pos;
+        if (encoderDecoder)
+        {
+            var enc = _context.Encode(_batch);
+            if (enc != EncodeResult.Ok) throw new InvalidOperationException($"llama_encode failed: {enc}");
+            Step(decoderStart, 0);
+            pos = 1;
+        }
+        else
+        {
+            Check(_context.Decode(_batch));
+            pos = prompt.Length;
+        }
+        tokens[0] = ArgMax(handle.GetLogitsIth(_batch.TokenCount - 1));
+        double first = sw.Elapsed.TotalSeconds;
+        for (int t = 1; t < newTokens; t++)
+        {
+            Step(tokens[t - 1], pos++);
+            tokens[t] = ArgMax(handle.GetLogitsIth(0));
+        }
+        double total = sw.Elapsed.TotalSeconds;
+        return (first, (newTokens - 1) / (total - first), tokens);
+    }
+
+    void Step(int token, int pos)
+    {
+        _batch.Clear();
+        _batch.Add(token, pos, LLamaSeqId.Zero, true);
+        Check(_context.Decode(_batch));
+    }
+
+    static void Check(DecodeResult r)
+    {
+        if (r != DecodeResult.Ok) throw new InvalidOperationException($"llama_decode failed: {r}");
+    }
+
+    // The first maximum, as Encore's Sampling.ArgMax and torch.argmax choose.
+    static int ArgMax(Span<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+
+    public void Dispose()
+    {
+        _context.Dispose();
+        _weights.Dispose();
+    }
+}
