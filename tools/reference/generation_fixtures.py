@@ -17,9 +17,10 @@ Run with Debian's python3-torch: /usr/bin/python3 tools/reference/generation_fix
 import json
 import math
 import os
-import struct
 
 import torch
+
+from refio import write_safetensors
 import torch.nn.functional as F
 
 torch.manual_seed(0)
@@ -246,16 +247,7 @@ config = {
 
 out = os.path.join(os.path.dirname(__file__), "../../tests/Encore.Generation.Tests/Fixtures/tiny_generation")
 os.makedirs(out, exist_ok=True)
-header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-for name, t in P.items():
-    raw = t.contiguous().float().numpy().tobytes()
-    header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-    blobs.append(raw)
-    offset += len(raw)
-h = json.dumps(header).encode()
-h += b" " * (-len(h) % 8)
-with open(os.path.join(out, "model.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+write_safetensors(os.path.join(out, "model.safetensors"), P)
 with open(os.path.join(out, "config.json"), "w") as f:
     json.dump(config, f, indent=2)
 with open(os.path.join(out, "expected.json"), "w") as f:

@@ -24,25 +24,13 @@ Run with Debian's python3-torch: /usr/bin/python3 tools/reference/llama_referenc
 import json
 import math
 import os
-import struct
 
 import torch
 
+from refio import write_safetensors
+
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/Encore.Formats.Tests/Fixtures")
 
-
-def write_safetensors(path, tensors):
-    """safetensors: u64 LE header length, JSON header (dtype, shape, data_offsets), raw LE data."""
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        raw = t.contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def make_weights(cfg, qkv_bias, o_bias, gen, out_gain=1.0):

@@ -20,9 +20,10 @@ Run with Debian's python3-torch: /usr/bin/python3 tools/reference/t5_reference.p
 import json
 import math
 import os
-import struct
 
 import torch
+
+from refio import write_safetensors
 
 torch.set_num_threads(1)
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/Encore.Formats.Tests/Fixtures")
@@ -167,19 +168,6 @@ def init_weights(cfg, seed, embed_std=1.0, out_gain=1.0):
         w["lm_head.weight"] = mat(v, d)
     return w
 
-
-def write_safetensors(path, tensors):
-    # The format's specification: u64 LE header length, JSON header (dtype, shape, data_offsets), raw data.
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        raw = t.contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def greedy(w, cfg, ids):
