@@ -23,29 +23,12 @@ import os
 
 import torch
 
-from refio import write_safetensors
+from refio import t5_relative_position_bucket as relative_position_bucket, write_safetensors
 
 torch.set_num_threads(1)
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/Encore.Formats.Tests/Fixtures")
 STEPS = 32
 
-
-def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
-    # modeling_t5.py T5Attention._relative_position_bucket
-    relative_buckets = 0
-    if bidirectional:
-        num_buckets //= 2
-        relative_buckets += (relative_position > 0).to(torch.long) * num_buckets
-        relative_position = torch.abs(relative_position)
-    else:
-        relative_position = -torch.min(relative_position, torch.zeros_like(relative_position))
-    max_exact = num_buckets // 2
-    is_small = relative_position < max_exact
-    if_large = max_exact + (
-        torch.log(relative_position.float() / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
-    ).to(torch.long)
-    if_large = torch.min(if_large, torch.full_like(if_large, num_buckets - 1))
-    return relative_buckets + torch.where(is_small, relative_position, if_large)
 
 
 def position_bias(table, q_len, k_len, bidirectional, cfg):
