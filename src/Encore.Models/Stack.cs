@@ -181,19 +181,7 @@ public sealed class TransformerStack
         int keys = offset + t;
         // A decoding session reuses one context (and the workspace reuses the arrays), so a step allocates nothing.
         var ctx = cache?.Context ?? new StackContext();
-        ctx.Batch = b;
-        ctx.Length = t;
-        ctx.Offset = offset;
-        ctx.Memory = memory;
-        ctx.DropoutSeed = dropoutSeed;
-        ctx.Rope = null;
-        ctx.RopePositions = null;
-        ctx.SelfBias = null;
-        ctx.RowOffsets = null;
-        ctx.CrossKeys = 0;
-        float? scale = _c.AttentionScale;
-        ctx.SelfOptions = new AttentionOptions { Scale = scale, Causal = Causal, QueryOffset = offset };
-        ctx.CrossOptions = new AttentionOptions { Scale = scale };
+        Reset(ctx, b, t, offset, memory, dropoutSeed, rowOffsets: null);
         // Right padding hides keys past each length; a causal decoder step over a cache sees all it holds.
         var selfLengths = cache == null ? lengths : null;
         var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
@@ -252,19 +240,7 @@ public sealed class TransformerStack
             longest = Math.Max(longest, rowLengths[i]);
         }
         int keys = longest + 1;
-        ctx.Batch = b;
-        ctx.Length = 1;
-        ctx.Offset = longest;
-        ctx.Memory = null;
-        ctx.DropoutSeed = dropoutSeed;
-        ctx.Rope = null;
-        ctx.RopePositions = null;
-        ctx.SelfBias = null;
-        ctx.RowOffsets = offsets;
-        ctx.CrossKeys = 0;
-        float? scale = _c.AttentionScale;
-        ctx.SelfOptions = new AttentionOptions { Scale = scale, Causal = Causal, QueryOffset = longest };
-        ctx.CrossOptions = new AttentionOptions { Scale = scale };
+        Reset(ctx, b, 1, longest, null, dropoutSeed, offsets);
         var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
         if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
             ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
@@ -326,6 +302,23 @@ public sealed class TransformerStack
             x = _blocks[i].Forward(x, ctx, cache.Self[i], cache.Cross?[i]);
         for (int i = 0; i < b; i++) rowLengths[i]++;
         return _final is null ? x : _final.Forward(x);
+    }
+
+    // The per-pass fields of a (possibly reused) context: shape, offsets, and the attention options.
+    void Reset(StackContext ctx, int batch, int length, int offset, Var? memory, ulong dropoutSeed, int[]? rowOffsets)
+    {
+        ctx.Batch = batch;
+        ctx.Length = length;
+        ctx.Offset = offset;
+        ctx.Memory = memory;
+        ctx.DropoutSeed = dropoutSeed;
+        ctx.Rope = null;
+        ctx.RopePositions = null;
+        ctx.SelfBias = null;
+        ctx.RowOffsets = rowOffsets;
+        ctx.CrossKeys = 0;
+        ctx.SelfOptions = new AttentionOptions { Scale = _c.AttentionScale, Causal = Causal, QueryOffset = offset };
+        ctx.CrossOptions = new AttentionOptions { Scale = _c.AttentionScale };
     }
 
     /// <summary>Adds learned or sinusoidal absolute positions [offset, offset + T) to x (B, T, D); other schemes return x.</summary>
