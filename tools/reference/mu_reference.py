@@ -23,6 +23,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from refio import greedy_seq2seq
 from t5_reference import HERE, STEPS, write_safetensors
 
 torch.set_num_threads(1)
@@ -156,15 +157,7 @@ def init_weights(cfg, seed, embed_std, out_gain):
 
 
 def greedy(w, cfg, ids):
-    memory = encode(w, cfg, ids)
-    out, steps, margins = [cfg["decoder_start_token_id"]], [], []
-    for _ in range(STEPS):
-        logits = decode(w, cfg, memory, torch.tensor([out]))[0, -1]   # full recomputation of the prefix
-        top = torch.topk(logits, 2).values
-        margins.append((top[0] - top[1]).item())
-        steps.append(logits)
-        out.append(int(logits.argmax()))
-    return out[1:], torch.stack(steps), min(margins)
+    return greedy_seq2seq(encode, decode, w, cfg, ids, STEPS)
 
 
 def main(seed=37, embed_std=0.2, out_gain=6.0):

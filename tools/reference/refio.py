@@ -38,3 +38,18 @@ def t5_relative_position_bucket(relative_position, bidirectional=True, num_bucke
     ).to(torch.long)
     if_large = torch.min(if_large, torch.full_like(if_large, num_buckets - 1))
     return relative_buckets + torch.where(is_small, relative_position, if_large)
+
+
+def greedy_seq2seq(encode, decode, w, cfg, ids, steps):
+    """Greedy decoding of an encoder–decoder by full recomputation of the prefix at every step (simple
+    and independent of any cache). Returns the new ids, the logits of every step, and the smallest gap
+    between the top two logits (fixtures need it well above float noise)."""
+    memory = encode(w, cfg, ids)
+    out, logits_per_step, margins = [cfg["decoder_start_token_id"]], [], []
+    for _ in range(steps):
+        logits = decode(w, cfg, memory, torch.tensor([out]))[0, -1]
+        top = torch.topk(logits, 2).values
+        margins.append((top[0] - top[1]).item())
+        logits_per_step.append(logits)
+        out.append(int(logits.argmax()))
+    return out[1:], torch.stack(logits_per_step), min(margins)

@@ -23,7 +23,7 @@ import os
 
 import torch
 
-from refio import t5_relative_position_bucket as relative_position_bucket, write_safetensors
+from refio import greedy_seq2seq, t5_relative_position_bucket as relative_position_bucket, write_safetensors
 
 torch.set_num_threads(1)
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../tests/Encore.Formats.Tests/Fixtures")
@@ -154,15 +154,7 @@ def init_weights(cfg, seed, embed_std=1.0, out_gain=1.0):
 
 
 def greedy(w, cfg, ids):
-    memory = encode(w, cfg, ids)
-    out, steps, margins = [cfg["decoder_start_token_id"]], [], []
-    for _ in range(STEPS):
-        logits = decode(w, cfg, memory, torch.tensor([out]))[0, -1]   # full recomputation of the prefix
-        top = torch.topk(logits, 2).values
-        margins.append((top[0] - top[1]).item())
-        steps.append(logits)
-        out.append(int(logits.argmax()))
-    return out[1:], torch.stack(steps), min(margins)
+    return greedy_seq2seq(encode, decode, w, cfg, ids, STEPS)
 
 
 def build(name, cfg, seed, input_ids, decoder_input_ids, **init):
