@@ -21,8 +21,8 @@ namespace Encore.Bench;
 /// <summary>Options of <see cref="PeersBenchmark"/> (the flags of <c>encore bench peers</c>).</summary>
 public sealed record PeersBenchmarkOptions
 {
-    /// <summary>Models (see <see cref="PeersBenchmark.Models"/>). Default t5-base and llama-330m.</summary>
-    public IReadOnlyList<string> Models { get; init; } = ["t5-base", "llama-330m"];
+    /// <summary>Models (see <see cref="PeersBenchmark.Models"/>). Default t5-base, llama-330m and mu-330m.</summary>
+    public IReadOnlyList<string> Models { get; init; } = ["t5-base", "llama-330m", "mu-330m"];
     /// <summary>Prompt lengths in tokens. Default 512 and 2048.</summary>
     public IReadOnlyList<int> InputLengths { get; init; } = [512, 2048];
     /// <summary>Tokens generated (greedy, no early stop). Default 64.</summary>
@@ -61,12 +61,27 @@ public sealed record PeersBenchmarkOptions
 /// <param name="IdenticalTokens">Leading generated tokens equal to Encore's (Encore itself: all).</param>
 /// <param name="EncoreOverPeer">Encore's decode tokens/s ÷ this engine's (null for Encore).</param>
 /// <param name="EncoreFirstTokenSpeedup">This engine's first-token seconds ÷ Encore's (above 1: Encore is faster).</param>
+/// <param name="BytesPerStep">Encore rows: bytes one decode step reads (see <see cref="GenerateBenchmark.BytesPerStep"/>).</param>
+/// <param name="ReadGBPerSecond">Encore rows: the read bandwidth probed just before this model's Encore runs, at the benchmark's thread count.</param>
+/// <param name="FractionOfBound">Encore rows: decode tokens/s ÷ the bandwidth bound (bandwidth ÷ bytes per step).</param>
 public sealed record PeerFigure(string Model, string Weights, int InputLength, string Engine, double FirstTokenSeconds, double DecodeTokensPerSecond,
-    int IdenticalTokens, int Tokens, double? EncoreOverPeer, double? EncoreFirstTokenSpeedup, IReadOnlyList<int> Output);
+    int IdenticalTokens, int Tokens, double? EncoreOverPeer, double? EncoreFirstTokenSpeedup, IReadOnlyList<int> Output,
+    long? BytesPerStep = null, double? ReadGBPerSecond = null, double? FractionOfBound = null);
+
+/// <summary>
+/// The encoder–decoder claim against the engine people use: Encore running mu-330m against
+/// llama.cpp running llama-330m, a decoder-only model of about the same size, on one prompt length
+/// and weight type.
+/// </summary>
+/// <param name="FirstTokenSpeedup">llama.cpp's first-token seconds ÷ Encore's mu-330m (above 1: mu-330m answers sooner).</param>
+/// <param name="DecodeRatio">mu-330m's decode tokens/s in Encore ÷ llama.cpp's (above 1: mu-330m streams faster).</param>
+public sealed record ArchitectureClaim(string Weights, int InputLength, string EncoderDecoder, string DecoderOnly,
+    double EncoderDecoderFirstTokenSeconds, double DecoderOnlyFirstTokenSeconds, double EncoderDecoderTokensPerSecond, double DecoderOnlyTokensPerSecond,
+    double FirstTokenSpeedup, double DecodeRatio);
 
 /// <summary>The result of <c>encore bench peers</c>.</summary>
 public sealed record PeersBenchmarkResult(int Threads, int NewTokens, int Runs, MachineReport Machine, IReadOnlyDictionary<string, long> Parameters,
-    IReadOnlyList<PeerFigure> Figures, IReadOnlyList<string> Notes);
+    IReadOnlyList<PeerFigure> Figures, IReadOnlyList<ArchitectureClaim> Claims, IReadOnlyList<string> Notes);
 
 /// <summary>Encore against llama.cpp and PyTorch on identical models and prompts.</summary>
 public static class PeersBenchmark
@@ -78,9 +93,14 @@ public static class PeersBenchmark
     /// The models: <c>t5-base</c> (T5 v1.0 base: d_model 768, 12 + 12 layers, 12 heads, d_ff 3072 ReLU,
     /// 32128 tokens, 32 relative buckets, tied head with the d_model^−½ rescale), <c>llama-330m</c> (a
     /// Llama of decoder-330m's size: d 1024, 20 layers, 16 heads, SwiGLU 2816, RMSNorm, RoPE θ 10000,
-    /// untied head), and <c>tiny-t5</c> / <c>tiny-llama</c> for smoke runs.
+    /// untied head), <c>mu-330m</c> (Encore's encoder–decoder preset; Encore only: neither peer has
+    /// its architecture, so it is set against llama.cpp's llama-330m in <see cref="ArchitectureClaim"/>),
+    /// and <c>tiny-t5</c> / <c>tiny-llama</c> / <c>tiny-mu</c> for smoke runs.
     /// </summary>
-    public static IReadOnlyList<string> Models { get; } = ["t5-base", "llama-330m", "tiny-t5", "tiny-llama"];
+    public static IReadOnlyList<string> Models { get; } = ["t5-base", "llama-330m", "mu-330m", "tiny-t5", "tiny-llama", "tiny-mu"];
+
+    /// <summary>Whether the peers can run <paramref name="name"/> (T5 and Llama architectures); the others run in Encore only.</summary>
+    public static bool HasPeers(string name) => name.ToLowerInvariant() is not ("mu-330m" or "tiny-mu");
 
     /// <summary>The configuration of model <paramref name="name"/>.</summary>
     public static ModelConfig Config(string name) => name.ToLowerInvariant() switch
@@ -89,6 +109,8 @@ public static class PeersBenchmark
         "llama-330m" => Llama(1024, 20, 16, 2816, 32128),
         "tiny-t5" => T5(64, 2, 4, 128, 512),
         "tiny-llama" => Llama(64, 2, 4, 128, 512),
+        "mu-330m" => (Presets.Get("mu-330m") with { MaxPositions = 4096 }).Validate(),
+        "tiny-mu" => (Presets.Get("mu-330m") with { VocabSize = 512, DModel = 64, EncoderLayers = 2, DecoderLayers = 1, Heads = 4, KvHeads = 2, HeadDim = 16, FfnDim = 128, MaxPositions = 4096 }).Validate(),
         _ => throw new ArgumentException($"unknown model '{name}'; models: {string.Join(", ", Models)}"),
     };
 
@@ -170,17 +192,25 @@ public static class PeersBenchmark
         {
             var config = Config(name);
             bool t5 = config.Family == ModelFamily.EncoderDecoder;
+            bool peers = HasPeers(name);
             string dir = Path.Combine(work, name);
-            progress?.Invoke($"{name}: building the model and writing its checkpoint and GGUF files under {dir}");
+            progress?.Invoke(peers ? $"{name}: building the model and writing its checkpoint and GGUF files under {dir}" : $"{name}: building the model");
             using var model = LanguageModel.Create(config, seed: 1);
             ScaleWeights(model, 20251126, embedStd: 1f, outGain: 1f);
             parameters[name] = model.ParameterCount;
-            Checkpoint.Save(model, dir, t5 ? "t5" : "llama");
             var ggufs = new Dictionary<DType, string>();
-            foreach (var w in o.Weights)
+            if (peers)
             {
-                ggufs[w] = Path.Combine(dir, $"model-{w.Name()}.gguf");
-                GgufExport.Write(model, null, ggufs[w], new GgufExportOptions { Matrices = w == DType.Q8_0 ? GgmlType.Q8_0 : GgmlType.F32, Name = name });
+                Checkpoint.Save(model, dir, t5 ? "t5" : "llama");
+                foreach (var w in o.Weights)
+                {
+                    ggufs[w] = Path.Combine(dir, $"model-{w.Name()}.gguf");
+                    GgufExport.Write(model, null, ggufs[w], new GgufExportOptions { Matrices = w == DType.Q8_0 ? GgmlType.Q8_0 : GgmlType.F32, Name = name });
+                }
+            }
+            else if (o.LlamaCpp || o.Torch)
+            {
+                notes.Add($"{name} runs in Encore only: neither llama.cpp nor the PyTorch script has its architecture; see the encoder–decoder claim against llama-330m.");
             }
             var rng = new Random(7);
             var prompts = o.InputLengths.ToDictionary(l => l, l => Enumerable.Range(0, l).Select(_ => rng.Next(3, config.VocabSize)).ToArray());
@@ -193,11 +223,17 @@ public static class PeersBenchmark
                 {
                     progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: Encore");
                     var f = Summarize(name, w, length, "Encore", o, () => MeasureEncore(model, prompts[length], o.NewTokens), null);
+                    // The bound is taken against a probe run just before, so that both see the same load.
+                    var probe = MachineProbe.Run(MachineProbeOptions.Default);
+                    double bandwidth = o.Threads == 1 ? probe.ReadGBPerSecondSingleThread : probe.ReadGBPerSecond;
+                    var (weightBytes, cacheBytes) = GenerateBenchmark.BytesPerStep(model, length, o.NewTokens, w);
+                    long bytes = weightBytes + cacheBytes;
+                    f = f with { BytesPerStep = bytes, ReadGBPerSecond = bandwidth, FractionOfBound = f.DecodeTokensPerSecond * bytes / (bandwidth * 1e9) };
                     encore[(w, length)] = f;
                     figures.Add(f);
                 }
             }
-            if (o.LlamaCpp)
+            if (o.LlamaCpp && peers)
             {
                 foreach (var w in o.Weights)
                 {
@@ -219,7 +255,7 @@ public static class PeersBenchmark
                 }
             doneLlama:;
             }
-            if (o.Torch && o.Weights.Contains(DType.F32))
+            if (o.Torch && peers && o.Weights.Contains(DType.F32))
             {
                 progress?.Invoke($"{name} f32: PyTorch eager (bench/peers/{TorchScript})");
                 var promptFile = Path.Combine(dir, "prompts.json");
@@ -255,7 +291,26 @@ public static class PeersBenchmark
                 }
             }
         }
-        return new PeersBenchmarkResult(o.Threads, o.NewTokens, o.Runs, machine, parameters, figures, notes);
+        return new PeersBenchmarkResult(o.Threads, o.NewTokens, o.Runs, machine, parameters, figures, Claims(figures), notes);
+    }
+
+    // Encoder–decoder models and the decoder-only model of about their size that llama.cpp runs.
+    static readonly Dictionary<string, string> ClaimPairs = new() { ["mu-330m"] = "llama-330m", ["tiny-mu"] = "tiny-llama" };
+
+    /// <summary>mu-330m in Encore against llama-330m in llama.cpp (and the tiny pair), wherever both were measured.</summary>
+    static List<ArchitectureClaim> Claims(List<PeerFigure> figures)
+    {
+        var claims = new List<ArchitectureClaim>();
+        foreach (var ed in figures.Where(f => ClaimPairs.ContainsKey(f.Model) && f.Engine == "Encore"))
+        {
+            string decoderOnly = ClaimPairs[ed.Model];
+            var d = figures.FirstOrDefault(f => f.Model == decoderOnly && f.Engine == "llama.cpp" && f.Weights == ed.Weights && f.InputLength == ed.InputLength);
+            if (d is null) continue;
+            claims.Add(new ArchitectureClaim(ed.Weights, ed.InputLength, $"{ed.Model} (Encore)", $"{decoderOnly} (llama.cpp)",
+                ed.FirstTokenSeconds, d.FirstTokenSeconds, ed.DecodeTokensPerSecond, d.DecodeTokensPerSecond,
+                d.FirstTokenSeconds / ed.FirstTokenSeconds, ed.DecodeTokensPerSecond / d.DecodeTokensPerSecond));
+        }
+        return claims;
     }
 
     static PeerFigure Summarize(string model, DType w, int length, string engine, PeersBenchmarkOptions o,

@@ -354,13 +354,26 @@ internal static class BenchCommand
             AnsiConsole.MarkupLine($"[bold]encore bench peers[/]  {r.Threads} threads, {r.NewTokens} new tokens, median of {r.Runs} runs, SIMD {Markup.Escape(r.Machine.Simd)}, " +
                 $"read bandwidth {InfoCommand.F(r.Machine.ReadGBPerSecond)} GB/s");
             var table = new Table().Border(TableBorder.Rounded).Title("[bold]greedy generation, same weights and prompts[/]");
-            foreach (var col in new[] { "model", "weights", "input", "engine", "first token (s)", "decode tok/s", "Encore ÷ peer tok/s", "peer ÷ Encore first-token s", "identical tokens" })
+            foreach (var col in new[] { "model", "weights", "input", "engine", "first token (s)", "decode tok/s", "of bandwidth bound", "Encore ÷ peer tok/s", "peer ÷ Encore first-token s", "identical tokens" })
                 table.AddColumn(col is "model" or "weights" or "engine" ? new TableColumn(col) : new TableColumn(col).RightAligned());
             foreach (var f in r.Figures)
                 table.AddRow(Markup.Escape(f.Model), f.Weights, f.InputLength.ToString(CultureInfo.InvariantCulture), Markup.Escape(f.Engine),
                     f.FirstTokenSeconds.ToString("0.000", CultureInfo.InvariantCulture), InfoCommand.F(f.DecodeTokensPerSecond),
+                    f.FractionOfBound is { } b ? $"{b:P0} of {InfoCommand.F(f.ReadGBPerSecond ?? 0)} GB/s" : "–",
                     Times(f.EncoreOverPeer), Times(f.EncoreFirstTokenSpeedup), $"{f.IdenticalTokens}/{f.Tokens}");
             AnsiConsole.Write(table);
+            if (r.Claims.Count > 0)
+            {
+                var claims = new Table().Border(TableBorder.Rounded).Title("[bold]encoder–decoder in Encore against decoder-only in llama.cpp[/]");
+                foreach (var col in new[] { "weights", "input", "first token (s) enc–dec / dec-only", "decode tok/s enc–dec / dec-only", "first token, dec-only ÷ enc–dec", "decode, enc–dec ÷ dec-only" })
+                    claims.AddColumn(col);
+                foreach (var c in r.Claims)
+                    claims.AddRow(c.Weights, c.InputLength.ToString(CultureInfo.InvariantCulture),
+                        $"{c.EncoderDecoderFirstTokenSeconds.ToString("0.000", CultureInfo.InvariantCulture)} / {c.DecoderOnlyFirstTokenSeconds.ToString("0.000", CultureInfo.InvariantCulture)}",
+                        $"{InfoCommand.F(c.EncoderDecoderTokensPerSecond)} / {InfoCommand.F(c.DecoderOnlyTokensPerSecond)}", Times(c.FirstTokenSpeedup), Times(c.DecodeRatio));
+                AnsiConsole.Write(claims);
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(r.Claims[0].EncoderDecoder)} against {Markup.Escape(r.Claims[0].DecoderOnly)}: above 1× the encoder–decoder is ahead.[/]");
+            }
             AnsiConsole.MarkupLine("[grey]First token: encode + first decoder step (encoder–decoder) or prefill (decoder-only), then one argmax. Identical tokens: leading greedy tokens equal to Encore's. " +
                 "llama.cpp runs the GGUF written by encore's exporter with f32 KV caches; PyTorch runs f32 only.[/]");
             foreach (var note in r.Notes) AnsiConsole.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
