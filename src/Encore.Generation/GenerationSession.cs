@@ -232,19 +232,21 @@ public static class KvCacheRows
         float[]? scratch = null;
         foreach (var c in caches)
         {
-            int b = c.K.Shape[0], cap = c.K.Shape[1], w = c.K.Shape[2];
+            // (B, Hkv, capacity, hd): a row's filled positions are one run of Length·hd per head.
+            int b = c.K.Shape[0], heads = c.K.Shape[1], cap = c.K.Shape[2], hd = c.K.Shape[3];
             if (parents.Length != b) throw new ArgumentException($"{parents.Length} parents for a cache of {b} rows");
-            int n = c.Length * w;
-            scratch ??= new float[b * n];
+            int n = c.Length * hd;
+            if (scratch is null || scratch.Length < b * heads * n) scratch = new float[b * heads * n];
             foreach (var t in new[] { c.K, c.V })
             {
                 var s = t.AsSpan<float>();
                 for (int i = 0; i < b; i++)
                 {
                     if ((uint)parents[i] >= (uint)b) throw new ArgumentOutOfRangeException(nameof(parents), $"parent row {parents[i]} outside [0, {b})");
-                    s.Slice(parents[i] * cap * w, n).CopyTo(scratch.AsSpan(i * n, n));
+                    for (int h = 0; h < heads; h++) s.Slice((parents[i] * heads + h) * cap * hd, n).CopyTo(scratch.AsSpan((i * heads + h) * n, n));
                 }
-                for (int i = 0; i < b; i++) scratch.AsSpan(i * n, n).CopyTo(s.Slice(i * cap * w, n));
+                for (int i = 0; i < b; i++)
+                    for (int h = 0; h < heads; h++) scratch.AsSpan((i * heads + h) * n, n).CopyTo(s.Slice((i * heads + h) * cap * hd, n));
             }
         }
     }

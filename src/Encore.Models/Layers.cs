@@ -91,61 +91,72 @@ public sealed class FeedForward
     }
 }
 
-/// <summary>Keys and values of one attention layer kept across decoding steps.</summary>
+/// <summary>
+/// Keys and values of one attention layer kept across decoding steps, head-major: one head's
+/// positions lie next to each other, so a decoding step streams each head's keys in order (with
+/// every head of a position in one row instead, a head's keys lie a row apart and each is a new
+/// memory page, which halves the rate the attention reads the cache at).
+/// </summary>
 public sealed class LayerCache : IDisposable
 {
-    internal LayerCache(int batch, int capacity, int width)
+    internal LayerCache(int batch, int capacity, int kvHeads, int headDim)
     {
-        K = Tensor.Zeros(DType.F32, batch, capacity, width);
-        V = Tensor.Zeros(DType.F32, batch, capacity, width);
+        K = Tensor.Zeros(DType.F32, batch, kvHeads, capacity, headDim);
+        V = Tensor.Zeros(DType.F32, batch, kvHeads, capacity, headDim);
     }
 
-    /// <summary>Keys, (B, capacity, Hkv·hd).</summary>
+    /// <summary>Keys, (B, Hkv, capacity, hd).</summary>
     public Tensor K { get; }
-    /// <summary>Values, (B, capacity, Hkv·hd).</summary>
+    /// <summary>Values, (B, Hkv, capacity, hd).</summary>
     public Tensor V { get; }
     /// <summary>Positions filled.</summary>
     public int Length { get; internal set; }
     /// <summary>Positions the cache holds at most.</summary>
-    public int Capacity => K.Shape[1];
+    public int Capacity => K.Shape[2];
+
+    int Heads => K.Shape[1];
+    int HeadDim => K.Shape[3];
 
     /// <summary>Bytes held.</summary>
     public long Bytes => K.ByteLength + V.ByteLength;
 
-    /// <summary>Copies new keys and values (B, t, W) in at positions [Length, Length + t).</summary>
+    /// <summary>Copies new keys and values (B, t, Hkv·hd) in at positions [Length, Length + t).</summary>
     internal void Append(Var k, Var v)
     {
-        int b = k.Shape[0], t = k.Shape[1], w = k.Shape[2];
+        int b = k.Shape[0], t = k.Shape[1];
         if (Length + t > Capacity) throw new InvalidOperationException($"KV cache is full: {Length} + {t} positions exceed its capacity of {Capacity}");
-        var ks = k.Value.AsReadOnlySpan<float>();
-        var vs = v.Value.AsReadOnlySpan<float>();
+        for (int i = 0; i < b; i++)
+            for (int p = 0; p < t; p++)
+                Put(k.Value.AsReadOnlySpan<float>(), v.Value.AsReadOnlySpan<float>(), i * t + p, i, Length + p);
+    }
+
+    // Scatters position row `src` of (·, Hkv·hd) keys and values into batch row `row`, position `pos`.
+    void Put(ReadOnlySpan<float> ks, ReadOnlySpan<float> vs, int src, int row, int pos)
+    {
+        int h = Heads, hd = HeadDim, w = h * hd;
         var kd = K.AsSpan<float>();
         var vd = V.AsSpan<float>();
-        for (int i = 0; i < b; i++)
+        for (int j = 0; j < h; j++)
         {
-            ks.Slice(i * t * w, t * w).CopyTo(kd.Slice((i * Capacity + Length) * w, t * w));
-            vs.Slice(i * t * w, t * w).CopyTo(vd.Slice((i * Capacity + Length) * w, t * w));
+            int dst = ((row * h + j) * Capacity + pos) * hd;
+            ks.Slice(src * w + j * hd, hd).CopyTo(kd.Slice(dst, hd));
+            vs.Slice(src * w + j * hd, hd).CopyTo(vd.Slice(dst, hd));
         }
     }
 
     /// <summary>
-    /// Copies new keys and values (b, 1, W) of the first b rows in at a position of each row's own,
+    /// Copies new keys and values (b, 1, Hkv·hd) of the first b rows in at a position of each row's own,
     /// <paramref name="positions"/>[i] (continuous batching: rows joined at different steps).
     /// </summary>
     internal void AppendAt(Var k, Var v, ReadOnlySpan<int> positions)
     {
-        int b = k.Shape[0], w = k.Shape[2];
+        int b = k.Shape[0];
         if (k.Shape[1] != 1) throw new ArgumentException($"a ragged cache appends one position per row, got {k.Shape[1]}");
-        var ks = k.Value.AsReadOnlySpan<float>();
-        var vs = v.Value.AsReadOnlySpan<float>();
-        var kd = K.AsSpan<float>();
-        var vd = V.AsSpan<float>();
         for (int i = 0; i < b; i++)
         {
             int p = positions[i];
             if ((uint)p >= (uint)Capacity) throw new InvalidOperationException($"KV cache row {i} is full: position {p} is past its capacity of {Capacity}");
-            ks.Slice(i * w, w).CopyTo(kd.Slice((i * Capacity + p) * w, w));
-            vs.Slice(i * w, w).CopyTo(vd.Slice((i * Capacity + p) * w, w));
+            Put(k.Value.AsReadOnlySpan<float>(), v.Value.AsReadOnlySpan<float>(), i, i, p);
         }
     }
 
@@ -153,19 +164,23 @@ public sealed class LayerCache : IDisposable
     public void CopyRow(int row, LayerCache source, int sourceRow, int positions)
     {
         ArgumentNullException.ThrowIfNull(source);
-        int w = K.Shape[2];
-        if (source.K.Shape[2] != w) throw new ArgumentException($"caches of width {source.K.Shape[2]} and {w} do not mix");
+        if (source.Heads != Heads || source.HeadDim != HeadDim)
+            throw new ArgumentException($"caches of {source.Heads}×{source.HeadDim} and {Heads}×{HeadDim} do not mix");
         if ((uint)row >= (uint)K.Shape[0] || (uint)sourceRow >= (uint)source.K.Shape[0]) throw new ArgumentOutOfRangeException(nameof(row));
         if (positions < 0 || positions > Capacity || positions > source.Capacity)
             throw new ArgumentOutOfRangeException(nameof(positions), $"{positions} positions do not fit capacities {source.Capacity} → {Capacity}");
-        int n = positions * w;
-        source.K.AsReadOnlySpan<float>().Slice(sourceRow * source.Capacity * w, n).CopyTo(K.AsSpan<float>().Slice(row * Capacity * w, n));
-        source.V.AsReadOnlySpan<float>().Slice(sourceRow * source.Capacity * w, n).CopyTo(V.AsSpan<float>().Slice(row * Capacity * w, n));
+        int n = positions * HeadDim;
+        for (int j = 0; j < Heads; j++)
+        {
+            int from = (sourceRow * Heads + j) * source.Capacity * HeadDim, to = (row * Heads + j) * Capacity * HeadDim;
+            source.K.AsReadOnlySpan<float>().Slice(from, n).CopyTo(K.AsSpan<float>().Slice(to, n));
+            source.V.AsReadOnlySpan<float>().Slice(from, n).CopyTo(V.AsSpan<float>().Slice(to, n));
+        }
     }
 
     Tensor?[]? _kRows, _vRows;
 
-    /// <summary>Keys of the first <paramref name="rows"/> rows, (rows, capacity, W): the whole tensor, or a view kept for reuse.</summary>
+    /// <summary>Keys of the first <paramref name="rows"/> rows, (rows, Hkv, capacity, hd): the whole tensor, or a view kept for reuse.</summary>
     internal Tensor KeysOf(int rows) => rows == K.Shape[0] ? K : RowView(ref _kRows, K, rows);
 
     /// <summary>Values of the first <paramref name="rows"/> rows, as <see cref="KeysOf"/>.</summary>

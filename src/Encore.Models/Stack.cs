@@ -375,5 +375,5 @@ public sealed class TransformerStack
 
     /// <summary>Empty per-layer caches for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
     internal LayerCache[] CreateCaches(int batch, int capacity) =>
-        Enumerable.Range(0, _blocks.Length).Select(_ => new LayerCache(batch, capacity, _c.KvHeads * _c.HeadDim)).ToArray();
+        Enumerable.Range(0, _blocks.Length).Select(_ => new LayerCache(batch, capacity, _c.KvHeads, _c.HeadDim)).ToArray();
 }

@@ -174,13 +174,16 @@ public class BeamSearchTests
         using (m.Forward([1, 2, 3, 4, 5, 6], 3, null, cache)) { }
         var before = cache.Self.Select(c => (c.K.AsSpan<float>().ToArray(), c.V.AsSpan<float>().ToArray())).ToArray();
         KvCacheRows.Select(cache.Self, [2, 0, 0]);
-        int cap = 4, w = cache.Self[0].K.Shape[2], n = 2 * w;
+        // (B, Hkv, capacity, hd): each head of a row holds its 2 filled positions as one run.
+        int heads = cache.Self[0].K.Shape[1], cap = cache.Self[0].K.Shape[2], hd = cache.Self[0].K.Shape[3], n = 2 * hd, w = heads * hd;
+        Assert.Equal(4, cap);
         for (int l = 0; l < cache.Self.Length; l++)
         {
             var k = cache.Self[l].K.AsSpan<float>();
             int[] parents = [2, 0, 0];
             for (int row = 0; row < 3; row++)
-                Assert.Equal(before[l].Item1.AsSpan(parents[row] * cap * w, n).ToArray(), k.Slice(row * cap * w, n).ToArray());
+                for (int h = 0; h < heads; h++)
+                    Assert.Equal(before[l].Item1.AsSpan((parents[row] * heads + h) * cap * hd, n).ToArray(), k.Slice((row * heads + h) * cap * hd, n).ToArray());
             Assert.NotEqual(before[l].Item1.AsSpan(0, n).ToArray(), before[l].Item1.AsSpan(2 * cap * w, n).ToArray());
         }
     }

@@ -97,8 +97,8 @@ public static partial class Ops
 
     /// <summary>
     /// Inference attention of new queries q (B, T, H·hd) against the first <paramref name="length"/>
-    /// positions of key/value caches (B, capacity, Hkv·hd), read in place through strides. No
-    /// gradient (a cache is an inference structure). Causal masking uses
+    /// positions of head-major key/value caches (B, Hkv, capacity, hd), read in place through
+    /// strides. No gradient (a cache is an inference structure). Causal masking uses
     /// <see cref="AttentionOptions.QueryOffset"/> = length − T for self-attention over a growing cache.
     /// </summary>
     public static Var AttentionCached(Var q, Tensor kCache, Tensor vCache, int length, int heads, int kvHeads,
@@ -106,13 +106,14 @@ public static partial class Ops
     {
         if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("AttentionCached is for inference; record training steps with Attention");
         int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
-        int capacity = kCache.Shape[1], w = kCache.Shape[2];
-        if (kCache.Shape[0] != b || w != kvHeads * hd || !kCache.IsContiguous || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
-            throw new ArgumentException($"AttentionCached: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous (B={b}, capacity, {kvHeads}·{hd})");
+        if (kCache.Rank != 4 || kCache.Shape[0] != b || kCache.Shape[1] != kvHeads || kCache.Shape[3] != hd || !kCache.IsContiguous
+            || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
+            throw new ArgumentException($"AttentionCached: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous (B={b}, Hkv={kvHeads}, capacity, hd={hd})");
+        int capacity = kCache.Shape[2];
         if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
         var shape = new AttentionShape(b, heads, kvHeads, t, length, hd);
         var qs = AttentionStrides.PositionMajor(heads, t, hd);
-        var ks = new AttentionStrides(checked(capacity * w), hd, w);
+        var ks = new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd);
         var y = NewOutput(q, requiresGrad: false);
         Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks,
             y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMasks.None, bias));
