@@ -215,46 +215,50 @@ public static class PeersBenchmark
             var rng = new Random(7);
             var prompts = o.InputLengths.ToDictionary(l => l, l => Enumerable.Range(0, l).Select(_ => rng.Next(3, config.VocabSize)).ToArray());
             var encore = new Dictionary<(DType, int), PeerFigure>();
+            var llamaFigures = new List<PeerFigure>();
+            bool llama = o.LlamaCpp && peers;
             foreach (var w in o.Weights.OrderBy(w => w == DType.F32 ? 0 : 1))
             {
                 // In place and lossy, so f32 goes first.
                 model.ConvertWeights(w);
                 foreach (var length in o.InputLengths)
                 {
-                    progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: Encore");
-                    var f = Summarize(name, w, length, "Encore", o, () => MeasureEncore(model, prompts[length], o.NewTokens), null);
-                    // The bound is taken against a probe run just before, so that both see the same load.
-                    var probe = MachineProbe.Run(MachineProbeOptions.Default);
-                    double bandwidth = o.Threads == 1 ? probe.ReadGBPerSecondSingleThread : probe.ReadGBPerSecond;
-                    var (weightBytes, cacheBytes) = GenerateBenchmark.BytesPerStep(model, length, o.NewTokens, w);
-                    long bytes = weightBytes + cacheBytes;
-                    f = f with { BytesPerStep = bytes, ReadGBPerSecond = bandwidth, FractionOfBound = f.DecodeTokensPerSecond * bytes / (bandwidth * 1e9) };
-                    encore[(w, length)] = f;
-                    figures.Add(f);
-                }
-            }
-            if (o.LlamaCpp && peers)
-            {
-                foreach (var w in o.Weights)
-                {
-                    foreach (var length in o.InputLengths)
+                    LlamaCppPeer? peer = null;
+                    if (llama)
                     {
-                        progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: llama.cpp");
                         try
                         {
-                            var peer = LlamaCppPeer.Open(ggufs[w], length + o.NewTokens + 8, length, o.Threads);
-                            using (peer)
-                                figures.Add(Summarize(name, w, length, "llama.cpp", o, () => peer.Generate(prompts[length], o.NewTokens, config.DecoderStartTokenId, t5), encore[(w, length)]));
+                            peer = LlamaCppPeer.Open(ggufs[w], length + o.NewTokens + 8, length, o.Threads);
                         }
-                        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError or LLama.Exceptions.LoadWeightsFailedException or EntryPointNotFoundException or BadImageFormatException)
+                        catch (Exception e) when (IsPeerFailure(e))
                         {
-                            notes.Add($"llama.cpp skipped ({name} {w.Name()} {length}): {e.GetBaseException().Message}");
-                            goto doneLlama;
+                            notes.Add($"llama.cpp skipped ({name} {w.Name()} {length} and after): {e.GetBaseException().Message}");
+                            llama = false;
                         }
                     }
+                    using (peer)
+                    {
+                        progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: Encore{(peer is null ? "" : " and llama.cpp, run by run")}");
+                        var (f, lf, error) = Interleaved(name, w, length, o, () => MeasureEncore(model, prompts[length], o.NewTokens),
+                            peer is null ? null : () => peer.Generate(prompts[length], o.NewTokens, config.DecoderStartTokenId, t5));
+                        if (error != null)
+                        {
+                            notes.Add($"llama.cpp skipped ({name} {w.Name()} {length} and after): {error}");
+                            llama = false;
+                        }
+                        // The bound is taken against a probe run just after, so that both see about the same load.
+                        var probe = MachineProbe.Run(MachineProbeOptions.Default);
+                        double bandwidth = o.Threads == 1 ? probe.ReadGBPerSecondSingleThread : probe.ReadGBPerSecond;
+                        var (weightBytes, cacheBytes) = GenerateBenchmark.BytesPerStep(model, length, o.NewTokens, w);
+                        long bytes = weightBytes + cacheBytes;
+                        f = f with { BytesPerStep = bytes, ReadGBPerSecond = bandwidth, FractionOfBound = f.DecodeTokensPerSecond * bytes / (bandwidth * 1e9) };
+                        encore[(w, length)] = f;
+                        figures.Add(f);
+                        if (lf != null) llamaFigures.Add(lf);
+                    }
                 }
-            doneLlama:;
             }
+            figures.AddRange(llamaFigures);
             if (o.Torch && peers && o.Weights.Contains(DType.F32))
             {
                 progress?.Invoke($"{name} f32: PyTorch eager (bench/peers/{TorchScript})");
@@ -313,16 +317,51 @@ public static class PeersBenchmark
         return claims;
     }
 
-    static PeerFigure Summarize(string model, DType w, int length, string engine, PeersBenchmarkOptions o,
-        Func<(double First, double Rate, int[] Tokens)> measure, PeerFigure? encore)
+    static bool IsPeerFailure(Exception e) => e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError
+        or LLama.Exceptions.LoadWeightsFailedException or EntryPointNotFoundException or BadImageFormatException or InvalidOperationException;
+
+    /// <summary>
+    /// One warm-up each, then Encore and the peer take turns run by run, so that both meet the same
+    /// moments of a shared machine's load; figures are medians. A peer that fails on its warm-up
+    /// is dropped with the reason.
+    /// </summary>
+    static (PeerFigure Encore, PeerFigure? Peer, string? PeerError) Interleaved(string model, DType w, int length, PeersBenchmarkOptions o,
+        Func<(double First, double Rate, int[] Tokens)> encore, Func<(double First, double Rate, int[] Tokens)>? peer)
     {
-        var (_, _, tokens) = measure();   // warm-up
-        var first = new double[o.Runs];
-        var rate = new double[o.Runs];
-        for (int r = 0; r < o.Runs; r++) (first[r], rate[r], _) = measure();
-        double f = MachineProbe.Median(first), d = MachineProbe.Median(rate);
-        return new PeerFigure(model, w.Name(), length, engine, f, d, encore is null ? tokens.Length : Identical(encore.Output, tokens), tokens.Length,
-            encore is null ? null : encore.DecodeTokensPerSecond / d, encore is null ? null : f / encore.FirstTokenSeconds, tokens);
+        var (_, _, encoreTokens) = encore();
+        int[]? peerTokens = null;
+        string? error = null;
+        if (peer != null)
+        {
+            try
+            {
+                (_, _, peerTokens) = peer();
+            }
+            catch (Exception e) when (IsPeerFailure(e))
+            {
+                error = e.GetBaseException().Message;
+                peer = null;
+            }
+        }
+        var ef = new double[o.Runs];
+        var er = new double[o.Runs];
+        var pf = new double[o.Runs];
+        var pr = new double[o.Runs];
+        for (int r = 0; r < o.Runs; r++)
+        {
+            (ef[r], er[r], _) = encore();
+            if (peer != null) (pf[r], pr[r], _) = peer();
+        }
+        var e0 = new PeerFigure(model, w.Name(), length, "Encore", MachineProbe.Median(ef), MachineProbe.Median(er), encoreTokens.Length, encoreTokens.Length,
+            null, null, encoreTokens);
+        PeerFigure? p0 = null;
+        if (peer != null && peerTokens != null)
+        {
+            double f = MachineProbe.Median(pf), d = MachineProbe.Median(pr);
+            p0 = new PeerFigure(model, w.Name(), length, "llama.cpp", f, d, Identical(encoreTokens, peerTokens), peerTokens.Length,
+                e0.DecodeTokensPerSecond / d, f / e0.FirstTokenSeconds, peerTokens);
+        }
+        return (e0, p0, error);
     }
 
     static int Identical(IReadOnlyList<int> a, IReadOnlyList<int> b)
