@@ -34,12 +34,19 @@ public unsafe class GemvTests
         return buf;
     }
 
-    // |y - ref| ≤ 1e-5·Σ|x·w| + 1e-6, with w the widened weights (the reference's own inputs).
-    static void AssertLinear(float[] x, int m, WeightMatrix w, float[] bias, float[] actual, string what)
+    // Whether Gemm.Linear at this width sends Q8_0 weights to the GEMV path with int16-quantized x, whose
+    // specification is then Gemv.QuantizedActivationReference rather than Gemm.LinearReference.
+    static bool QuantizedX(DType dt, int m, SimdWidth width)
+        => dt == DType.Q8_0 && m <= Gemv.LinearRows(width) && Gemv.QuantizesQ8Activations(width);
+
+    // |y - ref| ≤ 1e-5·Σ|x·w| + 1e-6, with w the widened weights (the reference's own inputs); ref is the
+    // quantized-activation reference when quantizedX.
+    static void AssertLinear(float[] x, int m, WeightMatrix w, float[] bias, float[] actual, string what, bool quantizedX = false)
     {
         int n = w.Rows, k = w.Cols;
         var expected = new float[m * n];
-        Gemm.LinearReference(x, m, w, expected, bias);
+        if (quantizedX) Gemv.QuantizedActivationReference(w, x, m, expected, bias);
+        else Gemm.LinearReference(x, m, w, expected, bias);
         var row = new float[k];
         for (int j = 0; j < n; j++)
         {
@@ -116,7 +123,7 @@ public unsafe class GemvTests
                         using var _ = Simd.Override(width);
                         var y = Enumerable.Repeat(float.NaN, m * n).ToArray();
                         Gemm.Linear(x, m, w, y, bias);
-                        AssertLinear(x, m, w, bias, y, $"{width} {dt} m={m} n={n} k={k} bias={bias.Length > 0}");
+                        AssertLinear(x, m, w, bias, y, $"{width} {dt} m={m} n={n} k={k} bias={bias.Length > 0}", QuantizedX(dt, m, width));
                         var yp = Enumerable.Repeat(float.NaN, m * n).ToArray();
                         Gemm.Linear(x, m, packed, yp, bias);
                         AssertLinear(x, m, w, bias, yp, $"packed {width} {dt} m={m} n={n} k={k}");
@@ -151,7 +158,7 @@ public unsafe class GemvTests
                             using var _ = Simd.Override(width);
                             var y = new float[m * n];
                             Gemm.Linear(x, m, w, y);
-                            AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} n={n} k={k}");
+                            AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} n={n} k={k}", QuantizedX(dt, m, width));
                         }
                     }
                 }
@@ -185,7 +192,7 @@ public unsafe class GemvTests
                         using var _ = Simd.Override(width);
                         var y = new float[m * n];
                         Gemm.Linear(x, m, w, y);
-                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} padded rows");
+                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"{width} {dt} m={m} padded rows", QuantizedX(dt, m, width));
                     }
                 }
             }
@@ -214,11 +221,94 @@ public unsafe class GemvTests
                         using var _ = Simd.Override(width);
                         var y = new float[n];
                         Gemv.Multiply(w, x, y, bias);
-                        AssertLinear(x, 1, w, bias, y, $"{width} {dt} n={n} k={k}");
+                        AssertLinear(x, 1, w, bias, y, $"{width} {dt} n={n} k={k}", QuantizedX(dt, 1, width));
                     }
                 }
             }
         }
+    }
+
+    [Fact]
+    public void ActivationQuantizationMatchesItsScalarTwin()
+    {
+        if (!Gemv.QuantizesQ8Activations(SimdWidth.V512) || !Simd.Supported.Contains(SimdWidth.V512)) return; // no vector form here
+        var rnd = new Random(17);
+        int blocks = 64;
+        var x = RandomArray(rnd, blocks * 32);
+        for (int j = 0; j < 32; j++) x[j] = 0;                          // an all-zero block: dx = 0, quants 0
+        for (int j = 32; j < 64; j++) x[j] *= 1e-30f;                   // tiny values (1/dx is large but finite)
+        for (int j = 64; j < 96; j++) x[j] *= 3e4f;                     // large values
+        for (int j = 96; j < 128; j++) x[j] = (j - 112) * 0.5f;         // ties at x·(1/dx) = k + ½
+        x[200] = 1e3f;                                                  // one outlier in its block
+        var q = new short[x.Length]; var qr = new short[x.Length];
+        var d = new float[blocks]; var dr = new float[blocks];
+        fixed (float* px = x)
+        fixed (short* pq = q, pqr = qr)
+        fixed (float* pd = d, pdr = dr)
+        {
+            Gemv.QuantizeX(px, blocks, pq, pd);
+            Gemv.QuantizeXReference(px, blocks, pqr, pdr);
+        }
+        Assert.Equal(dr, d);
+        Assert.Equal(qr, q);
+        Assert.Equal(32767, qr.Skip(64).Take(32).Max(v => Math.Abs((int)v))); // each block's max|x| maps to ±32767
+    }
+
+    // The Q8_0 GEMV with int16-quantized x against the exact product with the binary32 x (both on the
+    // same dequantized weights w). Per block b, dx_b = fl(max|x_b|/32767), id = fl(1/dx_b) = (1 + δ)/dx_b
+    // and q_j = round(fl(x_j·id)); with |x_j/dx_b| ≤ 32767(1 + 2⁻²³), |δ| ≤ 2⁻²⁴ and the product's rounding
+    // ≤ 2⁻²⁴·32768, |q_j − x_j/dx_b| ≤ ½ + 2⁻⁸, so |x̂_j − x_j| ≤ (½ + 2⁻⁸)·dx_b and
+    //     |y − y_exact| ≤ Σ_b (½ + 2⁻⁸)·dx_b·Σ_{j∈b} |w_j|   (≈ 1.54e-5·Σ_b max|x_b|·‖w_b‖₁),
+    // plus the kernel's binary32 summation, within 1e-5·Σ|x·w| as in AssertLinear.
+    [Fact]
+    public void QuantizedActivationsStayWithinTheirBoundOfTheExactProduct()
+    {
+        var rnd = new Random(5);
+        int n = 37, k = 4096, blocks = k / 32;
+        var wf = RandomArray(rnd, n * k);
+        double worstRelative = 0;
+        fixed (byte* p = Encode(DType.Q8_0, wf, n, k))
+        {
+            var w = new WeightMatrix(DType.Q8_0, p, n, k);
+            foreach (int m in new[] { 1, 3, 16 })
+            {
+                var x = RandomArray(rnd, m * k);
+                for (int i = 0; i < m; i++) x[i * k + rnd.Next(k)] = 60f; // activation outliers, as in LLM residual streams
+                var exact = new float[m * n];
+                Gemm.LinearReference(x, m, w, exact, default);
+                foreach (var width in Simd.Supported)
+                {
+                    using var _ = Simd.Override(width);
+                    var y = new float[m * n];
+                    Gemm.Linear(x, m, w, y);
+                    var row = new float[k];
+                    for (int j = 0; j < n; j++)
+                    {
+                        w.RowToSingle(j, row);
+                        for (int i = 0; i < m; i++)
+                        {
+                            double bound = 0, mag = 0;
+                            for (int b = 0; b < blocks; b++)
+                            {
+                                float amax = 0;
+                                double wsum = 0;
+                                for (int t = b * 32; t < b * 32 + 32; t++)
+                                {
+                                    amax = MathF.Max(amax, MathF.Abs(x[i * k + t]));
+                                    wsum += Math.Abs(row[t]);
+                                    mag += Math.Abs((double)x[i * k + t] * row[t]);
+                                }
+                                bound += (0.5 + 1.0 / 256) * (amax / 32767f) * wsum;
+                            }
+                            double err = Math.Abs((double)y[i * n + j] - exact[i * n + j]);
+                            Assert.True(err <= bound + 1e-5 * mag + 1e-6, $"{width} m={m} Y[{i},{j}]: |{y[i * n + j]} − {exact[i * n + j]}| = {err:E3} > {bound:E3} + 1e-5·{mag:E3}");
+                            worstRelative = Math.Max(worstRelative, err / mag);
+                        }
+                    }
+                }
+            }
+        }
+        Assert.True(worstRelative < 1e-5, $"worst |y − y_exact| / Σ|x·w| = {worstRelative:E3}");
     }
 
     [Fact]

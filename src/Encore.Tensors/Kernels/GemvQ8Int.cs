@@ -1,0 +1,222 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Encore.Tensors.Numerics;
+
+namespace Encore.Tensors.Kernels;
+
+// Q8_0 GEMV with x quantized to int16 per 32-value block (AVX-512BW): the integer block dot products
+// replace the int8 → binary32 widening of every quant, which is what bounds the binary32-x kernels.
+public static unsafe partial class Gemv
+{
+    /// <summary>Largest int16 quant of x: each block maps max|x_b| to ±32767.</summary>
+    const float XQuantMax = 32767f;
+
+    // With the integer block dot the batch-1 row outruns the 2 KiB L1 prefetch of the binary32-x kernel;
+    // an L2 prefetch 16 KiB (about four 4096-wide rows) ahead measured best on Zen 5 at 4096×4096
+    // (single thread ~1.35× the binary32-x kernel, near the one-thread read bandwidth; 8 KiB and L1
+    // prefetches fell between). x86 only, like PrefetchAhead.
+    const int PrefetchAheadX = 16384;
+
+    /// <summary>
+    /// Whether the GEMV path at <paramref name="width"/> takes Q8_0 weights with int16-quantized x
+    /// (<see cref="QuantizedActivationReference"/> is then its specification): 512-bit vectors with
+    /// AVX-512BW, whose <c>vpmovsxbw</c> + <c>vpmaddwd</c> give 16 exact int32 partial sums of a block in
+    /// two instructions.
+    /// </summary>
+    internal static bool QuantizesQ8Activations(SimdWidth width) => width == SimdWidth.V512 && Avx512BW.IsSupported;
+
+    /// <summary>
+    /// The quantized-activation reference of the Q8_0 GEMV path: each row of X is cut into blocks of 32,
+    /// block b gets dx_b = max|x_b|/32767 and quants round-half-even(x·(1/dx_b)) in int16 (the rounding
+    /// llama.cpp's Q8_0 activations use, with 16 bits instead of 8); y = Σ_b dw_b·dx_b·Σ_j qw_j·qx_j in
+    /// binary64. X is (m, K), Y is (m, N), W must be Q8_0.
+    /// </summary>
+    public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default)
+    {
+        if (w.DType != DType.Q8_0) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0", nameof(w));
+        int n = w.Rows, k = w.Cols, blocks = k / DTypes.Q8BlockSize;
+        if ((long)m * k > x.Length) throw new ArgumentException($"GEMV: X needs {(long)m * k} values, got {x.Length}", nameof(x));
+        if ((long)m * n > y.Length) throw new ArgumentException($"GEMV: Y needs {(long)m * n} values, got {y.Length}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"GEMV: bias has {bias.Length} values for {n} rows", nameof(bias));
+        var q = new short[k];
+        var dx = new float[blocks];
+        for (int i = 0; i < m; i++)
+        {
+            fixed (float* px = x.Slice(i * k, k))
+            fixed (short* pq = q)
+            fixed (float* pd = dx)
+                QuantizeXReference(px, blocks, pq, pd);
+            for (int j = 0; j < n; j++)
+            {
+                var row = (BlockQ8_0*)w.Row(j);
+                double s = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    long dot = 0;
+                    for (int t = 0; t < DTypes.Q8BlockSize; t++) dot += row[b].Qs[t] * q[b * DTypes.Q8BlockSize + t];
+                    s += (double)Widen.Half(row[b].D) * dx[b] * dot;
+                }
+                y[i * n + j] = (float)(s + (bias.IsEmpty ? 0 : bias[j]));
+            }
+        }
+    }
+
+    // Scalar twin of QuantizeX (and its specification).
+    internal static void QuantizeXReference(float* x, int blocks, short* q, float* dx)
+    {
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
+        {
+            float amax = 0;
+            for (int j = 0; j < DTypes.Q8BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+            float d = amax / XQuantMax;
+            float id = d != 0 ? 1f / d : 0f;
+            dx[b] = d;
+            // |x·id| ≤ 32767 up to one rounding of the product, so the int16 never overflows.
+            for (int j = 0; j < DTypes.Q8BlockSize; j++) q[j] = (short)MathF.Round(x[j] * id, MidpointRounding.ToEven);
+        }
+    }
+
+    // x (blocks·32 values) → int16 quants q and block scales dx, bit-identical to QuantizeXReference.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeX(float* x, int blocks, short* q, float* dx)
+    {
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
+        {
+            var v0 = Vector512.Load(x);
+            var v1 = Vector512.Load(x + 16);
+            var m512 = Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1));
+            var m256 = Vector256.Max(m512.GetLower(), m512.GetUpper());
+            var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
+            float amax = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
+            float d = amax / XQuantMax;
+            float id = d != 0 ? 1f / d : 0f;
+            dx[b] = d;
+            var vid = Vector512.Create(id);
+            var i0 = Vector512.ConvertToInt32(Vector512.Round(v0 * vid));
+            var i1 = Vector512.ConvertToInt32(Vector512.Round(v1 * vid));
+            Vector512.Narrow(i0, i1).Store(q);
+        }
+    }
+
+    // One block of 32 int8 weights against 32 int16 x: 16 int32 pair sums (|sum| ≤ 2·127·32767, and
+    // the block's 16 lanes total ≤ 32·127·32767 < 2³¹, so nothing overflows), as binary32.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> BlockDot(Vector512<short> w, short* xq)
+        => Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(w, Vector512.Load(xq)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<short> WidenQ(BlockQ8_0* blk) => Avx512BW.ConvertToVector512Int16(Vector256.Load(blk->Qs));
+
+    // Batch 1: per block the 16 pair sums times dw·dx into one of two accumulators (alternate blocks).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float DotQ8X(BlockQ8_0* row, short* xq, float* dx, int blocks, float* table)
+    {
+        Vector512<float> a0 = default, a1 = default;
+        int b = 0;
+        for (; b + 2 <= blocks; b += 2, row += 2, xq += 64)
+        {
+            Sse.Prefetch1((byte*)row + PrefetchAheadX);
+            a0 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row), xq), Vector512.Create(table[row[0].D] * dx[b]), a0);
+            a1 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row + 1), xq + 32), Vector512.Create(table[row[1].D] * dx[b + 1]), a1);
+        }
+        if (b < blocks) a0 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row), xq), Vector512.Create(table[row[0].D] * dx[b]), a0);
+        return Vector512.Sum(a0 + a1);
+    }
+
+    // m ≤ Group X rows (k·… apart in xq, blocks apart in dx) against one weight row: each block widened once.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void DotQ8RowsX(BlockQ8_0* row, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums)
+    {
+        if (m == 1)
+        {
+            sums[0] = DotQ8X(row, xq, dx, blocks, table);
+            return;
+        }
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++, row++, xq += 32)
+        {
+            var q = WidenQ(row);
+            float d = table[row->D];
+            a0 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * dx[b]), a0);
+            a1 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * dx[blocks + b]), a1);
+            if (m > 2) a2 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * dx[2 * blocks + b]), a2);
+            if (m > 3) a3 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * dx[3 * blocks + b]), a3);
+        }
+        sums[0] = Vector512.Sum(a0);
+        sums[1] = Vector512.Sum(a1);
+        if (m > 2) sums[2] = Vector512.Sum(a2);
+        if (m > 3) sums[3] = Vector512.Sum(a3);
+    }
+
+    // Tile4Q8 on int16 x: 4 weight rows × m ≤ 4 X rows; sums[r·4 + s] = W_s · X_r.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Tile4Q8X(BlockQ8_0* w0, BlockQ8_0* w1, BlockQ8_0* w2, BlockQ8_0* w3, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums)
+    {
+        Vector512<float> a00 = default; Vector512<float> a01 = default; Vector512<float> a02 = default; Vector512<float> a03 = default;
+        Vector512<float> a10 = default; Vector512<float> a11 = default; Vector512<float> a12 = default; Vector512<float> a13 = default;
+        Vector512<float> a20 = default; Vector512<float> a21 = default; Vector512<float> a22 = default; Vector512<float> a23 = default;
+        Vector512<float> a30 = default; Vector512<float> a31 = default; Vector512<float> a32 = default; Vector512<float> a33 = default;
+        for (int b = 0; b < blocks; b++, xq += 32)
+        {
+            float d0 = dx[b], d1 = m > 1 ? dx[blocks + b] : 0, d2 = m > 2 ? dx[2 * blocks + b] : 0, d3 = m > 3 ? dx[3 * blocks + b] : 0;
+            {
+                var q = WidenQ(w0 + b); float d = table[w0[b].D];
+                a00 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a00);
+                if (m > 1) a10 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a10);
+                if (m > 2) a20 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a20);
+                if (m > 3) a30 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a30);
+            }
+            {
+                var q = WidenQ(w1 + b); float d = table[w1[b].D];
+                a01 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a01);
+                if (m > 1) a11 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a11);
+                if (m > 2) a21 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a21);
+                if (m > 3) a31 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a31);
+            }
+            {
+                var q = WidenQ(w2 + b); float d = table[w2[b].D];
+                a02 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a02);
+                if (m > 1) a12 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a12);
+                if (m > 2) a22 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a22);
+                if (m > 3) a32 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a32);
+            }
+            {
+                var q = WidenQ(w3 + b); float d = table[w3[b].D];
+                a03 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a03);
+                if (m > 1) a13 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a13);
+                if (m > 2) a23 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a23);
+                if (m > 3) a33 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a33);
+            }
+        }
+        sums[0] = Vector512.Sum(a00); sums[1] = Vector512.Sum(a01); sums[2] = Vector512.Sum(a02); sums[3] = Vector512.Sum(a03);
+        if (m > 1) { sums[4] = Vector512.Sum(a10); sums[5] = Vector512.Sum(a11); sums[6] = Vector512.Sum(a12); sums[7] = Vector512.Sum(a13); }
+        if (m > 2) { sums[8] = Vector512.Sum(a20); sums[9] = Vector512.Sum(a21); sums[10] = Vector512.Sum(a22); sums[11] = Vector512.Sum(a23); }
+        if (m > 3) { sums[12] = Vector512.Sum(a30); sums[13] = Vector512.Sum(a31); sums[14] = Vector512.Sum(a32); sums[15] = Vector512.Sum(a33); }
+    }
+
+    [ThreadStatic] static byte* t_xq;
+    [ThreadStatic] static long t_xqCapacity;
+    [ThreadStatic] static AlignedOwner? t_xqOwner;
+
+    // Quantizes the m rows of X (k apart) into this thread's scratch: m·k int16 quants (64-byte aligned,
+    // a block per cache line) followed by m·k/32 block scales. Grows once, then reuses.
+    static short* QuantizedCopy(float* x, int m, int k, out float* dx)
+    {
+        int blocks = k / DTypes.Q8BlockSize;
+        long bytes = (long)m * k * sizeof(short) + (long)m * blocks * sizeof(float);
+        if (t_xqCapacity < bytes)
+        {
+            long capacity = Math.Max(bytes, 16384);
+            var p = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)capacity, 64);
+            t_xqOwner = new AlignedOwner((float*)p);
+            t_xq = p;
+            t_xqCapacity = capacity;
+        }
+        var q = (short*)t_xq;
+        var d = (float*)(q + (long)m * k);
+        for (int i = 0; i < m; i++) QuantizeX(x + (nint)i * k, blocks, q + (nint)i * k, d + (nint)i * blocks);
+        dx = d;
+        return q;
+    }
+}
