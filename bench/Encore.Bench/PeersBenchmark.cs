@@ -62,7 +62,7 @@ public sealed record PeersBenchmarkOptions
 /// <param name="EncoreOverPeer">Encore's decode tokens/s ÷ this engine's (null for Encore).</param>
 /// <param name="EncoreFirstTokenSpeedup">This engine's first-token seconds ÷ Encore's (above 1: Encore is faster).</param>
 /// <param name="BytesPerStep">Encore rows: bytes one decode step reads (see <see cref="GenerateBenchmark.BytesPerStep"/>).</param>
-/// <param name="ReadGBPerSecond">Encore rows: the read bandwidth probed just before this model's Encore runs, at the benchmark's thread count.</param>
+/// <param name="ReadGBPerSecond">Encore rows: the read bandwidth at the benchmark's thread count, the higher of two probes run just before and just after the figure's runs.</param>
 /// <param name="FractionOfBound">Encore rows: decode tokens/s ÷ the bandwidth bound (bandwidth ÷ bytes per step).</param>
 public sealed record PeerFigure(string Model, string Weights, int InputLength, string Engine, double FirstTokenSeconds, double DecodeTokensPerSecond,
     int IdenticalTokens, int Tokens, double? EncoreOverPeer, double? EncoreFirstTokenSpeedup, IReadOnlyList<int> Output,
@@ -238,6 +238,7 @@ public static class PeersBenchmark
                     }
                     using (peer)
                     {
+                        var before = MachineProbe.Run(MachineProbeOptions.Default);
                         progress?.Invoke($"{name} {w.Name()} {length} in → {o.NewTokens} out: Encore{(peer is null ? "" : " and llama.cpp, run by run")}");
                         var (f, lf, error) = Interleaved(name, w, length, o, () => MeasureEncore(model, prompts[length], o.NewTokens),
                             peer is null ? null : () => peer.Generate(prompts[length], o.NewTokens, config.DecoderStartTokenId, t5));
@@ -246,9 +247,12 @@ public static class PeersBenchmark
                             notes.Add($"llama.cpp skipped ({name} {w.Name()} {length} and after): {error}");
                             llama = false;
                         }
-                        // The bound is taken against a probe run just after, so that both see about the same load.
-                        var probe = MachineProbe.Run(MachineProbeOptions.Default);
-                        double bandwidth = o.Threads == 1 ? probe.ReadGBPerSecondSingleThread : probe.ReadGBPerSecond;
+                        // The bound is taken against probes run just before and just after, so that they see about
+                        // the same load as the runs; the higher of the two keeps the fraction conservative.
+                        var after = MachineProbe.Run(MachineProbeOptions.Default);
+                        double bandwidth = o.Threads == 1
+                            ? Math.Max(before.ReadGBPerSecondSingleThread, after.ReadGBPerSecondSingleThread)
+                            : Math.Max(before.ReadGBPerSecond, after.ReadGBPerSecond);
                         var (weightBytes, cacheBytes) = GenerateBenchmark.BytesPerStep(model, length, o.NewTokens, w);
                         long bytes = weightBytes + cacheBytes;
                         f = f with { BytesPerStep = bytes, ReadGBPerSecond = bandwidth, FractionOfBound = f.DecodeTokensPerSecond * bytes / (bandwidth * 1e9) };

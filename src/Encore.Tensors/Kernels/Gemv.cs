@@ -16,8 +16,8 @@ namespace Encore.Tensors.Kernels;
 /// measured DRAM read bandwidth that way). With AVX-512BW, x is therefore quantized once per call to
 /// int16 per block of 32 (dx_b = max|x_b|/32767, see <see cref="QuantizedActivationReference"/>) and each
 /// block is one exact integer dot product (<c>vpmovsxbw</c> + <c>vpmaddwd</c>) scaled by dw_b·dx_b, with an
-/// L2 prefetch far ahead; measured side by side, 1.26–1.31× the binary32-x kernel on two cores (~1.35× on
-/// one, close to its read bandwidth). llama.cpp quantizes x to int8 (Q8_0) instead; int16 keeps the
+/// L2 prefetch far ahead: 1.26–1.31× the binary32-x kernel side by side on two loaded cores (~1.35× on
+/// one), and on a quiet machine two cores read 4096×4096 Q8_0 at about the probed DRAM read bandwidth. llama.cpp quantizes x to int8 (Q8_0) instead; int16 keeps the
 /// activation error at most (½ + 2⁻⁸)·dx_b per value, about 1.5e-5 of the block maximum, far below the
 /// weights' own Q8_0 error: the result stays within Σ_b (½ + 2⁻⁸)·dx_b·‖w_b‖₁ (+ float rounding) of the
 /// binary32-x product. Other vector widths keep binary32 x and the int8 → binary32 widening.
