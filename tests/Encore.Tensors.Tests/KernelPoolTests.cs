@@ -38,6 +38,37 @@ public class KernelPoolTests
         }
     }
 
+    // Back-to-back dispatches of different counts: a worker that saw one job's generation late must
+    // neither run an index of the next job before that job is published (which would run it twice) nor
+    // run the next job's indices against the previous job's task (which writes past its count).
+    [Fact]
+    public unsafe void BackToBackJobsOfDifferentCountsNeverMix()
+    {
+        using var pool = new KernelPool(2) { SpinIterations = 0 };
+        const int max = 16;
+        var arrays = new[] { new int[max], new int[max] };
+        var ids = new int[max];
+        for (int round = 0; round < 20_000; round++)
+        {
+            int count = round % 2 == 0 ? 2 : max;
+            var hits = arrays[round % 2];
+            Array.Clear(hits);
+            fixed (int* h = hits, t = ids)
+            {
+                var task = new FillTask { Hits = h, Thread = t };
+                pool.Run(count, ref task);
+            }
+            for (int i = 0; i < max; i++) Assert.Equal(i < count ? 1 : 0, hits[i]);
+            if (round > 0)
+            {
+                // The previous job's hits must not have changed while this one was being set up.
+                var previous = arrays[(round + 1) % 2];
+                int previousCount = round % 2 == 0 ? max : 2;
+                for (int i = 0; i < max; i++) Assert.Equal(i < previousCount ? 1 : 0, previous[i]);
+            }
+        }
+    }
+
     [Fact]
     public unsafe void WorkIsSpreadOverThePoolThreads()
     {

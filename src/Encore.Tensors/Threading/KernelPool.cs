@@ -105,13 +105,18 @@ public sealed unsafe class KernelPool : IDisposable
 #pragma warning disable CS8500 // the task is pinned for the duration of the dispatch
             fixed (T* p = &task)
             {
+                // Close the previous job before its description is overwritten: a worker that saw that
+                // job's generation late reads the fields below while _state still shows that
+                // generation, and must find no index left to claim whatever count it read.
+                long previous = Volatile.Read(ref _state) >> 32;
+                Interlocked.Exchange(ref _state, (previous << 32) | int.MaxValue);
                 _fn = &Trampoline<T>;
                 _ctx = p;
 #pragma warning restore CS8500
                 _count = count;
                 _error = null;
                 Volatile.Write(ref _pending, count);
-                long generation = (Volatile.Read(ref _state) >> 32) + 1;
+                long generation = previous + 1;
                 // A full fence (not just a release): pairs with the worker's increment of _sleepers
                 // before its last look at _state, so either it sees this job or we see it asleep.
                 Interlocked.Exchange(ref _state, generation << 32);
