@@ -69,6 +69,34 @@ public class KernelPoolTests
         }
     }
 
+    // The same race, forced: a worker that saw job A's generation runs late, while job B's
+    // description is already written but not yet published. It must claim nothing.
+    [Fact]
+    public unsafe void AWorkerLateForTheLastJobClaimsNothingOfTheNext()
+    {
+        using var pool = new KernelPool(2);
+        var hits = new int[16];
+        var ids = new int[16];
+        fixed (int* h = hits, t = ids)
+        {
+            var first = new FillTask { Hits = h, Thread = t };
+            pool.Run(2, ref first);
+            long stale = pool.Generation;
+            Array.Clear(hits);
+            pool.JobWritten = () => pool.Work(stale);
+            try
+            {
+                var next = new FillTask { Hits = h, Thread = t };
+                pool.Run(16, ref next);
+            }
+            finally
+            {
+                pool.JobWritten = null;
+            }
+        }
+        Assert.All(hits, x => Assert.Equal(1, x));
+    }
+
     [Fact]
     public unsafe void WorkIsSpreadOverThePoolThreads()
     {

@@ -116,6 +116,7 @@ public sealed unsafe class KernelPool : IDisposable
                 _count = count;
                 _error = null;
                 Volatile.Write(ref _pending, count);
+                JobWritten?.Invoke();
                 long generation = previous + 1;
                 // A full fence (not just a release): pairs with the worker's increment of _sleepers
                 // before its last look at _state, so either it sees this job or we see it asleep.
@@ -143,7 +144,13 @@ public sealed unsafe class KernelPool : IDisposable
     static void Trampoline<T>(void* ctx, int index) where T : struct, IParallelTask
         => Unsafe.AsRef<T>(ctx).Execute(index);
 
-    void Work(long generation)
+    /// <summary>Test seam: runs between writing a job's description and publishing it (null in use).</summary>
+    internal Action? JobWritten;
+
+    /// <summary>The generation of the job last published.</summary>
+    internal long Generation => Volatile.Read(ref _state) >> 32;
+
+    internal void Work(long generation)
     {
         var fn = _fn;
         var ctx = _ctx;
