@@ -125,9 +125,11 @@ public sealed class LayerCache : IDisposable
     {
         int b = k.Shape[0], t = k.Shape[1];
         if (Length + t > Capacity) throw new InvalidOperationException($"KV cache is full: {Length} + {t} positions exceed its capacity of {Capacity}");
+        var ks = k.Value.AsReadOnlySpan<float>();
+        var vs = v.Value.AsReadOnlySpan<float>();
         for (int i = 0; i < b; i++)
             for (int p = 0; p < t; p++)
-                Put(k.Value.AsReadOnlySpan<float>(), v.Value.AsReadOnlySpan<float>(), i * t + p, i, Length + p);
+                Put(ks, vs, i * t + p, i, Length + p);
     }
 
     // Scatters position row `src` of (·, Hkv·hd) keys and values into batch row `row`, position `pos`.
@@ -152,11 +154,13 @@ public sealed class LayerCache : IDisposable
     {
         int b = k.Shape[0];
         if (k.Shape[1] != 1) throw new ArgumentException($"a ragged cache appends one position per row, got {k.Shape[1]}");
+        var ks = k.Value.AsReadOnlySpan<float>();
+        var vs = v.Value.AsReadOnlySpan<float>();
         for (int i = 0; i < b; i++)
         {
             int p = positions[i];
             if ((uint)p >= (uint)Capacity) throw new InvalidOperationException($"KV cache row {i} is full: position {p} is past its capacity of {Capacity}");
-            Put(k.Value.AsReadOnlySpan<float>(), v.Value.AsReadOnlySpan<float>(), i, i, p);
+            Put(ks, vs, i, i, p);
         }
     }
 
