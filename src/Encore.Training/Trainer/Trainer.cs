@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Encore.Autograd;
 using Encore.Autograd.Optim;
@@ -79,6 +80,7 @@ public sealed class Trainer : IDisposable
         _teacher = teacher;
         _dir = outputDir;
         Directory.CreateDirectory(outputDir);
+        RemoveStaleTemporaries(outputDir);
         var ps = model.Parameters.All.Where(p => p.Trainable);
         _optimizer = options.Optimizer switch
         {
@@ -121,6 +123,18 @@ public sealed class Trainer : IDisposable
     const string StateFile = "trainer_state.json";
 
     /// <summary>
+    /// Deletes what a killed run left half-written: <c>.checkpoint-N.PID.tmp</c> directories and
+    /// <c>.NAME.PID.GUID.tmp</c> files of atomic writes. A run directory has one writer at a time, so
+    /// anything temporary found when a trainer starts belongs to a run that is gone.
+    /// </summary>
+    public static void RemoveStaleTemporaries(string dir)
+    {
+        if (!Directory.Exists(dir)) return;
+        foreach (var d in Directory.GetDirectories(dir, ".checkpoint-*.tmp")) Directory.Delete(d, recursive: true);
+        foreach (var f in Directory.GetFiles(dir, ".*.tmp")) File.Delete(f);
+    }
+
+    /// <summary>
     /// Continues from the newest complete checkpoint in the output directory, if any: weights,
     /// optimizer state, data position and the metrics log up to that step. Returns false when there is none.
     /// </summary>
@@ -128,8 +142,7 @@ public sealed class Trainer : IDisposable
     {
         var latest = Checkpoints.LastOrDefault();
         if (latest == null) return false;
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(latest, StateFile)), Json)
-            ?? throw new CheckpointFormatException($"{latest}: empty {StateFile}");
+        var state = ReadState(latest);
         if (state.Seed != _o.Seed) throw new ArgumentException($"{latest} was trained with seed {state.Seed}; resume with the same seed (got {_o.Seed})");
         Checkpoint.LoadInto(_model, latest);
         OptimizerCheckpoint.Load(_optimizer, latest);
@@ -144,7 +157,7 @@ public sealed class Trainer : IDisposable
                     using var d = JsonDocument.Parse(l);
                     return d.RootElement.GetProperty("step").GetInt64() <= state.Step;
                 }
-                catch (JsonException)
+                catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
                 {
                     return false;   // a line cut by the kill
                 }
@@ -155,12 +168,38 @@ public sealed class Trainer : IDisposable
                 using var d = JsonDocument.Parse(l);
                 var r = d.RootElement;
                 long step = r.GetProperty("step").GetInt64();
-                if (r.TryGetProperty("loss", out var loss)) _trainCurve.Add((step, loss.GetDouble()));
-                if (r.TryGetProperty("eval_loss", out var el)) _evalCurve.Add((step, el.GetDouble()));
+                if (r.TryGetProperty("loss", out var loss)) _trainCurve.Add((step, ReadNumber(loss)));
+                if (r.TryGetProperty("eval_loss", out var el) && ReadNumber(el) is var e && !double.IsNaN(e)) _evalCurve.Add((step, e));
             }
         }
         return true;
     }
+
+    static TrainerState ReadState(string checkpoint)
+    {
+        var path = Path.Combine(checkpoint, StateFile);
+        string Recovery() => $"start fresh with --overwrite, or delete {checkpoint} to resume from the checkpoint before it";
+        try
+        {
+            var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path), Json)
+                ?? throw new CheckpointFormatException($"{path}: the file holds null; {Recovery()}");
+            if (state.Step < 0 || state.Epoch < 0 || state.BatchInEpoch < 0 || state.Tokens < 0)
+                throw new CheckpointFormatException($"{path}: negative step, epoch, batch or token count; {Recovery()}");
+            return state;
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException or DecoderFallbackException)
+        {
+            throw new CheckpointFormatException($"{path}: not a valid trainer state ({e.Message.Split('\n')[0]}); {Recovery()}");
+        }
+    }
+
+    /// <summary>A number of the metrics log: JSON numbers, or the strings "NaN", "Infinity", "-Infinity" that non-finite values are written as.</summary>
+    static double ReadNumber(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Number => e.GetDouble(),
+        JsonValueKind.String => double.TryParse(e.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : double.NaN,
+        _ => double.NaN,
+    };
 
     /// <summary>Trains until <see cref="TrainingOptions.MaxSteps"/> (or cancellation, after finishing the current step).</summary>
     public void Run(CancellationToken cancel = default)
