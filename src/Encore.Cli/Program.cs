@@ -20,6 +20,7 @@ public static class Program
             InitCommand.CreateConfig(),
             TrainCommand.Create(),
             TrainCommand.CreateDistill(),
+            EvalCommand.Create(),
             InfoCommand.Create(),
             BenchCommand.Create(),
         };

@@ -28,15 +28,17 @@ public sealed class Generator
     public TextTokenizer? Tokenizer { get; }
 
     /// <summary>
-    /// The ids of <paramref name="prompt"/> as the model expects them: the tokenizer's own wrapping,
-    /// completed with a final EOS for an encoder–decoder source (T5's convention) and a leading BOS
-    /// for a decoder-only prompt (Llama's) when the tokenizer did not add them — the layouts Encore's
-    /// training objectives use.
+    /// The ids of <paramref name="prompt"/> as the model expects them: the text's ids followed by EOS
+    /// for an encoder–decoder source (T5's convention), or preceded by BOS for a decoder-only prompt
+    /// when the tokenizer has one (Llama's) — the layouts Encore's training objectives use.
     /// </summary>
     public int[] EncodePrompt(string prompt)
     {
         var tok = Tokenizer ?? throw new InvalidOperationException("text prompts need a tokenizer");
-        var ids = tok.Encode(prompt, addSpecialTokens: true);
+        // The prompt is built as the training objectives build their rows (Encore.Training:
+        // Seq2SeqObjective, CausalLmObjective), from the text's ids without the tokenizer's own
+        // prefix or suffix, so a model generates from the sequences it was trained on.
+        var ids = tok.Encode(prompt, addSpecialTokens: false);
         var config = Model.Config;
         if (Model is EncoderDecoderModel)
         {

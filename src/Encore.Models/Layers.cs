@@ -9,6 +9,24 @@ using Tensor = Encore.Tensors.Tensor;
 
 namespace Encore.Models;
 
+/// <summary>
+/// Initial weight scales of from-scratch models. Projections that read the residual stream start
+/// at fan-in (LeCun) scale, std = 1/√in, so attention scores and FFN pre-activations start at unit
+/// scale whatever the width: a fixed std of 0.02 (GPT-2's, tuned for D ≈ 768) leaves a D = 128
+/// model's attention almost uniform, and an encoder that attends uniformly receives the same
+/// gradient at every position and collapses to one vector, which the decoder then cannot read.
+/// Projections that write back into the stream (o_proj, down_proj) are further divided by
+/// √(2·layers) (GPT-2 §2.3), so the stream's scale does not grow with depth.
+/// </summary>
+internal static class InitScale
+{
+    /// <summary>std of a projection reading <paramref name="fanIn"/> features.</summary>
+    public static float Input(int fanIn) => 1f / MathF.Sqrt(fanIn);
+
+    /// <summary>std of a projection writing into the residual stream of a model of configuration <paramref name="c"/> (all its blocks counted).</summary>
+    public static float Output(int fanIn, ModelConfig c) => Input(fanIn) / MathF.Sqrt(2f * Math.Max(1, c.EncoderLayers * (c.Family == ModelFamily.DecoderOnly ? 0 : 1) + c.DecoderLayers));
+}
+
 /// <summary>y = x·Wᵀ + b; W (out, in) as <c>nn.Linear</c>.</summary>
 public sealed class LinearLayer
 {
@@ -75,10 +93,10 @@ public sealed class FeedForward
     internal FeedForward(ParameterSet ps, string scope, ModelConfig c)
     {
         _act = c.Activation;
-        float std = 0.02f;
+        float std = InitScale.Input(c.DModel);
         if (c.GatedFfn) _gate = new LinearLayer(ps, scope + ".gate_proj", c.DModel, c.FfnDim, c.MlpBias, std);
         _up = new LinearLayer(ps, scope + ".up_proj", c.DModel, c.FfnDim, c.MlpBias, std);
-        _down = new LinearLayer(ps, scope + ".down_proj", c.FfnDim, c.DModel, c.MlpBias, std);
+        _down = new LinearLayer(ps, scope + ".down_proj", c.FfnDim, c.DModel, c.MlpBias, InitScale.Output(c.FfnDim, c));
     }
 
     /// <summary>x (…, D) → (…, D).</summary>
@@ -239,10 +257,11 @@ public sealed class AttentionLayer
         _heads = c.Heads;
         _kvHeads = c.KvHeads;
         _cross = cross;
-        _q = new LinearLayer(ps, scope + ".q_proj", c.DModel, c.AttentionDim, c.QkvBias, 0.02f);
-        _k = new LinearLayer(ps, scope + ".k_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, 0.02f);
-        _v = new LinearLayer(ps, scope + ".v_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, 0.02f);
-        _o = new LinearLayer(ps, scope + ".o_proj", c.AttentionDim, c.DModel, c.OutputBias, 0.02f);
+        float std = InitScale.Input(c.DModel);
+        _q = new LinearLayer(ps, scope + ".q_proj", c.DModel, c.AttentionDim, c.QkvBias, std);
+        _k = new LinearLayer(ps, scope + ".k_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
+        _v = new LinearLayer(ps, scope + ".v_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
+        _o = new LinearLayer(ps, scope + ".o_proj", c.AttentionDim, c.DModel, c.OutputBias, InitScale.Output(c.AttentionDim, c));
     }
 
     /// <summary>x (B, T, D) → (B, T, D). Cross-attention reads ctx.Memory and carries no positions.</summary>

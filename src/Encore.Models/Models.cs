@@ -17,7 +17,10 @@ public abstract class LanguageModel : IDisposable
     {
         Config = config.Validate();
         Parameters = new ParameterSet(seed);
-        Parameters.Create(EmbedTokens, [config.VocabSize, config.DModel], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(config.DModel));
+        // Rows start at unit RMS when a tied head rescales by D^-0.5 (T5's initializer, factor 1.0),
+        // else at norm 1; both give logits of unit scale at initialization.
+        float std = config.TieEmbeddings && config.ScaleTiedLogits ? 1f : 1.0f / MathF.Sqrt(config.DModel);
+        Parameters.Create(EmbedTokens, [config.VocabSize, config.DModel], ParameterSet.Init.Normal, std);
     }
 
     /// <summary>The configuration.</summary>

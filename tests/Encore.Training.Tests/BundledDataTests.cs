@@ -1,3 +1,5 @@
+using Encore.Models;
+using Encore.Training.Runs;
 using Encore.Training.Data;
 using Encore.Training.Objectives;
 
@@ -16,7 +18,8 @@ public class BundledDataTests
         Assert.Equal(4, tok.SentinelId(0));
         Assert.Equal(103, tok.SentinelId(99));
         Assert.Equal("define: bank (noun)", tok.Decode(tok.Encode("define: bank (noun)", addSpecialTokens: false)));
-        var o = Seq2SeqOptions.For(tok);
+        var o = Seq2SeqOptions.For(tok, TrainingRun.ForTokenizer(Presets.Get("tiny-encdec"), tok));
+        Assert.Equal(2, o.DecoderStartId);
         Assert.Equal((0, 1), (o.PadId, o.EosId));
     }
 
@@ -29,9 +32,9 @@ public class BundledDataTests
         ITrainingObjective mlm = new MaskedLmObjective(new MaskedLmOptions { MaskId = tok.TokenToId("<mask>")!.Value, VocabSize = tok.VocabSize, NoRandom = Enumerable.Range(0, 104).ToArray() });
         var cases = new (TokenizedDataset Data, ITrainingObjective Objective)[]
         {
-            (pairs, new Seq2SeqObjective(Seq2SeqOptions.For(tok))),
+            (pairs, new Seq2SeqObjective(Seq2SeqOptions.For(tok, TrainingRun.ForTokenizer(Presets.Get("tiny-encdec"), tok)))),
             (pairs, new CausalLmObjective(CausalLmOptions.For(tok))),
-            (docs, new SpanCorruptionObjective(SpanCorruptionOptions.For(tok))),
+            (docs, new SpanCorruptionObjective(SpanCorruptionOptions.For(tok, TrainingRun.ForTokenizer(Presets.Get("tiny-encdec"), tok)))),
             (docs, new PrefixLmObjective(CausalLmOptions.For(tok))),
             (docs, mlm),
         };

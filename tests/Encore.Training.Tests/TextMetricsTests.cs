@@ -23,6 +23,29 @@ public class TextMetricsTests
     }
 
     [Fact]
+    public void RougeNIsTheF1OfClippedNgramOverlap()
+    {
+        // Unigrams: the prediction's 5 words all occur in the reference's 6 (case folded): P = 1, R = 5/6. Bigrams: the cat, cat sat, sat on, on mat → 3 of 4 match
+        // the reference's 5 bigrams: P = 3/4, R = 3/5.
+        Assert.Equal(100 * 2 * (5.0 / 6) / (1 + 5.0 / 6), TextMetrics.RougeN(["the cat sat on mat"], ["The cat sat on the mat"], 1), 6);
+        Assert.Equal(100 * 2 * 0.75 * 0.6 / (0.75 + 0.6), TextMetrics.RougeN(["the cat sat on mat"], ["the cat sat on the mat"], 2), 6);
+        // Clipping: "the the the" against "the cat": overlap 1, P = 1/3, R = 1/2.
+        Assert.Equal(100 * 2 * (1 / 3.0) * 0.5 / (1 / 3.0 + 0.5), TextMetrics.RougeN(["the the the"], ["the cat"], 1), 6);
+        // One word has no bigram: 0; a mean over examples.
+        Assert.Equal(50, TextMetrics.RougeN(["cat", "a b"], ["cat", "x y"], 1), 6);
+        Assert.Equal(0, TextMetrics.RougeN(["cat"], ["cat"], 2));
+    }
+
+    [Fact]
+    public void AllNamesEveryMetric()
+    {
+        var all = TextMetrics.All(["the cat"], ["the cat"]);
+        Assert.Equal(["bleu", "chrf", "exact_match", "rouge1", "rouge2", "rouge_l", "token_f1"], all.Keys.Order());
+        Assert.Equal(100, all["rouge_l"], 6);
+        Assert.Equal(100, all["rouge2"], 6);
+    }
+
+    [Fact]
     public void ExactMatchAndTokenF1NormalizeLikeSquad()
     {
         Assert.Equal(100, TextMetrics.ExactMatch(["The Cat."], ["cat"]));

@@ -30,10 +30,13 @@ internal static class TrainCommand
         public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (default 64; 0: loss only).", DefaultValueFactory = _ => 64 };
         public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout (default 0).", DefaultValueFactory = _ => 0UL };
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
+        public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
+        public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest (default 2).", DefaultValueFactory = _ => 2 };
+        public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation (default 3).", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int> Threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
-        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, EvalExamples, Seed, Resume, Json, Threads];
+        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, Seed, Resume, Overwrite, Json, Threads];
     }
 
     public static Command Create()
@@ -89,6 +92,7 @@ internal static class TrainCommand
             GradientAccumulation = parse.GetValue(o.Accumulate),
             EvalEvery = parse.GetValue(o.EvalEvery),
             CheckpointEvery = parse.GetValue(o.SaveEvery),
+            KeepCheckpoints = parse.GetValue(o.Keep),
             Seed = parse.GetValue(o.Seed),
             DistillAlpha = alpha ?? 0.5f,
             DistillTemperature = temperature ?? 2f,
@@ -108,23 +112,25 @@ internal static class TrainCommand
             Teacher = teacher,
             Training = training,
             Resume = parse.GetValue(o.Resume),
+            Overwrite = parse.GetValue(o.Overwrite),
         };
         bool json = parse.GetValue(o.Json);
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
-        Execute(run, runOptions, json);
+        Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
     }
 
     /// <summary>Runs a prepared run with a progress bar (or JSON lines), then prints where everything went.</summary>
-    public static void Execute(TrainingRun run, TrainingRunOptions o, bool json, string? title = null)
+    public static void Execute(TrainingRun run, TrainingRunOptions o, bool json, string? title = null, int samples = 3)
     {
         var p = run.Padding;
+        var estimate = run.EstimateRemaining();
         if (json)
         {
             var jo = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-            Console.WriteLine(JsonSerializer.Serialize(new { @event = "start", parameters = run.Model.ParameterCount, resumed = run.Resumed, padding = p.Bucketed.PaddingFraction, naive_padding = p.Naive.PaddingFraction }, jo));
+            Console.WriteLine(JsonSerializer.Serialize(new { @event = "start", parameters = run.Model.ParameterCount, resumed = run.Resumed, padding = p.Bucketed.PaddingFraction, naive_padding = p.Naive.PaddingFraction, estimated_seconds = estimate.TotalSeconds }, jo));
             run.Trainer.OnStep = r => Console.WriteLine(JsonSerializer.Serialize(new { @event = "step", r.Step, r.Loss, learning_rate = r.LearningRate, tokens_per_second = r.TokensPerSecond, eta_seconds = r.Remaining.TotalSeconds }, jo));
-            run.Trainer.OnEval = e => Console.WriteLine(JsonSerializer.Serialize(new { @event = "eval", e.Step, e.Loss, e.Perplexity, e.Metrics }, jo));
+            run.Trainer.OnEval = e => Console.WriteLine(JsonSerializer.Serialize(new { @event = "eval", e.Step, e.Loss, e.Perplexity, e.Metrics, samples = Samples(run, samples) }, jo));
             run.Trainer.Run();
             Console.WriteLine(JsonSerializer.Serialize(new { @event = "done", checkpoint = run.Trainer.Checkpoints.LastOrDefault(), metrics = run.Trainer.MetricsPath }, jo));
             return;
@@ -132,10 +138,10 @@ internal static class TrainCommand
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title ?? "encore train")}[/]  {run.Model.Config.Family}, {run.Model.ParameterCount / 1e6:0.00}M parameters, tokenizer {run.Tokenizer.VocabSize} ids" +
             (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
         AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
-        EvalReport? lastEval = null;
+        AnsiConsole.MarkupLine($"estimated training time: [bold]{Eta(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
         AnsiConsole.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: o.Training.MaxSteps);
@@ -143,16 +149,33 @@ internal static class TrainCommand
                 run.Trainer.OnStep = r =>
                 {
                     task.Value = r.Step;
-                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {r.Remaining:mm\\:ss}";
+                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {Eta(r.Remaining)}";
                 };
                 run.Trainer.OnEval = e =>
                 {
-                    lastEval = e;
                     var metrics = string.Join("  ", e.Metrics.Select(kv => $"{kv.Key} {kv.Value:0.0}"));
                     AnsiConsole.MarkupLine($"[blue]eval @ {e.Step}[/]: loss {e.Loss:0.000}, perplexity {e.Perplexity:0.00}  {Markup.Escape(metrics)}");
+                    foreach (var x in Samples(run, samples))
+                    {
+                        AnsiConsole.MarkupLine($"  [grey]source[/]    {Markup.Escape(EvalCommand.Shorten(x.Source, 120))}");
+                        AnsiConsole.MarkupLine($"  [grey]reference[/] {Markup.Escape(x.Reference)}");
+                        AnsiConsole.MarkupLine($"  [grey]output[/]    [bold]{Markup.Escape(x.Output)}[/]");
+                    }
                 };
                 run.Trainer.Run();
             });
         AnsiConsole.MarkupLine($"checkpoint: [bold]{Markup.Escape(run.Trainer.Checkpoints.LastOrDefault() ?? "none")}[/]; metrics: {Markup.Escape(run.Trainer.MetricsPath)}; loss curve: {Markup.Escape(Path.Combine(o.Output, "loss.png"))}");
     }
+
+    /// <summary>The first <paramref name="count"/> validation examples with the outputs of the latest evaluation.</summary>
+    static List<EvaluationSample> Samples(TrainingRun run, int count)
+    {
+        if (run.Eval is not { } eval || eval.LastPredictions.Count == 0) return [];
+        return eval.Examples.Take(Math.Min(count, eval.LastPredictions.Count)).Select((e, i) => new EvaluationSample(e.Source, e.Target, eval.LastPredictions[i])).ToList();
+    }
+
+    /// <summary>The one time format of progress lines: h:mm:ss, or m:ss under an hour.</summary>
+    internal static string Eta(TimeSpan t) => t.TotalHours >= 1
+        ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
+        : $"{t.Minutes}:{t.Seconds:00}";
 }

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -36,6 +37,13 @@ public sealed record DatasetReadOptions
 /// </summary>
 public static class DatasetReader
 {
+    /// <summary>Whether <paramref name="path"/> names JSONL pairs (<c>.jsonl</c>, <c>.json</c>, optionally <c>.gz</c>) rather than plain text.</summary>
+    public static bool IsPairFile(string path)
+    {
+        var p = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
+        return p.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || p.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+    }
+
     /// <summary>
     /// Reads JSONL: one JSON object per line with string fields "source" and "target" (other fields
     /// are ignored; blank lines are skipped).
@@ -145,7 +153,8 @@ public static class DatasetReader
 /// <summary>
 /// Reads UTF-8 lines from a file with a cap on the line length: a line is rejected as soon as its
 /// bytes pass the cap, so a file without newlines never gets buffered whole. Accepts LF and CRLF,
-/// drops a leading byte-order mark, rejects invalid UTF-8, and hashes every byte it reads.
+/// drops a leading byte-order mark, rejects invalid UTF-8, and hashes every byte it reads
+/// (decompressed, for a <c>.gz</c> file).
 /// </summary>
 internal sealed class BoundedLineReader : IDisposable
 {
@@ -159,11 +168,15 @@ internal sealed class BoundedLineReader : IDisposable
     int _pos, _len;
     bool _eof;
 
-    BoundedLineReader(Stream stream, string path, int maxLine)
+    readonly long _maxBytes;
+    long _read;
+
+    BoundedLineReader(Stream stream, string path, int maxLine, long maxBytes)
     {
         _stream = stream;
         _path = path;
         _maxLine = maxLine;
+        _maxBytes = maxBytes;
     }
 
     /// <summary>Opens <paramref name="path"/> after checking that it exists and is within the size limit.</summary>
@@ -174,7 +187,10 @@ internal sealed class BoundedLineReader : IDisposable
         if (!info.Exists) throw new DatasetFormatException(path, 0, "file not found");
         if (info.Length > options.MaxFileBytes)
             throw new DatasetFormatException(path, 0, $"file is {info.Length} bytes, over the {options.MaxFileBytes}-byte limit");
-        return new BoundedLineReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan), path, options.MaxLineBytes);
+        Stream stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        // A .gz file is read through gzip; the size limit then also bounds the decompressed bytes.
+        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) stream = new GZipStream(stream, CompressionMode.Decompress);
+        return new BoundedLineReader(stream, path, options.MaxLineBytes, options.MaxFileBytes);
     }
 
     /// <summary>1-based number of the line last returned.</summary>
@@ -235,8 +251,17 @@ internal sealed class BoundedLineReader : IDisposable
 
     bool Fill()
     {
-        _len = _stream.Read(_buffer, 0, _buffer.Length);
+        try
+        {
+            _len = _stream.Read(_buffer, 0, _buffer.Length);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new DatasetFormatException(_path, LineNumber + 1, $"not valid gzip ({e.Message})", e);
+        }
         _pos = 0;
+        _read += _len;
+        if (_read > _maxBytes) throw new DatasetFormatException(_path, LineNumber + 1, $"more than {_maxBytes} bytes of text");
         if (_len == 0)
         {
             _eof = true;

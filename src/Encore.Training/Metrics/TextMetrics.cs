@@ -114,6 +114,47 @@ public static class TextMetrics
     }
 
     /// <summary>
+    /// Mean over examples of ROUGE-N F1 (Lin 2004): clipped overlap of the lower-cased word
+    /// n-grams of prediction and reference. An example with no n-gram on either side scores 0.
+    /// </summary>
+    public static double RougeN(IReadOnlyList<string> predictions, IReadOnlyList<string> references, int n)
+    {
+        Check(predictions, references);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        if (predictions.Count == 0) return 0;
+        double total = 0;
+        for (int i = 0; i < predictions.Count; i++)
+        {
+            var p = Words(predictions[i]);
+            var r = Words(references[i]);
+            int pn = p.Length - n + 1, rn = r.Length - n + 1;
+            if (pn <= 0 || rn <= 0) continue;
+            var rc = WordNgrams(r, n);
+            long overlap = 0;
+            foreach (var (g, c) in WordNgrams(p, n)) if (rc.TryGetValue(g, out int k)) overlap += Math.Min(c, k);
+            if (overlap == 0) continue;
+            double precision = (double)overlap / pn, recall = (double)overlap / rn;
+            total += 2 * precision * recall / (precision + recall);
+        }
+        return 100.0 * total / predictions.Count;
+    }
+
+    /// <summary>
+    /// Every metric of this class under its report name: exact_match, token_f1, rouge1, rouge2,
+    /// rouge_l, chrf, bleu (all 0–100).
+    /// </summary>
+    public static IReadOnlyDictionary<string, double> All(IReadOnlyList<string> predictions, IReadOnlyList<string> references) => new Dictionary<string, double>
+    {
+        ["exact_match"] = ExactMatch(predictions, references),
+        ["token_f1"] = TokenF1(predictions, references),
+        ["rouge1"] = RougeN(predictions, references, 1),
+        ["rouge2"] = RougeN(predictions, references, 2),
+        ["rouge_l"] = RougeL(predictions, references),
+        ["chrf"] = ChrF(predictions, references),
+        ["bleu"] = Bleu(predictions, references),
+    };
+
+    /// <summary>
     /// Corpus BLEU-4: the geometric mean of clipped n-gram precisions (n = 1..4, summed over the
     /// corpus) times the brevity penalty exp(1 − r/c) when the hypotheses are shorter. 0 when any
     /// order has no match (unsmoothed, as sacreBLEU's default for corpus scores).

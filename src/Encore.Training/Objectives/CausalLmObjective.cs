@@ -15,13 +15,14 @@ public sealed record CausalLmOptions
 
     /// <summary>
     /// The ids of <paramref name="tokenizer"/>: EOS (required), pad (EOS when it has none, as GPT-2
-    /// models are padded), and BOS when its encoding adds one.
+    /// models are padded), and BOS whenever it has one, because generation puts BOS before every
+    /// prompt (<c>Generator.EncodePrompt</c>) and training must see the sequences generation will.
     /// </summary>
     public static CausalLmOptions For(TextTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         int eos = tokenizer.EosId ?? throw new ArgumentException("the tokenizer has no EOS id", nameof(tokenizer));
-        return new CausalLmOptions { PadId = tokenizer.PadId ?? eos, EosId = eos, BosId = tokenizer.AddsBos ? tokenizer.BosId : null };
+        return new CausalLmOptions { PadId = tokenizer.PadId ?? eos, EosId = eos, BosId = tokenizer.BosId };
     }
 }
 

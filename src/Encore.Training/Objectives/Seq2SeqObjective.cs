@@ -1,4 +1,5 @@
 using Encore.Formats.Tokenization;
+using Encore.Models;
 using Encore.Training.Data;
 
 namespace Encore.Training.Objectives;
@@ -15,13 +16,18 @@ public sealed record Seq2SeqOptions
     /// <summary>Append EOS to the source, as T5's tokenizer does. Default true.</summary>
     public bool SourceEos { get; init; } = true;
 
-    /// <summary>The pad, EOS and decoder-start ids of <paramref name="tokenizer"/> (which must have pad and EOS).</summary>
-    public static Seq2SeqOptions For(TextTokenizer tokenizer)
+    /// <summary>
+    /// The pad and EOS ids of <paramref name="tokenizer"/> (which must have both) and the decoder-start
+    /// id of <paramref name="model"/>: the model's config is what generation starts from, so training
+    /// must start from it too.
+    /// </summary>
+    public static Seq2SeqOptions For(TextTokenizer tokenizer, ModelConfig model)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(model);
         int pad = tokenizer.PadId ?? throw new ArgumentException("the tokenizer has no pad id", nameof(tokenizer));
         int eos = tokenizer.EosId ?? throw new ArgumentException("the tokenizer has no EOS id", nameof(tokenizer));
-        return new Seq2SeqOptions { PadId = pad, EosId = eos, DecoderStartId = tokenizer.DecoderStartId ?? pad };
+        return new Seq2SeqOptions { PadId = pad, EosId = eos, DecoderStartId = model.DecoderStartTokenId };
     }
 }
 

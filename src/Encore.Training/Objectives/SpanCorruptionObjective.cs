@@ -1,4 +1,5 @@
 using Encore.Formats.Tokenization;
+using Encore.Models;
 using Encore.Training.Data;
 
 namespace Encore.Training.Objectives;
@@ -23,10 +24,10 @@ public sealed record SpanCorruptionOptions
     /// <summary>Mean length of a masked span. Default 3 (T5).</summary>
     public double MeanSpanLength { get; init; } = 3;
 
-    /// <summary>The pad, EOS and decoder-start ids of <paramref name="tokenizer"/> and its first <paramref name="sentinels"/> sentinels (<c>SentinelId(n)</c>).</summary>
-    public static SpanCorruptionOptions For(TextTokenizer tokenizer, int sentinels = 100)
+    /// <summary>The pad and EOS ids of <paramref name="tokenizer"/>, its first <paramref name="sentinels"/> sentinels (<c>SentinelId(n)</c>) and <paramref name="model"/>'s decoder-start id.</summary>
+    public static SpanCorruptionOptions For(TextTokenizer tokenizer, ModelConfig model, int sentinels = 100)
     {
-        var ids = Seq2SeqOptions.For(tokenizer);
+        var ids = Seq2SeqOptions.For(tokenizer, model);
         return new SpanCorruptionOptions
         {
             PadId = ids.PadId, EosId = ids.EosId, DecoderStartId = ids.DecoderStartId,

@@ -8,7 +8,7 @@ namespace Encore.Training.Runs;
 
 /// <summary>
 /// Evaluates a model by generating (greedy) from validation sources and scoring against the
-/// references: exact match, token F1, chrF, ROUGE-L and BLEU. Prompts are built as the training
+/// references: exact match, token F1, ROUGE-1/2/L, chrF and BLEU. Prompts are built as the training
 /// objectives build them: source + EOS for an encoder–decoder, BOS + source for a decoder-only model.
 /// </summary>
 public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPair> examples, int maxNewTokens = 32, int batchSize = 16)
@@ -30,18 +30,17 @@ public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPa
         return outputs;
     }
 
-    /// <summary>The metrics (0–100) of <paramref name="model"/> on the examples.</summary>
+    /// <summary>The examples scored.</summary>
+    public IReadOnlyList<TextPair> Examples => examples;
+
+    /// <summary>The outputs of the last <see cref="Evaluate"/>, in example order.</summary>
+    public IReadOnlyList<string> LastPredictions { get; private set; } = [];
+
+    /// <summary>The metrics (0–100, see <see cref="TextMetrics.All"/>) of <paramref name="model"/> on the examples.</summary>
     public IReadOnlyDictionary<string, double> Evaluate(LanguageModel model)
     {
         var predictions = Predict(model);
-        var references = examples.Select(e => e.Target.Trim()).ToList();
-        return new Dictionary<string, double>
-        {
-            ["exact_match"] = TextMetrics.ExactMatch(predictions, references),
-            ["token_f1"] = TextMetrics.TokenF1(predictions, references),
-            ["chrf"] = TextMetrics.ChrF(predictions, references),
-            ["rouge_l"] = TextMetrics.RougeL(predictions, references),
-            ["bleu"] = TextMetrics.Bleu(predictions, references),
-        };
+        LastPredictions = predictions;
+        return TextMetrics.All(predictions, examples.Select(e => e.Target.Trim()).ToList());
     }
 }

@@ -96,7 +96,7 @@ public static class Quickstart
         var validation = LongInputTask.Generate(o.EvalExamples, 2000 + o.Seed, o.Task);
         progress?.Invoke($"training a {o.Vocab}-id BPE tokenizer on {train.Count} examples");
         var tokenizer = BundledData.TrainTokenizer(train, o.Vocab);
-        var edConfig = EncoderDecoder(tokenizer.VocabSize);
+        var edConfig = TrainingRun.ForTokenizer(EncoderDecoder(tokenizer.VocabSize), tokenizer);
         var decConfig = DecoderOnly(edConfig);
 
         var figures = new List<QuickstartFigure>();
@@ -107,7 +107,7 @@ public static class Quickstart
             var dir = Path.Combine(o.Output, name);
             using var model = LanguageModel.Create(config, seed: o.Seed);
             ITrainingObjective objective = model is EncoderDecoderModel
-                ? new Seq2SeqObjective(Seq2SeqOptions.For(tokenizer))
+                ? new Seq2SeqObjective(Seq2SeqOptions.For(tokenizer, config))
                 : new CausalLmObjective(CausalLmOptions.For(tokenizer));
             var data = TokenizedDataset.FromPairs(train, tokenizer, "long_input");
             var valid = TokenizedDataset.FromPairs(validation, tokenizer, "long_input validation");

@@ -59,6 +59,8 @@ public sealed record TrainingRunOptions
     public TrainingOptions Training { get; init; } = new();
     /// <summary>Continue from the newest checkpoint in <see cref="Output"/>.</summary>
     public bool Resume { get; init; }
+    /// <summary>Start over in an <see cref="Output"/> that holds an earlier run: its checkpoints, metrics.jsonl and loss.png are deleted (other files are kept).</summary>
+    public bool Overwrite { get; init; }
 }
 
 /// <summary>A prepared run: model, tokenizer, data and trainer, ready to <see cref="Trainer.Trainer.Run"/>.</summary>
@@ -95,12 +97,34 @@ public sealed class TrainingRun : IDisposable
     public TruncationReport Truncation { get; }
     /// <summary>Whether the run continued from a checkpoint.</summary>
     public bool Resumed { get; private set; }
+    /// <summary>The generation metrics computed at each evaluation (null when off); its <see cref="GenerationEval.LastPredictions"/> are the latest outputs.</summary>
+    public GenerationEval? Eval { get; private set; }
+
+    /// <summary>
+    /// Estimated time of the steps left: one forward and backward pass over the median-size batch
+    /// of the run's first epoch, timed after a warm-up pass (no update is made), times the
+    /// micro-batches still to run. Evaluation time is not included.
+    /// </summary>
+    public TimeSpan EstimateRemaining()
+    {
+        var plan = Batches.Plan(0);
+        if (plan.Count == 0) return TimeSpan.Zero;
+        var median = plan.OrderBy(b => b.Length).ElementAt(plan.Count / 2);
+        var batch = Batches.MakeBatch(median, 0);
+        Trainer.TimePass(batch);
+        var once = Trainer.TimePass(batch);
+        var o = Trainer.Options;
+        long left = (long)(o.MaxSteps - Trainer.State.Step) * o.GradientAccumulation;
+        return TimeSpan.FromSeconds(once.TotalSeconds * Math.Max(0, left));
+    }
 
     /// <summary>Loads or builds everything <paramref name="o"/> names; errors name the file or option at fault.</summary>
     public static TrainingRun Prepare(TrainingRunOptions o, Action<string>? progress = null)
     {
         var training = o.Training.Validate();
-        bool plainText = !o.Data.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && !o.Data.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
+        if (o.Resume && o.Overwrite) throw new ArgumentException("--resume continues a run and --overwrite deletes it: pass one of them");
+        var stale = CheckOutput(o);
+        bool plainText = !DatasetReader.IsPairFile(o.Data);
         List<TextPair> pairs = plainText ? [] : [.. DatasetReader.ReadPairs(o.Data)];
         List<string> documents = plainText ? [.. DatasetReader.ReadDocuments(o.Data, TextLayout.LinePerDocument)] : [];
         var validationPairs = o.Validation is null ? null : DatasetReader.ReadPairs(o.Validation).ToList();
@@ -162,6 +186,7 @@ public sealed class TrainingRun : IDisposable
                 distillation = new Distillation(teacher, model, teacherTokenizer, tokenizer);
             }
 
+            Delete(stale);
             var trainer = new Trainer.Trainer(model, training, new LazyBatches(train), o.Output, valid.Epoch(0).ToList(), distillation);
             var run = new TrainingRun(model, tokenizer, trainer, train, validationPairs, teacher, padding, truncation);
             trainer.WriteExtras = dir => SaveTokenizer(tokenizer, dir);
@@ -169,6 +194,7 @@ public sealed class TrainingRun : IDisposable
             {
                 var eval = new GenerationEval(tokenizer, validationPairs.Take(o.EvalExamples).ToList(), o.EvalMaxNewTokens);
                 trainer.GenerationMetrics = eval.Evaluate;
+                run.Eval = eval;
             }
             if (o.Resume) run.Resumed = trainer.Resume();
             return run;
@@ -177,6 +203,36 @@ public sealed class TrainingRun : IDisposable
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Files of a run directory that belong to the trainer.</summary>
+    static bool IsRunFile(string path)
+    {
+        var name = Path.GetFileName(path);
+        return name is "metrics.jsonl" or "loss.png" || name.StartsWith("checkpoint-", StringComparison.Ordinal)
+            || (name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal));
+    }
+
+    // A run directory holds one run: a second run in it would append to its metrics and rotate its
+    // checkpoints together with the first one's, so reuse is refused unless asked for.
+    // Returns what --overwrite will delete once everything else has loaded (so a bad option loses nothing).
+    static List<string> CheckOutput(TrainingRunOptions o)
+    {
+        if (!Directory.Exists(o.Output) || o.Resume) return [];
+        var ours = Directory.EnumerateFileSystemEntries(o.Output).Where(IsRunFile).Order(StringComparer.Ordinal).ToList();
+        if (ours.Count > 0 && !o.Overwrite)
+            throw new ArgumentException($"{o.Output} already holds a run ({string.Join(", ", ours.Take(3).Select(Path.GetFileName))}{(ours.Count > 3 ? ", …" : "")}): " +
+                "pass --resume to continue it, --overwrite to start over (its checkpoints and metrics are deleted), or another --out");
+        return ours;
+    }
+
+    static void Delete(IEnumerable<string> entries)
+    {
+        foreach (var entry in entries)
+        {
+            if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
+            else if (File.Exists(entry)) File.Delete(entry);
         }
     }
 
@@ -207,18 +263,25 @@ public sealed class TrainingRun : IDisposable
             }
         }
         else throw new ArgumentException($"'{spec}' is neither a preset ({string.Join(", ", Presets.All.Keys)}), a config.json nor a checkpoint directory");
-        config = config with
-        {
-            VocabSize = tokenizer.VocabSize,
-            PadTokenId = tokenizer.PadId ?? config.PadTokenId,
-            EosTokenId = tokenizer.EosId ?? config.EosTokenId,
-            BosTokenId = tokenizer.BosId ?? config.BosTokenId,
-            DecoderStartTokenId = tokenizer.PadId ?? config.DecoderStartTokenId,
-        };
-        return LanguageModel.Create(config, seed: 0);
+        return LanguageModel.Create(ForTokenizer(config, tokenizer), seed: 0);
     }
 
-    static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText)
+    /// <summary>
+    /// <paramref name="config"/> with the vocabulary size and special ids of <paramref name="tokenizer"/>;
+    /// the decoder starts from the tokenizer's decoder-start id (its BOS, else pad), which the
+    /// objectives then read back from the config, so training and generation start alike.
+    /// </summary>
+    public static ModelConfig ForTokenizer(ModelConfig config, TextTokenizer tokenizer) => config with
+    {
+        VocabSize = tokenizer.VocabSize,
+        PadTokenId = tokenizer.PadId ?? config.PadTokenId,
+        EosTokenId = tokenizer.EosId ?? config.EosTokenId,
+        BosTokenId = tokenizer.BosId ?? config.BosTokenId,
+        DecoderStartTokenId = tokenizer.DecoderStartId ?? config.DecoderStartTokenId,
+    };
+
+    /// <summary>The objective <paramref name="kind"/> for <paramref name="model"/> (Auto: from the family and whether the data is plain text); throws when they do not fit.</summary>
+    public static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText)
     {
         if (kind == ObjectiveKind.Auto)
             kind = model switch
@@ -237,8 +300,8 @@ public sealed class TrainingRun : IDisposable
         if (!ok) throw new ArgumentException($"objective {kind} does not fit a {model.Config.Family} model");
         return kind switch
         {
-            ObjectiveKind.Seq2Seq => new Seq2SeqObjective(Seq2SeqOptions.For(tok)),
-            ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(SpanCorruptionOptions.For(tok)),
+            ObjectiveKind.Seq2Seq => new Seq2SeqObjective(Seq2SeqOptions.For(tok, model.Config)),
+            ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(SpanCorruptionOptions.For(tok, model.Config)),
             ObjectiveKind.CausalLm => new CausalLmObjective(CausalLmOptions.For(tok)),
             ObjectiveKind.PrefixLm => new PrefixLmObjective(CausalLmOptions.For(tok)),
             _ => new MaskedLmObjective(new MaskedLmOptions

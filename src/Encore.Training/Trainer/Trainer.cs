@@ -94,6 +94,27 @@ public sealed class Trainer : IDisposable
     /// <summary>Where the run stands.</summary>
     public TrainerState State { get; private set; }
 
+    /// <summary>The options the run was made with.</summary>
+    public TrainingOptions Options => _o;
+
+    /// <summary>
+    /// Times one forward and backward pass of the training loss over <paramref name="batch"/>
+    /// (teacher included) without updating anything: the gradients it leaves are cleared.
+    /// </summary>
+    public TimeSpan TimePass(Batch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var sw = Stopwatch.StartNew();
+        using (var tape = Tape.Record())
+        {
+            var loss = Loss(batch, DropoutSeed(0, 0));
+            tape.Backward(loss);
+        }
+        var elapsed = sw.Elapsed;
+        _optimizer.ZeroGrad();
+        return elapsed;
+    }
+
     /// <summary>Called after every optimizer step.</summary>
     public Action<StepReport>? OnStep { get; set; }
 
@@ -294,17 +315,20 @@ public sealed class Trainer : IDisposable
     };
 
     /// <summary>Mean validation cross-entropy per target token (no gradient, no dropout).</summary>
-    public double ValidationLoss()
+    public double ValidationLoss() => _validation is { Count: > 0 } ? MeanLoss(_model, _validation) : double.NaN;
+
+    /// <summary>Mean cross-entropy per loss-carrying token of <paramref name="model"/> over <paramref name="batches"/> (no gradient, no dropout); NaN when no token carries loss.</summary>
+    public static double MeanLoss(LanguageModel model, IEnumerable<Batch> batches)
     {
-        if (_validation is not { Count: > 0 }) return double.NaN;
         double total = 0;
         long count = 0;
-        foreach (var b in _validation)
+        foreach (var b in batches)
         {
-            using var logits = Logits(_model, b);
-            using var flat = Ops.Reshape(logits, b.Size * b.InputLength, _model.Config.VocabSize);
-            using var ce = Ops.CrossEntropy(flat, b.Targets);
             int n = b.LossTokens;
+            if (n == 0) continue;
+            using var logits = Logits(model, b);
+            using var flat = Ops.Reshape(logits, b.Size * b.InputLength, model.Config.VocabSize);
+            using var ce = Ops.CrossEntropy(flat, b.Targets);
             total += ce.Value.AsReadOnlySpan<float>()[0] * n;
             count += n;
         }
