@@ -54,15 +54,21 @@ internal static class TrainCommand
         var o = new Options();
         var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
         var student = new Option<string>("--student") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
-        var alpha = new Option<float>("--alpha") { Description = "Weight α of τ²·KL(teacher‖student) against (1−α)·cross-entropy (default 0.5).", DefaultValueFactory = _ => 0.5f };
-        var temperature = new Option<float>("--temperature") { Description = "Distillation temperature τ (default 2).", DefaultValueFactory = _ => 2f };
-        var cmd = new Command("distill", "Distill a teacher into a (typically encoder–decoder) student: α·KL·τ² + (1−α)·CE.") { teacher, student, alpha, temperature };
+        var alpha = new Option<float?>("--alpha") { Description = "Weight α of the distillation term against (1−α)·cross-entropy (default 0.5; 0.9 with --on-policy)." };
+        var temperature = new Option<float?>("--temperature") { Description = "Distillation temperature τ of τ²·KL(teacher‖student) (default 2; 1 with --on-policy)." };
+        var onPolicy = new Option<bool>("--on-policy") { Description = "The Mu recipe: the student samples its own targets (temperature 0.9, top-k 128), the teacher scores them; cross-entropy stays on the references." };
+        var cmd = new Command("distill", "Distill a teacher into a (typically encoder–decoder) student: α·KL + (1−α)·CE, teacher-forced or on-policy.") { teacher, student, alpha, temperature, onPolicy };
         foreach (var opt in o.All) cmd.Options.Add(opt);
-        cmd.SetAction(parse => Run(parse, o, parse.GetValue(student)!, parse.GetValue(teacher), parse.GetValue(alpha), parse.GetValue(temperature)));
+        cmd.SetAction(parse =>
+        {
+            bool policy = parse.GetValue(onPolicy);
+            return Run(parse, o, parse.GetValue(student)!, parse.GetValue(teacher), parse.GetValue(alpha) ?? (policy ? 0.9f : 0.5f),
+                parse.GetValue(temperature) ?? (policy ? 1f : 2f), policy);
+        });
         return cmd;
     }
 
-    static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature)
+    static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature, bool onPolicy = false)
     {
         Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(o.Threads));
         var objective = parse.GetValue(o.Objective)!.ToLowerInvariant() switch
@@ -96,6 +102,7 @@ internal static class TrainCommand
             Seed = parse.GetValue(o.Seed),
             DistillAlpha = alpha ?? 0.5f,
             DistillTemperature = temperature ?? 2f,
+            DistillOnPolicy = onPolicy,
         };
         var output = parse.GetValue(o.Out) ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(model.TrimEnd('/')));
         var runOptions = new TrainingRunOptions

@@ -140,7 +140,12 @@ public sealed class TrainingRun : IDisposable
             var objective = MakeObjective(o.Objective, model, tokenizer, plainText);
             var data = plainText ? TokenizedDataset.FromDocuments(documents, tokenizer, Path.GetFileName(o.Data))
                 : TokenizedDataset.FromPairs(pairs, tokenizer, Path.GetFileName(o.Data));
-            data = data.Truncate(o.MaxSourceTokens, plainText ? null : o.MaxTargetTokens, out var truncation);
+            // Every example must fit one batch: sources are cut to what the token budget leaves after
+            // the target (and the EOS, start or BOS ids the objective adds).
+            int maxTarget = Math.Min(o.MaxTargetTokens, o.MaxTokens / 4);
+            int maxSource = Math.Min(o.MaxSourceTokens, o.MaxTokens - (plainText ? 0 : maxTarget) - 4);
+            if (maxSource < 1) throw new ArgumentException($"--max-tokens {o.MaxTokens} leaves no room for a source; raise it");
+            data = data.Truncate(maxSource, plainText ? null : maxTarget, out var truncation);
             int[] trainIdx, validIdx;
             TokenizedDataset validData;
             if (validationPairs is null && !plainText)
@@ -153,7 +158,7 @@ public sealed class TrainingRun : IDisposable
             else if (validationPairs is not null)
             {
                 trainIdx = Enumerable.Range(0, data.Count).ToArray();
-                validData = TokenizedDataset.FromPairs(validationPairs, tokenizer, "validation").Truncate(o.MaxSourceTokens, o.MaxTargetTokens, out _);
+                validData = TokenizedDataset.FromPairs(validationPairs, tokenizer, "validation").Truncate(maxSource, maxTarget, out _);
                 validIdx = Enumerable.Range(0, validData.Count).ToArray();
             }
             else

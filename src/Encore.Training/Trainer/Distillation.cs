@@ -11,8 +11,9 @@ namespace Encore.Training.Trainer;
 /// larger decoder-only teacher, an encoder–decoder student). For each target position of the
 /// student's batch it gives the teacher's logits for the same next token: an encoder–decoder
 /// teacher sees the same batch; a decoder-only teacher sees source then target as one sequence,
-/// and its logits at position |source| − 1 + j predict target j. Teacher and student must share a
-/// tokenizer (the logits are compared id by id).
+/// and its logits at position |source| − 1 + j predict target j; a decoder-only student's rows are
+/// read by a decoder-only teacher as they are. Teacher and student must share a tokenizer (the
+/// logits are compared id by id).
 /// </summary>
 public sealed class Distillation
 {
@@ -45,11 +46,20 @@ public sealed class Distillation
         int v = _teacher.Config.VocabSize, t = b.InputLength;
         if (_teacher is EncoderDecoderModel)
         {
+            if (b.SourceLengths.Length == 0) throw new ArgumentException("an encoder–decoder teacher needs an encoder–decoder student (the batch has no source)");
             var aligned = Tape.NoGrad(() => Trainer.Logits(_teacher, b));
             using (aligned)
                 return Var.Constant(aligned.Value.Reshape(b.Size * t, v));
         }
         var dec = (DecoderOnlyModel)_teacher;
+        if (b.SourceLengths.Length == 0)
+        {
+            // A decoder-only student's rows are already one sequence each (prompt, then target):
+            // the teacher reads the same ids, and its logits line up position by position.
+            var same = Tape.NoGrad(() => dec.Forward(b.Inputs, b.Size, b.InputLengths));                // (B, T, V)
+            using (same)
+                return Var.Constant(same.Value.Reshape(b.Size * t, v));
+        }
         // Per example: source tokens, then the real target tokens.
         var sequences = new int[b.Size][];
         for (int i = 0; i < b.Size; i++)

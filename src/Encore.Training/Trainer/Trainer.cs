@@ -89,7 +89,10 @@ public sealed class Trainer : IDisposable
             _ => new AdamW(ps, new AdamWOptions { WeightDecay = options.WeightDecay }),
         };
         State = new TrainerState { Seed = options.Seed };
+        if (teacher != null && options.DistillOnPolicy) _sampler = new OnPolicySampler(model, options.OnPolicy);
     }
+
+    readonly OnPolicySampler? _sampler;
 
     /// <summary>Where the run stands.</summary>
     public TrainerState State { get; private set; }
@@ -290,7 +293,11 @@ public sealed class Trainer : IDisposable
         return z ^ (z >> 31);
     }
 
-    /// <summary>The training loss of one batch (cross-entropy, mixed with distillation when a teacher is set).</summary>
+    /// <summary>
+    /// The training loss of one batch: cross-entropy on its references, mixed with distillation
+    /// when a teacher is set: α·KL(teacher ‖ student) + (1 − α)·CE, the KL taken on the references
+    /// (teacher-forced) or, on-policy, on the student's own samples of the batch's sources.
+    /// </summary>
     Var Loss(Batch b, ulong dropoutSeed)
     {
         var logits = Logits(_model, b, dropoutSeed);                                      // (B, T, V)
@@ -298,10 +305,17 @@ public sealed class Trainer : IDisposable
         var flat = Ops.Reshape(logits, b.Size * b.InputLength, v);
         var ce = Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
         if (_teacher == null || _o.DistillAlpha == 0) return ce;
-        var teacherLogits = _teacher.Logits(b);                                           // (B·T, V)
-        var mask = new bool[b.Targets.Length];
-        for (int i = 0; i < mask.Length; i++) mask[i] = b.Targets[i] != Labels.Ignore;
-        var kl = Ops.KlDivergence(flat, teacherLogits, _o.DistillTemperature, mask);
+        var kd = b;
+        var kdFlat = flat;
+        if (_sampler != null)
+        {
+            kd = _sampler.Sample(b, Hash(dropoutSeed ^ 0x0DD5A3D1E5UL));
+            kdFlat = Ops.Reshape(Logits(_model, kd, dropoutSeed), kd.Size * kd.InputLength, v);   // (B·T', V)
+        }
+        var teacherLogits = _teacher.Logits(kd);                                          // (B·T', V)
+        var mask = new bool[kd.Targets.Length];
+        for (int i = 0; i < mask.Length; i++) mask[i] = kd.Targets[i] != Labels.Ignore;
+        var kl = Ops.KlDivergence(kdFlat, teacherLogits, _o.DistillTemperature, mask);
         return Ops.Add(Ops.Scale(kl, _o.DistillAlpha), Ops.Scale(ce, 1 - _o.DistillAlpha));
     }
 

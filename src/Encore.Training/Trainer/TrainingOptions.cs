@@ -48,6 +48,14 @@ public sealed record TrainingOptions
     public float DistillAlpha { get; init; } = 0.5f;
     /// <summary>Distillation temperature τ. Default 2.</summary>
     public float DistillTemperature { get; init; } = 2f;
+    /// <summary>
+    /// On-policy distillation (the Mu recipe): the KL term is taken on targets the student samples
+    /// itself (<see cref="OnPolicy"/>) instead of on the references; the cross-entropy stays on the
+    /// references. Default false (teacher-forced).
+    /// </summary>
+    public bool DistillOnPolicy { get; init; }
+    /// <summary>How the student samples in on-policy distillation. Default: temperature 0.9, top-k 128, 64 tokens.</summary>
+    public OnPolicyOptions OnPolicy { get; init; } = new();
 
     /// <summary>The learning-rate schedule these options describe.</summary>
     public LrSchedule LrSchedule => new()
@@ -74,6 +82,7 @@ public sealed record TrainingOptions
         if (KeepCheckpoints < 1) throw new ArgumentException($"keep at least one checkpoint, got {KeepCheckpoints}");
         if (DistillAlpha is < 0 or > 1) throw new ArgumentException($"distillation alpha must be in [0, 1], got {DistillAlpha}");
         if (!(DistillTemperature > 0)) throw new ArgumentException($"distillation temperature must be positive, got {DistillTemperature}");
+        OnPolicy.Validate();
         return this;
     }
 }
