@@ -114,26 +114,11 @@ public static class PeersBenchmark
         _ => throw new ArgumentException($"unknown model '{name}'; models: {string.Join(", ", Models)}"),
     };
 
-    static ModelConfig T5(int d, int layers, int heads, int ffn, int vocab)
-    {
-        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = 32, RelativeMaxDistance = 128 };
-        return new ModelConfig
-        {
-            Family = ModelFamily.EncoderDecoder, VocabSize = vocab, DModel = d, EncoderLayers = layers, DecoderLayers = layers,
-            Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Relu, GatedFfn = false,
-            Norm = NormKind.RmsNorm, NormEps = 1e-6f, TieEmbeddings = false, ScaleTiedLogits = false, AttentionScale = 1f,
-            EncoderPositions = relative, DecoderPositions = relative, MaxPositions = 4096, PadTokenId = 0, EosTokenId = 1, DecoderStartTokenId = 0,
-        }.Validate();
-    }
+    // The family presets, untied as the peers' T5 is built, with room for the longest runs.
+    static ModelConfig T5(int d, int layers, int heads, int ffn, int vocab) =>
+        (T5Architecture.Preset(d, layers, heads, ffn, vocab, tied: false) with { MaxPositions = 4096 }).Validate();
 
-    static ModelConfig Llama(int d, int layers, int heads, int ffn, int vocab) => new ModelConfig
-    {
-        Family = ModelFamily.DecoderOnly, VocabSize = vocab, DModel = d, EncoderLayers = 0, DecoderLayers = layers,
-        Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Silu, GatedFfn = true,
-        Norm = NormKind.RmsNorm, NormEps = 1e-5f, TieEmbeddings = false, EncoderPositions = new PositionConfig { Kind = PositionKind.None },
-        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeTheta = 10000 }, MaxPositions = 4096,
-        BosTokenId = 1, EosTokenId = 2, PadTokenId = 0,
-    }.Validate();
+    static ModelConfig Llama(int d, int layers, int heads, int ffn, int vocab) => LlamaArchitecture.Preset(d, layers, heads, ffn, vocab).Validate();
 
     /// <summary>
     /// Overwrites the weights with the scaled Gaussians of tools/reference/t5_reference.py's init_weights,
