@@ -29,14 +29,8 @@ public static unsafe class LayerNorm
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
         Check(x, gamma, beta, y, rows, cols, eps, mean, rstd, "LayerNorm.Forward");
-        var width = Simd.Current;
         fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, pr = rstd)
-        {
-            var task = new ForwardTask { X = px, G = pg, B = pb, Y = py, Mean = pm, Rstd = pr, Rows = rows, Cols = cols, Eps = eps, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
-        }
+            RowDriver.Run(new ForwardRows { X = px, G = pg, B = pb, Y = py, Mean = pm, Rstd = pr, Cols = cols, Eps = eps }, rows, cols);
     }
 
     /// <summary>The scalar specification of <see cref="Forward"/>, in double.</summary>
@@ -58,15 +52,11 @@ public static unsafe class LayerNorm
         ReadOnlySpan<float> dy, Span<float> dx, Span<float> dGamma, Span<float> dBeta, int rows, int cols)
     {
         CheckBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, cols, "LayerNorm.Backward");
-        var width = Simd.Current;
         fixed (float* px = x, pg = gamma, pm = mean, pr = rstd, pdy = dy, pdx = dx, pdg = dGamma, pdb = dBeta)
         {
             // Parameter gradients first: they read dy, which the row pass may overwrite (dx = dy).
-            if (pdg != null || pdb != null) NormColumns.Accumulate(px, pm, pr, pdy, pdg, pdb, rows, cols, width);
-            var task = new BackwardTask { X = px, G = pg, Mean = pm, Rstd = pr, Dy = pdy, Dx = pdx, Rows = rows, Cols = cols, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
+            if (pdg != null || pdb != null) NormColumns.Accumulate(px, pm, pr, pdy, pdg, pdb, rows, cols, Simd.Current);
+            RowDriver.Run(new BackwardRows(px, pg, pm, pr, pdy, pdx, cols), rows, cols);
         }
     }
 
@@ -136,49 +126,33 @@ public static unsafe class LayerNorm
         if (!dBeta.IsEmpty && dBeta.Length != cols) throw new ArgumentException($"{op}: dBeta has {dBeta.Length} values for {cols} columns", nameof(dBeta));
     }
 
-    struct ForwardTask : IParallelTask
+    readonly struct ForwardRows : IRowOperator
     {
-        public float* X, G, B, Y, Mean, Rstd;
-        public int Rows, Cols, Tasks;
-        public float Eps;
-        public SimdWidth Width;
+        public float* X { get; init; }
+        public float* G { get; init; }
+        public float* B { get; init; }
+        public float* Y { get; init; }
+        public float* Mean { get; init; }
+        public float* Rstd { get; init; }
+        public int Cols { get; init; }
+        public float Eps { get; init; }
 
-        public readonly void Execute(int index)
-        {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                switch (Width)
-                {
-                    case SimdWidth.V512: Row<V512>(this, r); break;
-                    case SimdWidth.V256: Row<V256>(this, r); break;
-                    case SimdWidth.V128: Row<V128>(this, r); break;
-                    default: RowReference(X, G, B, Y, Mean, Rstd, r, Cols, Eps); break;
-                }
-            }
-        }
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => LayerNorm.Row<TV>(this, r);
+        public void RowScalar(int r) => RowReference(X, G, B, Y, Mean, Rstd, r, Cols, Eps);
     }
 
-    struct BackwardTask : IParallelTask
+    readonly struct BackwardRows(float* x, float* g, float* mean, float* rstd, float* dy, float* dx, int cols) : IRowOperator
     {
-        public float* X, G, Mean, Rstd, Dy, Dx;
-        public int Rows, Cols, Tasks;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
         {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                long o = (long)r * Cols;
-                switch (Width)
-                {
-                    case SimdWidth.V512: NormRows.Backward<V512>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    case SimdWidth.V256: NormRows.Backward<V256>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    case SimdWidth.V128: NormRows.Backward<V128>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    default: NormRows.BackwardScalar(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                }
-            }
+            long o = (long)r * cols;
+            NormRows.Backward<TV>(x + o, g, mean[r], rstd[r], dy + o, dx + o, cols, true);
+        }
+
+        public void RowScalar(int r)
+        {
+            long o = (long)r * cols;
+            NormRows.BackwardScalar(x + o, g, mean[r], rstd[r], dy + o, dx + o, cols, true);
         }
     }
 
@@ -186,7 +160,7 @@ public static unsafe class LayerNorm
     // a row far from zero (|mean| ≫ std) x − k is exact and small, so neither the sum nor the rounding of
     // the mean to float costs the precision that E[x] − x would.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Row<TV>(in ForwardTask t, int r) where TV : unmanaged, IVec<TV>
+    static void Row<TV>(in ForwardRows t, int r) where TV : unmanaged, IVec<TV>
     {
         int cols = t.Cols, n = TV.Count, j = 0;
         float* x = t.X + (long)r * cols, y = t.Y + (long)r * cols;
