@@ -362,19 +362,8 @@ public static class PeersBenchmark
 
     static (double, double, int[]) MeasureEncore(LanguageModel model, int[] prompt, int newTokens)
     {
-        var tokens = new int[newTokens];
-        var sw = Stopwatch.StartNew();
-        using var session = GenerationSession.Create(model, [prompt], 1, newTokens, model.Config.DecoderStartTokenId);
-        var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], newTokens, null), model.Config.PadTokenId);
-        double first = 0;
-        int n = 0;
-        foreach (var e in new GreedyStrategy().Run(ctx, default))
-        {
-            if (n == 0) first = sw.Elapsed.TotalSeconds;
-            tokens[n++] = e.Token;
-        }
-        double total = sw.Elapsed.TotalSeconds;
-        return (first, (n - 1) / (total - first), tokens[..n]);
+        var t = GenerationTiming.Measure(model, [prompt], newTokens);
+        return (t.FirstTokenSeconds, t.DecodeTokensPerSecond, t.Tokens);
     }
 }
 

@@ -137,21 +137,18 @@ internal static class GenerateCommand
             ["prompt"] = prompt,
             ["text"] = r.Text,
             ["tokens"] = new JsonArray(r.Tokens.Select(t => (JsonNode)t).ToArray()),
-            ["finish_reason"] = FinishName(r.Sequences[0].Finish),
+            ["finish_reason"] = r.Sequences[0].Finish.OpenAiName(),
         };
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {
                 ["text"] = s.Text,
                 ["tokens"] = new JsonArray(s.Tokens.Select(t => (JsonNode)t).ToArray()),
-                ["finish_reason"] = FinishName(s.Finish),
+                ["finish_reason"] = s.Finish.OpenAiName(),
                 ["score"] = s.Score,
             }).ToArray());
         return o;
     }
-
-    // OpenAI's finish_reason names: "stop" for EOS and stop strings, "length" at max_new_tokens.
-    static string FinishName(FinishReason f) => f == FinishReason.Length ? "length" : "stop";
 
     static int[] ParseIds(string text, string option)
     {
