@@ -120,7 +120,7 @@ internal static class GenerateCommand
                 return 0;
             }
             var result = generator.Generate(text!, options, ct);
-            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(InfoCommand.Json));
+            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(Common.Json));
             else if (result.Sequences.Count == 1) Console.WriteLine(result.Text);
             else for (int i = 0; i < result.Sequences.Count; i++) Console.WriteLine($"[{i}] {result.Sequences[i].Text}");
             return 0;
@@ -128,7 +128,7 @@ internal static class GenerateCommand
         return cmd;
     }
 
-    static readonly JsonSerializerOptions JsonLine = new(InfoCommand.Json) { WriteIndented = false };
+    static readonly JsonSerializerOptions JsonLine = new(Common.Json) { WriteIndented = false };
 
     static JsonObject ResultJson(string prompt, GenerationResult r)
     {

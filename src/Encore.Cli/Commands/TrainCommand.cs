@@ -31,7 +31,7 @@ internal static class TrainCommand
         public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout (default 0).", DefaultValueFactory = _ => 0UL };
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
-        public Option<int> Threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, EvalExamples, Seed, Resume, Json, Threads];
     }
