@@ -216,9 +216,9 @@ internal sealed class StackContext
     public RopeCache? Rope;
     public float[]? RopePositions;             // (B·T)
     public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
-    public AttentionMasks SelfMasks = AttentionMasks.None;
+    public AttentionMaskOptions SelfMasks = AttentionMaskOptions.None;
     public AttentionOptions SelfOptions;
-    public AttentionMasks CrossMasks = AttentionMasks.None;
+    public AttentionMaskOptions CrossMasks = AttentionMaskOptions.None;
     public AttentionOptions CrossOptions;
     public Var? Memory;                        // (B, S, D) encoder output, for cross-attention
     public int[]? RowOffsets;                  // (B) batch-cache step: positions already cached per row; null when uniform

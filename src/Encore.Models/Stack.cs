@@ -208,7 +208,7 @@ public sealed class TransformerStack
         }
         var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
         if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
-            ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
+            ctx.SelfMasks = new AttentionMaskOptions { KeyLengths = selfLengths, AlibiSlopes = alibi };
         if (rowLengths != null && cache!.CrossLengths is { } sources)
         {
             memoryLengths = Workspace.RentInts(b);                                                   // (B)
@@ -219,7 +219,7 @@ public sealed class TransformerStack
             }
         }
         if (ctx.CrossMasks.KeyLengths != memoryLengths)
-            ctx.CrossMasks = new AttentionMasks { KeyLengths = memoryLengths };
+            ctx.CrossMasks = new AttentionMaskOptions { KeyLengths = memoryLengths };
 
         switch (_pos.Kind)
         {

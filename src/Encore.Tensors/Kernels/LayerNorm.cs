@@ -56,7 +56,7 @@ public static unsafe class LayerNorm
         {
             // Parameter gradients first: they read dy, which the row pass may overwrite (dx = dy).
             if (pdg != null || pdb != null) NormColumns.Accumulate(px, pm, pr, pdy, pdg, pdb, rows, cols, Simd.Current);
-            RowDriver.Run(new BackwardRows(px, pg, pm, pr, pdy, pdx, cols), rows, cols);
+            RowDriver.Run(new NormRows.BackwardRows(px, pg, pm, pr, pdy, pdx, cols), rows, cols);
         }
     }
 
@@ -139,21 +139,6 @@ public static unsafe class LayerNorm
 
         public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => LayerNorm.Row<TV>(this, r);
         public void RowScalar(int r) => RowReference(X, G, B, Y, Mean, Rstd, r, Cols, Eps);
-    }
-
-    readonly struct BackwardRows(float* x, float* g, float* mean, float* rstd, float* dy, float* dx, int cols) : IRowOperator
-    {
-        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
-        {
-            long o = (long)r * cols;
-            NormRows.Backward<TV>(x + o, g, mean[r], rstd[r], dy + o, dx + o, cols, true);
-        }
-
-        public void RowScalar(int r)
-        {
-            long o = (long)r * cols;
-            NormRows.BackwardScalar(x + o, g, mean[r], rstd[r], dy + o, dx + o, cols, true);
-        }
     }
 
     // Sums are taken of x − k with k = x[0], and deviations formed as (x − k) − m with m = mean − k: for

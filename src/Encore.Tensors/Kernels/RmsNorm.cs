@@ -54,7 +54,7 @@ public static unsafe class RmsNorm
         {
             // Parameter gradients first: they read dy, which the row pass may overwrite (dx = dy).
             if (pdw != null) NormColumns.Accumulate(px, null, pr, pdy, pdw, null, rows, cols, Simd.Current);
-            RowDriver.Run(new BackwardRows(px, pw, pr, pdy, pdx, cols), rows, cols);
+            RowDriver.Run(new NormRows.BackwardRows(px, pw, null, pr, pdy, pdx, cols), rows, cols);
         }
     }
 
@@ -114,21 +114,6 @@ public static unsafe class RmsNorm
     {
         public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => RmsNorm.Row<TV>(x, w, y, rstd, r, cols, eps);
         public void RowScalar(int r) => RowReference(x, w, y, rstd, r, cols, eps);
-    }
-
-    readonly struct BackwardRows(float* x, float* w, float* rstd, float* dy, float* dx, int cols) : IRowOperator
-    {
-        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
-        {
-            long o = (long)r * cols;
-            NormRows.Backward<TV>(x + o, w, 0, rstd[r], dy + o, dx + o, cols, false);
-        }
-
-        public void RowScalar(int r)
-        {
-            long o = (long)r * cols;
-            NormRows.BackwardScalar(x + o, w, 0, rstd[r], dy + o, dx + o, cols, false);
-        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -1,10 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
 using Encore.Tensors;
-using Encore.Tensors.Threading;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -21,25 +17,20 @@ internal static partial class BenchCommand
         var small = new Option<bool>("--small") { Description = "Only the 25M pair (quick)." };
         var weights = WeightsOption(d.Weights);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        var cmd = new Command("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.")
-        {
-            json, threads, plot, lengths, small, weights, runs,
-        };
-        cmd.SetAction(parse =>
-        {
-            var o = d with
+        return Suite("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.", json, threads, [plot, lengths, small, weights, runs],
+            parse => d with
             {
                 Plot = parse.GetValue(plot),
                 InputLengths = parse.GetValue(lengths) is { Length: > 0 } l ? l : d.InputLengths,
                 Pairs = parse.GetValue(small) ? [("mu-25m", "decoder-25m")] : d.Pairs,
                 Weights = DTypes.Parse(parse.GetValue(weights)!),
                 Runs = parse.GetValue(runs),
-            };
-            if (o.Runs < 1 || o.InputLengths.Any(x => x < 1)) throw new ArgumentException("--runs and --lengths must be positive");
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
-            var r = ArchBenchmark.Run(o, line => Console.Error.WriteLine($"bench arch: {line}…"));
-            return Report(parse, json, r, r => Console.WriteLine(r.Markdown));
-        });
-        return cmd;
+            },
+            o =>
+            {
+                if (o.Runs < 1 || o.InputLengths.Any(x => x < 1)) throw new ArgumentException("--runs and --lengths must be positive");
+            },
+            (o, progress) => Task.FromResult(ArchBenchmark.Run(o, progress)),
+            r => Console.WriteLine(r.Markdown));
     }
 }

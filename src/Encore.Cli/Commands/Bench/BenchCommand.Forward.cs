@@ -1,9 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
-using Encore.Tensors;
-using Encore.Tensors.Threading;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
@@ -19,25 +16,16 @@ internal static partial class BenchCommand
         var presets = new Option<string[]>("--preset") { Description = $"Presets to compare (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var length = new Option<int>("--length") { Description = $"Input tokens (default {d.Length}).", DefaultValueFactory = _ => d.Length };
         var runs = RunsOption(d.Runs, $"Timed runs; the figure is their median");
-        var cmd = new Command("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).")
-        {
-            json, threads, presets, length, runs,
-        };
-        cmd.SetAction(parse =>
-        {
-            var chosen = parse.GetValue(presets);
-            var o = new ForwardBenchmarkOptions
+        return Suite("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).", json, threads, [presets, length, runs],
+            parse => new ForwardBenchmarkOptions
             {
-                Presets = chosen is { Length: > 0 } ? chosen : d.Presets,
+                Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,
                 Length = parse.GetValue(length),
                 Runs = parse.GetValue(runs),
-            };
-            o.Validate();
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
-            var r = ForwardBenchmark.Run(o, line => Console.Error.WriteLine($"bench forward: {line}…"));
-            return Report(parse, json, r, RenderForward);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => Task.FromResult(ForwardBenchmark.Run(o, progress)),
+            RenderForward);
     }
 
     static void RenderForward(ForwardBenchmarkResult r)

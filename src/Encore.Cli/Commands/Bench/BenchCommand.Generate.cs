@@ -1,9 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
 using Encore.Tensors;
-using Encore.Tensors.Threading;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
@@ -22,13 +20,8 @@ internal static partial class BenchCommand
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        var cmd = new Command("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.")
-        {
-            json, threads, presets, batches, input, output, weights, runs,
-        };
-        cmd.SetAction(parse =>
-        {
-            var o = new GenerateBenchmarkOptions
+        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", json, threads, [presets, batches, input, output, weights, runs],
+            parse => new GenerateBenchmarkOptions
             {
                 Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,
                 Batches = parse.GetValue(batches) is { Length: > 0 } b ? b : d.Batches,
@@ -36,13 +29,10 @@ internal static partial class BenchCommand
                 NewTokens = parse.GetValue(output),
                 Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
                 Runs = parse.GetValue(runs),
-            };
-            o.Validate();
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
-            var r = GenerateBenchmark.Run(o, line => Console.Error.WriteLine($"bench generate: {line}…"));
-            return Report(parse, json, r, RenderGenerate);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => Task.FromResult(GenerateBenchmark.Run(o, progress)),
+            RenderGenerate);
     }
 
     static void RenderGenerate(GenerateBenchmarkResult r)

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
-using Encore.Tensors;
 using Encore.Tensors.Threading;
 using Spectre.Console;
 
@@ -36,26 +34,18 @@ internal static partial class BenchCommand
         {
             Description = "Python interpreter for the peer (default: ENCORE_PYTHON, then python3, then /usr/bin/python3, the first that imports torch).",
         };
-        var cmd = new Command("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.")
-        {
-            json, threads, runs, noPeers, quick, python,
-        };
-        cmd.SetAction(parse =>
-        {
-            var options = new KernelBenchmarkOptions
+        return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", json, threads, [runs, noPeers, quick, python],
+            parse => new KernelBenchmarkOptions
             {
                 Threads = parse.GetValue(threads),
                 Runs = parse.GetValue(runs),
                 Peers = !parse.GetValue(noPeers),
                 Quick = parse.GetValue(quick),
                 Python = parse.GetValue(python),
-            };
-            options.Validate();
-            KernelPool.Default = new KernelPool(options.Threads);
-            var result = KernelBenchmark.Run(options, line => Console.Error.WriteLine($"bench kernels: {line}…"));
-            return Report(parse, json, result, Render);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => Task.FromResult(KernelBenchmark.Run(o, progress)),
+            Render);
     }
 
     static void Render(KernelBenchmarkResult r)

@@ -1,9 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
 using Encore.Tensors;
-using Encore.Tensors.Threading;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
@@ -24,14 +22,11 @@ internal static partial class BenchCommand
         var work = new Option<string?>("--work-dir") { Description = "Where the checkpoints and GGUF files are written (default: encore-bench-peers under the temporary directory)." };
         var noLlama = new Option<bool>("--no-llama-cpp") { Description = "Do not run llama.cpp." };
         var noTorch = new Option<bool>("--no-torch") { Description = "Do not run PyTorch (bench/peers/torch_generate.py)." };
-        var python = new Option<string?>("--python") { Description = "Python interpreter for the PyTorch peer (default: ENCORE_PYTHON, python3, /usr/bin/python3)." };
-        var cmd = new Command("peers", "Greedy generation of the same random models and prompts in Encore, llama.cpp (LLamaSharp, GGUF) and PyTorch eager: outputs compared, first-token latency and decode tokens/s.")
-        {
-            json, models, inputs, output, weights, runs, threads, work, noLlama, noTorch, python,
-        };
-        cmd.SetAction(parse =>
-        {
-            var o = new PeersBenchmarkOptions
+        var python = PythonOption("Python interpreter for the PyTorch peer (default: ENCORE_PYTHON, python3, /usr/bin/python3).");
+        const string about = "Greedy generation of the same random models and prompts in Encore, llama.cpp (LLamaSharp, GGUF) and PyTorch eager: " +
+            "outputs compared, first-token latency and decode tokens/s.";
+        return Suite("peers", about, json, threads, [models, inputs, output, weights, runs, work, noLlama, noTorch, python],
+            parse => new PeersBenchmarkOptions
             {
                 Models = parse.GetValue(models) is { Length: > 0 } m ? m : d.Models,
                 InputLengths = parse.GetValue(inputs) is { Length: > 0 } i ? i : d.InputLengths,
@@ -43,13 +38,10 @@ internal static partial class BenchCommand
                 LlamaCpp = !parse.GetValue(noLlama),
                 Torch = !parse.GetValue(noTorch),
                 Python = parse.GetValue(python),
-            };
-            o.Validate();
-            KernelPool.Default = new KernelPool(o.Threads);
-            var r = PeersBenchmark.Run(o, line => Console.Error.WriteLine($"bench peers: {line}…"));
-            return Report(parse, json, r, RenderPeers);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => Task.FromResult(PeersBenchmark.Run(o, progress)),
+            RenderPeers);
     }
 
     static void RenderPeers(PeersBenchmarkResult r)

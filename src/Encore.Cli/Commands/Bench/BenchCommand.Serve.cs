@@ -1,10 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
 using Encore.Tensors;
-using Encore.Tensors.Threading;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -22,13 +19,8 @@ internal static partial class BenchCommand
         var single = new Option<int>("--single-requests") { Description = $"Requests of the single-client phase (default {d.SingleRequests}).", DefaultValueFactory = _ => d.SingleRequests };
         var maxTokens = new Option<int>("--max-tokens") { Description = $"Tokens per request (default {d.MaxTokens}).", DefaultValueFactory = _ => d.MaxTokens };
         var weights = WeightsOption(d.Weights);
-        var cmd = new Command("serve", "Load test of encore serve: aggregate tokens/s of N concurrent streaming clients against one, time to first token, errors, memory.")
-        {
-            json, threads, preset, clients, requests, single, maxTokens, weights,
-        };
-        cmd.SetAction(async (parse, ct) =>
-        {
-            var o = new ServeLoadOptions
+        return Suite("serve", "Load test of encore serve: aggregate tokens/s of N concurrent streaming clients against one, time to first token, errors, memory.", json, threads, [preset, clients, requests, single, maxTokens, weights],
+            parse => new ServeLoadOptions
             {
                 Preset = parse.GetValue(preset)!,
                 Clients = parse.GetValue(clients),
@@ -36,13 +28,10 @@ internal static partial class BenchCommand
                 SingleRequests = parse.GetValue(single),
                 MaxTokens = parse.GetValue(maxTokens),
                 Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
-            };
-            o.Validate();
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
-            var r = await ServeLoadBenchmark.RunAsync(o, line => Console.Error.WriteLine($"bench serve: {line}…"));
-            return Report(parse, json, r, RenderServe);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => ServeLoadBenchmark.RunAsync(o, progress),
+            RenderServe);
     }
 
     static void RenderServe(ServeLoadResult r)

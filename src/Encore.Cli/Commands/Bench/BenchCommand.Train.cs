@@ -1,9 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Encore.Bench;
-using Encore.Tensors;
-using Encore.Tensors.Threading;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
@@ -23,13 +20,8 @@ internal static partial class BenchCommand
         var runs = RunsOption(d.Runs, $"Timed runs of {d.StepsPerRun} steps; the figure is their median");
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
-        var cmd = new Command("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.")
-        {
-            json, threads, preset, batch, srcLen, tgtLen, runs, noPeers, python,
-        };
-        cmd.SetAction(parse =>
-        {
-            var o = new TrainBenchmarkOptions
+        return Suite("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.", json, threads, [preset, batch, srcLen, tgtLen, runs, noPeers, python],
+            parse => new TrainBenchmarkOptions
             {
                 Threads = parse.GetValue(threads),
                 Preset = parse.GetValue(preset)!,
@@ -39,13 +31,10 @@ internal static partial class BenchCommand
                 Runs = parse.GetValue(runs),
                 Peers = !parse.GetValue(noPeers),
                 Python = parse.GetValue(python),
-            };
-            o.Validate();
-            KernelPool.Default = new KernelPool(o.Threads);
-            var r = TrainBenchmark.Run(o, line => Console.Error.WriteLine($"bench train: {line}…"));
-            return Report(parse, json, r, RenderTrain);
-        });
-        return cmd;
+            },
+            o => o.Validate(),
+            (o, progress) => Task.FromResult(TrainBenchmark.Run(o, progress)),
+            RenderTrain);
     }
 
     static void RenderTrain(TrainBenchmarkResult r)

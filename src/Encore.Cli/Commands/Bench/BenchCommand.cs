@@ -4,7 +4,6 @@ using System.Text.Json;
 using Encore.Bench;
 using Encore.Tensors;
 using Encore.Tensors.Threading;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -49,6 +48,27 @@ internal static partial class BenchCommand
     /// <summary>The <c>--python</c> option: the interpreter of the PyTorch peer.</summary>
     static Option<string?> PythonOption(string description = "Python interpreter for the peer (default: ENCORE_PYTHON, python3, /usr/bin/python3).") =>
         new("--python") { Description = description };
+
+    /// <summary>
+    /// A suite's command: <paramref name="json"/>, <paramref name="threads"/> and the suite's own
+    /// options; its action reads them into the suite's options record, validates it, sizes the kernel
+    /// pool, runs the suite with its progress on stderr, and prints the result as JSON or renders it.
+    /// </summary>
+    static Command Suite<TOptions, TResult>(string name, string description, Option<bool> json, Option<int> threads, Option[] options,
+        Func<ParseResult, TOptions> read, Action<TOptions> validate, Func<TOptions, Action<string>, Task<TResult>> run, Action<TResult> render)
+    {
+        var cmd = new Command(name, description) { json, threads };
+        foreach (var option in options) cmd.Options.Add(option);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var o = read(parse);
+            validate(o);
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            var result = await run(o, line => Console.Error.WriteLine($"bench {name}: {line}…")).ConfigureAwait(false);
+            return Report(parse, json, result, render);
+        });
+        return cmd;
+    }
 
     /// <summary>Prints <paramref name="result"/> as JSON when <paramref name="json"/> is set, else renders it.</summary>
     static int Report<T>(ParseResult parse, Option<bool> json, T result, Action<T> render)
