@@ -13,7 +13,7 @@ internal static partial class BenchCommand
     {
         var d = new PeersBenchmarkOptions();
         var json = JsonOption();
-        var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeersBenchmark.Models)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeerModels.Names)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
         var inputs = new Option<int[]>("--input-length") { Description = $"Prompt lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
         var weights = new Option<string[]>("--weights") { Description = "Weight types (repeatable: f32, q8_0; default both).", AllowMultipleArgumentsPerToken = true };
