@@ -51,7 +51,7 @@ public static partial class Ops
         var y = NewOutput(q, Grad(q, k, v, bias));
         masks ??= AttentionMaskOptions.None;
         float[]? lse = y.RequiresGrad ? new float[b * heads * t] : null;
-        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
+        Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
         if (y.RequiresGrad) RecordAttention(y, q, k, v, bias, shape, options, masks, lse!);
         return y;
     }
@@ -72,8 +72,8 @@ public static partial class Ops
         var dk = new float[k.Value.Length];
         var dv = new float[v.Value.Length];
         var dBias = bias is { RequiresGrad: true } ? new float[bias.Value.Length] : null;
-        Tensors.Kernels.Attention.Backward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, o.Data(), qs, o.OutGrad(), qs, lse,
-            dq, qs, dk, ks, dv, ks, options, Mask(masks, bias), dBias);
+        Tensors.Kernels.Attention.Backward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), o.Data(), qs, o.OutGrad(), qs, lse,
+            new(dq, qs, dk, ks, dv, ks), options, Mask(masks, bias), dBias);
         if (q.RequiresGrad) TensorPrimitives.Add(q.GradSpan(), dq, q.GradSpan());
         if (k.RequiresGrad) TensorPrimitives.Add(k.GradSpan(), dk, k.GradSpan());
         if (v.RequiresGrad) TensorPrimitives.Add(v.GradSpan(), dv, v.GradSpan());
@@ -118,7 +118,7 @@ public static partial class Ops
         var qs = AttentionStrides.PositionMajor(heads, t, hd);
         var ks = new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd);
         var y = NewOutput(q, requiresGrad: false);
-        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks,
+        Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks),
             y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMaskOptions.None, bias));
         return y;
     }
