@@ -98,32 +98,28 @@ public static unsafe class LayerNorm
     static void Check(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y, int rows, int cols, float eps,
         Span<float> mean, Span<float> rstd, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (!gamma.IsEmpty && gamma.Length != cols) throw new ArgumentException($"{op}: gamma has {gamma.Length} values for {cols} columns", nameof(gamma));
-        if (!beta.IsEmpty && beta.Length != cols) throw new ArgumentException($"{op}: beta has {beta.Length} values for {cols} columns", nameof(beta));
-        if (!mean.IsEmpty && mean.Length < rows) throw new ArgumentException($"{op}: mean has {mean.Length} values for {rows} rows", nameof(mean));
-        if (!rstd.IsEmpty && rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(gamma), gamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(beta), beta.Length, cols);
+        if (!mean.IsEmpty) RowChecks.PerRow(op, nameof(mean), mean.Length, rows);
+        if (!rstd.IsEmpty) RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps must be ≥ 0, got {eps}", nameof(eps));
     }
 
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         ReadOnlySpan<float> dy, Span<float> dx, Span<float> dGamma, Span<float> dBeta, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
-        if (mean.Length < rows) throw new ArgumentException($"{op}: mean has {mean.Length} values for {rows} rows", nameof(mean));
-        if (rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
-        if (!gamma.IsEmpty && gamma.Length != cols) throw new ArgumentException($"{op}: gamma has {gamma.Length} values for {cols} columns", nameof(gamma));
-        if (!dGamma.IsEmpty && dGamma.Length != cols) throw new ArgumentException($"{op}: dGamma has {dGamma.Length} values for {cols} columns", nameof(dGamma));
-        if (!dBeta.IsEmpty && dBeta.Length != cols) throw new ArgumentException($"{op}: dBeta has {dBeta.Length} values for {cols} columns", nameof(dBeta));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
+        RowChecks.PerRow(op, nameof(mean), mean.Length, rows);
+        RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
+        RowChecks.PerColumnOrEmpty(op, nameof(gamma), gamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(dGamma), dGamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(dBeta), dBeta.Length, cols);
     }
 
     readonly struct ForwardRows : IRowOperator

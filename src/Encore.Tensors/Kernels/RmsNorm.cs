@@ -85,27 +85,23 @@ public static unsafe class RmsNorm
 
     static void Check(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int rows, int cols, float eps, Span<float> rstd, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (!weight.IsEmpty && weight.Length != cols) throw new ArgumentException($"{op}: weight has {weight.Length} values for {cols} columns", nameof(weight));
-        if (!rstd.IsEmpty && rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(weight), weight.Length, cols);
+        if (!rstd.IsEmpty) RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps must be ≥ 0, got {eps}", nameof(eps));
     }
 
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dWeight, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
-        if (rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
-        if (!weight.IsEmpty && weight.Length != cols) throw new ArgumentException($"{op}: weight has {weight.Length} values for {cols} columns", nameof(weight));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
+        RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
+        RowChecks.PerColumnOrEmpty(op, nameof(weight), weight.Length, cols);
         if (!dWeight.IsEmpty && (weight.IsEmpty || dWeight.Length != cols))
             throw new ArgumentException($"{op}: dWeight needs {cols} values and a weight, got {dWeight.Length}", nameof(dWeight));
     }

@@ -50,3 +50,37 @@ internal static class RowDriver
         }
     }
 }
+
+/// <summary>
+/// The argument checks of the row kernels' public entries, one message per kind of mistake: a
+/// (rows, cols) matrix too short, a per-row or per-column vector of the wrong length.
+/// </summary>
+internal static class RowChecks
+{
+    /// <summary>Throws unless rows and cols are non-negative; returns rows·cols.</summary>
+    public static long Size(int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        return (long)rows * cols;
+    }
+
+    /// <summary>Throws unless the <paramref name="name"/> span of <paramref name="op"/> holds a (rows, cols) matrix.</summary>
+    public static void Matrix(string op, string name, int length, int rows, int cols)
+    {
+        long n = (long)rows * cols;
+        if (length < n) throw new ArgumentException($"{op}: {name} needs {n} values ({rows}×{cols}), got {length}", name);
+    }
+
+    /// <summary>Throws unless the <paramref name="name"/> span holds at least one value per row.</summary>
+    public static void PerRow(string op, string name, int length, int rows)
+    {
+        if (length < rows) throw new ArgumentException($"{op}: {name} has {length} values for {rows} rows", name);
+    }
+
+    /// <summary>Throws unless the <paramref name="name"/> span is empty or holds one value per column.</summary>
+    public static void PerColumnOrEmpty(string op, string name, int length, int cols)
+    {
+        if (length != 0 && length != cols) throw new ArgumentException($"{op}: {name} has {length} values for {cols} columns", name);
+    }
+}

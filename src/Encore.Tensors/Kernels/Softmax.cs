@@ -149,11 +149,9 @@ public static unsafe partial class Softmax
     static Args MakeArgs(float* x, int xLength, float* y, int yLength, int rows, int cols, in SoftmaxOptions o,
         float* bias, int biasLength, int* valid, int validCount, bool* key, int keyLength)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (xLength < n) throw new ArgumentException($"Softmax: x needs {n} values ({rows}×{cols}), got {xLength}", "x");
-        if (yLength < n) throw new ArgumentException($"Softmax: y needs {n} values ({rows}×{cols}), got {yLength}", "y");
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix("Softmax", "x", xLength, rows, cols);
+        RowChecks.Matrix("Softmax", "y", yLength, rows, cols);
         var a = new Args { X = x, Y = y, Rows = rows, Cols = cols, Scale = o.Scale, Causal = o.Causal };
         if (!float.IsFinite(a.Scale)) throw new ArgumentException($"Softmax: scale must be finite, got {a.Scale}", nameof(o));
         if (o.Causal)
@@ -196,12 +194,10 @@ public static unsafe partial class Softmax
 
     static void CheckBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
     }
 
     readonly struct ForwardRows(Args a, bool log) : IRowOperator
