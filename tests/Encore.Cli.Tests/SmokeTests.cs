@@ -4,12 +4,12 @@ using System.Text.Json;
 namespace Encore.Cli.Tests;
 
 /// <summary>
-/// Every <c>encore bench</c> suite runs end to end on tiny presets with <c>--json</c>, without peers:
+/// The quickstart and every <c>encore bench</c> suite run end to end, tiny, with <c>--json</c> and without peers:
 /// the process succeeds and prints one JSON object with the suite's figures. These check that the
 /// suites work, not how fast (benchmarks are programs, never timed tests). One class, so the suites
 /// run one after another and do not compete for the cores.
 /// </summary>
-public sealed class BenchSmokeTests : IDisposable
+public sealed class SmokeTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("encore-bench-smoke-").FullName;
 
@@ -91,5 +91,17 @@ public sealed class BenchSmokeTests : IDisposable
             "--threads", "1", "--no-llama-cpp", "--no-torch", "--work-dir", _dir);
         HasMachine(r);
         Assert.NotEqual(0, r.GetProperty("figures").GetArrayLength());
+    }
+
+    [Fact]
+    public void Quickstart()
+    {
+        var r = Run("quickstart", "--out", Path.Combine(_dir, "quickstart"), "--steps", "2", "--threads", "1");
+        Assert.Equal(2, r.GetProperty("models").GetArrayLength());
+        Assert.All(r.GetProperty("models").EnumerateArray(), m =>
+        {
+            Assert.True(m.GetProperty("decode_tokens_per_second").GetDouble() > 0);
+            Assert.True(Directory.Exists(m.GetProperty("checkpoint").GetString()));
+        });
     }
 }
