@@ -111,12 +111,8 @@ public static unsafe class LayerNorm
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         ReadOnlySpan<float> dy, Span<float> dx, Span<float> dGamma, Span<float> dBeta, int rows, int cols, string op)
     {
-        RowChecks.Size(rows, cols);
-        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
-        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
-        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
+        RowChecks.NormBackward(op, x.Length, dy.Length, dx.Length, rstd.Length, rows, cols);
         RowChecks.PerRow(op, nameof(mean), mean.Length, rows);
-        RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
         RowChecks.PerColumnOrEmpty(op, nameof(gamma), gamma.Length, cols);
         RowChecks.PerColumnOrEmpty(op, nameof(dGamma), dGamma.Length, cols);
         RowChecks.PerColumnOrEmpty(op, nameof(dBeta), dBeta.Length, cols);

@@ -96,11 +96,7 @@ public static unsafe class RmsNorm
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dWeight, int rows, int cols, string op)
     {
-        RowChecks.Size(rows, cols);
-        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
-        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
-        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
-        RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
+        RowChecks.NormBackward(op, x.Length, dy.Length, dx.Length, rstd.Length, rows, cols);
         RowChecks.PerColumnOrEmpty(op, nameof(weight), weight.Length, cols);
         if (!dWeight.IsEmpty && (weight.IsEmpty || dWeight.Length != cols))
             throw new ArgumentException($"{op}: dWeight needs {cols} values and a weight, got {dWeight.Length}", nameof(dWeight));

@@ -65,6 +65,16 @@ internal static class RowChecks
         return (long)rows * cols;
     }
 
+    /// <summary>The checks every norm backward shares: x, dy and dx (rows, cols), and one rstd per row.</summary>
+    public static void NormBackward(string op, int xLength, int dyLength, int dxLength, int rstdLength, int rows, int cols)
+    {
+        Size(rows, cols);
+        Matrix(op, "x", xLength, rows, cols);
+        Matrix(op, "dy", dyLength, rows, cols);
+        Matrix(op, "dx", dxLength, rows, cols);
+        PerRow(op, "rstd", rstdLength, rows);
+    }
+
     /// <summary>Throws unless the <paramref name="name"/> span of <paramref name="op"/> holds a (rows, cols) matrix.</summary>
     public static void Matrix(string op, string name, int length, int rows, int cols)
     {
