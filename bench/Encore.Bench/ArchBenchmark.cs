@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 using Encore.Tensors.Runtime;
@@ -72,10 +73,10 @@ public static class ArchBenchmark
                     foreach (int batch in o.Batches)
                     {
                         var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(2, config.VocabSize)).ToArray()).ToArray();
-                        GenerateBenchmark.Measure(model, prompts, o.NewTokens);   // warm-up
+                        GenerationTiming.Measure(model, prompts, o.NewTokens);   // warm-up
                         var f = new double[o.Runs];
                         var r = new double[o.Runs];
-                        for (int i = 0; i < o.Runs; i++) (f[i], r[i]) = GenerateBenchmark.Measure(model, prompts, o.NewTokens);
+                        for (int i = 0; i < o.Runs; i++) (f[i], r[i]) = GenerateBenchmark.Timed(model, prompts, o.NewTokens);
                         rates[batch] = MachineProbe.Median(r);
                         if (batch == 1) first = MachineProbe.Median(f);
                     }

@@ -72,10 +72,10 @@ public static class GenerateBenchmark
             {
                 var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, o.InputLength).Select(_ => rng.Next(2, config.VocabSize)).ToArray()).ToArray();
                 progress?.Invoke($"{name}: batch {batch}, {o.InputLength} in, {o.NewTokens} out");
-                Measure(model, prompts, o.NewTokens);   // warm-up
+                GenerationTiming.Measure(model, prompts, o.NewTokens);   // warm-up
                 var first = new double[o.Runs];
                 var rate = new double[o.Runs];
-                for (int r = 0; r < o.Runs; r++) (first[r], rate[r]) = Measure(model, prompts, o.NewTokens);
+                for (int r = 0; r < o.Runs; r++) (first[r], rate[r]) = Timed(model, prompts, o.NewTokens);
                 var (weights, cache) = BytesPerStep(model, o.InputLength, o.NewTokens, o.Weights);
                 long bytes = weights + cache;
                 double bound = machine.ReadGBPerSecond * 1e9 / bytes;
@@ -87,19 +87,11 @@ public static class GenerateBenchmark
         return new GenerateBenchmarkResult(o.InputLength, o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, figures);
     }
 
-    internal static (double FirstSeconds, double DecodeTokensPerSecond) Measure(LanguageModel model, int[][] prompts, int newTokens)
+    /// <summary>First-token seconds and decode tokens per second of one <see cref="GenerationTiming"/> run.</summary>
+    internal static (double FirstSeconds, double DecodeTokensPerSecond) Timed(LanguageModel model, int[][] prompts, int newTokens)
     {
-        var sw = Stopwatch.StartNew();
-        using var session = GenerationSession.Create(model, prompts, 1, newTokens, model.Config.DecoderStartTokenId);
-        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], newTokens, null), model.Config.PadTokenId);
-        double first = 0;
-        int events = 0;
-        foreach (var _ in new GreedyStrategy().Run(ctx, default))
-        {
-            if (++events == prompts.Length) first = sw.Elapsed.TotalSeconds;
-        }
-        double total = sw.Elapsed.TotalSeconds;
-        return (first, (events - prompts.Length) / (total - first));
+        var t = GenerationTiming.Measure(model, prompts, newTokens);
+        return (t.FirstTokenSeconds, t.DecodeTokensPerSecond);
     }
 
     /// <summary>

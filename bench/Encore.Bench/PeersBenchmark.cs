@@ -21,7 +21,7 @@ namespace Encore.Bench;
 /// <summary>Options of <see cref="PeersBenchmark"/> (the flags of <c>encore bench peers</c>).</summary>
 public sealed record PeersBenchmarkOptions
 {
-    /// <summary>Models (see <see cref="PeersBenchmark.Models"/>). Default t5-base, llama-330m and mu-330m.</summary>
+    /// <summary>Models (see <see cref="PeerModels.Names"/>). Default t5-base, llama-330m and mu-330m.</summary>
     public IReadOnlyList<string> Models { get; init; } = ["t5-base", "llama-330m", "mu-330m"];
     /// <summary>Prompt lengths in tokens. Default 512 and 2048.</summary>
     public IReadOnlyList<int> InputLengths { get; init; } = [512, 2048];
@@ -46,7 +46,7 @@ public sealed record PeersBenchmarkOptions
     public void Validate()
     {
         if (Models.Count == 0) throw new ArgumentException("give at least one --model");
-        foreach (var m in Models) PeersBenchmark.Config(m);
+        foreach (var m in Models) PeerModels.Config(m);
         if (InputLengths.Count == 0 || InputLengths.Any(l => l is < 1 or > 16384)) throw new ArgumentException("input lengths must be between 1 and 16384");
         if (NewTokens is < 2 or > 1024) throw new ArgumentException($"--new-tokens must be between 2 and 1024, got {NewTokens}");
         if (Weights.Count == 0 || Weights.Any(w => w is not (DType.F32 or DType.Q8_0))) throw new ArgumentException("weights must be f32 and/or q8_0");
@@ -89,94 +89,6 @@ public static class PeersBenchmark
     /// <summary>File name of the PyTorch peer script.</summary>
     public const string TorchScript = "torch_generate.py";
 
-    /// <summary>
-    /// The models: <c>t5-base</c> (T5 v1.0 base: d_model 768, 12 + 12 layers, 12 heads, d_ff 3072 ReLU,
-    /// 32128 tokens, 32 relative buckets, tied head with the d_model^−½ rescale), <c>llama-330m</c> (a
-    /// Llama of decoder-330m's size: d 1024, 20 layers, 16 heads, SwiGLU 2816, RMSNorm, RoPE θ 10000,
-    /// untied head), <c>mu-330m</c> (Encore's encoder–decoder preset; Encore only: neither peer has
-    /// its architecture, so it is set against llama.cpp's llama-330m in <see cref="ArchitectureClaim"/>),
-    /// and <c>tiny-t5</c> / <c>tiny-llama</c> / <c>tiny-mu</c> for smoke runs.
-    /// </summary>
-    public static IReadOnlyList<string> Models { get; } = ["t5-base", "llama-330m", "mu-330m", "tiny-t5", "tiny-llama", "tiny-mu"];
-
-    /// <summary>Whether the peers can run <paramref name="name"/> (T5 and Llama architectures); the others run in Encore only.</summary>
-    public static bool HasPeers(string name) => name.ToLowerInvariant() is not ("mu-330m" or "tiny-mu");
-
-    /// <summary>The configuration of model <paramref name="name"/>.</summary>
-    public static ModelConfig Config(string name) => name.ToLowerInvariant() switch
-    {
-        "t5-base" => T5(768, 12, 12, 3072, 32128),
-        "llama-330m" => Llama(1024, 20, 16, 2816, 32128),
-        "tiny-t5" => T5(64, 2, 4, 128, 512),
-        "tiny-llama" => Llama(64, 2, 4, 128, 512),
-        "mu-330m" => (Presets.Get("mu-330m") with { MaxPositions = 4096 }).Validate(),
-        "tiny-mu" => (Presets.Get("mu-330m") with { VocabSize = 512, DModel = 64, EncoderLayers = 2, DecoderLayers = 1, Heads = 4, KvHeads = 2, HeadDim = 16, FfnDim = 128, MaxPositions = 4096 }).Validate(),
-        _ => throw new ArgumentException($"unknown model '{name}'; models: {string.Join(", ", Models)}"),
-    };
-
-    static ModelConfig T5(int d, int layers, int heads, int ffn, int vocab)
-    {
-        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = 32, RelativeMaxDistance = 128 };
-        return new ModelConfig
-        {
-            Family = ModelFamily.EncoderDecoder, VocabSize = vocab, DModel = d, EncoderLayers = layers, DecoderLayers = layers,
-            Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Relu, GatedFfn = false,
-            Norm = NormKind.RmsNorm, NormEps = 1e-6f, TieEmbeddings = false, ScaleTiedLogits = false, AttentionScale = 1f,
-            EncoderPositions = relative, DecoderPositions = relative, MaxPositions = 4096, PadTokenId = 0, EosTokenId = 1, DecoderStartTokenId = 0,
-        }.Validate();
-    }
-
-    static ModelConfig Llama(int d, int layers, int heads, int ffn, int vocab) => new ModelConfig
-    {
-        Family = ModelFamily.DecoderOnly, VocabSize = vocab, DModel = d, EncoderLayers = 0, DecoderLayers = layers,
-        Heads = heads, KvHeads = heads, HeadDim = d / heads, FfnDim = ffn, Activation = ActivationKind.Silu, GatedFfn = true,
-        Norm = NormKind.RmsNorm, NormEps = 1e-5f, TieEmbeddings = false, EncoderPositions = new PositionConfig { Kind = PositionKind.None },
-        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeTheta = 10000 }, MaxPositions = 4096,
-        BosTokenId = 1, EosTokenId = 2, PadTokenId = 0,
-    }.Validate();
-
-    /// <summary>
-    /// Overwrites the weights with the scaled Gaussians of tools/reference/t5_reference.py's init_weights,
-    /// under which greedy decoding of a random model does not collapse onto one token: matrices
-    /// N(0, 1/fan_in), output projections of each block × <paramref name="outGain"/>, norm gains
-    /// 1 + 0.1·N, relative-bias tables 0.5·N, embeddings <paramref name="embedStd"/>·N.
-    /// </summary>
-    public static void ScaleWeights(LanguageModel model, ulong seed, float embedStd, float outGain)
-    {
-        ulong state = seed;
-        double? spare = null;
-        float Gaussian()
-        {
-            if (spare is { } s) { spare = null; return (float)s; }
-            // SplitMix64 uniforms, Box–Muller pairs.
-            double u1 = (Next(ref state) >> 11) * (1.0 / (1UL << 53)), u2 = (Next(ref state) >> 11) * (1.0 / (1UL << 53));
-            double r = Math.Sqrt(-2 * Math.Log(1 - u1));
-            spare = r * Math.Sin(2 * Math.PI * u2);
-            return (float)(r * Math.Cos(2 * Math.PI * u2));
-        }
-        foreach (var p in model.Parameters.All)
-        {
-            var span = p.Value.AsSpan<float>();
-            bool output = p.Name.EndsWith(".o_proj.weight", StringComparison.Ordinal) || p.Name.EndsWith(".down_proj.weight", StringComparison.Ordinal);
-            if (p.Value.Rank == 1) for (int i = 0; i < span.Length; i++) span[i] = 1 + 0.1f * Gaussian();
-            else if (p.Name.EndsWith("relative_attention_bias.weight", StringComparison.Ordinal)) for (int i = 0; i < span.Length; i++) span[i] = 0.5f * Gaussian();
-            else if (p.Name == LanguageModel.EmbedTokens) for (int i = 0; i < span.Length; i++) span[i] = embedStd * Gaussian();
-            else
-            {
-                float scale = (output ? outGain : 1f) / MathF.Sqrt(p.Value.Dim(-1));
-                for (int i = 0; i < span.Length; i++) span[i] = scale * Gaussian();
-            }
-        }
-    }
-
-    static ulong Next(ref ulong s)
-    {
-        ulong z = s += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
-
     /// <summary>Runs the benchmark.</summary>
     public static PeersBenchmarkResult Run(PeersBenchmarkOptions o, Action<string>? progress = null)
     {
@@ -190,13 +102,13 @@ public static class PeersBenchmark
         var parameters = new Dictionary<string, long>();
         foreach (var name in o.Models)
         {
-            var config = Config(name);
+            var config = PeerModels.Config(name);
             bool t5 = config.Family == ModelFamily.EncoderDecoder;
-            bool peers = HasPeers(name);
+            bool peers = PeerModels.HasPeers(name);
             string dir = Path.Combine(work, name);
             progress?.Invoke(peers ? $"{name}: building the model and writing its checkpoint and GGUF files under {dir}" : $"{name}: building the model");
             using var model = LanguageModel.Create(config, seed: 1);
-            ScaleWeights(model, 20251126, embedStd: 1f, outGain: 1f);
+            PeerModels.ScaleWeights(model, 20251126, embedStd: 1f, outGain: 1f);
             parameters[name] = model.ParameterCount;
             var ggufs = new Dictionary<DType, string>();
             if (peers)
@@ -377,130 +289,7 @@ public static class PeersBenchmark
 
     static (double, double, int[]) MeasureEncore(LanguageModel model, int[] prompt, int newTokens)
     {
-        var tokens = new int[newTokens];
-        var sw = Stopwatch.StartNew();
-        using var session = GenerationSession.Create(model, [prompt], 1, newTokens, model.Config.DecoderStartTokenId);
-        var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], newTokens, null), model.Config.PadTokenId);
-        double first = 0;
-        int n = 0;
-        foreach (var e in new GreedyStrategy().Run(ctx, default))
-        {
-            if (n == 0) first = sw.Elapsed.TotalSeconds;
-            tokens[n++] = e.Token;
-        }
-        double total = sw.Elapsed.TotalSeconds;
-        return (first, (n - 1) / (total - first), tokens[..n]);
-    }
-}
-
-/// <summary>
-/// llama.cpp through LLamaSharp's context API, greedy over the raw logits: for a T5 GGUF the prompt
-/// goes through <c>llama_encode</c> and decoding starts from the decoder start token; for a Llama GGUF
-/// the prompt is prefilled in one batch. Caches and KV are F32 so that F32 runs compute what Encore does.
-/// </summary>
-internal sealed class LlamaCppPeer : IDisposable
-{
-    static bool _logging;
-    readonly LLamaWeights _weights;
-    readonly LLamaContext _context;
-    readonly LLamaBatch _batch = new();
-
-    LlamaCppPeer(LLamaWeights weights, LLamaContext context)
-    {
-        _weights = weights;
-        _context = context;
-    }
-
-    public static LlamaCppPeer Open(string gguf, int contextSize, int promptLength, int threads)
-    {
-        if (!_logging)
-        {
-            // llama.cpp logs every tensor it loads; keep errors only.
-            NativeLibraryConfig.All.WithLogCallback((level, message) =>
-            {
-                if (level == LLamaLogLevel.Error) Console.Error.Write(message);
-            });
-            _logging = true;
-        }
-        var p = new ModelParams(gguf)
-        {
-            ContextSize = (uint)contextSize,
-            BatchSize = (uint)Math.Max(promptLength, 32),
-            UBatchSize = (uint)Math.Max(promptLength, 32),
-            Threads = threads,
-            BatchThreads = threads,
-            GpuLayerCount = 0,
-            TypeK = GGMLType.GGML_TYPE_F32,
-            TypeV = GGMLType.GGML_TYPE_F32,
-            FlashAttention = false,
-        };
-        var weights = LLamaWeights.LoadFromFile(p);
-        try
-        {
-            return new LlamaCppPeer(weights, weights.CreateContext(p));
-        }
-        catch
-        {
-            weights.Dispose();
-            throw;
-        }
-    }
-
-    public (double First, double Rate, int[] Tokens) Generate(int[] prompt, int newTokens, int decoderStart, bool encoderDecoder)
-    {
-        var handle = _context.NativeHandle;
-        handle.MemoryClear(true);
-        var tokens = new int[newTokens];
-        var sw = Stopwatch.StartNew();
-        _batch.Clear();
-        for (int i = 0; i < prompt.Length; i++) _batch.Add(prompt[i], i, LLamaSeqId.Zero, !encoderDecoder && i == prompt.Length - 1);
-        int pos;
-        if (encoderDecoder)
-        {
-            var enc = _context.Encode(_batch);
-            if (enc != EncodeResult.Ok) throw new InvalidOperationException($"llama_encode failed: {enc}");
-            Step(decoderStart, 0);
-            pos = 1;
-        }
-        else
-        {
-            Check(_context.Decode(_batch));
-            pos = prompt.Length;
-        }
-        tokens[0] = ArgMax(handle.GetLogitsIth(_batch.TokenCount - 1));
-        double first = sw.Elapsed.TotalSeconds;
-        for (int t = 1; t < newTokens; t++)
-        {
-            Step(tokens[t - 1], pos++);
-            tokens[t] = ArgMax(handle.GetLogitsIth(0));
-        }
-        double total = sw.Elapsed.TotalSeconds;
-        return (first, (newTokens - 1) / (total - first), tokens);
-    }
-
-    void Step(int token, int pos)
-    {
-        _batch.Clear();
-        _batch.Add(token, pos, LLamaSeqId.Zero, true);
-        Check(_context.Decode(_batch));
-    }
-
-    static void Check(DecodeResult r)
-    {
-        if (r != DecodeResult.Ok) throw new InvalidOperationException($"llama_decode failed: {r}");
-    }
-
-    // The first maximum, as Encore's Sampling.ArgMax and torch.argmax choose.
-    static int ArgMax(Span<float> logits)
-    {
-        int best = 0;
-        for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
-        return best;
-    }
-
-    public void Dispose()
-    {
-        _context.Dispose();
-        _weights.Dispose();
+        var t = GenerationTiming.Measure(model, [prompt], newTokens);
+        return (t.FirstTokenSeconds, t.DecodeTokensPerSecond, t.Tokens);
     }
 }

@@ -222,18 +222,7 @@ public sealed class BatchDecoder : IDisposable
                 continue;
             }
             var state = s.State!;
-            var logits = _logits.AsSpan(r * v, v);
-            logits.CopyTo(_scores);
-            foreach (var p in s.Processors) p.Process(state.Tokens, state.GeneratedCount, _scores);
-            int token;
-            if (s.Rng != null)
-            {
-                foreach (var w in s.Warpers) w.Process([], 0, _scores);
-                token = Sampling.Draw(_scores, s.Rng);
-            }
-            else token = Sampling.ArgMax(_scores);
-            state.LogProb += logits[token] - Sampling.LogSumExp(logits);
-            state.Append(token);
+            int token = DecodeStep.Next(_logits.AsSpan(r * v, v), _scores, state, s.Processors, s.Warpers, s.Rng);
             bool done = s.Stop!.Update(state);
             string piece = s.Stream!.Push(token);
             if (done)

@@ -85,8 +85,11 @@ public abstract class TokenByTokenStrategy : IDecodingStrategy
     /// <inheritdoc />
     public abstract int RowsPerRequest { get; }
 
-    /// <summary>Chooses the next token of <paramref name="row"/> from its processed scores.</summary>
-    protected abstract int Choose(int row, int sequence, Span<float> scores);
+    /// <summary>The generator <paramref name="row"/> draws its tokens from; null chooses greedily.</summary>
+    protected abstract Xoshiro256? Generator(int row);
+
+    /// <summary>Processors that reshape the scores before a draw (temperature, top-k, …); none by default.</summary>
+    protected virtual IReadOnlyList<ILogitsProcessor> Warpers => [];
 
     static bool AllFinished(SequenceState[] seqs)
     {
@@ -122,12 +125,7 @@ public abstract class TokenByTokenStrategy : IDecodingStrategy
                     next[r] = context.PadTokenId;
                     continue;
                 }
-                var logits = session.Logits.AsSpan(r * v, v);
-                logits.CopyTo(scores);
-                context.Process(s, scores);
-                int token = Choose(r, r % k, scores);
-                s.LogProb += logits[token] - Sampling.LogSumExp(logits);
-                s.Append(token);
+                int token = DecodeStep.Next(session.Logits.AsSpan(r * v, v), scores, s, context.Processors, Warpers, Generator(r));
                 context.Stop.Update(s);
                 next[r] = token;
                 events.Add(new TokenEvent(r / k, r % k, token));
@@ -149,7 +147,7 @@ public sealed class GreedyStrategy : TokenByTokenStrategy
     public override int RowsPerRequest => 1;
 
     /// <inheritdoc />
-    protected override int Choose(int row, int sequence, Span<float> scores) => Sampling.ArgMax(scores);
+    protected override Xoshiro256? Generator(int row) => null;
 }
 
 /// <summary>
@@ -184,9 +182,8 @@ public sealed class SamplingStrategy : TokenByTokenStrategy
     }
 
     /// <inheritdoc />
-    protected override int Choose(int row, int sequence, Span<float> scores)
-    {
-        foreach (var w in _warpers) w.Process([], 0, scores);
-        return Sampling.Draw(scores, _rngs[row]);
-    }
+    protected override Xoshiro256? Generator(int row) => _rngs[row];
+
+    /// <inheritdoc />
+    protected override IReadOnlyList<ILogitsProcessor> Warpers => _warpers;
 }

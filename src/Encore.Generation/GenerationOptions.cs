@@ -117,7 +117,7 @@ public sealed record GenerationOptions
     }
 
     /// <summary>Checks the token ids against a vocabulary of <paramref name="vocabSize"/>.</summary>
-    internal void ValidateIds(int vocabSize)
+    public void ValidateIds(int vocabSize)
     {
         void Check(int? id, string name)
         {

@@ -14,6 +14,13 @@ public enum FinishReason
     Length,
 }
 
+/// <summary>Names of <see cref="FinishReason"/> values as clients read them.</summary>
+public static class FinishReasons
+{
+    /// <summary>OpenAI's finish_reason: "stop" for EOS and stop strings, "length" at max_new_tokens.</summary>
+    public static string OpenAiName(this FinishReason reason) => reason == FinishReason.Length ? "length" : "stop";
+}
+
 /// <summary>One generated sequence.</summary>
 /// <param name="Tokens">The new tokens (a final EOS included).</param>
 /// <param name="Text">Their text (special tokens dropped unless asked; cut before a stop string).</param>

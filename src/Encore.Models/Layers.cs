@@ -234,12 +234,13 @@ internal sealed class StackContext
     public RopeCache? Rope;
     public float[]? RopePositions;             // (B·T)
     public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
-    public AttentionMasks SelfMasks = AttentionMasks.None;
+    public AttentionMaskOptions SelfMasks = AttentionMaskOptions.None;
     public AttentionOptions SelfOptions;
-    public AttentionMasks CrossMasks = AttentionMasks.None;
+    public AttentionMaskOptions CrossMasks = AttentionMaskOptions.None;
     public AttentionOptions CrossOptions;
     public Var? Memory;                        // (B, S, D) encoder output, for cross-attention
-    public int[]? RowOffsets;                  // (B) ragged step: positions already cached per row; null when uniform
+    public int[]? RowOffsets;                  // (B) batch-cache step: positions already cached per row; null when uniform
+    public Tensor? Sinusoids;                  // (B, T, D) sinusoidal positions kept across a session's steps
     public int CrossKeys;                      // ragged step: cross-attention keys read (longest source); 0 when uniform
     public ulong DropoutSeed;
     public bool Training;
@@ -295,18 +296,18 @@ public sealed class AttentionLayer
             ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
         }
         Var a;
-        if (cache != null && ctx.RowOffsets != null)
+        if (cache != null)
         {
-            // Ragged step: each row writes at its own position; keys past a row's length are masked.
+            // A batch-cache step writes each row at its own position (keys past a row's length are
+            // masked); a uniform cache appends every row at its length.
             int b = q.Shape[0];
-            cache.AppendAt(ks, vs, ctx.RowOffsets);
-            a = Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), ctx.Offset + 1, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
-        }
-        else if (cache != null)
-        {
-            cache.Append(ks, vs);
-            cache.Length += ctx.Length;
-            a = Ops.AttentionCached(q, cache.K, cache.V, cache.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+            if (ctx.RowOffsets != null) cache.AppendAt(ks, vs, ctx.RowOffsets);
+            else
+            {
+                cache.Append(ks, vs);
+                cache.Length += ctx.Length;
+            }
+            a = Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), ctx.Offset + ctx.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
         }
         else
         {

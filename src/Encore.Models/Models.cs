@@ -42,6 +42,19 @@ public abstract class LanguageModel : IDisposable
         return Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length);
     }
 
+    /// <summary>
+    /// One step of a batch cache through <paramref name="decoder"/>: logits (b, 1, V) for one next token
+    /// per active row (b = ActiveRows), each at its row's own position.
+    /// </summary>
+    private protected Var DecodeStep(TransformerStack decoder, int[] tokens, DecoderCache cache, bool cross)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.RowLengths is null || (cache.Cross is null) == cross)
+            throw new ArgumentException("DecodeStep needs a batch cache of this model (CreateBatchCache)");
+        int b = cache.ActiveRows;
+        return Logits(decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
+    }
+
     /// <summary>Hidden states (…, D) → logits (…, V) through the tied or separate head.</summary>
     public Var Logits(Var hidden)
     {
@@ -144,13 +157,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows),
     /// each at its row's own position; the cross-attention keys are the rows' own, loaded with them.
     /// </summary>
-    public Var DecodeStep(int[] tokens, DecoderCache cache)
-    {
-        ArgumentNullException.ThrowIfNull(cache);
-        if (cache.RowLengths is null || cache.Cross is null) throw new ArgumentException("DecodeStep needs a batch cache of this model (CreateBatchCache)");
-        int b = cache.ActiveRows;
-        return Logits(Decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
-    }
+    public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: true);
 }
 
 /// <summary>A causal decoder-only language model (Llama, Qwen2, GPT): one growing KV cache over prompt and output.</summary>
@@ -179,7 +186,6 @@ public sealed class DecoderOnlyModel : LanguageModel
     /// <summary>A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>) of <paramref name="rows"/> rows of up to <paramref name="capacity"/> positions.</summary>
     public DecoderCache CreateBatchCache(int rows, int capacity) => DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), null);
 
-    /// <summary>One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each at its row's own position.</summary>
     /// <summary>
     /// Runs prompts (B·T) into <paramref name="cache"/> and returns the logits of the last position
     /// only, (B, 1, V): the first generated token needs nothing else, and the LM head over every
@@ -191,13 +197,8 @@ public sealed class DecoderOnlyModel : LanguageModel
         return Logits(Ops.LastPosition(Decoder.Forward(Embed(ids, batch, t), null, null, null, cache, 0)));
     }
 
-    public Var DecodeStep(int[] tokens, DecoderCache cache)
-    {
-        ArgumentNullException.ThrowIfNull(cache);
-        if (cache.RowLengths is null) throw new ArgumentException("DecodeStep needs a batch cache (CreateBatchCache)");
-        int b = cache.ActiveRows;
-        return Logits(Decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
-    }
+    /// <summary>One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each at its row's own position.</summary>
+    public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: false);
 }
 
 /// <summary>
@@ -238,7 +239,7 @@ public sealed class EncoderOnlyModel : LanguageModel
         if (Config.TypeVocabSize > 0)
             x = Ops.Add(x, Ops.Embedding(Var.Of(Parameters[TokenTypes]), tokenTypes ?? new int[ids.Length], batch, s));
         // BERT sums token, type and position embeddings, then normalizes them.
-        x = Encoder.AddAbsolutePositions(x, 0);
+        x = Encoder.AddAbsolutePositions(x, null);
         if (_embedNorm != null) x = _embedNorm.Forward(x);
         return Encoder.Forward(x, lengths, null, null, null, dropoutSeed, absoluteAdded: true);
     }

@@ -119,6 +119,7 @@ public sealed class DecoderCache : IDisposable
     {
         foreach (var c in Self) c.Dispose();
         if (Cross != null) foreach (var c in Cross) c.Dispose();
+        Context.Sinusoids?.Dispose();
     }
 }
 
@@ -171,137 +172,107 @@ public sealed class TransformerStack
     /// <summary>
     /// Runs the blocks over embedded inputs x (B, T, D). <paramref name="lengths"/> (B) are the valid
     /// lengths of right-padded inputs (null: none padded); <paramref name="cache"/> makes a decoder
-    /// step incremental (its length is the position offset).
+    /// step incremental. Every row starts at its own offset, the positions it already holds: 0
+    /// without a cache, the cache's length for a uniform cache, and RowLengths[i] for a batch cache,
+    /// whose step feeds one token per active row. A row sees only its own keys, and its positions are
+    /// its own, so it decodes as it would alone.
     /// </summary>
     internal Var Forward(Var x, int[]? lengths, Var? memory, int[]? memoryLengths, DecoderCache? cache, ulong dropoutSeed, bool absoluteAdded = false)
     {
-        if (cache?.RowLengths != null) return ForwardRagged(x, cache, dropoutSeed);
         int b = x.Shape[0], t = x.Shape[1];
-        int offset = cache?.Length ?? 0;
-        int keys = offset + t;
+        var rowLengths = cache?.RowLengths;
+        if (rowLengths != null)
+        {
+            if (t != 1) throw new ArgumentException($"a batch-cache step feeds one token per row, got {t}");
+            if (b != cache!.ActiveRows) throw new ArgumentException($"{b} tokens for {cache.ActiveRows} active rows");
+        }
         // A decoding session reuses one context (and the workspace reuses the arrays), so a step allocates nothing.
         var ctx = cache?.Context ?? new StackContext();
-        Reset(ctx, b, t, offset, memory, dropoutSeed, rowOffsets: null);
-        // Right padding hides keys past each length; a causal decoder step over a cache sees all it holds.
+        var offsets = Workspace.RentInts(b);                                                         // (B)
+        int longest = 0;
+        for (int i = 0; i < b; i++)
+        {
+            offsets[i] = rowLengths?[i] ?? cache?.Length ?? 0;
+            longest = Math.Max(longest, offsets[i]);
+        }
+        int keys = longest + t;
+        Reset(ctx, b, t, longest, memory, dropoutSeed, rowLengths is null ? null : offsets);
+
+        // Keys each row may see: right padding hides keys past each length; a uniform cache step sees
+        // all it holds; a batch-cache row sees its own positions and its own source.
         var selfLengths = cache == null ? lengths : null;
+        if (rowLengths != null)
+        {
+            selfLengths = Workspace.RentInts(b);                                                     // (B)
+            for (int i = 0; i < b; i++) selfLengths[i] = offsets[i] + t;
+        }
         var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
         if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
-            ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
+            ctx.SelfMasks = new AttentionMaskOptions { KeyLengths = selfLengths, AlibiSlopes = alibi };
+        if (rowLengths != null && cache!.CrossLengths is { } sources)
+        {
+            memoryLengths = Workspace.RentInts(b);                                                   // (B)
+            for (int i = 0; i < b; i++)
+            {
+                memoryLengths[i] = sources[i];
+                ctx.CrossKeys = Math.Max(ctx.CrossKeys, sources[i]);
+            }
+        }
         if (ctx.CrossMasks.KeyLengths != memoryLengths)
-            ctx.CrossMasks = new AttentionMasks { KeyLengths = memoryLengths };
+            ctx.CrossMasks = new AttentionMaskOptions { KeyLengths = memoryLengths };
 
         switch (_pos.Kind)
         {
             case PositionKind.Rope:
                 ctx.Rope = _rope;
-                var positions = Workspace.RentFloats(b * t);                                          // (B·T)
-                if (_pos.RopeCentered) Rope.CenteredPositions(t, positions.AsSpan(0, t));
-                else for (int i = 0; i < t; i++) positions[i] = offset + i;
-                for (int i = 1; i < b; i++) positions.AsSpan(0, t).CopyTo(positions.AsSpan(i * t, t));
+                var positions = Workspace.RentFloats(b * t);                                         // (B·T)
+                if (_pos.RopeCentered) for (int i = 0; i < b; i++) Rope.CenteredPositions(t, positions.AsSpan(i * t, t));
+                else for (int i = 0; i < b * t; i++) positions[i] = offsets[i / t] + i % t;
                 ctx.RopePositions = positions;
                 break;
             case PositionKind.T5Relative:
-                var buckets = Workspace.RentInts(t * keys);                                           // (T, keys)
-                PositionBias.T5Buckets(buckets, t, keys, bidirectional: !Causal, _pos.RelativeBuckets, _pos.RelativeMaxDistance, offset);
-                ctx.SelfBias = Ops.RelativePositionBias(Var.Of(_ps[_relTable!]), buckets, t, keys);   // (H, T, keys)
+                ctx.SelfBias = RelativeBias(offsets, b, t, keys, perRow: rowLengths != null);
                 break;
             case PositionKind.Alibi:
-                if (!Causal) ctx.SelfBias = SymmetricAlibi(t);                                        // (H, T, T)
+                // A causal stack's slope·(j − i) differs between rows by a per-row constant only,
+                // which softmax ignores, so the shared query offset serves every row.
+                if (!Causal) ctx.SelfBias = SymmetricAlibi(t);                                       // (H, T, T)
                 break;
         }
 
-        if (!absoluteAdded) x = AddAbsolutePositions(x, offset);
+        if (!absoluteAdded) x = AddAbsolutePositions(x, offsets, ctx);
         for (int i = 0; i < _blocks.Length; i++)
             x = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+        if (rowLengths != null) for (int i = 0; i < b; i++) rowLengths[i] += t;
         return _final is null ? x : _final.Forward(x);
     }
 
     /// <summary>
-    /// One decoder step over a batch cache: x (b, 1, D) holds the next token of each of the first b
-    /// rows, row i at its own position RowLengths[i]. Each row sees only its own keys (key lengths
-    /// RowLengths[i] + 1; sources CrossLengths[i]), and its positions are its own, so a row decodes as
-    /// it would alone. Relative schemes: T5's bias is gathered per row; ALiBi's slope·(j − i) differs
-    /// between rows by a per-row constant only, which softmax ignores, so the shared query offset serves.
+    /// T5's relative-position bias for queries [offset_i, offset_i + T) over <paramref name="keys"/>
+    /// keys. Rows at one offset share one (H, T, keys) bias. Rows at their own offsets (a batch-cache
+    /// step, T = 1) gather per row, (b, H, 1, keys), through the same op: the table (buckets, H) is read
+    /// as (buckets·H, 1) and query row (i·H + h) looks up bucket(j − offset_i)·H + h.
     /// </summary>
-    Var ForwardRagged(Var x, DecoderCache cache, ulong dropoutSeed)
+    Var RelativeBias(int[] offsets, int b, int t, int keys, bool perRow)
     {
-        int b = x.Shape[0];
-        if (x.Shape[1] != 1) throw new ArgumentException($"a batch-cache step feeds one token per row, got {x.Shape[1]}");
-        if (b != cache.ActiveRows) throw new ArgumentException($"{b} tokens for {cache.ActiveRows} active rows");
-        var rowLengths = cache.RowLengths!;
-        var ctx = cache.Context;
-        var offsets = Workspace.RentInts(b);                                                         // (b)
-        var selfLengths = Workspace.RentInts(b);                                                     // (b)
-        int longest = 0;
+        var table = Var.Of(_ps[_relTable!]);                                                         // (buckets, H)
+        if (!perRow)
+        {
+            var shared = Workspace.RentInts(t * keys);                                               // (T, keys)
+            PositionBias.T5Buckets(shared, t, keys, bidirectional: !Causal, _pos.RelativeBuckets, _pos.RelativeMaxDistance, b == 0 ? 0 : offsets[0]);
+            return Ops.RelativePositionBias(table, shared, t, keys);                                 // (H, T, keys)
+        }
+        int h = _c.Heads, nb = _pos.RelativeBuckets;
+        var buckets = Workspace.RentInts(b * h * keys);                                              // (b·H, keys)
         for (int i = 0; i < b; i++)
         {
-            offsets[i] = rowLengths[i];
-            selfLengths[i] = rowLengths[i] + 1;
-            longest = Math.Max(longest, rowLengths[i]);
+            var row = buckets.AsSpan(i * h * keys, keys);
+            PositionBias.T5Buckets(row, 1, keys, bidirectional: !Causal, nb, _pos.RelativeMaxDistance, offsets[i]);
+            for (int j = 0; j < keys; j++) row[j] *= h;
+            for (int k = 1; k < h; k++)
+                for (int j = 0; j < keys; j++) buckets[(i * h + k) * keys + j] = row[j] + k;
         }
-        int keys = longest + 1;
-        Reset(ctx, b, 1, longest, null, dropoutSeed, offsets);
-        var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
-        if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
-            ctx.SelfMasks = new AttentionMasks { KeyLengths = selfLengths, AlibiSlopes = alibi };
-        if (cache.CrossLengths is { } sources)
-        {
-            var crossLengths = Workspace.RentInts(b);                                                // (b)
-            for (int i = 0; i < b; i++)
-            {
-                crossLengths[i] = sources[i];
-                ctx.CrossKeys = Math.Max(ctx.CrossKeys, sources[i]);
-            }
-            if (ctx.CrossMasks.KeyLengths != crossLengths) ctx.CrossMasks = new AttentionMasks { KeyLengths = crossLengths };
-        }
-
-        switch (_pos.Kind)
-        {
-            case PositionKind.Rope:
-                ctx.Rope = _rope;
-                var positions = Workspace.RentFloats(b);                                             // (b·1)
-                for (int i = 0; i < b; i++) positions[i] = offsets[i];
-                ctx.RopePositions = positions;
-                break;
-            case PositionKind.T5Relative:
-                // Per-row bias (b, H, 1, keys) through the shared gather: the table (buckets, H) is read as
-                // (buckets·H, 1) and query row (i·H + h) looks up bucket(j − offset_i)·H + h.
-                int h = _c.Heads, nb = _pos.RelativeBuckets;
-                var buckets = Workspace.RentInts(b * h * keys);                                      // (b·H, keys)
-                for (int i = 0; i < b; i++)
-                {
-                    var row = buckets.AsSpan(i * h * keys, keys);
-                    PositionBias.T5Buckets(row, 1, keys, bidirectional: false, nb, _pos.RelativeMaxDistance, offsets[i]);
-                    for (int j = 0; j < keys; j++) row[j] *= h;
-                    for (int k = 1; k < h; k++)
-                        for (int j = 0; j < keys; j++) buckets[(i * h + k) * keys + j] = row[j] + k;
-                }
-                var table = Ops.Reshape(Var.Of(_ps[_relTable!]), nb * h, 1);                         // (buckets·H, 1)
-                ctx.SelfBias = Ops.RelativePositionBias(table, buckets, b * h, keys);                // (1, b·H, keys) = (b, H, 1, keys)
-                break;
-        }
-
-        switch (_pos.Kind)
-        {
-            case PositionKind.Learned:
-                var ids = Workspace.RentInts(b);
-                for (int i = 0; i < b; i++)
-                {
-                    if (offsets[i] >= _c.MaxPositions) throw new ArgumentException($"sequence of {offsets[i] + 1} positions exceeds max_positions {_c.MaxPositions}");
-                    ids[i] = offsets[i];
-                }
-                x = Ops.Add(x, Ops.Embedding(Var.Of(_ps[_learned!]), ids, b, 1));
-                break;
-            case PositionKind.Sinusoidal:
-                var pe = Tensor.Empty(DType.F32, b, 1, _c.DModel);
-                for (int i = 0; i < b; i++) SinusoidRow(offsets[i], pe.AsSpan<float>().Slice(i * _c.DModel, _c.DModel));
-                x = Ops.Add(x, Var.Constant(pe));
-                break;
-        }
-        for (int i = 0; i < _blocks.Length; i++)
-            x = _blocks[i].Forward(x, ctx, cache.Self[i], cache.Cross?[i]);
-        for (int i = 0; i < b; i++) rowLengths[i]++;
-        return _final is null ? x : _final.Forward(x);
+        return Ops.RelativePositionBias(Ops.Reshape(table, nb * h, 1), buckets, b * h, keys);       // (1, b·H, keys) = (b, H, 1, keys)
     }
 
     // The per-pass fields of a (possibly reused) context: shape, offsets, and the attention options.
@@ -321,19 +292,39 @@ public sealed class TransformerStack
         ctx.CrossOptions = new AttentionOptions { Scale = _c.AttentionScale };
     }
 
-    /// <summary>Adds learned or sinusoidal absolute positions [offset, offset + T) to x (B, T, D); other schemes return x.</summary>
-    internal Var AddAbsolutePositions(Var x, int offset)
+    /// <summary>
+    /// Adds learned or sinusoidal absolute positions to x (B, T, D), row i at [offsets[i], offsets[i] + T)
+    /// (null: every row from 0); other schemes return x. A decoding session's context keeps the
+    /// sinusoid buffer, so a step allocates none.
+    /// </summary>
+    internal Var AddAbsolutePositions(Var x, int[]? offsets, StackContext? ctx = null)
     {
         int b = x.Shape[0], t = x.Shape[1];
         switch (_pos.Kind)
         {
             case PositionKind.Learned:
-                if (offset + t > _c.MaxPositions) throw new ArgumentException($"sequence of {offset + t} positions exceeds max_positions {_c.MaxPositions}");
-                var ids = Workspace.RentInts(b * t);
-                for (int i = 0; i < ids.Length; i++) ids[i] = offset + i % t;
+                var ids = Workspace.RentInts(b * t);                                                 // (B·T)
+                for (int i = 0; i < b; i++)
+                {
+                    int offset = offsets?[i] ?? 0;
+                    if (offset + t > _c.MaxPositions) throw new ArgumentException($"sequence of {offset + t} positions exceeds max_positions {_c.MaxPositions}");
+                    for (int p = 0; p < t; p++) ids[i * t + p] = offset + p;
+                }
                 return Ops.Add(x, Ops.Embedding(Var.Of(_ps[_learned!]), ids, b, t));
             case PositionKind.Sinusoidal:
-                return Ops.Add(x, Var.Constant(Sinusoids(b, t, offset)));
+                int d = _c.DModel;
+                var kept = ctx?.Sinusoids;
+                var pe = kept != null && kept.Shape[0] == b && kept.Shape[1] == t ? kept : Tensor.Empty(DType.F32, b, t, d);   // (B, T, D)
+                var s = pe.AsSpan<float>();
+                for (int i = 0; i < b; i++)
+                {
+                    if (i > 0 && offsets?[i] == offsets?[0]) s[..(t * d)].CopyTo(s.Slice(i * t * d, t * d));
+                    else for (int p = 0; p < t; p++) SinusoidRow((offsets?[i] ?? 0) + p, s.Slice((i * t + p) * d, d));
+                }
+                if (ctx is null) return Ops.Add(x, Var.Constant(pe));
+                // The context owns its buffer; the constant only borrows it.
+                ctx.Sinusoids = pe;
+                return Ops.Add(x, Var.Constant(pe, owned: false));
             default:
                 return x;
         }
@@ -352,17 +343,7 @@ public sealed class TransformerStack
         return Var.Constant(bias);
     }
 
-    // Vaswani et al. 2017: PE(p, 2i) = sin(p/10000^(2i/D)), PE(p, 2i+1) = cos(·); (B, T, D).
-    Tensor Sinusoids(int b, int t, int offset)
-    {
-        int d = _c.DModel;
-        var pe = Tensor.Empty(DType.F32, b, t, d);
-        var s = pe.AsSpan<float>();
-        for (int p = 0; p < t; p++) SinusoidRow(offset + p, s.Slice(p * d, d));
-        for (int j = 1; j < b; j++) s[..(t * d)].CopyTo(s.Slice(j * t * d, t * d));
-        return pe;
-    }
-
+    // Vaswani et al. 2017: PE(p, 2i) = sin(p/10000^(2i/D)), PE(p, 2i+1) = cos(·).
     static void SinusoidRow(int position, Span<float> row)
     {
         int d = row.Length;

@@ -165,7 +165,7 @@ public class AttentionOpTests
         {
             var bias = Ops.RelativePositionBias(x[3], buckets, 3, 3);
             var y = Ops.Attention(x[0], x[1], x[2], 4, 2, new Encore.Tensors.Kernels.AttentionOptions { Causal = true },
-                new AttentionMasks { KeyLengths = [3, 2] }, bias);
+                new AttentionMaskOptions { KeyLengths = [3, 2] }, bias);
             var w = Var.Constant(Encore.Tensors.Tensor.FromArray(target, 2, 3, 8));
             return Ops.Mul(y, w);
         });

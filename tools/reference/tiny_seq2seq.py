@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Writes tests/Encore.Autograd.Tests/Fixtures/tiny_seq2seq.json: a tiny encoder–decoder built from
-plain torch ops (the Return-of-the-Encoder layout in miniature: RMSNorm pre-norm, RoPE with
+"""Writes tests/Encore.Models.Tests/Fixtures/tiny_seq2seq.json: Encore's EncoderDecoderModel in
+miniature written out in plain torch ops, under Encore's parameter names (the Return-of-the-Encoder
+layout: one encoder and one decoder block, RMSNorm pre-norm with a final norm per stack, RoPE with
 centered positions in the encoder and integer positions in the decoder self-attention,
-grouped-query attention, no positions in cross-attention, GELU-tanh MLP in the encoder, SwiGLU in
-the decoder, tied embeddings), its random weights, one batch, the loss and every gradient of one
-step, and the losses of 10 AdamW steps.
+grouped-query attention, no positions in cross-attention, a gated GELU-tanh feed-forward
+down(gelu(gate(x)) * up(x)), tied embeddings without rescale), its random weights, one batch, the
+loss and every gradient of one step, and the losses of 10 AdamW steps.
 
 Run with Debian's python3-torch: /usr/bin/python3 tools/reference/tiny_seq2seq.py
 """
@@ -19,14 +20,27 @@ torch.manual_seed(0)
 torch.set_num_threads(1)
 V, D, H, HKV, HD, FF, EPS, THETA = 11, 8, 2, 1, 4, 16, 1e-6, 10000.0
 
-shapes = {
-    "embed": (V, D),
-    "enc.attn_norm": (D,), "enc.q": (H * HD, D), "enc.k": (HKV * HD, D), "enc.v": (HKV * HD, D), "enc.o": (D, H * HD),
-    "enc.mlp_norm": (D,), "enc.fc1": (FF, D), "enc.fc2": (D, FF), "enc.final_norm": (D,),
-    "dec.self_norm": (D,), "dec.sq": (H * HD, D), "dec.sk": (HKV * HD, D), "dec.sv": (HKV * HD, D), "dec.so": (D, H * HD),
-    "dec.cross_norm": (D,), "dec.cq": (H * HD, D), "dec.ck": (HKV * HD, D), "dec.cv": (HKV * HD, D), "dec.co": (D, H * HD),
-    "dec.mlp_norm": (D,), "dec.gate": (FF, D), "dec.up": (FF, D), "dec.down": (D, FF), "dec.final_norm": (D,),
-}
+E, DEC = "encoder.layers.0.", "decoder.layers.0."
+
+
+def attn(prefix):
+    return {prefix + "q_proj.weight": (H * HD, D), prefix + "k_proj.weight": (HKV * HD, D),
+            prefix + "v_proj.weight": (HKV * HD, D), prefix + "o_proj.weight": (D, H * HD)}
+
+
+def mlp(prefix):
+    return {prefix + "gate_proj.weight": (FF, D), prefix + "up_proj.weight": (FF, D), prefix + "down_proj.weight": (D, FF)}
+
+
+# In EncoderDecoderModel's creation order, the order its checkpoint lists them.
+shapes = {"embed_tokens.weight": (V, D)}
+shapes.update(attn(E + "self_attn.")); shapes[E + "self_attn_norm.weight"] = (D,)
+shapes.update(mlp(E + "mlp.")); shapes[E + "mlp_norm.weight"] = (D,)
+shapes["encoder.final_norm.weight"] = (D,)
+shapes.update(attn(DEC + "self_attn.")); shapes[DEC + "self_attn_norm.weight"] = (D,)
+shapes.update(attn(DEC + "cross_attn.")); shapes[DEC + "cross_attn_norm.weight"] = (D,)
+shapes.update(mlp(DEC + "mlp.")); shapes[DEC + "mlp_norm.weight"] = (D,)
+shapes["decoder.final_norm.weight"] = (D,)
 params = {}
 for name, shape in shapes.items():
     if len(shape) == 1:
@@ -64,38 +78,45 @@ def attention(q, k, v, mask):
     return torch.einsum("bhts,bshd->bthd", p, v).reshape(q.shape[0], q.shape[1], H * HD)
 
 
+def project(x, w, heads):
+    return (x @ w.T).view(x.shape[0], x.shape[1], heads, HD)
+
+
+def block_attention(p, prefix, x, kv, pos, mask):
+    q = project(x, p[prefix + "q_proj.weight"], H)
+    k = project(kv, p[prefix + "k_proj.weight"], HKV)
+    v = project(kv, p[prefix + "v_proj.weight"], HKV)
+    if pos is not None:
+        q, k = rope(q, pos), rope(k, pos)
+    return attention(q, k, v, mask) @ p[prefix + "o_proj.weight"].T
+
+
+def feed_forward(p, prefix, x):
+    gate = F.gelu(x @ p[prefix + "gate_proj.weight"].T, approximate="tanh")
+    return (gate * (x @ p[prefix + "up_proj.weight"].T)) @ p[prefix + "down_proj.weight"].T
+
+
 def forward(p):
     B, S = src.shape
     T = dec_in.shape[1]
-    x = p["embed"][src]
+    x = p["embed_tokens.weight"][src]                                          # (B, S, D)
     enc_pos = torch.arange(S, dtype=torch.float32) - (S - 1) / 2
     key_ok = torch.arange(S)[None, :] < src_len[:, None]                      # (B, S)
-    n = rms(x, p["enc.attn_norm"])
-    q = rope((n @ p["enc.q"].T).view(B, S, H, HD), enc_pos)
-    k = rope((n @ p["enc.k"].T).view(B, S, HKV, HD), enc_pos)
-    v = (n @ p["enc.v"].T).view(B, S, HKV, HD)
-    x = x + attention(q, k, v, key_ok[:, None, :].expand(B, S, S)) @ p["enc.o"].T
-    n = rms(x, p["enc.mlp_norm"])
-    x = x + F.gelu(n @ p["enc.fc1"].T, approximate="tanh") @ p["enc.fc2"].T
-    mem = rms(x, p["enc.final_norm"])
+    n = rms(x, p[E + "self_attn_norm.weight"])
+    x = x + block_attention(p, E + "self_attn.", n, n, enc_pos, key_ok[:, None, :].expand(B, S, S))
+    x = x + feed_forward(p, E + "mlp.", rms(x, p[E + "mlp_norm.weight"]))
+    mem = rms(x, p["encoder.final_norm.weight"])                               # (B, S, D)
 
-    y = p["embed"][dec_in]
+    y = p["embed_tokens.weight"][dec_in]                                       # (B, T, D)
     dec_pos = torch.arange(T, dtype=torch.float32)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))[None].expand(B, T, T)
-    n = rms(y, p["dec.self_norm"])
-    q = rope((n @ p["dec.sq"].T).view(B, T, H, HD), dec_pos)
-    k = rope((n @ p["dec.sk"].T).view(B, T, HKV, HD), dec_pos)
-    v = (n @ p["dec.sv"].T).view(B, T, HKV, HD)
-    y = y + attention(q, k, v, causal) @ p["dec.so"].T
-    n = rms(y, p["dec.cross_norm"])
-    q = (n @ p["dec.cq"].T).view(B, T, H, HD)
-    k = (mem @ p["dec.ck"].T).view(B, S, HKV, HD)
-    v = (mem @ p["dec.cv"].T).view(B, S, HKV, HD)
-    y = y + attention(q, k, v, key_ok[:, None, :].expand(B, T, S)) @ p["dec.co"].T
-    n = rms(y, p["dec.mlp_norm"])
-    y = y + (F.silu(n @ p["dec.gate"].T) * (n @ p["dec.up"].T)) @ p["dec.down"].T
-    y = rms(y, p["dec.final_norm"])
-    logits = y @ p["embed"].T
+    n = rms(y, p[DEC + "self_attn_norm.weight"])
+    y = y + block_attention(p, DEC + "self_attn.", n, n, dec_pos, causal)
+    n = rms(y, p[DEC + "cross_attn_norm.weight"])
+    y = y + block_attention(p, DEC + "cross_attn.", n, mem, None, key_ok[:, None, :].expand(B, T, S))
+    y = y + feed_forward(p, DEC + "mlp.", rms(y, p[DEC + "mlp_norm.weight"]))
+    y = rms(y, p["decoder.final_norm.weight"])
+    logits = y @ p["embed_tokens.weight"].T                                    # tied head: (B, T, V)
     return F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100, label_smoothing=0.1)
 
 
@@ -123,7 +144,7 @@ fixture = {
     "src": src.tolist(), "src_len": src_len.tolist(), "dec_in": dec_in.tolist(), "labels": labels.tolist(),
     "loss": loss.item(), "grads": grads, "adamw_losses": losses,
 }
-out = os.path.join(os.path.dirname(__file__), "../../tests/Encore.Autograd.Tests/Fixtures/tiny_seq2seq.json")
+out = os.path.join(os.path.dirname(__file__), "../../tests/Encore.Models.Tests/Fixtures/tiny_seq2seq.json")
 with open(out, "w") as f:
     json.dump(fixture, f)
 print("wrote", os.path.normpath(out), "loss", loss.item(), "final", losses[-1])

@@ -5,11 +5,14 @@ using Tensor = Encore.Tensors.Tensor;
 
 namespace Encore.Autograd;
 
-/// <summary>Masks of <see cref="Ops.Attention"/> that are not differentiable; all optional.</summary>
-public sealed record AttentionMasks
+/// <summary>
+/// The masks of <see cref="Ops.Attention"/>, none differentiable and all optional, held as arrays so a
+/// decoding session keeps one across steps; each call views them as the kernel's <see cref="AttentionMask"/>.
+/// </summary>
+public sealed record AttentionMaskOptions
 {
     /// <summary>No masks.</summary>
-    public static AttentionMasks None { get; } = new();
+    public static AttentionMaskOptions None { get; } = new();
 
     /// <summary>(B): valid key count per batch item (right padding). Null: all keys valid.</summary>
     public int[]? KeyLengths { get; init; }
@@ -30,7 +33,7 @@ public static partial class Ops
     /// gradient. The forward keeps the log-sum-exp per row; the backward is FlashAttention-2's,
     /// recomputing the probabilities from it (see <see cref="Tensors.Kernels.Attention"/>).
     /// </summary>
-    public static Var Attention(Var q, Var k, Var v, int heads, int kvHeads, AttentionOptions options = default, AttentionMasks? masks = null, Var? bias = null)
+    public static Var Attention(Var q, Var k, Var v, int heads, int kvHeads, AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null)
     {
         if (q.Value.Rank != 3 || k.Value.Rank != 3 || v.Value.Rank != 3)
             throw new ArgumentException($"Attention: q, k, v must be (B, L, heads·hd); got {q.Value.Describe()}, {k.Value.Describe()}, {v.Value.Describe()}");
@@ -46,14 +49,14 @@ public static partial class Ops
         var qs = AttentionStrides.PositionMajor(heads, t, hd);
         var ks = AttentionStrides.PositionMajor(kvHeads, s, hd);
         var y = NewOutput(q, Grad(q, k, v, bias));
-        masks ??= AttentionMasks.None;
+        masks ??= AttentionMaskOptions.None;
         float[]? lse = y.RequiresGrad ? new float[b * heads * t] : null;
-        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
+        Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
         if (y.RequiresGrad) RecordAttention(y, q, k, v, bias, shape, options, masks, lse!);
         return y;
     }
 
-    static AttentionMask Mask(AttentionMasks masks, Var? bias) => new()
+    static AttentionMask Mask(AttentionMaskOptions masks, Var? bias) => new()
     {
         KeyLengths = masks.KeyLengths,
         KeyMask = masks.KeyMask,
@@ -61,7 +64,7 @@ public static partial class Ops
         Bias = bias is null ? default : bias.Data(),
     };
 
-    static void RecordAttention(Var y, Var q, Var k, Var v, Var? bias, AttentionShape shape, AttentionOptions options, AttentionMasks masks, float[] lse) => Record(y, o =>
+    static void RecordAttention(Var y, Var q, Var k, Var v, Var? bias, AttentionShape shape, AttentionOptions options, AttentionMaskOptions masks, float[] lse) => Record(y, o =>
     {
         var qs = AttentionStrides.PositionMajor(shape.Heads, shape.QueryLength, shape.HeadDim);
         var ks = AttentionStrides.PositionMajor(shape.KvHeads, shape.KeyLength, shape.HeadDim);
@@ -69,8 +72,8 @@ public static partial class Ops
         var dk = new float[k.Value.Length];
         var dv = new float[v.Value.Length];
         var dBias = bias is { RequiresGrad: true } ? new float[bias.Value.Length] : null;
-        Tensors.Kernels.Attention.Backward(shape, q.Data(), qs, k.Data(), ks, v.Data(), ks, o.Data(), qs, o.OutGrad(), qs, lse,
-            dq, qs, dk, ks, dv, ks, options, Mask(masks, bias), dBias);
+        Tensors.Kernels.Attention.Backward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), o.Data(), qs, o.OutGrad(), qs, lse,
+            new(dq, qs, dk, ks, dv, ks), options, Mask(masks, bias), dBias);
         if (q.RequiresGrad) TensorPrimitives.Add(q.GradSpan(), dq, q.GradSpan());
         if (k.RequiresGrad) TensorPrimitives.Add(k.GradSpan(), dk, k.GradSpan());
         if (v.RequiresGrad) TensorPrimitives.Add(v.GradSpan(), dv, v.GradSpan());
@@ -102,7 +105,7 @@ public static partial class Ops
     /// <see cref="AttentionOptions.QueryOffset"/> = length − T for self-attention over a growing cache.
     /// </summary>
     public static Var AttentionCached(Var q, Tensor kCache, Tensor vCache, int length, int heads, int kvHeads,
-        AttentionOptions options = default, AttentionMasks? masks = null, Var? bias = null)
+        AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null)
     {
         if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("AttentionCached is for inference; record training steps with Attention");
         int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
@@ -115,8 +118,8 @@ public static partial class Ops
         var qs = AttentionStrides.PositionMajor(heads, t, hd);
         var ks = new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd);
         var y = NewOutput(q, requiresGrad: false);
-        Tensors.Kernels.Attention.Forward(shape, q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks,
-            y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMasks.None, bias));
+        Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks),
+            y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMaskOptions.None, bias));
         return y;
     }
 }

@@ -120,7 +120,7 @@ internal static class GenerateCommand
                 return 0;
             }
             var result = generator.Generate(text!, options, ct);
-            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(InfoCommand.Json));
+            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(Common.Json));
             else if (result.Sequences.Count == 1) Console.WriteLine(result.Text);
             else for (int i = 0; i < result.Sequences.Count; i++) Console.WriteLine($"[{i}] {result.Sequences[i].Text}");
             return 0;
@@ -128,7 +128,7 @@ internal static class GenerateCommand
         return cmd;
     }
 
-    static readonly JsonSerializerOptions JsonLine = new(InfoCommand.Json) { WriteIndented = false };
+    static readonly JsonSerializerOptions JsonLine = new(Common.Json) { WriteIndented = false };
 
     static JsonObject ResultJson(string prompt, GenerationResult r)
     {
@@ -137,21 +137,18 @@ internal static class GenerateCommand
             ["prompt"] = prompt,
             ["text"] = r.Text,
             ["tokens"] = new JsonArray(r.Tokens.Select(t => (JsonNode)t).ToArray()),
-            ["finish_reason"] = FinishName(r.Sequences[0].Finish),
+            ["finish_reason"] = r.Sequences[0].Finish.OpenAiName(),
         };
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {
                 ["text"] = s.Text,
                 ["tokens"] = new JsonArray(s.Tokens.Select(t => (JsonNode)t).ToArray()),
-                ["finish_reason"] = FinishName(s.Finish),
+                ["finish_reason"] = s.Finish.OpenAiName(),
                 ["score"] = s.Score,
             }).ToArray());
         return o;
     }
-
-    // OpenAI's finish_reason names: "stop" for EOS and stop strings, "length" at max_new_tokens.
-    static string FinishName(FinishReason f) => f == FinishReason.Length ? "length" : "stop";
 
     static int[] ParseIds(string text, string option)
     {

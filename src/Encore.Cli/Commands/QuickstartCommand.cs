@@ -16,7 +16,7 @@ internal static class QuickstartCommand
         var steps = new Option<int>("--steps") { Description = $"Training steps per model, the same for both (default {d.Steps}).", DefaultValueFactory = _ => d.Steps };
         var lr = new Option<double>("--lr") { Description = $"Peak learning rate (default {d.LearningRate}).", DefaultValueFactory = _ => d.LearningRate };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
-        var threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on the bundled long-input task and compare them (≈5 minutes on 2 cores).")
         {
             output, steps, lr, json, threads,
@@ -50,7 +50,7 @@ internal static class QuickstartCommand
             }
             if (asJson)
             {
-                Console.WriteLine(JsonSerializer.Serialize(result, InfoCommand.Json));
+                Console.WriteLine(JsonSerializer.Serialize(result, Common.Json));
                 return 0;
             }
             Render(result);

@@ -34,7 +34,7 @@ internal static class TrainCommand
         public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest (default 2).", DefaultValueFactory = _ => 2 };
         public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation (default 3).", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
-        public Option<int> Threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, Seed, Resume, Overwrite, Json, Threads];
     }

@@ -26,7 +26,10 @@ public interface IArchitecture
     IReadOnlyList<string> TensorNames(string encoreName, ModelConfig config);
 }
 
-/// <summary>Every known model type.</summary>
+/// <summary>
+/// Every known model type: one registration line per family, each defined top to bottom in its own
+/// file under Families/ (Mu.cs, T5.cs, Llama.cs with Qwen2, Bert.cs).
+/// </summary>
 public static class Architectures
 {
     static readonly Dictionary<string, IArchitecture> s_all = new(StringComparer.Ordinal)
@@ -47,30 +50,4 @@ public static class Architectures
     /// <summary>The mapping of <paramref name="modelType"/>, or a clear error listing the known ones.</summary>
     public static IArchitecture Get(string modelType, string path) => s_all.TryGetValue(modelType, out var a) ? a
         : throw new CheckpointFormatException($"{path}: model_type '{modelType}' is not supported (supported: {string.Join(", ", s_all.Keys)})");
-}
-
-/// <summary>Encore's own format: the config record as it is, parameters under their own names.</summary>
-public sealed class EncoreArchitecture : IArchitecture
-{
-    /// <inheritdoc />
-    public string ModelType => ModelConfigJson.ModelType;
-
-    /// <inheritdoc />
-    public ModelConfig ReadConfig(JsonObject json, string path)
-    {
-        try
-        {
-            return ModelConfigJson.Deserialize(json.ToJsonString(), path);
-        }
-        catch (FormatException e)
-        {
-            throw new CheckpointFormatException(e.Message, e);
-        }
-    }
-
-    /// <inheritdoc />
-    public JsonObject WriteConfig(ModelConfig config) => JsonNode.Parse(ModelConfigJson.Serialize(config))!.AsObject();
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> TensorNames(string encoreName, ModelConfig config) => [encoreName];
 }

@@ -227,7 +227,7 @@ internal static unsafe class ActivationDriver
     /// <summary>Flat spans of <paramref name="n"/> values.</summary>
     public static void Flat(ActivationKind kind, ActivationMode mode, float* a, float* b, float* dy, float* out0, float* out1, long n, SimdWidth width)
     {
-        var t = new Task { Mode = mode, A = a, B = b, Dy = dy, Out0 = out0, Out1 = out1, N = n, Width = width };
+        var t = new ActivationArgs { Mode = mode, A = a, B = b, Dy = dy, Out0 = out0, Out1 = out1, N = n, Width = width };
         long blocks = (n + Block - 1) / Block;
         t.Blocks = blocks;
         t.Tasks = n <= RowSplit.ParallelThreshold ? 1 : Partition.Tasks(blocks, 4096 / Block, KernelPool.Default);
@@ -240,12 +240,12 @@ internal static unsafe class ActivationDriver
     /// </summary>
     public static void Packed(ActivationKind kind, ActivationMode mode, float* ab, float* dy, float* out0, int rows, int f, SimdWidth width)
     {
-        var t = new Task { Mode = mode, A = ab, Dy = dy, Out0 = out0, Rows = rows, F = f, Packed = true, Width = width };
+        var t = new ActivationArgs { Mode = mode, A = ab, Dy = dy, Out0 = out0, Rows = rows, F = f, Packed = true, Width = width };
         t.Tasks = RowSplit.Tasks(rows, 2L * f, KernelPool.Default);
         Run(kind, ref t);
     }
 
-    static void Run(ActivationKind kind, ref Task t)
+    static void Run(ActivationKind kind, ref ActivationArgs t)
     {
         switch (kind)
         {
@@ -257,14 +257,14 @@ internal static unsafe class ActivationDriver
         }
     }
 
-    static void Run<TAct>(ref Task t) where TAct : struct, IActivation
+    static void Run<TAct>(ref ActivationArgs t) where TAct : struct, IActivation
     {
-        var task = new Task<TAct> { T = t };
+        var task = new ActivationTask<TAct> { T = t };
         if (t.Tasks <= 1) task.Execute(0);
         else KernelPool.Default.Run(t.Tasks, ref task);
     }
 
-    internal struct Task
+    internal struct ActivationArgs
     {
         public ActivationMode Mode;
         public float* A, B, Dy, Out0, Out1;
@@ -274,9 +274,9 @@ internal static unsafe class ActivationDriver
         public SimdWidth Width;
     }
 
-    struct Task<TAct> : IParallelTask where TAct : struct, IActivation
+    struct ActivationTask<TAct> : IParallelTask where TAct : struct, IActivation
     {
-        public Task T;
+        public ActivationArgs T;
 
         public readonly void Execute(int index)
         {

@@ -8,14 +8,13 @@ namespace Encore.Tensors.Kernels;
 public static partial class Attention
 {
     /// <summary>Scalar reference of <see cref="Forward"/>, same arguments and results, computed in double.</summary>
-    public static void Reference(in AttentionShape shape,
-        ReadOnlySpan<float> q, AttentionStrides qStrides,
-        ReadOnlySpan<float> k, AttentionStrides kStrides,
-        ReadOnlySpan<float> v, AttentionStrides vStrides,
+    public static void Reference(in AttentionShape shape, in AttentionInputs inputs,
         Span<float> output, AttentionStrides outputStrides,
         in AttentionOptions options = default, in AttentionMask mask = default,
         Span<float> logSumExp = default)
     {
+        ReadOnlySpan<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        AttentionStrides qStrides = inputs.QStrides, kStrides = inputs.KStrides, vStrides = inputs.VStrides;
         CheckForward(shape, q, qStrides, k, kStrides, v, vStrides, output, outputStrides, options, mask, logSumExp);
         var s = shape;
         var o = new double[(long)s.Batch * s.Heads * s.QueryLength * s.HeadDim];
@@ -34,17 +33,15 @@ public static partial class Attention
     /// Scalar reference of <see cref="Backward"/>, in double. It recomputes the probabilities from
     /// Q, K and V instead of trusting a forward's output and log-sum-exp, so it needs neither.
     /// </summary>
-    public static void BackwardReference(in AttentionShape shape,
-        ReadOnlySpan<float> q, AttentionStrides qStrides,
-        ReadOnlySpan<float> k, AttentionStrides kStrides,
-        ReadOnlySpan<float> v, AttentionStrides vStrides,
-        ReadOnlySpan<float> dOutput, AttentionStrides dOutputStrides,
-        Span<float> dq, AttentionStrides dqStrides,
-        Span<float> dk, AttentionStrides dkStrides,
-        Span<float> dv, AttentionStrides dvStrides,
+    public static void BackwardReference(in AttentionShape shape, in AttentionInputs inputs,
+        ReadOnlySpan<float> dOutput, AttentionStrides dOutputStrides, in AttentionGradients gradients,
         in AttentionOptions options = default, in AttentionMask mask = default,
         Span<float> dBias = default)
     {
+        ReadOnlySpan<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        AttentionStrides qStrides = inputs.QStrides, kStrides = inputs.KStrides, vStrides = inputs.VStrides;
+        Span<float> dq = gradients.DQ, dk = gradients.DK, dv = gradients.DV;
+        AttentionStrides dqStrides = gradients.DQStrides, dkStrides = gradients.DKStrides, dvStrides = gradients.DVStrides;
         var s = shape;
         CheckForward(s, q, qStrides, k, kStrides, v, vStrides, default, default, options, mask, default, checkOutput: false);
         CheckOperand("dOutput", dOutput.Length, dOutputStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim);

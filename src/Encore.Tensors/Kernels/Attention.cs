@@ -40,6 +40,42 @@ public readonly record struct AttentionStrides(int Batch, int Head, int Position
         => new(checked(length * heads * headDim), headDim, checked(heads * headDim));
 }
 
+/// <summary>Queries (B, H, T, hd), keys and values (B, Hkv, S, hd) of an attention call, each with its strides.</summary>
+public readonly ref struct AttentionInputs(ReadOnlySpan<float> q, AttentionStrides qStrides, ReadOnlySpan<float> k, AttentionStrides kStrides,
+    ReadOnlySpan<float> v, AttentionStrides vStrides)
+{
+    /// <summary>Queries.</summary>
+    public ReadOnlySpan<float> Q { get; } = q;
+    /// <summary>Strides of <see cref="Q"/>.</summary>
+    public AttentionStrides QStrides { get; } = qStrides;
+    /// <summary>Keys.</summary>
+    public ReadOnlySpan<float> K { get; } = k;
+    /// <summary>Strides of <see cref="K"/>.</summary>
+    public AttentionStrides KStrides { get; } = kStrides;
+    /// <summary>Values.</summary>
+    public ReadOnlySpan<float> V { get; } = v;
+    /// <summary>Strides of <see cref="V"/>.</summary>
+    public AttentionStrides VStrides { get; } = vStrides;
+}
+
+/// <summary>The gradients an attention backward writes: dQ (B, H, T, hd), dK and dV (B, Hkv, S, hd), each with its strides.</summary>
+public readonly ref struct AttentionGradients(Span<float> dq, AttentionStrides dqStrides, Span<float> dk, AttentionStrides dkStrides,
+    Span<float> dv, AttentionStrides dvStrides)
+{
+    /// <summary>dQ.</summary>
+    public Span<float> DQ { get; } = dq;
+    /// <summary>Strides of <see cref="DQ"/>.</summary>
+    public AttentionStrides DQStrides { get; } = dqStrides;
+    /// <summary>dK.</summary>
+    public Span<float> DK { get; } = dk;
+    /// <summary>Strides of <see cref="DK"/>.</summary>
+    public AttentionStrides DKStrides { get; } = dkStrides;
+    /// <summary>dV.</summary>
+    public Span<float> DV { get; } = dv;
+    /// <summary>Strides of <see cref="DV"/>.</summary>
+    public AttentionStrides DVStrides { get; } = dvStrides;
+}
+
 /// <summary>Scalar settings of an attention call; every one has a documented default.</summary>
 public readonly record struct AttentionOptions
 {
@@ -110,14 +146,13 @@ public static unsafe partial class Attention
     /// bit-identical from run to run whatever the thread count (it depends on the SIMD width and
     /// <see cref="AttentionOptions.KeyBlock"/> only).
     /// </summary>
-    public static void Forward(in AttentionShape shape,
-        ReadOnlySpan<float> q, AttentionStrides qStrides,
-        ReadOnlySpan<float> k, AttentionStrides kStrides,
-        ReadOnlySpan<float> v, AttentionStrides vStrides,
+    public static void Forward(in AttentionShape shape, in AttentionInputs inputs,
         Span<float> output, AttentionStrides outputStrides,
         in AttentionOptions options = default, in AttentionMask mask = default,
         Span<float> logSumExp = default)
     {
+        ReadOnlySpan<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        AttentionStrides qStrides = inputs.QStrides, kStrides = inputs.KStrides, vStrides = inputs.VStrides;
         CheckForward(shape, q, qStrides, k, kStrides, v, vStrides, output, outputStrides, options, mask, logSumExp);
         var width = Simd.Current;
         fixed (float* pq = q, pk = k, pv = v, po = output, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes)
@@ -143,19 +178,17 @@ public static unsafe partial class Attention
     /// gradients must not overlap each other or the inputs. Deterministic: each gradient element
     /// is summed in a fixed order whatever the thread count.
     /// </summary>
-    public static void Backward(in AttentionShape shape,
-        ReadOnlySpan<float> q, AttentionStrides qStrides,
-        ReadOnlySpan<float> k, AttentionStrides kStrides,
-        ReadOnlySpan<float> v, AttentionStrides vStrides,
+    public static void Backward(in AttentionShape shape, in AttentionInputs inputs,
         ReadOnlySpan<float> output, AttentionStrides outputStrides,
         ReadOnlySpan<float> dOutput, AttentionStrides dOutputStrides,
-        ReadOnlySpan<float> logSumExp,
-        Span<float> dq, AttentionStrides dqStrides,
-        Span<float> dk, AttentionStrides dkStrides,
-        Span<float> dv, AttentionStrides dvStrides,
+        ReadOnlySpan<float> logSumExp, in AttentionGradients gradients,
         in AttentionOptions options = default, in AttentionMask mask = default,
         Span<float> dBias = default)
     {
+        ReadOnlySpan<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        AttentionStrides qStrides = inputs.QStrides, kStrides = inputs.KStrides, vStrides = inputs.VStrides;
+        Span<float> dq = gradients.DQ, dk = gradients.DK, dv = gradients.DV;
+        AttentionStrides dqStrides = gradients.DQStrides, dkStrides = gradients.DKStrides, dvStrides = gradients.DVStrides;
         CheckForward(shape, q, qStrides, k, kStrides, v, vStrides, default, default, options, mask, default, checkOutput: false);
         CheckBackward(shape, output, outputStrides, dOutput, dOutputStrides, logSumExp, dq, dqStrides, dk, dkStrides, dv, dvStrides, mask, dBias);
         var width = Simd.Current;

@@ -240,7 +240,7 @@ public static unsafe class Elementwise
 
         public static void Flat<TOp>(TOp op, float* x, float* y, float* dst, int n, SimdWidth width, bool usePrimitives) where TOp : struct, IOp
         {
-            var t = new Task<TOp> { Op = op, X = x, Y = y, Dst = dst, N = n, Width = width, Primitives = usePrimitives && width == Simd.Best };
+            var t = new ElementwiseTask<TOp> { Op = op, X = x, Y = y, Dst = dst, N = n, Width = width, Primitives = usePrimitives && width == Simd.Best };
             t.Blocks = (n + Block - 1) / Block;
             t.Tasks = n <= RowSplit.ParallelThreshold ? 1 : Partition.Tasks(t.Blocks, 16384 / Block, KernelPool.Default);
             if (t.Tasks <= 1) t.Execute(0);
@@ -249,13 +249,13 @@ public static unsafe class Elementwise
 
         public static void Rows<TOp>(TOp op, float* x, float* bias, float* dst, int rows, int cols, SimdWidth width, bool usePrimitives) where TOp : struct, IOp
         {
-            var t = new Task<TOp> { Op = op, X = x, Y = bias, Dst = dst, Rows = rows, Cols = cols, Broadcast = true, Width = width, Primitives = usePrimitives && width == Simd.Best };
+            var t = new ElementwiseTask<TOp> { Op = op, X = x, Y = bias, Dst = dst, Rows = rows, Cols = cols, Broadcast = true, Width = width, Primitives = usePrimitives && width == Simd.Best };
             t.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
             if (t.Tasks <= 1) t.Execute(0);
             else KernelPool.Default.Run(t.Tasks, ref t);
         }
 
-        struct Task<TOp> : IParallelTask where TOp : struct, IOp
+        struct ElementwiseTask<TOp> : IParallelTask where TOp : struct, IOp
         {
             public TOp Op;
             public float* X, Y, Dst;

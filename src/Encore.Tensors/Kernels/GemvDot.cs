@@ -16,7 +16,6 @@ public static unsafe partial class Gemv
 
     // sums[i] = W_row · X[i] for i < m (m ≤ Group, X rows ldx apart). Batch 1 takes the four-accumulator
     // dot; larger batches widen each weight vector once and keep two accumulators per X row.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DotRows<TL>(byte* row, float* x, nint ldx, int m, int k, SimdWidth width, float* sums) where TL : ILoad
     {
         if (m == 1 || width < SimdWidth.V256)
@@ -24,80 +23,48 @@ public static unsafe partial class Gemv
             for (int i = 0; i < m; i++) sums[i] = Dot<TL>(row, x + i * ldx, k, width);
             return;
         }
+        if (width == SimdWidth.V512) DotRows<TL, V512>(row, x, ldx, m, k, sums);
+        else DotRows<TL, V256>(row, x, ldx, m, k, sums);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void DotRows<TL, TV>(byte* row, float* x, nint ldx, int m, int k, float* sums) where TL : ILoad where TV : unmanaged, IVec<TV>
+    {
         float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
-        int p = 0;
-        if (width == SimdWidth.V512)
+        int n = TV.Count, p = 0;
+        TV a0 = TV.Splat(0f), a1 = a0, a2 = a0, a3 = a0;
+        TV b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (; p + 2 * n <= k; p += 2 * n)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; p + 32 <= k; p += 32)
+            var w0 = TL.Load<TV>(row, p);
+            var w1 = TL.Load<TV>(row, p + n);
+            a0 = TV.Fma(w0, TV.Load(x + p), a0);
+            b0 = TV.Fma(w1, TV.Load(x + p + n), b0);
+            a1 = TV.Fma(w0, TV.Load(x1 + p), a1);
+            b1 = TV.Fma(w1, TV.Load(x1 + p + n), b1);
+            if (m > 2)
             {
-                var w0 = TL.L16(row, p);
-                var w1 = TL.L16(row, p + 16);
-                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x + p), a0);
-                b0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x + p + 16), b0);
-                a1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x1 + p), a1);
-                b1 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x1 + p + 16), b1);
-                if (m > 2)
-                {
-                    a2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x2 + p), a2);
-                    b2 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x2 + p + 16), b2);
-                }
-                if (m > 3)
-                {
-                    a3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x3 + p), a3);
-                    b3 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(x3 + p + 16), b3);
-                }
+                a2 = TV.Fma(w0, TV.Load(x2 + p), a2);
+                b2 = TV.Fma(w1, TV.Load(x2 + p + n), b2);
             }
-            for (; p + 16 <= k; p += 16)
+            if (m > 3)
             {
-                var w0 = TL.L16(row, p);
-                a0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x + p), a0);
-                a1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x1 + p), a1);
-                if (m > 2) a2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x2 + p), a2);
-                if (m > 3) a3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(x3 + p), a3);
+                a3 = TV.Fma(w0, TV.Load(x3 + p), a3);
+                b3 = TV.Fma(w1, TV.Load(x3 + p + n), b3);
             }
-            sums[0] = Vector512.Sum(a0 + b0);
-            sums[1] = Vector512.Sum(a1 + b1);
-            if (m > 2) sums[2] = Vector512.Sum(a2 + b2);
-            if (m > 3) sums[3] = Vector512.Sum(a3 + b3);
         }
-        else
+        for (; p + n <= k; p += n)
         {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-            for (; p + 16 <= k; p += 16)
-            {
-                var w0 = TL.L8(row, p);
-                var w1 = TL.L8(row, p + 8);
-                a0 = Fused.V256(w0, Vector256.Load(x + p), a0);
-                b0 = Fused.V256(w1, Vector256.Load(x + p + 8), b0);
-                a1 = Fused.V256(w0, Vector256.Load(x1 + p), a1);
-                b1 = Fused.V256(w1, Vector256.Load(x1 + p + 8), b1);
-                if (m > 2)
-                {
-                    a2 = Fused.V256(w0, Vector256.Load(x2 + p), a2);
-                    b2 = Fused.V256(w1, Vector256.Load(x2 + p + 8), b2);
-                }
-                if (m > 3)
-                {
-                    a3 = Fused.V256(w0, Vector256.Load(x3 + p), a3);
-                    b3 = Fused.V256(w1, Vector256.Load(x3 + p + 8), b3);
-                }
-            }
-            for (; p + 8 <= k; p += 8)
-            {
-                var w0 = TL.L8(row, p);
-                a0 = Fused.V256(w0, Vector256.Load(x + p), a0);
-                a1 = Fused.V256(w0, Vector256.Load(x1 + p), a1);
-                if (m > 2) a2 = Fused.V256(w0, Vector256.Load(x2 + p), a2);
-                if (m > 3) a3 = Fused.V256(w0, Vector256.Load(x3 + p), a3);
-            }
-            sums[0] = Vector256.Sum(a0 + b0);
-            sums[1] = Vector256.Sum(a1 + b1);
-            if (m > 2) sums[2] = Vector256.Sum(a2 + b2);
-            if (m > 3) sums[3] = Vector256.Sum(a3 + b3);
+            var w0 = TL.Load<TV>(row, p);
+            a0 = TV.Fma(w0, TV.Load(x + p), a0);
+            a1 = TV.Fma(w0, TV.Load(x1 + p), a1);
+            if (m > 2) a2 = TV.Fma(w0, TV.Load(x2 + p), a2);
+            if (m > 3) a3 = TV.Fma(w0, TV.Load(x3 + p), a3);
         }
+        sums[0] = TV.Sum(a0 + b0);
+        sums[1] = TV.Sum(a1 + b1);
+        if (m > 2) sums[2] = TV.Sum(a2 + b2);
+        if (m > 3) sums[3] = TV.Sum(a3 + b3);
         for (; p < k; p++)
         {
             float w = TL.L1(row, p);
@@ -159,83 +126,76 @@ public static unsafe partial class Gemv
         if (m > 3) sums[3] = Vector512.Sum(a3 + b3);
     }
 
+    // A weight row's dtype: a vector of TV.Count values widened to f32 at index p, and one value.
     internal interface ILoad
     {
-        static abstract Vector512<float> L16(byte* row, int p);
-        static abstract Vector256<float> L8(byte* row, int p);
-        static abstract Vector128<float> L4(byte* row, int p);
+        static abstract TV Load<TV>(byte* row, int p) where TV : unmanaged, IVec<TV>;
         static abstract float L1(byte* row, int p);
     }
 
+    // Tile4 is written for 512-bit vectors only.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> L16<TL>(byte* row, int p) where TL : ILoad => Unsafe.BitCast<V512, Vector512<float>>(TL.Load<V512>(row, p));
+
     internal readonly struct LoadF32 : ILoad
     {
-        public static Vector512<float> L16(byte* row, int p) => Vector512.Load((float*)row + p);
-        public static Vector256<float> L8(byte* row, int p) => Vector256.Load((float*)row + p);
-        public static Vector128<float> L4(byte* row, int p) => Vector128.Load((float*)row + p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Load<TV>(byte* row, int p) where TV : unmanaged, IVec<TV> => TV.Load((float*)row + p);
         public static float L1(byte* row, int p) => ((float*)row)[p];
     }
 
     readonly struct LoadBF16 : ILoad
     {
-        public static Vector512<float> L16(byte* row, int p) => Widen.BF16x16((ushort*)row + p);
-        public static Vector256<float> L8(byte* row, int p) => Widen.BF16x8((ushort*)row + p);
-        public static Vector128<float> L4(byte* row, int p) => Widen.BF16x4((ushort*)row + p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Load<TV>(byte* row, int p) where TV : unmanaged, IVec<TV> => TV.Count switch
+        {
+            16 => Unsafe.BitCast<Vector512<float>, TV>(Widen.BF16x16((ushort*)row + p)),
+            8 => Unsafe.BitCast<Vector256<float>, TV>(Widen.BF16x8((ushort*)row + p)),
+            _ => Unsafe.BitCast<Vector128<float>, TV>(Widen.BF16x4((ushort*)row + p)),
+        };
         public static float L1(byte* row, int p) => BFloat16.ToSingle(((ushort*)row)[p]);
     }
 
     readonly struct LoadF16 : ILoad
     {
-        public static Vector512<float> L16(byte* row, int p) => Widen.F16x16((ushort*)row + p);
-        public static Vector256<float> L8(byte* row, int p) => Widen.F16x8((ushort*)row + p);
-        public static Vector128<float> L4(byte* row, int p) => Widen.F16x4((ushort*)row + p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Load<TV>(byte* row, int p) where TV : unmanaged, IVec<TV> => TV.Count switch
+        {
+            16 => Unsafe.BitCast<Vector512<float>, TV>(Widen.F16x16((ushort*)row + p)),
+            8 => Unsafe.BitCast<Vector256<float>, TV>(Widen.F16x8((ushort*)row + p)),
+            _ => Unsafe.BitCast<Vector128<float>, TV>(Widen.F16x4((ushort*)row + p)),
+        };
         public static float L1(byte* row, int p) => Widen.Half(((ushort*)row)[p]);
     }
 
     // Four independent accumulators hide the FMA latency; they are combined in a fixed order.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float Dot<TL>(byte* row, float* x, int k, SimdWidth width) where TL : ILoad
+    internal static float Dot<TL>(byte* row, float* x, int k, SimdWidth width) where TL : ILoad => width switch
     {
-        int p = 0;
-        float s = 0;
-        if (width == SimdWidth.V512)
+        SimdWidth.V512 => Dot<TL, V512>(row, x, k),
+        SimdWidth.V256 => Dot<TL, V256>(row, x, k),
+        SimdWidth.V128 => Dot<TL, V128>(row, x, k),
+        _ => DotScalar<TL>(row, x, k, 0, 0),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float Dot<TL, TV>(byte* row, float* x, int k) where TL : ILoad where TV : unmanaged, IVec<TV>
+    {
+        int n = TV.Count, p = 0;
+        TV a0 = TV.Splat(0f), a1 = a0, a2 = a0, a3 = a0;
+        for (; p + 4 * n <= k; p += 4 * n)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; p + 64 <= k; p += 64)
-            {
-                a0 = Vector512.FusedMultiplyAdd(TL.L16(row, p), Vector512.Load(x + p), a0);
-                a1 = Vector512.FusedMultiplyAdd(TL.L16(row, p + 16), Vector512.Load(x + p + 16), a1);
-                a2 = Vector512.FusedMultiplyAdd(TL.L16(row, p + 32), Vector512.Load(x + p + 32), a2);
-                a3 = Vector512.FusedMultiplyAdd(TL.L16(row, p + 48), Vector512.Load(x + p + 48), a3);
-            }
-            for (; p + 16 <= k; p += 16) a0 = Vector512.FusedMultiplyAdd(TL.L16(row, p), Vector512.Load(x + p), a0);
-            s = Vector512.Sum((a0 + a1) + (a2 + a3));
+            a0 = TV.Fma(TL.Load<TV>(row, p), TV.Load(x + p), a0);
+            a1 = TV.Fma(TL.Load<TV>(row, p + n), TV.Load(x + p + n), a1);
+            a2 = TV.Fma(TL.Load<TV>(row, p + 2 * n), TV.Load(x + p + 2 * n), a2);
+            a3 = TV.Fma(TL.Load<TV>(row, p + 3 * n), TV.Load(x + p + 3 * n), a3);
         }
-        else if (width == SimdWidth.V256)
-        {
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; p + 32 <= k; p += 32)
-            {
-                a0 = Fused.V256(TL.L8(row, p), Vector256.Load(x + p), a0);
-                a1 = Fused.V256(TL.L8(row, p + 8), Vector256.Load(x + p + 8), a1);
-                a2 = Fused.V256(TL.L8(row, p + 16), Vector256.Load(x + p + 16), a2);
-                a3 = Fused.V256(TL.L8(row, p + 24), Vector256.Load(x + p + 24), a3);
-            }
-            for (; p + 8 <= k; p += 8) a0 = Fused.V256(TL.L8(row, p), Vector256.Load(x + p), a0);
-            s = Vector256.Sum((a0 + a1) + (a2 + a3));
-        }
-        else if (width == SimdWidth.V128)
-        {
-            Vector128<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; p + 16 <= k; p += 16)
-            {
-                a0 = Fused.V128(TL.L4(row, p), Vector128.Load(x + p), a0);
-                a1 = Fused.V128(TL.L4(row, p + 4), Vector128.Load(x + p + 4), a1);
-                a2 = Fused.V128(TL.L4(row, p + 8), Vector128.Load(x + p + 8), a2);
-                a3 = Fused.V128(TL.L4(row, p + 12), Vector128.Load(x + p + 12), a3);
-            }
-            for (; p + 4 <= k; p += 4) a0 = Fused.V128(TL.L4(row, p), Vector128.Load(x + p), a0);
-            s = Vector128.Sum((a0 + a1) + (a2 + a3));
-        }
+        for (; p + n <= k; p += n) a0 = TV.Fma(TL.Load<TV>(row, p), TV.Load(x + p), a0);
+        return DotScalar<TL>(row, x, k, p, TV.Sum((a0 + a1) + (a2 + a3)));
+    }
+
+    // The scalar twin, and the tail of the vector paths: s + Σ_{j ≥ p} w_j·x_j.
+    static float DotScalar<TL>(byte* row, float* x, int k, int p, float s) where TL : ILoad
+    {
         for (; p < k; p++) s += TL.L1(row, p) * x[p];
         return s;
     }
@@ -316,7 +276,7 @@ public static unsafe partial class Gemv
         int p = 0;
         for (; p + 16 <= k; p += 16)
         {
-            var v0 = TL.L16(w0, p); var v1 = TL.L16(w1, p); var v2 = TL.L16(w2, p); var v3 = TL.L16(w3, p);
+            var v0 = L16<TL>(w0, p); var v1 = L16<TL>(w1, p); var v2 = L16<TL>(w2, p); var v3 = L16<TL>(w3, p);
             var xv0 = Vector512.Load(x + p);
             a00 = Vector512.FusedMultiplyAdd(v0, xv0, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv0, a01); a02 = Vector512.FusedMultiplyAdd(v2, xv0, a02); a03 = Vector512.FusedMultiplyAdd(v3, xv0, a03);
             if (m > 1)

@@ -29,14 +29,8 @@ public static unsafe class LayerNorm
         int rows, int cols, float eps, Span<float> mean = default, Span<float> rstd = default)
     {
         Check(x, gamma, beta, y, rows, cols, eps, mean, rstd, "LayerNorm.Forward");
-        var width = Simd.Current;
         fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, pr = rstd)
-        {
-            var task = new ForwardTask { X = px, G = pg, B = pb, Y = py, Mean = pm, Rstd = pr, Rows = rows, Cols = cols, Eps = eps, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
-        }
+            RowDriver.Run(new ForwardRows { X = px, G = pg, B = pb, Y = py, Mean = pm, Rstd = pr, Cols = cols, Eps = eps }, rows, cols);
     }
 
     /// <summary>The scalar specification of <see cref="Forward"/>, in double.</summary>
@@ -58,15 +52,11 @@ public static unsafe class LayerNorm
         ReadOnlySpan<float> dy, Span<float> dx, Span<float> dGamma, Span<float> dBeta, int rows, int cols)
     {
         CheckBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, cols, "LayerNorm.Backward");
-        var width = Simd.Current;
         fixed (float* px = x, pg = gamma, pm = mean, pr = rstd, pdy = dy, pdx = dx, pdg = dGamma, pdb = dBeta)
         {
             // Parameter gradients first: they read dy, which the row pass may overwrite (dx = dy).
-            if (pdg != null || pdb != null) NormColumns.Accumulate(px, pm, pr, pdy, pdg, pdb, rows, cols, width);
-            var task = new BackwardTask { X = px, G = pg, Mean = pm, Rstd = pr, Dy = pdy, Dx = pdx, Rows = rows, Cols = cols, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
+            if (pdg != null || pdb != null) NormColumns.Accumulate(px, pm, pr, pdy, pdg, pdb, rows, cols, Simd.Current);
+            RowDriver.Run(new NormRows.BackwardRows(px, pg, pm, pr, pdy, pdx, cols), rows, cols);
         }
     }
 
@@ -108,85 +98,46 @@ public static unsafe class LayerNorm
     static void Check(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y, int rows, int cols, float eps,
         Span<float> mean, Span<float> rstd, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (!gamma.IsEmpty && gamma.Length != cols) throw new ArgumentException($"{op}: gamma has {gamma.Length} values for {cols} columns", nameof(gamma));
-        if (!beta.IsEmpty && beta.Length != cols) throw new ArgumentException($"{op}: beta has {beta.Length} values for {cols} columns", nameof(beta));
-        if (!mean.IsEmpty && mean.Length < rows) throw new ArgumentException($"{op}: mean has {mean.Length} values for {rows} rows", nameof(mean));
-        if (!rstd.IsEmpty && rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(gamma), gamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(beta), beta.Length, cols);
+        if (!mean.IsEmpty) RowChecks.PerRow(op, nameof(mean), mean.Length, rows);
+        if (!rstd.IsEmpty) RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps must be ≥ 0, got {eps}", nameof(eps));
     }
 
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd,
         ReadOnlySpan<float> dy, Span<float> dx, Span<float> dGamma, Span<float> dBeta, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
-        if (mean.Length < rows) throw new ArgumentException($"{op}: mean has {mean.Length} values for {rows} rows", nameof(mean));
-        if (rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
-        if (!gamma.IsEmpty && gamma.Length != cols) throw new ArgumentException($"{op}: gamma has {gamma.Length} values for {cols} columns", nameof(gamma));
-        if (!dGamma.IsEmpty && dGamma.Length != cols) throw new ArgumentException($"{op}: dGamma has {dGamma.Length} values for {cols} columns", nameof(dGamma));
-        if (!dBeta.IsEmpty && dBeta.Length != cols) throw new ArgumentException($"{op}: dBeta has {dBeta.Length} values for {cols} columns", nameof(dBeta));
+        RowChecks.NormBackward(op, x.Length, dy.Length, dx.Length, rstd.Length, rows, cols);
+        RowChecks.PerRow(op, nameof(mean), mean.Length, rows);
+        RowChecks.PerColumnOrEmpty(op, nameof(gamma), gamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(dGamma), dGamma.Length, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(dBeta), dBeta.Length, cols);
     }
 
-    struct ForwardTask : IParallelTask
+    readonly struct ForwardRows : IRowOperator
     {
-        public float* X, G, B, Y, Mean, Rstd;
-        public int Rows, Cols, Tasks;
-        public float Eps;
-        public SimdWidth Width;
+        public float* X { get; init; }
+        public float* G { get; init; }
+        public float* B { get; init; }
+        public float* Y { get; init; }
+        public float* Mean { get; init; }
+        public float* Rstd { get; init; }
+        public int Cols { get; init; }
+        public float Eps { get; init; }
 
-        public readonly void Execute(int index)
-        {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                switch (Width)
-                {
-                    case SimdWidth.V512: Row<V512>(this, r); break;
-                    case SimdWidth.V256: Row<V256>(this, r); break;
-                    case SimdWidth.V128: Row<V128>(this, r); break;
-                    default: RowReference(X, G, B, Y, Mean, Rstd, r, Cols, Eps); break;
-                }
-            }
-        }
-    }
-
-    struct BackwardTask : IParallelTask
-    {
-        public float* X, G, Mean, Rstd, Dy, Dx;
-        public int Rows, Cols, Tasks;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
-        {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                long o = (long)r * Cols;
-                switch (Width)
-                {
-                    case SimdWidth.V512: NormRows.Backward<V512>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    case SimdWidth.V256: NormRows.Backward<V256>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    case SimdWidth.V128: NormRows.Backward<V128>(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                    default: NormRows.BackwardScalar(X + o, G, Mean[r], Rstd[r], Dy + o, Dx + o, Cols, true); break;
-                }
-            }
-        }
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => LayerNorm.Row<TV>(this, r);
+        public void RowScalar(int r) => RowReference(X, G, B, Y, Mean, Rstd, r, Cols, Eps);
     }
 
     // Sums are taken of x − k with k = x[0], and deviations formed as (x − k) − m with m = mean − k: for
     // a row far from zero (|mean| ≫ std) x − k is exact and small, so neither the sum nor the rounding of
     // the mean to float costs the precision that E[x] − x would.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Row<TV>(in ForwardTask t, int r) where TV : unmanaged, IVec<TV>
+    static void Row<TV>(in ForwardRows t, int r) where TV : unmanaged, IVec<TV>
     {
         int cols = t.Cols, n = TV.Count, j = 0;
         float* x = t.X + (long)r * cols, y = t.Y + (long)r * cols;

@@ -6,6 +6,25 @@ namespace Encore.Tensors.Kernels;
 /// <summary>The row and column halves of the normalization backward passes, shared by RMSNorm and LayerNorm.</summary>
 internal static unsafe class NormRows
 {
+    /// <summary>
+    /// The row pass of a norm backward as a row operator: LayerNorm passes each row's mean
+    /// (<paramref name="mean"/>, centered), RMSNorm none (null: mean 0, not centered).
+    /// </summary>
+    public readonly struct BackwardRows(float* x, float* w, float* mean, float* rstd, float* dy, float* dx, int cols) : IRowOperator
+    {
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
+        {
+            long o = (long)r * cols;
+            Backward<TV>(x + o, w, mean == null ? 0 : mean[r], rstd[r], dy + o, dx + o, cols, mean != null);
+        }
+
+        public void RowScalar(int r)
+        {
+            long o = (long)r * cols;
+            BackwardScalar(x + o, w, mean == null ? 0 : mean[r], rstd[r], dy + o, dx + o, cols, mean != null);
+        }
+    }
+
     // x̂ = (x − mean)·rstd, g = dy·w: dx = rstd·(g − [LayerNorm: mean(g)] − x̂·mean(g·x̂)).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward<TV>(float* x, float* w, float mean, float rstd, float* dy, float* dx, int cols, bool centered)
@@ -75,7 +94,7 @@ internal static unsafe class NormColumns
 {
     public static void Accumulate(float* x, float* mean, float* rstd, float* dy, float* dw, float* db, int rows, int cols, SimdWidth width)
     {
-        var task = new Task { X = x, Mean = mean, Rstd = rstd, Dy = dy, Dw = dw, Db = db, Rows = rows, Cols = cols, Width = width };
+        var task = new ColumnTask { X = x, Mean = mean, Rstd = rstd, Dy = dy, Dw = dw, Db = db, Rows = rows, Cols = cols, Width = width };
         // Tasks own whole 64-column chunks, so vector lanes never straddle two tasks.
         int chunks = (cols + 63) / 64;
         task.Chunks = chunks;
@@ -84,7 +103,7 @@ internal static unsafe class NormColumns
         else KernelPool.Default.Run(task.Tasks, ref task);
     }
 
-    struct Task : IParallelTask
+    struct ColumnTask : IParallelTask
     {
         public float* X, Mean, Rstd, Dy, Dw, Db;
         public int Rows, Cols, Chunks, Tasks;
@@ -106,7 +125,7 @@ internal static unsafe class NormColumns
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
 
-    static void Columns<TV>(in Task t, int c0, int c1) where TV : unmanaged, IVec<TV>
+    static void Columns<TV>(in ColumnTask t, int c0, int c1) where TV : unmanaged, IVec<TV>
     {
         int n = TV.Count, j = c0;
         for (; j + n <= c1; j += n)
@@ -127,7 +146,7 @@ internal static unsafe class NormColumns
         if (j < c1) ColumnsScalar(t, j, c1);
     }
 
-    static void ColumnsScalar(in Task t, int c0, int c1)
+    static void ColumnsScalar(in ColumnTask t, int c0, int c1)
     {
         for (int j = c0; j < c1; j++)
         {

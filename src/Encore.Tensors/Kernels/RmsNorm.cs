@@ -26,14 +26,8 @@ public static unsafe class RmsNorm
         Span<float> rstd = default)
     {
         Check(x, weight, y, rows, cols, eps, rstd, "RmsNorm.Forward");
-        var width = Simd.Current;
         fixed (float* px = x, pw = weight, py = y, pr = rstd)
-        {
-            var task = new ForwardTask { X = px, W = pw, Y = py, Rstd = pr, Rows = rows, Cols = cols, Eps = eps, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
-        }
+            RowDriver.Run(new ForwardRows(px, pw, py, pr, cols, eps), rows, cols);
     }
 
     /// <summary>The scalar specification of <see cref="Forward"/>: sums and the reciprocal square root in double.</summary>
@@ -56,15 +50,11 @@ public static unsafe class RmsNorm
         Span<float> dx, Span<float> dWeight, int rows, int cols)
     {
         CheckBackward(x, weight, rstd, dy, dx, dWeight, rows, cols, "RmsNorm.Backward");
-        var width = Simd.Current;
         fixed (float* px = x, pw = weight, pr = rstd, pdy = dy, pdx = dx, pdw = dWeight)
         {
             // Parameter gradients first: they read dy, which the row pass may overwrite (dx = dy).
-            if (pdw != null) NormColumns.Accumulate(px, null, pr, pdy, pdw, null, rows, cols, width);
-            var task = new BackwardTask { X = px, W = pw, Rstd = pr, Dy = pdy, Dx = pdx, Rows = rows, Cols = cols, Width = width };
-            task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
+            if (pdw != null) NormColumns.Accumulate(px, null, pr, pdy, pdw, null, rows, cols, Simd.Current);
+            RowDriver.Run(new NormRows.BackwardRows(px, pw, null, pr, pdy, pdx, cols), rows, cols);
         }
     }
 
@@ -95,79 +85,30 @@ public static unsafe class RmsNorm
 
     static void Check(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int rows, int cols, float eps, Span<float> rstd, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (!weight.IsEmpty && weight.Length != cols) throw new ArgumentException($"{op}: weight has {weight.Length} values for {cols} columns", nameof(weight));
-        if (!rstd.IsEmpty && rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(x), x.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(weight), weight.Length, cols);
+        if (!rstd.IsEmpty) RowChecks.PerRow(op, nameof(rstd), rstd.Length, rows);
         if (!(eps >= 0)) throw new ArgumentException($"{op}: eps must be ≥ 0, got {eps}", nameof(eps));
     }
 
     static void CheckBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, ReadOnlySpan<float> dy,
         Span<float> dx, Span<float> dWeight, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (x.Length < n) throw new ArgumentException($"{op}: x needs {n} values ({rows}×{cols}), got {x.Length}", nameof(x));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
-        if (rstd.Length < rows) throw new ArgumentException($"{op}: rstd has {rstd.Length} values for {rows} rows", nameof(rstd));
-        if (!weight.IsEmpty && weight.Length != cols) throw new ArgumentException($"{op}: weight has {weight.Length} values for {cols} columns", nameof(weight));
+        RowChecks.NormBackward(op, x.Length, dy.Length, dx.Length, rstd.Length, rows, cols);
+        RowChecks.PerColumnOrEmpty(op, nameof(weight), weight.Length, cols);
         if (!dWeight.IsEmpty && (weight.IsEmpty || dWeight.Length != cols))
             throw new ArgumentException($"{op}: dWeight needs {cols} values and a weight, got {dWeight.Length}", nameof(dWeight));
     }
 
-    struct ForwardTask : IParallelTask
+    readonly struct ForwardRows(float* x, float* w, float* y, float* rstd, int cols, float eps) : IRowOperator
     {
-        public float* X, W, Y, Rstd;
-        public int Rows, Cols, Tasks;
-        public float Eps;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
-        {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                switch (Width)
-                {
-                    case SimdWidth.V512: Row<V512>(X, W, Y, Rstd, r, Cols, Eps); break;
-                    case SimdWidth.V256: Row<V256>(X, W, Y, Rstd, r, Cols, Eps); break;
-                    case SimdWidth.V128: Row<V128>(X, W, Y, Rstd, r, Cols, Eps); break;
-                    default: RowReference(X, W, Y, Rstd, r, Cols, Eps); break;
-                }
-            }
-        }
-    }
-
-    struct BackwardTask : IParallelTask
-    {
-        public float* X, W, Rstd, Dy, Dx;
-        public int Rows, Cols, Tasks;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
-        {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                long o = (long)r * Cols;
-                switch (Width)
-                {
-                    case SimdWidth.V512: NormRows.Backward<V512>(X + o, W, 0, Rstd[r], Dy + o, Dx + o, Cols, false); break;
-                    case SimdWidth.V256: NormRows.Backward<V256>(X + o, W, 0, Rstd[r], Dy + o, Dx + o, Cols, false); break;
-                    case SimdWidth.V128: NormRows.Backward<V128>(X + o, W, 0, Rstd[r], Dy + o, Dx + o, Cols, false); break;
-                    default: NormRows.BackwardScalar(X + o, W, 0, Rstd[r], Dy + o, Dx + o, Cols, false); break;
-                }
-            }
-        }
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => RmsNorm.Row<TV>(x, w, y, rstd, r, cols, eps);
+        public void RowScalar(int r) => RowReference(x, w, y, rstd, r, cols, eps);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
     static void Row<TV>(float* x0, float* w, float* y0, float* rstdOut, int r, int cols, float eps) where TV : unmanaged, IVec<TV>
     {
         float* x = x0 + (long)r * cols, y = y0 + (long)r * cols;

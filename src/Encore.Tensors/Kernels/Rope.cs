@@ -137,7 +137,7 @@ public static unsafe class Rope
         fixed (int* pi = ipos)
         fixed (double* inv = cache.InvFreq)
         {
-            var task = new Task
+            var task = new RotateTask
             {
                 X = px, IntPos = useInts ? pi : null, FloatPos = pf, Cos = cos, Sin = sin, CosPairs = cos2, SinPairs = sin2, InvFreq = inv,
                 LinearScale = cache.Options.LinearScale, Rows = rows, Heads = heads, HeadDim = cache.HeadDim, Dims = cache.RotaryDims,
@@ -149,7 +149,7 @@ public static unsafe class Rope
         }
     }
 
-    struct Task : IParallelTask
+    struct RotateTask : IParallelTask
     {
         public float* X, FloatPos, Cos, Sin, CosPairs, SinPairs;
         public int* IntPos;

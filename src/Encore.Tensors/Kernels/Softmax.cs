@@ -76,14 +76,12 @@ public static unsafe partial class Softmax
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols, SoftmaxOptions options = default,
         ReadOnlySpan<float> bias = default, ReadOnlySpan<int> validLengths = default, ReadOnlySpan<bool> keyValid = default)
     {
-        var width = Simd.Current;
         fixed (float* px = x, py = y, pb = bias)
         fixed (int* pv = validLengths)
         fixed (bool* pk = keyValid)
         {
             var a = MakeArgs(px, x.Length, py, y.Length, rows, cols, options, pb, bias.Length, pv, validLengths.Length, pk, keyValid.Length);
-            var task = new ForwardTask { A = a, Width = width, Log = false };
-            Run(ref task, rows, cols);
+            RowDriver.Run(new ForwardRows(a, log: false), rows, cols);
         }
     }
 
@@ -93,12 +91,10 @@ public static unsafe partial class Softmax
     /// </summary>
     public static void LogForward(ReadOnlySpan<float> x, Span<float> y, int rows, int cols)
     {
-        var width = Simd.Current;
         fixed (float* px = x, py = y)
         {
             var a = MakeArgs(px, x.Length, py, y.Length, rows, cols, default, null, 0, null, 0, null, 0);
-            var task = new ForwardTask { A = a, Width = width, Log = true };
-            Run(ref task, rows, cols);
+            RowDriver.Run(new ForwardRows(a, log: true), rows, cols);
         }
     }
 
@@ -109,12 +105,8 @@ public static unsafe partial class Softmax
     public static void Backward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols, float scale = 1f)
     {
         CheckBackward(y, dy, dx, rows, cols, "Softmax.Backward");
-        var width = Simd.Current;
         fixed (float* py = y, pdy = dy, pdx = dx)
-        {
-            var task = new BackwardTask { Y = py, Dy = pdy, Dx = pdx, Rows = rows, Cols = cols, Scale = scale, Log = false, Width = width };
-            RunBackward(ref task, rows, cols);
-        }
+            RowDriver.Run(new BackwardRows(py, pdy, pdx, cols, scale, log: false), rows, cols);
     }
 
     /// <summary>
@@ -124,12 +116,8 @@ public static unsafe partial class Softmax
     public static void LogBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
     {
         CheckBackward(y, dy, dx, rows, cols, "Softmax.LogBackward");
-        var width = Simd.Current;
         fixed (float* py = y, pdy = dy, pdx = dx)
-        {
-            var task = new BackwardTask { Y = py, Dy = pdy, Dx = pdx, Rows = rows, Cols = cols, Scale = 1f, Log = true, Width = width };
-            RunBackward(ref task, rows, cols);
-        }
+            RowDriver.Run(new BackwardRows(py, pdy, pdx, cols, 1f, log: true), rows, cols);
     }
 
     /// <summary>Everything a row needs, as raw pointers (the spans are pinned by the public entry).</summary>
@@ -161,11 +149,9 @@ public static unsafe partial class Softmax
     static Args MakeArgs(float* x, int xLength, float* y, int yLength, int rows, int cols, in SoftmaxOptions o,
         float* bias, int biasLength, int* valid, int validCount, bool* key, int keyLength)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (xLength < n) throw new ArgumentException($"Softmax: x needs {n} values ({rows}×{cols}), got {xLength}", "x");
-        if (yLength < n) throw new ArgumentException($"Softmax: y needs {n} values ({rows}×{cols}), got {yLength}", "y");
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix("Softmax", "x", xLength, rows, cols);
+        RowChecks.Matrix("Softmax", "y", yLength, rows, cols);
         var a = new Args { X = x, Y = y, Rows = rows, Cols = cols, Scale = o.Scale, Causal = o.Causal };
         if (!float.IsFinite(a.Scale)) throw new ArgumentException($"Softmax: scale must be finite, got {a.Scale}", nameof(o));
         if (o.Causal)
@@ -208,73 +194,39 @@ public static unsafe partial class Softmax
 
     static void CheckBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols, string op)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long n = (long)rows * cols;
-        if (y.Length < n) throw new ArgumentException($"{op}: y needs {n} values ({rows}×{cols}), got {y.Length}", nameof(y));
-        if (dy.Length < n) throw new ArgumentException($"{op}: dy needs {n} values ({rows}×{cols}), got {dy.Length}", nameof(dy));
-        if (dx.Length < n) throw new ArgumentException($"{op}: dx needs {n} values ({rows}×{cols}), got {dx.Length}", nameof(dx));
+        RowChecks.Size(rows, cols);
+        RowChecks.Matrix(op, nameof(y), y.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dy), dy.Length, rows, cols);
+        RowChecks.Matrix(op, nameof(dx), dx.Length, rows, cols);
     }
 
-    static void Run(ref ForwardTask task, int rows, int cols)
+    readonly struct ForwardRows(Args a, bool log) : IRowOperator
     {
-        task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-        if (task.Tasks <= 1) task.Execute(0);
-        else KernelPool.Default.Run(task.Tasks, ref task);
-    }
-
-    static void RunBackward(ref BackwardTask task, int rows, int cols)
-    {
-        task.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-        if (task.Tasks <= 1) task.Execute(0);
-        else KernelPool.Default.Run(task.Tasks, ref task);
-    }
-
-    struct ForwardTask : IParallelTask
-    {
-        public Args A;
-        public SimdWidth Width;
-        public bool Log;
-        public int Tasks;
-
-        public readonly void Execute(int index)
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
         {
-            var (r0, r1) = Tasks <= 1 ? (0, A.Rows) : Partition.Range(A.Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                switch (Width)
-                {
-                    case SimdWidth.V512: if (Log) LogRow<V512>(A, r); else Row<V512>(A, r); break;
-                    case SimdWidth.V256: if (Log) LogRow<V256>(A, r); else Row<V256>(A, r); break;
-                    case SimdWidth.V128: if (Log) LogRow<V128>(A, r); else Row<V128>(A, r); break;
-                    default: if (Log) LogRowReference(A, r); else RowReference(A, r); break;
-                }
-            }
+            if (log) LogRow<TV>(a, r);
+            else Softmax.Row<TV>(a, r);
+        }
+
+        public void RowScalar(int r)
+        {
+            if (log) LogRowReference(a, r);
+            else RowReference(a, r);
         }
     }
 
-    struct BackwardTask : IParallelTask
+    readonly struct BackwardRows(float* y, float* dy, float* dx, int cols, float scale, bool log) : IRowOperator
     {
-        public float* Y, Dy, Dx;
-        public int Rows, Cols, Tasks;
-        public float Scale;
-        public bool Log;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
         {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-            for (int r = r0; r < r1; r++)
-            {
-                long o = (long)r * Cols;
-                switch (Width)
-                {
-                    case SimdWidth.V512: BackwardRow<V512>(Y + o, Dy + o, Dx + o, Cols, Scale, Log); break;
-                    case SimdWidth.V256: BackwardRow<V256>(Y + o, Dy + o, Dx + o, Cols, Scale, Log); break;
-                    case SimdWidth.V128: BackwardRow<V128>(Y + o, Dy + o, Dx + o, Cols, Scale, Log); break;
-                    default: BackwardRowReference(Y + o, Dy + o, Dx + o, Cols, Scale, Log); break;
-                }
-            }
+            long o = (long)r * cols;
+            BackwardRow<TV>(y + o, dy + o, dx + o, cols, scale, log);
+        }
+
+        public void RowScalar(int r)
+        {
+            long o = (long)r * cols;
+            BackwardRowReference(y + o, dy + o, dx + o, cols, scale, log);
         }
     }
 

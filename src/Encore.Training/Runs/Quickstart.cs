@@ -168,17 +168,11 @@ public static class Quickstart
         for (int i = -1; i < prompts.Count; i++)   // i = −1 warms up
         {
             var ids = GenerationEval.PromptIds(model, tokenizer, prompts[Math.Max(0, i)].Source);
-            var sw = Stopwatch.StartNew();
-            using var session = GenerationSession.Create(model, [ids], 1, newTokens, c.DecoderStartTokenId);
-            var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], newTokens, null), c.PadTokenId);
-            double first = 0;
-            int events = 0;
-            foreach (var _ in new GreedyStrategy().Run(ctx, default))
-                if (++events == 1) first = sw.Elapsed.TotalSeconds;
+            var t = GenerationTiming.Measure(model, [ids], newTokens);
             if (i < 0) continue;
-            firsts.Add(first * 1000);
-            decodeSeconds += sw.Elapsed.TotalSeconds - first;
-            decoded += events - 1;
+            firsts.Add(t.FirstTokenSeconds * 1000);
+            decodeSeconds += t.DecodeSeconds;
+            decoded += t.DecodedTokens;
             cache = Math.Max(cache, perPosition * (ids.Length + newTokens));
         }
         firsts.Sort();

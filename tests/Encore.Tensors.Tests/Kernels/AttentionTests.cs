@@ -71,9 +71,9 @@ public class AttentionTests
             var lse = new float[Shape.Batch * Shape.Heads * Shape.QueryLength];
             var opt = options ?? Options;
             if (reference)
-                Attention.Reference(Shape, Q.Data, Q.Strides, K.Data, K.Strides, V.Data, V.Strides, o.Data, o.Strides, opt, Mask, lse);
+                Attention.Reference(Shape, new(Q.Data, Q.Strides, K.Data, K.Strides, V.Data, V.Strides), o.Data, o.Strides, opt, Mask, lse);
             else
-                Attention.Forward(Shape, Q.Data, Q.Strides, K.Data, K.Strides, V.Data, V.Strides, o.Data, o.Strides, opt, Mask, lse);
+                Attention.Forward(Shape, new(Q.Data, Q.Strides, K.Data, K.Strides, V.Data, V.Strides), o.Data, o.Strides, opt, Mask, lse);
             return (o.Packed(), lse);
         }
     }
@@ -150,7 +150,7 @@ public class AttentionTests
             {
                 var o = new float[2];
                 var lse = new float[1];
-                Attention.Forward(shape, q, st1, k, st2, v, st2, o, st1, opt, default, lse);
+                Attention.Forward(shape, new(q, st1, k, st2, v, st2), o, st1, opt, default, lse);
                 AssertClose(expected, o, 1e-6, 1e-6, $"{w} out");
                 Assert.Equal((float)Math.Log(Math.E + 1), lse[0], 1e-6f);   // 1.3132617
             }
@@ -295,14 +295,14 @@ public class AttentionTests
         }
         var expected = new float[batch * h * t * hd];
         var hm = AttentionStrides.HeadMajor(h, t, hd);
-        Attention.Reference(shape, q.Data, hm, k.Data, hm, v.Data, hm, expected, hm, opt);
+        Attention.Reference(shape, new(q.Data, hm, k.Data, hm, v.Data, hm), expected, hm, opt);
 
         foreach (var w in Simd.Supported)
         {
             using (Simd.Override(w))
             {
                 var o = new float[batch * t * h * hd];
-                Attention.Forward(shape, qSpan, st, kSpan, st, vSpan, st, o, outStrides, opt);
+                Attention.Forward(shape, new(qSpan, st, kSpan, st, vSpan, st), o, outStrides, opt);
                 var packed = new float[expected.Length];
                 for (int b = 0; b < batch; b++)
                 for (int hh = 0; hh < h; hh++)
@@ -456,8 +456,7 @@ public class AttentionTests
             var dOut = Operand.Random(rng, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
             var dq0 = c.NewOutput(); var dk0 = Operand.Empty(s.Batch, s.KvHeads, s.KeyLength, s.HeadDim); var dv0 = Operand.Empty(s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
             var db0 = c.Bias is null ? null : new float[c.Bias.Length];
-            Attention.BackwardReference(s, c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides, dOut.Data, dOut.Strides,
-                dq0.Data, dq0.Strides, dk0.Data, dk0.Strides, dv0.Data, dv0.Strides, c.Options, c.Mask, db0);
+            Attention.BackwardReference(s, new(c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides), dOut.Data, dOut.Strides, new(dq0.Data, dq0.Strides, dk0.Data, dk0.Strides, dv0.Data, dv0.Strides), c.Options, c.Mask, db0);
             Assert.Contains(dk0.Packed(), x => Math.Abs(x) > 1e-3);
             foreach (var w in Simd.Supported)
             {
@@ -465,11 +464,10 @@ public class AttentionTests
                 {
                     var o = c.NewOutput();
                     var lse = new float[s.Batch * s.Heads * s.QueryLength];
-                    Attention.Forward(s, c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides, o.Data, o.Strides, c.Options, c.Mask, lse);
+                    Attention.Forward(s, new(c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides), o.Data, o.Strides, c.Options, c.Mask, lse);
                     var dq = c.NewOutput(); var dk = Operand.Empty(s.Batch, s.KvHeads, s.KeyLength, s.HeadDim, padHead: 3); var dv = Operand.Empty(s.Batch, s.KvHeads, s.KeyLength, s.HeadDim, padPosition: 2);
                     var db = c.Bias is null ? null : Enumerable.Repeat(float.NaN, c.Bias.Length).ToArray();
-                    Attention.Backward(s, c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides, o.Data, o.Strides, dOut.Data, dOut.Strides, lse,
-                        dq.Data, dq.Strides, dk.Data, dk.Strides, dv.Data, dv.Strides, c.Options, c.Mask, db);
+                    Attention.Backward(s, new(c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides), o.Data, o.Strides, dOut.Data, dOut.Strides, lse, new(dq.Data, dq.Strides, dk.Data, dk.Strides, dv.Data, dv.Strides), c.Options, c.Mask, db);
                     AssertClose(dq0.Packed(), dq.Packed(), 2e-4, 2e-4, $"{label} {w} dQ");
                     AssertClose(dk0.Packed(), dk.Packed(), 2e-4, 2e-4, $"{label} {w} dK");
                     AssertClose(dv0.Packed(), dv.Packed(), 2e-4, 2e-4, $"{label} {w} dV");
@@ -487,7 +485,7 @@ public class AttentionTests
         c.Options = new AttentionOptions { Causal = true, QueryOffset = 255 };
         var o = c.NewOutput();
         var lse = new float[8];
-        void Step() => Attention.Forward(c.Shape, c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides, o.Data, o.Strides, c.Options, default, lse);
+        void Step() => Attention.Forward(c.Shape, new(c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides), o.Data, o.Strides, c.Options, default, lse);
         for (int i = 0; i < 3; i++) Step();
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 10; i++) Step();
@@ -500,23 +498,23 @@ public class AttentionTests
         var shape = new AttentionShape(1, 3, 2, 2, 2, 4);
         var st = AttentionStrides.HeadMajor(3, 2, 4);
         var buf = new float[64];
-        Assert.Contains("multiple of Hkv", Assert.Throws<ArgumentException>(() => Attention.Forward(shape, buf, st, buf, st, buf, st, new float[64], st)).Message);
+        Assert.Contains("multiple of Hkv", Assert.Throws<ArgumentException>(() => Attention.Forward(shape, new(buf, st, buf, st, buf, st), new float[64], st)).Message);
         var ok = new AttentionShape(1, 2, 2, 2, 2, 4);
         var st2 = AttentionStrides.HeadMajor(2, 2, 4);
-        Assert.Contains("needs", Assert.Throws<ArgumentException>(() => Attention.Forward(ok, new float[15], st2, buf, st2, buf, st2, new float[16], st2)).Message);
+        Assert.Contains("needs", Assert.Throws<ArgumentException>(() => Attention.Forward(ok, new(new float[15], st2, buf, st2, buf, st2), new float[16], st2)).Message);
         Assert.Contains("KeyLengths", Assert.Throws<ArgumentException>(() =>
-            Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], st2, default, new AttentionMask { KeyLengths = new[] { 3 } })).Message);
+            Attention.Forward(ok, new(buf, st2, buf, st2, buf, st2), new float[16], st2, default, new AttentionMask { KeyLengths = new[] { 3 } })).Message);
         Assert.Contains("Bias", Assert.Throws<ArgumentException>(() =>
-            Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], st2, default, new AttentionMask { Bias = new float[7] })).Message);
+            Attention.Forward(ok, new(buf, st2, buf, st2, buf, st2), new float[16], st2, default, new AttentionMask { Bias = new float[7] })).Message);
         Assert.Contains("log-sum-exp", Assert.Throws<ArgumentException>(() =>
-            Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], st2, default, default, new float[3])).Message);
+            Attention.Forward(ok, new(buf, st2, buf, st2, buf, st2), new float[16], st2, default, default, new float[3])).Message);
         Assert.Contains("overlap", Assert.Throws<ArgumentException>(() =>
-            Attention.Forward(ok, buf, st2, buf, st2, buf, st2, new float[16], new AttentionStrides(8, 4, 0))).Message);
+            Attention.Forward(ok, new(buf, st2, buf, st2, buf, st2), new float[16], new AttentionStrides(8, 4, 0))).Message);
         // Inputs may broadcast: one K/V shared by the batch (batch stride 0).
-        Attention.Forward(new AttentionShape(2, 2, 2, 2, 2, 4), buf, st2, buf, st2 with { Batch = 0 }, buf, st2 with { Batch = 0 }, new float[32], st2);
+        Attention.Forward(new AttentionShape(2, 2, 2, 2, 2, 4), new(buf, st2, buf, st2 with { Batch = 0 }, buf, st2 with { Batch = 0 }), new float[32], st2);
         // A bool mask converts to the byte form.
         var keep = new bool[] { true, false };
         var o = new float[16];
-        Attention.Forward(ok, buf, st2, buf, st2, buf, st2, o, st2, default, new AttentionMask { KeyMask = MemoryMarshal.Cast<bool, byte>(keep.AsSpan()) });
+        Attention.Forward(ok, new(buf, st2, buf, st2, buf, st2), o, st2, default, new AttentionMask { KeyMask = MemoryMarshal.Cast<bool, byte>(keep.AsSpan()) });
     }
 }

@@ -1,7 +1,13 @@
-// Hugging Face "llama" checkpoints (transformers' configuration_llama.py / modeling_llama.py):
-// a pre-norm causal decoder with RMSNorm, half-split RoPE on q and k (rotate_half), grouped-query
-// attention, a SwiGLU feed-forward down(act(gate(x)) ⊙ up(x)) and a final norm, mapped onto
-// Encore's DecoderOnlyModel. Qwen2 (Qwen2Architecture) is the same model with q/k/v biases.
+// The Llama family ("model_type": "llama", and "qwen2" below), read top to bottom: the preset, the
+// config.json mapping, the checkpoint name map. transformers' configuration_llama.py /
+// modeling_llama.py: a pre-norm causal decoder with RMSNorm, half-split RoPE on q and k
+// (rotate_half), grouped-query attention, a SwiGLU feed-forward down(act(gate(x)) ⊙ up(x)) and a
+// final norm, on Encore's DecoderOnlyModel; tools/reference/llama_reference.py writes the parity
+// fixtures. Qwen2 is the same model with biases on q, k and v (the Biases hooks).
+//
+// The file sits in Encore.Formats rather than Encore.Models because the mapping implements
+// IArchitecture and fails with CheckpointFormatException (Formats types; Formats is the layer above
+// Models, DESIGN.md); the model math is the shared layers', chosen by the options the mapping sets.
 using System.Text.Json.Nodes;
 using Encore.Models;
 using Encore.Tensors.Kernels;
@@ -27,6 +33,34 @@ public class LlamaArchitecture : IArchitecture
 
     /// <summary>LlamaConfig's max_position_embeddings default.</summary>
     protected virtual int DefaultMaxPositions => 2048;
+
+    /// <summary>
+    /// A Llama of the given size (llama-330m: 1024, 20, 16, 2816, 32128): MHA with hd = D / H, SwiGLU,
+    /// RMSNorm ε 1e-5, RoPE θ 10000, an untied head, bos 1, eos 2, pad 0, up to 4096 positions.
+    /// </summary>
+    public static ModelConfig Preset(int dModel, int layers, int heads, int ffn, int vocab) => new()
+    {
+        Family = ModelFamily.DecoderOnly,
+        VocabSize = vocab,
+        DModel = dModel,
+        EncoderLayers = 0,
+        DecoderLayers = layers,
+        Heads = heads,
+        KvHeads = heads,
+        HeadDim = dModel / heads,
+        FfnDim = ffn,
+        Activation = ActivationKind.Silu,
+        GatedFfn = true,
+        Norm = NormKind.RmsNorm,
+        NormEps = 1e-5f,
+        TieEmbeddings = false,
+        EncoderPositions = new PositionConfig { Kind = PositionKind.None },
+        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeTheta = 10000 },
+        MaxPositions = 4096,
+        BosTokenId = 1,
+        EosTokenId = 2,
+        PadTokenId = 0,
+    };
 
     /// <inheritdoc />
     public ModelConfig ReadConfig(JsonObject json, string path)
@@ -201,157 +235,50 @@ public class LlamaArchitecture : IArchitecture
     }
 }
 
+// ---- Qwen2 ----
+// Hugging Face "qwen2" checkpoints (transformers' configuration_qwen2.py / modeling_qwen2.py): the
+// Llama decoder (same tensor names, RMSNorm, half-split RoPE, GQA, SwiGLU) with biases on the q, k
+// and v projections only (Qwen2Attention: q/k/v_proj bias=True, o_proj bias=False).
+
 /// <summary>
-/// Reads Hugging Face config.json fields with errors that name the file and the field: required
-/// fields fail when absent, optional ones take the documented default when absent or null.
+/// <c>model_type: "qwen2"</c>. Fields as <see cref="LlamaArchitecture"/> with <c>Qwen2Config</c>'s defaults
+/// (max_position_embeddings 32768, no bos default); biases are fixed by the type (q, k, v yes; o and
+/// the feed-forward no). <c>use_sliding_window: true</c> is rejected: Encore attends to every cached position.
 /// </summary>
-public readonly struct HfConfigFields
+public sealed class Qwen2Architecture : LlamaArchitecture
 {
-    readonly JsonObject _json;
-    readonly string _prefix;
+    /// <inheritdoc />
+    public override string ModelType => "qwen2";
 
-    /// <summary>Fields of <paramref name="json"/>, read from <paramref name="path"/>; <paramref name="prefix"/> qualifies nested field names.</summary>
-    public HfConfigFields(JsonObject json, string path, string prefix = "")
+    /// <inheritdoc />
+    protected override string HfClassName => "Qwen2ForCausalLM";
+
+    /// <inheritdoc />
+    protected override int DefaultMaxPositions => 32768;
+
+    /// <inheritdoc />
+    protected override int DefaultBos => -1;
+
+    /// <inheritdoc />
+    protected override (bool Qkv, bool Output, bool Mlp) ReadBiases(HfConfigFields f)
     {
-        _json = json;
-        Path = path;
-        _prefix = prefix;
+        // Sliding-window layers (Qwen2Attention with use_sliding_window) would see fewer keys than Encore gives them.
+        if (f.Bool("use_sliding_window", false)) throw f.Error("use_sliding_window", "true is not supported (Encore attends to the whole context)");
+        return (true, false, false);
     }
 
-    /// <summary>The file the fields come from.</summary>
-    public string Path { get; }
-
-    /// <summary>An error about field <paramref name="name"/>.</summary>
-    public CheckpointFormatException Error(string name, string problem) => new($"{Path}: field '{_prefix}{name}' {problem}");
-
-    /// <summary>The raw node of <paramref name="name"/>; null when absent or JSON null.</summary>
-    public JsonNode? Node(string name) => _json.TryGetPropertyValue(name, out var n) ? n : null;
-
-    /// <summary>A required positive integer.</summary>
-    public int Positive(string name) => PositiveOrNull(name) ?? throw Error(name, "is required");
-
-    /// <summary>A positive integer, <paramref name="fallback"/> when absent or null.</summary>
-    public int Positive(string name, int fallback) => PositiveOrNull(name) ?? fallback;
-
-    /// <summary>A positive integer or null when absent.</summary>
-    public int? PositiveOrNull(string name)
+    /// <inheritdoc />
+    protected override void WriteBiases(ModelConfig c, JsonObject json)
     {
-        var v = IntOrNull(name);
-        if (v is < 1) throw Error(name, $"must be positive, got {v}");
-        return v;
+        if (!c.QkvBias || c.OutputBias || c.MlpBias)
+            throw Unwritable(c, "qwen2 has biases on q, k and v and nowhere else");
     }
 
-    /// <summary>An integer (written as 32 or 32.0) or null when absent.</summary>
-    public int? IntOrNull(string name)
+    /// <inheritdoc />
+    protected override void WriteExtra(ModelConfig c, JsonObject json)
     {
-        var n = Node(name);
-        if (n is null) return null;
-        if (n is JsonValue v && v.TryGetValue(out double x) && x == Math.Floor(x) && Math.Abs(x) <= int.MaxValue) return (int)x;
-        throw Error(name, $"must be an integer, got {n.ToJsonString()}");
-    }
-
-    /// <summary>A token id below <paramref name="vocab"/>: an integer, the first of a list of integers, or null when absent.</summary>
-    public int? TokenId(string name, int vocab)
-    {
-        var id = TokenId(name);
-        if (id >= vocab) throw Error(name, $"{id} is outside the vocabulary (vocab_size {vocab})");
-        return id;
-    }
-
-    int? TokenId(string name)
-    {
-        var n = Node(name);
-        if (n is JsonArray a)
-        {
-            if (a.Count == 0) return null;
-            if (a[0] is JsonValue v && v.TryGetValue(out double x) && x == Math.Floor(x) && x is >= 0 and <= int.MaxValue) return (int)x;
-            throw Error(name, $"must hold integer ids, got {n.ToJsonString()}");
-        }
-        var id = IntOrNull(name);
-        if (id is < 0) throw Error(name, $"must not be negative, got {id}");
-        return id;
-    }
-
-    /// <summary>A required positive finite number.</summary>
-    public double PositiveDouble(string name) => PositiveDoubleOrNull(name) ?? throw Error(name, "is required");
-
-    /// <summary>A positive finite number, <paramref name="fallback"/> when absent or null.</summary>
-    public double PositiveDouble(string name, double fallback) => PositiveDoubleOrNull(name) ?? fallback;
-
-    double? PositiveDoubleOrNull(string name)
-    {
-        var n = Node(name);
-        if (n is null) return null;
-        if (n is JsonValue v && v.TryGetValue(out double x))
-            return x > 0 && double.IsFinite(x) ? x : throw Error(name, $"must be positive, got {x}");
-        throw Error(name, $"must be a number, got {n.ToJsonString()}");
-    }
-
-    /// <summary>A number in [0, 1), <paramref name="fallback"/> when absent or null.</summary>
-    public double Probability(string name, double fallback)
-    {
-        var n = Node(name);
-        if (n is null) return fallback;
-        if (n is JsonValue v && v.TryGetValue(out double x))
-            return x is >= 0 and < 1 ? x : throw Error(name, $"must be in [0, 1), got {x}");
-        throw Error(name, $"must be a number, got {n.ToJsonString()}");
-    }
-
-    /// <summary>A boolean, <paramref name="fallback"/> when absent or null.</summary>
-    public bool Bool(string name, bool fallback)
-    {
-        var n = Node(name);
-        if (n is null) return fallback;
-        if (n is JsonValue v && v.TryGetValue(out bool b)) return b;
-        throw Error(name, $"must be true or false, got {n.ToJsonString()}");
-    }
-
-    /// <summary>A string or null when absent.</summary>
-    public string? StringOrNull(string name)
-    {
-        var n = Node(name);
-        if (n is null) return null;
-        if (n is JsonValue v && v.TryGetValue(out string? s)) return s;
-        throw Error(name, $"must be a string, got {n.ToJsonString()}");
-    }
-
-    /// <summary>
-    /// An activation by transformers' ACT2FN name: "gelu" (exact erf), "gelu_new" / "gelu_pytorch_tanh" /
-    /// "gelu_fast" (tanh approximation, the same formula), "silu" / "swish", "relu".
-    /// </summary>
-    public ActivationKind Activation(string name, string fallback)
-    {
-        string act = StringOrNull(name) ?? fallback;
-        return act switch
-        {
-            "gelu" => ActivationKind.GeluErf,
-            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
-            "silu" or "swish" => ActivationKind.Silu,
-            "relu" => ActivationKind.Relu,
-            _ => throw Error(name, $"'{act}' is not a supported activation (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish, relu)"),
-        };
-    }
-
-    /// <summary>The ACT2FN name written for <paramref name="kind"/>.</summary>
-    public static string ActivationName(ActivationKind kind) => kind switch
-    {
-        ActivationKind.GeluErf => "gelu",
-        ActivationKind.GeluTanh => "gelu_new",
-        ActivationKind.Silu => "silu",
-        ActivationKind.Relu => "relu",
-        _ => throw new ArgumentException($"activation {kind} has no transformers name"),
-    };
-
-    /// <summary>Runs <see cref="ModelConfig.Validate"/>, turning its errors into format errors naming the file.</summary>
-    public ModelConfig Validated(ModelConfig config)
-    {
-        try
-        {
-            return config.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new CheckpointFormatException($"{Path}: {e.Message}", e);
-        }
+        json["use_sliding_window"] = false;
+        json["sliding_window"] = c.MaxPositions;
+        json["max_window_layers"] = c.DecoderLayers;
     }
 }

@@ -1,4 +1,6 @@
-// Hugging Face "bert" checkpoints (transformers' configuration_bert.py / modeling_bert.py): a
+// The BERT family ("model_type": "bert"), read top to bottom: the config.json mapping and the
+// checkpoint name map (transformers' configuration_bert.py / modeling_bert.py; fixtures from
+// tools/reference/bert_reference.py). It has no Encore preset of its own. A
 // post-norm bidirectional encoder with learned absolute positions, token types, an embedding
 // LayerNorm, biases everywhere and the BertLMPredictionHead, mapped onto Encore's EncoderOnlyModel.
 //
@@ -7,6 +9,10 @@
 //   BertOutput:     LayerNorm(dense(h) + attn_out)  → mlp.down_proj, then mlp_norm
 //   BertEmbeddings.LayerNorm                        → embed_norm
 //   cls.predictions.transform.{dense,LayerNorm}     → mlm_head.{dense,norm}; decoder tied to word embeddings
+//
+// The file sits in Encore.Formats rather than Encore.Models because the mapping implements
+// IArchitecture and fails with CheckpointFormatException (Formats types; Formats is the layer above
+// Models, DESIGN.md); the model math is the shared layers', chosen by the options the mapping sets.
 using System.Text.Json.Nodes;
 using Encore.Models;
 

@@ -1,15 +1,25 @@
-// Hugging Face T5 checkpoints ("model_type": "t5"): the original T5 (Raffel et al. 2020, arXiv
-// 1910.10683; t5-small … t5-11b) and T5 v1.1 / Flan-T5 (gated-GELU feed-forward, untied LM head).
-// The mapping follows transformers' models/t5/configuration_t5.py (fields and defaults) and
-// modeling_t5.py (tensor names and math):
+// The T5 family ("model_type": "t5"): the original T5 (Raffel et al. 2020, arXiv 1910.10683;
+// t5-small … t5-11b) and T5 v1.1 / Flan-T5 (gated-GELU feed-forward, untied LM head), read top to
+// bottom: the preset, the config.json mapping, the checkpoint name map. It follows transformers'
+// models/t5/configuration_t5.py (fields and defaults) and modeling_t5.py (tensor names and math);
+// tools/reference/t5_reference.py is the same model written out in PyTorch for the parity fixtures.
+//
+// Its peculiarities, and the shared-layer options that carry them (set by Preset below):
 // - T5Attention has no 1/√d_kv scaling (it is folded into the initialization) and no biases; the
-//   attention width num_heads·d_kv may differ from d_model;
+//   attention width num_heads·d_kv may differ from d_model → AttentionScale = 1, HeadDim = d_kv;
 // - one relative-position bias table per stack, stored in block 0's self-attention and shared by
 //   every layer of the stack (bidirectional buckets in the encoder, causal in the decoder); the
-//   cross-attention carries no positions;
+//   cross-attention carries no positions → PositionKind.T5Relative (TransformerStack's
+//   RelativeBias; buckets in Kernels/PositionBias.cs);
 // - T5LayerNorm is RMSNorm without bias; pre-norm blocks and a final norm per stack;
 // - with tie_word_embeddings (the default) the decoder output is scaled by d_model^−½ before the
-//   tied head (T5ForConditionalGeneration.forward); otherwise a separate lm_head.
+//   tied head (T5ForConditionalGeneration.forward) → ScaleTiedLogits (LanguageModel.Logits);
+//   otherwise a separate lm_head.
+//
+// The file sits in Encore.Formats rather than Encore.Models: the mapping implements IArchitecture
+// and fails with CheckpointFormatException, both Formats types, and Formats is the layer above
+// Models (DESIGN.md), so the model math stays in the shared layers below and is chosen by the
+// options above.
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Encore.Models;
@@ -35,78 +45,91 @@ public sealed class T5Architecture : IArchitecture
     /// <inheritdoc />
     public string ModelType => "t5";
 
-    /// <inheritdoc />
-    public ModelConfig ReadConfig(JsonObject json, string path)
+    /// <summary>
+    /// A T5 v1.0 model (t5-small: 512, 6, 8, 2048, 32128; t5-base: 768, 12, 12, 3072, 32128): ReLU
+    /// feed-forward, d_kv = d_model / heads, 32 buckets up to distance 128, pad 0 = decoder start,
+    /// eos 1, no dropout. <paramref name="tied"/> ties the LM head to the embedding, with T5's rescale.
+    /// </summary>
+    public static ModelConfig Preset(int dModel, int layers, int heads, int ffn, int vocab, bool tied = true)
     {
-        int dModel = Int(json, path, "d_model", null, MaxWidth);
-        int dKv = Int(json, path, "d_kv", null, MaxWidth);
-        int dFf = Int(json, path, "d_ff", null, MaxWidth);
-        int layers = Int(json, path, "num_layers", null, MaxLayers);
-        // configuration_t5.py: num_decoder_layers defaults to num_layers (symmetry).
-        int decoderLayers = Int(json, path, "num_decoder_layers", layers, MaxLayers);
-        int heads = Int(json, path, "num_heads", null, MaxHeads);
-        if ((long)heads * dKv > MaxWidth) throw Error(path, "d_kv", $"num_heads·d_kv = {(long)heads * dKv} exceeds {MaxWidth}");
-        int vocab = Int(json, path, "vocab_size", null, MaxVocab);
-        int buckets = Int(json, path, "relative_attention_num_buckets", 32, MaxBuckets);
-        // Configs written before the field existed used 128, its default.
-        int maxDistance = Int(json, path, "relative_attention_max_distance", 128, int.MaxValue);
-        if (buckets < 2) throw Error(path, "relative_attention_num_buckets", $"must be at least 2, got {buckets}");
-        double eps = Number(json, path, "layer_norm_epsilon", 1e-6);
-        if (!(eps > 0) || eps > 1) throw Error(path, "layer_norm_epsilon", $"must be in (0, 1], got {eps}");
-        double dropout = Number(json, path, "dropout_rate", 0.1);
-        if (dropout is < 0 or >= 1) throw Error(path, "dropout_rate", $"must be in [0, 1), got {dropout}");
-        var (activation, gated) = ParseFeedForward(String(json, path, "feed_forward_proj", "relu"), path);
-        // configuration_t5.py derives dense_act_fn and is_gated_act from feed_forward_proj, but
-        // config.json files written by newer transformers store them too, and PretrainedConfig sets
-        // stored keys after that derivation: where present, they decide.
-        if (Field(json, "dense_act_fn") is not null)
-        {
-            var name = String(json, path, "dense_act_fn", "");
-            activation = Activation(name) ?? throw Error(path, "dense_act_fn", $"activation '{name}' is not supported (supported: {SupportedActivations})");
-        }
-        gated = Bool(json, path, "is_gated_act", gated);
-        bool tied = Bool(json, path, "tie_word_embeddings", true);
-        int pad = Int(json, path, "pad_token_id", 0, vocab - 1, min: 0);
-        int eos = Int(json, path, "eos_token_id", 1, vocab - 1, min: 0);
-        // T5 starts decoding from the pad token; published configs state it (0) explicitly.
-        int start = Int(json, path, "decoder_start_token_id", pad, vocab - 1, min: 0);
-
-        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = buckets, RelativeMaxDistance = maxDistance };
-        var config = new ModelConfig
+        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = 32, RelativeMaxDistance = 128 };
+        return new ModelConfig
         {
             Family = ModelFamily.EncoderDecoder,
             VocabSize = vocab,
             DModel = dModel,
             EncoderLayers = layers,
-            DecoderLayers = decoderLayers,
+            DecoderLayers = layers,
             Heads = heads,
             KvHeads = heads,
-            HeadDim = dKv,
-            FfnDim = dFf,
-            Activation = activation,
-            GatedFfn = gated,
+            HeadDim = dModel / heads,
+            FfnDim = ffn,
+            Activation = ActivationKind.Relu,
+            GatedFfn = false,
             Norm = NormKind.RmsNorm,
-            NormEps = (float)eps,
+            NormEps = 1e-6f,
             TieEmbeddings = tied,
             ScaleTiedLogits = tied,
             AttentionScale = 1f,
             EncoderPositions = relative,
             DecoderPositions = relative,
             FinalNorm = true,
+            PadTokenId = 0,
+            EosTokenId = 1,
+            BosTokenId = -1,
+            DecoderStartTokenId = 0,
+        };
+    }
+
+    /// <inheritdoc />
+    public ModelConfig ReadConfig(JsonObject json, string path)
+    {
+        var f = new HfConfigFields(json, path);
+        int dModel = f.Int("d_model", null, 1, MaxWidth);
+        int dKv = f.Int("d_kv", null, 1, MaxWidth);
+        int dFf = f.Int("d_ff", null, 1, MaxWidth);
+        int layers = f.Int("num_layers", null, 1, MaxLayers);
+        // configuration_t5.py: num_decoder_layers defaults to num_layers (symmetry).
+        int decoderLayers = f.Int("num_decoder_layers", layers, 1, MaxLayers);
+        int heads = f.Int("num_heads", null, 1, MaxHeads);
+        if ((long)heads * dKv > MaxWidth) throw f.Error("d_kv", $"num_heads·d_kv = {(long)heads * dKv} exceeds {MaxWidth}");
+        int vocab = f.Int("vocab_size", null, 1, MaxVocab);
+        int buckets = f.Int("relative_attention_num_buckets", 32, 1, MaxBuckets);
+        // Configs written before the field existed used 128, its default.
+        int maxDistance = f.Int("relative_attention_max_distance", 128, 1, int.MaxValue);
+        if (buckets < 2) throw f.Error("relative_attention_num_buckets", $"must be at least 2, got {buckets}");
+        double eps = f.Number("layer_norm_epsilon", 1e-6);
+        if (!(eps > 0) || eps > 1) throw f.Error("layer_norm_epsilon", $"must be in (0, 1], got {eps}");
+        double dropout = f.Number("dropout_rate", 0.1);
+        if (dropout is < 0 or >= 1) throw f.Error("dropout_rate", $"must be in [0, 1), got {dropout}");
+        var (activation, gated) = ParseFeedForward(f.StringOrNull("feed_forward_proj") ?? "relu", f);
+        // configuration_t5.py derives dense_act_fn and is_gated_act from feed_forward_proj, but
+        // config.json files written by newer transformers store them too, and PretrainedConfig sets
+        // stored keys after that derivation: where present, they decide.
+        if (f.StringOrNull("dense_act_fn") is { } name)
+            activation = HfConfigFields.ActivationOf(name) ?? throw f.Error("dense_act_fn", $"activation '{name}' is not supported (supported: {HfConfigFields.SupportedActivations})");
+        gated = f.Bool("is_gated_act", gated);
+        bool tied = f.Bool("tie_word_embeddings", true);
+        int pad = f.Int("pad_token_id", 0, 0, vocab - 1);
+        int eos = f.Int("eos_token_id", 1, 0, vocab - 1);
+        // T5 starts decoding from the pad token; published configs state it (0) explicitly.
+        int start = f.Int("decoder_start_token_id", pad, 0, vocab - 1);
+
+        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = buckets, RelativeMaxDistance = maxDistance };
+        return f.Validated(Preset(dModel, layers, heads, dFf, vocab, tied) with
+        {
+            DecoderLayers = decoderLayers,
+            HeadDim = dKv,
+            Activation = activation,
+            GatedFfn = gated,
+            NormEps = (float)eps,
+            EncoderPositions = relative,
+            DecoderPositions = relative,
             Dropout = (float)dropout,
             PadTokenId = pad,
             EosTokenId = eos,
-            BosTokenId = -1,
             DecoderStartTokenId = start,
-        };
-        try
-        {
-            return config.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new CheckpointFormatException($"{path}: {e.Message}", e);
-        }
+        });
     }
 
     /// <inheritdoc />
@@ -129,7 +152,7 @@ public sealed class T5Architecture : IArchitecture
             ["dropout_rate"] = ShortestDouble(config.Dropout),
             ["layer_norm_epsilon"] = ShortestDouble(config.NormEps),
             ["feed_forward_proj"] = FeedForwardName(config.Activation, config.GatedFfn),
-            ["dense_act_fn"] = ActivationName(config.Activation),
+            ["dense_act_fn"] = HfConfigFields.ActivationName(config.Activation),
             ["is_gated_act"] = config.GatedFfn,
             ["tie_word_embeddings"] = config.TieEmbeddings,
             ["is_encoder_decoder"] = true,
@@ -203,38 +226,16 @@ public sealed class T5Architecture : IArchitecture
     /// transformers' ACT2FN, and "gated-gelu" means gelu_new (kept for the v1.1 checkpoints).
     /// Only the activations Encore computes are accepted.
     /// </summary>
-    static (ActivationKind Activation, bool Gated) ParseFeedForward(string value, string path)
+    static (ActivationKind Activation, bool Gated) ParseFeedForward(string value, HfConfigFields f)
     {
         var parts = value.Split('-');
         if (parts.Length > 2 || (parts.Length == 2 && parts[0] != "gated"))
-            throw Error(path, "feed_forward_proj", $"'{value}' is not of the form '{{ACT}}' or 'gated-{{ACT}}'");
+            throw f.Error("feed_forward_proj", $"'{value}' is not of the form '{{ACT}}' or 'gated-{{ACT}}'");
         bool gated = parts.Length == 2;
         string act = value == "gated-gelu" ? "gelu_new" : parts[^1];
-        return Activation(act) is { } k ? (k, gated)
-            : throw Error(path, "feed_forward_proj", $"activation '{act}' of '{value}' is not supported (supported: {SupportedActivations}, each optionally 'gated-')");
+        return HfConfigFields.ActivationOf(act) is { } k ? (k, gated)
+            : throw f.Error("feed_forward_proj", $"activation '{act}' of '{value}' is not supported (supported: {HfConfigFields.SupportedActivations}, each optionally 'gated-')");
     }
-
-    const string SupportedActivations = "relu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish";
-
-    /// <summary>The Encore activation of a transformers ACT2FN name, or null for one Encore does not compute.</summary>
-    static ActivationKind? Activation(string name) => name switch
-    {
-        "relu" => ActivationKind.Relu,
-        "gelu" => ActivationKind.GeluErf,
-        // gelu_fast is the same tanh formula written with 0.7978845608 for √(2/π).
-        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
-        "silu" or "swish" => ActivationKind.Silu,
-        _ => null,
-    };
-
-    static string ActivationName(ActivationKind activation) => activation switch
-    {
-        ActivationKind.Relu => "relu",
-        ActivationKind.GeluErf => "gelu",
-        ActivationKind.GeluTanh => "gelu_new",
-        ActivationKind.Silu => "silu",
-        _ => throw new ArgumentException($"t5: activation {activation} has no transformers name"),
-    };
 
     static string FeedForwardName(ActivationKind activation, bool gated) => (activation, gated) switch
     {
@@ -268,41 +269,4 @@ public sealed class T5Architecture : IArchitecture
 
     // 1e-6f as a double is 9.99999997e-7; write the float's shortest decimal so the file reads as people write it.
     static double ShortestDouble(float value) => double.Parse(value.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-
-    static CheckpointFormatException Error(string path, string field, string problem) => new($"{path}: '{field}' {problem}");
-
-    static JsonNode? Field(JsonObject json, string field) => json.TryGetPropertyValue(field, out var node) ? node : null;
-
-    static int Int(JsonObject json, string path, string field, int? fallback, int max, int min = 1)
-    {
-        var node = Field(json, field);
-        if (node is null) return fallback ?? throw Error(path, field, "is missing (a T5 config.json must state it)");
-        if (node is not JsonValue v || !v.TryGetValue(out long value))
-            throw Error(path, field, $"must be an integer, got {node.ToJsonString()}");
-        if (value < min || value > max) throw Error(path, field, $"{value} is outside [{min}, {max}]");
-        return (int)value;
-    }
-
-    static double Number(JsonObject json, string path, string field, double fallback)
-    {
-        var node = Field(json, field);
-        if (node is null) return fallback;
-        if (node is not JsonValue v || !v.TryGetValue(out double value) || !double.IsFinite(value))
-            throw Error(path, field, $"must be a number, got {node.ToJsonString()}");
-        return value;
-    }
-
-    static bool Bool(JsonObject json, string path, string field, bool fallback)
-    {
-        var node = Field(json, field);
-        if (node is null) return fallback;
-        return node is JsonValue v && v.TryGetValue(out bool value) ? value : throw Error(path, field, $"must be true or false, got {node.ToJsonString()}");
-    }
-
-    static string String(JsonObject json, string path, string field, string fallback)
-    {
-        var node = Field(json, field);
-        if (node is null) return fallback;
-        return node is JsonValue v && v.TryGetValue(out string? value) ? value : throw Error(path, field, $"must be a string, got {node.ToJsonString()}");
-    }
 }

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Encore.Cli.Tests;
+
+/// <summary>
+/// The quickstart and every <c>encore bench</c> suite run end to end, tiny, with <c>--json</c> and without peers:
+/// the process succeeds and prints one JSON object with the suite's figures. These check that the
+/// suites work, not how fast (benchmarks are programs, never timed tests). One class, so the suites
+/// run one after another and do not compete for the cores.
+/// </summary>
+public sealed class SmokeTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("encore-bench-smoke-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    static JsonElement Run(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "encore.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--json");
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(300_000), $"encore {string.Join(' ', args)} did not finish");
+        Assert.True(p.ExitCode == 0, $"encore {string.Join(' ', args)} failed: {stderr.Result}");
+        return JsonDocument.Parse(stdout.Result).RootElement;
+    }
+
+    static void HasMachine(JsonElement r) => Assert.True(r.GetProperty("machine").GetProperty("logical_cores").GetInt32() > 0);
+
+    [Fact]
+    public void Kernels()
+    {
+        var r = Run("bench", "kernels", "--quick", "--no-peers", "--runs", "1", "--threads", "1");
+        HasMachine(r);
+        Assert.NotEqual(0, r.GetProperty("gemm").GetArrayLength());
+        Assert.All(r.GetProperty("gemm").EnumerateArray(), g => Assert.True(g.GetProperty("gflops").GetDouble() > 0));
+    }
+
+    [Fact]
+    public void Train()
+    {
+        var r = Run("bench", "train", "--preset", "tiny-encdec", "--batch", "2", "--source-length", "8", "--target-length", "8",
+            "--runs", "1", "--no-peers", "--threads", "1");
+        Assert.Equal("tiny-encdec", r.GetProperty("preset").GetString());
+        Assert.True(r.GetProperty("encore").GetProperty("tokens_per_second").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Forward()
+    {
+        var r = Run("bench", "forward", "--preset", "tiny-encdec", "--preset", "tiny-decoder", "--length", "16", "--runs", "1", "--threads", "1");
+        Assert.Equal(2, r.GetProperty("models").GetArrayLength());
+        Assert.All(r.GetProperty("models").EnumerateArray(), m => Assert.True(m.GetProperty("tokens_per_second").GetDouble() > 0));
+    }
+
+    [Fact]
+    public void Generate()
+    {
+        var r = Run("bench", "generate", "--preset", "tiny-encdec", "--preset", "tiny-decoder", "--batch", "1", "--batch", "2",
+            "--input-length", "8", "--new-tokens", "4", "--weights", "f32", "--runs", "1", "--threads", "1");
+        Assert.Equal(4, r.GetProperty("figures").GetArrayLength());
+        Assert.All(r.GetProperty("figures").EnumerateArray(), f => Assert.True(f.GetProperty("decode_tokens_per_second").GetDouble() > 0));
+    }
+
+    [Fact]
+    public void Arch()
+    {
+        var r = Run("bench", "arch", "--small", "--lengths", "16", "--runs", "1", "--threads", "1");
+        Assert.NotEqual(0, r.GetProperty("points").GetArrayLength());
+        Assert.Contains("|", r.GetProperty("markdown").GetString());
+    }
+
+    [Fact]
+    public void Serve()
+    {
+        var r = Run("bench", "serve", "--preset", "tiny-encdec", "--clients", "2", "--requests", "4", "--single-requests", "2",
+            "--max-tokens", "4", "--threads", "1");
+        Assert.Equal("tiny-encdec", r.GetProperty("preset").GetString());
+        Assert.Equal(JsonValueKind.Object, r.GetProperty("load").ValueKind);
+    }
+
+    [Fact]
+    public void Peers()
+    {
+        // tiny-t5 is built from the T5 family's preset.
+        var r = Run("bench", "peers", "--model", "tiny-t5", "--input-length", "8", "--new-tokens", "4", "--weights", "f32", "--runs", "1",
+            "--threads", "1", "--no-llama-cpp", "--no-torch", "--work-dir", _dir);
+        HasMachine(r);
+        Assert.NotEqual(0, r.GetProperty("figures").GetArrayLength());
+    }
+
+    [Fact]
+    public void Quickstart()
+    {
+        var r = Run("quickstart", "--out", Path.Combine(_dir, "quickstart"), "--steps", "2", "--threads", "1");
+        Assert.Equal(2, r.GetProperty("models").GetArrayLength());
+        Assert.All(r.GetProperty("models").EnumerateArray(), m =>
+        {
+            Assert.True(m.GetProperty("decode_tokens_per_second").GetDouble() > 0);
+            Assert.True(Directory.Exists(m.GetProperty("checkpoint").GetString()));
+        });
+    }
+}
