@@ -22,7 +22,7 @@ internal static class EvalCommand
         var samples = new Option<int>("--samples") { Description = "Examples printed with source, reference and output.", DefaultValueFactory = _ => d.Samples };
         var lossOnly = new Option<bool>("--loss-only") { Description = "Report the loss alone (no generation)." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
-        var threads = InfoCommand.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("eval", "Score a checkpoint on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines.")
         {
             model, data, examples, maxNew, batch, samples, lossOnly, json, threads,
@@ -44,7 +44,7 @@ internal static class EvalCommand
             var result = Evaluation.Run(m, tokenizer, pairs, options);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { checkpoint = dir, data = path, result }, InfoCommand.Json));
+                Console.WriteLine(JsonSerializer.Serialize(new { checkpoint = dir, data = path, result }, Common.Json));
                 return 0;
             }
             Render(dir, path, result);
