@@ -75,6 +75,10 @@ internal sealed class SentencePieceModelProto
             throw new CheckpointFormatException($"{path}: not a valid SentencePiece model ({e.Message})", e);
         }
         if (m.Pieces.Count == 0) throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no pieces)");
+        // sentencepiece's ModelInterface refuses empty pieces ("piece must not be empty"); an empty
+        // control piece would also be an empty special token, which no text splitter can cut out.
+        int empty = m.Pieces.FindIndex(p => p.Text.Length == 0);
+        if (empty >= 0) throw new CheckpointFormatException($"{path}: piece {empty} ({m.Pieces[empty].Type}) has empty text");
         if (m.TrainerSpecSpan.Offset < 0 || !m._hasNormalizerSpec)
             throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no {(m.TrainerSpecSpan.Offset < 0 ? "trainer_spec" : "normalizer_spec")})");
         if (m.ByteFallback)
