@@ -77,12 +77,11 @@ public sealed class SafetensorsFile : IDisposable
         long dataStart = 8 + (long)n;
         long dataLength = fileLength - dataStart;
 
-        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
-            throw new CheckpointFormatException($"{path}: the header is not valid UTF-8");
+        JsonText.Check(headerBytes, path + " (header)", maxDepth: 16);
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
