@@ -16,6 +16,7 @@ public abstract class LanguageModel : IDisposable
     private protected LanguageModel(ModelConfig config, ulong seed)
     {
         Config = config.Validate();
+        ModelMemory.EnsureFits(Config);
         Parameters = new ParameterSet(seed);
         Parameters.Create(EmbedTokens, [config.VocabSize, config.DModel], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(config.DModel));
     }
