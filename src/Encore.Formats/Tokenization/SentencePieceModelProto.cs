@@ -52,6 +52,8 @@ internal sealed class SentencePieceModelProto
                 {
                     case (1, 2):
                         var (po, pl) = r.Bytes();
+                        // Bounded while reading: a file of minimal pieces would otherwise grow the list to its size / 2.
+                        if (m.Pieces.Count >= TokenizerFiles.MaxVocabSize) throw new FormatException($"more than {TokenizerFiles.MaxVocabSize} pieces");
                         m.Pieces.Add(ParsePiece(data, po, pl));
                         break;
                     case (2, 2):
