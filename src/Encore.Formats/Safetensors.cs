@@ -148,7 +148,8 @@ public sealed class SafetensorsFile : IDisposable
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new CheckpointFormatException($"{path}: tensor '{name}' needs 'data_offsets' [begin, end]");
         var o = off.EnumerateArray().ToArray();
-        if (!o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new CheckpointFormatException($"{path}: tensor '{name}' has invalid data_offsets [{o[0]}, {o[1]}]");
         if (end > dataLength)
             throw new CheckpointFormatException($"{path}: tensor '{name}' data [{begin}, {end}) runs past the end of the data ({dataLength} bytes)");
