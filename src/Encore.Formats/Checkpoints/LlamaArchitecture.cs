@@ -342,7 +342,16 @@ public readonly struct HfConfigFields
         _ => throw new ArgumentException($"activation {kind} has no transformers name"),
     };
 
-    /// <summary>Runs <see cref="ModelConfig.Validate"/>, turning its errors into format errors naming the file.</summary>
+    // Encore's field names in ModelConfig.Validate's messages and the transformers names they come from.
+    static readonly (string Encore, string Hf)[] s_fieldNames =
+    [
+        ("d_model", "hidden_size"), ("kv_heads", "num_key_value_heads"), ("heads", "num_attention_heads"),
+        ("ffn_dim", "intermediate_size"), ("encoder_layers", "num_hidden_layers"), ("decoder_layers", "num_hidden_layers"),
+        ("max_positions", "max_position_embeddings"), ("vocab_size", "vocab_size"), ("head_dim", "head_dim"),
+        ("type_vocab_size", "type_vocab_size"), ("rope_theta", "rope_theta"),
+    ];
+
+    /// <summary>Runs <see cref="ModelConfig.Validate"/>, turning its errors into format errors naming the file and the config.json field.</summary>
     public ModelConfig Validated(ModelConfig config)
     {
         try
@@ -351,7 +360,9 @@ public readonly struct HfConfigFields
         }
         catch (ArgumentException e)
         {
-            throw new CheckpointFormatException($"{Path}: {e.Message}", e);
+            var field = s_fieldNames.FirstOrDefault(f => e.Message.Contains(f.Encore + " ", StringComparison.Ordinal));
+            string named = field.Hf is null ? "" : $" (field '{_prefix}{field.Hf}')";
+            throw new CheckpointFormatException($"{Path}: {e.Message}{named}", e);
         }
     }
 }

@@ -252,11 +252,11 @@ public sealed class HostileInputTests : IDisposable
 
     [Theory]
     [InlineData("vocab_size", 2147483647)]
-    [InlineData("hidden_size", 2147483647)]
+    [InlineData("hidden_size", 1 << 30)]
     [InlineData("intermediate_size", 2000000000)]
     [InlineData("num_hidden_layers", 1000000)]
     [InlineData("max_position_embeddings", 2147483647)]
-    public void OversizedLlamaConfigsAreRefusedNamingTheFile(string field, int value)
+    public void OversizedLlamaConfigsAreRefusedNamingFileAndField(string field, int value)
     {
         var json = new JsonObject
         {
@@ -267,6 +267,8 @@ public sealed class HostileInputTests : IDisposable
         var dir = WriteConfig(json);
         var e = Assert.Throws<CheckpointFormatException>(() => Checkpoint.ReadConfig(dir));
         Assert.Contains("config.json", e.Message);
+        Assert.Contains($"'{field}'", e.Message);
+        Assert.Contains(value.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
     }
 
     // 13. [2, 1073741823, 1073741825] f32 is 2^63 − 8 bytes: offset + size wrapped and the file opened.
