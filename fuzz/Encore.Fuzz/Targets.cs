@@ -16,10 +16,10 @@ using Encore.Training.Data;
 
 namespace Encore.Fuzz;
 
-/// <summary>A named fuzz target and the exceptions that mean "refused", not "crashed".</summary>
+/// <summary>A fuzz target: its name (also its seed folder under fuzz/corpus/), what it feeds, and the run over one input.</summary>
 public sealed record FuzzTarget(string Name, string Description, Action<byte[]> Run);
 
-/// <summary>Every fuzz target, by name (the folder of its seed corpus under fuzz/corpus/).</summary>
+/// <summary>Every fuzz target.</summary>
 public static class Targets
 {
     /// <summary>Managed bytes one input may allocate; more is a finding (unbounded allocation).</summary>
