@@ -77,12 +77,11 @@ public sealed class SafetensorsFile : IDisposable
         long dataStart = 8 + (long)n;
         long dataLength = fileLength - dataStart;
 
-        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
-            throw new CheckpointFormatException($"{path}: the header is not valid UTF-8");
+        JsonText.Check(headerBytes, path + " (header)", maxDepth: 16);
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
@@ -149,7 +148,8 @@ public sealed class SafetensorsFile : IDisposable
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new CheckpointFormatException($"{path}: tensor '{name}' needs 'data_offsets' [begin, end]");
         var o = off.EnumerateArray().ToArray();
-        if (!o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new CheckpointFormatException($"{path}: tensor '{name}' has invalid data_offsets [{o[0]}, {o[1]}]");
         if (end > dataLength)
             throw new CheckpointFormatException($"{path}: tensor '{name}' data [{begin}, {end}) runs past the end of the data ({dataLength} bytes)");

@@ -59,7 +59,11 @@ public sealed class SafetensorsCheckpoint : IDisposable
         Dictionary<string, string> map;
         try
         {
-            using var doc = JsonDocument.Parse(System.IO.File.ReadAllBytes(index));
+            var bytes = System.IO.File.ReadAllBytes(index);
+            if (bytes.Length > 64 << 20) throw new CheckpointFormatException($"{index}: grew past 64 MiB while being read");
+            JsonText.Check(bytes, index);
+            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointFormatException($"{index}: not a JSON object");
             if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
                 throw new CheckpointFormatException($"{index}: no 'weight_map' object");
             map = new(StringComparer.Ordinal);
@@ -67,7 +71,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
             {
                 if (p.Value.ValueKind != JsonValueKind.String) throw new CheckpointFormatException($"{index}: weight_map['{p.Name}'] is not a file name");
                 var file = p.Value.GetString()!;
-                if (file.Contains('/') || file.Contains('\\') || file is "." or "..")
+                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file is "." or ".." || file.Any(char.IsControl))
                     throw new CheckpointFormatException($"{index}: shard '{file}' must be a file name in the checkpoint directory");
                 map[p.Name] = file;
             }

@@ -148,36 +148,74 @@ public sealed record ModelConfig
     /// <summary>H·hd, the attention width.</summary>
     [JsonIgnore] public int AttentionDim => Heads * HeadDim;
 
-    /// <summary>Throws with a message naming the field when the configuration is inconsistent.</summary>
+    /// <summary>Largest V accepted (published vocabularies stay under 300,000; mT5 has 250,112).</summary>
+    public const int MaxVocabSize = 1 << 22;
+    /// <summary>Largest D, F, H·hd and Hkv·hd accepted (t5-11b's F is 65,536).</summary>
+    public const int MaxWidth = 1 << 18;
+    /// <summary>Largest H accepted.</summary>
+    public const int MaxHeads = 4096;
+    /// <summary>Largest number of blocks in one stack.</summary>
+    public const int MaxLayers = 1024;
+    /// <summary>Largest <see cref="MaxPositions"/> accepted (2^24 positions).</summary>
+    public const int MaxSequence = 1 << 24;
+    /// <summary>Largest token-type vocabulary and number of T5 relative buckets.</summary>
+    public const int MaxSmallTable = 1 << 16;
+    /// <summary>
+    /// Most parameters a configuration may describe, 2^36 (about 69 billion values, 275 GB in f32):
+    /// far past the small models Encore is for, and low enough that products of the bounded fields
+    /// cannot overflow. Whether a model fits this machine is checked when it is built (<see cref="ModelMemory"/>).
+    /// </summary>
+    public const long MaxParameters = 1L << 36;
+    /// <summary>RoPE θ range accepted: θ ≤ 1 gives no decreasing frequencies, and published models stay within 10^4 … 10^8.</summary>
+    public const double MaxRopeTheta = 1e12;
+
+    /// <summary>Throws with a message naming the field when the configuration is inconsistent or exceeds a documented limit.</summary>
     public ModelConfig Validate()
     {
-        void Positive(int value, string name)
+        static void InRange(long value, long min, long max, string name)
         {
-            if (value < 1) throw new ArgumentException($"model config: {name} must be positive, got {value}");
+            if (value < min || value > max) throw new ArgumentException($"model config: {name} must be in [{min}, {max}], got {value}");
         }
-        Positive(VocabSize, "vocab_size");
-        Positive(DModel, "d_model");
-        Positive(Heads, "heads");
-        Positive(KvHeads, "kv_heads");
-        Positive(HeadDim, "head_dim");
-        Positive(FfnDim, "ffn_dim");
+        InRange(VocabSize, 1, MaxVocabSize, "vocab_size");
+        InRange(DModel, 1, MaxWidth, "d_model");
+        InRange(Heads, 1, MaxHeads, "heads");
+        InRange(KvHeads, 1, MaxHeads, "kv_heads");
+        InRange(HeadDim, 1, MaxWidth, "head_dim");
+        InRange(FfnDim, 1, MaxWidth, "ffn_dim");
+        // H·hd is computed in int everywhere (AttentionDim): bounded here, in 64-bit, before anything uses it.
+        if ((long)Heads * HeadDim > MaxWidth)
+            throw new ArgumentException($"model config: heads × head_dim = {Heads} × {HeadDim} = {(long)Heads * HeadDim} exceeds {MaxWidth}");
         if (Heads % KvHeads != 0) throw new ArgumentException($"model config: heads ({Heads}) must be a multiple of kv_heads ({KvHeads})");
-        if (Family != ModelFamily.DecoderOnly) Positive(EncoderLayers, "encoder_layers");
-        if (Family != ModelFamily.EncoderOnly) Positive(DecoderLayers, "decoder_layers");
         if (EncoderLayers < 0 || DecoderLayers < 0) throw new ArgumentException("model config: layer counts cannot be negative");
+        InRange(EncoderLayers, Family == ModelFamily.DecoderOnly ? 0 : 1, MaxLayers, "encoder_layers");
+        InRange(DecoderLayers, Family == ModelFamily.EncoderOnly ? 0 : 1, MaxLayers, "decoder_layers");
+        InRange(MaxPositions, 1, MaxSequence, "max_positions");
+        InRange(TypeVocabSize, 0, MaxSmallTable, "type_vocab_size");
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"model config: dropout {Dropout} is outside [0, 1)");
-        if (!(NormEps > 0)) throw new ArgumentException($"model config: norm_eps must be positive, got {NormEps}");
+        if (!(NormEps > 0) || !float.IsFinite(NormEps)) throw new ArgumentException($"model config: norm_eps must be positive and finite, got {NormEps}");
+        if (AttentionScale is { } scale && !(float.IsFinite(scale) && scale > 0))
+            throw new ArgumentException($"model config: attention_scale must be positive and finite, got {scale}");
         foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
         {
+            if (p is null) throw new ArgumentException($"model config: {name} is missing");
             if (p.Kind == PositionKind.Rope && HeadDim % 2 != 0) throw new ArgumentException($"model config: RoPE needs an even head_dim, got {HeadDim}");
+            if (p.Kind == PositionKind.Rope && !(p.RopeTheta > 1 && p.RopeTheta <= MaxRopeTheta))
+                throw new ArgumentException($"model config: {name} rope_theta must be in (1, {MaxRopeTheta:0e0}], got {p.RopeTheta}");
+            if (p.Kind == PositionKind.Rope && !(p.RopeNtkScale > 0 && double.IsFinite(p.RopeNtkScale)))
+                throw new ArgumentException($"model config: {name} rope_ntk_scale must be positive and finite, got {p.RopeNtkScale}");
             if (p.Kind == PositionKind.Rope && !(p.RopeLinearScale > 0 && double.IsFinite(p.RopeLinearScale)))
                 throw new ArgumentException($"model config: {name} rope_linear_scale must be positive, got {p.RopeLinearScale}");
-            if (p.Kind == PositionKind.T5Relative && (p.RelativeBuckets < 2 || p.RelativeMaxDistance < 1))
-                throw new ArgumentException($"model config: {name} needs at least 2 relative buckets and a positive max distance");
+            if (p.Kind == PositionKind.T5Relative && (p.RelativeBuckets < 2 || p.RelativeBuckets > MaxSmallTable || p.RelativeMaxDistance < 1))
+                throw new ArgumentException($"model config: {name} needs 2 to {MaxSmallTable} relative buckets and a positive max distance, got {p.RelativeBuckets} and {p.RelativeMaxDistance}");
         }
+        long parameters = ParameterCounter.Count(this);
+        if (parameters > MaxParameters)
+            throw new ArgumentException($"model config: {parameters:N0} parameters exceed the {MaxParameters:N0} limit ({ModelMemory.LargestTerm(this)})");
         if (DecoderPositions.RopeCentered) throw new ArgumentException("model config: centered RoPE positions are for bidirectional stacks; a causal decoder's positions must grow");
         if (PadTokenId < 0 || PadTokenId >= VocabSize) throw new ArgumentException($"model config: pad_token_id {PadTokenId} is outside the vocabulary");
         if (EosTokenId < 0 || EosTokenId >= VocabSize) throw new ArgumentException($"model config: eos_token_id {EosTokenId} is outside the vocabulary");
+        if (BosTokenId < -1 || BosTokenId >= VocabSize) throw new ArgumentException($"model config: bos_token_id {BosTokenId} is outside the vocabulary (−1 for none)");
+        if (DecoderStartTokenId < 0 || DecoderStartTokenId >= VocabSize) throw new ArgumentException($"model config: decoder_start_token_id {DecoderStartTokenId} is outside the vocabulary");
         return this;
     }
 }

@@ -39,7 +39,7 @@ public static class ModelConfigJson
     {
         try
         {
-            var node = System.Text.Json.Nodes.JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 16 })?.AsObject()
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false })?.AsObject()
                 ?? throw new FormatException($"{source}: not a JSON object");
             var type = node["model_type"]?.GetValue<string>();
             if (type != ModelType) throw new FormatException($"{source}: model_type is '{type}', expected '{ModelType}'");

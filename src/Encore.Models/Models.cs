@@ -16,6 +16,7 @@ public abstract class LanguageModel : IDisposable
     private protected LanguageModel(ModelConfig config, ulong seed)
     {
         Config = config.Validate();
+        ModelMemory.EnsureFits(Config);
         Parameters = new ParameterSet(seed);
         // Rows start at unit RMS when a tied head rescales by D^-0.5 (T5's initializer, factor 1.0),
         // else at norm 1; both give logits of unit scale at initialization.

@@ -3,8 +3,13 @@ namespace Encore.Models;
 /// <summary>Parameter counts computed from a configuration alone (no weights are allocated).</summary>
 public static class ParameterCounter
 {
-    /// <summary>Values in a model of <paramref name="c"/> (tied weights counted once).</summary>
-    public static long Count(ModelConfig c)
+    /// <summary>
+    /// Values in a model of <paramref name="c"/> (tied weights counted once). The arithmetic is checked:
+    /// an unvalidated configuration whose count does not fit 64 bits throws <see cref="OverflowException"/>.
+    /// </summary>
+    public static long Count(ModelConfig c) => checked(CountUnchecked(c));
+
+    static long CountUnchecked(ModelConfig c)
     {
         long d = c.DModel, a = c.AttentionDim, kv = (long)c.KvHeads * c.HeadDim, f = c.FfnDim, v = c.VocabSize;
         long norm = c.Norm == NormKind.LayerNorm ? 2 * d : d;
@@ -18,7 +23,7 @@ public static class ParameterCounter
             long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
                 + pos.Kind switch
                 {
-                    PositionKind.Learned => c.MaxPositions * d,
+                    PositionKind.Learned => (long)c.MaxPositions * d,
                     PositionKind.T5Relative => (long)pos.RelativeBuckets * c.Heads,
                     _ => 0,
                 };
@@ -35,7 +40,7 @@ public static class ParameterCounter
                 break;
             case ModelFamily.EncoderOnly:
                 total += Stack(c.EncoderLayers, false, c.EncoderPositions)
-                    + (c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
+                    + ((long)c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
                     + d * d + d + norm + v;   // masked-LM head: dense, norm, output bias
                 break;
         }

@@ -1,8 +1,11 @@
 // The OpenAI-compatible HTTP server (https://platform.openai.com/docs/api-reference): Kestrel with
-// minimal-API endpoints over one InferenceScheduler. Bodies are size-limited by Kestrel and parsed
-// with a depth limit; every refusal is an OpenAI-style error body.
+// minimal-API endpoints over one InferenceScheduler. A generation request goes through four steps,
+// each of which may refuse it with an OpenAI-style error: parse (bounded body, UTF-8, JSON, fields),
+// validate (model, sizes, prompt characters, then tokens), schedule (a batch row or 429) and write
+// (one JSON body or a server-sent-event stream).
 using System.Buffers;
 using System.Net;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -23,19 +26,32 @@ namespace Encore.Server;
 /// <summary>
 /// A running server: <c>POST /v1/completions</c>, <c>POST /v1/chat/completions</c> (both with
 /// server-sent-event streaming), <c>GET /v1/models</c>, <c>GET /health</c>, <c>GET /metrics</c>.
+/// Another method on one of these paths gets 405 with an Allow header; with
+/// <see cref="ServerOptions.ApiKey"/> set, every path but /health needs <c>Authorization: Bearer &lt;key&gt;</c>.
 /// </summary>
 public sealed class EncoreServer : IAsyncDisposable
 {
     readonly WebApplication _app;
     readonly ServerOptions _options;
     readonly Generator _generator;
+    readonly int _context;
+    readonly byte[]? _apiKeyHash;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-    EncoreServer(WebApplication app, ServerOptions options, Generator generator, InferenceScheduler scheduler)
+    /// <summary>Each known path and the methods it answers; another method gets 405.</summary>
+    static readonly (string Path, string Allow)[] s_routes =
+    [
+        (CompletionApi.Completions.Path, "POST"), (CompletionApi.Chat.Path, "POST"),
+        ("/v1/models", "GET"), ("/health", "GET"), ("/metrics", "GET"),
+    ];
+
+    EncoreServer(WebApplication app, ServerOptions options, Generator generator, InferenceScheduler scheduler, int context)
     {
         _app = app;
         _options = options;
         _generator = generator;
+        _context = context;
+        _apiKeyHash = options.ApiKey is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.ApiKey));
         Scheduler = scheduler;
     }
 
@@ -59,6 +75,14 @@ public sealed class EncoreServer : IAsyncDisposable
             : IPAddress.TryParse(options.Host, out var ip) ? ip : throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
         var generator = new Generator(model, tokenizer);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
+        try
+        {
+            ModelMemory.EnsureFits(model.Config, ModelMemory.CacheBytes(model.Config, options.MaxBatch, context));
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--max-batch {options.MaxBatch} × --context {context}: {e.Message}", e);
+        }
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -74,7 +98,7 @@ public sealed class EncoreServer : IAsyncDisposable
         });
         var app = builder.Build();
         var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics());
-        var server = new EncoreServer(app, options, generator, scheduler);
+        var server = new EncoreServer(app, options, generator, scheduler, context);
         server.Map(app);
         try
         {
@@ -105,9 +129,10 @@ public sealed class EncoreServer : IAsyncDisposable
 
     void Map(WebApplication app)
     {
-        app.MapPost("/v1/completions", http => Handle(http, chat: false));
-        app.MapPost("/v1/chat/completions", http => Handle(http, chat: true));
-        app.MapGet("/v1/models", http => WriteJson(http, 200, w =>
+        if (_apiKeyHash is not null) app.Use(RequireApiKey);
+        foreach (var api in new[] { CompletionApi.Completions, CompletionApi.Chat })
+            app.MapPost(api.Path, http => HandleAsync(http, api));
+        app.MapGet("/v1/models", http => CompletionResponses.WriteJsonAsync(http, 200, w =>
         {
             w.WriteString("object", "list");
             w.WriteStartArray("data");
@@ -117,9 +142,9 @@ public sealed class EncoreServer : IAsyncDisposable
             w.WriteEndArray();
         }));
         app.MapGet("/v1/models/{id}", (HttpContext http, string id) => id == _options.ModelName
-            ? WriteJson(http, 200, ModelFields)
-            : WriteError(http, new ApiException(404, $"The model '{id}' does not exist", "model", code: "model_not_found")));
-        app.MapGet("/health", http => WriteJson(http, 200, w =>
+            ? CompletionResponses.WriteJsonAsync(http, 200, ModelFields)
+            : CompletionResponses.WriteErrorAsync(http, new ApiException(404, $"The model '{id}' does not exist", "model", code: "model_not_found")));
+        app.MapGet("/health", http => CompletionResponses.WriteJsonAsync(http, 200, w =>
         {
             w.WriteString("status", "ok");
             w.WriteString("model", _options.ModelName);
@@ -131,7 +156,51 @@ public sealed class EncoreServer : IAsyncDisposable
             http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await http.Response.WriteAsync(Scheduler.Metrics.ToPrometheusText(), http.RequestAborted).ConfigureAwait(false);
         });
-        app.MapFallback(http => WriteError(http, new ApiException(404, $"no route {http.Request.Method} {http.Request.Path}", null, code: "not_found")));
+        app.MapFallback(NotFoundOrWrongMethod);
+    }
+
+    /// <summary>The methods <paramref name="path"/> answers, or null for an unknown path.</summary>
+    internal static string? AllowedMethods(string path)
+    {
+        path = path.Length > 1 ? path.TrimEnd('/') : path;
+        foreach (var (known, allow) in s_routes)
+            if (string.Equals(path, known, StringComparison.OrdinalIgnoreCase)) return allow;
+        const string model = "/v1/models/";
+        return path.StartsWith(model, StringComparison.OrdinalIgnoreCase) && path.Length > model.Length && path.IndexOf('/', model.Length) < 0 ? "GET" : null;
+    }
+
+    // Routing sends a known path with another method here too (the fallback matches every method).
+    static Task NotFoundOrWrongMethod(HttpContext http)
+    {
+        var request = http.Request;
+        if (AllowedMethods(request.Path.Value ?? "/") is { } allow)
+        {
+            http.Response.Headers.Allow = allow;
+            return CompletionResponses.WriteErrorAsync(http, new ApiException(405, $"{request.Method} is not allowed on {request.Path}; use {allow}", null, code: "method_not_allowed"));
+        }
+        return CompletionResponses.WriteErrorAsync(http, new ApiException(404, $"no route {request.Method} {request.Path}", null, code: "not_found"));
+    }
+
+    async Task RequireApiKey(HttpContext http, RequestDelegate next)
+    {
+        if (http.Request.Path.Equals("/health", StringComparison.OrdinalIgnoreCase) || HasApiKey(http.Request))
+        {
+            await next(http).ConfigureAwait(false);
+            return;
+        }
+        http.Response.Headers.WWWAuthenticate = "Bearer";
+        await CompletionResponses.WriteErrorAsync(http, new ApiException(401,
+            "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'", null, code: "invalid_api_key")).ConfigureAwait(false);
+    }
+
+    bool HasApiKey(HttpRequest request)
+    {
+        string? value = request.Headers.Authorization;
+        const string scheme = "Bearer ";
+        if (value is null || !value.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return false;
+        // Hashes compared in constant time: neither the key's length nor a matching prefix shows in the timing.
+        var given = SHA256.HashData(Encoding.UTF8.GetBytes(value.AsSpan(scheme.Length).Trim().ToString()));
+        return CryptographicOperations.FixedTimeEquals(given, _apiKeyHash);
     }
 
     void ModelFields(Utf8JsonWriter w)
@@ -142,12 +211,24 @@ public sealed class EncoreServer : IAsyncDisposable
         w.WriteString("owned_by", "encore");
     }
 
-    async Task Handle(HttpContext http, bool chat)
+    /// <summary>One generation request: parse → validate → schedule → write; any refusal becomes an error body.</summary>
+    async Task HandleAsync(HttpContext http, CompletionApi api)
     {
         int status = 200;
+        // The timeout covers the whole request, reading and tokenizing included.
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        cts.CancelAfter(_options.RequestTimeout);
         try
         {
-            await Generate(http, chat).ConfigureAwait(false);
+            var body = await ReadBodyAsync(http, cts.Token).ConfigureAwait(false);
+            var request = OpenAiRequests.Parse(body.WrittenSpan, api);
+            var plan = Validate(request, api);
+            var scheduled = Schedule(plan, cts.Token);
+            var header = new ResponseHeader(api.IdPrefix + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), _options.ModelName);
+            if (request.Stream)
+                await CompletionResponses.StreamAsync(http, api, header, scheduled, plan.PromptTokens, request.IncludeUsage, cts.Token).ConfigureAwait(false);
+            else
+                await CompletionResponses.WriteCompletionAsync(http, api, header, scheduled, plan.PromptTokens, cts.Token).ConfigureAwait(false);
         }
         catch (Exception) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -159,43 +240,61 @@ public sealed class EncoreServer : IAsyncDisposable
             var reason = e is ChannelClosedException { InnerException: { } inner } ? inner : e;
             var error = reason switch
             {
-                ApiException api => api,
+                ApiException refusal => refusal,
                 ArgumentException arg => new ApiException(400, arg.Message, null),
                 OperationCanceledException => new ApiException(504, $"the request did not finish within {_options.RequestTimeout.TotalSeconds:0.#} s", null, "timeout", "timeout"),
                 _ => new ApiException(500, "internal error: " + reason.Message, null, "server_error"),
             };
             status = error.Status;
-            await WriteError(http, error).ConfigureAwait(false);
+            await CompletionResponses.WriteErrorAsync(http, error).ConfigureAwait(false);
         }
         Scheduler.Metrics.RecordRequest(status);
     }
 
-    async Task Generate(HttpContext http, bool chat)
+    /// <summary>The request body, refused with 413 past <see cref="ServerOptions.MaxRequestBodyBytes"/> before more is buffered.</summary>
+    async Task<ArrayBufferWriter<byte>> ReadBodyAsync(HttpContext http, CancellationToken ct)
     {
-        if (http.Request.ContentLength > _options.MaxRequestBodyBytes)
-            throw new ApiException(413, $"the request body has {http.Request.ContentLength} bytes; at most {_options.MaxRequestBodyBytes} are accepted", null);
-        JsonDocument doc;
+        long max = _options.MaxRequestBodyBytes;
+        if (http.Request.ContentLength > max)
+            throw new ApiException(413, $"the request body has {http.Request.ContentLength} bytes; at most {max} are accepted", null);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Clamp(http.Request.ContentLength ?? 4096, 1, max));
         try
         {
-            doc = await JsonDocument.ParseAsync(http.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, http.RequestAborted).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            throw new ApiException(400, "could not parse the JSON body: " + e.Message.Split(" LineNumber:")[0], null);
+            while (true)
+            {
+                int n = await http.Request.Body.ReadAsync(buffer.GetMemory(8192), ct).ConfigureAwait(false);
+                if (n == 0) return buffer;
+                buffer.Advance(n);
+                if (buffer.WrittenCount > max) throw new ApiException(413, $"the request body has more than {max} bytes", null);
+            }
         }
         catch (BadHttpRequestException e)
         {
             throw new ApiException(e.StatusCode, e.Message, null);
         }
-        GenerationRequest req;
-        using (doc) req = OpenAiRequests.Parse(doc.RootElement, chat);
+    }
+
+    /// <summary>A request checked against this server and tokenized: what the scheduler runs.</summary>
+    sealed record ValidatedRequest(int[][] Prompts, int Choices, GenerationOptions Options)
+    {
+        public int PromptTokens => Prompts.Sum(p => p.Length);
+    }
+
+    ValidatedRequest Validate(GenerationRequest req, CompletionApi api)
+    {
         if (req.Model != _options.ModelName)
             throw new ApiException(400, $"The model '{req.Model}' does not exist; this server serves '{_options.ModelName}'", "model", code: "model_not_found");
         int maxChoices = Math.Min(_options.MaxChoices, Scheduler.MaxRows);
         if (req.N > maxChoices) throw new ApiException(400, $"n must be at most {maxChoices}, got {req.N}", "n");
         if ((long)req.Prompts.Count * req.N > Scheduler.MaxRows)
-            throw new ApiException(400, $"{req.Prompts.Count} prompts × n={req.N} exceed the {Scheduler.MaxRows} sequences decoded at once", "prompt");
+            throw new ApiException(400, $"{req.Prompts.Count} prompts × n={req.N} exceed the {Scheduler.MaxRows} sequences decoded at once", api.PromptParam);
 
+        // Characters first: a prompt far past the context is refused without spending tokenizer time on it.
+        long maxChars = _options.MaxPromptCharacters(_context);
+        foreach (var prompt in req.Prompts)
+            if (prompt.Length > maxChars)
+                throw new ApiException(400, $"The prompt has {prompt.Length} characters; at most {maxChars} ({_options.PromptCharactersPerPosition} per position of the {_context}-position context) are accepted",
+                    api.PromptParam, code: "context_length_exceeded");
         var prompts = new int[req.Prompts.Count][];
         int maxNew = int.MaxValue;
         for (int i = 0; i < prompts.Length; i++)
@@ -206,14 +305,14 @@ public sealed class EncoreServer : IAsyncDisposable
             }
             catch (ArgumentException e)
             {
-                throw new ApiException(400, e.Message, chat ? "messages" : "prompt");
+                throw new ApiException(400, e.Message, api.PromptParam);
             }
             if (prompts[i].Length > Scheduler.MaxPromptLength)
                 throw new ApiException(400, $"This model's maximum context length is {Scheduler.MaxPromptLength} tokens; the prompt has {prompts[i].Length}",
-                    chat ? "messages" : "prompt", code: "context_length_exceeded");
+                    api.PromptParam, code: "context_length_exceeded");
             maxNew = Math.Min(maxNew, Scheduler.MaxNewTokens(prompts[i].Length));
         }
-        int maxTokens = req.MaxTokens ?? Math.Min(chat ? _options.DefaultChatMaxTokens : _options.DefaultCompletionMaxTokens, maxNew);
+        int maxTokens = req.MaxTokens ?? Math.Min(api.DefaultMaxTokens(_options), maxNew);
         if (maxTokens > maxNew)
             throw new ApiException(400, $"max_tokens is too large: {maxTokens}; the prompt leaves room for at most {maxNew} new tokens in the context",
                 "max_tokens", code: "context_length_exceeded");
@@ -236,220 +335,18 @@ public sealed class EncoreServer : IAsyncDisposable
         {
             throw new ApiException(400, e.Message, null);
         }
+        return new ValidatedRequest(prompts, req.N, options);
+    }
 
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
-        cts.CancelAfter(_options.RequestTimeout);
-        var sequences = new BatchSequence[prompts.Length * req.N];
-        for (int p = 0; p < prompts.Length; p++)
-            for (int k = 0; k < req.N; k++) sequences[p * req.N + k] = new BatchSequence(prompts[p], options, k, cts.Token);
-        var scheduled = new ScheduledRequest(sequences, cts.Token);
+    ScheduledRequest Schedule(ValidatedRequest plan, CancellationToken ct)
+    {
+        int n = plan.Choices;
+        var sequences = new BatchSequence[plan.Prompts.Length * n];
+        for (int p = 0; p < plan.Prompts.Length; p++)
+            for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct);
+        var scheduled = new ScheduledRequest(sequences, ct);
         if (!Scheduler.TryEnqueue(scheduled))
             throw new ApiException(429, "the server is busy: its request queue is full; retry later", null, "rate_limit_exceeded", "rate_limit_exceeded");
-
-        string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
-        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        int promptTokens = prompts.Sum(p => p.Length);
-        if (req.Stream) await Stream(http, chat, req, scheduled, id, created, promptTokens, cts.Token).ConfigureAwait(false);
-        else
-        {
-            int finished = 0;
-            await foreach (var e in scheduled.Events.Reader.ReadAllAsync(cts.Token).ConfigureAwait(false))
-                if (e.Finished && ++finished == sequences.Length) break;
-            cts.Token.ThrowIfCancellationRequested();
-            await WriteJson(http, 200, w =>
-            {
-                Header(w, id, chat ? "chat.completion" : "text_completion", created);
-                w.WriteStartArray("choices");
-                for (int i = 0; i < sequences.Length; i++)
-                {
-                    var s = sequences[i];
-                    w.WriteStartObject();
-                    w.WriteNumber("index", i);
-                    if (chat)
-                    {
-                        w.WriteStartObject("message");
-                        w.WriteString("role", "assistant");
-                        w.WriteString("content", s.Text);
-                        w.WriteNull("refusal");
-                        w.WriteEndObject();
-                    }
-                    else w.WriteString("text", s.Text);
-                    w.WriteNull("logprobs");
-                    w.WriteString("finish_reason", FinishName(s.Finish));
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                Usage(w, promptTokens, sequences.Sum(s => s.GeneratedCount));
-            }).ConfigureAwait(false);
-        }
-    }
-
-    async Task Stream(HttpContext http, bool chat, GenerationRequest req, ScheduledRequest scheduled, string id, long created, int promptTokens, CancellationToken ct)
-    {
-        var sequences = scheduled.Sequences;
-        var response = http.Response;
-        response.StatusCode = 200;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        string objectName = chat ? "chat.completion.chunk" : "text_completion";
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        var index = new Dictionary<BatchSequence, int>(ReferenceEqualityComparer.Instance);
-        for (int i = 0; i < sequences.Length; i++) index[sequences[i]] = i;
-
-        void Chunk(int choice, string? text, string? finish, bool role)
-        {
-            var w = BeginEvent(buffer);
-            Header(w, id, objectName, created);
-            w.WriteStartArray("choices");
-            w.WriteStartObject();
-            w.WriteNumber("index", choice);
-            if (chat)
-            {
-                w.WriteStartObject("delta");
-                if (role) w.WriteString("role", "assistant");
-                if (text != null) w.WriteString("content", text);
-                w.WriteEndObject();
-            }
-            else w.WriteString("text", text ?? string.Empty);
-            w.WriteNull("logprobs");
-            if (finish is null) w.WriteNull("finish_reason");
-            else w.WriteString("finish_reason", finish);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            if (req.IncludeUsage) w.WriteNull("usage");
-            EndEvent(buffer, w);
-        }
-
-        // Writes take only the client's token: Kestrel aborts the connection when a write is cancelled,
-        // and a timeout must still end the stream with an error event.
-        var aborted = http.RequestAborted;
-        await response.StartAsync(aborted).ConfigureAwait(false);
-        if (chat)
-        {
-            for (int i = 0; i < sequences.Length; i++) Chunk(i, string.Empty, null, role: true);
-            await Flush(response, buffer, aborted).ConfigureAwait(false);
-        }
-        int finished = 0;
-        var reader = scheduled.Events.Reader;
-        while (finished < sequences.Length && await reader.WaitToReadAsync(ct).ConfigureAwait(false))
-        {
-            // Everything one step produced goes out in one write.
-            while (finished < sequences.Length && reader.TryRead(out var e))
-            {
-                int choice = index[e.Sequence];
-                if (e.Text.Length > 0) Chunk(choice, e.Text, null, role: false);
-                if (e.Finished)
-                {
-                    finished++;
-                    Chunk(choice, chat ? null : string.Empty, FinishName(e.Sequence.Finish), role: false);
-                }
-            }
-            await Flush(response, buffer, aborted).ConfigureAwait(false);
-        }
-        ct.ThrowIfCancellationRequested();
-        if (req.IncludeUsage)
-        {
-            var w = BeginEvent(buffer);
-            Header(w, id, objectName, created);
-            w.WriteStartArray("choices");
-            w.WriteEndArray();
-            Usage(w, promptTokens, sequences.Sum(s => s.GeneratedCount));
-            EndEvent(buffer, w);
-            await Flush(response, buffer, aborted).ConfigureAwait(false);
-        }
-        await response.Body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), aborted).ConfigureAwait(false);
-        await response.Body.FlushAsync(aborted).ConfigureAwait(false);
-    }
-
-    static async Task Flush(HttpResponse response, ArrayBufferWriter<byte> buffer, CancellationToken ct)
-    {
-        if (buffer.WrittenCount == 0) return;
-        await response.Body.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
-        await response.Body.FlushAsync(ct).ConfigureAwait(false);
-        buffer.ResetWrittenCount();
-    }
-
-    /// <summary>Appends one server-sent event, "data: {json}\n\n", to <paramref name="buffer"/>.</summary>
-    static Utf8JsonWriter BeginEvent(ArrayBufferWriter<byte> buffer)
-    {
-        buffer.Write("data: "u8);
-        var w = new Utf8JsonWriter(buffer);
-        w.WriteStartObject();
-        return w;
-    }
-
-    static void EndEvent(ArrayBufferWriter<byte> buffer, Utf8JsonWriter w)
-    {
-        w.WriteEndObject();
-        w.Dispose();
-        buffer.Write("\n\n"u8);
-    }
-
-    void Header(Utf8JsonWriter w, string id, string objectName, long created)
-    {
-        w.WriteString("id", id);
-        w.WriteString("object", objectName);
-        w.WriteNumber("created", created);
-        w.WriteString("model", _options.ModelName);
-        w.WriteString("system_fingerprint", "encore");
-    }
-
-    static void Usage(Utf8JsonWriter w, int prompt, int completion)
-    {
-        w.WriteStartObject("usage");
-        w.WriteNumber("prompt_tokens", prompt);
-        w.WriteNumber("completion_tokens", completion);
-        w.WriteNumber("total_tokens", prompt + completion);
-        w.WriteEndObject();
-    }
-
-    // OpenAI's names: "stop" for EOS and stop strings, "length" at max_tokens.
-    static string FinishName(FinishReason? f) => f == FinishReason.Length ? "length" : "stop";
-
-    static async Task WriteJson(HttpContext http, int status, Action<Utf8JsonWriter> body)
-    {
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            body(w);
-            w.WriteEndObject();
-        }
-        http.Response.StatusCode = status;
-        http.Response.ContentType = "application/json";
-        await http.Response.Body.WriteAsync(buffer.WrittenMemory, http.RequestAborted).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// OpenAI's error body: {"error": {"message", "type", "param", "code"}}; once a stream has started,
-    /// the same object as a last server-sent event (the stream then ends without [DONE]).
-    /// </summary>
-    static async Task WriteError(HttpContext http, ApiException e)
-    {
-        if (http.RequestAborted.IsCancellationRequested) return;
-        if (http.Response.HasStarted)
-        {
-            if (http.Response.ContentType != "text/event-stream") return;
-            var buffer = new ArrayBufferWriter<byte>(256);
-            var w = BeginEvent(buffer);
-            ErrorFields(w, e);
-            EndEvent(buffer, w);
-            await Flush(http.Response, buffer, http.RequestAborted).ConfigureAwait(false);
-            return;
-        }
-        if (e.Status == 429) http.Response.Headers.RetryAfter = "1";
-        await WriteJson(http, e.Status, w => ErrorFields(w, e)).ConfigureAwait(false);
-    }
-
-    static void ErrorFields(Utf8JsonWriter w, ApiException e)
-    {
-        w.WriteStartObject("error");
-        w.WriteString("message", e.Message);
-        w.WriteString("type", e.Type);
-        if (e.Param is null) w.WriteNull("param");
-        else w.WriteString("param", e.Param);
-        if (e.Code is null) w.WriteNull("code");
-        else w.WriteString("code", e.Code);
-        w.WriteEndObject();
+        return scheduled;
     }
 }

@@ -37,43 +37,38 @@ internal sealed record GenerationRequest
 
 internal static class OpenAiRequests
 {
-    static ApiException Bad(string message, string? param, string? code = null) => new(400, message, param, code: code);
+    /// <summary>Deepest JSON nesting accepted in a body.</summary>
+    public const int MaxDepth = 64;
 
-    /// <summary>Parses a completions (<paramref name="chat"/> false) or chat completions body.</summary>
-    public static GenerationRequest Parse(JsonElement root, bool chat)
+    public static ApiException Bad(string message, string? param, string? code = null) => new(400, message, param, code: code);
+
+    /// <summary>
+    /// Parses a request body for <paramref name="api"/>: the bytes must be UTF-8 and JSON, and every
+    /// string read must decode to well-formed UTF-16; anything else is a 400 naming the parameter.
+    /// </summary>
+    public static GenerationRequest Parse(ReadOnlySpan<byte> body, CompletionApi api)
+    {
+        // System.Text.Json checks UTF-8 inside strings only when they are read, and then throws
+        // InvalidOperationException: checked first, so a bad byte is the client's error, not a 500.
+        if (!System.Text.Unicode.Utf8.IsValid(body)) throw Bad("the request body is not valid UTF-8", null);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(body.ToArray(), new JsonDocumentOptions { MaxDepth = MaxDepth });
+        }
+        catch (JsonException e)
+        {
+            throw Bad("could not parse the JSON body: " + e.Message.Split(" LineNumber:")[0], null);
+        }
+        using (doc) return Parse(doc.RootElement, api);
+    }
+
+    /// <summary>Parses a completions or chat completions body already read as JSON.</summary>
+    public static GenerationRequest Parse(JsonElement root, CompletionApi api)
     {
         if (root.ValueKind != JsonValueKind.Object) throw Bad("the request body must be a JSON object", null);
         string model = String(root, "model") ?? throw Bad("you must provide a model parameter", "model");
-        IReadOnlyList<string> prompts;
-        if (chat)
-        {
-            if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
-                throw Bad("'messages' must be an array of messages", "messages");
-            if (messages.GetArrayLength() == 0) throw Bad("'messages' must contain at least one message", "messages");
-            var list = new List<(string, string)>();
-            int i = 0;
-            foreach (var m in messages.EnumerateArray())
-            {
-                string where = $"messages[{i++}]";
-                if (m.ValueKind != JsonValueKind.Object) throw Bad($"'{where}' must be an object", where);
-                string role = String(m, "role", where + ".role") ?? throw Bad($"'{where}.role' is required", where + ".role");
-                if (role is not ("system" or "developer" or "user" or "assistant" or "tool"))
-                    throw Bad($"'{where}.role' must be one of system, developer, user, assistant, tool; got '{role}'", where + ".role");
-                list.Add((role == "developer" ? "system" : role, Content(m, where)));
-            }
-            prompts = [Encore.Generation.ChatTemplate.Format(list)];
-        }
-        else
-        {
-            if (!root.TryGetProperty("prompt", out var p)) throw Bad("you must provide a prompt parameter", "prompt");
-            prompts = p.ValueKind switch
-            {
-                JsonValueKind.String => [p.GetString()!],
-                JsonValueKind.Array when p.GetArrayLength() > 0 && p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
-                    p.EnumerateArray().Select(e => e.GetString()!).ToArray(),
-                _ => throw Bad("'prompt' must be a string or a non-empty array of strings (token-id prompts are not supported)", "prompt"),
-            };
-        }
+        IReadOnlyList<string> prompts = api.ReadPrompts(root);
 
         int? maxTokens = Int(root, "max_completion_tokens") ?? Int(root, "max_tokens");
         if (maxTokens is <= 0) throw Bad($"max_tokens must be at least 1, got {maxTokens}", root.TryGetProperty("max_completion_tokens", out _) ? "max_completion_tokens" : "max_tokens");
@@ -94,8 +89,8 @@ internal static class OpenAiRequests
         {
             stop = st.ValueKind switch
             {
-                JsonValueKind.String => [st.GetString()!],
-                JsonValueKind.Array when st.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => st.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+                JsonValueKind.String => [Text(st, "stop")],
+                JsonValueKind.Array when st.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => st.EnumerateArray().Select(e => Text(e, "stop")).ToArray(),
                 _ => throw Bad("'stop' must be a string or an array of strings", "stop"),
             };
             if (stop.Count > 4) throw Bad($"'stop' holds at most 4 sequences, got {stop.Count}", "stop");
@@ -115,6 +110,8 @@ internal static class OpenAiRequests
             foreach (var kv in lb.EnumerateObject())
             {
                 if (logitBias.Count >= 1024) throw Bad("'logit_bias' holds at most 1024 tokens", "logit_bias");
+                if (!IsReadableName(kv))
+                    throw Bad("'logit_bias' keys must be token ids", "logit_bias");
                 if (!int.TryParse(kv.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
                     throw Bad($"'logit_bias' key '{kv.Name}' is not a token id", "logit_bias");
                 if (kv.Value.ValueKind != JsonValueKind.Number || !kv.Value.TryGetDouble(out double b) || b is < -100 or > 100)
@@ -124,7 +121,7 @@ internal static class OpenAiRequests
         }
         foreach (var name in new[] { "frequency_penalty", "presence_penalty" })
             if (Float(root, name) is { } pen && pen != 0) throw Bad($"{name} is not supported (only 0)", name);
-        if (Bool(root, "logprobs") == true || (!chat && Present(root, "logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number))
+        if (Bool(root, "logprobs") == true || (api is TextCompletionApi && Present(root, "logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number))
             throw Bad("logprobs are not supported", "logprobs");
         if (Bool(root, "echo") == true) throw Bad("echo is not supported", "echo");
         if (Int(root, "best_of") is > 1) throw Bad("best_of is not supported", "best_of");
@@ -144,30 +141,39 @@ internal static class OpenAiRequests
         };
     }
 
-    // Content is a string or an array of parts of which the text parts are joined.
-    static string Content(JsonElement message, string where)
-    {
-        if (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return string.Empty;
-        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
-        if (c.ValueKind != JsonValueKind.Array) throw Bad($"'{where}.content' must be a string or an array of content parts", where + ".content");
-        var sb = new System.Text.StringBuilder();
-        foreach (var part in c.EnumerateArray())
-        {
-            if (part.ValueKind != JsonValueKind.Object) throw Bad($"'{where}.content' parts must be objects", where + ".content");
-            string type = String(part, "type", where + ".content.type") ?? throw Bad($"'{where}.content' parts need a type", where + ".content");
-            if (type != "text") throw Bad($"content parts of type '{type}' are not supported (text only)", where + ".content");
-            sb.Append(String(part, "text", where + ".content.text") ?? string.Empty);
-        }
-        return sb.ToString();
-    }
-
     static bool Present(JsonElement o, string name, out JsonElement value) =>
         o.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
 
-    static string? String(JsonElement o, string name, string? param = null)
+    public static string? String(JsonElement o, string name, string? param = null)
     {
         if (!Present(o, name, out var v)) return null;
-        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Bad($"'{param ?? name}' must be a string", param ?? name);
+        return v.ValueKind == JsonValueKind.String ? Text(v, param ?? name) : throw Bad($"'{param ?? name}' must be a string", param ?? name);
+    }
+
+    static bool IsReadableName(JsonProperty p)
+    {
+        try
+        {
+            _ = p.Name;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The value of JSON string <paramref name="v"/>; an escaped lone surrogate ("\ud800") is a 400 naming <paramref name="param"/>.</summary>
+    public static string Text(JsonElement v, string param)
+    {
+        try
+        {
+            return v.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw Bad($"'{param}' is not valid text: it holds a lone surrogate escape or invalid UTF-8", param);
+        }
     }
 
     static int? Int(JsonElement o, string name)

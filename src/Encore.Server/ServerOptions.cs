@@ -36,6 +36,24 @@ public sealed record ServerOptions
     /// <summary>max_tokens of a completion request that gives none (OpenAI's default). Default 16.</summary>
     public int DefaultCompletionMaxTokens { get; init; } = 16;
 
+    /// <summary>
+    /// Characters a prompt may have per context position, checked before the prompt is tokenized so an
+    /// oversized prompt costs no tokenizer time: a prompt (or a chat's formatted conversation) of more
+    /// than <see cref="MaxPromptCharacters"/> = this × the context length is answered 400
+    /// (context_length_exceeded). Published tokenizers average 3 to 6 characters of text per token;
+    /// 32 leaves room for long runs of whitespace or repeated symbols. Default 32.
+    /// </summary>
+    public int PromptCharactersPerPosition { get; init; } = 32;
+
+    /// <summary>
+    /// A key clients must send as <c>Authorization: Bearer &lt;key&gt;</c>; a request without it or with
+    /// another gets 401. <c>GET /health</c> stays open for liveness probes. Default null (no key asked).
+    /// </summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>Most characters of one prompt for a context of <paramref name="contextLength"/> positions.</summary>
+    public long MaxPromptCharacters(int contextLength) => (long)PromptCharactersPerPosition * contextLength;
+
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the option.</summary>
     public ServerOptions Validate()
     {
@@ -53,6 +71,9 @@ public sealed record ServerOptions
         Check(MaxRequestBodyBytes is >= 1024 and <= 1L << 30, $"--max-body-bytes must be in [1024, 2^30], got {MaxRequestBodyBytes}");
         Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");
         Check(DefaultChatMaxTokens >= 1 && DefaultCompletionMaxTokens >= 1, "default max_tokens must be ≥ 1");
+        Check(PromptCharactersPerPosition is >= 1 and <= 1024, $"prompt characters per position must be in [1, 1024], got {PromptCharactersPerPosition}");
+        Check(ApiKey is null || (ApiKey.Length is >= 1 and <= 1024 && ApiKey.All(c => c is > ' ' and < '\u007f')),
+            "--api-key must be 1 to 1024 printable ASCII characters without spaces");
         return this;
     }
 }

@@ -97,6 +97,7 @@ public class SafetensorsTests : IDisposable
     [InlineData("""{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}""", 4, "invalid dimension")]
     [InlineData("""{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,4]}}""", 4, "data_offsets span 4")]
     [InlineData("""{"x":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}""", 4, "invalid data_offsets")]
+    [InlineData("""{"x":{"dtype":"F32","shape":[1],"data_offsets":["0",4]}}""", 4, "invalid data_offsets")]
     [InlineData("""{"x":{"dtype":"F32","shape":[1]}}""", 4, "data_offsets")]
     [InlineData("""{"x":""", 0, "not valid JSON")]
     [InlineData("""[1,2]""", 0, "not a JSON object")]

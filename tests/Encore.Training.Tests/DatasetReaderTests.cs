@@ -31,6 +31,17 @@ public class DatasetReaderTests
         Assert.Contains("line 2: not valid JSON", e.Message);
     }
 
+    [Theory]
+    [InlineData("{\"source\": \"\\ud800\", \"target\": \"b\"}", "source")]
+    [InlineData("{\"source\": \"a\", \"target\": \"x\\udfffy\"}", "target")]
+    public void LoneSurrogateEscapeNamesTheLineAndField(string line, string field)
+    {
+        var e = ReadBad(Good + line + "\n");
+        Assert.Equal(2, e.Line);
+        Assert.Contains($"field \"{field}\"", e.Message);
+        Assert.Contains("surrogate", e.Message);
+    }
+
     [Fact]
     public void MissingFieldNamesTheField()
     {

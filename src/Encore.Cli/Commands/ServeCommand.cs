@@ -23,9 +23,13 @@ internal static class ServeCommand
         var name = new Option<string?>("--model-name") { Description = "Model name clients send (default: the checkpoint directory's name)." };
         var timeout = new Option<double>("--request-timeout") { Description = "Seconds after which a request is cancelled.", DefaultValueFactory = _ => d.RequestTimeout.TotalSeconds };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body accepted.", DefaultValueFactory = _ => d.MaxRequestBodyBytes };
+        var apiKey = new Option<string?>("--api-key")
+        {
+            Description = "Require 'Authorization: Bearer <key>' on every request but GET /health (401 otherwise). Default: the ENCORE_API_KEY environment variable, else no key.",
+        };
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody,
+            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody, apiKey,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -42,11 +46,13 @@ internal static class ServeCommand
                 ModelName = parse.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),
                 RequestTimeout = TimeSpan.FromSeconds(seconds),
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
+                // The environment keeps the key out of the process list, where --api-key is visible.
+                ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("ENCORE_API_KEY") is { Length: > 0 } env ? env : null),
             }.Validate();
             using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
             var tokenizer = TokenizerLoader.FromDirectory(dir);
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
-            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, queue {options.MaxQueue}); Ctrl+C stops");
+            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);
             return 0;
         });

@@ -35,7 +35,11 @@ public static class Checkpoint
         JsonObject json;
         try
         {
-            json = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { MaxDepth = 32 }) as JsonObject
+            var bytes = File.ReadAllBytes(path);
+            if (bytes.Length > MaxConfigBytes) throw new CheckpointFormatException($"{path}: grew past {MaxConfigBytes} bytes while being read");
+            JsonText.Check(bytes, path, maxDepth: 32);
+            // A key given twice is refused: which one wins differs between readers.
+            json = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 32, AllowDuplicateProperties = false }) as JsonObject
                 ?? throw new CheckpointFormatException($"{path}: not a JSON object");
         }
         catch (JsonException e)
@@ -52,7 +56,16 @@ public static class Checkpoint
     {
         options ??= new CheckpointLoadOptions();
         var (config, arch) = ReadConfig(dir);
-        var model = LanguageModel.Create(config);
+        LanguageModel model;
+        try
+        {
+            model = LanguageModel.Create(config);
+        }
+        catch (ArgumentException e)
+        {
+            // The configuration is valid but too large for this machine: name the file it came from.
+            throw new CheckpointFormatException($"{Path.Combine(dir, "config.json")}: {e.Message}", e);
+        }
         try
         {
             using var weights = SafetensorsCheckpoint.Open(dir);

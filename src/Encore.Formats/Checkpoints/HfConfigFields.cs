@@ -173,8 +173,21 @@ public readonly struct HfConfigFields
         _ => throw new ArgumentException($"activation {kind} has no transformers name"),
     };
 
-    /// <summary>Runs <see cref="ModelConfig.Validate"/>, turning its errors into format errors naming the file.</summary>
-    public ModelConfig Validated(ModelConfig config)
+    /// <summary>The transformers names of Encore's fields in Llama-style configs (Llama, Qwen2, BERT).</summary>
+    public static readonly IReadOnlyList<(string Encore, string Hf)> LlamaFieldNames =
+    [
+        ("d_model", "hidden_size"), ("kv_heads", "num_key_value_heads"), ("heads", "num_attention_heads"),
+        ("ffn_dim", "intermediate_size"), ("encoder_layers", "num_hidden_layers"), ("decoder_layers", "num_hidden_layers"),
+        ("max_positions", "max_position_embeddings"), ("vocab_size", "vocab_size"), ("head_dim", "head_dim"),
+        ("type_vocab_size", "type_vocab_size"), ("rope_theta", "rope_theta"),
+    ];
+
+    /// <summary>
+    /// Runs <see cref="ModelConfig.Validate"/>, turning its errors into format errors naming the file
+    /// and, through <paramref name="fieldNames"/> (Encore's field name in Validate's messages → the
+    /// family's config.json name), the field.
+    /// </summary>
+    public ModelConfig Validated(ModelConfig config, IReadOnlyList<(string Encore, string Hf)>? fieldNames = null)
     {
         try
         {
@@ -182,7 +195,9 @@ public readonly struct HfConfigFields
         }
         catch (ArgumentException e)
         {
-            throw new CheckpointFormatException($"{Path}: {e.Message}", e);
+            var field = (fieldNames ?? []).FirstOrDefault(f => e.Message.Contains(f.Encore + " ", StringComparison.Ordinal));
+            string named = field.Hf is null ? "" : $" (field '{_prefix}{field.Hf}')";
+            throw new CheckpointFormatException($"{Path}: {e.Message}{named}", e);
         }
     }
 }

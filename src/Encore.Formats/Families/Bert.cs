@@ -79,7 +79,7 @@ public sealed class BertArchitecture : IArchitecture
             EosTokenId = f.TokenId("eos_token_id", vocab) ?? new ModelConfig().EosTokenId,
             BosTokenId = f.TokenId("bos_token_id", vocab) ?? -1,
         };
-        return f.Validated(config);
+        return f.Validated(config, HfConfigFields.LlamaFieldNames);
     }
 
     /// <inheritdoc />

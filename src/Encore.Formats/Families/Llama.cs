@@ -110,7 +110,7 @@ public class LlamaArchitecture : IArchitecture
             EosTokenId = eos,
             PadTokenId = f.TokenId("pad_token_id", vocab) ?? eos,
         };
-        return f.Validated(config);
+        return f.Validated(config, HfConfigFields.LlamaFieldNames);
     }
 
     /// <summary>LlamaConfig's bos_token_id default (1); −1 when the type has none.</summary>

@@ -129,8 +129,15 @@ public sealed class T5Architecture : IArchitecture
             PadTokenId = pad,
             EosTokenId = eos,
             DecoderStartTokenId = start,
-        });
+        }, FieldNames);
     }
+
+    // Encore's field names in ModelConfig.Validate's messages and T5's config.json names.
+    static readonly (string Encore, string Hf)[] FieldNames =
+    [
+        ("d_model", "d_model"), ("heads", "num_heads"), ("kv_heads", "num_heads"), ("ffn_dim", "d_ff"), ("head_dim", "d_kv"),
+        ("encoder_layers", "num_layers"), ("decoder_layers", "num_decoder_layers"), ("vocab_size", "vocab_size"),
+    ];
 
     /// <inheritdoc />
     public JsonObject WriteConfig(ModelConfig config)

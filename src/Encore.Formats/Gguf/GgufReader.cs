@@ -125,7 +125,9 @@ public sealed class GgufReader
                 long bytes;
                 try { bytes = GgufFormat.ByteCount(type, ne); }
                 catch (OverflowException) { throw Fail($"tensor '{name}' is too large"); }
-                if (DataOffset + offset + bytes > size) throw Fail($"tensor '{name}' ({bytes} bytes at {offset}) runs past the end of the file");
+                // Subtracted, not added: offset + bytes can wrap past long.MaxValue and pass a sum check.
+                if (DataOffset > size || offset > size - DataOffset || bytes > size - DataOffset - offset)
+                    throw Fail($"tensor '{name}' ({bytes} bytes at {offset}) runs past the end of the file ({size} bytes)");
                 _tensors.Add(new GgufTensorInfo(name, ne, type, DataOffset + offset, bytes));
             }
         }

@@ -74,8 +74,9 @@ public sealed class ByteLevelBpeTextTokenizer : TextTokenizer
         {
             Merges = data.Merges.Select(m => m.Left + " " + m.Right),
             ByteLevel = true,
-            PreTokenizer = new RegexPreTokenizer(regex, added.Count == 0 ? null : added),
-            SpecialTokens = added.Count == 0 ? null : added,
+            PreTokenizer = new SplitPreTokenizer(regex, added.Keys),
+            // An empty added token can never be cut out of the text (see SplitPreTokenizer).
+            SpecialTokens = added.Count == 0 ? null : added.Where(a => a.Key.Length > 0).ToDictionary(StringComparer.Ordinal),
             Normalizer = data.Nfc ? NfcNormalizer.Instance : null,
         };
         try

@@ -52,6 +52,8 @@ internal sealed class SentencePieceModelProto
                 {
                     case (1, 2):
                         var (po, pl) = r.Bytes();
+                        // Bounded while reading: a file of minimal pieces would otherwise grow the list to its size / 2.
+                        if (m.Pieces.Count >= TokenizerFiles.MaxVocabSize) throw new FormatException($"more than {TokenizerFiles.MaxVocabSize} pieces");
                         m.Pieces.Add(ParsePiece(data, po, pl));
                         break;
                     case (2, 2):
@@ -75,6 +77,10 @@ internal sealed class SentencePieceModelProto
             throw new CheckpointFormatException($"{path}: not a valid SentencePiece model ({e.Message})", e);
         }
         if (m.Pieces.Count == 0) throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no pieces)");
+        // sentencepiece's ModelInterface refuses empty pieces ("piece must not be empty"); an empty
+        // control piece would also be an empty special token, which no text splitter can cut out.
+        int empty = m.Pieces.FindIndex(p => p.Text.Length == 0);
+        if (empty >= 0) throw new CheckpointFormatException($"{path}: piece {empty} ({m.Pieces[empty].Type}) has empty text");
         if (m.TrainerSpecSpan.Offset < 0 || !m._hasNormalizerSpec)
             throw new CheckpointFormatException($"{path}: not a valid SentencePiece model (no {(m.TrainerSpecSpan.Offset < 0 ? "trainer_spec" : "normalizer_spec")})");
         if (m.ByteFallback)

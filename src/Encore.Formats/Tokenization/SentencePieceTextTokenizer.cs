@@ -60,7 +60,9 @@ public sealed class SentencePieceTextTokenizer : TextTokenizer
             string piece = stand == proto.PadId ? proto.PadPiece : proto.UnkPiece;
             patched = SentencePieceModelProto.WithTrainerOverrides(model, proto.TrainerSpecSpan, [(41, stand), (46, piece)]);
         }
-        var added = special.Added.Count == 0 ? null : special.Added;
+        // An empty added token would match everywhere: the library's splitter would find it forever.
+        var nonEmpty = special.Added.Where(a => a.Key.Length > 0).ToDictionary(StringComparer.Ordinal);
+        var added = nonEmpty.Count == 0 ? null : nonEmpty;
         try
         {
             using var ms = new MemoryStream(patched ?? bytes.ToArray(), writable: false);

@@ -35,7 +35,7 @@ internal static class TokenizerFiles
     {
         var bytes = ReadBytes(path);
         // Checked up front: JsonDocument defers string validation to GetString, which would throw later.
-        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new CheckpointFormatException($"{path}: not valid UTF-8 text");
+        JsonText.Check(bytes, path);
         try
         {
             return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });

@@ -132,7 +132,15 @@ public static class DatasetReader
                     throw new DatasetFormatException(path, lineNumber, $"missing field \"{name}\"");
                 if (v.ValueKind != JsonValueKind.String)
                     throw new DatasetFormatException(path, lineNumber, $"field \"{name}\" must be a string, found {Describe(v.ValueKind)}");
-                return v.GetString()!;
+                try
+                {
+                    return v.GetString()!;
+                }
+                catch (InvalidOperationException e)
+                {
+                    // JsonDocument accepts an escaped lone surrogate ("\ud800") and fails only here.
+                    throw new DatasetFormatException(path, lineNumber, $"field \"{name}\" holds an escape that is not valid UTF-16 (a lone surrogate)", e);
+                }
             }
             return new TextPair(Field("source"), Field("target"));
         }
