@@ -96,7 +96,9 @@ public sealed class SmokeTests : IDisposable
     [Fact]
     public void Quickstart()
     {
-        var r = Run("quickstart", "--out", Path.Combine(_dir, "quickstart"), "--steps", "2", "--threads", "1");
+        var r = Run("quickstart", "--out", Path.Combine(_dir, "quickstart"), "--steps", "2", "--train-examples", "300", "--eval-examples", "12", "--threads", "1");
+        Assert.Equal("section", r.GetProperty("target").GetString());
+        Assert.Equal(300, r.GetProperty("train_examples").GetInt32());
         Assert.Equal(2, r.GetProperty("models").GetArrayLength());
         Assert.All(r.GetProperty("models").EnumerateArray(), m =>
         {

@@ -1,3 +1,4 @@
+using Encore.Autograd;
 using Encore.Formats;
 using Encore.Models;
 using Encore.Training.Trainer;
@@ -82,5 +83,45 @@ public class TrainerRecoveryTests : IDisposable
         Assert.Contains(state, e.Message);
         Assert.Contains("--overwrite", e.Message);
         Assert.DoesNotContain("\n", e.Message);
+    }
+}
+
+/// <summary>The encoder's own-token loss of encoder–decoders trained from scratch.</summary>
+public class EncoderTokenLossTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("encore-enctok-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void TheStepLossIsTheDecoderLossPlusTheWeightedEncoderTokenLoss()
+    {
+        var config = Presets.Get("tiny-encdec") with { VocabSize = 8 };
+        var b = new Batch
+        {
+            Size = 2, SourceLength = 3, Source = [2, 3, 4, 5, 6, 0], SourceLengths = [3, 2],
+            InputLength = 3, Inputs = [0, 4, 3, 0, 6, 0], InputLengths = [3, 2], Targets = [4, 3, 1, 6, 1, Labels.Ignore],
+        };
+        double expected;
+        using (var m = new EncoderDecoderModel(config, seed: 1))
+        {
+            using var logits = Ops.Reshape(m.Forward(b.Source, b.SourceLengths, b.Inputs, b.Size), 6, 8);
+            using var ce = Ops.CrossEntropy(logits, b.Targets);
+            using var memory = m.Encode(b.Source, b.Size, b.SourceLengths);
+            using var own = Ops.Reshape(m.Logits(memory), 6, 8);
+            // Row 1's third source position is padding and carries no loss.
+            using var enc = Ops.CrossEntropy(own, [2, 3, 4, 5, 6, Labels.Ignore]);
+            expected = ce.Value.ToFloatArray()[0] + 0.25 * enc.Value.ToFloatArray()[0];
+        }
+        using (var m = new EncoderDecoderModel(config, seed: 1))
+        using (var t = new Trainer.Trainer(m, new TrainingOptions { MaxSteps = 1, WarmupSteps = 0, EvalEvery = 0, CheckpointEvery = 0, EncoderTokenLoss = 0.25f },
+            new FixedBatches([b]), _dir))
+        {
+            double logged = double.NaN;
+            t.OnStep = r => logged = r.Loss;
+            t.Run();
+            Assert.Equal(expected, logged, 5);
+        }
+        Assert.Throws<ArgumentException>(() => new TrainingOptions { EncoderTokenLoss = -1 }.Validate());
     }
 }

@@ -20,7 +20,7 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var d = new GenerationOptions();
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "The prompt (the source text of an encoder–decoder)." };
         var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in." };
         var batchSize = new Option<int>("--batch-size") { Description = "Prompts of --input-file decoded together.", DefaultValueFactory = _ => 16 };
@@ -86,7 +86,7 @@ internal static class GenerateCommand
             // Read the inputs before loading the model, so a bad file fails fast.
             var inputs = file is null ? null : ReadJsonl(file);
 
-            string dir = parse.GetValue(model)!;
+            string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
             using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
             var generator = new Generator(m, TokenizerLoader.FromDirectory(dir));
 

@@ -15,17 +15,31 @@ internal static class QuickstartCommand
         var output = new Option<string>("--out") { Description = $"Where both checkpoints go (default {d.Output}).", DefaultValueFactory = _ => d.Output };
         var steps = new Option<int>("--steps") { Description = $"Training steps per model, the same for both (default {d.Steps}).", DefaultValueFactory = _ => d.Steps };
         var lr = new Option<double>("--lr") { Description = $"Peak learning rate (default {d.LearningRate}).", DefaultValueFactory = _ => d.LearningRate };
+        var target = new Option<string>("--target") { Description = $"What the models learn to write from a package description: section or synopsis (default {d.Target}).", DefaultValueFactory = _ => d.Target };
+        var trainExamples = new Option<int>("--train-examples") { Description = $"Training examples drawn from data/debian (default {d.TrainExamples}).", DefaultValueFactory = _ => d.TrainExamples };
+        var evalExamples = new Option<int>("--eval-examples") { Description = $"Validation examples scored (default {d.EvalExamples}).", DefaultValueFactory = _ => d.EvalExamples };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
-        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on the bundled long-input task and compare them (≈5 minutes on 2 cores).")
+        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian package descriptions and compare them (≈5 minutes on 2 cores).")
         {
-            output, steps, lr, json, threads,
+            output, steps, lr, target, trainExamples, evalExamples, json, threads,
         };
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
-            var o = d with { Output = parse.GetValue(output)!, Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr) };
+            var o = d with
+            {
+                Output = parse.GetValue(output)!, Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr),
+                Target = parse.GetValue(target) switch
+                {
+                    "section" => "section",
+                    "synopsis" => "target",
+                    var other => throw new ArgumentException($"--target: '{other}' is not section or synopsis"),
+                },
+                TrainExamples = parse.GetValue(trainExamples), EvalExamples = parse.GetValue(evalExamples),
+            };
             if (o.Steps < 1) throw new ArgumentException($"--steps must be positive, got {o.Steps}");
+            if (o.TrainExamples < 1 || o.EvalExamples < 1) throw new ArgumentException("--train-examples and --eval-examples must be positive");
             bool asJson = parse.GetValue(json);
             QuickstartResult result;
             if (asJson) result = Quickstart.Run(o);
@@ -64,7 +78,7 @@ internal static class QuickstartCommand
         string F(double x, string f = "0.0") => x.ToString(f, CultureInfo.InvariantCulture);
         var ed = r.Models[0];
         var dec = r.Models[1];
-        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]long-input task[/]: {r.TrainExamples} training examples (mean source {F(r.MeanSourceTokens, "0")} tokens), {r.ValidationExamples} validation");
+        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]Debian description → {(r.Target == "target" ? "synopsis" : Markup.Escape(r.Target))}[/]: {r.TrainExamples} training examples (mean source {F(r.MeanSourceTokens, "0")} tokens), {r.ValidationExamples} validation");
         t.AddColumn("");
         t.AddColumn(new TableColumn("encoder–decoder").RightAligned());
         t.AddColumn(new TableColumn("decoder-only").RightAligned());
@@ -76,6 +90,7 @@ internal static class QuickstartCommand
         Row("training tokens/s", ed.TrainTokensPerSecond, dec.TrainTokensPerSecond, "0");
         Row("validation loss (nats/token)", ed.ValidationLoss, dec.ValidationLoss, "0.000");
         Row("exact match (%)", ed.ExactMatch, dec.ExactMatch);
+        t.AddRow("majority answer's exact match (%)", F(r.MajorityExactMatch), F(r.MajorityExactMatch), $"\"{Markup.Escape(r.MajorityAnswer)}\"");
         Row("token F1 (%)", ed.TokenF1, dec.TokenF1);
         Row("first-token latency (ms)", ed.FirstTokenMs, dec.FirstTokenMs, "0.0");
         Row("decode tokens/s (batch 1)", ed.DecodeTokensPerSecond, dec.DecodeTokensPerSecond, "0");
@@ -91,6 +106,7 @@ internal static class QuickstartCommand
         AnsiConsole.Write(s);
         AnsiConsole.MarkupLine("Try them:");
         foreach (var m in r.Models)
-            AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- generate --model {Markup.Escape(m.Checkpoint)} --prompt \"context: The key of Alice is red. The car of Bob is blue. question: What color is the key of Alice?\"[/]");
+            AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- generate --model {Markup.Escape(m.Checkpoint)} --prompt \"A fast, friendly text editor for the terminal with syntax highlighting.\"[/]");
+        AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- eval --model {Markup.Escape(r.Models[0].Checkpoint)} --data data/debian/validation.jsonl.gz --examples 200[/]");
     }
 }

@@ -33,7 +33,7 @@ internal static class ServeCommand
         };
         cmd.SetAction(async (parse, ct) =>
         {
-            string dir = parse.GetValue(model)!;
+            string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
             double seconds = parse.GetValue(timeout);
             if (!double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new ArgumentException($"--request-timeout must be in (0, 86400] seconds, got {seconds}");
             var options = new ServerOptions

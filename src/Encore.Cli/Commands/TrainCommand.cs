@@ -32,11 +32,12 @@ internal static class TrainCommand
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
         public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
         public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest (default 2).", DefaultValueFactory = _ => 2 };
+        public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch (default 0: off).", DefaultValueFactory = _ => 0f };
         public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation (default 3).", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
-        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, Seed, Resume, Overwrite, Json, Threads];
+        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
     }
 
     public static Command Create()
@@ -99,6 +100,7 @@ internal static class TrainCommand
             EvalEvery = parse.GetValue(o.EvalEvery),
             CheckpointEvery = parse.GetValue(o.SaveEvery),
             KeepCheckpoints = parse.GetValue(o.Keep),
+            EncoderTokenLoss = parse.GetValue(o.EncoderLoss),
             Seed = parse.GetValue(o.Seed),
             DistillAlpha = alpha ?? 0.5f,
             DistillTemperature = temperature ?? 2f,

@@ -17,6 +17,13 @@ public static class BundledData
     /// <summary>The long-input fact lookup task, validation pairs.</summary>
     public const string LongInputValidation = "long_input/validation.jsonl";
 
+    /// <summary>Debian package descriptions (source), synopsis (target) and section, training pairs.</summary>
+    public const string DebianTrain = "debian/train.jsonl.gz";
+    /// <summary>Debian package descriptions, validation pairs.</summary>
+    public const string DebianValidation = "debian/validation.jsonl.gz";
+    /// <summary>Debian package descriptions, test pairs.</summary>
+    public const string DebianTest = "debian/test.jsonl.gz";
+
     /// <summary>Special tokens of <see cref="TrainTokenizer"/>, in id order: pad 0, eos 1, bos 2, mask 3, then sentinels &lt;extra_id_0&gt; … (T5's pad 0 / eos 1 layout, matching ModelConfig's defaults).</summary>
     public static IReadOnlyList<string> SpecialTokens(int sentinels = 100) =>
         ["<pad>", "</s>", "<s>", "<mask>", .. Enumerable.Range(0, sentinels).Select(i => $"<extra_id_{i}>")];

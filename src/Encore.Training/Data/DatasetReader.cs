@@ -28,6 +28,8 @@ public sealed record DatasetReadOptions
     public long MaxFileBytes { get; init; } = 2L << 30;
     /// <summary>Most examples (pairs or documents) read from one file. Default 50 million.</summary>
     public int MaxExamples { get; init; } = 50_000_000;
+    /// <summary>The JSONL field read as a pair's target (e.g. "section" of data/debian). Default "target".</summary>
+    public string TargetField { get; init; } = "target";
 }
 
 /// <summary>
@@ -60,7 +62,7 @@ public static class DatasetReader
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             if (pairs.Count >= options.MaxExamples) throw new DatasetFormatException(path, reader.LineNumber, $"more than {options.MaxExamples} examples");
-            pairs.Add(ParsePair(line, path, reader.LineNumber));
+            pairs.Add(ParsePair(line, path, reader.LineNumber, options.TargetField));
         }
         sha256 = reader.FinishHash();
         return pairs;
@@ -111,7 +113,7 @@ public static class DatasetReader
         return docs;
     }
 
-    internal static TextPair ParsePair(string line, string path, long lineNumber)
+    internal static TextPair ParsePair(string line, string path, long lineNumber, string targetField = "target")
     {
         JsonDocument doc;
         try
@@ -142,7 +144,7 @@ public static class DatasetReader
                     throw new DatasetFormatException(path, lineNumber, $"field \"{name}\" holds an escape that is not valid UTF-16 (a lone surrogate)", e);
                 }
             }
-            return new TextPair(Field("source"), Field("target"));
+            return new TextPair(Field("source"), Field(targetField));
         }
     }
 

@@ -300,10 +300,19 @@ public sealed class Trainer : IDisposable
     /// </summary>
     Var Loss(Batch b, ulong dropoutSeed)
     {
-        var logits = Logits(_model, b, dropoutSeed);                                      // (B, T, V)
         int v = _model.Config.VocabSize;
+        Var logits;                                                                       // (B, T, V)
+        Var? encoderLoss = null;
+        if (_model is EncoderDecoderModel ed && _o.EncoderTokenLoss > 0)
+        {
+            var memory = ed.Encode(b.Source, b.Size, b.SourceLengths, dropoutSeed);       // (B, S, D)
+            logits = ed.Decode(memory, b.SourceLengths, b.Inputs, b.Size, null, dropoutSeed);
+            encoderLoss = EncoderTokenCrossEntropy(ed, memory, b);
+        }
+        else logits = Logits(_model, b, dropoutSeed);
         var flat = Ops.Reshape(logits, b.Size * b.InputLength, v);
         var ce = Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
+        if (encoderLoss != null) ce = Ops.Add(ce, Ops.Scale(encoderLoss, _o.EncoderTokenLoss));
         if (_teacher == null || _o.DistillAlpha == 0) return ce;
         var kd = b;
         var kdFlat = flat;
@@ -317,6 +326,22 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i < mask.Length; i++) mask[i] = kd.Targets[i] != Labels.Ignore;
         var kl = Ops.KlDivergence(kdFlat, teacherLogits, _o.DistillTemperature, mask);
         return Ops.Add(Ops.Scale(kl, _o.DistillAlpha), Ops.Scale(ce, 1 - _o.DistillAlpha));
+    }
+
+    /// <summary>
+    /// Cross-entropy of the encoder's own source tokens read back from its output through the LM
+    /// head, over the valid source positions: a per-position signal that keeps the encoder's rows
+    /// tied to their tokens (see <see cref="TrainingOptions.EncoderTokenLoss"/>).
+    /// </summary>
+    static Var EncoderTokenCrossEntropy(EncoderDecoderModel model, Var memory, Batch b)
+    {
+        int v = model.Config.VocabSize, s = b.SourceLength;
+        var targets = new int[b.Size * s];
+        for (int i = 0; i < b.Size; i++)
+            for (int j = 0; j < s; j++)
+                targets[i * s + j] = j < b.SourceLengths[i] ? b.Source[i * s + j] : Labels.Ignore;
+        var logits = Ops.Reshape(model.Logits(memory), b.Size * s, v);                      // (B·S, V)
+        return Ops.CrossEntropy(logits, targets);
     }
 
     /// <summary>Logits (B, T, V) of <paramref name="model"/> on a batch, whatever its family.</summary>

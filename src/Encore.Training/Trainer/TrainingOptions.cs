@@ -54,6 +54,16 @@ public sealed record TrainingOptions
     /// references. Default false (teacher-forced).
     /// </summary>
     public bool DistillOnPolicy { get; init; }
+    /// <summary>
+    /// Weight of an auxiliary loss for encoder–decoders trained from scratch: the encoder's output
+    /// at each source position must give back that position's token through the LM head. An
+    /// encoder learns only through cross-attention, whose gradient is nearly the same at every
+    /// source position while attention is still uniform; a feed-forward layer then writes one
+    /// vector into every row, the final norm shrinks what tells the rows apart, and the decoder
+    /// never learns to read the source. The per-position term keeps the rows apart. 0 turns it
+    /// off. Default 0.
+    /// </summary>
+    public float EncoderTokenLoss { get; init; }
     /// <summary>How the student samples in on-policy distillation. Default: temperature 0.9, top-k 128, 64 tokens.</summary>
     public OnPolicyOptions OnPolicy { get; init; } = new();
 
@@ -83,6 +93,7 @@ public sealed record TrainingOptions
         if (DistillAlpha is < 0 or > 1) throw new ArgumentException($"distillation alpha must be in [0, 1], got {DistillAlpha}");
         if (!(DistillTemperature > 0)) throw new ArgumentException($"distillation temperature must be positive, got {DistillTemperature}");
         OnPolicy.Validate();
+        if (!(EncoderTokenLoss >= 0) || !float.IsFinite(EncoderTokenLoss)) throw new ArgumentException($"encoder token loss weight must be ≥ 0, got {EncoderTokenLoss}");
         return this;
     }
 }
