@@ -20,7 +20,7 @@ internal static class QuickstartCommand
         var evalExamples = new Option<int>("--eval-examples") { Description = $"Validation examples scored (default {d.EvalExamples}).", DefaultValueFactory = _ => d.EvalExamples };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
-        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian package descriptions and compare them (≈5 minutes on 2 cores).")
+        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian package descriptions and compare them (≈6 minutes on 2 cores).")
         {
             output, steps, lr, target, trainExamples, evalExamples, json, threads,
         };

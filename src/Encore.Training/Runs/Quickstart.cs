@@ -11,7 +11,7 @@ using Encore.Training.Trainer;
 
 namespace Encore.Training.Runs;
 
-/// <summary>Settings of <see cref="Quickstart"/>; the defaults fit the whole run in about five minutes on two cores.</summary>
+/// <summary>Settings of <see cref="Quickstart"/>; the defaults take about five and a half minutes on two quiet cores.</summary>
 public sealed record QuickstartOptions
 {
     /// <summary>Where both checkpoints go. Default "encore-quickstart".</summary>
