@@ -55,8 +55,14 @@ public class StartTokenTests : IDisposable
     public void ADecoderOnlyModelsTrainingRowsBeginWithThePromptGenerationBuilds(string kind)
     {
         var tok = Load(kind);
-        if (tok.EosId is null) return;   // causal LM needs an EOS to end a sequence; covered by the objective's own tests
         using var model = TrainingRun.LoadModel("tiny-decoder", tok);
+        if (tok.EosId is null)
+        {
+            // Causal LM needs an EOS to end a sequence; the refusal says so.
+            var e = Assert.Throws<ArgumentException>(() => TrainingRun.MakeObjective(ObjectiveKind.Auto, model, tok, plainText: false));
+            Assert.Contains("EOS", e.Message);
+            return;
+        }
         var data = TokenizedDataset.FromPairs([Pair], tok);
         var row = TrainingRun.MakeObjective(ObjectiveKind.Auto, model, tok, plainText: false).MakeRow(data, 0, DataRng.For(0, 0, 0));
         var prompt = new Generator(model, tok).EncodePrompt(Pair.Source);

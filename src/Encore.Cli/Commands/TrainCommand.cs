@@ -123,6 +123,7 @@ internal static class TrainCommand
             Resume = parse.GetValue(o.Resume),
             Overwrite = parse.GetValue(o.Overwrite),
         };
+        if (parse.GetValue(o.Samples) < 0) throw new ArgumentException($"--samples cannot be negative, got {parse.GetValue(o.Samples)}");
         bool json = parse.GetValue(o.Json);
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));

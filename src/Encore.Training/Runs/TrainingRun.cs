@@ -215,8 +215,7 @@ public sealed class TrainingRun : IDisposable
     static bool IsRunFile(string path)
     {
         var name = Path.GetFileName(path);
-        return name is "metrics.jsonl" or "loss.png" || name.StartsWith("checkpoint-", StringComparison.Ordinal)
-            || (name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal));
+        return name is "metrics.jsonl" or "loss.png" || name.StartsWith("checkpoint-", StringComparison.Ordinal) || Encore.Training.Trainer.Trainer.IsTemporary(name);
     }
 
     // A run directory holds one run: a second run in it would append to its metrics and rotate its

@@ -74,7 +74,11 @@ public sealed class OnPolicySampler
         }
         int longestReference = 0;
         for (int i = 0; i < b.Size; i++)
-            longestReference = Math.Max(longestReference, b.Targets.AsSpan(i * b.InputLength, b.InputLength).ToArray().Count(t => t != Labels.Ignore));
+        {
+            int n = 0;
+            foreach (int t in b.Targets.AsSpan(i * b.InputLength, b.InputLength)) if (t != Labels.Ignore) n++;
+            longestReference = Math.Max(longestReference, n);
+        }
         var options = new GenerationOptions
         {
             DoSample = true, Temperature = _o.Temperature, TopK = _o.TopK, Seed = seed,

@@ -154,9 +154,12 @@ public sealed class Trainer : IDisposable
     public static void RemoveStaleTemporaries(string dir)
     {
         if (!Directory.Exists(dir)) return;
-        foreach (var d in Directory.GetDirectories(dir, ".checkpoint-*.tmp")) Directory.Delete(d, recursive: true);
-        foreach (var f in Directory.GetFiles(dir, ".*.tmp")) File.Delete(f);
+        foreach (var d in Directory.GetDirectories(dir).Where(d => IsTemporary(Path.GetFileName(d)))) Directory.Delete(d, recursive: true);
+        foreach (var f in Directory.GetFiles(dir).Where(f => IsTemporary(Path.GetFileName(f)))) File.Delete(f);
     }
+
+    /// <summary>Whether <paramref name="name"/> is a temporary of a checkpoint or atomic write (a dot name ending in .tmp).</summary>
+    public static bool IsTemporary(string name) => name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal);
 
     /// <summary>
     /// Continues from the newest complete checkpoint in the output directory, if any: weights,
