@@ -151,7 +151,7 @@ public static class Quickstart
                 var predictions = eval.Predict(model);
                 outputs.Add(predictions);
                 var references = validation.Select(v => v.Target).ToList();
-                var (firstMs, decodeTps, cacheBytes) = TimeDecoding(model, tokenizer, validation.Take(10).ToList());
+                var (firstMs, decodeTps, cacheBytes) = DecodingSpeed.Measure(model, tokenizer, validation, new DecodingSpeedOptions { Prompts = 10, NewTokens = 16 });
                 Directory.CreateDirectory(dir);
                 Checkpoint.Save(model, dir);
                 TrainingRun.SaveTokenizer(tokenizer, dir);
@@ -168,33 +168,6 @@ public static class Quickstart
     }
 
     static string Shorten(string s) => s.Length <= 90 ? s : s[..40] + " … " + s[^45..];
-
-    // Batch-1 greedy decoding of a few validation prompts: first-token latency (encode or prefill
-    // plus one step) and the rate of the following tokens, with 16 tokens forced (no EOS stop).
-    static (double FirstMs, double DecodeTps, long CacheBytes) TimeDecoding(LanguageModel model, TextTokenizer tokenizer, IReadOnlyList<TextPair> prompts)
-    {
-        const int newTokens = 16;
-        var c = model.Config;
-        // Bytes the decoder's caches hold for one request: self-attention K/V of every decoded
-        // position (prompt included for a decoder-only model), plus cross-attention K/V of the source.
-        long perPosition = 2L * c.KvHeads * c.HeadDim * sizeof(float) * c.DecoderLayers;
-        var firsts = new List<double>();
-        double decodeSeconds = 0;
-        int decoded = 0;
-        long cache = 0;
-        for (int i = -1; i < prompts.Count; i++)   // i = −1 warms up
-        {
-            var ids = GenerationEval.PromptIds(model, tokenizer, prompts[Math.Max(0, i)].Source);
-            var t = GenerationTiming.Measure(model, [ids], newTokens);
-            if (i < 0) continue;
-            firsts.Add(t.FirstTokenSeconds * 1000);
-            decodeSeconds += t.DecodeSeconds;
-            decoded += t.DecodedTokens;
-            cache = Math.Max(cache, perPosition * (ids.Length + newTokens));
-        }
-        firsts.Sort();
-        return (firsts[firsts.Count / 2], decoded / decodeSeconds, cache);
-    }
 
     sealed class PlannedBatches(TrainingBatches batches) : IBatchSource
     {

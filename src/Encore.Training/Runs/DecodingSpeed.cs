@@ -1,0 +1,101 @@
+using Encore.Formats.Tokenization;
+using Encore.Generation;
+using Encore.Models;
+using Encore.Training.Data;
+
+namespace Encore.Training.Runs;
+
+/// <summary>Settings of <see cref="DecodingSpeed.Measure"/>; each has one documented default.</summary>
+public sealed record DecodingSpeedOptions
+{
+    /// <summary>Prompts timed, the first of the examples, after one untimed warm-up run on the first. Default 10.</summary>
+    public int Prompts { get; init; } = 10;
+    /// <summary>Tokens generated per prompt, all of them forced (end-of-sequence does not stop the run). Default 16.</summary>
+    public int NewTokens { get; init; } = 16;
+
+    /// <summary>Throws naming the first setting out of range.</summary>
+    public DecodingSpeedOptions Validate()
+    {
+        if (Prompts < 1) throw new ArgumentException($"--speed-prompts must be positive, got {Prompts}");
+        if (NewTokens < 2) throw new ArgumentException($"decoding speed needs at least 2 new tokens (the first is timed apart), got {NewTokens}");
+        return this;
+    }
+}
+
+/// <summary>
+/// Batch-1 greedy decoding speed of one model on a few real prompts, the figures the quickstart and
+/// <c>encore eval --speed</c> print: the median first-token latency (the encoder pass or the prefill
+/// plus one decoder step, as <see cref="GenerationTiming"/> times it), the rate of the tokens after the
+/// first (all prompts' decoded tokens over all their decode time), and the key/value cache one request
+/// holds (the largest over the prompts).
+/// </summary>
+/// <param name="FirstTokenMs">Median over the prompts of the milliseconds to the first token.</param>
+/// <param name="DecodeTokensPerSecond">Tokens after the first, per second.</param>
+/// <param name="CacheBytesPerRequest">Bytes of the f32 key/value caches of the largest request (see <see cref="CacheBytes"/>).</param>
+public sealed record DecodingSpeed(double FirstTokenMs, double DecodeTokensPerSecond, long CacheBytesPerRequest)
+{
+    /// <summary>Prompts timed.</summary>
+    public int Prompts { get; init; }
+
+    /// <summary>Tokens generated per prompt.</summary>
+    public int NewTokens { get; init; }
+
+    /// <summary>
+    /// Times batch-1 greedy generation of <see cref="DecodingSpeedOptions.NewTokens"/> tokens from each of
+    /// the first <see cref="DecodingSpeedOptions.Prompts"/> sources of <paramref name="examples"/> (fewer
+    /// when there are fewer), prompts built as in training (see <see cref="GenerationEval.PromptIds"/>).
+    /// </summary>
+    public static DecodingSpeed Measure(LanguageModel model, TextTokenizer tokenizer, IReadOnlyList<TextPair> examples, DecodingSpeedOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(examples);
+        var o = (options ?? new DecodingSpeedOptions()).Validate();
+        if (examples.Count == 0) throw new ArgumentException("decoding speed needs at least one prompt");
+        int count = Math.Min(o.Prompts, examples.Count);
+        var firsts = new List<double>(count);
+        double decodeSeconds = 0;
+        int decoded = 0;
+        long cache = 0;
+        for (int i = -1; i < count; i++)   // i = −1 warms up (first-call JIT, buffer pools) on the first prompt
+        {
+            var ids = GenerationEval.PromptIds(model, tokenizer, examples[Math.Max(0, i)].Source);
+            var t = GenerationTiming.Measure(model, [ids], o.NewTokens);
+            if (i < 0) continue;
+            firsts.Add(t.FirstTokenSeconds * 1000);
+            decodeSeconds += t.DecodeSeconds;
+            decoded += t.DecodedTokens;
+            cache = Math.Max(cache, CacheBytes(model.Config, ids.Length, o.NewTokens));
+        }
+        firsts.Sort();
+        return new DecodingSpeed(firsts[firsts.Count / 2], decoded / decodeSeconds, cache) { Prompts = count, NewTokens = o.NewTokens };
+    }
+
+    /// <summary>
+    /// Bytes of the f32 key/value caches that a batch-1 <see cref="GenerationSession"/> holds for a prompt of
+    /// <paramref name="promptTokens"/> ids and <paramref name="newTokens"/> new tokens: per decoder layer,
+    /// 2 (K and V) × Hkv × hd × 4 bytes for each position of
+    /// <list type="bullet">
+    /// <item>a decoder-only model: the prompt and the new tokens (one self-attention cache over both);</item>
+    /// <item>an encoder–decoder: the decoder start token and the new tokens (self-attention), plus the
+    /// <paramref name="promptTokens"/> source positions of the cross-attention keys and values, computed
+    /// once from the encoder output and kept for every step.</item>
+    /// </list>
+    /// These are the capacities the sessions allocate (<c>CreateCache</c>), so the figure is the memory one
+    /// request takes, not an estimate; an encoder-only model has no cache.
+    /// </summary>
+    public static long CacheBytes(ModelConfig config, int promptTokens, int newTokens)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegative(promptTokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(newTokens);
+        long perPosition = checked(2L * config.KvHeads * config.HeadDim * sizeof(float) * config.DecoderLayers);
+        long positions = config.Family switch
+        {
+            ModelFamily.DecoderOnly => (long)promptTokens + newTokens,
+            ModelFamily.EncoderDecoder => 1L + newTokens + promptTokens,
+            _ => 0,
+        };
+        return checked(perPosition * positions);
+    }
+}
