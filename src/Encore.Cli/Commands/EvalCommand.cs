@@ -1,78 +1,172 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
-using Encore.Formats.Checkpoints;
-using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 using Encore.Training.Runs;
 using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
-/// <summary><c>encore eval</c>: loss, perplexity and generation metrics of a checkpoint on a JSONL file, beside trivial baselines.</summary>
+/// <summary>
+/// <c>encore eval</c>: loss, perplexity and generation metrics of one or several checkpoints on the same
+/// JSONL examples, beside trivial baselines; optionally their decoding speed and loss curves.
+/// </summary>
 internal static class EvalCommand
 {
     public static Command Create()
     {
         var d = new EvaluationOptions();
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory, or a training run folder (its newest checkpoint).", Required = true };
+        var ds = new DecodingSpeedOptions();
+        var model = new Option<string[]>("--model", "-m")
+        {
+            Description = "Checkpoint directory or training run folder (its newest checkpoint), as PATH or NAME=PATH; repeat to compare models on the same examples.",
+            Required = true,
+        };
         var data = new Option<string>("--data") { Description = "JSONL {\"source\",\"target\"} pairs (.jsonl or .jsonl.gz).", Required = true };
         var examples = new Option<int>("--examples") { Description = "Examples evaluated from the start of the file; 0: all.", DefaultValueFactory = _ => d.Examples };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens generated per example (greedy).", DefaultValueFactory = _ => d.MaxNewTokens };
         var batch = new Option<int>("--batch-size") { Description = "Prompts decoded together.", DefaultValueFactory = _ => d.BatchSize };
         var samples = new Option<int>("--samples") { Description = "Examples printed with source, reference and output.", DefaultValueFactory = _ => d.Samples };
         var lossOnly = new Option<bool>("--loss-only") { Description = "Report the loss alone (no generation)." };
+        var speed = new Option<bool>("--speed") { Description = $"Also time batch-1 greedy decoding ({ds.NewTokens} tokens forced): median first-token latency, decode tokens/s and the KV cache of one request." };
+        var speedPrompts = new Option<int>("--speed-prompts") { Description = "Prompts timed by --speed (the first examples, after one warm-up).", DefaultValueFactory = _ => ds.Prompts };
+        var plot = new Option<string?>("--plot") { Description = "Write the models' training and validation loss curves (from each run's metrics.jsonl) to this PNG." };
+        var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
-        var cmd = new Command("eval", "Score a checkpoint on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines.")
+        var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
         {
-            model, data, examples, maxNew, batch, samples, lossOnly, json, threads,
+            model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads,
         };
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
-            var options = d with
+            var options = new ComparisonOptions
             {
-                Examples = parse.GetValue(examples), MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch),
-                Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly),
+                Evaluation = (d with
+                {
+                    Examples = parse.GetValue(examples), MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch),
+                    Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly),
+                }).Validate(),
+                Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts) }).Validate() : null,
             };
-            options.Validate();
-            var dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
+            var specs = ModelSpec.ParseAll(parse.GetValue(model)!);
+            ModelComparison.Resolve(specs);
+            bool asJson = parse.GetValue(json), asMarkdown = parse.GetValue(markdown);
             var path = parse.GetValue(data)!;
             var pairs = DatasetReader.ReadPairs(path);
-            var tokenizer = TokenizerLoader.FromDirectory(dir);
-            using var m = Checkpoint.Load(dir);
-            var result = Evaluation.Run(m, tokenizer, pairs, options);
-            if (parse.GetValue(json))
+            var notes = new List<string>();
+            string? plotPath = parse.GetValue(plot);
+            if (plotPath != null && !WritePlot(specs, plotPath, notes)) plotPath = null;
+            Action<string>? progress = asJson ? null : line => Console.Error.WriteLine($"{line}…");
+            var result = ModelComparison.Run(specs, pairs, options, progress);
+            if (!result.SharedTokenizer)
+                notes.Add("the models tokenize the references differently: loss and perplexity are per token of each model's own tokenizer, comparable only between models that share one");
+            var table = ModelComparison.Table(result);
+            if (asJson)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { checkpoint = dir, data = path, result }, Common.Json));
+                string? md = asMarkdown ? table.ToMarkdown() : null;
+                object output = result.Models.Count == 1
+                    ? new
+                    {
+                        checkpoint = result.Models[0].Checkpoint, data = path, result = result.Models[0].Result,
+                        name = result.Models[0].Name, family = result.Models[0].Family, parameters = result.Models[0].Parameters,
+                        speed = result.Models[0].Speed, plot = plotPath, notes, markdown = md,
+                    }
+                    : new
+                    {
+                        data = path, examples = result.Examples, seconds = result.Seconds, shared_tokenizer = result.SharedTokenizer,
+                        baselines = result.Baselines, models = result.Models, plot = plotPath, notes, markdown = md,
+                    };
+                Console.WriteLine(JsonSerializer.Serialize(output, Common.Json));
                 return 0;
             }
-            Render(dir, path, result);
+            if (asMarkdown)
+            {
+                Console.Write(table.ToMarkdown());
+                Console.WriteLine();
+                Console.WriteLine(Footnote(result, options, path));
+                foreach (var n in notes) Console.WriteLine($"Note: {n}.");
+                return 0;
+            }
+            Render(result, table, options, path, notes, plotPath);
             return 0;
         });
         return cmd;
     }
 
-    static readonly string[] Columns = ["rouge_l", "rouge1", "rouge2", "chrf", "bleu", "exact_match"];
-
-    static void Render(string dir, string data, EvaluationResult r)
+    // The plot comes first: it needs only the runs' logs, so a bad path fails before the long evaluation.
+    static bool WritePlot(IReadOnlyList<ModelSpec> specs, string path, List<string> notes)
     {
-        AnsiConsole.MarkupLine($"[bold]encore eval[/] {Markup.Escape(dir)} on {Markup.Escape(data)}: {r.Examples} examples, {r.Seconds:0.0} s");
-        AnsiConsole.MarkupLine($"loss {r.Loss:0.000} per target token, perplexity {r.Perplexity:0.00}");
-        if (r.Metrics.Count == 0) return;
-        var table = new Table().AddColumn("");
-        foreach (var c in Columns) table.AddColumn(new TableColumn(c.Replace('_', '-').Replace("exact-match", "exact")).RightAligned());
-        void Row(string name, IReadOnlyDictionary<string, double> m) => table.AddRow([name, .. Columns.Select(c => m.TryGetValue(c, out var v) ? v.ToString("0.0") : "")]);
-        Row("[bold]model[/]", r.Metrics);
-        foreach (var b in r.Baselines) Row(Markup.Escape($"{b.Name} ({b.Description})"), b.Metrics);
-        AnsiConsole.Write(table);
-        foreach (var s in r.Samples)
+        var (curves, skipped) = ModelComparison.ReadCurves(specs);
+        notes.AddRange(skipped);
+        if (curves.Count == 0)
         {
+            notes.Add($"--plot: no model's run has a loss log; {path} was not written");
+            return false;
+        }
+        LossCurves.WritePlot(path, curves, curves.Count == 1 ? $"{curves[0].Name} loss" : "loss curves");
+        return true;
+    }
+
+    static string Footnote(ComparisonResult r, ComparisonOptions o, string data)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var text = string.Create(ci, $"{r.Examples} examples of {data}; loss in nats per target token");
+        if (!o.Evaluation.LossOnly)
+            text += string.Create(ci, $"; metrics 0–100 on greedy outputs of up to {o.Evaluation.MaxNewTokens} tokens (ROUGE F1 on lower-cased words)");
+        if (!o.Evaluation.LossOnly && r.Baselines.Count > 0)
+            text += "; baselines: " + string.Join(", ", r.Baselines.Select(b => $"{b.Name} = {Quoted(Shorten(b.Description, 60), b.Description)}"));
+        if (r.Models.FirstOrDefault(m => m.Speed != null)?.Speed is { } s)
+            text += string.Create(ci, $"; speed at batch 1, greedy, {s.NewTokens} tokens forced, median first-token latency over {s.Prompts} prompts after a warm-up, decode rate of the tokens after the first, cache = f32 keys and values of one request (decoder self-attention of every position, plus cross-attention of the source for an encoder–decoder)");
+        return text + ".";
+    }
+
+    static void Render(ComparisonResult r, ComparisonTable table, ComparisonOptions o, string data, IReadOnlyList<string> notes, string? plot)
+    {
+        // Written to a file or a pipe, the console's width is a default of 80 columns, too narrow for a
+        // dozen figures a row; there the table takes the width it needs.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 200);
+        if (r.Models.Count == 1)
+        {
+            var m = r.Models[0];
+            AnsiConsole.MarkupLine($"[bold]encore eval[/] {Markup.Escape(m.Checkpoint)} on {Markup.Escape(data)}: {r.Examples} examples, {r.Seconds:0.0} s");
+            AnsiConsole.MarkupLine($"loss {m.Result.Loss:0.000} per target token, perplexity {m.Result.Perplexity:0.00}");
+        }
+        else
+            AnsiConsole.MarkupLine($"[bold]encore eval[/] {r.Models.Count} models on {Markup.Escape(data)}: {r.Examples} examples each, {r.Seconds:0.0} s");
+        if (r.Models.Count > 1 || table.Columns.Count > 4)
+        {
+            var t = new Table();
+            t.AddColumn(Markup.Escape(table.Columns[0]));
+            foreach (var c in table.Columns.Skip(1)) t.AddColumn(new TableColumn(Markup.Escape(c)).RightAligned());
+            for (int i = 0; i < table.Rows.Count; i++)
+            {
+                var row = table.Rows[i].Select(Markup.Escape).ToArray();
+                if (i < table.ModelRows) row[0] = $"[bold]{row[0]}[/]";
+                else row = row.Select(c => $"[grey]{c}[/]").ToArray();
+                t.AddRow(row);
+            }
+            AnsiConsole.Write(t);
+        }
+        AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Footnote(r, o, data))}[/]");
+        foreach (var n in notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
+        if (plot != null) AnsiConsole.MarkupLine($"loss curves: {Markup.Escape(plot)}");
+        int samples = r.Models.Min(m => m.Result.Samples.Count);
+        for (int i = 0; i < samples; i++)
+        {
+            var s = r.Models[0].Result.Samples[i];
             AnsiConsole.MarkupLine($"[grey]source:[/]    {Markup.Escape(Shorten(s.Source, 160))}");
             AnsiConsole.MarkupLine($"[grey]reference:[/] {Markup.Escape(s.Reference)}");
-            AnsiConsole.MarkupLine($"[grey]output:[/]    [bold]{Markup.Escape(s.Output)}[/]");
+            if (r.Models.Count == 1) AnsiConsole.MarkupLine($"[grey]output:[/]    [bold]{Markup.Escape(s.Output)}[/]");
+            else
+                foreach (var m in r.Models)
+                    AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m.Name)}:[/] [bold]{Markup.Escape(m.Result.Samples[i].Output)}[/]");
         }
     }
 
     internal static string Shorten(string s, int max) => s.Length <= max ? s : s[..(max - 1)] + "…";
+
+    // A shortened description keeps its closing quote: always "a long answer…".
+    static string Quoted(string shortened, string full) => full.EndsWith('"') && !shortened.EndsWith('"') ? shortened + "\"" : shortened;
 }
