@@ -43,6 +43,11 @@ public class DebianDataTests : IDisposable
         Assert.DoesNotContain(valid, p => trainSources.Contains(p.Source));
         Assert.DoesNotContain(test, p => trainSources.Contains(p.Source));
         Assert.All(valid, p => Assert.False(string.IsNullOrWhiteSpace(p.Target)));
+        // The splits are shuffled, not alphabetical, so the first N lines are a fair sample:
+        // the first hundred validation packages are out of order and span many sections.
+        var first = Packages("validation").Take(100).ToList();
+        Assert.NotEqual(first.OrderBy(p => p, StringComparer.Ordinal), first);
+        Assert.True(first.Count(p => p.StartsWith("lib", StringComparison.Ordinal)) >= 10);
     }
 
     [Fact]

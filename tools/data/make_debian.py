@@ -206,6 +206,10 @@ def main():
         groups[root] += 1
         splits["train" if sizes_by_root[root] > 500 else split_of(entries[root][0])].append(json.dumps({"source": source, "target": synopsis, "package": package, "section": section_of.get(package, "")}, ensure_ascii=False))
 
+    # Each split is written in a fixed pseudo-random order (not alphabetical), so that its first N
+    # lines are a fair sample: `--examples N` and the quickstart's validation slice rely on this.
+    for lines in splits.values():
+        lines.sort(key=lambda l: hashlib.sha256(("debian-order:" + l).encode()).digest())
     os.makedirs(args.out, exist_ok=True)
     for name, lines in splits.items():
         write_gz(os.path.join(args.out, name + ".jsonl.gz"), lines)
