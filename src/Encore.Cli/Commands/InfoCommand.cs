@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Encore.Tensors.Runtime;
+using Encore.Bench;
 using Encore.Tensors.Threading;
 using Spectre.Console;
 
