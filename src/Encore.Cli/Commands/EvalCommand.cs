@@ -1,10 +1,8 @@
-using System.CommandLine;
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 using Encore.Training.Runs;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
