@@ -70,22 +70,17 @@ public static unsafe class Activations
     public static void ReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.Relu, x, dy, dx);
 
     /// <summary>The scalar specification of f.</summary>
-    public static float Reference(ActivationKind kind, float x) => kind switch
-    {
-        ActivationKind.Relu => ReluOp.Forward(x),
-        ActivationKind.GeluTanh => GeluTanhOp.Forward(x),
-        ActivationKind.GeluErf => GeluErfOp.Forward(x),
-        ActivationKind.Silu => SiluOp.Forward(x),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
-    };
+    public static float Reference(ActivationKind kind, float x) => Scalar(kind, x, derivative: false);
 
     /// <summary>The scalar specification of f'.</summary>
-    public static float DerivativeReference(ActivationKind kind, float x) => kind switch
+    public static float DerivativeReference(ActivationKind kind, float x) => Scalar(kind, x, derivative: true);
+
+    static float Scalar(ActivationKind kind, float x, bool derivative) => kind switch
     {
-        ActivationKind.Relu => ReluOp.Derivative(x),
-        ActivationKind.GeluTanh => GeluTanhOp.Derivative(x),
-        ActivationKind.GeluErf => GeluErfOp.Derivative(x),
-        ActivationKind.Silu => SiluOp.Derivative(x),
+        ActivationKind.Relu => derivative ? ReluOp.Derivative(x) : ReluOp.Forward(x),
+        ActivationKind.GeluTanh => derivative ? GeluTanhOp.Derivative(x) : GeluTanhOp.Forward(x),
+        ActivationKind.GeluErf => derivative ? GeluErfOp.Derivative(x) : GeluErfOp.Forward(x),
+        ActivationKind.Silu => derivative ? SiluOp.Derivative(x) : SiluOp.Forward(x),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
     };
 
