@@ -3,7 +3,6 @@ using System.Text;
 using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
-using Encore.Tensors.Runtime;
 
 namespace Encore.Bench;
 

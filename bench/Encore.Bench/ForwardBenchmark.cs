@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Encore.Autograd;
 using Encore.Models;
-using Encore.Tensors.Runtime;
 
 namespace Encore.Bench;
 

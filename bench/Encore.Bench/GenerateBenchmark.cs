@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
-using Encore.Tensors.Runtime;
 
 namespace Encore.Bench;
 

@@ -1,6 +1,5 @@
 using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using Encore.Tensors.Runtime;
 using Encore.Tensors.Threading;
 
 namespace Encore.Bench;

@@ -11,7 +11,6 @@ using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using Encore.Tensors.Runtime;
 using LLama;
 using LLama.Common;
 using LLama.Native;

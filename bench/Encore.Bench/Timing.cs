@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Encore.Tensors.Runtime;
 
 namespace Encore.Bench;
 

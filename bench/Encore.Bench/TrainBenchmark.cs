@@ -4,7 +4,6 @@ using System.Text.Json;
 using Encore.Autograd;
 using Encore.Autograd.Optim;
 using Encore.Models;
-using Encore.Tensors.Runtime;
 
 namespace Encore.Bench;
 

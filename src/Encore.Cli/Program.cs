@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Encore.Cli.Commands;
 
 namespace Encore.Cli;

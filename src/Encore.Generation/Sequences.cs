@@ -19,6 +19,9 @@ public static class FinishReasons
 {
     /// <summary>OpenAI's finish_reason: "stop" for EOS and stop strings, "length" at max_new_tokens.</summary>
     public static string OpenAiName(this FinishReason reason) => reason == FinishReason.Length ? "length" : "stop";
+
+    /// <summary>The same for a sequence that may have none: one cancelled before it ended reads as "stop".</summary>
+    public static string OpenAiName(this FinishReason? reason) => (reason ?? FinishReason.Eos).OpenAiName();
 }
 
 /// <summary>One generated sequence.</summary>

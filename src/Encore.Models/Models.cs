@@ -65,18 +65,11 @@ public abstract class LanguageModel : IDisposable
         return Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
     }
 
-    /// <summary>
-    /// True for parameters that may stay in a compact dtype (bf16, f16, q8_0) for inference: the
-    /// matrices read by linear layers and embedding lookups. Norm gains, biases and T5's bias table
-    /// are small and read as f32.
-    /// </summary>
-    public static bool MayStayCompact(string name, int rank) => rank == 2 && !name.EndsWith("relative_attention_bias.weight", StringComparison.Ordinal);
-
-    /// <summary>Converts the weight matrices to <paramref name="dtype"/> (inference only; see <see cref="MayStayCompact"/>).</summary>
+    /// <summary>Converts the weight matrices to <paramref name="dtype"/> (inference only; see <see cref="ParameterSet.MayStayCompact"/>).</summary>
     public void ConvertWeights(Encore.Tensors.DType dtype)
     {
         foreach (var p in Parameters.All.ToArray())
-            if (MayStayCompact(p.Name, p.Value.Rank) && p.Value.DType != dtype)
+            if (Parameters.MayStayCompact(p.Name) && p.Value.DType != dtype)
                 Parameters.Assign(p.Name, p.Value.To(dtype));
     }
 

@@ -12,6 +12,7 @@ public sealed class ParameterSet : IDisposable
 {
     readonly Dictionary<string, Parameter> _byName = new(StringComparer.Ordinal);
     readonly List<Parameter> _ordered = [];
+    readonly HashSet<string> _f32Tables = new(StringComparer.Ordinal);
     readonly ulong _seed;
 
     /// <summary>An empty set whose new parameters are initialized from <paramref name="seed"/>.</summary>
@@ -58,6 +59,24 @@ public sealed class ParameterSet : IDisposable
         _ordered.Add(p);
         return p;
     }
+
+    /// <summary>
+    /// Registers a small table that its op gathers from as f32 only (a relative-position bias): unlike
+    /// the other matrices it stays f32 when the weights are converted or mapped for inference.
+    /// </summary>
+    public Parameter CreateF32Table(string name, int[] shape, Init init, float std = 0.02f)
+    {
+        var p = Create(name, shape, init, std);
+        _f32Tables.Add(name);
+        return p;
+    }
+
+    /// <summary>
+    /// True for parameters that may stay in a compact dtype (bf16, f16, q8_0) for inference: the
+    /// matrices read by linear layers and embedding lookups. Norm gains, biases and the tables of
+    /// <see cref="CreateF32Table"/> are small and read as f32.
+    /// </summary>
+    public bool MayStayCompact(string name) => this[name].Value.Rank == 2 && !_f32Tables.Contains(name);
 
     /// <summary>
     /// Replaces the values of <paramref name="name"/> with <paramref name="value"/> (same shape); the

@@ -154,7 +154,7 @@ public sealed class TransformerStack
         {
             // T5 keeps one table per stack (in block 0) and shares it across the layers.
             _relTable = scope + ".relative_attention_bias.weight";
-            ps.Create(_relTable, [_pos.RelativeBuckets, c.Heads], ParameterSet.Init.Normal);
+            ps.CreateF32Table(_relTable, [_pos.RelativeBuckets, c.Heads], ParameterSet.Init.Normal);
         }
         if (_pos.Kind == PositionKind.Alibi) _alibi = PositionBias.AlibiSlopes(c.Heads);
         if (_pos.Kind == PositionKind.Rope) _rope = new RopeCache(c.HeadDim, 0, _pos.Rope);

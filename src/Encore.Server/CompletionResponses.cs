@@ -31,7 +31,7 @@ internal static class CompletionResponses
                 w.WriteNumber("index", i);
                 api.WriteChoice(w, s.Text);
                 w.WriteNull("logprobs");
-                w.WriteString("finish_reason", FinishName(s.Finish));
+                w.WriteString("finish_reason", s.Finish.OpenAiName());
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -90,7 +90,7 @@ internal static class CompletionResponses
                 if (e.Finished)
                 {
                     finished++;
-                    Chunk(choice, api.FinalChunkText, FinishName(e.Sequence.Finish), role: false);
+                    Chunk(choice, api.FinalChunkText, e.Sequence.Finish.OpenAiName(), role: false);
                 }
             }
             await FlushAsync(response, buffer, aborted).ConfigureAwait(false);
@@ -198,7 +198,4 @@ internal static class CompletionResponses
         w.WriteNumber("total_tokens", prompt + completion);
         w.WriteEndObject();
     }
-
-    // OpenAI's names: "stop" for EOS and stop strings, "length" at max_tokens.
-    static string FinishName(FinishReason? f) => f == FinishReason.Length ? "length" : "stop";
 }

@@ -32,6 +32,23 @@ public class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void RelativeBiasTablesStayF32WhenMatricesGoCompact()
+    {
+        var relative = new PositionConfig { Kind = PositionKind.T5Relative, RelativeBuckets = 32, RelativeMaxDistance = 128 };
+        using var model = LanguageModel.Create(Presets.Get("tiny-encdec") with { EncoderPositions = relative, DecoderPositions = relative }, seed: 9);
+        var dir = Path.Combine(_dir, "relative-bf16");
+        Checkpoint.Save(model, dir, dtype: DType.BF16);
+        using var mapped = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+        model.ConvertWeights(DType.BF16);
+        foreach (var m in new[] { model, mapped })
+        {
+            Assert.Equal(DType.BF16, m.Parameters[LanguageModel.EmbedTokens].Value.DType);
+            Assert.Equal(DType.F32, m.Parameters["encoder.relative_attention_bias.weight"].Value.DType);
+            Assert.Equal(DType.F32, m.Parameters["decoder.relative_attention_bias.weight"].Value.DType);
+        }
+    }
+
+    [Fact]
     public void MissingOrMismatchedTensorsAndUnknownTypesFailClearly()
     {
         var dir = Path.Combine(_dir, "m");

@@ -135,4 +135,14 @@ public class BatchDecoderTests
         batch.Add([ok]);
         Assert.Equal(1, batch.ActiveCount);
     }
+
+    [Fact]
+    public void FinishReasonsReadAsOpenAiNames()
+    {
+        Assert.Equal("stop", FinishReason.Eos.OpenAiName());
+        Assert.Equal("stop", FinishReason.StopString.OpenAiName());
+        Assert.Equal("length", FinishReason.Length.OpenAiName());
+        Assert.Equal("length", ((FinishReason?)FinishReason.Length).OpenAiName());
+        Assert.Equal("stop", ((FinishReason?)null).OpenAiName());
+    }
 }

@@ -206,24 +206,81 @@ public class OpenAiEndpointTests(EncDecServerFixture fixture) : IClassFixture<En
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, r.StatusCode);
             Assert.NotNull(JsonNode.Parse(await r.Content.ReadAsStringAsync())!["error"]);
         }
-        // Sent without a Content-Length, the limit is enforced while reading.
-        var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(huge)));
-        chunked.Headers.ContentType = new("application/json");
-        using (var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = chunked })
-        {
-            req.Headers.TransferEncodingChunked = true;
-            try
-            {
-                using var r = await _s.Http.SendAsync(req);
-                Assert.Equal(HttpStatusCode.RequestEntityTooLarge, r.StatusCode);
-            }
-            catch (HttpRequestException)
-            {
-                // Kestrel answered 413 and closed the connection while the client was still uploading.
-            }
-        }
+        // Sent without a Content-Length, the limit is enforced while reading. The body is one byte past the
+        // limit and left unfinished, so when the server answers it has read all that was sent: no upload is
+        // cut short and the answer is read whole, whatever the timing.
+        var (status, body) = await PostUnfinishedChunkedAsync(_s.Server.BaseAddress, "v1/completions", new ServerOptions().MaxRequestBodyBytes + 1);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        Assert.NotNull(JsonNode.Parse(body)!["error"]);
         Assert.Equal("ok", JsonNode.Parse(await _s.Http.GetStringAsync("health"))!["status"]!.GetValue<string>());
     }
 
     internal static StringContent Json(JsonNode body) => new(body.ToJsonString(), Encoding.UTF8, "application/json");
+
+    /// <summary>
+    /// POSTs <paramref name="bytes"/> of a chunked body over a raw socket without the closing chunk, then reads
+    /// the response: status and body (chunked, by Content-Length, or to the end of the connection).
+    /// </summary>
+    static async Task<(HttpStatusCode Status, string Body)> PostUnfinishedChunkedAsync(Uri server, string path, long bytes)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(server.Host, server.Port, cts.Token);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST /{path} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"), cts.Token);
+        var chunk = new byte[64 << 10];
+        chunk.AsSpan().Fill((byte)'a');
+        for (long sent = 0; sent < bytes; sent += chunk.Length)
+        {
+            int n = (int)Math.Min(chunk.Length, bytes - sent);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"{n:x}\r\n"), cts.Token);
+            await stream.WriteAsync(chunk.AsMemory(0, n), cts.Token);
+            await stream.WriteAsync("\r\n"u8.ToArray(), cts.Token);
+        }
+
+        var received = new MemoryStream();
+        var buffer = new byte[4096];
+        int headerEnd;
+        while ((headerEnd = Find("\r\n\r\n"u8, 0)) < 0)
+            if (!await ReadMoreAsync()) throw new IOException("the connection closed before the response headers");
+        string head = Encoding.ASCII.GetString(received.GetBuffer(), 0, headerEnd);
+        var status = (HttpStatusCode)int.Parse(head.Split(' ', 3)[1]);
+        var headers = head.Split("\r\n").Skip(1).Select(h => h.Split(':', 2)).ToDictionary(h => h[0].Trim().ToLowerInvariant(), h => h[1].Trim());
+        if (headers.GetValueOrDefault("transfer-encoding") != "chunked")
+        {
+            // Content-Length, or else the body runs to the end of the connection.
+            long end = headers.TryGetValue("content-length", out var length) ? headerEnd + 4 + long.Parse(length) : long.MaxValue;
+            while (received.Length < end)
+                if (!await ReadMoreAsync())
+                    if (end == long.MaxValue) break;
+                    else throw new IOException("the connection closed inside the response body");
+            return (status, Encoding.UTF8.GetString(received.GetBuffer(), headerEnd + 4, (int)received.Length - headerEnd - 4));
+        }
+        // A chunked response ends with a zero-size chunk.
+        while (Find("\r\n0\r\n\r\n"u8, headerEnd + 2) < 0)
+            if (!await ReadMoreAsync()) throw new IOException("the connection closed inside the response body");
+        var body = new MemoryStream();
+        for (int at = headerEnd + 4; ;)
+        {
+            int eol = Find("\r\n"u8, at);
+            int size = Convert.ToInt32(Encoding.ASCII.GetString(received.GetBuffer(), at, eol - at), 16);
+            if (size == 0) return (status, Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length));
+            body.Write(received.GetBuffer(), eol + 2, size);
+            at = eol + 2 + size + 2;
+        }
+
+        async Task<bool> ReadMoreAsync()
+        {
+            int n = await stream.ReadAsync(buffer, cts.Token);
+            received.Write(buffer, 0, n);
+            return n > 0;
+        }
+
+        int Find(ReadOnlySpan<byte> value, int from)
+        {
+            int i = received.GetBuffer().AsSpan(from, (int)received.Length - from).IndexOf(value);
+            return i < 0 ? -1 : from + i;
+        }
+    }
 }

@@ -1,8 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
-using Encore.Tensors.Runtime;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 

@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Gguf;
 using Encore.Formats.Tokenization;

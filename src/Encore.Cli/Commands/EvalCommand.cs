@@ -1,9 +1,6 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
 using Encore.Training.Data;
 using Encore.Training.Runs;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 

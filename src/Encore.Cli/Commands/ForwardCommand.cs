@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Encore.Autograd;
 using Encore.Formats;
 using Encore.Formats.Checkpoints;

@@ -1,9 +1,5 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
-using Encore.Tensors.Runtime;
 using Encore.Tensors.Threading;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 

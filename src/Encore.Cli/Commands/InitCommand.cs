@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
 using Encore.Tensors;

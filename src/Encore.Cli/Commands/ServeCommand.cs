@@ -1,4 +1,3 @@
-using System.CommandLine;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
 using Encore.Server;

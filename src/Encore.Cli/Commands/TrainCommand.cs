@@ -1,10 +1,7 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
 using Encore.Autograd.Optim;
 using Encore.Training.Runs;
 using Encore.Training.Trainer;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 

@@ -82,7 +82,7 @@ public static class Checkpoint
                     t.Dispose();
                     throw new CheckpointFormatException($"{dir}: tensor '{found}' is {got}, but the configuration needs {p.Value.Describe()}");
                 }
-                if (options.MapWeights && t.DType != DType.I32 && LanguageModel.MayStayCompact(p.Name, t.Rank))
+                if (options.MapWeights && t.DType != DType.I32 && model.Parameters.MayStayCompact(p.Name))
                 {
                     model.Parameters.Assign(p.Name, t);
                 }

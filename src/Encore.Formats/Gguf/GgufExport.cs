@@ -196,8 +196,7 @@ public static class GgufExport
             if (name == null) continue;
             var value = p.Value;
             int rows = value.Rank == 2 ? value.Dim(0) : 1, cols = value.Dim(-1);
-            bool matrix = value.Rank == 2 && !p.Name.EndsWith("relative_attention_bias.weight", StringComparison.Ordinal);
-            var type = !matrix ? GgmlType.F32 : matrices == GgmlType.Q8_0 && cols % 32 != 0 ? GgmlType.F16 : matrices;
+            var type = !model.Parameters.MayStayCompact(p.Name) ? GgmlType.F32 : matrices == GgmlType.Q8_0 && cols % 32 != 0 ? GgmlType.F16 : matrices;
             long[] ne = value.Rank == 2 ? [cols, rows] : [cols];
             Func<float[], float[]>? transform = null;
             if (arch == "llama" && p.Name.EndsWith(".self_attn.q_proj.weight", StringComparison.Ordinal))

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
 
@@ -71,22 +70,17 @@ public static unsafe class Activations
     public static void ReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx) => Backward(ActivationKind.Relu, x, dy, dx);
 
     /// <summary>The scalar specification of f.</summary>
-    public static float Reference(ActivationKind kind, float x) => kind switch
-    {
-        ActivationKind.Relu => ReluOp.Forward(x),
-        ActivationKind.GeluTanh => GeluTanhOp.Forward(x),
-        ActivationKind.GeluErf => GeluErfOp.Forward(x),
-        ActivationKind.Silu => SiluOp.Forward(x),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
-    };
+    public static float Reference(ActivationKind kind, float x) => Scalar(kind, x, derivative: false);
 
     /// <summary>The scalar specification of f'.</summary>
-    public static float DerivativeReference(ActivationKind kind, float x) => kind switch
+    public static float DerivativeReference(ActivationKind kind, float x) => Scalar(kind, x, derivative: true);
+
+    static float Scalar(ActivationKind kind, float x, bool derivative) => kind switch
     {
-        ActivationKind.Relu => ReluOp.Derivative(x),
-        ActivationKind.GeluTanh => GeluTanhOp.Derivative(x),
-        ActivationKind.GeluErf => GeluErfOp.Derivative(x),
-        ActivationKind.Silu => SiluOp.Derivative(x),
+        ActivationKind.Relu => derivative ? ReluOp.Derivative(x) : ReluOp.Forward(x),
+        ActivationKind.GeluTanh => derivative ? GeluTanhOp.Derivative(x) : GeluTanhOp.Forward(x),
+        ActivationKind.GeluErf => derivative ? GeluErfOp.Derivative(x) : GeluErfOp.Forward(x),
+        ActivationKind.Silu => derivative ? SiluOp.Derivative(x) : SiluOp.Forward(x),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
     };
 
@@ -214,10 +208,11 @@ internal enum ActivationMode
     GatedBackward,
 }
 
-/// <summary>The one driver behind <see cref="Activations"/> and <see cref="GatedActivations"/>.</summary>
+/// <summary>The one entry behind <see cref="Activations"/> and <see cref="GatedActivations"/>, on <see cref="RowDriver"/>.</summary>
 internal static unsafe class ActivationDriver
 {
-    const int Block = 64;   // a multiple of every vector width: block boundaries never split a vector
+    // Tasks of at least 4096 values: an activation costs several times an add per value.
+    const int MinPerTask = 4096;
 
     public static void CheckFlat(int n, int other, string name, string op)
     {
@@ -225,13 +220,16 @@ internal static unsafe class ActivationDriver
     }
 
     /// <summary>Flat spans of <paramref name="n"/> values.</summary>
-    public static void Flat(ActivationKind kind, ActivationMode mode, float* a, float* b, float* dy, float* out0, float* out1, long n, SimdWidth width)
+    public static void Flat(ActivationKind kind, ActivationMode mode, float* a, float* b, float* dy, float* out0, float* out1, int n, SimdWidth width)
     {
-        var t = new ActivationArgs { Mode = mode, A = a, B = b, Dy = dy, Out0 = out0, Out1 = out1, N = n, Width = width };
-        long blocks = (n + Block - 1) / Block;
-        t.Blocks = blocks;
-        t.Tasks = n <= RowSplit.ParallelThreshold ? 1 : Partition.Tasks(blocks, 4096 / Block, KernelPool.Default);
-        Run(kind, ref t);
+        switch (kind)
+        {
+            case ActivationKind.Relu: RowDriver.RunFlat(new FlatValues<ReluOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
+            case ActivationKind.GeluTanh: RowDriver.RunFlat(new FlatValues<GeluTanhOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
+            case ActivationKind.GeluErf: RowDriver.RunFlat(new FlatValues<GeluErfOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
+            case ActivationKind.Silu: RowDriver.RunFlat(new FlatValues<SiluOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
+            default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation");
+        }
     }
 
     /// <summary>
@@ -240,79 +238,45 @@ internal static unsafe class ActivationDriver
     /// </summary>
     public static void Packed(ActivationKind kind, ActivationMode mode, float* ab, float* dy, float* out0, int rows, int f, SimdWidth width)
     {
-        var t = new ActivationArgs { Mode = mode, A = ab, Dy = dy, Out0 = out0, Rows = rows, F = f, Packed = true, Width = width };
-        t.Tasks = RowSplit.Tasks(rows, 2L * f, KernelPool.Default);
-        Run(kind, ref t);
-    }
-
-    static void Run(ActivationKind kind, ref ActivationArgs t)
-    {
         switch (kind)
         {
-            case ActivationKind.Relu: Run<ReluOp>(ref t); break;
-            case ActivationKind.GeluTanh: Run<GeluTanhOp>(ref t); break;
-            case ActivationKind.GeluErf: Run<GeluErfOp>(ref t); break;
-            case ActivationKind.Silu: Run<SiluOp>(ref t); break;
+            case ActivationKind.Relu: RowDriver.Run(new PackedRows<ReluOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
+            case ActivationKind.GeluTanh: RowDriver.Run(new PackedRows<GeluTanhOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
+            case ActivationKind.GeluErf: RowDriver.Run(new PackedRows<GeluErfOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
+            case ActivationKind.Silu: RowDriver.Run(new PackedRows<SiluOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
             default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation");
         }
     }
 
-    static void Run<TAct>(ref ActivationArgs t) where TAct : struct, IActivation
+    // Values [first, end) of flat a, b, dy (b, dy and out1 null where the mode reads or writes none).
+    readonly struct FlatValues<TAct>(ActivationMode mode, float* a, float* b, float* dy, float* o0, float* o1) : IRangeOperator
+        where TAct : struct, IActivation
     {
-        var task = new ActivationTask<TAct> { T = t };
-        if (t.Tasks <= 1) task.Execute(0);
-        else KernelPool.Default.Run(t.Tasks, ref task);
+        public void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV>
+            => Segment<TAct, TV>(mode, a + first, At(b, first), At(dy, first), o0 + first, At(o1, first), end - first);
+
+        public void RangeScalar(int first, int end)
+            => SegmentScalar<TAct>(mode, a + first, At(b, first), At(dy, first), o0 + first, At(o1, first), end - first);
+
+        static float* At(float* p, int i) => p == null ? null : p + i;
     }
 
-    internal struct ActivationArgs
+    // Row r of the packed layout: a and b are its two halves; the backward writes da and db side by side.
+    readonly struct PackedRows<TAct>(ActivationMode mode, float* ab, float* dy, float* out0, int f) : IRowOperator
+        where TAct : struct, IActivation
     {
-        public ActivationMode Mode;
-        public float* A, B, Dy, Out0, Out1;
-        public long N, Blocks;
-        public int Rows, F, Tasks;
-        public bool Packed;
-        public SimdWidth Width;
-    }
-
-    struct ActivationTask<TAct> : IParallelTask where TAct : struct, IActivation
-    {
-        public ActivationArgs T;
-
-        public readonly void Execute(int index)
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
         {
-            if (T.Packed)
-            {
-                var (r0, r1) = T.Tasks <= 1 ? (0, T.Rows) : Partition.Range(T.Rows, T.Tasks, index);
-                int f = T.F;
-                for (int r = r0; r < r1; r++)
-                {
-                    float* a = T.A + 2L * f * r, b = a + f;
-                    if (T.Mode == ActivationMode.GatedForward)
-                        Segment(a, b, null, T.Out0 + (long)f * r, null, f);
-                    else
-                        Segment(a, b, T.Dy + (long)f * r, T.Out0 + 2L * f * r, T.Out0 + 2L * f * r + f, f);
-                }
-                return;
-            }
-            long s = 0, e = T.N;
-            if (T.Tasks > 1)
-            {
-                s = T.Blocks * index / T.Tasks * Block;
-                e = Math.Min(T.N, T.Blocks * (index + 1) / T.Tasks * Block);
-            }
-            Segment(T.A + s, T.B == null ? null : T.B + s, T.Dy == null ? null : T.Dy + s,
-                T.Out0 + s, T.Out1 == null ? null : T.Out1 + s, (int)(e - s));
+            float* a = ab + 2L * f * r;
+            if (mode == ActivationMode.GatedForward) Segment<TAct, TV>(mode, a, a + f, null, out0 + (long)f * r, null, f);
+            else Segment<TAct, TV>(mode, a, a + f, dy + (long)f * r, out0 + 2L * f * r, out0 + 2L * f * r + f, f);
         }
 
-        readonly void Segment(float* a, float* b, float* dy, float* o0, float* o1, int n)
+        public void RowScalar(int r)
         {
-            switch (T.Width)
-            {
-                case SimdWidth.V512: Segment<TAct, V512>(T.Mode, a, b, dy, o0, o1, n); break;
-                case SimdWidth.V256: Segment<TAct, V256>(T.Mode, a, b, dy, o0, o1, n); break;
-                case SimdWidth.V128: Segment<TAct, V128>(T.Mode, a, b, dy, o0, o1, n); break;
-                default: SegmentScalar<TAct>(T.Mode, a, b, dy, o0, o1, n); break;
-            }
+            float* a = ab + 2L * f * r;
+            if (mode == ActivationMode.GatedForward) SegmentScalar<TAct>(mode, a, a + f, null, out0 + (long)f * r, null, f);
+            else SegmentScalar<TAct>(mode, a, a + f, dy + (long)f * r, out0 + 2L * f * r, out0 + 2L * f * r + f, f);
         }
     }
 

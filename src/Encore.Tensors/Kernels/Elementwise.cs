@@ -38,15 +38,8 @@ public static unsafe class Elementwise
     public static void SumRows(ReadOnlySpan<float> x, int rows, int cols, Span<float> dst)
     {
         CheckSumRows(x.Length, dst.Length, rows, cols, "Elementwise.SumRows");
-        var width = Simd.Current;
         fixed (float* px = x, pd = dst)
-        {
-            int chunks = (cols + 63) / 64;
-            var t = new SumRowsTask { X = px, Dst = pd, Rows = rows, Cols = cols, Chunks = chunks, Width = width };
-            t.Tasks = (long)rows * cols <= RowSplit.ParallelThreshold ? 1 : Math.Min(chunks, KernelPool.Default.ThreadCount * 4);
-            if (t.Tasks <= 1) t.Execute(0);
-            else KernelPool.Default.Run(t.Tasks, ref t);
-        }
+            RowDriver.RunColumns(new ColumnSums(px, pd, rows, cols), rows, cols, Simd.Current);
     }
 
     /// <summary>Scalar specification of <see cref="SumRows"/>: a float sum over rows in order, then added to dst.</summary>
@@ -103,31 +96,31 @@ public static unsafe class Elementwise
     internal static void AddCore(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst, SimdWidth width, bool usePrimitives)
     {
         CheckBinary(x.Length, y.Length, dst.Length, "Elementwise.Add");
-        fixed (float* px = x, py = y, pd = dst) Driver.Flat(new AddOp(), px, py, pd, x.Length, width, usePrimitives);
+        fixed (float* px = x, py = y, pd = dst) RowDriver.RunFlat(new Flat<AddOp>(new(), px, py, pd, usePrimitives && width == Simd.Best), x.Length, MinPerTask, width);
     }
 
     internal static void MultiplyCore(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst, SimdWidth width, bool usePrimitives)
     {
         CheckBinary(x.Length, y.Length, dst.Length, "Elementwise.Multiply");
-        fixed (float* px = x, py = y, pd = dst) Driver.Flat(new MultiplyOp(), px, py, pd, x.Length, width, usePrimitives);
+        fixed (float* px = x, py = y, pd = dst) RowDriver.RunFlat(new Flat<MultiplyOp>(new(), px, py, pd, usePrimitives && width == Simd.Best), x.Length, MinPerTask, width);
     }
 
     internal static void ScaleCore(ReadOnlySpan<float> x, float alpha, Span<float> dst, SimdWidth width, bool usePrimitives)
     {
         CheckBinary(x.Length, x.Length, dst.Length, "Elementwise.Scale");
-        fixed (float* px = x, pd = dst) Driver.Flat(new ScaleOp(alpha), px, px, pd, x.Length, width, usePrimitives);
+        fixed (float* px = x, pd = dst) RowDriver.RunFlat(new Flat<ScaleOp>(new(alpha), px, px, pd, usePrimitives && width == Simd.Best), x.Length, MinPerTask, width);
     }
 
     internal static void AddScaledCore(ReadOnlySpan<float> x, float alpha, Span<float> y, SimdWidth width, bool usePrimitives)
     {
         CheckBinary(x.Length, y.Length, y.Length, "Elementwise.AddScaled");
-        fixed (float* px = x, py = y) Driver.Flat(new AxpyOp(alpha), px, py, py, x.Length, width, usePrimitives);
+        fixed (float* px = x, py = y) RowDriver.RunFlat(new Flat<AxpyOp>(new(alpha), px, py, py, usePrimitives && width == Simd.Best), x.Length, MinPerTask, width);
     }
 
     internal static void AddRowBroadcastCore(ReadOnlySpan<float> x, ReadOnlySpan<float> bias, Span<float> dst, int rows, int cols, SimdWidth width, bool usePrimitives)
     {
         CheckBroadcast(x.Length, bias.Length, dst.Length, rows, cols, "Elementwise.AddRowBroadcast");
-        fixed (float* px = x, pb = bias, pd = dst) Driver.Rows(new AddOp(), px, pb, pd, rows, cols, width, usePrimitives);
+        fixed (float* px = x, pb = bias, pd = dst) RowDriver.Run(new BroadcastRows<AddOp>(new(), px, pb, pd, cols, usePrimitives && width == Simd.Best), rows, cols, width);
     }
 
     static void CheckBinary(int x, int y, int dst, string op)
@@ -154,24 +147,10 @@ public static unsafe class Elementwise
         if (bias != cols) throw new ArgumentException($"{op}: bias has {bias} values for {cols} columns", "bias");
     }
 
-    struct SumRowsTask : IParallelTask
+    readonly struct ColumnSums(float* x, float* dst, int rows, int cols) : IRangeOperator
     {
-        public float* X, Dst;
-        public int Rows, Cols, Chunks, Tasks;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
-        {
-            var (k0, k1) = Tasks <= 1 ? (0, Chunks) : Partition.Range(Chunks, Tasks, index);
-            int c0 = k0 * 64, c1 = Math.Min(Cols, k1 * 64);
-            switch (Width)
-            {
-                case SimdWidth.V512: SumColumns<V512>(X, Dst, Rows, Cols, c0, c1); break;
-                case SimdWidth.V256: SumColumns<V256>(X, Dst, Rows, Cols, c0, c1); break;
-                case SimdWidth.V128: SumColumns<V128>(X, Dst, Rows, Cols, c0, c1); break;
-                default: SumColumnsScalar(X, Dst, Rows, Cols, c0, c1); break;
-            }
-        }
+        public void Range<TV>(int c0, int c1) where TV : unmanaged, IVec<TV> => SumColumns<TV>(x, dst, rows, cols, c0, c1);
+        public void RangeScalar(int c0, int c1) => SumColumnsScalar(x, dst, rows, cols, c0, c1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -234,75 +213,43 @@ public static unsafe class Elementwise
         public void Primitives(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst) => TensorPrimitives.MultiplyAdd(x, alpha, y, dst);
     }
 
-    static class Driver
+    // Tasks of at least 16384 values: an add is cheap next to a dispatch.
+    const int MinPerTask = 16384;
+
+    // Values [first, end) of dst = op(x, y); with primitives (the widest width only), through TensorPrimitives.
+    readonly struct Flat<TOp>(TOp op, float* x, float* y, float* dst, bool primitives) : IRangeOperator where TOp : struct, IOp
     {
-        const int Block = 64;
+        public void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV> => Segment<TOp, TV>(op, x + first, y + first, dst + first, end - first, primitives);
+        public void RangeScalar(int first, int end) => SegmentScalar(op, x + first, y + first, dst + first, end - first, primitives);
+    }
 
-        public static void Flat<TOp>(TOp op, float* x, float* y, float* dst, int n, SimdWidth width, bool usePrimitives) where TOp : struct, IOp
+    // Row r of dst = op(x, bias) with the bias row broadcast.
+    readonly struct BroadcastRows<TOp>(TOp op, float* x, float* bias, float* dst, int cols, bool primitives) : IRowOperator where TOp : struct, IOp
+    {
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV> => Segment<TOp, TV>(op, x + (long)r * cols, bias, dst + (long)r * cols, cols, primitives);
+        public void RowScalar(int r) => SegmentScalar(op, x + (long)r * cols, bias, dst + (long)r * cols, cols, primitives);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Segment<TOp, TV>(TOp op, float* x, float* y, float* dst, int n, bool primitives) where TOp : struct, IOp where TV : unmanaged, IVec<TV>
+    {
+        if (primitives)
         {
-            var t = new ElementwiseTask<TOp> { Op = op, X = x, Y = y, Dst = dst, N = n, Width = width, Primitives = usePrimitives && width == Simd.Best };
-            t.Blocks = (n + Block - 1) / Block;
-            t.Tasks = n <= RowSplit.ParallelThreshold ? 1 : Partition.Tasks(t.Blocks, 16384 / Block, KernelPool.Default);
-            if (t.Tasks <= 1) t.Execute(0);
-            else KernelPool.Default.Run(t.Tasks, ref t);
+            op.Primitives(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n), new Span<float>(dst, n));
+            return;
         }
+        int w = TV.Count, i = 0;
+        for (; i + w <= n; i += w) TV.Store(op.Invoke(TV.Load(x + i), TV.Load(y + i)), dst + i);
+        for (; i < n; i++) dst[i] = op.Invoke(x[i], y[i]);
+    }
 
-        public static void Rows<TOp>(TOp op, float* x, float* bias, float* dst, int rows, int cols, SimdWidth width, bool usePrimitives) where TOp : struct, IOp
+    static void SegmentScalar<TOp>(TOp op, float* x, float* y, float* dst, int n, bool primitives) where TOp : struct, IOp
+    {
+        if (primitives)
         {
-            var t = new ElementwiseTask<TOp> { Op = op, X = x, Y = bias, Dst = dst, Rows = rows, Cols = cols, Broadcast = true, Width = width, Primitives = usePrimitives && width == Simd.Best };
-            t.Tasks = RowSplit.Tasks(rows, cols, KernelPool.Default);
-            if (t.Tasks <= 1) t.Execute(0);
-            else KernelPool.Default.Run(t.Tasks, ref t);
+            op.Primitives(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n), new Span<float>(dst, n));
+            return;
         }
-
-        struct ElementwiseTask<TOp> : IParallelTask where TOp : struct, IOp
-        {
-            public TOp Op;
-            public float* X, Y, Dst;
-            public int N, Blocks, Rows, Cols, Tasks;
-            public bool Broadcast, Primitives;
-            public SimdWidth Width;
-
-            public readonly void Execute(int index)
-            {
-                if (Broadcast)
-                {
-                    var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
-                    for (int r = r0; r < r1; r++) Segment(X + (long)r * Cols, Y, Dst + (long)r * Cols, Cols);
-                    return;
-                }
-                int s = 0, e = N;
-                if (Tasks > 1)
-                {
-                    s = (int)((long)Blocks * index / Tasks) * Block;
-                    e = Math.Min(N, (int)((long)Blocks * (index + 1) / Tasks) * Block);
-                }
-                Segment(X + s, Y + s, Dst + s, e - s);
-            }
-
-            readonly void Segment(float* x, float* y, float* dst, int n)
-            {
-                if (Primitives)
-                {
-                    Op.Primitives(new ReadOnlySpan<float>(x, n), new ReadOnlySpan<float>(y, n), new Span<float>(dst, n));
-                    return;
-                }
-                switch (Width)
-                {
-                    case SimdWidth.V512: Loop<TOp, V512>(Op, x, y, dst, n); break;
-                    case SimdWidth.V256: Loop<TOp, V256>(Op, x, y, dst, n); break;
-                    case SimdWidth.V128: Loop<TOp, V128>(Op, x, y, dst, n); break;
-                    default: for (int i = 0; i < n; i++) dst[i] = Op.Invoke(x[i], y[i]); break;
-                }
-            }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static void Loop<TOp, TV>(TOp op, float* x, float* y, float* dst, int n) where TOp : struct, IOp where TV : unmanaged, IVec<TV>
-        {
-            int w = TV.Count, i = 0;
-            for (; i + w <= n; i += w) TV.Store(op.Invoke(TV.Load(x + i), TV.Load(y + i)), dst + i);
-            for (; i < n; i++) dst[i] = op.Invoke(x[i], y[i]);
-        }
+        for (int i = 0; i < n; i++) dst[i] = op.Invoke(x[i], y[i]);
     }
 }

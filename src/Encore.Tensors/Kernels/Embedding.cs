@@ -1,7 +1,5 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using Encore.Tensors.Numerics;
-using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
 
@@ -18,15 +16,9 @@ public static unsafe class Embedding
     public static void Gather(WeightMatrix table, ReadOnlySpan<int> ids, Span<float> dst)
     {
         Check(table.Rows, table.Cols, ids, dst.Length, "dst", "Embedding.Gather");
-        var width = Simd.Current;
         fixed (int* pi = ids)
         fixed (float* pd = dst)
-        {
-            var task = new GatherTask { Table = table, Ids = pi, Dst = pd, Count = ids.Length, Width = width };
-            task.Tasks = RowSplit.Tasks(ids.Length, table.Cols, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
-        }
+            RowDriver.Run(new GatherRows(table, pi, pd), ids.Length, table.Cols);
     }
 
     /// <summary>The scalar specification of <see cref="Gather"/>: <see cref="WeightMatrix.RowToSingle"/> per id.</summary>
@@ -51,16 +43,9 @@ public static unsafe class Embedding
     public static void Backward(ReadOnlySpan<int> ids, ReadOnlySpan<float> dy, Span<float> dTable, int vocab, int dim, int paddingId = -1)
     {
         CheckBackward(ids, dy, dTable, vocab, dim, "Embedding.Backward");
-        var width = Simd.Current;
         fixed (int* pi = ids)
         fixed (float* pdy = dy, pdt = dTable)
-        {
-            int chunks = (dim + 63) / 64;
-            var task = new BackwardTask { Ids = pi, Dy = pdy, DTable = pdt, Count = ids.Length, Dim = dim, Chunks = chunks, PaddingId = paddingId, Width = width };
-            task.Tasks = (long)ids.Length * dim <= RowSplit.ParallelThreshold ? 1 : Math.Min(chunks, KernelPool.Default.ThreadCount * 4);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
-        }
+            RowDriver.RunColumns(new ScatterColumns(pi, pdy, pdt, ids.Length, dim, paddingId), ids.Length, dim, Simd.Current);
     }
 
     /// <summary>The scalar specification of <see cref="Backward"/>.</summary>
@@ -91,40 +76,25 @@ public static unsafe class Embedding
         Check(vocab, dim, ids, dy.Length, "dy", op);
     }
 
-    struct GatherTask : IParallelTask
+    // Row i of the output: table row ids[i], widened. The scalar twin is the reference's own widening.
+    readonly struct GatherRows(WeightMatrix table, int* ids, float* dst) : IRowOperator
     {
-        public WeightMatrix Table;
-        public int* Ids;
-        public float* Dst;
-        public int Count, Tasks;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
+        public void Row<TV>(int i) where TV : unmanaged, IVec<TV>
         {
-            var (i0, i1) = Tasks <= 1 ? (0, Count) : Partition.Range(Count, Tasks, index);
-            int d = Table.Cols;
-            for (int i = i0; i < i1; i++)
+            int d = table.Cols;
+            byte* row = table.Row(ids[i]);
+            float* o = dst + (long)i * d;
+            switch (table.DType)
             {
-                byte* row = Table.Row(Ids[i]);
-                float* dst = Dst + (long)i * d;
-                switch (Table.DType)
-                {
-                    case DType.F32: Buffer.MemoryCopy(row, dst, 4L * d, 4L * d); break;
-                    case DType.BF16: BFloat16.ToSingle(new ReadOnlySpan<ushort>(row, d), new Span<float>(dst, d), Width); break;
-                    case DType.F16: HalfRow((ushort*)row, dst, d, Width); break;
-                    case DType.Q8_0:
-                        switch (Width)
-                        {
-                            case SimdWidth.V512: Q8Row<V512>((BlockQ8_0*)row, dst, d); break;
-                            case SimdWidth.V256: Q8Row<V256>((BlockQ8_0*)row, dst, d); break;
-                            case SimdWidth.V128: Q8Row<V128>((BlockQ8_0*)row, dst, d); break;
-                            default: Q8.Dequantize(new ReadOnlySpan<BlockQ8_0>(row, d / DTypes.Q8BlockSize), new Span<float>(dst, d)); break;
-                        }
-                        break;
-                    default: throw new InvalidOperationException($"Embedding: {Table.DType} is not a table dtype");
-                }
+                case DType.F32: Buffer.MemoryCopy(row, o, 4L * d, 4L * d); break;
+                case DType.BF16: BFloat16Row<TV>((ushort*)row, o, d); break;
+                case DType.F16: HalfRow<TV>((ushort*)row, o, d); break;
+                case DType.Q8_0: Q8Row<TV>((BlockQ8_0*)row, o, d); break;
+                default: throw new InvalidOperationException($"Embedding: {table.DType} is not a table dtype");
             }
         }
+
+        public void RowScalar(int i) => table.RowToSingle(ids[i], new Span<float>(dst + (long)i * table.Cols, table.Cols));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -140,89 +110,38 @@ public static unsafe class Embedding
         }
     }
 
-    // binary16 → binary32 by bit manipulation (the branch-free form of Giesen's half_to_float): move
-    // exponent and mantissa into place and rebias the exponent by 127 − 15; Inf/NaN get the rest of the
-    // exponent range (NaNs made quiet, as Half's conversion does); zero and subnormals are renormalized
-    // by a float subtraction of 2⁻¹⁴ (exact).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void HalfRow(ushort* src, float* dst, int n, SimdWidth width)
+    static void BFloat16Row<TV>(ushort* src, float* dst, int n) where TV : unmanaged, IVec<TV>
     {
         int i = 0;
-        if (width >= SimdWidth.V512)
-        {
-            for (; i + 16 <= n; i += 16)
-            {
-                var (lo, hi) = Vector256.Widen(Vector256.Load(src + i));
-                var u = Vector512.Create(lo, hi);
-                var o = (u & Vector512.Create(0x7FFFu)) << 13;
-                var e = o & Vector512.Create(0x0F80_0000u);
-                o += Vector512.Create(0x3800_0000u);
-                var special = o + Vector512.Create(0x3800_0000u);
-                special |= ~Vector512.Equals(special & Vector512.Create(0x007F_FFFFu), Vector512<uint>.Zero) & Vector512.Create(0x0040_0000u);
-                o = Vector512.ConditionalSelect(Vector512.Equals(e, Vector512.Create(0x0F80_0000u)), special, o);
-                var sub = ((o + Vector512.Create(0x0080_0000u)).AsSingle() - Vector512.Create(0x3880_0000u).AsSingle()).AsUInt32();
-                o = Vector512.ConditionalSelect(Vector512.Equals(e, Vector512<uint>.Zero), sub, o);
-                (o | ((u & Vector512.Create(0x8000u)) << 16)).AsSingle().Store(dst + i);
-            }
-        }
-        if (width >= SimdWidth.V256)
-        {
-            for (; i + 8 <= n; i += 8)
-            {
-                var (lo, hi) = Vector128.Widen(Vector128.Load(src + i));
-                var u = Vector256.Create(lo, hi);
-                var o = (u & Vector256.Create(0x7FFFu)) << 13;
-                var e = o & Vector256.Create(0x0F80_0000u);
-                o += Vector256.Create(0x3800_0000u);
-                var special = o + Vector256.Create(0x3800_0000u);
-                special |= ~Vector256.Equals(special & Vector256.Create(0x007F_FFFFu), Vector256<uint>.Zero) & Vector256.Create(0x0040_0000u);
-                o = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256.Create(0x0F80_0000u)), special, o);
-                var sub = ((o + Vector256.Create(0x0080_0000u)).AsSingle() - Vector256.Create(0x3880_0000u).AsSingle()).AsUInt32();
-                o = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256<uint>.Zero), sub, o);
-                (o | ((u & Vector256.Create(0x8000u)) << 16)).AsSingle().Store(dst + i);
-            }
-        }
-        if (width >= SimdWidth.V128)
-        {
-            for (; i + 4 <= n; i += 4)
-            {
-                var u = Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)(src + i)).AsUInt16());
-                var o = (u & Vector128.Create(0x7FFFu)) << 13;
-                var e = o & Vector128.Create(0x0F80_0000u);
-                o += Vector128.Create(0x3800_0000u);
-                var special = o + Vector128.Create(0x3800_0000u);
-                special |= ~Vector128.Equals(special & Vector128.Create(0x007F_FFFFu), Vector128<uint>.Zero) & Vector128.Create(0x0040_0000u);
-                o = Vector128.ConditionalSelect(Vector128.Equals(e, Vector128.Create(0x0F80_0000u)), special, o);
-                var sub = ((o + Vector128.Create(0x0080_0000u)).AsSingle() - Vector128.Create(0x3880_0000u).AsSingle()).AsUInt32();
-                o = Vector128.ConditionalSelect(Vector128.Equals(e, Vector128<uint>.Zero), sub, o);
-                (o | ((u & Vector128.Create(0x8000u)) << 16)).AsSingle().Store(dst + i);
-            }
-        }
+        for (; i + TV.Count <= n; i += TV.Count) TV.Store(TV.LoadBFloat16(src + i), dst + i);
+        for (; i < n; i++) dst[i] = BFloat16.ToSingle(src[i]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void HalfRow<TV>(ushort* src, float* dst, int n) where TV : unmanaged, IVec<TV>
+    {
+        int i = 0;
+        for (; i + TV.Count <= n; i += TV.Count) TV.Store(TV.LoadHalf(src + i), dst + i);
         for (; i < n; i++) dst[i] = Half16.ToSingle(src[i]);
     }
 
-    struct BackwardTask : IParallelTask
+    // Columns [c0, c1) of dTable[ids[i]] += dy[i] over every position i in order.
+    readonly struct ScatterColumns(int* ids, float* dy, float* dTable, int count, int dim, int paddingId) : IRangeOperator
     {
-        public int* Ids;
-        public float* Dy, DTable;
-        public int Count, Dim, Chunks, Tasks, PaddingId;
-        public SimdWidth Width;
-
-        public readonly void Execute(int index)
+        public void Range<TV>(int c0, int c1) where TV : unmanaged, IVec<TV>
         {
-            var (k0, k1) = Tasks <= 1 ? (0, Chunks) : Partition.Range(Chunks, Tasks, index);
-            int c0 = k0 * 64, c1 = Math.Min(Dim, k1 * 64);
-            for (int i = 0; i < Count; i++)
+            for (int i = 0; i < count; i++)
+                if (ids[i] != paddingId) AddTo<TV>(dy + (long)i * dim, dTable + (long)ids[i] * dim, c0, c1);
+        }
+
+        public void RangeScalar(int c0, int c1)
+        {
+            for (int i = 0; i < count; i++)
             {
-                if (Ids[i] == PaddingId) continue;
-                float* src = Dy + (long)i * Dim, dst = DTable + (long)Ids[i] * Dim;
-                switch (Width)
-                {
-                    case SimdWidth.V512: AddTo<V512>(src, dst, c0, c1); break;
-                    case SimdWidth.V256: AddTo<V256>(src, dst, c0, c1); break;
-                    case SimdWidth.V128: AddTo<V128>(src, dst, c0, c1); break;
-                    default: for (int j = c0; j < c1; j++) dst[j] += src[j]; break;
-                }
+                if (ids[i] == paddingId) continue;
+                float* src = dy + (long)i * dim, dst = dTable + (long)ids[i] * dim;
+                for (int j = c0; j < c1; j++) dst[j] += src[j];
             }
         }
     }

@@ -93,39 +93,19 @@ internal static unsafe class NormRows
 internal static unsafe class NormColumns
 {
     public static void Accumulate(float* x, float* mean, float* rstd, float* dy, float* dw, float* db, int rows, int cols, SimdWidth width)
-    {
-        var task = new ColumnTask { X = x, Mean = mean, Rstd = rstd, Dy = dy, Dw = dw, Db = db, Rows = rows, Cols = cols, Width = width };
-        // Tasks own whole 64-column chunks, so vector lanes never straddle two tasks.
-        int chunks = (cols + 63) / 64;
-        task.Chunks = chunks;
-        task.Tasks = (long)rows * cols <= RowSplit.ParallelThreshold ? 1 : Math.Min(chunks, KernelPool.Default.ThreadCount * 4);
-        if (task.Tasks <= 1) task.Execute(0);
-        else KernelPool.Default.Run(task.Tasks, ref task);
-    }
+        => RowDriver.RunColumns(new GradientColumns { X = x, Mean = mean, Rstd = rstd, Dy = dy, Dw = dw, Db = db, Rows = rows, Cols = cols }, rows, cols, width);
 
-    struct ColumnTask : IParallelTask
+    struct GradientColumns : IRangeOperator
     {
         public float* X, Mean, Rstd, Dy, Dw, Db;
-        public int Rows, Cols, Chunks, Tasks;
-        public SimdWidth Width;
+        public int Rows, Cols;
 
-        public readonly void Execute(int index)
-        {
-            var (k0, k1) = Tasks <= 1 ? (0, Chunks) : Partition.Range(Chunks, Tasks, index);
-            int c0 = k0 * 64, c1 = Math.Min(Cols, k1 * 64);
-            switch (Width)
-            {
-                case SimdWidth.V512: Columns<V512>(this, c0, c1); break;
-                case SimdWidth.V256: Columns<V256>(this, c0, c1); break;
-                case SimdWidth.V128: Columns<V128>(this, c0, c1); break;
-                default: ColumnsScalar(this, c0, c1); break;
-            }
-        }
+        public readonly void Range<TV>(int c0, int c1) where TV : unmanaged, IVec<TV> => Columns<TV>(this, c0, c1);
+        public readonly void RangeScalar(int c0, int c1) => ColumnsScalar(this, c0, c1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-    static void Columns<TV>(in ColumnTask t, int c0, int c1) where TV : unmanaged, IVec<TV>
+    static void Columns<TV>(in GradientColumns t, int c0, int c1) where TV : unmanaged, IVec<TV>
     {
         int n = TV.Count, j = c0;
         for (; j + n <= c1; j += n)
@@ -146,7 +126,7 @@ internal static unsafe class NormColumns
         if (j < c1) ColumnsScalar(t, j, c1);
     }
 
-    static void ColumnsScalar(in ColumnTask t, int c0, int c1)
+    static void ColumnsScalar(in GradientColumns t, int c0, int c1)
     {
         for (int j = c0; j < c1; j++)
         {

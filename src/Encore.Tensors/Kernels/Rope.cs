@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
 
@@ -132,37 +131,38 @@ public static unsafe class Rope
             if (!useInts && !float.IsFinite(fpos[r]))
                 throw new ArgumentException($"RoPE: position {fpos[r]} (row {r}) is not finite", "positions");
         }
-        var width = Simd.Current;
         fixed (float* px = x, pf = fpos, cos = cache.Cos, sin = cache.Sin, cos2 = cache.CosPairs, sin2 = cache.SinPairs)
         fixed (int* pi = ipos)
         fixed (double* inv = cache.InvFreq)
         {
-            var task = new RotateTask
+            var rotate = new RotateRows
             {
                 X = px, IntPos = useInts ? pi : null, FloatPos = pf, Cos = cos, Sin = sin, CosPairs = cos2, SinPairs = sin2, InvFreq = inv,
-                LinearScale = cache.Options.LinearScale, Rows = rows, Heads = heads, HeadDim = cache.HeadDim, Dims = cache.RotaryDims,
-                Interleaved = cache.Options.Layout == RopeLayout.Interleaved, Sign = sign, Width = width,
+                LinearScale = cache.Options.LinearScale, Heads = heads, HeadDim = cache.HeadDim, Dims = cache.RotaryDims,
+                Interleaved = cache.Options.Layout == RopeLayout.Interleaved, Sign = sign,
             };
-            task.Tasks = RowSplit.Tasks(rows, (long)heads * cache.HeadDim, KernelPool.Default);
-            if (task.Tasks <= 1) task.Execute(0);
-            else KernelPool.Default.Run(task.Tasks, ref task);
+            RowDriver.RunRows(rotate, rows, (long)heads * cache.HeadDim, Simd.Current);
         }
     }
 
-    struct RotateTask : IParallelTask
+    // Rows [r0, r1): each row's angles (from the tables, or computed for a float position into scratch
+    // shared by the range), then every head of the row rotated by TRotation.
+    struct RotateRows : IRangeOperator
     {
         public float* X, FloatPos, Cos, Sin, CosPairs, SinPairs;
         public int* IntPos;
         public double* InvFreq;
         public double LinearScale;
-        public int Rows, Heads, HeadDim, Dims, Tasks;
+        public int Heads, HeadDim, Dims;
         public bool Interleaved;
         public float Sign;
-        public SimdWidth Width;
 
-        public readonly void Execute(int index)
+        public readonly void Range<TV>(int r0, int r1) where TV : unmanaged, IVec<TV> => Rows<VectorRotation<TV>>(r0, r1);
+
+        public readonly void RangeScalar(int r0, int r1) => Rows<ScalarRotation>(r0, r1);
+
+        readonly void Rows<TRotation>(int r0, int r1) where TRotation : struct, IRotation
         {
-            var (r0, r1) = Tasks <= 1 ? (0, Rows) : Partition.Range(Rows, Tasks, index);
             int half = Dims / 2;
             // Float positions: this row's tables, computed here exactly as RopeCache computes its own.
             Span<float> scratch = IntPos != null ? default : Dims <= 1024 ? stackalloc float[3 * Dims] : new float[3 * Dims];
@@ -197,19 +197,30 @@ public static unsafe class Rope
                     }
                     float* row = X + (long)r * Heads * HeadDim;
                     for (int h = 0; h < Heads; h++)
-                    {
-                        float* head = row + (long)h * HeadDim;
-                        switch (Width)
-                        {
-                            case SimdWidth.V512: Rotate<V512>(head, Dims, Interleaved, cos, sin, cos2, sin2, Sign); break;
-                            case SimdWidth.V256: Rotate<V256>(head, Dims, Interleaved, cos, sin, cos2, sin2, Sign); break;
-                            case SimdWidth.V128: Rotate<V128>(head, Dims, Interleaved, cos, sin, cos2, sin2, Sign); break;
-                            default: RotateScalar(head, Dims, Interleaved, cos, sin, Sign); break;
-                        }
-                    }
+                        TRotation.Rotate(row + (long)h * HeadDim, Dims, Interleaved, cos, sin, cos2, sin2, Sign);
                 }
             }
         }
+    }
+
+    // How one head turns: the vector path at one width, or the scalar twin.
+    interface IRotation
+    {
+        static abstract void Rotate(float* x, int dims, bool interleaved, float* cos, float* sin, float* cos2, float* sin2, float sign);
+    }
+
+    readonly struct VectorRotation<TV> : IRotation where TV : unmanaged, IVec<TV>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Rotate(float* x, int dims, bool interleaved, float* cos, float* sin, float* cos2, float* sin2, float sign)
+            => Rope.Rotate<TV>(x, dims, interleaved, cos, sin, cos2, sin2, sign);
+    }
+
+    readonly struct ScalarRotation : IRotation
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Rotate(float* x, int dims, bool interleaved, float* cos, float* sin, float* cos2, float* sin2, float sign)
+            => RotateScalar(x, dims, interleaved, cos, sin, sign);
     }
 
     // out0 = x0·c − x1·(σs), out1 = x1·c + x0·(σs) with σ = ±1 (exact), each product rounded, then the sum:

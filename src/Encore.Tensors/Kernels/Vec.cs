@@ -39,6 +39,13 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     static abstract TV Erf(TV a);
     /// <summary>Widens Count signed bytes.</summary>
     static abstract TV LoadSBytes(sbyte* p);
+    /// <summary>Widens Count bf16 values (exact).</summary>
+    static abstract TV LoadBFloat16(ushort* p);
+    /// <summary>
+    /// Widens Count binary16 values (exact) by <see cref="Widen"/>'s bit manipulation; NaNs come out
+    /// quiet, as System.Half's conversion makes them.
+    /// </summary>
+    static abstract TV LoadHalf(ushort* p);
     static abstract float Sum(TV a);
     static abstract float MaxAcross(TV a);
 }
@@ -68,6 +75,13 @@ internal readonly unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 SwapPairs(V128 a) => new(Vector128.Shuffle(a._v, Vector128.Create(1, 0, 3, 2)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 LoadSBytes(sbyte* p) => new(Vector128.ConvertToSingle(Vector128.Create(p[0], p[1], p[2], p[3])));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LoadBFloat16(ushort* p) => new(Widen.BF16x4(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 LoadHalf(ushort* p)
+    {
+        var f = Widen.F16x4(p);
+        return new((f.AsUInt32() | (~Vector128.Equals(f, f)).AsUInt32() & Vector128.Create(0x0040_0000u)).AsSingle());
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V128 a) => Vector128.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(V128 a)
@@ -107,6 +121,13 @@ internal readonly unsafe struct V256 : IVec<V256>
         var s = Vector128.WidenLower(b);                                // 8 × int16
         var (lo, hi) = Vector128.Widen(s);                              // 2 × 4 × int32
         return new(Vector256.ConvertToSingle(Vector256.Create(lo, hi)));
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LoadBFloat16(ushort* p) => new(Widen.BF16x8(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 LoadHalf(ushort* p)
+    {
+        var f = Widen.F16x8(p);
+        return new((f.AsUInt32() | (~Vector256.Equals(f, f)).AsUInt32() & Vector256.Create(0x0040_0000u)).AsSingle());
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V256 a) => Vector256.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -148,6 +169,13 @@ internal readonly unsafe struct V512 : IVec<V512>
         var (s0, s1) = Vector128.Widen(b);                              // 2 × 8 × int16
         var w = Vector256.Widen(Vector256.Create(s0, s1));              // 2 × 8 × int32
         return new(Vector512.ConvertToSingle(Vector512.Create(w.Lower, w.Upper)));
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LoadBFloat16(ushort* p) => new(Widen.BF16x16(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 LoadHalf(ushort* p)
+    {
+        var f = Widen.F16x16(p);
+        return new((f.AsUInt32() | (~Vector512.Equals(f, f)).AsUInt32() & Vector512.Create(0x0040_0000u)).AsSingle());
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(V512 a) => Vector512.Sum(a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -14,30 +14,15 @@ public static class TextMetrics
 {
     /// <summary>Percentage of predictions equal to their reference after normalization.</summary>
     public static double ExactMatch(IReadOnlyList<string> predictions, IReadOnlyList<string> references)
-    {
-        Check(predictions, references);
-        if (predictions.Count == 0) return 0;
-        int hits = 0;
-        for (int i = 0; i < predictions.Count; i++)
-            if (string.Join(' ', Normalize(predictions[i])) == string.Join(' ', Normalize(references[i]))) hits++;
-        return 100.0 * hits / predictions.Count;
-    }
+        => MeanPercent(predictions, references, (p, r) => string.Join(' ', Normalize(p)) == string.Join(' ', Normalize(r)) ? 1 : 0);
 
     /// <summary>Mean over examples of the F1 of normalized word overlap (bag of words).</summary>
     public static double TokenF1(IReadOnlyList<string> predictions, IReadOnlyList<string> references)
-    {
-        Check(predictions, references);
-        if (predictions.Count == 0) return 0;
-        double total = 0;
-        for (int i = 0; i < predictions.Count; i++)
+        => MeanPercent(predictions, references, (prediction, reference) =>
         {
-            var p = Normalize(predictions[i]);
-            var r = Normalize(references[i]);
-            if (p.Count == 0 || r.Count == 0)
-            {
-                total += p.Count == r.Count ? 1 : 0;
-                continue;
-            }
+            var p = Normalize(prediction);
+            var r = Normalize(reference);
+            if (p.Count == 0 || r.Count == 0) return p.Count == r.Count ? 1 : 0;
             var counts = r.GroupBy(w => w).ToDictionary(g => g.Key, g => g.Count());
             int common = 0;
             foreach (var w in p)
@@ -48,12 +33,8 @@ public static class TextMetrics
                     counts[w] = c - 1;
                 }
             }
-            if (common == 0) continue;
-            double precision = (double)common / p.Count, recall = (double)common / r.Count;
-            total += 2 * precision * recall / (precision + recall);
-        }
-        return 100.0 * total / predictions.Count;
-    }
+            return F1(common, p.Count, r.Count);
+        });
 
     /// <summary>
     /// Corpus chrF: character n-gram (n = 1..6, spaces removed) precision and recall summed over
@@ -96,22 +77,12 @@ public static class TextMetrics
 
     /// <summary>Mean over examples of ROUGE-L F1: the longest common subsequence of lower-cased words.</summary>
     public static double RougeL(IReadOnlyList<string> predictions, IReadOnlyList<string> references)
-    {
-        Check(predictions, references);
-        if (predictions.Count == 0) return 0;
-        double total = 0;
-        for (int i = 0; i < predictions.Count; i++)
+        => MeanPercent(predictions, references, (prediction, reference) =>
         {
-            var p = Words(predictions[i]);
-            var r = Words(references[i]);
-            if (p.Length == 0 || r.Length == 0) continue;
-            int lcs = Lcs(p, r);
-            if (lcs == 0) continue;
-            double precision = (double)lcs / p.Length, recall = (double)lcs / r.Length;
-            total += 2 * precision * recall / (precision + recall);
-        }
-        return 100.0 * total / predictions.Count;
-    }
+            var p = Words(prediction);
+            var r = Words(reference);
+            return p.Length == 0 || r.Length == 0 ? 0 : F1(Lcs(p, r), p.Length, r.Length);
+        });
 
     /// <summary>
     /// Mean over examples of ROUGE-N F1 (Lin 2004): clipped overlap of the lower-cased word
@@ -121,22 +92,35 @@ public static class TextMetrics
     {
         Check(predictions, references);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        if (predictions.Count == 0) return 0;
-        double total = 0;
-        for (int i = 0; i < predictions.Count; i++)
+        return MeanPercent(predictions, references, (prediction, reference) =>
         {
-            var p = Words(predictions[i]);
-            var r = Words(references[i]);
+            var p = Words(prediction);
+            var r = Words(reference);
             int pn = p.Length - n + 1, rn = r.Length - n + 1;
-            if (pn <= 0 || rn <= 0) continue;
+            if (pn <= 0 || rn <= 0) return 0;
             var rc = WordNgrams(r, n);
             long overlap = 0;
             foreach (var (g, c) in WordNgrams(p, n)) if (rc.TryGetValue(g, out int k)) overlap += Math.Min(c, k);
-            if (overlap == 0) continue;
-            double precision = (double)overlap / pn, recall = (double)overlap / rn;
-            total += 2 * precision * recall / (precision + recall);
-        }
+            return F1(overlap, pn, rn);
+        });
+    }
+
+    /// <summary>100 × the mean of <paramref name="score"/> over the (prediction, reference) pairs; 0 for none.</summary>
+    static double MeanPercent(IReadOnlyList<string> predictions, IReadOnlyList<string> references, Func<string, string, double> score)
+    {
+        Check(predictions, references);
+        if (predictions.Count == 0) return 0;
+        double total = 0;
+        for (int i = 0; i < predictions.Count; i++) total += score(predictions[i], references[i]);
         return 100.0 * total / predictions.Count;
+    }
+
+    /// <summary>F1 of <paramref name="overlap"/> units shared by a prediction and a reference of the given sizes; 0 without overlap.</summary>
+    static double F1(double overlap, long predicted, long reference)
+    {
+        if (overlap == 0) return 0;
+        double precision = overlap / predicted, recall = overlap / reference;
+        return 2 * precision * recall / (precision + recall);
     }
 
     /// <summary>

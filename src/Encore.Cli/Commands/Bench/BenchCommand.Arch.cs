@@ -1,5 +1,3 @@
-using System.CommandLine;
-using Encore.Bench;
 using Encore.Tensors;
 
 namespace Encore.Cli.Commands;
@@ -10,14 +8,12 @@ internal static partial class BenchCommand
     static Command CreateArch()
     {
         var d = new ArchBenchmarkOptions();
-        var json = JsonOption("Markdown");
-        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var plot = new Option<string?>("--plot") { Description = "Write a PNG of first-token latency against input length." };
         var lengths = new Option<int[]>("--lengths") { Description = $"Input lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
         var small = new Option<bool>("--small") { Description = "Only the 25M pair (quick)." };
         var weights = WeightsOption(d.Weights);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        return Suite("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.", json, threads, [plot, lengths, small, weights, runs],
+        return Suite("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.", [plot, lengths, small, weights, runs],
             parse => d with
             {
                 Plot = parse.GetValue(plot),
@@ -31,6 +27,7 @@ internal static partial class BenchCommand
                 if (o.Runs < 1 || o.InputLengths.Any(x => x < 1)) throw new ArgumentException("--runs and --lengths must be positive");
             },
             (o, progress) => Task.FromResult(ArchBenchmark.Run(o, progress)),
-            r => Console.WriteLine(r.Markdown));
+            r => Console.WriteLine(r.Markdown),
+            renders: "Markdown");
     }
 }

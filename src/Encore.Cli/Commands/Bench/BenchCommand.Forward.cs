@@ -1,8 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
-using Spectre.Console;
-
 namespace Encore.Cli.Commands;
 
 // encore bench forward: forward throughput of presets on one input.
@@ -11,12 +6,10 @@ internal static partial class BenchCommand
     static Command CreateForward()
     {
         var d = new ForwardBenchmarkOptions();
-        var json = JsonOption();
-        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var presets = new Option<string[]>("--preset") { Description = $"Presets to compare (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var length = new Option<int>("--length") { Description = $"Input tokens (default {d.Length}).", DefaultValueFactory = _ => d.Length };
         var runs = RunsOption(d.Runs, $"Timed runs; the figure is their median");
-        return Suite("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).", json, threads, [presets, length, runs],
+        return Suite("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).", [presets, length, runs],
             parse => new ForwardBenchmarkOptions
             {
                 Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,

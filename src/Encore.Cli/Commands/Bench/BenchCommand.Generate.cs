@@ -1,8 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
 using Encore.Tensors;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -12,15 +8,13 @@ internal static partial class BenchCommand
     static Command CreateGenerate()
     {
         var d = new GenerateBenchmarkOptions();
-        var json = JsonOption();
-        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var presets = new Option<string[]>("--preset") { Description = $"Presets (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var batches = new Option<int[]>("--batch") { Description = $"Batch sizes (repeatable; default {string.Join(", ", d.Batches)}).", AllowMultipleArgumentsPerToken = true };
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence (default {d.InputLength}).", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", json, threads, [presets, batches, input, output, weights, runs],
+        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", [presets, batches, input, output, weights, runs],
             parse => new GenerateBenchmarkOptions
             {
                 Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,

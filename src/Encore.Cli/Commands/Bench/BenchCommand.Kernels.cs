@@ -1,8 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
 using Encore.Tensors.Threading;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -12,7 +8,6 @@ internal static partial class BenchCommand
     static Command CreateKernels()
     {
         var defaults = new KernelBenchmarkOptions();
-        var json = JsonOption("tables");
         var threads = Common.ThreadsOption("Threads of the kernel pool, and torch.set_num_threads for the peer (default: the processor count).");
         var runs = new Option<int>("--runs")
         {
@@ -30,11 +25,8 @@ internal static partial class BenchCommand
         {
             Description = "Smoke run for CI: small shapes (GEMM 256³…, GEMV 1024²) and a quick machine probe; figures are not comparable with a full run.",
         };
-        var python = new Option<string?>("--python")
-        {
-            Description = "Python interpreter for the peer (default: ENCORE_PYTHON, then python3, then /usr/bin/python3, the first that imports torch).",
-        };
-        return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", json, threads, [runs, noPeers, quick, python],
+        var python = PythonOption("Python interpreter for the peer (default: ENCORE_PYTHON, then python3, then /usr/bin/python3, the first that imports torch).");
+        return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", [runs, noPeers, quick, python],
             parse => new KernelBenchmarkOptions
             {
                 Threads = parse.GetValue(threads),
@@ -45,7 +37,8 @@ internal static partial class BenchCommand
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(KernelBenchmark.Run(o, progress)),
-            Render);
+            Render,
+            renders: "tables", threads: threads);
     }
 
     static void Render(KernelBenchmarkResult r)

@@ -1,8 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
 using Encore.Tensors;
-using Spectre.Console;
 
 namespace Encore.Cli.Commands;
 
@@ -12,7 +8,6 @@ internal static partial class BenchCommand
     static Command CreatePeers()
     {
         var d = new PeersBenchmarkOptions();
-        var json = JsonOption();
         var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeerModels.Names)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
         var inputs = new Option<int[]>("--input-length") { Description = $"Prompt lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
@@ -25,7 +20,7 @@ internal static partial class BenchCommand
         var python = PythonOption("Python interpreter for the PyTorch peer (default: ENCORE_PYTHON, python3, /usr/bin/python3).");
         const string about = "Greedy generation of the same random models and prompts in Encore, llama.cpp (LLamaSharp, GGUF) and PyTorch eager: " +
             "outputs compared, first-token latency and decode tokens/s.";
-        return Suite("peers", about, json, threads, [models, inputs, output, weights, runs, work, noLlama, noTorch, python],
+        return Suite("peers", about, [models, inputs, output, weights, runs, work, noLlama, noTorch, python],
             parse => new PeersBenchmarkOptions
             {
                 Models = parse.GetValue(models) is { Length: > 0 } m ? m : d.Models,
@@ -41,7 +36,8 @@ internal static partial class BenchCommand
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(PeersBenchmark.Run(o, progress)),
-            RenderPeers);
+            RenderPeers,
+            threads: threads);
     }
 
     static void RenderPeers(PeersBenchmarkResult r)

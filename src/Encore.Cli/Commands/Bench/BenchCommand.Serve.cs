@@ -1,6 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
 using Encore.Tensors;
 
 namespace Encore.Cli.Commands;
@@ -11,15 +8,13 @@ internal static partial class BenchCommand
     static Command CreateServe()
     {
         var d = new ServeLoadOptions();
-        var json = JsonOption("lines");
-        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var preset = new Option<string>("--preset") { Description = $"Preset served with random weights (default {d.Preset}).", DefaultValueFactory = _ => d.Preset };
         var clients = new Option<int>("--clients") { Description = $"Concurrent streaming clients (default {d.Clients}).", DefaultValueFactory = _ => d.Clients };
         var requests = new Option<int>("--requests") { Description = $"Requests of the concurrent phase (default {d.Requests}).", DefaultValueFactory = _ => d.Requests };
         var single = new Option<int>("--single-requests") { Description = $"Requests of the single-client phase (default {d.SingleRequests}).", DefaultValueFactory = _ => d.SingleRequests };
         var maxTokens = new Option<int>("--max-tokens") { Description = $"Tokens per request (default {d.MaxTokens}).", DefaultValueFactory = _ => d.MaxTokens };
         var weights = WeightsOption(d.Weights);
-        return Suite("serve", "Load test of encore serve: aggregate tokens/s of N concurrent streaming clients against one, time to first token, errors, memory.", json, threads, [preset, clients, requests, single, maxTokens, weights],
+        return Suite("serve", "Load test of encore serve: aggregate tokens/s of N concurrent streaming clients against one, time to first token, errors, memory.", [preset, clients, requests, single, maxTokens, weights],
             parse => new ServeLoadOptions
             {
                 Preset = parse.GetValue(preset)!,
@@ -31,7 +26,8 @@ internal static partial class BenchCommand
             },
             o => o.Validate(),
             (o, progress) => ServeLoadBenchmark.RunAsync(o, progress),
-            RenderServe);
+            RenderServe,
+            renders: "lines");
     }
 
     static void RenderServe(ServeLoadResult r)

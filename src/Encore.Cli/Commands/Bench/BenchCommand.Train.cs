@@ -1,8 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using Encore.Bench;
-using Spectre.Console;
-
 namespace Encore.Cli.Commands;
 
 // encore bench train: training throughput and memory beside PyTorch eager.
@@ -11,7 +6,6 @@ internal static partial class BenchCommand
     static Command CreateTrain()
     {
         var d = new TrainBenchmarkOptions();
-        var json = JsonOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool, and of the PyTorch peer (default: the processor count).");
         var preset = new Option<string>("--preset") { Description = $"Encoder–decoder preset to train (default {d.Preset}).", DefaultValueFactory = _ => d.Preset };
         var batch = new Option<int>("--batch") { Description = $"Sequences per batch (default {d.Batch}).", DefaultValueFactory = _ => d.Batch };
@@ -20,7 +14,7 @@ internal static partial class BenchCommand
         var runs = RunsOption(d.Runs, $"Timed runs of {d.StepsPerRun} steps; the figure is their median");
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
-        return Suite("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.", json, threads, [preset, batch, srcLen, tgtLen, runs, noPeers, python],
+        return Suite("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python],
             parse => new TrainBenchmarkOptions
             {
                 Threads = parse.GetValue(threads),
@@ -34,7 +28,8 @@ internal static partial class BenchCommand
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(TrainBenchmark.Run(o, progress)),
-            RenderTrain);
+            RenderTrain,
+            threads: threads);
     }
 
     static void RenderTrain(TrainBenchmarkResult r)

@@ -1,7 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
-using Encore.Bench;
 using Encore.Tensors;
 using Encore.Tensors.Threading;
 
@@ -30,10 +27,6 @@ internal static partial class BenchCommand
         return cmd;
     }
 
-    /// <summary>The <c>--json</c> option: one JSON object (snake_case keys) instead of <paramref name="instead"/>.</summary>
-    static Option<bool> JsonOption(string instead = "a table") =>
-        new("--json") { Description = $"Print one JSON object (snake_case keys) instead of {instead}." };
-
     /// <summary>The <c>--runs</c> option: timed runs whose median is the figure.</summary>
     static Option<int> RunsOption(int fallback, string description) =>
         new("--runs") { Description = $"{description} (default {fallback}).", DefaultValueFactory = _ => fallback };
@@ -50,13 +43,18 @@ internal static partial class BenchCommand
         new("--python") { Description = description };
 
     /// <summary>
-    /// A suite's command: <paramref name="json"/>, <paramref name="threads"/> and the suite's own
-    /// options; its action reads them into the suite's options record, validates it, sizes the kernel
-    /// pool, runs the suite with its progress on stderr, and prints the result as JSON or renders it.
+    /// A suite's command: the options every suite has, <c>--json</c> (one JSON object instead of
+    /// <paramref name="renders"/>) and <c>--threads</c> (<paramref name="threads"/> where the suite words or
+    /// reads it itself), then the suite's own options. Its action reads them into the suite's options
+    /// record, validates it, sizes the kernel pool, runs the suite with its progress on stderr, and
+    /// prints the result as JSON or renders it.
     /// </summary>
-    static Command Suite<TOptions, TResult>(string name, string description, Option<bool> json, Option<int> threads, Option[] options,
-        Func<ParseResult, TOptions> read, Action<TOptions> validate, Func<TOptions, Action<string>, Task<TResult>> run, Action<TResult> render)
+    static Command Suite<TOptions, TResult>(string name, string description, Option[] options,
+        Func<ParseResult, TOptions> read, Action<TOptions> validate, Func<TOptions, Action<string>, Task<TResult>> run, Action<TResult> render,
+        string renders = "a table", Option<int>? threads = null)
     {
+        var json = new Option<bool>("--json") { Description = $"Print one JSON object (snake_case keys) instead of {renders}." };
+        threads ??= Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command(name, description) { json, threads };
         foreach (var option in options) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>

@@ -2,9 +2,10 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Encore.Tensors;
 using Encore.Tensors.Threading;
 
-namespace Encore.Tensors.Runtime;
+namespace Encore.Bench;
 
 // The measuring loops of MachineProbe: streaming read bandwidth and register-resident FMA peak.
 public static unsafe partial class MachineProbe

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Encore.Tensors;
 using Encore.Tensors.Threading;
 
-namespace Encore.Tensors.Runtime;
+namespace Encore.Bench;
 
 /// <summary>How long and how hard <see cref="MachineProbe"/> measures.</summary>
 public sealed record MachineProbeOptions

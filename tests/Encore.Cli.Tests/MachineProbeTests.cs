@@ -1,8 +1,9 @@
 using System.Text.Json;
-using Encore.Tensors.Runtime;
+using Encore.Bench;
+using Encore.Tensors;
 using Encore.Tensors.Threading;
 
-namespace Encore.Tensors.Tests;
+namespace Encore.Cli.Tests;
 
 // Sanity only: the probe's figures depend on the machine and its load, so no test asserts a speed.
 [Trait("Category", "Runtime")]
