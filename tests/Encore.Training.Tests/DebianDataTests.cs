@@ -51,6 +51,21 @@ public class DebianDataTests : IDisposable
     }
 
     [Fact]
+    public void SourceAndTargetCanComeFromOtherFields()
+    {
+        var path = Path.Combine(_dir, "fields.jsonl");
+        File.WriteAllText(path, "{\"source\":\"a puzzle game\",\"target\":\"t\",\"package\":\"2048\",\"section\":\"games\"}\n{\"source\":\"x\",\"target\":\"y\",\"section\":\"z\"}\n");
+        var options = new DatasetReadOptions { TargetField = "section", SourceFields = ["package", "source"] };
+        var e = Assert.Throws<DatasetFormatException>(() => DatasetReader.ReadPairs(path, options));
+        Assert.Contains("\"package\"", e.Message);
+        Assert.Contains("line 2", e.Message);
+        File.WriteAllLines(path, File.ReadAllLines(path).Take(1));
+        Assert.Equal(new TextPair("2048: a puzzle game", "games"), Assert.Single(DatasetReader.ReadPairs(path, options)));
+        Assert.Equal(new TextPair("a puzzle game", "t"), Assert.Single(DatasetReader.ReadPairs(path)));
+        Assert.Throws<ArgumentException>(() => DatasetReader.ReadPairs(path, new DatasetReadOptions { SourceFields = [] }));
+    }
+
+    [Fact]
     public void AGzipFileReadsLikeItsPlainTextAndACorruptOneNamesTheFile()
     {
         var plain = Path.Combine(_dir, "pairs.jsonl");
@@ -85,6 +100,12 @@ public class DebianDataTests : IDisposable
             if (complete) File.WriteAllText(Path.Combine(run, name, "config.json"), "{}");
         }
         Assert.Equal(Path.Combine(run, "checkpoint-40"), CheckpointDirectory.Resolve(run));
+        // Where a checkpoint or a tokenizer folder is expected, a run folder stands for its newest
+        // checkpoint and any other path is left for the caller's own checks.
+        Assert.Equal(Path.Combine(run, "checkpoint-40"), CheckpointDirectory.ResolveRun(run));
+        Assert.Equal(Path.Combine(run, "checkpoint-5"), CheckpointDirectory.ResolveRun(Path.Combine(run, "checkpoint-5")));
+        Assert.Equal(Path.Combine(run, "checkpoint-x"), CheckpointDirectory.ResolveRun(Path.Combine(run, "checkpoint-x")));
+        Assert.Equal(Path.Combine(_dir, "nowhere"), CheckpointDirectory.ResolveRun(Path.Combine(_dir, "nowhere")));
         Assert.Equal(Path.Combine(run, "checkpoint-5"), CheckpointDirectory.Resolve(Path.Combine(run, "checkpoint-5")));
         Assert.Throws<CheckpointFormatException>(() => CheckpointDirectory.Resolve(Path.Combine(run, "checkpoint-100")));
         Assert.Throws<DirectoryNotFoundException>(() => CheckpointDirectory.Resolve(Path.Combine(_dir, "nowhere")));

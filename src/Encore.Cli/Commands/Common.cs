@@ -15,6 +15,28 @@ internal static class Common
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    /// <summary>
+    /// The shared <c>--source-field</c> (repeatable) and <c>--target-field</c> options: which JSONL
+    /// fields of a pair file are read as source (joined by ": ") and target.
+    /// </summary>
+    internal sealed class FieldOptions
+    {
+        public readonly Option<string[]> Source = new("--source-field")
+        {
+            Description = "JSONL field read as the source; repeat it to join several with \": \" (e.g. --source-field package --source-field source). Default: source.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian). Default: target.", DefaultValueFactory = _ => "target" };
+
+        public IEnumerable<Option> All => [Source, Target];
+
+        public Training.Data.DatasetReadOptions Read(ParseResult parse)
+        {
+            var source = parse.GetValue(Source) is { Length: > 0 } s ? s : ["source"];
+            return new Training.Data.DatasetReadOptions { SourceFields = source, TargetField = parse.GetValue(Target)! };
+        }
+    }
+
     /// <summary>The shared <c>--threads</c> option: kernel pool size, 1 to 1024, default the processor count.</summary>
     internal static Option<int> ThreadsOption(string description)
     {

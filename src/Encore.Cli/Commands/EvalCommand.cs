@@ -31,10 +31,12 @@ internal static class EvalCommand
         var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var fields = new Common.FieldOptions();
         var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
         {
             model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads,
         };
+        foreach (var opt in fields.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
@@ -51,7 +53,7 @@ internal static class EvalCommand
             ModelComparison.Resolve(specs);
             bool asJson = parse.GetValue(json), asMarkdown = parse.GetValue(markdown);
             var path = parse.GetValue(data)!;
-            var pairs = DatasetReader.ReadPairs(path);
+            var pairs = DatasetReader.ReadPairs(path, fields.Read(parse));
             var notes = new List<string>();
             string? plotPath = parse.GetValue(plot);
             if (plotPath != null && !WritePlot(specs, plotPath, notes)) plotPath = null;

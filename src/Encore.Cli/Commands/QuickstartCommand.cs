@@ -18,11 +18,12 @@ internal static class QuickstartCommand
         var target = new Option<string>("--target") { Description = $"What the models learn to write from a package description: section or synopsis (default {d.Target}).", DefaultValueFactory = _ => d.Target };
         var trainExamples = new Option<int>("--train-examples") { Description = $"Training examples drawn from data/debian (default {d.TrainExamples}).", DefaultValueFactory = _ => d.TrainExamples };
         var evalExamples = new Option<int>("--eval-examples") { Description = $"Validation examples scored (default {d.EvalExamples}).", DefaultValueFactory = _ => d.EvalExamples };
+        var packageName = new Option<bool>("--package-name") { Description = $"Start each source with the package's name, \"name: description\" (default {d.PackageName.ToString().ToLowerInvariant()}; --package-name false: the description alone).", DefaultValueFactory = _ => d.PackageName };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
-        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian package descriptions and compare them (≈6 minutes on 2 cores).")
+        var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian packages (name and description → archive section) and compare them (≈4 minutes on 2 cores).")
         {
-            output, steps, lr, target, trainExamples, evalExamples, json, threads,
+            output, steps, lr, target, trainExamples, evalExamples, packageName, json, threads,
         };
         cmd.SetAction(parse =>
         {
@@ -37,6 +38,7 @@ internal static class QuickstartCommand
                     var other => throw new ArgumentException($"--target: '{other}' is not section or synopsis"),
                 },
                 TrainExamples = parse.GetValue(trainExamples), EvalExamples = parse.GetValue(evalExamples),
+                PackageName = parse.GetValue(packageName),
             };
             if (o.Steps < 1) throw new ArgumentException($"--steps must be positive, got {o.Steps}");
             if (o.TrainExamples < 1 || o.EvalExamples < 1) throw new ArgumentException("--train-examples and --eval-examples must be positive");
@@ -78,7 +80,7 @@ internal static class QuickstartCommand
         string F(double x, string f = "0.0") => x.ToString(f, CultureInfo.InvariantCulture);
         var ed = r.Models[0];
         var dec = r.Models[1];
-        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]Debian description → {(r.Target == "target" ? "synopsis" : Markup.Escape(r.Target))}[/]: {r.TrainExamples} training examples (mean source {F(r.MeanSourceTokens, "0")} tokens), {r.ValidationExamples} validation");
+        var t = new Table().Border(TableBorder.Rounded).Title($"[bold]Debian {(r.PackageName ? "package name and description" : "description")} → {(r.Target == "target" ? "synopsis" : Markup.Escape(r.Target))}[/]: {r.TrainExamples} training examples (mean source {F(r.MeanSourceTokens, "0")} tokens), {r.ValidationExamples} validation");
         t.AddColumn("");
         t.AddColumn(new TableColumn("encoder–decoder").RightAligned());
         t.AddColumn(new TableColumn("decoder-only").RightAligned());
@@ -106,7 +108,7 @@ internal static class QuickstartCommand
         AnsiConsole.Write(s);
         AnsiConsole.MarkupLine("Try them:");
         foreach (var m in r.Models)
-            AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- generate --model {Markup.Escape(m.Checkpoint)} --prompt \"A fast, friendly text editor for the terminal with syntax highlighting.\"[/]");
-        AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- eval --model {Markup.Escape(r.Models[0].Checkpoint)} --data data/debian/validation.jsonl.gz --examples 200[/]");
+            AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- generate --model {Markup.Escape(m.Checkpoint)} --prompt \"{(r.PackageName ? "python3-httpx: " : "")}A next generation HTTP client for Python 3, with sync and async APIs.\"[/]");
+        AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- eval --model {Markup.Escape(r.Models[0].Checkpoint)} --data data/debian/validation.jsonl.gz --examples {r.ValidationExamples}{(r.PackageName ? " --source-field package --source-field source" : "")} --target-field {r.Target}[/]");
     }
 }

@@ -34,7 +34,10 @@ internal static class TrainCommand
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
-        public IEnumerable<Option> All => [Data, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
+        public Common.FieldOptions Fields = new();
+        public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut (default 1024).", DefaultValueFactory = _ => 1024 };
+
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
     }
 
     public static Command Create()
@@ -108,6 +111,8 @@ internal static class TrainCommand
         {
             Model = model,
             Data = parse.GetValue(o.Data)!,
+            Fields = o.Fields.Read(parse),
+            MaxSourceTokens = parse.GetValue(o.MaxSource),
             Validation = parse.GetValue(o.Validation),
             Tokenizer = parse.GetValue(o.Tokenizer),
             TokenizerVocab = parse.GetValue(o.Vocab),

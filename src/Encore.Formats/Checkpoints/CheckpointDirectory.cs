@@ -8,7 +8,17 @@ public static class CheckpointDirectory
     /// its newest complete <c>checkpoint-N</c> (highest N with a config.json). Throws naming the
     /// directory when it is neither.
     /// </summary>
-    public static string Resolve(string dir)
+    public static string Resolve(string dir) => ResolveOrSelf(dir) ?? throw new CheckpointFormatException($"{dir}: no config.json, and no checkpoint-N folder with one (is it a checkpoint or a training run?)");
+
+    /// <summary>
+    /// As <see cref="Resolve"/> for a training run folder (a directory with <c>checkpoint-N</c>
+    /// folders and no config.json of its own); any other path comes back unchanged, for the caller's
+    /// own checks (a tokenizer folder, a missing path).
+    /// </summary>
+    public static string ResolveRun(string dir) =>
+        Directory.Exists(dir) && !File.Exists(Path.Combine(dir, "config.json")) && ResolveOrSelf(dir) is { } newest ? newest : dir;
+
+    static string? ResolveOrSelf(string dir)
     {
         ArgumentNullException.ThrowIfNull(dir);
         if (File.Exists(Path.Combine(dir, "config.json"))) return dir;
@@ -19,6 +29,6 @@ public static class CheckpointDirectory
             .Where(c => c.Step >= 0 && File.Exists(Path.Combine(c.Dir, "config.json")))
             .OrderByDescending(c => c.Step)
             .FirstOrDefault();
-        return newest.Dir ?? throw new CheckpointFormatException($"{dir}: no config.json, and no checkpoint-N folder with one (is it a checkpoint or a training run?)");
+        return newest.Dir;
     }
 }

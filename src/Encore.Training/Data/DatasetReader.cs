@@ -30,6 +30,11 @@ public sealed record DatasetReadOptions
     public int MaxExamples { get; init; } = 50_000_000;
     /// <summary>The JSONL field read as a pair's target (e.g. "section" of data/debian). Default "target".</summary>
     public string TargetField { get; init; } = "target";
+    /// <summary>
+    /// The JSONL fields read as a pair's source, joined by ": " (e.g. ["package", "source"] of
+    /// data/debian gives "name: description"). Default ["source"].
+    /// </summary>
+    public IReadOnlyList<string> SourceFields { get; init; } = ["source"];
 }
 
 /// <summary>
@@ -56,13 +61,14 @@ public static class DatasetReader
     public static List<TextPair> ReadPairs(string path, DatasetReadOptions? options, out string sha256)
     {
         options ??= new DatasetReadOptions();
+        if (options.SourceFields.Count == 0) throw new ArgumentException("at least one source field is needed", nameof(options));
         var pairs = new List<TextPair>();
         using var reader = BoundedLineReader.Open(path, options);
         while (reader.ReadLine() is { } line)
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             if (pairs.Count >= options.MaxExamples) throw new DatasetFormatException(path, reader.LineNumber, $"more than {options.MaxExamples} examples");
-            pairs.Add(ParsePair(line, path, reader.LineNumber, options.TargetField));
+            pairs.Add(ParsePair(line, path, reader.LineNumber, options.TargetField, options.SourceFields));
         }
         sha256 = reader.FinishHash();
         return pairs;
@@ -113,7 +119,7 @@ public static class DatasetReader
         return docs;
     }
 
-    internal static TextPair ParsePair(string line, string path, long lineNumber, string targetField = "target")
+    internal static TextPair ParsePair(string line, string path, long lineNumber, string targetField = "target", IReadOnlyList<string>? sourceFields = null)
     {
         JsonDocument doc;
         try
@@ -144,7 +150,8 @@ public static class DatasetReader
                     throw new DatasetFormatException(path, lineNumber, $"field \"{name}\" holds an escape that is not valid UTF-16 (a lone surrogate)", e);
                 }
             }
-            return new TextPair(Field("source"), Field(targetField));
+            string source = sourceFields is null or ["source"] ? Field("source") : string.Join(": ", sourceFields.Select(Field));
+            return new TextPair(source, Field(targetField));
         }
     }
 

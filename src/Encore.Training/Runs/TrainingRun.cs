@@ -31,6 +31,8 @@ public sealed record TrainingRunOptions
     public required string Model { get; init; }
     /// <summary>Training data: JSONL {"source","target"} pairs, or plain text (one document per line) for span corruption, MLM and prefix LM.</summary>
     public required string Data { get; init; }
+    /// <summary>Which JSONL fields are read as source and target (and the reading limits). Default: "source" and "target".</summary>
+    public DatasetReadOptions Fields { get; init; } = new();
     /// <summary>Validation data in the same format; default: a held-out split of the training data.</summary>
     public string? Validation { get; init; }
     /// <summary>Fraction held out when no validation file is given. Default 0.05.</summary>
@@ -122,12 +124,20 @@ public sealed class TrainingRun : IDisposable
     public static TrainingRun Prepare(TrainingRunOptions o, Action<string>? progress = null)
     {
         var training = o.Training.Validate();
+        if (o.MaxSourceTokens < 1) throw new ArgumentException($"--max-source-tokens must be positive, got {o.MaxSourceTokens}");
         if (o.Resume && o.Overwrite) throw new ArgumentException("--resume continues a run and --overwrite deletes it: pass one of them");
         var stale = CheckOutput(o);
+        // A training run folder stands for its newest checkpoint wherever a checkpoint is expected.
+        o = o with
+        {
+            Model = CheckpointDirectory.ResolveRun(o.Model),
+            Tokenizer = o.Tokenizer is null ? null : CheckpointDirectory.ResolveRun(o.Tokenizer),
+            Teacher = o.Teacher is null ? null : CheckpointDirectory.ResolveRun(o.Teacher),
+        };
         bool plainText = !DatasetReader.IsPairFile(o.Data);
-        List<TextPair> pairs = plainText ? [] : [.. DatasetReader.ReadPairs(o.Data)];
+        List<TextPair> pairs = plainText ? [] : [.. DatasetReader.ReadPairs(o.Data, o.Fields)];
         List<string> documents = plainText ? [.. DatasetReader.ReadDocuments(o.Data, TextLayout.LinePerDocument)] : [];
-        var validationPairs = o.Validation is null ? null : DatasetReader.ReadPairs(o.Validation).ToList();
+        var validationPairs = o.Validation is null ? null : DatasetReader.ReadPairs(o.Validation, o.Fields).ToList();
 
         progress?.Invoke(o.Tokenizer is null ? $"training a {o.TokenizerVocab}-id BPE tokenizer on the data" : $"loading the tokenizer from {o.Tokenizer}");
         TextTokenizer tokenizer = o.Tokenizer is not null ? TokenizerLoader.FromDirectory(o.Tokenizer)
