@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The Mu recipe on the bundled Debian task (package description → synopsis): a
+# decoder-only teacher, then encoder–decoder and decoder-only students of equal size, each trained
+# with cross-entropy alone and with on-policy distillation, all scored in one table.
+# Read docs/recipes/mu-distillation.md first. Run from the repository root:
+#   docs/recipes/mu/run.sh            # the whole recipe (about an hour on 2 cores)
+#   SCALE=0.1 docs/recipes/mu/run.sh  # the same commands with a tenth of the steps (a smoke run)
+set -euo pipefail
+
+E=${E:-"dotnet src/Encore.Cli/bin/Release/net10.0/encore.dll"}
+OUT=${OUT:-runs/mu}
+SCALE=${SCALE:-1}
+THREADS=${THREADS:-$(nproc)}
+D=data/debian
+R=docs/recipes/mu
+steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 2 ? 2 : n) }'; }
+
+TEACHER_PRETRAIN=$(steps 500)   # causal LM on the training descriptions
+TEACHER_FINETUNE=$(steps 450)   # then description → synopsis
+STUDENT=$(steps 300)            # every student: the same steps of the same batches
+
+COMMON=(--max-tokens 4096 --max-source-tokens 128 --keep-checkpoints 1 --eval-examples 32 --samples 2 --threads "$THREADS" --json)
+
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/recipe.log"; }
+stage() {   # stage NAME COMMAND...: runs once; a finished stage (its done marker) is skipped on a rerun
+  local name=$1; shift
+  if [[ -e "$OUT/$name.done" ]]; then log "$name: done before, skipped"; return; fi
+  log "$name: $*"
+  local t0=$SECONDS
+  "$@" > "$OUT/$name.log" 2>&1 || { log "$name failed; see $OUT/$name.log"; tail -5 "$OUT/$name.log"; exit 1; }
+  touch "$OUT/$name.done"
+  log "$name: $((SECONDS - t0)) s"
+}
+
+# 1. The teacher: a decoder-only model about 4× the students' size. Pretraining also trains the
+#    2,048-id BPE every later model shares (distillation needs one vocabulary).
+stage teacher-pretrain $E train --config $R/teacher.json --data $D/corpus.txt.gz --vocab 2048 --objective causal-lm \
+  --steps "$TEACHER_PRETRAIN" --lr 2e-3 --warmup 60 --eval-every "$TEACHER_PRETRAIN" --save-every "$TEACHER_PRETRAIN" \
+  --out "$OUT/teacher-pretrain" --overwrite "${COMMON[@]}"
+stage teacher $E train --config "$OUT/teacher-pretrain" --tokenizer "$OUT/teacher-pretrain" \
+  --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
+  --steps "$TEACHER_FINETUNE" --lr 1e-3 --warmup 30 --eval-every 150 --save-every 150 \
+  --out "$OUT/teacher" --overwrite "${COMMON[@]}"
+
+# 2. The students, each on the same steps, batches, learning rate and tokenizer.
+student() {   # student NAME CONFIG [distill flags]
+  local name=$1 config=$2; shift 2
+  local extra=()
+  [[ $config == *encdec* ]] && extra+=(--encoder-token-loss 0.5)
+  if [[ $# -gt 0 ]]; then
+    stage "$name" $E distill --teacher "$OUT/teacher" --student "$config" "$@" "${extra[@]}" --tokenizer "$OUT/teacher-pretrain" \
+      --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
+      --steps "$STUDENT" --lr 3e-3 --warmup 30 --eval-every 100 --save-every 100 --out "$OUT/$name" --overwrite "${COMMON[@]}"
+  else
+    stage "$name" $E train --config "$config" "${extra[@]}" --tokenizer "$OUT/teacher-pretrain" \
+      --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
+      --steps "$STUDENT" --lr 3e-3 --warmup 30 --eval-every 100 --save-every 100 --out "$OUT/$name" --overwrite "${COMMON[@]}"
+  fi
+}
+student encdec-ce $R/student-encdec.json
+student decoder-ce $R/student-decoder.json
+student encdec-kd $R/student-encdec.json --on-policy
+student decoder-kd $R/student-decoder.json --on-policy
+
+# 3. One table on the same 300 validation examples, with decode speed, and the loss curves.
+log "eval"
+$E eval -m teacher="$OUT/teacher" -m encdec-ce="$OUT/encdec-ce" -m encdec-kd="$OUT/encdec-kd" \
+  -m decoder-ce="$OUT/decoder-ce" -m decoder-kd="$OUT/decoder-kd" \
+  --data $D/validation.jsonl.gz --examples 300 --max-new-tokens 24 --samples 0 \
+  --speed --plot "$OUT/loss.png" --markdown --threads "$THREADS" | tee "$OUT/results.md"
+log "finished: $OUT/results.md, $OUT/loss.png"
