@@ -63,6 +63,8 @@ public class DebianDataTests : IDisposable
         Assert.Equal(new TextPair("2048: a puzzle game", "games"), Assert.Single(DatasetReader.ReadPairs(path, options)));
         Assert.Equal(new TextPair("a puzzle game", "t"), Assert.Single(DatasetReader.ReadPairs(path)));
         Assert.Throws<ArgumentException>(() => DatasetReader.ReadPairs(path, new DatasetReadOptions { SourceFields = [] }));
+        Assert.Throws<ArgumentException>(() => DatasetReader.ReadPairs(path, new DatasetReadOptions { SourceFields = [""] }));
+        Assert.Throws<ArgumentException>(() => DatasetReader.ReadPairs(path, new DatasetReadOptions { TargetField = "" }));
     }
 
     [Fact]

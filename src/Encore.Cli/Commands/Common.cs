@@ -24,7 +24,6 @@ internal static class Common
         public readonly Option<string[]> Source = new("--source-field")
         {
             Description = "JSONL field read as the source; repeat it to join several with \": \" (e.g. --source-field package --source-field source). Default: source.",
-            AllowMultipleArgumentsPerToken = false,
         };
         public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian). Default: target.", DefaultValueFactory = _ => "target" };
 

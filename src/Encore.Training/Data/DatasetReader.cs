@@ -61,7 +61,8 @@ public static class DatasetReader
     public static List<TextPair> ReadPairs(string path, DatasetReadOptions? options, out string sha256)
     {
         options ??= new DatasetReadOptions();
-        if (options.SourceFields.Count == 0) throw new ArgumentException("at least one source field is needed", nameof(options));
+        if (options.SourceFields.Count == 0 || options.SourceFields.Any(string.IsNullOrEmpty) || string.IsNullOrEmpty(options.TargetField))
+            throw new ArgumentException("source and target field names must be given and not empty", nameof(options));
         var pairs = new List<TextPair>();
         using var reader = BoundedLineReader.Open(path, options);
         while (reader.ReadLine() is { } line)
@@ -150,7 +151,7 @@ public static class DatasetReader
                     throw new DatasetFormatException(path, lineNumber, $"field \"{name}\" holds an escape that is not valid UTF-16 (a lone surrogate)", e);
                 }
             }
-            string source = sourceFields is null or ["source"] ? Field("source") : string.Join(": ", sourceFields.Select(Field));
+            string source = sourceFields is null ? Field("source") : string.Join(": ", sourceFields.Select(Field));
             return new TextPair(source, Field(targetField));
         }
     }
