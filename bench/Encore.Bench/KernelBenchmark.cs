@@ -67,7 +67,7 @@ public sealed record GemmFigure(string Shape, int M, int K, int N, double Second
 
 /// <summary>One batch-1 GEMV figure: y(1, N) = x(1, K)·Wᵀ with W (N, K) in <paramref name="Weights"/>.</summary>
 /// <param name="Weights">Weight dtype name (f32, bf16, f16, q8_0).</param>
-/// <param name="BytesPerMatrix">Bytes of one weight matrix, Q8_0 scales included.</param>
+/// <param name="BytesPerMatrix">Bytes of one weight matrix, block scales included.</param>
 /// <param name="Matrices">Distinct weight matrices the calls rotate over.</param>
 /// <param name="WorkingSetBytes">Matrices × BytesPerMatrix.</param>
 /// <param name="SecondsPerCall">Median seconds of one GEMV.</param>
@@ -126,7 +126,7 @@ public static class KernelBenchmark
     public static int GemvSize(bool quick) => quick ? 1024 : 4096;
 
     /// <summary>Weight dtypes of the GEMV figures.</summary>
-    public static IReadOnlyList<DType> GemvDTypes { get; } = [DType.F32, DType.BF16, DType.F16, DType.Q8_0];
+    public static IReadOnlyList<DType> GemvDTypes { get; } = [DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0];
 
     /// <summary>
     /// Bytes of weights the GEMV calls rotate over: four times the last-level cache (256 MiB when

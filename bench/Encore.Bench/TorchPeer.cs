@@ -54,7 +54,7 @@ public static class TorchPeer
         "--min-seconds", r.MinRunSeconds.ToString("R", CultureInfo.InvariantCulture),
         "--gemm", string.Join(",", r.Gemm.Select(s => $"{s.M}x{s.K}x{s.N}")),
         "--gemv-size", r.GemvSize.ToString(CultureInfo.InvariantCulture),
-        "--gemv-dtypes", string.Join(",", r.GemvDTypes.Where(d => d != DType.Q8_0).Select(d => d.Name())),
+        "--gemv-dtypes", string.Join(",", r.GemvDTypes.Where(d => !d.IsBlocked()).Select(d => d.Name())),
         "--working-set-bytes", r.GemvWorkingSetBytes.ToString(CultureInfo.InvariantCulture),
     ];
 

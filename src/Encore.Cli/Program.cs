@@ -13,6 +13,7 @@ public static class Program
             QuickstartCommand.Create(),
             ForwardCommand.Create(),
             ConvertCommand.Create(),
+            QuantizeCommand.Create(),
             GenerateCommand.Create(),
             ServeCommand.Create(),
             InitCommand.Create(),

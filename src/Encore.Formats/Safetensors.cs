@@ -12,6 +12,10 @@ namespace Encore.Formats;
 /// the end of the header) plus an optional "__metadata__" string map, then the raw little-endian data.
 /// Reading maps the file and gives zero-copy tensors for F32, F16, BF16 and I32; F64, I64, I8, U8 and
 /// BOOL are converted on load (to F32 or I32). Every size and offset is checked before use.
+/// Encore adds two dtypes of its own for quantized checkpoints, "Q8_0" and "Q4_0": ggml's blocks of 32
+/// values (34 and 18 bytes each) in row-major order, the shape being the logical one (its last
+/// dimension a multiple of 32); they are mapped zero-copy like the others. Other safetensors readers
+/// refuse these two dtypes.
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
@@ -130,7 +134,8 @@ public sealed class SafetensorsFile : IDisposable
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new CheckpointFormatException($"{path}: tensor '{name}' has no string 'dtype'");
         string dtype = dt.GetString()!;
-        int elemSize = ElementSize(dtype) ?? throw new CheckpointFormatException($"{path}: tensor '{name}' has unsupported dtype '{dtype}'");
+        var blocked = BlockedDType(dtype);
+        int elemSize = blocked?.UnitBytes() ?? ElementSize(dtype) ?? throw new CheckpointFormatException($"{path}: tensor '{name}' has unsupported dtype '{dtype}'");
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new CheckpointFormatException($"{path}: tensor '{name}' has no 'shape' array");
         if (sh.GetArrayLength() > 8) throw new CheckpointFormatException($"{path}: tensor '{name}' has rank {sh.GetArrayLength()} (at most 8 supported)");
@@ -145,6 +150,14 @@ public sealed class SafetensorsFile : IDisposable
             // Products beyond the file size are rejected below; this only keeps them from overflowing.
             count = count > long.MaxValue / 8 / Math.Max(1, dim) ? long.MaxValue / 8 : count * dim;
         }
+        if (blocked is DType bt)
+        {
+            // Blocked dtypes count whole blocks of the innermost dimension.
+            int bs = bt.BlockSize();
+            if (shape.Length == 0 || shape[^1] % bs != 0)
+                throw new CheckpointFormatException($"{path}: tensor '{name}' is {dtype}[{string.Join(", ", shape)}], but {dtype} needs the last dimension to be a multiple of {bs}");
+            count /= bs;
+        }
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new CheckpointFormatException($"{path}: tensor '{name}' needs 'data_offsets' [begin, end]");
         var o = off.EnumerateArray().ToArray();
@@ -157,6 +170,14 @@ public sealed class SafetensorsFile : IDisposable
             throw new CheckpointFormatException($"{path}: tensor '{name}' is {dtype}[{string.Join(", ", shape)}] = {count * elemSize} bytes but its data_offsets span {end - begin}");
         return new Entry(name, dtype, shape, begin, end);
     }
+
+    // Encore's block-quantized dtypes, stored as ggml lays out their blocks (see docs/formats.md).
+    static DType? BlockedDType(string dtype) => dtype switch
+    {
+        "Q8_0" => DType.Q8_0,
+        "Q4_0" => DType.Q4_0,
+        _ => null,
+    };
 
     static int? ElementSize(string dtype) => dtype switch
     {
@@ -181,6 +202,13 @@ public sealed class SafetensorsFile : IDisposable
             case "F16": return Aligned(e, DType.F16, byteOffset, 2);
             case "BF16": return Aligned(e, DType.BF16, byteOffset, 2);
             case "I32": return Aligned(e, DType.I32, byteOffset, 4);
+            case "Q8_0" or "Q4_0":
+            {
+                // Blocks are read unaligned, so the tensor maps the file wherever it starts.
+                var range = SubStorage.Of(_storage, byteOffset, e.End - e.Begin);
+                try { return Tensor.FromStorage(range, BlockedDType(e.DType)!.Value, e.Shape, 0); }
+                finally { range.Release(); }
+            }
         }
         long count = (e.End - e.Begin) / ElementSize(e.DType)!.Value;
         byte* p = _storage.Pointer + byteOffset;
@@ -227,7 +255,7 @@ public sealed class SafetensorsFile : IDisposable
     public void Dispose() => _storage.Release();
 
     /// <summary>
-    /// Writes <paramref name="tensors"/> (F32, F16, BF16 or I32) to <paramref name="path"/>, atomically,
+    /// Writes <paramref name="tensors"/> (F32, F16, BF16, I32, Q8_0 or Q4_0) to <paramref name="path"/>, atomically,
     /// in the order given, with the header padded so the data starts 8-byte aligned.
     /// </summary>
     public static unsafe void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
@@ -255,7 +283,9 @@ public sealed class SafetensorsFile : IDisposable
                     DType.F16 => "F16",
                     DType.BF16 => "BF16",
                     DType.I32 => "I32",
-                    _ => throw new ArgumentException($"safetensors has no {t.DType.Name()} dtype (tensor '{name}'); use GGUF for quantized weights"),
+                    DType.Q8_0 => "Q8_0",
+                    DType.Q4_0 => "Q4_0",
+                    _ => throw new ArgumentException($"safetensors has no {t.DType.Name()} dtype (tensor '{name}')"),
                 };
                 w.WriteStartObject(name);
                 w.WriteString("dtype", dtype);

@@ -65,11 +65,14 @@ public abstract class LanguageModel : IDisposable
         return Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
     }
 
-    /// <summary>Converts the weight matrices to <paramref name="dtype"/> (inference only; see <see cref="ParameterSet.MayStayCompact"/>).</summary>
+    /// <summary>
+    /// Converts the weight matrices to <paramref name="dtype"/> (inference only; see <see cref="ParameterSet.MayStayCompact"/>).
+    /// For a block-quantized dtype, matrices whose rows are not whole blocks keep their dtype.
+    /// </summary>
     public void ConvertWeights(Encore.Tensors.DType dtype)
     {
         foreach (var p in Parameters.All.ToArray())
-            if (Parameters.MayStayCompact(p.Name) && p.Value.DType != dtype)
+            if (Parameters.MayStayCompact(p.Name) && p.Value.DType != dtype && p.Value.Shape[^1] % Encore.Tensors.DTypes.BlockSize(dtype) == 0)
                 Parameters.Assign(p.Name, p.Value.To(dtype));
     }
 

@@ -16,6 +16,12 @@ public enum DType
     /// value = d·q. 34 bytes per block; the innermost dimension must be a multiple of 32.
     /// </summary>
     Q8_0,
+    /// <summary>
+    /// ggml's Q4_0: blocks of 32 values stored as one binary16 scale d followed by 16 bytes; byte j holds
+    /// value j in its low nibble and value j + 16 in its high nibble, each an unsigned q in [0, 15] with
+    /// value = d·(q − 8). 18 bytes per block; the innermost dimension must be a multiple of 32.
+    /// </summary>
+    Q4_0,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -27,11 +33,17 @@ public static class DTypes
     /// <summary>Bytes per Q8_0 block: a binary16 scale and 32 int8 quants.</summary>
     public const int Q8BlockBytes = 2 + Q8BlockSize;
 
+    /// <summary>Values per Q4_0 block.</summary>
+    public const int Q4BlockSize = 32;
+
+    /// <summary>Bytes per Q4_0 block: a binary16 scale and 16 bytes of two 4-bit quants each.</summary>
+    public const int Q4BlockBytes = 2 + Q4BlockSize / 2;
+
     /// <summary>True for dtypes stored in blocks rather than one element at a time.</summary>
-    public static bool IsBlocked(this DType t) => t == DType.Q8_0;
+    public static bool IsBlocked(this DType t) => t is DType.Q8_0 or DType.Q4_0;
 
     /// <summary>Values that share one storage unit (1, or the block size).</summary>
-    public static int BlockSize(this DType t) => t == DType.Q8_0 ? Q8BlockSize : 1;
+    public static int BlockSize(this DType t) => t switch { DType.Q8_0 => Q8BlockSize, DType.Q4_0 => Q4BlockSize, _ => 1 };
 
     /// <summary>Bytes of one storage unit (an element, or a block).</summary>
     public static int UnitBytes(this DType t) => t switch
@@ -41,10 +53,11 @@ public static class DTypes
         DType.BF16 => 2,
         DType.F16 => 2,
         DType.Q8_0 => Q8BlockBytes,
+        DType.Q4_0 => Q4BlockBytes,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
     };
 
-    /// <summary>Bytes needed for <paramref name="count"/> values (count must be whole blocks for Q8_0).</summary>
+    /// <summary>Bytes needed for <paramref name="count"/> values (count must be whole blocks for a blocked dtype).</summary>
     public static long ByteCount(this DType t, long count)
     {
         int bs = t.BlockSize();
@@ -61,10 +74,11 @@ public static class DTypes
         DType.F16 => "f16",
         DType.I32 => "i32",
         DType.Q8_0 => "q8_0",
+        DType.Q4_0 => "q4_0",
         _ => t.ToString(),
     };
 
-    /// <summary>Parses a dtype name (f32, bf16, f16, i32, q8_0), case-insensitively.</summary>
+    /// <summary>Parses a dtype name (f32, bf16, f16, i32, q8_0, q4_0), case-insensitively.</summary>
     public static DType Parse(string name) => name.ToLowerInvariant() switch
     {
         "f32" or "float32" => DType.F32,
@@ -72,6 +86,7 @@ public static class DTypes
         "f16" or "float16" => DType.F16,
         "i32" or "int32" => DType.I32,
         "q8_0" or "q8" => DType.Q8_0,
-        _ => throw new ArgumentException($"unknown dtype '{name}' (expected f32, bf16, f16, i32 or q8_0)", nameof(name)),
+        "q4_0" or "q4" => DType.Q4_0,
+        _ => throw new ArgumentException($"unknown dtype '{name}' (expected f32, bf16, f16, i32, q8_0 or q4_0)", nameof(name)),
     };
 }

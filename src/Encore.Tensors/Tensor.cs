@@ -410,11 +410,12 @@ public sealed unsafe class Tensor : IDisposable
                 for (int i = 0; i < ints.Length; i++) result[i] = ints[i];
                 break;
             case DType.Q8_0: Q8.Dequantize(c.AsReadOnlySpan<BlockQ8_0>(), result); break;
+            case DType.Q4_0: Q4.Dequantize(c.AsReadOnlySpan<BlockQ4_0>(), result); break;
         }
         return result;
     }
 
-    /// <summary>A contiguous copy converted to <paramref name="dtype"/> (rounded to nearest even; Q8_0 quantized per block).</summary>
+    /// <summary>A contiguous copy converted to <paramref name="dtype"/> (rounded to nearest even; Q8_0 and Q4_0 quantized per block).</summary>
     public Tensor To(DType dtype)
     {
         if (dtype == DType) return Clone();
@@ -430,6 +431,7 @@ public sealed unsafe class Tensor : IDisposable
                 for (int i = 0; i < values.Length; i++) ints[i] = checked((int)MathF.Round(values[i]));
                 break;
             case DType.Q8_0: Q8.Quantize(values, dst.AsSpan<BlockQ8_0>()); break;
+            case DType.Q4_0: Q4.Quantize(values, dst.AsSpan<BlockQ4_0>()); break;
         }
         return dst;
     }
@@ -453,6 +455,7 @@ public sealed unsafe class Tensor : IDisposable
             DType.BF16 => BFloat16.ToSingle(((ushort*)p)[e]),
             DType.F16 => Half16.ToSingle(((ushort*)p)[e]),
             DType.Q8_0 => Half16.ToSingle(((BlockQ8_0*)p)[e / 32].D) * ((BlockQ8_0*)p)[e / 32].Qs[e % 32],
+            DType.Q4_0 => Q4.Value(((BlockQ4_0*)p)[e / 32], (int)(e % 32)),
             _ => throw new InvalidOperationException(),
         };
     }

@@ -48,6 +48,32 @@ public class CheckpointTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("tiny-encdec", DType.Q4_0)]
+    [InlineData("tiny-decoder", DType.Q8_0)]
+    public void QuantizedCheckpointsLoadMappedAsStoredAndMatchQuantizingAtLoad(string preset, DType dtype)
+    {
+        using var model = LanguageModel.Create(Presets.Get(preset), seed: 4);
+        var dir = Path.Combine(_dir, preset + "-" + dtype.Name());
+        Checkpoint.Save(model, dir, dtype: dtype);
+        using var mapped = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+        model.ConvertWeights(dtype);
+        int quantized = 0;
+        foreach (var p in model.Parameters.All)
+        {
+            var q = mapped.Parameters[p.Name].Value;
+            Assert.Equal(p.Value.DType, q.DType);
+            Assert.Equal(p.Value.ToFloatArray(), q.ToFloatArray());
+            if (q.DType == dtype) quantized++;
+            else Assert.Equal(DType.F32, q.DType); // norms and anything not whole blocks of 32
+        }
+        Assert.True(quantized >= 4, $"{quantized} matrices were quantized");
+        // Loaded for training (not mapped), every weight comes back dequantized to f32.
+        using var f32 = Checkpoint.Load(dir);
+        Assert.All(f32.Parameters.All, p => Assert.Equal(DType.F32, p.Value.DType));
+        Assert.Equal(mapped.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray(), f32.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray());
+    }
+
     [Fact]
     public void MissingOrMismatchedTensorsAndUnknownTypesFailClearly()
     {

@@ -77,6 +77,37 @@ public class SafetensorsTests : IDisposable
         foreach (var t in tensors) t.Value.Dispose();
     }
 
+    [Fact]
+    public void QuantizedTensorsRoundTripMappedAtAnyOffset()
+    {
+        var rng = new Random(6);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        // An odd-sized f16 tensor first, so the blocks that follow start at offsets that are not multiples
+        // of 18 or 34 bytes.
+        var tensors = new List<KeyValuePair<string, Tensor>>
+        {
+            new("odd.f16", Tensor.FromArray(Values(3), 3).To(DType.F16)),
+            new("w.q4", Tensor.FromArray(Values(5 * 64), 5, 64).To(DType.Q4_0)),
+            new("w.q8", Tensor.FromArray(Values(3 * 96), 3, 96).To(DType.Q8_0)),
+            new("w2.q4", Tensor.FromArray(Values(2 * 32), 2, 32).To(DType.Q4_0)),
+        };
+        SafetensorsCheckpoint.Write(Path.Combine(_dir, "q"), tensors);
+        using (var ck = SafetensorsCheckpoint.Open(Path.Combine(_dir, "q")))
+        {
+            foreach (var (name, t) in tensors)
+            {
+                using var back = ck.Read(name);
+                Assert.Equal(t.DType, back.DType);
+                Assert.Equal(t.Shape.ToArray(), back.Shape.ToArray());
+                Assert.Equal(t.ToFloatArray(), back.ToFloatArray());
+                if (t.DType.IsBlocked()) Assert.True(back.Storage.IsReadOnly, $"{name} is a view of the mapped file");
+            }
+        }
+        var header = Encoding.UTF8.GetString(File.ReadAllBytes(Path.Combine(_dir, "q", "model.safetensors")).AsSpan(8, 400));
+        Assert.Contains("\"dtype\":\"Q4_0\",\"shape\":[5,64],\"data_offsets\":[6,186]", header); // 5 rows × 2 blocks × 18 bytes after 6 bytes of f16
+        foreach (var t in tensors) t.Value.Dispose();
+    }
+
     static byte[] Build(string headerJson, int dataBytes)
     {
         var h = Encoding.UTF8.GetBytes(headerJson);
@@ -93,6 +124,10 @@ public class SafetensorsTests : IDisposable
     [InlineData("""{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "gap of 4 bytes")]
     [InlineData("""{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 8, "cover 4 bytes")]
     [InlineData("""{"x":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}""", 4, "unsupported dtype 'Q4'")]
+    [InlineData("""{"x":{"dtype":"Q4_0","shape":[2,31],"data_offsets":[0,36]}}""", 36, "needs the last dimension to be a multiple of 32")]
+    [InlineData("""{"x":{"dtype":"Q4_0","shape":[],"data_offsets":[0,18]}}""", 18, "needs the last dimension to be a multiple of 32")]
+    [InlineData("""{"x":{"dtype":"Q4_0","shape":[2,32],"data_offsets":[0,34]}}""", 34, "= 36 bytes but its data_offsets span 34")]
+    [InlineData("""{"x":{"dtype":"Q8_0","shape":[1,64],"data_offsets":[0,64]}}""", 64, "= 68 bytes but its data_offsets span 64")]
     [InlineData("""{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}""", 4, "invalid dimension")]
     [InlineData("""{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}""", 4, "invalid dimension")]
     [InlineData("""{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,4]}}""", 4, "data_offsets span 4")]

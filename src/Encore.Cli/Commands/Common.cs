@@ -1,4 +1,7 @@
 using System.Text.Json;
+using Encore.Formats.Checkpoints;
+using Encore.Models;
+using Encore.Tensors;
 
 namespace Encore.Cli.Commands;
 
@@ -33,6 +36,47 @@ internal static class Common
         {
             var source = parse.GetValue(Source) is { Length: > 0 } s ? s : ["source"];
             return new Training.Data.DatasetReadOptions { SourceFields = source, TargetField = parse.GetValue(Target)! };
+        }
+    }
+
+    /// <summary>
+    /// The shared <c>--dtype</c> option of the inference commands: the weight matrices' type after
+    /// loading (f32, bf16, f16, q8_0, q4_0; quantized at load when the checkpoint holds another), or
+    /// none to keep them as stored.
+    /// </summary>
+    internal static Option<string?> WeightDTypeOption() => new("--dtype")
+    {
+        Description = "Weight matrices' type at run time: f32, bf16, f16, q8_0 or q4_0, converted at load when the checkpoint holds another (default: as stored; `encore quantize` writes a checkpoint that needs no conversion).",
+    };
+
+    /// <summary>Parses a weight dtype given on the command line, naming the option in the error.</summary>
+    internal static DType ParseWeightDType(string value, string option)
+    {
+        DType t;
+        try { t = DTypes.Parse(value); }
+        catch (ArgumentException) { t = DType.I32; }
+        if (t is not (DType.F32 or DType.BF16 or DType.F16 or DType.Q8_0 or DType.Q4_0))
+            throw new ArgumentException($"{option} '{value}' is not one of f32, bf16, f16, q8_0, q4_0");
+        return t;
+    }
+
+    /// <summary>
+    /// Loads the checkpoint in <paramref name="dir"/> memory-mapped for inference, converting its weight
+    /// matrices to <paramref name="dtype"/> when one is given and differs from what is stored.
+    /// </summary>
+    internal static LanguageModel LoadForInference(string dir, string? dtype)
+    {
+        var target = dtype is null ? (DType?)null : ParseWeightDType(dtype, "--dtype");
+        var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+        try
+        {
+            if (target is DType t) m.ConvertWeights(t);
+            return m;
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
         }
     }
 

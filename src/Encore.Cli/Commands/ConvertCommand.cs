@@ -12,7 +12,7 @@ internal static class ConvertCommand
         var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
         var to = new Option<string>("--to") { Description = "Target format: gguf.", Required = true };
         var output = new Option<string>("--out") { Description = "File to write (written to a temporary name, then renamed).", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16 or q8_0 (default f32). Norms stay f32.", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0 (default f32). Norms stay f32.", DefaultValueFactory = _ => "f32" };
         var name = new Option<string?>("--name") { Description = "general.name written to the file (default: the directory name)." };
         var cmd = new Command("convert", "Write a checkpoint as llama.cpp GGUF (T5-architecture encoder–decoders as \"t5\", Llama-architecture decoders as \"llama\").")
         {
@@ -27,7 +27,8 @@ internal static class ConvertCommand
                 "f32" => GgmlType.F32,
                 "f16" => GgmlType.F16,
                 "q8_0" or "q8" => GgmlType.Q8_0,
-                var d => throw new ArgumentException($"--dtype '{d}' is not one of f32, f16, q8_0"),
+                "q4_0" or "q4" => GgmlType.Q4_0,
+                var d => throw new ArgumentException($"--dtype '{d}' is not one of f32, f16, q8_0, q4_0"),
             };
             string dir = parse.GetValue(model)!, path = parse.GetValue(output)!;
             var (config, _) = Checkpoint.ReadConfig(dir);

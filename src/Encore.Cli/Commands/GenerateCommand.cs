@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
 using Encore.Generation;
+using Encore.Tensors.Threading;
 
 namespace Encore.Cli.Commands;
 
@@ -45,11 +46,13 @@ internal static class GenerateCommand
         var forcedBos = new Option<int?>("--forced-bos-token-id") { Description = "Force the first generated token." };
         var forcedEos = new Option<int?>("--forced-eos-token-id") { Description = "Force this token at max_new_tokens." };
         var keepSpecial = new Option<bool>("--keep-special-tokens") { Description = "Keep special tokens in the text (default: dropped)." };
+        var dtype = Common.WeightDTypeOption();
+        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
-            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial,
+            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, dtype, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -86,7 +89,8 @@ internal static class GenerateCommand
             var inputs = file is null ? null : ReadJsonl(file);
 
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
-            using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var generator = new Generator(m, TokenizerLoader.FromDirectory(dir));
 
             if (inputs != null)

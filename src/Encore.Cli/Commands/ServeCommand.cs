@@ -1,6 +1,7 @@
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
 using Encore.Server;
+using Encore.Tensors.Threading;
 
 namespace Encore.Cli.Commands;
 
@@ -26,9 +27,11 @@ internal static class ServeCommand
         {
             Description = "Require 'Authorization: Bearer <key>' on every request but GET /health (401 otherwise). Default: the ENCORE_API_KEY environment variable, else no key.",
         };
+        var dtype = Common.WeightDTypeOption();
+        var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody, apiKey,
+            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody, apiKey, dtype, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -48,7 +51,8 @@ internal static class ServeCommand
                 // The environment keeps the key out of the process list, where --api-key is visible.
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("ENCORE_API_KEY") is { Length: > 0 } env ? env : null),
             }.Validate();
-            using var m = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var tokenizer = TokenizerLoader.FromDirectory(dir);
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");

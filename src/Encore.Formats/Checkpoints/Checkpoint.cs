@@ -131,11 +131,15 @@ public static class Checkpoint
     /// <summary>
     /// Writes <paramref name="model"/> to <paramref name="dir"/> as <paramref name="modelType"/> (default:
     /// Encore's own): config.json and model.safetensors, each atomically, weights in
-    /// <paramref name="dtype"/> (F32, BF16 or F16).
+    /// <paramref name="dtype"/> (F32, BF16, F16, or the block-quantized Q8_0 and Q4_0). Quantized
+    /// checkpoints quantize the weight matrices (<see cref="ParameterSet.MayStayCompact"/>) whose rows are
+    /// whole blocks of 32 and keep every other tensor (norms, biases, position tables) in F32; they load
+    /// memory-mapped as they are.
     /// </summary>
     public static void Save(LanguageModel model, string dir, string modelType = ModelConfigJson.ModelType, DType dtype = DType.F32)
     {
-        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"checkpoints hold f32, bf16 or f16 weights, not {dtype.Name()}");
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16 or DType.Q8_0 or DType.Q4_0))
+            throw new ArgumentException($"checkpoints hold f32, bf16, f16, q8_0 or q4_0 weights, not {dtype.Name()}");
         var arch = Architectures.Get(modelType, dir);
         var tensors = new List<KeyValuePair<string, Tensor>>();
         try
@@ -144,7 +148,10 @@ public static class Checkpoint
             {
                 var names = arch.TensorNames(p.Name, model.Config);
                 if (names.Count == 0) continue;
-                tensors.Add(new(names[0], p.Value.DType == dtype ? p.Value.Clone() : p.Value.To(dtype)));
+                var type = dtype;
+                if (dtype.IsBlocked() && !(model.Parameters.MayStayCompact(p.Name) && p.Value.Shape[^1] % dtype.BlockSize() == 0))
+                    type = DType.F32;
+                tensors.Add(new(names[0], p.Value.DType == type ? p.Value.Clone() : p.Value.To(type)));
             }
             Directory.CreateDirectory(dir);
             SafetensorsCheckpoint.Write(dir, tensors);

@@ -9,7 +9,7 @@
 //   attn_output,ffn_norm,ffn_gate,ffn_up,ffn_down}, output_norm, output. llama.cpp rotates adjacent
 //   pairs (GGML_ROPE_TYPE_NORM) while Hugging Face / Encore rotate the two halves of each head, so q
 //   and k rows are permuted within each head as convert_hf_to_gguf.py's LlamaModel.permute does.
-// Matrices take the chosen type (F32, F16, Q8_0); vectors (norms) and the relative-bias tables stay
+// Matrices take the chosen type (F32, F16, Q8_0, Q4_0); vectors (norms) and the relative-bias tables stay
 // F32, as the converter keeps 1-D tensors and the tables are gathered by row. A matrix whose rows are
 // not whole Q8_0 blocks falls back to F16, as the converter does.
 using System.Runtime.InteropServices;
@@ -26,7 +26,7 @@ namespace Encore.Formats.Gguf;
 /// <summary>Options of <see cref="GgufExport"/>.</summary>
 public sealed record GgufExportOptions
 {
-    /// <summary>Type of the weight matrices: F32, F16 or Q8_0. Default F32.</summary>
+    /// <summary>Type of the weight matrices: F32, F16, Q8_0 or Q4_0. Default F32.</summary>
     public GgmlType Matrices { get; init; } = GgmlType.F32;
     /// <summary>general.name. Default null (not written).</summary>
     public string? Name { get; init; }
@@ -90,8 +90,8 @@ public static class GgufExport
     public static GgufWriter Build(LanguageModel model, TextTokenizer? tokenizer, GgufExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (options.Matrices is not (GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0))
-            throw new ArgumentException($"GGUF export writes f32, f16 or q8_0 matrices, not {options.Matrices}");
+        if (options.Matrices is not (GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0 or GgmlType.Q4_0))
+            throw new ArgumentException($"GGUF export writes f32, f16, q8_0 or q4_0 matrices, not {options.Matrices}");
         var c = model.Config;
         string arch = ArchitectureOf(c);
         if (tokenizer != null && tokenizer.VocabSize > c.VocabSize)
@@ -196,7 +196,7 @@ public static class GgufExport
             if (name == null) continue;
             var value = p.Value;
             int rows = value.Rank == 2 ? value.Dim(0) : 1, cols = value.Dim(-1);
-            var type = !model.Parameters.MayStayCompact(p.Name) ? GgmlType.F32 : matrices == GgmlType.Q8_0 && cols % 32 != 0 ? GgmlType.F16 : matrices;
+            var type = !model.Parameters.MayStayCompact(p.Name) ? GgmlType.F32 : GgufFormat.BlockSize(matrices) > 1 && cols % 32 != 0 ? GgmlType.F16 : matrices;
             long[] ne = value.Rank == 2 ? [cols, rows] : [cols];
             Func<float[], float[]>? transform = null;
             if (arch == "llama" && p.Name.EndsWith(".self_attn.q_proj.weight", StringComparison.Ordinal))
@@ -210,7 +210,7 @@ public static class GgufExport
         {
             var embed = model.Parameters[LanguageModel.EmbedTokens].Value;
             float scale = 1 / MathF.Sqrt(c.DModel);
-            var type = matrices == GgmlType.Q8_0 && c.DModel % 32 != 0 ? GgmlType.F16 : matrices;
+            var type = GgufFormat.BlockSize(matrices) > 1 && c.DModel % 32 != 0 ? GgmlType.F16 : matrices;
             w.AddTensor("output.weight", [c.DModel, c.VocabSize], type, s => WriteData(s, embed, c.VocabSize, c.DModel, type, x =>
             {
                 for (int i = 0; i < x.Length; i++) x[i] *= scale;
@@ -261,6 +261,16 @@ public static class GgufExport
                 for (int r = 0; r < rows; r++)
                 {
                     Q8.Quantize(data.AsSpan(r * cols, cols), blocks);
+                    s.Write(MemoryMarshal.AsBytes(blocks.AsSpan()));
+                }
+                break;
+            }
+            case GgmlType.Q4_0:
+            {
+                var blocks = new BlockQ4_0[cols / DTypes.Q4BlockSize];
+                for (int r = 0; r < rows; r++)
+                {
+                    Q4.Quantize(data.AsSpan(r * cols, cols), blocks);
                     s.Write(MemoryMarshal.AsBytes(blocks.AsSpan()));
                 }
                 break;

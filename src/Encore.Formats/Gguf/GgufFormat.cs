@@ -44,6 +44,8 @@ public enum GgmlType : uint
     F32 = 0,
     /// <summary>binary16.</summary>
     F16 = 1,
+    /// <summary>Blocks of 32: a binary16 scale and 16 bytes of 4-bit quants, value = d·(q − 8) (18 bytes).</summary>
+    Q4_0 = 2,
     /// <summary>Blocks of 32: a binary16 scale and 32 signed bytes (34 bytes).</summary>
     Q8_0 = 8,
     /// <summary>bfloat16.</summary>
@@ -102,7 +104,7 @@ public static class GgufFormat
     public const int MaxDims = 4;
 
     /// <summary>Values per block of a type.</summary>
-    public static int BlockSize(GgmlType t) => t == GgmlType.Q8_0 ? 32 : 1;
+    public static int BlockSize(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0 ? 32 : 1;
 
     /// <summary>Bytes per block of a type.</summary>
     public static int BlockBytes(GgmlType t) => t switch
@@ -110,11 +112,12 @@ public static class GgufFormat
         GgmlType.F32 => 4,
         GgmlType.F16 or GgmlType.BF16 => 2,
         GgmlType.Q8_0 => 34,
+        GgmlType.Q4_0 => 18,
         _ => throw new ArgumentOutOfRangeException(nameof(t), $"ggml type {(uint)t} is not supported"),
     };
 
     /// <summary>True for the types this code reads and writes.</summary>
-    public static bool IsKnown(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0 or GgmlType.BF16;
+    public static bool IsKnown(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.BF16;
 
     /// <summary>Bytes of a tensor of <paramref name="t"/> with dims <paramref name="ne"/> (ne[0] a multiple of the block size).</summary>
     public static long ByteCount(GgmlType t, ReadOnlySpan<long> ne)
@@ -134,6 +137,7 @@ public static class GgufFormat
     {
         GgmlType.F32 => 0,   // LLAMA_FTYPE_ALL_F32
         GgmlType.F16 => 1,   // LLAMA_FTYPE_MOSTLY_F16
+        GgmlType.Q4_0 => 2,  // LLAMA_FTYPE_MOSTLY_Q4_0
         GgmlType.Q8_0 => 7,  // LLAMA_FTYPE_MOSTLY_Q8_0
         GgmlType.BF16 => 32, // LLAMA_FTYPE_MOSTLY_BF16
         _ => throw new ArgumentOutOfRangeException(nameof(matrices)),

@@ -113,7 +113,7 @@ public sealed class GgufReader
                     ne[d] = (long)n;
                 }
                 var type = (GgmlType)r.ReadUInt32();
-                if (!GgufFormat.IsKnown(type)) throw Fail($"tensor '{name}' has ggml type {(uint)type}, which this reader does not support (F32, F16, BF16, Q8_0)");
+                if (!GgufFormat.IsKnown(type)) throw Fail($"tensor '{name}' has ggml type {(uint)type}, which this reader does not support (F32, F16, BF16, Q8_0, Q4_0)");
                 if (ne[0] % GgufFormat.BlockSize(type) != 0) throw Fail($"tensor '{name}': ne[0] = {ne[0]} is not a multiple of the {type} block size");
                 ulong offset = r.ReadUInt64();
                 if (offset > (ulong)size || offset % (ulong)Alignment != 0) throw Fail($"tensor '{name}' offset {offset} is out of range or not aligned to {Alignment}");

@@ -4,7 +4,7 @@ using Encore.Tensors.Numerics;
 namespace Encore.Tensors.Kernels;
 
 /// <summary>
-/// Token embedding lookup: rows of a (V, D) table in any weight dtype (F32, BF16, F16, Q8_0, as
+/// Token embedding lookup: rows of a (V, D) table in any weight dtype (F32, BF16, F16, Q8_0, Q4_0, as
 /// <see cref="WeightMatrix"/> holds them) widened to binary32, and the scatter-add backward into an F32
 /// table gradient. Widening is exact (Q8_0 is d·q with one float multiply, as ggml dequantizes), so
 /// every SIMD width is bit-identical to <see cref="GatherReference"/>.
@@ -90,6 +90,7 @@ public static unsafe class Embedding
                 case DType.BF16: BFloat16Row<TV>((ushort*)row, o, d); break;
                 case DType.F16: HalfRow<TV>((ushort*)row, o, d); break;
                 case DType.Q8_0: Q8Row<TV>((BlockQ8_0*)row, o, d); break;
+                case DType.Q4_0: Q4Row<TV>((BlockQ4_0*)row, o, d); break;
                 default: throw new InvalidOperationException($"Embedding: {table.DType} is not a table dtype");
             }
         }
@@ -107,6 +108,20 @@ public static unsafe class Embedding
             sbyte* q = blocks[b].Qs;
             float* o = dst + b * DTypes.Q8BlockSize;
             for (int j = 0; j < DTypes.Q8BlockSize; j += n) TV.Store(scale * TV.LoadSBytes(q + j), o + j);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Q4Row<TV>(BlockQ4_0* blocks, float* dst, int d) where TV : unmanaged, IVec<TV>
+    {
+        int n = TV.Count;
+        sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
+        for (int b = 0; b < d / DTypes.Q4BlockSize; b++)
+        {
+            var scale = TV.Splat(Half16.ToSingle(blocks[b].D));
+            Q4.Unpack(blocks + b, q);
+            float* o = dst + b * DTypes.Q4BlockSize;
+            for (int j = 0; j < DTypes.Q4BlockSize; j += n) TV.Store(scale * TV.LoadSBytes(q + j), o + j);
         }
     }
 

@@ -74,7 +74,7 @@ public static unsafe partial class Gemv
         // took a third off the Q8_0 and bf16 rates, so a misaligned X is copied to an aligned buffer.
         short* xq = null;
         float* dx = null;
-        if (w.DType == DType.Q8_0 && QuantizesQ8Activations(width)) xq = QuantizedCopy(x, m, w.Cols, out dx);
+        if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
         int tasks = Partition.Tasks(w.Rows, Math.Max(1, MinTaskElements / perRow), pool);
         var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks };
@@ -109,7 +109,7 @@ public static unsafe partial class Gemv
     {
         public WeightMatrix W;
         public float* X, Y, Bias;
-        public short* XQ; // X quantized to int16 per block of 32 (Q8_0 weights on AVX-512BW), else null
+        public short* XQ; // X quantized to int16 per block of 32 (Q8_0 or Q4_0 weights on AVX-512BW), else null
         public float* DX; // its block scales
         public int M, Tasks;
         public SimdWidth Width;
@@ -125,6 +125,8 @@ public static unsafe partial class Gemv
                 case DType.F32: Rows<LoadF32>(r0, r1); break;
                 case DType.BF16: Rows<LoadBF16>(r0, r1); break;
                 case DType.F16: Rows<LoadF16>(r0, r1); break;
+                case DType.Q4_0 when XQ != null: RowsX<Q4Block>(r0, r1); break;
+                case DType.Q4_0: RowsQ4(r0, r1); break;
                 default: RowsQ8(r0, r1); break;
             }
         }
@@ -171,7 +173,7 @@ public static unsafe partial class Gemv
             int j = r0;
             if (XQ != null)
             {
-                RowsQ8X(r0, r1);
+                RowsX<Q8Block>(r0, r1);
                 return;
             }
             if (M > 1 && Width == SimdWidth.V512)
@@ -201,8 +203,9 @@ public static unsafe partial class Gemv
             }
         }
 
+        // Quantized weights against int16 x (QuantizesActivations): 4×4 tiles for batches, one dot per row otherwise.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void RowsQ8X(int r0, int r1)
+        void RowsX<TB>(int r0, int r1) where TB : IQuantBlock
         {
             int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q8BlockSize;
             float* sums = stackalloc float[Group * 4];
@@ -215,7 +218,7 @@ public static unsafe partial class Gemv
                     for (int g = 0; g < M; g += Group)
                     {
                         int mg = Math.Min(Group, M - g);
-                        Tile4Q8X((BlockQ8_0*)W.Row(j), (BlockQ8_0*)W.Row(j + 1), (BlockQ8_0*)W.Row(j + 2), (BlockQ8_0*)W.Row(j + 3),
+                        Tile4X<TB>(W.Row(j), W.Row(j + 1), W.Row(j + 2), W.Row(j + 3),
                             XQ + (nint)g * k, DX + (nint)g * blocks, k, mg, blocks, table, sums);
                         StoreTile(sums, g, mg, j, n);
                     }
@@ -223,14 +226,26 @@ public static unsafe partial class Gemv
             }
             for (; j < r1; j++)
             {
-                var row = (BlockQ8_0*)W.Row(j);
+                byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
                 for (int g = 0; g < M; g += Group)
                 {
                     int mg = Math.Min(Group, M - g);
-                    DotQ8RowsX(row, XQ + (nint)g * k, DX + (nint)g * blocks, k, mg, blocks, table, sums);
+                    DotRowsX<TB>(row, XQ + (nint)g * k, DX + (nint)g * blocks, k, mg, blocks, table, sums);
                     for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
                 }
+            }
+        }
+
+        // Q4_0 with binary32 x (vector widths below 512 bits, or no AVX-512BW): one dot per (row, X row).
+        void RowsQ4(int r0, int r1)
+        {
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize;
+            for (int j = r0; j < r1; j++)
+            {
+                var row = (BlockQ4_0*)W.Row(j);
+                float b = Bias == null ? 0 : Bias[j];
+                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4(row, X + (nint)i * k, blocks, Width) + b;
             }
         }
 

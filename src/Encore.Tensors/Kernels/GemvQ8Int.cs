@@ -5,7 +5,7 @@ using Encore.Tensors.Numerics;
 
 namespace Encore.Tensors.Kernels;
 
-// Q8_0 GEMV with x quantized to int16 per 32-value block (AVX-512BW): the integer block dot products
+// Q8_0 and Q4_0 GEMV with x quantized to int16 per 32-value block (AVX-512BW): the integer block dot products
 // replace the int8 → binary32 widening of every quant, which is what bounds the binary32-x kernels.
 public static unsafe partial class Gemv
 {
@@ -19,28 +19,30 @@ public static unsafe partial class Gemv
     const int PrefetchAheadX = 16384;
 
     /// <summary>
-    /// Whether the GEMV path at <paramref name="width"/> takes Q8_0 weights with int16-quantized x
+    /// Whether the GEMV path at <paramref name="width"/> takes Q8_0 or Q4_0 weights with int16-quantized x
     /// (<see cref="QuantizedActivationReference"/> is then its specification): 512-bit vectors with
     /// AVX-512BW, whose <c>vpmovsxbw</c> + <c>vpmaddwd</c> give 16 exact int32 partial sums of a block in
     /// two instructions.
     /// </summary>
-    internal static bool QuantizesQ8Activations(SimdWidth width) => width == SimdWidth.V512 && Avx512BW.IsSupported;
+    internal static bool QuantizesActivations(SimdWidth width, DType weights)
+        => width == SimdWidth.V512 && Avx512BW.IsSupported && weights is DType.Q8_0 or DType.Q4_0;
 
     /// <summary>
     /// The quantized-activation reference of the Q8_0 GEMV path: each row of X is cut into blocks of 32,
     /// block b gets dx_b = max|x_b|/32767 and quants round-half-even(x·(1/dx_b)) in int16 (the rounding
     /// llama.cpp's Q8_0 activations use, with 16 bits instead of 8); y = Σ_b dw_b·dx_b·Σ_j qw_j·qx_j in
-    /// binary64. X is (m, K), Y is (m, N), W must be Q8_0.
+    /// binary64. X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
     /// </summary>
     public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default)
     {
-        if (w.DType != DType.Q8_0) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0", nameof(w));
+        if (w.DType is not (DType.Q8_0 or DType.Q4_0)) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0 or Q4_0", nameof(w));
         int n = w.Rows, k = w.Cols, blocks = k / DTypes.Q8BlockSize;
         if ((long)m * k > x.Length) throw new ArgumentException($"GEMV: X needs {(long)m * k} values, got {x.Length}", nameof(x));
         if ((long)m * n > y.Length) throw new ArgumentException($"GEMV: Y needs {(long)m * n} values, got {y.Length}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"GEMV: bias has {bias.Length} values for {n} rows", nameof(bias));
         var q = new short[k];
         var dx = new float[blocks];
+        sbyte* qw = stackalloc sbyte[DTypes.Q8BlockSize];
         for (int i = 0; i < m; i++)
         {
             fixed (float* px = x.Slice(i * k, k))
@@ -49,17 +51,32 @@ public static unsafe partial class Gemv
                 QuantizeXReference(px, blocks, pq, pd);
             for (int j = 0; j < n; j++)
             {
-                var row = (BlockQ8_0*)w.Row(j);
+                byte* row = w.Row(j);
                 double s = 0;
                 for (int b = 0; b < blocks; b++)
                 {
+                    ushort dw = BlockQuants(w.DType, row, b, qw);
                     long dot = 0;
-                    for (int t = 0; t < DTypes.Q8BlockSize; t++) dot += row[b].Qs[t] * q[b * DTypes.Q8BlockSize + t];
-                    s += (double)Widen.Half(row[b].D) * dx[b] * dot;
+                    for (int t = 0; t < DTypes.Q8BlockSize; t++) dot += qw[t] * q[b * DTypes.Q8BlockSize + t];
+                    s += (double)Widen.Half(dw) * dx[b] * dot;
                 }
                 y[i * n + j] = (float)(s + (bias.IsEmpty ? 0 : bias[j]));
             }
         }
+    }
+
+    // Block b of a Q8_0 or Q4_0 row: its 32 signed quants into q, its binary16 scale returned.
+    static ushort BlockQuants(DType dtype, byte* row, int b, sbyte* q)
+    {
+        if (dtype == DType.Q8_0)
+        {
+            var blk = (BlockQ8_0*)row + b;
+            for (int t = 0; t < DTypes.Q8BlockSize; t++) q[t] = blk->Qs[t];
+            return blk->D;
+        }
+        var b4 = (BlockQ4_0*)row + b;
+        Q4.UnpackReference(b4, q);
+        return b4->D;
     }
 
     // Scalar twin of QuantizeX (and its specification).
@@ -99,45 +116,77 @@ public static unsafe partial class Gemv
         }
     }
 
-    // One block of 32 int8 weights against 32 int16 x: 16 int32 pair sums (|sum| ≤ 2·127·32767, and
-    // the block's 16 lanes total ≤ 32·127·32767 < 2³¹, so nothing overflows), as binary32.
+    // One block of 32 weight quants (as int16) against 32 int16 x: 16 int32 pair sums (|sum| ≤ 2·127·32767,
+    // and the block's 16 lanes total ≤ 32·127·32767 < 2³¹, so nothing overflows), as binary32.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> BlockDot(Vector512<short> w, short* xq)
         => Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(w, Vector512.Load(xq)));
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<short> WidenQ(BlockQ8_0* blk) => Avx512BW.ConvertToVector512Int16(Vector256.Load(blk->Qs));
+    // A quantized block format for the int16-x kernels: its size, its binary16 scale, and its 32 quants
+    // widened to int16 in element order.
+    internal interface IQuantBlock
+    {
+        static abstract int Bytes { get; }
+        static abstract ushort Scale(byte* block);
+        static abstract Vector512<short> Quants(byte* block);
+    }
+
+    internal readonly struct Q8Block : IQuantBlock
+    {
+        public static int Bytes => DTypes.Q8BlockBytes;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ushort Scale(byte* block) => ((BlockQ8_0*)block)->D;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<short> Quants(byte* block) => Avx512BW.ConvertToVector512Int16(Vector256.Load(((BlockQ8_0*)block)->Qs));
+    }
+
+    // Low nibbles are values 0–15 and high nibbles 16–31, so [low | high] zero-extended is the block in
+    // order; minus 8 gives the signed quants.
+    internal readonly struct Q4Block : IQuantBlock
+    {
+        public static int Bytes => DTypes.Q4BlockBytes;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ushort Scale(byte* block) => ((BlockQ4_0*)block)->D;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<short> Quants(byte* block)
+        {
+            var b = Vector128.Load(((BlockQ4_0*)block)->Qs);
+            var mask = Vector128.Create((byte)0x0F);
+            var nibbles = Vector256.Create(b & mask, Vector128.ShiftRightLogical(b, 4) & mask);
+            return Avx512BW.ConvertToVector512Int16(nibbles).AsInt16() - Vector512.Create((short)8);
+        }
+    }
 
     // Batch 1: per block the 16 pair sums times dw·dx into one of two accumulators (alternate blocks).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotQ8X(BlockQ8_0* row, short* xq, float* dx, int blocks, float* table)
+    internal static float DotX<TB>(byte* row, short* xq, float* dx, int blocks, float* table) where TB : IQuantBlock
     {
         Vector512<float> a0 = default, a1 = default;
-        int b = 0;
-        for (; b + 2 <= blocks; b += 2, row += 2, xq += 64)
+        int b = 0, size = TB.Bytes;
+        for (; b + 2 <= blocks; b += 2, row += 2 * size, xq += 64)
         {
-            Sse.Prefetch1((byte*)row + PrefetchAheadX);
-            a0 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row), xq), Vector512.Create(table[row[0].D] * dx[b]), a0);
-            a1 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row + 1), xq + 32), Vector512.Create(table[row[1].D] * dx[b + 1]), a1);
+            Sse.Prefetch1(row + PrefetchAheadX);
+            a0 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(row), xq), Vector512.Create(table[TB.Scale(row)] * dx[b]), a0);
+            a1 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(row + size), xq + 32), Vector512.Create(table[TB.Scale(row + size)] * dx[b + 1]), a1);
         }
-        if (b < blocks) a0 = Vector512.FusedMultiplyAdd(BlockDot(WidenQ(row), xq), Vector512.Create(table[row[0].D] * dx[b]), a0);
+        if (b < blocks) a0 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(row), xq), Vector512.Create(table[TB.Scale(row)] * dx[b]), a0);
         return Vector512.Sum(a0 + a1);
     }
 
     // m ≤ Group X rows (k·… apart in xq, blocks apart in dx) against one weight row: each block widened once.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void DotQ8RowsX(BlockQ8_0* row, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums)
+    internal static void DotRowsX<TB>(byte* row, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums) where TB : IQuantBlock
     {
         if (m == 1)
         {
-            sums[0] = DotQ8X(row, xq, dx, blocks, table);
+            sums[0] = DotX<TB>(row, xq, dx, blocks, table);
             return;
         }
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < blocks; b++, row++, xq += 32)
+        for (int b = 0; b < blocks; b++, row += TB.Bytes, xq += 32)
         {
-            var q = WidenQ(row);
-            float d = table[row->D];
+            var q = TB.Quants(row);
+            float d = table[TB.Scale(row)];
             a0 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * dx[b]), a0);
             a1 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * dx[blocks + b]), a1);
             if (m > 2) a2 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * dx[2 * blocks + b]), a2);
@@ -149,40 +198,41 @@ public static unsafe partial class Gemv
         if (m > 3) sums[3] = Vector512.Sum(a3);
     }
 
-    // Tile4Q8 on int16 x: 4 weight rows × m ≤ 4 X rows; sums[r·4 + s] = W_s · X_r.
+    // Tile4 on int16 x: 4 weight rows × m ≤ 4 X rows; sums[r·4 + s] = W_s · X_r.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Tile4Q8X(BlockQ8_0* w0, BlockQ8_0* w1, BlockQ8_0* w2, BlockQ8_0* w3, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums)
+    internal static void Tile4X<TB>(byte* w0, byte* w1, byte* w2, byte* w3, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums) where TB : IQuantBlock
     {
         Vector512<float> a00 = default; Vector512<float> a01 = default; Vector512<float> a02 = default; Vector512<float> a03 = default;
         Vector512<float> a10 = default; Vector512<float> a11 = default; Vector512<float> a12 = default; Vector512<float> a13 = default;
         Vector512<float> a20 = default; Vector512<float> a21 = default; Vector512<float> a22 = default; Vector512<float> a23 = default;
         Vector512<float> a30 = default; Vector512<float> a31 = default; Vector512<float> a32 = default; Vector512<float> a33 = default;
-        for (int b = 0; b < blocks; b++, xq += 32)
+        int size = TB.Bytes;
+        for (int b = 0; b < blocks; b++, xq += 32, w0 += size, w1 += size, w2 += size, w3 += size)
         {
             float d0 = dx[b], d1 = m > 1 ? dx[blocks + b] : 0, d2 = m > 2 ? dx[2 * blocks + b] : 0, d3 = m > 3 ? dx[3 * blocks + b] : 0;
             {
-                var q = WidenQ(w0 + b); float d = table[w0[b].D];
+                var q = TB.Quants(w0); float d = table[TB.Scale(w0)];
                 a00 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a00);
                 if (m > 1) a10 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a10);
                 if (m > 2) a20 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a20);
                 if (m > 3) a30 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a30);
             }
             {
-                var q = WidenQ(w1 + b); float d = table[w1[b].D];
+                var q = TB.Quants(w1); float d = table[TB.Scale(w1)];
                 a01 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a01);
                 if (m > 1) a11 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a11);
                 if (m > 2) a21 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a21);
                 if (m > 3) a31 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a31);
             }
             {
-                var q = WidenQ(w2 + b); float d = table[w2[b].D];
+                var q = TB.Quants(w2); float d = table[TB.Scale(w2)];
                 a02 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a02);
                 if (m > 1) a12 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a12);
                 if (m > 2) a22 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a22);
                 if (m > 3) a32 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 3 * ldx), Vector512.Create(d * d3), a32);
             }
             {
-                var q = WidenQ(w3 + b); float d = table[w3[b].D];
+                var q = TB.Quants(w3); float d = table[TB.Scale(w3)];
                 a03 = Vector512.FusedMultiplyAdd(BlockDot(q, xq), Vector512.Create(d * d0), a03);
                 if (m > 1) a13 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + ldx), Vector512.Create(d * d1), a13);
                 if (m > 2) a23 = Vector512.FusedMultiplyAdd(BlockDot(q, xq + 2 * ldx), Vector512.Create(d * d2), a23);

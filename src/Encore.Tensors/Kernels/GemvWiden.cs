@@ -162,36 +162,51 @@ internal static unsafe class Widen
                 var blk = (BlockQ8_0*)src + p0 / DTypes.Q8BlockSize;
                 float* table = HalfTable;
                 for (int b = 0; b < count / DTypes.Q8BlockSize; b++, blk++)
+                    Block(table[blk->D], blk->Qs, dst + b * DTypes.Q8BlockSize, width);
+                return;
+            }
+            case DType.Q4_0:
+            {
+                var blk = (BlockQ4_0*)src + p0 / DTypes.Q4BlockSize;
+                float* table = HalfTable;
+                sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
+                for (int b = 0; b < count / DTypes.Q4BlockSize; b++, blk++)
                 {
-                    float d = table[blk->D];
-                    sbyte* q = blk->Qs;
-                    float* o = dst + b * DTypes.Q8BlockSize;
-                    int j = 0;
-                    if (width >= SimdWidth.V512)
-                    {
-                        var vd = Vector512.Create(d);
-                        (I8x16(q) * vd).Store(o);
-                        (I8x16(q + 16) * vd).Store(o + 16);
-                        continue;
-                    }
-                    if (width >= SimdWidth.V256)
-                    {
-                        var vd = Vector256.Create(d);
-                        for (; j < 32; j += 8) (I8x8(q + j) * vd).Store(o + j);
-                        continue;
-                    }
-                    if (width >= SimdWidth.V128)
-                    {
-                        var vd = Vector128.Create(d);
-                        for (; j < 32; j += 4) (I8x4(q + j) * vd).Store(o + j);
-                        continue;
-                    }
-                    for (; j < 32; j++) o[j] = d * q[j];
+                    if (width == SimdWidth.Scalar) Q4.UnpackReference(blk, q);
+                    else Q4.Unpack(blk, q);
+                    Block(table[blk->D], q, dst + b * DTypes.Q4BlockSize, width);
                 }
                 return;
             }
             default:
                 throw new InvalidOperationException($"{w.DType} is not a weight dtype");
         }
+    }
+
+    // d·q for the 32 quants of one block, into o.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Block(float d, sbyte* q, float* o, SimdWidth width)
+    {
+        if (width >= SimdWidth.V512)
+        {
+            var vd = Vector512.Create(d);
+            (I8x16(q) * vd).Store(o);
+            (I8x16(q + 16) * vd).Store(o + 16);
+            return;
+        }
+        int j = 0;
+        if (width >= SimdWidth.V256)
+        {
+            var vd = Vector256.Create(d);
+            for (; j < 32; j += 8) (I8x8(q + j) * vd).Store(o + j);
+            return;
+        }
+        if (width >= SimdWidth.V128)
+        {
+            var vd = Vector128.Create(d);
+            for (; j < 32; j += 4) (I8x4(q + j) * vd).Store(o + j);
+            return;
+        }
+        for (; j < 32; j++) o[j] = d * q[j];
     }
 }

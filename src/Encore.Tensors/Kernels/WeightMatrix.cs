@@ -4,8 +4,8 @@ namespace Encore.Tensors.Kernels;
 
 /// <summary>
 /// A read-only weight matrix W of shape (Rows, Cols) = (N out-features, K in-features), row-major
-/// with contiguous rows, in any weight dtype: F32, BF16, F16 (2-byte bit patterns) or Q8_0 (Cols a
-/// multiple of 32, each row Cols/32 blocks). This is the layout of a PyTorch <c>nn.Linear</c> weight
+/// with contiguous rows, in any weight dtype: F32, BF16, F16 (2-byte bit patterns), Q8_0 or Q4_0
+/// (Cols a multiple of 32, each row Cols/32 blocks). This is the layout of a PyTorch <c>nn.Linear</c> weight
 /// and of a GGUF/safetensors tensor, so checkpoints are used as they are stored.
 /// </summary>
 public readonly unsafe struct WeightMatrix
@@ -16,8 +16,8 @@ public readonly unsafe struct WeightMatrix
         if (dtype == DType.I32) throw new ArgumentException("I32 is not a weight dtype", nameof(dtype));
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        if (dtype == DType.Q8_0 && cols % DTypes.Q8BlockSize != 0)
-            throw new ArgumentException($"Q8_0 weights need Cols to be a multiple of 32, got {cols}", nameof(cols));
+        if (dtype.IsBlocked() && cols % dtype.BlockSize() != 0)
+            throw new ArgumentException($"{dtype.Name()} weights need Cols to be a multiple of {dtype.BlockSize()}, got {cols}", nameof(cols));
         DType = dtype;
         Data = (byte*)data;
         Rows = rows;
@@ -70,6 +70,7 @@ public readonly unsafe struct WeightMatrix
                 for (int j = 0; j < Cols; j++) dst[j] = Half16.ToSingle(((ushort*)p)[j]);
                 break;
             case DType.Q8_0: Q8.Dequantize(new ReadOnlySpan<BlockQ8_0>(p, Cols / DTypes.Q8BlockSize), dst); break;
+            case DType.Q4_0: Q4.Dequantize(new ReadOnlySpan<BlockQ4_0>(p, Cols / DTypes.Q4BlockSize), dst); break;
             default: throw new InvalidOperationException();
         }
     }

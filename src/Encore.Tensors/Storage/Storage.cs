@@ -61,3 +61,39 @@ public abstract unsafe class TensorStorage
     /// </summary>
     protected abstract void Free(bool finalizing);
 }
+
+/// <summary>
+/// A byte range of another storage, holding one reference to it: lets a tensor start at any byte
+/// (block formats whose blocks are 18 or 34 bytes long rarely start at a multiple of their block size
+/// inside a file).
+/// </summary>
+public sealed unsafe class SubStorage : TensorStorage
+{
+    readonly TensorStorage _parent;
+
+    SubStorage(TensorStorage parent, long offset, long length)
+        : base(parent.Pointer + offset, length, parent.IsReadOnly)
+    {
+        _parent = parent;
+    }
+
+    /// <summary>
+    /// Bytes [<paramref name="offset"/>, <paramref name="offset"/> + <paramref name="length"/>) of
+    /// <paramref name="parent"/>; the parent stays alive until this storage is released.
+    /// </summary>
+    public static SubStorage Of(TensorStorage parent, long offset, long length)
+    {
+        ArgumentNullException.ThrowIfNull(parent);
+        if (offset < 0 || length < 0 || offset > parent.ByteLength - length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{length} bytes at offset {offset} lie outside the storage ({parent.ByteLength} bytes)");
+        parent.AddRef();
+        return new SubStorage(parent, offset, length);
+    }
+
+    /// <inheritdoc/>
+    protected override void Free(bool finalizing)
+    {
+        // On the finalizer thread the parent may be finalized already; its own finalizer frees it then.
+        if (!finalizing) _parent.Release();
+    }
+}

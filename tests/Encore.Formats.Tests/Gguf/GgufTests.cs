@@ -205,8 +205,10 @@ public sealed class GgufTests : IDisposable
         AssertData(r, output, embed.Select(x => x / MathF.Sqrt(16)).ToArray(), 16);
     }
 
-    [Fact]
-    public void Q8_0_matrices_hold_ggml_blocks()
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void Quantized_matrices_hold_ggml_blocks(GgmlType type)
     {
         var config = Presets.Get("tiny-decoder") with
         {
@@ -214,17 +216,30 @@ public sealed class GgufTests : IDisposable
             EncoderPositions = new PositionConfig { Kind = PositionKind.None }, BosTokenId = 1, EosTokenId = 2,
         };
         using var model = LanguageModel.Create(config, seed: 3);
-        var path = Temp("q8.gguf");
-        GgufExport.Write(model, null, path, new GgufExportOptions { Matrices = GgmlType.Q8_0 });
+        var path = Temp("q.gguf");
+        GgufExport.Write(model, null, path, new GgufExportOptions { Matrices = type });
         var r = GgufReader.Open(path);
         var up = r.Tensor("blk.2.ffn_up.weight")!;
-        Assert.Equal(GgmlType.Q8_0, up.Type);
+        Assert.Equal(type, up.Type);
         Assert.Equal(new long[] { 32, 64 }, up.Ne);
-        var blocks = new BlockQ8_0[64];
-        Q8.Quantize(model.Parameters["decoder.layers.2.mlp.up_proj.weight"].Value.ToFloatArray(), blocks);
-        Assert.Equal(MemoryMarshal.AsBytes(blocks.AsSpan()).ToArray(), r.ReadTensorBytes(up));
+        var values = model.Parameters["decoder.layers.2.mlp.up_proj.weight"].Value.ToFloatArray();
+        byte[] expected;
+        if (type == GgmlType.Q8_0)
+        {
+            var blocks = new BlockQ8_0[64];
+            Q8.Quantize(values, blocks);
+            expected = MemoryMarshal.AsBytes(blocks.AsSpan()).ToArray();
+        }
+        else
+        {
+            var blocks = new BlockQ4_0[64];
+            Q4.Quantize(values, blocks);
+            expected = MemoryMarshal.AsBytes(blocks.AsSpan()).ToArray();
+        }
+        Assert.Equal(64 * GgufFormat.BlockBytes(type), expected.Length);
+        Assert.Equal(expected, r.ReadTensorBytes(up));
         Assert.Equal(GgmlType.F32, r.Tensor("blk.0.attn_norm.weight")!.Type);
-        Assert.Equal(7u, r["general.file_type"].Value);
+        Assert.Equal(type == GgmlType.Q8_0 ? 7u : 2u, r["general.file_type"].Value);
     }
 
     [Fact]

@@ -18,6 +18,7 @@ public unsafe class EmbeddingTests
             DType.BF16 => MemoryMarshal.AsBytes(values.Select(BFloat16.FromSingle).ToArray().AsSpan()).ToArray(),
             DType.F16 => MemoryMarshal.AsBytes(values.Select(Half16.FromSingle).ToArray().AsSpan()).ToArray(),
             DType.Q8_0 => QuantizeBytes(values),
+            DType.Q4_0 => Quantize4Bytes(values),
             _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
         };
         var pin = GCHandle.Alloc(bytes, GCHandleType.Pinned);
@@ -28,6 +29,13 @@ public unsafe class EmbeddingTests
     {
         var blocks = new BlockQ8_0[values.Length / 32];
         Q8.Quantize(values, blocks);
+        return MemoryMarshal.AsBytes(blocks.AsSpan()).ToArray();
+    }
+
+    static byte[] Quantize4Bytes(float[] values)
+    {
+        var blocks = new BlockQ4_0[values.Length / 32];
+        Q4.Quantize(values, blocks);
         return MemoryMarshal.AsBytes(blocks.AsSpan()).ToArray();
     }
 
@@ -63,7 +71,7 @@ public unsafe class EmbeddingTests
         var rng = new Random(51);
         foreach (int d in new[] { 32, 64, 96, 160, 256 })
         {
-            foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16, DType.Q8_0 })
+            foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0 })
             {
                 int v = 7;
                 var values = Random(rng, v * d, 3);
@@ -77,6 +85,7 @@ public unsafe class EmbeddingTests
                     Embedding.GatherReference(w, ids, expected);
                     if (dtype == DType.F32) Assert.Equal(values.AsSpan(ids[0] * d, d).ToArray(), expected.AsSpan(0, d).ToArray());
                     if (dtype == DType.Q8_0) Near(values.AsSpan(ids[0] * d, d), expected.AsSpan(0, d), 3f / 127, 0, "Q8 error bound");
+                    if (dtype == DType.Q4_0) Near(values.AsSpan(ids[0] * d, d), expected.AsSpan(0, d), 3f / 8 * 1.001f, 0, "Q4 error bound");
                     foreach (var width in Simd.Supported)
                     {
                         var dst = new float[expected.Length];

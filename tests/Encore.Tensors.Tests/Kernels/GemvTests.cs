@@ -9,7 +9,7 @@ namespace Encore.Tensors.Tests.Kernels;
 [Trait("Category", "Kernels")]
 public unsafe class GemvTests
 {
-    static readonly DType[] WeightTypes = { DType.F32, DType.BF16, DType.F16, DType.Q8_0 };
+    static readonly DType[] WeightTypes = { DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0 };
     static readonly KernelPool OneThread = new(1);
     static readonly KernelPool ThreeThreads = new(3);
 
@@ -30,14 +30,15 @@ public unsafe class GemvTests
             case DType.BF16: BFloat16.FromSingle(values, MemoryMarshal.Cast<byte, ushort>(buf.AsSpan())); break;
             case DType.F16: Half16.FromSingle(values, MemoryMarshal.Cast<byte, ushort>(buf.AsSpan())); break;
             case DType.Q8_0: Q8.Quantize(values, Q8.AsBlocks(buf)); break;
+            case DType.Q4_0: Q4.Quantize(values, MemoryMarshal.Cast<byte, BlockQ4_0>(buf.AsSpan())); break;
         }
         return buf;
     }
 
-    // Whether Gemm.Linear at this width sends Q8_0 weights to the GEMV path with int16-quantized x, whose
+    // Whether Gemm.Linear at this width sends Q8_0/Q4_0 weights to the GEMV path with int16-quantized x, whose
     // specification is then Gemv.QuantizedActivationReference rather than Gemm.LinearReference.
     static bool QuantizedX(DType dt, int m, SimdWidth width)
-        => dt == DType.Q8_0 && m <= Gemv.LinearRows(width) && Gemv.QuantizesQ8Activations(width);
+        => m <= Gemv.LinearRows(width) && Gemv.QuantizesActivations(width, dt);
 
     // |y - ref| ≤ 1e-5·Σ|x·w| + 1e-6, with w the widened weights (the reference's own inputs); ref is the
     // quantized-activation reference when quantizedX.
@@ -94,6 +95,20 @@ public unsafe class GemvTests
                 Assert.Equal(-8f, y[0], 0.01f);
             }
         }
+        // Q4_0: the same row has max |w| = 8 at j = 0 (w = −8), so d = −8/−8 = 1 and every w = j/2 − 8
+        // lands on q = trunc(w + 8.5) clamped to 15, value q − 8: Σ_j of those is exact.
+        float q4sum = 0;
+        for (int j = 0; j < 32; j++) q4sum += Math.Min(15, (int)MathF.Truncate(wq[j] + 8.5f)) - 8;
+        fixed (byte* p = Encode(DType.Q4_0, wq, 1, 32))
+        {
+            foreach (var width in Simd.Supported)
+            {
+                using var _ = Simd.Override(width);
+                var y = new float[1];
+                Gemv.Multiply(new WeightMatrix(DType.Q4_0, p, 1, 32), Enumerable.Repeat(1f, 32).ToArray(), y);
+                Assert.Equal(q4sum, y[0], 0.01f);
+            }
+        }
     }
 
     [Fact]
@@ -110,7 +125,7 @@ public unsafe class GemvTests
             {
                 int n = ns[rnd.Next(ns.Length)];
                 int k = ks[rnd.Next(ks.Length)];
-                if (dt == DType.Q8_0) k = Math.Max(32, k / 32 * 32);
+                if (dt.IsBlocked()) k = Math.Max(32, k / 32 * 32);
                 var wf = RandomArray(rnd, n * k);
                 var x = RandomArray(rnd, m * k);
                 var bias = rnd.Next(2) == 0 ? Array.Empty<float>() : RandomArray(rnd, n);
@@ -142,7 +157,7 @@ public unsafe class GemvTests
         var rnd = new Random(21);
         foreach (var dt in WeightTypes)
         {
-            int[] ks = dt == DType.Q8_0 ? new[] { 32, 64, 96, 160 } : new[] { 1, 8, 15, 24, 40, 47, 100 };
+            int[] ks = dt.IsBlocked() ? new[] { 32, 64, 96, 160 } : new[] { 1, 8, 15, 24, 40, 47, 100 };
             foreach (int k in ks)
             {
                 int n = 3 + rnd.Next(5);
@@ -208,7 +223,7 @@ public unsafe class GemvTests
         {
             foreach (int k0 in ks)
             {
-                int k = dt == DType.Q8_0 ? (k0 + 31) / 32 * 32 : k0;
+                int k = dt.IsBlocked() ? (k0 + 31) / 32 * 32 : k0;
                 int n = 1 + rnd.Next(40);
                 var wf = RandomArray(rnd, n * k);
                 var x = RandomArray(rnd, k);
@@ -233,7 +248,7 @@ public unsafe class GemvTests
     {
         public FactWithQ8ActivationQuantizerAttribute()
         {
-            if (!Gemv.QuantizesQ8Activations(SimdWidth.V512) || !Simd.Supported.Contains(SimdWidth.V512))
+            if (!Gemv.QuantizesActivations(SimdWidth.V512, DType.Q8_0) || !Simd.Supported.Contains(SimdWidth.V512))
                 Skip = "this CPU has no AVX-512BW, so the activation quantizer has no vector form to compare";
         }
     }
@@ -276,9 +291,10 @@ public unsafe class GemvTests
         int n = 37, k = 4096, blocks = k / 32;
         var wf = RandomArray(rnd, n * k);
         double worstRelative = 0;
-        fixed (byte* p = Encode(DType.Q8_0, wf, n, k))
+        foreach (var dt in new[] { DType.Q8_0, DType.Q4_0 })
+        fixed (byte* p = Encode(dt, wf, n, k))
         {
-            var w = new WeightMatrix(DType.Q8_0, p, n, k);
+            var w = new WeightMatrix(dt, p, n, k);
             foreach (int m in new[] { 1, 3, 16 })
             {
                 var x = RandomArray(rnd, m * k);
@@ -310,7 +326,7 @@ public unsafe class GemvTests
                                 bound += (0.5 + 1.0 / 256) * (amax / 32767f) * wsum;
                             }
                             double err = Math.Abs((double)y[i * n + j] - exact[i * n + j]);
-                            Assert.True(err <= bound + 1e-5 * mag + 1e-6, $"{width} m={m} Y[{i},{j}]: |{y[i * n + j]} − {exact[i * n + j]}| = {err:E3} > {bound:E3} + 1e-5·{mag:E3}");
+                            Assert.True(err <= bound + 1e-5 * mag + 1e-6, $"{dt} {width} m={m} Y[{i},{j}]: |{y[i * n + j]} − {exact[i * n + j]}| = {err:E3} > {bound:E3} + 1e-5·{mag:E3}");
                             worstRelative = Math.Max(worstRelative, err / mag);
                         }
                     }
