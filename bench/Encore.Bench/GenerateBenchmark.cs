@@ -29,7 +29,7 @@ public sealed record GenerateBenchmarkOptions
         if (Batches.Count == 0 || Batches.Any(b => b is < 1 or > 256)) throw new ArgumentException("batch sizes must be between 1 and 256");
         if (InputLength is < 1 or > 32768) throw new ArgumentException($"--input-length must be between 1 and 32768, got {InputLength}");
         if (NewTokens is < 2 or > 4096) throw new ArgumentException($"--new-tokens must be between 2 and 4096, got {NewTokens}");
-        if (Weights == DType.I32) throw new ArgumentException("weights must be f32, bf16, f16 or q8_0");
+        if (Weights == DType.I32) throw new ArgumentException("weights must be f32, bf16, f16, q8_0 or q4_0");
         if (Runs is < 1 or > 100) throw new ArgumentException($"--runs must be between 1 and 100, got {Runs}");
     }
 }

@@ -27,7 +27,7 @@ public sealed record PeersBenchmarkOptions
     /// <summary>Tokens generated (greedy, no early stop). Default 64.</summary>
     public int NewTokens { get; init; } = 64;
     /// <summary>Weight types: f32 and/or q8_0. Default both.</summary>
-    public IReadOnlyList<DType> Weights { get; init; } = [DType.F32, DType.Q8_0];
+    public IReadOnlyList<DType> Weights { get; init; } = [DType.F32, DType.Q8_0, DType.Q4_0];
     /// <summary>Timed runs per figure after one warm-up; figures are medians. Default 5.</summary>
     public int Runs { get; init; } = 5;
     /// <summary>Threads of every engine. Default 2.</summary>
@@ -36,7 +36,7 @@ public sealed record PeersBenchmarkOptions
     public string? WorkDirectory { get; init; }
     /// <summary>Run llama.cpp. Default true.</summary>
     public bool LlamaCpp { get; init; } = true;
-    /// <summary>Run PyTorch (f32 only: it has no Q8_0 kernels). Default true.</summary>
+    /// <summary>Run PyTorch (f32 only: it has no Q8_0 or Q4_0 kernels). Default true.</summary>
     public bool Torch { get; init; } = true;
     /// <summary>Python interpreter for the PyTorch peer (default: see <see cref="PythonPeer.Interpreters"/>).</summary>
     public string? Python { get; init; }
@@ -48,7 +48,7 @@ public sealed record PeersBenchmarkOptions
         foreach (var m in Models) PeerModels.Config(m);
         if (InputLengths.Count == 0 || InputLengths.Any(l => l is < 1 or > 16384)) throw new ArgumentException("input lengths must be between 1 and 16384");
         if (NewTokens is < 2 or > 1024) throw new ArgumentException($"--new-tokens must be between 2 and 1024, got {NewTokens}");
-        if (Weights.Count == 0 || Weights.Any(w => w is not (DType.F32 or DType.Q8_0))) throw new ArgumentException("weights must be f32 and/or q8_0");
+        if (Weights.Count == 0 || Weights.Any(w => w is not (DType.F32 or DType.Q8_0 or DType.Q4_0))) throw new ArgumentException("weights must be f32, q8_0 and/or q4_0");
         if (Runs is < 1 or > 100) throw new ArgumentException($"--runs must be between 1 and 100, got {Runs}");
         if (Threads is < 1 or > 1024) throw new ArgumentException($"--threads must be between 1 and 1024, got {Threads}");
     }
@@ -116,7 +116,7 @@ public static class PeersBenchmark
                 foreach (var w in o.Weights)
                 {
                     ggufs[w] = Path.Combine(dir, $"model-{w.Name()}.gguf");
-                    GgufExport.Write(model, null, ggufs[w], new GgufExportOptions { Matrices = w == DType.Q8_0 ? GgmlType.Q8_0 : GgmlType.F32, Name = name });
+                    GgufExport.Write(model, null, ggufs[w], new GgufExportOptions { Matrices = w switch { DType.Q8_0 => GgmlType.Q8_0, DType.Q4_0 => GgmlType.Q4_0, _ => GgmlType.F32 }, Name = name });
                 }
             }
             else if (o.LlamaCpp || o.Torch)
@@ -128,9 +128,15 @@ public static class PeersBenchmark
             var encore = new Dictionary<(DType, int), PeerFigure>();
             var llamaFigures = new List<PeerFigure>();
             bool llama = o.LlamaCpp && peers;
+            // Conversion is in place and lossy: f32 goes first, and every quantized type starts from the f32
+            // weights (as its GGUF file did), not from another quantization.
+            var f32 = o.Weights.Count(w => w != DType.F32) > 1
+                ? model.Parameters.All.Where(p => model.Parameters.MayStayCompact(p.Name)).ToDictionary(p => p.Name, p => p.Value.Clone())
+                : null;
             foreach (var w in o.Weights.OrderBy(w => w == DType.F32 ? 0 : 1))
             {
-                // In place and lossy, so f32 goes first.
+                if (f32 != null)
+                    foreach (var (n, t) in f32) model.Parameters.Assign(n, t.Clone());
                 model.ConvertWeights(w);
                 foreach (var length in o.InputLengths)
                 {
@@ -173,6 +179,7 @@ public static class PeersBenchmark
                     }
                 }
             }
+            if (f32 != null) foreach (var t in f32.Values) t.Dispose();
             figures.AddRange(llamaFigures);
             if (o.Torch && peers && o.Weights.Contains(DType.F32))
             {

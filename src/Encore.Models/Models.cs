@@ -13,11 +13,11 @@ public abstract class LanguageModel : IDisposable
     /// <summary>Untied LM head parameter name.</summary>
     public const string LmHead = "lm_head.weight";
 
-    private protected LanguageModel(ModelConfig config, ulong seed)
+    private protected LanguageModel(ModelConfig config, ParameterSet parameters)
     {
         Config = config.Validate();
         ModelMemory.EnsureFits(Config);
-        Parameters = new ParameterSet(seed);
+        Parameters = parameters;
         // Rows start at unit RMS when a tied head rescales by D^-0.5 (T5's initializer, factor 1.0),
         // else at norm 1; both give logits of unit scale at initialization.
         float std = config.TieEmbeddings && config.ScaleTiedLogits ? 1f : 1.0f / MathF.Sqrt(config.DModel);
@@ -87,13 +87,34 @@ public abstract class LanguageModel : IDisposable
     }
 
     /// <summary>Builds the model family of <paramref name="config"/>.</summary>
-    public static LanguageModel Create(ModelConfig config, ulong seed = 0) => config.Family switch
+    public static LanguageModel Create(ModelConfig config, ulong seed = 0) => Create(config, new ParameterSet(seed));
+
+    /// <summary>
+    /// A model whose parameters are allocated but not yet initialized, for a loader that assigns most of
+    /// them: it then calls <see cref="ParameterSet.InitializeRemaining"/>, which gives every parameter not
+    /// assigned the values <see cref="Create(ModelConfig, ulong)"/> would have (seed 0). Skips writing
+    /// hundreds of megabytes of random values that the checkpoint replaces.
+    /// </summary>
+    public static LanguageModel CreateForLoading(ModelConfig config) => Create(config, new ParameterSet(0, deferInitialization: true));
+
+    static LanguageModel Create(ModelConfig config, ParameterSet parameters)
     {
-        ModelFamily.EncoderDecoder => new EncoderDecoderModel(config, seed),
-        ModelFamily.DecoderOnly => new DecoderOnlyModel(config, seed),
-        ModelFamily.EncoderOnly => new EncoderOnlyModel(config, seed),
-        _ => throw new ArgumentException($"unknown family {config.Family}"),
-    };
+        try
+        {
+            return config.Family switch
+            {
+                ModelFamily.EncoderDecoder => new EncoderDecoderModel(config, parameters),
+                ModelFamily.DecoderOnly => new DecoderOnlyModel(config, parameters),
+                ModelFamily.EncoderOnly => new EncoderOnlyModel(config, parameters),
+                _ => throw new ArgumentException($"unknown family {config.Family}"),
+            };
+        }
+        catch
+        {
+            parameters.Dispose();
+            throw;
+        }
+    }
 }
 
 /// <summary>
@@ -104,7 +125,11 @@ public abstract class LanguageModel : IDisposable
 public sealed class EncoderDecoderModel : LanguageModel
 {
     /// <summary>Builds a randomly initialized model (seeded).</summary>
-    public EncoderDecoderModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.EncoderDecoder }, seed)
+    public EncoderDecoderModel(ModelConfig config, ulong seed = 0) : this(config, new ParameterSet(seed))
+    {
+    }
+
+    internal EncoderDecoderModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.EncoderDecoder }, parameters)
     {
         Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false);
         Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true);
@@ -161,7 +186,11 @@ public sealed class EncoderDecoderModel : LanguageModel
 public sealed class DecoderOnlyModel : LanguageModel
 {
     /// <summary>Builds a randomly initialized model (seeded).</summary>
-    public DecoderOnlyModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.DecoderOnly, EncoderLayers = 0 }, seed)
+    public DecoderOnlyModel(ModelConfig config, ulong seed = 0) : this(config, new ParameterSet(seed))
+    {
+    }
+
+    internal DecoderOnlyModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.DecoderOnly, EncoderLayers = 0 }, parameters)
     {
         Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: false);
         CreateHead();
@@ -209,7 +238,11 @@ public sealed class EncoderOnlyModel : LanguageModel
     readonly NormLayer _mlmNorm;
 
     /// <summary>Builds a randomly initialized model (seeded).</summary>
-    public EncoderOnlyModel(ModelConfig config, ulong seed = 0) : base(config with { Family = ModelFamily.EncoderOnly, DecoderLayers = 0 }, seed)
+    public EncoderOnlyModel(ModelConfig config, ulong seed = 0) : this(config, new ParameterSet(seed))
+    {
+    }
+
+    internal EncoderOnlyModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.EncoderOnly, DecoderLayers = 0 }, parameters)
     {
         if (Config.TypeVocabSize > 0) Parameters.Create(TokenTypes, [Config.TypeVocabSize, Config.DModel], ParameterSet.Init.Normal);
         if (Config.EmbeddingNorm) _embedNorm = new NormLayer(Parameters, "embed_norm", Config.DModel, Config.Norm, Config.NormEps);

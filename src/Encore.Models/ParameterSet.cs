@@ -14,9 +14,30 @@ public sealed class ParameterSet : IDisposable
     readonly List<Parameter> _ordered = [];
     readonly HashSet<string> _f32Tables = new(StringComparer.Ordinal);
     readonly ulong _seed;
+    readonly Dictionary<string, (Init Init, float Std)> _pending = new(StringComparer.Ordinal);
+    bool _defer;
 
-    /// <summary>An empty set whose new parameters are initialized from <paramref name="seed"/>.</summary>
-    public ParameterSet(ulong seed = 0) => _seed = seed;
+    /// <summary>
+    /// An empty set whose new parameters are initialized from <paramref name="seed"/>; with
+    /// <paramref name="deferInitialization"/>, they are allocated untouched until
+    /// <see cref="InitializeRemaining"/> (those assigned before then never are).
+    /// </summary>
+    public ParameterSet(ulong seed = 0, bool deferInitialization = false)
+    {
+        _seed = seed;
+        _defer = deferInitialization;
+    }
+
+    /// <summary>
+    /// Initializes the parameters registered under deferred initialization that have not been assigned
+    /// since, exactly as a set without deferral would have, and ends the deferral.
+    /// </summary>
+    public void InitializeRemaining()
+    {
+        foreach (var (name, (init, std)) in _pending) Fill(_byName[name].Value.AsSpan<float>(), init, std, name);
+        _pending.Clear();
+        _defer = false;
+    }
 
     /// <summary>Parameters in registration order.</summary>
     public IReadOnlyList<Parameter> All => _ordered;
@@ -47,17 +68,22 @@ public sealed class ParameterSet : IDisposable
     {
         if (_byName.ContainsKey(name)) throw new InvalidOperationException($"parameter '{name}' is registered twice");
         var t = Tensor.Empty(DType.F32, shape);
-        var s = t.AsSpan<float>();
+        if (_defer) _pending[name] = (init, std);
+        else Fill(t.AsSpan<float>(), init, std, name);
+        var p = new Parameter(name, t);
+        _byName[name] = p;
+        _ordered.Add(p);
+        return p;
+    }
+
+    void Fill(Span<float> s, Init init, float std, string name)
+    {
         switch (init)
         {
             case Init.Ones: s.Fill(1); break;
             case Init.Zeros: s.Clear(); break;
             default: FillNormal(s, std, _seed ^ Hash(name)); break;
         }
-        var p = new Parameter(name, t);
-        _byName[name] = p;
-        _ordered.Add(p);
-        return p;
     }
 
     /// <summary>
@@ -89,6 +115,7 @@ public sealed class ParameterSet : IDisposable
         if (!old.Value.Shape.SequenceEqual(value.Shape))
             throw new ArgumentException($"parameter '{name}': checkpoint shape {value.Describe()} does not match the model's {old.Value.Describe()}");
         var p = new Parameter(name, value, old.Decay);
+        _pending.Remove(name);
         _byName[name] = p;
         _ordered[_ordered.IndexOf(old)] = p;
         old.Dispose();

@@ -59,7 +59,7 @@ public static class Checkpoint
         LanguageModel model;
         try
         {
-            model = LanguageModel.Create(config);
+            model = LanguageModel.CreateForLoading(config);
         }
         catch (ArgumentException e)
         {
@@ -95,6 +95,8 @@ public static class Checkpoint
                     }
                 }
             }
+            // Parameters the architecture does not store (none today, but a family may derive some).
+            model.Parameters.InitializeRemaining();
             return model;
         }
         catch

@@ -33,7 +33,7 @@ internal static partial class BenchCommand
 
     /// <summary>The <c>--weights</c> option: one weight dtype.</summary>
     static Option<string> WeightsOption(DType fallback) =>
-        new("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0 (default {fallback.Name()}).", DefaultValueFactory = _ => fallback.Name() };
+        new("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0, q4_0 (default {fallback.Name()}).", DefaultValueFactory = _ => fallback.Name() };
 
     /// <summary>The <c>--no-peers</c> option of a suite with a PyTorch peer script.</summary>
     static Option<bool> NoPeersOption(string script) => new("--no-peers") { Description = $"Do not run the PyTorch peer ({script})." };
