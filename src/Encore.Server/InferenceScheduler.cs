@@ -56,6 +56,7 @@ public sealed class InferenceScheduler : IDisposable
         _maxQueue = maxQueue;
         Metrics = metrics;
         _decoder = new BatchDecoder(generator, maxRows, contextLength, kvCacheDType);
+        metrics.KvCacheBytes = _decoder.CacheBytes;
         _thread = new Thread(Run) { IsBackground = true, Name = "encore-scheduler" };
         _thread.Start();
     }
