@@ -21,6 +21,8 @@ public sealed record ArchBenchmarkOptions
     public DType Weights { get; init; } = DType.F32;
     /// <summary>Timed runs; figures are medians. Default 3.</summary>
     public int Runs { get; init; } = 3;
+    /// <summary>KV cache storage: f32 or int8. Default f32.</summary>
+    public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
     /// <summary>Where to write the PNG (null: none).</summary>
     public string? Plot { get; init; }
 }
@@ -35,7 +37,11 @@ public sealed record ArchPoint(string Preset, string Family, int InputLength, do
     long CacheBytes, long MemoryBytes, double Gflops);
 
 /// <summary>The result of <c>encore bench arch</c>.</summary>
-public sealed record ArchBenchmarkResult(int NewTokens, string Weights, int Runs, int Threads, MachineReport Machine, IReadOnlyList<ArchPoint> Points, string Markdown);
+public sealed record ArchBenchmarkResult(int NewTokens, string Weights, int Runs, int Threads, MachineReport Machine, IReadOnlyList<ArchPoint> Points, string Markdown)
+{
+    /// <summary>KV cache storage the figures were measured with (f32 or int8).</summary>
+    public string KvCache { get; init; } = "f32";
+}
 
 /// <summary>
 /// The Return of the Encoder comparison (arXiv 2501.16273, Fig. 1 and Table 3): an encoder–decoder
@@ -72,28 +78,28 @@ public static class ArchBenchmark
                     foreach (int batch in o.Batches)
                     {
                         var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(2, config.VocabSize)).ToArray()).ToArray();
-                        GenerationTiming.Measure(model, prompts, o.NewTokens);   // warm-up
+                        GenerationTiming.Measure(model, prompts, o.NewTokens, o.KvCache);   // warm-up
                         var f = new double[o.Runs];
                         var r = new double[o.Runs];
-                        for (int i = 0; i < o.Runs; i++) (f[i], r[i]) = GenerateBenchmark.Timed(model, prompts, o.NewTokens);
+                        for (int i = 0; i < o.Runs; i++) (f[i], r[i]) = GenerateBenchmark.Timed(model, prompts, o.NewTokens, o.KvCache);
                         rates[batch] = MachineProbe.Median(r);
                         if (batch == 1) first = MachineProbe.Median(f);
                     }
-                    long cache = CacheBytes(config, length, o.NewTokens);
+                    long cache = CacheBytes(config, length, o.NewTokens, o.KvCache);
                     points.Add(new ArchPoint(name, config.Family.ToString(), length, first, rates, cache, weightBytes + cache, Flops(config, length, o.NewTokens) / 1e9));
                 }
             }
         }
-        var result = new ArchBenchmarkResult(o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, points, "");
+        var result = new ArchBenchmarkResult(o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, points, "") { KvCache = o.KvCache.Name() };
         result = result with { Markdown = Markdown(result, o) };
         if (o.Plot != null) WritePlot(result, o);
         return result;
     }
 
-    /// <summary>K/V bytes (f32) of one request at the end: decoder self-attention over its positions, plus cross-attention over the source.</summary>
-    public static long CacheBytes(ModelConfig c, int input, int output)
+    /// <summary>K/V bytes of one request at the end, stored as <paramref name="kvCache"/>: decoder self-attention over its positions, plus cross-attention over the source.</summary>
+    public static long CacheBytes(ModelConfig c, int input, int output, KvCacheDType kvCache = KvCacheDType.F32)
     {
-        long perPosition = 2L * c.KvHeads * c.HeadDim * sizeof(float) * c.DecoderLayers;
+        long perPosition = 2L * c.KvHeads * kvCache.VectorBytes(c.HeadDim) * c.DecoderLayers;
         return c.Family == ModelFamily.EncoderDecoder ? perPosition * (output + input) : perPosition * (input + output);
     }
 
@@ -129,7 +135,7 @@ public static class ArchBenchmark
         var ci = CultureInfo.InvariantCulture;
         foreach (var (ed, dec) in o.Pairs)
         {
-            sb.AppendLine(ci, $"#### {ed} vs {dec} ({r.Weights} weights, {r.NewTokens} output tokens, {r.Threads} threads)");
+            sb.AppendLine(ci, $"#### {ed} vs {dec} ({r.Weights} weights, {r.KvCache} KV cache, {r.NewTokens} output tokens, {r.Threads} threads)");
             sb.AppendLine();
             sb.Append("| input | first token enc–dec (s) | first token dec (s) | latency ratio |");
             foreach (int b in o.Batches) sb.Append(ci, $" decode b{b} enc–dec | decode b{b} dec | ratio |");

@@ -20,6 +20,8 @@ public sealed record GenerateBenchmarkOptions
     public DType Weights { get; init; } = DType.BF16;
     /// <summary>Timed runs; figures are medians. Default 3.</summary>
     public int Runs { get; init; } = 3;
+    /// <summary>KV cache storage: f32 or int8. Default f32.</summary>
+    public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
 
     /// <summary>Throws naming the first option out of range.</summary>
     public void Validate()
@@ -30,6 +32,7 @@ public sealed record GenerateBenchmarkOptions
         if (InputLength is < 1 or > 32768) throw new ArgumentException($"--input-length must be between 1 and 32768, got {InputLength}");
         if (NewTokens is < 2 or > 4096) throw new ArgumentException($"--new-tokens must be between 2 and 4096, got {NewTokens}");
         if (Weights == DType.I32) throw new ArgumentException("weights must be f32, bf16, f16, q8_0 or q4_0");
+        if (!Enum.IsDefined(KvCache)) throw new ArgumentException($"--kv-dtype must be f32 or int8, got {(int)KvCache}");
         if (Runs is < 1 or > 100) throw new ArgumentException($"--runs must be between 1 and 100, got {Runs}");
     }
 }
@@ -44,7 +47,11 @@ public sealed record GenerateFigure(string Preset, string Family, long Parameter
     long WeightBytesPerStep, long CacheBytesPerStep, long BytesPerStep, double BoundTokensPerSecond, double? FractionOfBound);
 
 /// <summary>The result of <c>encore bench generate</c>.</summary>
-public sealed record GenerateBenchmarkResult(int InputLength, int NewTokens, string Weights, int Runs, int Threads, MachineReport Machine, IReadOnlyList<GenerateFigure> Figures);
+public sealed record GenerateBenchmarkResult(int InputLength, int NewTokens, string Weights, int Runs, int Threads, MachineReport Machine, IReadOnlyList<GenerateFigure> Figures)
+{
+    /// <summary>KV cache storage the figures were measured with (f32 or int8).</summary>
+    public string KvCache { get; init; } = "f32";
+}
 
 /// <summary>
 /// First-token latency and decode throughput of greedy generation with random weights in a chosen
@@ -71,11 +78,11 @@ public static class GenerateBenchmark
             {
                 var prompts = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, o.InputLength).Select(_ => rng.Next(2, config.VocabSize)).ToArray()).ToArray();
                 progress?.Invoke($"{name}: batch {batch}, {o.InputLength} in, {o.NewTokens} out");
-                GenerationTiming.Measure(model, prompts, o.NewTokens);   // warm-up
+                GenerationTiming.Measure(model, prompts, o.NewTokens, o.KvCache);   // warm-up
                 var first = new double[o.Runs];
                 var rate = new double[o.Runs];
-                for (int r = 0; r < o.Runs; r++) (first[r], rate[r]) = Timed(model, prompts, o.NewTokens);
-                var (weights, cache) = BytesPerStep(model, o.InputLength, o.NewTokens, o.Weights);
+                for (int r = 0; r < o.Runs; r++) (first[r], rate[r]) = Timed(model, prompts, o.NewTokens, o.KvCache);
+                var (weights, cache) = BytesPerStep(model, o.InputLength, o.NewTokens, o.Weights, o.KvCache);
                 long bytes = weights + cache;
                 double bound = machine.ReadGBPerSecond * 1e9 / bytes;
                 double decode = MachineProbe.Median(rate);
@@ -83,13 +90,16 @@ public static class GenerateBenchmark
                     weights, cache, bytes, bound, batch == 1 ? decode / bound : null));
             }
         }
-        return new GenerateBenchmarkResult(o.InputLength, o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, figures);
+        return new GenerateBenchmarkResult(o.InputLength, o.NewTokens, o.Weights.Name(), o.Runs, Tensors.Threading.KernelPool.Default.ThreadCount, machine, figures)
+        {
+            KvCache = o.KvCache.Name(),
+        };
     }
 
     /// <summary>First-token seconds and decode tokens per second of one <see cref="GenerationTiming"/> run.</summary>
-    internal static (double FirstSeconds, double DecodeTokensPerSecond) Timed(LanguageModel model, int[][] prompts, int newTokens)
+    internal static (double FirstSeconds, double DecodeTokensPerSecond) Timed(LanguageModel model, int[][] prompts, int newTokens, KvCacheDType kvCache = KvCacheDType.F32)
     {
-        var t = GenerationTiming.Measure(model, prompts, newTokens);
+        var t = GenerationTiming.Measure(model, prompts, newTokens, kvCache);
         return (t.FirstTokenSeconds, t.DecodeTokensPerSecond);
     }
 
@@ -97,9 +107,9 @@ public static class GenerateBenchmark
     /// Bytes one batch-1 decode step reads: every weight the step multiplies by (for an
     /// encoder–decoder: the decoder, except the cross-attention key/value projections, whose outputs
     /// are cached; the tied or separate LM head), plus the self-attention cache at its mean length
-    /// and the cross-attention cache.
+    /// and the cross-attention cache, stored as <paramref name="kvCache"/>.
     /// </summary>
-    public static (long Weights, long Cache) BytesPerStep(LanguageModel model, int inputLength, int newTokens, DType dtype)
+    public static (long Weights, long Cache) BytesPerStep(LanguageModel model, int inputLength, int newTokens, DType dtype, KvCacheDType kvCache = KvCacheDType.F32)
     {
         var c = model.Config;
         long weights = 0;
@@ -112,7 +122,7 @@ public static class GenerateBenchmark
             if (p.Name is LanguageModel.EmbedTokens && c.TieEmbeddings) used = true;
             if (used) weights += p.Value.ByteLength;
         }
-        long kvPerPosition = 2L * c.KvHeads * c.HeadDim * sizeof(float) * c.DecoderLayers;
+        long kvPerPosition = 2L * c.KvHeads * kvCache.VectorBytes(c.HeadDim) * c.DecoderLayers;
         double selfLength = (model is EncoderDecoderModel ? 0 : inputLength) + newTokens / 2.0;
         long cache = (long)(kvPerPosition * selfLength) + (model is EncoderDecoderModel ? kvPerPosition * inputLength : 0);
         return (weights, cache);

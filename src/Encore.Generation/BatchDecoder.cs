@@ -94,9 +94,10 @@ public sealed class BatchDecoder : IDisposable
     /// <summary>
     /// A decoder of up to <paramref name="maxRows"/> sequences at once, each with up to
     /// <paramref name="contextLength"/> decoder positions (an encoder–decoder also takes sources of up
-    /// to that many tokens).
+    /// to that many tokens). The caches store keys and values as <paramref name="kvCacheDType"/>, for every
+    /// sequence (their options' <see cref="GenerationOptions.KvCacheDType"/> is not read).
     /// </summary>
-    public BatchDecoder(Generator generator, int maxRows, int contextLength)
+    public BatchDecoder(Generator generator, int maxRows, int contextLength, KvCacheDType kvCacheDType = KvCacheDType.F32)
     {
         _generator = generator ?? throw new ArgumentNullException(nameof(generator));
         _model = generator.Model;
@@ -104,10 +105,11 @@ public sealed class BatchDecoder : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 2);
         MaxRows = maxRows;
         ContextLength = contextLength;
+        KvCacheDType = kvCacheDType;
         _cache = _model switch
         {
-            EncoderDecoderModel ed => ed.CreateBatchCache(maxRows, contextLength, contextLength),
-            DecoderOnlyModel dec => dec.CreateBatchCache(maxRows, contextLength),
+            EncoderDecoderModel ed => ed.CreateBatchCache(maxRows, contextLength, contextLength, kvCacheDType),
+            DecoderOnlyModel dec => dec.CreateBatchCache(maxRows, contextLength, kvCacheDType),
             _ => throw new ArgumentException($"{_model.GetType().Name} does not generate text"),
         };
         _rows = new BatchSequence?[maxRows];
@@ -122,6 +124,9 @@ public sealed class BatchDecoder : IDisposable
 
     /// <summary>Decoder positions per sequence (and source tokens, for an encoder–decoder).</summary>
     public int ContextLength { get; }
+
+    /// <summary>How the caches store keys and values.</summary>
+    public KvCacheDType KvCacheDType { get; }
 
     /// <summary>V.</summary>
     public int VocabSize { get; }
@@ -159,7 +164,8 @@ public sealed class BatchDecoder : IDisposable
         {
             var members = group.ToArray();
             int start = _model is EncoderDecoderModel ? group.Key : config.DecoderStartTokenId;
-            using var session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start);
+            // Prefilled into caches of the batch's dtype, so the rows copy as they are.
+            using var session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start, KvCacheDType);
             for (int i = 0; i < members.Length; i++)
             {
                 int row = _active++;

@@ -1,6 +1,8 @@
 // The options of one generation request, shared by the library, `encore generate` and (later) the
 // server. Names and defaults follow Hugging Face's GenerationConfig (generation/configuration_utils.py)
 // so a generation_config.json reads across without surprises.
+using Encore.Models;
+
 namespace Encore.Generation;
 
 /// <summary>
@@ -75,6 +77,14 @@ public sealed record GenerationOptions
     /// <summary>Drop special tokens (EOS, pad, control pieces) from the returned text. Default true.</summary>
     public bool SkipSpecialTokens { get; init; } = true;
 
+    /// <summary>
+    /// How the decoder's KV caches (self- and cross-attention) store keys and values: f32, or int8 with
+    /// one scale per head and position (about a quarter of the memory, logits within the quantization
+    /// error). Not a Hugging Face option. A <see cref="BatchDecoder"/> shares one cache among all its
+    /// sequences and takes the setting once, at construction, instead. Default f32.
+    /// </summary>
+    public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
+
     /// <summary>True when this request samples (do_sample with a temperature above 0).</summary>
     public bool Samples => DoSample && Temperature > 0;
 
@@ -113,6 +123,7 @@ public sealed record GenerationOptions
         Check(ForcedBosTokenId is null or >= 0, $"forced_bos_token_id must be ≥ 0, got {ForcedBosTokenId}");
         Check(ForcedEosTokenId is null or >= 0, $"forced_eos_token_id must be ≥ 0, got {ForcedEosTokenId}");
         Check(DecoderStartTokenId is null or >= 0, $"decoder_start_token_id must be ≥ 0, got {DecoderStartTokenId}");
+        Check(Enum.IsDefined(KvCacheDType), $"kv cache dtype {(int)KvCacheDType} is not f32 or int8");
         return this;
     }
 

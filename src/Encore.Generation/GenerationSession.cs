@@ -79,8 +79,10 @@ public abstract class GenerationSession : IDisposable
     /// A session for <paramref name="prompts"/>, each repeated <paramref name="rowsPerPrompt"/> times,
     /// with room for <paramref name="maxNewTokens"/> new tokens. Decoder-only prompts must share one length
     /// (the cache has one length for all rows and the API has no left-padding mask); see <see cref="Generator"/>.
+    /// The KV caches store keys and values as <paramref name="kvCacheDType"/>.
     /// </summary>
-    public static GenerationSession Create(LanguageModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, int decoderStartTokenId)
+    public static GenerationSession Create(LanguageModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, int decoderStartTokenId,
+        KvCacheDType kvCacheDType = KvCacheDType.F32)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
@@ -90,8 +92,8 @@ public abstract class GenerationSession : IDisposable
                 if ((uint)id >= (uint)model.Config.VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {model.Config.VocabSize})");
         return model switch
         {
-            EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId),
-            DecoderOnlyModel dec => new DecoderOnlySession(dec, prompts, rowsPerPrompt, maxNewTokens),
+            EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId, kvCacheDType),
+            DecoderOnlyModel dec => new DecoderOnlySession(dec, prompts, rowsPerPrompt, maxNewTokens, kvCacheDType),
             _ => throw new ArgumentException($"{model.GetType().Name} does not generate text (it has no decoder)"),
         };
     }
@@ -109,14 +111,14 @@ internal sealed class EncoderDecoderSession : GenerationSession
     readonly DecoderCache _cache;
     readonly int _start;
 
-    public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start)
+    public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start, KvCacheDType kvCacheDType)
         : base(sources.Count * rowsPerPrompt, model.Config.VocabSize)
     {
         _model = model;
         _start = start;
         if (sources.Any(s => s.Length == 0)) throw new ArgumentException("an encoder–decoder needs a non-empty source");
         (_memory, _lengths) = EncodePadded(model, sources, rowsPerPrompt);
-        _cache = model.CreateCache(Rows, maxNewTokens + 1, _memory.Shape[1]);
+        _cache = model.CreateCache(Rows, maxNewTokens + 1, _memory.Shape[1], kvCacheDType);
         try
         {
             using var logits = Step(Enumerable.Repeat(start, Rows).ToArray());
@@ -184,7 +186,7 @@ internal sealed class DecoderOnlySession : GenerationSession
     readonly int[][] _prompts;
     readonly int _k;
 
-    public DecoderOnlySession(DecoderOnlyModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens)
+    public DecoderOnlySession(DecoderOnlyModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, KvCacheDType kvCacheDType)
         : base(prompts.Count * rowsPerPrompt, model.Config.VocabSize)
     {
         _model = model;
@@ -194,7 +196,7 @@ internal sealed class DecoderOnlySession : GenerationSession
         if (length == 0) throw new ArgumentException("a decoder-only model needs a non-empty prompt (add a BOS token)");
         if (prompts.Any(p => p.Length != length))
             throw new ArgumentException("a decoder-only session needs prompts of one length; Generator groups them by length");
-        _cache = model.CreateCache(Rows, length + maxNewTokens);
+        _cache = model.CreateCache(Rows, length + maxNewTokens, kvCacheDType);
         try
         {
             var ids = new int[Rows * length];
@@ -216,12 +218,12 @@ internal sealed class DecoderOnlySession : GenerationSession
     private protected override Var Step(int[] tokens) => _model.Forward(tokens, Rows, null, _cache);
 }
 
-/// <summary>Row operations on self-attention caches, through their public tensors.</summary>
+/// <summary>Row operations on self-attention caches.</summary>
 public static class KvCacheRows
 {
     /// <summary>
     /// Makes row i of every cache a copy of row <paramref name="parents"/>[i] (beam search keeps the
-    /// beams that survived and duplicates the ones that branched). Only the filled positions move.
+    /// beams that survived and duplicates the ones that branched); see <see cref="LayerCache.SelectRows"/>.
     /// Cross-attention caches need no reordering: a request's beams share one source.
     /// </summary>
     public static void Select(IReadOnlyList<LayerCache> caches, ReadOnlySpan<int> parents)
@@ -229,25 +231,6 @@ public static class KvCacheRows
         bool identity = true;
         for (int i = 0; i < parents.Length; i++) identity &= parents[i] == i;
         if (identity) return;
-        float[]? scratch = null;
-        foreach (var c in caches)
-        {
-            // (B, Hkv, capacity, hd): a row's filled positions are one run of Length·hd per head.
-            int b = c.K.Shape[0], heads = c.K.Shape[1], cap = c.K.Shape[2], hd = c.K.Shape[3];
-            if (parents.Length != b) throw new ArgumentException($"{parents.Length} parents for a cache of {b} rows");
-            int n = c.Length * hd;
-            if (scratch is null || scratch.Length < b * heads * n) scratch = new float[b * heads * n];
-            foreach (var t in new[] { c.K, c.V })
-            {
-                var s = t.AsSpan<float>();
-                for (int i = 0; i < b; i++)
-                {
-                    if ((uint)parents[i] >= (uint)b) throw new ArgumentOutOfRangeException(nameof(parents), $"parent row {parents[i]} outside [0, {b})");
-                    for (int h = 0; h < heads; h++) s.Slice((parents[i] * heads + h) * cap * hd, n).CopyTo(scratch.AsSpan((i * heads + h) * n, n));
-                }
-                for (int i = 0; i < b; i++)
-                    for (int h = 0; h < heads; h++) scratch.AsSpan((i * heads + h) * n, n).CopyTo(s.Slice((i * heads + h) * cap * hd, n));
-            }
-        }
+        foreach (var c in caches) c.SelectRows(parents);
     }
 }

@@ -20,9 +20,10 @@ public readonly record struct GenerationTiming(double FirstTokenSeconds, double 
 
     /// <summary>
     /// Generates exactly <paramref name="newTokens"/> tokens for each of <paramref name="prompts"/>
-    /// (greedy, no early stop, as one batch from <paramref name="model"/>'s decoder start) and times it.
+    /// (greedy, no early stop, as one batch from <paramref name="model"/>'s decoder start) and times it,
+    /// with KV caches of <paramref name="kvCacheDType"/>.
     /// </summary>
-    public static GenerationTiming Measure(LanguageModel model, int[][] prompts, int newTokens)
+    public static GenerationTiming Measure(LanguageModel model, int[][] prompts, int newTokens, KvCacheDType kvCacheDType = KvCacheDType.F32)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prompts);
@@ -30,7 +31,7 @@ public readonly record struct GenerationTiming(double FirstTokenSeconds, double 
         var tokens = new int[newTokens];
         int kept = 0;
         var sw = Stopwatch.StartNew();
-        using var session = GenerationSession.Create(model, prompts, 1, newTokens, model.Config.DecoderStartTokenId);
+        using var session = GenerationSession.Create(model, prompts, 1, newTokens, model.Config.DecoderStartTokenId, kvCacheDType);
         var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], newTokens, null), model.Config.PadTokenId);
         double first = 0;
         int events = 0;

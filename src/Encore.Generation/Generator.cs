@@ -119,7 +119,7 @@ public sealed class Generator
         var eos = options.EosTokenIds?.ToArray() ?? DefaultEos();
         if (options.StopStrings.Count > 0 && Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
         int start = options.DecoderStartTokenId ?? config.DecoderStartTokenId;
-        session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start);
+        session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start, options.KvCacheDType);
         var stop = new StopCriteria(eos, options.StopStrings, options.MaxNewTokens, Tokenizer, options.SkipSpecialTokens);
         return new DecodingContext(session, prompts.Length, LogitsProcessors.FromOptions(options, eos), stop, config.PadTokenId);
     }

@@ -109,122 +109,6 @@ public sealed class FeedForward
     }
 }
 
-/// <summary>
-/// Keys and values of one attention layer kept across decoding steps, head-major: one head's
-/// positions lie next to each other, so a decoding step streams each head's keys in order (with
-/// every head of a position in one row instead, a head's keys lie a row apart and each is a new
-/// memory page, which halves the rate the attention reads the cache at).
-/// </summary>
-public sealed class LayerCache : IDisposable
-{
-    internal LayerCache(int batch, int capacity, int kvHeads, int headDim)
-    {
-        K = Tensor.Zeros(DType.F32, batch, kvHeads, capacity, headDim);
-        V = Tensor.Zeros(DType.F32, batch, kvHeads, capacity, headDim);
-    }
-
-    /// <summary>Keys, (B, Hkv, capacity, hd).</summary>
-    public Tensor K { get; }
-    /// <summary>Values, (B, Hkv, capacity, hd).</summary>
-    public Tensor V { get; }
-    /// <summary>Positions filled.</summary>
-    public int Length { get; internal set; }
-    /// <summary>Positions the cache holds at most.</summary>
-    public int Capacity => K.Shape[2];
-
-    int Heads => K.Shape[1];
-    int HeadDim => K.Shape[3];
-
-    /// <summary>Bytes held.</summary>
-    public long Bytes => K.ByteLength + V.ByteLength;
-
-    /// <summary>Copies new keys and values (B, t, Hkv·hd) in at positions [Length, Length + t).</summary>
-    internal void Append(Var k, Var v)
-    {
-        int b = k.Shape[0], t = k.Shape[1];
-        if (Length + t > Capacity) throw new InvalidOperationException($"KV cache is full: {Length} + {t} positions exceed its capacity of {Capacity}");
-        var ks = k.Value.AsReadOnlySpan<float>();
-        var vs = v.Value.AsReadOnlySpan<float>();
-        for (int i = 0; i < b; i++)
-            for (int p = 0; p < t; p++)
-                Put(ks, vs, i * t + p, i, Length + p);
-    }
-
-    // Scatters position row `src` of (·, Hkv·hd) keys and values into batch row `row`, position `pos`.
-    void Put(ReadOnlySpan<float> ks, ReadOnlySpan<float> vs, int src, int row, int pos)
-    {
-        int h = Heads, hd = HeadDim, w = h * hd;
-        var kd = K.AsSpan<float>();
-        var vd = V.AsSpan<float>();
-        for (int j = 0; j < h; j++)
-        {
-            int dst = ((row * h + j) * Capacity + pos) * hd;
-            ks.Slice(src * w + j * hd, hd).CopyTo(kd.Slice(dst, hd));
-            vs.Slice(src * w + j * hd, hd).CopyTo(vd.Slice(dst, hd));
-        }
-    }
-
-    /// <summary>
-    /// Copies new keys and values (b, 1, Hkv·hd) of the first b rows in at a position of each row's own,
-    /// <paramref name="positions"/>[i] (continuous batching: rows joined at different steps).
-    /// </summary>
-    internal void AppendAt(Var k, Var v, ReadOnlySpan<int> positions)
-    {
-        int b = k.Shape[0];
-        if (k.Shape[1] != 1) throw new ArgumentException($"a ragged cache appends one position per row, got {k.Shape[1]}");
-        var ks = k.Value.AsReadOnlySpan<float>();
-        var vs = v.Value.AsReadOnlySpan<float>();
-        for (int i = 0; i < b; i++)
-        {
-            int p = positions[i];
-            if ((uint)p >= (uint)Capacity) throw new InvalidOperationException($"KV cache row {i} is full: position {p} is past its capacity of {Capacity}");
-            Put(ks, vs, i, i, p);
-        }
-    }
-
-    /// <summary>Copies positions [0, <paramref name="positions"/>) of <paramref name="source"/>'s row <paramref name="sourceRow"/> into row <paramref name="row"/>.</summary>
-    public void CopyRow(int row, LayerCache source, int sourceRow, int positions)
-    {
-        ArgumentNullException.ThrowIfNull(source);
-        if (source.Heads != Heads || source.HeadDim != HeadDim)
-            throw new ArgumentException($"caches of {source.Heads}×{source.HeadDim} and {Heads}×{HeadDim} do not mix");
-        if ((uint)row >= (uint)K.Shape[0] || (uint)sourceRow >= (uint)source.K.Shape[0]) throw new ArgumentOutOfRangeException(nameof(row));
-        if (positions < 0 || positions > Capacity || positions > source.Capacity)
-            throw new ArgumentOutOfRangeException(nameof(positions), $"{positions} positions do not fit capacities {source.Capacity} → {Capacity}");
-        int n = positions * HeadDim;
-        for (int j = 0; j < Heads; j++)
-        {
-            int from = (sourceRow * Heads + j) * source.Capacity * HeadDim, to = (row * Heads + j) * Capacity * HeadDim;
-            source.K.AsReadOnlySpan<float>().Slice(from, n).CopyTo(K.AsSpan<float>().Slice(to, n));
-            source.V.AsReadOnlySpan<float>().Slice(from, n).CopyTo(V.AsSpan<float>().Slice(to, n));
-        }
-    }
-
-    Tensor?[]? _kRows, _vRows;
-
-    /// <summary>Keys of the first <paramref name="rows"/> rows, (rows, Hkv, capacity, hd): the whole tensor, or a view kept for reuse.</summary>
-    internal Tensor KeysOf(int rows) => rows == K.Shape[0] ? K : RowView(ref _kRows, K, rows);
-
-    /// <summary>Values of the first <paramref name="rows"/> rows, as <see cref="KeysOf"/>.</summary>
-    internal Tensor ValuesOf(int rows) => rows == V.Shape[0] ? V : RowView(ref _vRows, V, rows);
-
-    // Views are cached per row count, so a step over a partly filled batch allocates nothing once warm.
-    static Tensor RowView(ref Tensor?[]? views, Tensor t, int rows)
-    {
-        views ??= new Tensor?[t.Shape[0]];
-        return views[rows] ??= t.Slice(0, 0, rows);
-    }
-
-    /// <summary>Frees the buffers.</summary>
-    public void Dispose()
-    {
-        foreach (var views in new[] { _kRows, _vRows })
-            if (views != null) foreach (var t in views) t?.Dispose();
-        K.Dispose();
-        V.Dispose();
-    }
-}
-
 /// <summary>What every attention layer of one stack sees in one forward pass.</summary>
 internal sealed class StackContext
 {
@@ -281,8 +165,8 @@ public sealed class AttentionLayer
                     cache.Append(km, vm);
                     cache.Length = km.Shape[1];
                 }
-                int b = q.Shape[0], keys = ctx.CrossKeys > 0 ? ctx.CrossKeys : cache.Length;
-                return _o.Forward(Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), keys, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+                int keys = ctx.CrossKeys > 0 ? ctx.CrossKeys : cache.Length;
+                return _o.Forward(cache.Attend(q, keys, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
             }
             var k = _k.Forward(ctx.Memory!);
             var v = _v.Forward(ctx.Memory!);
@@ -300,14 +184,13 @@ public sealed class AttentionLayer
         {
             // A batch-cache step writes each row at its own position (keys past a row's length are
             // masked); a uniform cache appends every row at its length.
-            int b = q.Shape[0];
             if (ctx.RowOffsets != null) cache.AppendAt(ks, vs, ctx.RowOffsets);
             else
             {
                 cache.Append(ks, vs);
                 cache.Length += ctx.Length;
             }
-            a = Ops.AttentionCached(q, cache.KeysOf(b), cache.ValuesOf(b), ctx.Offset + ctx.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+            a = cache.Attend(q, ctx.Offset + ctx.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
         }
         else
         {

@@ -17,15 +17,15 @@ public static class ModelMemory
     public static long ParameterBytes(ModelConfig config) => checked(ParameterCounter.Count(config) * BytesPerParameter);
 
     /// <summary>
-    /// Bytes of the f32 key/value caches of <paramref name="sequences"/> sequences of <paramref name="context"/>
-    /// positions: per decoder block 2·Hkv·hd values per position, plus the cross-attention keys and
-    /// values of as many source positions in an encoder–decoder.
+    /// Bytes of the key/value caches of <paramref name="sequences"/> sequences of <paramref name="context"/>
+    /// positions stored as <paramref name="dtype"/>: per decoder block 2·Hkv vectors of hd per position,
+    /// plus the cross-attention keys and values of as many source positions in an encoder–decoder.
     /// </summary>
-    public static long CacheBytes(ModelConfig config, int sequences, int context)
+    public static long CacheBytes(ModelConfig config, int sequences, int context, KvCacheDType dtype = KvCacheDType.F32)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sequences);
         ArgumentOutOfRangeException.ThrowIfNegative(context);
-        long perPosition = checked(2L * config.KvHeads * config.HeadDim * BytesPerParameter);
+        long perPosition = checked(2L * config.KvHeads * dtype.VectorBytes(config.HeadDim));
         long positions = config.Family == ModelFamily.EncoderDecoder ? 2L * context : context;
         return config.Family == ModelFamily.EncoderOnly ? 0 : checked(config.DecoderLayers * perPosition * positions * sequences);
     }

@@ -164,16 +164,20 @@ public sealed class EncoderDecoderModel : LanguageModel
     public Var Forward(int[] source, int[]? sourceLengths, int[] targetInputs, int batch, ulong dropoutSeed = 0)
         => Decode(Encode(source, batch, sourceLengths, dropoutSeed), sourceLengths, targetInputs, batch, null, dropoutSeed);
 
-    /// <summary>Caches for incremental decoding of <paramref name="batch"/> sequences against a source of <paramref name="sourceLength"/>.</summary>
-    public DecoderCache CreateCache(int batch, int capacity, int sourceLength) =>
-        new(Decoder.CreateCaches(batch, capacity), Decoder.CreateCaches(batch, sourceLength));
+    /// <summary>
+    /// Caches for incremental decoding of <paramref name="batch"/> sequences against a source of
+    /// <paramref name="sourceLength"/>; self- and cross-attention keys and values stored as <paramref name="dtype"/>.
+    /// </summary>
+    public DecoderCache CreateCache(int batch, int capacity, int sourceLength, KvCacheDType dtype = KvCacheDType.F32) =>
+        new(Decoder.CreateCaches(batch, capacity, dtype), Decoder.CreateCaches(batch, sourceLength, dtype));
 
     /// <summary>
     /// A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>): <paramref name="rows"/>
-    /// rows of up to <paramref name="capacity"/> decoder positions against sources of up to <paramref name="sourceCapacity"/>.
+    /// rows of up to <paramref name="capacity"/> decoder positions against sources of up to <paramref name="sourceCapacity"/>,
+    /// stored as <paramref name="dtype"/>.
     /// </summary>
-    public DecoderCache CreateBatchCache(int rows, int capacity, int sourceCapacity) =>
-        DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), Decoder.CreateCaches(rows, sourceCapacity));
+    public DecoderCache CreateBatchCache(int rows, int capacity, int sourceCapacity, KvCacheDType dtype = KvCacheDType.F32) =>
+        DecoderCache.Batch(Decoder.CreateCaches(rows, capacity, dtype), Decoder.CreateCaches(rows, sourceCapacity, dtype));
 
     /// <summary>
     /// One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows),
@@ -206,11 +210,11 @@ public sealed class DecoderOnlyModel : LanguageModel
         return Logits(Decoder.Forward(Embed(ids, batch, t), lengths, null, null, cache, dropoutSeed));
     }
 
-    /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
-    public DecoderCache CreateCache(int batch, int capacity) => new(Decoder.CreateCaches(batch, capacity), null);
+    /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, stored as <paramref name="dtype"/>.</summary>
+    public DecoderCache CreateCache(int batch, int capacity, KvCacheDType dtype = KvCacheDType.F32) => new(Decoder.CreateCaches(batch, capacity, dtype), null);
 
-    /// <summary>A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>) of <paramref name="rows"/> rows of up to <paramref name="capacity"/> positions.</summary>
-    public DecoderCache CreateBatchCache(int rows, int capacity) => DecoderCache.Batch(Decoder.CreateCaches(rows, capacity), null);
+    /// <summary>A batch cache for continuous batching (see <see cref="DecoderCache.RowLengths"/>) of <paramref name="rows"/> rows of up to <paramref name="capacity"/> positions, stored as <paramref name="dtype"/>.</summary>
+    public DecoderCache CreateBatchCache(int rows, int capacity, KvCacheDType dtype = KvCacheDType.F32) => DecoderCache.Batch(Decoder.CreateCaches(rows, capacity, dtype), null);
 
     /// <summary>
     /// Runs prompts (B·T) into <paramref name="cache"/> and returns the logits of the last position

@@ -49,7 +49,10 @@ public sealed class DecoderCache : IDisposable
     int _activeRows;
 
     /// <summary>Rows of the cache (B).</summary>
-    public int Rows => Self.Length == 0 ? 0 : Self[0].K.Shape[0];
+    public int Rows => Self.Length == 0 ? 0 : Self[0].Rows;
+
+    /// <summary>How the caches store keys and values.</summary>
+    public KvCacheDType DType => Self.Length == 0 ? KvCacheDType.F32 : Self[0].DType;
 
     /// <summary>Positions each row's self-attention cache holds at most.</summary>
     public int Capacity => Self.Length == 0 ? 0 : Self[0].Capacity;
@@ -63,7 +66,7 @@ public sealed class DecoderCache : IDisposable
         // Cross caches count as filled so the attention layer never recomputes them from a memory;
         // each row's valid source length masks the rest.
         if (cross != null) foreach (var c in cross) c.Length = c.Capacity;
-        int rows = self.Length == 0 ? 0 : self[0].K.Shape[0];
+        int rows = self.Length == 0 ? 0 : self[0].Rows;
         return new DecoderCache(self, cross) { RowLengths = new int[rows], CrossLengths = cross is null ? null : new int[rows] };
     }
 
@@ -354,7 +357,7 @@ public sealed class TransformerStack
         }
     }
 
-    /// <summary>Empty per-layer caches for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions.</summary>
-    internal LayerCache[] CreateCaches(int batch, int capacity) =>
-        Enumerable.Range(0, _blocks.Length).Select(_ => new LayerCache(batch, capacity, _c.KvHeads, _c.HeadDim)).ToArray();
+    /// <summary>Empty per-layer caches for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, stored as <paramref name="dtype"/>.</summary>
+    internal LayerCache[] CreateCaches(int batch, int capacity, KvCacheDType dtype = KvCacheDType.F32) =>
+        Enumerable.Range(0, _blocks.Length).Select(_ => new LayerCache(batch, capacity, _c.KvHeads, _c.HeadDim, dtype)).ToArray();
 }

@@ -77,7 +77,7 @@ public sealed class EncoreServer : IAsyncDisposable
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
         try
         {
-            ModelMemory.EnsureFits(model.Config, ModelMemory.CacheBytes(model.Config, options.MaxBatch, context));
+            ModelMemory.EnsureFits(model.Config, ModelMemory.CacheBytes(model.Config, options.MaxBatch, context, options.KvCacheDType));
         }
         catch (ArgumentException e)
         {
@@ -97,7 +97,7 @@ public sealed class EncoreServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics());
+        var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics(), options.KvCacheDType);
         var server = new EncoreServer(app, options, generator, scheduler, context);
         server.Map(app);
         try

@@ -6,6 +6,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Encore.Generation;
+using Encore.Models;
 
 namespace Encore.Server;
 
@@ -37,6 +38,7 @@ public sealed class InferenceScheduler : IDisposable
 {
     readonly Generator _generator;
     readonly int _maxRows, _context, _maxQueue;
+    readonly KvCacheDType _kvCacheDType;
     readonly ConcurrentQueue<ScheduledRequest> _queue = new();
     readonly SemaphoreSlim _signal = new(0);
     readonly Thread _thread;
@@ -45,14 +47,16 @@ public sealed class InferenceScheduler : IDisposable
     BatchDecoder _decoder;
     int _queued;
 
-    internal InferenceScheduler(Generator generator, int maxRows, int contextLength, int maxQueue, ServerMetrics metrics)
+    internal InferenceScheduler(Generator generator, int maxRows, int contextLength, int maxQueue, ServerMetrics metrics, KvCacheDType kvCacheDType = KvCacheDType.F32)
     {
+        _kvCacheDType = kvCacheDType;
         _generator = generator;
         _maxRows = maxRows;
         _context = contextLength;
         _maxQueue = maxQueue;
         Metrics = metrics;
-        _decoder = new BatchDecoder(generator, maxRows, contextLength);
+        _decoder = new BatchDecoder(generator, maxRows, contextLength, kvCacheDType);
+        metrics.KvCacheBytes = _decoder.CacheBytes;
         _thread = new Thread(Run) { IsBackground = true, Name = "encore-scheduler" };
         _thread.Start();
     }
@@ -189,7 +193,7 @@ public sealed class InferenceScheduler : IDisposable
         try
         {
             _decoder.Dispose();
-            if (!_stop.IsCancellationRequested) _decoder = new BatchDecoder(_generator, _maxRows, _context);
+            if (!_stop.IsCancellationRequested) _decoder = new BatchDecoder(_generator, _maxRows, _context, _kvCacheDType);
         }
         catch (Exception)
         {

@@ -31,6 +31,9 @@ public sealed class ServerMetrics
     /// <summary>Sequences in the decode batch.</summary>
     public int ActiveSequences { get; internal set; }
 
+    /// <summary>Bytes held by the decode batch's KV caches (allocated once, for every row and the whole context).</summary>
+    public long KvCacheBytes { get; internal set; }
+
     /// <summary>Tokens generated since start.</summary>
     public long GeneratedTokens { get { lock (_lock) return _tokens; } }
 
@@ -102,6 +105,7 @@ public sealed class ServerMetrics
         {
             Metric("encore_queue_length", "gauge", "Requests waiting for a batch row.", QueueLength.ToString(inv));
             Metric("encore_active_sequences", "gauge", "Sequences in the decode batch.", ActiveSequences.ToString(inv));
+            Metric("encore_kv_cache_bytes", "gauge", "Bytes held by the decode batch's KV caches.", KvCacheBytes.ToString(inv));
             Metric("encore_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.", rate.ToString("R", inv));
             Metric("encore_generated_tokens_total", "counter", "Tokens generated since start.", _tokens.ToString(inv));
             Metric("encore_batch_steps_total", "counter", "Decode steps run since start.", _steps.ToString(inv));

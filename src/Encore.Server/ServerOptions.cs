@@ -1,3 +1,5 @@
+using Encore.Models;
+
 namespace Encore.Server;
 
 /// <summary>How the server listens and how much work it takes on. Each option has one documented default.</summary>
@@ -20,6 +22,13 @@ public sealed record ServerOptions
 
     /// <summary>Decoder positions per sequence (and source tokens of an encoder–decoder). Default null: the model's max_positions, at most 1024.</summary>
     public int? ContextLength { get; init; }
+
+    /// <summary>
+    /// How the decode batch's KV caches store keys and values, for every request: f32, or int8 with one
+    /// scale per head and position (about a quarter of the cache memory, so more rows or longer contexts
+    /// fit). Default f32.
+    /// </summary>
+    public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
 
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
@@ -67,6 +76,7 @@ public sealed record ServerOptions
         Check(MaxBatch is >= 1 and <= 1024, $"--max-batch must be in [1, 1024], got {MaxBatch}");
         Check(MaxQueue is >= 0 and <= 1_000_000, $"--max-queue must be in [0, 1000000], got {MaxQueue}");
         Check(ContextLength is null or (>= 2 and <= 1 << 20), $"--context must be in [2, 1048576], got {ContextLength}");
+        Check(Enum.IsDefined(KvCacheDType), $"--kv-dtype must be f32 or int8, got {(int)KvCacheDType}");
         Check(RequestTimeout > TimeSpan.Zero, $"--request-timeout must be positive, got {RequestTimeout}");
         Check(MaxRequestBodyBytes is >= 1024 and <= 1L << 30, $"--max-body-bytes must be in [1024, 2^30], got {MaxRequestBodyBytes}");
         Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");

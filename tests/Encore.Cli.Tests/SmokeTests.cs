@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Encore.Bench;
+using Encore.Models;
 
 namespace Encore.Cli.Tests;
 
@@ -27,6 +29,20 @@ public sealed class SmokeTests : IDisposable
         Assert.True(p.WaitForExit(300_000), $"encore {string.Join(' ', args)} did not finish");
         Assert.True(p.ExitCode == 0, $"encore {string.Join(' ', args)} failed: {stderr.Result}");
         return JsonDocument.Parse(stdout.Result).RootElement;
+    }
+
+    /// <summary>Runs encore expecting it to fail; returns what it printed to stderr.</summary>
+    static string RunFailing(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "encore.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(300_000), $"encore {string.Join(' ', args)} did not finish");
+        Assert.True(p.ExitCode != 0, $"encore {string.Join(' ', args)} succeeded: {stdout.Result}");
+        return stderr.Result + stdout.Result;
     }
 
     static void HasMachine(JsonElement r) => Assert.True(r.GetProperty("machine").GetProperty("logical_cores").GetInt32() > 0);
@@ -67,11 +83,47 @@ public sealed class SmokeTests : IDisposable
     }
 
     [Fact]
+    public void GenerateWithAnInt8KvCacheReadsLessCache()
+    {
+        string[] args = ["bench", "generate", "--preset", "tiny-encdec", "--preset", "tiny-decoder", "--batch", "1",
+            "--input-length", "8", "--new-tokens", "4", "--weights", "f32", "--runs", "1", "--threads", "1"];
+        var f32 = Run(args);
+        var int8 = Run([.. args, "--kv-dtype", "int8"]);
+        Assert.Equal("f32", f32.GetProperty("kv_cache").GetString());
+        Assert.Equal("int8", int8.GetProperty("kv_cache").GetString());
+        var a = f32.GetProperty("figures").EnumerateArray().Select(f => f.GetProperty("cache_bytes_per_step").GetInt64()).ToArray();
+        var b = int8.GetProperty("figures").EnumerateArray().Select(f => f.GetProperty("cache_bytes_per_step").GetInt64()).ToArray();
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(a[i] >= 1.8 * b[i], $"figure {i}: {a[i]} f32 cache bytes vs {b[i]} int8");
+    }
+
+    [Fact]
+    public void UnknownKvDTypeIsRefusedNamingTheOption()
+    {
+        foreach (var args in new[]
+        {
+            new[] { "bench", "generate", "--kv-dtype", "q4" },
+            ["bench", "arch", "--kv-dtype", "q4"],
+            ["generate", "--model", "no-such-model", "--prompt", "hi", "--kv-dtype", "q4"],
+            ["serve", "--model", "no-such-model", "--kv-dtype", "q4"],
+        })
+        {
+            string output = RunFailing(args);
+            Assert.Contains("--kv-dtype", output);
+            Assert.Contains("q4", output);
+        }
+    }
+
+    [Fact]
     public void Arch()
     {
-        var r = Run("bench", "arch", "--small", "--lengths", "16", "--runs", "1", "--threads", "1");
+        var r = Run("bench", "arch", "--small", "--lengths", "16", "--runs", "1", "--threads", "1", "--kv-dtype", "int8");
         Assert.NotEqual(0, r.GetProperty("points").GetArrayLength());
         Assert.Contains("|", r.GetProperty("markdown").GetString());
+        Assert.Contains("int8 KV cache", r.GetProperty("markdown").GetString());
+        // int8 + a 4-byte scale per vector of hd = 64: 68 of every 256 bytes.
+        var ed = Presets.Get("mu-25m");
+        Assert.Equal(ArchBenchmark.CacheBytes(ed, 16, 64, KvCacheDType.Int8), r.GetProperty("points")[0].GetProperty("cache_bytes").GetInt64());
     }
 
     [Fact]

@@ -14,7 +14,16 @@ public class BatchDecoderTests
         [20, 21, 22, 23, 24],
     ];
 
-    public static TheoryData<string> Kinds => ["encdec", "decoder-rope", "decoder-t5", "decoder-alibi", "decoder-learned", "decoder-sinusoidal"];
+    public static TheoryData<string, KvCacheDType> Kinds
+    {
+        get
+        {
+            var data = new TheoryData<string, KvCacheDType>();
+            foreach (var dtype in new[] { KvCacheDType.F32, KvCacheDType.Int8 })
+                foreach (var kind in new[] { "encdec", "decoder-rope", "decoder-t5", "decoder-alibi", "decoder-learned", "decoder-sinusoidal" }) data.Add(kind, dtype);
+            return data;
+        }
+    }
 
     static LanguageModel Create(string kind) => kind switch
     {
@@ -40,14 +49,15 @@ public class BatchDecoderTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void StaggeredSequencesMatchTheirBatchOfOne(string kind)
+    public void StaggeredSequencesMatchTheirBatchOfOne(string kind, KvCacheDType dtype)
     {
         using var m = Create(kind);
         var generator = new Generator(m, TinyModels.Tokenizer);
         // EOS banned so the lengths differ only by max_new_tokens and every row runs its full course.
-        var expected = Prompts.Select((p, i) => generator.GenerateIds([p], Options(i))[0].Tokens).ToArray();
+        var expected = Prompts.Select((p, i) => generator.GenerateIds([p], Options(i) with { KvCacheDType = dtype })[0].Tokens).ToArray();
 
-        using var batch = new BatchDecoder(generator, 4, 32);
+        using var batch = new BatchDecoder(generator, 4, 32, dtype);
+        Assert.Equal(dtype, batch.KvCacheDType);
         var seqs = Prompts.Select((p, i) => new BatchSequence(p, Options(i))).ToArray();
         var events = new List<BatchEvent>();
         int next = 0, steps = 0;

@@ -166,25 +166,39 @@ public class BeamSearchTests
         }
     }
 
-    [Fact]
-    public void CacheRowsFollowTheirParents()
+    [Theory]
+    [InlineData(KvCacheDType.F32)]
+    [InlineData(KvCacheDType.Int8)]
+    public void CacheRowsFollowTheirParents(KvCacheDType dtype)
     {
         using var m = TinyModels.Decoder(vocab: 10);
-        using var cache = m.CreateCache(3, 4);
+        using var cache = m.CreateCache(3, 4, dtype);
         using (m.Forward([1, 2, 3, 4, 5, 6], 3, null, cache)) { }
-        var before = cache.Self.Select(c => (c.K.AsSpan<float>().ToArray(), c.V.AsSpan<float>().ToArray())).ToArray();
+        var before = cache.Self.Select(Keys).ToArray();
         KvCacheRows.Select(cache.Self, [2, 0, 0]);
         // (B, Hkv, capacity, hd): each head of a row holds its 2 filled positions as one run.
-        int heads = cache.Self[0].K.Shape[1], cap = cache.Self[0].K.Shape[2], hd = cache.Self[0].K.Shape[3], n = 2 * hd, w = heads * hd;
+        int heads = cache.Self[0].Heads, cap = cache.Self[0].Capacity, hd = cache.Self[0].HeadDim, n = 2 * hd, w = heads * hd;
         Assert.Equal(4, cap);
         for (int l = 0; l < cache.Self.Length; l++)
         {
-            var k = cache.Self[l].K.AsSpan<float>();
+            var k = Keys(cache.Self[l]);
             int[] parents = [2, 0, 0];
             for (int row = 0; row < 3; row++)
                 for (int h = 0; h < heads; h++)
-                    Assert.Equal(before[l].Item1.AsSpan((parents[row] * heads + h) * cap * hd, n).ToArray(), k.Slice((row * heads + h) * cap * hd, n).ToArray());
-            Assert.NotEqual(before[l].Item1.AsSpan(0, n).ToArray(), before[l].Item1.AsSpan(2 * cap * w, n).ToArray());
+                    Assert.Equal(before[l].AsSpan((parents[row] * heads + h) * cap * hd, n).ToArray(), k.AsSpan((row * heads + h) * cap * hd, n).ToArray());
+            Assert.NotEqual(before[l].AsSpan(0, n).ToArray(), before[l].AsSpan(2 * cap * w, n).ToArray());
         }
+    }
+
+    // The keys of a cache as (B, Hkv, capacity, hd) values: an int8 cache's dequantized, so the scales are compared too.
+    static float[] Keys(LayerCache c)
+    {
+        if (c.DType == KvCacheDType.F32) return c.K!.AsSpan<float>().ToArray();
+        var all = new float[c.Rows * c.Heads * c.Capacity * c.HeadDim];
+        for (int b = 0; b < c.Rows; b++)
+            for (int h = 0; h < c.Heads; h++)
+                for (int p = 0; p < c.Capacity; p++)
+                    c.KInt8!.Read(b, h, p, all.AsSpan(((b * c.Heads + h) * c.Capacity + p) * c.HeadDim, c.HeadDim));
+        return all;
     }
 }

@@ -8,7 +8,16 @@ namespace Encore.Models.Tests;
 /// </summary>
 public class BatchCacheTests
 {
-    public static TheoryData<string> Positions => ["rope", "t5", "alibi", "learned", "sinusoidal", "none"];
+    public static TheoryData<string, KvCacheDType> Positions
+    {
+        get
+        {
+            var data = new TheoryData<string, KvCacheDType>();
+            foreach (var dtype in new[] { KvCacheDType.F32, KvCacheDType.Int8 })
+                foreach (var kind in new[] { "rope", "t5", "alibi", "learned", "sinusoidal", "none" }) data.Add(kind, dtype);
+            return data;
+        }
+    }
 
     static PositionConfig Position(string kind) => new()
     {
@@ -37,18 +46,18 @@ public class BatchCacheTests
 
     [Theory]
     [MemberData(nameof(Positions))]
-    public void DecoderOnlyRowsOfDifferentLengthsDecodeAsAlone(string kind)
+    public void DecoderOnlyRowsOfDifferentLengthsDecodeAsAlone(string kind, KvCacheDType dtype)
     {
         using var m = new DecoderOnlyModel(Presets.Get("tiny-decoder") with { DecoderPositions = Position(kind), MaxPositions = 64 }, 3);
         int[][] prompts = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [14]];
         int[][] next = [[20, 21, 22, 23], [24, 25, 26, 27], [28, 29, 30, 31]];
-        using var batch = m.CreateBatchCache(4, 32);
+        using var batch = m.CreateBatchCache(4, 32, dtype);
         var alone = new DecoderCache[prompts.Length];
         try
         {
             for (int r = 0; r < prompts.Length; r++)
             {
-                alone[r] = m.CreateCache(1, 32);
+                alone[r] = m.CreateCache(1, 32, dtype);
                 m.Forward(prompts[r], 1, null, alone[r]).Dispose();
                 batch.LoadRow(r, alone[r], 0);
             }
@@ -76,12 +85,14 @@ public class BatchCacheTests
         }
     }
 
-    [Fact]
-    public void EncoderDecoderRowsKeepTheirOwnSources()
+    [Theory]
+    [InlineData(KvCacheDType.F32)]
+    [InlineData(KvCacheDType.Int8)]
+    public void EncoderDecoderRowsKeepTheirOwnSources(KvCacheDType dtype)
     {
         using var m = new EncoderDecoderModel(Presets.Get("tiny-encdec") with { DecoderPositions = Position("t5") }, 5);
         int[][] sources = [[5, 6, 7, 8, 9, 10, 11], [12, 13]];
-        using var batch = m.CreateBatchCache(2, 16, 16);
+        using var batch = m.CreateBatchCache(2, 16, 16, dtype);
         var alone = new DecoderCache[2];
         var memories = new Var[2];
         try
@@ -89,7 +100,7 @@ public class BatchCacheTests
             for (int r = 0; r < 2; r++)
             {
                 memories[r] = m.Encode(sources[r], 1);
-                alone[r] = m.CreateCache(1, 16, sources[r].Length);
+                alone[r] = m.CreateCache(1, 16, sources[r].Length, dtype);
                 m.Decode(memories[r], null, [0], 1, alone[r]).Dispose();
                 batch.LoadRow(r, alone[r], 0, sources[r].Length);
             }

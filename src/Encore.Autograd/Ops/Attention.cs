@@ -122,4 +122,28 @@ public static partial class Ops
             y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMaskOptions.None, bias));
         return y;
     }
+    /// <summary>
+    /// <see cref="AttentionCached(Var, Tensor, Tensor, int, int, int, AttentionOptions, AttentionMaskOptions?, Var?)"/> over int8
+    /// key/value caches (B', Hkv, capacity, hd) with B' ≥ B, whose first B rows are read, in place:
+    /// the keys and values are never dequantized as a whole (see <see cref="Tensors.Kernels.Attention.ForwardInt8"/>).
+    /// </summary>
+    public static Var AttentionCached(Var q, Int8Heads kCache, Int8Heads vCache, int length, int heads, int kvHeads,
+        AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null)
+    {
+        ArgumentNullException.ThrowIfNull(kCache);
+        ArgumentNullException.ThrowIfNull(vCache);
+        if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("AttentionCached is for inference; record training steps with Attention");
+        int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
+        if (kCache.Batch < b || kCache.Heads != kvHeads || kCache.HeadDim != hd
+            || vCache.Batch != kCache.Batch || vCache.Heads != kvHeads || vCache.Length != kCache.Length || vCache.HeadDim != hd)
+            throw new ArgumentException($"AttentionCached: int8 caches ({kCache.Batch}, {kCache.Heads}, {kCache.Length}, {kCache.HeadDim}) and ({vCache.Batch}, {vCache.Heads}, {vCache.Length}, {vCache.HeadDim}) must be (≥ B={b}, Hkv={kvHeads}, capacity, hd={hd})");
+        int capacity = kCache.Length;
+        if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
+        var shape = new AttentionShape(b, heads, kvHeads, t, length, hd);
+        var qs = AttentionStrides.PositionMajor(heads, t, hd);
+        var y = NewOutput(q, requiresGrad: false);
+        Tensors.Kernels.Attention.ForwardInt8(shape, q.Data(), qs, kCache.Operand, vCache.Operand,
+            y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMaskOptions.None, bias));
+        return y;
+    }
 }

@@ -1,5 +1,6 @@
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
+using Encore.Models;
 using Encore.Server;
 using Encore.Tensors.Threading;
 
@@ -18,6 +19,7 @@ internal static class ServeCommand
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };
+        var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage: f32, or int8 (a quarter of the cache memory).", DefaultValueFactory = _ => d.KvCacheDType.Name() };
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests waiting for a batch row at most; more get 429.", DefaultValueFactory = _ => d.MaxQueue };
         var context = new Option<int?>("--context") { Description = "Decoder positions per sequence (default: the model's max_positions, at most 1024)." };
         var name = new Option<string?>("--model-name") { Description = "Model name clients send (default: the checkpoint directory's name)." };
@@ -31,10 +33,11 @@ internal static class ServeCommand
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, maxQueue, context, name, timeout, maxBody, apiKey, dtype, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
+            var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
             double seconds = parse.GetValue(timeout);
             if (!double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new ArgumentException($"--request-timeout must be in (0, 86400] seconds, got {seconds}");
@@ -43,6 +46,7 @@ internal static class ServeCommand
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
                 MaxBatch = parse.GetValue(maxBatch),
+                KvCacheDType = kvCache,
                 MaxQueue = parse.GetValue(maxQueue),
                 ContextLength = parse.GetValue(context),
                 ModelName = parse.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),
@@ -55,7 +59,7 @@ internal static class ServeCommand
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var tokenizer = TokenizerLoader.FromDirectory(dir);
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
-            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
+            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);
             return 0;
         });

@@ -12,18 +12,22 @@ namespace Encore.Tensors.Kernels;
 // nest (query tile outer, key blocks inner) with the tile turned on its side to suit SIMD on CPU.
 // Row path (decoding, T small, Attention.Row.cs): with fewer query rows than half a register a
 // tile would waste most of its lanes, so each row is a GEMV-like pass of its own.
+// Int8 keys and values (Attention.Int8.cs) take the row path with their own kernels, and the tile
+// path with each key and value block widened into scratch (IAttentionBlocks).
 public static unsafe partial class Attention
 {
-    static void RunForward(ref AttentionProblem p, SimdWidth width)
+    static void RunForward(ref AttentionProblem p, SimdWidth width, bool int8 = false)
     {
         if ((long)p.B * p.H * p.T == 0) return;
         int lanes = Lanes(width);
-        bool rowPath = 2 * p.T < lanes;
+        // Int8 keys and values take the row path at the scalar width too, so its scalar path is the
+        // twin of the vector row kernels that decoding runs.
+        bool rowPath = 2 * p.T < lanes || (int8 && width == SimdWidth.Scalar);
         int tilesPerHead = rowPath ? p.T : (p.T + lanes - 1) / lanes;
         int units = p.B * p.H * tilesPerHead;
         long work = (long)p.B * p.H * p.T * Math.Max(p.S, 1) * p.Hd;
         int tasks = Math.Min(units, Partition.Tasks(work, 1 << 16, KernelPool.Default));
-        var task = new ForwardTask { P = p, Width = width, RowPath = rowPath, TilesPerHead = tilesPerHead, Units = units, Tasks = tasks };
+        var task = new ForwardTask { P = p, Width = width, RowPath = rowPath, Int8 = int8, TilesPerHead = tilesPerHead, Units = units, Tasks = tasks };
         KernelPool.Default.Run(tasks, ref task);
     }
 
@@ -39,7 +43,7 @@ public static unsafe partial class Attention
     {
         public AttentionProblem P;
         public SimdWidth Width;
-        public bool RowPath;
+        public bool RowPath, Int8;
         public int TilesPerHead, Units, Tasks;
 
         public void Execute(int index)
@@ -49,14 +53,24 @@ public static unsafe partial class Attention
             int bk = P.KeyBlock;
             long scratchFloats = RowPath
                 ? RoundUp(bk, lanes) + P.Hd
-                : 2L * P.Hd * lanes + (long)bk * lanes + 3L * lanes;
+                : 2L * P.Hd * lanes + (long)bk * lanes + 3L * lanes + (Int8 ? 2L * bk * P.Hd : 0);
             float* scratch = AttentionScratch.Get(scratchFloats);
             for (int u = start; u < end; u++)
             {
                 int tile = u % TilesPerHead;
                 int bh = u / TilesPerHead;
                 int b = bh / P.H, h = bh % P.H;
-                if (RowPath)
+                if (RowPath && Int8)
+                {
+                    switch (Width)
+                    {
+                        case SimdWidth.V512: ForwardRowInt8<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, tile, scratch); break;
+                        case SimdWidth.V256: ForwardRowInt8<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, tile, scratch); break;
+                        case SimdWidth.V128: ForwardRowInt8<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, tile, scratch); break;
+                        default: ForwardRowInt8<AttentionScalar, float>(P, b, h, tile, scratch); break;
+                    }
+                }
+                else if (RowPath)
                 {
                     switch (Width)
                     {
@@ -69,12 +83,25 @@ public static unsafe partial class Attention
                 else
                 {
                     int i0 = tile * lanes;
-                    switch (Width)
+                    if (Int8)
                     {
-                        case SimdWidth.V512: ForwardTile<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, i0, scratch); break;
-                        case SimdWidth.V256: ForwardTile<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, i0, scratch); break;
-                        case SimdWidth.V128: ForwardTile<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, i0, scratch); break;
-                        default: ForwardTile<AttentionScalar, float>(P, b, h, i0, scratch); break;
+                        switch (Width)
+                        {
+                            case SimdWidth.V512: ForwardTile<AttentionV512, System.Runtime.Intrinsics.Vector512<float>, Int8Blocks>(P, b, h, i0, scratch); break;
+                            case SimdWidth.V256: ForwardTile<AttentionV256, System.Runtime.Intrinsics.Vector256<float>, Int8Blocks>(P, b, h, i0, scratch); break;
+                            case SimdWidth.V128: ForwardTile<AttentionV128, System.Runtime.Intrinsics.Vector128<float>, Int8Blocks>(P, b, h, i0, scratch); break;
+                            default: ForwardTile<AttentionScalar, float, Int8Blocks>(P, b, h, i0, scratch); break;
+                        }
+                    }
+                    else
+                    {
+                        switch (Width)
+                        {
+                            case SimdWidth.V512: ForwardTile<AttentionV512, System.Runtime.Intrinsics.Vector512<float>, F32Blocks>(P, b, h, i0, scratch); break;
+                            case SimdWidth.V256: ForwardTile<AttentionV256, System.Runtime.Intrinsics.Vector256<float>, F32Blocks>(P, b, h, i0, scratch); break;
+                            case SimdWidth.V128: ForwardTile<AttentionV128, System.Runtime.Intrinsics.Vector128<float>, F32Blocks>(P, b, h, i0, scratch); break;
+                            default: ForwardTile<AttentionScalar, float, F32Blocks>(P, b, h, i0, scratch); break;
+                        }
                     }
                 }
             }
@@ -86,8 +113,8 @@ public static unsafe partial class Attention
     // ---- tile path ---------------------------------------------------------------------------
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ForwardTile<TIsa, TV>(in AttentionProblem p, int b, int h, int i0, float* scratch)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    static void ForwardTile<TIsa, TV, TKv>(in AttentionProblem p, int b, int h, int i0, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct where TKv : struct, IAttentionBlocks
     {
         int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
         int n = Math.Min(c, p.T - i0);
@@ -97,6 +124,8 @@ public static unsafe partial class Attention
         float* st = ot + (long)hd * c;            // (bk, c)  scores, then probabilities
         float* pos = st + (long)bk * c;           // (c)      absolute query positions
         float* mOut = pos + c, lOut = mOut + c;   // (c)      final max and denominator
+        float* kDq = lOut + c;                    // (bk, hd) a block of keys widened to binary32 (int8 only)
+        float* vDq = kDq + (long)bk * hd;         // (bk, hd) the block's values, likewise
 
         for (int r = 0; r < c; r++)
         {
@@ -113,9 +142,6 @@ public static unsafe partial class Attention
         }
         new Span<float>(ot, hd * c).Clear();
 
-        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
-        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
-        long ksp = p.Ks.Position, vsp = p.Vs.Position;
         int keyEnd = p.KeyEnd(b, i0 + n - 1);   // the tile's last row sees the most keys
         TV negInf = TIsa.Splat(float.NegativeInfinity);
         TV scale = TIsa.Splat(p.Scale);
@@ -126,7 +152,8 @@ public static unsafe partial class Attention
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
-            TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
+            float* kBlock = TKv.Keys<TIsa, TV>(p, b, kvh, kb, nk, kDq, out long ksp);
+            TileScores<TIsa, TV>(qt, kBlock, ksp, nk, hd, st, scale);
             TileScoreTerms<TIsa, TV>(p, b, h, i0, n, kb, nk, st, posV);
             TV blockMax = negInf;
             for (int j = 0; j < nk; j++) blockMax = TIsa.Max(blockMax, TIsa.Load(st + j * c));
@@ -142,7 +169,8 @@ public static unsafe partial class Attention
             }
             l = TIsa.MulAdd(l, alpha, rowSum);
             m = mNew;
-            TileAccumulate<TIsa, TV>(ot, st, vBase + kb * vsp, vsp, nk, hd, alpha);
+            float* vBlock = TKv.Values<TIsa, TV>(p, b, kvh, kb, nk, vDq, out long vsp);
+            TileAccumulate<TIsa, TV>(ot, st, vBlock, vsp, nk, hd, alpha);
         }
 
         TV inv = TIsa.ReciprocalOrZero(l);

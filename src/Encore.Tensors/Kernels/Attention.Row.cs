@@ -38,7 +38,6 @@ public static unsafe partial class Attention
         float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
         long ksp = p.Ks.Position, vsp = p.Vs.Position;
         int keyEnd = p.KeyEnd(b, t);
-        float qPos = (float)((long)t + p.Offset);
         float m = float.NegativeInfinity, l = 0;
 
         for (int kb = 0; kb < keyEnd; kb += bk)
@@ -46,40 +45,7 @@ public static unsafe partial class Attention
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
             RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
-            if (p.Bias != null)
-            {
-                float* br = p.BiasRow(b, h, t) + kb;
-                for (int j = 0; j < nk; j++) sc[j] += br[j];
-            }
-            if (p.Alibi != null)
-            {
-                float slope = p.Alibi[h];
-                for (int j = 0; j < nk; j++) sc[j] += slope * ((float)(kb + j) - qPos);
-            }
-            if (p.KeyMask != null)
-            {
-                byte* km = p.KeyMask + (long)b * p.S + kb;
-                for (int j = 0; j < nk; j++)
-                    if (km[j] == 0) sc[j] = float.NegativeInfinity;
-            }
-            int nkPad = RoundUp(nk, c);
-            for (int j = nk; j < nkPad; j++) sc[j] = float.NegativeInfinity;
-
-            TV mv = TIsa.Splat(float.NegativeInfinity);
-            for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
-            float mNew = Math.Max(m, TIsa.MaxAcross(mv));
-            float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
-            float alpha = MathF.Exp(m - origin);
-            TV originV = TIsa.Splat(origin);
-            TV sum = TIsa.Zero;
-            for (int j = 0; j < nkPad; j += c)
-            {
-                TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
-                TIsa.Store(sc + j, e);
-                sum = TIsa.Add(sum, e);
-            }
-            l = l * alpha + TIsa.Sum(sum);
-            m = mNew;
+            float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
             RowAccumulate<TIsa, TV>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
         }
 
@@ -87,6 +53,54 @@ public static unsafe partial class Attention
         float* orow = p.Row(p.O, p.Os, b, h, t);
         for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
         if (p.Lse != null) p.Lse[((long)b * p.H + h) * p.T + t] = LogSumExp(m, l);
+    }
+
+    /// <summary>
+    /// Turns a block's scores sc[0, nk) (keys from kb, query row t) into unnormalized probabilities
+    /// against the running max m, updating m and the denominator l; returns the factor α that
+    /// rescales what was accumulated before. Adds the bias and ALiBi terms and applies the key mask first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float RowWeights<TIsa, TV>(in AttentionProblem p, int b, int h, int t, int kb, int nk, float* sc, ref float m, ref float l)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count;
+        float qPos = (float)((long)t + p.Offset);
+        if (p.Bias != null)
+        {
+            float* br = p.BiasRow(b, h, t) + kb;
+            for (int j = 0; j < nk; j++) sc[j] += br[j];
+        }
+        if (p.Alibi != null)
+        {
+            float slope = p.Alibi[h];
+            for (int j = 0; j < nk; j++) sc[j] += slope * ((float)(kb + j) - qPos);
+        }
+        if (p.KeyMask != null)
+        {
+            byte* km = p.KeyMask + (long)b * p.S + kb;
+            for (int j = 0; j < nk; j++)
+                if (km[j] == 0) sc[j] = float.NegativeInfinity;
+        }
+        int nkPad = RoundUp(nk, c);
+        for (int j = nk; j < nkPad; j++) sc[j] = float.NegativeInfinity;
+
+        TV mv = TIsa.Splat(float.NegativeInfinity);
+        for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
+        float mNew = Math.Max(m, TIsa.MaxAcross(mv));
+        float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
+        float alpha = MathF.Exp(m - origin);
+        TV originV = TIsa.Splat(origin);
+        TV sum = TIsa.Zero;
+        for (int j = 0; j < nkPad; j += c)
+        {
+            TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
+            TIsa.Store(sc + j, e);
+            sum = TIsa.Add(sum, e);
+        }
+        l = l * alpha + TIsa.Sum(sum);
+        m = mNew;
+        return alpha;
     }
 
     /// <summary>sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs.</summary>

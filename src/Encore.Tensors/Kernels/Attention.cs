@@ -237,7 +237,7 @@ public static unsafe partial class Attention
     static void CheckForward(in AttentionShape s,
         ReadOnlySpan<float> q, AttentionStrides qs, ReadOnlySpan<float> k, AttentionStrides ks,
         ReadOnlySpan<float> v, AttentionStrides vs, ReadOnlySpan<float> o, AttentionStrides os,
-        in AttentionOptions options, in AttentionMask mask, ReadOnlySpan<float> lse, bool checkOutput = true)
+        in AttentionOptions options, in AttentionMask mask, ReadOnlySpan<float> lse, bool checkOutput = true, bool checkKeyValues = true)
     {
         if (s.Batch < 0 || s.Heads < 0 || s.QueryLength < 0 || s.KeyLength < 0)
             throw new ArgumentException($"Attention: negative size in {s}");
@@ -247,8 +247,11 @@ public static unsafe partial class Attention
         if (options.Scale is { } sc && !float.IsFinite(sc)) throw new ArgumentException($"Attention: scale {sc} is not finite");
         if (options.KeyBlock < 0 || options.KeyBlock > 65536) throw new ArgumentException($"Attention: key block {options.KeyBlock} is not in [0, 65536]");
         CheckOperand("Q", q.Length, qs, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
-        CheckOperand("K", k.Length, ks, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
-        CheckOperand("V", v.Length, vs, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
+        if (checkKeyValues)
+        {
+            CheckOperand("K", k.Length, ks, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
+            CheckOperand("V", v.Length, vs, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);
+        }
         if (checkOutput)
         {
             CheckOperand("output", o.Length, os, s.Batch, s.Heads, s.QueryLength, s.HeadDim, written: true);
@@ -329,6 +332,10 @@ internal unsafe struct AttentionProblem
     public bool Causal;
     public float* Q, K, V, O, Lse;
     public AttentionStrides Qs, Ks, Vs, Os;
+    // Int8 keys and values (Ks and Vs stride the quants): value = scale·quant, one scale per position.
+    public sbyte* K8, V8;
+    public float* KScale, VScale;
+    public AttentionStrides KScales, VScales;
     public int* KeyLengths;
     public byte* KeyMask;
     public float* Bias, Alibi;

@@ -15,6 +15,8 @@ internal unsafe interface IAttentionIsa<TV> where TV : struct
     static abstract int Count { get; }
     static abstract TV Zero { get; }
     static abstract TV Load(float* p);
+    /// <summary>Count int8 values widened to binary32 (exact: int8 → int32 → binary32).</summary>
+    static abstract TV LoadInt8(sbyte* p);
     static abstract void Store(float* p, TV v);
     static abstract TV Splat(float x);
     static abstract TV Add(TV a, TV b);
@@ -37,6 +39,7 @@ internal readonly unsafe struct AttentionScalar : IAttentionIsa<float>
     public static int Count => 1;
     public static float Zero => 0f;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* p) => *p;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8(sbyte* p) => *p;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, float v) => *p = v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Splat(float x) => x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
@@ -56,6 +59,7 @@ internal readonly unsafe struct AttentionV128 : IAttentionIsa<Vector128<float>>
     public static int Count => Vector128<float>.Count;
     public static Vector128<float> Zero => Vector128<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* p) => Vector128.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* p) => Widen.I8x4(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector128<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Splat(float x) => Vector128.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
@@ -85,6 +89,7 @@ internal readonly unsafe struct AttentionV256 : IAttentionIsa<Vector256<float>>
     public static int Count => Vector256<float>.Count;
     public static Vector256<float> Zero => Vector256<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* p) => Widen.I8x8(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector256<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
@@ -109,6 +114,7 @@ internal readonly unsafe struct AttentionV512 : IAttentionIsa<Vector512<float>>
     public static int Count => Vector512<float>.Count;
     public static Vector512<float> Zero => Vector512<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* p) => Widen.I8x16(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector512<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;

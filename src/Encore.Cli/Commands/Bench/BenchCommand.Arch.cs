@@ -12,14 +12,16 @@ internal static partial class BenchCommand
         var lengths = new Option<int[]>("--lengths") { Description = $"Input lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
         var small = new Option<bool>("--small") { Description = "Only the 25M pair (quick)." };
         var weights = WeightsOption(d.Weights);
+        var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        return Suite("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.", [plot, lengths, small, weights, runs],
+        return Suite("arch", "Encoder–decoder vs decoder-only of equal size across input lengths: first-token latency, decode tokens/s, cache memory, FLOPs.", [plot, lengths, small, weights, kvDType, runs],
             parse => d with
             {
                 Plot = parse.GetValue(plot),
                 InputLengths = parse.GetValue(lengths) is { Length: > 0 } l ? l : d.InputLengths,
                 Pairs = parse.GetValue(small) ? [("mu-25m", "decoder-25m")] : d.Pairs,
                 Weights = DTypes.Parse(parse.GetValue(weights)!),
+                KvCache = Encore.Models.KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
                 Runs = parse.GetValue(runs),
             },
             o =>

@@ -13,8 +13,9 @@ internal static partial class BenchCommand
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence (default {d.InputLength}).", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
+        var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", [presets, batches, input, output, weights, runs],
+        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", [presets, batches, input, output, weights, kvDType, runs],
             parse => new GenerateBenchmarkOptions
             {
                 Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,
@@ -22,6 +23,7 @@ internal static partial class BenchCommand
                 InputLength = parse.GetValue(input),
                 NewTokens = parse.GetValue(output),
                 Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
+                KvCache = Encore.Models.KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
                 Runs = parse.GetValue(runs),
             },
             o => o.Validate(),
@@ -32,7 +34,7 @@ internal static partial class BenchCommand
     static void RenderGenerate(GenerateBenchmarkResult r)
     {
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]greedy generation, {r.InputLength} in → {r.NewTokens} out, {r.Weights} weights[/] (median of {r.Runs}, {r.Threads} threads)");
+            .Title($"[bold]greedy generation, {r.InputLength} in → {r.NewTokens} out, {r.Weights} weights, {r.KvCache} KV cache[/] (median of {r.Runs}, {r.Threads} threads)");
         foreach (var col in new[] { "model", "batch", "first token (s)", "decode tok/s", "MB read/step", "bound tok/s", "of bound" })
             table.AddColumn(col == "model" ? new TableColumn(col) : new TableColumn(col).RightAligned());
         foreach (var f in r.Figures)

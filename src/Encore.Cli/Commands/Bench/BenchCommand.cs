@@ -35,6 +35,10 @@ internal static partial class BenchCommand
     static Option<string> WeightsOption(DType fallback) =>
         new("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0, q4_0 (default {fallback.Name()}).", DefaultValueFactory = _ => fallback.Name() };
 
+    /// <summary>The <c>--kv-dtype</c> option: how the KV caches store keys and values.</summary>
+    static Option<string> KvDTypeOption(Encore.Models.KvCacheDType fallback) =>
+        new("--kv-dtype") { Description = $"KV cache storage: f32 or int8 (default {Encore.Models.KvCacheDTypes.Name(fallback)}).", DefaultValueFactory = _ => Encore.Models.KvCacheDTypes.Name(fallback) };
+
     /// <summary>The <c>--no-peers</c> option of a suite with a PyTorch peer script.</summary>
     static Option<bool> NoPeersOption(string script) => new("--no-peers") { Description = $"Do not run the PyTorch peer ({script})." };
 
