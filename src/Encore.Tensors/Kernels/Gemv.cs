@@ -74,10 +74,12 @@ public static unsafe partial class Gemv
         // took a third off the Q8_0 and bf16 rates, so a misaligned X is copied to an aligned buffer.
         short* xq = null;
         float* dx = null;
-        if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
+        byte* x8 = null;
+        if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
+        else if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
         int tasks = Partition.Tasks(w.Rows, Math.Max(1, MinTaskElements / perRow), pool);
-        var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks };
+        var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, X8 = x8, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks };
         if (tasks <= 1) task.Execute(0);
         else pool.Run(tasks, ref task);
     }
@@ -111,6 +113,7 @@ public static unsafe partial class Gemv
         public float* X, Y, Bias;
         public short* XQ; // X quantized to int16 per block of 32 (Q8_0 or Q4_0 weights on AVX-512BW), else null
         public float* DX; // its block scales
+        public byte* X8;  // X quantized to int8 in the paired layout (Q4_0 weights on AVX-VNNI), else null
         public int M, Tasks;
         public SimdWidth Width;
 
@@ -125,6 +128,7 @@ public static unsafe partial class Gemv
                 case DType.F32: Rows<LoadF32>(r0, r1); break;
                 case DType.BF16: Rows<LoadBF16>(r0, r1); break;
                 case DType.F16: Rows<LoadF16>(r0, r1); break;
+                case DType.Q4_0 when X8 != null: RowsQ4Vnni(r0, r1); break;
                 case DType.Q4_0 when XQ != null: RowsX<Q4Block>(r0, r1); break;
                 case DType.Q4_0: RowsQ4(r0, r1); break;
                 default: RowsQ8(r0, r1); break;
@@ -234,6 +238,19 @@ public static unsafe partial class Gemv
                     DotRowsX<TB>(row, XQ + (nint)g * k, DX + (nint)g * blocks, k, mg, blocks, table, sums);
                     for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
                 }
+            }
+        }
+
+        // Q4_0 against int8 x on AVX-VNNI: one dot per (weight row, X row); the row stays in L1 for the later X rows.
+        void RowsQ4Vnni(int r0, int r1)
+        {
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize, rowBytes = PairRowBytes(blocks);
+            float* table = Widen.HalfTable;
+            for (int j = r0; j < r1; j++)
+            {
+                byte* row = W.Row(j);
+                float b = Bias == null ? 0 : Bias[j];
+                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4Vnni(row, X8 + (nint)i * rowBytes, blocks, table) + b;
             }
         }
 

@@ -31,9 +31,10 @@ public static unsafe partial class Gemv
     /// The quantized-activation reference of the Q8_0 GEMV path: each row of X is cut into blocks of 32,
     /// block b gets dx_b = max|x_b|/32767 and quants round-half-even(x·(1/dx_b)) in int16 (the rounding
     /// llama.cpp's Q8_0 activations use, with 16 bits instead of 8); y = Σ_b dw_b·dx_b·Σ_j qw_j·qx_j in
-    /// binary64. X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
+    /// binary64. With <paramref name="activationBits"/> 8 the quants are int8 and dx_b = max|x_b|/127: the
+    /// specification of the Q4_0 path on AVX-VNNI (<see cref="QuantizesActivationsToInt8"/>). X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
     /// </summary>
-    public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default)
+    public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default, int activationBits = 16)
     {
         if (w.DType is not (DType.Q8_0 or DType.Q4_0)) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0 or Q4_0", nameof(w));
         int n = w.Rows, k = w.Cols, blocks = k / DTypes.Q8BlockSize;
@@ -48,7 +49,7 @@ public static unsafe partial class Gemv
             fixed (float* px = x.Slice(i * k, k))
             fixed (short* pq = q)
             fixed (float* pd = dx)
-                QuantizeXReference(px, blocks, pq, pd);
+                QuantizeXReference(px, blocks, pq, pd, (1 << (activationBits - 1)) - 1);
             for (int j = 0; j < n; j++)
             {
                 byte* row = w.Row(j);
@@ -79,14 +80,15 @@ public static unsafe partial class Gemv
         return b4->D;
     }
 
-    // Scalar twin of QuantizeX (and its specification).
-    internal static void QuantizeXReference(float* x, int blocks, short* q, float* dx)
+    // Scalar twin of QuantizeX (and its specification): quants in [−qmax, qmax], qmax = 32767 (int16) or
+    // 127 (int8, the Q4_0 VNNI path).
+    internal static void QuantizeXReference(float* x, int blocks, short* q, float* dx, int qmax = (int)XQuantMax)
     {
         for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
         {
             float amax = 0;
             for (int j = 0; j < DTypes.Q8BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
-            float d = amax / XQuantMax;
+            float d = amax / qmax;
             float id = d != 0 ? 1f / d : 0f;
             dx[b] = d;
             // |x·id| ≤ 32767 up to one rounding of the product, so the int16 never overflows.
