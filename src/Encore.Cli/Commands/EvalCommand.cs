@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Encore.Models;
 using Encore.Training.Data;
 using Encore.Training.Runs;
 
@@ -30,24 +31,28 @@ internal static class EvalCommand
         var plot = new Option<string?>("--plot") { Description = "Write the models' training and validation loss curves (from each run's metrics.jsonl) to this PNG." };
         var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
+        var dtype = Common.WeightDTypeOption();
+        var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage of the generation and --speed: f32, or int8.", DefaultValueFactory = _ => "f32" };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var fields = new Common.FieldOptions();
         var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
         {
-            model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads,
+            model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, kvDType,
         };
         foreach (var opt in fields.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
+            var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
             var options = new ComparisonOptions
             {
                 Evaluation = (d with
                 {
                     Examples = parse.GetValue(examples), MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch),
-                    Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly),
+                    Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly), KvCache = kv,
                 }).Validate(),
-                Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts) }).Validate() : null,
+                Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts), KvCache = kv }).Validate() : null,
+                Weights = parse.GetValue(dtype) is { } w ? Common.ParseWeightDType(w, "--dtype") : null,
             };
             var specs = ModelSpec.ParseAll(parse.GetValue(model)!);
             ModelComparison.Resolve(specs);

@@ -6,7 +6,8 @@ using Encore.Tensors.Numerics;
 
 namespace Encore.Tensors.Kernels;
 
-// Q4_0 GEMV on AVX-VNNI: x quantized to int8 per block of 32 (as llama.cpp's Q8_0 activations), and
+// Q4_0 GEMV on AVX-VNNI: x quantized to int8 per block of 32 exactly as llama.cpp quantizes activations
+// for its Q4_0 dot products (ggml's Q8_0, binary16 scale), and
 // each pair of weight blocks is two vpdpbusd over their unsigned nibbles.
 //
 // A Q4_0 block reads 18 bytes for 32 weights, so a core must turn over twice Q8_0's blocks per byte;
@@ -21,7 +22,7 @@ namespace Encore.Tensors.Kernels;
 public static unsafe partial class Gemv
 {
     /// <summary>Largest int8 quant of x on the VNNI path: each block maps max|x_b| to ±127.</summary>
-    const int X8QuantMax = 127;
+    const float X8QuantMax = 127f;
 
     /// <summary>
     /// Whether the GEMV path at <paramref name="width"/> takes Q4_0 weights with x quantized to int8 per block
@@ -57,7 +58,7 @@ public static unsafe partial class Gemv
         return t_x8;
     }
 
-    // One row of x → the paired layout, with quants and scales identical to QuantizeXReference(qmax 127).
+    // One row of x → the paired layout, with quants and scales identical to QuantizeX8Reference.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizePaired(float* x, int blocks, byte* dst)
     {
@@ -86,8 +87,8 @@ public static unsafe partial class Gemv
                 var m8 = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
                 var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
                 float amax = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
-                float d = amax / X8QuantMax;
-                float id = d != 0 ? 1f / d : 0f;
+                float d = Half16.ToSingle(Half16.FromSingle(amax / X8QuantMax));
+                float id = amax != 0 ? X8QuantMax / amax : 0f;
                 var vid = Vector256.Create(id);
                 var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * vid));
                 var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * vid));
@@ -106,7 +107,7 @@ public static unsafe partial class Gemv
         }
     }
 
-    // The scalar twin of QuantizePaired (quants from QuantizeXReference, then the same layout).
+    // The scalar twin of QuantizePaired (quants from QuantizeX8Reference, then the same layout).
     internal static void QuantizePairedReference(float* x, int blocks, byte* dst)
     {
         int pairs = (blocks + 1) / 2;
@@ -114,7 +115,7 @@ public static unsafe partial class Gemv
         var dx = new float[pairs * 2];
         fixed (short* pq = q)
         fixed (float* pd = dx)
-            QuantizeXReference(x, blocks, pq, pd, X8QuantMax);
+            QuantizeX8Reference(x, blocks, pq, pd);
         var o = (sbyte*)dst;
         var start = (int*)(dst + pairs * 64);
         var scale = (float*)(dst + pairs * 96);

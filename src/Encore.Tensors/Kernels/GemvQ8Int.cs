@@ -31,8 +31,9 @@ public static unsafe partial class Gemv
     /// The quantized-activation reference of the Q8_0 GEMV path: each row of X is cut into blocks of 32,
     /// block b gets dx_b = max|x_b|/32767 and quants round-half-even(x·(1/dx_b)) in int16 (the rounding
     /// llama.cpp's Q8_0 activations use, with 16 bits instead of 8); y = Σ_b dw_b·dx_b·Σ_j qw_j·qx_j in
-    /// binary64. With <paramref name="activationBits"/> 8 the quants are int8 and dx_b = max|x_b|/127: the
-    /// specification of the Q4_0 path on AVX-VNNI (<see cref="QuantizesActivationsToInt8"/>). X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
+    /// binary64. With <paramref name="activationBits"/> 8 the quants are int8 as ggml's Q8_0 activations:
+    /// dx_b = max|x_b|/127 rounded to binary16, quants round-half-even(x·(127/max|x_b|)); the specification of
+    /// the Q4_0 path on AVX-VNNI (<see cref="QuantizesActivationsToInt8"/>). X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
     /// </summary>
     public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default, int activationBits = 16)
     {
@@ -49,7 +50,10 @@ public static unsafe partial class Gemv
             fixed (float* px = x.Slice(i * k, k))
             fixed (short* pq = q)
             fixed (float* pd = dx)
-                QuantizeXReference(px, blocks, pq, pd, (1 << (activationBits - 1)) - 1);
+            {
+                if (activationBits == 8) QuantizeX8Reference(px, blocks, pq, pd);
+                else QuantizeXReference(px, blocks, pq, pd);
+            }
             for (int j = 0; j < n; j++)
             {
                 byte* row = w.Row(j);
@@ -80,15 +84,29 @@ public static unsafe partial class Gemv
         return b4->D;
     }
 
-    // Scalar twin of QuantizeX (and its specification): quants in [−qmax, qmax], qmax = 32767 (int16) or
-    // 127 (int8, the Q4_0 VNNI path).
-    internal static void QuantizeXReference(float* x, int blocks, short* q, float* dx, int qmax = (int)XQuantMax)
+    // The int8 quantization of the Q4_0 VNNI path, which is ggml's quantize_row_q8_0 (AVX2): d = max|x_b|/127
+    // stored as binary16, quants round-half-even(x·(127/max|x_b|)). Matching llama.cpp's activations keeps
+    // the two engines' greedy tokens together on the same Q4_0 weights.
+    internal static void QuantizeX8Reference(float* x, int blocks, short* q, float* dx)
     {
         for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
         {
             float amax = 0;
             for (int j = 0; j < DTypes.Q8BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
-            float d = amax / qmax;
+            float id = amax != 0 ? 127f / amax : 0f;
+            dx[b] = Half16.ToSingle(Half16.FromSingle(amax / 127f));
+            for (int j = 0; j < DTypes.Q8BlockSize; j++) q[j] = (short)MathF.Round(x[j] * id, MidpointRounding.ToEven);
+        }
+    }
+
+    // Scalar twin of QuantizeX (and its specification).
+    internal static void QuantizeXReference(float* x, int blocks, short* q, float* dx)
+    {
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
+        {
+            float amax = 0;
+            for (int j = 0; j < DTypes.Q8BlockSize; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+            float d = amax / XQuantMax;
             float id = d != 0 ? 1f / d : 0f;
             dx[b] = d;
             // |x·id| ≤ 32767 up to one rounding of the product, so the int16 never overflows.

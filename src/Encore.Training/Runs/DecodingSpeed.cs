@@ -12,6 +12,8 @@ public sealed record DecodingSpeedOptions
     public int Prompts { get; init; } = 10;
     /// <summary>Tokens generated per prompt, all of them forced (end-of-sequence does not stop the run). Default 16.</summary>
     public int NewTokens { get; init; } = 16;
+    /// <summary>Storage of the key/value caches timed and counted (f32 or int8). Default f32.</summary>
+    public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
 
     /// <summary>Throws naming the first setting out of range.</summary>
     public DecodingSpeedOptions Validate()
@@ -31,7 +33,7 @@ public sealed record DecodingSpeedOptions
 /// </summary>
 /// <param name="FirstTokenMs">Median over the prompts of the milliseconds to the first token.</param>
 /// <param name="DecodeTokensPerSecond">Tokens after the first, per second.</param>
-/// <param name="CacheBytesPerRequest">Bytes of the f32 key/value caches of the largest request (see <see cref="CacheBytes"/>).</param>
+/// <param name="CacheBytesPerRequest">Bytes of the key/value caches (f32 or int8, as timed) of the largest request (see <see cref="CacheBytes"/>).</param>
 public sealed record DecodingSpeed(double FirstTokenMs, double DecodeTokensPerSecond, long CacheBytesPerRequest)
 {
     /// <summary>Prompts timed.</summary>
@@ -60,12 +62,12 @@ public sealed record DecodingSpeed(double FirstTokenMs, double DecodeTokensPerSe
         for (int i = -1; i < count; i++)   // i = −1 warms up (first-call JIT, buffer pools) on the first prompt
         {
             var ids = GenerationEval.PromptIds(model, tokenizer, examples[Math.Max(0, i)].Source);
-            var t = GenerationTiming.Measure(model, [ids], o.NewTokens);
+            var t = GenerationTiming.Measure(model, [ids], o.NewTokens, o.KvCache);
             if (i < 0) continue;
             firsts.Add(t.FirstTokenSeconds * 1000);
             decodeSeconds += t.DecodeSeconds;
             decoded += t.DecodedTokens;
-            cache = Math.Max(cache, CacheBytes(model.Config, ids.Length, o.NewTokens));
+            cache = Math.Max(cache, CacheBytes(model.Config, ids.Length, o.NewTokens, o.KvCache));
         }
         firsts.Sort();
         return new DecodingSpeed(firsts[firsts.Count / 2], decoded / decodeSeconds, cache) { Prompts = count, NewTokens = o.NewTokens };
@@ -84,12 +86,12 @@ public sealed record DecodingSpeed(double FirstTokenMs, double DecodeTokensPerSe
     /// These are the capacities the sessions allocate (<c>CreateCache</c>), so the figure is the memory one
     /// request takes, not an estimate; an encoder-only model has no cache.
     /// </summary>
-    public static long CacheBytes(ModelConfig config, int promptTokens, int newTokens)
+    public static long CacheBytes(ModelConfig config, int promptTokens, int newTokens, KvCacheDType kvCache = KvCacheDType.F32)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentOutOfRangeException.ThrowIfNegative(promptTokens);
         ArgumentOutOfRangeException.ThrowIfNegative(newTokens);
-        long perPosition = checked(2L * config.KvHeads * config.HeadDim * sizeof(float) * config.DecoderLayers);
+        long perPosition = checked(2L * config.KvHeads * kvCache.VectorBytes(config.HeadDim) * config.DecoderLayers);
         long positions = config.Family switch
         {
             ModelFamily.DecoderOnly => (long)promptTokens + newTokens,

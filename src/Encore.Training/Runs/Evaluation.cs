@@ -25,6 +25,8 @@ public sealed record EvaluationOptions
     public int Samples { get; init; } = 3;
     /// <summary>Skip generation and report the loss alone. Default false.</summary>
     public bool LossOnly { get; init; }
+    /// <summary>Storage of the generation's key/value caches (f32 or int8). Default f32.</summary>
+    public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
 
     /// <summary>Throws naming the first option out of range.</summary>
     public EvaluationOptions Validate()
@@ -72,7 +74,7 @@ public static class Evaluation
         IReadOnlyList<string> outputs = [];
         if (!o.LossOnly)
         {
-            var eval = new GenerationEval(tokenizer, examples, o.MaxNewTokens, o.BatchSize);
+            var eval = new GenerationEval(tokenizer, examples, o.MaxNewTokens, o.BatchSize, o.KvCache);
             metrics = eval.Evaluate(model);
             outputs = eval.LastPredictions;
         }

@@ -11,7 +11,7 @@ namespace Encore.Training.Runs;
 /// references: exact match, token F1, ROUGE-1/2/L, chrF and BLEU. Prompts are built as the training
 /// objectives build them: source + EOS for an encoder–decoder, BOS + source for a decoder-only model.
 /// </summary>
-public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPair> examples, int maxNewTokens = 32, int batchSize = 16)
+public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPair> examples, int maxNewTokens = 32, int batchSize = 16, KvCacheDType kvCache = KvCacheDType.F32)
 {
     /// <summary>The prompt ids of <paramref name="source"/> for <paramref name="model"/>'s family (see <see cref="Generator.EncodePrompt"/>).</summary>
     public static int[] PromptIds(LanguageModel model, TextTokenizer tokenizer, string source) => new Generator(model, tokenizer).EncodePrompt(source);
@@ -20,7 +20,7 @@ public sealed class GenerationEval(TextTokenizer tokenizer, IReadOnlyList<TextPa
     public IReadOnlyList<string> Predict(LanguageModel model)
     {
         var generator = new Generator(model, tokenizer);
-        var options = new GenerationOptions { MaxNewTokens = maxNewTokens };
+        var options = new GenerationOptions { MaxNewTokens = maxNewTokens, KvCacheDType = kvCache };
         var outputs = new List<string>(examples.Count);
         for (int i = 0; i < examples.Count; i += batchSize)
         {

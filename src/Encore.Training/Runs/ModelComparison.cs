@@ -5,6 +5,8 @@ using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
 using Encore.Training.Data;
 
+using Encore.Tensors;
+
 namespace Encore.Training.Runs;
 
 /// <summary>A model to compare: its display name and its checkpoint directory or run folder.</summary>
@@ -62,6 +64,11 @@ public sealed record ComparisonOptions
     public EvaluationOptions Evaluation { get; init; } = new();
     /// <summary>Decoding speed measured for each model; null measures none. Default null.</summary>
     public DecodingSpeedOptions? Speed { get; init; }
+    /// <summary>
+    /// Weight matrices converted to this dtype after loading (bf16, f16, q8_0, q4_0), to score a model as it
+    /// would run quantized; null keeps each checkpoint's own. Default null.
+    /// </summary>
+    public DType? Weights { get; init; }
 }
 
 /// <summary>One model's line of a comparison.</summary>
@@ -156,7 +163,9 @@ public static class ModelComparison
             {
                 progress?.Invoke($"evaluating {spec.Name} ({dir}) on {examples.Count} examples");
                 var tokenizer = TokenizerLoader.FromDirectory(dir);
-                using var model = Checkpoint.Load(dir);
+                // Mapped as stored: a quantized checkpoint is scored with the kernels it runs with.
+                using var model = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+                if (o.Weights is DType w) model.ConvertWeights(w);
                 var result = Evaluation.Run(model, tokenizer, examples, o.Evaluation with { Examples = 0 });
                 DecodingSpeed? speed = null;
                 if (o.Speed != null)
