@@ -204,6 +204,8 @@ public sealed class SafetensorsFile : IDisposable
             case "I32": return Aligned(e, DType.I32, byteOffset, 4);
             case "Q8_0" or "Q4_0":
             {
+                var dtype = BlockedDType(e.DType)!.Value;
+                CheckScales(name, _storage.Pointer + byteOffset, (e.End - e.Begin) / dtype.UnitBytes(), dtype.UnitBytes());
                 // Blocks are read unaligned, so the tensor maps the file wherever it starts.
                 var range = SubStorage.Of(_storage, byteOffset, e.End - e.Begin);
                 try { return Tensor.FromStorage(range, BlockedDType(e.DType)!.Value, e.Shape, 0); }
@@ -240,6 +242,18 @@ public sealed class SafetensorsFile : IDisposable
             di[(int)i] = (int)value;
         }
         return ti;
+    }
+
+    // Every block starts with its binary16 scale; an infinity or NaN there would turn whole rows of every
+    // product into NaN, so the tensor is refused with the first such block named.
+    unsafe void CheckScales(string name, byte* p, long blocks, int blockBytes)
+    {
+        for (long b = 0; b < blocks; b++)
+        {
+            ushort d = (ushort)(p[b * blockBytes] | p[b * blockBytes + 1] << 8);
+            if ((d & 0x7C00) == 0x7C00)
+                throw new CheckpointFormatException($"{Path}: tensor '{name}' block {b} has a non-finite scale (binary16 0x{d:X4})");
+        }
     }
 
     unsafe Tensor Aligned(Entry e, DType dtype, long byteOffset, int size)

@@ -103,9 +103,20 @@ public class SafetensorsTests : IDisposable
                 if (t.DType.IsBlocked()) Assert.True(back.Storage.IsReadOnly, $"{name} is a view of the mapped file");
             }
         }
-        var header = Encoding.UTF8.GetString(File.ReadAllBytes(Path.Combine(_dir, "q", "model.safetensors")).AsSpan(8, 400));
+        var file = Path.Combine(_dir, "q", "model.safetensors");
+        var header = Encoding.UTF8.GetString(File.ReadAllBytes(file).AsSpan(8, 400));
         Assert.Contains("\"dtype\":\"Q4_0\",\"shape\":[5,64],\"data_offsets\":[6,186]", header); // 5 rows × 2 blocks × 18 bytes after 6 bytes of f16
         foreach (var t in tensors) t.Value.Dispose();
+        // A block whose scale is an infinity (binary16 0x7C00) is refused, naming the tensor and the block.
+        var bytes = File.ReadAllBytes(file);
+        long dataStart = 8 + (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        bytes[dataStart + 6 + 3 * 18] = 0x00;
+        bytes[dataStart + 6 + 3 * 18 + 1] = 0x7C;
+        File.WriteAllBytes(file, bytes);
+        using var bad = SafetensorsFile.Open(file);
+        var e = Assert.Throws<CheckpointFormatException>(() => bad.Read("w.q4"));
+        Assert.Contains("tensor 'w.q4' block 3 has a non-finite scale", e.Message);
+        bad.Read("w.q8").Dispose(); // the other tensors still read
     }
 
     static byte[] Build(string headerJson, int dataBytes)
