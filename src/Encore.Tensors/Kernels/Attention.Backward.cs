@@ -158,8 +158,8 @@ public static unsafe partial class Attention
             TileAccumulate<TIsa, TV>(dqt, dpt, kBase + kb * ksp, ksp, nk, hd, one);
             for (int j = 0; j < nk; j++)
             {
-                RowAccumulate<TIsa, TV>(dvBase + (kb + j) * dvsp, st + j * c, do0, dosp, n, hd, 1);
-                RowAccumulate<TIsa, TV>(dkBase + (kb + j) * dksp, dpt + j * c, q0, qsp, n, hd, 1);
+                RowAccumulate<TIsa, TV, float, F32Row>(dvBase + (kb + j) * dvsp, st + j * c, do0, dosp, n, hd, 1);
+                RowAccumulate<TIsa, TV, float, F32Row>(dkBase + (kb + j) * dksp, dpt + j * c, q0, qsp, n, hd, 1);
             }
         }
 

@@ -69,13 +69,6 @@ public static unsafe partial class Attention
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void PrefetchBytes(sbyte* row, int n)
-    {
-        if (!Sse.IsSupported) return;
-        for (int o = 0; o < n; o += 64) Sse.Prefetch0(row + o);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ForwardRowInt8<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
@@ -104,7 +97,7 @@ public static unsafe partial class Attention
             // The denominator took the probabilities; the values take them times each value's scale.
             float* vs = vScale + kb * vss;
             for (int j = 0; j < nk; j++) sc[j] *= vs[j * vss];
-            RowAccumulateInt8<TIsa, TV>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
+            RowAccumulate<TIsa, TV, sbyte, Int8Row>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
         }
 
         float inv = l > 0 ? 1 / l : 0;
@@ -123,7 +116,7 @@ public static unsafe partial class Attention
         {
             sbyte* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
             sbyte* ahead = k0 + RowPrefetch * ksp;
-            PrefetchBytes(ahead, hd); PrefetchBytes(ahead + ksp, hd); PrefetchBytes(ahead + 2 * ksp, hd); PrefetchBytes(ahead + 3 * ksp, hd);
+            PrefetchBytes((byte*)ahead, hd); PrefetchBytes((byte*)(ahead + ksp), hd); PrefetchBytes((byte*)(ahead + 2 * ksp), hd); PrefetchBytes((byte*)(ahead + 3 * ksp), hd);
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             int d = 0;
             if (c > 1)
@@ -163,53 +156,6 @@ public static unsafe partial class Attention
             }
             for (; d < hd; d++) s0 += q[d] * k0[d];
             sc[j] = s0 * (scale * kScale[j * kss]);
-        }
-    }
-
-    /// <summary>acc = α·acc + Σ_j w[j]·v8[j], the quants widened to binary32 (w holds p·scale per value); four registers of hd per pass.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RowAccumulateInt8<TIsa, TV>(float* acc, float* w, sbyte* v, long vsp, int nk, int hd, float alpha)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
-    {
-        int c = TIsa.Count, d = 0;
-        TV al = TIsa.Splat(alpha);
-        if (c > 1)
-        {
-            for (; d + 4 * c <= hd; d += 4 * c)
-            {
-                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
-                TV o1 = TIsa.Mul(TIsa.Load(acc + d + c), al);
-                TV o2 = TIsa.Mul(TIsa.Load(acc + d + 2 * c), al);
-                TV o3 = TIsa.Mul(TIsa.Load(acc + d + 3 * c), al);
-                sbyte* vr = v + d;
-                for (int j = 0; j < nk; j++, vr += vsp)
-                {
-                    if (d == 0) PrefetchBytes(vr + RowPrefetch * vsp, hd);
-                    TV wv = TIsa.Splat(w[j]);
-                    o0 = TIsa.MulAdd(wv, TIsa.LoadInt8(vr), o0);
-                    o1 = TIsa.MulAdd(wv, TIsa.LoadInt8(vr + c), o1);
-                    o2 = TIsa.MulAdd(wv, TIsa.LoadInt8(vr + 2 * c), o2);
-                    o3 = TIsa.MulAdd(wv, TIsa.LoadInt8(vr + 3 * c), o3);
-                }
-                TIsa.Store(acc + d, o0);
-                TIsa.Store(acc + d + c, o1);
-                TIsa.Store(acc + d + 2 * c, o2);
-                TIsa.Store(acc + d + 3 * c, o3);
-            }
-            for (; d + c <= hd; d += c)
-            {
-                TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
-                sbyte* vr = v + d;
-                for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(w[j]), TIsa.LoadInt8(vr), o0);
-                TIsa.Store(acc + d, o0);
-            }
-        }
-        for (; d < hd; d++)
-        {
-            float o = acc[d] * alpha;
-            sbyte* vr = v + d;
-            for (int j = 0; j < nk; j++, vr += vsp) o += w[j] * vr[0];
-            acc[d] = o;
         }
     }
 }

@@ -16,11 +16,13 @@ public static unsafe partial class Attention
     const int RowPrefetch = 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void PrefetchRow(float* row, int hd)
+    static void PrefetchRow(float* row, int hd) => PrefetchBytes((byte*)row, hd * sizeof(float));
+
+    // The cache lines of n bytes at p into L1 (x86 only).
+    static void PrefetchBytes(byte* p, int n)
     {
         if (!Sse.IsSupported) return;
-        byte* b = (byte*)row;
-        for (int o = 0; o < hd * sizeof(float); o += 64) Sse.Prefetch0(b + o);
+        for (int o = 0; o < n; o += 64) Sse.Prefetch0(p + o);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -46,7 +48,7 @@ public static unsafe partial class Attention
             if (p.BlockMasked(b, kb, nk)) continue;
             RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
             float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
-            RowAccumulate<TIsa, TV>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
+            RowAccumulate<TIsa, TV, float, F32Row>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
         }
 
         float inv = l > 0 ? 1 / l : 0;
@@ -140,10 +142,13 @@ public static unsafe partial class Attention
         for (; j < nk; j++) sc[j] = AttentionMath.Dot<TIsa, TV>(q, k + j * ksp, hd) * scale;
     }
 
-    /// <summary>acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass.</summary>
+    /// <summary>
+    /// acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass; V's rows are binary32 or int8 quants
+    /// (<typeparamref name="TL"/>; the quants' scales are folded into p by the caller).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RowAccumulate<TIsa, TV>(float* acc, float* pj, float* v, long vsp, int nk, int hd, float alpha)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    static void RowAccumulate<TIsa, TV, TE, TL>(float* acc, float* pj, TE* v, long vsp, int nk, int hd, float alpha)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct where TE : unmanaged where TL : struct, IRowElement<TE>
     {
         int c = TIsa.Count, d = 0;
         TV al = TIsa.Splat(alpha);
@@ -155,15 +160,15 @@ public static unsafe partial class Attention
                 TV o1 = TIsa.Mul(TIsa.Load(acc + d + c), al);
                 TV o2 = TIsa.Mul(TIsa.Load(acc + d + 2 * c), al);
                 TV o3 = TIsa.Mul(TIsa.Load(acc + d + 3 * c), al);
-                float* vr = v + d;
+                TE* vr = v + d;
                 for (int j = 0; j < nk; j++, vr += vsp)
                 {
-                    if (d == 0) PrefetchRow(vr + RowPrefetch * vsp, hd);
+                    if (d == 0) PrefetchBytes((byte*)(vr + RowPrefetch * vsp), hd * sizeof(TE));
                     TV pv = TIsa.Splat(pj[j]);
-                    o0 = TIsa.MulAdd(pv, TIsa.Load(vr), o0);
-                    o1 = TIsa.MulAdd(pv, TIsa.Load(vr + c), o1);
-                    o2 = TIsa.MulAdd(pv, TIsa.Load(vr + 2 * c), o2);
-                    o3 = TIsa.MulAdd(pv, TIsa.Load(vr + 3 * c), o3);
+                    o0 = TIsa.MulAdd(pv, TL.Load<TIsa, TV>(vr), o0);
+                    o1 = TIsa.MulAdd(pv, TL.Load<TIsa, TV>(vr + c), o1);
+                    o2 = TIsa.MulAdd(pv, TL.Load<TIsa, TV>(vr + 2 * c), o2);
+                    o3 = TIsa.MulAdd(pv, TL.Load<TIsa, TV>(vr + 3 * c), o3);
                 }
                 TIsa.Store(acc + d, o0);
                 TIsa.Store(acc + d + c, o1);
@@ -173,17 +178,40 @@ public static unsafe partial class Attention
             for (; d + c <= hd; d += c)
             {
                 TV o0 = TIsa.Mul(TIsa.Load(acc + d), al);
-                float* vr = v + d;
-                for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(pj[j]), TIsa.Load(vr), o0);
+                TE* vr = v + d;
+                for (int j = 0; j < nk; j++, vr += vsp) o0 = TIsa.MulAdd(TIsa.Splat(pj[j]), TL.Load<TIsa, TV>(vr), o0);
                 TIsa.Store(acc + d, o0);
             }
         }
         for (; d < hd; d++)
         {
             float o = acc[d] * alpha;
-            float* vr = v + d;
-            for (int j = 0; j < nk; j++, vr += vsp) o += pj[j] * vr[0];
+            TE* vr = v + d;
+            for (int j = 0; j < nk; j++, vr += vsp) o += pj[j] * TL.Value(vr);
             acc[d] = o;
         }
     }
+}
+
+/// <summary>An element type of the rows the attention row kernels read: binary32, or int8 quants widened in registers.</summary>
+internal unsafe interface IRowElement<TE> where TE : unmanaged
+{
+    static abstract TV Load<TIsa, TV>(TE* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct;
+    static abstract float Value(TE* p);
+}
+
+internal readonly unsafe struct F32Row : IRowElement<float>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Load<TIsa, TV>(float* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct => TIsa.Load(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Value(float* p) => *p;
+}
+
+internal readonly unsafe struct Int8Row : IRowElement<sbyte>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Load<TIsa, TV>(sbyte* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct => TIsa.LoadInt8(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Value(sbyte* p) => *p;
 }
