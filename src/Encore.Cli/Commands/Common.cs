@@ -28,7 +28,7 @@ internal static class Common
         {
             Description = "JSONL field read as the source; repeat it to join several with \": \" (e.g. --source-field package --source-field source). Default: source.",
         };
-        public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian). Default: target.", DefaultValueFactory = _ => "target" };
+        public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian).", DefaultValueFactory = _ => "target" };
 
         public IEnumerable<Option> All => [Source, Target];
 
@@ -81,13 +81,13 @@ internal static class Common
     }
 
     /// <summary>The shared <c>--threads</c> option: kernel pool size, 1 to 1024, default the processor count.</summary>
-    internal static Option<int> ThreadsOption(string description)
+    /// <remarks>
+    /// No DefaultValueFactory: help would print this machine's count as a fixed "[default: N]" next to the
+    /// description's "(default: the processor count)". Read it with <see cref="Threads"/>.
+    /// </remarks>
+    internal static Option<int?> ThreadsOption(string description)
     {
-        var option = new Option<int>("--threads")
-        {
-            Description = description,
-            DefaultValueFactory = _ => Environment.ProcessorCount,
-        };
+        var option = new Option<int?>("--threads") { Description = description };
         option.Validators.Add(r =>
         {
             // Only a parsed value is checked; a token that is not an integer is the parser's error to report.
@@ -96,6 +96,9 @@ internal static class Common
         });
         return option;
     }
+
+    /// <summary>The value of a <see cref="ThreadsOption"/>: the number given, else the processor count.</summary>
+    internal static int Threads(ParseResult parse, Option<int?> option) => parse.GetValue(option) ?? Environment.ProcessorCount;
 
     /// <summary>The machine as a two-column table (also printed at the top of every benchmark).</summary>
     internal static Table MachineTable(MachineReport m)

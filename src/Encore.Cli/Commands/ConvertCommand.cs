@@ -9,10 +9,10 @@ internal static class ConvertCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
         var to = new Option<string>("--to") { Description = "Target format: gguf.", Required = true };
         var output = new Option<string>("--out") { Description = "File to write (written to a temporary name, then renamed).", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0 (default f32). Norms stay f32.", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0. Norms stay f32.", DefaultValueFactory = _ => "f32" };
         var name = new Option<string?>("--name") { Description = "general.name written to the file (default: the directory name)." };
         var cmd = new Command("convert", "Write a checkpoint as llama.cpp GGUF (T5-architecture encoder–decoders as \"t5\", Llama-architecture decoders as \"llama\").")
         {

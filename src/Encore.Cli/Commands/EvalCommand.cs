@@ -42,7 +42,7 @@ internal static class EvalCommand
         foreach (var opt in fields.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
-            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
+            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
             var options = new ComparisonOptions
             {

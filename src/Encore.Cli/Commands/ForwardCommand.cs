@@ -10,7 +10,7 @@ internal static class ForwardCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
         var inputIds = new Option<string>("--input-ids") { Description = "Comma-separated token ids: the encoder input (or the whole input of a decoder-only or encoder-only model).", Required = true };
         var decoderIds = new Option<string?>("--decoder-input-ids") { Description = "Comma-separated decoder input ids (encoder–decoder models; default: the decoder start token)." };
         var output = new Option<string>("--out") { Description = "Where to write the logits, float32 .npy of shape (1, T, V).", Required = true };

@@ -21,7 +21,7 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var d = new GenerationOptions();
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "The prompt (the source text of an encoder–decoder)." };
         var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in." };
         var batchSize = new Option<int>("--batch-size") { Description = "Prompts of --input-file decoded together.", DefaultValueFactory = _ => 16 };
@@ -92,7 +92,7 @@ internal static class GenerateCommand
             var inputs = file is null ? null : ReadJsonl(file);
 
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var generator = new Generator(m, TokenizerLoader.FromDirectory(dir));
 

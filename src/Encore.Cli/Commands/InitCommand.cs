@@ -11,8 +11,8 @@ internal static class InitCommand
     {
         var config = new Option<string>("--config") { Description = $"A preset ({string.Join(", ", Presets.All.Keys)}) or an Encore config.json.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (config.json + model.safetensors).", Required = true };
-        var seed = new Option<ulong>("--seed") { Description = "Initialization seed (default 0).", DefaultValueFactory = _ => 0UL };
-        var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, bf16 or f16 (default f32).", DefaultValueFactory = _ => "f32" };
+        var seed = new Option<ulong>("--seed") { Description = "Initialization seed.", DefaultValueFactory = _ => 0UL };
+        var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var cmd = new Command("init", "Write a randomly initialized checkpoint (for benchmarks, tests, or as a training start).") { config, output, seed, dtype };
         cmd.SetAction(parse =>
         {

@@ -15,7 +15,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var d = new ServerOptions();
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };
@@ -55,7 +55,7 @@ internal static class ServeCommand
                 // The environment keeps the key out of the process list, where --api-key is visible.
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("ENCORE_API_KEY") is { Length: > 0 } env ? env : null),
             }.Validate();
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var tokenizer = TokenizerLoader.FromDirectory(dir);
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);

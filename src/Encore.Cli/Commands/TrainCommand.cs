@@ -13,29 +13,29 @@ internal static class TrainCommand
         public Option<string> Data = new("--data") { Description = "Training data: JSONL {\"source\",\"target\"} pairs, or plain text (one document per line).", Required = true };
         public Option<string?> Validation = new("--validation") { Description = "Validation data (default: 5% of the training data, held out by seed)." };
         public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: train a byte-level BPE on the data)." };
-        public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data (default 2048).", DefaultValueFactory = _ => 2048 };
+        public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
-        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm (default auto: from the model family and data).", DefaultValueFactory = _ => "auto" };
-        public Option<int> Steps = new("--steps") { Description = "Optimizer steps (default 1000).", DefaultValueFactory = _ => 1000 };
-        public Option<double> Lr = new("--lr") { Description = "Peak learning rate (default 1e-3).", DefaultValueFactory = _ => 1e-3 };
-        public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd (default adamw).", DefaultValueFactory = _ => "adamw" };
-        public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target (default 4096).", DefaultValueFactory = _ => 4096 };
-        public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step (default 1).", DefaultValueFactory = _ => 1 };
-        public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<int> SaveEvery = new("--save-every") { Description = "Checkpoint every N steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (default 64; 0: loss only).", DefaultValueFactory = _ => 64 };
-        public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout (default 0).", DefaultValueFactory = _ => 0UL };
+        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm; auto picks from the model family and data.", DefaultValueFactory = _ => "auto" };
+        public Option<int> Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
+        public Option<double> Lr = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
+        public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
+        public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd.", DefaultValueFactory = _ => "adamw" };
+        public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target.", DefaultValueFactory = _ => 4096 };
+        public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
+        public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps.", DefaultValueFactory = _ => 100 };
+        public Option<int> SaveEvery = new("--save-every") { Description = "Checkpoint every N steps.", DefaultValueFactory = _ => 100 };
+        public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (0: loss only).", DefaultValueFactory = _ => 64 };
+        public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout.", DefaultValueFactory = _ => 0UL };
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
         public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
-        public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest (default 2).", DefaultValueFactory = _ => 2 };
-        public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch (default 0: off).", DefaultValueFactory = _ => 0f };
-        public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation (default 3).", DefaultValueFactory = _ => 3 };
+        public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest.", DefaultValueFactory = _ => 2 };
+        public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch; 0 is off.", DefaultValueFactory = _ => 0f };
+        public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation.", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
-        public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         public Common.FieldOptions Fields = new();
-        public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut (default 1024).", DefaultValueFactory = _ => 1024 };
+        public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
         public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
     }
@@ -71,7 +71,7 @@ internal static class TrainCommand
 
     static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature, bool onPolicy = false)
     {
-        Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(o.Threads));
+        Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, o.Threads));
         var objective = parse.GetValue(o.Objective)!.ToLowerInvariant() switch
         {
             "auto" => ObjectiveKind.Auto,
