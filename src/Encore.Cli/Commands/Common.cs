@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -77,6 +78,32 @@ internal static class Common
         {
             m.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The shared <c>--tokenizer</c> option of the inference commands: a directory with tokenizer files, for a
+    /// checkpoint saved without them.
+    /// </summary>
+    internal static Option<string?> TokenizerOption() => new("--tokenizer")
+    {
+        Description = "Directory with the tokenizer files (tokenizer.json, spiece.model, vocab.json + merges.txt, vocab.txt), for a checkpoint without them (default: the checkpoint's own).",
+    };
+
+    /// <summary>
+    /// The tokenizer in <paramref name="tokenizerDir"/> when given, else the checkpoint's own in
+    /// <paramref name="modelDir"/>; a checkpoint without one fails with a message naming <c>--tokenizer</c>.
+    /// </summary>
+    internal static TextTokenizer LoadTokenizer(string modelDir, string? tokenizerDir)
+    {
+        if (tokenizerDir != null) return TokenizerLoader.FromDirectory(tokenizerDir);
+        try
+        {
+            return TokenizerLoader.FromDirectory(modelDir);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"{e.Message}; pass --tokenizer DIR with a directory that holds them", e);
         }
     }
 

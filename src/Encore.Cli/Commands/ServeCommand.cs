@@ -30,10 +30,11 @@ internal static class ServeCommand
             Description = "Require 'Authorization: Bearer <key>' on every request but GET /health (401 otherwise). Default: the ENCORE_API_KEY environment variable, else no key.",
         };
         var dtype = Common.WeightDTypeOption();
+        var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -57,7 +58,7 @@ internal static class ServeCommand
             }.Validate();
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            var tokenizer = TokenizerLoader.FromDirectory(dir);
+            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);
