@@ -88,4 +88,55 @@ public sealed partial class CommandLineTests
         Assert.NotEqual(0, r.ExitCode);
         Assert.Equal("encore: Option '--model' is required.", r.Stderr.Trim());
     }
+
+    /// <summary>Runs encore expecting success and one JSON object on stdout.</summary>
+    static System.Text.Json.JsonElement Json(params string[] args)
+    {
+        var r = CliRunner.Run(args);
+        Assert.True(r.ExitCode == 0, $"encore {string.Join(' ', args)} failed: {r.Stderr}");
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        Assert.Equal(System.Text.Json.JsonValueKind.Object, doc.RootElement.ValueKind);
+        return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public void InitConfigConvertAndForwardPrintOneJsonObject()
+    {
+        var dir = Directory.CreateTempSubdirectory("encore-json-cli-").FullName;
+        try
+        {
+            string model = Path.Combine(dir, "model");
+            var init = Json("init", "--config", "tiny-encdec", "--out", model, "--json");
+            Assert.Equal(model, init.GetProperty("output").GetString());
+            Assert.True(init.GetProperty("parameters").GetInt64() > 0);
+            Assert.True(File.Exists(Path.Combine(model, "config.json")));
+
+            var config = Json("config", "--preset", "tiny-encdec", "--json");
+            Assert.Equal("tiny-encdec", config.GetProperty("preset").GetString());
+            Assert.Equal(System.Text.Json.JsonValueKind.Object, config.GetProperty("config").ValueKind);
+            string configFile = Path.Combine(dir, "config.json");
+            Assert.Equal(configFile, Json("config", "--preset", "tiny-encdec", "--out", configFile, "--json").GetProperty("output").GetString());
+            Assert.True(File.Exists(configFile));
+
+            // A decoder llama.cpp's "llama" graph runs: gated SiLU feed-forward, RoPE, untied embeddings.
+            string decoder = Path.Combine(dir, "decoder"), gguf = Path.Combine(dir, "decoder.gguf");
+            var llama = Encore.Models.Presets.Get("tiny-decoder") with
+            {
+                Activation = Encore.Tensors.Kernels.ActivationKind.Silu, GatedFfn = true, TieEmbeddings = false,
+                EncoderPositions = new Encore.Models.PositionConfig { Kind = Encore.Models.PositionKind.None }, BosTokenId = 1, EosTokenId = 2,
+            };
+            using (var m = Encore.Models.LanguageModel.Create(llama, seed: 3))
+                Encore.Formats.Checkpoints.Checkpoint.Save(m, decoder);
+            var convert = Json("convert", "--model", decoder, "--to", "gguf", "--out", gguf, "--json");
+            Assert.Equal(new FileInfo(gguf).Length, convert.GetProperty("bytes").GetInt64());
+            Assert.Equal("llama", convert.GetProperty("architecture").GetString());
+
+            var forward = Json("forward", "--model", model, "--input-ids", "1,2,3", "--out", Path.Combine(dir, "logits.npy"), "--json");
+            Assert.Equal(3, forward.GetProperty("shape").GetArrayLength());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
