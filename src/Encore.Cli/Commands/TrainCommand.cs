@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Encore.Autograd.Optim;
+using Encore.Formats.Tokenization;
 using Encore.Training.Runs;
 using Encore.Training.Trainer;
 
@@ -53,6 +54,9 @@ internal static class TrainCommand
     public static Command CreateDistill()
     {
         var o = new Options();
+        // The student reads the data with this tokenizer, and distillation compares the two models' distributions
+        // id by id, so it has to be the teacher's.
+        o.Tokenizer.Description = "Directory with the tokenizer files of student and data, which must be the teacher's (default: the teacher's own, from --teacher; a teacher saved without tokenizer files needs this).";
         var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
         var student = new Option<string>("--student") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
         var alpha = new Option<float?>("--alpha") { Description = "Weight α of the distillation term against (1−α)·cross-entropy (default 0.5; 0.9 with --on-policy)." };
@@ -114,7 +118,8 @@ internal static class TrainCommand
             Fields = o.Fields.Read(parse),
             MaxSourceTokens = parse.GetValue(o.MaxSource),
             Validation = parse.GetValue(o.Validation),
-            Tokenizer = parse.GetValue(o.Tokenizer),
+            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it.
+            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null),
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,
@@ -131,6 +136,11 @@ internal static class TrainCommand
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
     }
+
+    /// <summary>Whether <paramref name="dir"/> holds the files of a tokenizer that <see cref="TokenizerLoader"/> reads.</summary>
+    static bool HasTokenizerFiles(string dir) =>
+        new[] { TokenizerLoader.TokenizerJson, TokenizerLoader.SpieceModel, TokenizerLoader.TokenizerModel, TokenizerLoader.VocabJson, TokenizerLoader.VocabTxt }
+            .Any(name => File.Exists(Path.Combine(dir, name)));
 
     /// <summary>Runs a prepared run with a progress bar (or JSON lines), then prints where everything went.</summary>
     public static void Execute(TrainingRun run, TrainingRunOptions o, bool json, string? title = null, int samples = 3)
