@@ -139,4 +139,16 @@ public sealed partial class CommandLineTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Theory]
+    [InlineData(0, "0:00")]
+    [InlineData(59.4, "0:59")]
+    [InlineData(59.6, "1:00")]
+    [InlineData(61, "1:01")]
+    [InlineData(3599, "59:59")]
+    [InlineData(3725, "1:02:05")]
+    [InlineData(90_000, "25:00:00")]
+    [InlineData(-1, "?:??")]
+    public void DurationsHaveOneFormat(double seconds, string expected) =>
+        Assert.Equal(expected, Encore.Cli.Commands.Common.Clock(TimeSpan.FromSeconds(seconds)));
 }

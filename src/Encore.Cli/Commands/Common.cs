@@ -147,5 +147,17 @@ internal static class Common
         return table;
     }
 
+    /// <summary>
+    /// The one format of durations in progress lines, estimates and totals: h:mm:ss, or m:ss under an hour,
+    /// rounded to the nearest second ("0:59", "1:02:05"). A negative or unbounded span prints as "?:??".
+    /// </summary>
+    internal static string Clock(TimeSpan t)
+    {
+        double seconds = Math.Round(t.TotalSeconds);
+        if (!(seconds >= 0) || seconds > int.MaxValue) return "?:??";
+        long s = (long)seconds;
+        return s >= 3600 ? $"{s / 3600}:{s / 60 % 60:00}:{s % 60:00}" : $"{s / 60}:{s % 60:00}";
+    }
+
     internal static string F(double x) => x.ToString(x >= 100 ? "0" : x >= 10 ? "0.0" : "0.00", CultureInfo.InvariantCulture);
 }

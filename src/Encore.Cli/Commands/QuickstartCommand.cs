@@ -98,7 +98,7 @@ internal static class QuickstartCommand
         Row("decode tokens/s (batch 1)", ed.DecodeTokensPerSecond, dec.DecodeTokensPerSecond, "0");
         Row("KV cache per request (KiB)", ed.CacheBytesPerRequest / 1024.0, dec.CacheBytesPerRequest / 1024.0, "0");
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine($"[grey]batches: length-bucketed, padding {r.BucketedPadding:P1} (fixed-size batches would pad {r.NaivePadding:P1}). Latency and decode speed: greedy, batch 1, 16 new tokens, median over 10 validation prompts. Total {r.TotalSeconds:0} s.[/]");
+        AnsiConsole.MarkupLine($"[grey]batches: length-bucketed, padding {r.BucketedPadding:P1} (fixed-size batches would pad {r.NaivePadding:P1}). Latency and decode speed: greedy, batch 1, 16 new tokens, median over 10 validation prompts. Total {Common.Clock(TimeSpan.FromSeconds(r.TotalSeconds))}.[/]");
         var s = new Table().Border(TableBorder.Rounded).Title("[bold]samples[/]");
         s.AddColumn("source");
         s.AddColumn("answer");

@@ -160,7 +160,7 @@ internal static class TrainCommand
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title ?? "encore train")}[/]  {run.Model.Config.Family}, {run.Model.ParameterCount / 1e6:0.00}M parameters, tokenizer {run.Tokenizer.VocabSize} ids" +
             (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
         AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
-        AnsiConsole.MarkupLine($"estimated training time: [bold]{Eta(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
+        AnsiConsole.MarkupLine($"estimated training time: [bold]{Common.Clock(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
@@ -171,7 +171,7 @@ internal static class TrainCommand
                 run.Trainer.OnStep = r =>
                 {
                     task.Value = r.Step;
-                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {Eta(r.Remaining)}";
+                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {Common.Clock(r.Remaining)}";
                 };
                 run.Trainer.OnEval = e =>
                 {
@@ -195,9 +195,4 @@ internal static class TrainCommand
         if (run.Eval is not { } eval || eval.LastPredictions.Count == 0) return [];
         return eval.Examples.Take(Math.Min(count, eval.LastPredictions.Count)).Select((e, i) => new EvaluationSample(e.Source, e.Target, eval.LastPredictions[i])).ToList();
     }
-
-    /// <summary>The one time format of progress lines: h:mm:ss, or m:ss under an hour.</summary>
-    internal static string Eta(TimeSpan t) => t.TotalHours >= 1
-        ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
-        : $"{t.Minutes}:{t.Seconds:00}";
 }
