@@ -7,7 +7,7 @@ namespace Encore.Cli;
 /// (<c>encore: unknown option '--max-new-token' (did you mean '--max-new-tokens'?)</c>), instead of
 /// System.CommandLine's error list followed by the whole help text.
 /// </summary>
-internal static class ParseErrors
+internal static partial class ParseErrors
 {
     /// <summary>
     /// Writes one line per error of <paramref name="parse"/> and returns true; returns false (nothing written)
@@ -23,9 +23,26 @@ internal static class ParseErrors
             error.WriteLine($"encore: {Describe(parse.UnmatchedTokens[0], command)}");
         else
             foreach (var e in parse.Errors)
-                error.WriteLine($"encore: {e.Message}");
+                error.WriteLine($"encore: {Plain(e.Message)}");
         return true;
     }
+
+    /// <summary>
+    /// A parser message with .NET type names in words: "Cannot parse argument 'abc' for option '--threads' as
+    /// expected type 'System.Nullable`1[System.Int32]'" ends "as an integer".
+    /// </summary>
+    internal static string Plain(string message) => ExpectedType().Replace(message, m =>
+    {
+        string type = m.Groups[1].Value;
+        string words = type.Contains("Int", StringComparison.Ordinal) ? "an integer"
+            : type.Contains("Single", StringComparison.Ordinal) || type.Contains("Double", StringComparison.Ordinal) ? "a number"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+            : $"type '{type}'";
+        return $"as {words}";
+    });
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"as expected type '([^']+)'")]
+    private static partial System.Text.RegularExpressions.Regex ExpectedType();
 
     /// <summary>"unknown option '--x' (did you mean '--y'?)" for one token the parser did not match under <paramref name="command"/>.</summary>
     internal static string Describe(string token, Command command)

@@ -140,6 +140,14 @@ public sealed partial class CommandLineTests
         }
     }
 
+    [Fact]
+    public void AValueThatIsNotANumberIsNamedInWords()
+    {
+        var r = CliRunner.Run("info", "--threads", "abc");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal("encore: Cannot parse argument 'abc' for option '--threads' as an integer.", r.Stderr.Trim());
+    }
+
     [Theory]
     [InlineData(0, "0:00")]
     [InlineData(59.4, "0:59")]
