@@ -1,3 +1,5 @@
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using Encore.Cli.Commands;
 
 namespace Encore.Cli;
@@ -26,8 +28,11 @@ public static class Program
         };
         try
         {
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0 && parse.Action is not HelpAction && ParseErrors.Report(parse, Console.Error))
+                return 1;
             // Our own handler below prints a library's argument errors as one line, not a stack trace.
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
         {

@@ -140,4 +140,23 @@ public sealed class EvalTests : IDisposable
         Assert.Contains("teacher", stderr);
         Assert.Contains(missing, stderr);
     }
+
+    [Fact]
+    public void ACheckpointWithoutTokenizerFilesTakesTokenizerAndOtherwiseSaysSo()
+    {
+        // The decoder's weights alone, in a directory of their own; its tokenizer files stay where they were.
+        var bare = Path.Combine(_dir, "bare-decoder");
+        Directory.CreateDirectory(bare);
+        foreach (var f in Directory.GetFiles(_decoder).Where(f => Path.GetFileName(f) is "config.json" or "model.safetensors"))
+            File.Copy(f, Path.Combine(bare, Path.GetFileName(f)));
+
+        var (code, _, stderr) = Run("-m", bare, "--data", _data, "--examples", "4", "--loss-only", "--json");
+        Assert.Equal(1, code);
+        Assert.Contains("no tokenizer found", stderr);
+        Assert.Contains("--tokenizer", stderr);
+
+        var withTokenizer = Json("-m", bare, "--tokenizer", _decoder, "--data", _data, "--examples", "4", "--loss-only");
+        var own = Json("-m", _decoder, "--data", _data, "--examples", "4", "--loss-only");
+        Assert.Equal(own.GetProperty("result").GetProperty("loss").GetDouble(), withTokenizer.GetProperty("result").GetProperty("loss").GetDouble());
+    }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
+using Encore.Formats.Tokenization;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -28,7 +29,7 @@ internal static class Common
         {
             Description = "JSONL field read as the source; repeat it to join several with \": \" (e.g. --source-field package --source-field source). Default: source.",
         };
-        public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian). Default: target.", DefaultValueFactory = _ => "target" };
+        public readonly Option<string> Target = new("--target-field") { Description = "JSONL field read as the target (e.g. section of data/debian).", DefaultValueFactory = _ => "target" };
 
         public IEnumerable<Option> All => [Source, Target];
 
@@ -80,14 +81,40 @@ internal static class Common
         }
     }
 
-    /// <summary>The shared <c>--threads</c> option: kernel pool size, 1 to 1024, default the processor count.</summary>
-    internal static Option<int> ThreadsOption(string description)
+    /// <summary>
+    /// The shared <c>--tokenizer</c> option of the inference commands: a directory with tokenizer files, for a
+    /// checkpoint saved without them.
+    /// </summary>
+    internal static Option<string?> TokenizerOption() => new("--tokenizer")
     {
-        var option = new Option<int>("--threads")
+        Description = "Directory with the tokenizer files (tokenizer.json, spiece.model, vocab.json + merges.txt, vocab.txt), for a checkpoint without them (default: the checkpoint's own).",
+    };
+
+    /// <summary>
+    /// The tokenizer in <paramref name="tokenizerDir"/> when given, else the checkpoint's own in
+    /// <paramref name="modelDir"/>; a checkpoint without one fails with a message naming <c>--tokenizer</c>.
+    /// </summary>
+    internal static TextTokenizer LoadTokenizer(string modelDir, string? tokenizerDir)
+    {
+        if (tokenizerDir != null) return TokenizerLoader.FromDirectory(tokenizerDir);
+        try
         {
-            Description = description,
-            DefaultValueFactory = _ => Environment.ProcessorCount,
-        };
+            return TokenizerLoader.FromDirectory(modelDir);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"{e.Message}; pass --tokenizer DIR with a directory that holds them", e);
+        }
+    }
+
+    /// <summary>The shared <c>--threads</c> option: kernel pool size, 1 to 1024, default the processor count.</summary>
+    /// <remarks>
+    /// No DefaultValueFactory: help would print this machine's count as a fixed "[default: N]" next to the
+    /// description's "(default: the processor count)". Read it with <see cref="Threads"/>.
+    /// </remarks>
+    internal static Option<int?> ThreadsOption(string description)
+    {
+        var option = new Option<int?>("--threads") { Description = description };
         option.Validators.Add(r =>
         {
             // Only a parsed value is checked; a token that is not an integer is the parser's error to report.
@@ -96,6 +123,9 @@ internal static class Common
         });
         return option;
     }
+
+    /// <summary>The value of a <see cref="ThreadsOption"/>: the number given, else the processor count.</summary>
+    internal static int Threads(ParseResult parse, Option<int?> option) => parse.GetValue(option) ?? Environment.ProcessorCount;
 
     /// <summary>The machine as a two-column table (also printed at the top of every benchmark).</summary>
     internal static Table MachineTable(MachineReport m)
@@ -115,6 +145,18 @@ internal static class Common
         Row("FMA peak (f32)", $"{F(m.FmaGflops)} GFLOP/s ({m.Threads} threads), {F(m.FmaGflopsPerThread)} GFLOP/s (1 thread)");
         Row("probe", $"median of {m.Repetitions}, {m.ProbeSeconds:0.00} s");
         return table;
+    }
+
+    /// <summary>
+    /// The one format of durations in progress lines, estimates and totals: h:mm:ss, or m:ss under an hour,
+    /// rounded to the nearest second ("0:59", "1:02:05"). A negative or unbounded span prints as "?:??".
+    /// </summary>
+    internal static string Clock(TimeSpan t)
+    {
+        double seconds = Math.Round(t.TotalSeconds);
+        if (!(seconds >= 0) || seconds > int.MaxValue) return "?:??";
+        long s = (long)seconds;
+        return s >= 3600 ? $"{s / 3600}:{s / 60 % 60:00}:{s % 60:00}" : $"{s / 60}:{s % 60:00}";
     }
 
     internal static string F(double x) => x.ToString(x >= 100 ? "0" : x >= 10 ? "0.0" : "0.00", CultureInfo.InvariantCulture);

@@ -9,14 +9,15 @@ internal static class ConvertCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
         var to = new Option<string>("--to") { Description = "Target format: gguf.", Required = true };
         var output = new Option<string>("--out") { Description = "File to write (written to a temporary name, then renamed).", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0 (default f32). Norms stay f32.", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0. Norms stay f32.", DefaultValueFactory = _ => "f32" };
         var name = new Option<string?>("--name") { Description = "general.name written to the file (default: the directory name)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
         var cmd = new Command("convert", "Write a checkpoint as llama.cpp GGUF (T5-architecture encoder–decoders as \"t5\", Llama-architecture decoders as \"llama\").")
         {
-            model, to, output, dtype, name,
+            model, to, output, dtype, name, json,
         };
         cmd.SetAction(parse =>
         {
@@ -50,7 +51,14 @@ internal static class ConvertCommand
                 Name = parse.GetValue(name) ?? new DirectoryInfo(dir).Name,
                 TokenizerDirectory = dir,
             });
-            Console.WriteLine($"wrote {path}: GGUF '{arch}', {m.ParameterCount:N0} parameters, {parse.GetValue(dtype)} matrices, {new FileInfo(path).Length:N0} bytes");
+            long bytes = new FileInfo(path).Length;
+            if (parse.GetValue(json))
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    model = dir, output = path, format = "gguf", architecture = arch, parameters = m.ParameterCount,
+                    dtype = parse.GetValue(dtype)!.ToLowerInvariant(), bytes, placeholder_vocabulary = tokenizer is null,
+                }, Common.Json));
+            else Console.WriteLine($"wrote {path}: GGUF '{arch}', {m.ParameterCount:N0} parameters, {parse.GetValue(dtype)} matrices, {bytes:N0} bytes");
             return 0;
         });
         return cmd;

@@ -32,17 +32,18 @@ internal static class EvalCommand
         var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var dtype = Common.WeightDTypeOption();
+        var tokenizerDir = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer files, used for every model whose checkpoint has none." };
         var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage of the generation and --speed: f32, or int8.", DefaultValueFactory = _ => "f32" };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var fields = new Common.FieldOptions();
         var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
         {
-            model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, kvDType,
+            model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, tokenizerDir, kvDType,
         };
         foreach (var opt in fields.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
-            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
+            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
             var options = new ComparisonOptions
             {
@@ -53,6 +54,7 @@ internal static class EvalCommand
                 }).Validate(),
                 Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts), KvCache = kv }).Validate() : null,
                 Weights = parse.GetValue(dtype) is { } w ? Common.ParseWeightDType(w, "--dtype") : null,
+                Tokenizer = parse.GetValue(tokenizerDir),
             };
             var specs = ModelSpec.ParseAll(parse.GetValue(model)!);
             ModelComparison.Resolve(specs);
@@ -63,7 +65,15 @@ internal static class EvalCommand
             string? plotPath = parse.GetValue(plot);
             if (plotPath != null && !WritePlot(specs, plotPath, notes)) plotPath = null;
             Action<string>? progress = asJson ? null : line => Console.Error.WriteLine($"{line}…");
-            var result = ModelComparison.Run(specs, pairs, options, progress);
+            ComparisonResult result;
+            try
+            {
+                result = ModelComparison.Run(specs, pairs, options, progress);
+            }
+            catch (FileNotFoundException e) when (options.Tokenizer is null && e.Message.Contains("no tokenizer found", StringComparison.Ordinal))
+            {
+                throw new FileNotFoundException($"{e.Message}; pass --tokenizer DIR with a directory that holds them", e);
+            }
             if (!result.SharedTokenizer)
                 notes.Add("the models tokenize the references differently: loss and perplexity are per token of each model's own tokenizer, comparable only between models that share one");
             var table = ModelComparison.Table(result);

@@ -10,11 +10,12 @@ internal static class ForwardCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
         var inputIds = new Option<string>("--input-ids") { Description = "Comma-separated token ids: the encoder input (or the whole input of a decoder-only or encoder-only model).", Required = true };
         var decoderIds = new Option<string?>("--decoder-input-ids") { Description = "Comma-separated decoder input ids (encoder–decoder models; default: the decoder start token)." };
         var output = new Option<string>("--out") { Description = "Where to write the logits, float32 .npy of shape (1, T, V).", Required = true };
-        var cmd = new Command("forward", "Run one forward pass and write the logits as a NumPy .npy file.") { model, inputIds, decoderIds, output };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
+        var cmd = new Command("forward", "Run one forward pass and write the logits as a NumPy .npy file.") { model, inputIds, decoderIds, output, json };
         cmd.SetAction(parse =>
         {
             using var m = Checkpoint.Load(parse.GetValue(model)!, new CheckpointLoadOptions { MapWeights = true });
@@ -28,8 +29,15 @@ internal static class ForwardCommand
                 _ => throw new InvalidOperationException("unknown model family"),
             };
             using (logits)
+            {
                 Npy.Write(parse.GetValue(output)!, logits.Value);
-            Console.WriteLine($"wrote {parse.GetValue(output)}: logits {logits.Value.Describe()}");
+                if (parse.GetValue(json))
+                    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                    {
+                        model = parse.GetValue(model), output = parse.GetValue(output), dtype = Encore.Tensors.DTypes.Name(logits.Value.DType), shape = logits.Value.Shape.ToArray(),
+                    }, Common.Json));
+                else Console.WriteLine($"wrote {parse.GetValue(output)}: logits {logits.Value.Describe()}");
+            }
             return 0;
         });
         return cmd;

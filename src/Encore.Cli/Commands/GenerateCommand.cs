@@ -21,15 +21,15 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var d = new GenerationOptions();
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "The prompt (the source text of an encoder–decoder)." };
-        var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in." };
+        var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in. - reads standard input." };
         var batchSize = new Option<int>("--batch-size") { Description = "Prompts of --input-file decoded together.", DefaultValueFactory = _ => 16 };
         var stream = new Option<bool>("--stream") { Description = "Print text as it is generated (one prompt, greedy or sampling)." };
         var json = new Option<bool>("--json") { Description = "Print JSON (with --stream: one JSON line per token)." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = $"Most tokens to generate.", DefaultValueFactory = _ => d.MaxNewTokens };
         var minNew = new Option<int>("--min-new-tokens") { Description = $"EOS is banned before this many tokens.", DefaultValueFactory = _ => d.MinNewTokens };
-        var doSample = new Option<bool>("--do-sample") { Description = "Sample instead of greedy decoding (default off)." };
+        var doSample = new Option<bool>("--do-sample") { Description = "Sample instead of greedy decoding (default off). --temperature, --top-k, --top-p and --min-p act only with it; given without it, they are ignored with a warning." };
         var temperature = new Option<float>("--temperature") { Description = $"Sampling temperature; 0 is greedy.", DefaultValueFactory = _ => d.Temperature };
         var topK = new Option<int>("--top-k") { Description = $"Keep the k most likely tokens; 0 is off.", DefaultValueFactory = _ => d.TopK };
         var topP = new Option<float>("--top-p") { Description = $"Nucleus sampling mass; 1 is off.", DefaultValueFactory = _ => d.TopP };
@@ -49,12 +49,13 @@ internal static class GenerateCommand
         var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage: f32, or int8 (a quarter of the cache memory).", DefaultValueFactory = _ => d.KvCacheDType.Name() };
         var keepSpecial = new Option<bool>("--keep-special-tokens") { Description = "Keep special tokens in the text (default: dropped)." };
         var dtype = Common.WeightDTypeOption();
+        var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
-            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType, dtype, threads,
+            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -82,6 +83,8 @@ internal static class GenerateCommand
                 SkipSpecialTokens = !parse.GetValue(keepSpecial),
                 KvCacheDType = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
             }.Validate();
+            if (IgnoredSamplingOptions(parse, options, d, (temperature, "--temperature"), (topK, "--top-k"), (topP, "--top-p"), (minP, "--min-p")) is { } warning)
+                Console.Error.WriteLine($"encore: {warning}");
             string? text = parse.GetValue(prompt), file = parse.GetValue(inputFile);
             if ((text is null) == (file is null)) throw new ArgumentException("give exactly one of --prompt and --input-file");
             bool asJson = parse.GetValue(json), streaming = parse.GetValue(stream);
@@ -92,9 +95,9 @@ internal static class GenerateCommand
             var inputs = file is null ? null : ReadJsonl(file);
 
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            var generator = new Generator(m, TokenizerLoader.FromDirectory(dir));
+            var generator = new Generator(m, Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir)));
 
             if (inputs != null)
             {
@@ -134,6 +137,25 @@ internal static class GenerateCommand
         return cmd;
     }
 
+    /// <summary>
+    /// The warning for sampling options set to other than their default while <c>--do-sample</c> is off, where
+    /// decoding ignores them; null when there is nothing to warn about.
+    /// </summary>
+    static string? IgnoredSamplingOptions(ParseResult parse, GenerationOptions options, GenerationOptions defaults, params (Option Option, string Name)[] sampling)
+    {
+        if (options.DoSample) return null;
+        var set = sampling.Where(s => parse.GetResult(s.Option) is { Implicit: false } && s.Name switch
+        {
+            "--temperature" => options.Temperature != defaults.Temperature,
+            "--top-k" => options.TopK != defaults.TopK,
+            "--top-p" => options.TopP != defaults.TopP,
+            _ => options.MinP != defaults.MinP,
+        }).Select(s => s.Name).ToArray();
+        if (set.Length == 0) return null;
+        string decoding = options.NumBeams > 1 ? "decoding with beam search" : "decoding greedily";
+        return $"{string.Join(", ", set)} {(set.Length == 1 ? "has" : "have")} no effect without --do-sample; {decoding}";
+    }
+
     static readonly JsonSerializerOptions JsonLine = new(Common.Json) { WriteIndented = false };
 
     static JsonObject ResultJson(string prompt, GenerationResult r)
@@ -167,15 +189,28 @@ internal static class GenerateCommand
         return ids;
     }
 
-    /// <summary>The prompts of a JSONL file with their 1-based line numbers; blank lines are skipped.</summary>
+    /// <summary>
+    /// The prompts of a JSONL file, or of standard input for <c>-</c>, with their 1-based line numbers; blank
+    /// lines are skipped.
+    /// </summary>
     internal static List<(int Line, string Prompt)> ReadJsonl(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"{path}: no such file");
-        if (info.Length > MaxInputBytes) throw new ArgumentException($"{path}: {info.Length} bytes; --input-file holds at most {MaxInputBytes}");
+        IEnumerable<string> lines;
+        if (path == "-")
+        {
+            path = "<stdin>";
+            lines = ReadBounded(Console.In, path);
+        }
+        else
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists) throw new FileNotFoundException($"{path}: no such file");
+            if (info.Length > MaxInputBytes) throw new ArgumentException($"{path}: {info.Length} bytes; --input-file holds at most {MaxInputBytes}");
+            lines = File.ReadLines(path);
+        }
         var result = new List<(int, string)>();
         int n = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in lines)
         {
             n++;
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -195,5 +230,17 @@ internal static class GenerateCommand
         }
         if (result.Count == 0) throw new ArgumentException($"{path}: no prompts");
         return result;
+    }
+
+    /// <summary>The lines of a stream of unknown length, failing once they pass the size a file may have.</summary>
+    static IEnumerable<string> ReadBounded(TextReader reader, string name)
+    {
+        long chars = 0;
+        while (reader.ReadLine() is { } line)
+        {
+            chars += line.Length + 1;
+            if (chars > MaxInputBytes) throw new ArgumentException($"{name}: more than {MaxInputBytes} characters; --input-file holds at most {MaxInputBytes} bytes");
+            yield return line;
+        }
     }
 }

@@ -17,7 +17,7 @@ internal static class InfoCommand
         };
         cmd.SetAction(parse =>
         {
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             var report = MachineProbe.Run(parse.GetValue(quick) ? MachineProbeOptions.Quick : MachineProbeOptions.Default, KernelPool.Default);
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(report, Common.Json));
             else AnsiConsole.Write(Common.MachineTable(report));

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
 using Encore.Tensors;
@@ -11,15 +13,24 @@ internal static class InitCommand
     {
         var config = new Option<string>("--config") { Description = $"A preset ({string.Join(", ", Presets.All.Keys)}) or an Encore config.json.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (config.json + model.safetensors).", Required = true };
-        var seed = new Option<ulong>("--seed") { Description = "Initialization seed (default 0).", DefaultValueFactory = _ => 0UL };
-        var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, bf16 or f16 (default f32).", DefaultValueFactory = _ => "f32" };
-        var cmd = new Command("init", "Write a randomly initialized checkpoint (for benchmarks, tests, or as a training start).") { config, output, seed, dtype };
+        var seed = new Option<ulong>("--seed") { Description = "Initialization seed.", DefaultValueFactory = _ => 0UL };
+        var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
+        var cmd = new Command("init", "Write a randomly initialized checkpoint (for benchmarks, tests, or as a training start).") { config, output, seed, dtype, json };
         cmd.SetAction(parse =>
         {
             var c = ResolveConfig(parse.GetValue(config)!);
             using var m = LanguageModel.Create(c, parse.GetValue(seed));
-            Checkpoint.Save(m, parse.GetValue(output)!, dtype: DTypes.Parse(parse.GetValue(dtype)!));
-            Console.WriteLine($"wrote {parse.GetValue(output)}: {c.Family}, {m.ParameterCount / 1e6:0.0}M parameters");
+            var type = DTypes.Parse(parse.GetValue(dtype)!);
+            string dir = parse.GetValue(output)!;
+            Checkpoint.Save(m, dir, dtype: type);
+            if (parse.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    output = dir, config = parse.GetValue(config), family = c.Family.ToString(), parameters = m.ParameterCount,
+                    dtype = type.Name(), seed = parse.GetValue(seed),
+                }, Common.Json));
+            else Console.WriteLine($"wrote {dir}: {c.Family}, {m.ParameterCount / 1e6:0.0}M parameters");
             return 0;
         });
         return cmd;
@@ -30,12 +41,16 @@ internal static class InitCommand
     {
         var preset = new Option<string>("--preset") { Description = $"A preset: {string.Join(", ", Presets.All.Keys)}.", Required = true };
         var output = new Option<string?>("--out") { Description = "Write to this file (atomically) instead of standard output." };
-        var cmd = new Command("config", "Print the config.json of a preset, to edit and pass to init, train or distill.") { preset, output };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object, {\"preset\", \"output\", \"config\"}, instead of the bare config (or, with --out, nothing)." };
+        var cmd = new Command("config", "Print the config.json of a preset, to edit and pass to init, train or distill.") { preset, output, json };
         cmd.SetAction(parse =>
         {
-            var json = ModelConfigJson.Serialize(Presets.Get(parse.GetValue(preset)!)) + "\n";
-            if (parse.GetValue(output) is { } path) Encore.Formats.AtomicFile.WriteAllText(path, json);
-            else Console.Write(json);
+            string name = parse.GetValue(preset)!, text = ModelConfigJson.Serialize(Presets.Get(name)) + "\n";
+            string? path = parse.GetValue(output);
+            if (path != null) Encore.Formats.AtomicFile.WriteAllText(path, text);
+            if (parse.GetValue(json))
+                Console.WriteLine(new JsonObject { ["preset"] = name, ["output"] = path, ["config"] = JsonNode.Parse(text) }.ToJsonString(Common.Json));
+            else if (path is null) Console.Write(text);
             return 0;
         });
         return cmd;

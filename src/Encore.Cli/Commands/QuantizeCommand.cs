@@ -22,7 +22,7 @@ internal static class QuantizeCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint directory, or a training run folder (its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory, or a training run folder (its newest checkpoint).", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: q8_0, q4_0, bf16 or f16. Norms, biases and matrices whose rows are not whole blocks of 32 stay f32.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };

@@ -12,13 +12,13 @@ internal static class QuickstartCommand
     public static Command Create()
     {
         var d = new QuickstartOptions();
-        var output = new Option<string>("--out") { Description = $"Where both checkpoints go (default {d.Output}).", DefaultValueFactory = _ => d.Output };
-        var steps = new Option<int>("--steps") { Description = $"Training steps per model, the same for both (default {d.Steps}).", DefaultValueFactory = _ => d.Steps };
-        var lr = new Option<double>("--lr") { Description = $"Peak learning rate (default {d.LearningRate}).", DefaultValueFactory = _ => d.LearningRate };
-        var target = new Option<string>("--target") { Description = $"What the models learn to write from a package description: section or synopsis (default {d.Target}).", DefaultValueFactory = _ => d.Target };
-        var trainExamples = new Option<int>("--train-examples") { Description = $"Training examples drawn from data/debian (default {d.TrainExamples}).", DefaultValueFactory = _ => d.TrainExamples };
-        var evalExamples = new Option<int>("--eval-examples") { Description = $"Validation examples scored (default {d.EvalExamples}).", DefaultValueFactory = _ => d.EvalExamples };
-        var packageName = new Option<bool>("--package-name") { Description = $"Start each source with the package's name, \"name: description\" (default {d.PackageName.ToString().ToLowerInvariant()}; --package-name false: the description alone).", DefaultValueFactory = _ => d.PackageName };
+        var output = new Option<string>("--out") { Description = $"Where both checkpoints go.", DefaultValueFactory = _ => d.Output };
+        var steps = new Option<int>("--steps") { Description = $"Training steps per model, the same for both.", DefaultValueFactory = _ => d.Steps };
+        var lr = new Option<double>("--lr") { Description = $"Peak learning rate.", DefaultValueFactory = _ => d.LearningRate };
+        var target = new Option<string>("--target") { Description = $"What the models learn to write from a package description: section or synopsis.", DefaultValueFactory = _ => d.Target };
+        var trainExamples = new Option<int>("--train-examples") { Description = $"Training examples drawn from data/debian.", DefaultValueFactory = _ => d.TrainExamples };
+        var evalExamples = new Option<int>("--eval-examples") { Description = $"Validation examples scored.", DefaultValueFactory = _ => d.EvalExamples };
+        var packageName = new Option<bool>("--package-name") { Description = $"Start each source with the package's name, \"name: description\" (--package-name false: the description alone).", DefaultValueFactory = _ => d.PackageName };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("quickstart", "Train a small encoder–decoder and a decoder-only model of equal size on Debian packages (name and description → archive section) and compare them (≈4 minutes on 2 cores).")
@@ -27,7 +27,7 @@ internal static class QuickstartCommand
         };
         cmd.SetAction(parse =>
         {
-            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(threads));
+            Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var o = d with
             {
                 Output = parse.GetValue(output)!, Steps = parse.GetValue(steps), LearningRate = parse.GetValue(lr),
@@ -98,7 +98,7 @@ internal static class QuickstartCommand
         Row("decode tokens/s (batch 1)", ed.DecodeTokensPerSecond, dec.DecodeTokensPerSecond, "0");
         Row("KV cache per request (KiB)", ed.CacheBytesPerRequest / 1024.0, dec.CacheBytesPerRequest / 1024.0, "0");
         AnsiConsole.Write(t);
-        AnsiConsole.MarkupLine($"[grey]batches: length-bucketed, padding {r.BucketedPadding:P1} (fixed-size batches would pad {r.NaivePadding:P1}). Latency and decode speed: greedy, batch 1, 16 new tokens, median over 10 validation prompts. Total {r.TotalSeconds:0} s.[/]");
+        AnsiConsole.MarkupLine($"[grey]batches: length-bucketed, padding {r.BucketedPadding:P1} (fixed-size batches would pad {r.NaivePadding:P1}). Latency and decode speed: greedy, batch 1, 16 new tokens, median over 10 validation prompts. Total {Common.Clock(TimeSpan.FromSeconds(r.TotalSeconds))}.[/]");
         var s = new Table().Border(TableBorder.Rounded).Title("[bold]samples[/]");
         s.AddColumn("source");
         s.AddColumn("answer");

@@ -15,7 +15,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var d = new ServerOptions();
-        var model = new Option<string>("--model") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };
@@ -30,10 +30,11 @@ internal static class ServeCommand
             Description = "Require 'Authorization: Bearer <key>' on every request but GET /health (401 otherwise). Default: the ENCORE_API_KEY environment variable, else no key.",
         };
         var dtype = Common.WeightDTypeOption();
+        var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -55,9 +56,9 @@ internal static class ServeCommand
                 // The environment keeps the key out of the process list, where --api-key is visible.
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("ENCORE_API_KEY") is { Length: > 0 } env ? env : null),
             }.Validate();
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            var tokenizer = TokenizerLoader.FromDirectory(dir);
+            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);

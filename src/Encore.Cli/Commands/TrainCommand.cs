@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Encore.Autograd.Optim;
+using Encore.Formats.Tokenization;
 using Encore.Training.Runs;
 using Encore.Training.Trainer;
 
@@ -13,29 +14,29 @@ internal static class TrainCommand
         public Option<string> Data = new("--data") { Description = "Training data: JSONL {\"source\",\"target\"} pairs, or plain text (one document per line).", Required = true };
         public Option<string?> Validation = new("--validation") { Description = "Validation data (default: 5% of the training data, held out by seed)." };
         public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: train a byte-level BPE on the data)." };
-        public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data (default 2048).", DefaultValueFactory = _ => 2048 };
+        public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
-        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm (default auto: from the model family and data).", DefaultValueFactory = _ => "auto" };
-        public Option<int> Steps = new("--steps") { Description = "Optimizer steps (default 1000).", DefaultValueFactory = _ => 1000 };
-        public Option<double> Lr = new("--lr") { Description = "Peak learning rate (default 1e-3).", DefaultValueFactory = _ => 1e-3 };
-        public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd (default adamw).", DefaultValueFactory = _ => "adamw" };
-        public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target (default 4096).", DefaultValueFactory = _ => 4096 };
-        public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step (default 1).", DefaultValueFactory = _ => 1 };
-        public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<int> SaveEvery = new("--save-every") { Description = "Checkpoint every N steps (default 100).", DefaultValueFactory = _ => 100 };
-        public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (default 64; 0: loss only).", DefaultValueFactory = _ => 64 };
-        public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout (default 0).", DefaultValueFactory = _ => 0UL };
+        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm; auto picks from the model family and data.", DefaultValueFactory = _ => "auto" };
+        public Option<int> Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
+        public Option<double> Lr = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
+        public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
+        public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd.", DefaultValueFactory = _ => "adamw" };
+        public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target.", DefaultValueFactory = _ => 4096 };
+        public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
+        public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps.", DefaultValueFactory = _ => 100 };
+        public Option<int> SaveEvery = new("--save-every") { Description = "Checkpoint every N steps.", DefaultValueFactory = _ => 100 };
+        public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (0: loss only).", DefaultValueFactory = _ => 64 };
+        public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout.", DefaultValueFactory = _ => 0UL };
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
         public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
-        public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest (default 2).", DefaultValueFactory = _ => 2 };
-        public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch (default 0: off).", DefaultValueFactory = _ => 0f };
-        public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation (default 3).", DefaultValueFactory = _ => 3 };
+        public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest.", DefaultValueFactory = _ => 2 };
+        public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch; 0 is off.", DefaultValueFactory = _ => 0f };
+        public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation.", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
-        public Option<int> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         public Common.FieldOptions Fields = new();
-        public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut (default 1024).", DefaultValueFactory = _ => 1024 };
+        public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
         public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
     }
@@ -53,6 +54,9 @@ internal static class TrainCommand
     public static Command CreateDistill()
     {
         var o = new Options();
+        // The student reads the data with this tokenizer, and distillation compares the two models' distributions
+        // id by id, so it has to be the teacher's.
+        o.Tokenizer.Description = "Directory with the tokenizer files of student and data, which must be the teacher's (default: the teacher's own, from --teacher; a teacher saved without tokenizer files needs this).";
         var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
         var student = new Option<string>("--student") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
         var alpha = new Option<float?>("--alpha") { Description = "Weight α of the distillation term against (1−α)·cross-entropy (default 0.5; 0.9 with --on-policy)." };
@@ -71,7 +75,7 @@ internal static class TrainCommand
 
     static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature, bool onPolicy = false)
     {
-        Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(parse.GetValue(o.Threads));
+        Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, o.Threads));
         var objective = parse.GetValue(o.Objective)!.ToLowerInvariant() switch
         {
             "auto" => ObjectiveKind.Auto,
@@ -114,7 +118,8 @@ internal static class TrainCommand
             Fields = o.Fields.Read(parse),
             MaxSourceTokens = parse.GetValue(o.MaxSource),
             Validation = parse.GetValue(o.Validation),
-            Tokenizer = parse.GetValue(o.Tokenizer),
+            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it.
+            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null),
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,
@@ -131,6 +136,11 @@ internal static class TrainCommand
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
     }
+
+    /// <summary>Whether <paramref name="dir"/> holds the files of a tokenizer that <see cref="TokenizerLoader"/> reads.</summary>
+    static bool HasTokenizerFiles(string dir) =>
+        new[] { TokenizerLoader.TokenizerJson, TokenizerLoader.SpieceModel, TokenizerLoader.TokenizerModel, TokenizerLoader.VocabJson, TokenizerLoader.VocabTxt }
+            .Any(name => File.Exists(Path.Combine(dir, name)));
 
     /// <summary>Runs a prepared run with a progress bar (or JSON lines), then prints where everything went.</summary>
     public static void Execute(TrainingRun run, TrainingRunOptions o, bool json, string? title = null, int samples = 3)
@@ -150,7 +160,7 @@ internal static class TrainCommand
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title ?? "encore train")}[/]  {run.Model.Config.Family}, {run.Model.ParameterCount / 1e6:0.00}M parameters, tokenizer {run.Tokenizer.VocabSize} ids" +
             (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
         AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
-        AnsiConsole.MarkupLine($"estimated training time: [bold]{Eta(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
+        AnsiConsole.MarkupLine($"estimated training time: [bold]{Common.Clock(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
@@ -161,7 +171,7 @@ internal static class TrainCommand
                 run.Trainer.OnStep = r =>
                 {
                     task.Value = r.Step;
-                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {Eta(r.Remaining)}";
+                    task.Description = $"step {r.Step}/{r.MaxSteps}  loss {r.Loss:0.000}  lr {r.LearningRate:0.0e0}  {r.TokensPerSecond:0} tok/s  ETA {Common.Clock(r.Remaining)}";
                 };
                 run.Trainer.OnEval = e =>
                 {
@@ -185,9 +195,4 @@ internal static class TrainCommand
         if (run.Eval is not { } eval || eval.LastPredictions.Count == 0) return [];
         return eval.Examples.Take(Math.Min(count, eval.LastPredictions.Count)).Select((e, i) => new EvaluationSample(e.Source, e.Target, eval.LastPredictions[i])).ToList();
     }
-
-    /// <summary>The one time format of progress lines: h:mm:ss, or m:ss under an hour.</summary>
-    internal static string Eta(TimeSpan t) => t.TotalHours >= 1
-        ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
-        : $"{t.Minutes}:{t.Seconds:00}";
 }

@@ -123,7 +123,7 @@ public static class LossCurves
         plot.Title(title);
         plot.XLabel(byTokens ? "training tokens" : "step");
         plot.YLabel("cross-entropy (nats/token)");
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+        Encore.Training.Trainer.LossPlot.Layout(plot);
         try
         {
             var png = plot.GetImageBytes(900, 560, ScottPlot.ImageFormat.Png);

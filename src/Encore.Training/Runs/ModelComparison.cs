@@ -69,6 +69,11 @@ public sealed record ComparisonOptions
     /// would run quantized; null keeps each checkpoint's own. Default null.
     /// </summary>
     public DType? Weights { get; init; }
+    /// <summary>
+    /// A directory with tokenizer files, used for every model whose checkpoint has none; null requires each
+    /// checkpoint to carry its own. Default null.
+    /// </summary>
+    public string? Tokenizer { get; init; }
 }
 
 /// <summary>One model's line of a comparison.</summary>
@@ -137,6 +142,19 @@ public static class ModelComparison
         }).ToList();
     }
 
+    /// <summary>The checkpoint's own tokenizer, else the one in <paramref name="fallback"/> when given.</summary>
+    static TextTokenizer LoadTokenizer(string dir, string? fallback)
+    {
+        try
+        {
+            return TokenizerLoader.FromDirectory(dir);
+        }
+        catch (FileNotFoundException) when (fallback != null)
+        {
+            return TokenizerLoader.FromDirectory(fallback);
+        }
+    }
+
     /// <summary>
     /// Evaluates every model of <paramref name="models"/> on the same examples of <paramref name="pairs"/>
     /// (<see cref="Evaluation.Run"/>, then <see cref="DecodingSpeed.Measure"/> when
@@ -162,7 +180,7 @@ public static class ModelComparison
             try
             {
                 progress?.Invoke($"evaluating {spec.Name} ({dir}) on {examples.Count} examples");
-                var tokenizer = TokenizerLoader.FromDirectory(dir);
+                var tokenizer = LoadTokenizer(dir, o.Tokenizer);
                 // Mapped as stored: a quantized checkpoint is scored with the kernels it runs with.
                 using var model = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
                 if (o.Weights is DType w) model.ConvertWeights(w);

@@ -6,6 +6,15 @@ public static class LossPlot
     /// <summary>Writes the plot to <paramref name="path"/> atomically.</summary>
     public static void Write(string path, IReadOnlyList<(long Step, double Loss)> train, IReadOnlyList<(long Step, double Loss)> validation, string title)
     {
+        var plot = Build(train, validation, title);
+        var tmp = path + ".tmp";
+        plot.SavePng(tmp, 800, 500);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>The plot <see cref="Write"/> draws.</summary>
+    internal static ScottPlot.Plot Build(IReadOnlyList<(long Step, double Loss)> train, IReadOnlyList<(long Step, double Loss)> validation, string title)
+    {
         var plot = new ScottPlot.Plot();
         if (train.Count > 0)
         {
@@ -21,9 +30,18 @@ public static class LossPlot
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel("cross-entropy (nats/token)");
-        plot.ShowLegend();
-        var tmp = path + ".tmp";
-        plot.SavePng(tmp, 800, 500);
-        File.Move(tmp, path, overwrite: true);
+        Layout(plot);
+        return plot;
+    }
+
+    /// <summary>
+    /// What every loss plot shares: the legend in a panel on the right edge, outside the data area where it
+    /// would hide the curves' start, and whole-number ticks on the x axis (steps and tokens are counts; a
+    /// 5-step run otherwise gets ticks at 1.5, 2.5, …).
+    /// </summary>
+    internal static void Layout(ScottPlot.Plot plot)
+    {
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        plot.ShowLegend(ScottPlot.Edge.Right);
     }
 }

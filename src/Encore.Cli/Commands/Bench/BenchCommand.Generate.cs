@@ -10,8 +10,8 @@ internal static partial class BenchCommand
         var d = new GenerateBenchmarkOptions();
         var presets = new Option<string[]>("--preset") { Description = $"Presets (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var batches = new Option<int[]>("--batch") { Description = $"Batch sizes (repeatable; default {string.Join(", ", d.Batches)}).", AllowMultipleArgumentsPerToken = true };
-        var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence (default {d.InputLength}).", DefaultValueFactory = _ => d.InputLength };
-        var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
+        var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
+        var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");

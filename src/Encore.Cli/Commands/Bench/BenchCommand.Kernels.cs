@@ -11,7 +11,7 @@ internal static partial class BenchCommand
         var threads = Common.ThreadsOption("Threads of the kernel pool, and torch.set_num_threads for the peer (default: the processor count).");
         var runs = new Option<int>("--runs")
         {
-            Description = $"Timed runs per figure; each figure is their median, after a warm-up run (default {defaults.Runs}).",
+            Description = $"Timed runs per figure; each figure is their median, after a warm-up run.",
             DefaultValueFactory = _ => defaults.Runs,
         };
         runs.Validators.Add(r =>
@@ -29,7 +29,7 @@ internal static partial class BenchCommand
         return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", [runs, noPeers, quick, python],
             parse => new KernelBenchmarkOptions
             {
-                Threads = parse.GetValue(threads),
+                Threads = Common.Threads(parse, threads),
                 Runs = parse.GetValue(runs),
                 Peers = !parse.GetValue(noPeers),
                 Quick = parse.GetValue(quick),

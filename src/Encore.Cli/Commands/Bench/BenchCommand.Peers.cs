@@ -10,10 +10,10 @@ internal static partial class BenchCommand
         var d = new PeersBenchmarkOptions();
         var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeerModels.Names)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
         var inputs = new Option<int[]>("--input-length") { Description = $"Prompt lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
-        var output = new Option<int>("--new-tokens") { Description = $"Generated tokens (default {d.NewTokens}).", DefaultValueFactory = _ => d.NewTokens };
+        var output = new Option<int>("--new-tokens") { Description = $"Generated tokens.", DefaultValueFactory = _ => d.NewTokens };
         var weights = new Option<string[]>("--weights") { Description = "Weight types (repeatable: f32, q8_0, q4_0; default all three).", AllowMultipleArgumentsPerToken = true };
         var runs = RunsOption(d.Runs, $"Timed runs after a warm-up; figures are medians");
-        var threads = new Option<int>("--threads") { Description = $"Threads of every engine (default {d.Threads}).", DefaultValueFactory = _ => d.Threads };
+        var threads = new Option<int>("--threads") { Description = $"Threads of every engine.", DefaultValueFactory = _ => d.Threads };
         var work = new Option<string?>("--work-dir") { Description = "Where the checkpoints and GGUF files are written (default: encore-bench-peers under the temporary directory)." };
         var noLlama = new Option<bool>("--no-llama-cpp") { Description = "Do not run llama.cpp." };
         var noTorch = new Option<bool>("--no-torch") { Description = "Do not run PyTorch (bench/peers/torch_generate.py)." };

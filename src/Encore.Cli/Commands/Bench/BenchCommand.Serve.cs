@@ -8,11 +8,11 @@ internal static partial class BenchCommand
     static Command CreateServe()
     {
         var d = new ServeLoadOptions();
-        var preset = new Option<string>("--preset") { Description = $"Preset served with random weights (default {d.Preset}).", DefaultValueFactory = _ => d.Preset };
-        var clients = new Option<int>("--clients") { Description = $"Concurrent streaming clients (default {d.Clients}).", DefaultValueFactory = _ => d.Clients };
-        var requests = new Option<int>("--requests") { Description = $"Requests of the concurrent phase (default {d.Requests}).", DefaultValueFactory = _ => d.Requests };
-        var single = new Option<int>("--single-requests") { Description = $"Requests of the single-client phase (default {d.SingleRequests}).", DefaultValueFactory = _ => d.SingleRequests };
-        var maxTokens = new Option<int>("--max-tokens") { Description = $"Tokens per request (default {d.MaxTokens}).", DefaultValueFactory = _ => d.MaxTokens };
+        var preset = new Option<string>("--preset") { Description = $"Preset served with random weights.", DefaultValueFactory = _ => d.Preset };
+        var clients = new Option<int>("--clients") { Description = $"Concurrent streaming clients.", DefaultValueFactory = _ => d.Clients };
+        var requests = new Option<int>("--requests") { Description = $"Requests of the concurrent phase.", DefaultValueFactory = _ => d.Requests };
+        var single = new Option<int>("--single-requests") { Description = $"Requests of the single-client phase.", DefaultValueFactory = _ => d.SingleRequests };
+        var maxTokens = new Option<int>("--max-tokens") { Description = $"Tokens per request.", DefaultValueFactory = _ => d.MaxTokens };
         var weights = WeightsOption(d.Weights);
         return Suite("serve", "Load test of encore serve: aggregate tokens/s of N concurrent streaming clients against one, time to first token, errors, memory.", [preset, clients, requests, single, maxTokens, weights],
             parse => new ServeLoadOptions

@@ -7,17 +7,17 @@ internal static partial class BenchCommand
     {
         var d = new TrainBenchmarkOptions();
         var threads = Common.ThreadsOption("Threads of the kernel pool, and of the PyTorch peer (default: the processor count).");
-        var preset = new Option<string>("--preset") { Description = $"Encoder–decoder preset to train (default {d.Preset}).", DefaultValueFactory = _ => d.Preset };
-        var batch = new Option<int>("--batch") { Description = $"Sequences per batch (default {d.Batch}).", DefaultValueFactory = _ => d.Batch };
-        var srcLen = new Option<int>("--source-length") { Description = $"Source tokens per sequence (default {d.SourceLength}).", DefaultValueFactory = _ => d.SourceLength };
-        var tgtLen = new Option<int>("--target-length") { Description = $"Target tokens per sequence (default {d.TargetLength}).", DefaultValueFactory = _ => d.TargetLength };
+        var preset = new Option<string>("--preset") { Description = $"Encoder–decoder preset to train.", DefaultValueFactory = _ => d.Preset };
+        var batch = new Option<int>("--batch") { Description = $"Sequences per batch.", DefaultValueFactory = _ => d.Batch };
+        var srcLen = new Option<int>("--source-length") { Description = $"Source tokens per sequence.", DefaultValueFactory = _ => d.SourceLength };
+        var tgtLen = new Option<int>("--target-length") { Description = $"Target tokens per sequence.", DefaultValueFactory = _ => d.TargetLength };
         var runs = RunsOption(d.Runs, $"Timed runs of {d.StepsPerRun} steps; the figure is their median");
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
         return Suite("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python],
             parse => new TrainBenchmarkOptions
             {
-                Threads = parse.GetValue(threads),
+                Threads = Common.Threads(parse, threads),
                 Preset = parse.GetValue(preset)!,
                 Batch = parse.GetValue(batch),
                 SourceLength = parse.GetValue(srcLen),

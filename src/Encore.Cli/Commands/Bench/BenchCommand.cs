@@ -29,15 +29,15 @@ internal static partial class BenchCommand
 
     /// <summary>The <c>--runs</c> option: timed runs whose median is the figure.</summary>
     static Option<int> RunsOption(int fallback, string description) =>
-        new("--runs") { Description = $"{description} (default {fallback}).", DefaultValueFactory = _ => fallback };
+        new("--runs") { Description = $"{description}.", DefaultValueFactory = _ => fallback };
 
     /// <summary>The <c>--weights</c> option: one weight dtype.</summary>
     static Option<string> WeightsOption(DType fallback) =>
-        new("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0, q4_0 (default {fallback.Name()}).", DefaultValueFactory = _ => fallback.Name() };
+        new("--weights") { Description = $"Weight dtype: f32, bf16, f16, q8_0, q4_0.", DefaultValueFactory = _ => fallback.Name() };
 
     /// <summary>The <c>--kv-dtype</c> option: how the KV caches store keys and values.</summary>
     static Option<string> KvDTypeOption(Encore.Models.KvCacheDType fallback) =>
-        new("--kv-dtype") { Description = $"KV cache storage: f32 or int8 (default {Encore.Models.KvCacheDTypes.Name(fallback)}).", DefaultValueFactory = _ => Encore.Models.KvCacheDTypes.Name(fallback) };
+        new("--kv-dtype") { Description = $"KV cache storage: f32 or int8.", DefaultValueFactory = _ => Encore.Models.KvCacheDTypes.Name(fallback) };
 
     /// <summary>The <c>--no-peers</c> option of a suite with a PyTorch peer script.</summary>
     static Option<bool> NoPeersOption(string script) => new("--no-peers") { Description = $"Do not run the PyTorch peer ({script})." };
@@ -55,7 +55,7 @@ internal static partial class BenchCommand
     /// </summary>
     static Command Suite<TOptions, TResult>(string name, string description, Option[] options,
         Func<ParseResult, TOptions> read, Action<TOptions> validate, Func<TOptions, Action<string>, Task<TResult>> run, Action<TResult> render,
-        string renders = "a table", Option<int>? threads = null)
+        string renders = "a table", Option? threads = null)
     {
         var json = new Option<bool>("--json") { Description = $"Print one JSON object (snake_case keys) instead of {renders}." };
         threads ??= Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
@@ -65,7 +65,7 @@ internal static partial class BenchCommand
         {
             var o = read(parse);
             validate(o);
-            KernelPool.Default = new KernelPool(parse.GetValue(threads));
+            KernelPool.Default = new KernelPool(threads is Option<int> fixedDefault ? parse.GetValue(fixedDefault) : Common.Threads(parse, (Option<int?>)threads));
             var result = await run(o, line => Console.Error.WriteLine($"bench {name}: {line}…")).ConfigureAwait(false);
             return Report(parse, json, result, render);
         });
