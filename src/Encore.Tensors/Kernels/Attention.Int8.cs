@@ -92,7 +92,7 @@ public static unsafe partial class Attention
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
-            RowScoresInt8<TIsa, TV>(q, kBase + kb * ksp, ksp, kScale + kb * kss, kss, nk, hd, sc, p.Scale);
+            RowScores<TIsa, TV, sbyte, Int8Row>(q, kBase + kb * ksp, ksp, kScale + kb * kss, kss, nk, hd, sc, p.Scale);
             float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
             // The denominator took the probabilities; the values take them times each value's scale.
             float* vs = vScale + kb * vss;
@@ -104,59 +104,6 @@ public static unsafe partial class Attention
         float* orow = p.Row(p.O, p.Os, b, h, t);
         for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
         if (p.Lse != null) p.Lse[((long)b * p.H + h) * p.T + t] = LogSumExp(m, l);
-    }
-
-    /// <summary>sc[j] = scale·kScale[j] · Σ_d q[d]·k8[j, d], the quants widened to binary32; four keys per pass.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RowScoresInt8<TIsa, TV>(float* q, sbyte* k, long ksp, float* kScale, long kss, int nk, int hd, float* sc, float scale)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
-    {
-        int c = TIsa.Count, j = 0;
-        for (; j + 4 <= nk; j += 4)
-        {
-            sbyte* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
-            sbyte* ahead = k0 + RowPrefetch * ksp;
-            PrefetchBytes((byte*)ahead, hd); PrefetchBytes((byte*)(ahead + ksp), hd); PrefetchBytes((byte*)(ahead + 2 * ksp), hd); PrefetchBytes((byte*)(ahead + 3 * ksp), hd);
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int d = 0;
-            if (c > 1)
-            {
-                TV a0 = TIsa.Zero, a1 = TIsa.Zero, a2 = TIsa.Zero, a3 = TIsa.Zero;
-                for (; d + c <= hd; d += c)
-                {
-                    TV qv = TIsa.Load(q + d);
-                    a0 = TIsa.MulAdd(TIsa.LoadInt8(k0 + d), qv, a0);
-                    a1 = TIsa.MulAdd(TIsa.LoadInt8(k1 + d), qv, a1);
-                    a2 = TIsa.MulAdd(TIsa.LoadInt8(k2 + d), qv, a2);
-                    a3 = TIsa.MulAdd(TIsa.LoadInt8(k3 + d), qv, a3);
-                }
-                s0 = TIsa.Sum(a0); s1 = TIsa.Sum(a1); s2 = TIsa.Sum(a2); s3 = TIsa.Sum(a3);
-            }
-            for (; d < hd; d++)
-            {
-                float qd = q[d];
-                s0 += qd * k0[d]; s1 += qd * k1[d]; s2 += qd * k2[d]; s3 += qd * k3[d];
-            }
-            float* ks = kScale + j * kss;
-            sc[j] = s0 * (scale * ks[0]);
-            sc[j + 1] = s1 * (scale * ks[kss]);
-            sc[j + 2] = s2 * (scale * ks[2 * kss]);
-            sc[j + 3] = s3 * (scale * ks[3 * kss]);
-        }
-        for (; j < nk; j++)
-        {
-            sbyte* k0 = k + j * ksp;
-            float s0 = 0;
-            int d = 0;
-            if (c > 1)
-            {
-                TV a0 = TIsa.Zero;
-                for (; d + c <= hd; d += c) a0 = TIsa.MulAdd(TIsa.LoadInt8(k0 + d), TIsa.Load(q + d), a0);
-                s0 = TIsa.Sum(a0);
-            }
-            for (; d < hd; d++) s0 += q[d] * k0[d];
-            sc[j] = s0 * (scale * kScale[j * kss]);
-        }
     }
 }
 

@@ -16,8 +16,6 @@ public static unsafe partial class Attention
     const int RowPrefetch = 16;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void PrefetchRow(float* row, int hd) => PrefetchBytes((byte*)row, hd * sizeof(float));
-
     // The cache lines of n bytes at p into L1 (x86 only).
     static void PrefetchBytes(byte* p, int n)
     {
@@ -46,7 +44,7 @@ public static unsafe partial class Attention
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
-            RowScores<TIsa, TV>(q, kBase + kb * ksp, ksp, nk, hd, sc, p.Scale);
+            RowScores<TIsa, TV, float, F32Row>(q, kBase + kb * ksp, ksp, null, 0, nk, hd, sc, p.Scale);
             float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
             RowAccumulate<TIsa, TV, float, F32Row>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
         }
@@ -105,18 +103,22 @@ public static unsafe partial class Attention
         return alpha;
     }
 
-    /// <summary>sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs.</summary>
+    /// <summary>
+    /// sc[j] = scale · q·K[j], four keys per pass so each q load feeds four FMAs; K's rows are binary32 or
+    /// int8 quants (<typeparamref name="TL"/>), the latter with one scale per key (kScale[j·kss]; null for binary32).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RowScores<TIsa, TV>(float* q, float* k, long ksp, int nk, int hd, float* sc, float scale)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    static void RowScores<TIsa, TV, TE, TL>(float* q, TE* k, long ksp, float* kScale, long kss, int nk, int hd, float* sc, float scale)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct where TE : unmanaged where TL : struct, IRowElement<TE>
     {
         int c = TIsa.Count, j = 0;
         for (; j + 4 <= nk; j += 4)
         {
-            float* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
+            TE* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
             // Past the block's end these touch the next block or nothing: prefetches do not fault.
-            float* ahead = k0 + RowPrefetch * ksp;
-            PrefetchRow(ahead, hd); PrefetchRow(ahead + ksp, hd); PrefetchRow(ahead + 2 * ksp, hd); PrefetchRow(ahead + 3 * ksp, hd);
+            TE* ahead = k0 + RowPrefetch * ksp;
+            int bytes = hd * sizeof(TE);
+            PrefetchBytes((byte*)ahead, bytes); PrefetchBytes((byte*)(ahead + ksp), bytes); PrefetchBytes((byte*)(ahead + 2 * ksp), bytes); PrefetchBytes((byte*)(ahead + 3 * ksp), bytes);
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
             int d = 0;
             if (c > 1)
@@ -125,22 +127,46 @@ public static unsafe partial class Attention
                 for (; d + c <= hd; d += c)
                 {
                     TV qv = TIsa.Load(q + d);
-                    a0 = TIsa.MulAdd(TIsa.Load(k0 + d), qv, a0);
-                    a1 = TIsa.MulAdd(TIsa.Load(k1 + d), qv, a1);
-                    a2 = TIsa.MulAdd(TIsa.Load(k2 + d), qv, a2);
-                    a3 = TIsa.MulAdd(TIsa.Load(k3 + d), qv, a3);
+                    a0 = TIsa.MulAdd(TL.Load<TIsa, TV>(k0 + d), qv, a0);
+                    a1 = TIsa.MulAdd(TL.Load<TIsa, TV>(k1 + d), qv, a1);
+                    a2 = TIsa.MulAdd(TL.Load<TIsa, TV>(k2 + d), qv, a2);
+                    a3 = TIsa.MulAdd(TL.Load<TIsa, TV>(k3 + d), qv, a3);
                 }
                 s0 = TIsa.Sum(a0); s1 = TIsa.Sum(a1); s2 = TIsa.Sum(a2); s3 = TIsa.Sum(a3);
             }
             for (; d < hd; d++)
             {
                 float qd = q[d];
-                s0 += qd * k0[d]; s1 += qd * k1[d]; s2 += qd * k2[d]; s3 += qd * k3[d];
+                s0 += qd * TL.Value(k0 + d); s1 += qd * TL.Value(k1 + d); s2 += qd * TL.Value(k2 + d); s3 += qd * TL.Value(k3 + d);
             }
-            sc[j] = s0 * scale; sc[j + 1] = s1 * scale; sc[j + 2] = s2 * scale; sc[j + 3] = s3 * scale;
+            sc[j] = s0 * KeyScale(kScale, j, kss, scale);
+            sc[j + 1] = s1 * KeyScale(kScale, j + 1, kss, scale);
+            sc[j + 2] = s2 * KeyScale(kScale, j + 2, kss, scale);
+            sc[j + 3] = s3 * KeyScale(kScale, j + 3, kss, scale);
         }
-        for (; j < nk; j++) sc[j] = AttentionMath.Dot<TIsa, TV>(q, k + j * ksp, hd) * scale;
+        for (; j < nk; j++)
+        {
+            TE* kj = k + j * ksp;
+            float s0;
+            if (typeof(TE) == typeof(float)) s0 = AttentionMath.Dot<TIsa, TV>(q, (float*)kj, hd);
+            else
+            {
+                s0 = 0;
+                int d = 0;
+                if (c > 1)
+                {
+                    TV a0 = TIsa.Zero;
+                    for (; d + c <= hd; d += c) a0 = TIsa.MulAdd(TL.Load<TIsa, TV>(kj + d), TIsa.Load(q + d), a0);
+                    s0 = TIsa.Sum(a0);
+                }
+                for (; d < hd; d++) s0 += q[d] * TL.Value(kj + d);
+            }
+            sc[j] = s0 * KeyScale(kScale, j, kss, scale);
+        }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float KeyScale(float* kScale, int j, long kss, float scale) => kScale == null ? scale : scale * kScale[j * kss];
 
     /// <summary>
     /// acc = α·acc + Σ_j p[j]·V[j], four registers of hd per pass; V's rows are binary32 or int8 quants
