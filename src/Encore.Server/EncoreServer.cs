@@ -282,7 +282,7 @@ public sealed class EncoreServer : IAsyncDisposable
 
     ValidatedRequest Validate(GenerationRequest req, CompletionApi api)
     {
-        if (req.Model != _options.ModelName)
+        if (req.Model is not null && req.Model != _options.ModelName)
             throw new ApiException(400, $"The model '{req.Model}' does not exist; this server serves '{_options.ModelName}'", "model", code: "model_not_found");
         int maxChoices = Math.Min(_options.MaxChoices, Scheduler.MaxRows);
         if (req.N > maxChoices) throw new ApiException(400, $"n must be at most {maxChoices}, got {req.N}", "n");

@@ -21,7 +21,8 @@ public sealed class ApiException(int status, string message, string? param = nul
 /// <summary>The fields of /v1/completions and /v1/chat/completions that Encore acts on.</summary>
 internal sealed record GenerationRequest
 {
-    public required string Model { get; init; }
+    /// <summary>The model named by the request; null when it names none (the one model served answers).</summary>
+    public string? Model { get; init; }
     /// <summary>The prompts (completions: one or several; chat: the flattened conversation).</summary>
     public required IReadOnlyList<string> Prompts { get; init; }
     public int? MaxTokens { get; init; }
@@ -63,11 +64,16 @@ internal static class OpenAiRequests
         using (doc) return Parse(doc.RootElement, api);
     }
 
+    /// <summary>Request parameters of OpenAI features this server does not implement: a 400 names each.</summary>
+    public static readonly string[] UnsupportedParameters =
+        ["tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "top_logprobs", "audio", "modalities", "prediction"];
+
     /// <summary>Parses a completions or chat completions body already read as JSON.</summary>
     public static GenerationRequest Parse(JsonElement root, CompletionApi api)
     {
         if (root.ValueKind != JsonValueKind.Object) throw Bad("the request body must be a JSON object", null);
-        string model = String(root, "model") ?? throw Bad("you must provide a model parameter", "model");
+        // One model is served, so naming it is optional; a name that is given must be the served one.
+        string? model = String(root, "model");
         IReadOnlyList<string> prompts = api.ReadPrompts(root);
 
         int? maxTokens = Int(root, "max_completion_tokens") ?? Int(root, "max_tokens");
@@ -121,9 +127,17 @@ internal static class OpenAiRequests
         }
         foreach (var name in new[] { "frequency_penalty", "presence_penalty" })
             if (Float(root, name) is { } pen && pen != 0) throw Bad($"{name} is not supported (only 0)", name);
-        if (Bool(root, "logprobs") == true || (api is TextCompletionApi && Present(root, "logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number))
+        // Completions take logprobs as a count, chat as a boolean.
+        if ((api is TextCompletionApi && Present(root, "logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number) || Bool(root, "logprobs") == true)
             throw Bad("logprobs are not supported", "logprobs");
         if (Bool(root, "echo") == true) throw Bad("echo is not supported", "echo");
+        // Parameters of features Encore does not implement are refused by name rather than ignored.
+        foreach (var name in UnsupportedParameters)
+            if (Present(root, name, out var u) && u.ValueKind != JsonValueKind.Null && !(u.ValueKind == JsonValueKind.Array && u.GetArrayLength() == 0))
+                throw Bad($"{name} is not supported", name);
+        if (Present(root, "response_format", out var rf) && rf.ValueKind != JsonValueKind.Null
+            && !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var rt) && rt.ValueKind == JsonValueKind.String && rt.GetString() == "text"))
+            throw Bad("response_format other than {\"type\": \"text\"} is not supported", "response_format");
         if (Int(root, "best_of") is > 1) throw Bad("best_of is not supported", "best_of");
         return new GenerationRequest
         {

@@ -47,6 +47,39 @@ public class HostileRequestTests(EncDecServerFixture fixture) : IClassFixture<En
         Assert.Equal("invalid_request_error", error["type"]!.GetValue<string>());
     }
 
+    // Parameters of features the server does not implement are refused by name (tools was accepted and
+    // ignored while logprobs was a 400).
+    [Theory]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]}""", "tools")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto"}""", "tool_choice")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f"}]}""", "functions")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}""", "top_logprobs")]
+    [InlineData("/v1/chat/completions", """{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}""", "response_format")]
+    [InlineData("/v1/completions", """{"prompt": "hi", "logprobs": 2}""", "logprobs")]
+    public async Task UnsupportedParametersAre400NamingThem(string path, string body, string param)
+    {
+        using var r = await _s.Http.PostAsync(path.TrimStart('/'), Raw(Encoding.UTF8.GetBytes(body)));
+        var error = await Error(r, HttpStatusCode.BadRequest);
+        Assert.Equal(param, error["param"]?.GetValue<string>());
+        Assert.Contains("not supported", error["message"]!.GetValue<string>());
+    }
+
+    // One model is served: a request may leave "model" out (or send empty tools and a text format) and is
+    // answered under the served name; a wrong name stays a 400.
+    [Fact]
+    public async Task TheModelMayBeLeftOutAndEmptyFeatureParametersAreAccepted()
+    {
+        using var r = await _s.Http.PostAsync("v1/chat/completions", Raw(Encoding.UTF8.GetBytes(
+            """{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "tools": [], "tool_choice": null, "response_format": {"type": "text"}}""")));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var served = JsonNode.Parse(await r.Content.ReadAsStringAsync())!["model"]!.GetValue<string>();
+        using var r2 = await _s.Http.PostAsync("v1/completions", Raw(Encoding.UTF8.GetBytes("""{"prompt": "hi", "max_tokens": 2}""")));
+        Assert.Equal(HttpStatusCode.OK, r2.StatusCode);
+        Assert.Equal(served, JsonNode.Parse(await r2.Content.ReadAsStringAsync())!["model"]!.GetValue<string>());
+        using var r3 = await _s.Http.PostAsync("v1/completions", Raw(Encoding.UTF8.GetBytes("""{"model": "other", "prompt": "hi"}""")));
+        Assert.Equal("model", (await Error(r3, HttpStatusCode.BadRequest))["param"]?.GetValue<string>());
+    }
+
     // Invalid UTF-8 bytes inside each string: 500 before.
     [Theory]
     [InlineData("/v1/completions", """{"model": "tiny", "prompt": "a#b"}""")]
