@@ -4,6 +4,7 @@
 // validate (model, sizes, prompt characters, then tokens), schedule (a batch row or 429) and write
 // (one JSON body or a server-sent-event stream).
 using System.Buffers;
+using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -37,6 +38,10 @@ public sealed class EncoreServer : IAsyncDisposable
     readonly int _context;
     readonly byte[]? _apiKeyHash;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    readonly ILogger _requestLog;
+
+    /// <summary>The log category of the one line written per completion request (on by default, at Information).</summary>
+    public const string RequestLogCategory = "Encore.Requests";
 
     /// <summary>Each known path and the methods it answers; another method gets 405.</summary>
     static readonly (string Path, string Allow)[] s_routes =
@@ -48,6 +53,7 @@ public sealed class EncoreServer : IAsyncDisposable
     EncoreServer(WebApplication app, ServerOptions options, Generator generator, InferenceScheduler scheduler, int context)
     {
         _app = app;
+        _requestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(RequestLogCategory);
         _options = options;
         _generator = generator;
         _context = context;
@@ -63,7 +69,9 @@ public sealed class EncoreServer : IAsyncDisposable
 
     /// <summary>
     /// Starts serving <paramref name="model"/> with <paramref name="tokenizer"/>; returns once the port is bound.
-    /// <paramref name="configureLogging"/> sets up logging (default: warnings and errors to the console).
+    /// <paramref name="configureLogging"/> sets up logging (default: warnings and errors to the console, and one
+    /// line per completion request under <see cref="RequestLogCategory"/>: id, path, model, status, prompt and
+    /// completion tokens, time to first token, total time).
     /// </summary>
     public static async Task<EncoreServer> StartAsync(LanguageModel model, TextTokenizer tokenizer, ServerOptions options,
         Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
@@ -87,7 +95,7 @@ public sealed class EncoreServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         if (configureLogging != null) configureLogging(builder.Logging);
-        else builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+        else builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning).AddFilter(RequestLogCategory, LogLevel.Information);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(address, options.Port);
@@ -215,6 +223,10 @@ public sealed class EncoreServer : IAsyncDisposable
     async Task HandleAsync(HttpContext http, CompletionApi api)
     {
         int status = 200;
+        long start = Stopwatch.GetTimestamp();
+        string id = api.IdPrefix + Guid.NewGuid().ToString("N");
+        ScheduledRequest? scheduled = null;
+        int promptTokens = 0;
         // The timeout covers the whole request, reading and tokenizing included.
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         cts.CancelAfter(_options.RequestTimeout);
@@ -223,8 +235,9 @@ public sealed class EncoreServer : IAsyncDisposable
             var body = await ReadBodyAsync(http, cts.Token).ConfigureAwait(false);
             var request = OpenAiRequests.Parse(body.WrittenSpan, api);
             var plan = Validate(request, api);
-            var scheduled = Schedule(plan, cts.Token);
-            var header = new ResponseHeader(api.IdPrefix + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), _options.ModelName);
+            promptTokens = plan.PromptTokens;
+            scheduled = Schedule(plan, cts.Token);
+            var header = new ResponseHeader(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), _options.ModelName);
             if (request.Stream)
                 await CompletionResponses.StreamAsync(http, api, header, scheduled, plan.PromptTokens, request.IncludeUsage, cts.Token).ConfigureAwait(false);
             else
@@ -249,6 +262,9 @@ public sealed class EncoreServer : IAsyncDisposable
             await CompletionResponses.WriteErrorAsync(http, error).ConfigureAwait(false);
         }
         Scheduler.Metrics.RecordRequest(status);
+        _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
+            id, http.Request.Path.Value, _options.ModelName, status, promptTokens, scheduled?.Sequences.Sum(s => s.GeneratedCount) ?? 0,
+            scheduled?.FirstTokenSeconds is { } ft ? ft.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-", Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
 
     /// <summary>The request body, refused with 413 past <see cref="ServerOptions.MaxRequestBodyBytes"/> before more is buffered.</summary>

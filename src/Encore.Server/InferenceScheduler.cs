@@ -29,6 +29,9 @@ internal sealed class ScheduledRequest
 
     public bool FirstTokenSeen;
 
+    /// <summary>Seconds from arrival to the first generated token (null until then).</summary>
+    public double? FirstTokenSeconds;
+
     /// <summary>Events of this request's sequences, written by the scheduler thread; completed with an exception on failure.</summary>
     public Channel<BatchEvent> Events { get; } = Channel.CreateUnbounded<BatchEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 }
@@ -118,7 +121,8 @@ public sealed class InferenceScheduler : IDisposable
                         if (!r.FirstTokenSeen)
                         {
                             r.FirstTokenSeen = true;
-                            Metrics.RecordTimeToFirstToken(Stopwatch.GetElapsedTime(r.ArrivedAt).TotalSeconds);
+                            r.FirstTokenSeconds = Stopwatch.GetElapsedTime(r.ArrivedAt).TotalSeconds;
+                            Metrics.RecordTimeToFirstToken(r.FirstTokenSeconds.Value);
                         }
                     }
                     r.Events.Writer.TryWrite(e);
