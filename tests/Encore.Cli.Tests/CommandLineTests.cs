@@ -42,6 +42,19 @@ public sealed partial class CommandLineTests
         Assert.True(commands > 15, $"only {commands} help texts found");
     }
 
+    // The model a command works on is -m/--model everywhere (older names such as --config, --student and
+    // --preset stay as aliases).
+    [Theory]
+    [InlineData("generate")] [InlineData("serve")] [InlineData("eval")] [InlineData("quantize")] [InlineData("convert")]
+    [InlineData("forward")] [InlineData("init")] [InlineData("config")] [InlineData("train")] [InlineData("distill")]
+    [InlineData("bench", "forward")] [InlineData("bench", "generate")] [InlineData("bench", "serve")] [InlineData("bench", "train")] [InlineData("bench", "peers")]
+    public void TheModelOptionIsDashMEverywhere(params string[] command)
+    {
+        var r = CliRunner.Run([.. command, "--help"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains(r.Stdout.Split('\n'), line => line.TrimStart().StartsWith("-m, ", StringComparison.Ordinal) && line.Contains("--model"));
+    }
+
     [Fact]
     public void AMistypedOptionGetsOneLineWithTheNearestName()
     {

@@ -11,7 +11,7 @@ internal static class InitCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = $"A preset ({string.Join(", ", Presets.All.Keys)}) or an Encore config.json.", Required = true };
+        var config = new Option<string>("--config", "--model", "-m") { Description = $"A preset ({string.Join(", ", Presets.All.Keys)}) or an Encore config.json.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (config.json + model.safetensors).", Required = true };
         var seed = new Option<ulong>("--seed") { Description = "Initialization seed.", DefaultValueFactory = _ => 0UL };
         var dtype = new Option<string>("--dtype") { Description = "Weight dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
@@ -39,7 +39,7 @@ internal static class InitCommand
     /// <summary><c>encore config</c>: prints (or writes) the config.json of a preset.</summary>
     public static Command CreateConfig()
     {
-        var preset = new Option<string>("--preset") { Description = $"A preset: {string.Join(", ", Presets.All.Keys)}.", Required = true };
+        var preset = new Option<string>("--preset", "--model", "-m") { Description = $"A preset: {string.Join(", ", Presets.All.Keys)}.", Required = true };
         var output = new Option<string?>("--out") { Description = "Write to this file (atomically) instead of standard output." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object, {\"preset\", \"output\", \"config\"}, instead of the bare config (or, with --out, nothing)." };
         var cmd = new Command("config", "Print the config.json of a preset, to edit and pass to init, train or distill.") { preset, output, json };

@@ -44,7 +44,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var o = new Options();
-        var config = new Option<string>("--config") { Description = "The model: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var config = new Option<string>("--config", "--model", "-m") { Description = "The model: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
         var cmd = new Command("train", "Train a model on a JSONL or text file, with progress, evaluation, checkpoints and a loss curve.") { config };
         foreach (var opt in o.All) cmd.Options.Add(opt);
         cmd.SetAction(parse => Run(parse, o, parse.GetValue(config)!, teacher: null, alpha: null, temperature: null));
@@ -58,7 +58,7 @@ internal static class TrainCommand
         // id by id, so it has to be the teacher's.
         o.Tokenizer.Description = "Directory with the tokenizer files of student and data, which must be the teacher's (default: the teacher's own, from --teacher; a teacher saved without tokenizer files needs this).";
         var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
-        var student = new Option<string>("--student") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var student = new Option<string>("--student", "--model", "-m") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
         var alpha = new Option<float?>("--alpha") { Description = "Weight α of the distillation term against (1−α)·cross-entropy (default 0.5; 0.9 with --on-policy)." };
         var temperature = new Option<float?>("--temperature") { Description = "Distillation temperature τ of τ²·KL(teacher‖student) (default 2; 1 with --on-policy)." };
         var onPolicy = new Option<bool>("--on-policy") { Description = "The Mu recipe: the student samples its own targets (temperature 0.9, top-k 128), the teacher scores them; cross-entropy stays on the references." };

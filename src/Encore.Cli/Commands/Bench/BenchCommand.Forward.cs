@@ -6,7 +6,7 @@ internal static partial class BenchCommand
     static Command CreateForward()
     {
         var d = new ForwardBenchmarkOptions();
-        var presets = new Option<string[]>("--preset") { Description = $"Presets to compare (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
+        var presets = new Option<string[]>("--preset", "--model", "-m") { Description = $"Presets to compare (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var length = new Option<int>("--length") { Description = $"Input tokens.", DefaultValueFactory = _ => d.Length };
         var runs = RunsOption(d.Runs, $"Timed runs; the figure is their median");
         return Suite("forward", "F32 forward throughput of models on one input of a given length (random weights, batch 1).", [presets, length, runs],

@@ -8,7 +8,7 @@ internal static partial class BenchCommand
     static Command CreateGenerate()
     {
         var d = new GenerateBenchmarkOptions();
-        var presets = new Option<string[]>("--preset") { Description = $"Presets (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
+        var presets = new Option<string[]>("--preset", "--model", "-m") { Description = $"Presets (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
         var batches = new Option<int[]>("--batch") { Description = $"Batch sizes (repeatable; default {string.Join(", ", d.Batches)}).", AllowMultipleArgumentsPerToken = true };
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };

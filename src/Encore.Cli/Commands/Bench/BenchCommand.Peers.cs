@@ -8,7 +8,7 @@ internal static partial class BenchCommand
     static Command CreatePeers()
     {
         var d = new PeersBenchmarkOptions();
-        var models = new Option<string[]>("--model") { Description = $"Models (repeatable; {string.Join(", ", PeerModels.Names)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
+        var models = new Option<string[]>("--model", "-m") { Description = $"Models (repeatable; {string.Join(", ", PeerModels.Names)}; default {string.Join(", ", d.Models)}).", AllowMultipleArgumentsPerToken = true };
         var inputs = new Option<int[]>("--input-length") { Description = $"Prompt lengths (repeatable; default {string.Join(", ", d.InputLengths)}).", AllowMultipleArgumentsPerToken = true };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens.", DefaultValueFactory = _ => d.NewTokens };
         var weights = new Option<string[]>("--weights") { Description = "Weight types (repeatable: f32, q8_0, q4_0; default all three).", AllowMultipleArgumentsPerToken = true };

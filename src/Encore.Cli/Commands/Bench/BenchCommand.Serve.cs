@@ -8,7 +8,7 @@ internal static partial class BenchCommand
     static Command CreateServe()
     {
         var d = new ServeLoadOptions();
-        var preset = new Option<string>("--preset") { Description = $"Preset served with random weights.", DefaultValueFactory = _ => d.Preset };
+        var preset = new Option<string>("--preset", "--model", "-m") { Description = $"Preset served with random weights.", DefaultValueFactory = _ => d.Preset };
         var clients = new Option<int>("--clients") { Description = $"Concurrent streaming clients.", DefaultValueFactory = _ => d.Clients };
         var requests = new Option<int>("--requests") { Description = $"Requests of the concurrent phase.", DefaultValueFactory = _ => d.Requests };
         var single = new Option<int>("--single-requests") { Description = $"Requests of the single-client phase.", DefaultValueFactory = _ => d.SingleRequests };

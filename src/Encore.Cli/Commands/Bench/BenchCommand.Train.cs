@@ -7,7 +7,7 @@ internal static partial class BenchCommand
     {
         var d = new TrainBenchmarkOptions();
         var threads = Common.ThreadsOption("Threads of the kernel pool, and of the PyTorch peer (default: the processor count).");
-        var preset = new Option<string>("--preset") { Description = $"Encoder–decoder preset to train.", DefaultValueFactory = _ => d.Preset };
+        var preset = new Option<string>("--preset", "--model", "-m") { Description = $"Encoder–decoder preset to train.", DefaultValueFactory = _ => d.Preset };
         var batch = new Option<int>("--batch") { Description = $"Sequences per batch.", DefaultValueFactory = _ => d.Batch };
         var srcLen = new Option<int>("--source-length") { Description = $"Source tokens per sequence.", DefaultValueFactory = _ => d.SourceLength };
         var tgtLen = new Option<int>("--target-length") { Description = $"Target tokens per sequence.", DefaultValueFactory = _ => d.TargetLength };
