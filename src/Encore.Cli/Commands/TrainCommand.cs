@@ -161,6 +161,9 @@ internal static class TrainCommand
             (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
         AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
         AnsiConsole.MarkupLine($"estimated training time: [bold]{Common.Clock(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
+        AnsiConsole.MarkupLine(o.Training.CheckpointEvery > 0
+            ? $"[grey]checkpoints every {o.Training.CheckpointEvery} steps and at the end into {Markup.Escape(o.Output)}; the newest {o.Training.KeepCheckpoints} are kept (--keep-checkpoints)[/]"
+            : $"[grey]one checkpoint at the end into {Markup.Escape(o.Output)}[/]");
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
