@@ -60,26 +60,8 @@ public static unsafe partial class Attention
                 int tile = u % TilesPerHead;
                 int bh = u / TilesPerHead;
                 int b = bh / P.H, h = bh % P.H;
-                if (RowPath && Int8)
-                {
-                    switch (Width)
-                    {
-                        case SimdWidth.V512: ForwardRowInt8<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, tile, scratch); break;
-                        case SimdWidth.V256: ForwardRowInt8<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, tile, scratch); break;
-                        case SimdWidth.V128: ForwardRowInt8<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, tile, scratch); break;
-                        default: ForwardRowInt8<AttentionScalar, float>(P, b, h, tile, scratch); break;
-                    }
-                }
-                else if (RowPath)
-                {
-                    switch (Width)
-                    {
-                        case SimdWidth.V512: ForwardRow<AttentionV512, System.Runtime.Intrinsics.Vector512<float>>(P, b, h, tile, scratch); break;
-                        case SimdWidth.V256: ForwardRow<AttentionV256, System.Runtime.Intrinsics.Vector256<float>>(P, b, h, tile, scratch); break;
-                        case SimdWidth.V128: ForwardRow<AttentionV128, System.Runtime.Intrinsics.Vector128<float>>(P, b, h, tile, scratch); break;
-                        default: ForwardRow<AttentionScalar, float>(P, b, h, tile, scratch); break;
-                    }
-                }
+                if (RowPath && Int8) ForwardRowAt<sbyte, Int8Row>(Width, P, b, h, tile, scratch);
+                else if (RowPath) ForwardRowAt<float, F32Row>(Width, P, b, h, tile, scratch);
                 else
                 {
                     int i0 = tile * lanes;

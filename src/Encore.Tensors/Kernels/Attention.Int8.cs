@@ -68,43 +68,6 @@ public static unsafe partial class Attention
             RunForward(ref p, width, int8: true);
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ForwardRowInt8<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
-    {
-        int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
-        int kvh = h / p.Group;
-        float* sc = scratch;                          // (bk rounded up to c) scores, then probabilities
-        float* acc = scratch + RoundUp(bk, c);        // (hd) output accumulator
-        new Span<float>(acc, hd).Clear();
-
-        float* q = p.Row(p.Q, p.Qs, b, h, t);
-        sbyte* kBase = p.K8 + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
-        sbyte* vBase = p.V8 + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
-        float* kScale = p.KScale + (long)b * p.KScales.Batch + (long)kvh * p.KScales.Head;
-        float* vScale = p.VScale + (long)b * p.VScales.Batch + (long)kvh * p.VScales.Head;
-        long ksp = p.Ks.Position, vsp = p.Vs.Position, kss = p.KScales.Position, vss = p.VScales.Position;
-        int keyEnd = p.KeyEnd(b, t);
-        float m = float.NegativeInfinity, l = 0;
-
-        for (int kb = 0; kb < keyEnd; kb += bk)
-        {
-            int nk = Math.Min(bk, keyEnd - kb);
-            if (p.BlockMasked(b, kb, nk)) continue;
-            RowScores<TIsa, TV, sbyte, Int8Row>(q, kBase + kb * ksp, ksp, kScale + kb * kss, kss, nk, hd, sc, p.Scale);
-            float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
-            // The denominator took the probabilities; the values take them times each value's scale.
-            float* vs = vScale + kb * vss;
-            for (int j = 0; j < nk; j++) sc[j] *= vs[j * vss];
-            RowAccumulate<TIsa, TV, sbyte, Int8Row>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
-        }
-
-        float inv = l > 0 ? 1 / l : 0;
-        float* orow = p.Row(p.O, p.Os, b, h, t);
-        for (int d = 0; d < hd; d++) orow[d] = acc[d] * inv;
-        if (p.Lse != null) p.Lse[((long)b * p.H + h) * p.T + t] = LogSumExp(m, l);
-    }
 }
 
 /// <summary>

@@ -23,9 +23,28 @@ public static unsafe partial class Attention
         for (int o = 0; o < n; o += 64) Sse.Prefetch0(p + o);
     }
 
+    // ForwardRow at a vector width.
+    static void ForwardRowAt<TE, TL>(SimdWidth width, in AttentionProblem p, int b, int h, int t, float* scratch)
+        where TE : unmanaged where TL : struct, IRowElement<TE>
+    {
+        switch (width)
+        {
+            case SimdWidth.V512: ForwardRow<AttentionV512, System.Runtime.Intrinsics.Vector512<float>, TE, TL>(p, b, h, t, scratch); break;
+            case SimdWidth.V256: ForwardRow<AttentionV256, System.Runtime.Intrinsics.Vector256<float>, TE, TL>(p, b, h, t, scratch); break;
+            case SimdWidth.V128: ForwardRow<AttentionV128, System.Runtime.Intrinsics.Vector128<float>, TE, TL>(p, b, h, t, scratch); break;
+            default: ForwardRow<AttentionScalar, float, TE, TL>(p, b, h, t, scratch); break;
+        }
+    }
+
+    /// <summary>
+    /// One query row against its keys, a block at a time with an online softmax. Keys and values are binary32
+    /// or int8 quants (<typeparamref name="TL"/>); int8 rows carry one scale per position, applied to the
+    /// scores and folded into the probabilities before the values are summed, so the cache is never widened
+    /// as a whole.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ForwardRow<TIsa, TV>(in AttentionProblem p, int b, int h, int t, float* scratch)
-        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    static void ForwardRow<TIsa, TV, TE, TL>(in AttentionProblem p, int b, int h, int t, float* scratch)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct where TE : unmanaged where TL : struct, IRowElement<TE>
     {
         int c = TIsa.Count, hd = p.Hd, bk = p.KeyBlock;
         int kvh = h / p.Group;
@@ -34,9 +53,12 @@ public static unsafe partial class Attention
         new Span<float>(acc, hd).Clear();
 
         float* q = p.Row(p.Q, p.Qs, b, h, t);
-        float* kBase = p.K + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
-        float* vBase = p.V + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
-        long ksp = p.Ks.Position, vsp = p.Vs.Position;
+        TE* kBase = TL.Keys(p) + (long)b * p.Ks.Batch + (long)kvh * p.Ks.Head;
+        TE* vBase = TL.Values(p) + (long)b * p.Vs.Batch + (long)kvh * p.Vs.Head;
+        bool scaled = typeof(TE) != typeof(float);
+        float* kScale = scaled ? p.KScale + (long)b * p.KScales.Batch + (long)kvh * p.KScales.Head : null;
+        float* vScale = scaled ? p.VScale + (long)b * p.VScales.Batch + (long)kvh * p.VScales.Head : null;
+        long ksp = p.Ks.Position, vsp = p.Vs.Position, kss = scaled ? p.KScales.Position : 0, vss = scaled ? p.VScales.Position : 0;
         int keyEnd = p.KeyEnd(b, t);
         float m = float.NegativeInfinity, l = 0;
 
@@ -44,9 +66,15 @@ public static unsafe partial class Attention
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
-            RowScores<TIsa, TV, float, F32Row>(q, kBase + kb * ksp, ksp, null, 0, nk, hd, sc, p.Scale);
+            RowScores<TIsa, TV, TE, TL>(q, kBase + kb * ksp, ksp, scaled ? kScale + kb * kss : null, kss, nk, hd, sc, p.Scale);
             float alpha = RowWeights<TIsa, TV>(p, b, h, t, kb, nk, sc, ref m, ref l);
-            RowAccumulate<TIsa, TV, float, F32Row>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
+            if (scaled)
+            {
+                // The denominator took the probabilities; the values take them times each value's scale.
+                float* vs = vScale + kb * vss;
+                for (int j = 0; j < nk; j++) sc[j] *= vs[j * vss];
+            }
+            RowAccumulate<TIsa, TV, TE, TL>(acc, sc, vBase + kb * vsp, vsp, nk, hd, alpha);
         }
 
         float inv = l > 0 ? 1 / l : 0;
@@ -222,12 +250,16 @@ public static unsafe partial class Attention
 /// <summary>An element type of the rows the attention row kernels read: binary32, or int8 quants widened in registers.</summary>
 internal unsafe interface IRowElement<TE> where TE : unmanaged
 {
+    static abstract TE* Keys(in AttentionProblem p);
+    static abstract TE* Values(in AttentionProblem p);
     static abstract TV Load<TIsa, TV>(TE* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct;
     static abstract float Value(TE* p);
 }
 
 internal readonly unsafe struct F32Row : IRowElement<float>
 {
+    public static float* Keys(in AttentionProblem p) => p.K;
+    public static float* Values(in AttentionProblem p) => p.V;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Load<TIsa, TV>(float* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct => TIsa.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -236,6 +268,8 @@ internal readonly unsafe struct F32Row : IRowElement<float>
 
 internal readonly unsafe struct Int8Row : IRowElement<sbyte>
 {
+    public static sbyte* Keys(in AttentionProblem p) => p.K8;
+    public static sbyte* Values(in AttentionProblem p) => p.V8;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Load<TIsa, TV>(sbyte* p) where TIsa : struct, IAttentionIsa<TV> where TV : struct => TIsa.LoadInt8(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
