@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
 using Encore.Training.Data;
@@ -29,22 +28,10 @@ public sealed class QuantizeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    static (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "encore.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(120_000), $"encore {string.Join(' ', args)} did not finish");
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
-
     int[] Tokens(string model, params string[] extra)
     {
-        var r = Run(["generate", "--model", model, "--prompt", "package 3 parses fonts", "--max-new-tokens", "6", "--min-new-tokens", "6", "--json", "--threads", "1", .. extra]);
-        Assert.True(r.Code == 0, r.Stderr);
+        var r = CliRunner.Run(["generate", "--model", model, "--prompt", "package 3 parses fonts", "--max-new-tokens", "6", "--min-new-tokens", "6", "--json", "--threads", "1", .. extra]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
         return JsonDocument.Parse(r.Stdout).RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToArray();
     }
 
@@ -54,8 +41,8 @@ public sealed class QuantizeTests : IDisposable
         foreach (var dtype in new[] { "q4_0", "q8_0" })
         {
             var output = Path.Combine(_dir, dtype);
-            var r = Run("quantize", "--model", _model, "--dtype", dtype, "--out", output, "--json");
-            Assert.True(r.Code == 0, r.Stderr);
+            var r = CliRunner.Run("quantize", "--model", _model, "--dtype", dtype, "--out", output, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
             var j = JsonDocument.Parse(r.Stdout).RootElement;
             Assert.Equal(dtype, j.GetProperty("dtype").GetString());
             double ratio = (double)j.GetProperty("input_bytes").GetInt64() / j.GetProperty("output_bytes").GetInt64();
@@ -71,15 +58,15 @@ public sealed class QuantizeTests : IDisposable
         var taken = Path.Combine(_dir, "taken");
         Directory.CreateDirectory(taken);
         File.WriteAllText(Path.Combine(taken, "keep.txt"), "mine");
-        var r = Run("quantize", "--model", _model, "--dtype", "q4_0", "--out", taken);
-        Assert.NotEqual(0, r.Code);
+        var r = CliRunner.Run("quantize", "--model", _model, "--dtype", "q4_0", "--out", taken);
+        Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("exists and is not empty", r.Stderr);
         Assert.Equal("mine", File.ReadAllText(Path.Combine(taken, "keep.txt")));
-        r = Run("quantize", "--model", _model, "--dtype", "q3_k", "--out", Path.Combine(_dir, "x"));
-        Assert.NotEqual(0, r.Code);
+        r = CliRunner.Run("quantize", "--model", _model, "--dtype", "q3_k", "--out", Path.Combine(_dir, "x"));
+        Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("--dtype 'q3_k' is not one of", r.Stderr);
-        r = Run("generate", "--model", _model, "--prompt", "a", "--dtype", "int4");
-        Assert.NotEqual(0, r.Code);
+        r = CliRunner.Run("generate", "--model", _model, "--prompt", "a", "--dtype", "int4");
+        Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("--dtype 'int4' is not one of", r.Stderr);
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Encore.Tensors.Numerics;
@@ -46,16 +45,9 @@ public static unsafe partial class Gemv
     {
         int blocks = k / DTypes.Q4BlockSize, rowBytes = PairRowBytes(blocks);
         long bytes = (long)m * rowBytes;
-        if (t_x8Capacity < bytes)
-        {
-            long capacity = Math.Max(bytes, 16384);
-            var p = (byte*)NativeMemory.AlignedAlloc((nuint)capacity, 64);
-            t_x8Owner = new AlignedOwner((float*)p);
-            t_x8 = p;
-            t_x8Capacity = capacity;
-        }
-        for (int i = 0; i < m; i++) QuantizePaired(x + (nint)i * k, blocks, t_x8 + (nint)i * rowBytes);
-        return t_x8;
+        byte* scratch = ThreadScratch(ref t_x8, ref t_x8Capacity, ref t_x8Owner, bytes);
+        for (int i = 0; i < m; i++) QuantizePaired(x + (nint)i * k, blocks, scratch + (nint)i * rowBytes);
+        return scratch;
     }
 
     // One row of x → the paired layout, with quants and scales identical to QuantizeX8Reference.

@@ -269,21 +269,28 @@ public static unsafe partial class Gemv
     [ThreadStatic] static long t_xqCapacity;
     [ThreadStatic] static AlignedOwner? t_xqOwner;
 
+    // A 64-byte aligned buffer of at least `bytes` kept per thread in the given slots: grows once, then reuses
+    // (the previous owner's finalizer frees the old buffer).
+    static byte* ThreadScratch(ref byte* buffer, ref long capacity, ref AlignedOwner? owner, long bytes)
+    {
+        if (capacity < bytes)
+        {
+            long size = Math.Max(bytes, 16384);
+            var p = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)size, 64);
+            owner = new AlignedOwner((float*)p);
+            buffer = p;
+            capacity = size;
+        }
+        return buffer;
+    }
+
     // Quantizes the m rows of X (k apart) into this thread's scratch: m·k int16 quants (64-byte aligned,
     // a block per cache line) followed by m·k/32 block scales. Grows once, then reuses.
     static short* QuantizedCopy(float* x, int m, int k, out float* dx)
     {
         int blocks = k / DTypes.Q8BlockSize;
         long bytes = (long)m * k * sizeof(short) + (long)m * blocks * sizeof(float);
-        if (t_xqCapacity < bytes)
-        {
-            long capacity = Math.Max(bytes, 16384);
-            var p = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)capacity, 64);
-            t_xqOwner = new AlignedOwner((float*)p);
-            t_xq = p;
-            t_xqCapacity = capacity;
-        }
-        var q = (short*)t_xq;
+        var q = (short*)ThreadScratch(ref t_xq, ref t_xqCapacity, ref t_xqOwner, bytes);
         var d = (float*)(q + (long)m * k);
         for (int i = 0; i < m; i++) QuantizeX(x + (nint)i * k, blocks, q + (nint)i * k, d + (nint)i * blocks);
         dx = d;
