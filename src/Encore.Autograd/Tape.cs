@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Encore.Tensors;
 using Tensor = Encore.Tensors.Tensor;
 
@@ -117,5 +118,84 @@ internal static class GradExtensions
 
     /// <summary>The value as a read-only span (must be F32 contiguous).</summary>
     public static ReadOnlySpan<float> Data(this Var v) => v.Value.AsReadOnlySpan<float>();
+
+    /// <summary>
+    /// The gradient span a writer of v's whole gradient contribution fills: v's gradient itself,
+    /// new and not zero-filled, when v has none yet (<paramref name="accumulate"/> false: overwrite it);
+    /// otherwise v's gradient to add into (<paramref name="accumulate"/> true). Empty when v needs none.
+    /// </summary>
+    public static Span<float> GradTarget(this Var v, out bool accumulate)
+    {
+        accumulate = false;
+        if (!v.RequiresGrad) return default;
+        if (v.GradStarted)
+        {
+            accumulate = true;
+            return v.GradBuffer().AsSpan<float>();
+        }
+        return v.StartGrad(zero: false).AsSpan<float>();
+    }
+
+    /// <summary>
+    /// Starts a whole gradient contribution to v from a kernel that overwrites its output: see
+    /// <see cref="GradWrite"/>. Call <see cref="GradWrite.Commit"/> once the kernel has written it.
+    /// </summary>
+    public static GradWrite BeginGrad(this Var v) => new(v);
+
+    /// <summary>Adds <paramref name="g"/> into v's gradient (a copy when v has none yet); nothing when v needs none.</summary>
+    public static void AddGrad(this Var v, ReadOnlySpan<float> g)
+    {
+        var target = v.GradTarget(out bool accumulate);
+        if (!v.RequiresGrad) return;
+        if (accumulate) TensorPrimitives.Add(target, g, target);
+        else g.CopyTo(target);
+    }
+
+    /// <summary>Passes the output's gradient on to <paramref name="input"/> (same element count): adopted without a copy when the input has none yet, else added.</summary>
+    public static void PassGrad(this Var input, Var output)
+    {
+        if (!input.RequiresGrad) return;
+        if (!input.GradStarted) input.AdoptGrad(output.Grad!);
+        else TensorPrimitives.Add(input.GradBuffer().AsSpan<float>(), output.OutGrad(), input.GradBuffer().AsSpan<float>());
+    }
+}
+
+/// <summary>
+/// Where a backward kernel writes a gradient contribution it computes whole: the input's own
+/// gradient buffer when it has none yet (no zero-fill, no extra pass), otherwise a scratch tensor
+/// that <see cref="Commit"/> adds in. For an input that needs no gradient the scratch is dropped.
+/// </summary>
+public ref struct GradWrite
+{
+    readonly Var _v;
+    Tensor? _scratch;
+
+    internal GradWrite(Var v)
+    {
+        _v = v;
+        if (v.RequiresGrad && !v.GradStarted)
+        {
+            Span = v.StartGrad(zero: false).AsSpan<float>();
+            return;
+        }
+        _scratch = Tensor.Empty(DType.F32, (int)v.Value.Length);
+        Span = _scratch.AsSpan<float>();
+    }
+
+    /// <summary>The span to write, one element per element of the input.</summary>
+    public Span<float> Span { get; }
+
+    /// <summary>Adds the scratch into the input's gradient when one was needed, and frees it.</summary>
+    public void Commit()
+    {
+        if (_scratch is null) return;
+        if (_v.RequiresGrad)
+        {
+            var g = _v.GradBuffer().AsSpan<float>();
+            TensorPrimitives.Add(g, _scratch.AsReadOnlySpan<float>(), g);
+        }
+        _scratch.Dispose();
+        _scratch = null;
+    }
 
 }

@@ -62,6 +62,26 @@ public sealed class Var : IDisposable
         return _grad ??= Tensor.Zeros(DType.F32, Value.Shape.ToArray());
     }
 
+    /// <summary>True when a gradient must be added to what is there: a parameter's, or one backward already put here.</summary>
+    internal bool GradStarted => Parameter != null || _grad != null;
+
+    /// <summary>A new gradient buffer for a var that has none yet; zero-filled only when <paramref name="zero"/>.</summary>
+    internal Tensor StartGrad(bool zero)
+    {
+        if (GradStarted) throw new InvalidOperationException("the gradient was started already");
+        return _grad = zero ? Tensor.Zeros(DType.F32, Value.Shape.ToArray()) : Tensor.Empty(DType.F32, Value.Shape.ToArray());
+    }
+
+    /// <summary>
+    /// Makes <paramref name="grad"/> (a contiguous tensor of this var's element count whose owner
+    /// will not write it again) this var's gradient, viewed in this var's shape, without copying.
+    /// </summary>
+    internal void AdoptGrad(Tensor grad)
+    {
+        if (GradStarted) throw new InvalidOperationException("the gradient was started already");
+        _grad = grad.Reshape(Value.Shape.ToArray());
+    }
+
     /// <summary>
     /// Frees what backward no longer needs once this var's own backward step has run: its gradient
     /// always, its value too when <paramref name="value"/> (a var's value is read only by the

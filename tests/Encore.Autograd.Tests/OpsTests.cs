@@ -56,6 +56,25 @@ public class OpsTests
     }
 
     [Fact]
+    public void GradientsPassedOnWithoutCopiesStayCorrectWhenVarsAreShared()
+    {
+        // Add hands its output gradient to its first input and Reshape to its input without copying;
+        // every later contribution to those inputs then adds into the shared buffer. x + x, a var that
+        // feeds an Add and a Linear, and chains of Reshape and Add cover the ways that could go wrong.
+        var rng = new Random(5);
+        var a = GradCheck.Random("a", rng, 2, 3, 4);
+        var w = GradCheck.Random("w", rng, 4, 4);
+        GradCheck.Check([a, w], v =>
+        {
+            var h = Ops.Linear(v[0], v[1]);                          // h feeds the Add below and the Mul
+            var r = Ops.Add(h, h);                                   // 2h
+            var s = Ops.Reshape(Ops.Add(r, Ops.Mul(h, v[0])), 6, 4); // 2h + h⊙a, viewed as (6, 4)
+            var t = Ops.Add(Ops.Reshape(s, 2, 3, 4), v[0]);
+            return Ops.CrossEntropy(Ops.Reshape(Ops.Activation(t, Encore.Tensors.Kernels.ActivationKind.GeluTanh), 6, 4), [0, 1, 2, 3, 1, 2]);
+        });
+    }
+
+    [Fact]
     public void CrossEntropyMatchesTheHandComputedValueWithSmoothingAndIgnore()
     {
         // Row 0: logits [0, ln 3] → p = [1/4, 3/4]; target 1: −ln(3/4).

@@ -68,16 +68,17 @@ public static partial class Ops
     {
         var qs = AttentionStrides.PositionMajor(shape.Heads, shape.QueryLength, shape.HeadDim);
         var ks = AttentionStrides.PositionMajor(shape.KvHeads, shape.KeyLength, shape.HeadDim);
-        var dq = new float[q.Value.Length];
-        var dk = new float[k.Value.Length];
-        var dv = new float[v.Value.Length];
-        var dBias = bias is { RequiresGrad: true } ? new float[bias.Value.Length] : null;
+        // The kernel overwrites dq, dk, dv and dBias whole.
+        var dq = q.BeginGrad();
+        var dk = k.BeginGrad();
+        var dv = v.BeginGrad();
+        var dBias = bias is { RequiresGrad: true } ? bias.BeginGrad() : default;
         Tensors.Kernels.Attention.Backward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), o.Data(), qs, o.OutGrad(), qs, lse,
-            new(dq, qs, dk, ks, dv, ks), options, Mask(masks, bias), dBias);
-        if (q.RequiresGrad) TensorPrimitives.Add(q.GradSpan(), dq, q.GradSpan());
-        if (k.RequiresGrad) TensorPrimitives.Add(k.GradSpan(), dk, k.GradSpan());
-        if (v.RequiresGrad) TensorPrimitives.Add(v.GradSpan(), dv, v.GradSpan());
-        if (dBias != null && bias != null) TensorPrimitives.Add(bias.GradSpan(), dBias, bias.GradSpan());
+            new(dq.Span, qs, dk.Span, ks, dv.Span, ks), options, Mask(masks, bias), bias is { RequiresGrad: true } ? dBias.Span : default);
+        dq.Commit();
+        dk.Commit();
+        dv.Commit();
+        if (bias is { RequiresGrad: true }) dBias.Commit();
     });
 
     /// <summary>

@@ -22,9 +22,9 @@ public static partial class Ops
 
     static void RecordAdd(Var y, Var a, Var b) => Record(y, o =>
     {
-        var dy = o.OutGrad();
-        if (a.RequiresGrad) TensorPrimitives.Add(a.GradSpan(), dy, a.GradSpan());
-        if (b.RequiresGrad) TensorPrimitives.Add(b.GradSpan(), dy, b.GradSpan());
+        // b first: a may take dy's buffer over.
+        b.AddGrad(o.OutGrad());
+        a.PassGrad(o);
     });
 
     /// <summary>x + b with b (D) broadcast over the rows of x (…, D). Backward: db += Σ_rows dy.</summary>
@@ -41,9 +41,8 @@ public static partial class Ops
 
     static void RecordAddBias(Var y, Var x, Var b, int rows, int d) => Record(y, o =>
     {
-        var dy = o.OutGrad();
-        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dy, x.GradSpan());
-        if (b.RequiresGrad) Elementwise.SumRows(dy, rows, d, b.GradSpan());
+        if (b.RequiresGrad) Elementwise.SumRows(o.OutGrad(), rows, d, b.GradSpan());
+        x.PassGrad(o);
     });
 
     /// <summary>a ⊙ b (same shape). Backward: da += dy ⊙ b, db += dy ⊙ a.</summary>
@@ -87,7 +86,7 @@ public static partial class Ops
 
     static void RecordReshape(Var y, Var x) => Record(y, o =>
     {
-        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), o.OutGrad(), x.GradSpan());
+        x.PassGrad(o);
     });
 }
 

@@ -56,10 +56,10 @@ public static partial class Ops
 
     static void RecordRmsNorm(Var y, Var x, Var? weight, float[] rstd, int rows, int d) => Record(y, o =>
     {
-        var dx = new float[x.Value.Length];
-        Tensors.Kernels.RmsNorm.Backward(x.Data(), weight is null ? default : weight.Data(), rstd, o.OutGrad(), dx,
+        var dx = x.BeginGrad();
+        Tensors.Kernels.RmsNorm.Backward(x.Data(), weight is null ? default : weight.Data(), rstd, o.OutGrad(), dx.Span,
             weight is { RequiresGrad: true } ? weight.GradSpan() : default, rows, d);
-        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+        dx.Commit();
     });
 
     /// <summary>LayerNorm over the last dimension, (x − mean)/√(var + ε)·γ + β, biased variance (PyTorch). γ, β may be null.</summary>
@@ -78,11 +78,11 @@ public static partial class Ops
 
     static void RecordLayerNorm(Var y, Var x, Var? gamma, Var? beta, float[] mean, float[] rstd, int rows, int d) => Record(y, o =>
     {
-        var dx = new float[x.Value.Length];
-        Tensors.Kernels.LayerNorm.Backward(x.Data(), gamma is null ? default : gamma.Data(), mean, rstd, o.OutGrad(), dx,
+        var dx = x.BeginGrad();
+        Tensors.Kernels.LayerNorm.Backward(x.Data(), gamma is null ? default : gamma.Data(), mean, rstd, o.OutGrad(), dx.Span,
             gamma is { RequiresGrad: true } ? gamma.GradSpan() : default,
             beta is { RequiresGrad: true } ? beta.GradSpan() : default, rows, d);
-        if (x.RequiresGrad) TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+        dx.Commit();
     });
 
     /// <summary>Softmax over the last dimension (with the kernel's scale, causal and padding options). Backward: dx = y ⊙ (dy − Σ dy ⊙ y)·scale.</summary>
@@ -98,9 +98,9 @@ public static partial class Ops
 
     static void RecordSoftmax(Var y, Var x, int rows, int d, float scale) => Record(y, o =>
     {
-        var dx = new float[x.Value.Length];
-        Tensors.Kernels.Softmax.Backward(o.Data(), o.OutGrad(), dx, rows, d, scale);
-        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+        var dx = x.BeginGrad();
+        Tensors.Kernels.Softmax.Backward(o.Data(), o.OutGrad(), dx.Span, rows, d, scale);
+        dx.Commit();
     });
 
     /// <summary>
@@ -123,9 +123,10 @@ public static partial class Ops
 
     static void RecordRope(Var y, Var x, RopeCache cache, int heads, int rows, float[] positions) => Record(y, o =>
     {
-        var dx = o.OutGrad().ToArray();
-        Tensors.Kernels.Rope.ApplyInverse(cache, dx, rows, heads, positions);
-        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+        var dx = x.BeginGrad();
+        o.OutGrad().CopyTo(dx.Span);
+        Tensors.Kernels.Rope.ApplyInverse(cache, dx.Span, rows, heads, positions);
+        dx.Commit();
     });
 
     /// <summary>An activation (ReLU, GELU tanh/erf, SiLU) applied element-wise. Backward: f'(x)·dy.</summary>
@@ -139,9 +140,9 @@ public static partial class Ops
 
     static void RecordActivation(Var y, Var x, ActivationKind kind) => Record(y, o =>
     {
-        var dx = new float[x.Value.Length];
-        Activations.Backward(kind, x.Data(), o.OutGrad(), dx);
-        TensorPrimitives.Add(x.GradSpan(), dx, x.GradSpan());
+        var dx = x.BeginGrad();
+        Activations.Backward(kind, x.Data(), o.OutGrad(), dx.Span);
+        dx.Commit();
     });
 
     /// <summary>
@@ -159,11 +160,11 @@ public static partial class Ops
 
     static void RecordGated(Var y, Var a, Var b, ActivationKind kind) => Record(y, o =>
     {
-        var da = new float[a.Value.Length];
-        var db = new float[b.Value.Length];
-        GatedActivations.Backward(kind, a.Data(), b.Data(), o.OutGrad(), da, db);
-        if (a.RequiresGrad) TensorPrimitives.Add(a.GradSpan(), da, a.GradSpan());
-        if (b.RequiresGrad) TensorPrimitives.Add(b.GradSpan(), db, b.GradSpan());
+        var da = a.BeginGrad();
+        var db = b.BeginGrad();
+        GatedActivations.Backward(kind, a.Data(), b.Data(), o.OutGrad(), da.Span, db.Span);
+        da.Commit();
+        db.Commit();
     });
 
     /// <summary>

@@ -27,7 +27,11 @@ public static partial class Ops
     {
         var dy = o.OutGrad();                       // (M, N)
         // dx += dy (M, N) · W (N, K)
-        if (x.RequiresGrad) Gemm.Multiply(Transpose.No, Transpose.No, m, k, n, 1f, dy, n, w.Data(), k, 1f, x.GradSpan(), k);
+        if (x.RequiresGrad)
+        {
+            var dx = x.GradTarget(out bool accumulate);
+            Gemm.Multiply(Transpose.No, Transpose.No, m, k, n, 1f, dy, n, w.Data(), k, accumulate ? 1f : 0f, dx, k);
+        }
         // dW += dyᵀ (N, M) · x (M, K)
         if (w.RequiresGrad) Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dy, n, x.Data(), k, 1f, w.GradSpan(), k);
         if (b is { RequiresGrad: true }) Elementwise.SumRows(dy, m, n, b.GradSpan());
@@ -62,6 +66,9 @@ public static partial class Ops
     {
         var dc = o.OutGrad();
         int ldb = transposeB ? k : n;
+        // Each batch item's slice of dA and dB is written once: overwrite a gradient not started yet.
+        var da = a.GradTarget(out bool accumulateA);
+        var dbAll = b.GradTarget(out bool accumulateB);
         for (int i = 0; i < batch; i++)
         {
             var dci = dc.Slice(i * m * n, m * n);
@@ -69,15 +76,16 @@ public static partial class Ops
             {
                 // dA (M, K) += dC (M, N) · op(B)ᵀ
                 Gemm.Multiply(Transpose.No, transposeB ? Transpose.No : Transpose.Yes, m, k, n, 1f, dci, n,
-                    b.Data().Slice(i * k * n, k * n), ldb, 1f, a.GradSpan().Slice(i * m * k, m * k), k);
+                    b.Data().Slice(i * k * n, k * n), ldb, accumulateA ? 1f : 0f, da.Slice(i * m * k, m * k), k);
             }
             if (b.RequiresGrad)
             {
-                var db = b.GradSpan().Slice(i * k * n, k * n);
+                var db = dbAll.Slice(i * k * n, k * n);
+                float betaB = accumulateB ? 1f : 0f;
                 if (transposeB)   // dB (N, K) += dCᵀ (N, M) · A (M, K)
-                    Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dci, n, a.Data().Slice(i * m * k, m * k), k, 1f, db, k);
+                    Gemm.Multiply(Transpose.Yes, Transpose.No, n, k, m, 1f, dci, n, a.Data().Slice(i * m * k, m * k), k, betaB, db, k);
                 else              // dB (K, N) += Aᵀ (K, M) · dC (M, N)
-                    Gemm.Multiply(Transpose.Yes, Transpose.No, k, n, m, 1f, a.Data().Slice(i * m * k, m * k), k, dci, n, 1f, db, n);
+                    Gemm.Multiply(Transpose.Yes, Transpose.No, k, n, m, 1f, a.Data().Slice(i * m * k, m * k), k, dci, n, betaB, db, n);
             }
         }
     });

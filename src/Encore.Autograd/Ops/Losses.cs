@@ -32,28 +32,19 @@ public static partial class Ops
         if (targets.Length != n) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {n} rows of logits {logits.Value.Describe()}");
         float eps = options.LabelSmoothing;
         if (eps is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), "label smoothing must be in [0, 1]");
-        var x = logits.Data();
         var t = targets.ToArray();
-        var lse = new float[n];
-        double total = 0;
         int count = 0;
         for (int i = 0; i < n; i++)
         {
             if (t[i] == options.IgnoreIndex) continue;
             if ((uint)t[i] >= (uint)v) throw new ArgumentException($"CrossEntropy: target {t[i]} at row {i} is outside the vocabulary of {v}");
-            var row = x.Slice(i * v, v);
-            float l = LogSumExp(row);
-            lse[i] = l;
-            double nll = l - row[t[i]];
-            if (eps > 0)
-            {
-                double mean = 0;
-                foreach (float z in row) mean += l - z;
-                nll = (1 - eps) * nll + eps * mean / v;
-            }
-            total += nll;
             count++;
         }
+        var lse = new float[n];
+        var nll = new float[n];
+        Tensors.Kernels.CrossEntropy.Forward(logits.Data(), t, n, v, options.IgnoreIndex, eps, lse, nll);
+        double total = 0;
+        foreach (float l in nll) total += l;
         var y = NewOutput([1], Grad(logits));
         y.Value.AsSpan<float>()[0] = count == 0 ? 0f : (float)(total / count);
         if (y.RequiresGrad && count > 0) RecordCrossEntropy(y, logits, t, lse, n, v, eps, options.IgnoreIndex, count);
@@ -63,18 +54,8 @@ public static partial class Ops
     static void RecordCrossEntropy(Var y, Var logits, int[] t, float[] lse, int n, int v, float eps, int ignoreIndex, int count) => Record(y, o =>
         {
             float g = o.OutGrad()[0] / count;
-            var dx = logits.GradSpan();
-            var xs = logits.Data();
-            for (int i = 0; i < n; i++)
-            {
-                if (t[i] == ignoreIndex) continue;
-                for (int j = 0; j < v; j++)
-                {
-                    float p = MathF.Exp(xs[i * v + j] - lse[i]);
-                    float target = eps / v + (j == t[i] ? 1 - eps : 0);
-                    dx[i * v + j] += g * (p - target);
-                }
-            }
+            var dx = logits.GradTarget(out bool accumulate);
+            Tensors.Kernels.CrossEntropy.Backward(logits.Data(), t, lse, n, v, ignoreIndex, eps, g, dx, accumulate);
         });
 
     /// <summary>
