@@ -164,27 +164,32 @@ public static unsafe class Rope
         readonly void Rows<TRotation>(int r0, int r1) where TRotation : struct, IRotation
         {
             int half = Dims / 2;
-            // Float positions: this row's tables, computed here exactly as RopeCache computes its own.
-            Span<float> scratch = IntPos != null ? default : Dims <= 1024 ? stackalloc float[3 * Dims] : new float[3 * Dims];
-            fixed (float* buf = scratch)
+            FloatTables? tables = null;
+            if (IntPos == null)
             {
-                for (int r = r0; r < r1; r++)
+                tables = t_tables ??= new FloatTables();
+                tables.Start(3 * Dims);
+            }
+            for (int r = r0; r < r1; r++)
+            {
+                float* cos, sin, cos2, sin2;
+                if (IntPos != null)
                 {
-                    float* cos, sin, cos2, sin2;
-                    if (IntPos != null)
-                    {
-                        int p = IntPos[r];
-                        cos = Cos + (long)p * half;
-                        sin = Sin + (long)p * half;
-                        cos2 = CosPairs + (long)p * Dims;
-                        sin2 = SinPairs + (long)p * Dims;
-                    }
-                    else
-                    {
-                        cos = buf;
-                        sin = buf + half;
-                        cos2 = buf + Dims;
-                        sin2 = buf + 2 * Dims;
+                    int p = IntPos[r];
+                    cos = Cos + (long)p * half;
+                    sin = Sin + (long)p * half;
+                    cos2 = CosPairs + (long)p * Dims;
+                    sin2 = SinPairs + (long)p * Dims;
+                }
+                else
+                {
+                    // Float positions: this position's tables, computed once per call exactly as
+                    // RopeCache computes its own (a batch repeats each position once per sequence).
+                    cos = tables!.For(FloatPos[r], out bool fresh);
+                    sin = cos + half;
+                    cos2 = cos + Dims;
+                    sin2 = cos + 2 * Dims;
+                    if (fresh)
                         for (int i = 0; i < half; i++)
                         {
                             (float c, float s) = RopeCache.Angle(FloatPos[r], LinearScale, InvFreq[i]);
@@ -194,13 +199,54 @@ public static unsafe class Rope
                             sin2[2 * i] = -s;
                             sin2[2 * i + 1] = s;
                         }
-                    }
-                    float* row = X + (long)r * Heads * HeadDim;
-                    for (int h = 0; h < Heads; h++)
-                        TRotation.Rotate(row + (long)h * HeadDim, Dims, Interleaved, cos, sin, cos2, sin2, Sign);
                 }
+                float* row = X + (long)r * Heads * HeadDim;
+                for (int h = 0; h < Heads; h++)
+                    TRotation.Rotate(row + (long)h * HeadDim, Dims, Interleaved, cos, sin, cos2, sin2, Sign);
             }
         }
+    }
+
+    [ThreadStatic] static FloatTables? t_tables;
+
+    // Angle tables of the distinct float positions one task has seen in the current call, in pinned
+    // memory (one table of `stride` floats per position; at most MaxTables, then it starts over).
+    sealed class FloatTables
+    {
+        const int MaxTables = 4096;
+        readonly Dictionary<int, int> _slots = [];
+        float[] _data = [];
+        int _stride;
+
+        public void Start(int stride)
+        {
+            _slots.Clear();
+            _stride = stride;
+        }
+
+        public float* For(float position, out bool fresh)
+        {
+            int key = BitConverter.SingleToInt32Bits(position);
+            if (_slots.TryGetValue(key, out int slot))
+            {
+                fresh = false;
+                return Base + (long)slot * _stride;
+            }
+            if (_slots.Count == MaxTables) _slots.Clear();
+            slot = _slots.Count;
+            long need = (long)(slot + 1) * _stride;
+            if (_data.Length < need)
+            {
+                var grown = GC.AllocateUninitializedArray<float>((int)Math.Min((long)MaxTables * _stride, Math.Max(need, 2L * _data.Length)), pinned: true);
+                _data.AsSpan().CopyTo(grown);
+                _data = grown;
+            }
+            _slots[key] = slot;
+            fresh = true;
+            return Base + (long)slot * _stride;
+        }
+
+        float* Base => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_data));
     }
 
     // How one head turns: the vector path at one width, or the scalar twin.

@@ -130,6 +130,23 @@ public class RopeTests
             foreach (var w in Simd.Supported)
                 Assert.Equal(Rotate(w, onTheFly, x, 10, 3, pos), Rotate(w, byRow, x, 10, 3, rowsIdx));
         }
+        // a batch repeats positions (each sequence's centered positions; zero with both signs): each
+        // distinct one's tables are computed once per call and must serve every row that has it
+        {
+            var o = new RopeOptions();
+            var pos = new float[5 + 5 + 4 + 2];
+            Rope.CenteredPositions(5, pos.AsSpan(0, 5));
+            Rope.CenteredPositions(5, pos.AsSpan(5, 5));
+            Rope.CenteredPositions(4, pos.AsSpan(10, 4));
+            pos[14] = -0f;
+            pos[15] = 0f;
+            var cache = new RopeCache(64, 0, o);
+            var x = Random(rng, pos.Length * 2 * 64);
+            var expected = (float[])x.Clone();
+            Rope.Reference(o, 64, expected, pos.Length, 2, pos, inverse: false);
+            foreach (var w in Simd.Supported)
+                Near(expected, Rotate(w, cache, x, pos.Length, 2, pos), 2e-6, 2e-6, $"{w} repeated positions");
+        }
         // NTK: θ' = θ·s^(d/(d−2)); the last pair's frequency is θ'^(−(d−2)/d) = θ^(−(d−2)/d)/s
         var f = RopeCache.InverseFrequencies(new RopeOptions { NtkScale = 4 }, 64);
         Assert.Equal(Math.Pow(10000, -62.0 / 64) / 4, f[31], 12);
