@@ -10,7 +10,10 @@ namespace Encore.Bench;
 /// <summary>Options of <see cref="TrainBenchmark"/> (the flags of <c>encore bench train</c>).</summary>
 public sealed record TrainBenchmarkOptions
 {
-    /// <summary>The model: a preset name. Default <c>mu-25m</c> (a ~25M-parameter encoder–decoder).</summary>
+    /// <summary>
+    /// The model: a preset name. Default <c>mu-25m</c> (a ~25M-parameter encoder–decoder); a
+    /// decoder-only preset trains on sequences of S + T tokens.
+    /// </summary>
     public string Preset { get; init; } = "mu-25m";
     /// <summary>Sequences per batch. Default 8.</summary>
     public int Batch { get; init; } = 8;
@@ -32,7 +35,7 @@ public sealed record TrainBenchmarkOptions
     /// <summary>Throws naming the first option out of range.</summary>
     public void Validate()
     {
-        Presets.Get(Preset);
+        if (Presets.Get(Preset).Family == ModelFamily.EncoderOnly) throw new ArgumentException($"--model {Preset} is an encoder-only preset; bench train takes encoder–decoder and decoder-only models");
         if (Batch is < 1 or > 4096) throw new ArgumentException($"--batch must be between 1 and 4096, got {Batch}");
         if (SourceLength is < 1 or > 65536) throw new ArgumentException($"--source-length must be between 1 and 65536, got {SourceLength}");
         if (TargetLength is < 1 or > 65536) throw new ArgumentException($"--target-length must be between 1 and 65536, got {TargetLength}");
@@ -49,13 +52,19 @@ public sealed record TrainBenchmarkOptions
 public sealed record TrainFigure(double SecondsPerStep, double TokensPerSecond, long PeakWorkingSetBytes);
 
 /// <summary>The result of <c>encore bench train</c>.</summary>
-public sealed record TrainBenchmarkResult(string Preset, long Parameters, int Batch, int SourceLength, int TargetLength, int Threads, int Runs,
-    MachineReport Machine, TrainFigure Encore, long ParameterAndOptimizerBytes, TrainFigure? Torch, string? TorchVersion, double? EncoreOverTorch, string? PeerNote);
+/// <param name="FlopsPerStep">Model FLOPs of one step by <see cref="ModelFlops.TrainingStep"/> (bench/README.md).</param>
+/// <param name="FlopsPerToken">FlopsPerStep ÷ B·(S + T).</param>
+/// <param name="EncoreGflops">Encore's achieved model GFLOP/s: FlopsPerStep ÷ seconds per step.</param>
+/// <param name="FractionOfPeak">EncoreGflops ÷ the FMA peak probed in the same run with the same threads.</param>
+public sealed record TrainBenchmarkResult(string Preset, string Family, long Parameters, int Batch, int SourceLength, int TargetLength, int Threads, int Runs,
+    MachineReport Machine, TrainFigure Encore, long ParameterAndOptimizerBytes, TrainFigure? Torch, string? TorchVersion, double? EncoreOverTorch, string? PeerNote,
+    double FlopsPerStep, double FlopsPerToken, double EncoreGflops, double FractionOfPeak);
 
 /// <summary>
-/// Training throughput of an encoder–decoder: random token batches, cross-entropy, AdamW — the
-/// same model and step in PyTorch eager (bench/peers/torch_train.py), run after Encore in its own
-/// process with the same thread count.
+/// Training throughput of an encoder–decoder or decoder-only model: random token batches,
+/// cross-entropy, AdamW, with the model FLOPs achieved against the FMA peak probed in the same run;
+/// for an encoder–decoder, the same model and step in PyTorch eager (bench/peers/torch_train.py),
+/// run after Encore in its own process with the same thread count.
 /// </summary>
 public static class TrainBenchmark
 {
@@ -67,10 +76,11 @@ public static class TrainBenchmark
         var machine = MachineProbe.Run(MachineProbeOptions.Quick);
         var config = Presets.Get(o.Preset);
         progress?.Invoke($"building {o.Preset}");
-        using var model = new EncoderDecoderModel(config, seed: 1);
+        using var model = LanguageModel.Create(config, seed: 1);
         using var opt = new AdamW(model.Parameters.All) { LearningRate = 1e-4 };
         var rng = new Random(0);
         int b = o.Batch, s = o.SourceLength, t = o.TargetLength, v = config.VocabSize;
+        bool decoderOnly = config.Family == ModelFamily.DecoderOnly;
         var src = Enumerable.Range(0, b * s).Select(_ => rng.Next(2, v)).ToArray();
         var tgt = Enumerable.Range(0, b * (t + 1)).Select(_ => rng.Next(2, v)).ToArray();
         var tin = new int[b * t];
@@ -82,12 +92,27 @@ public static class TrainBenchmark
                 labels[i * t + j] = tgt[i * (t + 1) + j + 1];
             }
 
+        // A decoder-only model reads each source and target as one sequence and predicts every next token.
+        int n = s + t;
+        var seq = new int[b * n];
+        var seqLabels = new int[b * n];
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < n; j++)
+            {
+                seq[i * n + j] = j < s ? src[i * s + j] : tin[i * t + j - s];
+                seqLabels[i * n + j] = j + 1 < s ? src[i * s + j + 1] : j + 1 == s ? tin[i * t] : labels[i * t + j - s];
+            }
+
         void Step()
         {
             opt.ZeroGrad();
             using var tape = Tape.Record();
-            var logits = model.Forward(src, null, tin, b);                       // (B, T, V)
-            var loss = Ops.CrossEntropy(Ops.Reshape(logits, b * t, v), labels);
+            Var loss = model switch
+            {
+                EncoderDecoderModel ed => Ops.CrossEntropy(Ops.Reshape(ed.Forward(src, null, tin, b), b * t, v), labels),   // (B, T, V)
+                DecoderOnlyModel dec => Ops.CrossEntropy(Ops.Reshape(dec.Forward(seq, b), b * n, v), seqLabels),           // (B, S+T, V)
+                _ => throw new InvalidOperationException($"bench train does not train {config.Family} models"),
+            };
             tape.Backward(loss);
             opt.Update();
         }
@@ -108,7 +133,8 @@ public static class TrainBenchmark
 
         TrainFigure? torch = null;
         string? version = null, note = null;
-        if (o.Peers)
+        if (o.Peers && decoderOnly) note = "the PyTorch peer implements encoder–decoders only";
+        if (o.Peers && !decoderOnly)
         {
             progress?.Invoke("running the PyTorch peer");
             var configPath = Path.Combine(Path.GetTempPath(), $"encore-bench-train-{Environment.ProcessId}.json");
@@ -141,8 +167,11 @@ public static class TrainBenchmark
                 File.Delete(configPath);
             }
         }
-        return new TrainBenchmarkResult(o.Preset, model.ParameterCount, b, s, t, o.Threads, o.Runs, machine, encore, paramBytes,
-            torch, version, torch is null ? null : encore.TokensPerSecond / torch.TokensPerSecond, note);
+        double flops = ModelFlops.TrainingStep(config, b, s, t);
+        double gflops = flops / step / 1e9;
+        return new TrainBenchmarkResult(o.Preset, config.Family.ToString(), model.ParameterCount, b, s, t, o.Threads, o.Runs, machine, encore, paramBytes,
+            torch, version, torch is null ? null : encore.TokensPerSecond / torch.TokensPerSecond, note,
+            flops, flops / tokens, gflops, machine.FmaGflops > 0 ? gflops / machine.FmaGflops : 0);
     }
 
     static string I(int x) => x.ToString(CultureInfo.InvariantCulture);

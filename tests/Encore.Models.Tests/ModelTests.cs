@@ -256,3 +256,27 @@ public class ShippedConfigTests
         Assert.Equal(Presets.All.Count, Directory.GetFiles(dir, "*.json").Length);
     }
 }
+
+public class ModelFlopsTests
+{
+    [Fact]
+    public void TrainingFlopsFollowTheAccountingWrittenOutByHand()
+    {
+        // mu-25m, 8 × (128 + 128): d 256, attention 4×64 = 256, kv 2×64 = 128, FFN 1024, 14 + 7 layers, vocab 32128.
+        var c = Presets.Get("mu-25m");
+        double self = 256.0 * 256 + 2 * 256 * 128 + 256 * 256 + 2 * 256 * 1024;     // q, k+v, o, FFN
+        double attn = 4.0 * 128 * 128 * 256;                                          // 2·2·T·S·a
+        double encoder = 14 * (2 * self * 128 + attn);
+        double decoder = 7 * (2 * (self + 2 * 256 * 256) * 128 + 2 * (2 * 256 * 128) * 128 + 2 * attn);
+        double head = 2.0 * 32128 * 256 * 128;
+        double expected = 3 * 8 * (encoder + decoder + head);
+        Assert.Equal(expected, ModelFlops.TrainingStep(c, 8, 128, 128), 6);
+        Assert.InRange(expected / 1e9, 163, 164.5);
+
+        // A decoder-only model reads S + T tokens through every matrix.
+        var d = Presets.Get("decoder-25m");
+        double n = 256;
+        double expectedDecoder = 3 * 8 * (23 * (2 * self * n + 4 * n * n * 256) + 2 * 32128.0 * 256 * n);
+        Assert.Equal(expectedDecoder, ModelFlops.TrainingStep(d, 8, 128, 128), 6);
+    }
+}

@@ -71,35 +71,11 @@ public sealed record QuickstartResult(IReadOnlyList<QuickstartFigure> Models, IR
 /// </summary>
 public static class Quickstart
 {
-    /// <summary>The encoder–decoder: width 128, 4 encoder + 2 decoder layers, GQA 4/2 heads of 32, RoPE (centered in the encoder).</summary>
-    public static ModelConfig EncoderDecoder(int vocab) => new()
-    {
-        Family = ModelFamily.EncoderDecoder,
-        VocabSize = vocab,
-        DModel = 128,
-        EncoderLayers = 4,
-        DecoderLayers = 2,
-        Heads = 4,
-        KvHeads = 2,
-        HeadDim = 32,
-        FfnDim = 512,
-        Activation = ActivationKind.GeluTanh,
-        EncoderPositions = new PositionConfig { Kind = PositionKind.Rope, RopeCentered = true },
-        DecoderPositions = new PositionConfig { Kind = PositionKind.Rope },
-    };
+    /// <summary>The encoder–decoder (preset <c>quickstart</c>): width 128, 4 encoder + 2 decoder layers, GQA 4/2 heads of 32, RoPE (centered in the encoder).</summary>
+    public static ModelConfig EncoderDecoder(int vocab) => Presets.Get("quickstart") with { VocabSize = vocab };
 
     /// <summary>The decoder-only model: the same blocks, with the layer count whose parameters come closest to the encoder–decoder's.</summary>
-    public static ModelConfig DecoderOnly(ModelConfig encDec)
-    {
-        long target = ParameterCounter.Count(encDec);
-        var best = encDec with { Family = ModelFamily.DecoderOnly, EncoderLayers = 0, DecoderLayers = 1 };
-        for (int layers = 1; layers <= 64; layers++)
-        {
-            var c = best with { DecoderLayers = layers };
-            if (Math.Abs(ParameterCounter.Count(c) - target) < Math.Abs(ParameterCounter.Count(best) - target)) best = c;
-        }
-        return best;
-    }
+    public static ModelConfig DecoderOnly(ModelConfig encDec) => Presets.MatchingDecoderOnly(encDec);
 
     /// <summary>Runs the quickstart; <paramref name="progress"/> hears each stage, <paramref name="onStep"/> each training step.</summary>
     public static QuickstartResult Run(QuickstartOptions o, Action<string>? progress = null, Action<string, StepReport>? onStep = null)

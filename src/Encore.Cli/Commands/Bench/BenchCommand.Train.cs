@@ -7,14 +7,14 @@ internal static partial class BenchCommand
     {
         var d = new TrainBenchmarkOptions();
         var threads = Common.ThreadsOption("Threads of the kernel pool, and of the PyTorch peer (default: the processor count).");
-        var preset = new Option<string>("--preset", "--model", "-m") { Description = $"Encoder–decoder preset to train.", DefaultValueFactory = _ => d.Preset };
+        var preset = new Option<string>("--preset", "--model", "-m") { Description = $"Encoder–decoder or decoder-only preset to train.", DefaultValueFactory = _ => d.Preset };
         var batch = new Option<int>("--batch") { Description = $"Sequences per batch.", DefaultValueFactory = _ => d.Batch };
         var srcLen = new Option<int>("--source-length") { Description = $"Source tokens per sequence.", DefaultValueFactory = _ => d.SourceLength };
         var tgtLen = new Option<int>("--target-length") { Description = $"Target tokens per sequence.", DefaultValueFactory = _ => d.TargetLength };
         var runs = RunsOption(d.Runs, $"Timed runs of {d.StepsPerRun} steps; the figure is their median");
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
-        return Suite("train", "Training throughput (tokens/s) and memory of an encoder–decoder, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python],
+        return Suite("train", "Training throughput (tokens/s, model GFLOP/s against the FMA peak) and memory, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python],
             parse => new TrainBenchmarkOptions
             {
                 Threads = Common.Threads(parse, threads),
@@ -40,14 +40,24 @@ internal static partial class BenchCommand
         table.AddColumn("engine");
         table.AddColumn(new TableColumn("s/step").RightAligned());
         table.AddColumn(new TableColumn("tokens/s").RightAligned());
+        table.AddColumn(new TableColumn("GFLOP/s").RightAligned());
+        table.AddColumn(new TableColumn("of FMA peak").RightAligned());
         table.AddColumn(new TableColumn("peak RSS").RightAligned());
-        void Row(string name, TrainFigure f) => table.AddRow(Markup.Escape(name), f.SecondsPerStep.ToString("0.000", CultureInfo.InvariantCulture),
-            Common.F(f.TokensPerSecond), $"{f.PeakWorkingSetBytes / (double)(1 << 20):0} MiB");
+        void Row(string name, TrainFigure f)
+        {
+            double gflops = r.FlopsPerStep / f.SecondsPerStep / 1e9;
+            table.AddRow(Markup.Escape(name), f.SecondsPerStep.ToString("0.000", CultureInfo.InvariantCulture),
+                Common.F(f.TokensPerSecond), gflops.ToString("0.0", CultureInfo.InvariantCulture),
+                r.Machine.FmaGflops > 0 ? (gflops / r.Machine.FmaGflops).ToString("0.0%", CultureInfo.InvariantCulture) : "–",
+                $"{f.PeakWorkingSetBytes / (double)(1 << 20):0} MiB");
+        }
         Row("Encore", r.Encore);
         if (r.Torch != null) Row($"PyTorch {r.TorchVersion} eager", r.Torch);
         AnsiConsole.Write(table);
         if (r.EncoreOverTorch is { } ratio) AnsiConsole.MarkupLine($"Encore ÷ PyTorch tokens/s: [bold]{ratio.ToString("0.00", CultureInfo.InvariantCulture)}×[/]");
-        AnsiConsole.MarkupLine($"[grey]tokens/s = B·(S+T) per step ÷ seconds per step; parameters, gradients and AdamW moments take {r.ParameterAndOptimizerBytes / (double)(1 << 20):0} MiB.[/]");
+        AnsiConsole.MarkupLine($"[grey]tokens/s = B·(S+T) per step ÷ seconds per step; {r.FlopsPerToken / 1e6:0.0} MFLOP per token, {r.FlopsPerStep / 1e9:0.0} GFLOP per step " +
+            $"(3 × forward matrix and attention FLOPs, bench/README.md); FMA peak {r.Machine.FmaGflops:0} GFLOP/s on {r.Threads} threads, probed in this run; " +
+            $"parameters, gradients and AdamW moments take {r.ParameterAndOptimizerBytes / (double)(1 << 20):0} MiB.[/]");
         if (r.PeerNote is { } note) AnsiConsole.MarkupLine($"[yellow]Note:[/] {Markup.Escape(note)}");
     }
 }
