@@ -67,6 +67,7 @@ public sealed class Generator
     {
         options = (options ?? new GenerationOptions()).Validate();
         if (prompts.Count == 0) return [];
+        if (options.Speculates) return prompts.Select(p => GenerateSpeculatively(p, options, cancellationToken)).ToArray();
         var strategy = DecodingStrategies.FromOptions(options);
         var results = new GenerationResult[prompts.Count];
         foreach (var group in Groups(prompts))
@@ -77,6 +78,34 @@ public sealed class Generator
             for (int g = 0; g < group.Length; g++) results[group[g]] = new GenerationResult(ctx.Results[g]);
         }
         return results;
+    }
+
+    /// <summary>
+    /// Speculative decoding extends one sequence at a time: each prompt, and each of its
+    /// num_return_sequences samples (stream k of the seed, as plain sampling draws them), runs alone.
+    /// </summary>
+    GenerationResult GenerateSpeculatively(int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        ulong seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
+        var sequences = new GeneratedSequence[options.NumReturnSequences];
+        var stats = new SpeculativeStats();
+        for (int k = 0; k < sequences.Length; k++)
+        {
+            var strategy = Speculative(options, k, seed);
+            var ctx = Start([prompt], options, strategy, out var session);
+            using (session)
+                foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
+            sequences[k] = ctx.Results[0][0];
+            stats += strategy.Stats;
+        }
+        return new GenerationResult(sequences) { Speculative = stats };
+    }
+
+    /// <summary>The speculative strategy of sample stream <paramref name="sampleIndex"/> of <paramref name="seed"/>; checks the draft model against this one.</summary>
+    SpeculativeStrategy Speculative(GenerationOptions options, int sampleIndex, ulong seed)
+    {
+        if (options.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(Model, draft);
+        return new SpeculativeStrategy(Model, options, options.DecoderStartTokenId ?? Model.Config.DecoderStartTokenId, EosIds(options), sampleIndex, seed);
     }
 
     /// <summary>Streams the generation of one text prompt (greedy or sampling; one sequence).</summary>
@@ -95,7 +124,7 @@ public sealed class Generator
     {
         options = (options ?? new GenerationOptions()).Validate();
         if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("streaming returns one sequence: num_beams and num_return_sequences must be 1");
-        var strategy = DecodingStrategies.FromOptions(options);
+        var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
         var ctx = Start([prompt], options, strategy, out var session);
         using (session)
         {

@@ -37,6 +37,9 @@ public sealed record GeneratedSequence(int[] Tokens, string Text, FinishReason F
 /// <summary>What one input produced: its sequences, best first.</summary>
 public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences)
 {
+    /// <summary>With speculative decoding, what it did over the input's sequences: passes of the model, tokens drafted and accepted; else null.</summary>
+    public SpeculativeStats? Speculative { get; init; }
+
     /// <summary>The best sequence's text.</summary>
     public string Text => Sequences[0].Text;
 
