@@ -124,7 +124,7 @@ internal sealed class DraftModelDrafter : IDrafter
         logits = logits[^v..];
         _fedAtProposal = tokens.Length;
         // The processors see the drafts as the sequence would hold them.
-        if (_history.Length < tokens.Length + count) _history = new int[tokens.Length + count];
+        if (_history.Length < tokens.Length + count) _history = new int[Math.Max(2 * _history.Length, tokens.Length + count + _maxNewTokens)];
         tokens.CopyTo(_history);
         for (int i = 0; i < count; i++)
         {

@@ -27,3 +27,34 @@ public class AllocationTests
         Assert.True(after - before == 0, $"{measured} greedy steps allocated {after - before} bytes");
     }
 }
+
+public class SpeculativeAllocationTests
+{
+    [Theory]
+    [InlineData(true, "lookup")]
+    [InlineData(false, "lookup")]
+    [InlineData(true, "draft")]
+    [InlineData(false, "draft")]
+    public void SteadyStateSpeculativeGreedyDecodingAllocatesNothing(bool encoderDecoder, string method)
+    {
+        const int warmup = 40, measured = 160;
+        using var m = encoderDecoder ? (Encore.Models.LanguageModel)TinyModels.EncDec() : TinyModels.Decoder();
+        int[] prompt = [5, 6, 7, 8, 5, 6, 7, 8];
+        int max = warmup + measured + 8;
+        var o = new GenerationOptions { MaxNewTokens = max, EosTokenIds = [], PromptLookup = method == "lookup", DraftModel = method == "draft" ? m : null };
+        var strategy = new SpeculativeStrategy(m, o, 0, [], 0, 0);
+        using var session = GenerationSession.Create(m, [prompt], 1, max, 0);
+        var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], max, null), 0);
+        long before = 0, after = 0;
+        int events = 0;
+        foreach (var _ in strategy.Run(ctx, default))
+        {
+            events++;
+            if (events == warmup) before = GC.GetAllocatedBytesForCurrentThread();
+            if (events == warmup + measured) after = GC.GetAllocatedBytesForCurrentThread();
+        }
+        Assert.True(after > 0);
+        Assert.True(strategy.Stats.Drafted > 0);
+        Assert.True(after - before == 0, $"{measured} speculative greedy tokens allocated {after - before} bytes ({strategy.Stats})");
+    }
+}

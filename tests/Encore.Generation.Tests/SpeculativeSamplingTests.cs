@@ -11,10 +11,10 @@ namespace Encore.Generation.Tests;
 /// </summary>
 public class SpeculativeSamplingTests
 {
-    const int Vocab = 5, Tokens = 3, Draws = 6000;
-    static readonly int[] Prompt = [2, 3, 4, 2, 3, 0, 4, 2];
+    internal const int Vocab = 5, Tokens = 3, Draws = 6000;
+    internal static readonly int[] Prompt = [2, 3, 4, 2, 3, 0, 4, 2];
 
-    static LanguageModel Create(string family, ulong seed)
+    internal static LanguageModel Create(string family, ulong seed)
     {
         if (family != "encdec") return TinyModels.Decoder(seed, vocab: Vocab);
         // The untied head of a fresh encoder–decoder gives five nearly equal probabilities, against which any
@@ -25,7 +25,7 @@ public class SpeculativeSamplingTests
     }
 
     /// <summary>P(x1, x2, x3) of plain sampling with <paramref name="o"/>, by recomputation: index x1·V² + x2·V + x3.</summary>
-    static double[] Exact(LanguageModel m, GenerationOptions o)
+    internal static double[] Exact(LanguageModel m, GenerationOptions o)
     {
         var processors = LogitsProcessors.FromOptions(o, []);
         var warpers = LogitsProcessors.WarpersFromOptions(o);
@@ -68,7 +68,7 @@ public class SpeculativeSamplingTests
     /// Pearson's chi-square of <paramref name="counts"/> against <paramref name="p"/>, cells expecting fewer
     /// than 5 pooled into one, and its critical value at significance 1e-4 (Wilson–Hilferty).
     /// </summary>
-    static (double ChiSquare, double Critical) ChiSquare(int[] counts, double[] p)
+    internal static (double ChiSquare, double Critical) ChiSquare(int[] counts, double[] p)
     {
         int n = counts.Sum();
         double chi = 0, pooledE = 0, pooledO = 0;
