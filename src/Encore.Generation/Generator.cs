@@ -2,6 +2,7 @@
 // one session for an encoder–decoder (sources right-padded, lengths passed); decoder-only prompts
 // are grouped by length, one session per group, since the decoder cache keeps one length for all
 // rows and the attention API has no left-padding mask — so each output equals its batch-of-one.
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Encore.Formats.Tokenization;
 using Encore.Models;
@@ -138,6 +139,26 @@ public sealed class Generator
             string rest = text.Finish(ctx.Results[0][0].Text);
             if (rest.Length > 0) yield return new GenerationChunk(-1, rest);
         }
+    }
+
+    /// <summary>One timed batch-1 generation (see <see cref="GenerationTiming.Measure(Generator, int[], GenerationOptions)"/>).</summary>
+    internal GenerationTiming Time(int[] prompt, GenerationOptions options)
+    {
+        options = options.Validate();
+        if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("a timed generation returns one sequence: num_beams and num_return_sequences must be 1");
+        var sw = Stopwatch.StartNew();
+        var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
+        var ctx = Start([prompt], options, strategy, out var session);
+        var tokens = new List<int>(options.MaxNewTokens);
+        double first = 0;
+        using (session)
+            foreach (var e in strategy.Run(ctx, default))
+            {
+                if (tokens.Count == 0) first = sw.Elapsed.TotalSeconds;
+                tokens.Add(e.Token);
+            }
+        double total = sw.Elapsed.TotalSeconds;
+        return new GenerationTiming(first, total - first, tokens.Count - 1, [.. tokens]) { Speculative = (strategy as SpeculativeStrategy)?.Stats };
     }
 
     /// <summary>Builds the session and decoding context of one group of prompts.</summary>

@@ -149,9 +149,20 @@ internal sealed class SpeculativeDecoder : IDisposable
     public void Round(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
     {
         fixedTokens.Clear();
-        int first = Choose(state, next);
-        fixedTokens.Add(first);
+        fixedTokens.Add(Choose(state, next));
         if (_stop.Update(state)) return;
+        DraftAndVerify(state, next, target, fixedTokens);
+    }
+
+    /// <summary>
+    /// The rest of a round after its first token (the last of <paramref name="state"/>, not yet fed):
+    /// drafts after it, feeds it and the drafts in one pass, appends the accepted drafts to
+    /// <paramref name="state"/> and to <paramref name="fixedTokens"/>. On return the sequence has
+    /// finished, or every token is fed and <paramref name="next"/> holds the logits after the last one.
+    /// </summary>
+    public void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
+    {
+        int first = state.Tokens[^1];
         // Never draft past max_new_tokens: the pass then fits the cache, which holds one position per token.
         int n = Math.Min(_draftTokens, _stop.MaxNewTokens - state.GeneratedCount);
         n = n > 0 ? _drafter.Propose(state, n, _drafts, _q) : 0;
@@ -285,13 +296,20 @@ internal sealed class SpeculativeStrategy(LanguageModel model, GenerationOptions
         var state = new SequenceState(session.InitialTokens(0), context.Stop.MaxNewTokens + 1);
         var next = session.Logits.ToArray();
         var target = new SessionTarget(session);
-        var fixedTokens = new List<int>(options.DraftTokens + 1);
+        var fixedTokens = new List<int>(options.DraftTokens);
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            decoder.Round(state, next, target, fixedTokens);
+            // A round's first token is reported before its drafts are made and verified.
+            int token = decoder.Choose(state, next);
             Stats = decoder.Stats;
-            foreach (int token in fixedTokens) yield return new TokenEvent(0, 0, token);
+            yield return new TokenEvent(0, 0, token);
+            if (context.Stop.Update(state)) break;
+            cancellationToken.ThrowIfCancellationRequested();
+            fixedTokens.Clear();
+            decoder.DraftAndVerify(state, next, target, fixedTokens);
+            Stats = decoder.Stats;
+            foreach (int t in fixedTokens) yield return new TokenEvent(0, 0, t);
             if (state.Finish != null) break;
         }
         context.Results[0] = [context.Stop.ToResult(state, state.LogProb)];

@@ -37,24 +37,27 @@ public class SpeculativeAllocationTests
     [InlineData(false, "draft")]
     public void SteadyStateSpeculativeGreedyDecodingAllocatesNothing(bool encoderDecoder, string method)
     {
-        const int warmup = 40, measured = 160;
+        const int warmup = 40, measured = 80;
         using var m = encoderDecoder ? (Encore.Models.LanguageModel)TinyModels.EncDec() : TinyModels.Decoder();
         int[] prompt = [5, 6, 7, 8, 5, 6, 7, 8];
-        int max = warmup + measured + 8;
+        int max = warmup + 2 * measured + 8;
         var o = new GenerationOptions { MaxNewTokens = max, EosTokenIds = [], PromptLookup = method == "lookup", DraftModel = method == "draft" ? m : null };
         var strategy = new SpeculativeStrategy(m, o, 0, [], 0, 0);
         using var session = GenerationSession.Create(m, [prompt], 1, max, 0);
         var ctx = new DecodingContext(session, 1, [], new StopCriteria([], [], max, null), 0);
-        long before = 0, after = 0;
+        // Two windows: a steady-state allocation shows in both, while a one-off of the runtime's (code
+        // promoted by tiered compilation while other tests load the machine) can fall in one.
+        var marks = new long[3];
         int events = 0;
         foreach (var _ in strategy.Run(ctx, default))
         {
             events++;
-            if (events == warmup) before = GC.GetAllocatedBytesForCurrentThread();
-            if (events == warmup + measured) after = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+                if (events == warmup + i * measured) marks[i] = GC.GetAllocatedBytesForCurrentThread();
         }
-        Assert.True(after > 0);
+        Assert.True(marks[2] > 0);
         Assert.True(strategy.Stats.Drafted > 0);
-        Assert.True(after - before == 0, $"{measured} speculative greedy tokens allocated {after - before} bytes ({strategy.Stats})");
+        long first = marks[1] - marks[0], second = marks[2] - marks[1];
+        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} speculative greedy tokens allocated {first} and {second} bytes ({strategy.Stats})");
     }
 }
