@@ -132,7 +132,7 @@ public sealed class Generator
             var text = new StreamingText(ctx.Stop, Tokenizer, options.SkipSpecialTokens);
             foreach (var e in strategy.Run(ctx, cancellationToken))
             {
-                yield return new GenerationChunk(e.Token, text.Push(e.Token));
+                yield return new GenerationChunk(e.Token, text.Push(e.Token)) { Speculative = (strategy as SpeculativeStrategy)?.Stats };
                 await Task.Yield();
                 cancellationToken.ThrowIfCancellationRequested();
             }

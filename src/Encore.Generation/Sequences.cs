@@ -52,7 +52,11 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
 /// possible stop string is pending). A last chunk with <see cref="Token"/> −1 carries the text held
 /// back until the end.
 /// </summary>
-public readonly record struct GenerationChunk(int Token, string Text);
+public readonly record struct GenerationChunk(int Token, string Text)
+{
+    /// <summary>With speculative decoding, its counts up to this chunk (the last token's chunk has the final ones); else null.</summary>
+    public SpeculativeStats? Speculative { get; init; }
+}
 
 /// <summary>The tokens of one row while it decodes.</summary>
 public sealed class SequenceState
