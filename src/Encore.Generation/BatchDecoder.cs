@@ -224,7 +224,8 @@ public sealed class BatchDecoder : IDisposable
         s.Stream = new StreamingText(s.Stop, _generator.Tokenizer, o.SkipSpecialTokens);
         // Its choices go through the speculator in plain steps too: after a rejected draft, a sampled
         // sequence draws its next token from the residual distribution, whichever step that falls in.
-        if (o.Speculates) s.Speculator = SpeculativeDecoding.Create(_model, o, s.Prompt, decoderStartTokenId, eos, s.Stop, s.SampleIndex, seed);
+        // A draft model's cache takes the batch's dtype too.
+        if (o.Speculates) s.Speculator = SpeculativeDecoding.Create(_model, o with { KvCacheDType = KvCacheDType }, s.Prompt, decoderStartTokenId, eos, s.Stop, s.SampleIndex, seed);
     }
 
     /// <summary>
