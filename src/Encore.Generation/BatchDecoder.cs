@@ -58,7 +58,14 @@ public sealed class BatchSequence
     /// <summary>The final text (cut before a stop string); valid once finished.</summary>
     public string Text { get; internal set; } = string.Empty;
 
+    /// <summary>
+    /// With speculative options, what speculative decoding did for this sequence so far (its rounds run in
+    /// steps where it is the only active sequence); else null.
+    /// </summary>
+    public SpeculativeStats? Speculative => Speculator?.Stats;
+
     internal SequenceState? State;
+    internal SpeculativeDecoder? Speculator;
     internal IReadOnlyList<ILogitsProcessor> Processors = [];
     internal IReadOnlyList<ILogitsProcessor> Warpers = [];
     internal Xoshiro256? Rng;
@@ -77,7 +84,11 @@ public readonly record struct BatchEvent(BatchSequence Sequence, int Token, stri
 /// Decodes many independent sequences in one batch that changes every step: <see cref="Add"/> prefills
 /// new ones, <see cref="Step"/> fixes one token for every active sequence, retires the finished and
 /// cancelled, and runs one model step for the rest. Each sequence decodes exactly as it would alone
-/// (its own positions, keys, processors and sample stream). Not thread-safe: one thread drives it.
+/// (its own positions, keys, processors and sample stream). A sequence whose options speculate
+/// (<see cref="GenerationOptions.Speculates"/>) runs a speculative round in a step where it is the only
+/// active sequence, which fixes up to draft_tokens + 1 tokens in one pass of the model, and plain steps
+/// while it shares the batch: batch-1 decoding reads every weight for one token and is where drafts pay.
+/// Not thread-safe: one thread drives it.
 /// </summary>
 public sealed class BatchDecoder : IDisposable
 {
@@ -89,6 +100,8 @@ public sealed class BatchDecoder : IDisposable
     readonly float[] _scores;              // (V) one row being processed
     readonly int[]?[] _tokens;             // per active-row count, the step's token array
     readonly Workspace _workspace = new();
+    readonly LoneRowTarget _loneRow;
+    readonly List<int> _fixed = [];
     int _active;
 
     /// <summary>
@@ -117,6 +130,7 @@ public sealed class BatchDecoder : IDisposable
         _logits = new float[maxRows * VocabSize];
         _scores = new float[VocabSize];
         _tokens = new int[]?[maxRows + 1];
+        _loneRow = new LoneRowTarget(_model, _cache);
     }
 
     /// <summary>Sequences decoded together at most.</summary>
@@ -172,7 +186,7 @@ public sealed class BatchDecoder : IDisposable
                 var s = members[i];
                 _cache.LoadRow(row, session.Cache, i, _model is EncoderDecoderModel ? s.Prompt.Length : 0);
                 session.Logits.AsSpan(i * VocabSize, VocabSize).CopyTo(_logits.AsSpan(row * VocabSize, VocabSize));
-                Begin(s, session.InitialTokens(i));
+                Begin(s, session.InitialTokens(i), start);
                 _rows[row] = s;
             }
         }
@@ -191,21 +205,27 @@ public sealed class BatchDecoder : IDisposable
         foreach (int id in s.Prompt)
             if ((uint)id >= (uint)VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {VocabSize})");
         if (o.StopStrings.Count > 0 && _generator.Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
+        if (o.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(_model, draft);
     }
 
-    void Begin(BatchSequence s, int[] initial)
+    void Begin(BatchSequence s, int[] initial, int decoderStartTokenId)
     {
         var o = s.Options;
         var eos = _generator.EosIds(o);
+        ulong seed = o.Seed ?? (ulong)Random.Shared.NextInt64();
         s.State = new SequenceState(initial, o.MaxNewTokens + 1);
         s.Processors = LogitsProcessors.FromOptions(o, eos);
         if (o.Samples)
         {
             s.Warpers = LogitsProcessors.WarpersFromOptions(o);
-            s.Rng = new Xoshiro256(Xoshiro256.Derive(o.Seed ?? (ulong)Random.Shared.NextInt64(), s.SampleIndex));
+            s.Rng = new Xoshiro256(Xoshiro256.Derive(seed, s.SampleIndex));
         }
         s.Stop = new StopCriteria(eos, o.StopStrings, o.MaxNewTokens, _generator.Tokenizer, o.SkipSpecialTokens);
         s.Stream = new StreamingText(s.Stop, _generator.Tokenizer, o.SkipSpecialTokens);
+        // Its choices go through the speculator in plain steps too: after a rejected draft, a sampled
+        // sequence draws its next token from the residual distribution, whichever step that falls in.
+        // A draft model's cache takes the batch's dtype too.
+        if (o.Speculates) s.Speculator = SpeculativeDecoding.Create(_model, o with { KvCacheDType = KvCacheDType }, s.Prompt, decoderStartTokenId, eos, s.Stop, s.SampleIndex, seed);
     }
 
     /// <summary>
@@ -216,6 +236,8 @@ public sealed class BatchDecoder : IDisposable
     public int Step(List<BatchEvent> events)
     {
         ArgumentNullException.ThrowIfNull(events);
+        if (_active == 1 && _rows[0] is { Speculator: { } speculator } lone && !lone.CancellationToken.IsCancellationRequested)
+            return SpeculativeStep(lone, speculator, events);
         int added = 0, v = VocabSize;
         for (int r = 0; r < _active; r++)
         {
@@ -228,7 +250,7 @@ public sealed class BatchDecoder : IDisposable
                 continue;
             }
             var state = s.State!;
-            int token = DecodeStep.Next(_logits.AsSpan(r * v, v), _scores, state, s.Processors, s.Warpers, s.Rng);
+            int token = s.Speculator is { } sp ? sp.Choose(state, _logits.AsSpan(r * v, v)) : DecodeStep.Next(_logits.AsSpan(r * v, v), _scores, state, s.Processors, s.Warpers, s.Rng);
             bool done = s.Stop!.Update(state);
             string piece = s.Stream!.Push(token);
             if (done)
@@ -239,11 +261,32 @@ public sealed class BatchDecoder : IDisposable
             events.Add(new BatchEvent(s, token, piece, done));
             added++;
         }
-        // Retire finished rows; the last active row moves into each freed one so rows stay packed.
+        Retire();
+        if (_active == 0) return added;
+        var tokens = _tokens[_active] ??= new int[_active];
+        for (int r = 0; r < _active; r++)
+        {
+            var generated = _rows[r]!.State!.Generated;
+            tokens[r] = generated[^1];
+            _rows[r]!.Speculator?.CountPass();
+        }
+        using (_workspace.Use())
+        {
+            var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(tokens, _cache) : ((DecoderOnlyModel)_model).DecodeStep(tokens, _cache);   // (b, 1, V)
+            output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
+        }
+        return added;
+    }
+
+    // Retires finished and cancelled rows; the last active row moves into each freed one so rows stay packed.
+    void Retire()
+    {
+        int v = VocabSize;
         for (int r = _active - 1; r >= 0; r--)
         {
             var s = _rows[r]!;
             if (!s.Cancelled && s.Finish == null) continue;
+            s.Speculator?.Dispose();
             int last = _active - 1;
             if (r != last)
             {
@@ -255,25 +298,60 @@ public sealed class BatchDecoder : IDisposable
             _active--;
         }
         _cache.ActiveRows = _active;
-        if (_active == 0) return added;
-        var tokens = _tokens[_active] ??= new int[_active];
-        for (int r = 0; r < _active; r++)
-        {
-            var generated = _rows[r]!.State!.Generated;
-            tokens[r] = generated[^1];
-        }
-        using (_workspace.Use())
-        {
-            var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(tokens, _cache) : ((DecoderOnlyModel)_model).DecodeStep(tokens, _cache);   // (b, 1, V)
-            output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
-        }
-        return added;
     }
 
-    /// <summary>Frees the caches.</summary>
+    /// <summary>A speculative round of the only active sequence: its row of the batch cache takes the verification pass.</summary>
+    int SpeculativeStep(BatchSequence s, SpeculativeDecoder speculator, List<BatchEvent> events)
+    {
+        var state = s.State!;
+        speculator.Round(state, _logits.AsSpan(0, VocabSize), _loneRow, _fixed);
+        for (int i = 0; i < _fixed.Count; i++)
+        {
+            string piece = s.Stream!.Push(_fixed[i]);
+            bool done = i == _fixed.Count - 1 && state.Finish != null;
+            if (done)
+            {
+                s.Text = s.Stop!.Text(state.Generated);
+                piece += s.Stream.Finish(s.Text);
+            }
+            events.Add(new BatchEvent(s, _fixed[i], piece, done));
+        }
+        Retire();
+        return _fixed.Count;
+    }
+
+    /// <summary>Row 0 of the batch cache, when it is the only active row, as the model side of a speculative round.</summary>
+    sealed class LoneRowTarget(LanguageModel model, DecoderCache cache) : ISpeculativeTarget, IDisposable
+    {
+        readonly WorkspacesByLength _workspaces = new();
+        readonly int[]?[] _tokens = new int[]?[WorkspacesByLength.MaxLength + 1];
+        float[] _logits = [];
+
+        public ReadOnlySpan<float> Feed(ReadOnlySpan<int> tokens)
+        {
+            int t = tokens.Length, v = model.Config.VocabSize;
+            var ids = t <= WorkspacesByLength.MaxLength ? _tokens[t] ??= new int[t] : new int[t];
+            tokens.CopyTo(ids);
+            if (_logits.Length < t * v) _logits = new float[t * v];
+            using (_workspaces.For(t).Use())
+            {
+                var output = model is EncoderDecoderModel ed ? ed.DecodeStep(ids, cache) : ((DecoderOnlyModel)model).DecodeStep(ids, cache);   // (1, t, V)
+                output.Value.AsReadOnlySpan<float>()[..(t * v)].CopyTo(_logits);
+            }
+            return _logits.AsSpan(0, t * v);
+        }
+
+        public void Forget(int count) => cache.TruncateRow(0, cache.RowLengths![0] - count);
+
+        public void Dispose() => _workspaces.Dispose();
+    }
+
+    /// <summary>Frees the caches (the draft models' too).</summary>
     public void Dispose()
     {
+        for (int r = 0; r < _active; r++) _rows[r]?.Speculator?.Dispose();
         _cache.Dispose();
         _workspace.Dispose();
+        _loneRow.Dispose();
     }
 }

@@ -85,6 +85,40 @@ public sealed record GenerationOptions
     /// </summary>
     public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
 
+    /// <summary>
+    /// Speculative decoding with a draft model (Leviathan et al. 2023, arXiv 2211.17192; Chen et al. 2023,
+    /// arXiv 2302.01318; HF's assistant_model): a smaller model with the same tokenizer drafts
+    /// <see cref="DraftTokens"/> tokens, and this model checks them all in one decoder pass. An
+    /// encoder–decoder drafts for an encoder–decoder, a decoder-only model for a decoder-only one. Greedy
+    /// output is the plain greedy output and sampling keeps the model's distribution (see docs/decoding.md).
+    /// Not with beam search. Default null (off).
+    /// </summary>
+    public LanguageModel? DraftModel { get; init; }
+
+    /// <summary>
+    /// Speculative decoding with prompt-lookup drafts (Saxena 2023, "Prompt Lookup Decoding"; HF's
+    /// prompt_lookup_num_tokens): the longest n-gram (at most <see cref="PromptLookupMaxNgram"/> tokens) that
+    /// ends the decoder's tokens is looked up in the prompt (an encoder–decoder's source, then its decoder
+    /// tokens; a decoder-only model's prompt and output), and the <see cref="DraftTokens"/> tokens that
+    /// followed it there are the draft. Needs no second model. Not with beam search or <see cref="DraftModel"/>. Default false.
+    /// </summary>
+    public bool PromptLookup { get; init; }
+
+    /// <summary>
+    /// Tokens drafted per verification pass (speculative decoding only; HF num_assistant_tokens). A pass
+    /// checks them and the token before them at once and keeps the accepted prefix plus one token of its own,
+    /// so it yields 1 to K + 1 tokens. Default 4: at acceptance rates of 0.6–0.8 a pass then yields 2.3–3.4
+    /// tokens, and a fifth draft would add at most 0.08–0.33 more while every rejected draft costs a position
+    /// of the verification pass and, with a draft model, one draft step.
+    /// </summary>
+    public int DraftTokens { get; init; } = 4;
+
+    /// <summary>Longest n-gram prompt lookup matches (it tries n = this, …, 1; HF max_matching_ngram_size). Default 3.</summary>
+    public int PromptLookupMaxNgram { get; init; } = 3;
+
+    /// <summary>True when this request decodes speculatively (<see cref="DraftModel"/> or <see cref="PromptLookup"/>).</summary>
+    public bool Speculates => DraftModel != null || PromptLookup;
+
     /// <summary>True when this request samples (do_sample with a temperature above 0).</summary>
     public bool Samples => DoSample && Temperature > 0;
 
@@ -124,6 +158,13 @@ public sealed record GenerationOptions
         Check(ForcedEosTokenId is null or >= 0, $"forced_eos_token_id must be ≥ 0, got {ForcedEosTokenId}");
         Check(DecoderStartTokenId is null or >= 0, $"decoder_start_token_id must be ≥ 0, got {DecoderStartTokenId}");
         Check(Enum.IsDefined(KvCacheDType), $"kv cache dtype {(int)KvCacheDType} is not f32 or int8");
+        Check(DraftTokens is >= 1 and <= 64, $"draft_tokens must be in [1, 64], got {DraftTokens}");
+        Check(PromptLookupMaxNgram is >= 1 and <= 32, $"prompt_lookup_max_ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        if (Speculates)
+        {
+            Check(DraftModel is null || !PromptLookup, "choose one source of drafts: a draft model or prompt lookup, not both");
+            Check(NumBeams == 1, "speculative decoding (a draft model or prompt lookup) extends one sequence at a time and does not combine with beam search (num_beams > 1)");
+        }
         return this;
     }
 

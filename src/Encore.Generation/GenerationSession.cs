@@ -42,6 +42,44 @@ public abstract class GenerationSession : IDisposable
     /// <summary>The tokens each row's decoder has seen before its first new token (the prompt, or the decoder start token).</summary>
     public abstract int[] InitialTokens(int row);
 
+    /// <summary>The prompt ids of a row: an encoder–decoder's source, a decoder-only model's prompt.</summary>
+    public abstract int[] Prompt(int row);
+
+    /// <summary>
+    /// Feeds several tokens to a one-row session in one decoder pass (each sees the cache and the tokens
+    /// before it) and writes the logits after each, (t, V) row-major, into <paramref name="logits"/>;
+    /// <see cref="Logits"/> becomes the last of them. Speculative decoding verifies its drafts this way.
+    /// </summary>
+    public void Extend(ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        if (Rows != 1) throw new InvalidOperationException($"Extend feeds a session of one row; this one has {Rows}");
+        int t = tokens.Length, v = VocabSize;
+        if (t == 0) throw new ArgumentException("no tokens to feed");
+        if (logits.Length < t * v) throw new ArgumentException($"{logits.Length} logits for {t} tokens of {v}");
+        if (Cache.Length + t > Cache.Capacity) throw new ArgumentException($"{t} tokens do not fit: the cache holds {Cache.Length} of {Cache.Capacity} positions");
+        foreach (int id in tokens)
+            if ((uint)id >= (uint)v) throw new ArgumentException($"token {id} is outside the vocabulary [0, {v})");
+        var ids = t <= WorkspacesByLength.MaxLength ? _extendTokens[t] ??= new int[t] : new int[t];
+        tokens.CopyTo(ids);
+        using (_extendWorkspaces.For(t).Use())
+        {
+            var output = Step(ids);                                               // (1, t, V)
+            output.Value.AsReadOnlySpan<float>()[..(t * v)].CopyTo(logits);
+        }
+        if (_logits.Length != v) _logits = new float[v];
+        logits.Slice((t - 1) * v, v).CopyTo(_logits);
+    }
+
+    /// <summary>
+    /// Forgets the positions of a one-row session from <paramref name="length"/> on (see
+    /// <see cref="DecoderCache.Truncate"/>); <see cref="Logits"/> is stale until the next token is fed.
+    /// </summary>
+    public void Truncate(int length) => Cache.Truncate(length);
+
+    // Verification passes of every length keep their own workspace, so none reallocates in steady state.
+    readonly WorkspacesByLength _extendWorkspaces = new();
+    readonly int[]?[] _extendTokens = new int[]?[WorkspacesByLength.MaxLength + 1];
+
     /// <summary>Feeds one token per row (Rows) and computes the next logits.</summary>
     public void Advance(ReadOnlySpan<int> tokens)
     {
@@ -72,6 +110,7 @@ public abstract class GenerationSession : IDisposable
     {
         Cache.Dispose();
         _workspace.Dispose();
+        _extendWorkspaces.Dispose();
         GC.SuppressFinalize(this);
     }
 
@@ -110,12 +149,16 @@ internal sealed class EncoderDecoderSession : GenerationSession
     readonly int[] _lengths;               // (Rows) valid source lengths
     readonly DecoderCache _cache;
     readonly int _start;
+    readonly int[][] _sources;
+    readonly int _k;
 
     public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start, KvCacheDType kvCacheDType)
         : base(sources.Count * rowsPerPrompt, model.Config.VocabSize)
     {
         _model = model;
         _start = start;
+        _sources = sources.ToArray();
+        _k = rowsPerPrompt;
         if (sources.Any(s => s.Length == 0)) throw new ArgumentException("an encoder–decoder needs a non-empty source");
         (_memory, _lengths) = EncodePadded(model, sources, rowsPerPrompt);
         _cache = model.CreateCache(Rows, maxNewTokens + 1, _memory.Shape[1], kvCacheDType);
@@ -134,6 +177,8 @@ internal sealed class EncoderDecoderSession : GenerationSession
     public override DecoderCache Cache => _cache;
 
     public override int[] InitialTokens(int row) => [_start];
+
+    public override int[] Prompt(int row) => _sources[row / _k];
 
     private protected override Var Step(int[] tokens) => _model.Decode(_memory, _lengths, tokens, Rows, _cache);
 
@@ -214,6 +259,8 @@ internal sealed class DecoderOnlySession : GenerationSession
     public override DecoderCache Cache => _cache;
 
     public override int[] InitialTokens(int row) => _prompts[row / _k];
+
+    public override int[] Prompt(int row) => _prompts[row / _k];
 
     private protected override Var Step(int[] tokens) => _model.Forward(tokens, Rows, null, _cache);
 }

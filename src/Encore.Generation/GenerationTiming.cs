@@ -18,6 +18,22 @@ public readonly record struct GenerationTiming(double FirstTokenSeconds, double 
     /// <summary>Generated tokens per second after the first, over the whole batch.</summary>
     public double DecodeTokensPerSecond => DecodedTokens / DecodeSeconds;
 
+    /// <summary>With speculative decoding, its passes of the model and drafts accepted; else null.</summary>
+    public SpeculativeStats? Speculative { get; init; }
+
+    /// <summary>
+    /// Times the batch-1 generation of <paramref name="prompt"/> with <paramref name="options"/> (greedy,
+    /// sampling or speculative; one sequence), as <see cref="Generator.GenerateIds"/> runs it: the clock
+    /// starts before the session (and a draft model's) is created and the first-token time is taken
+    /// when the first token is fixed. <see cref="DecodedTokens"/> counts the tokens after the first.
+    /// </summary>
+    public static GenerationTiming Measure(Generator generator, int[] prompt, GenerationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(prompt);
+        return generator.Time(prompt, options);
+    }
+
     /// <summary>
     /// Generates exactly <paramref name="newTokens"/> tokens for each of <paramref name="prompts"/>
     /// (greedy, no early stop, as one batch from <paramref name="model"/>'s decoder start) and times it,

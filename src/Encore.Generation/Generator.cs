@@ -2,6 +2,7 @@
 // one session for an encoder–decoder (sources right-padded, lengths passed); decoder-only prompts
 // are grouped by length, one session per group, since the decoder cache keeps one length for all
 // rows and the attention API has no left-padding mask — so each output equals its batch-of-one.
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Encore.Formats.Tokenization;
 using Encore.Models;
@@ -67,6 +68,7 @@ public sealed class Generator
     {
         options = (options ?? new GenerationOptions()).Validate();
         if (prompts.Count == 0) return [];
+        if (options.Speculates) return prompts.Select(p => GenerateSpeculatively(p, options, cancellationToken)).ToArray();
         var strategy = DecodingStrategies.FromOptions(options);
         var results = new GenerationResult[prompts.Count];
         foreach (var group in Groups(prompts))
@@ -77,6 +79,34 @@ public sealed class Generator
             for (int g = 0; g < group.Length; g++) results[group[g]] = new GenerationResult(ctx.Results[g]);
         }
         return results;
+    }
+
+    /// <summary>
+    /// Speculative decoding extends one sequence at a time: each prompt, and each of its
+    /// num_return_sequences samples (stream k of the seed, as plain sampling draws them), runs alone.
+    /// </summary>
+    GenerationResult GenerateSpeculatively(int[] prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        ulong seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
+        var sequences = new GeneratedSequence[options.NumReturnSequences];
+        var stats = new SpeculativeStats();
+        for (int k = 0; k < sequences.Length; k++)
+        {
+            var strategy = Speculative(options, k, seed);
+            var ctx = Start([prompt], options, strategy, out var session);
+            using (session)
+                foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
+            sequences[k] = ctx.Results[0][0];
+            stats += strategy.Stats;
+        }
+        return new GenerationResult(sequences) { Speculative = stats };
+    }
+
+    /// <summary>The speculative strategy of sample stream <paramref name="sampleIndex"/> of <paramref name="seed"/>; checks the draft model against this one.</summary>
+    SpeculativeStrategy Speculative(GenerationOptions options, int sampleIndex, ulong seed)
+    {
+        if (options.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(Model, draft);
+        return new SpeculativeStrategy(Model, options, options.DecoderStartTokenId ?? Model.Config.DecoderStartTokenId, EosIds(options), sampleIndex, seed);
     }
 
     /// <summary>Streams the generation of one text prompt (greedy or sampling; one sequence).</summary>
@@ -95,20 +125,40 @@ public sealed class Generator
     {
         options = (options ?? new GenerationOptions()).Validate();
         if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("streaming returns one sequence: num_beams and num_return_sequences must be 1");
-        var strategy = DecodingStrategies.FromOptions(options);
+        var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
         var ctx = Start([prompt], options, strategy, out var session);
         using (session)
         {
             var text = new StreamingText(ctx.Stop, Tokenizer, options.SkipSpecialTokens);
             foreach (var e in strategy.Run(ctx, cancellationToken))
             {
-                yield return new GenerationChunk(e.Token, text.Push(e.Token));
+                yield return new GenerationChunk(e.Token, text.Push(e.Token)) { Speculative = (strategy as SpeculativeStrategy)?.Stats };
                 await Task.Yield();
                 cancellationToken.ThrowIfCancellationRequested();
             }
             string rest = text.Finish(ctx.Results[0][0].Text);
             if (rest.Length > 0) yield return new GenerationChunk(-1, rest);
         }
+    }
+
+    /// <summary>One timed batch-1 generation (see <see cref="GenerationTiming.Measure(Generator, int[], GenerationOptions)"/>).</summary>
+    internal GenerationTiming Time(int[] prompt, GenerationOptions options)
+    {
+        options = options.Validate();
+        if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("a timed generation returns one sequence: num_beams and num_return_sequences must be 1");
+        var sw = Stopwatch.StartNew();
+        var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
+        var ctx = Start([prompt], options, strategy, out var session);
+        var tokens = new List<int>(options.MaxNewTokens);
+        double first = 0;
+        using (session)
+            foreach (var e in strategy.Run(ctx, default))
+            {
+                if (tokens.Count == 0) first = sw.Elapsed.TotalSeconds;
+                tokens.Add(e.Token);
+            }
+        double total = sw.Elapsed.TotalSeconds;
+        return new GenerationTiming(first, total - first, tokens.Count - 1, [.. tokens]) { Speculative = (strategy as SpeculativeStrategy)?.Stats };
     }
 
     /// <summary>Builds the session and decoding context of one group of prompts.</summary>

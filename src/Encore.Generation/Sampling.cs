@@ -57,13 +57,41 @@ public static class Sampling
     /// <summary>Probabilities of <paramref name="logits"/>; −∞ scores get 0.</summary>
     public static double[] Softmax(ReadOnlySpan<float> logits)
     {
+        var p = new double[logits.Length];
+        Softmax(logits, p);
+        return p;
+    }
+
+    /// <summary>Writes the probabilities of <paramref name="logits"/> into <paramref name="p"/> (same length); −∞ scores get 0.</summary>
+    public static void Softmax(ReadOnlySpan<float> logits, Span<double> p)
+    {
+        if (p.Length != logits.Length) throw new ArgumentException($"{p.Length} probabilities for {logits.Length} logits");
         double max = double.NegativeInfinity;
         foreach (float x in logits) if (x > max) max = x;
-        var p = new double[logits.Length];
         double sum = 0;
         for (int i = 0; i < p.Length; i++) sum += p[i] = double.IsNegativeInfinity(logits[i]) ? 0 : Math.Exp(logits[i] - max);
         for (int i = 0; i < p.Length; i++) p[i] /= sum;
-        return p;
+    }
+
+    /// <summary>
+    /// Draws an index with probability proportional to <paramref name="weights"/> (non-negative, not
+    /// necessarily normalized) by inverting the cumulative sum at one uniform draw; −1 when every weight is 0.
+    /// </summary>
+    public static int DrawWeighted(ReadOnlySpan<double> weights, Xoshiro256 rng)
+    {
+        double total = 0;
+        foreach (double w in weights) total += w;
+        if (!(total > 0)) return -1;
+        double u = rng.NextDouble() * total, c = 0;
+        int last = -1;
+        for (int i = 0; i < weights.Length; i++)
+        {
+            if (weights[i] <= 0) continue;
+            last = i;
+            c += weights[i];
+            if (u < c) return i;
+        }
+        return last;
     }
 
     /// <summary>log Σ exp(x) of a row.</summary>

@@ -37,6 +37,9 @@ public sealed record GeneratedSequence(int[] Tokens, string Text, FinishReason F
 /// <summary>What one input produced: its sequences, best first.</summary>
 public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences)
 {
+    /// <summary>With speculative decoding, what it did over the input's sequences: passes of the model, tokens drafted and accepted; else null.</summary>
+    public SpeculativeStats? Speculative { get; init; }
+
     /// <summary>The best sequence's text.</summary>
     public string Text => Sequences[0].Text;
 
@@ -49,7 +52,11 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
 /// possible stop string is pending). A last chunk with <see cref="Token"/> −1 carries the text held
 /// back until the end.
 /// </summary>
-public readonly record struct GenerationChunk(int Token, string Text);
+public readonly record struct GenerationChunk(int Token, string Text)
+{
+    /// <summary>With speculative decoding, its counts up to this chunk (the last token's chunk has the final ones); else null.</summary>
+    public SpeculativeStats? Speculative { get; init; }
+}
 
 /// <summary>The tokens of one row while it decodes.</summary>
 public sealed class SequenceState

@@ -141,20 +141,19 @@ public sealed class LayerCache : IDisposable
     }
 
     /// <summary>
-    /// Copies new keys and values (b, 1, Hkv·hd) of the first b rows in at a position of each row's own,
-    /// <paramref name="positions"/>[i] (continuous batching: rows joined at different steps).
+    /// Copies new keys and values (b, t, Hkv·hd) of the first b rows in at positions of each row's own,
+    /// [<paramref name="positions"/>[i], positions[i] + t) (continuous batching: rows joined at different steps).
     /// </summary>
     internal void AppendAt(Var k, Var v, ReadOnlySpan<int> positions)
     {
-        int b = k.Shape[0];
-        if (k.Shape[1] != 1) throw new ArgumentException($"a ragged cache appends one position per row, got {k.Shape[1]}");
+        int b = k.Shape[0], t = k.Shape[1];
         var ks = k.Value.AsReadOnlySpan<float>();
         var vs = v.Value.AsReadOnlySpan<float>();
         for (int i = 0; i < b; i++)
         {
             int p = positions[i];
-            if ((uint)p >= (uint)Capacity) throw new InvalidOperationException($"KV cache row {i} is full: position {p} is past its capacity of {Capacity}");
-            Put(ks, vs, i, i, p);
+            if (p < 0 || p + t > Capacity) throw new InvalidOperationException($"KV cache row {i} is full: positions {p} + {t} exceed its capacity of {Capacity}");
+            for (int j = 0; j < t; j++) Put(ks, vs, i * t + j, i, p + j);
         }
     }
 

@@ -45,15 +45,18 @@ public abstract class LanguageModel : IDisposable
 
     /// <summary>
     /// One step of a batch cache through <paramref name="decoder"/>: logits (b, 1, V) for one next token
-    /// per active row (b = ActiveRows), each at its row's own position.
+    /// per active row (b = ActiveRows), each at its row's own position; or, with one active row, logits
+    /// (1, t, V) after each of t tokens fed at once (causal among them).
     /// </summary>
     private protected Var DecodeStep(TransformerStack decoder, int[] tokens, DecoderCache cache, bool cross)
     {
         ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(tokens);
         if (cache.RowLengths is null || (cache.Cross is null) == cross)
             throw new ArgumentException("DecodeStep needs a batch cache of this model (CreateBatchCache)");
         int b = cache.ActiveRows;
-        return Logits(decoder.Forward(Embed(tokens, b, 1), null, null, null, cache, 0));
+        if (b == 0 || tokens.Length % b != 0) throw new ArgumentException($"{tokens.Length} tokens do not split over {b} active rows");
+        return Logits(decoder.Forward(Embed(tokens, b, tokens.Length / b), null, null, null, cache, 0));
     }
 
     /// <summary>Hidden states (…, D) → logits (…, V) through the tied or separate head.</summary>
@@ -182,6 +185,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// <summary>
     /// One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows),
     /// each at its row's own position; the cross-attention keys are the rows' own, loaded with them.
+    /// A lone active row may take several tokens at once: logits (1, t, V), one row per token.
     /// </summary>
     public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: true);
 }
@@ -227,7 +231,10 @@ public sealed class DecoderOnlyModel : LanguageModel
         return Logits(Ops.LastPosition(Decoder.Forward(Embed(ids, batch, t), null, null, null, cache, 0)));
     }
 
-    /// <summary>One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each at its row's own position.</summary>
+    /// <summary>
+    /// One step of a batch cache: logits (b, 1, V) for one next token per active row (b = ActiveRows), each
+    /// at its row's own position. A lone active row may take several tokens at once: logits (1, t, V).
+    /// </summary>
     public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: false);
 }
 

@@ -108,6 +108,27 @@ public sealed class DecoderCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Forgets the self-attention positions from <paramref name="length"/> on, in every layer of a uniform
+    /// cache: the next step writes there again. Speculative decoding uses it to drop the keys and values
+    /// of rejected draft tokens; the cross-attention keys stay.
+    /// </summary>
+    public void Truncate(int length)
+    {
+        if (RowLengths != null) throw new InvalidOperationException("a batch cache truncates one row at a time (TruncateRow)");
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), $"cannot truncate a cache of {Length} positions to {length}");
+        foreach (var c in Self) c.Length = length;
+    }
+
+    /// <summary>Forgets the self-attention positions of batch row <paramref name="row"/> from <paramref name="length"/> on (see <see cref="Truncate"/>).</summary>
+    public void TruncateRow(int row, int length)
+    {
+        var lengths = RowLengths ?? throw new InvalidOperationException("only a batch cache truncates rows; a uniform cache truncates all of them (Truncate)");
+        if ((uint)row >= (uint)lengths.Length) throw new ArgumentOutOfRangeException(nameof(row), $"row {row} is outside [0, {lengths.Length})");
+        if (length < 0 || length > lengths[row]) throw new ArgumentOutOfRangeException(nameof(length), $"cannot truncate row {row} of {lengths[row]} positions to {length}");
+        lengths[row] = length;
+    }
+
     /// <summary>The per-pass context the decoder stack reuses across this session's steps.</summary>
     internal StackContext Context { get; } = new();
 
@@ -186,8 +207,10 @@ public sealed class TransformerStack
         var rowLengths = cache?.RowLengths;
         if (rowLengths != null)
         {
-            if (t != 1) throw new ArgumentException($"a batch-cache step feeds one token per row, got {t}");
-            if (b != cache!.ActiveRows) throw new ArgumentException($"{b} tokens for {cache.ActiveRows} active rows");
+            // Several tokens need one causal offset for all rows; rows at their own offsets would see
+            // each other's future keys, so only a lone active row takes them (speculative verification).
+            if (t != 1 && b != 1) throw new ArgumentException($"a batch-cache step feeds one token per row, or several to a lone active row; got {t} tokens for each of {b} rows");
+            if (b != cache!.ActiveRows) throw new ArgumentException($"{b} rows of tokens for {cache.ActiveRows} active rows");
         }
         // A decoding session reuses one context (and the workspace reuses the arrays), so a step allocates nothing.
         var ctx = cache?.Context ?? new StackContext();
@@ -234,7 +257,7 @@ public sealed class TransformerStack
                 ctx.RopePositions = positions;
                 break;
             case PositionKind.T5Relative:
-                ctx.SelfBias = RelativeBias(offsets, b, t, keys, perRow: rowLengths != null);
+                ctx.SelfBias = RelativeBias(offsets, b, t, keys, perRow: rowLengths != null && b > 1);
                 break;
             case PositionKind.Alibi:
                 // A causal stack's slope·(j − i) differs between rows by a per-row constant only,
@@ -252,7 +275,7 @@ public sealed class TransformerStack
 
     /// <summary>
     /// T5's relative-position bias for queries [offset_i, offset_i + T) over <paramref name="keys"/>
-    /// keys. Rows at one offset share one (H, T, keys) bias. Rows at their own offsets (a batch-cache
+    /// keys. Rows at one offset (and a lone row) share one (H, T, keys) bias. Rows at their own offsets (a batch-cache
     /// step, T = 1) gather per row, (b, H, 1, keys), through the same op: the table (buckets, H) is read
     /// as (buckets·H, 1) and query row (i·H + h) looks up bucket(j − offset_i)·H + h.
     /// </summary>

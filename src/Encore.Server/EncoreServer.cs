@@ -82,6 +82,7 @@ public sealed class EncoreServer : IAsyncDisposable
         var address = options.Host == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(options.Host, out var ip) ? ip : throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
         var generator = new Generator(model, tokenizer);
+        if (options.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(model, draft);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
         try
         {
@@ -105,7 +106,7 @@ public sealed class EncoreServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics(), options.KvCacheDType);
+        var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics { Speculates = options.Speculates }, options.KvCacheDType);
         var server = new EncoreServer(app, options, generator, scheduler, context);
         server.Map(app);
         try
@@ -342,6 +343,10 @@ public sealed class EncoreServer : IAsyncDisposable
             Seed = req.Seed ?? (ulong)Random.Shared.NextInt64(),
             StopStrings = req.Stop,
             LogitBias = req.LogitBias,
+            DraftModel = _options.DraftModel,
+            PromptLookup = _options.PromptLookup,
+            DraftTokens = _options.DraftTokens,
+            PromptLookupMaxNgram = _options.PromptLookupMaxNgram,
         };
         try
         {

@@ -125,6 +125,7 @@ public sealed class InferenceScheduler : IDisposable
                             Metrics.RecordTimeToFirstToken(r.FirstTokenSeconds.Value);
                         }
                     }
+                    if (e.Finished && e.Sequence.Speculative is { } speculative) Metrics.RecordSpeculative(speculative);
                     r.Events.Writer.TryWrite(e);
                 }
                 Metrics.RecordStep(tokens);

@@ -24,6 +24,19 @@ public sealed class ServerMetrics
     readonly Dictionary<int, long> _requests = [];
     double _ttftSum;
     long _ttftCount, _tokens, _steps;
+    Generation.SpeculativeStats _speculative;
+
+    /// <summary>True when the server decodes speculatively: the speculative counters are reported.</summary>
+    public bool Speculates { get; init; }
+
+    /// <summary>The speculative counts of the sequences finished so far.</summary>
+    public Generation.SpeculativeStats Speculative { get { lock (_lock) return _speculative; } }
+
+    /// <summary>Adds a finished sequence's speculative counts.</summary>
+    internal void RecordSpeculative(Generation.SpeculativeStats stats)
+    {
+        lock (_lock) _speculative += stats;
+    }
 
     /// <summary>Requests waiting for a row.</summary>
     public int QueueLength { get; internal set; }
@@ -109,6 +122,13 @@ public sealed class ServerMetrics
             Metric("encore_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.", rate.ToString("R", inv));
             Metric("encore_generated_tokens_total", "counter", "Tokens generated since start.", _tokens.ToString(inv));
             Metric("encore_batch_steps_total", "counter", "Decode steps run since start.", _steps.ToString(inv));
+            if (Speculates)
+            {
+                Metric("encore_speculative_tokens_total", "counter", "Tokens of finished speculatively decoded sequences.", _speculative.Tokens.ToString(inv));
+                Metric("encore_speculative_target_passes_total", "counter", "Passes of the model those tokens took (a speculative round is one pass; a plain step shared with other sequences counts one for each).", _speculative.TargetPasses.ToString(inv));
+                Metric("encore_speculative_drafted_tokens_total", "counter", "Draft tokens proposed for verification.", _speculative.Drafted.ToString(inv));
+                Metric("encore_speculative_accepted_tokens_total", "counter", "Draft tokens the model accepted.", _speculative.Accepted.ToString(inv));
+            }
             sb.Append("# HELP encore_requests_total Finished HTTP generation requests by status code.\n# TYPE encore_requests_total counter\n");
             foreach (var (code, n) in _requests.OrderBy(kv => kv.Key))
                 sb.Append("encore_requests_total{code=\"").Append(code.ToString(inv)).Append("\"} ").Append(n.ToString(inv)).Append('\n');

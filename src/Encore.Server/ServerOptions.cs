@@ -1,3 +1,4 @@
+using Encore.Generation;
 using Encore.Models;
 
 namespace Encore.Server;
@@ -29,6 +30,28 @@ public sealed record ServerOptions
     /// fit). Default f32.
     /// </summary>
     public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
+
+    /// <summary>
+    /// Speculative decoding for every request with this draft model (a smaller model of the same family
+    /// and tokenizer; see <see cref="GenerationOptions.DraftModel"/>). A sequence speculates in the decode
+    /// steps where it is the only one in the batch (batch-1 decoding, where reading the weights bounds the
+    /// rate and verifying several drafts costs little more than one step) and decodes in plain batched steps
+    /// while it shares the batch; its output is the same either way (greedy: token for token; sampling: in
+    /// distribution). Default null (off).
+    /// </summary>
+    public LanguageModel? DraftModel { get; init; }
+
+    /// <summary>Speculative decoding for every request with prompt-lookup drafts (see <see cref="GenerationOptions.PromptLookup"/> and <see cref="DraftModel"/>). Default false.</summary>
+    public bool PromptLookup { get; init; }
+
+    /// <summary>Tokens drafted per verification pass (see <see cref="GenerationOptions.DraftTokens"/>). Default 4.</summary>
+    public int DraftTokens { get; init; } = new GenerationOptions().DraftTokens;
+
+    /// <summary>Longest n-gram prompt lookup matches (see <see cref="GenerationOptions.PromptLookupMaxNgram"/>). Default 3.</summary>
+    public int PromptLookupMaxNgram { get; init; } = new GenerationOptions().PromptLookupMaxNgram;
+
+    /// <summary>True when the server decodes speculatively.</summary>
+    public bool Speculates => DraftModel != null || PromptLookup;
 
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
@@ -82,6 +105,9 @@ public sealed record ServerOptions
         Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");
         Check(DefaultChatMaxTokens >= 1 && DefaultCompletionMaxTokens >= 1, "default max_tokens must be ≥ 1");
         Check(PromptCharactersPerPosition is >= 1 and <= 1024, $"prompt characters per position must be in [1, 1024], got {PromptCharactersPerPosition}");
+        Check(DraftModel is null || !PromptLookup, "give one of --draft-model and --prompt-lookup");
+        Check(DraftTokens is >= 1 and <= 64, $"--draft-tokens must be in [1, 64], got {DraftTokens}");
+        Check(PromptLookupMaxNgram is >= 1 and <= 32, $"--prompt-lookup-ngram must be in [1, 32], got {PromptLookupMaxNgram}");
         Check(ApiKey is null || (ApiKey.Length is >= 1 and <= 1024 && ApiKey.All(c => c is > ' ' and < '\u007f')),
             "--api-key must be 1 to 1024 printable ASCII characters without spaces");
         return this;

@@ -83,6 +83,43 @@ public sealed class SmokeTests : IDisposable
     }
 
     [Fact]
+    public void GenerateMeasuresSpeculativeMethodsBesideGreedyAtBatchOne()
+    {
+        // The preset as its own draft (the same seed, so the same weights): every draft is accepted.
+        var r = Run("bench", "generate", "--preset", "tiny-decoder", "--batch", "1", "--batch", "2", "--prompt-lookup", "--draft-model", "tiny-decoder",
+            "--draft-tokens", "3", "--input-length", "8", "--new-tokens", "9", "--weights", "f32", "--runs", "1", "--threads", "1");
+        var figures = r.GetProperty("figures").EnumerateArray().ToArray();
+        Assert.Equal(["greedy", "prompt lookup", "draft tiny-decoder", "greedy"], figures.Select(f => f.GetProperty("method").GetString()));
+        Assert.Equal([1, 1, 1, 2], figures.Select(f => f.GetProperty("batch").GetInt32()));
+        Assert.All(figures[..3], f => Assert.Equal(9, f.GetProperty("generated_tokens").GetInt32()));
+        Assert.Equal(1.0, figures[0].GetProperty("tokens_per_pass").GetDouble());
+        Assert.Equal(JsonValueKind.Null, figures[0].GetProperty("acceptance_rate").ValueKind);
+        Assert.Equal(1.0, figures[2].GetProperty("acceptance_rate").GetDouble());
+        Assert.Equal(3.0, figures[2].GetProperty("tokens_per_pass").GetDouble());   // 9 tokens: the first token's pass, then rounds of 1 + 3 and 1 + 3
+        Assert.Equal(3, r.GetProperty("draft_tokens").GetInt32());
+    }
+
+    [Fact]
+    public void GenerateTimesTextsOfADataFileOnACheckpoint()
+    {
+        var pairs = Enumerable.Range(0, 6).Select(i => new Encore.Training.Data.TextPair($"package {i} parses images and fonts", $"parser {i}")).ToList();
+        var tokenizer = Encore.Training.Data.BundledData.TrainTokenizer(pairs, vocabSize: 300, sentinels: 0);
+        string model = Path.Combine(_dir, "model"), data = Path.Combine(_dir, "pairs.jsonl");
+        Directory.CreateDirectory(model);
+        using (var m = Encore.Training.Runs.TrainingRun.LoadModel("tiny-encdec", tokenizer))
+            Encore.Formats.Checkpoints.Checkpoint.Save(m, model);
+        Encore.Training.Runs.TrainingRun.SaveTokenizer(tokenizer, model);
+        File.WriteAllLines(data, pairs.Select(p => JsonSerializer.Serialize(new { source = p.Source, target = p.Target })));
+        var r = Run("bench", "generate", "--model", model, "--data", data, "--prompts", "4", "--prompt-lookup", "--new-tokens", "6", "--weights", "f32", "--runs", "1", "--threads", "1");
+        Assert.True(r.GetProperty("texts").GetBoolean());
+        var figures = r.GetProperty("figures").EnumerateArray().ToArray();
+        Assert.Equal(["greedy", "prompt lookup"], figures.Select(f => f.GetProperty("method").GetString()));
+        Assert.All(figures, f => Assert.Equal(4, f.GetProperty("prompts").GetInt32()));
+        Assert.Equal(figures[0].GetProperty("generated_tokens").GetInt32(), figures[1].GetProperty("generated_tokens").GetInt32());
+        Assert.Contains("--data needs checkpoints", RunFailing("bench", "generate", "--preset", "tiny-encdec", "--data", data));
+    }
+
+    [Fact]
     public void GenerateWithAnInt8KvCacheReadsLessCache()
     {
         string[] args = ["bench", "generate", "--preset", "tiny-encdec", "--preset", "tiny-decoder", "--batch", "1",

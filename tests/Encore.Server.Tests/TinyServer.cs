@@ -44,19 +44,27 @@ public sealed class TinyServer : IAsyncDisposable
     {
         var tok = s_tokenizer.Value;
         string dir = Path.Combine(Path.GetTempPath(), "encore-server-" + Guid.NewGuid().ToString("N"));
-        using (var m = LanguageModel.Create(Presets.Get(preset) with { VocabSize = tok.VocabSize, TieEmbeddings = false, BosTokenId = 2 }, 7))
-        {
-            // Projections scaled up from their 0.02 init so the prompt visibly steers the output.
-            foreach (var p in m.Parameters.All)
-                if (p.Name.Contains("_proj.weight"))
-                    foreach (ref float x in p.Value.AsSpan<float>()) x *= 8f;
+        using (var m = CreateModel(preset))
             Checkpoint.Save(m, dir);
-        }
         tok.Save(dir);
         var model = Checkpoint.Load(dir);
         var tokenizer = TokenizerLoader.FromDirectory(dir);
         var server = await EncoreServer.StartAsync(model, tokenizer, (options ?? new ServerOptions()) with { Port = 0, ModelName = ModelName }, _ => { });
         return new TinyServer(dir, model, tokenizer, server);
+    }
+
+    /// <summary>The tokenizer every tiny server serves with.</summary>
+    public static TextTokenizer SharedTokenizer => s_tokenizer.Value;
+
+    /// <summary>The model a server of <paramref name="preset"/> serves (the same weights every time; <paramref name="seed"/> 7 is the served one).</summary>
+    public static LanguageModel CreateModel(string preset, ulong seed = 7)
+    {
+        var m = LanguageModel.Create(Presets.Get(preset) with { VocabSize = s_tokenizer.Value.VocabSize, TieEmbeddings = false, BosTokenId = 2 }, seed);
+        // Projections scaled up from their 0.02 init so the prompt visibly steers the output.
+        foreach (var p in m.Parameters.All)
+            if (p.Name.Contains("_proj.weight"))
+                foreach (ref float x in p.Value.AsSpan<float>()) x *= 8f;
+        return m;
     }
 
     /// <summary>The official OpenAI chat client pointed at this server.</summary>

@@ -82,6 +82,49 @@ internal static class Common
     }
 
     /// <summary>
+    /// Loads the draft model of speculative decoding from <paramref name="draftPath"/> (a checkpoint or run
+    /// folder) as <paramref name="dtype"/>, and checks it against the model of <paramref name="modelDir"/>: the
+    /// same family and vocabulary size, and, when the draft checkpoint has tokenizer files, the same tokens
+    /// (every id's piece and the special ids). Errors name both directories.
+    /// </summary>
+    internal static LanguageModel LoadDraft(string draftPath, string? dtype, LanguageModel model, string modelDir, TextTokenizer tokenizer)
+    {
+        string dir = CheckpointDirectory.Resolve(draftPath);
+        var draft = LoadForInference(dir, dtype);
+        try
+        {
+            Generation.SpeculativeDecoding.CheckDraft(model, draft, $"--model {modelDir}", $"--draft-model {dir}");
+            if (TryLoadTokenizer(dir) is { } own)
+            {
+                string? difference = own.VocabSize != tokenizer.VocabSize ? $"{own.VocabSize} tokens against {tokenizer.VocabSize}"
+                    : (own.BosId, own.EosId, own.PadId) != (tokenizer.BosId, tokenizer.EosId, tokenizer.PadId) ? "other special token ids"
+                    : Enumerable.Range(0, Math.Min(own.VocabSize, 1 << 20)).FirstOrDefault(i => own.IdToToken(i) != tokenizer.IdToToken(i), -1) is int id and >= 0
+                        ? $"token {id} is '{own.IdToToken(id)}' against '{tokenizer.IdToToken(id)}'" : null;
+                if (difference != null)
+                    throw new ArgumentException($"--draft-model {dir} has another tokenizer than --model {modelDir} ({difference}): a draft model must share the model's tokenizer");
+            }
+            return draft;
+        }
+        catch
+        {
+            draft.Dispose();
+            throw;
+        }
+    }
+
+    static TextTokenizer? TryLoadTokenizer(string dir)
+    {
+        try
+        {
+            return TokenizerLoader.FromDirectory(dir);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// The shared <c>--tokenizer</c> option of the inference commands: a directory with tokenizer files, for a
     /// checkpoint saved without them.
     /// </summary>

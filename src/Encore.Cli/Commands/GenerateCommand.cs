@@ -48,6 +48,11 @@ internal static class GenerateCommand
         var forcedEos = new Option<int?>("--forced-eos-token-id") { Description = "Force this token at max_new_tokens." };
         var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage: f32, or int8 (a quarter of the cache memory).", DefaultValueFactory = _ => d.KvCacheDType.Name() };
         var keepSpecial = new Option<bool>("--keep-special-tokens") { Description = "Keep special tokens in the text (default: dropped)." };
+        var draftModel = new Option<string?>("--draft-model") { Description = "Speculative decoding: a smaller checkpoint (or run folder) with the same tokenizer drafts tokens that the model verifies in one pass; the output is the model's own (see docs/decoding.md)." };
+        var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Speculative decoding with drafts copied from the prompt: what followed the output's last n-gram there (no draft model)." };
+        var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
+        var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
+        var stats = new Option<bool>("--stats") { Description = "Print to stderr the tokens generated, the time and, with speculative decoding, tokens per pass of the model and the drafts' acceptance rate." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
@@ -55,7 +60,8 @@ internal static class GenerateCommand
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
-            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType, dtype, tokenizerDir, threads,
+            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType,
+            draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -82,7 +88,17 @@ internal static class GenerateCommand
                 ForcedEosTokenId = parse.GetValue(forcedEos),
                 SkipSpecialTokens = !parse.GetValue(keepSpecial),
                 KvCacheDType = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
-            }.Validate();
+                PromptLookup = parse.GetValue(promptLookup),
+                DraftTokens = parse.GetValue(draftTokens),
+                PromptLookupMaxNgram = parse.GetValue(lookupNgram),
+            };
+            string? draftPath = parse.GetValue(draftModel);
+            if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
+            if (draftPath != null && options.NumBeams > 1) throw new ArgumentException("--draft-model decodes one sequence at a time and does not combine with --num-beams");
+            options.Validate();
+            if (draftPath is null && !options.PromptLookup)
+                foreach (var (option, name) in new (Option, string)[] { (draftTokens, "--draft-tokens"), (lookupNgram, "--prompt-lookup-ngram") })
+                    if (parse.GetResult(option) is { Implicit: false }) Console.Error.WriteLine($"encore: {name} has no effect without --draft-model or --prompt-lookup");
             if (IgnoredSamplingOptions(parse, options, d, (temperature, "--temperature"), (topK, "--top-k"), (topP, "--top-p"), (minP, "--min-p")) is { } warning)
                 Console.Error.WriteLine($"encore: {warning}");
             string? text = parse.GetValue(prompt), file = parse.GetValue(inputFile);
@@ -97,7 +113,23 @@ internal static class GenerateCommand
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            var generator = new Generator(m, Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir)));
+            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
+            using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
+            options = options with { DraftModel = draft };
+            var generator = new Generator(m, tokenizer);
+            bool printStats = parse.GetValue(stats);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int generated = 0;
+            SpeculativeStats? speculative = null;
+            void Count(GenerationResult r)
+            {
+                generated += r.Sequences.Sum(x => x.Tokens.Length);
+                if (r.Speculative is { } st) speculative = (speculative ?? new SpeculativeStats()) + st;
+            }
+            void PrintStats()
+            {
+                if (printStats) Console.Error.WriteLine($"encore: {StatsLine(generated, clock.Elapsed.TotalSeconds, speculative, options)}");
+            }
 
             if (inputs != null)
             {
@@ -107,17 +139,21 @@ internal static class GenerateCommand
                     var results = generator.Generate(chunk.Select(c => c.Prompt).ToArray(), options, ct);
                     for (int i = 0; i < chunk.Length; i++)
                     {
+                        Count(results[i]);
                         var o = ResultJson(chunk[i].Prompt, results[i]);
                         o.Insert(0, "line", chunk[i].Line);
                         Console.WriteLine(o.ToJsonString(JsonLine));
                     }
                 }
+                PrintStats();
                 return 0;
             }
             if (streaming)
             {
                 await foreach (var c in generator.StreamAsync(text!, options, ct))
                 {
+                    if (c.Token >= 0) generated++;
+                    if (c.Speculative != null) speculative = c.Speculative;
                     if (asJson) Console.WriteLine(new JsonObject { ["token"] = c.Token, ["text"] = c.Text }.ToJsonString(JsonLine));
                     else
                     {
@@ -126,9 +162,12 @@ internal static class GenerateCommand
                     }
                 }
                 if (!asJson) Console.WriteLine();
+                PrintStats();
                 return 0;
             }
             var result = generator.Generate(text!, options, ct);
+            Count(result);
+            PrintStats();
             if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(Common.Json));
             else if (result.Sequences.Count == 1) Console.WriteLine(result.Text);
             else for (int i = 0; i < result.Sequences.Count; i++) Console.WriteLine($"[{i}] {result.Sequences[i].Text}");
@@ -156,6 +195,17 @@ internal static class GenerateCommand
         return $"{string.Join(", ", set)} {(set.Length == 1 ? "has" : "have")} no effect without --do-sample; {decoding}";
     }
 
+    /// <summary>The --stats line: tokens and time, and with speculative decoding its tokens per pass of the model and acceptance rate.</summary>
+    internal static string StatsLine(int tokens, double seconds, SpeculativeStats? speculative, GenerationOptions options)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string line = string.Create(inv, $"{tokens} tokens in {seconds:0.000} s ({tokens / Math.Max(seconds, 1e-9):0.0} tokens/s, model load excluded)");
+        if (speculative is not { } s) return line;
+        string source = options.PromptLookup ? $"prompt lookup (n-grams up to {options.PromptLookupMaxNgram})" : "a draft model";
+        string rate = s.AcceptanceRate is { } a ? string.Create(inv, $"{s.Accepted} of {s.Drafted} drafted tokens accepted ({a:0.0%})") : "no tokens drafted";
+        return line + string.Create(inv, $"; speculative decoding with {source}, {options.DraftTokens} drafts per pass: {s.TargetPasses} passes of the model, {s.TokensPerPass:0.00} tokens per pass, {rate}");
+    }
+
     static readonly JsonSerializerOptions JsonLine = new(Common.Json) { WriteIndented = false };
 
     static JsonObject ResultJson(string prompt, GenerationResult r)
@@ -167,6 +217,15 @@ internal static class GenerateCommand
             ["tokens"] = new JsonArray(r.Tokens.Select(t => (JsonNode)t).ToArray()),
             ["finish_reason"] = r.Sequences[0].Finish.OpenAiName(),
         };
+        if (r.Speculative is { } s)
+            o["speculative"] = new JsonObject
+            {
+                ["target_passes"] = s.TargetPasses,
+                ["drafted"] = s.Drafted,
+                ["accepted"] = s.Accepted,
+                ["tokens_per_pass"] = Math.Round(s.TokensPerPass, 4),
+                ["acceptance_rate"] = s.AcceptanceRate is { } a ? Math.Round(a, 4) : null,
+            };
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {

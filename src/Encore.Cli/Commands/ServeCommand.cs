@@ -29,12 +29,19 @@ internal static class ServeCommand
         {
             Description = "Require 'Authorization: Bearer <key>' on every request but GET /health (401 otherwise). Default: the ENCORE_API_KEY environment variable, else no key.",
         };
+        var draftModel = new Option<string?>("--draft-model")
+        {
+            Description = "Speculative decoding for every request: a smaller checkpoint (or run folder) with the same tokenizer drafts tokens the model verifies in one pass, in the steps where one sequence is decoding (see docs/decoding.md).",
+        };
+        var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Speculative decoding for every request with drafts copied from the prompt (no draft model), in the steps where one sequence is decoding." };
+        var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
+        var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, dtype, tokenizerDir, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -55,12 +62,21 @@ internal static class ServeCommand
                 MaxRequestBodyBytes = parse.GetValue(maxBody),
                 // The environment keeps the key out of the process list, where --api-key is visible.
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("ENCORE_API_KEY") is { Length: > 0 } env ? env : null),
+                PromptLookup = parse.GetValue(promptLookup),
+                DraftTokens = parse.GetValue(draftTokens),
+                PromptLookupMaxNgram = parse.GetValue(lookupNgram),
             }.Validate();
+            string? draftPath = parse.GetValue(draftModel);
+            if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
+            using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
+            options = options with { DraftModel = draft };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
-            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
+            string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
+                : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)" : "";
+            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{speculative}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);
             return 0;
         });

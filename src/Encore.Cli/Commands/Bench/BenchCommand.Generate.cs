@@ -8,40 +8,85 @@ internal static partial class BenchCommand
     static Command CreateGenerate()
     {
         var d = new GenerateBenchmarkOptions();
-        var presets = new Option<string[]>("--preset", "--model", "-m") { Description = $"Presets (repeatable; default {string.Join(", ", d.Presets)}).", AllowMultipleArgumentsPerToken = true };
-        var batches = new Option<int[]>("--batch") { Description = $"Batch sizes (repeatable; default {string.Join(", ", d.Batches)}).", AllowMultipleArgumentsPerToken = true };
+        var presets = new Option<string[]>("--preset", "--model", "-m")
+        {
+            Description = $"Presets (random weights) or checkpoint directories / training run folders (repeatable; default {string.Join(", ", d.Presets)}).",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var batches = new Option<int[]>("--batch") { Description = $"Batch sizes (repeatable; default {string.Join(", ", d.Batches)}; 1 with --data).", AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string?>("--data") { Description = "JSONL(.gz) whose \"source\" texts are the prompts (checkpoints only; made into prompts as in training, timed one at a time at batch 1, generation stopping at EOS)." };
+        var texts = new Option<int>("--prompts") { Description = "Texts of --data used, from the start.", DefaultValueFactory = _ => 20 };
+        var draftModel = new Option<string?>("--draft-model") { Description = "Also time speculative decoding with this draft model (preset or checkpoint; batch 1)." };
+        var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Also time speculative decoding with prompt-lookup drafts (batch 1)." };
+        var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass.", DefaultValueFactory = _ => d.DraftTokens };
+        var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram prompt lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
-        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound.", [presets, batches, input, output, weights, kvDType, runs],
-            parse => new GenerateBenchmarkOptions
+        return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound; at batch 1 also speculative decoding (--prompt-lookup, --draft-model).",
+            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram],
+            parse =>
             {
-                Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,
-                Batches = parse.GetValue(batches) is { Length: > 0 } b ? b : d.Batches,
-                InputLength = parse.GetValue(input),
-                NewTokens = parse.GetValue(output),
-                Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
-                KvCache = Encore.Models.KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
-                Runs = parse.GetValue(runs),
+                var sources = parse.GetValue(data) is { } path ? ReadSources(path, parse.GetValue(texts)) : null;
+                return new GenerateBenchmarkOptions
+                {
+                    Presets = parse.GetValue(presets) is { Length: > 0 } p ? p : d.Presets,
+                    Batches = parse.GetValue(batches) is { Length: > 0 } b ? b : sources != null ? [1] : d.Batches,
+                    InputLength = parse.GetValue(input),
+                    NewTokens = parse.GetValue(output),
+                    Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
+                    KvCache = Encore.Models.KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
+                    Runs = parse.GetValue(runs),
+                    Texts = sources,
+                    DraftModel = parse.GetValue(draftModel),
+                    PromptLookup = parse.GetValue(promptLookup),
+                    DraftTokens = parse.GetValue(draftTokens),
+                    PromptLookupMaxNgram = parse.GetValue(lookupNgram),
+                };
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(GenerateBenchmark.Run(o, progress)),
             RenderGenerate);
     }
 
+    /// <summary>The "source" texts of the first <paramref name="count"/> examples of a JSONL(.gz) file.</summary>
+    static IReadOnlyList<string> ReadSources(string path, int count)
+    {
+        if (count is < 1 or > 100_000) throw new ArgumentException($"--prompts must be between 1 and 100000, got {count}");
+        return Encore.Training.Data.DatasetReader.ReadPairs(path).Take(count).Select(p => p.Source).ToArray();
+    }
+
     static void RenderGenerate(GenerateBenchmarkResult r)
     {
+        var inv = CultureInfo.InvariantCulture;
+        bool speculative = r.Figures.Any(f => f.Method != "greedy");
+        string input = r.Texts ? $"{r.Figures[0].Prompts} texts of {r.Figures[0].PromptTokens:0.#} tokens on average" : $"{r.InputLength} in";
+        string output = r.Texts ? $"up to {r.NewTokens} out, stopping at EOS" : $"{r.NewTokens} out";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]greedy generation, {r.InputLength} in → {r.NewTokens} out, {r.Weights} weights, {r.KvCache} KV cache[/] (median of {r.Runs}, {r.Threads} threads)");
-        foreach (var col in new[] { "model", "batch", "first token (s)", "decode tok/s", "MB read/step", "bound tok/s", "of bound" })
-            table.AddColumn(col == "model" ? new TableColumn(col) : new TableColumn(col).RightAligned());
+            .Title($"[bold]generation, {Markup.Escape(input)} → {output}, {r.Weights} weights, {r.KvCache} KV cache[/] (median of {r.Runs}, {r.Threads} threads)");
+        var columns = new List<string> { "model", "method", "batch", "first token (s)", "decode tok/s" };
+        if (speculative) columns.AddRange(["× greedy", "tok/pass", "accepted"]);
+        columns.AddRange(["MB read/step", "bound tok/s", "of bound"]);
+        foreach (var col in columns)
+            table.AddColumn(col is "model" or "method" ? new TableColumn(col) : new TableColumn(col).RightAligned());
         foreach (var f in r.Figures)
-            table.AddRow(Markup.Escape(f.Preset), f.Batch.ToString(CultureInfo.InvariantCulture), f.FirstTokenSeconds.ToString("0.000", CultureInfo.InvariantCulture),
-                Common.F(f.DecodeTokensPerSecond), (f.BytesPerStep / 1e6).ToString("0", CultureInfo.InvariantCulture), Common.F(f.BoundTokensPerSecond),
-                f.FractionOfBound is { } q ? (q * 100).ToString("0", CultureInfo.InvariantCulture) + "%" : "–");
+        {
+            var row = new List<string> { Markup.Escape(f.Preset), Markup.Escape(f.Method), f.Batch.ToString(inv), f.FirstTokenSeconds.ToString("0.000", inv), Common.F(f.DecodeTokensPerSecond) };
+            if (speculative)
+            {
+                var greedy = r.Figures.FirstOrDefault(g => g.Preset == f.Preset && g.Batch == f.Batch && g.Method == "greedy");
+                row.Add(greedy is null || f.Method == "greedy" ? "–" : (f.DecodeTokensPerSecond / greedy.DecodeTokensPerSecond).ToString("0.00", inv) + "×");
+                row.Add(f.Method == "greedy" ? "1.00" : f.TokensPerPass.ToString("0.00", inv));
+                row.Add(f.AcceptanceRate is { } a ? (a * 100).ToString("0", inv) + "%" : "–");
+            }
+            row.AddRange([(f.BytesPerStep / 1e6).ToString("0", inv), Common.F(f.BoundTokensPerSecond), f.FractionOfBound is { } q ? (q * 100).ToString("0", inv) + "%" : "–"]);
+            table.AddRow(row.ToArray());
+        }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({Common.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
+        AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({Common.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a plain batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
+        if (speculative)
+            AnsiConsole.MarkupLine($"[grey]Speculative rows draft {r.DraftTokens} tokens per pass; tok/pass = tokens ÷ decoder passes of the model (the first token's included); accepted = drafted tokens the model kept ÷ proposed. Greedy speculative output is the greedy output, so every row of a model generates the same tokens.[/]");
     }
 }
