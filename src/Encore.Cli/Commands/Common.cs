@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -104,6 +105,29 @@ internal static class Common
         catch (FileNotFoundException e)
         {
             throw new FileNotFoundException($"{e.Message}; pass --tokenizer DIR with a directory that holds them", e);
+        }
+    }
+
+    /// <summary>
+    /// What <c>embed</c> and <c>serve</c> load for embeddings from <paramref name="dir"/>: a sentence-transformers
+    /// directory (its pipeline decides pooling, normalization and length, and its Transformer folder holds the
+    /// checkpoint), a checkpoint, or a training run folder. The model is memory-mapped (<see cref="LoadForInference"/>)
+    /// and belongs to the caller.
+    /// </summary>
+    internal static (LanguageModel Model, string CheckpointDirectory, TextTokenizer Tokenizer, EmbeddingOptions Defaults) LoadEmbedding(string dir, string? dtype, string? tokenizerDir)
+    {
+        var pipeline = SentenceTransformersConfig.Read(dir);
+        string checkpoint = pipeline?.TransformerDirectory ?? CheckpointDirectory.Resolve(dir);
+        var model = LoadForInference(checkpoint, dtype);
+        try
+        {
+            pipeline?.EnsureFits(model.Config.DModel);
+            return (model, checkpoint, LoadTokenizer(checkpoint, tokenizerDir), EmbeddingOptions.FromSentenceTransformers(pipeline));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
     }
 
