@@ -1,3 +1,4 @@
+using Encore.Generation;
 using Encore.Models;
 
 namespace Encore.Server;
@@ -60,6 +61,16 @@ public sealed record ServerOptions
     /// </summary>
     public string? ApiKey { get; init; }
 
+    /// <summary>
+    /// How <c>POST /v1/embeddings</c> embeds: pooling, normalization, length limit and batch size (a
+    /// request's <c>dimensions</c> may cut the vectors further). Default: mean pooling, unit length, the
+    /// model's positions; <c>encore serve</c> sets the checkpoint's sentence-transformers settings.
+    /// </summary>
+    public EmbeddingOptions Embedding { get; init; } = new();
+
+    /// <summary>Most inputs one <c>POST /v1/embeddings</c> request may hold; more is a 400. Default 2048 (OpenAI's limit).</summary>
+    public int MaxEmbeddingInputs { get; init; } = 2048;
+
     /// <summary>Most characters of one prompt for a context of <paramref name="contextLength"/> positions.</summary>
     public long MaxPromptCharacters(int contextLength) => (long)PromptCharactersPerPosition * contextLength;
 
@@ -82,6 +93,9 @@ public sealed record ServerOptions
         Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");
         Check(DefaultChatMaxTokens >= 1 && DefaultCompletionMaxTokens >= 1, "default max_tokens must be ≥ 1");
         Check(PromptCharactersPerPosition is >= 1 and <= 1024, $"prompt characters per position must be in [1, 1024], got {PromptCharactersPerPosition}");
+        Check(Embedding is not null, "the embedding options must be set");
+        Embedding!.Validate();
+        Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");
         Check(ApiKey is null || (ApiKey.Length is >= 1 and <= 1024 && ApiKey.All(c => c is > ' ' and < '\u007f')),
             "--api-key must be 1 to 1024 printable ASCII characters without spaces");
         return this;
