@@ -114,10 +114,14 @@ internal static class Common
     /// checkpoint), a checkpoint, or a training run folder. The model is memory-mapped (<see cref="LoadForInference"/>)
     /// and belongs to the caller.
     /// </summary>
-    internal static (LanguageModel Model, string CheckpointDirectory, TextTokenizer Tokenizer, EmbeddingOptions Defaults) LoadEmbedding(string dir, string? dtype, string? tokenizerDir)
+    internal static (LanguageModel Model, string CheckpointDirectory, TextTokenizer Tokenizer, EmbeddingOptions Defaults) LoadEmbedding(string dir, string? dtype, string? tokenizerDir,
+        bool requireEncoder = false)
     {
         var pipeline = SentenceTransformersConfig.Read(dir);
         string checkpoint = pipeline?.TransformerDirectory ?? CheckpointDirectory.Resolve(dir);
+        // Refused before the weights are read.
+        if (requireEncoder && Checkpoint.ReadConfig(checkpoint).Config.Family == ModelFamily.DecoderOnly)
+            throw new ArgumentException($"{checkpoint} is a decoder-only model: it has no encoder to embed with (embeddings come from encoder-only and encoder–decoder models)");
         var model = LoadForInference(checkpoint, dtype);
         try
         {

@@ -61,7 +61,7 @@ internal static class EmbedCommand
             IReadOnlyList<string> inputs = file is null ? texts : ReadInputs(file, parse.GetValue(inputFormat));
 
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
-            var (m, _, tokenizer, defaults) = Common.LoadEmbedding(parse.GetValue(model)!, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
+            var (m, _, tokenizer, defaults) = Common.LoadEmbedding(parse.GetValue(model)!, parse.GetValue(dtype), parse.GetValue(tokenizerDir), requireEncoder: true);
             using (m)
             {
                 var options = defaults with

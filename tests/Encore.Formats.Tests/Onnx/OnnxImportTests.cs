@@ -230,6 +230,11 @@ public sealed class OnnxImportTests : IDisposable
     }
 
     [Fact]
+    public void TheCommittedFuzzSeedIsThisExport() =>
+        // fuzz/corpus/onnx/tiny-bert.onnx seeds the onnx fuzz target and the CLI tests; it must stay what OnnxFixture writes.
+        Assert.Equal(OnnxFixture.TinyBert(), File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", "onnx", "tiny-bert.onnx")));
+
+    [Fact]
     public void TheReaderExposesTheGraph()
     {
         using var m = OnnxModel.Open(Write(OnnxFixture.TinyBert()));
