@@ -26,6 +26,7 @@ public sealed partial class EncoreServer
     {
         int status = 200;
         long start = Stopwatch.GetTimestamp();
+        string id = "embd-" + Guid.NewGuid().ToString("N");
         long tokens = 0;
         int inputs = 0;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
@@ -59,8 +60,8 @@ public sealed partial class EncoreServer
             await CompletionResponses.WriteErrorAsync(http, error).ConfigureAwait(false);
         }
         Metrics.RecordRequest(status);
-        _requestLog.LogInformation("request {Path} model={Model} status={Status} inputs={Inputs} prompt_tokens={PromptTokens} total_s={Total:0.000}",
-            http.Request.Path.Value, _options.ModelName, status, inputs, tokens, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} inputs={Inputs} prompt_tokens={PromptTokens} total_s={Total:0.000}",
+            id, http.Request.Path.Value, _options.ModelName, status, inputs, tokens, Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
 
     /// <summary>The request's inputs as the encoder reads them, and the options they are embedded with.</summary>

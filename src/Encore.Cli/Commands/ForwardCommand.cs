@@ -38,7 +38,7 @@ internal static class ForwardCommand
                     {
                         model = parse.GetValue(model), output = parse.GetValue(output), dtype = Encore.Tensors.DTypes.Name(logits.Value.DType), shape = logits.Value.Shape.ToArray(),
                     }, Common.Json));
-                else Console.WriteLine($"wrote {parse.GetValue(output)}: logits {logits.Value.Describe()}");
+                else Console.WriteLine($"wrote {parse.GetValue(output)}: {(m is EncoderOnlyModel { HasMaskedLmHead: false } ? "hidden states" : "logits")} {logits.Value.Describe()}");
             }
             return 0;
         });
