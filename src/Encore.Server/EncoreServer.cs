@@ -44,7 +44,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     readonly ILogger _requestLog;
 
-    /// <summary>The log category of the one line written per completion request (on by default, at Information).</summary>
+    /// <summary>The log category of the one line written per completion or embeddings request (on by default, at Information).</summary>
     public const string RequestLogCategory = "Encore.Requests";
 
     /// <summary>Each known path and the methods it answers; another method gets 405.</summary>
@@ -80,8 +80,8 @@ public sealed partial class EncoreServer : IAsyncDisposable
     /// Starts serving <paramref name="model"/> with <paramref name="tokenizer"/>; returns once the port is bound.
     /// Embeddings use <see cref="ServerOptions.Embedding"/>.
     /// <paramref name="configureLogging"/> sets up logging (default: warnings and errors to the console, and one
-    /// line per completion request under <see cref="RequestLogCategory"/>: id, path, model, status, prompt and
-    /// completion tokens, time to first token, total time).
+    /// line per request under <see cref="RequestLogCategory"/>: id, path, model, status, prompt and completion
+    /// tokens, time to first token, total time; for embeddings, inputs and tokens read).
     /// </summary>
     public static async Task<EncoreServer> StartAsync(LanguageModel model, TextTokenizer tokenizer, ServerOptions options,
         Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
