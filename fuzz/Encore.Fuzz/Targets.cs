@@ -8,6 +8,7 @@ using System.Text;
 using Encore.Formats;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Gguf;
+using Encore.Formats.Onnx;
 using Encore.Formats.Tokenization;
 using Encore.Models;
 using Encore.Server;
@@ -59,7 +60,9 @@ public static class Targets
         new("tokenizer-config", "tokenizer_config.json beside T5's spiece.model, then encode and decode", TokenizerConfig),
         new("jsonl", "a JSONL dataset of {source, target} lines", Jsonl),
         new("trainer-state", "checkpoint-N/trainer_state.json, read by Trainer.Resume", TrainerState),
-        new("server-request", "an HTTP body for /v1/completions and /v1/chat/completions", ServerRequest),
+        new("server-request", "an HTTP body for /v1/completions, /v1/chat/completions and /v1/embeddings", ServerRequest),
+        new("onnx", "model.onnx: graph, initializers, every tensor read, then the BERT import", Onnx),
+        new("sentence-transformers", "modules.json, a 0 byte, 1_Pooling/config.json (a sentence-transformers pipeline)", SentenceTransformers),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -246,5 +249,45 @@ public static class Targets
             }
             catch (ApiException e) when (e.Status is >= 400 and < 500) { }
         }
+        try
+        {
+            _ = EmbeddingsApi.Parse(input, 2048);
+        }
+        catch (ApiException e) when (e.Status is >= 400 and < 500) { }
+    }
+
+    static void Onnx(byte[] input)
+    {
+        var dir = Fresh("onnx");
+        var path = Path.Combine(dir, "model.onnx");
+        File.WriteAllBytes(path, input);
+        try
+        {
+            using (var m = OnnxModel.Open(path))
+            {
+                foreach (var t in m.Initializers.Concat(m.Nodes.SelectMany(n => n.Attributes.Values).Select(a => a.Tensor).OfType<OnnxTensor>()))
+                {
+                    if (OnnxModel.IsFloating(t) && t.Dims.Length > 0) m.ReadTensor(t).Dispose();
+                    _ = m.ReadIntegers(t);
+                    _ = m.ReadScalar(t);
+                }
+            }
+            OnnxBertImport.Convert(path, Path.Combine(dir, "out"));
+        }
+        catch (Exception e) when (Refused(e)) { }
+    }
+
+    static void SentenceTransformers(byte[] input)
+    {
+        var dir = Fresh("sentence-transformers");
+        int split = Array.IndexOf(input, (byte)0);
+        File.WriteAllBytes(Path.Combine(dir, SentenceTransformersConfig.ModulesJson), split < 0 ? input : input[..split]);
+        Directory.CreateDirectory(Path.Combine(dir, "1_Pooling"));
+        File.WriteAllBytes(Path.Combine(dir, "1_Pooling", "config.json"), split < 0 ? [] : input[(split + 1)..]);
+        try
+        {
+            SentenceTransformersConfig.Read(dir)?.EnsureFits(384);
+        }
+        catch (Exception e) when (Refused(e)) { }
     }
 }

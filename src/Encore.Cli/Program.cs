@@ -17,6 +17,7 @@ public static class Program
             ConvertCommand.Create(),
             QuantizeCommand.Create(),
             GenerateCommand.Create(),
+            EmbedCommand.Create(),
             ServeCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),

@@ -132,6 +132,12 @@ public sealed record ModelConfig
     public int TypeVocabSize { get; init; }
     /// <summary>Normalize the summed embeddings (BERT). Default false.</summary>
     public bool EmbeddingNorm { get; init; }
+    /// <summary>
+    /// An encoder-only model carries a masked-LM head (dense → activation → norm → tied projection + bias;
+    /// BertForMaskedLM). False for a bare encoder (BertModel, every sentence-transformers model), which
+    /// gives hidden states and embeddings only. Ignored by the other families. Default true.
+    /// </summary>
+    public bool MaskedLmHead { get; init; } = true;
     /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
     public bool FinalNorm { get; init; } = true;
     /// <summary>Dropout probability in training. Default 0.</summary>

@@ -240,13 +240,14 @@ public sealed class DecoderOnlyModel : LanguageModel
 
 /// <summary>
 /// A bidirectional encoder (BERT, Ettin): hidden states for every token, with an optional
-/// masked-LM head (dense → activation → norm → tied projection + bias).
+/// masked-LM head (dense → activation → norm → tied projection + bias; absent when
+/// <see cref="ModelConfig.MaskedLmHead"/> is false, as in a bare BertModel or a sentence-transformers encoder).
 /// </summary>
 public sealed class EncoderOnlyModel : LanguageModel
 {
     readonly NormLayer? _embedNorm;
-    readonly LinearLayer _mlmDense;
-    readonly NormLayer _mlmNorm;
+    readonly LinearLayer? _mlmDense;
+    readonly NormLayer? _mlmNorm;
 
     /// <summary>Builds a randomly initialized model (seeded).</summary>
     public EncoderOnlyModel(ModelConfig config, ulong seed = 0) : this(config, new ParameterSet(seed))
@@ -258,16 +259,28 @@ public sealed class EncoderOnlyModel : LanguageModel
         if (Config.TypeVocabSize > 0) Parameters.Create(TokenTypes, [Config.TypeVocabSize, Config.DModel], ParameterSet.Init.Normal);
         if (Config.EmbeddingNorm) _embedNorm = new NormLayer(Parameters, "embed_norm", Config.DModel, Config.Norm, Config.NormEps);
         Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false);
-        _mlmDense = new LinearLayer(Parameters, "mlm_head.dense", Config.DModel, Config.DModel, bias: true, 0.02f);
-        _mlmNorm = new NormLayer(Parameters, "mlm_head.norm", Config.DModel, Config.Norm, Config.NormEps);
-        Parameters.Create(MlmBias, [Config.VocabSize], ParameterSet.Init.Zeros);
-        CreateHead();
+        if (Config.MaskedLmHead)
+        {
+            _mlmDense = new LinearLayer(Parameters, MlmDense, Config.DModel, Config.DModel, bias: true, 0.02f);
+            _mlmNorm = new NormLayer(Parameters, "mlm_head.norm", Config.DModel, Config.Norm, Config.NormEps);
+            Parameters.Create(MlmBias, [Config.VocabSize], ParameterSet.Init.Zeros);
+            CreateHead();
+        }
     }
 
     /// <summary>Token-type embedding parameter name.</summary>
     public const string TokenTypes = "embed_token_types.weight";
     /// <summary>Masked-LM output bias parameter name.</summary>
     public const string MlmBias = "mlm_head.bias";
+    /// <summary>Scope of the masked-LM head's dense layer (its weight is <c>mlm_head.dense.weight</c>).</summary>
+    public const string MlmDense = "mlm_head.dense";
+
+    /// <summary>Names of every parameter of the masked-LM head (untied output projection included), present only with <see cref="ModelConfig.MaskedLmHead"/>.</summary>
+    public static IReadOnlyList<string> MaskedLmHeadParameters { get; } =
+        [MlmDense + ".weight", MlmDense + ".bias", "mlm_head.norm.weight", "mlm_head.norm.bias", MlmBias, LmHead];
+
+    /// <summary>True when the model has a masked-LM head (<see cref="MaskedLmLogits"/> works).</summary>
+    public bool HasMaskedLmHead => _mlmDense != null;
 
     /// <summary>The bidirectional stack.</summary>
     public TransformerStack Encoder { get; }
@@ -288,6 +301,8 @@ public sealed class EncoderOnlyModel : LanguageModel
     /// <summary>Masked-LM logits (…, V) from hidden states.</summary>
     public Var MaskedLmLogits(Var hidden)
     {
+        if (_mlmDense is null || _mlmNorm is null)
+            throw new InvalidOperationException("this encoder has no masked-LM head (a bare encoder checkpoint): it gives hidden states and embeddings only");
         var h = _mlmNorm.Forward(Ops.Activation(_mlmDense.Forward(hidden), Config.Activation));
         return Ops.AddBias(Logits(h), Var.Of(Parameters[MlmBias]));
     }

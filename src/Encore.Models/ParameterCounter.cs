@@ -29,7 +29,9 @@ public static class ParameterCounter
                 };
             return layers * block + extra;
         }
-        long total = v * d + (c.TieEmbeddings ? 0 : v * d);
+        // A bare encoder (no masked-LM head) has no output projection, tied or not.
+        bool head = c.Family != ModelFamily.EncoderOnly || c.MaskedLmHead;
+        long total = v * d + (c.TieEmbeddings || !head ? 0 : v * d);
         switch (c.Family)
         {
             case ModelFamily.EncoderDecoder:
@@ -41,7 +43,7 @@ public static class ParameterCounter
             case ModelFamily.EncoderOnly:
                 total += Stack(c.EncoderLayers, false, c.EncoderPositions)
                     + ((long)c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
-                    + d * d + d + norm + v;   // masked-LM head: dense, norm, output bias
+                    + (c.MaskedLmHead ? d * d + d + norm + v : 0);   // masked-LM head: dense, norm, output bias
                 break;
         }
         return total;

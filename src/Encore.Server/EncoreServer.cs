@@ -26,52 +26,62 @@ namespace Encore.Server;
 
 /// <summary>
 /// A running server: <c>POST /v1/completions</c>, <c>POST /v1/chat/completions</c> (both with
-/// server-sent-event streaming), <c>GET /v1/models</c>, <c>GET /health</c>, <c>GET /metrics</c>.
-/// Another method on one of these paths gets 405 with an Allow header; with
-/// <see cref="ServerOptions.ApiKey"/> set, every path but /health needs <c>Authorization: Bearer &lt;key&gt;</c>.
+/// server-sent-event streaming), <c>POST /v1/embeddings</c>, <c>GET /v1/models</c>, <c>GET /health</c>,
+/// <c>GET /metrics</c>. What a model serves follows its stacks: an encoder–decoder generates and embeds
+/// (with its encoder), a decoder-only model generates, an encoder-only model embeds; an endpoint the model
+/// does not serve answers 404 saying which it does. Another method on one of these paths gets 405 with an
+/// Allow header; with <see cref="ServerOptions.ApiKey"/> set, every path but /health needs
+/// <c>Authorization: Bearer &lt;key&gt;</c>.
 /// </summary>
-public sealed class EncoreServer : IAsyncDisposable
+public sealed partial class EncoreServer : IAsyncDisposable
 {
     readonly WebApplication _app;
     readonly ServerOptions _options;
-    readonly Generator _generator;
+    readonly Generator? _generator;
+    readonly Embedder? _embedder;
     readonly int _context;
     readonly byte[]? _apiKeyHash;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     readonly ILogger _requestLog;
 
-    /// <summary>The log category of the one line written per completion request (on by default, at Information).</summary>
+    /// <summary>The log category of the one line written per completion or embeddings request (on by default, at Information).</summary>
     public const string RequestLogCategory = "Encore.Requests";
 
     /// <summary>Each known path and the methods it answers; another method gets 405.</summary>
     static readonly (string Path, string Allow)[] s_routes =
     [
-        (CompletionApi.Completions.Path, "POST"), (CompletionApi.Chat.Path, "POST"),
+        (CompletionApi.Completions.Path, "POST"), (CompletionApi.Chat.Path, "POST"), (EmbeddingsApi.Path, "POST"),
         ("/v1/models", "GET"), ("/health", "GET"), ("/metrics", "GET"),
     ];
 
-    EncoreServer(WebApplication app, ServerOptions options, Generator generator, InferenceScheduler scheduler, int context)
+    EncoreServer(WebApplication app, ServerOptions options, Generator? generator, Embedder? embedder, InferenceScheduler? scheduler, ServerMetrics metrics, int context)
     {
         _app = app;
         _requestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(RequestLogCategory);
         _options = options;
         _generator = generator;
+        _embedder = embedder;
         _context = context;
         _apiKeyHash = options.ApiKey is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.ApiKey));
         Scheduler = scheduler;
+        Metrics = metrics;
     }
 
-    /// <summary>The scheduler (and through it the metrics).</summary>
-    public InferenceScheduler Scheduler { get; }
+    /// <summary>The scheduler of the generation endpoints; null for an encoder-only model, which only embeds.</summary>
+    public InferenceScheduler? Scheduler { get; }
+
+    /// <summary>The figures <c>GET /metrics</c> reports.</summary>
+    public ServerMetrics Metrics { get; }
 
     /// <summary>The address the server listens on, e.g. http://127.0.0.1:8080/ (the real port when 0 was asked).</summary>
     public Uri BaseAddress { get; private set; } = null!;
 
     /// <summary>
     /// Starts serving <paramref name="model"/> with <paramref name="tokenizer"/>; returns once the port is bound.
+    /// Embeddings use <see cref="ServerOptions.Embedding"/>.
     /// <paramref name="configureLogging"/> sets up logging (default: warnings and errors to the console, and one
-    /// line per completion request under <see cref="RequestLogCategory"/>: id, path, model, status, prompt and
-    /// completion tokens, time to first token, total time).
+    /// line per request under <see cref="RequestLogCategory"/>: id, path, model, status, prompt and completion
+    /// tokens, time to first token, total time; for embeddings, inputs and tokens read).
     /// </summary>
     public static async Task<EncoreServer> StartAsync(LanguageModel model, TextTokenizer tokenizer, ServerOptions options,
         Action<ILoggingBuilder>? configureLogging = null, CancellationToken cancellationToken = default)
@@ -81,16 +91,20 @@ public sealed class EncoreServer : IAsyncDisposable
         options = (options ?? throw new ArgumentNullException(nameof(options))).Validate();
         var address = options.Host == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(options.Host, out var ip) ? ip : throw new ArgumentException($"--host must be an IP address or localhost, got '{options.Host}'");
-        var generator = new Generator(model, tokenizer);
-        if (options.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(model, draft);
+        var generator = model is EncoderDecoderModel or DecoderOnlyModel ? new Generator(model, tokenizer) : null;
+        var embedder = model is EncoderOnlyModel or EncoderDecoderModel ? new Embedder(model, tokenizer, options.Embedding) : null;
+        if (options.DraftModel is { } draft && generator != null) SpeculativeDecoding.CheckDraft(model, draft);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
-        try
+        if (generator != null)
         {
-            ModelMemory.EnsureFits(model.Config, ModelMemory.CacheBytes(model.Config, options.MaxBatch, context, options.KvCacheDType));
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"--max-batch {options.MaxBatch} × --context {context}: {e.Message}", e);
+            try
+            {
+                ModelMemory.EnsureFits(model.Config, ModelMemory.CacheBytes(model.Config, options.MaxBatch, context, options.KvCacheDType));
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"--max-batch {options.MaxBatch} × --context {context}: {e.Message}", e);
+            }
         }
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -106,8 +120,9 @@ public sealed class EncoreServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        var scheduler = new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, new ServerMetrics { Speculates = options.Speculates }, options.KvCacheDType);
-        var server = new EncoreServer(app, options, generator, scheduler, context);
+        var metrics = new ServerMetrics { Speculates = options.Speculates };
+        var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType);
+        var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context);
         server.Map(app);
         try
         {
@@ -115,7 +130,7 @@ public sealed class EncoreServer : IAsyncDisposable
         }
         catch
         {
-            scheduler.Dispose();
+            scheduler?.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -132,7 +147,8 @@ public sealed class EncoreServer : IAsyncDisposable
     {
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             await _app.StopAsync(cts.Token).ConfigureAwait(false);
-        Scheduler.Dispose();
+        Scheduler?.Dispose();
+        _embeddingSlot.Dispose();
         await _app.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -141,6 +157,7 @@ public sealed class EncoreServer : IAsyncDisposable
         if (_apiKeyHash is not null) app.Use(RequireApiKey);
         foreach (var api in new[] { CompletionApi.Completions, CompletionApi.Chat })
             app.MapPost(api.Path, http => HandleAsync(http, api));
+        app.MapPost(EmbeddingsApi.Path, HandleEmbeddingsAsync);
         app.MapGet("/v1/models", http => CompletionResponses.WriteJsonAsync(http, 200, w =>
         {
             w.WriteString("object", "list");
@@ -157,13 +174,13 @@ public sealed class EncoreServer : IAsyncDisposable
         {
             w.WriteString("status", "ok");
             w.WriteString("model", _options.ModelName);
-            w.WriteNumber("active_sequences", Scheduler.Metrics.ActiveSequences);
-            w.WriteNumber("queue_length", Scheduler.Metrics.QueueLength);
+            w.WriteNumber("active_sequences", Metrics.ActiveSequences);
+            w.WriteNumber("queue_length", Metrics.QueueLength);
         }));
         app.MapGet("/metrics", async http =>
         {
             http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            await http.Response.WriteAsync(Scheduler.Metrics.ToPrometheusText(), http.RequestAborted).ConfigureAwait(false);
+            await http.Response.WriteAsync(Metrics.ToPrometheusText(), http.RequestAborted).ConfigureAwait(false);
         });
         app.MapFallback(NotFoundOrWrongMethod);
     }
@@ -233,6 +250,7 @@ public sealed class EncoreServer : IAsyncDisposable
         cts.CancelAfter(_options.RequestTimeout);
         try
         {
+            if (Scheduler is null) throw NotServed(api.Path);
             var body = await ReadBodyAsync(http, cts.Token).ConfigureAwait(false);
             var request = OpenAiRequests.Parse(body.WrittenSpan, api);
             var plan = Validate(request, api);
@@ -262,7 +280,7 @@ public sealed class EncoreServer : IAsyncDisposable
             status = error.Status;
             await CompletionResponses.WriteErrorAsync(http, error).ConfigureAwait(false);
         }
-        Scheduler.Metrics.RecordRequest(status);
+        Metrics.RecordRequest(status);
         _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
             id, http.Request.Path.Value, _options.ModelName, status, promptTokens, scheduled?.Sequences.Sum(s => s.GeneratedCount) ?? 0,
             scheduled?.FirstTokenSeconds is { } ft ? ft.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-", Stopwatch.GetElapsedTime(start).TotalSeconds);
@@ -301,10 +319,12 @@ public sealed class EncoreServer : IAsyncDisposable
     {
         if (req.Model is not null && req.Model != _options.ModelName)
             throw new ApiException(400, $"The model '{req.Model}' does not exist; this server serves '{_options.ModelName}'", "model", code: "model_not_found");
-        int maxChoices = Math.Min(_options.MaxChoices, Scheduler.MaxRows);
+        var scheduler = Scheduler!;
+        var generator = _generator!;
+        int maxChoices = Math.Min(_options.MaxChoices, scheduler.MaxRows);
         if (req.N > maxChoices) throw new ApiException(400, $"n must be at most {maxChoices}, got {req.N}", "n");
-        if ((long)req.Prompts.Count * req.N > Scheduler.MaxRows)
-            throw new ApiException(400, $"{req.Prompts.Count} prompts × n={req.N} exceed the {Scheduler.MaxRows} sequences decoded at once", api.PromptParam);
+        if ((long)req.Prompts.Count * req.N > scheduler.MaxRows)
+            throw new ApiException(400, $"{req.Prompts.Count} prompts × n={req.N} exceed the {scheduler.MaxRows} sequences decoded at once", api.PromptParam);
 
         // Characters first: a prompt far past the context is refused without spending tokenizer time on it.
         long maxChars = _options.MaxPromptCharacters(_context);
@@ -318,16 +338,16 @@ public sealed class EncoreServer : IAsyncDisposable
         {
             try
             {
-                prompts[i] = _generator.EncodePrompt(req.Prompts[i]);
+                prompts[i] = generator.EncodePrompt(req.Prompts[i]);
             }
             catch (ArgumentException e)
             {
                 throw new ApiException(400, e.Message, api.PromptParam);
             }
-            if (prompts[i].Length > Scheduler.MaxPromptLength)
-                throw new ApiException(400, $"This model's maximum context length is {Scheduler.MaxPromptLength} tokens; the prompt has {prompts[i].Length}",
+            if (prompts[i].Length > scheduler.MaxPromptLength)
+                throw new ApiException(400, $"This model's maximum context length is {scheduler.MaxPromptLength} tokens; the prompt has {prompts[i].Length}",
                     api.PromptParam, code: "context_length_exceeded");
-            maxNew = Math.Min(maxNew, Scheduler.MaxNewTokens(prompts[i].Length));
+            maxNew = Math.Min(maxNew, scheduler.MaxNewTokens(prompts[i].Length));
         }
         int maxTokens = req.MaxTokens ?? Math.Min(api.DefaultMaxTokens(_options), maxNew);
         if (maxTokens > maxNew)
@@ -350,7 +370,7 @@ public sealed class EncoreServer : IAsyncDisposable
         };
         try
         {
-            options.Validate().ValidateIds(_generator.Model.Config.VocabSize);
+            options.Validate().ValidateIds(generator.Model.Config.VocabSize);
         }
         catch (ArgumentException e)
         {
@@ -366,7 +386,7 @@ public sealed class EncoreServer : IAsyncDisposable
         for (int p = 0; p < plan.Prompts.Length; p++)
             for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct);
         var scheduled = new ScheduledRequest(sequences, ct);
-        if (!Scheduler.TryEnqueue(scheduled))
+        if (!Scheduler!.TryEnqueue(scheduled))
             throw new ApiException(429, "the server is busy: its request queue is full; retry later", null, "rate_limit_exceeded", "rate_limit_exceeded");
         return scheduled;
     }

@@ -155,7 +155,7 @@ internal static class OpenAiRequests
         };
     }
 
-    static bool Present(JsonElement o, string name, out JsonElement value) =>
+    public static bool Present(JsonElement o, string name, out JsonElement value) =>
         o.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
 
     public static string? String(JsonElement o, string name, string? param = null)
@@ -190,7 +190,7 @@ internal static class OpenAiRequests
         }
     }
 
-    static int? Int(JsonElement o, string name)
+    public static int? Int(JsonElement o, string name)
     {
         if (!Present(o, name, out var v)) return null;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long x)) throw Bad($"'{name}' must be an integer", name);

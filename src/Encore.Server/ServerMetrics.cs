@@ -7,7 +7,7 @@ namespace Encore.Server;
 /// <summary>
 /// The figures <c>GET /metrics</c> reports, in the Prometheus text exposition format (version 0.0.4):
 /// queue length, active sequences, generated tokens (a counter and a rate over the last 10 s),
-/// batch steps, requests by status, and a time-to-first-token histogram. Updated by the scheduler
+/// batch steps, embedded inputs and tokens, requests by status, and a time-to-first-token histogram. Updated by the scheduler
 /// thread and the request handlers; read under one lock.
 /// </summary>
 public sealed class ServerMetrics
@@ -23,7 +23,7 @@ public sealed class ServerMetrics
     readonly long[] _secondOf = new long[RateWindowSeconds + 1];
     readonly Dictionary<int, long> _requests = [];
     double _ttftSum;
-    long _ttftCount, _tokens, _steps;
+    long _ttftCount, _tokens, _steps, _embeddedInputs, _embeddedTokens;
     Generation.SpeculativeStats _speculative;
 
     /// <summary>True when the server decodes speculatively: the speculative counters are reported.</summary>
@@ -80,6 +80,16 @@ public sealed class ServerMetrics
         }
     }
 
+    /// <summary>Records one embeddings request's inputs and the tokens the encoder read for them.</summary>
+    internal void RecordEmbeddings(int inputs, long tokens)
+    {
+        lock (_lock)
+        {
+            _embeddedInputs += inputs;
+            _embeddedTokens += tokens;
+        }
+    }
+
     /// <summary>Records a finished request by its HTTP status.</summary>
     internal void RecordRequest(int status)
     {
@@ -129,6 +139,8 @@ public sealed class ServerMetrics
                 Metric("encore_speculative_drafted_tokens_total", "counter", "Draft tokens proposed for verification.", _speculative.Drafted.ToString(inv));
                 Metric("encore_speculative_accepted_tokens_total", "counter", "Draft tokens the model accepted.", _speculative.Accepted.ToString(inv));
             }
+            Metric("encore_embedded_inputs_total", "counter", "Inputs embedded since start.", _embeddedInputs.ToString(inv));
+            Metric("encore_embedded_tokens_total", "counter", "Tokens the encoder read for embeddings since start.", _embeddedTokens.ToString(inv));
             sb.Append("# HELP encore_requests_total Finished HTTP generation requests by status code.\n# TYPE encore_requests_total counter\n");
             foreach (var (code, n) in _requests.OrderBy(kv => kv.Key))
                 sb.Append("encore_requests_total{code=\"").Append(code.ToString(inv)).Append("\"} ").Append(n.ToString(inv)).Append('\n');

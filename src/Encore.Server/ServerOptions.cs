@@ -83,6 +83,16 @@ public sealed record ServerOptions
     /// </summary>
     public string? ApiKey { get; init; }
 
+    /// <summary>
+    /// How <c>POST /v1/embeddings</c> embeds: pooling, normalization, length limit and batch size (a
+    /// request's <c>dimensions</c> may cut the vectors further). Default: mean pooling, unit length, the
+    /// model's positions; <c>encore serve</c> sets the checkpoint's sentence-transformers settings.
+    /// </summary>
+    public EmbeddingOptions Embedding { get; init; } = new();
+
+    /// <summary>Most inputs one <c>POST /v1/embeddings</c> request may hold; more is a 400. Default 2048 (OpenAI's limit).</summary>
+    public int MaxEmbeddingInputs { get; init; } = 2048;
+
     /// <summary>Most characters of one prompt for a context of <paramref name="contextLength"/> positions.</summary>
     public long MaxPromptCharacters(int contextLength) => (long)PromptCharactersPerPosition * contextLength;
 
@@ -108,6 +118,9 @@ public sealed record ServerOptions
         Check(DraftModel is null || !PromptLookup, "give one of --draft-model and --prompt-lookup");
         Check(DraftTokens is >= 1 and <= 64, $"--draft-tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"--prompt-lookup-ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        Check(Embedding is not null, "the embedding options must be set");
+        Embedding!.Validate();
+        Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");
         Check(ApiKey is null || (ApiKey.Length is >= 1 and <= 1024 && ApiKey.All(c => c is > ' ' and < '\u007f')),
             "--api-key must be 1 to 1024 printable ASCII characters without spaces");
         return this;

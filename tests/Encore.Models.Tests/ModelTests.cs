@@ -126,6 +126,26 @@ public class ModelTests
     }
 
     [Fact]
+    public void ABareEncoderHasNoHeadAndTheSameHiddenStates()
+    {
+        var c = Presets.Get("tiny-encoder") with { TypeVocabSize = 2, EmbeddingNorm = true, PostNorm = true, Norm = NormKind.LayerNorm, TieEmbeddings = false };
+        using var full = new EncoderOnlyModel(c);
+        using var bare = new EncoderOnlyModel(c with { MaskedLmHead = false });
+        Assert.True(full.HasMaskedLmHead);
+        Assert.False(bare.HasMaskedLmHead);
+        // The head's parameters (dense, norm, output bias, and the untied projection) are all that differ.
+        Assert.Equal(full.Parameters.All.Select(p => p.Name).Except(EncoderOnlyModel.MaskedLmHeadParameters), bare.Parameters.All.Select(p => p.Name));
+        Assert.Equal(ParameterCounter.Count(bare.Config), bare.ParameterCount);
+        Assert.Equal(ParameterCounter.Count(full.Config), full.ParameterCount);
+        var ids = Ids(new Random(4), 8, 64);
+        using var a = full.Forward(ids, 2, [4, 3]);
+        using var b = bare.Forward(ids, 2, [4, 3]);
+        Assert.Equal(a.Value.ToFloatArray(), b.Value.ToFloatArray());
+        Assert.Throws<InvalidOperationException>(() => bare.MaskedLmLogits(b));
+        Assert.False(ModelConfigJson.Deserialize(ModelConfigJson.Serialize(bare.Config)).MaskedLmHead);
+    }
+
+    [Fact]
     public void InvalidConfigsAreRejectedNamingTheField()
     {
         Assert.Contains("kv_heads", Assert.Throws<ArgumentException>(() => new ModelConfig { Heads = 6, KvHeads = 4 }.Validate()).Message);

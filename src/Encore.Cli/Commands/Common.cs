@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -147,6 +148,33 @@ internal static class Common
         catch (FileNotFoundException e)
         {
             throw new FileNotFoundException($"{e.Message}; pass --tokenizer DIR with a directory that holds them", e);
+        }
+    }
+
+    /// <summary>
+    /// What <c>embed</c> and <c>serve</c> load for embeddings from <paramref name="dir"/>: a sentence-transformers
+    /// directory (its pipeline decides pooling, normalization and length, and its Transformer folder holds the
+    /// checkpoint), a checkpoint, or a training run folder. The model is memory-mapped (<see cref="LoadForInference"/>)
+    /// and belongs to the caller.
+    /// </summary>
+    internal static (LanguageModel Model, string CheckpointDirectory, TextTokenizer Tokenizer, EmbeddingOptions Defaults) LoadEmbedding(string dir, string? dtype, string? tokenizerDir,
+        bool requireEncoder = false)
+    {
+        var pipeline = SentenceTransformersConfig.Read(dir);
+        string checkpoint = pipeline?.TransformerDirectory ?? CheckpointDirectory.Resolve(dir);
+        // Refused before the weights are read.
+        if (requireEncoder && Checkpoint.ReadConfig(checkpoint).Config.Family == ModelFamily.DecoderOnly)
+            throw new ArgumentException($"{checkpoint} is a decoder-only model: it has no encoder to embed with (embeddings come from encoder-only and encoder–decoder models)");
+        var model = LoadForInference(checkpoint, dtype);
+        try
+        {
+            pipeline?.EnsureFits(model.Config.DModel);
+            return (model, checkpoint, LoadTokenizer(checkpoint, tokenizerDir), EmbeddingOptions.FromSentenceTransformers(pipeline));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
     }
 

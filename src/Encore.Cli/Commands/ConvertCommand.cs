@@ -1,28 +1,39 @@
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Gguf;
+using Encore.Formats.Onnx;
 using Encore.Formats.Tokenization;
 
 namespace Encore.Cli.Commands;
 
-/// <summary><c>encore convert</c>: writes a checkpoint in another format (today: llama.cpp's GGUF).</summary>
+/// <summary>
+/// <c>encore convert</c>: writes a checkpoint in another format (<c>--to gguf</c>: llama.cpp's GGUF), or
+/// imports one written in another (<c>--from onnx</c>: the weights of a BERT encoder exported to ONNX,
+/// into a checkpoint directory; see <see cref="OnnxBertImport"/>).
+/// </summary>
 internal static class ConvertCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files).", Required = true };
-        var to = new Option<string>("--to") { Description = "Target format: gguf.", Required = true };
-        var output = new Option<string>("--out") { Description = "File to write (written to a temporary name, then renamed).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files); with --from onnx, the .onnx file.", Required = true };
+        var to = new Option<string?>("--to") { Description = "Target format: gguf." };
+        var from = new Option<string?>("--from") { Description = "Source format: onnx (a BERT encoder as torch.onnx.export writes it; --out is then the checkpoint directory to create)." };
+        var output = new Option<string>("--out") { Description = "File to write (--to), or directory to create (--from); written under a temporary name, then renamed.", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: f32, f16, q8_0 or q4_0. Norms stay f32.", DefaultValueFactory = _ => "f32" };
         var name = new Option<string?>("--name") { Description = "general.name written to the file (default: the directory name)." };
+        var config = new Option<string?>("--config") { Description = "With --from onnx: the model's Hugging Face config.json (default: the one beside the .onnx file or in its parent folder, else inferred from the graph)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
-        var cmd = new Command("convert", "Write a checkpoint as llama.cpp GGUF (T5-architecture encoder–decoders as \"t5\", Llama-architecture decoders as \"llama\").")
+        var cmd = new Command("convert", "Write a checkpoint as llama.cpp GGUF (T5-architecture encoder–decoders as \"t5\", Llama-architecture decoders as \"llama\"), or import a BERT encoder from ONNX.")
         {
-            model, to, output, dtype, name, json,
+            model, to, from, output, dtype, name, config, json,
         };
         cmd.SetAction(parse =>
         {
-            if (!string.Equals(parse.GetValue(to), "gguf", StringComparison.OrdinalIgnoreCase))
-                throw new ArgumentException($"--to '{parse.GetValue(to)}' is not supported (supported: gguf)");
+            string? target = parse.GetValue(to), source = parse.GetValue(from);
+            if ((target is null) == (source is null)) throw new ArgumentException("give --to gguf (export) or --from onnx (import)");
+            if (source != null) return ImportOnnx(parse, source, model, output, config, json);
+            if (parse.GetValue(config) != null) throw new ArgumentException("--config is read by --from onnx only");
+            if (!string.Equals(target, "gguf", StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"--to '{target}' is not supported (supported: gguf)");
             var matrices = parse.GetValue(dtype)!.ToLowerInvariant() switch
             {
                 "f32" => GgmlType.F32,
@@ -32,9 +43,9 @@ internal static class ConvertCommand
                 var d => throw new ArgumentException($"--dtype '{d}' is not one of f32, f16, q8_0, q4_0"),
             };
             string dir = parse.GetValue(model)!, path = parse.GetValue(output)!;
-            var (config, _) = Checkpoint.ReadConfig(dir);
+            var (modelConfig, _) = Checkpoint.ReadConfig(dir);
             // Fails before the weights are read when llama.cpp cannot run the model.
-            string arch = GgufExport.ArchitectureOf(config);
+            string arch = GgufExport.ArchitectureOf(modelConfig);
             TextTokenizer? tokenizer = null;
             try
             {
@@ -42,7 +53,7 @@ internal static class ConvertCommand
             }
             catch (FileNotFoundException)
             {
-                Console.Error.WriteLine($"encore convert: {dir} has no tokenizer files; writing a placeholder vocabulary of {config.VocabSize} tokens (ids run, text does not)");
+                Console.Error.WriteLine($"encore convert: {dir} has no tokenizer files; writing a placeholder vocabulary of {modelConfig.VocabSize} tokens (ids run, text does not)");
             }
             using var m = Checkpoint.Load(dir);
             GgufExport.Write(m, tokenizer, path, new GgufExportOptions
@@ -62,5 +73,30 @@ internal static class ConvertCommand
             return 0;
         });
         return cmd;
+    }
+
+    static int ImportOnnx(ParseResult parse, string source, Option<string> model, Option<string> output, Option<string?> config, Option<bool> json)
+    {
+        if (!string.Equals(source, "onnx", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"--from '{source}' is not supported (supported: onnx)");
+        string file = parse.GetValue(model)!, dir = parse.GetValue(output)!;
+        if (Directory.Exists(file)) throw new ArgumentException($"--model {file} is a directory; --from onnx reads the .onnx file (e.g. {Path.Combine(file, "model.onnx")})");
+        var r = OnnxBertImport.Convert(file, dir, new OnnxImportOptions { ConfigPath = parse.GetValue(config) });
+        var c = r.Config;
+        if (parse.GetValue(json))
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+            {
+                model = file, output = dir, format = "onnx", model_type = "bert", parameters = r.Parameters, config = r.ConfigSource,
+                layers = c.EncoderLayers, hidden_size = c.DModel, heads = c.Heads, named_tensors = r.NamedTensors, graph_named_tensors = r.GraphNamedTensors,
+                ignored = r.Ignored, copied = r.CopiedFiles,
+            }, Common.Json));
+        else
+        {
+            Console.WriteLine($"wrote {dir}: BERT encoder, {c.EncoderLayers} layers × {c.DModel} wide, {c.Heads} heads, {r.Parameters:N0} parameters "
+                + $"({r.NamedTensors} tensors by name, {r.GraphNamedTensors} named through the graph; configuration from {r.ConfigSource})");
+            if (r.Ignored.Count > 0) Console.WriteLine($"left out (not part of the encoder): {string.Join(", ", r.Ignored)}");
+            if (r.CopiedFiles.Count > 0) Console.WriteLine($"copied: {string.Join(", ", r.CopiedFiles)}");
+        }
+        return 0;
     }
 }

@@ -13,7 +13,7 @@ internal static class ForwardCommand
         var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
         var inputIds = new Option<string>("--input-ids") { Description = "Comma-separated token ids: the encoder input (or the whole input of a decoder-only or encoder-only model).", Required = true };
         var decoderIds = new Option<string?>("--decoder-input-ids") { Description = "Comma-separated decoder input ids (encoder–decoder models; default: the decoder start token)." };
-        var output = new Option<string>("--out") { Description = "Where to write the logits, float32 .npy of shape (1, T, V).", Required = true };
+        var output = new Option<string>("--out") { Description = "Where to write the logits, float32 .npy of shape (1, T, V) (a bare encoder without a masked-LM head: its hidden states, (1, T, D)).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
         var cmd = new Command("forward", "Run one forward pass and write the logits as a NumPy .npy file.") { model, inputIds, decoderIds, output, json };
         cmd.SetAction(parse =>
@@ -25,6 +25,8 @@ internal static class ForwardCommand
                 EncoderDecoderModel ed => ed.Forward(ids, null,
                     parse.GetValue(decoderIds) is { } d ? ParseIds(d, "--decoder-input-ids", m.Config.VocabSize) : [m.Config.DecoderStartTokenId], 1),
                 DecoderOnlyModel dec => dec.Forward(ids, 1),
+                // A bare encoder (no masked-LM head) has hidden states to show, (1, T, D).
+                EncoderOnlyModel { HasMaskedLmHead: false } bare => bare.Forward(ids, 1),
                 EncoderOnlyModel enc => enc.MaskedLmLogits(enc.Forward(ids, 1)),
                 _ => throw new InvalidOperationException("unknown model family"),
             };
@@ -36,7 +38,7 @@ internal static class ForwardCommand
                     {
                         model = parse.GetValue(model), output = parse.GetValue(output), dtype = Encore.Tensors.DTypes.Name(logits.Value.DType), shape = logits.Value.Shape.ToArray(),
                     }, Common.Json));
-                else Console.WriteLine($"wrote {parse.GetValue(output)}: logits {logits.Value.Describe()}");
+                else Console.WriteLine($"wrote {parse.GetValue(output)}: {(m is EncoderOnlyModel { HasMaskedLmHead: false } ? "hidden states" : "logits")} {logits.Value.Describe()}");
             }
             return 0;
         });

@@ -8,14 +8,15 @@ namespace Encore.Cli.Commands;
 
 /// <summary>
 /// <c>encore serve</c>: an OpenAI-compatible HTTP server for a checkpoint (see <see cref="EncoreServer"/>),
-/// on loopback unless told otherwise. Runs until Ctrl+C.
+/// on loopback unless told otherwise. Runs until Ctrl+C. An encoder-only checkpoint (BERT, a
+/// sentence-transformers directory) serves /v1/embeddings only; an encoder–decoder serves both.
 /// </summary>
 internal static class ServeCommand
 {
     public static Command Create()
     {
         var d = new ServerOptions();
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), a sentence-transformers directory, or a training run folder.", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };
@@ -36,17 +37,20 @@ internal static class ServeCommand
         var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Speculative decoding for every request with drafts copied from the prompt (no draft model), in the steps where one sequence is decoding." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
+        var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings: mean, cls or max (default: the checkpoint's sentence-transformers pooling, else mean)." };
+        var normalize = new Option<bool?>("--normalize") { Description = "Unit-length embeddings, true or false (default: the checkpoint's Normalize module; true without a sentence-transformers pipeline)." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
-        var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).")
+        var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, dtype, tokenizerDir, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
-            string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
+            string dir = parse.GetValue(model)!;
+            var poolingMode = parse.GetValue(pooling) is { } p ? Pooling.Parse(p, "--pooling") : (PoolingMode?)null;
             double seconds = parse.GetValue(timeout);
             if (!double.IsFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new ArgumentException($"--request-timeout must be in (0, 86400] seconds, got {seconds}");
             var options = new ServerOptions
@@ -69,14 +73,24 @@ internal static class ServeCommand
             string? draftPath = parse.GetValue(draftModel);
             if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
-            using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
+            var (m, _, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
+            using var owned = m;
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
-            options = options with { DraftModel = draft };
+            options = options with
+            {
+                DraftModel = draft,
+                Embedding = embedding with { Pooling = poolingMode ?? embedding.Pooling, Normalize = parse.GetValue(normalize) ?? embedding.Normalize },
+            };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
                 : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)" : "";
-            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress} (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache, queue {options.MaxQueue}{speculative}{(options.ApiKey is null ? "" : ", API key required")}); Ctrl+C stops");
+            string serves = m switch
+            {
+                EncoderOnlyModel => $"embeddings ({options.Embedding.Pooling.Name()} pooling{(options.Embedding.Normalize ? ", unit length" : "")})",
+                EncoderDecoderModel => $"completions, chat and embeddings (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache{speculative})",
+                _ => $"completions and chat (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache{speculative})",
+            };
+            Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress}: {serves}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}; Ctrl+C stops");
             await server.WaitForShutdownAsync(ct);
             return 0;
         });

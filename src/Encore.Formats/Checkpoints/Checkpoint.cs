@@ -51,11 +51,19 @@ public static class Checkpoint
         return (arch.ReadConfig(json, path), arch);
     }
 
-    /// <summary>Loads the model in <paramref name="dir"/>, reading every parameter under its published name.</summary>
+    /// <summary>
+    /// Loads the model in <paramref name="dir"/>, reading every parameter under its published name. An
+    /// encoder-only checkpoint that stores none of the masked-LM head's tensors (a bare BertModel, a
+    /// sentence-transformers encoder) loads without the head (<see cref="ModelConfig.MaskedLmHead"/> false);
+    /// one that stores part of it fails naming the missing tensor.
+    /// </summary>
     public static LanguageModel Load(string dir, CheckpointLoadOptions? options = null)
     {
         options ??= new CheckpointLoadOptions();
         var (config, arch) = ReadConfig(dir);
+        using var weights = SafetensorsCheckpoint.Open(dir);
+        if (config.Family == ModelFamily.EncoderOnly && config.MaskedLmHead && !StoresAnyOf(weights, arch, config, EncoderOnlyModel.MaskedLmHeadParameters))
+            config = config with { MaskedLmHead = false };
         LanguageModel model;
         try
         {
@@ -68,7 +76,6 @@ public static class Checkpoint
         }
         try
         {
-            using var weights = SafetensorsCheckpoint.Open(dir);
             foreach (var p in model.Parameters.All.ToArray())
             {
                 var names = arch.TensorNames(p.Name, config);
@@ -104,6 +111,26 @@ public static class Checkpoint
             model.Dispose();
             throw;
         }
+    }
+
+    // True when the checkpoint holds a tensor for any of the Encore parameters named (those the
+    // architecture stores at all; a tied head, for one, is not stored).
+    static bool StoresAnyOf(SafetensorsCheckpoint weights, IArchitecture arch, ModelConfig config, IEnumerable<string> parameters)
+    {
+        foreach (var p in parameters)
+        {
+            IReadOnlyList<string> names;
+            try
+            {
+                names = arch.TensorNames(p, config);
+            }
+            catch (ArgumentException)
+            {
+                continue;   // a parameter this configuration does not have (an untied head of a tied model)
+            }
+            if (names.Any(weights.Contains)) return true;
+        }
+        return false;
     }
 
     /// <summary>

@@ -9,6 +9,7 @@
 //   BertOutput:     LayerNorm(dense(h) + attn_out)  → mlp.down_proj, then mlp_norm
 //   BertEmbeddings.LayerNorm                        → embed_norm
 //   cls.predictions.transform.{dense,LayerNorm}     → mlm_head.{dense,norm}; decoder tied to word embeddings
+//   (absent in a bare BertModel: the encoder then loads without a head, ModelConfig.MaskedLmHead false)
 //
 // The file sits in Encore.Formats rather than Encore.Models because the mapping implements
 // IArchitecture and fails with CheckpointFormatException (Formats types; Formats is the layer above
@@ -25,9 +26,10 @@ namespace Encore.Formats.Checkpoints;
 /// tie_word_embeddings to true, pad_token_id to 0. Only absolute positions are supported.
 /// <para>
 /// Tensors are read under <c>bert.</c> (BertForMaskedLM, BertForPreTraining) or without it (a BertModel
-/// saved alone); the pooler and next-sentence head are not used. Encore's encoder always carries the
-/// masked-LM head, so loading requires <c>cls.predictions.*</c>: a headless BertModel checkpoint fails,
-/// naming <c>cls.predictions.transform.dense.weight</c>, rather than loading with a random head.
+/// saved alone); the pooler and next-sentence head are not used. A checkpoint with <c>cls.predictions.*</c>
+/// loads with the masked-LM head; one with none of those tensors (a BertModel, every sentence-transformers
+/// BERT) loads as a bare encoder (<see cref="ModelConfig.MaskedLmHead"/> false), for hidden states and
+/// embeddings; one with part of the head fails naming the tensor it lacks, rather than loading a random head.
 /// </para>
 /// </summary>
 public sealed class BertArchitecture : IArchitecture
@@ -88,7 +90,7 @@ public sealed class BertArchitecture : IArchitecture
         EnsureWritable(c);
         var json = new JsonObject
         {
-            ["architectures"] = new JsonArray("BertForMaskedLM"),
+            ["architectures"] = new JsonArray(c.MaskedLmHead ? "BertForMaskedLM" : "BertModel"),
             ["model_type"] = ModelType,
             ["vocab_size"] = c.VocabSize,
             ["hidden_size"] = c.DModel,

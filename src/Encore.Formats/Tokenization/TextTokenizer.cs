@@ -93,6 +93,17 @@ public abstract class TextTokenizer
         return ids;
     }
 
+    /// <summary>
+    /// The ids <see cref="Encode"/> places before and after the text when it adds special tokens
+    /// ([CLS] and [SEP] for BERT, BOS for Llama, EOS for T5), for callers that wrap ids of their own
+    /// (truncated text, ids given by a client) as the model expects.
+    /// </summary>
+    public (int[] Prefix, int[] Suffix) SpecialTokensAround()
+    {
+        var (prefix, suffix) = SpecialWrapping();
+        return (prefix.ToArray(), suffix.ToArray());
+    }
+
     /// <summary>Decodes <paramref name="ids"/>; special tokens are dropped unless <paramref name="skipSpecialTokens"/> is false. Ids outside the vocabulary throw.</summary>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
     {

@@ -65,11 +65,37 @@ public class BertParityTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void AHeadlessCheckpointFailsNamingTheMaskedLmHead()
+    public void AHeadlessCheckpointWithAPoolerLoadsAsABareEncoderWithTheSameHiddenStates()
     {
+        // A BertModel as sentence-transformers publishes it: no "bert." prefix, no cls.*, the pooler kept.
         var dir = Path.Combine(_dir, "headless");
-        ParityFixtures.CopyRenamed("bert", dir, n => n.StartsWith("cls.", StringComparison.Ordinal) ? null : n);
-        Assert.Contains("no tensor for parameter 'mlm_head.dense.weight' (looked for cls.predictions.transform.dense.weight)",
+        ParityFixtures.CopyRenamed("bert", dir, n => n.StartsWith("cls.", StringComparison.Ordinal) ? null : n.StartsWith("bert.", StringComparison.Ordinal) ? n["bert.".Length..] : n,
+            [("pooler.dense.weight", "bert.encoder.layer.0.attention.self.query.weight"), ("pooler.dense.bias", "bert.encoder.layer.0.attention.self.query.bias")]);
+        var e = ParityFixtures.Expected("bert");
+        using var model = (EncoderOnlyModel)Checkpoint.Load(dir);
+        Assert.False(model.HasMaskedLmHead);
+        Assert.False(model.Config.MaskedLmHead);
+        Assert.DoesNotContain(model.Parameters.All, p => p.Name.StartsWith("mlm_head", StringComparison.Ordinal));
+        Assert.Equal(ParameterCounter.Count(model.Config), model.ParameterCount);
+        using var hidden = model.Forward(ParityFixtures.Ints(e["input_ids"]), batch: 2, ParityFixtures.Ints(e["lengths"]), ParityFixtures.Ints(e["token_type_ids"]));
+        Assert.InRange(ParityFixtures.MaxAbsError(ParityFixtures.Floats(e["hidden"]), hidden.Value.ToFloatArray()), 0, 1e-4f);
+        Assert.Contains("no masked-LM head", Assert.Throws<InvalidOperationException>(() => model.MaskedLmLogits(hidden)).Message);
+
+        // Saved back, it is a BertModel with the same weights.
+        var saved = Path.Combine(_dir, "saved-headless");
+        Checkpoint.Save(model, saved, "bert");
+        Assert.Equal("BertModel", JsonNode.Parse(File.ReadAllText(Path.Combine(saved, "config.json")))!["architectures"]![0]!.GetValue<string>());
+        using var back = (EncoderOnlyModel)Checkpoint.Load(saved);
+        Assert.False(back.HasMaskedLmHead);
+        foreach (var p in model.Parameters.All) Assert.Equal(p.Value.ToFloatArray(), back.Parameters[p.Name].Value.ToFloatArray());
+    }
+
+    [Fact]
+    public void APartialMaskedLmHeadFailsNamingTheMissingTensor()
+    {
+        var dir = Path.Combine(_dir, "partial");
+        ParityFixtures.CopyRenamed("bert", dir, n => n.StartsWith("cls.predictions.transform.LayerNorm.", StringComparison.Ordinal) ? null : n);
+        Assert.Contains("no tensor for parameter 'mlm_head.norm.weight' (looked for cls.predictions.transform.LayerNorm.weight)",
             Assert.Throws<CheckpointFormatException>(() => Checkpoint.Load(dir)).Message);
     }
 
