@@ -76,6 +76,7 @@ public static class TrainBenchmark
         var machine = MachineProbe.Run(MachineProbeOptions.Quick);
         var config = Presets.Get(o.Preset);
         progress?.Invoke($"building {o.Preset}");
+        using var pooled = Encore.Tensors.Storage.BufferPool.Enable();   // as the trainer does
         using var model = LanguageModel.Create(config, seed: 1);
         using var opt = new AdamW(model.Parameters.All) { LearningRate = 1e-4 };
         var rng = new Random(0);

@@ -46,20 +46,39 @@ public static unsafe class BufferPool
     static readonly object s_lock = new();
     static readonly Dictionary<nuint, Stack<nint>> s_free = [];
     static long s_retained;
-    static long s_limit = DefaultLimit();
+    static long s_limit = EnvironmentLimit() ?? 0;
 
-    static long DefaultLimit()
+    static long? EnvironmentLimit()
     {
         var env = Environment.GetEnvironmentVariable("ENCORE_BUFFER_POOL_MB");
-        if (env != null && long.TryParse(env, out long mb) && mb >= 0) return mb << 20;
-        long total = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        return total > 0 ? total / 4 : 1L << 30;
+        return env != null && long.TryParse(env, out long mb) && mb >= 0 ? mb << 20 : null;
+    }
+
+    static long DefaultLimit() => EnvironmentLimit() is { } env ? env : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes is > 0 and var total ? total / 4 : 1L << 30;
+
+    /// <summary>
+    /// Pools buffers until the returned scope is disposed (training does this around its steps):
+    /// the limit becomes a quarter of the memory available to the process, or
+    /// <c>ENCORE_BUFFER_POOL_MB</c> megabytes; disposing restores the previous limit and frees what
+    /// exceeds it. Inference passes reuse their buffers through workspaces and run unpooled.
+    /// </summary>
+    public static Scope Enable()
+    {
+        long previous = LimitBytes;
+        LimitBytes = Math.Max(previous, DefaultLimit());
+        return new Scope(previous);
+    }
+
+    /// <summary>The extent of <see cref="Enable"/>.</summary>
+    public readonly struct Scope(long previous) : IDisposable
+    {
+        /// <summary>Restores the limit that held before.</summary>
+        public void Dispose() => LimitBytes = previous;
     }
 
     /// <summary>
-    /// Bytes of freed buffers kept for reuse at most. Default: a quarter of the memory available to
-    /// the process, or <c>ENCORE_BUFFER_POOL_MB</c> megabytes; 0 turns pooling off. Lowering it
-    /// frees what exceeds the new limit.
+    /// Bytes of freed buffers kept for reuse at most; 0 (the default, unless <c>ENCORE_BUFFER_POOL_MB</c>
+    /// is set) turns pooling off; see <see cref="Enable"/>. Lowering it frees what exceeds the new limit.
     /// </summary>
     public static long LimitBytes
     {

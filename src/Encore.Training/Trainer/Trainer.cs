@@ -231,6 +231,8 @@ public sealed class Trainer : IDisposable
     /// <summary>Trains until <see cref="TrainingOptions.MaxSteps"/> (or cancellation, after finishing the current step).</summary>
     public void Run(CancellationToken cancel = default)
     {
+        // Steps allocate the same activation and gradient sizes again and again: keep them pooled while training.
+        using var pooled = Encore.Tensors.Storage.BufferPool.Enable();
         var sw = Stopwatch.StartNew();
         long startStep = State.Step;
         double secondsBefore = State.Seconds;
