@@ -11,7 +11,7 @@ using Encore.Training.Trainer;
 
 namespace Encore.Training.Runs;
 
-/// <summary>Settings of <see cref="Quickstart"/>; the defaults take about four minutes on two quiet cores.</summary>
+/// <summary>Settings of <see cref="Quickstart"/>; the defaults take about two minutes on two quiet cores.</summary>
 public sealed record QuickstartOptions
 {
     /// <summary>Where both checkpoints go. Default "encore-quickstart".</summary>
