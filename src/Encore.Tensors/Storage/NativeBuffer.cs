@@ -56,24 +56,29 @@ public static unsafe class BufferPool
 
     static long DefaultLimit() => EnvironmentLimit() is { } env ? env : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes is > 0 and var total ? total / 4 : 1L << 30;
 
+    static int s_scopes;
+
     /// <summary>
     /// Pools buffers until the returned scope is disposed (training does this around its steps):
-    /// the limit becomes a quarter of the memory available to the process, or
-    /// <c>ENCORE_BUFFER_POOL_MB</c> megabytes; disposing restores the previous limit and frees what
-    /// exceeds it. Inference passes reuse their buffers through workspaces and run unpooled.
+    /// while any scope is open the limit is a quarter of the memory available to the process, or
+    /// <c>ENCORE_BUFFER_POOL_MB</c> megabytes; when the last one closes it falls back to the
+    /// environment's limit (0 without one) and frees what exceeds it. Scopes may overlap across
+    /// threads. Inference passes reuse their buffers through workspaces and run unpooled.
     /// </summary>
     public static Scope Enable()
     {
-        long previous = LimitBytes;
-        LimitBytes = Math.Max(previous, DefaultLimit());
-        return new Scope(previous);
+        if (Interlocked.Increment(ref s_scopes) == 1) LimitBytes = DefaultLimit();
+        return new Scope(true);
     }
 
     /// <summary>The extent of <see cref="Enable"/>.</summary>
-    public readonly struct Scope(long previous) : IDisposable
+    public readonly struct Scope(bool open) : IDisposable
     {
-        /// <summary>Restores the limit that held before.</summary>
-        public void Dispose() => LimitBytes = previous;
+        /// <summary>Closes the scope; the last one to close turns pooling back to the environment's limit.</summary>
+        public void Dispose()
+        {
+            if (open && Interlocked.Decrement(ref s_scopes) == 0) LimitBytes = EnvironmentLimit() ?? 0;
+        }
     }
 
     /// <summary>
