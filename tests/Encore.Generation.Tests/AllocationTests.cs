@@ -12,19 +12,23 @@ public class AllocationTests
         const int warmup = 4, measured = 64;
         using var m = encoderDecoder ? (Encore.Models.LanguageModel)TinyModels.EncDec() : TinyModels.Decoder();
         var prompts = new[] { new[] { 5, 6, 7, 8 }, new[] { 9, 10, 11, 12 } };
-        using var session = GenerationSession.Create(m, prompts, 1, warmup + measured + 2, 0, kvCache);
+        int max = warmup + 2 * measured + 2;
+        using var session = GenerationSession.Create(m, prompts, 1, max, 0, kvCache);
         // No EOS: every row runs the full length, so every step is a steady-state step.
-        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], warmup + measured + 2, null), 0);
-        long before = 0, after = 0;
+        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], max, null), 0);
+        // Two windows: a steady-state allocation shows in both, while a one-off of the runtime's (code
+        // promoted by tiered compilation while other tests load the machine) can fall in one.
+        var marks = new long[3];
         int events = 0;
         foreach (var _ in new GreedyStrategy().Run(ctx, default))
         {
             events++;
-            if (events == warmup * prompts.Length) before = GC.GetAllocatedBytesForCurrentThread();
-            if (events == (warmup + measured) * prompts.Length) after = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+                if (events == (warmup + i * measured) * prompts.Length) marks[i] = GC.GetAllocatedBytesForCurrentThread();
         }
-        Assert.True(after > 0);
-        Assert.True(after - before == 0, $"{measured} greedy steps allocated {after - before} bytes");
+        Assert.True(marks[2] > 0);
+        long first = marks[1] - marks[0], second = marks[2] - marks[1];
+        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} greedy steps allocated {first} and {second} bytes");
     }
 }
 
