@@ -15,9 +15,10 @@ D=data/debian
 R=docs/recipes/mu
 steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 2 ? 2 : n) }'; }
 
-TEACHER_PRETRAIN=$(steps 500)   # causal LM on the training descriptions
-TEACHER_FINETUNE=$(steps 450)   # then description → synopsis
-STUDENT=$(steps 300)            # every student: the same steps of the same batches
+TEACHER_PRETRAIN=$(steps 1000)   # causal LM on the training descriptions
+TEACHER_FINETUNE=$(steps 1500)   # then description → synopsis
+STUDENT_BASE=$(steps 1000)      # stage 1 of every student: cross-entropy on the pairs
+STUDENT=$(steps 500)            # stage 2: cross-entropy alone or distillation, the same steps of the same batches
 
 COMMON=(--max-tokens 4096 --max-source-tokens 128 --keep-checkpoints 1 --eval-examples 32 --samples 2 --threads "$THREADS" --json)
 
@@ -40,32 +41,28 @@ stage teacher-pretrain $E train --config $R/teacher.json --data $D/corpus.txt.gz
   --out "$OUT/teacher-pretrain" --overwrite "${COMMON[@]}"
 stage teacher $E train --config "$OUT/teacher-pretrain" --tokenizer "$OUT/teacher-pretrain" \
   --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
-  --steps "$TEACHER_FINETUNE" --lr 1e-3 --warmup 30 --eval-every 150 --save-every 150 \
+  --steps "$TEACHER_FINETUNE" --lr 1.5e-3 --warmup 30 --eval-every 500 --save-every 500 \
   --out "$OUT/teacher" --overwrite "${COMMON[@]}"
 
-# 2. The students, each on the same steps, batches, learning rate and tokenizer.
-student() {   # student NAME CONFIG [distill flags]
-  local name=$1 config=$2; shift 2
-  local extra=()
-  [[ $config == *encdec* ]] && extra+=(--encoder-token-loss 0.5)
-  if [[ $# -gt 0 ]]; then
-    stage "$name" $E distill --teacher "$OUT/teacher" --student "$config" "$@" "${extra[@]}" --tokenizer "$OUT/teacher-pretrain" \
-      --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
-      --steps "$STUDENT" --lr 3e-3 --warmup 30 --eval-every 100 --save-every 100 --out "$OUT/$name" --overwrite "${COMMON[@]}"
-  else
-    stage "$name" $E train --config "$config" "${extra[@]}" --tokenizer "$OUT/teacher-pretrain" \
-      --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
-      --steps "$STUDENT" --lr 3e-3 --warmup 30 --eval-every 100 --save-every 100 --out "$OUT/$name" --overwrite "${COMMON[@]}"
-  fi
+# 2. The students, each on the same steps, batches, schedule and tokenizer. Each architecture is
+#    first trained with cross-entropy (stage 1, shared); from that checkpoint it continues for the
+#    same number of steps either with cross-entropy alone (-ce) or distilled on-policy (-kd).
+train_pairs() {   # train_pairs NAME COMMAND...: the shared data and logging flags of every student run
+  local name=$1; shift
+  stage "$name" $E "$@" --tokenizer "$OUT/teacher-pretrain" --data $D/train.jsonl.gz --validation $D/validation.jsonl.gz \
+    --eval-every 250 --save-every 250 --out "$OUT/$name" --overwrite "${COMMON[@]}"
 }
-student encdec-ce $R/student-encdec.json
-student decoder-ce $R/student-decoder.json
-student encdec-kd $R/student-encdec.json --on-policy
-student decoder-kd $R/student-decoder.json --on-policy
+for arch in encdec decoder; do
+  extra=()
+  [[ $arch == encdec ]] && extra+=(--encoder-token-loss 0.5)
+  train_pairs "$arch-base" train --config "$R/student-$arch.json" "${extra[@]}" --steps "$STUDENT_BASE" --lr 3e-3 --warmup 30
+  train_pairs "$arch-ce" train --config "$OUT/$arch-base" "${extra[@]}" --steps "$STUDENT" --lr 1e-3 --warmup 30
+  train_pairs "$arch-kd" distill --teacher "$OUT/teacher" --student "$OUT/$arch-base" --on-policy "${extra[@]}" --steps "$STUDENT" --lr 1e-3 --warmup 30
+done
 
 # 3. One table on the same 300 validation examples, with decode speed, and the loss curves.
 log "eval"
-$E eval -m teacher="$OUT/teacher" -m encdec-ce="$OUT/encdec-ce" -m encdec-kd="$OUT/encdec-kd" \
+$E eval -m teacher="$OUT/teacher" -m encdec-base="$OUT/encdec-base" -m decoder-base="$OUT/decoder-base" -m encdec-ce="$OUT/encdec-ce" -m encdec-kd="$OUT/encdec-kd" \
   -m decoder-ce="$OUT/decoder-ce" -m decoder-kd="$OUT/decoder-kd" \
   --data $D/validation.jsonl.gz --examples 300 --max-new-tokens 24 --samples 0 \
   --speed --plot "$OUT/loss.png" --markdown --threads "$THREADS" | tee "$OUT/results.md"
