@@ -142,6 +142,9 @@ internal sealed class SuperposedDecoder
     /// <summary>The running drafts, best first.</summary>
     public IReadOnlyList<(SequenceState Seq, double Score)> Alive => _alive;
 
+    /// <summary>Steps taken: tokens in the longest draft.</summary>
+    public int Steps { get; private set; }
+
     /// <summary>Counts a pass of the model with <see cref="MixIds"/> as its input.</summary>
     public void CountPass() => Passes++;
 
@@ -153,6 +156,7 @@ internal sealed class SuperposedDecoder
     public bool Step(ReadOnlySpan<float> logits)
     {
         if (Done) return true;
+        Steps++;
         for (int d = 0; d < _alive.Count; d++)
         {
             var (seq, score) = _alive[d];

@@ -198,6 +198,58 @@ public class SuperposedTests
         Assert.NotEqual(plain[^1], swapped[^1]);
     }
 
+    /// <summary>
+    /// In a continuous batch, superposed sequences (one row each, fed mixtures) give the drafts the generator gives,
+    /// and plain sequences sharing their steps (fed their tokens as mixtures of one) keep their own outputs.
+    /// </summary>
+    [Theory]
+    [InlineData("encdec")]
+    [InlineData("decoder")]
+    public void BatchDecoderSuperposedRowsGiveTheGeneratorsDraftsBesidePlainRows(string family)
+    {
+        using var m = SpeculativeGreedyTests.Create(family);
+        var generator = new Generator(m, TinyModels.Tokenizer);
+        var prompts = Prompts(6, 9);
+        var sup = new SuperposedOptions { Drafts = 3, Ngrams = Table() };
+        var superposed = new GenerationOptions { MaxNewTokens = 12, BadWordsIds = [1], Superposed = sup };
+        var plain = new GenerationOptions { MaxNewTokens = 9, BadWordsIds = [1] };
+        var one = new GenerationOptions { MaxNewTokens = 10, BadWordsIds = [1], Superposed = new SuperposedOptions { Drafts = 1 } };
+        using var batch = new BatchDecoder(generator, 8, 40);
+        var seqs = prompts.Select((p, i) => new BatchSequence(p, (i % 3) switch { 0 => superposed, 1 => plain, _ => one })).ToArray();
+        var events = new List<BatchEvent>();
+        // Half join first, the rest two steps later.
+        batch.Add(seqs[..3]);
+        batch.Step(events);
+        batch.Step(events);
+        batch.Add(seqs[3..]);
+        for (int steps = 0; batch.ActiveCount > 0; steps++)
+        {
+            batch.Step(events);
+            Assert.True(steps < 100);
+        }
+        for (int i = 0; i < seqs.Length; i++)
+        {
+            var o = seqs[i].Options;
+            var expected = generator.GenerateIds([prompts[i]], o)[0];
+            if (o.Superposed is null)
+            {
+                Assert.Null(seqs[i].Drafts);
+                Assert.Equal(expected.Tokens, seqs[i].Tokens);
+                continue;
+            }
+            var drafts = seqs[i].Drafts!;
+            Assert.Equal(expected.Sequences.Count, drafts.Count);
+            for (int d = 0; d < drafts.Count; d++) Assert.Equal(expected.Sequences[d].Tokens, drafts[d].Tokens);
+            Assert.Equal(expected.Tokens, seqs[i].Tokens);
+            Assert.Equal(expected.Text, seqs[i].Text);
+            Assert.Equal(expected.SuperposedPasses, seqs[i].SuperposedPasses);
+            // One event per step, the last one finishing.
+            var mine = events.Where(e => e.Sequence == seqs[i]).ToArray();
+            Assert.Equal(expected.SuperposedPasses, mine.Length);
+            Assert.True(mine[^1].Finished && mine[..^1].All(e => !e.Finished && e.Text.Length == 0));
+        }
+    }
+
     [Fact]
     public void BadSettingsFailWithOneMessage()
     {
