@@ -28,7 +28,7 @@ internal static class NgramCommand
             Required = true,
         };
         var field = new Option<string>("--field") { Description = "The JSONL field read as the document (an encoder–decoder generates its targets).", DefaultValueFactory = _ => "target" };
-        var order = new Option<int>("--order") { Description = $"Longest n-gram counted (2 … {NgramTable.MaxOrder}); the default weights of --ngram-weights go up to six-grams.", DefaultValueFactory = _ => 6 };
+        var order = new Option<int>("--order") { Description = $"Longest n-gram counted (2 … {NgramTable.MaxOrder}); the standard --ngram-weights reach six-grams.", DefaultValueFactory = _ => 6 };
         var output = new Option<string>("--out") { Description = "The table file to write.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
         var cmd = new Command("build", "Count the n-grams of a corpus tokenized with the model's tokenizer (each document as the model sees its text: BOS first and EOS last where the tokenizer has them) and write the table.")
