@@ -30,6 +30,11 @@ public sealed record GenerateBenchmarkOptions
     public int DraftTokens { get; init; } = new GenerationOptions().DraftTokens;
     /// <summary>Longest n-gram prompt lookup matches. Default 3.</summary>
     public int PromptLookupMaxNgram { get; init; } = new GenerationOptions().PromptLookupMaxNgram;
+    /// <summary>
+    /// Also measure Superposed Decoding with these settings at batch 1: K drafts against K nucleus-sampled runs,
+    /// wall time and the drafts' perplexity under a normal pass (see <see cref="SuperposedFigure"/>). Default null.
+    /// </summary>
+    public SuperposedOptions? Superposed { get; init; }
     /// <summary>Input tokens per sequence. Default 512.</summary>
     public int InputLength { get; init; } = 512;
     /// <summary>Tokens generated per sequence (greedy, no early stop). Default 64.</summary>
@@ -56,6 +61,8 @@ public sealed record GenerateBenchmarkOptions
         }
         if ((DraftModel != null || PromptLookup) && !Batches.Contains(1))
             throw new ArgumentException("--draft-model and --prompt-lookup are measured at batch 1: add --batch 1");
+        if (Superposed != null && !Batches.Contains(1)) throw new ArgumentException("--superposed is measured at batch 1: add --batch 1");
+        Superposed?.Validate();
         if (DraftTokens is < 1 or > 64) throw new ArgumentException($"--draft-tokens must be between 1 and 64, got {DraftTokens}");
         if (PromptLookupMaxNgram is < 1 or > 32) throw new ArgumentException($"--prompt-lookup-ngram must be between 1 and 32, got {PromptLookupMaxNgram}");
         if (InputLength is < 1 or > 32768) throw new ArgumentException($"--input-length must be between 1 and 32768, got {InputLength}");
@@ -111,6 +118,8 @@ public sealed record GenerateBenchmarkResult(int InputLength, int NewTokens, str
     public bool Texts { get; init; }
     /// <summary>Tokens drafted per verification pass of the speculative methods.</summary>
     public int DraftTokens { get; init; }
+    /// <summary>With --superposed, per model: K superposed drafts against K sampled runs.</summary>
+    public IReadOnlyList<SuperposedFigure> Superposed { get; init; } = [];
 }
 
 /// <summary>
@@ -118,9 +127,10 @@ public sealed record GenerateBenchmarkResult(int InputLength, int NewTokens, str
 /// chosen dtype, beside the memory-bandwidth bound of a decode step (the bytes of the weights it reads
 /// and of the caches it attends to, divided by the measured read bandwidth); at batch 1 also speculative
 /// decoding (prompt lookup, a draft model) measured side by side with greedy in the same run, with its
-/// tokens per pass of the model and acceptance rate.
+/// tokens per pass of the model and acceptance rate; with <see cref="GenerateBenchmarkOptions.Superposed"/>, K superposed
+/// drafts against K sampled runs (see <see cref="MeasureSuperposed"/>).
 /// </summary>
-public static class GenerateBenchmark
+public static partial class GenerateBenchmark
 {
     /// <summary>Runs the benchmark.</summary>
     public static GenerateBenchmarkResult Run(GenerateBenchmarkOptions o, Action<string>? progress = null)
@@ -129,6 +139,7 @@ public static class GenerateBenchmark
         progress?.Invoke("probing the machine");
         var machine = MachineProbe.Run(MachineProbeOptions.Default);
         var figures = new List<GenerateFigure>();
+        var superposed = new List<SuperposedFigure>();
         var rng = new Random(0);
         foreach (var name in o.Presets)
         {
@@ -180,6 +191,11 @@ public static class GenerateBenchmark
                             Accepted = s?.Accepted ?? 0,
                         });
                     }
+                    if (o.Superposed is { } sp)
+                    {
+                        progress?.Invoke($"{name}: batch 1, {sp.Drafts} superposed drafts against {sp.Drafts} sampled runs, {prompts.Length} prompt{(prompts.Length == 1 ? "" : "s")}");
+                        superposed.Add(MeasureSuperposed(name, generator, prompts, Methods(o, null).First().Options, sp, o.Runs));
+                    }
                 }
             }
             finally
@@ -192,6 +208,7 @@ public static class GenerateBenchmark
             KvCache = o.KvCache.Name(),
             Texts = o.Texts != null,
             DraftTokens = o.DraftTokens,
+            Superposed = superposed,
         };
     }
 

@@ -43,17 +43,26 @@ public sealed class BatchSequence
     /// <summary>Anything the caller wants to find again in events.</summary>
     public object? Tag { get; set; }
 
-    /// <summary>Why it ended, or null while running (or when cancelled).</summary>
-    public FinishReason? Finish => State?.Finish;
+    /// <summary>Why it ended (with superposed decoding, why its best draft did), or null while running (or when cancelled).</summary>
+    public FinishReason? Finish => Drafts is { Count: > 0 } d ? d[0].Finish : State?.Finish;
 
     /// <summary>True when it left the batch through its cancellation token.</summary>
     public bool Cancelled { get; internal set; }
 
-    /// <summary>Tokens generated so far.</summary>
-    public int GeneratedCount => State?.GeneratedCount ?? 0;
+    /// <summary>Tokens generated so far (with superposed decoding: the steps so far, then the tokens of all its drafts).</summary>
+    public int GeneratedCount => Drafts?.Sum(d => d.Tokens.Length) ?? Superposer?.Steps ?? State?.GeneratedCount ?? 0;
 
-    /// <summary>The generated tokens (a final EOS included).</summary>
-    public int[] Tokens => State?.Generated.ToArray() ?? [];
+    /// <summary>The generated tokens (a final EOS included); with superposed decoding, its best draft's once finished.</summary>
+    public int[] Tokens => Drafts is { Count: > 0 } d ? d[0].Tokens : Superposer != null ? [] : State?.Generated.ToArray() ?? [];
+
+    /// <summary>
+    /// With superposed options (<see cref="GenerationOptions.Superposed"/>), its k drafts, best first, once finished;
+    /// else null. <see cref="Text"/> is then the best draft's text.
+    /// </summary>
+    public IReadOnlyList<GeneratedSequence>? Drafts { get; internal set; }
+
+    /// <summary>With superposed options, the decoder passes that fed its drafts so far (see <see cref="GenerationResult.SuperposedPasses"/>); else null.</summary>
+    public int? SuperposedPasses => Superposer?.Passes;
 
     /// <summary>The final text (cut before a stop string); valid once finished.</summary>
     public string Text { get; internal set; } = string.Empty;
@@ -66,6 +75,7 @@ public sealed class BatchSequence
 
     internal SequenceState? State;
     internal SpeculativeDecoder? Speculator;
+    internal SuperposedDecoder? Superposer;
     internal IReadOnlyList<ILogitsProcessor> Processors = [];
     internal IReadOnlyList<ILogitsProcessor> Warpers = [];
     internal Xoshiro256? Rng;
@@ -88,6 +98,9 @@ public readonly record struct BatchEvent(BatchSequence Sequence, int Token, stri
 /// (<see cref="GenerationOptions.Speculates"/>) runs a speculative round in a step where it is the only
 /// active sequence, which fixes up to draft_tokens + 1 tokens in one pass of the model, and plain steps
 /// while it shares the batch: batch-1 decoding reads every weight for one token and is where drafts pay.
+/// A sequence with superposed options (<see cref="GenerationOptions.Superposed"/>) takes one row too, fed the
+/// superposition of its drafts' embeddings at every step (the other rows' inputs are their tokens, as a mixture
+/// of one); it reports the leading draft's newest token each step, no text, and its drafts when it finishes.
 /// Not thread-safe: one thread drives it.
 /// </summary>
 public sealed class BatchDecoder : IDisposable
@@ -102,6 +115,8 @@ public sealed class BatchDecoder : IDisposable
     readonly Workspace _workspace = new();
     readonly LoneRowTarget _loneRow;
     readonly List<int> _fixed = [];
+    int[] _mixIds = [];                    // (active rows · M) the inputs of a step with superposed rows …
+    float[] _mixWeights = [];              // … and their weights
     int _active;
 
     /// <summary>
@@ -206,6 +221,7 @@ public sealed class BatchDecoder : IDisposable
             if ((uint)id >= (uint)VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {VocabSize})");
         if (o.StopStrings.Count > 0 && _generator.Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
         if (o.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(_model, draft);
+        o.Superposed?.Ngrams?.CheckFits(VocabSize, _generator.Tokenizer);
     }
 
     void Begin(BatchSequence s, int[] initial, int decoderStartTokenId)
@@ -226,6 +242,9 @@ public sealed class BatchDecoder : IDisposable
         // sequence draws its next token from the residual distribution, whichever step that falls in.
         // A draft model's cache takes the batch's dtype too.
         if (o.Speculates) s.Speculator = SpeculativeDecoding.Create(_model, o with { KvCacheDType = KvCacheDType }, s.Prompt, decoderStartTokenId, eos, s.Stop, s.SampleIndex, seed);
+        // An encoder–decoder's n-gram history is its output (the decoder start token is no text), as in SuperposedStrategy.
+        if (o.Superposed is { } sp)
+            s.Superposer = new SuperposedDecoder(new SequenceState(initial, o.MaxNewTokens + 1), sp, s.Processors, s.Stop, VocabSize, _model is EncoderDecoderModel ? initial.Length : 0);
     }
 
     /// <summary>
@@ -249,6 +268,12 @@ public sealed class BatchDecoder : IDisposable
                 added++;
                 continue;
             }
+            if (s.Superposer is { } superposer)
+            {
+                events.Add(SuperposedEvent(s, superposer, _logits.AsSpan(r * v, v)));
+                added++;
+                continue;
+            }
             var state = s.State!;
             int token = s.Speculator is { } sp ? sp.Choose(state, _logits.AsSpan(r * v, v)) : DecodeStep.Next(_logits.AsSpan(r * v, v), _scores, state, s.Processors, s.Warpers, s.Rng);
             bool done = s.Stop!.Update(state);
@@ -263,6 +288,14 @@ public sealed class BatchDecoder : IDisposable
         }
         Retire();
         if (_active == 0) return added;
+        int mix = 0;
+        for (int r = 0; r < _active; r++)
+            if (_rows[r]!.Superposer is { } sp) mix = Math.Max(mix, sp.MixIds.Length);
+        if (mix > 0)
+        {
+            StepMixed(mix);
+            return added;
+        }
         var tokens = _tokens[_active] ??= new int[_active];
         for (int r = 0; r < _active; r++)
         {
@@ -276,6 +309,52 @@ public sealed class BatchDecoder : IDisposable
             output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
         }
         return added;
+    }
+
+    // One step of a superposed sequence: its drafts advance; the event carries the leading draft's newest token, and its drafts once it ends.
+    static BatchEvent SuperposedEvent(BatchSequence s, SuperposedDecoder superposer, ReadOnlySpan<float> logits)
+    {
+        if (!superposer.Step(logits)) return new BatchEvent(s, superposer.Alive[0].Seq.Tokens[^1], string.Empty, false);
+        s.Drafts = superposer.Results();
+        s.Text = s.Drafts.Count > 0 ? s.Drafts[0].Text : string.Empty;
+        return new BatchEvent(s, s.Drafts.Count > 0 && s.Drafts[0].Tokens.Length > 0 ? s.Drafts[0].Tokens[^1] : -1, string.Empty, true);
+    }
+
+    // A model step where some rows are superposed: every row's input is a mixture of M embeddings, a plain row's its token with weight 1.
+    void StepMixed(int mix)
+    {
+        int n = _active * mix, v = VocabSize;
+        if (_mixIds.Length != n)
+        {
+            _mixIds = new int[n];
+            _mixWeights = new float[n];
+        }
+        for (int r = 0; r < _active; r++)
+        {
+            var s = _rows[r]!;
+            var ids = _mixIds.AsSpan(r * mix, mix);
+            var weights = _mixWeights.AsSpan(r * mix, mix);
+            weights.Clear();
+            if (s.Superposer is { } sp)
+            {
+                ids.Fill(sp.MixIds[0]);
+                sp.MixIds.CopyTo(ids);
+                sp.MixWeights.CopyTo(weights);
+                sp.CountPass();
+            }
+            else
+            {
+                ids.Fill(s.State!.Generated[^1]);
+                weights[0] = 1;
+                s.Speculator?.CountPass();
+            }
+        }
+        using (_workspace.Use())
+        {
+            var inputs = new TokenMixture(_mixIds, _mixWeights, mix);
+            var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(inputs, _cache) : ((DecoderOnlyModel)_model).DecodeStep(inputs, _cache);   // (b, 1, V)
+            output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
+        }
     }
 
     // Retires finished and cancelled rows; the last active row moves into each freed one so rows stay packed.

@@ -66,9 +66,10 @@ public interface IDecodingStrategy
 /// <summary>Builds the strategy a <see cref="GenerationOptions"/> asks for.</summary>
 public static class DecodingStrategies
 {
-    /// <summary>Beam search when num_beams &gt; 1, sampling when do_sample with temperature &gt; 0, else greedy.</summary>
+    /// <summary>Superposed decoding when set, beam search when num_beams &gt; 1, sampling when do_sample with temperature &gt; 0, else greedy.</summary>
     public static IDecodingStrategy FromOptions(GenerationOptions options)
     {
+        if (options.Superposed is { } superposed) return new SuperposedStrategy(superposed);
         if (options.NumBeams > 1) return new BeamSearchStrategy(options.NumBeams, options.LengthPenalty, options.EarlyStopping, options.NumReturnSequences);
         if (options.Samples)
             return new SamplingStrategy(LogitsProcessors.WarpersFromOptions(options), options.Seed ?? (ulong)Random.Shared.NextInt64(), options.NumReturnSequences);

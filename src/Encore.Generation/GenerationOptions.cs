@@ -116,6 +116,15 @@ public sealed record GenerationOptions
     /// <summary>Longest n-gram prompt lookup matches (it tries n = this, …, 1; HF max_matching_ngram_size). Default 3.</summary>
     public int PromptLookupMaxNgram { get; init; } = 3;
 
+    /// <summary>
+    /// Superposed Decoding (Shen et al. 2024, arXiv 2405.18400): k drafts decoded with one decoder pass per step,
+    /// the decoder fed the superposition of the drafts' last tokens weighted by their probabilities, each draft
+    /// extended by the model's top tokens smoothed with an optional n-gram table (see <see cref="SuperposedOptions"/>
+    /// and docs/decoding.md). The result holds all k drafts, best first. Not with beam search, sampling,
+    /// speculative decoding or num_return_sequences; does not stream. Default null (off).
+    /// </summary>
+    public SuperposedOptions? Superposed { get; init; }
+
     /// <summary>True when this request decodes speculatively (<see cref="DraftModel"/> or <see cref="PromptLookup"/>).</summary>
     public bool Speculates => DraftModel != null || PromptLookup;
 
@@ -160,6 +169,14 @@ public sealed record GenerationOptions
         Check(Enum.IsDefined(KvCacheDType), $"kv cache dtype {(int)KvCacheDType} is not f32 or int8");
         Check(DraftTokens is >= 1 and <= 64, $"draft_tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"prompt_lookup_max_ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        if (Superposed is { } superposed)
+        {
+            superposed.Validate();
+            Check(NumBeams == 1, "superposed decoding keeps its own k drafts and does not combine with beam search (num_beams > 1)");
+            Check(!DoSample, "superposed decoding chooses its drafts deterministically and does not combine with do_sample");
+            Check(!Speculates, "superposed decoding does not combine with speculative decoding (a draft model or prompt lookup)");
+            Check(NumReturnSequences == 1, $"superposed decoding returns its k drafts: set the number of drafts instead of num_return_sequences ({NumReturnSequences})");
+        }
         if (Speculates)
         {
             Check(DraftModel is null || !PromptLookup, "choose one source of drafts: a draft model or prompt lookup, not both");

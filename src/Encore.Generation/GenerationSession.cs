@@ -90,10 +90,37 @@ public abstract class GenerationSession : IDisposable
             TakeLastPosition(Step(_tokens));                                  // (Rows, 1, V)
     }
 
+    /// <summary>
+    /// Feeds each row a mixture of <paramref name="perRow"/> token embeddings, Σ_j weights[r·M + j] · E[ids[r·M + j]]
+    /// (Superposed Decoding; see <see cref="TokenMixture"/>), and computes the next logits.
+    /// </summary>
+    public void AdvanceMixed(ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, int perRow)
+    {
+        if (perRow < 1) throw new ArgumentOutOfRangeException(nameof(perRow), perRow, "a mixture needs ≥ 1 token per row");
+        int n = Rows * perRow;
+        if (ids.Length != n || weights.Length != n) throw new ArgumentException($"{ids.Length} ids and {weights.Length} weights for {Rows} rows of {perRow}");
+        foreach (int id in ids)
+            if ((uint)id >= (uint)VocabSize) throw new ArgumentException($"token {id} is outside the vocabulary [0, {VocabSize})");
+        if (_mixIds.Length != n)
+        {
+            _mixIds = new int[n];
+            _mixWeights = new float[n];
+        }
+        ids.CopyTo(_mixIds);
+        weights.CopyTo(_mixWeights);
+        using (_workspace.Use())
+            TakeLastPosition(StepMixed(new TokenMixture(_mixIds, _mixWeights, perRow)));   // (Rows, 1, V)
+    }
+
+    int[] _mixIds = [];
+    float[] _mixWeights = [];
+
     /// <summary>Makes row i continue from row <paramref name="parents"/>[i] (beam search); see <see cref="KvCacheRows.Select"/>.</summary>
     public void Reorder(ReadOnlySpan<int> parents) => KvCacheRows.Select(Cache.Self, parents);
 
     private protected abstract Var Step(int[] tokens);
+
+    private protected abstract Var StepMixed(TokenMixture inputs);
 
     /// <summary>Copies the logits of the last position of each row from (Rows, T, V).</summary>
     private protected void TakeLastPosition(Var logits)
@@ -182,6 +209,8 @@ internal sealed class EncoderDecoderSession : GenerationSession
 
     private protected override Var Step(int[] tokens) => _model.Decode(_memory, _lengths, tokens, Rows, _cache);
 
+    private protected override Var StepMixed(TokenMixture inputs) => _model.Decode(_memory, _lengths, inputs, Rows, _cache);
+
     /// <summary>
     /// Encodes the sources right-padded to S_max in one pass with their lengths (padding keys are
     /// masked; RoPE, ALiBi and T5 buckets depend on offsets only, and absolute positions start at 0 in
@@ -263,6 +292,8 @@ internal sealed class DecoderOnlySession : GenerationSession
     public override int[] Prompt(int row) => _prompts[row / _k];
 
     private protected override Var Step(int[] tokens) => _model.Forward(tokens, Rows, null, _cache);
+
+    private protected override Var StepMixed(TokenMixture inputs) => _model.Forward(inputs, Rows, _cache);
 }
 
 /// <summary>Row operations on self-attention caches.</summary>

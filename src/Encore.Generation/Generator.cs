@@ -76,7 +76,8 @@ public sealed class Generator
             var ctx = Start(group.Select(i => prompts[i]).ToArray(), options, strategy, out var session);
             using (session)
                 foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
-            for (int g = 0; g < group.Length; g++) results[group[g]] = new GenerationResult(ctx.Results[g]);
+            for (int g = 0; g < group.Length; g++)
+                results[group[g]] = new GenerationResult(ctx.Results[g]) { SuperposedPasses = (strategy as SuperposedStrategy)?.Passes[g] };
         }
         return results;
     }
@@ -125,6 +126,7 @@ public sealed class Generator
     {
         options = (options ?? new GenerationOptions()).Validate();
         if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("streaming returns one sequence: num_beams and num_return_sequences must be 1");
+        if (options.Superposed != null) throw new ArgumentException("superposed decoding does not stream: its k drafts are known only at the end");
         var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
         var ctx = Start([prompt], options, strategy, out var session);
         using (session)
@@ -145,7 +147,8 @@ public sealed class Generator
     internal GenerationTiming Time(int[] prompt, GenerationOptions options)
     {
         options = options.Validate();
-        if (options.NumBeams > 1 || options.NumReturnSequences > 1) throw new ArgumentException("a timed generation returns one sequence: num_beams and num_return_sequences must be 1");
+        if (options.NumBeams > 1 || options.NumReturnSequences > 1 || options.Superposed != null)
+            throw new ArgumentException("a timed generation returns one sequence: num_beams and num_return_sequences must be 1, superposed decoding off");
         var sw = Stopwatch.StartNew();
         var strategy = options.Speculates ? Speculative(options, 0, options.Seed ?? (ulong)Random.Shared.NextInt64()) : DecodingStrategies.FromOptions(options);
         var ctx = Start([prompt], options, strategy, out var session);
@@ -168,6 +171,7 @@ public sealed class Generator
         options.ValidateIds(config.VocabSize);
         var eos = options.EosTokenIds?.ToArray() ?? DefaultEos();
         if (options.StopStrings.Count > 0 && Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
+        options.Superposed?.Ngrams?.CheckFits(config.VocabSize, Tokenizer);
         int start = options.DecoderStartTokenId ?? config.DecoderStartTokenId;
         session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start, options.KvCacheDType);
         var stop = new StopCriteria(eos, options.StopStrings, options.MaxNewTokens, Tokenizer, options.SkipSpecialTokens);

@@ -30,7 +30,8 @@ public static class FinishReasons
 /// <param name="Finish">Why it ended.</param>
 /// <param name="Score">
 /// Beam search: HF's sequence score, sum log p / length^α. Greedy and sampling: the sum of the
-/// model's log-probabilities of the tokens (before processors and warpers).
+/// model's log-probabilities of the tokens (before processors and warpers). Superposed decoding: the draft's
+/// ℓ, the sum of its tokens' log q (tempered top-n probabilities interpolated with the n-gram table).
 /// </param>
 public sealed record GeneratedSequence(int[] Tokens, string Text, FinishReason Finish, double Score);
 
@@ -39,6 +40,12 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
 {
     /// <summary>With speculative decoding, what it did over the input's sequences: passes of the model, tokens drafted and accepted; else null.</summary>
     public SpeculativeStats? Speculative { get; init; }
+
+    /// <summary>
+    /// With superposed decoding, the decoder passes that produced the input's drafts (the one after the encoder or
+    /// the prefill included): one per step for all k drafts. Else null.
+    /// </summary>
+    public int? SuperposedPasses { get; init; }
 
     /// <summary>The best sequence's text.</summary>
     public string Text => Sequences[0].Text;

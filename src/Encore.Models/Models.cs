@@ -43,6 +43,13 @@ public abstract class LanguageModel : IDisposable
         return Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length);
     }
 
+    /// <summary>Embeds mixtures of tokens (B·L positions) → (B, L, D); see <see cref="TokenMixture"/>.</summary>
+    private protected Var Embed(TokenMixture inputs, int batch, int length)
+    {
+        if (inputs.Positions != batch * length) throw new ArgumentException($"{inputs.Positions} mixed positions do not fill a batch of {batch}×{length}");
+        return Ops.EmbeddingMix(Var.Of(Parameters[EmbedTokens]), inputs.Ids, inputs.Weights, batch, length, inputs.PerPosition);
+    }
+
     /// <summary>
     /// One step of a batch cache through <paramref name="decoder"/>: logits (b, 1, V) for one next token
     /// per active row (b = ActiveRows), each at its row's own position; or, with one active row, logits
@@ -50,13 +57,27 @@ public abstract class LanguageModel : IDisposable
     /// </summary>
     private protected Var DecodeStep(TransformerStack decoder, int[] tokens, DecoderCache cache, bool cross)
     {
-        ArgumentNullException.ThrowIfNull(cache);
         ArgumentNullException.ThrowIfNull(tokens);
+        int b = BatchStepRows(cache, cross, tokens.Length, "tokens");
+        return Logits(decoder.Forward(Embed(tokens, b, tokens.Length / b), null, null, null, cache, 0));
+    }
+
+    /// <summary>As <see cref="DecodeStep(TransformerStack, int[], DecoderCache, bool)"/> with mixtures of token embeddings as inputs.</summary>
+    private protected Var DecodeStep(TransformerStack decoder, TokenMixture inputs, DecoderCache cache, bool cross)
+    {
+        int b = BatchStepRows(cache, cross, inputs.Positions, "mixed positions");
+        return Logits(decoder.Forward(Embed(inputs, b, inputs.Positions / b), null, null, null, cache, 0));
+    }
+
+    // The active rows of a batch-cache step of `count` inputs, after checking the cache is this model's.
+    static int BatchStepRows(DecoderCache cache, bool cross, int count, string what)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
         if (cache.RowLengths is null || (cache.Cross is null) == cross)
             throw new ArgumentException("DecodeStep needs a batch cache of this model (CreateBatchCache)");
         int b = cache.ActiveRows;
-        if (b == 0 || tokens.Length % b != 0) throw new ArgumentException($"{tokens.Length} tokens do not split over {b} active rows");
-        return Logits(decoder.Forward(Embed(tokens, b, tokens.Length / b), null, null, null, cache, 0));
+        if (b == 0 || count % b != 0) throw new ArgumentException($"{count} {what} do not split over {b} active rows");
+        return b;
     }
 
     /// <summary>Hidden states (…, D) → logits (…, V) through the tied or separate head.</summary>
@@ -163,6 +184,16 @@ public sealed class EncoderDecoderModel : LanguageModel
         return Logits(h);
     }
 
+    /// <summary>
+    /// <see cref="Decode(Var, int[], int[], int, DecoderCache?, ulong)"/> with each target input a mixture of token
+    /// embeddings (B·T positions; see <see cref="TokenMixture"/>): Superposed Decoding feeds its drafts this way.
+    /// </summary>
+    public Var Decode(Var memory, int[]? sourceLengths, TokenMixture targetInputs, int batch, DecoderCache? cache = null)
+    {
+        int t = targetInputs.Positions / Math.Max(1, batch);
+        return Logits(Decoder.Forward(Embed(targetInputs, batch, t), null, memory, sourceLengths, cache, 0));
+    }
+
     /// <summary>Training forward: logits (B, T, V) of teacher-forced target inputs.</summary>
     public Var Forward(int[] source, int[]? sourceLengths, int[] targetInputs, int batch, ulong dropoutSeed = 0)
         => Decode(Encode(source, batch, sourceLengths, dropoutSeed), sourceLengths, targetInputs, batch, null, dropoutSeed);
@@ -188,6 +219,9 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// A lone active row may take several tokens at once: logits (1, t, V), one row per token.
     /// </summary>
     public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: true);
+
+    /// <summary>One step of a batch cache with each active row's input a mixture of token embeddings (see <see cref="TokenMixture"/>).</summary>
+    public Var DecodeStep(TokenMixture inputs, DecoderCache cache) => DecodeStep(Decoder, inputs, cache, cross: true);
 }
 
 /// <summary>A causal decoder-only language model (Llama, Qwen2, GPT): one growing KV cache over prompt and output.</summary>
@@ -214,6 +248,16 @@ public sealed class DecoderOnlyModel : LanguageModel
         return Logits(Decoder.Forward(Embed(ids, batch, t), lengths, null, null, cache, dropoutSeed));
     }
 
+    /// <summary>
+    /// Logits (B, T, V) for inputs that are mixtures of token embeddings (B·T positions; see <see cref="TokenMixture"/>);
+    /// with a cache, they follow the cached positions. Superposed Decoding feeds its drafts this way.
+    /// </summary>
+    public Var Forward(TokenMixture inputs, int batch, DecoderCache? cache = null)
+    {
+        int t = inputs.Positions / Math.Max(1, batch);
+        return Logits(Decoder.Forward(Embed(inputs, batch, t), null, null, null, cache, 0));
+    }
+
     /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, stored as <paramref name="dtype"/>.</summary>
     public DecoderCache CreateCache(int batch, int capacity, KvCacheDType dtype = KvCacheDType.F32) => new(Decoder.CreateCaches(batch, capacity, dtype), null);
 
@@ -236,6 +280,9 @@ public sealed class DecoderOnlyModel : LanguageModel
     /// at its row's own position. A lone active row may take several tokens at once: logits (1, t, V).
     /// </summary>
     public Var DecodeStep(int[] tokens, DecoderCache cache) => DecodeStep(Decoder, tokens, cache, cross: false);
+
+    /// <summary>One step of a batch cache with each active row's input a mixture of token embeddings (see <see cref="TokenMixture"/>).</summary>
+    public Var DecodeStep(TokenMixture inputs, DecoderCache cache) => DecodeStep(Decoder, inputs, cache, cross: false);
 }
 
 /// <summary>
@@ -305,5 +352,31 @@ public sealed class EncoderOnlyModel : LanguageModel
             throw new InvalidOperationException("this encoder has no masked-LM head (a bare encoder checkpoint): it gives hidden states and embeddings only");
         var h = _mlmNorm.Forward(Ops.Activation(_mlmDense.Forward(hidden), Config.Activation));
         return Ops.AddBias(Logits(h), Var.Of(Parameters[MlmBias]));
+    }
+}
+
+/// <summary>
+/// Decoder inputs given as weighted mixtures of token embeddings instead of single tokens: position p's
+/// input is Σ_j Weights[p·M + j] · E[Ids[p·M + j]] with M = <see cref="PerPosition"/> (Superposed Decoding,
+/// Shen et al. 2024, arXiv 2405.18400, feeds the decoder a superposition of its drafts' last tokens this way;
+/// its reference implementation multiplies a (V)-sized mixing vector by the embedding matrix, which is the
+/// same sum). Only the embedding changes: the positions, caches and layers are those of a token input.
+/// The arrays are read when the model runs, so a decoding loop may refill them between steps.
+/// </summary>
+/// <param name="Ids">(positions·M) token ids.</param>
+/// <param name="Weights">(positions·M) weights, one per id.</param>
+/// <param name="PerPosition">M ≥ 1, the tokens mixed at each position.</param>
+public readonly record struct TokenMixture(int[] Ids, float[] Weights, int PerPosition)
+{
+    /// <summary>Positions the mixture fills (Ids.Length / M); throws when the arrays do not match.</summary>
+    public int Positions
+    {
+        get
+        {
+            if (PerPosition < 1) throw new ArgumentException($"a token mixture needs ≥ 1 token per position, got {PerPosition}");
+            if (Ids is null || Weights is null || Ids.Length != Weights.Length || Ids.Length % PerPosition != 0)
+                throw new ArgumentException($"a token mixture of {Ids?.Length ?? 0} ids and {Weights?.Length ?? 0} weights does not split into positions of {PerPosition}");
+            return Ids.Length / PerPosition;
+        }
     }
 }

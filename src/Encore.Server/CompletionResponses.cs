@@ -24,18 +24,19 @@ internal static class CompletionResponses
         {
             Header(w, header, api.ObjectName);
             w.WriteStartArray("choices");
-            for (int i = 0; i < sequences.Length; i++)
-            {
-                var s = sequences[i];
-                w.WriteStartObject();
-                w.WriteNumber("index", i);
-                api.WriteChoice(w, s.Text);
-                w.WriteNull("logprobs");
-                w.WriteString("finish_reason", s.Finish.OpenAiName());
-                w.WriteEndObject();
-            }
+            int index = 0;
+            foreach (var s in sequences)
+                foreach (var (text, finish, _) in scheduled.ChoicesOf(s))
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("index", index++);
+                    api.WriteChoice(w, text);
+                    w.WriteNull("logprobs");
+                    w.WriteString("finish_reason", finish.OpenAiName());
+                    w.WriteEndObject();
+                }
             w.WriteEndArray();
-            Usage(w, promptTokens, sequences.Sum(s => s.GeneratedCount));
+            Usage(w, promptTokens, scheduled.CompletionTokens);
         }).ConfigureAwait(false);
     }
 
@@ -49,8 +50,10 @@ internal static class CompletionResponses
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         var buffer = new ArrayBufferWriter<byte>(1024);
+        // Sequence i answers choices i·n … i·n + n − 1 (n = 1 but for superposed drafts).
+        int perSequence = scheduled.ChoicesPerSequence;
         var index = new Dictionary<BatchSequence, int>(ReferenceEqualityComparer.Instance);
-        for (int i = 0; i < sequences.Length; i++) index[sequences[i]] = i;
+        for (int i = 0; i < sequences.Length; i++) index[sequences[i]] = i * perSequence;
 
         void Chunk(int choice, string? text, string? finish, bool role)
         {
@@ -75,7 +78,7 @@ internal static class CompletionResponses
         await response.StartAsync(aborted).ConfigureAwait(false);
         if (api.StreamsRole)
         {
-            for (int i = 0; i < sequences.Length; i++) Chunk(i, string.Empty, null, role: true);
+            for (int i = 0; i < scheduled.Choices; i++) Chunk(i, string.Empty, null, role: true);
             await FlushAsync(response, buffer, aborted).ConfigureAwait(false);
         }
         int finished = 0;
@@ -86,6 +89,18 @@ internal static class CompletionResponses
             while (finished < sequences.Length && reader.TryRead(out var e))
             {
                 int choice = index[e.Sequence];
+                if (e.Sequence.Drafts != null && e.Finished)
+                {
+                    // Superposed drafts are known only at the end: each choice's whole text, then its end.
+                    finished++;
+                    int j = 0;
+                    foreach (var (text, finish, _) in scheduled.ChoicesOf(e.Sequence))
+                    {
+                        if (text.Length > 0) Chunk(choice + j, text, null, role: false);
+                        Chunk(choice + j++, api.FinalChunkText, finish.OpenAiName(), role: false);
+                    }
+                    continue;
+                }
                 if (e.Text.Length > 0) Chunk(choice, e.Text, null, role: false);
                 if (e.Finished)
                 {
@@ -102,7 +117,7 @@ internal static class CompletionResponses
             Header(w, header, api.ChunkObjectName);
             w.WriteStartArray("choices");
             w.WriteEndArray();
-            Usage(w, promptTokens, sequences.Sum(s => s.GeneratedCount));
+            Usage(w, promptTokens, scheduled.CompletionTokens);
             EndEvent(buffer, w);
             await FlushAsync(response, buffer, aborted).ConfigureAwait(false);
         }

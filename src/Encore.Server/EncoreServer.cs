@@ -94,6 +94,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         var generator = model is EncoderDecoderModel or DecoderOnlyModel ? new Generator(model, tokenizer) : null;
         var embedder = model is EncoderOnlyModel or EncoderDecoderModel ? new Embedder(model, tokenizer, options.Embedding) : null;
         if (options.DraftModel is { } draft && generator != null) SpeculativeDecoding.CheckDraft(model, draft);
+        if (generator != null) options.Superposed?.Ngrams?.CheckFits(model.Config.VocabSize, tokenizer);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
         if (generator != null)
         {
@@ -282,7 +283,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         }
         Metrics.RecordRequest(status);
         _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
-            id, http.Request.Path.Value, _options.ModelName, status, promptTokens, scheduled?.Sequences.Sum(s => s.GeneratedCount) ?? 0,
+            id, http.Request.Path.Value, _options.ModelName, status, promptTokens, scheduled?.CompletionTokens ?? 0,
             scheduled?.FirstTokenSeconds is { } ft ? ft.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-", Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
 
@@ -321,10 +322,14 @@ public sealed partial class EncoreServer : IAsyncDisposable
             throw new ApiException(400, $"The model '{req.Model}' does not exist; this server serves '{_options.ModelName}'", "model", code: "model_not_found");
         var scheduler = Scheduler!;
         var generator = _generator!;
-        int maxChoices = Math.Min(_options.MaxChoices, scheduler.MaxRows);
+        // A superposed request decodes its n choices as the drafts of one row per prompt.
+        var superposed = _options.Superposed;
+        int maxChoices = Math.Min(_options.MaxChoices, superposed is null ? scheduler.MaxRows : SuperposedOptions.MaxDrafts);
         if (req.N > maxChoices) throw new ApiException(400, $"n must be at most {maxChoices}, got {req.N}", "n");
-        if ((long)req.Prompts.Count * req.N > scheduler.MaxRows)
+        if (superposed is null && (long)req.Prompts.Count * req.N > scheduler.MaxRows)
             throw new ApiException(400, $"{req.Prompts.Count} prompts × n={req.N} exceed the {scheduler.MaxRows} sequences decoded at once", api.PromptParam);
+        if (superposed != null && req.Prompts.Count > scheduler.MaxRows)
+            throw new ApiException(400, $"{req.Prompts.Count} prompts exceed the {scheduler.MaxRows} sequences decoded at once", api.PromptParam);
 
         // Characters first: a prompt far past the context is refused without spending tokenizer time on it.
         long maxChars = _options.MaxPromptCharacters(_context);
@@ -368,6 +373,8 @@ public sealed partial class EncoreServer : IAsyncDisposable
             DraftTokens = _options.DraftTokens,
             PromptLookupMaxNgram = _options.PromptLookupMaxNgram,
         };
+        if (superposed != null)
+            options = options with { DoSample = false, Superposed = superposed with { Drafts = Math.Max(superposed.Drafts, req.N) } };
         try
         {
             options.Validate().ValidateIds(generator.Model.Config.VocabSize);
@@ -382,10 +389,16 @@ public sealed partial class EncoreServer : IAsyncDisposable
     ScheduledRequest Schedule(ValidatedRequest plan, CancellationToken ct)
     {
         int n = plan.Choices;
-        var sequences = new BatchSequence[plan.Prompts.Length * n];
-        for (int p = 0; p < plan.Prompts.Length; p++)
-            for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct);
-        var scheduled = new ScheduledRequest(sequences, ct);
+        BatchSequence[] sequences;
+        if (plan.Options.Superposed != null)
+            sequences = plan.Prompts.Select(p => new BatchSequence(p, plan.Options, 0, ct)).ToArray();
+        else
+        {
+            sequences = new BatchSequence[plan.Prompts.Length * n];
+            for (int p = 0; p < plan.Prompts.Length; p++)
+                for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct);
+        }
+        var scheduled = new ScheduledRequest(sequences, ct) { ChoicesPerSequence = plan.Options.Superposed != null ? n : 1 };
         if (!Scheduler!.TryEnqueue(scheduled))
             throw new ApiException(429, "the server is busy: its request queue is full; retry later", null, "rate_limit_exceeded", "rate_limit_exceeded");
         return scheduled;

@@ -22,6 +22,30 @@ internal sealed class ScheduledRequest
 
     public BatchSequence[] Sequences { get; }
 
+    /// <summary>Choices each sequence answers: 1, or with superposed decoding the request's n (its best n drafts).</summary>
+    public int ChoicesPerSequence { get; init; } = 1;
+
+    /// <summary>Choices of the response: sequences × <see cref="ChoicesPerSequence"/>, choice i·n + j being sequence i's j-th.</summary>
+    public int Choices => Sequences.Length * ChoicesPerSequence;
+
+    /// <summary>
+    /// The choices of sequence <paramref name="s"/> (finished): its own text and finish reason, or its best
+    /// <see cref="ChoicesPerSequence"/> drafts (an empty one, "stop", for each draft fewer than asked).
+    /// </summary>
+    public IEnumerable<(string Text, FinishReason? Finish, int Tokens)> ChoicesOf(BatchSequence s)
+    {
+        if (s.Drafts is not { } drafts)
+        {
+            yield return (s.Text, s.Finish, s.GeneratedCount);
+            yield break;
+        }
+        for (int j = 0; j < ChoicesPerSequence; j++)
+            yield return j < drafts.Count ? (drafts[j].Text, drafts[j].Finish, drafts[j].Tokens.Length) : (string.Empty, FinishReason.Eos, 0);
+    }
+
+    /// <summary>Tokens of the choices answered (usage's completion_tokens); sequences still running count what they have.</summary>
+    public int CompletionTokens => Sequences.Sum(s => s.Drafts != null ? ChoicesOf(s).Sum(c => c.Tokens) : s.GeneratedCount);
+
     public CancellationToken CancellationToken { get; }
 
     /// <summary>When the request arrived (Stopwatch ticks), for time to first token.</summary>

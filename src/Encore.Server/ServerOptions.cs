@@ -50,6 +50,15 @@ public sealed record ServerOptions
     /// <summary>Longest n-gram prompt lookup matches (see <see cref="GenerationOptions.PromptLookupMaxNgram"/>). Default 3.</summary>
     public int PromptLookupMaxNgram { get; init; } = new GenerationOptions().PromptLookupMaxNgram;
 
+    /// <summary>
+    /// Superposed Decoding for every request (see <see cref="GenerationOptions.Superposed"/>): a request with n choices
+    /// is decoded with max(<see cref="SuperposedOptions.Drafts"/>, n) drafts in one batch row, and its best n drafts
+    /// are its choices, so n alternatives cost one sequence's decoder passes. The drafts are chosen deterministically:
+    /// temperature, top_p and seed do not apply; a stream sends each choice's text when the drafts end. Not with
+    /// speculative decoding. Default null (off).
+    /// </summary>
+    public SuperposedOptions? Superposed { get; init; }
+
     /// <summary>True when the server decodes speculatively.</summary>
     public bool Speculates => DraftModel != null || PromptLookup;
 
@@ -59,7 +68,7 @@ public sealed record ServerOptions
     /// <summary>Largest request body accepted (bytes); a larger one gets 413. Default 1 MiB.</summary>
     public long MaxRequestBodyBytes { get; init; } = 1 << 20;
 
-    /// <summary>Most choices (<c>n</c>) one request may ask for. Default 16 (and never more than <see cref="MaxBatch"/>).</summary>
+    /// <summary>Most choices (<c>n</c>) one request may ask for. Default 16 (and never more than <see cref="MaxBatch"/>, or with <see cref="Superposed"/> the most drafts, 64).</summary>
     public int MaxChoices { get; init; } = 16;
 
     /// <summary>max_tokens of a chat request that gives none (capped by the context). Default 256.</summary>
@@ -118,6 +127,8 @@ public sealed record ServerOptions
         Check(DraftModel is null || !PromptLookup, "give one of --draft-model and --prompt-lookup");
         Check(DraftTokens is >= 1 and <= 64, $"--draft-tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"--prompt-lookup-ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        Superposed?.Validate();
+        Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model or --prompt-lookup");
         Check(Embedding is not null, "the embedding options must be set");
         Embedding!.Validate();
         Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");

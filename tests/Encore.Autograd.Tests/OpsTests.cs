@@ -260,6 +260,33 @@ public class LayerOpTests
     }
 
     [Fact]
+    public void EmbeddingMixIsTheWeightedSumOfRowsAndMatchesFiniteDifferences()
+    {
+        var rng = new Random(8);
+        var table = GradCheck.Random("table", rng, 5, 4);
+        // Two positions of three tokens each; token 4 twice in the second (its weights add).
+        int[] ids = [1, 3, 0, 4, 2, 4];
+        float[] weights = [0.5f, 0.3f, 0.2f, 0.6f, 0.1f, 0.3f];
+        using (var y = Ops.EmbeddingMix(Var.Of(table), ids, weights, 1, 2, 3))        // (1, 2, 4)
+        {
+            var t = table.Value.ToFloatArray();
+            var got = y.Value.ToFloatArray();
+            for (int p = 0; p < 2; p++)
+                for (int j = 0; j < 4; j++)
+                {
+                    double expected = 0;
+                    for (int m = 0; m < 3; m++) expected += weights[p * 3 + m] * t[ids[p * 3 + m] * 4 + j];
+                    Assert.Equal(expected, got[p * 4 + j], 5);
+                }
+        }
+        // One token of weight 1 is the plain embedding, bit for bit.
+        using (var mixed = Ops.EmbeddingMix(Var.Of(table), [3, 1], [1f, 1f], 1, 2, 1))
+        using (var plain = Ops.Embedding(Var.Of(table), [3, 1], 1, 2))
+            Assert.Equal(plain.Value.ToFloatArray(), mixed.Value.ToFloatArray());
+        GradCheck.Check([table], v => Ops.CrossEntropy(Ops.Reshape(Ops.EmbeddingMix(v[0], ids, weights, 1, 2, 3), 2, 4), [1, 3]));
+    }
+
+    [Fact]
     public void GatedRopeSoftmaxAndAlibiMatchFiniteDifferences()
     {
         var rng = new Random(7);

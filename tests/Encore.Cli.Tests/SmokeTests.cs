@@ -100,6 +100,19 @@ public sealed class SmokeTests : IDisposable
     }
 
     [Fact]
+    public void GenerateMeasuresSuperposedDraftsAgainstSampledRuns()
+    {
+        var r = Run("bench", "generate", "--preset", "tiny-decoder", "--batch", "1", "--superposed", "2",
+            "--input-length", "8", "--new-tokens", "6", "--weights", "f32", "--runs", "1", "--threads", "1");
+        var f = Assert.Single(r.GetProperty("superposed").EnumerateArray());
+        Assert.Equal(2, f.GetProperty("drafts").GetInt32());
+        Assert.Equal(6, f.GetProperty("superposed_passes").GetInt32());   // one pass per step for both drafts
+        Assert.Equal(12, f.GetProperty("sampled_passes").GetInt32());     // 2 runs of 6 tokens (random prompts never stop)
+        Assert.True(f.GetProperty("superposed_seconds").GetDouble() > 0 && f.GetProperty("sampled_seconds").GetDouble() > 0);
+        Assert.True(f.GetProperty("superposed_perplexity").GetDouble() >= 1 && f.GetProperty("sampled_perplexity").GetDouble() >= 1);
+    }
+
+    [Fact]
     public void GenerateTimesTextsOfADataFileOnACheckpoint()
     {
         var pairs = Enumerable.Range(0, 6).Select(i => new Encore.Training.Data.TextPair($"package {i} parses images and fonts", $"parser {i}")).ToList();

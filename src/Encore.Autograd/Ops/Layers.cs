@@ -39,6 +39,45 @@ public static partial class Ops
         Tensors.Kernels.Embedding.Backward(ids, o.OutGrad(), table.GradSpan(), v, d));
 
     /// <summary>
+    /// A weighted mixture of embeddings per position: y[p] = Σ_j weights[p·M + j] · table[ids[p·M + j]] for the
+    /// B·L positions, each of <paramref name="mix"/> = M ids → (B, L, D). Superposed Decoding (Shen et al. 2024,
+    /// arXiv 2405.18400) feeds the decoder such a superposition of its drafts' last tokens; M = 1 with weight 1
+    /// is <see cref="Embedding(Var, int[], int, int)"/> bit for bit (1·x is exact). Backward: dTable[ids[p·M + j]] += w·dy[p].
+    /// </summary>
+    public static Var EmbeddingMix(Var table, int[] ids, float[] weights, int batch, int length, int mix)
+    {
+        if (table.Value.Rank != 2) throw new ArgumentException($"EmbeddingMix: table {table.Value.Describe()} must be (V, D)");
+        if (batch < 0 || length < 0 || mix < 1) throw new ArgumentException($"EmbeddingMix: batch {batch}, length {length} and mix {mix} must be ≥ 0, ≥ 0 and ≥ 1");
+        int v = table.Shape[0], d = table.Shape[1], n = batch * length * mix;
+        if (ids.Length != n || weights.Length != n)
+            throw new ArgumentException($"EmbeddingMix: {ids.Length} ids and {weights.Length} weights for {batch}×{length} positions of {mix}");
+        var rows = Scratch(n * d);                                                  // (B·L·M, D)
+        Tensors.Kernels.Embedding.Gather(WeightMatrix.From(table.Value), ids, rows);
+        var y = NewOutput([batch, length, d], Grad(table));                         // (B, L, D)
+        var dst = y.Value.AsSpan<float>();
+        for (int p = 0; p < batch * length; p++)
+        {
+            var o = dst.Slice(p * d, d);
+            TensorPrimitives.Multiply(rows.AsSpan(p * mix * d, d), weights[p * mix], o);
+            for (int j = 1; j < mix; j++) TensorPrimitives.MultiplyAdd(rows.AsSpan((p * mix + j) * d, d), weights[p * mix + j], o, o);
+        }
+        if (y.RequiresGrad)
+        {
+            // The caller may reuse its arrays after the forward: backward keeps copies.
+            int[] keptIds = [.. ids];
+            float[] keptWeights = [.. weights];
+            Record(y, o =>
+            {
+                var dy = o.OutGrad();
+                var scaled = new float[n * d];                                      // (B·L·M, D): w · dy of each mixed row
+                for (int i = 0; i < n; i++) TensorPrimitives.Multiply(dy.Slice(i / mix * d, d), keptWeights[i], scaled.AsSpan(i * d, d));
+                Tensors.Kernels.Embedding.Backward(keptIds, scaled, table.GradSpan(), v, d);
+            });
+        }
+        return y;
+    }
+
+    /// <summary>
     /// RMSNorm over the last dimension, y = x/√(mean(x²) + ε)·w (Zhang &amp; Sennrich 2019; T5's
     /// <c>T5LayerNorm</c>, Llama's <c>RMSNorm</c>). <paramref name="weight"/> (D) may be null.
     /// </summary>

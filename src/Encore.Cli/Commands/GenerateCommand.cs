@@ -52,7 +52,8 @@ internal static class GenerateCommand
         var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Speculative decoding with drafts copied from the prompt: what followed the output's last n-gram there (no draft model)." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
-        var stats = new Option<bool>("--stats") { Description = "Print to stderr the tokens generated, the time and, with speculative decoding, tokens per pass of the model and the drafts' acceptance rate." };
+        var superposed = new SuperposedCli("Superposed decoding with K drafts (arXiv 2405.18400): one pass of the model per step feeds the drafts' superposed embeddings; the K drafts are printed as alternatives, best first (see docs/decoding.md).");
+        var stats = new Option<bool>("--stats") { Description = "Print to stderr the tokens generated, the time and, with speculative decoding, tokens per pass of the model and the drafts' acceptance rate; with superposed decoding, the passes of the model." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
@@ -63,6 +64,7 @@ internal static class GenerateCommand
             numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType,
             draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads,
         };
+        foreach (var option in superposed.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var options = new GenerationOptions
@@ -94,6 +96,12 @@ internal static class GenerateCommand
             };
             string? draftPath = parse.GetValue(draftModel);
             if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
+            if (parse.GetValue(superposed.Drafts) != null)
+            {
+                if (draftPath != null || options.PromptLookup) throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
+                if (parse.GetValue(stream)) throw new ArgumentException("--superposed does not stream: its drafts are known only at the end");
+            }
+            options = options with { Superposed = superposed.Parse(parse) };
             if (draftPath != null && options.NumBeams > 1) throw new ArgumentException("--draft-model decodes one sequence at a time and does not combine with --num-beams");
             options.Validate();
             if (draftPath is null && !options.PromptLookup)
@@ -116,19 +124,26 @@ internal static class GenerateCommand
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
             options = options with { DraftModel = draft };
+            options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
             var generator = new Generator(m, tokenizer);
             bool printStats = parse.GetValue(stats);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int generated = 0;
             SpeculativeStats? speculative = null;
+            int passes = 0;
             void Count(GenerationResult r)
             {
                 generated += r.Sequences.Sum(x => x.Tokens.Length);
                 if (r.Speculative is { } st) speculative = (speculative ?? new SpeculativeStats()) + st;
+                passes += r.SuperposedPasses ?? 0;
             }
             void PrintStats()
             {
-                if (printStats) Console.Error.WriteLine($"encore: {StatsLine(generated, clock.Elapsed.TotalSeconds, speculative, options)}");
+                if (!printStats) return;
+                string line = StatsLine(generated, clock.Elapsed.TotalSeconds, speculative, options);
+                if (options.Superposed is { } sp)
+                    line += $"; superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and {t.Order}-gram interpolation" : "")}: {passes} passes of the model";
+                Console.Error.WriteLine($"encore: {line}");
             }
 
             if (inputs != null)
@@ -226,6 +241,7 @@ internal static class GenerateCommand
                 ["tokens_per_pass"] = Math.Round(s.TokensPerPass, 4),
                 ["acceptance_rate"] = s.AcceptanceRate is { } a ? Math.Round(a, 4) : null,
             };
+        if (r.SuperposedPasses is { } passes) o["superposed_passes"] = passes;
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {

@@ -37,6 +37,7 @@ internal static class ServeCommand
         var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Speculative decoding for every request with drafts copied from the prompt (no draft model), in the steps where one sequence is decoding." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
+        var superposed = new SuperposedCli("Superposed decoding for every request with K drafts (arXiv 2405.18400): a request's n choices are its best n of max(K, n) drafts, decoded in one batch row with one pass of the model per step; temperature, top_p and seed do not apply (see docs/decoding.md).");
         var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings: mean, cls or max (default: the checkpoint's sentence-transformers pooling, else mean)." };
         var normalize = new Option<bool?>("--normalize") { Description = "Unit-length embeddings, true or false (default: the checkpoint's Normalize module; true without a sentence-transformers pipeline)." };
         var dtype = Common.WeightDTypeOption();
@@ -46,6 +47,7 @@ internal static class ServeCommand
         {
             model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads,
         };
+        foreach (var option in superposed.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
@@ -72,6 +74,10 @@ internal static class ServeCommand
             }.Validate();
             string? draftPath = parse.GetValue(draftModel);
             if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
+            if (parse.GetValue(superposed.Drafts) != null && (draftPath != null || options.PromptLookup))
+                throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
+            // The n-gram table is read once, at start, and shared by every request.
+            options = (options with { Superposed = superposed.Parse(parse) }).Validate();
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             var (m, _, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
             using var owned = m;
@@ -83,7 +89,8 @@ internal static class ServeCommand
             };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
-                : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)" : "";
+                : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)"
+                : options.Superposed is { } sp ? $", superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and n-gram table {t.Path}" : "")}" : "";
             string serves = m switch
             {
                 EncoderOnlyModel => $"embeddings ({options.Embedding.Pooling.Name()} pooling{(options.Embedding.Normalize ? ", unit length" : "")})",

@@ -10,7 +10,7 @@ namespace Encore.Formats.Tests.Parity;
 /// <summary>
 /// Checks an encoder–decoder checkpoint fixture against the reference that wrote it: teacher-forced
 /// logits, and a greedy loop on the incremental path (encode once, then one token per
-/// <see cref="EncoderDecoderModel.Decode"/> with a <see cref="DecoderCache"/>) whose step logits and ids
+/// <see cref="EncoderDecoderModel.Decode(Encore.Autograd.Var, int[], int[], int, DecoderCache, ulong)"/> with a <see cref="DecoderCache"/>) whose step logits and ids
 /// must equal the reference's full recomputation.
 /// </summary>
 internal static class Seq2SeqParity

@@ -20,13 +20,14 @@ internal static partial class BenchCommand
         var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Also time speculative decoding with prompt-lookup drafts (batch 1)." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass.", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram prompt lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
+        var superposed = new SuperposedCli("Also measure superposed decoding with K drafts at batch 1: its wall time against K nucleus-sampled runs (p = 0.9) and every draft's perplexity under a normal pass of the model.");
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
         return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound; at batch 1 also speculative decoding (--prompt-lookup, --draft-model).",
-            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram],
+            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram, .. superposed.All],
             parse =>
             {
                 var sources = parse.GetValue(data) is { } path ? ReadSources(path, parse.GetValue(texts)) : null;
@@ -44,6 +45,7 @@ internal static partial class BenchCommand
                     PromptLookup = parse.GetValue(promptLookup),
                     DraftTokens = parse.GetValue(draftTokens),
                     PromptLookupMaxNgram = parse.GetValue(lookupNgram),
+                    Superposed = superposed.Parse(parse),
                 };
             },
             o => o.Validate(),
@@ -56,6 +58,21 @@ internal static partial class BenchCommand
     {
         if (count is < 1 or > 100_000) throw new ArgumentException($"--prompts must be between 1 and 100000, got {count}");
         return Encore.Training.Data.DatasetReader.ReadPairs(path).Take(count).Select(p => p.Source).ToArray();
+    }
+
+    static void RenderSuperposed(GenerateBenchmarkResult r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"[bold]superposed drafts against sampled runs (top-p {GenerateBenchmark.SampledTopP.ToString(inv)}), batch 1[/] (median of {r.Runs})");
+        foreach (var col in new[] { "model", "K", "superposed (s)", "K sampled runs (s)", "speedup", "draft ppl", "sampled ppl", "passes", "sampled passes", "distinct drafts" })
+            table.AddColumn(col == "model" ? new TableColumn(col) : new TableColumn(col).RightAligned());
+        foreach (var f in r.Superposed)
+            table.AddRow(Markup.Escape(f.Preset), f.Drafts.ToString(inv), f.SuperposedSeconds.ToString("0.000", inv), f.SampledSeconds.ToString("0.000", inv),
+                f.Speedup.ToString("0.00", inv) + "×", Common.F(f.SuperposedPerplexity), Common.F(f.SampledPerplexity),
+                f.SuperposedPasses.ToString(inv), f.SampledPasses.ToString(inv), f.DistinctDrafts.ToString("0.0", inv));
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("[grey]Times are the sums over the prompts; perplexities the mean over every sequence of exp(−mean log p) under a normal (not superposed) pass of the model.[/]");
     }
 
     static void RenderGenerate(GenerateBenchmarkResult r)
@@ -86,6 +103,7 @@ internal static partial class BenchCommand
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({Common.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a plain batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
+        if (r.Superposed.Count > 0) RenderSuperposed(r);
         if (speculative)
             AnsiConsole.MarkupLine($"[grey]Speculative rows draft {r.DraftTokens} tokens per pass; tok/pass = tokens ÷ decoder passes of the model (the first token's included); accepted = drafted tokens the model kept ÷ proposed. Greedy speculative output is the greedy output, so every row of a model generates the same tokens.[/]");
     }
