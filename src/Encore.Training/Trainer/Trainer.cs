@@ -90,6 +90,32 @@ public sealed class Trainer : IDisposable
         };
         State = new TrainerState { Seed = options.Seed };
         if (teacher != null && options.DistillOnPolicy) _sampler = new OnPolicySampler(model, options.OnPolicy);
+        if (options.CrossAttentionOnlySteps > 0)
+        {
+            _frozenInWarmup = _optimizer.Parameters.Where(p => !IsCrossAttention(p.Name)).ToArray();
+            if (_frozenInWarmup.Length == _optimizer.Parameters.Count)
+                throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention");
+        }
+    }
+
+    // Parameters frozen during the cross-attention-only warm-up (null without one).
+    readonly Parameter[]? _frozenInWarmup;
+    bool _warmupFrozen;
+
+    /// <summary>Whether <paramref name="name"/> is a cross-attention parameter (projections or norm) of an encoder–decoder's decoder.</summary>
+    public static bool IsCrossAttention(string name) =>
+        name.Contains(".cross_attn.", StringComparison.Ordinal) || name.Contains(".cross_attn_norm.", StringComparison.Ordinal);
+
+    // Freezes everything but cross-attention during the first CrossAttentionOnlySteps steps, and unfreezes it after.
+    void SetWarmupFrozen(bool frozen)
+    {
+        if (_frozenInWarmup is null || frozen == _warmupFrozen) return;
+        foreach (var p in _frozenInWarmup)
+        {
+            p.Trainable = !frozen;
+            if (frozen) p.ZeroGrad();
+        }
+        _warmupFrozen = frozen;
     }
 
     readonly OnPolicySampler? _sampler;
@@ -241,9 +267,25 @@ public sealed class Trainer : IDisposable
         var epochBatches = _train.Epoch(State.Epoch);
         if (epochBatches.Count == 0) throw new ArgumentException("the training set gives no batches");
         using var log = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
+        try
+        {
+            RunSteps(log, cancel, sw, startStep, secondsBefore, tokensAtStart, schedule, epochBatches);
+        }
+        finally
+        {
+            // The model leaves the run as it came: every parameter trainable.
+            SetWarmupFrozen(false);
+        }
+        log.Flush();
+        WritePlot();
+    }
+
+    void RunSteps(StreamWriter log, CancellationToken cancel, Stopwatch sw, long startStep, double secondsBefore, long tokensAtStart, LrSchedule schedule, IReadOnlyList<Batch> epochBatches)
+    {
         while (State.Step < _o.MaxSteps && !cancel.IsCancellationRequested)
         {
             long step = State.Step + 1;
+            SetWarmupFrozen(step <= _o.CrossAttentionOnlySteps);
             _optimizer.LearningRate = schedule.At(step);
             _optimizer.ZeroGrad();
             double lossSum = 0;
@@ -284,8 +326,6 @@ public sealed class Trainer : IDisposable
             if ((_o.EvalEvery > 0 && step % _o.EvalEvery == 0) || last) Evaluate(log);
             if ((_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0) || last) SaveCheckpoint();
         }
-        log.Flush();
-        WritePlot();
     }
 
     // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
