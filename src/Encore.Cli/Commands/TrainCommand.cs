@@ -13,7 +13,7 @@ internal static class TrainCommand
     {
         public Option<string> Data = new("--data") { Description = "Training data: JSONL {\"source\",\"target\"} pairs, or plain text (one document per line).", Required = true };
         public Option<string?> Validation = new("--validation") { Description = "Validation data (default: 5% of the training data, held out by seed)." };
-        public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: train a byte-level BPE on the data)." };
+        public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: the checkpoint's own when --model is one that has them, else train a byte-level BPE on the data)." };
         public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
         public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2 or mlm; auto picks from the model family and data. prefix-lm and ul2 on an encoder–decoder take plain text (the adaptation objectives of encore adapt).", DefaultValueFactory = _ => "auto" };
@@ -121,8 +121,9 @@ internal static class TrainCommand
             Fields = o.Fields.Read(parse),
             MaxSourceTokens = parse.GetValue(o.MaxSource),
             Validation = parse.GetValue(o.Validation),
-            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it.
-            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null),
+            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it. A
+            // checkpoint trained further defaults to its own, for the same reason (an adapted one, for one).
+            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null) ?? OwnTokenizer(model),
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,
@@ -138,6 +139,14 @@ internal static class TrainCommand
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
+    }
+
+    /// <summary>The checkpoint (or run folder's newest checkpoint) <paramref name="model"/> names when it holds tokenizer files, else null.</summary>
+    static string? OwnTokenizer(string model)
+    {
+        if (!Directory.Exists(model)) return null;
+        var dir = Encore.Formats.Checkpoints.CheckpointDirectory.ResolveRun(model);
+        return HasTokenizerFiles(dir) ? dir : null;
     }
 
     /// <summary>Whether <paramref name="dir"/> holds the files of a tokenizer that <see cref="TokenizerLoader"/> reads.</summary>

@@ -75,6 +75,8 @@ public sealed class Trainer : IDisposable
     {
         _model = model;
         _o = options.Validate();
+        if (_o.CrossAttentionOnlySteps > 0 && !model.Parameters.All.Any(p => p.Trainable && IsCrossAttention(p.Name)))
+            throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention to train");
         _train = train;
         _validation = validation;
         _teacher = teacher;
@@ -90,12 +92,7 @@ public sealed class Trainer : IDisposable
         };
         State = new TrainerState { Seed = options.Seed };
         if (teacher != null && options.DistillOnPolicy) _sampler = new OnPolicySampler(model, options.OnPolicy);
-        if (options.CrossAttentionOnlySteps > 0)
-        {
-            _frozenInWarmup = _optimizer.Parameters.Where(p => !IsCrossAttention(p.Name)).ToArray();
-            if (_frozenInWarmup.Length == _optimizer.Parameters.Count)
-                throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention");
-        }
+        if (options.CrossAttentionOnlySteps > 0) _frozenInWarmup = _optimizer.Parameters.Where(p => !IsCrossAttention(p.Name)).ToArray();
     }
 
     // Parameters frozen during the cross-attention-only warm-up (null without one).
