@@ -264,21 +264,6 @@ public sealed class Trainer : IDisposable
         var epochBatches = _train.Epoch(State.Epoch);
         if (epochBatches.Count == 0) throw new ArgumentException("the training set gives no batches");
         using var log = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
-        try
-        {
-            RunSteps(log, cancel, sw, startStep, secondsBefore, tokensAtStart, schedule, epochBatches);
-        }
-        finally
-        {
-            // The model leaves the run as it came: every parameter trainable.
-            SetWarmupFrozen(false);
-        }
-        log.Flush();
-        WritePlot();
-    }
-
-    void RunSteps(StreamWriter log, CancellationToken cancel, Stopwatch sw, long startStep, double secondsBefore, long tokensAtStart, LrSchedule schedule, IReadOnlyList<Batch> epochBatches)
-    {
         while (State.Step < _o.MaxSteps && !cancel.IsCancellationRequested)
         {
             long step = State.Step + 1;
@@ -323,6 +308,9 @@ public sealed class Trainer : IDisposable
             if ((_o.EvalEvery > 0 && step % _o.EvalEvery == 0) || last) Evaluate(log);
             if ((_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0) || last) SaveCheckpoint();
         }
+        SetWarmupFrozen(false);   // the model leaves the run with every parameter trainable
+        log.Flush();
+        WritePlot();
     }
 
     // Dropout masks depend only on (seed, step, micro-batch): a resumed run draws the same ones.
