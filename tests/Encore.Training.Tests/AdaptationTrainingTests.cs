@@ -12,7 +12,7 @@ namespace Encore.Training.Tests;
 /// Training an encoder–decoder adapted from a decoder-only model: the cross-attention-only warm-up, the
 /// adaptation objectives through a training run, and prefix-LM distillation from the decoder-only original.
 /// </summary>
-public sealed class AdaptationTrainingTests : IDisposable
+public sealed class AdaptationTrainingTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("encore-adapt-train-").FullName;
 
@@ -139,6 +139,7 @@ public sealed class AdaptationTrainingTests : IDisposable
             double before = run.Trainer.ValidationLoss();
             run.Trainer.Run();
             double after = run.Trainer.ValidationLoss();
+            output.WriteLine($"{objective}: validation loss {before:0.000} → {after:0.000}");
             Assert.True(after < before, $"{objective}: validation loss {before:0.000} → {after:0.000}");
             using var back = Checkpoint.Load(run.Trainer.Checkpoints[^1]);
             Assert.Equal(run.Model.Config, back.Config);
@@ -169,6 +170,7 @@ public sealed class AdaptationTrainingTests : IDisposable
         double before = Kl();
         run.Trainer.Run();
         double after = Kl();
+        output.WriteLine($"KL(teacher‖student) {before:0.000} → {after:0.000}");
         Assert.True(after < 0.8 * before, $"KL(teacher‖student) on the continuations: {before:0.000} → {after:0.000}");
     }
 }
