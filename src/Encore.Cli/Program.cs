@@ -16,6 +16,7 @@ public static class Program
             ForwardCommand.Create(),
             ConvertCommand.Create(),
             QuantizeCommand.Create(),
+            AdaptCommand.Create(),
             GenerateCommand.Create(),
             NgramCommand.Create(),
             EmbedCommand.Create(),

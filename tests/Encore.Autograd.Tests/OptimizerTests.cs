@@ -114,6 +114,65 @@ public class OptimizerTests
     }
 }
 
+/// <summary>Parameters frozen for some steps (a cross-attention-only warm-up), then trained.</summary>
+public class FrozenParameterTests
+{
+    static readonly float[][] Grads = [[0.5f, -1f], [0.25f, 2f], [-1f, 0.5f], [2f, -0.25f]];
+
+    // Trains "w" on Grads[from..] with a fresh optimizer: the trajectory an unfrozen parameter must follow.
+    static float[] Fresh(Func<Parameter[], Optimizer> make, int from)
+    {
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 1, -1 }, 1, 2));
+        using var opt = make([w]);
+        opt.LearningRate = 0.1;
+        for (int s = from; s < Grads.Length; s++)
+        {
+            opt.ZeroGrad();
+            w.AccumulateGrad(Grads[s]);
+            opt.Update();
+        }
+        return w.Value.ToFloatArray();
+    }
+
+    [Theory]
+    [InlineData("adamw")]
+    [InlineData("adafactor")]
+    public void AParameterFrozenForKStepsThenTrainedFollowsAFreshOptimizer(string kind)
+    {
+        Func<Parameter[], Optimizer> make = kind == "adamw"
+            ? ps => new AdamW(ps, new AdamWOptions { WeightDecay = 0.1 })
+            : ps => new Adafactor(ps, new AdafactorOptions { RelativeStep = true });
+        const int k = 2;
+        using var w = new Parameter("w", Tensor.FromArray(new float[] { 1, -1 }, 1, 2));
+        using var other = new Parameter("other", Tensor.FromArray(new float[] { 3 }, 1));
+        using var opt = make([w, other]);
+        opt.LearningRate = 0.1;
+        for (int s = 0; s < Grads.Length; s++)
+        {
+            if (s == k)
+            {
+                // What a checkpoint keeps carries the frozen count across a resume.
+                var (step, state) = opt.SaveState();
+                var copy = state.ToDictionary(kv => kv.Key, kv => kv.Value.Clone());
+                opt.LoadState(step, copy);
+                foreach (var t in copy.Values) t.Dispose();
+            }
+            w.Trainable = s >= k;
+            opt.ZeroGrad();
+            if (w.Trainable) w.AccumulateGrad(Grads[s]);
+            other.AccumulateGrad([1f]);
+            opt.Update();
+            if (s < k) Assert.Equal(new float[] { 1, -1 }, w.Value.ToFloatArray());   // frozen: no update, no weight decay
+            // AdamW's first update is lr·sign(g) after decay, 1·(1 − 0.1·0.1) + 0.1 = 1.09 for g = −1; an
+            // uncorrected step k+1 would move it 0.1·0.1/√0.001 ≈ 0.32 instead.
+            if (s == k && kind == "adamw") Assert.Equal(1.09f, w.Value.ToFloatArray()[0], 4);
+        }
+        var want = Fresh(make, k);
+        var got = w.Value.ToFloatArray();
+        for (int i = 0; i < want.Length; i++) Assert.Equal(want[i], got[i], 6);
+    }
+}
+
 public class ScheduleAndClipTests
 {
     [Fact]

@@ -43,10 +43,10 @@ public sealed class Adafactor(IEnumerable<Parameter> parameters, AdafactorOption
     {
         var shape = p.Value.Shape;
         bool factored = shape.Length >= 2;
-        double rel = Options.RelativeStep ? Math.Min(1e-2, 1 / Math.Sqrt(Step)) : LearningRate;
+        double rel = Options.RelativeStep ? Math.Min(1e-2, 1 / Math.Sqrt(StepOf(p))) : LearningRate;
         double lr = rel;
         if (Options.ScaleParameter) lr *= Math.Max(Options.Eps2, Rms(w));
-        float beta2t = (float)(1 - Math.Pow(Step, Options.DecayRate));
+        float beta2t = (float)(1 - Math.Pow(StepOf(p), Options.DecayRate));
         float oneMinus = 1 - beta2t;
         float eps1 = (float)Options.Eps1;
         var update = new float[w.Length];

@@ -32,8 +32,8 @@ public sealed class AdamW(IEnumerable<Parameter> parameters, AdamWOptions? optio
         float decay = (float)(1 - lr * (p.Decay ? Options.WeightDecay : 0));
         float b1 = (float)Options.Beta1, b2 = (float)Options.Beta2;
         float oneMinusB1 = (float)(1 - Options.Beta1), oneMinusB2 = (float)(1 - Options.Beta2);
-        double bc1 = 1 - Math.Pow(Options.Beta1, Step);
-        double bc2 = 1 - Math.Pow(Options.Beta2, Step);
+        double bc1 = 1 - Math.Pow(Options.Beta1, StepOf(p));
+        double bc2 = 1 - Math.Pow(Options.Beta2, StepOf(p));
         float stepSize = (float)(lr / bc1);
         float bc2Sqrt = (float)Math.Sqrt(bc2);
         float eps = (float)Options.Eps;

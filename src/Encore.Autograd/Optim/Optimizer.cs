@@ -28,16 +28,36 @@ public abstract class Optimizer : IDisposable
     /// <summary>Learning rate of the next step.</summary>
     public double LearningRate { get; set; }
 
-    /// <summary>Applies one update to every trainable parameter that has a gradient.</summary>
+    /// <summary>
+    /// Applies one update to every trainable parameter that has a gradient. A parameter that is not
+    /// trainable in this step (frozen, e.g. during a cross-attention-only warm-up) is left as it is
+    /// and counts the step as sat out (<see cref="StepOf"/>).
+    /// </summary>
     public void Update()
     {
         Step++;
         foreach (var p in Parameters)
         {
-            if (!p.Trainable || p.Grad == null) continue;
+            if (!p.Trainable)
+            {
+                State(p, FrozenSteps, 1)[0]++;
+                continue;
+            }
+            if (p.Grad == null) continue;
             Update(p, p.Value.AsSpan<float>(), p.Grad.AsReadOnlySpan<float>());
         }
     }
+
+    // State slot counting the steps a parameter sat out frozen; one f32 (exact up to 2^24 steps), saved with the moments.
+    const string FrozenSteps = "frozen_steps";
+
+    /// <summary>
+    /// The updates <paramref name="p"/> has had, this one included: <see cref="Step"/> less the steps it
+    /// sat out frozen. Bias corrections count these, as PyTorch's per-parameter <c>state["step"]</c>
+    /// does, so a parameter unfrozen after k steps starts its moments as a fresh one would instead of
+    /// taking an uncorrected first step about 3× too large (AdamW: m̂/√v̂ = 0.1·g / √(0.001·g²)).
+    /// </summary>
+    protected long StepOf(Parameter p) => HasState(p, FrozenSteps) ? Step - (long)State(p, FrozenSteps, 1)[0] : Step;
 
     /// <summary>Updates one parameter; <see cref="Step"/> already counts this step (1-based).</summary>
     protected abstract void Update(Parameter p, Span<float> w, ReadOnlySpan<float> g);

@@ -13,13 +13,14 @@ internal static class TrainCommand
     {
         public Option<string> Data = new("--data") { Description = "Training data: JSONL {\"source\",\"target\"} pairs, or plain text (one document per line).", Required = true };
         public Option<string?> Validation = new("--validation") { Description = "Validation data (default: 5% of the training data, held out by seed)." };
-        public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: train a byte-level BPE on the data)." };
+        public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: the checkpoint's own when --model is one that has them, else train a byte-level BPE on the data)." };
         public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
-        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption or mlm; auto picks from the model family and data.", DefaultValueFactory = _ => "auto" };
+        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2 or mlm; auto picks from the model family and data. prefix-lm and ul2 on an encoder–decoder take plain text (the adaptation objectives of encore adapt).", DefaultValueFactory = _ => "auto" };
         public Option<int> Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
         public Option<double> Lr = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
         public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
+        public Option<int> CrossOnly = new("--warmup-cross-attention-only") { Description = "First N steps train only cross-attention (and its norms), everything else frozen: the warm-up of an encoder–decoder whose cross-attention `encore adapt` started fresh.", DefaultValueFactory = _ => 0 };
         public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd.", DefaultValueFactory = _ => "adamw" };
         public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target.", DefaultValueFactory = _ => 4096 };
         public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
@@ -38,7 +39,7 @@ internal static class TrainCommand
         public Common.FieldOptions Fields = new();
         public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
     }
 
     public static Command Create()
@@ -84,7 +85,8 @@ internal static class TrainCommand
             "prefix-lm" => ObjectiveKind.PrefixLm,
             "span-corruption" or "span" => ObjectiveKind.SpanCorruption,
             "mlm" => ObjectiveKind.MaskedLm,
-            var other => throw new ArgumentException($"--objective: unknown objective '{other}' (auto, seq2seq, causal-lm, prefix-lm, span-corruption, mlm)"),
+            "ul2" => ObjectiveKind.Ul2,
+            var other => throw new ArgumentException($"--objective: unknown objective '{other}' (auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2, mlm)"),
         };
         var optimizer = parse.GetValue(o.Optimizer)!.ToLowerInvariant() switch
         {
@@ -99,6 +101,7 @@ internal static class TrainCommand
             MaxSteps = steps,
             LearningRate = parse.GetValue(o.Lr),
             WarmupSteps = Math.Min(parse.GetValue(o.Warmup), steps),
+            CrossAttentionOnlySteps = parse.GetValue(o.CrossOnly),
             Optimizer = optimizer,
             GradientAccumulation = parse.GetValue(o.Accumulate),
             EvalEvery = parse.GetValue(o.EvalEvery),
@@ -118,8 +121,9 @@ internal static class TrainCommand
             Fields = o.Fields.Read(parse),
             MaxSourceTokens = parse.GetValue(o.MaxSource),
             Validation = parse.GetValue(o.Validation),
-            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it.
-            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null),
+            // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it. A
+            // checkpoint trained further defaults to its own, for the same reason (an adapted one, for one).
+            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null) ?? OwnTokenizer(model),
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,
@@ -135,6 +139,14 @@ internal static class TrainCommand
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
+    }
+
+    /// <summary>The checkpoint (or run folder's newest checkpoint) <paramref name="model"/> names when it holds tokenizer files, else null.</summary>
+    static string? OwnTokenizer(string model)
+    {
+        if (!Directory.Exists(model)) return null;
+        var dir = Encore.Formats.Checkpoints.CheckpointDirectory.ResolveRun(model);
+        return HasTokenizerFiles(dir) ? dir : null;
     }
 
     /// <summary>Whether <paramref name="dir"/> holds the files of a tokenizer that <see cref="TokenizerLoader"/> reads.</summary>

@@ -16,12 +16,14 @@ public enum ObjectiveKind
     Seq2Seq,
     /// <summary>Causal LM; on pairs the loss is masked on the prompt (decoder-only).</summary>
     CausalLm,
-    /// <summary>Prefix LM on plain text (decoder-only).</summary>
+    /// <summary>Prefix LM on plain text (decoder-only: one sequence, loss on the continuation; encoder–decoder: prefix to the encoder, continuation to the decoder).</summary>
     PrefixLm,
     /// <summary>T5 span corruption on plain text (encoder–decoder).</summary>
     SpanCorruption,
     /// <summary>Masked LM (encoder-only).</summary>
     MaskedLm,
+    /// <summary>UL2's mixture of R, S and X denoisers on plain text (encoder–decoder).</summary>
+    Ul2,
 }
 
 /// <summary>Everything a training run needs, with documented defaults; shared by <c>encore train</c>, <c>distill</c> and <c>quickstart</c>.</summary>
@@ -147,7 +149,7 @@ public sealed class TrainingRun : IDisposable
         var model = LoadModel(o.Model, tokenizer);
         try
         {
-            var objective = MakeObjective(o.Objective, model, tokenizer, plainText);
+            var objective = MakeObjective(o.Objective, model, tokenizer, plainText, training.Seed);
             var data = plainText ? TokenizedDataset.FromDocuments(documents, tokenizer, Path.GetFileName(o.Data))
                 : TokenizedDataset.FromPairs(pairs, tokenizer, Path.GetFileName(o.Data));
             // Every example must fit one batch: sources are cut to what the token budget leaves after
@@ -294,8 +296,12 @@ public sealed class TrainingRun : IDisposable
         DecoderStartTokenId = tokenizer.DecoderStartId ?? config.DecoderStartTokenId,
     };
 
-    /// <summary>The objective <paramref name="kind"/> for <paramref name="model"/> (Auto: from the family and whether the data is plain text); throws when they do not fit.</summary>
-    public static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText)
+    /// <summary>
+    /// The objective <paramref name="kind"/> for <paramref name="model"/> (Auto: from the family and whether the
+    /// data is plain text); throws when they do not fit. <paramref name="seed"/> fixes what an objective draws
+    /// once per example (an encoder–decoder prefix LM's cut points, UL2's denoisers).
+    /// </summary>
+    public static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText, ulong seed = 0)
     {
         if (kind == ObjectiveKind.Auto)
             kind = model switch
@@ -306,8 +312,9 @@ public sealed class TrainingRun : IDisposable
             };
         bool ok = kind switch
         {
-            ObjectiveKind.Seq2Seq or ObjectiveKind.SpanCorruption => model is EncoderDecoderModel,
-            ObjectiveKind.CausalLm or ObjectiveKind.PrefixLm => model is DecoderOnlyModel,
+            ObjectiveKind.Seq2Seq or ObjectiveKind.SpanCorruption or ObjectiveKind.Ul2 => model is EncoderDecoderModel,
+            ObjectiveKind.PrefixLm => model is DecoderOnlyModel or EncoderDecoderModel,
+            ObjectiveKind.CausalLm => model is DecoderOnlyModel,
             ObjectiveKind.MaskedLm => model is EncoderOnlyModel,
             _ => false,
         };
@@ -317,7 +324,9 @@ public sealed class TrainingRun : IDisposable
             ObjectiveKind.Seq2Seq => new Seq2SeqObjective(Seq2SeqOptions.For(tok, model.Config)),
             ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(SpanCorruptionOptions.For(tok, model.Config)),
             ObjectiveKind.CausalLm => new CausalLmObjective(CausalLmOptions.For(tok)),
+            ObjectiveKind.PrefixLm when model is EncoderDecoderModel => new PrefixLmObjective(Seq2SeqOptions.For(tok, model.Config), seed),
             ObjectiveKind.PrefixLm => new PrefixLmObjective(CausalLmOptions.For(tok)),
+            ObjectiveKind.Ul2 => new Ul2Objective(Ul2Options.For(tok, model.Config, seed)),
             _ => new MaskedLmObjective(new MaskedLmOptions
             {
                 PadId = tok.PadId ?? 0,

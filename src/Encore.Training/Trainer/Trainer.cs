@@ -75,6 +75,8 @@ public sealed class Trainer : IDisposable
     {
         _model = model;
         _o = options.Validate();
+        if (_o.CrossAttentionOnlySteps > 0 && !model.Parameters.All.Any(p => p.Trainable && IsCrossAttention(p.Name)))
+            throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention to train");
         _train = train;
         _validation = validation;
         _teacher = teacher;
@@ -90,6 +92,27 @@ public sealed class Trainer : IDisposable
         };
         State = new TrainerState { Seed = options.Seed };
         if (teacher != null && options.DistillOnPolicy) _sampler = new OnPolicySampler(model, options.OnPolicy);
+        if (options.CrossAttentionOnlySteps > 0) _frozenInWarmup = _optimizer.Parameters.Where(p => !IsCrossAttention(p.Name)).ToArray();
+    }
+
+    // Parameters frozen during the cross-attention-only warm-up (null without one).
+    readonly Parameter[]? _frozenInWarmup;
+    bool _warmupFrozen;
+
+    /// <summary>Whether <paramref name="name"/> is a cross-attention parameter (projections or norm) of an encoder–decoder's decoder.</summary>
+    public static bool IsCrossAttention(string name) =>
+        name.Contains(".cross_attn.", StringComparison.Ordinal) || name.Contains(".cross_attn_norm.", StringComparison.Ordinal);
+
+    // Freezes everything but cross-attention during the first CrossAttentionOnlySteps steps, and unfreezes it after.
+    void SetWarmupFrozen(bool frozen)
+    {
+        if (_frozenInWarmup is null || frozen == _warmupFrozen) return;
+        foreach (var p in _frozenInWarmup)
+        {
+            p.Trainable = !frozen;
+            if (frozen) p.ZeroGrad();
+        }
+        _warmupFrozen = frozen;
     }
 
     readonly OnPolicySampler? _sampler;
@@ -244,6 +267,7 @@ public sealed class Trainer : IDisposable
         while (State.Step < _o.MaxSteps && !cancel.IsCancellationRequested)
         {
             long step = State.Step + 1;
+            SetWarmupFrozen(step <= _o.CrossAttentionOnlySteps);
             _optimizer.LearningRate = schedule.At(step);
             _optimizer.ZeroGrad();
             double lossSum = 0;
@@ -284,6 +308,7 @@ public sealed class Trainer : IDisposable
             if ((_o.EvalEvery > 0 && step % _o.EvalEvery == 0) || last) Evaluate(log);
             if ((_o.CheckpointEvery > 0 && step % _o.CheckpointEvery == 0) || last) SaveCheckpoint();
         }
+        SetWarmupFrozen(false);   // the model leaves the run with every parameter trainable
         log.Flush();
         WritePlot();
     }

@@ -64,6 +64,16 @@ public sealed record TrainingOptions
     /// off. Default 0.
     /// </summary>
     public float EncoderTokenLoss { get; init; }
+    /// <summary>
+    /// Steps at the start of the run in which only cross-attention (its projections and norms) is trained
+    /// and every other parameter is frozen: the warm-up T5Gemma gives an encoder–decoder adapted from
+    /// decoder-only models whose cross-attention starts fresh (<c>encore adapt --decoder-from</c>), so
+    /// that random cross-attention does not disturb the pretrained blocks through large early gradients.
+    /// Frozen parameters are neither updated nor decayed, and their optimizer moments start when they
+    /// are unfrozen, bias-corrected as a fresh parameter's. The steps count toward <see cref="MaxSteps"/>
+    /// and share the learning-rate schedule. Encoder–decoder models only. Default 0 (off).
+    /// </summary>
+    public int CrossAttentionOnlySteps { get; init; }
     /// <summary>How the student samples in on-policy distillation. Default: temperature 0.9, top-k 128, 64 tokens.</summary>
     public OnPolicyOptions OnPolicy { get; init; } = new();
 
@@ -89,6 +99,7 @@ public sealed record TrainingOptions
         if (GradientClip < 0) throw new ArgumentException($"gradient clip cannot be negative, got {GradientClip}");
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"label smoothing must be in [0, 1), got {LabelSmoothing}");
         if (EvalEvery < 0 || CheckpointEvery < 0) throw new ArgumentException("eval and checkpoint intervals cannot be negative");
+        if (CrossAttentionOnlySteps < 0) throw new ArgumentException($"cross-attention-only warm-up steps cannot be negative, got {CrossAttentionOnlySteps}");
         if (KeepCheckpoints < 1) throw new ArgumentException($"keep at least one checkpoint, got {KeepCheckpoints}");
         if (DistillAlpha is < 0 or > 1) throw new ArgumentException($"distillation alpha must be in [0, 1], got {DistillAlpha}");
         if (!(DistillTemperature > 0)) throw new ArgumentException($"distillation temperature must be positive, got {DistillTemperature}");
