@@ -1,5 +1,7 @@
 using Encore.Autograd;
 using Encore.Models;
+using Encore.Training.Data;
+using Encore.Training.Objectives;
 using Encore.Training.Trainer;
 
 namespace Encore.Training.Tests;
@@ -110,6 +112,44 @@ public class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void ARunForkedFromAnotherRunsCheckpointContinuesItsScheduleAndLog()
+    {
+        var options = new TrainingOptions
+        {
+            MaxSteps = 8, LearningRate = 3e-3, WarmupSteps = 2, CheckpointEvery = 4, KeepCheckpoints = 2, EvalEvery = 0, Seed = 5,
+        };
+        var a = Path.Combine(_dir, "a");
+        float[] straight;
+        using (var m = new EncoderDecoderModel(Config, seed: 2))
+        using (var t = new Trainer.Trainer(m, options, new RandomBatches(5, 1), a))
+        {
+            t.Run();
+            straight = Weights(m);
+        }
+        var b = Path.Combine(_dir, "b");
+        using (var m = new EncoderDecoderModel(Config, seed: 77))
+        using (var t = new Trainer.Trainer(m, options, new RandomBatches(5, 1), b))
+        {
+            t.ResumeFrom(Path.Combine(a, "checkpoint-4"), Path.Combine(a, "metrics.jsonl"));
+            Assert.Equal(4, t.State.Step);
+            Assert.Equal(4, File.ReadAllLines(t.MetricsPath).Count(l => l.Contains("\"loss\"")));   // a's first four steps
+            t.Run();
+            Assert.Equal(straight, Weights(m));
+            Assert.Equal(File.ReadAllLines(Path.Combine(a, "metrics.jsonl")).Length, File.ReadAllLines(t.MetricsPath).Length);
+        }
+        Assert.Equal(8, File.ReadAllLines(Path.Combine(a, "metrics.jsonl")).Count(l => l.Contains("\"loss\"")));   // the original is untouched
+        using (var m = new EncoderDecoderModel(Config, seed: 2))
+        using (var t = new Trainer.Trainer(m, options, new RandomBatches(5, 1), Path.Combine(_dir, "c")))
+        {
+            Assert.Contains("nothing left", Assert.Throws<ArgumentException>(() => t.ResumeFrom(Path.Combine(a, "checkpoint-8"))).Message);
+            Assert.Contains("not a training checkpoint", Assert.Throws<ArgumentException>(() => t.ResumeFrom(a)).Message);
+        }
+        using (var m = new EncoderDecoderModel(Config, seed: 2))
+        using (var t = new Trainer.Trainer(m, options with { Seed = 6 }, new RandomBatches(5, 1), Path.Combine(_dir, "d")))
+            Assert.Contains("seed", Assert.Throws<ArgumentException>(() => t.ResumeFrom(Path.Combine(a, "checkpoint-4"))).Message);
+    }
+
+    [Fact]
     public void ADecoderOnlyTeachersLogitsAreAlignedWithTheStudentsTargets()
     {
         using var student = new EncoderDecoderModel(Config, seed: 3);
@@ -127,6 +167,39 @@ public class TrainerTests : IDisposable
                 Assert.Equal(f[(2 + j) * 12 + k], a[((1 * 4) + j) * 12 + k], 4);
         using var other = new DecoderOnlyModel(Presets.Get("tiny-decoder"), seed: 4);
         Assert.Contains("share a tokenizer", Assert.Throws<ArgumentException>(() => new Distillation(other, student)).Message);
+    }
+
+    [Fact]
+    public void ADecoderOnlyTeacherReadsAnEncoderDecoderExampleAsItsOwnTrainingLaidItOut()
+    {
+        // The teacher was trained on CausalLm rows (BOS x y EOS); the student's rows are Seq2Seq
+        // (source x EOS, targets y EOS). The aligned logits for each student target must be the
+        // teacher's logits at the position of the same target in the teacher's own row.
+        using var student = new EncoderDecoderModel(Config, seed: 3);
+        using var teacher = new DecoderOnlyModel(Presets.Get("tiny-decoder") with { VocabSize = 12, BosTokenId = 2 }, seed: 4);
+        int[][] xs = [[5, 6, 7, 8], [9, 3]];
+        int[][] ys = [[4, 10], [11, 5, 6]];
+        var s2s = new Seq2SeqOptions { PadId = 0, EosId = 1, DecoderStartId = 0 };
+        var clm = new CausalLmOptions { PadId = 0, EosId = 1, BosId = 2 };
+        var rows = xs.Select((x, i) => Seq2SeqObjective.Build(x, ys[i], s2s)).ToArray();
+        var b = TrainingBatches.Collate(rows, 0, [0, 1], hasSource: true);
+        using var aligned = new Distillation(teacher, student).Logits(b);   // (B·T, V)
+        var a = aligned.Value.ToFloatArray();
+        for (int i = 0; i < xs.Length; i++)
+        {
+            var row = CausalLmObjective.Build(xs[i], ys[i], clm);
+            using var full = teacher.Forward(row.Inputs, 1);
+            var f = full.Value.ToFloatArray();
+            int j = 0;
+            for (int p = 0; p < row.Targets.Length; p++)
+            {
+                if (row.Targets[p] == Labels.Ignore) continue;
+                Assert.Equal(row.Targets[p], b.Targets[i * b.InputLength + j]);
+                for (int k = 0; k < 12; k++) Assert.Equal(f[p * 12 + k], a[(i * b.InputLength + j) * 12 + k], 4);
+                j++;
+            }
+            Assert.Equal(ys[i].Length + 1, j);
+        }
     }
 
     [Fact]

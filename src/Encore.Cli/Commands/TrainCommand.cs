@@ -29,6 +29,7 @@ internal static class TrainCommand
         public Option<int> EvalExamples = new("--eval-examples") { Description = "Validation examples decoded for exact match, F1, chrF, ROUGE-L and BLEU (0: loss only).", DefaultValueFactory = _ => 64 };
         public Option<ulong> Seed = new("--seed") { Description = "Seed of data order and dropout.", DefaultValueFactory = _ => 0UL };
         public Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --out." };
+        public Option<string?> ResumeFrom = new("--resume-from") { Description = "Start from a checkpoint of another run (checkpoint-N directory, or a run directory for its newest): weights, optimizer state, step, data position and metrics up to that step; --steps and the schedule continue from there (e.g. distil the last steps of a cross-entropy run)." };
         public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
         public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest.", DefaultValueFactory = _ => 2 };
         public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch; 0 is off.", DefaultValueFactory = _ => 0f };
@@ -39,7 +40,7 @@ internal static class TrainCommand
         public Common.FieldOptions Fields = new();
         public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, Overwrite, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, Json, Threads];
     }
 
     public static Command Create()
@@ -132,6 +133,7 @@ internal static class TrainCommand
             Teacher = teacher,
             Training = training,
             Resume = parse.GetValue(o.Resume),
+            ResumeFrom = parse.GetValue(o.ResumeFrom),
             Overwrite = parse.GetValue(o.Overwrite),
         };
         if (parse.GetValue(o.Samples) < 0) throw new ArgumentException($"--samples cannot be negative, got {parse.GetValue(o.Samples)}");

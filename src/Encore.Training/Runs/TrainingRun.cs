@@ -63,6 +63,13 @@ public sealed record TrainingRunOptions
     public TrainingOptions Training { get; init; } = new();
     /// <summary>Continue from the newest checkpoint in <see cref="Output"/>.</summary>
     public bool Resume { get; init; }
+    /// <summary>
+    /// Start from a checkpoint of another run (a <c>checkpoint-N</c> directory, or a run directory
+    /// for its newest): its weights, optimizer state, step, data position and metrics up to that
+    /// step, so this run continues that run's schedule with its own options — another objective or
+    /// a teacher for the last steps, say.
+    /// </summary>
+    public string? ResumeFrom { get; init; }
     /// <summary>Start over in an <see cref="Output"/> that holds an earlier run: its checkpoints, metrics.jsonl and loss.png are deleted (other files are kept).</summary>
     public bool Overwrite { get; init; }
 }
@@ -128,6 +135,8 @@ public sealed class TrainingRun : IDisposable
         var training = o.Training.Validate();
         if (o.MaxSourceTokens < 1) throw new ArgumentException($"--max-source-tokens must be positive, got {o.MaxSourceTokens}");
         if (o.Resume && o.Overwrite) throw new ArgumentException("--resume continues a run and --overwrite deletes it: pass one of them");
+        if (o.Resume && o.ResumeFrom != null) throw new ArgumentException("--resume continues the run in --out and --resume-from starts one from another run's checkpoint: pass one of them");
+        if (o.ResumeFrom != null && !Directory.Exists(o.ResumeFrom)) throw new ArgumentException($"--resume-from: {o.ResumeFrom} does not exist");
         var stale = CheckOutput(o);
         // A training run folder stands for its newest checkpoint wherever a checkpoint is expected.
         o = o with
@@ -214,6 +223,12 @@ public sealed class TrainingRun : IDisposable
                 run.Eval = eval;
             }
             if (o.Resume) run.Resumed = trainer.Resume();
+            else if (o.ResumeFrom != null)
+            {
+                var from = CheckpointDirectory.ResolveRun(o.ResumeFrom);
+                trainer.ResumeFrom(from, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(from))!, "metrics.jsonl"));
+                run.Resumed = true;
+            }
             return run;
         }
         catch

@@ -10,16 +10,24 @@ namespace Encore.Training.Trainer;
 /// A teacher for knowledge distillation (the Return of the Encoder recipe, arXiv 2501.16273 §4: a
 /// larger decoder-only teacher, an encoder–decoder student). For each target position of the
 /// student's batch it gives the teacher's logits for the same next token: an encoder–decoder
-/// teacher sees the same batch; a decoder-only teacher sees source then target as one sequence,
-/// and its logits at position |source| − 1 + j predict target j; a decoder-only student's rows are
-/// read by a decoder-only teacher as they are. Teacher and student must share a tokenizer (the
-/// logits are compared id by id).
+/// teacher sees the same batch; a decoder-only teacher reads an encoder–decoder example as it was
+/// trained to read a (prompt, target) pair (<c>CausalLmObjective</c>): its BOS, the source without
+/// the trailing EOS the encoder gets, then the target, and its logits at the position before
+/// target token j predict it; a decoder-only student's rows are read by a decoder-only teacher as
+/// they are. Teacher and student must share a tokenizer (the logits are compared id by id).
 /// </summary>
 public sealed class Distillation
 {
     readonly LanguageModel _teacher;
+    readonly int _teacherBos;      // prepended to a decoder-only teacher's view of a source; −1: none
+    readonly int _sourceEos;       // dropped from the end of a source before a decoder-only teacher reads it; −1: none
 
-    /// <summary>Checks the pairing and wraps the teacher (inference only; it is never updated).</summary>
+    /// <summary>
+    /// Checks the pairing and wraps the teacher (inference only; it is never updated). The BOS a
+    /// decoder-only teacher's prompts start with is its tokenizer's (else its config's), and the
+    /// EOS that ends an encoder–decoder student's sources is the student tokenizer's (else its
+    /// config's), as <c>Generator.EncodePrompt</c> builds prompts for each.
+    /// </summary>
     public Distillation(LanguageModel teacher, LanguageModel student, TextTokenizer? teacherTokenizer = null, TextTokenizer? studentTokenizer = null)
     {
         if (teacher is EncoderOnlyModel) throw new ArgumentException("a distillation teacher must be an encoder–decoder or a decoder-only model");
@@ -28,6 +36,8 @@ public sealed class Distillation
         if (teacherTokenizer != null && studentTokenizer != null && !SameTokenizer(teacherTokenizer, studentTokenizer, out var why))
             throw new ArgumentException($"teacher and student must share a tokenizer: {why}");
         _teacher = teacher;
+        _teacherBos = teacherTokenizer?.BosId ?? teacher.Config.BosTokenId;
+        _sourceEos = studentTokenizer?.EosId ?? student.Config.EosTokenId;
     }
 
     static bool SameTokenizer(TextTokenizer a, TextTokenizer b, out string why)
@@ -60,14 +70,18 @@ public sealed class Distillation
             using (same)
                 return Var.Constant(same.Value.Reshape(b.Size * t, v));
         }
-        // Per example: source tokens, then the real target tokens.
+        // Per example: the teacher's prompt (BOS, source without its EOS), then the real target tokens.
         var sequences = new int[b.Size][];
+        var prompts = new int[b.Size];
         for (int i = 0; i < b.Size; i++)
         {
-            int sl = b.SourceLengths.Length > 0 ? b.SourceLengths[i] : 0;
-            if (sl == 0) throw new ArgumentException($"example {i} has an empty source; a decoder-only teacher needs at least one source token to predict the first target");
-            var seq = new List<int>(sl + t);
-            for (int j = 0; j < sl; j++) seq.Add(b.Source[i * b.SourceLength + j]);
+            var source = b.Source.AsSpan(i * b.SourceLength, b.SourceLengths[i]);
+            if (_sourceEos >= 0 && source.Length > 0 && source[^1] == _sourceEos) source = source[..^1];
+            var seq = new List<int>(source.Length + t + 1);
+            if (_teacherBos >= 0) seq.Add(_teacherBos);
+            foreach (int id in source) seq.Add(id);
+            if (seq.Count == 0) throw new ArgumentException($"example {i} has an empty source and the teacher has no BOS; a decoder-only teacher needs at least one prompt token to predict the first target");
+            prompts[i] = seq.Count;
             for (int j = 0; j < t && b.Targets[i * t + j] != Labels.Ignore; j++) seq.Add(b.Targets[i * t + j]);
             sequences[i] = [.. seq];
         }
@@ -86,7 +100,7 @@ public sealed class Distillation
             var dst = result.AsSpan<float>();
             for (int i = 0; i < b.Size; i++)
             {
-                int sl = b.SourceLengths[i];
+                int sl = prompts[i];
                 for (int j = 0; j < t && b.Targets[i * t + j] != Labels.Ignore; j++)
                     src.Slice((i * lt + sl - 1 + j) * v, v).CopyTo(dst.Slice((i * t + j) * v, v));
             }

@@ -192,37 +192,53 @@ public sealed class Trainer : IDisposable
     {
         var latest = Checkpoints.LastOrDefault();
         if (latest == null) return false;
-        var state = ReadState(latest);
-        if (state.Seed != _o.Seed) throw new ArgumentException($"{latest} was trained with seed {state.Seed}; resume with the same seed (got {_o.Seed})");
-        Checkpoint.LoadInto(_model, latest);
-        OptimizerCheckpoint.Load(_optimizer, latest);
+        ResumeFrom(latest, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(latest))!, "metrics.jsonl"));
+        return true;
+    }
+
+    /// <summary>
+    /// Starts this run from <paramref name="checkpoint"/>, a checkpoint of this run or of another
+    /// one with the same model shape and seed: weights, optimizer state and data position, and the
+    /// lines of <paramref name="metrics"/> up to its step, which become this run's metrics log. A run
+    /// forked this way continues the original's schedule with its own options (another objective,
+    /// a teacher) from that step on.
+    /// </summary>
+    public void ResumeFrom(string checkpoint, string? metrics = null)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        if (!File.Exists(Path.Combine(checkpoint, StateFile)))
+            throw new ArgumentException($"{checkpoint}: not a training checkpoint (no {StateFile}); pass a checkpoint-N directory of a run");
+        var state = ReadState(checkpoint);
+        if (state.Seed != _o.Seed) throw new ArgumentException($"{checkpoint} was trained with seed {state.Seed}; resume with the same seed (got {_o.Seed})");
+        if (state.Step >= _o.MaxSteps) throw new ArgumentException($"{checkpoint} is at step {state.Step}: nothing left to do with --steps {_o.MaxSteps}");
+        Checkpoint.LoadInto(_model, checkpoint);
+        OptimizerCheckpoint.Load(_optimizer, checkpoint);
         State = state;
-        // Keep the log consistent with the checkpoint: lines after its step belong to the lost run.
-        if (File.Exists(MetricsPath))
+        _trainCurve.Clear();
+        _evalCurve.Clear();
+        // Keep the log consistent with the checkpoint: lines after its step belong to a lost or other run.
+        var lines = metrics != null && File.Exists(metrics) ? File.ReadAllLines(metrics) : [];
+        var kept = lines.Where(l =>
         {
-            var kept = File.ReadAllLines(MetricsPath).Where(l =>
-            {
-                try
-                {
-                    using var d = JsonDocument.Parse(l);
-                    return d.RootElement.GetProperty("step").GetInt64() <= state.Step;
-                }
-                catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-                {
-                    return false;   // a line cut by the kill
-                }
-            }).ToList();
-            AtomicFile.WriteAllText(MetricsPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
-            foreach (var l in kept)
+            try
             {
                 using var d = JsonDocument.Parse(l);
-                var r = d.RootElement;
-                long step = r.GetProperty("step").GetInt64();
-                if (r.TryGetProperty("loss", out var loss)) _trainCurve.Add((step, ReadNumber(loss)));
-                if (r.TryGetProperty("eval_loss", out var el) && ReadNumber(el) is var e && !double.IsNaN(e)) _evalCurve.Add((step, e));
+                return d.RootElement.GetProperty("step").GetInt64() <= state.Step;
             }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                return false;   // a line cut by a kill
+            }
+        }).ToList();
+        AtomicFile.WriteAllText(MetricsPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+        foreach (var l in kept)
+        {
+            using var d = JsonDocument.Parse(l);
+            var r = d.RootElement;
+            long step = r.GetProperty("step").GetInt64();
+            if (r.TryGetProperty("loss", out var loss)) _trainCurve.Add((step, ReadNumber(loss)));
+            if (r.TryGetProperty("eval_loss", out var el) && ReadNumber(el) is var e && !double.IsNaN(e)) _evalCurve.Add((step, e));
         }
-        return true;
     }
 
     static TrainerState ReadState(string checkpoint)
