@@ -80,7 +80,8 @@ public sealed class SequenceState
 
     SequenceState(SequenceState other)
     {
-        _tokens = [.. other._tokens];
+        _tokens = new List<int>(other._tokens.Capacity);   // the original's room to grow, so a copy appends without growing either
+        _tokens.AddRange(other._tokens);
         InitialLength = other.InitialLength;
         LogProb = other.LogProb;
         Finish = other.Finish;
@@ -109,6 +110,16 @@ public sealed class SequenceState
 
     /// <summary>A copy (beam search branches).</summary>
     public SequenceState Clone() => new(this);
+
+    /// <summary>Makes this sequence a copy of <paramref name="other"/>, which has as many initial tokens, reusing its storage.</summary>
+    internal void CopyFrom(SequenceState other)
+    {
+        if (other.InitialLength != InitialLength) throw new ArgumentException($"sequences with {InitialLength} and {other.InitialLength} initial tokens", nameof(other));
+        _tokens.Clear();
+        _tokens.AddRange(CollectionsMarshal.AsSpan(other._tokens));
+        LogProb = other.LogProb;
+        Finish = other.Finish;
+    }
 }
 
 /// <summary>When sequences end, and their final text: EOS ids, stop strings, max_new_tokens.</summary>

@@ -94,6 +94,7 @@ internal sealed class SuperposedDecoder
     List<(SequenceState Seq, double Score)> _alive;
     List<(SequenceState Seq, double Score)> _next;
     readonly List<(SequenceState Seq, double Score)> _finished = [];
+    readonly Stack<SequenceState> _spare;   // sequences of dropped drafts, reused for the next ones
     readonly float[] _scores;
     readonly int[] _top;                  // (n) a draft's candidate tokens, best first
     readonly double[] _logp;              // (n) their log p
@@ -116,6 +117,7 @@ internal sealed class SuperposedDecoder
         _stop = stop;
         _alive = [(initial, 0)];
         _next = new(_k);
+        _spare = new(2 * _k);
         _scores = new float[vocabSize];
         _top = new int[_n];
         _logp = new double[_n];
@@ -253,7 +255,10 @@ internal sealed class SuperposedDecoder
             int token = _candToken[best];
             double score = _candScore[best];
             if (rank >= _k && _stop.IsEos(token)) continue;
-            var seq = _alive[best / _n].Seq.Clone();
+            var parent = _alive[best / _n].Seq;
+            SequenceState seq;
+            if (_spare.TryPop(out var reused)) { reused.CopyFrom(parent); seq = reused; }
+            else seq = parent.Clone();
             seq.Append(token);
             seq.LogProb = score;
             _stop.Update(seq);
@@ -266,6 +271,9 @@ internal sealed class SuperposedDecoder
             if (_next.Count == _k) break;
         }
         (_alive, _next) = (_next, _alive);
+        // The last step's drafts are all copied into this step's or dropped: their storage serves the next step.
+        foreach (var (old, _) in _next) _spare.Push(old);
+        _next.Clear();
         if (_alive.Count == 0) Done = true;
         else if (_alive[0].Seq.Finish == FinishReason.Length)
         {

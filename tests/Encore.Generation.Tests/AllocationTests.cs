@@ -65,3 +65,31 @@ public class SpeculativeAllocationTests
         Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} speculative greedy tokens allocated {first} and {second} bytes ({strategy.Stats})");
     }
 }
+
+public class SuperposedAllocationTests
+{
+    [Fact]
+    public void SteadyStateSuperposedStepsAllocateNothing()
+    {
+        const int vocab = 64, warmup = 8, measured = 64;
+        int max = warmup + 2 * measured + 4;
+        // Logits that change from step to step, so drafts are replaced by continuations of one another.
+        var rng = new Random(3);
+        var logits = Enumerable.Range(0, 7).Select(_ => Enumerable.Range(0, vocab).Select(_ => (float)rng.NextDouble() * 4).ToArray()).ToArray();
+        var stop = new StopCriteria([], [], max, null);
+        var d = new SuperposedDecoder(new SequenceState([0], max + 1), new SuperposedOptions { Drafts = 3, Tokens = 9 }, [], stop, vocab, 1);
+        var marks = new long[3];
+        for (int step = 0; step < warmup + 2 * measured; step++)
+        {
+            for (int i = 0; i < 3; i++)
+                if (step == warmup + i * measured) marks[i] = GC.GetAllocatedBytesForCurrentThread();
+            Assert.False(d.Step(logits[step % logits.Length]));
+        }
+        marks[2] = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(3, d.Alive.Count);
+        Assert.Equal(warmup + 2 * measured, d.Alive[0].Seq.GeneratedCount);
+        long first = marks[1] - marks[0], second = marks[2] - marks[1];
+        // Two windows: a steady-state allocation shows in both, a one-off of the runtime's in one at most.
+        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} superposed steps allocated {first} and {second} bytes");
+    }
+}
