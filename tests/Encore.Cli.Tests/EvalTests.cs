@@ -39,13 +39,7 @@ public sealed class EvalTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    static void Save(string preset, Formats.Tokenization.TextTokenizer tokenizer, string dir)
-    {
-        Directory.CreateDirectory(dir);
-        using var model = TrainingRun.LoadModel(preset, tokenizer);
-        Checkpoint.Save(model, dir);
-        TrainingRun.SaveTokenizer(tokenizer, dir);
-    }
+    static void Save(string preset, Formats.Tokenization.TextTokenizer tokenizer, string dir) => TestCheckpoints.Save(dir, preset, tokenizer);
 
     static (int Code, string Stdout, string Stderr) Run(params string[] args)
     {

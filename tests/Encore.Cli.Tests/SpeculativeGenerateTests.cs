@@ -25,15 +25,8 @@ public sealed class SpeculativeGenerateTests : IDisposable
         _otherVocab = Save("other", "tiny-encdec", other);
     }
 
-    string Save(string name, string preset, Encore.Formats.Tokenization.TextTokenizer tokenizer)
-    {
-        string dir = Path.Combine(_dir, name);
-        Directory.CreateDirectory(dir);
-        using var model = TrainingRun.LoadModel(preset, tokenizer);
-        Checkpoint.Save(model, dir);
-        TrainingRun.SaveTokenizer(tokenizer, dir);
-        return dir;
-    }
+    string Save(string name, string preset, Encore.Formats.Tokenization.TextTokenizer tokenizer) =>
+        TestCheckpoints.Save(Path.Combine(_dir, name), preset, tokenizer);
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 

@@ -27,15 +27,8 @@ public sealed class SuperposedGenerateTests : IDisposable
         File.WriteAllLines(_corpus, pairs.Select(p => JsonSerializer.Serialize(new { source = p.Source, target = p.Target })));
     }
 
-    string Save(string name, string preset, Encore.Formats.Tokenization.TextTokenizer tokenizer)
-    {
-        string dir = Path.Combine(_dir, name);
-        Directory.CreateDirectory(dir);
-        using var model = TrainingRun.LoadModel(preset, tokenizer);
-        Checkpoint.Save(model, dir);
-        TrainingRun.SaveTokenizer(tokenizer, dir);
-        return dir;
-    }
+    string Save(string name, string preset, Encore.Formats.Tokenization.TextTokenizer tokenizer) =>
+        TestCheckpoints.Save(Path.Combine(_dir, name), preset, tokenizer);
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
