@@ -181,7 +181,9 @@ public static class ModelAdaptation
                 if (!from.Parameters.Contains(name))
                     throw new ArgumentException($"{(ReferenceEquals(from, source) ? sourceName : decoderSourceName)} has no parameter '{name}' for '{p.Name}'");
                 var t = from.Parameters[name].Value;
-                model.Parameters.Assign(p.Name, t.DType == Encore.Tensors.DType.F32 ? t.Clone() : t.To(Encore.Tensors.DType.F32));
+                if (name.EndsWith(".urpe.weight", StringComparison.Ordinal) && t.Shape[1] != p.Value.Shape[1])
+                    model.Parameters.Assign(p.Name, SymmetricToeplitz(t, p.Value.Shape[1]));
+                else model.Parameters.Assign(p.Name, t.DType == Encore.Tensors.DType.F32 ? t.Clone() : t.To(Encore.Tensors.DType.F32));
                 if (isCross) fromSelf++;
                 else if (ReferenceEquals(from, source)) fromSource++;
                 else fromDecoder++;
@@ -195,6 +197,18 @@ public static class ModelAdaptation
             throw;
         }
         return (model, new AdaptationReport(config, decoderSource != null, cross, fromSource, fromDecoder, fromSelf, fresh));
+    }
+
+    // A causal URPE table c[0 … M] (H, M + 1) read bidirectionally, as ALiBi's distances are: c[−d] = c[d], (H, 2M + 1).
+    static Encore.Tensors.Tensor SymmetricToeplitz(Encore.Tensors.Tensor causal, int width)
+    {
+        int h = causal.Shape[0], m = causal.Shape[1] - 1;
+        if (width != 2 * m + 1) throw new ArgumentException($"a causal URPE table of {m + 1} coefficients does not give a bidirectional one of {width}");
+        var c = causal.ToFloatArray();
+        var result = new float[h * width];
+        for (int i = 0; i < h; i++)
+            for (int d = -m; d <= m; d++) result[i * width + d + m] = c[i * (m + 1) + Math.Abs(d)];
+        return Encore.Tensors.Tensor.FromArray(result, h, width);
     }
 
     static void RequireDecoderOnly(ModelConfig c, string what)

@@ -169,6 +169,32 @@ public sealed class LayerCache : IDisposable
             : Ops.AttentionCached(q, KeysOf(b), ValuesOf(b), length, heads, kvHeads, options, masks, bias);
     }
 
+    /// <summary>
+    /// URPE attention (<see cref="Ops.ToeplitzAttention"/>) of new queries q (b, T, H·hd) over the first
+    /// <paramref name="length"/> positions of rows [0, b). An f32 cache is read in place; an int8 cache's
+    /// used positions are widened to f32 first (the Toeplitz kernel reads f32 keys and values).
+    /// </summary>
+    internal Var AttendToeplitz(Var q, int length, Var weights, bool bidirectional, int heads, int kvHeads,
+        AttentionOptions options, AttentionMaskOptions masks, Var? bias, int[]? queryOffsets)
+    {
+        int b = q.Shape[0];
+        if (DType == KvCacheDType.F32)
+            return Ops.ToeplitzAttentionCached(q, KeysOf(b), ValuesOf(b), length, weights, bidirectional, heads, kvHeads, options, masks, bias, queryOffsets);
+        using var k = Tensor.Empty(Encore.Tensors.DType.F32, b, Heads, Math.Max(1, length), HeadDim);
+        using var v = Tensor.Empty(Encore.Tensors.DType.F32, b, Heads, Math.Max(1, length), HeadDim);
+        var kd = k.AsSpan<float>();
+        var vd = v.AsSpan<float>();
+        for (int i = 0; i < b; i++)
+            for (int j = 0; j < Heads; j++)
+                for (int p = 0; p < length; p++)
+                {
+                    int at = ((i * Heads + j) * Math.Max(1, length) + p) * HeadDim;
+                    KInt8!.Read(i, j, p, kd.Slice(at, HeadDim));
+                    VInt8!.Read(i, j, p, vd.Slice(at, HeadDim));
+                }
+        return Ops.ToeplitzAttentionCached(q, k, v, length, weights, bidirectional, heads, kvHeads, options, masks, bias, queryOffsets);
+    }
+
     /// <summary>Copies positions [0, <paramref name="positions"/>) of <paramref name="source"/>'s row <paramref name="sourceRow"/> into row <paramref name="row"/>.</summary>
     public void CopyRow(int row, LayerCache source, int sourceRow, int positions)
     {

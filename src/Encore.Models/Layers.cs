@@ -117,6 +117,8 @@ internal sealed class StackContext
     public int Offset;                         // positions already in the self-attention cache
     public RopeCache? Rope;
     public float[]? RopePositions;             // (B·T)
+    public float[]? ComRopePositions;          // (P) ComRoPE: the distinct positions of this pass
+    public int[]? ComRopeSlots;                // (B·T) ComRoPE: each row's index into ComRopePositions
     public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
     public AttentionMaskOptions SelfMasks = AttentionMaskOptions.None;
     public AttentionOptions SelfOptions;
@@ -136,9 +138,14 @@ public sealed class AttentionLayer
     readonly LinearLayer _q, _k, _v, _o;
     readonly int _heads, _kvHeads;
     readonly bool _cross;
+    readonly ParameterSet _ps;
+    readonly string? _comBasis, _comScale;   // ComRoPE: P (Hkv, nb, b, b) and λ (Hkv, nb)
+    readonly string? _urpe;                  // URPE: Toeplitz coefficients (H, width)
+    readonly bool _urpeBidirectional;
 
-    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross)
+    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false)
     {
+        _ps = ps;
         _heads = c.Heads;
         _kvHeads = c.KvHeads;
         _cross = cross;
@@ -147,6 +154,30 @@ public sealed class AttentionLayer
         _k = new LinearLayer(ps, scope + ".k_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
         _v = new LinearLayer(ps, scope + ".v_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
         _o = new LinearLayer(ps, scope + ".o_proj", c.AttentionDim, c.DModel, c.OutputBias, InitScale.Output(c.AttentionDim, c));
+        if (positions?.Kind == PositionKind.ComRope && !cross)
+        {
+            // Per kv head, so a query head and the keys it reads turn alike under GQA. Starts at RoPE
+            // (λ = 1, P = S/2 with RoPE's angles), plus optional noise; no weight decay (it would pull
+            // the angles to 0, i.e. towards no positions).
+            int b = positions.ComRopeBlock, nb = c.HeadDim / b, hd = c.HeadDim, hkv = c.KvHeads;
+            var freq = RopeCache.InverseFrequencies(new RopeOptions { Theta = positions.RopeTheta }, hd);
+            float noise = (float)positions.ComRopeInitStd;
+            _comBasis = scope + ".comrope.basis";
+            _comScale = scope + ".comrope.scale";
+            ps.CreateF32Table(_comBasis, [hkv, nb, b, b], (values, seed) =>
+            {
+                ComRope.RopeBasis(values, hkv, hd, b, freq);
+                if (noise > 0) ParameterSet.AddNormal(values, noise, seed);
+            }).Decay = false;
+            ps.CreateF32Table(_comScale, [hkv, nb], ParameterSet.Init.Ones).Decay = false;
+        }
+        if (positions?.Kind == PositionKind.Urpe && !cross)
+        {
+            // C = 1: URPE starts as the plain relative-position attention (arXiv 2205.13401); no weight decay (it would pull C to 0).
+            _urpe = scope + ".urpe.weight";
+            _urpeBidirectional = !causal;
+            ps.CreateF32Table(_urpe, [c.Heads, ParameterCounter.UrpeWidth(positions, causal)], ParameterSet.Init.Ones).Decay = false;
+        }
     }
 
     /// <summary>x (B, T, D) → (B, T, D). Cross-attention reads ctx.Memory and carries no positions.</summary>
@@ -179,6 +210,13 @@ public sealed class AttentionLayer
             q = Ops.Rope(q, ctx.Rope, _heads, ctx.RopePositions);
             ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
         }
+        if (_comBasis != null)
+        {
+            var rotations = Ops.ComRopeRotations(Var.Of(_ps[_comBasis]), Var.Of(_ps[_comScale!]), ctx.ComRopePositions);   // (P, Hkv, nb, b, b)
+            q = Ops.ComRope(q, rotations, _heads, ctx.ComRopeSlots);
+            ks = Ops.ComRope(ks, rotations, _kvHeads, ctx.ComRopeSlots);
+        }
+        if (_urpe != null) return _o.Forward(AttendUrpe(q, ks, vs, ctx, cache));
         Var a;
         if (cache != null)
         {
@@ -197,6 +235,21 @@ public sealed class AttentionLayer
             a = Ops.Attention(q, ks, vs, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);   // (B, T, H·hd)
         }
         return _o.Forward(a);
+    }
+
+    // URPE self-attention, (softmax(q·kᵀ·scale + T5 bias) ⊙ C)·v; query positions per row when a batch cache gives them.
+    Var AttendUrpe(Var q, Var ks, Var vs, StackContext ctx, LayerCache? cache)
+    {
+        var c = Var.Of(_ps[_urpe!]);                                        // (H, width)
+        if (cache is null)
+            return Ops.ToeplitzAttention(q, ks, vs, c, _urpeBidirectional, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+        if (ctx.RowOffsets != null) cache.AppendAt(ks, vs, ctx.RowOffsets);
+        else
+        {
+            cache.Append(ks, vs);
+            cache.Length += ctx.Length;
+        }
+        return cache.AttendToeplitz(q, ctx.Offset + ctx.Length, c, _urpeBidirectional, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias, ctx.RowOffsets);
     }
 }
 
@@ -217,12 +270,12 @@ public sealed class Block
     readonly float _dropout;
     readonly int _index;
 
-    internal Block(ParameterSet ps, string scope, ModelConfig c, bool cross, int index)
+    internal Block(ParameterSet ps, string scope, ModelConfig c, bool cross, int index, PositionConfig? positions = null, bool causal = false)
     {
         _index = index;
         _postNorm = c.PostNorm;
         _dropout = c.Dropout;
-        _self = new AttentionLayer(ps, scope + ".self_attn", c, cross: false);
+        _self = new AttentionLayer(ps, scope + ".self_attn", c, cross: false, positions, causal);
         _selfNorm = new NormLayer(ps, scope + ".self_attn_norm", c.DModel, c.Norm, c.NormEps);
         if (cross)
         {

@@ -31,6 +31,16 @@ public enum PositionKind
     Alibi,
     /// <summary>Rotary embeddings of queries and keys (RoFormer, Llama).</summary>
     Rope,
+    /// <summary>
+    /// ComRoPE-LD (arXiv 2506.03737): rotary embeddings whose rotations exp(p·λ·(P − Pᵀ)) over blocks of
+    /// <see cref="PositionConfig.ComRopeBlock"/> dimensions are trained, per layer and kv head; initialized to RoPE.
+    /// </summary>
+    ComRope,
+    /// <summary>
+    /// URPE (arXiv 2205.13401): T5's relative bias inside the softmax, and the probabilities multiplied
+    /// elementwise by a learned Toeplitz matrix per layer and head (initialized to ones, i.e. plain T5 relative attention).
+    /// </summary>
+    Urpe,
 }
 
 /// <summary>Normalization layer type.</summary>
@@ -66,6 +76,15 @@ public sealed record PositionConfig
     public int RelativeBuckets { get; init; } = 32;
     /// <summary>T5 distance beyond which all positions share the last bucket. Default 128.</summary>
     public int RelativeMaxDistance { get; init; } = 128;
+    /// <summary>ComRoPE block size b: each head rotates in blocks of b dimensions; even, dividing head_dim, at most 16. b = 2 is RoPE with trained angles. Default 4.</summary>
+    public int ComRopeBlock { get; init; } = 4;
+    /// <summary>
+    /// Standard deviation of the normal noise added to ComRoPE's generator P at initialization (the
+    /// reference code starts from random generators); 0 starts exactly at RoPE with <see cref="RopeTheta"/>. Default 0.
+    /// </summary>
+    public double ComRopeInitStd { get; init; }
+    /// <summary>URPE: the Toeplitz matrix has its own coefficient for distances |i − j| ≤ this; farther ones share the last. Default 128.</summary>
+    public int UrpeMaxDistance { get; init; } = 128;
 
     /// <summary>RoPE kernel options of this configuration.</summary>
     [JsonIgnore] public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale, LinearScale = RopeLinearScale };
@@ -211,7 +230,18 @@ public sealed record ModelConfig
                 throw new ArgumentException($"model config: {name} rope_ntk_scale must be positive and finite, got {p.RopeNtkScale}");
             if (p.Kind == PositionKind.Rope && !(p.RopeLinearScale > 0 && double.IsFinite(p.RopeLinearScale)))
                 throw new ArgumentException($"model config: {name} rope_linear_scale must be positive, got {p.RopeLinearScale}");
-            if (p.Kind == PositionKind.T5Relative && (p.RelativeBuckets < 2 || p.RelativeBuckets > MaxSmallTable || p.RelativeMaxDistance < 1))
+            if (p.Kind is PositionKind.ComRope)
+            {
+                if (p.ComRopeBlock < 2 || p.ComRopeBlock % 2 != 0 || p.ComRopeBlock > ComRope.MaxBlock || HeadDim % p.ComRopeBlock != 0)
+                    throw new ArgumentException($"model config: {name} com_rope_block must be even, in [2, {ComRope.MaxBlock}] and divide head_dim {HeadDim}, got {p.ComRopeBlock}");
+                if (!(p.RopeTheta > 1 && p.RopeTheta <= MaxRopeTheta))
+                    throw new ArgumentException($"model config: {name} rope_theta (ComRoPE's initial angles) must be in (1, {MaxRopeTheta:0e0}], got {p.RopeTheta}");
+                if (!(p.ComRopeInitStd >= 0 && p.ComRopeInitStd <= 10))
+                    throw new ArgumentException($"model config: {name} com_rope_init_std must be in [0, 10], got {p.ComRopeInitStd}");
+            }
+            if (p.Kind == PositionKind.Urpe && (p.UrpeMaxDistance < 1 || p.UrpeMaxDistance > MaxSmallTable))
+                throw new ArgumentException($"model config: {name} urpe_max_distance must be in [1, {MaxSmallTable}], got {p.UrpeMaxDistance}");
+            if (p.Kind is PositionKind.T5Relative or PositionKind.Urpe && (p.RelativeBuckets < 2 || p.RelativeBuckets > MaxSmallTable || p.RelativeMaxDistance < 1))
                 throw new ArgumentException($"model config: {name} needs 2 to {MaxSmallTable} relative buckets and a positive max distance, got {p.RelativeBuckets} and {p.RelativeMaxDistance}");
         }
         long parameters = ParameterCounter.Count(this);

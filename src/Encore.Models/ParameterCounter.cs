@@ -9,6 +9,9 @@ public static class ParameterCounter
     /// </summary>
     public static long Count(ModelConfig c) => checked(CountUnchecked(c));
 
+    /// <summary>Coefficients per head of a URPE Toeplitz table: M + 1 in a causal stack (distances 0 … M), 2M + 1 in a bidirectional one.</summary>
+    public static int UrpeWidth(PositionConfig pos, bool causal) => causal ? pos.UrpeMaxDistance + 1 : 2 * pos.UrpeMaxDistance + 1;
+
     static long CountUnchecked(ModelConfig c)
     {
         long d = c.DModel, a = c.AttentionDim, kv = (long)c.KvHeads * c.HeadDim, f = c.FfnDim, v = c.VocabSize;
@@ -16,15 +19,22 @@ public static class ParameterCounter
         long attn = d * a + 2 * d * kv + a * d
                     + (c.QkvBias ? a + 2 * kv : 0) + (c.OutputBias ? d : 0);
         long mlp = (c.GatedFfn ? 3 : 2) * d * f + (c.MlpBias ? (c.GatedFfn ? 2 * f : f) + d : 0);
-        long Stack(int layers, bool cross, PositionConfig pos)
+        long Stack(int layers, bool cross, bool causal, PositionConfig pos)
         {
             if (layers == 0) return 0;
-            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0);
+            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0)
+                + pos.Kind switch
+                {
+                    // Per layer: ComRoPE's generator P (Hkv, nb, b, b) and scale λ (Hkv, nb); URPE's Toeplitz table (H, width).
+                    PositionKind.ComRope => (long)c.KvHeads * (c.HeadDim / Math.Max(2, pos.ComRopeBlock)) * ((long)pos.ComRopeBlock * pos.ComRopeBlock + 1),
+                    PositionKind.Urpe => (long)c.Heads * UrpeWidth(pos, causal),
+                    _ => 0,
+                };
             long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
                 + pos.Kind switch
                 {
                     PositionKind.Learned => (long)c.MaxPositions * d,
-                    PositionKind.T5Relative => (long)pos.RelativeBuckets * c.Heads,
+                    PositionKind.T5Relative or PositionKind.Urpe => (long)pos.RelativeBuckets * c.Heads,
                     _ => 0,
                 };
             return layers * block + extra;
@@ -35,13 +45,13 @@ public static class ParameterCounter
         switch (c.Family)
         {
             case ModelFamily.EncoderDecoder:
-                total += Stack(c.EncoderLayers, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, c.DecoderPositions);
+                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions);
                 break;
             case ModelFamily.DecoderOnly:
-                total += Stack(c.DecoderLayers, false, c.DecoderPositions);
+                total += Stack(c.DecoderLayers, false, true, c.DecoderPositions);
                 break;
             case ModelFamily.EncoderOnly:
-                total += Stack(c.EncoderLayers, false, c.EncoderPositions)
+                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions)
                     + ((long)c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
                     + (c.MaskedLmHead ? d * d + d + norm + v : 0);   // masked-LM head: dense, norm, output bias
                 break;

@@ -15,6 +15,7 @@ public sealed class ParameterSet : IDisposable
     readonly HashSet<string> _f32Tables = new(StringComparer.Ordinal);
     readonly ulong _seed;
     readonly Dictionary<string, (Init Init, float Std)> _pending = new(StringComparer.Ordinal);
+    readonly Dictionary<string, Filler> _fillers = new(StringComparer.Ordinal);
     bool _defer;
 
     /// <summary>
@@ -78,6 +79,11 @@ public sealed class ParameterSet : IDisposable
 
     void Fill(Span<float> s, Init init, float std, string name)
     {
+        if (_fillers.TryGetValue(name, out var filler))
+        {
+            filler(s, _seed ^ Hash(name));
+            return;
+        }
         switch (init)
         {
             case Init.Ones: s.Fill(1); break;
@@ -97,10 +103,32 @@ public sealed class ParameterSet : IDisposable
         return p;
     }
 
+    /// <summary>Writes a new parameter's initial values; <paramref name="seed"/> is the parameter's own (set seed and name).</summary>
+    public delegate void Filler(Span<float> values, ulong seed);
+
+    /// <summary>
+    /// Registers a small f32 table (as <see cref="CreateF32Table(string, int[], Init, float)"/>) whose initial
+    /// values <paramref name="fill"/> writes, deferred like every other initialization.
+    /// </summary>
+    public Parameter CreateF32Table(string name, int[] shape, Filler fill)
+    {
+        ArgumentNullException.ThrowIfNull(fill);
+        _fillers[name] = fill;
+        return CreateF32Table(name, shape, Init.Zeros);
+    }
+
+    /// <summary>Normal(0, <paramref name="std"/>) values from <paramref name="seed"/>, as <see cref="Init.Normal"/> draws them.</summary>
+    public static void AddNormal(Span<float> values, float std, ulong seed)
+    {
+        var noise = new float[values.Length];
+        FillNormal(noise, std, seed);
+        for (int i = 0; i < values.Length; i++) values[i] += noise[i];
+    }
+
     /// <summary>
     /// True for parameters that may stay in a compact dtype (bf16, f16, q8_0) for inference: the
     /// matrices read by linear layers and embedding lookups. Norm gains, biases and the tables of
-    /// <see cref="CreateF32Table"/> are small and read as f32.
+    /// <see cref="CreateF32Table(string, int[], Init, float)"/> are small and read as f32.
     /// </summary>
     public bool MayStayCompact(string name) => this[name].Value.Rank == 2 && !_f32Tables.Contains(name);
 

@@ -174,7 +174,7 @@ public sealed class TransformerStack
             _learned = scope + ".embed_positions.weight";
             ps.Create(_learned, [c.MaxPositions, c.DModel], ParameterSet.Init.Normal);
         }
-        if (_pos.Kind == PositionKind.T5Relative)
+        if (_pos.Kind is PositionKind.T5Relative or PositionKind.Urpe)
         {
             // T5 keeps one table per stack (in block 0) and shares it across the layers.
             _relTable = scope + ".relative_attention_bias.weight";
@@ -183,7 +183,7 @@ public sealed class TransformerStack
         if (_pos.Kind == PositionKind.Alibi) _alibi = PositionBias.AlibiSlopes(c.Heads);
         if (_pos.Kind == PositionKind.Rope) _rope = new RopeCache(c.HeadDim, 0, _pos.Rope);
         _blocks = new Block[layers];
-        for (int i = 0; i < layers; i++) _blocks[i] = new Block(ps, $"{scope}.layers.{i}", c, cross, i);
+        for (int i = 0; i < layers; i++) _blocks[i] = new Block(ps, $"{scope}.layers.{i}", c, cross, i, _pos, causal);
         if (c.FinalNorm && !c.PostNorm) _final = new NormLayer(ps, scope + ".final_norm", c.DModel, c.Norm, c.NormEps);
     }
 
@@ -256,7 +256,11 @@ public sealed class TransformerStack
                 else for (int i = 0; i < b * t; i++) positions[i] = offsets[i / t] + i % t;
                 ctx.RopePositions = positions;
                 break;
+            case PositionKind.ComRope:
+                ComRopePositions(ctx, offsets, b, t);
+                break;
             case PositionKind.T5Relative:
+            case PositionKind.Urpe:
                 ctx.SelfBias = RelativeBias(offsets, b, t, keys, perRow: rowLengths != null && b > 1);
                 break;
             case PositionKind.Alibi:
@@ -301,6 +305,25 @@ public sealed class TransformerStack
         return Ops.RelativePositionBias(Ops.Reshape(table, nb * h, 1), buckets, b * h, keys);       // (1, b·H, keys) = (b, H, 1, keys)
     }
 
+    /// <summary>
+    /// ComRoPE's positions for this pass, as RoPE's (from each row's offset, or centered): the distinct
+    /// positions get one rotation each, so rows at one offset (training, a uniform cache) share T
+    /// rotations, and rows at their own offsets (a batch-cache step) get their own.
+    /// </summary>
+    void ComRopePositions(StackContext ctx, int[] offsets, int b, int t)
+    {
+        var slots = Workspace.RentInts(b * t);                                                      // (B·T)
+        bool shared = true;
+        for (int i = 1; i < b && shared; i++) shared = offsets[i] == offsets[0];
+        int distinct = shared || _pos.RopeCentered ? t : b * t;
+        var positions = Workspace.RentFloats(distinct);                                              // (P)
+        if (_pos.RopeCentered) Rope.CenteredPositions(t, positions);
+        else for (int i = 0; i < distinct; i++) positions[i] = offsets[i / t] + i % t;
+        for (int i = 0; i < b * t; i++) slots[i] = distinct == t ? i % t : i;
+        ctx.ComRopePositions = positions;
+        ctx.ComRopeSlots = slots;
+    }
+
     // The per-pass fields of a (possibly reused) context: shape, offsets, and the attention options.
     void Reset(StackContext ctx, int batch, int length, int offset, Var? memory, ulong dropoutSeed, int[]? rowOffsets)
     {
@@ -311,6 +334,8 @@ public sealed class TransformerStack
         ctx.DropoutSeed = dropoutSeed;
         ctx.Rope = null;
         ctx.RopePositions = null;
+        ctx.ComRopePositions = null;
+        ctx.ComRopeSlots = null;
         ctx.SelfBias = null;
         ctx.RowOffsets = rowOffsets;
         ctx.CrossKeys = 0;

@@ -345,3 +345,51 @@ public class ReleaseTests
         Assert.Equal(new float[] { 3, 7 }, h.Value.ToFloatArray());
     }
 }
+
+public class PositionOpTests
+{
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(4, 2)]
+    public void ComRopeMatchesFiniteDifferencesInTheGeneratorTheScaleAndTheInput(int block, int kvHeads)
+    {
+        // x (B=2, T=3, H·hd) with H = 2, hd = 4; rows at positions 0, 1.5, −2 and 3, 4, 5 (six slots),
+        // GQA when kvHeads = 1 (both heads turn by kv head 0's rotations).
+        var rng = new Random(block * 10 + kvHeads);
+        int heads = 2, hd = 4, blocks = hd / block;
+        var x = GradCheck.Random("x", rng, 2, 3, heads * hd);
+        var basis = GradCheck.Random("basis", rng, kvHeads, blocks, block, block);
+        var scale = GradCheck.Random("scale", rng, kvHeads, blocks);
+        float[] positions = [0, 1.5f, -2, 3, 4, 5];
+        int[] slots = [0, 1, 2, 3, 4, 5];
+        var target = Enumerable.Range(0, 2 * 3 * heads * hd).Select(i => (float)Math.Cos(i)).ToArray();
+        GradCheck.Check([x, basis, scale], v =>
+        {
+            var r = Ops.ComRopeRotations(v[1], v[2], positions);       // (6, G, nb, b, b)
+            var y = Ops.ComRope(v[0], r, heads, slots);                // (2, 3, H·hd)
+            var y2 = Ops.ComRope(Ops.Scale(v[0], 0.5f), r, heads, slots);   // a second use of the same rotations
+            return Ops.Mul(Ops.Add(Ops.Mul(y, y2), y), Var.Constant(Encore.Tensors.Tensor.FromArray(target, 2, 3, heads * hd)));
+        }, tol: 3e-3);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ToeplitzAttentionMatchesFiniteDifferencesInQkvTheCoefficientsAndTheBias(bool causal)
+    {
+        // B=2, T=S=4, H=4, Hkv=2, hd=2; M = 2, so distance 3 shares the coefficient of 2.
+        var rng = new Random(causal ? 7 : 8);
+        var q = GradCheck.Random("q", rng, 2, 4, 8);
+        var k = GradCheck.Random("k", rng, 2, 4, 4);
+        var v = GradCheck.Random("v", rng, 2, 4, 4);
+        var c = GradCheck.Random("c", rng, 4, causal ? 3 : 5);
+        var bias = GradCheck.Random("bias", rng, 4, 4, 4);
+        var target = Enumerable.Range(0, 2 * 4 * 8).Select(i => (float)Math.Sin(i)).ToArray();
+        GradCheck.Check([q, k, v, c, bias], x =>
+        {
+            var y = Ops.ToeplitzAttention(x[0], x[1], x[2], x[3], bidirectional: !causal, 4, 2,
+                new Encore.Tensors.Kernels.AttentionOptions { Causal = causal }, new AttentionMaskOptions { KeyLengths = [4, 3] }, x[4]);
+            return Ops.Mul(y, Var.Constant(Encore.Tensors.Tensor.FromArray(target, 2, 4, 8)));
+        });
+    }
+}

@@ -14,7 +14,7 @@ public class BatchCacheTests
         {
             var data = new TheoryData<string, KvCacheDType>();
             foreach (var dtype in new[] { KvCacheDType.F32, KvCacheDType.Int8 })
-                foreach (var kind in new[] { "rope", "t5", "alibi", "learned", "sinusoidal", "none" }) data.Add(kind, dtype);
+                foreach (var kind in new[] { "rope", "t5", "alibi", "learned", "sinusoidal", "none", "comrope", "urpe" }) data.Add(kind, dtype);
             return data;
         }
     }
@@ -28,6 +28,8 @@ public class BatchCacheTests
             "alibi" => PositionKind.Alibi,
             "learned" => PositionKind.Learned,
             "sinusoidal" => PositionKind.Sinusoidal,
+            "comrope" => PositionKind.ComRope,
+            "urpe" => PositionKind.Urpe,
             _ => PositionKind.None,
         },
     };

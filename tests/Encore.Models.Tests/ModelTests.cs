@@ -36,6 +36,8 @@ public class ModelTests
     [InlineData(PositionKind.Learned)]
     [InlineData(PositionKind.Sinusoidal)]
     [InlineData(PositionKind.None)]
+    [InlineData(PositionKind.ComRope)]
+    [InlineData(PositionKind.Urpe)]
     public void IncrementalDecodingWithCachesEqualsTheFullTrainingForward(PositionKind decoderPositions)
     {
         var cfg = Presets.Get("tiny-encdec") with
