@@ -353,14 +353,18 @@ public class PositionOpTests
     [InlineData(4, 2)]
     public void ComRopeMatchesFiniteDifferencesInTheGeneratorTheScaleAndTheInput(int block, int kvHeads)
     {
-        // x (B=2, T=3, H·hd) with H = 2, hd = 4; rows at positions 0, 1.5, −2 and 3, 4, 5 (six slots),
+        // x (B=2, T=3, H·hd) with H = 2, hd = 4; rows at positions 0, 1.5, −2 and 3, 1, 2.5 (six slots),
         // GQA when kvHeads = 1 (both heads turn by kv head 0's rotations).
         var rng = new Random(block * 10 + kvHeads);
         int heads = 2, hd = 4, blocks = hd / block;
         var x = GradCheck.Random("x", rng, 2, 3, heads * hd);
         var basis = GradCheck.Random("basis", rng, kvHeads, blocks, block, block);
         var scale = GradCheck.Random("scale", rng, kvHeads, blocks);
-        float[] positions = [0, 1.5f, -2, 3, 4, 5];
+        // Generators kept small (p·λ·‖S‖ of a few units): the central difference's O(h²) error grows with
+        // the cube of that, and the test is about the analytic gradient, not the step size.
+        var bs = basis.Value.AsSpan<float>();
+        for (int i = 0; i < bs.Length; i++) bs[i] *= 0.3f;
+        float[] positions = [0, 1.5f, -2, 3, 1, 2.5f];
         int[] slots = [0, 1, 2, 3, 4, 5];
         var target = Enumerable.Range(0, 2 * 3 * heads * hd).Select(i => (float)Math.Cos(i)).ToArray();
         GradCheck.Check([x, basis, scale], v =>

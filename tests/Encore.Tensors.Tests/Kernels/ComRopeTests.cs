@@ -180,7 +180,7 @@ public class ComRopeTests
         var back = new float[x.Length];
         ComRope.Apply(x, y, rows, heads, hd, g, b, rot, [0, 1, 2]);
         ComRope.Apply(y, back, rows, heads, hd, g, b, rot, [0, 1, 2], transpose: true);
-        for (int i = 0; i < x.Length; i++) Assert.Equal(x[i], back[i], 5);
+        for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - back[i]) < 1e-5, $"value {i}: {x[i]} vs {back[i]}");
         Assert.Throws<ArgumentException>(() => ComRope.Apply(x, y, rows, heads, hd, g, 3, rot, [0, 1, 2]));
         Assert.Throws<ArgumentException>(() => ComRope.Apply(x, y, rows, heads, hd, g, b, rot, [0, 1, 3]));
     }
