@@ -46,6 +46,15 @@ public sealed class SuperposedGenerateTests : IDisposable
         return path;
     }
 
+    [Fact]
+    public void ATrainingRunFolderGivesTheTokenizerOfItsNewestCheckpoint()
+    {
+        var run = Path.Combine(_dir, "run");
+        foreach (var f in Directory.GetFiles(_encdec)) { Directory.CreateDirectory(Path.Combine(run, "checkpoint-8")); File.Copy(f, Path.Combine(run, "checkpoint-8", Path.GetFileName(f))); }
+        var fromRun = File.ReadAllBytes(BuildTable(run, "run.ngram"));
+        Assert.Equal(File.ReadAllBytes(BuildTable(_encdec, "direct.ngram")), fromRun);
+    }
+
     [Theory]
     [InlineData("encdec")]
     [InlineData("decoder")]

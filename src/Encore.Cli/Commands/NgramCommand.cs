@@ -21,7 +21,7 @@ internal static class NgramCommand
 
     static Command CreateBuild()
     {
-        var tokenizer = new Option<string>("--tokenizer") { Description = "Directory with the model's tokenizer files (a checkpoint directory will do).", Required = true };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Directory with the model's tokenizer files (a checkpoint directory or a training run folder, for its newest checkpoint, will do).", Required = true };
         var data = new Option<string>("--data")
         {
             Description = "The corpus: JSONL(.gz), one object per line whose --field string is a document, or plain text(.gz), one document per line.",
@@ -42,7 +42,7 @@ internal static class NgramCommand
             string path = parse.GetValue(data)!, name = parse.GetValue(field)!;
             if (string.IsNullOrEmpty(name)) throw new ArgumentException("--field must not be empty");
             var clock = Stopwatch.StartNew();
-            var tok = TokenizerLoader.FromDirectory(parse.GetValue(tokenizer)!);
+            var tok = TokenizerLoader.FromDirectory(Encore.Formats.Checkpoints.CheckpointDirectory.ResolveRun(parse.GetValue(tokenizer)!));
             var texts = DatasetReader.IsPairFile(path)
                 ? DatasetReader.ReadPairs(path, new DatasetReadOptions { TargetField = name, SourceFields = [name] }).Select(p => p.Target).ToList()
                 : DatasetReader.ReadDocuments(path, TextLayout.LinePerDocument);
