@@ -20,6 +20,8 @@ public static class Program
             GenerateCommand.Create(),
             NgramCommand.Create(),
             EmbedCommand.Create(),
+            CompressCommand.Create(),
+            CompressCommand.CreateDecompress(),
             ServeCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),

@@ -47,6 +47,7 @@ public sealed partial class CommandLineTests
     [Theory]
     [InlineData("generate")] [InlineData("serve")] [InlineData("eval")] [InlineData("quantize")] [InlineData("convert")]
     [InlineData("forward")] [InlineData("init")] [InlineData("config")] [InlineData("train")] [InlineData("distill")] [InlineData("adapt")]
+    [InlineData("compress")] [InlineData("decompress")]
     [InlineData("bench", "forward")] [InlineData("bench", "generate")] [InlineData("bench", "serve")] [InlineData("bench", "train")] [InlineData("bench", "peers")]
     public void TheModelOptionIsDashMEverywhere(params string[] command)
     {
