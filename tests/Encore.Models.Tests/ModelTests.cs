@@ -213,11 +213,14 @@ public class ModelConfigJsonTests
 public class AllocationTests
 {
     [Theory]
-    [InlineData("tiny-encdec")]
-    [InlineData("tiny-decoder")]
-    public void SteadyStateDecodeStepsAllocateNothing(string preset)
+    [InlineData("tiny-encdec", null)]
+    [InlineData("tiny-decoder", null)]
+    [InlineData("tiny-encdec", PositionKind.ComRope)]
+    [InlineData("tiny-decoder", PositionKind.ComRope)]
+    public void SteadyStateDecodeStepsAllocateNothing(string preset, PositionKind? decoderPositions)
     {
         var cfg = Presets.Get(preset);
+        if (decoderPositions is PositionKind kind) cfg = cfg with { DecoderPositions = cfg.DecoderPositions with { Kind = kind } };
         using var model = LanguageModel.Create(cfg, seed: 1);
         int b = 2, s = 6, steps = 64, warmup = 4;
         var src = Enumerable.Range(0, b * s).Select(i => 2 + i % 50).ToArray();
