@@ -100,6 +100,24 @@ public static partial class Ops
         PositionBias.GatherBiasBackward(o.OutGrad(), h, buckets, queryLength, keyLength, table.GradSpan()));
 
     /// <summary>
+    /// Checks head-major key/value caches (B, Hkv, capacity, hd) against queries q (B, T, H·hd) and a
+    /// used <paramref name="length"/>, and gives the kernel's shape and strides for reading them in
+    /// place. With <paramref name="exactRows"/> false the caches may hold more rows than q (the first B are read).
+    /// </summary>
+    internal static (AttentionShape Shape, AttentionStrides Queries, AttentionStrides Keys) CachedLayout(string op, Var q, Tensor kCache, Tensor vCache,
+        int length, int heads, int kvHeads, bool exactRows)
+    {
+        int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
+        if (kCache.Rank != 4 || (exactRows ? kCache.Shape[0] != b : kCache.Shape[0] < b) || kCache.Shape[1] != kvHeads || kCache.Shape[3] != hd || !kCache.IsContiguous
+            || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
+            throw new ArgumentException($"{op}: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous ({(exactRows ? "" : "≥ ")}B={b}, Hkv={kvHeads}, capacity, hd={hd})");
+        int capacity = kCache.Shape[2];
+        if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
+        return (new AttentionShape(b, heads, kvHeads, t, length, hd), AttentionStrides.PositionMajor(heads, t, hd),
+            new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd));
+    }
+
+    /// <summary>
     /// Inference attention of new queries q (B, T, H·hd) against the first <paramref name="length"/>
     /// positions of head-major key/value caches (B, Hkv, capacity, hd), read in place through
     /// strides. No gradient (a cache is an inference structure). Causal masking uses
@@ -109,15 +127,7 @@ public static partial class Ops
         AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null)
     {
         if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("AttentionCached is for inference; record training steps with Attention");
-        int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
-        if (kCache.Rank != 4 || kCache.Shape[0] != b || kCache.Shape[1] != kvHeads || kCache.Shape[3] != hd || !kCache.IsContiguous
-            || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
-            throw new ArgumentException($"AttentionCached: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous (B={b}, Hkv={kvHeads}, capacity, hd={hd})");
-        int capacity = kCache.Shape[2];
-        if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
-        var shape = new AttentionShape(b, heads, kvHeads, t, length, hd);
-        var qs = AttentionStrides.PositionMajor(heads, t, hd);
-        var ks = new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd);
+        var (shape, qs, ks) = CachedLayout("AttentionCached", q, kCache, vCache, length, heads, kvHeads, exactRows: true);
         var y = NewOutput(q, requiresGrad: false);
         Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks),
             y.Value.AsSpan<float>(), qs, options, Mask(masks ?? AttentionMaskOptions.None, bias));

@@ -124,15 +124,7 @@ public static partial class Ops
         AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null, int[]? queryOffsets = null)
     {
         if (Tape.Current != null && q.RequiresGrad) throw new InvalidOperationException("ToeplitzAttentionCached is for inference; record training steps with ToeplitzAttention");
-        int b = q.Shape[0], t = q.Shape[1], hd = q.Shape[2] / heads;
-        if (kCache.Rank != 4 || kCache.Shape[0] < b || kCache.Shape[1] != kvHeads || kCache.Shape[3] != hd || !kCache.IsContiguous
-            || !vCache.Shape.SequenceEqual(kCache.Shape) || !vCache.IsContiguous)
-            throw new ArgumentException($"ToeplitzAttentionCached: caches {kCache.Describe()}, {vCache.Describe()} must be contiguous (≥ B={b}, Hkv={kvHeads}, capacity, hd={hd})");
-        int capacity = kCache.Shape[2];
-        if (length < 0 || length > capacity) throw new ArgumentOutOfRangeException(nameof(length), $"cache length {length} is outside [0, {capacity}]");
-        var shape = new AttentionShape(b, heads, kvHeads, t, length, hd);
-        var qs = AttentionStrides.PositionMajor(heads, t, hd);
-        var ks = new AttentionStrides(checked(kvHeads * capacity * hd), capacity * hd, hd);
+        var (shape, qs, ks) = CachedLayout("ToeplitzAttentionCached", q, kCache, vCache, length, heads, kvHeads, exactRows: false);
         var y = NewOutput(q, requiresGrad: false);
         Tensors.Kernels.ToeplitzAttention.Forward(shape, new(q.Data(), qs, kCache.AsReadOnlySpan<float>(), ks, vCache.AsReadOnlySpan<float>(), ks),
             y.Value.AsSpan<float>(), qs, new ToeplitzWeights(weights.Data(), weights.Shape[1], bidirectional),
