@@ -136,6 +136,10 @@ public class DebianDataTests : IDisposable
         Assert.ThrowsAny<IOException>(() => TrainingRun.Prepare(Options(output, Path.Combine(_dir, "missing.jsonl"), overwrite: true)));
         Assert.Equal(metrics, File.ReadAllText(Path.Combine(output, "metrics.jsonl")));
         Assert.Throws<ArgumentException>(() => TrainingRun.Prepare(Options(output, data, resume: true, overwrite: true)));
+        // A fork into the folder it is forked from would delete its own checkpoint: refused, nothing lost.
+        var fork = Assert.Throws<ArgumentException>(() => TrainingRun.Prepare(Options(output, data, overwrite: true) with { ResumeFrom = Path.Combine(output, "checkpoint-1") }));
+        Assert.Contains("which this run writes", fork.Message);
+        Assert.Equal(metrics, File.ReadAllText(Path.Combine(output, "metrics.jsonl")));
 
         using (var run = TrainingRun.Prepare(Options(output, data, overwrite: true)))
         {

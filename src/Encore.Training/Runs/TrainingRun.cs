@@ -137,6 +137,8 @@ public sealed class TrainingRun : IDisposable
         if (o.Resume && o.Overwrite) throw new ArgumentException("--resume continues a run and --overwrite deletes it: pass one of them");
         if (o.Resume && o.ResumeFrom != null) throw new ArgumentException("--resume continues the run in --out and --resume-from starts one from another run's checkpoint: pass one of them");
         if (o.ResumeFrom != null && !Directory.Exists(o.ResumeFrom)) throw new ArgumentException($"--resume-from: {o.ResumeFrom} does not exist");
+        if (o.ResumeFrom != null && IsWithin(o.ResumeFrom, o.Output))
+            throw new ArgumentException($"--resume-from: {o.ResumeFrom} is in --out {o.Output}, which this run writes (and --overwrite would delete); to continue that run pass --resume, or fork it into another --out");
         var stale = CheckOutput(o);
         // A training run folder stands for its newest checkpoint wherever a checkpoint is expected.
         o = o with
@@ -236,6 +238,14 @@ public sealed class TrainingRun : IDisposable
             model.Dispose();
             throw;
         }
+    }
+
+    // Whether path is dir or lies under it.
+    static bool IsWithin(string path, string dir)
+    {
+        var p = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        var d = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        return p == d || p.StartsWith(d + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }
 
     /// <summary>Files of a run directory that belong to the trainer.</summary>
