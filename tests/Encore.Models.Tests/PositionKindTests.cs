@@ -153,29 +153,7 @@ public class PositionKindTests
         Assert.NotEmpty(positional);
         Assert.All(positional, p => Assert.False(p.Decay));
         var initial = positional.Select(p => p.Value.ToFloatArray()).ToArray();
-        using var opt = new AdamW(m.Parameters.All, new AdamWOptions { WeightDecay = 0 }) { LearningRate = 1e-2 };
-        var r = new Random(7);
-        float first = 0, last = 0;
-        int b = 4, s = 5;
-        var src = Ids(r, b * s, 64);
-        for (int step = 0; step < 40; step++)
-        {
-            var tin = new int[b * s];
-            var labels = new int[b * s];
-            for (int i = 0; i < b; i++)
-                for (int j = 0; j < s; j++)
-                {
-                    tin[i * s + j] = j == 0 ? 0 : src[i * s + j - 1];
-                    labels[i * s + j] = src[i * s + j];
-                }
-            opt.ZeroGrad();
-            using var tape = Tape.Record();
-            var loss = Ops.CrossEntropy(Ops.Reshape(m.Forward(src, null, tin, b), b * s, 64), labels);
-            if (step == 0) first = loss.Value.ToFloatArray()[0];
-            last = loss.Value.ToFloatArray()[0];
-            tape.Backward(loss);
-            opt.Update();
-        }
+        var (first, last) = ShiftedBatch.Train(m, 40);
         Assert.True(last < first * 0.5f, $"loss on a fixed batch went from {first} to {last}");
         for (int i = 0; i < positional.Length; i++)
             Assert.True(positional[i].Value.ToFloatArray().Zip(initial[i], (a, c) => Math.Abs(a - c)).Max() > 1e-4, $"{positional[i].Name} did not move");
