@@ -27,6 +27,25 @@ public sealed record AttentionMaskOptions
 public static partial class Ops
 {
     /// <summary>
+    /// Checks q (B, T, H·hd), k and v (B, S, Hkv·hd) and a bias (H, T, S) for an attention op named
+    /// <paramref name="op"/>, and gives the kernel's shape and the position-major strides of q and k/v.
+    /// </summary>
+    internal static (AttentionShape Shape, AttentionStrides Queries, AttentionStrides Keys) Layout(string op, Var q, Var k, Var v, int heads, int kvHeads, Var? bias)
+    {
+        if (q.Value.Rank != 3 || k.Value.Rank != 3 || v.Value.Rank != 3)
+            throw new ArgumentException($"{op}: q, k, v must be (B, L, heads·hd); got {q.Value.Describe()}, {k.Value.Describe()}, {v.Value.Describe()}");
+        int b = q.Shape[0], t = q.Shape[1], s = k.Shape[1];
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || q.Shape[2] % heads != 0)
+            throw new ArgumentException($"{op}: {heads} heads and {kvHeads} kv heads do not split q {q.Value.Describe()}");
+        int hd = q.Shape[2] / heads;
+        if (k.Shape[0] != b || v.Shape[0] != b || k.Shape[2] != kvHeads * hd || !v.Shape.SequenceEqual(k.Shape))
+            throw new ArgumentException($"{op}: k {k.Value.Describe()} and v {v.Value.Describe()} must be (B={b}, S, {kvHeads}·{hd})");
+        if (bias != null && (bias.Value.Rank != 3 || bias.Shape[0] != heads || bias.Shape[1] != t || bias.Shape[2] != s))
+            throw new ArgumentException($"{op}: bias {bias.Value.Describe()} must be (H={heads}, T={t}, S={s})");
+        return (new AttentionShape(b, heads, kvHeads, t, s, hd), AttentionStrides.PositionMajor(heads, t, hd), AttentionStrides.PositionMajor(kvHeads, s, hd));
+    }
+
+    /// <summary>
     /// Multi-head scaled dot-product attention on projection outputs, with no transposes:
     /// q (B, T, H·hd), k and v (B, S, Hkv·hd) → (B, T, H·hd). <paramref name="bias"/> is an optional
     /// additive bias (H, T, S) shared by the batch — e.g. T5's relative position bias — and gets a
@@ -35,19 +54,8 @@ public static partial class Ops
     /// </summary>
     public static Var Attention(Var q, Var k, Var v, int heads, int kvHeads, AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null)
     {
-        if (q.Value.Rank != 3 || k.Value.Rank != 3 || v.Value.Rank != 3)
-            throw new ArgumentException($"Attention: q, k, v must be (B, L, heads·hd); got {q.Value.Describe()}, {k.Value.Describe()}, {v.Value.Describe()}");
-        int b = q.Shape[0], t = q.Shape[1], s = k.Shape[1];
-        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || q.Shape[2] % heads != 0)
-            throw new ArgumentException($"Attention: {heads} heads and {kvHeads} kv heads do not split q {q.Value.Describe()}");
-        int hd = q.Shape[2] / heads;
-        if (k.Shape[0] != b || v.Shape[0] != b || k.Shape[2] != kvHeads * hd || !v.Shape.SequenceEqual(k.Shape))
-            throw new ArgumentException($"Attention: k {k.Value.Describe()} and v {v.Value.Describe()} must be (B={b}, S, {kvHeads}·{hd})");
-        if (bias != null && (bias.Value.Rank != 3 || bias.Shape[0] != heads || bias.Shape[1] != t || bias.Shape[2] != s))
-            throw new ArgumentException($"Attention: bias {bias.Value.Describe()} must be (H={heads}, T={t}, S={s})");
-        var shape = new AttentionShape(b, heads, kvHeads, t, s, hd);
-        var qs = AttentionStrides.PositionMajor(heads, t, hd);
-        var ks = AttentionStrides.PositionMajor(kvHeads, s, hd);
+        var (shape, qs, ks) = Layout("Attention", q, k, v, heads, kvHeads, bias);
+        int b = shape.Batch, t = shape.QueryLength;
         var y = NewOutput(q, Grad(q, k, v, bias));
         masks ??= AttentionMaskOptions.None;
         float[]? lse = y.RequiresGrad ? new float[b * heads * t] : null;

@@ -70,20 +70,9 @@ public static partial class Ops
     public static Var ToeplitzAttention(Var q, Var k, Var v, Var weights, bool bidirectional, int heads, int kvHeads,
         AttentionOptions options = default, AttentionMaskOptions? masks = null, Var? bias = null, int[]? queryOffsets = null)
     {
-        if (q.Value.Rank != 3 || k.Value.Rank != 3 || v.Value.Rank != 3)
-            throw new ArgumentException($"ToeplitzAttention: q, k, v must be (B, L, heads·hd); got {q.Value.Describe()}, {k.Value.Describe()}, {v.Value.Describe()}");
-        int b = q.Shape[0], t = q.Shape[1], s = k.Shape[1];
-        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || q.Shape[2] % heads != 0)
-            throw new ArgumentException($"ToeplitzAttention: {heads} heads and {kvHeads} kv heads do not split q {q.Value.Describe()}");
-        int hd = q.Shape[2] / heads;
-        if (k.Shape[0] != b || k.Shape[2] != kvHeads * hd || !v.Shape.SequenceEqual(k.Shape))
-            throw new ArgumentException($"ToeplitzAttention: k {k.Value.Describe()} and v {v.Value.Describe()} must be (B={b}, S, {kvHeads}·{hd})");
+        var (shape, qs, ks) = Layout("ToeplitzAttention", q, k, v, heads, kvHeads, bias);
+        int b = shape.Batch, t = shape.QueryLength;
         if (weights.Value.Rank != 2 || weights.Shape[0] != heads) throw new ArgumentException($"ToeplitzAttention: weights {weights.Value.Describe()} must be (H={heads}, width)");
-        if (bias != null && (bias.Value.Rank != 3 || bias.Shape[0] != heads || bias.Shape[1] != t || bias.Shape[2] != s))
-            throw new ArgumentException($"ToeplitzAttention: bias {bias.Value.Describe()} must be (H={heads}, T={t}, S={s})");
-        var shape = new AttentionShape(b, heads, kvHeads, t, s, hd);
-        var qs = AttentionStrides.PositionMajor(heads, t, hd);
-        var ks = AttentionStrides.PositionMajor(kvHeads, s, hd);
         bool grad = Tape.Current != null && (q.RequiresGrad || k.RequiresGrad || v.RequiresGrad || weights.RequiresGrad || bias is { RequiresGrad: true });
         var y = NewOutput(q, grad);
         masks ??= AttentionMaskOptions.None;
