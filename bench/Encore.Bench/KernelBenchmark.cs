@@ -79,6 +79,18 @@ public sealed record GemmFigure(string Shape, int M, int K, int N, double Second
 public sealed record GemvFigure(string Weights, int N, int K, long BytesPerMatrix, int Matrices, long WorkingSetBytes,
     double SecondsPerCall, double GBPerSecond, double? FractionOfBandwidth, double? TorchGBPerSecond, double? EncoreOverTorch, string? TorchCompared);
 
+/// <summary>
+/// One prefill Linear figure: Y(M, N) = X(M, K)·Wᵀ with W (N, K) in <paramref name="Weights"/>, through
+/// <c>Gemm.Linear</c> as a model's prefill calls it (binary32 weights packed per call; Q8_0/Q4_0 on the
+/// int8 GEMM where the CPU has it).
+/// </summary>
+/// <param name="Path">Which kernel ran: "f32 GEMM", "int8 GEMM" (X quantized per block) or "dequantizing GEMM".</param>
+/// <param name="Gops">2·M·K·N ÷ seconds ÷ 10⁹ (multiply-adds of either arithmetic count two).</param>
+/// <param name="FractionOfFmaPeak">Gops over the machine's binary32 FMA peak (the int8 GEMM can exceed 1).</param>
+/// <param name="SpeedupOverF32">This figure's speed ÷ the f32 weights' on the same shape.</param>
+public sealed record LinearFigure(string Weights, string Shape, int M, int K, int N, string Path, double SecondsPerCall, double Gops,
+    double? FractionOfFmaPeak, double? SpeedupOverF32);
+
 /// <summary>Whether and how the PyTorch peer ran.</summary>
 /// <param name="Ran">True when its figures are in the result.</param>
 /// <param name="Version">torch.__version__.</param>
@@ -103,6 +115,7 @@ public sealed record KernelBenchmarkResult(
     string GemvNote,
     IReadOnlyList<GemmFigure> Gemm,
     IReadOnlyList<GemvFigure> Gemv,
+    IReadOnlyList<LinearFigure> Linear,
     double DispatchMicroseconds,
     int DispatchTasks,
     PeerReport Peer);
@@ -124,6 +137,14 @@ public static class KernelBenchmark
 
     /// <summary>N = K of the GEMV weight matrices.</summary>
     public static int GemvSize(bool quick) => quick ? 1024 : 4096;
+
+    /// <summary>Prefill Linear shapes M×K×N: 512 input positions through mu-330m's FFN (up, down) and query projection, and T5-base's FFN.</summary>
+    public static IReadOnlyList<GemmShape> LinearShapes(bool quick) => quick
+        ? [new(64, 256, 256)]
+        : [new(512, 1024, 4096), new(512, 4096, 1024), new(512, 1024, 384), new(512, 768, 3072)];
+
+    /// <summary>Weight dtypes of the prefill Linear figures.</summary>
+    public static IReadOnlyList<DType> LinearDTypes { get; } = [DType.F32, DType.Q8_0, DType.Q4_0];
 
     /// <summary>Weight dtypes of the GEMV figures.</summary>
     public static IReadOnlyList<DType> GemvDTypes { get; } = [DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0];
@@ -174,6 +195,21 @@ public static class KernelBenchmark
             }
         }
 
+        var linear = new List<LinearFigure>();
+        foreach (var shape in LinearShapes(options.Quick))
+        {
+            using var source = RandomTensor(rng, shape.N, shape.K);
+            using var x = RandomTensor(rng, shape.M, shape.K);
+            double? f32Seconds = null;
+            foreach (var dtype in LinearDTypes)
+            {
+                progress($"Linear {shape.Label} {dtype.Name()}");
+                var figure = MeasureLinear(source, x, shape, dtype, options, machine, f32Seconds);
+                if (dtype == DType.F32) f32Seconds = figure.SecondsPerCall;
+                linear.Add(figure with { SpeedupOverF32 = f32Seconds is { } f ? f / figure.SecondsPerCall : null });
+            }
+        }
+
         progress("KernelPool dispatch");
         double dispatch = MeasureDispatch(pool, options);
 
@@ -205,7 +241,7 @@ public static class KernelBenchmark
             GemmConvention,
             $"batch-1 Linear y = x·Wᵀ with W {size}×{size}; GB/s counts weight bytes read; calls rotate over distinct matrices " +
             $"totalling ≥ {workingSet >> 20} MiB ({(machine.LastLevelCacheBytes > 0 ? $"4× the {machine.LastLevelCacheBytes >> 20} MiB last-level cache" : "last-level cache size unknown")}), so weights come from DRAM",
-            gemm, gemv, dispatch, pool.ThreadCount, peer);
+            gemm, gemv, linear, dispatch, pool.ThreadCount, peer);
     }
 
     static GemmFigure MeasureGemm(GemmShape s, KernelBenchmarkOptions options, MachineReport machine, Random rng)
@@ -242,6 +278,18 @@ public static class KernelBenchmark
         {
             foreach (var m in matrices) m.Dispose();
         }
+    }
+
+    static LinearFigure MeasureLinear(Tensor source, Tensor x, GemmShape s, DType dtype, KernelBenchmarkOptions options, MachineReport machine, double? f32Seconds)
+    {
+        using var w = source.To(dtype);
+        var weights = WeightMatrix.From(w);
+        using var y = Tensor.Zeros(DType.F32, s.M, s.N);
+        double seconds = Timing.MedianSecondsPerCall(_ => Gemm.Linear(x.AsReadOnlySpan<float>(), s.M, weights, y.AsSpan<float>()),
+            options.Runs, options.MinRunSeconds);
+        string path = dtype == DType.F32 ? "f32 GEMM" : Gemm.TakesInt8Path(dtype, s.M) ? "int8 GEMM" : "dequantizing GEMM";
+        double gops = s.Flops / seconds / 1e9;
+        return new LinearFigure(dtype.Name(), s.Label, s.M, s.K, s.N, path, seconds, gops, Ratio(gops, machine.FmaGflops), null);
     }
 
     struct EmptyTask : IParallelTask

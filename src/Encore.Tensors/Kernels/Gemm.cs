@@ -95,7 +95,9 @@ public static unsafe partial class Gemm
     /// A linear layer, Y = X·Wᵀ (+ bias): X is (M, K) binary32 with row stride K, W is (N, K) in any
     /// weight dtype, Y is (M, N) with row stride N. Up to <see cref="Gemv.LinearRows"/> rows (decoding)
     /// run the GEMV path, which streams W once; more rows run the packed GEMM, widening W to binary32
-    /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls).
+    /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls), except
+    /// Q8_0 and Q4_0 weights on 512-bit vectors with AVX-VNNI, whose GEMM quantizes X to int8 per block
+    /// (<see cref="QuantizesActivations"/>).
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)
     {
@@ -113,6 +115,14 @@ public static unsafe partial class Gemm
             fixed (float* py = y)
             fixed (float* pbias = bias)
                 Gemv.Run(width, w, px, m, py, bias.IsEmpty ? null : pbias, pool);
+            return;
+        }
+        if (QuantizesActivations(width, w.DType))
+        {
+            fixed (float* px = x)
+            fixed (float* py = y)
+            fixed (float* pbias = bias)
+                LinearQuantized(pool ?? KernelPool.Default, px, m, w, py, bias.IsEmpty ? null : pbias);
             return;
         }
         var src = new BSource { Kind = BKind.WeightRows, W = w };

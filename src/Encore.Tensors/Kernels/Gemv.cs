@@ -102,7 +102,7 @@ public static unsafe partial class Gemv
         return t_x;
     }
 
-    sealed class AlignedOwner(float* p)
+    internal sealed class AlignedOwner(float* p)
     {
         ~AlignedOwner() => System.Runtime.InteropServices.NativeMemory.AlignedFree(p);
     }

@@ -271,7 +271,7 @@ public static unsafe partial class Gemv
 
     // A 64-byte aligned buffer of at least `bytes` kept per thread in the given slots: grows once, then reuses
     // (the previous owner's finalizer frees the old buffer).
-    static byte* ThreadScratch(ref byte* buffer, ref long capacity, ref AlignedOwner? owner, long bytes)
+    internal static byte* ThreadScratch(ref byte* buffer, ref long capacity, ref AlignedOwner? owner, long bytes)
     {
         if (capacity < bytes)
         {

@@ -26,7 +26,7 @@ internal static partial class BenchCommand
             Description = "Smoke run for CI: small shapes (GEMM 256³…, GEMV 1024²) and a quick machine probe; figures are not comparable with a full run.",
         };
         var python = PythonOption("Python interpreter for the peer (default: ENCORE_PYTHON, then python3, then /usr/bin/python3, the first that imports torch).");
-        return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", [runs, noPeers, quick, python],
+        return Suite("kernels", "GEMM GFLOP/s, batch-1 GEMV GB/s per weight dtype, prefill Linear GOP/s per weight dtype and thread-pool dispatch cost, against FMA peak, memory bandwidth and PyTorch.", [runs, noPeers, quick, python],
             parse => new KernelBenchmarkOptions
             {
                 Threads = Common.Threads(parse, threads),
@@ -95,6 +95,18 @@ internal static partial class BenchCommand
             foreach (var g in r.Gemv)
                 AnsiConsole.MarkupLine($"[grey]  PyTorch {Markup.Escape(g.Weights)}: {Markup.Escape(g.TorchCompared ?? "not measured")}[/]");
         }
+
+        var linear = new Table().Border(TableBorder.Rounded).Title($"[bold]Prefill Linear Y = X·Wᵀ, GOP/s[/] (median of {r.Runs})");
+        linear.AddColumn("shape M×K×N");
+        linear.AddColumn("weights");
+        linear.AddColumn("path");
+        linear.AddColumn(new TableColumn("GOP/s").RightAligned());
+        linear.AddColumn(new TableColumn("of FMA peak").RightAligned());
+        linear.AddColumn(new TableColumn("÷ f32 time").RightAligned());
+        foreach (var l in r.Linear)
+            linear.AddRow(new[] { l.Shape, l.Weights, l.Path, Common.F(l.Gops), Percent(l.FractionOfFmaPeak), Times(l.SpeedupOverF32) }.Select(Markup.Escape).ToArray());
+        linear.Caption("[grey]÷ f32 time = f32 weights' seconds ÷ these weights' seconds, same shape and X[/]");
+        AnsiConsole.Write(linear);
 
         AnsiConsole.MarkupLine($"KernelPool dispatch of {r.DispatchTasks} empty tasks, back to back: [bold]{r.DispatchMicroseconds.ToString("0.00", CultureInfo.InvariantCulture)} µs[/] (median of {r.Runs})");
         AnsiConsole.MarkupLine($"[grey]GEMM shapes: {Markup.Escape(r.GemmConvention)}. GFLOP/s count a multiply-add as 2 flops.[/]");
