@@ -182,10 +182,19 @@ public static unsafe partial class Attention
         int c = TIsa.Count;
         if (p.Bias != null)
         {
-            for (int r = 0; r < n; r++)
+            if (n == c && c > 1 && (long)p.S * c <= int.MaxValue)
             {
-                float* br = p.BiasRow(b, h, i0 + r) + kb;
-                for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
+                // A full tile: key j's biases for the tile's rows lie S apart, one strided load each.
+                float* br = p.BiasRow(b, h, i0) + kb;
+                for (int j = 0; j < nk; j++) TIsa.Store(st + j * c, TIsa.Add(TIsa.Load(st + j * c), TIsa.LoadStrided(br + j, p.S)));
+            }
+            else
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    float* br = p.BiasRow(b, h, i0 + r) + kb;
+                    for (int j = 0; j < nk; j++) st[j * c + r] += br[j];
+                }
             }
         }
         if (p.Alibi != null)

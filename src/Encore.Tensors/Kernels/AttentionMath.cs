@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Encore.Tensors.Kernels;
 
@@ -18,6 +19,8 @@ internal unsafe interface IAttentionIsa<TV> where TV : struct
     /// <summary>Count int8 values widened to binary32 (exact: int8 → int32 → binary32).</summary>
     static abstract TV LoadInt8(sbyte* p);
     static abstract void Store(float* p, TV v);
+    /// <summary>Count values <paramref name="stride"/> floats apart: p[0], p[stride], … (a gather where the CPU has one).</summary>
+    static abstract TV LoadStrided(float* p, int stride);
     static abstract TV Splat(float x);
     static abstract TV Add(TV a, TV b);
     static abstract TV Sub(TV a, TV b);
@@ -40,6 +43,7 @@ internal readonly unsafe struct AttentionScalar : IAttentionIsa<float>
     public static float Zero => 0f;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* p) => *p;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadInt8(sbyte* p) => *p;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadStrided(float* p, int stride) => *p;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, float v) => *p = v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Splat(float x) => x;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
@@ -60,6 +64,10 @@ internal readonly unsafe struct AttentionV128 : IAttentionIsa<Vector128<float>>
     public static Vector128<float> Zero => Vector128<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* p) => Vector128.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadInt8(sbyte* p) => Widen.I8x4(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadStrided(float* p, int stride) => Avx2.IsSupported
+        ? Avx2.GatherVector128(p, Vector128.Create(0, 1, 2, 3) * stride, 4)
+        : Vector128.Create(p[0], p[stride], p[2 * stride], p[3 * stride]);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector128<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Splat(float x) => Vector128.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
@@ -90,6 +98,12 @@ internal readonly unsafe struct AttentionV256 : IAttentionIsa<Vector256<float>>
     public static Vector256<float> Zero => Vector256<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadInt8(sbyte* p) => Widen.I8x8(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadStrided(float* p, int stride) => Avx2.IsSupported
+        ? Avx2.GatherVector256(p, Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * stride, 4)
+        : Vector256.Create(LoadStridedHalf(p, stride), LoadStridedHalf(p + 4 * stride, stride));
+
+    static Vector128<float> LoadStridedHalf(float* p, int stride) => Vector128.Create(p[0], p[stride], p[2 * stride], p[3 * stride]);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector256<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Splat(float x) => Vector256.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
@@ -115,6 +129,9 @@ internal readonly unsafe struct AttentionV512 : IAttentionIsa<Vector512<float>>
     public static Vector512<float> Zero => Vector512<float>.Zero;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadInt8(sbyte* p) => Widen.I8x16(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadStrided(float* p, int stride)
+        => Vector512.Create(AttentionV256.LoadStrided(p, stride), AttentionV256.LoadStrided(p + 8 * stride, stride));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector512<float> v) => v.Store(p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Splat(float x) => Vector512.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
