@@ -156,6 +156,9 @@ public abstract class GenerationSession : IDisposable
         foreach (var p in prompts)
             foreach (int id in p)
                 if ((uint)id >= (uint)model.Config.VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {model.Config.VocabSize})");
+        // The prompt pass releases its largest intermediates layer by layer (FeedForward); with the
+        // buffer pool open they come back to the next layer instead of as freshly faulted pages.
+        using var pooled = Encore.Tensors.Storage.BufferPool.Enable();
         return model switch
         {
             EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId, kvCacheDType),

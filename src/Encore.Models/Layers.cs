@@ -102,10 +102,28 @@ public sealed class FeedForward
     /// <summary>x (…, D) → (…, D).</summary>
     public Var Forward(Var x)
     {
-        var h = _gate is null
-            ? Ops.Activation(_up.Forward(x), _act)                         // (…, F)
-            : Ops.Gated(_gate.Forward(x), _up.Forward(x), _act);           // (…, F)
-        return _down.Forward(h);
+        var u = _up.Forward(x);                                             // (…, F)
+        Var h;
+        if (_gate is null) h = Ops.Activation(u, _act);
+        else
+        {
+            var g = _gate.Forward(x);
+            h = Ops.Gated(g, u, _act);
+            ReleaseUnlessRecorded(g);
+        }
+        ReleaseUnlessRecorded(u);
+        var y = _down.Forward(h);
+        ReleaseUnlessRecorded(h);
+        return y;
+    }
+
+    // The (…, F) intermediates are the largest values of a forward pass. With no tape recording
+    // (inference), nothing reads them after the next op, so their buffers go back at once (to the
+    // buffer pool when one is enabled) rather than waiting for a collection: a prefill of hundreds
+    // of positions otherwise faults in fresh pages for every layer. A workspace's pooled vars ignore this.
+    static void ReleaseUnlessRecorded(Var v)
+    {
+        if (Tape.Current == null) v.Dispose();
     }
 }
 
