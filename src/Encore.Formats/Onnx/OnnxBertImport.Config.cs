@@ -82,7 +82,7 @@ public static partial class OnnxBertImport
         if (query is null || !g.LinearNode.TryGetValue(query, out var matmul)) return null;
         var values = new List<string> { matmul.Outputs[0] };
         foreach (var n in g.Uses(matmul.Outputs[0]))
-            if (n.OpType == "Add") values.Add(n.Outputs[0]);
+            if (n.OpType == "Add" && n.Outputs.Length > 0) values.Add(n.Outputs[0]);
         foreach (var v in values)
             foreach (var reshape in g.Uses(v).Where(n => n.OpType == "Reshape" && n.Inputs.Length == 2))
             {

@@ -212,7 +212,7 @@ public static partial class OnnxBertImport
 
         foreach (var node in model.Nodes)
         {
-            if (node.OpType is not ("MatMul" or "Gemm") || node.Inputs.Length < 2) continue;
+            if (node.OpType is not ("MatMul" or "Gemm") || node.Inputs.Length < 2 || node.Outputs.Length < 1) continue;
             bool gemm = node.OpType == "Gemm";
             if (gemm && node.Int("transA", 0) != 0) continue;
             // The stored layout: MatMul's B and Gemm's B with transB = 0 are (in, out); a Transpose in between or transB = 1 flips it.
