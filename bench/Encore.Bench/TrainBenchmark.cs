@@ -31,6 +31,8 @@ public sealed record TrainBenchmarkOptions
     public bool Peers { get; init; } = true;
     /// <summary>Python interpreter for the peer. Default null (see <see cref="PythonPeer.Interpreters"/>).</summary>
     public string? Python { get; init; }
+    /// <summary>Train Encore's model with activation checkpointing per block (the peer trains as usual). Default false.</summary>
+    public bool CheckpointActivations { get; init; }
 
     /// <summary>Throws naming the first option out of range.</summary>
     public void Validate()
@@ -56,9 +58,10 @@ public sealed record TrainFigure(double SecondsPerStep, double TokensPerSecond, 
 /// <param name="FlopsPerToken">FlopsPerStep ÷ B·(S + T).</param>
 /// <param name="EncoreGflops">Encore's achieved model GFLOP/s: FlopsPerStep ÷ seconds per step.</param>
 /// <param name="FractionOfPeak">EncoreGflops ÷ the FMA peak probed in the same run with the same threads.</param>
+/// <param name="CheckpointActivations">Whether Encore trained with activation checkpointing per block.</param>
 public sealed record TrainBenchmarkResult(string Preset, string Family, long Parameters, int Batch, int SourceLength, int TargetLength, int Threads, int Runs,
     MachineReport Machine, TrainFigure Encore, long ParameterAndOptimizerBytes, TrainFigure? Torch, string? TorchVersion, double? EncoreOverTorch, string? PeerNote,
-    double FlopsPerStep, double FlopsPerToken, double EncoreGflops, double FractionOfPeak);
+    double FlopsPerStep, double FlopsPerToken, double EncoreGflops, double FractionOfPeak, bool CheckpointActivations = false);
 
 /// <summary>
 /// Training throughput of an encoder–decoder or decoder-only model: random token batches,
@@ -78,6 +81,7 @@ public static class TrainBenchmark
         progress?.Invoke($"building {o.Preset}");
         using var pooled = Encore.Tensors.Storage.BufferPool.Enable();   // as the trainer does
         using var model = LanguageModel.Create(config, seed: 1);
+        model.CheckpointActivations = o.CheckpointActivations;
         using var opt = new AdamW(model.Parameters.All) { LearningRate = 1e-4 };
         var rng = new Random(0);
         int b = o.Batch, s = o.SourceLength, t = o.TargetLength, v = config.VocabSize;
@@ -172,7 +176,7 @@ public static class TrainBenchmark
         double gflops = flops / step / 1e9;
         return new TrainBenchmarkResult(o.Preset, config.Family.ToString(), model.ParameterCount, b, s, t, o.Threads, o.Runs, machine, encore, paramBytes,
             torch, version, torch is null ? null : encore.TokensPerSecond / torch.TokensPerSecond, note,
-            flops, flops / tokens, gflops, machine.FmaGflops > 0 ? gflops / machine.FmaGflops : 0);
+            flops, flops / tokens, gflops, machine.FmaGflops > 0 ? gflops / machine.FmaGflops : 0, o.CheckpointActivations);
     }
 
     static string I(int x) => x.ToString(CultureInfo.InvariantCulture);

@@ -87,6 +87,33 @@ public sealed class Tape : IDisposable
     }
 
     /// <summary>Stops recording and frees every var made under this tape.</summary>
+    /// <summary>
+    /// Runs the recorded backward steps from <paramref name="output"/> with <paramref name="outputGrad"/>
+    /// as its gradient (a segment's backward inside a larger one: activation checkpointing).
+    /// </summary>
+    internal void BackwardFrom(Var output, ReadOnlySpan<float> outputGrad)
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(Tape));
+        if (!output.RequiresGrad) return;
+        outputGrad.CopyTo(output.GradBuffer().AsSpan<float>());
+        _loss = output;
+        var saved = s_current;
+        s_current = null;
+        try
+        {
+            for (int i = _backward.Count - 1; i >= 0; i--)
+            {
+                _backward[i]();
+                _backward[i] = null!;
+            }
+        }
+        finally
+        {
+            s_current = saved;
+            _backward.Clear();
+        }
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -30,6 +30,20 @@ public abstract class LanguageModel : IDisposable
     /// <summary>All parameters by checkpoint name.</summary>
     public ParameterSet Parameters { get; }
 
+    /// <summary>The model's transformer stacks (encoder first).</summary>
+    public abstract IReadOnlyList<TransformerStack> Stacks { get; }
+
+    /// <summary>
+    /// Activation checkpointing per block while a tape records (training): each block's forward runs
+    /// unrecorded and again in the backward pass (<see cref="Ops.Checkpoint"/>), so only the blocks'
+    /// inputs stay alive between forward and backward. About one more forward pass per step.
+    /// </summary>
+    public bool CheckpointActivations
+    {
+        get => Stacks.Any(s => s.CheckpointActivations);
+        set { foreach (var stack in Stacks) stack.CheckpointActivations = value; }
+    }
+
     /// <summary>Creates the LM head parameter when embeddings are not tied (call after the stacks, so names stay in file order).</summary>
     private protected void CreateHead()
     {
@@ -166,6 +180,9 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// <summary>The causal decoder with cross-attention.</summary>
     public TransformerStack Decoder { get; }
 
+    /// <inheritdoc />
+    public override IReadOnlyList<TransformerStack> Stacks => [Encoder, Decoder];
+
     /// <summary>Encodes source ids (B·S) → memory (B, S, D).</summary>
     public Var Encode(int[] source, int batch, int[]? sourceLengths = null, ulong dropoutSeed = 0)
     {
@@ -240,6 +257,9 @@ public sealed class DecoderOnlyModel : LanguageModel
 
     /// <summary>The causal stack.</summary>
     public TransformerStack Decoder { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<TransformerStack> Stacks => [Decoder];
 
     /// <summary>Logits (B, T, V) for ids (B·T); with a cache, the ids follow the cached positions.</summary>
     public Var Forward(int[] ids, int batch, int[]? lengths = null, DecoderCache? cache = null, ulong dropoutSeed = 0)
@@ -331,6 +351,9 @@ public sealed class EncoderOnlyModel : LanguageModel
 
     /// <summary>The bidirectional stack.</summary>
     public TransformerStack Encoder { get; }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<TransformerStack> Stacks => [Encoder];
 
     /// <summary>Hidden states (B, S, D) for ids (B·S), optional token types (B·S) and valid lengths (B).</summary>
     public Var Forward(int[] ids, int batch, int[]? lengths = null, int[]? tokenTypes = null, ulong dropoutSeed = 0)

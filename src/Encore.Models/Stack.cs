@@ -163,6 +163,9 @@ public sealed class TransformerStack
     readonly float[]? _alibi;
     readonly RopeCache? _rope;
 
+    /// <summary>Whether blocks are checkpointed while a tape records (see <see cref="LanguageModel.CheckpointActivations"/>).</summary>
+    public bool CheckpointActivations { get; set; }
+
     internal TransformerStack(ParameterSet ps, string scope, ModelConfig c, int layers, bool causal, bool cross)
     {
         _c = c;
@@ -271,8 +274,16 @@ public sealed class TransformerStack
         }
 
         if (!absoluteAdded) x = AddAbsolutePositions(x, offsets, ctx);
+        bool checkpoint = CheckpointActivations && cache == null && Tape.Current != null;
         for (int i = 0; i < _blocks.Length; i++)
-            x = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+        {
+            if (checkpoint)
+            {
+                var block = _blocks[i];
+                x = Ops.Checkpoint(x, xi => block.Forward(xi, ctx, null, null));
+            }
+            else x = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+        }
         if (rowLengths != null) for (int i = 0; i < b; i++) rowLengths[i] += t;
         return _final is null ? x : _final.Forward(x);
     }

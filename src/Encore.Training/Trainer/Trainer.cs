@@ -77,6 +77,7 @@ public sealed class Trainer : IDisposable
         _o = options.Validate();
         if (_o.CrossAttentionOnlySteps > 0 && !model.Parameters.All.Any(p => p.Trainable && IsCrossAttention(p.Name)))
             throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention to train");
+        model.CheckpointActivations = _o.CheckpointActivations;
         _train = train;
         _validation = validation;
         _teacher = teacher;

@@ -14,7 +14,8 @@ internal static partial class BenchCommand
         var runs = RunsOption(d.Runs, $"Timed runs of {d.StepsPerRun} steps; the figure is their median");
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
-        return Suite("train", "Training throughput (tokens/s, model GFLOP/s against the FMA peak) and memory, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python],
+        var checkpoint = new Option<bool>("--activation-checkpointing") { Description = "Train Encore's model with activation checkpointing per block (as `encore train --activation-checkpointing`); the peer trains as usual." };
+        return Suite("train", "Training throughput (tokens/s, model GFLOP/s against the FMA peak) and memory, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python, checkpoint],
             parse => new TrainBenchmarkOptions
             {
                 Threads = Common.Threads(parse, threads),
@@ -25,6 +26,7 @@ internal static partial class BenchCommand
                 Runs = parse.GetValue(runs),
                 Peers = !parse.GetValue(noPeers),
                 Python = parse.GetValue(python),
+                CheckpointActivations = parse.GetValue(checkpoint),
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(TrainBenchmark.Run(o, progress)),
@@ -51,7 +53,7 @@ internal static partial class BenchCommand
                 r.Machine.FmaGflops > 0 ? (gflops / r.Machine.FmaGflops).ToString("0.0%", CultureInfo.InvariantCulture) : "–",
                 $"{f.PeakWorkingSetBytes / (double)(1 << 20):0} MiB");
         }
-        Row("Encore", r.Encore);
+        Row(r.CheckpointActivations ? "Encore (activation checkpointing)" : "Encore", r.Encore);
         if (r.Torch != null) Row($"PyTorch {r.TorchVersion} eager", r.Torch);
         AnsiConsole.Write(table);
         if (r.EncoreOverTorch is { } ratio) AnsiConsole.MarkupLine($"Encore ÷ PyTorch tokens/s: [bold]{ratio.ToString("0.00", CultureInfo.InvariantCulture)}×[/]");
