@@ -276,17 +276,14 @@ public sealed class TransformerStack
         if (!absoluteAdded) x = AddAbsolutePositions(x, offsets, ctx);
         bool checkpoint = CheckpointActivations && cache == null && Tape.Current != null;
         for (int i = 0; i < _blocks.Length; i++)
-        {
-            if (checkpoint)
-            {
-                var block = _blocks[i];
-                x = Ops.Checkpoint(x, xi => block.Forward(xi, ctx, null, null));
-            }
-            else x = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
-        }
+            x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
         if (rowLengths != null) for (int i = 0; i < b; i++) rowLengths[i] += t;
         return _final is null ? x : _final.Forward(x);
     }
+
+    // A block under activation checkpointing. Its own method: a lambda capturing ctx in Forward would
+    // allocate its closure on every call, decode steps included.
+    static Var CheckpointedBlock(Block block, Var x, StackContext ctx) => Ops.Checkpoint(x, xi => block.Forward(xi, ctx, null, null));
 
     /// <summary>
     /// T5's relative-position bias for queries [offset_i, offset_i + T) over <paramref name="keys"/>
