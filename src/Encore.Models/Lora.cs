@@ -137,12 +137,12 @@ public sealed class LoraAdapter : IDisposable
     readonly List<LinearModule> _modules = [];
     readonly List<int> _indices = [];                // the base's linear index of each of _modules
 
-    LoraAdapter(ParameterSet baseSet, LoraOptions options, IEnumerable<int> modules, ulong seed, bool deferInitialization)
+    LoraAdapter(ParameterSet baseSet, LoraOptions options, IEnumerable<int> modules, ulong seed)
     {
         Base = baseSet;
         Options = options.Validate();
         Scale = options.Scale;
-        Parameters = new ParameterSet(seed, deferInitialization);
+        Parameters = new ParameterSet(seed);
         _pairs = new (Parameter, Parameter)?[baseSet.Linears.Count];
         foreach (int i in modules.Order().Distinct())
         {
@@ -199,12 +199,13 @@ public sealed class LoraAdapter : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var targets = options.Validate().Targets;
         var modules = Enumerable.Range(0, baseSet.Linears.Count).Where(i => (LoraOptions.TargetOf(baseSet.Linears[i].Leaf) & targets) != 0);
-        return new LoraAdapter(baseSet, options, modules, seed, deferInitialization: false);
+        return new LoraAdapter(baseSet, options, modules, seed);
     }
 
     /// <summary>
-    /// An adapter on exactly the layers <paramref name="scopes"/> of <paramref name="model"/>, its values allocated but
-    /// not initialized, for a loader that assigns every one (<see cref="ParameterSet.Assign"/>).
+    /// An adapter on exactly the layers <paramref name="scopes"/> of <paramref name="model"/> (A random, B zero), for a
+    /// loader that then writes every value into its parameters' tensors (the tensors, not the parameter objects, are
+    /// replaced: the adapter keeps its parameters).
     /// </summary>
     public static LoraAdapter CreateForLoading(LanguageModel model, LoraOptions options, IEnumerable<string> scopes)
     {
@@ -214,7 +215,7 @@ public sealed class LoraAdapter : IDisposable
         var linears = model.Parameters.Linears;
         for (int i = 0; i < linears.Count; i++) index[linears[i].Scope] = i;
         var modules = scopes.Select(s => index.TryGetValue(s, out int i) ? i : throw new ArgumentException($"the model has no linear layer '{s}'")).ToList();
-        return new LoraAdapter(model.Parameters, options, modules, 0, deferInitialization: true);
+        return new LoraAdapter(model.Parameters, options, modules, 0);
     }
 
     /// <summary>A and B of the layer at linear index <paramref name="index"/>, or null when it is not adapted.</summary>
