@@ -299,12 +299,13 @@ public sealed class LoraAdapters
         get => _active;
         set
         {
-            CheckOwn(value);
+            Check(value);
             _active = value;
         }
     }
 
-    void CheckOwn(LoraAdapter? adapter)
+    /// <summary>Throws unless <paramref name="adapter"/> (when not null) was made for this model.</summary>
+    public void Check(LoraAdapter? adapter)
     {
         if (adapter != null && !ReferenceEquals(adapter.Base, _base))
             throw new ArgumentException($"adapter '{adapter.Name}' was made for another model");
@@ -320,7 +321,7 @@ public sealed class LoraAdapters
     {
         ArgumentNullException.ThrowIfNull(rows);
         if ((uint)count > (uint)rows.Length) throw new ArgumentOutOfRangeException(nameof(count), $"{count} rows of an array of {rows.Length}");
-        for (int i = 0; i < count; i++) CheckOwn(rows[i]);
+        for (int i = 0; i < count; i++) Check(rows[i]);
         var scope = new RowSelection(t_owner, t_rows, t_count);
         t_owner = this;
         t_rows = rows;
@@ -328,23 +329,26 @@ public sealed class LoraAdapters
         return scope;
     }
 
-    /// <summary>Restores the row choice that was in force before <see cref="SelectRows"/>.</summary>
+    /// <summary>Restores the row choice that was in force before <see cref="SelectRows"/>; the default value restores nothing.</summary>
     public readonly struct RowSelection : IDisposable
     {
         readonly LoraAdapters? _owner;
         readonly LoraAdapter?[]? _rows;
         readonly int _count;
+        readonly bool _made;
 
         internal RowSelection(LoraAdapters? owner, LoraAdapter?[]? rows, int count)
         {
             _owner = owner;
             _rows = rows;
             _count = count;
+            _made = true;
         }
 
         /// <inheritdoc />
         public void Dispose()
         {
+            if (!_made) return;
             t_owner = _owner;
             t_rows = _rows;
             t_count = _count;

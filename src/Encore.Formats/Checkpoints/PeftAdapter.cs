@@ -38,6 +38,24 @@ public static class PeftAdapter
     public static bool IsAdapterDirectory(string dir) => File.Exists(Path.Combine(dir, ConfigFile));
 
     /// <summary>
+    /// <paramref name="dir"/> when it holds an adapter; otherwise, for the run folder of a LoRA training run, its
+    /// newest complete <c>checkpoint-N</c>. Throws naming the directory when it is neither.
+    /// </summary>
+    public static string Resolve(string dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (IsAdapterDirectory(dir)) return dir;
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such directory");
+        var newest = Directory.GetDirectories(dir, "checkpoint-*")
+            .Select(d => (Dir: d, Step: long.TryParse(Path.GetFileName(d)["checkpoint-".Length..], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out long s) ? s : -1))
+            .Where(c => c.Step >= 0 && IsAdapterDirectory(c.Dir))
+            .OrderByDescending(c => c.Step)
+            .FirstOrDefault();
+        return newest.Dir ?? throw new CheckpointFormatException($"{dir}: no {ConfigFile}, and no checkpoint-N folder with one (is it a LoRA adapter or a LoRA training run?)");
+    }
+
+    /// <summary>
     /// Writes <paramref name="adapter"/> of <paramref name="model"/> into <paramref name="dir"/>, its tensors named as
     /// <paramref name="modelType"/> names the base's modules (each file atomically, the config last).
     /// <paramref name="baseModel"/> becomes base_model_name_or_path.
