@@ -10,6 +10,7 @@
 // (LoraAdapters.Active: training, `generate --adapter`) or one per batch row (RowSelection: the
 // server's continuous batch, where rows of different requests share one pass). The base runs once
 // for all rows; each run of consecutive rows with the same adapter adds its delta with two small GEMMs.
+using System.Numerics.Tensors;
 using Encore.Autograd;
 using Encore.Tensors;
 using Encore.Tensors.Kernels;
@@ -262,10 +263,29 @@ public sealed class LoraAdapter : IDisposable
     {
         if (_pairs[index] is not var (a, b) || m == 0) return;
         int r = a.Value.Shape[0], k = a.Value.Shape[1], n = b.Value.Shape[0];
-        var h = Workspace.RentFloats(m * r).AsSpan(0, m * r);               // (m, r)
-        Gemm.Linear(x[..(m * k)], m, WeightMatrix.From(a.Value), h);
-        Gemm.Multiply(Transpose.No, Transpose.Yes, m, n, r, Scale, h, r, b.Value.AsReadOnlySpan<float>(), r, 1f, y[..(m * n)], n);
+        var av = a.Value.AsReadOnlySpan<float>();                              // (r, in)
+        var bv = b.Value.AsReadOnlySpan<float>();                              // (out, r)
+        if (m <= DirectRows)
+        {
+            // Decoding: a few rows. Dot products straight from the weights; the GEMM driver's packing and
+            // dispatch would cost more than the (m·r·(in + out)) multiply-adds themselves.
+            Span<float> h = r <= 256 ? stackalloc float[r] : new float[r];        // (r)
+            for (int i = 0; i < m; i++)
+            {
+                var xi = x.Slice(i * k, k);
+                var yi = y.Slice(i * n, n);
+                for (int j = 0; j < r; j++) h[j] = Scale * TensorPrimitives.Dot(xi, av.Slice(j * k, k));
+                for (int o = 0; o < n; o++) yi[o] += TensorPrimitives.Dot(h, bv.Slice(o * r, r));
+            }
+            return;
+        }
+        var hs = Workspace.RentFloats(m * r).AsSpan(0, m * r);                 // (m, r)
+        Gemm.Linear(x[..(m * k)], m, WeightMatrix.From(a.Value), hs);
+        Gemm.Multiply(Transpose.No, Transpose.Yes, m, n, r, Scale, hs, r, bv, r, 1f, y[..(m * n)], n);
     }
+
+    // Rows up to which AddInPlace takes dot products directly (a decode step of a batch) rather than two GEMMs.
+    const int DirectRows = 16;
 
     // Each layer's dropout mask from the pass's seed and the layer's index (SplitMix64).
     static ulong LayerSeed(ulong seed, int index)

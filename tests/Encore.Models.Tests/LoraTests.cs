@@ -43,11 +43,13 @@ public class LoraTests
         return y;
     }
 
-    [Fact]
-    public void LoraLinearMatchesADoublePrecisionReferenceWithAndWithoutATape()
+    [Theory]
+    [InlineData(7)]      // a decode step's few rows: dot products
+    [InlineData(40)]     // prefill: two GEMMs
+    public void LoraLinearMatchesADoublePrecisionReferenceWithAndWithoutATape(int m)
     {
         using var ps = new ParameterSet(seed: 1);
-        int k = 6, n = 5, m = 7;
+        int k = 6, n = 5;
         var layer = new LinearLayer(ps, "blk.q_proj", k, n, bias: true, std: 0.4f);
         var rnd = new Random(2);
         Fill(ps["blk.q_proj.bias"], rnd);

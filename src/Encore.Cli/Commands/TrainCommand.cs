@@ -38,7 +38,7 @@ internal static class TrainCommand
         public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
         public Option<int> LoraRank = new("--lora-rank") { Description = "Train a LoRA adapter of this rank on the model (a checkpoint), which stays frozen; checkpoints hold the adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors). 0 trains the model itself.", DefaultValueFactory = _ => 0 };
-        public Option<float> LoraAlpha = new("--lora-alpha") { Description = "LoRA's alpha: the adapter's delta is scaled by alpha/rank (PEFT's default, 8).", DefaultValueFactory = _ => 8f };
+        public Option<float> LoraAlpha = new("--lora-alpha") { Description = "LoRA's alpha: the adapter's delta is scaled by alpha/rank (8 as in PEFT).", DefaultValueFactory = _ => 8f };
         public Option<float> LoraDropout = new("--lora-dropout") { Description = "Dropout on the adapter's input in training.", DefaultValueFactory = _ => 0f };
         public Option<string> LoraTargets = new("--lora-targets") { Description = "Layers adapted, comma-separated: q, k, v, o (self- and cross-attention), gate, up, down, ffn (all three), attn, all.", DefaultValueFactory = _ => "q,v" };
 
