@@ -17,6 +17,7 @@ public static class Program
             ConvertCommand.Create(),
             QuantizeCommand.Create(),
             AdaptCommand.Create(),
+            MergeCommand.Create(),
             GenerateCommand.Create(),
             NgramCommand.Create(),
             EmbedCommand.Create(),

@@ -43,6 +43,12 @@ public sealed class BatchSequence
     /// <summary>Anything the caller wants to find again in events.</summary>
     public object? Tag { get; set; }
 
+    /// <summary>
+    /// The LoRA adapter this sequence decodes with (made for the decoder's model); rows of different adapters share
+    /// the batch, each seeing its own. Null: the model's <see cref="LoraAdapters.Active"/> adapter, if any.
+    /// </summary>
+    public LoraAdapter? Adapter { get; init; }
+
     /// <summary>Why it ended (with superposed decoding, why its best draft did), or null while running (or when cancelled).</summary>
     public FinishReason? Finish => Drafts is { Count: > 0 } d ? d[0].Finish : State?.Finish;
 
@@ -115,6 +121,7 @@ public sealed class BatchDecoder : IDisposable
     readonly Workspace _workspace = new();
     readonly LoneRowTarget _loneRow;
     readonly List<int> _fixed = [];
+    readonly LoraAdapter?[] _rowAdapters;  // (MaxRows) each active row's adapter in a step with a per-row choice
     int[] _mixIds = [];                    // (active rows · M) the inputs of a step with superposed rows …
     float[] _mixWeights = [];              // … and their weights
     int _active;
@@ -145,7 +152,8 @@ public sealed class BatchDecoder : IDisposable
         _logits = new float[maxRows * VocabSize];
         _scores = new float[VocabSize];
         _tokens = new int[]?[maxRows + 1];
-        _loneRow = new LoneRowTarget(_model, _cache);
+        _rowAdapters = new LoraAdapter?[maxRows];
+        _loneRow = new LoneRowTarget(_model, _cache, _rowAdapters);
     }
 
     /// <summary>Sequences decoded together at most.</summary>
@@ -193,8 +201,12 @@ public sealed class BatchDecoder : IDisposable
         {
             var members = group.ToArray();
             int start = _model is EncoderDecoderModel ? group.Key : config.DecoderStartTokenId;
-            // Prefilled into caches of the batch's dtype, so the rows copy as they are.
-            using var session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start, KvCacheDType);
+            // Prefilled into caches of the batch's dtype, so the rows copy as they are; each member's row with its adapter.
+            var adapters = members.Select(m => m.Adapter ?? _model.Adapters.Active).ToArray();
+            GenerationSession session;
+            using (SelectAdapters(adapters, adapters.Length))
+                session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start, KvCacheDType);
+            using var owned = session;
             for (int i = 0; i < members.Length; i++)
             {
                 int row = _active++;
@@ -221,6 +233,7 @@ public sealed class BatchDecoder : IDisposable
             if ((uint)id >= (uint)VocabSize) throw new ArgumentException($"prompt token {id} is outside the vocabulary [0, {VocabSize})");
         if (o.StopStrings.Count > 0 && _generator.Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
         if (o.DraftModel is { } draft) SpeculativeDecoding.CheckDraft(_model, draft);
+        _model.Adapters.Check(s.Adapter);
         o.Superposed?.Ngrams?.CheckFits(VocabSize, _generator.Tokenizer);
     }
 
@@ -304,11 +317,27 @@ public sealed class BatchDecoder : IDisposable
             _rows[r]!.Speculator?.CountPass();
         }
         using (_workspace.Use())
+        using (SelectRowAdapters())
         {
             var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(tokens, _cache) : ((DecoderOnlyModel)_model).DecodeStep(tokens, _cache);   // (b, 1, V)
             output.Value.AsReadOnlySpan<float>()[..(_active * v)].CopyTo(_logits);
         }
         return added;
+    }
+
+    // The active rows' adapters for one model step (a per-row choice only when some row differs from the model's active one).
+    LoraAdapters.RowSelection SelectRowAdapters()
+    {
+        for (int r = 0; r < _active; r++) _rowAdapters[r] = _rows[r]!.Adapter ?? _model.Adapters.Active;
+        return SelectAdapters(_rowAdapters, _active);
+    }
+
+    LoraAdapters.RowSelection SelectAdapters(LoraAdapter?[] adapters, int count)
+    {
+        var active = _model.Adapters.Active;
+        for (int r = 0; r < count; r++)
+            if (!ReferenceEquals(adapters[r], active)) return _model.Adapters.SelectRows(adapters, count);
+        return default;   // every row sees the model's active adapter: no choice to make (disposing it changes nothing)
     }
 
     // One step of a superposed sequence: its drafts advance; the event carries the leading draft's newest token, and its drafts once it ends.
@@ -350,6 +379,7 @@ public sealed class BatchDecoder : IDisposable
             }
         }
         using (_workspace.Use())
+        using (SelectRowAdapters())
         {
             var inputs = new TokenMixture(_mixIds, _mixWeights, mix);
             var output = _model is EncoderDecoderModel ed ? ed.DecodeStep(inputs, _cache) : ((DecoderOnlyModel)_model).DecodeStep(inputs, _cache);   // (b, 1, V)
@@ -383,6 +413,7 @@ public sealed class BatchDecoder : IDisposable
     int SpeculativeStep(BatchSequence s, SpeculativeDecoder speculator, List<BatchEvent> events)
     {
         var state = s.State!;
+        _rowAdapters[0] = s.Adapter ?? _model.Adapters.Active;   // the lone row's adapter, read by _loneRow
         speculator.Round(state, _logits.AsSpan(0, VocabSize), _loneRow, _fixed);
         for (int i = 0; i < _fixed.Count; i++)
         {
@@ -400,7 +431,7 @@ public sealed class BatchDecoder : IDisposable
     }
 
     /// <summary>Row 0 of the batch cache, when it is the only active row, as the model side of a speculative round.</summary>
-    sealed class LoneRowTarget(LanguageModel model, DecoderCache cache) : ISpeculativeTarget, IDisposable
+    sealed class LoneRowTarget(LanguageModel model, DecoderCache cache, LoraAdapter?[] rowAdapters) : ISpeculativeTarget, IDisposable
     {
         readonly WorkspacesByLength _workspaces = new();
         readonly int[]?[] _tokens = new int[]?[WorkspacesByLength.MaxLength + 1];
@@ -413,6 +444,7 @@ public sealed class BatchDecoder : IDisposable
             tokens.CopyTo(ids);
             if (_logits.Length < t * v) _logits = new float[t * v];
             using (_workspaces.For(t).Use())
+            using (ReferenceEquals(rowAdapters[0], model.Adapters.Active) ? default : model.Adapters.SelectRows(rowAdapters, 1))
             {
                 var output = model is EncoderDecoderModel ed ? ed.DecodeStep(ids, cache) : ((DecoderOnlyModel)model).DecodeStep(ids, cache);   // (1, t, V)
                 output.Value.AsReadOnlySpan<float>()[..(t * v)].CopyTo(_logits);

@@ -27,16 +27,21 @@ internal static class InitScale
     public static float Output(int fanIn, ModelConfig c) => Input(fanIn) / MathF.Sqrt(2f * Math.Max(1, c.EncoderLayers * (c.Family == ModelFamily.DecoderOnly ? 0 : 1) + c.DecoderLayers));
 }
 
-/// <summary>y = x·Wᵀ + b; W (out, in) as <c>nn.Linear</c>.</summary>
+/// <summary>
+/// y = x·Wᵀ + b; W (out, in) as <c>nn.Linear</c>. With a low-rank adapter active on the model
+/// (<see cref="LoraAdapters"/>), y gains each row's adapter delta (alpha/r)·B·A·x.
+/// </summary>
 public sealed class LinearLayer
 {
     readonly ParameterSet _ps;
     readonly string _w;
     readonly string? _b;
+    readonly int _index;
 
     internal LinearLayer(ParameterSet ps, string scope, int inFeatures, int outFeatures, bool bias, float std)
     {
         _ps = ps;
+        _index = ps.RegisterLinear(scope, inFeatures, outFeatures);
         _w = scope + ".weight";
         ps.Create(_w, [outFeatures, inFeatures], ParameterSet.Init.Normal, std);
         if (bias)
@@ -46,8 +51,15 @@ public sealed class LinearLayer
         }
     }
 
-    /// <summary>Applies the layer to x (…, in) → (…, out).</summary>
-    public Var Forward(Var x) => Ops.Linear(x, Var.Of(_ps[_w]), _b is null ? null : Var.Of(_ps[_b]));
+    /// <summary>
+    /// Applies the layer to x (…, in) → (…, out); <paramref name="dropoutSeed"/> seeds an adapter's
+    /// dropout in training (the pass's seed; each layer derives its own from it).
+    /// </summary>
+    public Var Forward(Var x, ulong dropoutSeed = 0)
+    {
+        var y = Ops.Linear(x, Var.Of(_ps[_w]), _b is null ? null : Var.Of(_ps[_b]));   // (…, out)
+        return _ps.Lora is { } lora ? lora.Apply(_index, x, y, dropoutSeed) : y;
+    }
 }
 
 /// <summary>RMSNorm or LayerNorm over the last dimension.</summary>
@@ -99,20 +111,20 @@ public sealed class FeedForward
         _down = new LinearLayer(ps, scope + ".down_proj", c.FfnDim, c.DModel, c.MlpBias, InitScale.Output(c.FfnDim, c));
     }
 
-    /// <summary>x (…, D) → (…, D).</summary>
-    public Var Forward(Var x)
+    /// <summary>x (…, D) → (…, D); <paramref name="dropoutSeed"/> seeds adapter dropout in training.</summary>
+    public Var Forward(Var x, ulong dropoutSeed = 0)
     {
-        var u = _up.Forward(x);                                             // (…, F)
+        var u = _up.Forward(x, dropoutSeed);                                // (…, F)
         Var h;
         if (_gate is null) h = Ops.Activation(u, _act);
         else
         {
-            var g = _gate.Forward(x);
+            var g = _gate.Forward(x, dropoutSeed);
             h = Ops.Gated(g, u, _act);
             ReleaseUnlessRecorded(g);
         }
         ReleaseUnlessRecorded(u);
-        var y = _down.Forward(h);
+        var y = _down.Forward(h, dropoutSeed);
         ReleaseUnlessRecorded(h);
         return y;
     }
@@ -201,7 +213,7 @@ public sealed class AttentionLayer
     /// <summary>x (B, T, D) → (B, T, D). Cross-attention reads ctx.Memory and carries no positions.</summary>
     internal Var Forward(Var x, StackContext ctx, LayerCache? cache)
     {
-        var q = _q.Forward(x);                                              // (B, T, H·hd)
+        var q = _q.Forward(x, ctx.DropoutSeed);                             // (B, T, H·hd)
         if (_cross)
         {
             // Cross K/V depend only on the encoder output: computed once per request and cached.
@@ -209,20 +221,20 @@ public sealed class AttentionLayer
             {
                 if (cache.Length == 0)
                 {
-                    var km = _k.Forward(ctx.Memory!);                       // (B, S, Hkv·hd)
-                    var vm = _v.Forward(ctx.Memory!);
+                    var km = _k.Forward(ctx.Memory!, ctx.DropoutSeed);      // (B, S, Hkv·hd)
+                    var vm = _v.Forward(ctx.Memory!, ctx.DropoutSeed);
                     cache.Append(km, vm);
                     cache.Length = km.Shape[1];
                 }
                 int keys = ctx.CrossKeys > 0 ? ctx.CrossKeys : cache.Length;
-                return _o.Forward(cache.Attend(q, keys, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+                return _o.Forward(cache.Attend(q, keys, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks), ctx.DropoutSeed);
             }
-            var k = _k.Forward(ctx.Memory!);
-            var v = _v.Forward(ctx.Memory!);
-            return _o.Forward(Ops.Attention(q, k, v, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks));
+            var k = _k.Forward(ctx.Memory!, ctx.DropoutSeed);
+            var v = _v.Forward(ctx.Memory!, ctx.DropoutSeed);
+            return _o.Forward(Ops.Attention(q, k, v, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks), ctx.DropoutSeed);
         }
-        var ks = _k.Forward(x);                                             // (B, T, Hkv·hd)
-        var vs = _v.Forward(x);
+        var ks = _k.Forward(x, ctx.DropoutSeed);                            // (B, T, Hkv·hd)
+        var vs = _v.Forward(x, ctx.DropoutSeed);
         if (ctx.Rope != null)
         {
             q = Ops.Rope(q, ctx.Rope, _heads, ctx.RopePositions);
@@ -234,7 +246,7 @@ public sealed class AttentionLayer
             q = Ops.ComRope(q, rotations, _heads, ctx.ComRopeSlots);
             ks = Ops.ComRope(ks, rotations, _kvHeads, ctx.ComRopeSlots);
         }
-        if (_urpe != null) return _o.Forward(AttendUrpe(q, ks, vs, ctx, cache));
+        if (_urpe != null) return _o.Forward(AttendUrpe(q, ks, vs, ctx, cache), ctx.DropoutSeed);
         Var a;
         if (cache != null)
         {
@@ -252,7 +264,7 @@ public sealed class AttentionLayer
         {
             a = Ops.Attention(q, ks, vs, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);   // (B, T, H·hd)
         }
-        return _o.Forward(a);
+        return _o.Forward(a, ctx.DropoutSeed);
     }
 
     // URPE self-attention, (softmax(q·kᵀ·scale + T5 bias) ⊙ C)·v; query positions per row when a batch cache gives them.
@@ -318,7 +330,7 @@ public sealed class Block
             else x = Ops.Add(x, Ops.Dropout(_cross.Forward(_crossNorm!.Forward(x), ctx, crossCache), _dropout, seed));
         }
         seed += 0x632BE59BD9B4E019UL;
-        if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(_mlp.Forward(x), _dropout, seed)));
-        return Ops.Add(x, Ops.Dropout(_mlp.Forward(_mlpNorm.Forward(x)), _dropout, seed));
+        if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(_mlp.Forward(x, ctx.DropoutSeed), _dropout, seed)));
+        return Ops.Add(x, Ops.Dropout(_mlp.Forward(_mlpNorm.Forward(x), ctx.DropoutSeed), _dropout, seed));
     }
 }

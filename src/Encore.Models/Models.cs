@@ -44,6 +44,9 @@ public abstract class LanguageModel : IDisposable
         set { foreach (var stack in Stacks) stack.CheckpointActivations = value; }
     }
 
+    /// <summary>The low-rank adapters applied to this model's linear layers (none until one is made active or selected).</summary>
+    public LoraAdapters Adapters => Parameters.Lora ??= new LoraAdapters(Parameters);
+
     /// <summary>Creates the LM head parameter when embeddings are not tied (call after the stacks, so names stay in file order).</summary>
     private protected void CreateHead()
     {

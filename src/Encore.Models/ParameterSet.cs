@@ -53,6 +53,24 @@ public sealed class ParameterSet : IDisposable
     /// <summary>Total number of values.</summary>
     public long Count => _ordered.Sum(p => p.Length);
 
+    readonly List<LinearModule> _linears = [];
+
+    /// <summary>
+    /// The linear layers built on this set, in build order: what low-rank adapters can target
+    /// (<see cref="LoraAdapter"/>). Index i is the layer's own index.
+    /// </summary>
+    public IReadOnlyList<LinearModule> Linears => _linears;
+
+    /// <summary>Registers a linear layer's module; returns its index in <see cref="Linears"/>.</summary>
+    internal int RegisterLinear(string scope, int inFeatures, int outFeatures)
+    {
+        _linears.Add(new LinearModule(scope, inFeatures, outFeatures));
+        return _linears.Count - 1;
+    }
+
+    /// <summary>The adapters of the model built on this set (null until one is made for it).</summary>
+    internal LoraAdapters? Lora;
+
     /// <summary>How a new parameter starts.</summary>
     public enum Init
     {

@@ -94,6 +94,11 @@ public sealed partial class EncoreServer : IAsyncDisposable
         var generator = model is EncoderDecoderModel or DecoderOnlyModel ? new Generator(model, tokenizer) : null;
         var embedder = model is EncoderOnlyModel or EncoderDecoderModel ? new Embedder(model, tokenizer, options.Embedding) : null;
         if (options.DraftModel is { } draft && generator != null) SpeculativeDecoding.CheckDraft(model, draft);
+        foreach (var (name, adapter) in options.Adapters)
+        {
+            if (generator is null) throw new ArgumentException($"adapter '{name}': an encoder-only model serves embeddings only, which adapters do not change here");
+            model.Adapters.Check(adapter);
+        }
         if (generator != null) options.Superposed?.Ngrams?.CheckFits(model.Config.VocabSize, tokenizer);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
         if (generator != null)
@@ -163,13 +168,16 @@ public sealed partial class EncoreServer : IAsyncDisposable
         {
             w.WriteString("object", "list");
             w.WriteStartArray("data");
-            w.WriteStartObject();
-            ModelFields(w);
-            w.WriteEndObject();
+            foreach (var id in ModelIds)
+            {
+                w.WriteStartObject();
+                ModelFields(w, id);
+                w.WriteEndObject();
+            }
             w.WriteEndArray();
         }));
-        app.MapGet("/v1/models/{id}", (HttpContext http, string id) => id == _options.ModelName
-            ? CompletionResponses.WriteJsonAsync(http, 200, ModelFields)
+        app.MapGet("/v1/models/{id}", (HttpContext http, string id) => ModelIds.Contains(id)
+            ? CompletionResponses.WriteJsonAsync(http, 200, w => ModelFields(w, id))
             : CompletionResponses.WriteErrorAsync(http, new ApiException(404, $"The model '{id}' does not exist", "model", code: "model_not_found")));
         app.MapGet("/health", http => CompletionResponses.WriteJsonAsync(http, 200, w =>
         {
@@ -230,12 +238,28 @@ public sealed partial class EncoreServer : IAsyncDisposable
         return CryptographicOperations.FixedTimeEquals(given, _apiKeyHash);
     }
 
-    void ModelFields(Utf8JsonWriter w)
+    // The base model's id, then one per adapter (ModelName:adapter).
+    IEnumerable<string> ModelIds => _options.Adapters.Keys.Order(StringComparer.Ordinal).Select(_options.AdapterModelId).Prepend(_options.ModelName);
+
+    void ModelFields(Utf8JsonWriter w, string id)
     {
-        w.WriteString("id", _options.ModelName);
+        w.WriteString("id", id);
         w.WriteString("object", "model");
         w.WriteNumber("created", _created);
         w.WriteString("owned_by", "encore");
+        if (id != _options.ModelName) w.WriteString("parent", _options.ModelName);   // an adapter over the base
+    }
+
+    /// <summary>The adapter a request's <c>model</c> names (null: the base), and the id its response carries.</summary>
+    (LoraAdapter? Adapter, string Id) ResolveModel(string? requested)
+    {
+        if (requested is null || requested == _options.ModelName) return (null, _options.ModelName);
+        int colon = requested.IndexOf(':', StringComparison.Ordinal);
+        if (colon > 0 && requested[..colon] == _options.ModelName && _options.Adapters.TryGetValue(requested[(colon + 1)..], out var adapter))
+            return (adapter, requested);
+        string served = _options.Adapters.Count == 0 ? $"this server serves '{_options.ModelName}'"
+            : $"this server serves '{_options.ModelName}' and its adapters {string.Join(", ", _options.Adapters.Keys.Order(StringComparer.Ordinal).Select(a => $"'{_options.AdapterModelId(a)}'"))}";
+        throw new ApiException(400, $"The model '{requested}' does not exist; {served}", "model", code: "model_not_found");
     }
 
     /// <summary>One generation request: parse → validate → schedule → write; any refusal becomes an error body.</summary>
@@ -246,6 +270,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         string id = api.IdPrefix + Guid.NewGuid().ToString("N");
         ScheduledRequest? scheduled = null;
         int promptTokens = 0;
+        string modelId = _options.ModelName;
         // The timeout covers the whole request, reading and tokenizing included.
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         cts.CancelAfter(_options.RequestTimeout);
@@ -256,8 +281,9 @@ public sealed partial class EncoreServer : IAsyncDisposable
             var request = OpenAiRequests.Parse(body.WrittenSpan, api);
             var plan = Validate(request, api);
             promptTokens = plan.PromptTokens;
+            modelId = plan.ModelId;
             scheduled = Schedule(plan, cts.Token);
-            var header = new ResponseHeader(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), _options.ModelName);
+            var header = new ResponseHeader(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), plan.ModelId);
             if (request.Stream)
                 await CompletionResponses.StreamAsync(http, api, header, scheduled, plan.PromptTokens, request.IncludeUsage, cts.Token).ConfigureAwait(false);
             else
@@ -283,7 +309,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         }
         Metrics.RecordRequest(status);
         _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
-            id, http.Request.Path.Value, _options.ModelName, status, promptTokens, scheduled?.CompletionTokens ?? 0,
+            id, http.Request.Path.Value, modelId, status, promptTokens, scheduled?.CompletionTokens ?? 0,
             scheduled?.FirstTokenSeconds is { } ft ? ft.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-", Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
 
@@ -311,15 +337,14 @@ public sealed partial class EncoreServer : IAsyncDisposable
     }
 
     /// <summary>A request checked against this server and tokenized: what the scheduler runs.</summary>
-    sealed record ValidatedRequest(int[][] Prompts, int Choices, GenerationOptions Options)
+    sealed record ValidatedRequest(int[][] Prompts, int Choices, GenerationOptions Options, LoraAdapter? Adapter, string ModelId)
     {
         public int PromptTokens => Prompts.Sum(p => p.Length);
     }
 
     ValidatedRequest Validate(GenerationRequest req, CompletionApi api)
     {
-        if (req.Model is not null && req.Model != _options.ModelName)
-            throw new ApiException(400, $"The model '{req.Model}' does not exist; this server serves '{_options.ModelName}'", "model", code: "model_not_found");
+        var (adapter, modelId) = ResolveModel(req.Model);
         var scheduler = Scheduler!;
         var generator = _generator!;
         // A superposed request decodes its n choices as the drafts of one row per prompt.
@@ -383,7 +408,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         {
             throw new ApiException(400, e.Message, null);
         }
-        return new ValidatedRequest(prompts, req.N, options);
+        return new ValidatedRequest(prompts, req.N, options, adapter, modelId);
     }
 
     ScheduledRequest Schedule(ValidatedRequest plan, CancellationToken ct)
@@ -391,12 +416,12 @@ public sealed partial class EncoreServer : IAsyncDisposable
         int n = plan.Choices;
         BatchSequence[] sequences;
         if (plan.Options.Superposed != null)
-            sequences = plan.Prompts.Select(p => new BatchSequence(p, plan.Options, 0, ct)).ToArray();
+            sequences = plan.Prompts.Select(p => new BatchSequence(p, plan.Options, 0, ct) { Adapter = plan.Adapter }).ToArray();
         else
         {
             sequences = new BatchSequence[plan.Prompts.Length * n];
             for (int p = 0; p < plan.Prompts.Length; p++)
-                for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct);
+                for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct) { Adapter = plan.Adapter };
         }
         var scheduled = new ScheduledRequest(sequences, ct) { ChoicesPerSequence = plan.Options.Superposed != null ? n : 1 };
         if (!Scheduler!.TryEnqueue(scheduled))

@@ -59,6 +59,17 @@ public sealed record ServerOptions
     /// </summary>
     public SuperposedOptions? Superposed { get; init; }
 
+    /// <summary>
+    /// LoRA adapters served over the one base model, by name (each made for the served model): a request whose
+    /// <c>model</c> is <c>NAME:ADAPTER</c> (<see cref="ModelName"/>, a colon, the adapter's name) decodes with that
+    /// adapter, one without a colon with the base alone. Rows of different adapters share the decode batch, each
+    /// with its own delta. Default none.
+    /// </summary>
+    public IReadOnlyDictionary<string, LoraAdapter> Adapters { get; init; } = new Dictionary<string, LoraAdapter>();
+
+    /// <summary>The model id of adapter <paramref name="adapter"/>: <c>ModelName:adapter</c>.</summary>
+    public string AdapterModelId(string adapter) => ModelName + ":" + adapter;
+
     /// <summary>True when the server decodes speculatively.</summary>
     public bool Speculates => DraftModel != null || PromptLookup;
 
@@ -115,6 +126,12 @@ public sealed record ServerOptions
         Check(!string.IsNullOrWhiteSpace(Host), "--host must not be empty");
         Check(Port is >= 0 and <= 65535, $"--port must be in [0, 65535], got {Port}");
         Check(!string.IsNullOrWhiteSpace(ModelName), "the model name must not be empty");
+        Check(Adapters is not null, "the adapters must be set (empty for none)");
+        foreach (var (name, adapter) in Adapters!)
+        {
+            Check(name.Length is >= 1 and <= 256 && !name.Contains(':') && name.All(c => c > ' '), $"adapter name '{name}' must be 1 to 256 characters without spaces or ':'");
+            Check(adapter is not null, $"adapter '{name}' is null");
+        }
         Check(MaxBatch is >= 1 and <= 1024, $"--max-batch must be in [1, 1024], got {MaxBatch}");
         Check(MaxQueue is >= 0 and <= 1_000_000, $"--max-queue must be in [0, 1000000], got {MaxQueue}");
         Check(ContextLength is null or (>= 2 and <= 1 << 20), $"--context must be in [2, 1048576], got {ContextLength}");

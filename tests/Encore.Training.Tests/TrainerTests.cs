@@ -112,6 +112,37 @@ public class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void ALoraRunTrainsTheAdapterAloneAndResumesToTheSameAdapter()
+    {
+        var options = new TrainingOptions { MaxSteps = 10, LearningRate = 1e-2, WarmupSteps = 2, CheckpointEvery = 4, EvalEvery = 0, Seed = 5 };
+        var lora = new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0.1f, Targets = LoraTargets.All };
+        (float[] Adapter, float[] Base) Run(string dir, int stopAt, bool resume, ulong adapterSeed)
+        {
+            using var m = new EncoderDecoderModel(Config, seed: 2);
+            var baseBefore = Weights(m);
+            using var a = LoraAdapter.Create(m, lora, adapterSeed);
+            m.Adapters.Active = a;
+            using var t = new Trainer.Trainer(m, options, new RandomBatches(5, 1), dir, adapter: new AdapterTraining(a, "encore", "base"));
+            Assert.Equal(a.ParameterCount, t.TrainableParameters);
+            if (resume) Assert.True(t.Resume());
+            using var cts = new CancellationTokenSource();
+            t.OnStep = r => { if (r.Step == stopAt) cts.Cancel(); };
+            t.Run(cts.Token);
+            Assert.Equal(baseBefore, Weights(m));                            // the base is never updated
+            Assert.All(m.Parameters.All, p => Assert.True(p.Grad is null || p.Grad.ToFloatArray().All(g => g == 0)));
+            return (a.Parameters.All.SelectMany(p => p.Value.ToFloatArray()).ToArray(), baseBefore);
+        }
+        var straight = Run(Path.Combine(_dir, "lora-a"), 0, resume: false, adapterSeed: 5);
+        var dir = Path.Combine(_dir, "lora-b");
+        Run(dir, 6, resume: false, adapterSeed: 5);
+        Assert.True(File.Exists(Path.Combine(dir, "checkpoint-4", "adapter_model.safetensors")));
+        Assert.False(File.Exists(Path.Combine(dir, "checkpoint-4", "model.safetensors")));
+        var resumed = Run(dir, 0, resume: true, adapterSeed: 77);           // another init: the adapter must come from the checkpoint
+        Assert.Equal(straight.Adapter, resumed.Adapter);
+        Assert.Contains(straight.Adapter, v => v != 0);
+    }
+
+    [Fact]
     public void ARunForkedFromAnotherRunsCheckpointContinuesItsScheduleAndLog()
     {
         var options = new TrainingOptions

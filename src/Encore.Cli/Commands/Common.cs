@@ -83,6 +83,22 @@ internal static class Common
     }
 
     /// <summary>
+    /// Loads the LoRA adapter at <paramref name="adapterPath"/> (a PEFT adapter directory, or a LoRA run folder for its
+    /// newest checkpoint) for <paramref name="model"/>, loaded from <paramref name="modelDir"/>: checked against it first.
+    /// </summary>
+    internal static LoraAdapter LoadAdapter(string adapterPath, LanguageModel model, string modelDir)
+    {
+        var dir = PeftAdapter.Resolve(adapterPath);
+        return PeftAdapter.Load(dir, model, Checkpoint.ReadConfig(modelDir).Architecture.ModelType);
+    }
+
+    /// <summary>The --adapter option of the commands that run a model.</summary>
+    internal static Option<string?> AdapterOption() => new("--adapter")
+    {
+        Description = "A LoRA adapter to apply on top of the model: a PEFT adapter directory (adapter_config.json, adapter_model.safetensors) or the run folder of `encore train --lora-rank`.",
+    };
+
+    /// <summary>
     /// Loads the draft model of speculative decoding from <paramref name="draftPath"/> (a checkpoint or run
     /// folder) as <paramref name="dtype"/>, and checks it against the model of <paramref name="modelDir"/>: the
     /// same family and vocabulary size, and, when the draft checkpoint has tokenizer files, the same tokens

@@ -57,12 +57,13 @@ internal static class GenerateCommand
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var adapterDir = Common.AdapterOption();
 
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
             numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType,
-            draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads,
+            draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
@@ -121,6 +122,8 @@ internal static class GenerateCommand
             string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
+            using var adapter = parse.GetValue(adapterDir) is { } a ? Common.LoadAdapter(a, m, dir) : null;
+            m.Adapters.Active = adapter;
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
             options = options with { DraftModel = draft };

@@ -43,9 +43,13 @@ internal static class ServeCommand
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
+        var adapters = new Option<string[]>("--adapter")
+        {
+            Description = "A LoRA adapter served over the model, NAME=DIR or DIR (named after its directory); repeatable. A request picks one with \"model\": \"MODEL:NAME\" (without the colon: the model alone); rows of different adapters share the batch.",
+        };
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
@@ -79,8 +83,25 @@ internal static class ServeCommand
             // The n-gram table is read once, at start, and shared by every request.
             options = (options with { Superposed = superposed.Parse(parse) }).Validate();
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
-            var (m, _, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
+            var (m, checkpoint, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
             using var owned = m;
+            var served = new Dictionary<string, LoraAdapter>(StringComparer.Ordinal);
+            using var disposeAdapters = new AdapterList(served.Values);
+            foreach (var spec in parse.GetValue(adapters) ?? [])
+            {
+                int eq = spec.IndexOf('=', StringComparison.Ordinal);
+                string adapterDir = eq > 0 ? spec[(eq + 1)..] : spec;
+                var adapter = Common.LoadAdapter(adapterDir, m, checkpoint);
+                string adapterName = eq > 0 ? spec[..eq] : adapter.Name;
+                if (!served.TryAdd(adapterName, adapter))
+                {
+                    adapter.Dispose();
+                    throw new ArgumentException($"--adapter: two adapters are named '{adapterName}'; name them with NAME=DIR");
+                }
+                adapter.Name = adapterName;
+            }
+            options = options with { Adapters = served };
+            options.Validate();
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
             options = options with
             {
@@ -98,9 +119,20 @@ internal static class ServeCommand
                 _ => $"completions and chat (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache{speculative})",
             };
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress}: {serves}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}; Ctrl+C stops");
+            foreach (var (adapterName, adapter) in served)
+                Console.WriteLine($"encore: adapter '{options.AdapterModelId(adapterName)}': LoRA rank {adapter.Options.Rank} on {adapter.Modules.Count} layers ({adapter.ParameterCount:N0} parameters)");
             await server.WaitForShutdownAsync(ct);
             return 0;
         });
         return cmd;
+    }
+
+    // Disposes the adapters loaded so far, whatever happens after.
+    sealed class AdapterList(IEnumerable<LoraAdapter> adapters) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var a in adapters) a.Dispose();
+        }
     }
 }

@@ -37,11 +37,16 @@ internal static class TrainCommand
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
 
+        public Option<int> LoraRank = new("--lora-rank") { Description = "Train a LoRA adapter of this rank on the model (a checkpoint), which stays frozen; checkpoints hold the adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors). 0 trains the model itself.", DefaultValueFactory = _ => 0 };
+        public Option<float> LoraAlpha = new("--lora-alpha") { Description = "LoRA's alpha: the adapter's delta is scaled by alpha/rank (8 as in PEFT).", DefaultValueFactory = _ => 8f };
+        public Option<float> LoraDropout = new("--lora-dropout") { Description = "Dropout on the adapter's input in training.", DefaultValueFactory = _ => 0f };
+        public Option<string> LoraTargets = new("--lora-targets") { Description = "Layers adapted, comma-separated: q, k, v, o (self- and cross-attention), gate, up, down, ffn (all three), attn, all.", DefaultValueFactory = _ => "q,v" };
+
         public Common.FieldOptions Fields = new();
         public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
         public Option<bool> CheckpointActivations = new("--activation-checkpointing") { Description = "Keep only each block's input between the forward and backward passes and run each block's forward again in the backward pass: the same gradients with far less activation memory, about a third more time per step." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, Json, Threads];
     }
 
     public static Command Create()
@@ -137,12 +142,40 @@ internal static class TrainCommand
             Resume = parse.GetValue(o.Resume),
             ResumeFrom = parse.GetValue(o.ResumeFrom),
             Overwrite = parse.GetValue(o.Overwrite),
+            Lora = Lora(parse, o),
         };
         if (parse.GetValue(o.Samples) < 0) throw new ArgumentException($"--samples cannot be negative, got {parse.GetValue(o.Samples)}");
         bool json = parse.GetValue(o.Json);
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
+    }
+
+    // The LoRA options of --lora-rank and its companions, or null without --lora-rank (the companions alone are an error).
+    static Models.LoraOptions? Lora(ParseResult parse, Options o)
+    {
+        int rank = parse.GetValue(o.LoraRank);
+        bool companions = parse.GetResult(o.LoraAlpha) is { Implicit: false } || parse.GetResult(o.LoraDropout) is { Implicit: false } || parse.GetResult(o.LoraTargets) is { Implicit: false };
+        if (rank == 0)
+        {
+            if (companions) throw new ArgumentException("--lora-alpha, --lora-dropout and --lora-targets shape a LoRA adapter: pass --lora-rank too");
+            return null;
+        }
+        if (rank < 0) throw new ArgumentException($"--lora-rank must be positive, got {rank}");
+        try
+        {
+            return new Models.LoraOptions
+            {
+                Rank = rank,
+                Alpha = parse.GetValue(o.LoraAlpha),
+                Dropout = parse.GetValue(o.LoraDropout),
+                Targets = Models.LoraOptions.ParseTargets(parse.GetValue(o.LoraTargets)!),
+            }.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--lora-*: {e.Message}", e);
+        }
     }
 
     /// <summary>The checkpoint (or run folder's newest checkpoint) <paramref name="model"/> names when it holds tokenizer files, else null.</summary>
@@ -166,7 +199,7 @@ internal static class TrainCommand
         if (json)
         {
             var jo = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-            Console.WriteLine(JsonSerializer.Serialize(new { @event = "start", parameters = run.Model.ParameterCount, resumed = run.Resumed, padding = p.Bucketed.PaddingFraction, naive_padding = p.Naive.PaddingFraction, estimated_seconds = estimate.TotalSeconds }, jo));
+            Console.WriteLine(JsonSerializer.Serialize(new { @event = "start", parameters = run.Model.ParameterCount, trainable_parameters = run.Trainer.TrainableParameters, lora_layers = run.Adapter?.Modules.Count, resumed = run.Resumed, padding = p.Bucketed.PaddingFraction, naive_padding = p.Naive.PaddingFraction, estimated_seconds = estimate.TotalSeconds }, jo));
             run.Trainer.OnStep = r => Console.WriteLine(JsonSerializer.Serialize(new { @event = "step", r.Step, r.Loss, learning_rate = r.LearningRate, tokens_per_second = r.TokensPerSecond, eta_seconds = r.Remaining.TotalSeconds }, jo));
             run.Trainer.OnEval = e => Console.WriteLine(JsonSerializer.Serialize(new { @event = "eval", e.Step, e.Loss, e.Perplexity, e.Metrics, samples = Samples(run, samples) }, jo));
             run.Trainer.Run();
@@ -175,6 +208,8 @@ internal static class TrainCommand
         }
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(title ?? "encore train")}[/]  {run.Model.Config.Family}, {run.Model.ParameterCount / 1e6:0.00}M parameters, tokenizer {run.Tokenizer.VocabSize} ids" +
             (run.Resumed ? $", resumed at step {run.Trainer.State.Step}" : ""));
+        if (run.Adapter is { } adapter)
+            AnsiConsole.MarkupLine($"LoRA rank {adapter.Options.Rank}, alpha {adapter.Options.Alpha} on {adapter.Modules.Count} layers: [bold]{run.Trainer.TrainableParameters:N0}[/] trainable parameters ({100.0 * run.Trainer.TrainableParameters / run.Model.ParameterCount:0.00}% of the model's), the base frozen");
         AnsiConsole.MarkupLine($"[grey]batches: ≤ {o.MaxTokens} tokens, length-bucketed: padding {p.Bucketed.PaddingFraction:P1} (fixed-size batches of {p.NaiveBatchSize} would pad {p.Naive.PaddingFraction:P1}); truncated examples: {run.Truncation.Examples}[/]");
         AnsiConsole.MarkupLine($"estimated training time: [bold]{Common.Clock(estimate)}[/] for {o.Training.MaxSteps - run.Trainer.State.Step} steps (timed on one batch; evaluations add to it)");
         AnsiConsole.MarkupLine(o.Training.CheckpointEvery > 0

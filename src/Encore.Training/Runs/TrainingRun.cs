@@ -72,6 +72,11 @@ public sealed record TrainingRunOptions
     public string? ResumeFrom { get; init; }
     /// <summary>Start over in an <see cref="Output"/> that holds an earlier run: its checkpoints, metrics.jsonl and loss.png are deleted (other files are kept).</summary>
     public bool Overwrite { get; init; }
+    /// <summary>
+    /// Train a low-rank adapter with these options on <see cref="Model"/> (a checkpoint), which stays frozen; the
+    /// checkpoints hold the adapter alone, in PEFT's layout. Null (the default) trains the model itself.
+    /// </summary>
+    public LoraOptions? Lora { get; init; }
 }
 
 /// <summary>A prepared run: model, tokenizer, data and trainer, ready to <see cref="Trainer.Trainer.Run"/>.</summary>
@@ -110,6 +115,8 @@ public sealed class TrainingRun : IDisposable
     public bool Resumed { get; private set; }
     /// <summary>The generation metrics computed at each evaluation (null when off); its <see cref="GenerationEval.LastPredictions"/> are the latest outputs.</summary>
     public GenerationEval? Eval { get; private set; }
+    /// <summary>The adapter trained by a LoRA run (active on <see cref="Model"/>), else null.</summary>
+    public LoraAdapter? Adapter { get; private set; }
 
     /// <summary>
     /// Estimated time of the steps left: one forward and backward pass over the median-size batch
@@ -157,9 +164,20 @@ public sealed class TrainingRun : IDisposable
             : plainText ? BpeTrainer.Train(documents, o.TokenizerVocab, BundledData.SpecialTokens(), new SpecialTokenRoles(Bos: "<s>", Eos: "</s>", Pad: "<pad>"))
             : BundledData.TrainTokenizer(pairs, o.TokenizerVocab);
 
+        if (o.Lora != null && !Directory.Exists(o.Model))
+            throw new ArgumentException($"a LoRA run adapts a trained model: --model must be a checkpoint directory, not '{o.Model}'");
         var model = LoadModel(o.Model, tokenizer);
+        LoraAdapter? adapter = null;
         try
         {
+            AdapterTraining? adapterTraining = null;
+            if (o.Lora != null)
+            {
+                adapter = LoraAdapter.Create(model, o.Lora, training.Seed);
+                adapter.Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(o.Output));
+                model.Adapters.Active = adapter;
+                adapterTraining = new AdapterTraining(adapter, Checkpoint.ReadConfig(o.Model).Architecture.ModelType, Path.GetFullPath(o.Model));
+            }
             var objective = MakeObjective(o.Objective, model, tokenizer, plainText, training.Seed);
             var data = plainText ? TokenizedDataset.FromDocuments(documents, tokenizer, Path.GetFileName(o.Data))
                 : TokenizedDataset.FromPairs(pairs, tokenizer, Path.GetFileName(o.Data));
@@ -215,8 +233,8 @@ public sealed class TrainingRun : IDisposable
             }
 
             Delete(stale);
-            var trainer = new Trainer.Trainer(model, training, new LazyBatches(train), o.Output, valid.Epoch(0).ToList(), distillation);
-            var run = new TrainingRun(model, tokenizer, trainer, train, validationPairs, teacher, padding, truncation);
+            var trainer = new Trainer.Trainer(model, training, new LazyBatches(train), o.Output, valid.Epoch(0).ToList(), distillation, adapterTraining);
+            var run = new TrainingRun(model, tokenizer, trainer, train, validationPairs, teacher, padding, truncation) { Adapter = adapter };
             trainer.WriteExtras = dir => SaveTokenizer(tokenizer, dir);
             if (o.EvalExamples > 0 && validationPairs.Count > 0 && model is not EncoderOnlyModel)
             {
@@ -235,6 +253,7 @@ public sealed class TrainingRun : IDisposable
         }
         catch
         {
+            adapter?.Dispose();
             model.Dispose();
             throw;
         }
@@ -372,6 +391,7 @@ public sealed class TrainingRun : IDisposable
     public void Dispose()
     {
         Trainer.Dispose();
+        Adapter?.Dispose();
         Model.Dispose();
         Teacher?.Dispose();
     }

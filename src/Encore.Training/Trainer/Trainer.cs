@@ -43,6 +43,13 @@ public sealed record TrainerState
     public double LastLoss { get; init; }
 }
 
+/// <summary>
+/// A LoRA run: <see cref="Adapter"/> (active on the model) is trained and the base stays frozen;
+/// checkpoints hold the adapter in PEFT's layout, its tensors named as <see cref="BaseModelType"/>
+/// names the base's modules, with <see cref="BaseModel"/> as base_model_name_or_path.
+/// </summary>
+public sealed record AdapterTraining(LoraAdapter Adapter, string BaseModelType, string BaseModel);
+
 /// <summary>What one optimizer step reports.</summary>
 public sealed record StepReport(long Step, long MaxSteps, double Loss, double LearningRate, double GradientNorm, double TokensPerSecond, long Tokens, TimeSpan Elapsed, TimeSpan Remaining);
 
@@ -68,13 +75,31 @@ public sealed class Trainer : IDisposable
     readonly string _dir;
     readonly List<(long, double)> _trainCurve = [];
     readonly List<(long, double)> _evalCurve = [];
+    readonly AdapterTraining? _adapter;
 
-    /// <summary>Sets up a run writing into <paramref name="outputDir"/>.</summary>
+    /// <summary>
+    /// Sets up a run writing into <paramref name="outputDir"/>. With <paramref name="adapter"/> (the model's active
+    /// adapter), only the adapter is trained: every base parameter is frozen and the optimizer holds the adapter's alone.
+    /// </summary>
     public Trainer(LanguageModel model, TrainingOptions options, IBatchSource train, string outputDir,
-        IReadOnlyList<Batch>? validation = null, Distillation? teacher = null)
+        IReadOnlyList<Batch>? validation = null, Distillation? teacher = null, AdapterTraining? adapter = null)
     {
         _model = model;
         _o = options.Validate();
+        _adapter = adapter;
+        if (adapter != null)
+        {
+            if (!ReferenceEquals(model.Adapters.Active, adapter.Adapter)) throw new ArgumentException("the adapter trained must be the model's active adapter");
+            if (_o.CrossAttentionOnlySteps > 0) throw new ArgumentException("a LoRA run trains the adapter alone; a cross-attention-only warm-up does not apply to it");
+            // The precedent is the cross-attention warm-up's freezing: a frozen parameter gets no gradient (its var does
+            // not require one), so backward skips dW of every base layer and the optimizer never sees it.
+            foreach (var p in model.Parameters.All)
+                if (p.Trainable)
+                {
+                    p.Trainable = false;
+                    p.ZeroGrad();
+                }
+        }
         if (_o.CrossAttentionOnlySteps > 0 && !model.Parameters.All.Any(p => p.Trainable && IsCrossAttention(p.Name)))
             throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention to train");
         model.CheckpointActivations = _o.CheckpointActivations;
@@ -84,7 +109,7 @@ public sealed class Trainer : IDisposable
         _dir = outputDir;
         Directory.CreateDirectory(outputDir);
         RemoveStaleTemporaries(outputDir);
-        var ps = model.Parameters.All.Where(p => p.Trainable);
+        var ps = adapter != null ? adapter.Adapter.Parameters.All : model.Parameters.All.Where(p => p.Trainable);
         _optimizer = options.Optimizer switch
         {
             OptimizerKind.Adafactor => new Adafactor(ps, new AdafactorOptions { WeightDecay = options.WeightDecay }),
@@ -123,6 +148,12 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The options the run was made with.</summary>
     public TrainingOptions Options => _o;
+
+    /// <summary>Values the optimizer updates (the adapter's alone in a LoRA run).</summary>
+    public long TrainableParameters => _optimizer.Parameters.Sum(p => p.Length);
+
+    /// <summary>Bytes of optimizer state (AdamW: two moments per trained value).</summary>
+    public long OptimizerStateBytes => _optimizer.SaveState().Tensors.Sum(kv => kv.Value.ByteLength);
 
     /// <summary>
     /// Times one forward and backward pass of the training loss over <paramref name="batch"/>
@@ -212,7 +243,18 @@ public sealed class Trainer : IDisposable
         var state = ReadState(checkpoint);
         if (state.Seed != _o.Seed) throw new ArgumentException($"{checkpoint} was trained with seed {state.Seed}; resume with the same seed (got {_o.Seed})");
         if (state.Step >= _o.MaxSteps) throw new ArgumentException($"{checkpoint} is at step {state.Step}: nothing left to do with --steps {_o.MaxSteps}");
-        Checkpoint.LoadInto(_model, checkpoint);
+        if (_adapter != null)
+        {
+            if (!PeftAdapter.IsAdapterDirectory(checkpoint))
+                throw new ArgumentException($"{checkpoint}: not a LoRA checkpoint (no {PeftAdapter.ConfigFile}); a LoRA run continues a LoRA run");
+            PeftAdapter.LoadInto(_adapter.Adapter, _model, checkpoint, _adapter.BaseModelType);
+        }
+        else
+        {
+            if (PeftAdapter.IsAdapterDirectory(checkpoint))
+                throw new ArgumentException($"{checkpoint}: a LoRA checkpoint (adapter only); continue it with the same --lora-rank options");
+            Checkpoint.LoadInto(_model, checkpoint);
+        }
         OptimizerCheckpoint.Load(_optimizer, checkpoint);
         State = state;
         _trainCurve.Clear();
@@ -455,7 +497,8 @@ public sealed class Trainer : IDisposable
         var tmp = Path.Combine(_dir, $".checkpoint-{State.Step}.{Environment.ProcessId}.tmp");
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
         Directory.CreateDirectory(tmp);
-        Checkpoint.Save(_model, tmp);
+        if (_adapter != null) PeftAdapter.Save(_adapter.Adapter, _model, tmp, _adapter.BaseModelType, _adapter.BaseModel);
+        else Checkpoint.Save(_model, tmp);
         OptimizerCheckpoint.Save(_optimizer, tmp);
         WriteExtras?.Invoke(tmp);
         AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(State, Json));
