@@ -144,24 +144,34 @@ public sealed class LabTaskTests
     public void PermutationRowsPutTheTargetsWhereEachSetupReadsThem()
     {
         var e = PermutationExample.Make(5, DataRng.For(3, 1));
+        var pairs = e.Pairs();
+        Assert.Equal(e.Permutation, pairs.Where((_, i) => i % 2 == 0));
+        Assert.Equal(e.Permuted, pairs.Where((_, i) => i % 2 == 1));
+
         var atInput = e.Row(PermutationSetup.DecoderAtInput);
-        Assert.Equal([V.Bos, .. e.Permutation, V.Sep, .. e.Permuted], atInput.Inputs);
-        Assert.Equal([.. Enumerable.Repeat(Labels.Ignore, 7), .. e.Original], atInput.Targets);
+        Assert.Equal([V.Bos, .. pairs], atInput.Inputs);
+        for (int p = 0; p < atInput.Inputs.Length; p++)
+        {
+            // sⱼ is the target exactly where tⱼ is the input: at 2 + 2j, after BOS and π(j).
+            int j = p >= 2 && p % 2 == 0 ? (p - 2) / 2 : -1;
+            Assert.Equal(j >= 0 ? e.Original[j] : Labels.Ignore, atInput.Targets[p]);
+            if (j >= 0) Assert.Equal(e.Permuted[j], atInput.Inputs[p]);
+        }
 
         var scratch = e.Row(PermutationSetup.DecoderScratch);
-        Assert.Equal([V.Bos, .. e.Permutation, V.Sep, .. e.Permuted, .. Enumerable.Repeat(V.Scratch, 5)], scratch.Inputs);
-        Assert.Equal([.. Enumerable.Repeat(Labels.Ignore, 12), .. e.Original], scratch.Targets);
+        Assert.Equal([V.Bos, .. pairs, .. Enumerable.Repeat(V.Scratch, 5)], scratch.Inputs);
+        Assert.Equal([.. Enumerable.Repeat(Labels.Ignore, 11), .. e.Original], scratch.Targets);
 
         var encdec = e.Row(PermutationSetup.EncoderDecoder);
-        Assert.Equal([.. e.Permutation, V.Sep, .. e.Permuted, V.Eos], encdec.Source);
+        Assert.Equal([.. pairs, V.Eos], encdec.Source);
         Assert.Equal([V.Pad, .. e.Original], encdec.Inputs);
         Assert.Equal([.. e.Original, V.Eos], encdec.Targets);
 
         var generating = e.Row(PermutationSetup.DecoderGenerating);
-        Assert.Equal([V.Bos, .. e.Permutation, V.Sep, .. e.Permuted, V.Sep, .. e.Original], generating.Inputs);
-        Assert.Equal([.. Enumerable.Repeat(Labels.Ignore, 12), .. e.Original, V.Eos], generating.Targets);
+        Assert.Equal([V.Bos, .. pairs, V.Sep, .. e.Original], generating.Inputs);
+        Assert.Equal([.. Enumerable.Repeat(Labels.Ignore, 11), .. e.Original, V.Eos], generating.Targets);
         // Generation starts from the same prompt the row holds.
-        Assert.Equal(generating.Inputs[..13], LabTraining.Prompt(Models.ModelFamily.DecoderOnly, e.AsGeneration()));
+        Assert.Equal(generating.Inputs[..12], LabTraining.Prompt(Models.ModelFamily.DecoderOnly, e.AsGeneration()));
         Assert.Equal(encdec.Source, LabTraining.Prompt(Models.ModelFamily.EncoderDecoder, e.AsGeneration()));
     }
 

@@ -11,13 +11,13 @@ namespace Encore.Training.Lab;
 /// <summary>How the inverse-permutation task is laid out for a model.</summary>
 public enum PermutationSetup
 {
-    /// <summary>Decoder-only, sᵢ read out at the position of tᵢ (same length, causal mask): <c>BOS π SEP t</c>.</summary>
+    /// <summary>Decoder-only, sⱼ read out at the position of tⱼ (same length, causal mask): <c>BOS π(0) t₀ … π(n−1) tₙ₋₁</c>.</summary>
     DecoderAtInput,
-    /// <summary>Encoder–decoder: source <c>π SEP t EOS</c>, target <c>s EOS</c>, generated.</summary>
+    /// <summary>Encoder–decoder: source <c>π(0) t₀ … π(n−1) tₙ₋₁ EOS</c>, target <c>s EOS</c>, generated.</summary>
     EncoderDecoder,
-    /// <summary>Decoder-only with n scratch tokens appended, sᵢ read out at the i-th: <c>BOS π SEP t _ … _</c>.</summary>
+    /// <summary>Decoder-only with n scratch tokens appended, sⱼ read out at the j-th: <c>BOS π(0) t₀ … π(n−1) tₙ₋₁ _ … _</c>.</summary>
     DecoderScratch,
-    /// <summary>Decoder-only generating s after the input: <c>BOS π SEP t SEP → s EOS</c>.</summary>
+    /// <summary>Decoder-only generating s after the input: <c>BOS π(0) t₀ … π(n−1) tₙ₋₁ SEP → s EOS</c>.</summary>
     DecoderGenerating,
 }
 
@@ -44,20 +44,26 @@ public sealed record PermutationExample(int[] Permutation, int[] Permuted, int[]
     public TrainingRow Row(PermutationSetup setup)
     {
         int n = Original.Length;
-        int[] prompt = [.. Permutation, V.Sep, .. Permuted];
+        int[] prompt = Pairs();
         switch (setup)
         {
             case PermutationSetup.EncoderDecoder: return Seq2SeqObjective.Build(prompt, Original, LabTraining.Seq2Seq);
             case PermutationSetup.DecoderGenerating: return CausalLmObjective.Build([.. prompt, V.Sep], Original, LabTraining.CausalLm);
             case PermutationSetup.DecoderAtInput:
-            case PermutationSetup.DecoderScratch:
             {
-                int[] inputs = setup == PermutationSetup.DecoderAtInput
-                    ? [V.Bos, .. prompt]
-                    : [V.Bos, .. prompt, .. Enumerable.Repeat(V.Scratch, n)];
+                // sⱼ is read where tⱼ stands, at 2 + 2j.
+                int[] inputs = [V.Bos, .. prompt];
                 var targets = new int[inputs.Length];
                 Array.Fill(targets, Labels.Ignore);
-                // The read-out positions are the last n: t's own positions, or the scratch tokens'.
+                for (int j = 0; j < n; j++) targets[2 + 2 * j] = Original[j];
+                return new TrainingRow([], inputs, targets);
+            }
+            case PermutationSetup.DecoderScratch:
+            {
+                // sⱼ is read at the j-th scratch token, after the whole input.
+                int[] inputs = [V.Bos, .. prompt, .. Enumerable.Repeat(V.Scratch, n)];
+                var targets = new int[inputs.Length];
+                Array.Fill(targets, Labels.Ignore);
                 Original.CopyTo(targets, inputs.Length - n);
                 return new TrainingRow([], inputs, targets);
             }
@@ -66,10 +72,26 @@ public sealed record PermutationExample(int[] Permutation, int[] Permuted, int[]
     }
 
     /// <summary>
-    /// As an input/output example for generation: input <c>π SEP t</c>, output s. <see cref="LabTraining.Prompt"/> makes it
-    /// the encoder's source <c>π SEP t EOS</c> or the decoder-only prompt <c>BOS π SEP t SEP</c>, as <see cref="Row"/> lays them out.
+    /// As an input/output example for generation: input <see cref="Pairs"/>, output s. <see cref="LabTraining.Prompt"/> makes it
+    /// the encoder's source <c>pairs EOS</c> or the decoder-only prompt <c>BOS pairs SEP</c>, as <see cref="Row"/> lays them out.
     /// </summary>
-    public LabExample AsGeneration() => new([.. Permutation, V.Sep, .. Permuted], Original);
+    public LabExample AsGeneration() => new(Pairs(), Original);
+
+    /// <summary>
+    /// π and t interleaved, π(0) t₀ π(1) t₁ … π(n−1) tₙ₋₁: each symbol of t beside the index of s it came from. Written
+    /// as two blocks (π, then t) a model must first bring π(i) to tᵢ across n + 1 positions, and the lab's models
+    /// (learned positions) did not learn that within 3000 steps; beside each other, π(i) is one position back.
+    /// </summary>
+    public int[] Pairs()
+    {
+        var p = new int[2 * Original.Length];
+        for (int i = 0; i < Original.Length; i++)
+        {
+            p[2 * i] = Permutation[i];
+            p[2 * i + 1] = Permuted[i];
+        }
+        return p;
+    }
 }
 
 /// <summary>Settings of <see cref="InversePermutationStudy"/>.</summary>
@@ -80,8 +102,12 @@ public sealed record InversePermutationOptions
     /// <summary>Setups compared. Default all four.</summary>
     public IReadOnlyList<PermutationSetup> Setups { get; init; } =
         [PermutationSetup.DecoderAtInput, PermutationSetup.EncoderDecoder, PermutationSetup.DecoderScratch, PermutationSetup.DecoderGenerating];
-    /// <summary>Position encoding of every model: absolute, so that index tokens and positions can be matched. Default learned.</summary>
-    public PositionKind Position { get; init; } = PositionKind.Learned;
+    /// <summary>
+    /// Position encoding of every model: absolute, so that an output position j can find the index token j. Default
+    /// sinusoidal: with learned tables the encoder–decoder stayed at 0% exact match (n = 6, up to 4000 steps, also
+    /// wider and deeper) while sinusoids, the same fixed basis in encoder and decoder, reach 100% in 1500 steps.
+    /// </summary>
+    public PositionKind Position { get; init; } = PositionKind.Sinusoidal;
     /// <summary>Test examples (the same for every setup). Default 500.</summary>
     public int EvalExamples { get; init; } = 500;
     /// <summary>Model size. Default <see cref="LabModelSize"/>'s.</summary>
@@ -166,13 +192,23 @@ public static class InversePermutationStudy
         _ => ("decoder-only, generating after input", ModelFamily.DecoderOnly, "feasible (outputs see the whole input)"),
     };
 
+    /// <summary>The setup named <paramref name="flag"/> on the command line: at-input, encdec, scratch, generating.</summary>
+    public static PermutationSetup ParseSetup(string flag, string option = "--setups") => (flag ?? "").Trim().ToLowerInvariant() switch
+    {
+        "at-input" => PermutationSetup.DecoderAtInput,
+        "encdec" => PermutationSetup.EncoderDecoder,
+        "scratch" => PermutationSetup.DecoderScratch,
+        "generating" => PermutationSetup.DecoderGenerating,
+        _ => throw new ArgumentException($"{option}: unknown setup '{flag}'; one of at-input, encdec, scratch, generating"),
+    };
+
     /// <summary>The layout of <paramref name="setup"/> for length <paramref name="n"/>, as printed in tables.</summary>
     public static string Format(PermutationSetup setup, int n) => setup switch
     {
-        PermutationSetup.DecoderAtInput => $"[BOS] π₀…π{Sub(n - 1)} [SEP] t₀…t{Sub(n - 1)} → s₀…s{Sub(n - 1)} at t's positions",
-        PermutationSetup.EncoderDecoder => $"encoder: π₀…π{Sub(n - 1)} [SEP] t₀…t{Sub(n - 1)} [EOS]; decoder: [PAD] → s₀…s{Sub(n - 1)} [EOS]",
-        PermutationSetup.DecoderScratch => $"[BOS] π₀…π{Sub(n - 1)} [SEP] t₀…t{Sub(n - 1)} _×{n} → s₀…s{Sub(n - 1)} at the _ positions",
-        _ => $"[BOS] π₀…π{Sub(n - 1)} [SEP] t₀…t{Sub(n - 1)} [SEP] → s₀…s{Sub(n - 1)} [EOS]",
+        PermutationSetup.DecoderAtInput => $"[BOS] π₀ t₀ … π{Sub(n - 1)} t{Sub(n - 1)} → sⱼ read at tⱼ",
+        PermutationSetup.EncoderDecoder => $"encoder: π₀ t₀ … π{Sub(n - 1)} t{Sub(n - 1)} [EOS]; decoder: [PAD] → s₀ … s{Sub(n - 1)} [EOS]",
+        PermutationSetup.DecoderScratch => $"[BOS] π₀ t₀ … π{Sub(n - 1)} t{Sub(n - 1)} _×{n} → sⱼ read at the j-th _",
+        _ => $"[BOS] π₀ t₀ … π{Sub(n - 1)} t{Sub(n - 1)} [SEP] → s₀ … s{Sub(n - 1)} [EOS]",
     };
 
     static string Sub(int i) => string.Concat(i.ToString(CultureInfo.InvariantCulture).Select(c => "₀₁₂₃₄₅₆₇₈₉"[c - '0']));

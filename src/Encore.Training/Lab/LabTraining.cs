@@ -46,6 +46,12 @@ public sealed record LabTrainingOptions
     public double LearningRate { get; init; } = 3e-3;
     /// <summary>Seed of the data and of the weights. Default 0.</summary>
     public ulong Seed { get; init; }
+    /// <summary>
+    /// Weight of the encoder's own-token loss for encoder–decoders (<see cref="TrainingOptions.EncoderTokenLoss"/>): without it
+    /// an encoder–decoder trained from scratch can stay blind to its source, its cross-attention uniform. Ignored by
+    /// decoder-only models. Default 0.5.
+    /// </summary>
+    public float EncoderTokenLoss { get; init; } = 0.5f;
 
     /// <summary>Throws naming the first option out of range.</summary>
     public LabTrainingOptions Validate()
@@ -53,6 +59,7 @@ public sealed record LabTrainingOptions
         if (Steps < 1) throw new ArgumentException($"--steps must be positive, got {Steps}");
         if (BatchSize < 1) throw new ArgumentException($"batch size must be positive, got {BatchSize}");
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive, got {LearningRate}");
+        if (!(EncoderTokenLoss >= 0) || !float.IsFinite(EncoderTokenLoss)) throw new ArgumentException($"encoder token loss weight must be ≥ 0, got {EncoderTokenLoss}");
         return this;
     }
 }
@@ -139,6 +146,7 @@ public static class LabTraining
             CheckpointEvery = 0,
             KeepCheckpoints = 1,
             Seed = o.Seed,
+            EncoderTokenLoss = model is EncoderDecoderModel ? o.EncoderTokenLoss : 0,
         };
         var source = new GeneratedBatches(row, o.BatchSize, o.Seed, model is EncoderDecoderModel);
         string dir = Path.Combine(Path.GetTempPath(), $"encore-lab-{Environment.ProcessId}-{Guid.NewGuid():N}");

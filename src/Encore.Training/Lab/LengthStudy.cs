@@ -36,8 +36,8 @@ public sealed record LengthStudyOptions
     public static LengthStudyOptions Full(ulong seed = 0) => new() { Training = new LabTrainingOptions { Steps = 2000, Seed = seed } };
 
     /// <summary>
-    /// The quick study: decoder-only models with NoPE, learned, T5 bias, ALiBi and RoPE, and an encoder–decoder with
-    /// RoPE, on copy and reverse, L = 8, tested to 2L, 600 steps each.
+    /// The quick study: decoder-only models with NoPE, learned, T5 bias, ALiBi and RoPE on copy and reverse, L = 8,
+    /// tested to 2L, 1000 steps each.
     /// </summary>
     public static LengthStudyOptions Quick(ulong seed = 0) => new()
     {
@@ -47,7 +47,7 @@ public sealed record LengthStudyOptions
         TrainLength = 8,
         Buckets = [1, 1.5, 2],
         EvalExamples = 50,
-        Training = new LabTrainingOptions { Steps = 600, Seed = seed },
+        Training = new LabTrainingOptions { Steps = 1000, Seed = seed },
     };
 
     /// <summary>Throws naming the first setting out of range.</summary>
