@@ -31,6 +31,7 @@ public static class Program
             EvalCommand.Create(),
             InfoCommand.Create(),
             BenchCommand.Create(),
+            LabCommand.Create(),
         };
         try
         {
