@@ -66,9 +66,26 @@ public sealed class Tape : IDisposable
     {
         if (_disposed) throw new ObjectDisposedException(nameof(Tape));
         if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any trainable parameter recorded on this tape");
+        loss.GradBuffer().AsSpan<float>().Fill(seed);
+        RunBackward(loss);
+    }
+
+    /// <summary>
+    /// Runs the recorded backward steps from <paramref name="output"/> with <paramref name="outputGrad"/>
+    /// as its gradient (a segment's backward inside a larger one: activation checkpointing).
+    /// </summary>
+    internal void BackwardFrom(Var output, ReadOnlySpan<float> outputGrad)
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(Tape));
+        if (!output.RequiresGrad) return;
+        outputGrad.CopyTo(output.GradBuffer().AsSpan<float>());
+        RunBackward(output);
+    }
+
+    // The recorded steps in reverse, with recording off; the tape is spent afterwards.
+    void RunBackward(Var loss)
+    {
         _loss = loss;
-        var g = loss.GradBuffer().AsSpan<float>();
-        g.Fill(seed);
         var saved = s_current;
         s_current = null;
         try
@@ -87,33 +104,6 @@ public sealed class Tape : IDisposable
     }
 
     /// <summary>Stops recording and frees every var made under this tape.</summary>
-    /// <summary>
-    /// Runs the recorded backward steps from <paramref name="output"/> with <paramref name="outputGrad"/>
-    /// as its gradient (a segment's backward inside a larger one: activation checkpointing).
-    /// </summary>
-    internal void BackwardFrom(Var output, ReadOnlySpan<float> outputGrad)
-    {
-        if (_disposed) throw new ObjectDisposedException(nameof(Tape));
-        if (!output.RequiresGrad) return;
-        outputGrad.CopyTo(output.GradBuffer().AsSpan<float>());
-        _loss = output;
-        var saved = s_current;
-        s_current = null;
-        try
-        {
-            for (int i = _backward.Count - 1; i >= 0; i--)
-            {
-                _backward[i]();
-                _backward[i] = null!;
-            }
-        }
-        finally
-        {
-            s_current = saved;
-            _backward.Clear();
-        }
-    }
-
     public void Dispose()
     {
         if (_disposed) return;

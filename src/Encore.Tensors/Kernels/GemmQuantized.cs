@@ -99,10 +99,7 @@ public static unsafe partial class Gemm
         {
             var v0 = Vector512.Load(x);
             var v1 = Vector512.Load(x + 16);
-            var m512 = Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1));
-            var m256 = Vector256.Max(m512.GetLower(), m512.GetUpper());
-            var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
-            float amax = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
+            float amax = Gemv.BlockAbsMax(v0, v1);
             dx[b] = Half16.ToSingle(Half16.FromSingle(amax / 127f));
             var id = Vector512.Create(amax != 0 ? 127f / amax : 0f);
             // |quant| ≤ 127, so q + 128 ∈ [1, 255] and vpmovdb's truncation keeps it.

@@ -114,6 +114,16 @@ public static unsafe partial class Gemv
         }
     }
 
+    /// <summary>max |x| over a block of 32 values held as two 512-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float BlockAbsMax(Vector512<float> v0, Vector512<float> v1)
+    {
+        var m512 = Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1));
+        var m256 = Vector256.Max(m512.GetLower(), m512.GetUpper());
+        var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
+        return MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
+    }
+
     // x (blocks·32 values) → int16 quants q and block scales dx, bit-identical to QuantizeXReference.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeX(float* x, int blocks, short* q, float* dx)
@@ -122,10 +132,7 @@ public static unsafe partial class Gemv
         {
             var v0 = Vector512.Load(x);
             var v1 = Vector512.Load(x + 16);
-            var m512 = Vector512.Max(Vector512.Abs(v0), Vector512.Abs(v1));
-            var m256 = Vector256.Max(m512.GetLower(), m512.GetUpper());
-            var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
-            float amax = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
+            float amax = BlockAbsMax(v0, v1);
             float d = amax / XQuantMax;
             float id = d != 0 ? 1f / d : 0f;
             dx[b] = d;
