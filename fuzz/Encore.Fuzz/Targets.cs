@@ -63,6 +63,7 @@ public static class Targets
         new("server-request", "an HTTP body for /v1/completions, /v1/chat/completions and /v1/embeddings", ServerRequest),
         new("onnx", "model.onnx: graph, initializers, every tensor read, then the BERT import", Onnx),
         new("sentence-transformers", "modules.json, a 0 byte, 1_Pooling/config.json (a sentence-transformers pipeline)", SentenceTransformers),
+        new("peft-adapter", "adapter_config.json, a 0 byte, adapter_model.safetensors (a LoRA adapter in PEFT's layout) loaded onto tiny-encdec", PeftAdapterTarget),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -273,6 +274,22 @@ public static class Targets
                 }
             }
             OnnxBertImport.Convert(path, Path.Combine(dir, "out"));
+        }
+        catch (Exception e) when (Refused(e)) { }
+    }
+
+    // The base the adapters are checked against and loaded onto (its weights are never read).
+    static readonly Lazy<LanguageModel> s_adapterBase = new(() => LanguageModel.Create(Presets.Get("tiny-encdec"), seed: 1));
+
+    static void PeftAdapterTarget(byte[] input)
+    {
+        var dir = Fresh("peft-adapter");
+        int split = Array.IndexOf(input, (byte)0);
+        File.WriteAllBytes(Path.Combine(dir, "adapter_config.json"), split < 0 ? input : input[..split]);
+        File.WriteAllBytes(Path.Combine(dir, "adapter_model.safetensors"), split < 0 ? [] : input[(split + 1)..]);
+        try
+        {
+            using var adapter = PeftAdapter.Load(dir, s_adapterBase.Value, "encore");
         }
         catch (Exception e) when (Refused(e)) { }
     }
