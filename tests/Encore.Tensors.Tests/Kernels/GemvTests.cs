@@ -39,8 +39,13 @@ public unsafe class GemvTests
     // quantized x (16: the int16 GEMV, 8: the Q4_0 VNNI GEMV or the int8 GEMM), whose specification is then
     // Gemv.QuantizedActivationReference rather than Gemm.LinearReference; 0 when x stays binary32.
     static int QuantizedX(DType dt, int m, SimdWidth width)
-        => m > Gemv.LinearRows(width) ? (Gemm.QuantizesActivations(width, dt) ? 8 : 0)
+        => m > Gemv.LinearRows(width) && Gemm.QuantizesActivations(width, dt) ? 8
+            : PackedGemm(dt, m, width) ? 0
             : Gemv.QuantizesActivationsToInt8(width, dt) ? 8 : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
+
+    // Whether Gemm.Linear runs the packed binary32 GEMM (rather than GEMV passes or the int8 GEMM).
+    static bool PackedGemm(DType dt, int m, SimdWidth width)
+        => m > Gemm.GemvChunks * Gemv.LinearRows(width) && !Gemm.QuantizesActivations(width, dt);
 
     // |y - ref| ≤ 1e-5·Σ|x·w| + 1e-6, with w the widened weights (the reference's own inputs); ref is the
     // quantized-activation reference when quantizedX.
@@ -117,7 +122,7 @@ public unsafe class GemvTests
     public void LinearMatchesReferenceForEveryDtypeWidthAndShape()
     {
         var rnd = new Random(42);
-        int[] ms = { 1, 2, 3, 4, 5, 13, 17, 22, 40 };
+        int[] ms = { 1, 2, 3, 4, 5, 13, 17, 22, 40, 70 };
         int[] ns = { 1, 5, 33, 70 };
         int[] ks = { 1, 7, 32, 33, 100, 96, 320 };
         int cases = 0;
@@ -144,7 +149,7 @@ public unsafe class GemvTests
                         var yp = Enumerable.Repeat(float.NaN, m * n).ToArray();
                         Gemm.Linear(x, m, packed, yp, bias);
                         AssertLinear(x, m, w, bias, yp, $"packed {width} {dt} m={m} n={n} k={k}");
-                        if (m > Gemv.LinearRows(width) && QuantizedX(dt, m, width) == 0) Assert.Equal(y, yp); // same panels, same kernel, same order
+                        if (PackedGemm(dt, m, width)) Assert.Equal(y, yp); // same panels, same kernel, same order
                         cases++;
                     }
                 }
@@ -468,14 +473,14 @@ public unsafe class GemvTests
     public void ResultsAreBitIdenticalAcrossThreadCounts()
     {
         var rnd = new Random(3);
-        int n = 420, k = 512; // m = 20 takes the parallel GEMM path (m·n·k above ParallelWork)
+        int n = 420, k = 512; // m = 20 takes GEMV passes, m = 80 the parallel GEMM (m·n·k above ParallelWork)
         var wf = RandomArray(rnd, n * k);
         foreach (var dt in WeightTypes)
         {
             fixed (byte* p = Encode(dt, wf, n, k))
             {
                 var w = new WeightMatrix(dt, p, n, k);
-                foreach (int m in new[] { 1, 3, 9, 20 })
+                foreach (int m in new[] { 1, 3, 9, 20, 80 })
                 {
                     var x = RandomArray(rnd, m * k);
                     var bias = RandomArray(rnd, n);
