@@ -6,10 +6,8 @@ public static class LossPlot
     /// <summary>Writes the plot to <paramref name="path"/> atomically.</summary>
     public static void Write(string path, IReadOnlyList<(long Step, double Loss)> train, IReadOnlyList<(long Step, double Loss)> validation, string title)
     {
-        var plot = Build(train, validation, title);
-        var tmp = path + ".tmp";
-        plot.SavePng(tmp, 800, 500);
-        File.Move(tmp, path, overwrite: true);
+        var png = Build(train, validation, title).GetImageBytes(800, 500, ScottPlot.ImageFormat.Png);
+        Encore.Formats.AtomicFile.Write(path, s => s.Write(png));
     }
 
     /// <summary>The plot <see cref="Write"/> draws.</summary>
