@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
+using Encore.Testing;
 using Encore.Tensors;
 
 namespace Encore.Formats.Tests;
@@ -17,20 +18,10 @@ public class PeftAdapterTests : IDisposable
 
     static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
 
-    static void Randomize(LoraAdapter a, int seed)
-    {
-        var r = new Random(seed);
-        foreach (var p in a.Parameters.All)
-        {
-            var s = p.Value.AsSpan<float>();
-            for (int i = 0; i < s.Length; i++) s[i] = (float)(r.NextDouble() - 0.5);
-        }
-    }
-
     string SaveAdapter(LanguageModel model, LoraOptions options, string name, string modelType = "encore", int seed = 1)
     {
         using var adapter = LoraAdapter.Create(model, options, (ulong)seed);
-        Randomize(adapter, seed);
+        LoraTesting.Randomize(adapter, seed);
         var dir = Path.Combine(_dir, name);
         PeftAdapter.Save(adapter, model, dir, modelType, "some/base");
         return dir;
@@ -41,7 +32,7 @@ public class PeftAdapterTests : IDisposable
     {
         using var model = LanguageModel.Create(Presets.Get("tiny-encdec"), seed: 2);
         using var adapter = LoraAdapter.Create(model, new LoraOptions { Rank = 3, Alpha = 7.5f, Dropout = 0.1f, Targets = LoraTargets.Q | LoraTargets.O | LoraTargets.Ffn }, seed: 3);
-        Randomize(adapter, 4);
+        LoraTesting.Randomize(adapter, 4);
         var dir = Path.Combine(_dir, "round-trip");
         PeftAdapter.Save(adapter, model, dir, "encore", "runs/base");
         using var back = PeftAdapter.Load(dir, model, "encore");

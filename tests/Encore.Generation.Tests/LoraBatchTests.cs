@@ -1,4 +1,5 @@
 using Encore.Models;
+using Encore.Testing;
 
 namespace Encore.Generation.Tests;
 
@@ -10,17 +11,7 @@ public class LoraBatchTests
 {
     static readonly int[][] Prompts = [[5, 6, 7, 8], [9, 10, 11], [12, 13, 14, 15, 16, 17], [18, 19], [20, 21, 22, 23, 24], [25, 26, 27]];
 
-    static LoraAdapter Adapter(LanguageModel m, int seed, LoraTargets targets, int rank)
-    {
-        var a = LoraAdapter.Create(m, new LoraOptions { Rank = rank, Alpha = 2 * rank, Targets = targets }, (ulong)seed);
-        var r = new Random(seed);
-        foreach (var p in a.Parameters.All)
-        {
-            var s = p.Value.AsSpan<float>();
-            for (int i = 0; i < s.Length; i++) s[i] = (float)((r.NextDouble() - 0.5) * 0.6);
-        }
-        return a;
-    }
+    static LoraAdapter Adapter(LanguageModel m, int seed, LoraTargets targets, int rank) => LoraTesting.RandomAdapter(m, seed, targets, rank);
 
     [Theory]
     [InlineData("encdec", KvCacheDType.F32)]

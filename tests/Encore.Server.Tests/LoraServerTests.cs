@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Encore.Models;
+using Encore.Testing;
 
 namespace Encore.Server.Tests;
 
@@ -12,17 +13,7 @@ public class LoraServerTests
 {
     static readonly string[] Prompts = ["the lazy dog", "Encoder–decoder models encode", "naïve café"];
 
-    static LoraAdapter Adapter(LanguageModel m, int seed, LoraTargets targets, int rank)
-    {
-        var a = LoraAdapter.Create(m, new LoraOptions { Rank = rank, Alpha = 2 * rank, Targets = targets }, (ulong)seed);
-        var r = new Random(seed);
-        foreach (var p in a.Parameters.All)
-        {
-            var s = p.Value.AsSpan<float>();
-            for (int i = 0; i < s.Length; i++) s[i] = (float)((r.NextDouble() - 0.5) * 0.6);
-        }
-        return a;
-    }
+    static LoraAdapter Adapter(LanguageModel m, int seed, LoraTargets targets, int rank) => LoraTesting.RandomAdapter(m, seed, targets, rank);
 
     static async Task<(string Text, string Model)> Complete(HttpClient http, string model, string prompt)
     {
