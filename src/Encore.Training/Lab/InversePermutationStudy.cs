@@ -165,8 +165,7 @@ public sealed record InversePermutationResult(string Study, string Claim, int Le
         sb.Append("| setup | format | params | train s | final loss | exact match | token accuracy | expected |\n|---|---|---:|---:|---:|---:|---:|---|\n");
         foreach (var s in Setups)
             sb.Append(ci, $"| {s.Setup} | `{s.Format}` | {s.Parameters / 1000.0:0}k | {s.TrainSeconds:0} | {s.FinalLoss:0.000} | {LengthStudyResult.Percent(s.ExactMatch)} | {LengthStudyResult.Percent(s.TokenAccuracy)} | {s.Expected} |\n");
-        sb.Append('\n').Append("Claim (arXiv 2509.24125): ").Append(Claim).Append('\n');
-        foreach (var o in Observed) sb.Append("\nObserved: ").Append(o).Append('\n');
+        LengthStudyResult.AppendClaim(sb, "2509.24125", Claim, Observed);
         return sb.ToString();
     }
 }

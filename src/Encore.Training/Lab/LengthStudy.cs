@@ -138,9 +138,15 @@ public sealed record LengthStudyResult(string Study, string Claim, int TrainLeng
         sb.Append("| family | encoding | in distribution | beyond L | MRR | beyond L, token accuracy |\n|---|---|---:|---:|---:|---:|\n");
         foreach (var s in Summary)
             sb.Append(ci, $"| {s.Family} | {s.Position} | {Percent(s.InDistribution)} | {Percent(s.BeyondTraining)} | {s.MeanReciprocalRank:0.00} | {Percent(s.BeyondTrainingTokens)} |\n");
-        sb.Append('\n').Append("Claim (arXiv 2305.19466): ").Append(Claim).Append('\n');
-        foreach (var o in Observed) sb.Append("\nObserved: ").Append(o).Append('\n');
+        AppendClaim(sb, "2305.19466", Claim, Observed);
         return sb.ToString();
+    }
+
+    // The paper's claim and what the run observed, under a study's markdown tables.
+    internal static void AppendClaim(StringBuilder sb, string arxiv, string claim, IEnumerable<string> observed)
+    {
+        sb.Append('\n').Append("Claim (arXiv ").Append(arxiv).Append("): ").Append(claim).Append('\n');
+        foreach (var o in observed) sb.Append("\nObserved: ").Append(o).Append('\n');
     }
 
     internal static string Percent(double x) => double.IsNaN(x) ? "–" : (x * 100).ToString("0", CultureInfo.InvariantCulture) + "%";
