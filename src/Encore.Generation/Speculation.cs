@@ -63,18 +63,62 @@ internal sealed class SessionTarget(GenerationSession session) : ISpeculativeTar
 }
 
 /// <summary>
+/// A decoder that may fix several tokens of one sequence per pass of the model: speculative decoding
+/// (<see cref="SpeculativeDecoder"/>) or lexical-unit decoding (<see cref="LexicalUnitDecoder"/>). A round
+/// chooses the next token from the logits at hand as plain decoding does, then fixes what it can after it
+/// in one pass; between rounds every fixed token is fed and the logits after the last one are at hand.
+/// </summary>
+internal abstract class MultiTokenDecoder(StopCriteria stop) : IDisposable
+{
+    /// <summary>The sequence's stop criteria.</summary>
+    protected StopCriteria Stop { get; } = stop;
+
+    /// <summary>The counts so far.</summary>
+    public abstract SpeculativeStats Stats { get; }
+
+    /// <summary>Counts a pass of the model made outside a round (a plain batched step).</summary>
+    public abstract void CountPass();
+
+    /// <summary>Chooses and appends the next token from <paramref name="logits"/> (V).</summary>
+    public abstract int Choose(SequenceState state, ReadOnlySpan<float> logits);
+
+    /// <summary>
+    /// The rest of a round after its first token (the last of <paramref name="state"/>, not yet fed): fixes
+    /// what follows in one pass of <paramref name="target"/>, appending it to <paramref name="state"/> and to
+    /// <paramref name="fixedTokens"/>. On return the sequence has finished, or every token is fed and
+    /// <paramref name="next"/> holds the logits after the last one.
+    /// </summary>
+    public abstract void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens);
+
+    /// <summary>
+    /// One round: chooses the next token from <paramref name="next"/> (the logits after every token fed),
+    /// then <see cref="DraftAndVerify"/>. <paramref name="fixedTokens"/> receives the tokens appended to
+    /// <paramref name="state"/>.
+    /// </summary>
+    public void Round(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
+    {
+        fixedTokens.Clear();
+        fixedTokens.Add(Choose(state, next));
+        if (Stop.Update(state)) return;
+        DraftAndVerify(state, next, target, fixedTokens);
+    }
+
+    /// <inheritdoc/>
+    public abstract void Dispose();
+}
+
+/// <summary>
 /// The speculative state of one sequence and its rounds: choose the next token from the model's
 /// logits, draft after it, verify the drafts in one pass, keep the accepted ones (see the file header).
 /// Between rounds the sequence is always at the same point as in plain decoding: every token fed, the
 /// logits after the last one at hand, so a round and a plain step can alternate (see <see cref="BatchDecoder"/>).
 /// </summary>
-internal sealed class SpeculativeDecoder : IDisposable
+internal sealed class SpeculativeDecoder : MultiTokenDecoder
 {
     readonly IDrafter _drafter;
     readonly int _draftTokens, _vocab;
     readonly IReadOnlyList<ILogitsProcessor> _processors, _warpers;
     readonly Xoshiro256? _rng;
-    readonly StopCriteria _stop;
     readonly float[] _scores;
     readonly double[] _p;
     readonly int[] _drafts, _feed;
@@ -85,7 +129,7 @@ internal sealed class SpeculativeDecoder : IDisposable
     SpeculativeStats _stats;
 
     public SpeculativeDecoder(IDrafter drafter, int draftTokens, int vocabSize, IReadOnlyList<ILogitsProcessor> processors,
-        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop)
+        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(stop)
     {
         _drafter = drafter;
         _draftTokens = draftTokens;
@@ -93,7 +137,6 @@ internal sealed class SpeculativeDecoder : IDisposable
         _processors = processors;
         _warpers = rng is null ? [] : warpers;
         _rng = rng;
-        _stop = stop;
         _scores = new float[vocabSize];
         _p = new double[vocabSize];
         _drafts = new int[draftTokens];
@@ -104,17 +147,17 @@ internal sealed class SpeculativeDecoder : IDisposable
         _stats = new SpeculativeStats(0, 1, 0, 0);
     }
 
-    /// <summary>The counts so far.</summary>
-    public SpeculativeStats Stats => _stats;
+    /// <inheritdoc/>
+    public override SpeculativeStats Stats => _stats;
 
-    /// <summary>Counts a pass of the model made outside a round (a plain batched step).</summary>
-    public void CountPass() => _stats = _stats with { TargetPasses = _stats.TargetPasses + 1 };
+    /// <inheritdoc/>
+    public override void CountPass() => _stats = _stats with { TargetPasses = _stats.TargetPasses + 1 };
 
     /// <summary>
     /// Chooses and appends the next token from <paramref name="logits"/> (V), as plain decoding would,
     /// except right after a rejected draft, when sampling draws from the residual distribution instead.
     /// </summary>
-    public int Choose(SequenceState state, ReadOnlySpan<float> logits)
+    public override int Choose(SequenceState state, ReadOnlySpan<float> logits)
     {
         int token;
         if (_rng is null || (!_residual && _rejectedToken < 0))
@@ -140,31 +183,16 @@ internal sealed class SpeculativeDecoder : IDisposable
     }
 
     /// <summary>
-    /// One round: chooses the next token from <paramref name="next"/> (the logits after every token fed),
-    /// drafts after it, feeds it and the drafts to <paramref name="target"/> in one pass and keeps the
-    /// accepted drafts. <paramref name="fixedTokens"/> receives the tokens appended to
-    /// <paramref name="state"/>. On return the sequence has finished, or every token is fed and
-    /// <paramref name="next"/> holds the logits after the last one.
-    /// </summary>
-    public void Round(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
-    {
-        fixedTokens.Clear();
-        fixedTokens.Add(Choose(state, next));
-        if (_stop.Update(state)) return;
-        DraftAndVerify(state, next, target, fixedTokens);
-    }
-
-    /// <summary>
     /// The rest of a round after its first token (the last of <paramref name="state"/>, not yet fed):
     /// drafts after it, feeds it and the drafts in one pass, appends the accepted drafts to
     /// <paramref name="state"/> and to <paramref name="fixedTokens"/>. On return the sequence has
     /// finished, or every token is fed and <paramref name="next"/> holds the logits after the last one.
     /// </summary>
-    public void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
+    public override void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
     {
         int first = state.Tokens[^1];
         // Never draft past max_new_tokens: the pass then fits the cache, which holds one position per token.
-        int n = Math.Min(_draftTokens, _stop.MaxNewTokens - state.GeneratedCount);
+        int n = Math.Min(_draftTokens, Stop.MaxNewTokens - state.GeneratedCount);
         n = n > 0 ? _drafter.Propose(state, n, _drafts, _q) : 0;
         _feed[0] = first;
         _drafts.AsSpan(0, n).CopyTo(_feed.AsSpan(1));
@@ -179,7 +207,7 @@ internal sealed class SpeculativeDecoder : IDisposable
             Append(state, row, draft);
             fixedTokens.Add(draft);
             _stats = _stats with { Tokens = _stats.Tokens + 1, Accepted = _stats.Accepted + 1 };
-            if (_stop.Update(state)) return;
+            if (Stop.Update(state)) return;
         }
         _drafter.Verified(n, kept);
         if (kept < n) target.Forget(n - kept);
@@ -226,7 +254,7 @@ internal sealed class SpeculativeDecoder : IDisposable
         state.Append(token);
     }
 
-    public void Dispose() => _drafter.Dispose();
+    public override void Dispose() => _drafter.Dispose();
 }
 
 /// <summary>Checks and builds the parts of speculative decoding.</summary>
@@ -257,16 +285,17 @@ public static class SpeculativeDecoding
     }
 
     /// <summary>
-    /// The speculative decoder of one sequence of <paramref name="model"/> with <paramref name="options"/>
+    /// The speculative (or lexical-unit) decoder of one sequence of <paramref name="model"/> with <paramref name="options"/>
     /// (which must speculate): its drafter, processors, warpers and, when sampling, the generator of
     /// <paramref name="sampleIndex"/>'s stream of the seed (the stream plain sampling uses).
     /// </summary>
-    internal static SpeculativeDecoder Create(LanguageModel model, GenerationOptions options, int[] prompt, int decoderStartTokenId,
+    internal static MultiTokenDecoder Create(LanguageModel model, GenerationOptions options, int[] prompt, int decoderStartTokenId,
         IReadOnlyCollection<int> eos, StopCriteria stop, int sampleIndex, ulong seed)
     {
         var rng = options.Samples ? new Xoshiro256(Xoshiro256.Derive(seed, sampleIndex)) : null;
         var processors = LogitsProcessors.FromOptions(options, eos);
         var warpers = LogitsProcessors.WarpersFromOptions(options);
+        if (options.LexicalUnits is { } units) return new LexicalUnitDecoder(units, model.Config.VocabSize, processors, warpers, rng, stop);
         IDrafter drafter = options.DraftModel is { } draft
             ? new DraftModelDrafter(draft, prompt, decoderStartTokenId, options.MaxNewTokens, options.KvCacheDType, processors, warpers, rng, eos)
             : new PromptLookupDrafter(model is EncoderDecoderModel ? prompt : null, options.PromptLookupMaxNgram, eos);

@@ -41,6 +41,8 @@ internal static class EvalCommand
             model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, tokenizerDir, kvDType,
         };
         foreach (var opt in fields.All) cmd.Options.Add(opt);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var opt in lexicalUnits.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
@@ -51,6 +53,7 @@ internal static class EvalCommand
                 {
                     Examples = parse.GetValue(examples), MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch),
                     Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly), KvCache = kv,
+                    LexicalUnits = lexicalUnits.Parse(parse), LexicalUnitPlaceholder = parse.GetValue(lexicalUnits.Placeholder)!,
                 }).Validate(),
                 Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts), KvCache = kv }).Validate() : null,
                 Weights = parse.GetValue(dtype) is { } w ? Common.ParseWeightDType(w, "--dtype") : null,

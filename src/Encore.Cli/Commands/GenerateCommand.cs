@@ -66,6 +66,8 @@ internal static class GenerateCommand
             draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var options = new GenerationOptions
@@ -102,7 +104,7 @@ internal static class GenerateCommand
                 if (draftPath != null || options.PromptLookup) throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
                 if (parse.GetValue(stream)) throw new ArgumentException("--superposed does not stream: its drafts are known only at the end");
             }
-            options = options with { Superposed = superposed.Parse(parse) };
+            options = options with { Superposed = superposed.Parse(parse), LexicalUnits = lexicalUnits.Parse(parse) };
             if (draftPath != null && options.NumBeams > 1) throw new ArgumentException("--draft-model decodes one sequence at a time and does not combine with --num-beams");
             options.Validate();
             if (draftPath is null && !options.PromptLookup)
@@ -126,7 +128,7 @@ internal static class GenerateCommand
             m.Adapters.Active = adapter;
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
-            options = options with { DraftModel = draft };
+            options = options with { DraftModel = draft, LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer) };
             options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
             var generator = new Generator(m, tokenizer);
             bool printStats = parse.GetValue(stats);
@@ -219,6 +221,8 @@ internal static class GenerateCommand
         var inv = CultureInfo.InvariantCulture;
         string line = string.Create(inv, $"{tokens} tokens in {seconds:0.000} s ({tokens / Math.Max(seconds, 1e-9):0.0} tokens/s, model load excluded)");
         if (speculative is not { } s) return line;
+        if (options.LexicalUnits is { } lu)
+            return line + string.Create(inv, $"; lexical-unit decoding, up to {lu.Span} tokens per pass (β {lu.Beta}): {s.TargetPasses} passes of the model, {s.TokensPerPass:0.00} tokens per pass, {s.Accepted} of {s.Drafted} look-ahead guesses kept");
         string source = options.PromptLookup ? $"prompt lookup (n-grams up to {options.PromptLookupMaxNgram})" : "a draft model";
         string rate = s.AcceptanceRate is { } a ? string.Create(inv, $"{s.Accepted} of {s.Drafted} drafted tokens accepted ({a:0.0%})") : "no tokens drafted";
         return line + string.Create(inv, $"; speculative decoding with {source}, {options.DraftTokens} drafts per pass: {s.TargetPasses} passes of the model, {s.TokensPerPass:0.00} tokens per pass, {rate}");
