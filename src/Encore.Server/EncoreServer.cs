@@ -397,6 +397,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
             PromptLookup = _options.PromptLookup,
             DraftTokens = _options.DraftTokens,
             PromptLookupMaxNgram = _options.PromptLookupMaxNgram,
+            LexicalUnits = _options.LexicalUnits,
         };
         if (superposed != null)
             options = options with { DoSample = false, Superposed = superposed with { Drafts = Math.Max(superposed.Drafts, req.N) } };

@@ -70,8 +70,15 @@ public sealed record ServerOptions
     /// <summary>The model id of adapter <paramref name="adapter"/>: <c>ModelName:adapter</c>.</summary>
     public string AdapterModelId(string adapter) => ModelName + ":" + adapter;
 
-    /// <summary>True when the server decodes speculatively.</summary>
-    public bool Speculates => DraftModel != null || PromptLookup;
+    /// <summary>
+    /// Lexical-unit decoding for every request (see <see cref="GenerationOptions.LexicalUnits"/>), for a model
+    /// fine-tuned for it: a sequence fixes several tokens per pass while it is the only one decoding, one per
+    /// step of the batch otherwise. Default null (off).
+    /// </summary>
+    public LexicalUnitOptions? LexicalUnits { get; init; }
+
+    /// <summary>True when the server may fix several tokens of a sequence per pass (speculative or lexical-unit decoding).</summary>
+    public bool Speculates => DraftModel != null || PromptLookup || LexicalUnits != null;
 
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
@@ -145,7 +152,9 @@ public sealed record ServerOptions
         Check(DraftTokens is >= 1 and <= 64, $"--draft-tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"--prompt-lookup-ngram must be in [1, 32], got {PromptLookupMaxNgram}");
         Superposed?.Validate();
-        Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model or --prompt-lookup");
+        Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model, --prompt-lookup or --lexical-units");
+        LexicalUnits?.Validate();
+        Check(LexicalUnits is null || (DraftModel is null && !PromptLookup), "--lexical-units does not combine with --draft-model or --prompt-lookup");
         Check(Embedding is not null, "the embedding options must be set");
         Embedding!.Validate();
         Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");

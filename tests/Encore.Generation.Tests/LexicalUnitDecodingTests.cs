@@ -146,6 +146,47 @@ public class LexicalUnitDecodingTests
         return Math.Abs(row[a] - row[b]) <= TieWithinRounding;
     }
 
+    [Theory]
+    [InlineData("encdec")]
+    [InlineData("decoder")]
+    public void InContinuousBatchingALoneSequenceKeepsGuessesAndSharedOnesAtBetaOneAreGreedy(string family)
+    {
+        using var m = Create(family);
+        var generator = new Generator(m, TinyModels.Tokenizer);
+        int[][] prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [12, 13, 14, 15, 16, 17], [18, 19, 20]];
+        var plain = Options(18, null);
+        // Alone from start to end, β = 0: the batch decoder's lone-row passes are the generator's.
+        var eager = Options(18, new LexicalUnitOptions { PlaceholderId = Placeholder, Span = 4, Beta = 0 });
+        using (var alone = new BatchDecoder(generator, 2, 40, KvCacheDType.F32))
+        {
+            var seq = new BatchSequence(prompts[0], eager);
+            alone.Add([seq]);
+            var events = new List<BatchEvent>();
+            while (alone.ActiveCount > 0) alone.Step(events);
+            var expected = generator.GenerateIds([prompts[0]], eager)[0];
+            Assert.Equal(expected.Tokens, seq.Tokens);
+            Assert.Equal(expected.Speculative!.Value.Accepted, seq.Speculative!.Value.Accepted);
+            Assert.True(seq.Speculative!.Value.Accepted > 0);
+        }
+        // β = 1, rows joining and leaving: every sequence is plain greedy's.
+        var off = Options(18, new LexicalUnitOptions { PlaceholderId = Placeholder, Span = 4, Beta = 1 });
+        using var batch = new BatchDecoder(generator, 3, 40, KvCacheDType.F32);
+        var seqs = prompts.Select(p => new BatchSequence(p, off)).ToArray();
+        var all = new List<BatchEvent>();
+        batch.Add([seqs[0]]);
+        for (int i = 0; i < 3; i++) batch.Step(all);
+        batch.Add([seqs[1]]);
+        int next = 2, steps = 0;
+        while (batch.ActiveCount > 0 || next < seqs.Length)
+        {
+            if (steps % 4 == 3 && next < seqs.Length && batch.FreeRows > 0) batch.Add([seqs[next++]]);
+            batch.Step(all);
+            Assert.True(++steps < 200);
+        }
+        for (int i = 0; i < seqs.Length; i++)
+            Assert.Equal(generator.GenerateIds([prompts[i]], plain)[0].Tokens, seqs[i].Tokens);
+    }
+
     [Fact]
     public void SettingsOutOfRangeAndCombinationsAreRefusedNamingThem()
     {

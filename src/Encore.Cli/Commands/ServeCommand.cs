@@ -52,6 +52,8 @@ internal static class ServeCommand
             model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
@@ -81,7 +83,7 @@ internal static class ServeCommand
             if (parse.GetValue(superposed.Drafts) != null && (draftPath != null || options.PromptLookup))
                 throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
             // The n-gram table is read once, at start, and shared by every request.
-            options = (options with { Superposed = superposed.Parse(parse) }).Validate();
+            options = (options with { Superposed = superposed.Parse(parse), LexicalUnits = lexicalUnits.Parse(parse) }).Validate();
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             var (m, checkpoint, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
             using var owned = m;
@@ -106,11 +108,13 @@ internal static class ServeCommand
             options = options with
             {
                 DraftModel = draft,
+                LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer),
                 Embedding = embedding with { Pooling = poolingMode ?? embedding.Pooling, Normalize = parse.GetValue(normalize) ?? embedding.Normalize },
             };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
                 : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)"
+                : options.LexicalUnits is { } lu ? $", lexical-unit decoding (up to {lu.Span} tokens per pass, β {lu.Beta.ToString(CultureInfo.InvariantCulture)})"
                 : options.Superposed is { } sp ? $", superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and n-gram table {t.Path}" : "")}" : "";
             string serves = m switch
             {
