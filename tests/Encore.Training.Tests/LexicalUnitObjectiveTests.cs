@@ -59,6 +59,17 @@ public class LexicalUnitObjectiveTests
     }
 
     [Fact]
+    public void UnitCutsOfOneCutOnlyWhereAUnitFollows()
+    {
+        // Marked positions 1, 2 and 4: a unit follows the cuts after positions 0, 1 and 3.
+        var (data, marks) = Example();
+        var objective = new LexicalUnitObjective(new Seq2SeqObjective(S2S), marks, new LexicalUnitTrainingOptions { PlaceholderId = PH, Span = 4, Rate = 1, UnitCuts = 1 });
+        var seen = new HashSet<int>();
+        for (ulong seed = 0; seed < 300; seed++) seen.Add(Which(objective.MakeRow(data, 0, DataRng.For(seed, 0))));
+        Assert.Equal([0, 1, 3], seen.Order());
+    }
+
+    [Fact]
     public void TheRateIsTheFractionOfRowsCut()
     {
         var (data, marks) = Example();

@@ -50,7 +50,9 @@ internal static class TrainCommand
         public Option<double> LudAlpha = new("--lud-alpha") { Description = "--objective lexical-units: a target token is in a lexical unit when the model as loaded gives it probability above this.", DefaultValueFactory = _ => 0.9 };
         public Option<int> LudSpan = new("--lud-span") { Description = "--objective lexical-units: the longest unit one pass emits (K; K − 1 placeholders per row).", DefaultValueFactory = _ => 4 };
         public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, Json, Threads];
+        public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
+        public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -154,6 +156,8 @@ internal static class TrainCommand
                 Alpha = parse.GetValue(o.LudAlpha),
                 Span = parse.GetValue(o.LudSpan),
                 Rate = parse.GetValue(o.LudRate),
+                UnitCuts = parse.GetValue(o.LudUnitCuts),
+                Marks = parse.GetValue(o.LudMarks),
             },
         };
         if (parse.GetValue(o.Samples) < 0) throw new ArgumentException($"--samples cannot be negative, got {parse.GetValue(o.Samples)}");

@@ -21,6 +21,13 @@ public sealed record LexicalUnitTrainingOptions
     /// <summary>Fraction of rows cut for placeholders; the others are the plain rows of the base objective. Default 0.5.</summary>
     public double Rate { get; init; } = 0.5;
 
+    /// <summary>
+    /// Fraction of cuts placed where a lexical unit follows (the token after the next one is marked), the
+    /// others anywhere a target carries loss. Units are the minority of positions, so cuts placed
+    /// uniformly teach mostly "the unit ends here". Default 0.5.
+    /// </summary>
+    public double UnitCuts { get; init; } = 0.5;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
     public LexicalUnitTrainingOptions Validate()
     {
@@ -28,6 +35,7 @@ public sealed record LexicalUnitTrainingOptions
         if (!double.IsFinite(Alpha) || Alpha is < 0 or >= 1) throw new ArgumentException($"--lud-alpha must be in [0, 1), got {Alpha}");
         if (Span is < 2 or > 16) throw new ArgumentException($"--lud-span must be in [2, 16], got {Span}");
         if (!double.IsFinite(Rate) || Rate is <= 0 or > 1) throw new ArgumentException($"--lud-rate must be in (0, 1], got {Rate}");
+        if (!double.IsFinite(UnitCuts) || UnitCuts is < 0 or > 1) throw new ArgumentException($"--lud-unit-cuts must be in [0, 1], got {UnitCuts}");
         return this;
     }
 }
@@ -204,7 +212,8 @@ public sealed class LexicalUnitMarks
 /// u_i     = y_{c+i}  when y_{c+1} … y_{c+i} all carry loss and are marked (a lexical unit follows y_c)
 ///           PH       otherwise (the unit ends: nothing more to emit in this pass)
 /// </code>
-/// The other rows are the base rows. Every row is padded to m + K − 1 inputs (ignored targets), so its
+/// Cuts fall where a unit follows with probability <see cref="LexicalUnitTrainingOptions.UnitCuts"/>, else
+/// anywhere a target carries loss. The other rows are the base rows. Every row is padded to m + K − 1 inputs (ignored targets), so its
 /// length is known without drawing. The decoding side is Encore.Generation's lexical-unit decoding, which
 /// feeds the same placeholders after the last real token and keeps the leading guesses with probability
 /// ≥ β. The exact layout of the paper's training data is not published; this is Encore's reading of it.
@@ -249,9 +258,14 @@ public sealed class LexicalUnitObjective : ITrainingObjective
         var flags = index < _marks.Count ? _marks[index] : null;
         if (flags is null || flags.Length != m)
             throw new InvalidOperationException($"example {index} has no lexical-unit marks for its row of {m} positions");
-        // Cut points: positions whose target carries loss; a row without one stays plain.
-        int cuts = 0;
-        for (int j = 0; j < m; j++) if (row.Targets[j] != Labels.Ignore) cuts++;
+        // Cut points: positions whose target carries loss (unit starts: the next target is marked too); a row without one stays plain.
+        int cuts = 0, unitStarts = 0;
+        for (int j = 0; j < m; j++)
+        {
+            if (row.Targets[j] == Labels.Ignore) continue;
+            cuts++;
+            if (UnitStart(row, flags, j)) unitStarts++;
+        }
         bool cut = cuts > 0 && rng.NextDouble() < _o.Rate;
         if (!cut)
         {
@@ -259,9 +273,10 @@ public sealed class LexicalUnitObjective : ITrainingObjective
             row.Targets.CopyTo(targets, 0);
             return new TrainingRow(row.Source, inputs, targets);
         }
-        int pick = rng.NextInt(cuts), c = -1;
+        bool atUnit = unitStarts > 0 && rng.NextDouble() < _o.UnitCuts;
+        int pick = rng.NextInt(atUnit ? unitStarts : cuts), c = -1;
         for (int j = 0; j < m; j++)
-            if (row.Targets[j] != Labels.Ignore && pick-- == 0) { c = j; break; }
+            if (row.Targets[j] != Labels.Ignore && (!atUnit || UnitStart(row, flags, j)) && pick-- == 0) { c = j; break; }
         Array.Copy(row.Inputs, inputs, c + 1);
         Array.Copy(row.Targets, targets, c + 1);
         bool inUnit = true;
@@ -274,4 +289,6 @@ public sealed class LexicalUnitObjective : ITrainingObjective
         }
         return new TrainingRow(row.Source, inputs, targets);
     }
+
+    static bool UnitStart(TrainingRow row, bool[] flags, int j) => j + 1 < flags.Length && row.Targets[j + 1] != Labels.Ignore && flags[j + 1];
 }

@@ -42,6 +42,13 @@ public sealed record LexicalUnitRunOptions
     public int Span { get; init; } = 4;
     /// <summary>Fraction of rows with placeholders: see <see cref="LexicalUnitTrainingOptions.Rate"/>. Default 0.5.</summary>
     public double Rate { get; init; } = 0.5;
+    /// <summary>Fraction of cuts at unit starts: see <see cref="LexicalUnitTrainingOptions.UnitCuts"/>. Default 0.5.</summary>
+    public double UnitCuts { get; init; } = 0.5;
+    /// <summary>
+    /// Marks written by an earlier lexical-unit run on the same data from the same model and α (its
+    /// <see cref="TrainingRunOptions.LexicalUnitMarksFile"/>), read instead of marking again. Default null.
+    /// </summary>
+    public string? Marks { get; init; }
 }
 
 /// <summary>Everything a training run needs, with documented defaults; shared by <c>encore train</c>, <c>distill</c> and <c>quickstart</c>.</summary>
@@ -381,13 +388,19 @@ public sealed class TrainingRun : IDisposable
         var lu = o.LexicalUnits ?? new LexicalUnitRunOptions();
         int placeholder = tokenizer.TokenToId(lu.Placeholder)
             ?? throw new ArgumentException($"--lud-placeholder: '{lu.Placeholder}' is not a token of the tokenizer; name one it has (a mask or unused special token)");
-        var options = new LexicalUnitTrainingOptions { PlaceholderId = placeholder, Alpha = lu.Alpha, Span = lu.Span, Rate = lu.Rate }.Validate();
+        var options = new LexicalUnitTrainingOptions { PlaceholderId = placeholder, Alpha = lu.Alpha, Span = lu.Span, Rate = lu.Rate, UnitCuts = lu.UnitCuts }.Validate();
         var file = Path.Combine(o.Output, TrainingRunOptions.LexicalUnitMarksFile);
         LexicalUnitMarks marks;
-        if (o.Resume && File.Exists(file))
+        if ((o.Resume && File.Exists(file)) || lu.Marks != null)
         {
-            progress?.Invoke($"reading the lexical-unit marks of the run from {file}");
-            marks = LexicalUnitMarks.Load(file, data.Count);
+            var from = o.Resume && File.Exists(file) ? file : lu.Marks!;
+            progress?.Invoke($"reading lexical-unit marks from {from}");
+            marks = LexicalUnitMarks.Load(from, data.Count);
+            if (from != file)
+            {
+                Directory.CreateDirectory(o.Output);
+                marks.Save(file);
+            }
         }
         else
         {
