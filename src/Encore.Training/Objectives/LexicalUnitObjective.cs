@@ -22,7 +22,7 @@ public sealed record LexicalUnitTrainingOptions
     public double Rate { get; init; } = 0.5;
 
     /// <summary>
-    /// Fraction of cuts placed where a lexical unit follows (the token after the next one is marked), the
+    /// Fraction of cuts placed where a lexical unit opens (the cut's target and the next are marked), the
     /// others anywhere a target carries loss. Units are the minority of positions, so cuts placed
     /// uniformly teach mostly "the unit ends here". Default 0.5.
     /// </summary>
@@ -209,7 +209,8 @@ public sealed class LexicalUnitMarks
 /// <code>
 /// inputs  = x_0 … x_c  PH_1 … PH_{K−1}  pad …
 /// targets = y_0 … y_c  u_1  … u_{K−1}   ignore …
-/// u_i     = y_{c+i}  when y_{c+1} … y_{c+i} all carry loss and are marked (a lexical unit follows y_c)
+/// u_i     = y_{c+i}  when y_c … y_{c+i} all carry loss and are marked (a lexical unit opens with y_c, the
+///                    token the pass predicts exactly, and runs on)
 ///           PH       otherwise (the unit ends: nothing more to emit in this pass)
 /// </code>
 /// Cuts fall where a unit follows with probability <see cref="LexicalUnitTrainingOptions.UnitCuts"/>, else
@@ -279,7 +280,8 @@ public sealed class LexicalUnitObjective : ITrainingObjective
             if (row.Targets[j] != Labels.Ignore && (!atUnit || UnitStart(row, flags, j)) && pick-- == 0) { c = j; break; }
         Array.Copy(row.Inputs, inputs, c + 1);
         Array.Copy(row.Targets, targets, c + 1);
-        bool inUnit = true;
+        // The pass's exact token (y_c's target) opens the unit: the guesses after it are learnable only when it is predictable too.
+        bool inUnit = flags[c];
         for (int i = 1; i < _o.Span; i++)
         {
             int j = c + i;
@@ -290,5 +292,6 @@ public sealed class LexicalUnitObjective : ITrainingObjective
         return new TrainingRow(row.Source, inputs, targets);
     }
 
-    static bool UnitStart(TrainingRow row, bool[] flags, int j) => j + 1 < flags.Length && row.Targets[j + 1] != Labels.Ignore && flags[j + 1];
+    // A unit opens at j: its target and the next one are both marked.
+    static bool UnitStart(TrainingRow row, bool[] flags, int j) => flags[j] && j + 1 < flags.Length && row.Targets[j + 1] != Labels.Ignore && flags[j + 1];
 }
