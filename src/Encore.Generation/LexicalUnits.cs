@@ -47,26 +47,16 @@ public sealed record LexicalUnitOptions
 internal sealed class LexicalUnitDecoder : MultiTokenDecoder
 {
     readonly LexicalUnitOptions _o;
-    readonly int _vocab;
-    readonly IReadOnlyList<ILogitsProcessor> _processors, _warpers;
-    readonly Xoshiro256? _rng;
-    readonly float[] _scores, _guesses;    // (V) scratch; (K − 1, V) the placeholder rows of the last pass
-    readonly double[] _p;
+    readonly float[] _guesses;             // (K − 1, V) the placeholder rows of the last pass
     readonly int[] _feed;
     int _guessCount;                       // placeholder rows held
     int _guessesAt = -1;                   // state.Tokens.Length when they were made (valid one token later)
     SpeculativeStats _stats = new(0, 1, 0, 0);
 
     public LexicalUnitDecoder(LexicalUnitOptions options, int vocabSize, IReadOnlyList<ILogitsProcessor> processors,
-        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(stop)
+        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(vocabSize, processors, warpers, rng, stop)
     {
         _o = options;
-        _vocab = vocabSize;
-        _processors = processors;
-        _warpers = rng is null ? [] : warpers;
-        _rng = rng;
-        _scores = new float[vocabSize];
-        _p = new double[vocabSize];
         _guesses = new float[(options.Span - 1) * vocabSize];
         _feed = new int[2 * options.Span];
     }
@@ -81,7 +71,7 @@ internal sealed class LexicalUnitDecoder : MultiTokenDecoder
 
     public override int Choose(SequenceState state, ReadOnlySpan<float> logits)
     {
-        int token = DecodeStep.Next(logits, _scores, state, _processors, _warpers, _rng);
+        int token = DecodeStep.Next(logits, Scores, state, Processors, Warpers, Rng);
         _stats = _stats with { Tokens = _stats.Tokens + 1 };
         return token;
     }
@@ -95,8 +85,8 @@ internal sealed class LexicalUnitDecoder : MultiTokenDecoder
         {
             for (int i = 0; i < _guessCount; i++)
             {
-                if (!Keeps(state, _guesses.AsSpan(i * _vocab, _vocab), out int guess)) break;
-                state.LogProb += _guesses[i * _vocab + guess] - Sampling.LogSumExp(_guesses.AsSpan(i * _vocab, _vocab));
+                if (!Keeps(state, _guesses.AsSpan(i * Vocab, Vocab), out int guess)) break;
+                state.LogProb += _guesses[i * Vocab + guess] - Sampling.LogSumExp(_guesses.AsSpan(i * Vocab, Vocab));
                 state.Append(guess);
                 fixedTokens.Add(guess);
                 _feed[fed++] = guess;
@@ -114,8 +104,8 @@ internal sealed class LexicalUnitDecoder : MultiTokenDecoder
         var rows = target.Feed(_feed.AsSpan(0, fed + placeholders));                   // (fed + placeholders, V)
         if (placeholders > 0) target.Forget(placeholders);
         _stats = _stats with { TargetPasses = _stats.TargetPasses + 1, Drafted = _stats.Drafted + placeholders };
-        rows.Slice((fed - 1) * _vocab, _vocab).CopyTo(next);
-        rows.Slice(fed * _vocab, placeholders * _vocab).CopyTo(_guesses);
+        rows.Slice((fed - 1) * Vocab, Vocab).CopyTo(next);
+        rows.Slice(fed * Vocab, placeholders * Vocab).CopyTo(_guesses);
         _guessCount = placeholders;
         _guessesAt = state.Tokens.Length;
     }
@@ -123,12 +113,12 @@ internal sealed class LexicalUnitDecoder : MultiTokenDecoder
     // Whether the guess row keeps its argmax (processed as plain decoding would at this point): p ≥ β < 1, not the placeholder.
     bool Keeps(SequenceState state, ReadOnlySpan<float> logits, out int guess)
     {
-        logits.CopyTo(_scores);
-        for (int i = 0; i < _processors.Count; i++) _processors[i].Process(state.Tokens, state.GeneratedCount, _scores);
-        guess = Sampling.ArgMax(_scores);
+        logits.CopyTo(Scores);
+        for (int i = 0; i < Processors.Count; i++) Processors[i].Process(state.Tokens, state.GeneratedCount, Scores);
+        guess = Sampling.ArgMax(Scores);
         if (_o.Beta >= 1 || guess == _o.PlaceholderId) return false;
-        Sampling.Softmax(_scores, _p);
-        return _p[guess] >= _o.Beta;
+        Sampling.Softmax(Scores, P);
+        return P[guess] >= _o.Beta;
     }
 
     public override void Dispose() { }

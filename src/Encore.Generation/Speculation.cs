@@ -68,10 +68,23 @@ internal sealed class SessionTarget(GenerationSession session) : ISpeculativeTar
 /// chooses the next token from the logits at hand as plain decoding does, then fixes what it can after it
 /// in one pass; between rounds every fixed token is fed and the logits after the last one are at hand.
 /// </summary>
-internal abstract class MultiTokenDecoder(StopCriteria stop) : IDisposable
+internal abstract class MultiTokenDecoder(int vocabSize, IReadOnlyList<ILogitsProcessor> processors, IReadOnlyList<ILogitsProcessor> warpers,
+    Xoshiro256? rng, StopCriteria stop) : IDisposable
 {
     /// <summary>The sequence's stop criteria.</summary>
     protected StopCriteria Stop { get; } = stop;
+    /// <summary>V.</summary>
+    protected readonly int Vocab = vocabSize;
+    /// <summary>The processors plain decoding applies before a choice.</summary>
+    protected readonly IReadOnlyList<ILogitsProcessor> Processors = processors;
+    /// <summary>The warpers of sampling (none when greedy).</summary>
+    protected readonly IReadOnlyList<ILogitsProcessor> Warpers = rng is null ? [] : warpers;
+    /// <summary>The sample stream; null when greedy.</summary>
+    protected readonly Xoshiro256? Rng = rng;
+    /// <summary>(V) scratch scores.</summary>
+    protected readonly float[] Scores = new float[vocabSize];
+    /// <summary>(V) scratch probabilities.</summary>
+    protected readonly double[] P = new double[vocabSize];
 
     /// <summary>The counts so far.</summary>
     public abstract SpeculativeStats Stats { get; }
@@ -116,11 +129,7 @@ internal abstract class MultiTokenDecoder(StopCriteria stop) : IDisposable
 internal sealed class SpeculativeDecoder : MultiTokenDecoder
 {
     readonly IDrafter _drafter;
-    readonly int _draftTokens, _vocab;
-    readonly IReadOnlyList<ILogitsProcessor> _processors, _warpers;
-    readonly Xoshiro256? _rng;
-    readonly float[] _scores;
-    readonly double[] _p;
+    readonly int _draftTokens;
     readonly int[] _drafts, _feed;
     readonly double[][]? _q;             // (K, V): the drafts' distributions, when drawn from one
     readonly double[] _residualQ;        // (V): q of the draft rejected last, when it had one
@@ -129,16 +138,10 @@ internal sealed class SpeculativeDecoder : MultiTokenDecoder
     SpeculativeStats _stats;
 
     public SpeculativeDecoder(IDrafter drafter, int draftTokens, int vocabSize, IReadOnlyList<ILogitsProcessor> processors,
-        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(stop)
+        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(vocabSize, processors, warpers, rng, stop)
     {
         _drafter = drafter;
         _draftTokens = draftTokens;
-        _vocab = vocabSize;
-        _processors = processors;
-        _warpers = rng is null ? [] : warpers;
-        _rng = rng;
-        _scores = new float[vocabSize];
-        _p = new double[vocabSize];
         _drafts = new int[draftTokens];
         _feed = new int[draftTokens + 1];
         _residualQ = rng != null && drafter.DrawsFromDistributions ? new double[vocabSize] : [];
@@ -160,19 +163,19 @@ internal sealed class SpeculativeDecoder : MultiTokenDecoder
     public override int Choose(SequenceState state, ReadOnlySpan<float> logits)
     {
         int token;
-        if (_rng is null || (!_residual && _rejectedToken < 0))
-            token = DecodeStep.Next(logits, _scores, state, _processors, _warpers, _rng);
+        if (Rng is null || (!_residual && _rejectedToken < 0))
+            token = DecodeStep.Next(logits, Scores, state, Processors, Warpers, Rng);
         else
         {
             Distribution(state, logits);
-            if (_rejectedToken >= 0) _p[_rejectedToken] = 0;
-            else for (int i = 0; i < _vocab; i++) _p[i] = Math.Max(0, _p[i] - _residualQ[i]);
-            token = Sampling.DrawWeighted(_p, _rng);
+            if (_rejectedToken >= 0) P[_rejectedToken] = 0;
+            else for (int i = 0; i < Vocab; i++) P[i] = Math.Max(0, P[i] - _residualQ[i]);
+            token = Sampling.DrawWeighted(P, Rng);
             // p ≤ q everywhere means p = q, when a rejection cannot happen (but for rounding): draw from p.
             if (token < 0)
             {
                 Distribution(state, logits);
-                token = Sampling.DrawWeighted(_p, _rng);
+                token = Sampling.DrawWeighted(P, Rng);
             }
             Append(state, logits, token);
         }
@@ -201,7 +204,7 @@ internal sealed class SpeculativeDecoder : MultiTokenDecoder
         int kept = 0;
         for (; kept < n; kept++)
         {
-            var row = rows.Slice(kept * _vocab, _vocab);
+            var row = rows.Slice(kept * Vocab, Vocab);
             int draft = _drafts[kept];
             if (!Accepts(state, row, draft, kept)) break;
             Append(state, row, draft);
@@ -211,40 +214,40 @@ internal sealed class SpeculativeDecoder : MultiTokenDecoder
         }
         _drafter.Verified(n, kept);
         if (kept < n) target.Forget(n - kept);
-        rows.Slice(kept * _vocab, _vocab).CopyTo(next);
+        rows.Slice(kept * Vocab, Vocab).CopyTo(next);
     }
 
     // Whether the model keeps `draft` given the logits before it; after a rejection the residual is set for the next choice.
     bool Accepts(SequenceState state, ReadOnlySpan<float> logits, int draft, int index)
     {
-        if (_rng is null)
+        if (Rng is null)
         {
-            logits.CopyTo(_scores);
-            for (int i = 0; i < _processors.Count; i++) _processors[i].Process(state.Tokens, state.GeneratedCount, _scores);
-            return Sampling.ArgMax(_scores) == draft;
+            logits.CopyTo(Scores);
+            for (int i = 0; i < Processors.Count; i++) Processors[i].Process(state.Tokens, state.GeneratedCount, Scores);
+            return Sampling.ArgMax(Scores) == draft;
         }
         Distribution(state, logits);
-        double u = _rng.NextDouble();
+        double u = Rng.NextDouble();
         if (_q is null)
         {
-            if (u < _p[draft]) return true;
+            if (u < P[draft]) return true;
             _rejectedToken = draft;
             return false;
         }
         var q = _q[index];
-        if (u * q[draft] < _p[draft]) return true;
+        if (u * q[draft] < P[draft]) return true;
         q.CopyTo(_residualQ, 0);
         _residual = true;
         return false;
     }
 
-    // p: the processed and warped scores of `logits` as probabilities, in _p.
+    // p: the processed and warped scores of `logits` as probabilities, in P.
     void Distribution(SequenceState state, ReadOnlySpan<float> logits)
     {
-        logits.CopyTo(_scores);
-        for (int i = 0; i < _processors.Count; i++) _processors[i].Process(state.Tokens, state.GeneratedCount, _scores);
-        for (int i = 0; i < _warpers.Count; i++) _warpers[i].Process([], 0, _scores);
-        Sampling.Softmax(_scores, _p);
+        logits.CopyTo(Scores);
+        for (int i = 0; i < Processors.Count; i++) Processors[i].Process(state.Tokens, state.GeneratedCount, Scores);
+        for (int i = 0; i < Warpers.Count; i++) Warpers[i].Process([], 0, Scores);
+        Sampling.Softmax(Scores, P);
     }
 
     // The score plain decoding keeps: the token's log-probability under the raw logits.
