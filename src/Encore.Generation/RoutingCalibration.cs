@@ -55,14 +55,16 @@ public static class RoutingCalibration
         int n = scores.Count;
         var order = Enumerable.Range(0, n).OrderByDescending(i => scores[i]).ToArray();   // routed first: the least confident
         double sum = swiftQuality.Sum();
-        if (sum / n >= target) return double.PositiveInfinity;
+        // The running sum drifts from a direct one by rounding; routing every input must reach the super model's own mean.
+        double tolerance = 1e-9 * Math.Max(1, Math.Abs(target));
+        if (sum / n >= target - tolerance) return double.PositiveInfinity;
         for (int j = 0; j < n; j++)
         {
             int i = order[j];
             sum += superQuality[i] - swiftQuality[i];
             // Only a cut between distinct scores is a threshold.
             if (j + 1 < n && scores[order[j + 1]] == scores[i]) continue;
-            if (sum / n >= target) return j + 1 == n ? double.NegativeInfinity : Between(scores[order[j + 1]], scores[i]);
+            if (sum / n >= target - tolerance) return j + 1 == n ? double.NegativeInfinity : Between(scores[order[j + 1]], scores[i]);
         }
         return null;
     }

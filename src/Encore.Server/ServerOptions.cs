@@ -77,8 +77,8 @@ public sealed record ServerOptions
     /// </summary>
     public LanguageModel? SuperModel { get; init; }
 
-    /// <summary>How requests are sent to <see cref="SuperModel"/>: signal, temperature, threshold (the span is always the first step). Default: energy, nothing routed.</summary>
-    public RoutingOptions Routing { get; init; } = new();
+    /// <summary>How requests are sent to <see cref="SuperModel"/>: signal, temperature, threshold; the span must be the first step. Default: energy at the first step, nothing routed.</summary>
+    public RoutingOptions Routing { get; init; } = new() { Span = RoutingSpan.FirstStep };
 
     /// <summary>True when the server routes between the served model and <see cref="SuperModel"/>.</summary>
     public bool Routes => SuperModel != null;

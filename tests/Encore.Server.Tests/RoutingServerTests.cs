@@ -68,7 +68,7 @@ public class RoutingServerTests
         var capture = new Capture();
         await using var server = await EncoreServer.StartAsync(tiny.Model, tiny.Tokenizer, new ServerOptions
         {
-            Port = 0, ModelName = TinyServer.ModelName, MaxBatch = 4, ContextLength = 64, SuperModel = super, Routing = new RoutingOptions { Threshold = threshold },
+            Port = 0, ModelName = TinyServer.ModelName, MaxBatch = 4, ContextLength = 64, SuperModel = super, Routing = new RoutingOptions { Span = RoutingSpan.FirstStep, Threshold = threshold },
         }, logging => logging.AddProvider(capture).AddFilter(EncoreServer.RequestLogCategory, LogLevel.Information));
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         for (int i = 0; i < Prompts.Length; i++)

@@ -133,7 +133,7 @@ internal static class GenerateCommand
             options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
             var generator = new Generator(m, tokenizer);
             if (parse.GetValue(routing.SuperModel) != null && streaming) throw new ArgumentException("--super-model does not stream: the model that answers is chosen first");
-            using var super = routing.LoadSuper(parse, parse.GetValue(dtype), m, dir, tokenizer, out var routingOptions, out string? routingNote);
+            using var super = routing.LoadSuper(parse, parse.GetValue(dtype), m, dir, tokenizer, out var routingOptions, out string? routingNote, options);
             var router = super is null ? null : new RoutedGenerator(generator, new Generator(super, tokenizer), routingOptions);
             if (routingNote != null && parse.GetValue(stats)) Console.Error.WriteLine($"encore: {routingNote}");
             bool printStats = parse.GetValue(stats);

@@ -25,7 +25,7 @@ internal sealed class RoutingCli
     public readonly Option<double> Temperature = new("--route-temperature") { Description = "With --super-model: T of the energy.", DefaultValueFactory = _ => 1.0 };
 
     /// <summary><c>generate</c> only (a server decides at the first step): where the score is read.</summary>
-    public readonly Option<string?> Span = new("--route-span") { Description = "With --super-model: first-step (decide before the swift model generates) or mean (the mean over the swift model's generated tokens; it runs to the end first). Default first-step." };
+    public readonly Option<string?> Span = new("--route-span") { Description = "With --super-model: mean (over the swift model's generated tokens: it runs to the end first; the default) or first-step (decide before the swift model generates)." };
 
     public IEnumerable<Option> All => [SuperModel, Threshold, Fraction, Data, Examples, Signal, Temperature];
 
@@ -42,7 +42,9 @@ internal sealed class RoutingCli
     /// with <paramref name="tokenizer"/>): a generating model with the same tokenizer; and the routing options with the threshold
     /// given or calibrated. Null (and default options) without --super-model; the routing options alone are an error then.
     /// </summary>
-    public LanguageModel? LoadSuper(ParseResult parse, string? dtype, LanguageModel model, string modelDir, TextTokenizer tokenizer, out RoutingOptions options, out string? note)
+    /// <remarks><paramref name="generation"/>: how <c>generate</c> decodes, for calibrating a mean-span threshold; null for a server (first step only).</remarks>
+    public LanguageModel? LoadSuper(ParseResult parse, string? dtype, LanguageModel model, string modelDir, TextTokenizer tokenizer, out RoutingOptions options, out string? note,
+        GenerationOptions? generation = null)
     {
         note = null;
         options = new RoutingOptions();
@@ -57,13 +59,14 @@ internal sealed class RoutingCli
         if ((threshold is null) == (fraction is null)) throw new ArgumentException("--super-model needs one of --route-threshold and --route-fraction");
         if (threshold is { } t && double.IsNaN(t)) throw new ArgumentException("--route-threshold must be a number");
         if (fraction is { } f && !(f >= 0 && f <= 1)) throw new ArgumentException($"--route-fraction must be in [0, 1], got {f}");
-        var span = (parse.GetResult(Span) is null ? null : parse.GetValue(Span)) switch
+        // A server decides at the first step; generate reads --route-span (default: the library's, the mean).
+        var span = (generation is null ? "first-step" : parse.GetValue(Span)) switch
         {
-            null or "first-step" => RoutingSpan.FirstStep,
+            null => new RoutingOptions().Span,
+            "first-step" => RoutingSpan.FirstStep,
             "mean" => RoutingSpan.Mean,
             var other => throw new ArgumentException($"--route-span must be first-step or mean, got '{other}'"),
         };
-        if (span == RoutingSpan.Mean && fraction != null) throw new ArgumentException("--route-fraction calibrates on the first step; give --route-threshold with --route-span mean");
         options = new RoutingOptions { Signal = ParseSignal(parse.GetValue(Signal)!), Span = span, Temperature = parse.GetValue(Temperature), Threshold = threshold ?? double.PositiveInfinity };
         try
         {
@@ -87,7 +90,9 @@ internal sealed class RoutingCli
                 if (n < 1) throw new ArgumentException($"--route-examples must be positive, got {n}");
                 var sources = DatasetReader.ReadPairs(data).Take(n).Select(p => p.Source).ToList();
                 if (sources.Count == 0) throw new ArgumentException($"--route-data {data} has no examples");
-                var scores = sources.Select(s => router.ScorePrompt(router.Swift.EncodePrompt(s))).ToArray();
+                var scoring = options;
+                var scores = sources.Select(s => span == RoutingSpan.FirstStep ? router.ScorePrompt(router.Swift.EncodePrompt(s))
+                    : scoring.Score(router.RunSwift(router.Swift.EncodePrompt(s), generation).Trace)).ToArray();
                 options = options with { Threshold = RoutingCalibration.ThresholdForFraction(scores, wanted) };
                 note = string.Create(CultureInfo.InvariantCulture,
                     $"routing to --super-model {dir}: threshold {options.Threshold:0.####} routes {RoutingCalibration.RoutedFraction(scores, options.Threshold) * 100:0.#}% of {scores.Length} sources of {data}");

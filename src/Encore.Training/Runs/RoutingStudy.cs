@@ -349,11 +349,11 @@ public static class RoutingReport
             s.LinePattern = c.Method is "random" or "oracle" ? ScottPlot.LinePattern.Dotted : ScottPlot.LinePattern.Solid;
             s.LegendText = Name(c.Method);
         }
-        foreach (var (q, label) in new[] { (r.SwiftRougeL, $"all swift ({r.Swift})"), (r.SuperRougeL, $"all super ({r.Super})") })
+        foreach (var (q, label, color) in new[] { (r.SwiftRougeL, $"all swift ({r.Swift})", ScottPlot.Colors.Gray), (r.SuperRougeL, $"all super ({r.Super})", ScottPlot.Colors.Black) })
         {
             var line = plot.Add.HorizontalLine(q);
             line.LinePattern = ScottPlot.LinePattern.Dashed;
-            line.Color = ScottPlot.Colors.Gray;
+            line.Color = color;
             line.LegendText = label;
         }
         plot.Title($"Swift/super routing: {r.Swift} → {r.Super}, {r.Examples} examples");
