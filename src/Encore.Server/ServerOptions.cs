@@ -67,6 +67,22 @@ public sealed record ServerOptions
     /// </summary>
     public IReadOnlyDictionary<string, LoraAdapter> Adapters { get; init; } = new Dictionary<string, LoraAdapter>();
 
+    /// <summary>
+    /// Swift/super routing (E-LANG, arXiv 2203.00748; see <see cref="RoutedGenerator"/>): the served model is the swift
+    /// one, and a request whose score under <see cref="Routing"/> (read from the swift model's first decoding step, before
+    /// anything is streamed) is above the threshold is decoded by this larger model instead, in a decode batch of its own.
+    /// It must share the served model's tokenizer; a request must fit both models' contexts. The response's
+    /// <c>X-Encore-Routed-To</c> header and the request log say which model answered, and <c>/metrics</c> counts both.
+    /// Not with speculative or superposed decoding or adapters. Default null (off).
+    /// </summary>
+    public LanguageModel? SuperModel { get; init; }
+
+    /// <summary>How requests are sent to <see cref="SuperModel"/>: signal, temperature, threshold; the span must be the first step. Default: energy at the first step, nothing routed.</summary>
+    public RoutingOptions Routing { get; init; } = new() { Span = RoutingSpan.FirstStep };
+
+    /// <summary>True when the server routes between the served model and <see cref="SuperModel"/>.</summary>
+    public bool Routes => SuperModel != null;
+
     /// <summary>The model id of adapter <paramref name="adapter"/>: <c>ModelName:adapter</c>.</summary>
     public string AdapterModelId(string adapter) => ModelName + ":" + adapter;
 
@@ -155,6 +171,14 @@ public sealed record ServerOptions
         Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model, --prompt-lookup or --lexical-units");
         LexicalUnits?.Validate();
         Check(LexicalUnits is null || (DraftModel is null && !PromptLookup), "--lexical-units does not combine with --draft-model or --prompt-lookup");
+                Check(Routing is not null, "the routing options must be set");
+        Routing!.Validate();
+        if (SuperModel != null)
+        {
+            Check(Routing.Span == RoutingSpan.FirstStep, "a server routes on the swift model's first step (it decides before the first token is streamed); --route-span mean is for `encore generate`");
+            Check(!Speculates && Superposed is null, "--super-model does not combine with --draft-model, --prompt-lookup, --lexical-units or --superposed");
+            Check(Adapters.Count == 0, "--super-model does not combine with --adapter");
+        }
         Check(Embedding is not null, "the embedding options must be set");
         Embedding!.Validate();
         Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");

@@ -47,6 +47,7 @@ internal static class ServeCommand
         {
             Description = "A LoRA adapter served over the model, NAME=DIR or DIR (named after its directory); repeatable. A request picks one with \"model\": \"MODEL:NAME\" (without the colon: the model alone); rows of different adapters share the batch.",
         };
+        var routing = new RoutingCli();
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /health, /metrics).")
         {
             model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
@@ -54,6 +55,7 @@ internal static class ServeCommand
         foreach (var option in superposed.All) cmd.Options.Add(option);
         var lexicalUnits = new LexicalUnitCli();
         foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
+        foreach (var option in routing.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
@@ -105,10 +107,13 @@ internal static class ServeCommand
             options = options with { Adapters = served };
             options.Validate();
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
+            using var super = routing.LoadSuper(parse, parse.GetValue(dtype), m, dir, tokenizer, out var routingOptions, out string? routingNote);
             options = options with
             {
                 DraftModel = draft,
                 LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer),
+                SuperModel = super,
+                Routing = routingOptions,
                 Embedding = embedding with { Pooling = poolingMode ?? embedding.Pooling, Normalize = parse.GetValue(normalize) ?? embedding.Normalize },
             };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
@@ -123,6 +128,7 @@ internal static class ServeCommand
                 _ => $"completions and chat (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache{speculative})",
             };
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress}: {serves}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}; Ctrl+C stops");
+            if (routingNote != null) Console.WriteLine($"encore: {routingNote}");
             foreach (var (adapterName, adapter) in served)
                 Console.WriteLine($"encore: adapter '{options.AdapterModelId(adapterName)}': LoRA rank {adapter.Options.Rank} on {adapter.Modules.Count} layers ({adapter.ParameterCount:N0} parameters)");
             await server.WaitForShutdownAsync(ct);
