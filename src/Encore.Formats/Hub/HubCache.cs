@@ -57,7 +57,7 @@ public sealed class HubCache(string root)
     {
         if (id.RevisionIsCommit || !HubModelId.IsCommitHash(commit)) return;
         var path = RefPath(id);
-        if (File.Exists(path) && File.ReadAllText(path) == commit) return;
+        if (new FileInfo(path) is { Exists: true, Length: 40 } && File.ReadAllText(path) == commit) return;
         AtomicFile.WriteAllText(path, commit);
     }
 

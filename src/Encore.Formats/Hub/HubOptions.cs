@@ -85,6 +85,13 @@ public sealed record HubOptions
         var info = new FileInfo(path);
         if (!info.Exists) return null;
         if (info.Length > MaxTokenFileBytes) throw new ArgumentException($"{path}: {info.Length} bytes is too large for a hub token file");
-        return File.ReadAllText(path);
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new ArgumentException($"{path}: the hub token file cannot be read ({e.Message})", e);
+        }
     }
 }
