@@ -65,6 +65,32 @@ public sealed class HubTests : IAsyncLifetime
     }
 
     [Fact]
+    public void EmbedReadsASentenceTransformersPipelineAndItsModuleFolderFromTheHub()
+    {
+        var st = Path.Combine(_dir, "st");
+        Directory.CreateDirectory(Path.Combine(st, "1_Pooling"));
+        foreach (var f in Directory.GetFiles(_local)) File.Copy(f, Path.Combine(st, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(st, "modules.json"), """
+            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+            """);
+        // Max pooling, not the default mean: a pipeline read without its Pooling folder would fail or differ.
+        File.WriteAllText(Path.Combine(st, "1_Pooling", "config.json"), """{"pooling_mode_mean_tokens": false, "pooling_mode_max_tokens": true}""");
+        _hub.Publish("encore-test/st", Directory.GetFiles(st, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(st, f).Replace(Path.DirectorySeparatorChar, '/'), File.ReadAllBytes));
+
+        string[] Embed(string model, string output) => ["embed", "-m", model, "--text", "package 3 parses fonts", "--text", "parser", "--out", output, "--json", "--threads", "1"];
+        var local = CliRunner.Run(Embed(st, Path.Combine(_dir, "local.jsonl")));
+        Assert.True(local.ExitCode == 0, local.Stderr);
+        var hub = CliRunner.Run(Embed("encore-test/st", Path.Combine(_dir, "hub.jsonl")), environment: Environment());
+        Assert.True(hub.ExitCode == 0, hub.Stderr);
+        var written = JsonDocument.Parse(hub.Stdout).RootElement;
+        Assert.Equal(("max", true), (written.GetProperty("pooling").GetString(), written.GetProperty("normalize").GetBoolean()));
+        Assert.Equal(File.ReadAllText(Path.Combine(_dir, "local.jsonl")), File.ReadAllText(Path.Combine(_dir, "hub.jsonl")));
+    }
+
+    [Fact]
     public void AModelTheCacheOrTheHubLacksIsOneLineNamingIt()
     {
         var offline = CliRunner.Run(Generate("encore-test/other@v2"), environment: Environment(offline: true));
