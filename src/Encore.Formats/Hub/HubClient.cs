@@ -75,8 +75,8 @@ public sealed partial class HubClient : IDisposable
 
     /// <summary>
     /// The snapshot folder holding <paramref name="id"/>'s files. Online, the hub names the revision's
-    /// commit and files and every missing one is downloaded; when the hub cannot be reached (or answers
-    /// an error other than an unknown revision), a snapshot already cached for the revision is used.
+    /// commit and files and every missing one is downloaded; when the hub cannot be reached (no connection,
+    /// no answer in time, a 5xx), a snapshot already cached for the revision is used, with a warning.
     /// Offline, only the cache is read. Every failure is a <see cref="HubException"/> naming the repository
     /// and revision (and file), and, when the cache is what was missing, the folder looked in.
     /// </summary>
