@@ -7,12 +7,19 @@ internal static class CliRunner
 {
     internal sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    internal static Result Run(string[] args, string? stdin = null)
+    /// <summary>
+    /// Runs encore with <paramref name="args"/>; <paramref name="environment"/> sets (or, with a null value, removes)
+    /// variables of the child process only, never of the test process.
+    /// </summary>
+    internal static Result Run(string[] args, string? stdin = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin != null, UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "encore.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

@@ -118,6 +118,32 @@ public class TensorTests
         }
     }
 
+    [Fact]
+    public void MappingThroughASymlinkMapsTheFileItPointsAt()
+    {
+        // The Hugging Face cache's snapshot entries are relative links into blobs/; a link's own length is its target's path.
+        var dir = Directory.CreateTempSubdirectory("encore-map-link-").FullName;
+        try
+        {
+            var data = Enumerable.Range(0, 100).Select(i => (float)i).ToArray();
+            Directory.CreateDirectory(Path.Combine(dir, "blobs"));
+            Directory.CreateDirectory(Path.Combine(dir, "snapshots"));
+            File.WriteAllBytes(Path.Combine(dir, "blobs", "b"), System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
+            var link = Path.Combine(dir, "snapshots", "model.safetensors");
+            File.CreateSymbolicLink(link, "../blobs/b");
+            using var storage = new DisposableStorage(Encore.Tensors.Storage.MappedStorage.Open(link));
+            using var t = Tensor.FromStorage(storage.Value, DType.F32, [100], byteOffset: 0);
+            Assert.Equal(data, t.ToFloatArray());
+
+            File.Delete(Path.Combine(dir, "blobs", "b"));
+            Assert.Contains("which does not exist", Assert.Throws<FileNotFoundException>(() => Encore.Tensors.Storage.MappedStorage.Open(link)).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     sealed class DisposableStorage(Encore.Tensors.Storage.TensorStorage value) : IDisposable
     {
         public Encore.Tensors.Storage.TensorStorage Value { get; } = value;

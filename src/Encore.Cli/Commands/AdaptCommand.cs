@@ -11,7 +11,7 @@ internal static class AdaptCommand
 {
     public static Command Create()
     {
-        var from = new Option<string>("--from", "--model", "-m") { Description = "Decoder-only checkpoint (Encore, llama or qwen2) or training run folder: its blocks become the encoder (and the decoder, unless --decoder-from).", Required = true };
+        var from = new Option<string>("--from", "--model", "-m") { Description = "Decoder-only checkpoint (Encore, llama or qwen2), training run folder or Hugging Face model id org/name[@revision]: its blocks become the encoder (and the decoder, unless --decoder-from).", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty); written under a temporary name, then renamed.", Required = true };
         var encoderLayers = new Option<int?>("--encoder-layers") { Description = "Encoder blocks: the first N of --from (default: all)." };
         var decoderLayers = new Option<int?>("--decoder-layers") { Description = "Decoder blocks: the first M of the decoder's source (default: all)." };
@@ -39,7 +39,9 @@ internal static class AdaptCommand
                 CrossAttention = crossInit,
                 Seed = parse.GetValue(seed),
             };
-            var r = CheckpointAdaptation.Write(parse.GetValue(from)!, parse.GetValue(output)!, parse.GetValue(decoderFrom), options);
+            bool quiet = parse.GetValue(json);
+            var r = CheckpointAdaptation.Write(Common.ModelPath(parse.GetValue(from)!, quiet), parse.GetValue(output)!,
+                parse.GetValue(decoderFrom) is { } d ? Common.ModelPath(d, quiet) : null, options);
             var c = r.Report.Config;
             if (parse.GetValue(json))
             {

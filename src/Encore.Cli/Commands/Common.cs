@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Encore.Formats.Checkpoints;
+using Encore.Formats.Hub;
 using Encore.Formats.Tokenization;
 using Encore.Generation;
 using Encore.Models;
@@ -38,6 +39,48 @@ internal static class Common
         {
             var source = parse.GetValue(Source) is { Length: > 0 } s ? s : ["source"];
             return new Training.Data.DatasetReadOptions { SourceFields = source, TargetField = parse.GetValue(Target)! };
+        }
+    }
+
+    /// <summary>
+    /// What the user named as a model (or adapter, tokenizer, teacher …), as a local path: a file or folder that
+    /// exists always wins; a name that is not shaped as a hub id (a preset, an absolute or ./ path) passes through;
+    /// a Hugging Face id "org/name[@revision]" becomes its snapshot folder in the hub cache, downloaded when
+    /// missing unless HF_HUB_OFFLINE is set (docs/hub.md). Downloads show a progress bar on stderr when it is a
+    /// terminal, unless <paramref name="quiet"/> (--json) or stdout is redirected.
+    /// </summary>
+    internal static string ModelPath(string spec, bool quiet = false)
+    {
+        if (File.Exists(spec) || Directory.Exists(spec) || !HubModelId.LooksLikeHubId(spec)) return spec;
+        var options = HubOptions.FromEnvironment() with { Warning = w => Console.Error.WriteLine($"encore: {w}") };
+        if (quiet || options.Offline || Console.IsOutputRedirected || Console.IsErrorRedirected) return HubModels.ResolvePath(spec, options);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        string path = spec;
+        console.Progress().AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .Start(ctx => path = HubModels.ResolvePath(spec, options with { Progress = new DownloadProgress(ctx) }));
+        return path;
+    }
+
+    /// <summary>One progress bar per downloaded file of at least 1 MiB (or of unknown size).</summary>
+    sealed class DownloadProgress(ProgressContext ctx) : IProgress<HubDownloadProgress>
+    {
+        readonly Dictionary<string, ProgressTask> _tasks = [];
+
+        public void Report(HubDownloadProgress p)
+        {
+            lock (_tasks)
+            {
+                if (!_tasks.TryGetValue(p.File, out var task))
+                {
+                    if (p.TotalBytes is < 1 << 20) return;
+                    _tasks[p.File] = task = ctx.AddTask(Markup.Escape($"{p.RepoId}: {p.File}"), maxValue: p.TotalBytes ?? Math.Max(1, p.BytesDone));
+                    if (p.TotalBytes is null) task.IsIndeterminate = true;
+                }
+                if (p.TotalBytes is null && p.BytesDone > task.MaxValue) task.MaxValue = p.BytesDone;
+                task.Value = p.BytesDone;
+                if (p.Done) task.StopTask();
+            }
         }
     }
 
@@ -102,9 +145,9 @@ internal static class Common
     /// Loads the LoRA adapter at <paramref name="adapterPath"/> (a PEFT adapter directory, or a LoRA run folder for its
     /// newest checkpoint) for <paramref name="model"/>, loaded from <paramref name="modelDir"/>: checked against it first.
     /// </summary>
-    internal static LoraAdapter LoadAdapter(string adapterPath, LanguageModel model, string modelDir)
+    internal static LoraAdapter LoadAdapter(string adapterPath, LanguageModel model, string modelDir, bool quiet = false)
     {
-        var dir = PeftAdapter.Resolve(adapterPath);
+        var dir = PeftAdapter.Resolve(ModelPath(adapterPath, quiet));
         return PeftAdapter.Load(dir, model, Checkpoint.ReadConfig(modelDir).Architecture.ModelType);
     }
 
@@ -120,9 +163,9 @@ internal static class Common
     /// same family and vocabulary size, and, when the draft checkpoint has tokenizer files, the same tokens
     /// (every id's piece and the special ids). Errors name both directories.
     /// </summary>
-    internal static LanguageModel LoadDraft(string draftPath, string? dtype, LanguageModel model, string modelDir, TextTokenizer tokenizer)
+    internal static LanguageModel LoadDraft(string draftPath, string? dtype, LanguageModel model, string modelDir, TextTokenizer tokenizer, bool quiet = false)
     {
-        string dir = CheckpointDirectory.Resolve(draftPath);
+        string dir = CheckpointDirectory.Resolve(ModelPath(draftPath, quiet));
         var draft = LoadForInference(dir, dtype);
         try
         {
@@ -170,9 +213,9 @@ internal static class Common
     /// The tokenizer in <paramref name="tokenizerDir"/> when given, else the checkpoint's own in
     /// <paramref name="modelDir"/>; a checkpoint without one fails with a message naming <c>--tokenizer</c>.
     /// </summary>
-    internal static TextTokenizer LoadTokenizer(string modelDir, string? tokenizerDir)
+    internal static TextTokenizer LoadTokenizer(string modelDir, string? tokenizerDir, bool quiet = false)
     {
-        if (tokenizerDir != null) return TokenizerLoader.FromDirectory(tokenizerDir);
+        if (tokenizerDir != null) return TokenizerLoader.FromDirectory(ModelPath(tokenizerDir, quiet));
         try
         {
             return TokenizerLoader.FromDirectory(modelDir);
@@ -190,8 +233,9 @@ internal static class Common
     /// and belongs to the caller.
     /// </summary>
     internal static (LanguageModel Model, string CheckpointDirectory, TextTokenizer Tokenizer, EmbeddingOptions Defaults) LoadEmbedding(string dir, string? dtype, string? tokenizerDir,
-        bool requireEncoder = false)
+        bool requireEncoder = false, bool quiet = false)
     {
+        dir = ModelPath(dir, quiet);
         var pipeline = SentenceTransformersConfig.Read(dir);
         string checkpoint = pipeline?.TransformerDirectory ?? CheckpointDirectory.Resolve(dir);
         // Refused before the weights are read.
@@ -201,7 +245,7 @@ internal static class Common
         try
         {
             pipeline?.EnsureFits(model.Config.DModel);
-            return (model, checkpoint, LoadTokenizer(checkpoint, tokenizerDir), EmbeddingOptions.FromSentenceTransformers(pipeline));
+            return (model, checkpoint, LoadTokenizer(checkpoint, tokenizerDir, quiet), EmbeddingOptions.FromSentenceTransformers(pipeline));
         }
         catch
         {

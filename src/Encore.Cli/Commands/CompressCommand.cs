@@ -117,13 +117,13 @@ internal static class CompressCommand
 
     static Option<string> ModelOption() => new("--model", "-m")
     {
-        Description = "Checkpoint directory with its tokenizer (decoder-only or encoder–decoder), or a training run folder (its newest checkpoint); decompression needs the same one.",
+        Description = "Checkpoint directory with its tokenizer (decoder-only or encoder–decoder), a training run folder (its newest checkpoint) or a Hugging Face model id org/name@commit; decompression needs the same one.",
         Required = true,
     };
 
     static (LmCompressor Compressor, string Dir) Load(string path, out Models.LanguageModel model)
     {
-        string dir = CheckpointDirectory.Resolve(path);
+        string dir = CheckpointDirectory.Resolve(Common.ModelPath(path));
         model = Common.LoadForInference(dir, null);
         try
         {

@@ -14,7 +14,7 @@ internal static class ConvertCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files); with --from onnx, the .onnx file.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer files) or Hugging Face model id org/name[@revision] (docs/hub.md); with --from onnx, the .onnx file.", Required = true };
         var to = new Option<string?>("--to") { Description = "Target format: gguf." };
         var from = new Option<string?>("--from") { Description = "Source format: onnx (a BERT encoder as torch.onnx.export writes it; --out is then the checkpoint directory to create)." };
         var output = new Option<string>("--out") { Description = "File to write (--to), or directory to create (--from); written under a temporary name, then renamed.", Required = true };
@@ -42,7 +42,7 @@ internal static class ConvertCommand
                 "q4_0" or "q4" => GgmlType.Q4_0,
                 var d => throw new ArgumentException($"--dtype '{d}' is not one of f32, f16, q8_0, q4_0"),
             };
-            string dir = parse.GetValue(model)!, path = parse.GetValue(output)!;
+            string dir = Common.ModelPath(parse.GetValue(model)!, parse.GetValue(json)), path = parse.GetValue(output)!;
             var (modelConfig, _) = Checkpoint.ReadConfig(dir);
             // Fails before the weights are read when llama.cpp cannot run the model.
             string arch = GgufExport.ArchitectureOf(modelConfig);

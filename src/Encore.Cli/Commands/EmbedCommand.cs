@@ -25,7 +25,7 @@ internal static class EmbedCommand
     public static Command Create()
     {
         var d = new EmbeddingOptions();
-        var model = new Option<string>("--model", "-m") { Description = "An encoder-only or encoder–decoder checkpoint, a sentence-transformers directory (modules.json), or a training run folder.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "An encoder-only or encoder–decoder checkpoint, a sentence-transformers directory (modules.json), a training run folder, or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md).", Required = true };
         var text = new Option<string[]>("--text") { Description = "A text to embed (repeatable)." };
         var input = new Option<string?>("--input") { Description = "A file of texts: one per line, or, for a .jsonl file, one {\"text\": \"...\"} object per line. - reads standard input." };
         var inputFormat = new Option<string?>("--input-format") { Description = "How --input is read: text (one text per line, empty lines included) or jsonl (default: jsonl for a .jsonl file, else text)." };
@@ -61,7 +61,8 @@ internal static class EmbedCommand
             IReadOnlyList<string> inputs = file is null ? texts : ReadInputs(file, parse.GetValue(inputFormat));
 
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
-            var (m, _, tokenizer, defaults) = Common.LoadEmbedding(parse.GetValue(model)!, parse.GetValue(dtype), parse.GetValue(tokenizerDir), requireEncoder: true);
+            var (m, _, tokenizer, defaults) = Common.LoadEmbedding(parse.GetValue(model)!, parse.GetValue(dtype), parse.GetValue(tokenizerDir), requireEncoder: true,
+                quiet: parse.GetValue(json));
             using (m)
             {
                 var options = defaults with

@@ -17,7 +17,7 @@ internal static partial class EvalCommand
         var ds = new DecodingSpeedOptions();
         var model = new Option<string[]>("--model", "-m")
         {
-            Description = "Checkpoint directory or training run folder (its newest checkpoint), as PATH or NAME=PATH; repeat to compare models on the same examples.",
+            Description = "Checkpoint directory, training run folder (its newest checkpoint) or Hugging Face model id org/name[@revision], as PATH or NAME=PATH; repeat to compare models on the same examples.",
             Required = true,
         };
         var data = new Option<string>("--data") { Description = "JSONL {\"source\",\"target\"} pairs (.jsonl or .jsonl.gz).", Required = true };
@@ -61,9 +61,9 @@ internal static partial class EvalCommand
                 }).Validate(),
                 Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts), KvCache = kv }).Validate() : null,
                 Weights = parse.GetValue(dtype) is { } w ? Common.ParseWeightDType(w, "--dtype") : null,
-                Tokenizer = parse.GetValue(tokenizerDir),
+                Tokenizer = parse.GetValue(tokenizerDir) is { } t ? Common.ModelPath(t, parse.GetValue(json)) : null,
             };
-            var specs = ModelSpec.ParseAll(parse.GetValue(model)!);
+            var specs = ModelSpec.ParseAll(parse.GetValue(model)!).Select(s => s with { Path = Common.ModelPath(s.Path, parse.GetValue(json)) }).ToList();
             ModelComparison.Resolve(specs);
             bool asJson = parse.GetValue(json), asMarkdown = parse.GetValue(markdown);
             var path = parse.GetValue(data)!;

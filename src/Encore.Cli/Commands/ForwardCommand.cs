@@ -10,7 +10,7 @@ internal static class ForwardCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json + model.safetensors).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json + model.safetensors), or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md).", Required = true };
         var inputIds = new Option<string>("--input-ids") { Description = "Comma-separated token ids: the encoder input (or the whole input of a decoder-only or encoder-only model).", Required = true };
         var decoderIds = new Option<string?>("--decoder-input-ids") { Description = "Comma-separated decoder input ids (encoder–decoder models; default: the decoder start token)." };
         var output = new Option<string>("--out") { Description = "Where to write the logits, float32 .npy of shape (1, T, V) (a bare encoder without a masked-LM head: its hidden states, (1, T, D)).", Required = true };
@@ -18,7 +18,7 @@ internal static class ForwardCommand
         var cmd = new Command("forward", "Run one forward pass and write the logits as a NumPy .npy file.") { model, inputIds, decoderIds, output, json };
         cmd.SetAction(parse =>
         {
-            using var m = Checkpoint.Load(parse.GetValue(model)!, new CheckpointLoadOptions { MapWeights = true });
+            using var m = Checkpoint.Load(Common.ModelPath(parse.GetValue(model)!, parse.GetValue(json)), new CheckpointLoadOptions { MapWeights = true });
             var ids = ParseIds(parse.GetValue(inputIds)!, "--input-ids", m.Config.VocabSize);
             Var logits = m switch
             {

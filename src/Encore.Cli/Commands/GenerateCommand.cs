@@ -21,7 +21,7 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var d = new GenerationOptions();
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), or a training run folder (its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), a training run folder (its newest checkpoint), or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md).", Required = true };
         var prompt = new Option<string?>("--prompt") { Description = "The prompt (the source text of an encoder–decoder)." };
         var inputFile = new Option<string?>("--input-file") { Description = "A JSONL file, one {\"prompt\": \"...\"} per line, generated in batches; one JSON line out per line in. - reads standard input." };
         var batchSize = new Option<int>("--batch-size") { Description = "Prompts of --input-file decoded together.", DefaultValueFactory = _ => 16 };
@@ -124,13 +124,13 @@ internal static class GenerateCommand
             // Read the inputs before loading the model, so a bad file fails fast.
             var inputs = file is null ? null : ReadJsonl(file);
 
-            string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
+            string dir = CheckpointDirectory.Resolve(Common.ModelPath(parse.GetValue(model)!, asJson));
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             using var m = Common.LoadForInference(dir, parse.GetValue(dtype));
-            using var adapter = parse.GetValue(adapterDir) is { } a ? Common.LoadAdapter(a, m, dir) : null;
+            using var adapter = parse.GetValue(adapterDir) is { } a ? Common.LoadAdapter(a, m, dir, asJson) : null;
             m.Adapters.Active = adapter;
-            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
-            using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
+            var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir), asJson);
+            using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer, asJson);
             options = options with { DraftModel = draft, LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer) };
             options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
             var generator = new Generator(m, tokenizer);

@@ -9,7 +9,7 @@ internal static class MergeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "The base checkpoint the adapter was trained on (or a training run folder, its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "The base checkpoint the adapter was trained on (or a training run folder, its newest checkpoint, or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md)).", Required = true };
         var adapter = new Option<string>("--adapter") { Description = "The LoRA adapter: a PEFT adapter directory, or the run folder of `encore train --lora-rank` (its newest checkpoint).", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty); it appears complete or not at all.", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Type of the merged weight matrices: f32, bf16, f16, q8_0 or q4_0.", DefaultValueFactory = _ => "f32" };
@@ -21,8 +21,8 @@ internal static class MergeCommand
         cmd.SetAction(parse =>
         {
             var target = Common.ParseWeightDType(parse.GetValue(dtype)!, "--dtype");
-            string baseDir = CheckpointDirectory.Resolve(parse.GetValue(model)!);
-            string adapterDir = PeftAdapter.Resolve(parse.GetValue(adapter)!);
+            string baseDir = CheckpointDirectory.Resolve(Common.ModelPath(parse.GetValue(model)!, parse.GetValue(json)));
+            string adapterDir = PeftAdapter.Resolve(Common.ModelPath(parse.GetValue(adapter)!, parse.GetValue(json)));
             var clock = Stopwatch.StartNew();
             var r = LoraMerge.Merge(baseDir, adapterDir, parse.GetValue(output)!, target);
             if (parse.GetValue(json))

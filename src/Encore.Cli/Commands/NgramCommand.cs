@@ -42,7 +42,7 @@ internal static class NgramCommand
             string path = parse.GetValue(data)!, name = parse.GetValue(field)!;
             if (string.IsNullOrEmpty(name)) throw new ArgumentException("--field must not be empty");
             var clock = Stopwatch.StartNew();
-            var tok = TokenizerLoader.FromDirectory(Encore.Formats.Checkpoints.CheckpointDirectory.ResolveRun(parse.GetValue(tokenizer)!));
+            var tok = TokenizerLoader.FromDirectory(Encore.Formats.Checkpoints.CheckpointDirectory.ResolveRun(Common.ModelPath(parse.GetValue(tokenizer)!, parse.GetValue(json))));
             var texts = DatasetReader.IsPairFile(path)
                 ? DatasetReader.ReadPairs(path, new DatasetReadOptions { TargetField = name, SourceFields = [name] }).Select(p => p.Target).ToList()
                 : DatasetReader.ReadDocuments(path, TextLayout.LinePerDocument);

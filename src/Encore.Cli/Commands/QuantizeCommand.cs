@@ -22,7 +22,7 @@ internal static class QuantizeCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory, or a training run folder (its newest checkpoint).", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory, a training run folder (its newest checkpoint), or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md).", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Type of the weight matrices: q8_0, q4_0, bf16 or f16. Norms, biases and matrices whose rows are not whole blocks of 32 stay f32.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a sentence." };
@@ -34,7 +34,7 @@ internal static class QuantizeCommand
         {
             var target = Common.ParseWeightDType(parse.GetValue(dtype)!, "--dtype");
             if (target == DType.F32) throw new ArgumentException("--dtype f32 does not quantize; give q8_0, q4_0, bf16 or f16");
-            string dir = CheckpointDirectory.Resolve(parse.GetValue(model)!), outDir = parse.GetValue(output)!;
+            string dir = CheckpointDirectory.Resolve(Common.ModelPath(parse.GetValue(model)!, parse.GetValue(json))), outDir = parse.GetValue(output)!;
             if (Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar) == Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar))
                 throw new ArgumentException($"--out {outDir} is the checkpoint being read; write the quantized copy elsewhere");
             if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())

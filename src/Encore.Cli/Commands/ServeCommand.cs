@@ -16,7 +16,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var d = new ServerOptions();
-        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), a sentence-transformers directory, or a training run folder.", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Checkpoint directory (config.json, model.safetensors and tokenizer files), a sentence-transformers directory, a training run folder, or a Hugging Face model id org/name[@revision] (fetched into the hub cache; docs/hub.md).", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost); 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => d.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: a free one, printed at start).", DefaultValueFactory = _ => d.Port };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together at most.", DefaultValueFactory = _ => d.MaxBatch };

@@ -58,7 +58,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var o = new Options();
-        var config = new Option<string>("--config", "--model", "-m") { Description = "The model: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var config = new Option<string>("--config", "--model", "-m") { Description = "The model: a preset, an Encore config.json, a checkpoint directory, or a Hugging Face model id org/name[@revision] (docs/hub.md).", Required = true };
         var cmd = new Command("train", "Train a model on a JSONL or text file, with progress, evaluation, checkpoints and a loss curve.") { config };
         foreach (var opt in o.All) cmd.Options.Add(opt);
         cmd.SetAction(parse => Run(parse, o, parse.GetValue(config)!, teacher: null, alpha: null, temperature: null));
@@ -71,8 +71,8 @@ internal static class TrainCommand
         // The student reads the data with this tokenizer, and distillation compares the two models' distributions
         // id by id, so it has to be the teacher's.
         o.Tokenizer.Description = "Directory with the tokenizer files of student and data, which must be the teacher's (default: the teacher's own, from --teacher; a teacher saved without tokenizer files needs this).";
-        var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory (encoder–decoder or decoder-only, same tokenizer).", Required = true };
-        var student = new Option<string>("--student", "--model", "-m") { Description = "The student: a preset, an Encore config.json, or a checkpoint directory.", Required = true };
+        var teacher = new Option<string>("--teacher") { Description = "Teacher checkpoint directory or Hugging Face model id org/name[@revision] (encoder–decoder or decoder-only, same tokenizer).", Required = true };
+        var student = new Option<string>("--student", "--model", "-m") { Description = "The student: a preset, an Encore config.json, a checkpoint directory, or a Hugging Face model id org/name[@revision].", Required = true };
         var alpha = new Option<float?>("--alpha") { Description = "Weight α of the distillation term against (1−α)·cross-entropy (default 0.5; 0.9 with --on-policy)." };
         var temperature = new Option<float?>("--temperature") { Description = "Distillation temperature τ of τ²·KL(teacher‖student) (default 2; 1 with --on-policy)." };
         var onPolicy = new Option<bool>("--on-policy") { Description = "The Mu recipe: the student samples its own targets (temperature 0.9, top-k 128), the teacher scores them; cross-entropy stays on the references." };
@@ -89,6 +89,11 @@ internal static class TrainCommand
 
     static int Run(ParseResult parse, Options o, string model, string? teacher, float? alpha, float? temperature, bool onPolicy = false)
     {
+        // Hub ids become their cached snapshots; the run folder is still named after what was given.
+        string modelSpec = model;
+        bool quiet = parse.GetValue(o.Json);
+        model = Common.ModelPath(model, quiet);
+        teacher = teacher is null ? null : Common.ModelPath(teacher, quiet);
         Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, o.Threads));
         var objective = parse.GetValue(o.Objective)!.ToLowerInvariant() switch
         {
@@ -128,7 +133,7 @@ internal static class TrainCommand
             DistillTemperature = temperature ?? 2f,
             DistillOnPolicy = onPolicy,
         };
-        var output = parse.GetValue(o.Out) ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(model.TrimEnd('/')));
+        var output = parse.GetValue(o.Out) ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(modelSpec.TrimEnd('/')));
         var runOptions = new TrainingRunOptions
         {
             Model = model,
@@ -138,7 +143,7 @@ internal static class TrainCommand
             Validation = parse.GetValue(o.Validation),
             // Distillation defaults to the teacher's tokenizer: a BPE trained on the data would not match it. A
             // checkpoint trained further defaults to its own, for the same reason (an adapted one, for one).
-            Tokenizer = parse.GetValue(o.Tokenizer) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null) ?? OwnTokenizer(model),
+            Tokenizer = (parse.GetValue(o.Tokenizer) is { } t ? Common.ModelPath(t, quiet) : null) ?? (teacher != null && HasTokenizerFiles(teacher) ? teacher : null) ?? OwnTokenizer(model),
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,

@@ -28,6 +28,14 @@ public sealed unsafe class MappedStorage : TensorStorage
     {
         var info = new FileInfo(path);
         if (!info.Exists) throw new FileNotFoundException($"{path}: no such file", path);
+        // A symbolic link (the Hugging Face cache's snapshot entries are links into blobs/) is measured by
+        // the file it points at: FileInfo.Length is the link's own length.
+        if (info.LinkTarget is not null)
+        {
+            var target = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+            if (target is not { Exists: true }) throw new FileNotFoundException($"{path}: a link to {info.LinkTarget}, which does not exist", path);
+            info = target;
+        }
         long fileLength = info.Length;
         if (offset < 0 || offset > fileLength)
             throw new ArgumentOutOfRangeException(nameof(offset), $"{path}: offset {offset} is outside the file ({fileLength} bytes)");
