@@ -73,6 +73,13 @@ public sealed record ServerOptions
     /// <summary>True when the server decodes speculatively.</summary>
     public bool Speculates => DraftModel != null || PromptLookup;
 
+    /// <summary>
+    /// The template that flattens /v1/chat/completions messages into a prompt (see <see cref="Generation.ChatTemplate"/>).
+    /// Default null: the one the tokenizer's checkpoint ships (chat_template.jinja or tokenizer_config.json's
+    /// chat_template), else the plain-text "User:/Assistant:" default.
+    /// </summary>
+    public ChatTemplate? ChatTemplate { get; init; }
+
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
 
