@@ -230,6 +230,12 @@ public class ChatTemplateTests
             Assert.Equal(tokenizer.BosId, ids[0]);
             Assert.NotEqual(tokenizer.BosId, ids[1]);
             Assert.Equal(generator.EncodePrompt("x"), generator.EncodeChatPrompt("x", ChatTemplate.Default));
+            // A template that prints no BOS gets none (Qwen's ChatML), where a plain prompt gets one.
+            var chatml = ChatTemplate.Parse("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}");
+            string text = chatml.Apply([("user", "the fox")]);
+            Assert.Equal(tokenizer.Encode(text, addSpecialTokens: false), generator.EncodeChatPrompt(text, chatml));
+            Assert.NotEqual(tokenizer.BosId, generator.EncodeChatPrompt(text, chatml)[0]);
+            Assert.Equal(tokenizer.BosId, generator.EncodePrompt(text)[0]);
         }
         finally
         {
