@@ -13,7 +13,8 @@ is not defined, so templates that probe it (Llama 3.2) fall back to their own fi
 outputs do not depend on the day they are made.
 
 The templates are in tools/reference/chat_templates/, each the chat_template string of the model's
-tokenizer_config.json on the Hugging Face Hub, decoded from JSON.
+tokenizer_config.json on the Hugging Face Hub, decoded from JSON; the two named llama.cpp-* are
+llama.cpp's reformatted copies (ggml-org/llama.cpp, models/templates/).
 
 Run with Debian's python3-jinja2 (apt-get install python3-jinja2):
     /usr/bin/python3 tools/reference/chat_templates.py
@@ -41,6 +42,9 @@ MODELS = {
     "microsoft-Phi-3.5-mini-instruct.jinja": ("microsoft/Phi-3.5-mini-instruct", "<s>", "<|endoftext|>"),
     "HuggingFaceH4-zephyr-7b-beta.jinja": ("HuggingFaceH4/zephyr-7b-beta", "<s>", "</s>"),
     "HuggingFaceTB-SmolLM2-135M-Instruct.jinja": ("HuggingFaceTB/SmolLM2-135M-Instruct", "<|im_start|>", "<|im_end|>"),
+    # llama.cpp's reformatted copies (ggml-org/llama.cpp models/templates/): the same constructs, laid out on lines.
+    "llama.cpp-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B (llama.cpp's copy)", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "llama.cpp-microsoft-Phi-4-mini-instruct.jinja": ("microsoft/Phi-4-mini-instruct (llama.cpp's copy)", "<|endoftext|>", "<|endoftext|>"),
 }
 
 
@@ -62,6 +66,7 @@ CONVERSATIONS = {
     "empty-system": [m("system", ""), m("user", "x")],
     "two-users": [m("user", "one"), m("user", "two")],
     "ends-with-assistant": [m("user", "Start"), m("assistant", "Once upon")],
+    "reasoning": [m("system", "Think first."), m("user", "2+2?"), m("assistant", "<think>two and two</think>4"), m("user", "3+3?")],
 }
 
 
