@@ -14,7 +14,8 @@ outputs do not depend on the day they are made.
 
 The templates are in tools/reference/chat_templates/, each the chat_template string of the model's
 tokenizer_config.json on the Hugging Face Hub, decoded from JSON; the two named llama.cpp-* are
-llama.cpp's reformatted copies (ggml-org/llama.cpp, models/templates/).
+llama.cpp's reformatted copies (ggml-org/llama.cpp, models/templates/), and Qwen3's was taken from
+a JavaScript copy with its Jinja escapes already decoded (the same text out).
 
 Run with Debian's python3-jinja2 (apt-get install python3-jinja2):
     /usr/bin/python3 tools/reference/chat_templates.py
@@ -42,6 +43,8 @@ MODELS = {
     "microsoft-Phi-3.5-mini-instruct.jinja": ("microsoft/Phi-3.5-mini-instruct", "<s>", "<|endoftext|>"),
     "HuggingFaceH4-zephyr-7b-beta.jinja": ("HuggingFaceH4/zephyr-7b-beta", "<s>", "</s>"),
     "HuggingFaceTB-SmolLM2-135M-Instruct.jinja": ("HuggingFaceTB/SmolLM2-135M-Instruct", "<|im_start|>", "<|im_end|>"),
+    # Taken from a JavaScript string, its Jinja escapes ("\n") already decoded to the characters: the same output.
+    "Qwen-Qwen3-0.6B.jinja": ("Qwen/Qwen3-0.6B", None, "<|im_end|>"),
     # llama.cpp's reformatted copies (ggml-org/llama.cpp models/templates/): the same constructs, laid out on lines.
     "llama.cpp-deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B (llama.cpp's copy)", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     "llama.cpp-microsoft-Phi-4-mini-instruct.jinja": ("microsoft/Phi-4-mini-instruct (llama.cpp's copy)", "<|endoftext|>", "<|endoftext|>"),
