@@ -10,6 +10,7 @@ using Encore.Formats.Checkpoints;
 using Encore.Formats.Gguf;
 using Encore.Formats.Onnx;
 using Encore.Formats.Tokenization;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Server;
 using Encore.Training.Trainer;
@@ -64,6 +65,7 @@ public static class Targets
         new("onnx", "model.onnx: graph, initializers, every tensor read, then the BERT import", Onnx),
         new("sentence-transformers", "modules.json, a 0 byte, 1_Pooling/config.json (a sentence-transformers pipeline)", SentenceTransformers),
         new("peft-adapter", "adapter_config.json, a 0 byte, adapter_model.safetensors (a LoRA adapter in PEFT's layout) loaded onto tiny-encdec", PeftAdapterTarget),
+        new("chat-template", "chat_template.jinja (a Jinja chat template), then applied to two conversations", ChatTemplateTarget),
     ];
 
     /// <summary>The target named <paramref name="name"/>.</summary>
@@ -238,6 +240,32 @@ public static class Targets
         }
         // Past a valid state: a different seed, then the checkpoint's missing config.json.
         catch (Exception e) when (Refused(e) || e is FileNotFoundException || (e is ArgumentException a && a.Message.Contains("seed", StringComparison.Ordinal))) { }
+    }
+
+    static void ChatTemplateTarget(byte[] input)
+    {
+        var dir = Fresh("chat-template");
+        File.WriteAllBytes(Path.Combine(dir, ChatTemplateFiles.ChatTemplateJinja), input);
+        File.WriteAllText(Path.Combine(dir, TokenizerLoader.TokenizerConfigJson), """{"bos_token": "<s>", "eos_token": {"content": "</s>"}}""");
+        ChatTemplate template;
+        try
+        {
+            template = ChatTemplate.FromDirectory(dir);
+        }
+        catch (Exception e) when (Refused(e) || e is ChatTemplateException) { return; }
+        (string, string)[][] conversations =
+        [
+            [("system", "Be brief."), ("user", "  hi {{ x }} ")],
+            [("user", "a"), ("assistant", "b"), ("user", "ç 😀")],
+        ];
+        foreach (var chat in conversations)
+        {
+            try
+            {
+                _ = template.Apply(chat);
+            }
+            catch (ChatTemplateException) { }
+        }
     }
 
     static void ServerRequest(byte[] input)

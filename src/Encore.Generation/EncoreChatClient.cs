@@ -6,8 +6,10 @@ using Microsoft.Extensions.AI;
 namespace Encore.Generation;
 
 /// <summary>
-/// An <see cref="IChatClient"/> that generates in process. Messages are flattened by
-/// <see cref="ChatTemplate"/>. <see cref="ChatOptions"/> map onto <see cref="GenerationOptions"/>:
+/// An <see cref="IChatClient"/> that generates in process. Messages are flattened by the
+/// <see cref="ChatTemplate"/> given, else the one the tokenizer's checkpoint ships
+/// (<see cref="ChatTemplate.ForTokenizer"/>), else the plain-text default; a template that refuses a
+/// conversation (raise_exception) throws <see cref="ChatTemplateException"/>. <see cref="ChatOptions"/> map onto <see cref="GenerationOptions"/>:
 /// MaxOutputTokens → max_new_tokens, Temperature (sampling when &gt; 0), TopP, TopK, Seed,
 /// StopSequences; options left null keep <see cref="DefaultOptions"/>' values (greedy decoding of up
 /// to 64 tokens unless given others). Safe to call concurrently: each call decodes its own session.
@@ -17,15 +19,22 @@ public sealed class EncoreChatClient : IChatClient
     readonly Generator _generator;
     readonly ChatClientMetadata _metadata;
 
-    /// <summary>A client for <paramref name="generator"/> (which needs a tokenizer), reporting <paramref name="modelId"/>.</summary>
-    public EncoreChatClient(Generator generator, string modelId = "encore", GenerationOptions? defaultOptions = null)
+    /// <summary>
+    /// A client for <paramref name="generator"/> (which needs a tokenizer), reporting <paramref name="modelId"/>;
+    /// <paramref name="chatTemplate"/> null: the tokenizer's checkpoint template, else the default.
+    /// </summary>
+    public EncoreChatClient(Generator generator, string modelId = "encore", GenerationOptions? defaultOptions = null, ChatTemplate? chatTemplate = null)
     {
         _generator = generator ?? throw new ArgumentNullException(nameof(generator));
         if (generator.Tokenizer is null) throw new ArgumentException("a chat client needs a generator with a tokenizer");
+        ChatTemplate = chatTemplate ?? ChatTemplate.ForTokenizer(generator.Tokenizer);
         ModelId = modelId;
         DefaultOptions = (defaultOptions ?? new GenerationOptions()).Validate();
         _metadata = new ChatClientMetadata("encore", null, modelId);
     }
+
+    /// <summary>The template that flattens a conversation into the prompt.</summary>
+    public ChatTemplate ChatTemplate { get; }
 
     /// <summary>The model name reported in responses.</summary>
     public string ModelId { get; }
@@ -50,7 +59,7 @@ public sealed class EncoreChatClient : IChatClient
     int[] Prompt(IEnumerable<ChatMessage> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        return _generator.EncodePrompt(ChatTemplate.Format(messages.Select(m => (m.Role.Value, m.Text))));
+        return _generator.EncodeChatPrompt(ChatTemplate.Apply(messages.Select(m => (m.Role.Value, m.Text))), ChatTemplate);
     }
 
     /// <inheritdoc />

@@ -55,6 +55,23 @@ public sealed class Generator
         return ids;
     }
 
+    /// <summary>
+    /// The ids of a chat prompt <paramref name="template"/> rendered. A template that prints the special
+    /// tokens itself (<see cref="ChatTemplate.RendersSpecialTokens"/>: a checkpoint's Jinja template) gives a
+    /// decoder-only prompt tokenized as it stands, as transformers' apply_chat_template(tokenize=True) does, so
+    /// BOS is neither added twice nor added where the template leaves it out; an encoder–decoder's source
+    /// still ends with EOS. Any other prompt is encoded by <see cref="EncodePrompt"/>.
+    /// </summary>
+    public int[] EncodeChatPrompt(string prompt, ChatTemplate template)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        if (!template.RendersSpecialTokens || Model is not DecoderOnlyModel) return EncodePrompt(prompt);
+        var tok = Tokenizer ?? throw new InvalidOperationException("text prompts need a tokenizer");
+        var ids = tok.Encode(prompt, addSpecialTokens: false);
+        if (ids.Length == 0) throw new ArgumentException("the chat template rendered an empty prompt");
+        return ids;
+    }
+
     /// <summary>Generates from one text prompt.</summary>
     public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
         => Generate([prompt], options, cancellationToken)[0];

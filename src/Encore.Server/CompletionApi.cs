@@ -2,6 +2,7 @@
 // spelled: /v1/completions takes "prompt" and answers "text"; /v1/chat/completions takes "messages",
 // formats them with the chat template and answers a "message" (or a streamed "delta").
 using System.Text.Json;
+using Encore.Generation;
 
 namespace Encore.Server;
 
@@ -41,8 +42,16 @@ internal abstract class CompletionApi
     /// <summary>Text of the chunk that carries finish_reason.</summary>
     public abstract string? FinalChunkText { get; }
 
+    /// <summary>True when the prompts already hold the model's special tokens (a checkpoint's chat template printed them): see <see cref="Generator.EncodeChatPrompt"/>.</summary>
+    public virtual bool PromptsHoldSpecialTokens => false;
+
+    /// <summary>The ids of one prompt read by <see cref="ReadPrompts"/>.</summary>
+    public virtual int[] Encode(Generator generator, string prompt) => generator.EncodePrompt(prompt);
+
     public static CompletionApi Completions { get; } = new TextCompletionApi();
-    public static CompletionApi Chat { get; } = new ChatCompletionApi();
+
+    /// <summary>Chat with the default template (the server makes its own with the checkpoint's, <see cref="ChatCompletionApi(ChatTemplate)"/>).</summary>
+    public static CompletionApi Chat { get; } = new ChatCompletionApi(ChatTemplate.Default);
 }
 
 /// <summary>POST /v1/completions: "prompt" is a string or a non-empty array of strings.</summary>
@@ -75,9 +84,16 @@ internal sealed class TextCompletionApi : CompletionApi
     public override void WriteDelta(Utf8JsonWriter w, string? text, bool role) => w.WriteString("text", text ?? string.Empty);
 }
 
-/// <summary>POST /v1/chat/completions: "messages" with roles and string or text-part content.</summary>
-internal sealed class ChatCompletionApi : CompletionApi
+/// <summary>POST /v1/chat/completions: "messages" with roles and string or text-part content, flattened by a <see cref="ChatTemplate"/>.</summary>
+internal sealed class ChatCompletionApi(ChatTemplate template) : CompletionApi
 {
+    /// <summary>The template that flattens the messages.</summary>
+    public ChatTemplate Template { get; } = template ?? throw new ArgumentNullException(nameof(template));
+
+    public override bool PromptsHoldSpecialTokens => Template.RendersSpecialTokens;
+
+    public override int[] Encode(Generator generator, string prompt) => generator.EncodeChatPrompt(prompt, Template);
+
     public override string Path => "/v1/chat/completions";
     public override string ObjectName => "chat.completion";
     public override string ChunkObjectName => "chat.completion.chunk";
@@ -104,7 +120,15 @@ internal sealed class ChatCompletionApi : CompletionApi
                 throw OpenAiRequests.Bad($"'{where}.role' must be one of system, developer, user, assistant, tool; got '{role}'", where + ".role");
             list.Add((role == "developer" ? "system" : role, Content(m, where)));
         }
-        return [Encore.Generation.ChatTemplate.Format(list)];
+        try
+        {
+            return [Template.Apply(list)];
+        }
+        catch (ChatTemplateException e)
+        {
+            // The template refused this conversation (Gemma: "System role not supported") or failed on it.
+            throw OpenAiRequests.Bad(e.Message, "messages");
+        }
     }
 
     // Content is a string or an array of parts of which the text parts are joined.

@@ -39,6 +39,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
     readonly ServerOptions _options;
     readonly Generator? _generator;
     readonly Embedder? _embedder;
+    readonly CompletionApi _chat;
     readonly int _context;
     readonly byte[]? _apiKeyHash;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -54,9 +55,10 @@ public sealed partial class EncoreServer : IAsyncDisposable
         ("/v1/models", "GET"), ("/health", "GET"), ("/metrics", "GET"),
     ];
 
-    EncoreServer(WebApplication app, ServerOptions options, Generator? generator, Embedder? embedder, InferenceScheduler? scheduler, ServerMetrics metrics, int context)
+    EncoreServer(WebApplication app, ServerOptions options, Generator? generator, Embedder? embedder, InferenceScheduler? scheduler, ServerMetrics metrics, int context, ChatTemplate chatTemplate)
     {
         _app = app;
+        _chat = new ChatCompletionApi(chatTemplate);
         _requestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(RequestLogCategory);
         _options = options;
         _generator = generator;
@@ -102,6 +104,8 @@ public sealed partial class EncoreServer : IAsyncDisposable
         if (generator != null) options.Superposed?.Ngrams?.CheckFits(model.Config.VocabSize, tokenizer);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
         if (options.SuperModel is { } superModel) context = options.ContextLength ?? Math.Min(context, superModel.Config.MaxPositions);
+        // Read before the port is bound: a template outside the supported Jinja fails the start, naming its line.
+        var chatTemplate = options.ChatTemplate ?? (generator != null ? ChatTemplate.ForTokenizer(tokenizer) : ChatTemplate.Default);
         if (generator != null)
         {
             try
@@ -130,7 +134,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         var router = options.SuperModel is null ? null : CreateRouter(generator, tokenizer, options, context);
         var metrics = new ServerMetrics { Speculates = options.Speculates, Routes = router != null };
         var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType);
-        var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context);
+        var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context, chatTemplate);
         if (router != null) server.StartRouting(router);
         server.Map(app);
         try
@@ -166,7 +170,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
     void Map(WebApplication app)
     {
         if (_apiKeyHash is not null) app.Use(RequireApiKey);
-        foreach (var api in new[] { CompletionApi.Completions, CompletionApi.Chat })
+        foreach (var api in new[] { CompletionApi.Completions, _chat })
             app.MapPost(api.Path, http => HandleAsync(http, api));
         app.MapPost(EmbeddingsApi.Path, HandleEmbeddingsAsync);
         app.MapGet("/v1/models", http => CompletionResponses.WriteJsonAsync(http, 200, w =>
@@ -385,7 +389,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         {
             try
             {
-                prompts[i] = generator.EncodePrompt(req.Prompts[i]);
+                prompts[i] = api.Encode(generator, req.Prompts[i]);
             }
             catch (ArgumentException e)
             {

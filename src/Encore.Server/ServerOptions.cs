@@ -96,6 +96,13 @@ public sealed record ServerOptions
     /// <summary>True when the server may fix several tokens of a sequence per pass (speculative or lexical-unit decoding).</summary>
     public bool Speculates => DraftModel != null || PromptLookup || LexicalUnits != null;
 
+    /// <summary>
+    /// The template that flattens /v1/chat/completions messages into a prompt (see <see cref="Generation.ChatTemplate"/>).
+    /// Default null: the one the tokenizer's checkpoint ships (chat_template.jinja or tokenizer_config.json's
+    /// chat_template), else the plain-text "User:/Assistant:" default.
+    /// </summary>
+    public ChatTemplate? ChatTemplate { get; init; }
+
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
 

@@ -39,14 +39,18 @@ public sealed class TinyServer : IAsyncDisposable
     public EncoreServer Server { get; }
     public HttpClient Http { get; }
 
-    /// <summary>Saves and loads a tiny model of <paramref name="preset"/>, then serves it.</summary>
-    public static async Task<TinyServer> StartAsync(string preset = "tiny-encdec", ServerOptions? options = null)
+    /// <summary>
+    /// Saves and loads a tiny model of <paramref name="preset"/>, then serves it; <paramref name="editCheckpoint"/>
+    /// may change the saved directory's files before they are loaded.
+    /// </summary>
+    public static async Task<TinyServer> StartAsync(string preset = "tiny-encdec", ServerOptions? options = null, Action<string>? editCheckpoint = null)
     {
         var tok = s_tokenizer.Value;
         string dir = Path.Combine(Path.GetTempPath(), "encore-server-" + Guid.NewGuid().ToString("N"));
         using (var m = CreateModel(preset))
             Checkpoint.Save(m, dir);
         tok.Save(dir);
+        editCheckpoint?.Invoke(dir);
         var model = Checkpoint.Load(dir);
         var tokenizer = TokenizerLoader.FromDirectory(dir);
         var server = await EncoreServer.StartAsync(model, tokenizer, (options ?? new ServerOptions()) with { Port = 0, ModelName = ModelName }, _ => { });

@@ -17,7 +17,7 @@ internal static class QuantizeCommand
     [
         TokenizerLoader.TokenizerJson, TokenizerLoader.TokenizerConfigJson, TokenizerLoader.SpecialTokensMapJson,
         TokenizerLoader.AddedTokensJson, TokenizerLoader.SpieceModel, TokenizerLoader.TokenizerModel,
-        TokenizerLoader.VocabJson, TokenizerLoader.MergesTxt, TokenizerLoader.VocabTxt, "generation_config.json",
+        TokenizerLoader.VocabJson, TokenizerLoader.MergesTxt, TokenizerLoader.VocabTxt, ChatTemplateFiles.ChatTemplateJinja, "generation_config.json",
     ];
 
     public static Command Create()

@@ -1,5 +1,6 @@
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Tokenization;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Server;
 using Encore.Tensors.Threading;
@@ -48,9 +49,13 @@ internal static class ServeCommand
             Description = "A LoRA adapter served over the model, NAME=DIR or DIR (named after its directory); repeatable. A request picks one with \"model\": \"MODEL:NAME\" (without the colon: the model alone); rows of different adapters share the batch.",
         };
         var routing = new RoutingCli();
+        var chatTemplate = new Option<string?>("--chat-template")
+        {
+            Description = "Jinja chat template file for /v1/chat/completions, in place of the checkpoint's own (chat_template.jinja or tokenizer_config.json's chat_template); 'default' for the plain User:/Assistant: template.",
+        };
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /health, /metrics).")
         {
-            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
+            model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters, chatTemplate,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
         var lexicalUnits = new LexicalUnitCli();
@@ -116,6 +121,22 @@ internal static class ServeCommand
                 Routing = routingOptions,
                 Embedding = embedding with { Pooling = poolingMode ?? embedding.Pooling, Normalize = parse.GetValue(normalize) ?? embedding.Normalize },
             };
+            if (m is not EncoderOnlyModel)
+            {
+                try
+                {
+                    options = options with
+                    {
+                        ChatTemplate = parse.GetValue(chatTemplate) is { } templateFile
+                            ? ChatTemplate.FromFile(templateFile, parse.GetValue(tokenizerDir) ?? checkpoint)
+                            : ChatTemplate.ForTokenizer(tokenizer),
+                    };
+                }
+                catch (ChatTemplateException e)
+                {
+                    throw new ArgumentException($"{e.Message} (--chat-template FILE serves another template, --chat-template default the plain one)", e);
+                }
+            }
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
                 : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)"
@@ -129,6 +150,7 @@ internal static class ServeCommand
             };
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress}: {serves}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}; Ctrl+C stops");
             if (routingNote != null) Console.WriteLine($"encore: {routingNote}");
+            if (options.ChatTemplate is { IsDefault: false } template) Console.WriteLine($"encore: chat template from {template.Origin}");
             foreach (var (adapterName, adapter) in served)
                 Console.WriteLine($"encore: adapter '{options.AdapterModelId(adapterName)}': LoRA rank {adapter.Options.Rank} on {adapter.Modules.Count} layers ({adapter.ParameterCount:N0} parameters)");
             await server.WaitForShutdownAsync(ct);

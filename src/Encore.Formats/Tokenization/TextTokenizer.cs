@@ -61,6 +61,12 @@ public abstract class TextTokenizer
     /// <summary>True when <see cref="Encode"/> with special tokens appends EOS (T5).</summary>
     public bool AddsEos => Special.Suffix is { } s ? s.Length > 0 && s[^1] == Special.Eos : Special.AddEos && Special.Eos is not null;
 
+    /// <summary>
+    /// The chat template the tokenizer's checkpoint ships (chat_template.jinja, or tokenizer_config.json's
+    /// chat_template; see <see cref="ChatTemplateFiles"/>), or null; set by <see cref="TokenizerLoader.FromDirectory"/>.
+    /// </summary>
+    public ChatTemplateSource? ChatTemplate { get; internal set; }
+
     /// <summary>Added tokens matched whole in the text before the model runs (sentinels, chat markers), with their ids.</summary>
     public IReadOnlyDictionary<string, int> AddedTokens => Special.Added;
 

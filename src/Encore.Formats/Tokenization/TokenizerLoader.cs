@@ -38,8 +38,15 @@ public static class TokenizerLoader
     /// <summary>Added tokens of the older layout ({token: id}).</summary>
     public const string AddedTokensJson = "added_tokens.json";
 
-    /// <summary>Loads the tokenizer in checkpoint directory <paramref name="dir"/>.</summary>
+    /// <summary>Loads the tokenizer in checkpoint directory <paramref name="dir"/>, with the chat template the directory ships (<see cref="TextTokenizer.ChatTemplate"/>).</summary>
     public static TextTokenizer FromDirectory(string dir)
+    {
+        var tokenizer = Load(dir);
+        tokenizer.ChatTemplate = ChatTemplateFiles.Read(dir);
+        return tokenizer;
+    }
+
+    static TextTokenizer Load(string dir)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such directory");
         var cfg = new HfConfigs(dir);
