@@ -174,6 +174,17 @@ public class BartParityTests(ITestOutputHelper output) : IDisposable
         if (modelType != "bart") Assert.Throws<ArgumentException>(() => Checkpoint.Save(bart, dir, modelType));
     }
 
+    [Theory]
+    [InlineData("bart")]
+    [InlineData("mbart")]
+    [InlineData("marian")]
+    public void GgufExportIsRefusedBecauseLlamaCppHasNoSuchArchitecture(string fixture)
+    {
+        var (c, _) = Checkpoint.ReadConfig(Seq2SeqParity.Fixture(fixture));
+        var e = Assert.Throws<ArgumentException>(() => Encore.Formats.Gguf.GgufExport.ArchitectureOf(c));
+        Assert.Contains("llama.cpp has no BART, mBART or Marian architecture", e.Message);
+    }
+
     static JsonObject Config(string fixture) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(Seq2SeqParity.Fixture(fixture), "config.json")))!.AsObject();
 
