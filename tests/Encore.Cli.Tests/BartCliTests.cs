@@ -32,7 +32,7 @@ public sealed class BartCliTests : IDisposable
             ["max_position_embeddings"] = 64, ["dropout"] = 0.0, ["pad_token_id"] = special.Pad, ["bos_token_id"] = special.Bos,
             ["eos_token_id"] = special.Eos, ["decoder_start_token_id"] = special.Eos,
         };
-        var config = new BartArchitecture().ReadConfig(json, "config.json");
+        var config = new BartArchitecture().ReadConfig(JsonNode.Parse(json.ToJsonString())!.AsObject(), "config.json");   // as read from a file
         using (var m = LanguageModel.Create(config, seed: 2)) Checkpoint.Save(m, model, "bart");
         TrainingRun.SaveTokenizer(tokenizer, model);
         Assert.Equal("bart", (string?)JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!["model_type"]);
