@@ -135,7 +135,7 @@ public sealed record ModelConfig
     public bool GatedFfn { get; init; }
     /// <summary>Normalization. Default RMSNorm.</summary>
     public NormKind Norm { get; init; } = NormKind.RmsNorm;
-    /// <summary>Post-norm blocks (BERT): normalize after each residual add instead of before each sublayer. Default false (pre-norm).</summary>
+    /// <summary>Post-norm blocks (BERT, BART, Marian): normalize after each residual add instead of before each sublayer. Default false (pre-norm).</summary>
     public bool PostNorm { get; init; }
     /// <summary>ε of the norms. Default 1e-6.</summary>
     public float NormEps { get; init; } = 1e-6f;
