@@ -90,8 +90,25 @@ public sealed class BartMarianTokenizerTests : IDisposable
         // The role tokens and <mask> are matched whole in the text and skipped when decoding.
         Assert.Equal(mask, bart.AddedTokens["<mask>"]);
         Assert.Equal([0, .. gpt2.Encode(addPrefixSpace == true ? " The" : "The", false).Select(shift), mask, 2], bart.Encode("The<mask>"));
+        // <mask> takes the space before it (lstrip), as BartTokenizer's AddedToken does: "The <mask> hat" is The, <mask>, " hat".
+        int[] the = gpt2.Encode(addPrefixSpace == true ? " The" : "The", false).Select(shift).ToArray(), hat = gpt2.Encode(" hat", false).Select(shift).ToArray();
+        Assert.Equal([0, .. the, mask, .. hat, 2], bart.Encode("The <mask> hat"));
+        Assert.Equal([0, .. the, mask, mask, .. hat, 2], bart.Encode("The  <mask> <mask> hat"));
         Assert.True(bart.IsSpecial(mask) && bart.IsSpecial(0) && bart.IsSpecial(1));
         Assert.Equal("The cat", bart.Decode([0, .. gpt2.Encode("The cat", false).Select(shift), mask, 2, 1, 1]));
+    }
+
+    [Fact]
+    public void ASavedBartTokenizerJsonKeepsTheMaskLStrip()
+    {
+        var (dir, _, _) = BartFiles(null);
+        var bart = Assert.IsType<ByteLevelBpeTextTokenizer>(TokenizerLoader.FromDirectory(dir));
+        var saved = Path.Combine(_dir, "saved");
+        bart.Save(saved);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(saved, TokenizerLoader.TokenizerJson)))!;
+        Assert.Contains(json["added_tokens"]!.AsArray(), a => (string?)a!["content"] == "<mask>" && (bool)a["lstrip"]!);
+        var back = TokenizerLoader.FromDirectory(saved);
+        Assert.Equal(bart.Encode("The <mask> hat", addSpecialTokens: false), back.Encode("The <mask> hat", addSpecialTokens: false));
     }
 
     [Fact]
