@@ -85,6 +85,18 @@ public sealed record PositionConfig
     public double ComRopeInitStd { get; init; }
     /// <summary>URPE: the Toeplitz matrix has its own coefficient for distances |i − j| ≤ this; farther ones share the last. Default 128.</summary>
     public int UrpeMaxDistance { get; init; } = 128;
+    /// <summary>
+    /// Learned positions: position p reads row p + this of a table of <see cref="ModelConfig.MaxPositions"/> + this rows
+    /// (BART and mBART keep 2 unused rows first, modeling_bart.py's BartLearnedPositionalEmbedding). Default 0.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int LearnedOffset { get; init; }
+    /// <summary>
+    /// Sinusoidal positions in Marian's layout (modeling_marian.py's MarianSinusoidalPositionalEmbedding): the sines of
+    /// every frequency in the first ⌈D/2⌉ columns, the cosines in the rest, instead of interleaved sin/cos pairs. Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SinusoidHalves { get; init; }
 
     /// <summary>RoPE kernel options of this configuration.</summary>
     [JsonIgnore] public RopeOptions Rope => new() { Theta = RopeTheta, NtkScale = RopeNtkScale, LinearScale = RopeLinearScale };
@@ -123,7 +135,7 @@ public sealed record ModelConfig
     public bool GatedFfn { get; init; }
     /// <summary>Normalization. Default RMSNorm.</summary>
     public NormKind Norm { get; init; } = NormKind.RmsNorm;
-    /// <summary>Post-norm blocks (BERT): normalize after each residual add instead of before each sublayer. Default false (pre-norm).</summary>
+    /// <summary>Post-norm blocks (BERT, BART, Marian): normalize after each residual add instead of before each sublayer. Default false (pre-norm).</summary>
     public bool PostNorm { get; init; }
     /// <summary>ε of the norms. Default 1e-6.</summary>
     public float NormEps { get; init; } = 1e-6f;
@@ -149,8 +161,23 @@ public sealed record ModelConfig
     public int MaxPositions { get; init; } = 2048;
     /// <summary>Token-type (segment) vocabulary, BERT's 2; 0 for none. Default 0.</summary>
     public int TypeVocabSize { get; init; }
-    /// <summary>Normalize the summed embeddings (BERT). Default false.</summary>
+    /// <summary>
+    /// Normalize the summed embeddings: BERT's <c>embed_norm</c>; in an encoder–decoder, each stack's own
+    /// (<c>encoder.embed_norm</c>, <c>decoder.embed_norm</c>; BART's and mBART's layernorm_embedding). Default false.
+    /// </summary>
     public bool EmbeddingNorm { get; init; }
+    /// <summary>
+    /// Multiply the token embeddings by √D before positions are added (BART, mBART and Marian
+    /// <c>scale_embedding</c>; Vaswani et al. 2017 §3.4). Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool ScaleEmbeddings { get; init; }
+    /// <summary>
+    /// A bias (1, V) added to the logits, parameter <c>final_logits_bias</c> (BART, mBART, Marian; transformers keeps it
+    /// a fixed buffer, Encore trains it like a bias). Encoder–decoder and decoder-only models only. Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool FinalLogitsBias { get; init; }
     /// <summary>
     /// An encoder-only model carries a masked-LM head (dense → activation → norm → tied projection + bias;
     /// BertForMaskedLM). False for a bare encoder (BertModel, every sentence-transformers model), which
@@ -215,6 +242,19 @@ public sealed record ModelConfig
         InRange(EncoderLayers, Family == ModelFamily.DecoderOnly ? 0 : 1, MaxLayers, "encoder_layers");
         InRange(DecoderLayers, Family == ModelFamily.EncoderOnly ? 0 : 1, MaxLayers, "decoder_layers");
         InRange(MaxPositions, 1, MaxSequence, "max_positions");
+        foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
+        {
+            if (p is null) throw new ArgumentException($"model config: {name} is missing");
+            InRange(p.LearnedOffset, 0, MaxSmallTable, name + " learned_offset");
+            if (p.LearnedOffset != 0 && p.Kind != PositionKind.Learned)
+                throw new ArgumentException($"model config: {name} learned_offset {p.LearnedOffset} needs learned positions, got {p.Kind}");
+            if ((long)MaxPositions + p.LearnedOffset > MaxSequence)
+                throw new ArgumentException($"model config: max_positions {MaxPositions} + {name} learned_offset {p.LearnedOffset} exceeds {MaxSequence}");
+            if (p.SinusoidHalves && p.Kind != PositionKind.Sinusoidal)
+                throw new ArgumentException($"model config: {name} sinusoid_halves needs sinusoidal positions, got {p.Kind}");
+        }
+        if (FinalLogitsBias && Family == ModelFamily.EncoderOnly)
+            throw new ArgumentException("model config: final_logits_bias is for encoder–decoder and decoder-only models (an encoder's masked-LM head has its own bias)");
         InRange(TypeVocabSize, 0, MaxSmallTable, "type_vocab_size");
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"model config: dropout {Dropout} is outside [0, 1)");
         if (!(NormEps > 0) || !float.IsFinite(NormEps)) throw new ArgumentException($"model config: norm_eps must be positive and finite, got {NormEps}");

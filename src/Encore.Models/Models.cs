@@ -12,6 +12,8 @@ public abstract class LanguageModel : IDisposable
     public const string EmbedTokens = "embed_tokens.weight";
     /// <summary>Untied LM head parameter name.</summary>
     public const string LmHead = "lm_head.weight";
+    /// <summary>Parameter name of the logits bias (1, V) of <see cref="ModelConfig.FinalLogitsBias"/> (BART's <c>final_logits_bias</c>).</summary>
+    public const string LogitsBias = "final_logits_bias";
 
     private protected LanguageModel(ModelConfig config, ParameterSet parameters)
     {
@@ -51,20 +53,25 @@ public abstract class LanguageModel : IDisposable
     private protected void CreateHead()
     {
         if (!Config.TieEmbeddings) Parameters.Create(LmHead, [Config.VocabSize, Config.DModel], ParameterSet.Init.Normal);
+        // (1, V) as transformers stores it; an F32 table, so converting the weight matrices leaves it alone.
+        if (Config.FinalLogitsBias) Parameters.CreateF32Table(LogitsBias, [1, Config.VocabSize], ParameterSet.Init.Zeros).Decay = false;
     }
 
     /// <summary>Embeds ids (B·L) → (B, L, D).</summary>
     private protected Var Embed(int[] ids, int batch, int length)
     {
         if (ids.Length != batch * length) throw new ArgumentException($"{ids.Length} ids do not fill a batch of {batch}×{length}");
-        return Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length);
+        return ScaleEmbedding(Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length));
     }
+
+    // BART / Marian scale_embedding: embed_tokens(ids) * sqrt(d_model) (modeling_bart.py BartScaledWordEmbedding).
+    Var ScaleEmbedding(Var x) => Config.ScaleEmbeddings ? Ops.Scale(x, MathF.Sqrt(Config.DModel)) : x;
 
     /// <summary>Embeds mixtures of tokens (B·L positions) → (B, L, D); see <see cref="TokenMixture"/>.</summary>
     private protected Var Embed(TokenMixture inputs, int batch, int length)
     {
         if (inputs.Positions != batch * length) throw new ArgumentException($"{inputs.Positions} mixed positions do not fill a batch of {batch}×{length}");
-        return Ops.EmbeddingMix(Var.Of(Parameters[EmbedTokens]), inputs.Ids, inputs.Weights, batch, length, inputs.PerPosition);
+        return ScaleEmbedding(Ops.EmbeddingMix(Var.Of(Parameters[EmbedTokens]), inputs.Ids, inputs.Weights, batch, length, inputs.PerPosition));
     }
 
     /// <summary>
@@ -100,10 +107,17 @@ public abstract class LanguageModel : IDisposable
     /// <summary>Hidden states (…, D) → logits (…, V) through the tied or separate head.</summary>
     public Var Logits(Var hidden)
     {
-        if (!Config.TieEmbeddings) return Ops.Linear(hidden, Var.Of(Parameters[LmHead]));
-        // T5 rescales before the tied head (modeling_t5: sequence_output * model_dim**-0.5).
-        var h = Config.ScaleTiedLogits ? Ops.Scale(hidden, 1f / MathF.Sqrt(Config.DModel)) : hidden;
-        return Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
+        Var logits;                                                                                  // (…, V)
+        if (!Config.TieEmbeddings) logits = Ops.Linear(hidden, Var.Of(Parameters[LmHead]));
+        else
+        {
+            // T5 rescales before the tied head (modeling_t5: sequence_output * model_dim**-0.5).
+            var h = Config.ScaleTiedLogits ? Ops.Scale(hidden, 1f / MathF.Sqrt(Config.DModel)) : hidden;
+            logits = Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
+        }
+        if (!Config.FinalLogitsBias) return logits;
+        // BartForConditionalGeneration: lm_logits = lm_head(outputs[0]) + final_logits_bias.
+        return Ops.AddBias(logits, Ops.Reshape(Var.Of(Parameters[LogitsBias]), Config.VocabSize));
     }
 
     /// <summary>
@@ -172,8 +186,8 @@ public sealed class EncoderDecoderModel : LanguageModel
 
     internal EncoderDecoderModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.EncoderDecoder }, parameters)
     {
-        Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false);
-        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true);
+        Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false, embeddingNorm: Config.EmbeddingNorm);
+        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true, embeddingNorm: Config.EmbeddingNorm);
         CreateHead();
     }
 

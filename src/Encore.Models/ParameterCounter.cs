@@ -33,7 +33,7 @@ public static class ParameterCounter
             long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
                 + pos.Kind switch
                 {
-                    PositionKind.Learned => (long)c.MaxPositions * d,
+                    PositionKind.Learned => ((long)c.MaxPositions + pos.LearnedOffset) * d,
                     PositionKind.T5Relative or PositionKind.Urpe => (long)pos.RelativeBuckets * c.Heads,
                     _ => 0,
                 };
@@ -41,11 +41,12 @@ public static class ParameterCounter
         }
         // A bare encoder (no masked-LM head) has no output projection, tied or not.
         bool head = c.Family != ModelFamily.EncoderOnly || c.MaskedLmHead;
-        long total = v * d + (c.TieEmbeddings || !head ? 0 : v * d);
+        long total = v * d + (c.TieEmbeddings || !head ? 0 : v * d) + (c.FinalLogitsBias ? v : 0);
         switch (c.Family)
         {
             case ModelFamily.EncoderDecoder:
-                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions);
+                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions)
+                    + (c.EmbeddingNorm ? 2 * norm : 0);   // each stack's embedding norm
                 break;
             case ModelFamily.DecoderOnly:
                 total += Stack(c.DecoderLayers, false, true, c.DecoderPositions);

@@ -158,6 +158,7 @@ public sealed class TransformerStack
     readonly PositionConfig _pos;
     readonly Block[] _blocks;
     readonly NormLayer? _final;
+    readonly NormLayer? _embedNorm;
     readonly string? _relTable;
     readonly string? _learned;
     readonly float[]? _alibi;
@@ -166,7 +167,7 @@ public sealed class TransformerStack
     /// <summary>Whether blocks are checkpointed while a tape records (see <see cref="LanguageModel.CheckpointActivations"/>).</summary>
     public bool CheckpointActivations { get; set; }
 
-    internal TransformerStack(ParameterSet ps, string scope, ModelConfig c, int layers, bool causal, bool cross)
+    internal TransformerStack(ParameterSet ps, string scope, ModelConfig c, int layers, bool causal, bool cross, bool embeddingNorm = false)
     {
         _c = c;
         _ps = ps;
@@ -175,8 +176,10 @@ public sealed class TransformerStack
         if (_pos.Kind == PositionKind.Learned)
         {
             _learned = scope + ".embed_positions.weight";
-            ps.Create(_learned, [c.MaxPositions, c.DModel], ParameterSet.Init.Normal);
+            ps.Create(_learned, [c.MaxPositions + _pos.LearnedOffset, c.DModel], ParameterSet.Init.Normal);
         }
+        // BART / mBART layernorm_embedding: the stack's own norm of token + position embeddings.
+        if (embeddingNorm) _embedNorm = new NormLayer(ps, scope + ".embed_norm", c.DModel, c.Norm, c.NormEps);
         if (_pos.Kind is PositionKind.T5Relative or PositionKind.Urpe)
         {
             // T5 keeps one table per stack (in block 0) and shares it across the layers.
@@ -273,7 +276,11 @@ public sealed class TransformerStack
                 break;
         }
 
-        if (!absoluteAdded) x = AddAbsolutePositions(x, offsets, ctx);
+        if (!absoluteAdded)
+        {
+            x = AddAbsolutePositions(x, offsets, ctx);
+            if (_embedNorm != null) x = _embedNorm.Forward(x);
+        }
         bool checkpoint = CheckpointActivations && cache == null && Tape.Current != null;
         for (int i = 0; i < _blocks.Length; i++)
             x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
@@ -367,7 +374,7 @@ public sealed class TransformerStack
                 {
                     int offset = offsets?[i] ?? 0;
                     if (offset + t > _c.MaxPositions) throw new ArgumentException($"sequence of {offset + t} positions exceeds max_positions {_c.MaxPositions}");
-                    for (int p = 0; p < t; p++) ids[i * t + p] = offset + p;
+                    for (int p = 0; p < t; p++) ids[i * t + p] = offset + p + _pos.LearnedOffset;
                 }
                 return Ops.Add(x, Ops.Embedding(Var.Of(_ps[_learned!]), ids, b, t));
             case PositionKind.Sinusoidal:
@@ -378,7 +385,7 @@ public sealed class TransformerStack
                 for (int i = 0; i < b; i++)
                 {
                     if (i > 0 && offsets?[i] == offsets?[0]) s[..(t * d)].CopyTo(s.Slice(i * t * d, t * d));
-                    else for (int p = 0; p < t; p++) SinusoidRow((offsets?[i] ?? 0) + p, s.Slice((i * t + p) * d, d));
+                    else for (int p = 0; p < t; p++) SinusoidRow((offsets?[i] ?? 0) + p, s.Slice((i * t + p) * d, d), _pos.SinusoidHalves);
                 }
                 if (ctx is null) return Ops.Add(x, Var.Constant(pe));
                 // The context owns its buffer; the constant only borrows it.
@@ -402,14 +409,18 @@ public sealed class TransformerStack
         return Var.Constant(bias);
     }
 
-    // Vaswani et al. 2017: PE(p, 2i) = sin(p/10000^(2i/D)), PE(p, 2i+1) = cos(·).
-    static void SinusoidRow(int position, Span<float> row)
+    // Vaswani et al. 2017: PE(p, 2i) = sin(p/10000^(2i/D)), PE(p, 2i+1) = cos(·). Marian's layout (halves)
+    // puts the same values as [sin of every frequency | cos of every frequency]: column k < ⌈D/2⌉ holds
+    // sin(p/10000^(2k/D)), column ⌈D/2⌉ + k holds cos(p/10000^(2k/D)) (MarianSinusoidalPositionalEmbedding,
+    // computed in float64 as there).
+    internal static void SinusoidRow(int position, Span<float> row, bool halves = false)
     {
         int d = row.Length;
         for (int i = 0; i < d; i++)
         {
             double angle = position / Math.Pow(10000, 2 * (i / 2) / (double)d);
-            row[i] = (float)(i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+            float value = (float)(i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+            row[halves ? (i % 2 == 0 ? i / 2 : (d + 1) / 2 + i / 2) : i] = value;
         }
     }
 

@@ -28,7 +28,7 @@ public interface IArchitecture
 
 /// <summary>
 /// Every known model type: one registration line per family, each defined top to bottom in its own
-/// file under Families/ (Mu.cs, T5.cs, Llama.cs with Qwen2, Bert.cs).
+/// file under Families/ (Mu.cs, T5.cs, Llama.cs with Qwen2, Bert.cs, Bart.cs with mBART, Marian.cs).
 /// </summary>
 public static class Architectures
 {
@@ -39,6 +39,9 @@ public static class Architectures
         ["llama"] = new LlamaArchitecture(),
         ["qwen2"] = new Qwen2Architecture(),
         ["bert"] = new BertArchitecture(),
+        ["bart"] = new BartArchitecture(),
+        ["mbart"] = new MBartArchitecture(),
+        ["marian"] = new MarianArchitecture(),
     };
 
     /// <summary>Registered model types.</summary>

@@ -47,6 +47,10 @@ public static class GgufExport
     public static string ArchitectureOf(ModelConfig c)
     {
         string? Problem(string arch, string? why) => why is null ? null : $"this model cannot be written as GGUF '{arch}': {why}";
+        if (c.Family == ModelFamily.EncoderDecoder && (c.FinalLogitsBias || c.ScaleEmbeddings || c.EmbeddingNorm
+            || c.EncoderPositions.Kind is PositionKind.Learned or PositionKind.Sinusoidal))
+            throw new ArgumentException("this model cannot be written as GGUF: llama.cpp has no BART, mBART or Marian architecture "
+                + "(learned or sinusoidal positions, embedding scaling or norms, a final logits bias); keep it as safetensors");
         if (c.Family == ModelFamily.EncoderDecoder)
         {
             var p = c.EncoderPositions;

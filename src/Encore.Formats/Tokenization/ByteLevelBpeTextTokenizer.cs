@@ -18,7 +18,8 @@ internal sealed record ByteLevelBpeData(
     List<AddedToken> Added,
     string Pattern,
     bool Nfc,
-    bool AddPrefixSpace);
+    bool AddPrefixSpace,
+    IReadOnlyList<string>? LStrip = null);
 
 /// <summary>
 /// GPT-2-style byte-level BPE (GPT-2, Qwen2, Llama 3): the text is split by a regex, each piece's
@@ -120,9 +121,39 @@ public sealed class ByteLevelBpeTextTokenizer : TextTokenizer
     private protected override int[] EncodeText(string text)
     {
         if (text.Length == 0) return [];
+        // Added tokens with lstrip (BART's and RoBERTa's <mask>) take the whitespace before them: "a <mask>" is a, <mask>.
+        if (_data.LStrip is { Count: > 0 } strip) text = StripBefore(text, strip);
+        if (text.Length == 0) return [];
         // ByteLevel(add_prefix_space): a leading space so the first word is spelled as mid-sentence (RoBERTa).
         if (_data.AddPrefixSpace && !char.IsWhiteSpace(text[0])) text = " " + text;
         return _inner.EncodeToIds(text).ToArray();
+    }
+
+    // Removes the whitespace right before each occurrence of the tokens (tokenizers' AddedToken lstrip).
+    static string StripBefore(string text, IReadOnlyList<string> tokens)
+    {
+        StringBuilder? sb = null;
+        int copied = 0;
+        for (int i = 0; i < text.Length; i++)
+        {
+            foreach (var token in tokens)
+            {
+                if (token.Length == 0 || !text.AsSpan(i).StartsWith(token, StringComparison.Ordinal)) continue;
+                int start = i;
+                while (start > copied && char.IsWhiteSpace(text[start - 1])) start--;
+                if (start < i)
+                {
+                    sb ??= new StringBuilder(text.Length);
+                    sb.Append(text, copied, start - copied);
+                    copied = i;
+                }
+                i += token.Length - 1;
+                break;
+            }
+        }
+        if (sb is null) return text;
+        sb.Append(text, copied, text.Length - copied);
+        return sb.ToString();
     }
 
     internal override void AppendTokenBytes(int id, bool skipSpecialTokens, ref DecodeState state, List<byte> output)
@@ -167,7 +198,7 @@ public sealed class ByteLevelBpeTextTokenizer : TextTokenizer
                 w.WriteNumber("id", a.Id);
                 w.WriteString("content", a.Content);
                 w.WriteBoolean("single_word", false);
-                w.WriteBoolean("lstrip", false);
+                w.WriteBoolean("lstrip", _data.LStrip?.Contains(a.Content) == true);
                 w.WriteBoolean("rstrip", false);
                 w.WriteBoolean("normalized", false);
                 w.WriteBoolean("special", a.Special);

@@ -35,6 +35,7 @@ internal static class HfTokenizerJson
         CheckMerges(path, vocab, merges);
 
         var added = new List<AddedToken>();
+        var lstrip = new List<string>();
         if (Property(root, "added_tokens") is { } at)
         {
             if (at.ValueKind != JsonValueKind.Array) throw new CheckpointFormatException($"{path}: added_tokens is not a list");
@@ -45,13 +46,14 @@ internal static class HfTokenizerJson
                 var content = Property(a, "content") is { } c ? RequireString(path, $"added_tokens[{i}].content", c) : throw new CheckpointFormatException($"{path}: added_tokens[{i}] has no content");
                 if (content.Length == 0) throw new CheckpointFormatException($"{path}: added_tokens[{i}] is empty");
                 added.Add(new AddedToken(content, CheckedId(path, $"added_tokens[{i}]", idEl), Bool(Property(a, "special")) ?? false));
+                if (Bool(Property(a, "lstrip")) == true) lstrip.Add(content);
                 i++;
             }
         }
 
         var (pattern, addPrefixSpace) = ReadPreTokenizer(path, Property(root, "pre_tokenizer"));
         bool nfc = ReadNormalizer(path, Property(root, "normalizer"));
-        var data = new ByteLevelBpeData(vocab, merges, added, pattern, nfc, addPrefixSpace);
+        var data = new ByteLevelBpeData(vocab, merges, added, pattern, nfc, addPrefixSpace, lstrip);
         int? Lookup(string s) => added.FirstOrDefault(a => a.Content == s) is { Content: not null } a ? a.Id : vocab.TryGetValue(s, out int id) ? id : null;
         var (prefix, suffix) = ReadPostProcessor(path, Property(root, "post_processor"), Lookup);
         return new ByteLevelBpeTextTokenizer(path, data, Roles(cfg, added, Lookup, prefix, suffix));
@@ -69,15 +71,35 @@ internal static class HfTokenizerJson
             merges.Add(SplitMerge(mergesPath, $"line {i + 1}", lines[i]));
         }
         CheckMerges(mergesPath, vocab, merges);
+        // BartTokenizer's tokens when its files do not name them: <s> <pad> </s> <unk>, and <mask> for infilling.
+        bool bart = cfg.ModelType == "bart";
+        string? Name(string role) => cfg.TokenString(role) ?? (bart ? BartRoleToken(role) : null);
         // Role and additional tokens present in the vocabulary are matched whole, as the slow GPT2Tokenizer does.
         var added = new List<AddedToken>(cfg.AddedTokensDecoder);
-        foreach (var name in new[] { "bos", "eos", "pad", "unk" }.Select(cfg.TokenString).Concat(cfg.AdditionalSpecialTokens))
+        foreach (var name in new[] { "bos", "eos", "pad", "unk", "mask" }.Select(Name).Concat(cfg.AdditionalSpecialTokens))
             if (name is not null && vocab.TryGetValue(name, out int id) && !added.Any(a => a.Content == name))
                 added.Add(new AddedToken(name, id, true));
-        var data = new ByteLevelBpeData(vocab, merges, added, ByteLevel.Gpt2Pattern, false, cfg.Flag("add_prefix_space") ?? false);
+        // BartTokenizer's <mask> is AddedToken("<mask>", lstrip=True).
+        var data = new ByteLevelBpeData(vocab, merges, added, ByteLevel.Gpt2Pattern, false, cfg.Flag("add_prefix_space") ?? false,
+            bart && Name("mask") is { } mask && vocab.ContainsKey(mask) ? [mask] : null);
         int? Lookup(string s) => added.FirstOrDefault(a => a.Content == s) is { Content: not null } a ? a.Id : vocab.TryGetValue(s, out int v) ? v : null;
-        return new ByteLevelBpeTextTokenizer(vocabPath, data, Roles(cfg, added, Lookup, null, null));
+        int? Role(string role) => Name(role) is { } n && Lookup(n) is int id ? id : null;
+        // BartTokenizer.build_inputs_with_special_tokens: <s> text </s> (its cls and sep tokens).
+        int[]? prefix = bart && Role("bos") is int b ? [b] : null, suffix = bart && Role("eos") is int e ? [e] : null;
+        var roles = Roles(cfg, added, Lookup, prefix, suffix);
+        if (bart) roles = roles with { Bos = roles.Bos ?? Role("bos"), Eos = roles.Eos ?? Role("eos"), Pad = roles.Pad ?? Role("pad"), Unk = roles.Unk ?? Role("unk") };
+        return new ByteLevelBpeTextTokenizer(vocabPath, data, roles);
     }
+
+    static string? BartRoleToken(string role) => role switch
+    {
+        "bos" or "cls" => "<s>",
+        "eos" or "sep" => "</s>",
+        "pad" => "<pad>",
+        "unk" => "<unk>",
+        "mask" => "<mask>",
+        _ => null,
+    };
 
     static SpecialTokenIds Roles(HfConfigs cfg, List<AddedToken> added, Func<string, int?> lookup, int[]? prefix, int[]? suffix)
     {

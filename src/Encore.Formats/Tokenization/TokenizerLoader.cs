@@ -8,7 +8,8 @@ namespace Encore.Formats.Tokenization;
 /// <list type="number">
 /// <item><c>tokenizer.json</c> holding a byte-level BPE model (GPT-2, Qwen2, Llama 3);</item>
 /// <item><c>spiece.model</c> (T5) or <c>tokenizer.model</c> (Llama 2), SentencePiece;</item>
-/// <item><c>vocab.json</c> + <c>merges.txt</c>, byte-level BPE in the older layout;</item>
+/// <item><c>source.spm</c> + <c>target.spm</c> + <c>vocab.json</c>, Marian's pair (<see cref="MarianTokenizer"/>);</item>
+/// <item><c>vocab.json</c> + <c>merges.txt</c>, byte-level BPE in the older layout (BART's, with its special tokens, when config.json says "bart");</item>
 /// <item><c>vocab.txt</c>, BERT WordPiece.</item>
 /// </list>
 /// Special tokens come from <c>tokenizer_config.json</c>, then <c>special_tokens_map.json</c>, then
@@ -53,6 +54,8 @@ public static class TokenizerLoader
         string Find(string name) => Path.Combine(dir, name);
         bool Has(string name) => File.Exists(Find(name));
 
+        // Marian (opus-mt): source.spm and target.spm over a shared vocab.json.
+        if (MarianTokenizer.IsPresent(dir)) return MarianTokenizer.Load(dir);
         string? sp = Has(SpieceModel) ? Find(SpieceModel) : Has(TokenizerModel) ? Find(TokenizerModel) : null;
         if (Has(TokenizerJson))
         {
@@ -226,7 +229,11 @@ internal sealed class HfConfigs
                     AddedTokensDecoder.Add(new AddedToken(p.Name, CheckedId(AddedTokensJsonPath, $"'{p.Name}'", p.Value), true));
         }
         DecoderStartId = Id(ConfigPath, "decoder_start_token_id", Property(_model ?? default, "decoder_start_token_id"));
+        ModelType = Property(_model ?? default, "model_type") is { ValueKind: JsonValueKind.String } type ? type.GetString() : null;
     }
+
+    /// <summary>config.json's model_type, or null.</summary>
+    public string? ModelType { get; }
 
     public string TokenizerConfigPath { get; }
     public string SpecialTokensMapPath { get; }
