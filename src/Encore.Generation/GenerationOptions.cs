@@ -125,6 +125,14 @@ public sealed record GenerationOptions
     /// </summary>
     public SuperposedOptions? Superposed { get; init; }
 
+    /// <summary>
+    /// Early exit of the encoder and the decoder (MuE, arXiv 2211.11152; see <see cref="EarlyExitOptions"/>): a
+    /// stack stops for an example or a token once a layer barely changes its state. The result's
+    /// <see cref="GenerationResult.EarlyExit"/> counts the layers run. Not a Hugging Face option. Default null
+    /// (off: every layer runs and none is counted).
+    /// </summary>
+    public EarlyExitOptions? EarlyExit { get; init; }
+
     /// <summary>True when this request decodes speculatively (<see cref="DraftModel"/> or <see cref="PromptLookup"/>).</summary>
     public bool Speculates => DraftModel != null || PromptLookup;
 
@@ -169,6 +177,7 @@ public sealed record GenerationOptions
         Check(Enum.IsDefined(KvCacheDType), $"kv cache dtype {(int)KvCacheDType} is not f32 or int8");
         Check(DraftTokens is >= 1 and <= 64, $"draft_tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"prompt_lookup_max_ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        EarlyExit?.Validate();
         if (Superposed is { } superposed)
         {
             superposed.Validate();

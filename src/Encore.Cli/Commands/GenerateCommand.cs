@@ -53,6 +53,7 @@ internal static class GenerateCommand
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
         var superposed = new SuperposedCli("Superposed decoding with K drafts (arXiv 2405.18400): one pass of the model per step feeds the drafts' superposed embeddings; the K drafts are printed as alternatives, best first (see docs/decoding.md).");
+        var exit = new ExitThresholdOptions();
         var stats = new Option<bool>("--stats") { Description = "Print to stderr the tokens generated, the time and, with speculative decoding, tokens per pass of the model and the drafts' acceptance rate; with superposed decoding, the passes of the model." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
@@ -66,6 +67,7 @@ internal static class GenerateCommand
             draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var options = new GenerationOptions
@@ -94,6 +96,7 @@ internal static class GenerateCommand
                 PromptLookup = parse.GetValue(promptLookup),
                 DraftTokens = parse.GetValue(draftTokens),
                 PromptLookupMaxNgram = parse.GetValue(lookupNgram),
+                EarlyExit = exit.Parse(parse),
             };
             string? draftPath = parse.GetValue(draftModel);
             if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
@@ -133,10 +136,12 @@ internal static class GenerateCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int generated = 0;
             SpeculativeStats? speculative = null;
+            EarlyExitStats? exits = null;
             int passes = 0;
             void Count(GenerationResult r)
             {
                 generated += r.Sequences.Sum(x => x.Tokens.Length);
+                if (r.EarlyExit is { } ee) exits = exits is { } sum ? sum + ee : ee;
                 if (r.Speculative is { } st) speculative = (speculative ?? new SpeculativeStats()) + st;
                 passes += r.SuperposedPasses ?? 0;
             }
@@ -146,6 +151,7 @@ internal static class GenerateCommand
                 string line = StatsLine(generated, clock.Elapsed.TotalSeconds, speculative, options);
                 if (options.Superposed is { } sp)
                     line += $"; superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and {t.Order}-gram interpolation" : "")}: {passes} passes of the model";
+                if (exits is { } ee) line += "; " + ExitThresholdOptions.StatsLine(ee);
                 Console.Error.WriteLine($"encore: {line}");
             }
 
@@ -245,6 +251,7 @@ internal static class GenerateCommand
                 ["acceptance_rate"] = s.AcceptanceRate is { } a ? Math.Round(a, 4) : null,
             };
         if (r.SuperposedPasses is { } passes) o["superposed_passes"] = passes;
+        if (r.EarlyExit is { } ee) o["early_exit"] = ExitThresholdOptions.Json(ee);
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {
