@@ -127,7 +127,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         });
         var app = builder.Build();
         var metrics = new ServerMetrics { Speculates = options.Speculates };
-        var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType);
+        var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType, options.EarlyExit);
         var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context);
         server.Map(app);
         try

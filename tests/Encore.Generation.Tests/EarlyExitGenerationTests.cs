@@ -132,6 +132,42 @@ public class EarlyExitGenerationTests
     }
 
     [Fact]
+    public void ABatchDecoderWithRowsJoiningAtTheirOwnTimesDecodesAsEachAlone()
+    {
+        using var m = DeepEncDec();
+        var g = new Generator(m);
+        var prompts = Prompts(6, 4);
+        var options = new GenerationOptions { MaxNewTokens = 10, BadWordsIds = [1] };
+        // A threshold at which some tokens leave the decoder early and others run it whole.
+        GenerationResult[] Alone(EarlyExitOptions e) => prompts.Select(p => g.GenerateIds([p], options with { EarlyExit = e })[0]).ToArray();
+        var exit = Enumerable.Range(0, 40).Select(i => new EarlyExitOptions { EncoderThreshold = 0.9f, DecoderThreshold = 0.2f + i * 0.02f })
+            .First(e => Alone(e).Select(r => r.EarlyExit!.Value).Aggregate((a, b) => a + b).DecoderFraction is > 0.4 and < 0.9);
+        var alone = Alone(exit);
+
+        using var batch = new BatchDecoder(g, 3, 32) { EarlyExit = exit };
+        var seqs = prompts.Select(p => new BatchSequence(p, options)).ToArray();
+        var events = new List<BatchEvent>();
+        int next = 0, steps = 0;
+        while (next < seqs.Length || batch.ActiveCount > 0)
+        {
+            int joining = Math.Min(Math.Min(steps % 3 == 0 ? 2 : 0, batch.FreeRows), seqs.Length - next);
+            if (joining > 0)
+            {
+                batch.Add(seqs.Skip(next).Take(joining).ToArray());
+                next += joining;
+            }
+            batch.Step(events);
+            Assert.True(++steps < 200);
+        }
+        for (int i = 0; i < seqs.Length; i++) Assert.Equal(alone[i].Tokens, seqs[i].Tokens);
+        var counts = batch.ExitCounts!.Value;
+        Assert.Equal(prompts.Length, counts.EncoderExamples);
+        Assert.Equal(alone.Sum(r => r.EarlyExit!.Value.EncoderLayers), counts.EncoderLayers);
+        // Every sequence runs alone as in the batch, one decoder pass per token but its last.
+        Assert.Equal(alone.Sum(r => r.EarlyExit!.Value.DecoderLayers), counts.DecoderLayers);
+    }
+
+    [Fact]
     public void ThresholdsThatAreNotNumbersAreRefusedByName()
     {
         var e = Assert.Throws<ArgumentException>(() => new GenerationOptions { EarlyExit = new EarlyExitOptions { DecoderThreshold = float.NaN } }.Validate());

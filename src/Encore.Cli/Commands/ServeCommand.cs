@@ -52,6 +52,8 @@ internal static class ServeCommand
             model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        var exit = new ExitThresholdOptions();
+        foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
@@ -65,6 +67,7 @@ internal static class ServeCommand
                 Port = parse.GetValue(port),
                 MaxBatch = parse.GetValue(maxBatch),
                 KvCacheDType = kvCache,
+                EarlyExit = exit.Parse(parse),
                 MaxQueue = parse.GetValue(maxQueue),
                 ContextLength = parse.GetValue(context),
                 ModelName = parse.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),

@@ -77,8 +77,9 @@ public static class ExitSweep
         var seconds = Enumerable.Range(0, n).Select(_ => new List<double>()).ToArray();
         var outputs = new string[n][];
         var layers = new EarlyExitStats[n];
-        // One untimed pass first: the JIT and the caches warm up outside every point's clock.
-        Generate(generator, prompts[..Math.Min(4, prompts.Length)], o, o.Points[0], out _);
+        // Untimed passes first, every point on a few examples: the JIT (tiered compilation of the exit
+        // paths too) and the caches warm up outside every point's clock.
+        foreach (var point in o.Points) Generate(generator, prompts[..Math.Min(8, prompts.Length)], o, point, out _);
         for (int round = 0; round < o.Rounds; round++)
         {
             progress?.Invoke($"exit sweep: round {round + 1} of {o.Rounds}, {n} points × {prompts.Length} examples");
