@@ -30,8 +30,8 @@ internal sealed class ExitThresholdOptions
     public static string StatsLine(EarlyExitStats s)
     {
         var inv = CultureInfo.InvariantCulture;
-        string encoder = s.EncoderDepth == 0 ? "" : string.Create(inv, $"encoder {s.EncoderLayers} of {s.EncoderExamples * s.EncoderDepth} layer evaluations ({s.EncoderFraction:P1}), ");
-        return "early exit: " + encoder + string.Create(inv, $"decoder {s.DecoderLayers} of {s.DecoderTokens * s.DecoderDepth} ({s.DecoderFraction:P1})");
+        string encoder = s.EncoderDepth == 0 ? "" : string.Create(inv, $"encoder {s.EncoderLayers} of {s.EncoderExamples * s.EncoderDepth} layer evaluations ({100 * s.EncoderFraction:0.0}%), ");
+        return "early exit: " + encoder + string.Create(inv, $"decoder {s.DecoderLayers} of {s.DecoderTokens * s.DecoderDepth} ({100 * s.DecoderFraction:0.0}%)");
     }
 
     /// <summary>The counts as JSON.</summary>
