@@ -124,22 +124,23 @@ public static class ExitSweep
     /// <summary>
     /// The sweep as a GitHub markdown table: per point the thresholds, the layers run as fractions of the
     /// full stacks, ROUGE-L and its change relative to the plain point (both thresholds ≥ 1, when there is
-    /// one), ROUGE-1, chrF, and the median wall time with its ratio to the plain point's.
+    /// one), ROUGE-1, chrF, and the median wall time with its ratio to the plain point's and per decoder
+    /// pass (the encoder's time included): exits change the outputs' lengths, and with them the time.
     /// </summary>
     public static string Markdown(IReadOnlyList<ExitSweepPoint> points)
     {
         var inv = CultureInfo.InvariantCulture;
         var plain = points.FirstOrDefault(p => p.Exit.EncoderThreshold >= 1 && p.Exit.DecoderThreshold >= 1);
         var sb = new StringBuilder();
-        sb.AppendLine("| τ encoder | τ decoder | encoder layers | decoder layers | all layers | ROUGE-L | Δ ROUGE-L | ROUGE-1 | chrF | median s | time vs plain |");
-        sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| τ encoder | τ decoder | encoder layers | decoder layers | all layers | ROUGE-L | Δ ROUGE-L | ROUGE-1 | chrF | median s | time vs plain | ms per decoder pass |");
+        sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var p in points)
         {
             double rouge = p.Metrics["rouge_l"];
             string delta = plain is null ? "" : string.Create(inv, $"{100 * (rouge - plain.Metrics["rouge_l"]) / plain.Metrics["rouge_l"]:+0.0;−0.0;0.0}%");
             string time = plain is null ? "" : string.Create(inv, $"{p.MedianSeconds / plain.MedianSeconds:0.00}×");
             string encoder = double.IsNaN(p.Layers.EncoderFraction) ? "" : string.Create(inv, $"{100 * p.Layers.EncoderFraction:0.0}%");
-            sb.AppendLine(string.Create(inv, $"| {p.Exit.EncoderThreshold} | {p.Exit.DecoderThreshold} | {encoder} | {100 * p.Layers.DecoderFraction:0.0}% | {100 * p.Layers.LayerFraction:0.0}% | {rouge:0.0} | {delta} | {p.Metrics["rouge1"]:0.0} | {p.Metrics["chrf"]:0.0} | {p.MedianSeconds:0.00} | {time} |"));
+            sb.AppendLine(string.Create(inv, $"| {p.Exit.EncoderThreshold} | {p.Exit.DecoderThreshold} | {encoder} | {100 * p.Layers.DecoderFraction:0.0}% | {100 * p.Layers.LayerFraction:0.0}% | {rouge:0.0} | {delta} | {p.Metrics["rouge1"]:0.0} | {p.Metrics["chrf"]:0.0} | {p.MedianSeconds:0.00} | {time} | {1000 * p.MedianSeconds / p.Layers.DecoderTokens:0.000} |"));
         }
         return sb.ToString();
     }
