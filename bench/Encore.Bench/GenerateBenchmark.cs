@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Encore.Formats.Tokenization;
 using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
@@ -35,6 +36,14 @@ public sealed record GenerateBenchmarkOptions
     /// wall time and the drafts' perplexity under a normal pass (see <see cref="SuperposedFigure"/>). Default null.
     /// </summary>
     public SuperposedOptions? Superposed { get; init; }
+    /// <summary>
+    /// Also measure lexical-unit decoding with these settings at batch 1 (a model fine-tuned with the
+    /// lexical-unit objective); the placeholder is <see cref="LexicalUnitPlaceholder"/> in each checkpoint's
+    /// tokenizer. Default null.
+    /// </summary>
+    public LexicalUnitOptions? LexicalUnits { get; init; }
+    /// <summary>The placeholder token of <see cref="LexicalUnits"/>. Default "&lt;mask&gt;".</summary>
+    public string LexicalUnitPlaceholder { get; init; } = "<mask>";
     /// <summary>Input tokens per sequence. Default 512.</summary>
     public int InputLength { get; init; } = 512;
     /// <summary>Tokens generated per sequence (greedy, no early stop). Default 64.</summary>
@@ -62,6 +71,8 @@ public sealed record GenerateBenchmarkOptions
         if ((DraftModel != null || PromptLookup) && !Batches.Contains(1))
             throw new ArgumentException("--draft-model and --prompt-lookup are measured at batch 1: add --batch 1");
         if (Superposed != null && !Batches.Contains(1)) throw new ArgumentException("--superposed is measured at batch 1: add --batch 1");
+        if (LexicalUnits != null && !Batches.Contains(1)) throw new ArgumentException("--lexical-units is measured at batch 1: add --batch 1");
+        LexicalUnits?.Validate();
         Superposed?.Validate();
         if (DraftTokens is < 1 or > 64) throw new ArgumentException($"--draft-tokens must be between 1 and 64, got {DraftTokens}");
         if (PromptLookupMaxNgram is < 1 or > 32) throw new ArgumentException($"--prompt-lookup-ngram must be between 1 and 32, got {PromptLookupMaxNgram}");
@@ -176,7 +187,7 @@ public static partial class GenerateBenchmark
                         figures.Add(Figure(MachineProbe.Median(first), MachineProbe.Median(rate)) with { GeneratedTokens = batch * o.NewTokens });
                         continue;
                     }
-                    foreach (var (method, options) in Methods(o, draft))
+                    foreach (var (method, options) in Methods(o, draft, tokenizer))
                     {
                         progress?.Invoke($"{name}: batch 1, {method}, {prompts.Length} prompt{(prompts.Length == 1 ? "" : "s")} of {promptTokens:0.#} tokens, up to {o.NewTokens} out");
                         var m = TimedBatchOne(generator, prompts, options, o.Runs);
@@ -194,7 +205,7 @@ public static partial class GenerateBenchmark
                     if (o.Superposed is { } sp)
                     {
                         progress?.Invoke($"{name}: batch 1, {sp.Drafts} superposed drafts against {sp.Drafts} sampled runs, {prompts.Length} prompt{(prompts.Length == 1 ? "" : "s")}");
-                        superposed.Add(MeasureSuperposed(name, generator, prompts, Methods(o, null).First().Options, sp, o.Runs));
+                        superposed.Add(MeasureSuperposed(name, generator, prompts, Methods(o, null, tokenizer).First().Options, sp, o.Runs));
                     }
                 }
             }
@@ -243,13 +254,19 @@ public static partial class GenerateBenchmark
         }
     }
 
-    /// <summary>The batch-1 methods measured: greedy, then prompt lookup and the draft model when asked; texts stop at EOS, random prompts never do.</summary>
-    static IEnumerable<(string Name, GenerationOptions Options)> Methods(GenerateBenchmarkOptions o, LanguageModel? draft)
+    /// <summary>The batch-1 methods measured: greedy, then prompt lookup, the draft model and lexical units when asked; texts stop at EOS, random prompts never do.</summary>
+    static IEnumerable<(string Name, GenerationOptions Options)> Methods(GenerateBenchmarkOptions o, LanguageModel? draft, TextTokenizer? tokenizer)
     {
         var greedy = new GenerationOptions { MaxNewTokens = o.NewTokens, KvCacheDType = o.KvCache, EosTokenIds = o.Texts is null ? [] : null, DraftTokens = o.DraftTokens, PromptLookupMaxNgram = o.PromptLookupMaxNgram };
         yield return ("greedy", greedy);
         if (o.PromptLookup) yield return ("prompt lookup", greedy with { PromptLookup = true });
         if (draft != null) yield return ($"draft {DraftName(o.DraftModel!)}", greedy with { DraftModel = draft });
+        if (o.LexicalUnits is { } lu)
+        {
+            int placeholder = tokenizer?.TokenToId(o.LexicalUnitPlaceholder)
+                ?? throw new ArgumentException($"--lud-placeholder: '{o.LexicalUnitPlaceholder}' is not a token of the model's tokenizer");
+            yield return ($"lexical units K={lu.Span} β={lu.Beta.ToString(System.Globalization.CultureInfo.InvariantCulture)}", greedy with { LexicalUnits = lu with { PlaceholderId = placeholder } });
+        }
     }
 
     static string DraftName(string path) => GenerateBenchmarkOptions.IsPreset(path) ? path : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)));

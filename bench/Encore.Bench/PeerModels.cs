@@ -11,9 +11,6 @@ using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using LLama;
-using LLama.Common;
-using LLama.Native;
 
 namespace Encore.Bench;
 

@@ -11,9 +11,6 @@ using Encore.Generation;
 using Encore.Models;
 using Encore.Tensors;
 using Encore.Tensors.Kernels;
-using LLama;
-using LLama.Common;
-using LLama.Native;
 
 namespace Encore.Bench;
 
@@ -36,6 +33,8 @@ public sealed record PeersBenchmarkOptions
     public string? WorkDirectory { get; init; }
     /// <summary>Run llama.cpp. Default true.</summary>
     public bool LlamaCpp { get; init; } = true;
+    /// <summary>The llama.cpp peer plug-in (its assembly or folder; default: see <see cref="GgufPeers"/>).</summary>
+    public string? LlamaCppPeer { get; init; }
     /// <summary>Run PyTorch (f32 only: it has no Q8_0 or Q4_0 kernels). Default true.</summary>
     public bool Torch { get; init; } = true;
     /// <summary>Python interpreter for the PyTorch peer (default: see <see cref="PythonPeer.Interpreters"/>).</summary>
@@ -99,6 +98,12 @@ public static class PeersBenchmark
         var figures = new List<PeerFigure>();
         var notes = new List<string>();
         var parameters = new Dictionary<string, long>();
+        IGgufPeerFactory? llamaCpp = null;
+        if (o.LlamaCpp && o.Models.Any(PeerModels.HasPeers))
+        {
+            llamaCpp = GgufPeers.TryLoadLlamaCpp(o.LlamaCppPeer, out var reason);
+            if (llamaCpp is null) notes.Add($"llama.cpp skipped: {reason}");
+        }
         foreach (var name in o.Models)
         {
             var config = PeerModels.Config(name);
@@ -127,7 +132,7 @@ public static class PeersBenchmark
             var prompts = o.InputLengths.ToDictionary(l => l, l => Enumerable.Range(0, l).Select(_ => rng.Next(3, config.VocabSize)).ToArray());
             var encore = new Dictionary<(DType, int), PeerFigure>();
             var llamaFigures = new List<PeerFigure>();
-            bool llama = o.LlamaCpp && peers;
+            bool llama = llamaCpp != null && peers;
             // Conversion is in place and lossy: f32 goes first, and every quantized type starts from the f32
             // weights (as its GGUF file did), not from another quantization.
             var f32 = o.Weights.Count(w => w != DType.F32) > 1
@@ -140,12 +145,12 @@ public static class PeersBenchmark
                 model.ConvertWeights(w);
                 foreach (var length in o.InputLengths)
                 {
-                    LlamaCppPeer? peer = null;
+                    IGgufPeer? peer = null;
                     if (llama)
                     {
                         try
                         {
-                            peer = LlamaCppPeer.Open(ggufs[w], length + o.NewTokens + 8, length, o.Threads);
+                            peer = llamaCpp!.Open(ggufs[w], length + o.NewTokens + 8, length, o.Threads);
                         }
                         catch (Exception e) when (IsPeerFailure(e))
                         {
@@ -239,8 +244,8 @@ public static class PeersBenchmark
         return claims;
     }
 
-    static bool IsPeerFailure(Exception e) => e is DllNotFoundException or TypeInitializationException or LLama.Exceptions.RuntimeError
-        or LLama.Exceptions.LoadWeightsFailedException or EntryPointNotFoundException or BadImageFormatException or InvalidOperationException;
+    static bool IsPeerFailure(Exception e) => e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException
+        or BadImageFormatException or InvalidOperationException;
 
     /// <summary>
     /// One warm-up each, then Encore and the peer take turns run by run, so that both meet the same

@@ -80,7 +80,7 @@ public sealed class BatchSequence
     public SpeculativeStats? Speculative => Speculator?.Stats;
 
     internal SequenceState? State;
-    internal SpeculativeDecoder? Speculator;
+    internal MultiTokenDecoder? Speculator;
     internal SuperposedDecoder? Superposer;
     internal IReadOnlyList<ILogitsProcessor> Processors = [];
     internal IReadOnlyList<ILogitsProcessor> Warpers = [];
@@ -446,7 +446,7 @@ public sealed class BatchDecoder : IDisposable
     }
 
     /// <summary>A speculative round of the only active sequence: its row of the batch cache takes the verification pass.</summary>
-    int SpeculativeStep(BatchSequence s, SpeculativeDecoder speculator, List<BatchEvent> events)
+    int SpeculativeStep(BatchSequence s, MultiTokenDecoder speculator, List<BatchEvent> events)
     {
         var state = s.State!;
         _rowAdapters[0] = s.Adapter ?? _model.Adapters.Active;   // the lone row's adapter, read by _loneRow

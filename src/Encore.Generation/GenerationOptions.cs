@@ -126,15 +126,25 @@ public sealed record GenerationOptions
     public SuperposedOptions? Superposed { get; init; }
 
     /// <summary>
+    /// Lexical-unit decoding (Sun et al. 2024, arXiv 2405.15208) for a model fine-tuned with the
+    /// lexical-unit objective: each pass also feeds K − 1 placeholders, whose rows guess the tokens after the
+    /// next one; the leading guesses with probability ≥ β are kept without verification, so a pass fixes 1 to
+    /// K tokens (see <see cref="LexicalUnitOptions"/> and docs/decoding.md). β = 1 keeps none: plain decoding's
+    /// output. Runs as speculative decoding does (one sequence at a time; in the server, while the sequence
+    /// is the only one decoding). Not with beam search, a draft model or prompt lookup. Default null (off).
+    /// </summary>
+    public LexicalUnitOptions? LexicalUnits { get; init; }
+
+    /// <summary>True when this request may fix several tokens per pass: speculative decoding (<see cref="DraftModel"/> or <see cref="PromptLookup"/>) or <see cref="LexicalUnits"/>.</summary>
+    public bool Speculates => DraftModel != null || PromptLookup || LexicalUnits != null;
+
+    /// <summary>
     /// Early exit of the encoder and the decoder (MuE, arXiv 2211.11152; see <see cref="EarlyExitOptions"/>): a
     /// stack stops for an example or a token once a layer barely changes its state. The result's
     /// <see cref="GenerationResult.EarlyExit"/> counts the layers run. Not a Hugging Face option. Default null
     /// (off: every layer runs and none is counted).
     /// </summary>
     public EarlyExitOptions? EarlyExit { get; init; }
-
-    /// <summary>True when this request decodes speculatively (<see cref="DraftModel"/> or <see cref="PromptLookup"/>).</summary>
-    public bool Speculates => DraftModel != null || PromptLookup;
 
     /// <summary>True when this request samples (do_sample with a temperature above 0).</summary>
     public bool Samples => DoSample && Temperature > 0;
@@ -189,7 +199,9 @@ public sealed record GenerationOptions
         if (Speculates)
         {
             Check(DraftModel is null || !PromptLookup, "choose one source of drafts: a draft model or prompt lookup, not both");
-            Check(NumBeams == 1, "speculative decoding (a draft model or prompt lookup) extends one sequence at a time and does not combine with beam search (num_beams > 1)");
+            Check(LexicalUnits is null || (DraftModel is null && !PromptLookup), "lexical-unit decoding does not combine with speculative decoding (a draft model or prompt lookup)");
+            LexicalUnits?.Validate();
+            Check(NumBeams == 1, "speculative and lexical-unit decoding extend one sequence at a time and do not combine with beam search (num_beams > 1)");
         }
         return this;
     }
@@ -207,5 +219,6 @@ public sealed record GenerationOptions
         Check(ForcedBosTokenId, "forced_bos_token_id");
         Check(ForcedEosTokenId, "forced_eos_token_id");
         Check(DecoderStartTokenId, "decoder_start_token_id");
+        Check(LexicalUnits?.PlaceholderId, "lexical-unit placeholder id");
     }
 }

@@ -179,7 +179,7 @@ public sealed class Generator
     }
 
     /// <summary>Builds the session and decoding context of one group of prompts.</summary>
-    DecodingContext Start(int[][] prompts, GenerationOptions options, IDecodingStrategy strategy, out GenerationSession session)
+    internal DecodingContext Start(int[][] prompts, GenerationOptions options, IDecodingStrategy strategy, out GenerationSession session)
     {
         var config = Model.Config;
         options.ValidateIds(config.VocabSize);

@@ -63,20 +63,73 @@ internal sealed class SessionTarget(GenerationSession session) : ISpeculativeTar
 }
 
 /// <summary>
+/// A decoder that may fix several tokens of one sequence per pass of the model: speculative decoding
+/// (<see cref="SpeculativeDecoder"/>) or lexical-unit decoding (<see cref="LexicalUnitDecoder"/>). A round
+/// chooses the next token from the logits at hand as plain decoding does, then fixes what it can after it
+/// in one pass; between rounds every fixed token is fed and the logits after the last one are at hand.
+/// </summary>
+internal abstract class MultiTokenDecoder(int vocabSize, IReadOnlyList<ILogitsProcessor> processors, IReadOnlyList<ILogitsProcessor> warpers,
+    Xoshiro256? rng, StopCriteria stop) : IDisposable
+{
+    /// <summary>The sequence's stop criteria.</summary>
+    protected StopCriteria Stop { get; } = stop;
+    /// <summary>V.</summary>
+    protected readonly int Vocab = vocabSize;
+    /// <summary>The processors plain decoding applies before a choice.</summary>
+    protected readonly IReadOnlyList<ILogitsProcessor> Processors = processors;
+    /// <summary>The warpers of sampling (none when greedy).</summary>
+    protected readonly IReadOnlyList<ILogitsProcessor> Warpers = rng is null ? [] : warpers;
+    /// <summary>The sample stream; null when greedy.</summary>
+    protected readonly Xoshiro256? Rng = rng;
+    /// <summary>(V) scratch scores.</summary>
+    protected readonly float[] Scores = new float[vocabSize];
+    /// <summary>(V) scratch probabilities.</summary>
+    protected readonly double[] P = new double[vocabSize];
+
+    /// <summary>The counts so far.</summary>
+    public abstract SpeculativeStats Stats { get; }
+
+    /// <summary>Counts a pass of the model made outside a round (a plain batched step).</summary>
+    public abstract void CountPass();
+
+    /// <summary>Chooses and appends the next token from <paramref name="logits"/> (V).</summary>
+    public abstract int Choose(SequenceState state, ReadOnlySpan<float> logits);
+
+    /// <summary>
+    /// The rest of a round after its first token (the last of <paramref name="state"/>, not yet fed): fixes
+    /// what follows in one pass of <paramref name="target"/>, appending it to <paramref name="state"/> and to
+    /// <paramref name="fixedTokens"/>. On return the sequence has finished, or every token is fed and
+    /// <paramref name="next"/> holds the logits after the last one.
+    /// </summary>
+    public abstract void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens);
+
+    /// <summary>
+    /// One round: chooses the next token from <paramref name="next"/> (the logits after every token fed),
+    /// then <see cref="DraftAndVerify"/>. <paramref name="fixedTokens"/> receives the tokens appended to
+    /// <paramref name="state"/>.
+    /// </summary>
+    public void Round(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
+    {
+        fixedTokens.Clear();
+        fixedTokens.Add(Choose(state, next));
+        if (Stop.Update(state)) return;
+        DraftAndVerify(state, next, target, fixedTokens);
+    }
+
+    /// <inheritdoc/>
+    public abstract void Dispose();
+}
+
+/// <summary>
 /// The speculative state of one sequence and its rounds: choose the next token from the model's
 /// logits, draft after it, verify the drafts in one pass, keep the accepted ones (see the file header).
 /// Between rounds the sequence is always at the same point as in plain decoding: every token fed, the
 /// logits after the last one at hand, so a round and a plain step can alternate (see <see cref="BatchDecoder"/>).
 /// </summary>
-internal sealed class SpeculativeDecoder : IDisposable
+internal sealed class SpeculativeDecoder : MultiTokenDecoder
 {
     readonly IDrafter _drafter;
-    readonly int _draftTokens, _vocab;
-    readonly IReadOnlyList<ILogitsProcessor> _processors, _warpers;
-    readonly Xoshiro256? _rng;
-    readonly StopCriteria _stop;
-    readonly float[] _scores;
-    readonly double[] _p;
+    readonly int _draftTokens;
     readonly int[] _drafts, _feed;
     readonly double[][]? _q;             // (K, V): the drafts' distributions, when drawn from one
     readonly double[] _residualQ;        // (V): q of the draft rejected last, when it had one
@@ -85,17 +138,10 @@ internal sealed class SpeculativeDecoder : IDisposable
     SpeculativeStats _stats;
 
     public SpeculativeDecoder(IDrafter drafter, int draftTokens, int vocabSize, IReadOnlyList<ILogitsProcessor> processors,
-        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop)
+        IReadOnlyList<ILogitsProcessor> warpers, Xoshiro256? rng, StopCriteria stop) : base(vocabSize, processors, warpers, rng, stop)
     {
         _drafter = drafter;
         _draftTokens = draftTokens;
-        _vocab = vocabSize;
-        _processors = processors;
-        _warpers = rng is null ? [] : warpers;
-        _rng = rng;
-        _stop = stop;
-        _scores = new float[vocabSize];
-        _p = new double[vocabSize];
         _drafts = new int[draftTokens];
         _feed = new int[draftTokens + 1];
         _residualQ = rng != null && drafter.DrawsFromDistributions ? new double[vocabSize] : [];
@@ -104,32 +150,32 @@ internal sealed class SpeculativeDecoder : IDisposable
         _stats = new SpeculativeStats(0, 1, 0, 0);
     }
 
-    /// <summary>The counts so far.</summary>
-    public SpeculativeStats Stats => _stats;
+    /// <inheritdoc/>
+    public override SpeculativeStats Stats => _stats;
 
-    /// <summary>Counts a pass of the model made outside a round (a plain batched step).</summary>
-    public void CountPass() => _stats = _stats with { TargetPasses = _stats.TargetPasses + 1 };
+    /// <inheritdoc/>
+    public override void CountPass() => _stats = _stats with { TargetPasses = _stats.TargetPasses + 1 };
 
     /// <summary>
     /// Chooses and appends the next token from <paramref name="logits"/> (V), as plain decoding would,
     /// except right after a rejected draft, when sampling draws from the residual distribution instead.
     /// </summary>
-    public int Choose(SequenceState state, ReadOnlySpan<float> logits)
+    public override int Choose(SequenceState state, ReadOnlySpan<float> logits)
     {
         int token;
-        if (_rng is null || (!_residual && _rejectedToken < 0))
-            token = DecodeStep.Next(logits, _scores, state, _processors, _warpers, _rng);
+        if (Rng is null || (!_residual && _rejectedToken < 0))
+            token = DecodeStep.Next(logits, Scores, state, Processors, Warpers, Rng);
         else
         {
             Distribution(state, logits);
-            if (_rejectedToken >= 0) _p[_rejectedToken] = 0;
-            else for (int i = 0; i < _vocab; i++) _p[i] = Math.Max(0, _p[i] - _residualQ[i]);
-            token = Sampling.DrawWeighted(_p, _rng);
+            if (_rejectedToken >= 0) P[_rejectedToken] = 0;
+            else for (int i = 0; i < Vocab; i++) P[i] = Math.Max(0, P[i] - _residualQ[i]);
+            token = Sampling.DrawWeighted(P, Rng);
             // p ≤ q everywhere means p = q, when a rejection cannot happen (but for rounding): draw from p.
             if (token < 0)
             {
                 Distribution(state, logits);
-                token = Sampling.DrawWeighted(_p, _rng);
+                token = Sampling.DrawWeighted(P, Rng);
             }
             Append(state, logits, token);
         }
@@ -140,31 +186,16 @@ internal sealed class SpeculativeDecoder : IDisposable
     }
 
     /// <summary>
-    /// One round: chooses the next token from <paramref name="next"/> (the logits after every token fed),
-    /// drafts after it, feeds it and the drafts to <paramref name="target"/> in one pass and keeps the
-    /// accepted drafts. <paramref name="fixedTokens"/> receives the tokens appended to
-    /// <paramref name="state"/>. On return the sequence has finished, or every token is fed and
-    /// <paramref name="next"/> holds the logits after the last one.
-    /// </summary>
-    public void Round(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
-    {
-        fixedTokens.Clear();
-        fixedTokens.Add(Choose(state, next));
-        if (_stop.Update(state)) return;
-        DraftAndVerify(state, next, target, fixedTokens);
-    }
-
-    /// <summary>
     /// The rest of a round after its first token (the last of <paramref name="state"/>, not yet fed):
     /// drafts after it, feeds it and the drafts in one pass, appends the accepted drafts to
     /// <paramref name="state"/> and to <paramref name="fixedTokens"/>. On return the sequence has
     /// finished, or every token is fed and <paramref name="next"/> holds the logits after the last one.
     /// </summary>
-    public void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
+    public override void DraftAndVerify(SequenceState state, Span<float> next, ISpeculativeTarget target, List<int> fixedTokens)
     {
         int first = state.Tokens[^1];
         // Never draft past max_new_tokens: the pass then fits the cache, which holds one position per token.
-        int n = Math.Min(_draftTokens, _stop.MaxNewTokens - state.GeneratedCount);
+        int n = Math.Min(_draftTokens, Stop.MaxNewTokens - state.GeneratedCount);
         n = n > 0 ? _drafter.Propose(state, n, _drafts, _q) : 0;
         _feed[0] = first;
         _drafts.AsSpan(0, n).CopyTo(_feed.AsSpan(1));
@@ -173,50 +204,50 @@ internal sealed class SpeculativeDecoder : IDisposable
         int kept = 0;
         for (; kept < n; kept++)
         {
-            var row = rows.Slice(kept * _vocab, _vocab);
+            var row = rows.Slice(kept * Vocab, Vocab);
             int draft = _drafts[kept];
             if (!Accepts(state, row, draft, kept)) break;
             Append(state, row, draft);
             fixedTokens.Add(draft);
             _stats = _stats with { Tokens = _stats.Tokens + 1, Accepted = _stats.Accepted + 1 };
-            if (_stop.Update(state)) return;
+            if (Stop.Update(state)) return;
         }
         _drafter.Verified(n, kept);
         if (kept < n) target.Forget(n - kept);
-        rows.Slice(kept * _vocab, _vocab).CopyTo(next);
+        rows.Slice(kept * Vocab, Vocab).CopyTo(next);
     }
 
     // Whether the model keeps `draft` given the logits before it; after a rejection the residual is set for the next choice.
     bool Accepts(SequenceState state, ReadOnlySpan<float> logits, int draft, int index)
     {
-        if (_rng is null)
+        if (Rng is null)
         {
-            logits.CopyTo(_scores);
-            for (int i = 0; i < _processors.Count; i++) _processors[i].Process(state.Tokens, state.GeneratedCount, _scores);
-            return Sampling.ArgMax(_scores) == draft;
+            logits.CopyTo(Scores);
+            for (int i = 0; i < Processors.Count; i++) Processors[i].Process(state.Tokens, state.GeneratedCount, Scores);
+            return Sampling.ArgMax(Scores) == draft;
         }
         Distribution(state, logits);
-        double u = _rng.NextDouble();
+        double u = Rng.NextDouble();
         if (_q is null)
         {
-            if (u < _p[draft]) return true;
+            if (u < P[draft]) return true;
             _rejectedToken = draft;
             return false;
         }
         var q = _q[index];
-        if (u * q[draft] < _p[draft]) return true;
+        if (u * q[draft] < P[draft]) return true;
         q.CopyTo(_residualQ, 0);
         _residual = true;
         return false;
     }
 
-    // p: the processed and warped scores of `logits` as probabilities, in _p.
+    // p: the processed and warped scores of `logits` as probabilities, in P.
     void Distribution(SequenceState state, ReadOnlySpan<float> logits)
     {
-        logits.CopyTo(_scores);
-        for (int i = 0; i < _processors.Count; i++) _processors[i].Process(state.Tokens, state.GeneratedCount, _scores);
-        for (int i = 0; i < _warpers.Count; i++) _warpers[i].Process([], 0, _scores);
-        Sampling.Softmax(_scores, _p);
+        logits.CopyTo(Scores);
+        for (int i = 0; i < Processors.Count; i++) Processors[i].Process(state.Tokens, state.GeneratedCount, Scores);
+        for (int i = 0; i < Warpers.Count; i++) Warpers[i].Process([], 0, Scores);
+        Sampling.Softmax(Scores, P);
     }
 
     // The score plain decoding keeps: the token's log-probability under the raw logits.
@@ -226,7 +257,7 @@ internal sealed class SpeculativeDecoder : IDisposable
         state.Append(token);
     }
 
-    public void Dispose() => _drafter.Dispose();
+    public override void Dispose() => _drafter.Dispose();
 }
 
 /// <summary>Checks and builds the parts of speculative decoding.</summary>
@@ -257,16 +288,17 @@ public static class SpeculativeDecoding
     }
 
     /// <summary>
-    /// The speculative decoder of one sequence of <paramref name="model"/> with <paramref name="options"/>
+    /// The speculative (or lexical-unit) decoder of one sequence of <paramref name="model"/> with <paramref name="options"/>
     /// (which must speculate): its drafter, processors, warpers and, when sampling, the generator of
     /// <paramref name="sampleIndex"/>'s stream of the seed (the stream plain sampling uses).
     /// </summary>
-    internal static SpeculativeDecoder Create(LanguageModel model, GenerationOptions options, int[] prompt, int decoderStartTokenId,
+    internal static MultiTokenDecoder Create(LanguageModel model, GenerationOptions options, int[] prompt, int decoderStartTokenId,
         IReadOnlyCollection<int> eos, StopCriteria stop, int sampleIndex, ulong seed)
     {
         var rng = options.Samples ? new Xoshiro256(Xoshiro256.Derive(seed, sampleIndex)) : null;
         var processors = LogitsProcessors.FromOptions(options, eos);
         var warpers = LogitsProcessors.WarpersFromOptions(options);
+        if (options.LexicalUnits is { } units) return new LexicalUnitDecoder(units, model.Config.VocabSize, processors, warpers, rng, stop);
         IDrafter drafter = options.DraftModel is { } draft
             ? new DraftModelDrafter(draft, prompt, decoderStartTokenId, options.MaxNewTokens, options.KvCacheDType, processors, warpers, rng, eos)
             : new PromptLookupDrafter(model is EncoderDecoderModel ? prompt : null, options.PromptLookupMaxNgram, eos);

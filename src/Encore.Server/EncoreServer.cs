@@ -101,6 +101,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         }
         if (generator != null) options.Superposed?.Ngrams?.CheckFits(model.Config.VocabSize, tokenizer);
         int context = options.ContextLength ?? Math.Min(model.Config.MaxPositions, 1024);
+        if (options.SuperModel is { } superModel) context = options.ContextLength ?? Math.Min(context, superModel.Config.MaxPositions);
         if (generator != null)
         {
             try
@@ -126,9 +127,11 @@ public sealed partial class EncoreServer : IAsyncDisposable
             k.AddServerHeader = false;
         });
         var app = builder.Build();
-        var metrics = new ServerMetrics { Speculates = options.Speculates };
+        var router = options.SuperModel is null ? null : CreateRouter(generator, tokenizer, options, context);
+        var metrics = new ServerMetrics { Speculates = options.Speculates, Routes = router != null };
         var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType, options.EarlyExit);
         var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context);
+        if (router != null) server.StartRouting(router);
         server.Map(app);
         try
         {
@@ -137,6 +140,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         catch
         {
             scheduler?.Dispose();
+            server.SuperScheduler?.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -154,6 +158,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
             await _app.StopAsync(cts.Token).ConfigureAwait(false);
         Scheduler?.Dispose();
+        SuperScheduler?.Dispose();
         _embeddingSlot.Dispose();
         await _app.DisposeAsync().ConfigureAwait(false);
     }
@@ -271,6 +276,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         ScheduledRequest? scheduled = null;
         int promptTokens = 0;
         string modelId = _options.ModelName;
+        (RoutedModel Model, double Score)? route = null;
         // The timeout covers the whole request, reading and tokenizing included.
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         cts.CancelAfter(_options.RequestTimeout);
@@ -280,6 +286,8 @@ public sealed partial class EncoreServer : IAsyncDisposable
             var body = await ReadBodyAsync(http, cts.Token).ConfigureAwait(false);
             var request = OpenAiRequests.Parse(body.WrittenSpan, api);
             var plan = Validate(request, api);
+            if (_router != null) plan = await RouteAsync(plan, http, cts.Token).ConfigureAwait(false);
+            route = plan.Route;
             promptTokens = plan.PromptTokens;
             modelId = plan.ModelId;
             scheduled = Schedule(plan, cts.Token);
@@ -308,7 +316,10 @@ public sealed partial class EncoreServer : IAsyncDisposable
             await CompletionResponses.WriteErrorAsync(http, error).ConfigureAwait(false);
         }
         Metrics.RecordRequest(status);
-        _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
+        if (_router != null)
+            LogRouted(id, http.Request.Path.Value, modelId, status, promptTokens, scheduled, start, route);
+        else
+            _requestLog.LogInformation("request {Id} {Path} model={Model} status={Status} prompt_tokens={PromptTokens} completion_tokens={CompletionTokens} first_token_s={FirstToken} total_s={Total:0.000}",
             id, http.Request.Path.Value, modelId, status, promptTokens, scheduled?.CompletionTokens ?? 0,
             scheduled?.FirstTokenSeconds is { } ft ? ft.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "-", Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
@@ -339,6 +350,12 @@ public sealed partial class EncoreServer : IAsyncDisposable
     /// <summary>A request checked against this server and tokenized: what the scheduler runs.</summary>
     sealed record ValidatedRequest(int[][] Prompts, int Choices, GenerationOptions Options, LoraAdapter? Adapter, string ModelId)
     {
+        /// <summary>With routing: the prompts as the super model reads them (its family's layout).</summary>
+        public int[][]? SuperPrompts { get; init; }
+
+        /// <summary>With routing: the model the request was sent to and the score that decided; else null.</summary>
+        public (RoutedModel Model, double Score)? Route { get; init; }
+
         public int PromptTokens => Prompts.Sum(p => p.Length);
     }
 
@@ -379,6 +396,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
                     api.PromptParam, code: "context_length_exceeded");
             maxNew = Math.Min(maxNew, scheduler.MaxNewTokens(prompts[i].Length));
         }
+        var superPrompts = _router is null ? null : EncodeForSuper(req.Prompts, api, ref maxNew);
         int maxTokens = req.MaxTokens ?? Math.Min(api.DefaultMaxTokens(_options), maxNew);
         if (maxTokens > maxNew)
             throw new ApiException(400, $"max_tokens is too large: {maxTokens}; the prompt leaves room for at most {maxNew} new tokens in the context",
@@ -397,6 +415,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
             PromptLookup = _options.PromptLookup,
             DraftTokens = _options.DraftTokens,
             PromptLookupMaxNgram = _options.PromptLookupMaxNgram,
+            LexicalUnits = _options.LexicalUnits,
         };
         if (superposed != null)
             options = options with { DoSample = false, Superposed = superposed with { Drafts = Math.Max(superposed.Drafts, req.N) } };
@@ -408,7 +427,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         {
             throw new ApiException(400, e.Message, null);
         }
-        return new ValidatedRequest(prompts, req.N, options, adapter, modelId);
+        return new ValidatedRequest(prompts, req.N, options, adapter, modelId) { SuperPrompts = superPrompts };
     }
 
     ScheduledRequest Schedule(ValidatedRequest plan, CancellationToken ct)
@@ -424,7 +443,8 @@ public sealed partial class EncoreServer : IAsyncDisposable
                 for (int k = 0; k < n; k++) sequences[p * n + k] = new BatchSequence(plan.Prompts[p], plan.Options, k, ct) { Adapter = plan.Adapter };
         }
         var scheduled = new ScheduledRequest(sequences, ct) { ChoicesPerSequence = plan.Options.Superposed != null ? n : 1 };
-        if (!Scheduler!.TryEnqueue(scheduled))
+        var target = plan.Route is { Model: RoutedModel.Super } ? SuperScheduler! : Scheduler!;
+        if (!target.TryEnqueue(scheduled))
             throw new ApiException(429, "the server is busy: its request queue is full; retry later", null, "rate_limit_exceeded", "rate_limit_exceeded");
         return scheduled;
     }

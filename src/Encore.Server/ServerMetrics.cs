@@ -38,6 +38,30 @@ public sealed class ServerMetrics
         lock (_lock) _speculative += stats;
     }
 
+    /// <summary>True when the server routes between a swift and a super model: the routing counters are reported.</summary>
+    public bool Routes { get; init; }
+
+    /// <summary>With routing, the figures of the super model's scheduler (its batch, tokens and time to first token); else null.</summary>
+    public ServerMetrics? Super { get; internal set; }
+
+    long _routedSwift, _routedSuper;
+
+    /// <summary>Requests the swift model answered (routing only).</summary>
+    public long RoutedToSwift { get { lock (_lock) return _routedSwift; } }
+
+    /// <summary>Requests the super model answered (routing only).</summary>
+    public long RoutedToSuper { get { lock (_lock) return _routedSuper; } }
+
+    /// <summary>Records which model a request was sent to.</summary>
+    internal void RecordRouted(Generation.RoutedModel model)
+    {
+        lock (_lock)
+        {
+            if (model == Generation.RoutedModel.Super) _routedSuper++;
+            else _routedSwift++;
+        }
+    }
+
     /// <summary>Requests waiting for a row.</summary>
     public int QueueLength { get; internal set; }
 
@@ -138,6 +162,19 @@ public sealed class ServerMetrics
                 Metric("encore_speculative_target_passes_total", "counter", "Passes of the model those tokens took (a speculative round is one pass; a plain step shared with other sequences counts one for each).", _speculative.TargetPasses.ToString(inv));
                 Metric("encore_speculative_drafted_tokens_total", "counter", "Draft tokens proposed for verification.", _speculative.Drafted.ToString(inv));
                 Metric("encore_speculative_accepted_tokens_total", "counter", "Draft tokens the model accepted.", _speculative.Accepted.ToString(inv));
+            }
+            if (Routes)
+            {
+                sb.Append("# HELP encore_routed_requests_total Generation requests by the model they were routed to (swift: the served model; super: --super-model).\n# TYPE encore_routed_requests_total counter\n");
+                sb.Append("encore_routed_requests_total{model=\"swift\"} ").Append(_routedSwift.ToString(inv)).Append('\n');
+                sb.Append("encore_routed_requests_total{model=\"super\"} ").Append(_routedSuper.ToString(inv)).Append('\n');
+                if (Super is { } super)
+                {
+                    Metric("encore_super_queue_length", "gauge", "Requests waiting for a row of the super model's batch.", super.QueueLength.ToString(inv));
+                    Metric("encore_super_active_sequences", "gauge", "Sequences in the super model's decode batch.", super.ActiveSequences.ToString(inv));
+                    Metric("encore_super_kv_cache_bytes", "gauge", "Bytes held by the super model's KV caches.", super.KvCacheBytes.ToString(inv));
+                    Metric("encore_super_generated_tokens_total", "counter", "Tokens the super model generated since start.", super.GeneratedTokens.ToString(inv));
+                }
             }
             Metric("encore_embedded_inputs_total", "counter", "Inputs embedded since start.", _embeddedInputs.ToString(inv));
             Metric("encore_embedded_tokens_total", "counter", "Tokens the encoder read for embeddings since start.", _embeddedTokens.ToString(inv));

@@ -73,11 +73,34 @@ public sealed record ServerOptions
     /// </summary>
     public IReadOnlyDictionary<string, LoraAdapter> Adapters { get; init; } = new Dictionary<string, LoraAdapter>();
 
+    /// <summary>
+    /// Swift/super routing (E-LANG, arXiv 2203.00748; see <see cref="RoutedGenerator"/>): the served model is the swift
+    /// one, and a request whose score under <see cref="Routing"/> (read from the swift model's first decoding step, before
+    /// anything is streamed) is above the threshold is decoded by this larger model instead, in a decode batch of its own.
+    /// It must share the served model's tokenizer; a request must fit both models' contexts. The response's
+    /// <c>X-Encore-Routed-To</c> header and the request log say which model answered, and <c>/metrics</c> counts both.
+    /// Not with speculative or superposed decoding or adapters. Default null (off).
+    /// </summary>
+    public LanguageModel? SuperModel { get; init; }
+
+    /// <summary>How requests are sent to <see cref="SuperModel"/>: signal, temperature, threshold; the span must be the first step. Default: energy at the first step, nothing routed.</summary>
+    public RoutingOptions Routing { get; init; } = new() { Span = RoutingSpan.FirstStep };
+
+    /// <summary>True when the server routes between the served model and <see cref="SuperModel"/>.</summary>
+    public bool Routes => SuperModel != null;
+
     /// <summary>The model id of adapter <paramref name="adapter"/>: <c>ModelName:adapter</c>.</summary>
     public string AdapterModelId(string adapter) => ModelName + ":" + adapter;
 
-    /// <summary>True when the server decodes speculatively.</summary>
-    public bool Speculates => DraftModel != null || PromptLookup;
+    /// <summary>
+    /// Lexical-unit decoding for every request (see <see cref="GenerationOptions.LexicalUnits"/>), for a model
+    /// fine-tuned for it: a sequence fixes several tokens per pass while it is the only one decoding, one per
+    /// step of the batch otherwise. Default null (off).
+    /// </summary>
+    public LexicalUnitOptions? LexicalUnits { get; init; }
+
+    /// <summary>True when the server may fix several tokens of a sequence per pass (speculative or lexical-unit decoding).</summary>
+    public bool Speculates => DraftModel != null || PromptLookup || LexicalUnits != null;
 
     /// <summary>A request still running after this long is cancelled. Default 300 s.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(300);
@@ -152,7 +175,17 @@ public sealed record ServerOptions
         Check(DraftTokens is >= 1 and <= 64, $"--draft-tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"--prompt-lookup-ngram must be in [1, 32], got {PromptLookupMaxNgram}");
         Superposed?.Validate();
-        Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model or --prompt-lookup");
+        Check(Superposed is null || !Speculates, "--superposed does not combine with --draft-model, --prompt-lookup or --lexical-units");
+        LexicalUnits?.Validate();
+        Check(LexicalUnits is null || (DraftModel is null && !PromptLookup), "--lexical-units does not combine with --draft-model or --prompt-lookup");
+                Check(Routing is not null, "the routing options must be set");
+        Routing!.Validate();
+        if (SuperModel != null)
+        {
+            Check(Routing.Span == RoutingSpan.FirstStep, "a server routes on the swift model's first step (it decides before the first token is streamed); --route-span mean is for `encore generate`");
+            Check(!Speculates && Superposed is null, "--super-model does not combine with --draft-model, --prompt-lookup, --lexical-units or --superposed");
+            Check(Adapters.Count == 0, "--super-model does not combine with --adapter");
+        }
         Check(Embedding is not null, "the embedding options must be set");
         Embedding!.Validate();
         Check(MaxEmbeddingInputs is >= 1 and <= 1 << 20, $"max embedding inputs must be in [1, 1048576], got {MaxEmbeddingInputs}");

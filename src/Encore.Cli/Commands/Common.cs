@@ -52,6 +52,22 @@ internal static class Common
     };
 
     /// <summary>Parses a weight dtype given on the command line, naming the option in the error.</summary>
+    /// <summary>
+    /// How a printed suggestion runs encore again: <c>encore</c> when this is an installed tool (its
+    /// assembly under a tool store), <c>dotnet encore</c> for a local tool (under the NuGet package
+    /// folder), else the repository's <c>dotnet run</c> line.
+    /// </summary>
+    internal static string SelfCommand
+    {
+        get
+        {
+            var dir = AppContext.BaseDirectory.Replace('\\', '/');
+            if (dir.Contains("/.store/", StringComparison.Ordinal)) return "encore";
+            if (dir.Contains("/tools/net10.0/any/", StringComparison.Ordinal)) return "dotnet encore";
+            return "dotnet run --project src/Encore.Cli -c Release --";
+        }
+    }
+
     internal static DType ParseWeightDType(string value, string option)
     {
         DType t;

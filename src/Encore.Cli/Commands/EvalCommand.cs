@@ -10,7 +10,7 @@ namespace Encore.Cli.Commands;
 /// <c>encore eval</c>: loss, perplexity and generation metrics of one or several checkpoints on the same
 /// JSONL examples, beside trivial baselines; optionally their decoding speed and loss curves.
 /// </summary>
-internal static class EvalCommand
+internal static partial class EvalCommand
 {
     public static Command Create()
     {
@@ -29,7 +29,7 @@ internal static class EvalCommand
         var lossOnly = new Option<bool>("--loss-only") { Description = "Report the loss alone (no generation)." };
         var speed = new Option<bool>("--speed") { Description = $"Also time batch-1 greedy decoding ({ds.NewTokens} tokens forced): median first-token latency, decode tokens/s and the KV cache of one request." };
         var speedPrompts = new Option<int>("--speed-prompts") { Description = "Prompts timed by --speed (the first examples, after one warm-up).", DefaultValueFactory = _ => ds.Prompts };
-        var plot = new Option<string?>("--plot") { Description = "Write the models' training and validation loss curves (from each run's metrics.jsonl) to this PNG." };
+        var plot = new Option<string?>("--plot") { Description = "Write the models' training and validation loss curves (from each run's metrics.jsonl) to this PNG (with --route: ROUGE-L against the fraction routed)." };
         var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };
         var dtype = Common.WeightDTypeOption();
@@ -37,6 +37,7 @@ internal static class EvalCommand
         var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage of the generation and --speed: f32, or int8.", DefaultValueFactory = _ => "f32" };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var fields = new Common.FieldOptions();
+        var route = new RouteOptions();
         var exitSweep = new Option<string[]>("--exit-threshold") { Description = "Early-exit sweep instead of the table: for each value (τ for both stacks, or ENC:DEC), batch-1 greedy outputs of every example with that early exit (docs/adaptive-compute.md), scored, with the encoder and decoder layers run and the median wall time; repeat for the points of the sweep (add 1 for the plain model)." };
         var exitRounds = new Option<int>("--exit-rounds") { Description = "Timed rounds of an --exit-threshold sweep; the points take turns within each round and each point's time is its median.", DefaultValueFactory = _ => new ExitSweepOptions().Rounds };
         var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
@@ -44,12 +45,17 @@ internal static class EvalCommand
             model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, tokenizerDir, kvDType,
         };
         foreach (var opt in fields.All) cmd.Options.Add(opt);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var opt in lexicalUnits.All) cmd.Options.Add(opt);
+        foreach (var opt in route.All) cmd.Options.Add(opt);
         cmd.Options.Add(exitSweep);
         cmd.Options.Add(exitRounds);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
+            if (parse.GetValue(route.Route))
+                return RunRoute(parse, route, model, data, examples, maxNew, fields, kv, parse.GetValue(dtype), parse.GetValue(tokenizerDir), json, markdown, plot);
             if (parse.GetValue(exitSweep) is { Length: > 0 } points)
             {
                 var sweep = new ExitSweepOptions
@@ -65,6 +71,7 @@ internal static class EvalCommand
                 {
                     Examples = parse.GetValue(examples), MaxNewTokens = parse.GetValue(maxNew), BatchSize = parse.GetValue(batch),
                     Samples = parse.GetValue(samples), LossOnly = parse.GetValue(lossOnly), KvCache = kv,
+                    LexicalUnits = lexicalUnits.Parse(parse), LexicalUnitPlaceholder = parse.GetValue(lexicalUnits.Placeholder)!,
                 }).Validate(),
                 Speed = parse.GetValue(speed) ? (ds with { Prompts = parse.GetValue(speedPrompts), KvCache = kv }).Validate() : null,
                 Weights = parse.GetValue(dtype) is { } w ? Common.ParseWeightDType(w, "--dtype") : null,

@@ -67,6 +67,11 @@ internal static class GenerateCommand
             draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
+        var routing = new RoutingCli();
+        foreach (var option in routing.All) cmd.Options.Add(option);
+        cmd.Options.Add(routing.Span);
         foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
@@ -105,7 +110,7 @@ internal static class GenerateCommand
                 if (draftPath != null || options.PromptLookup) throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
                 if (parse.GetValue(stream)) throw new ArgumentException("--superposed does not stream: its drafts are known only at the end");
             }
-            options = options with { Superposed = superposed.Parse(parse) };
+            options = options with { Superposed = superposed.Parse(parse), LexicalUnits = lexicalUnits.Parse(parse) };
             if (draftPath != null && options.NumBeams > 1) throw new ArgumentException("--draft-model decodes one sequence at a time and does not combine with --num-beams");
             options.Validate();
             if (draftPath is null && !options.PromptLookup)
@@ -129,9 +134,13 @@ internal static class GenerateCommand
             m.Adapters.Active = adapter;
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir));
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
-            options = options with { DraftModel = draft };
+            options = options with { DraftModel = draft, LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer) };
             options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
             var generator = new Generator(m, tokenizer);
+            if (parse.GetValue(routing.SuperModel) != null && streaming) throw new ArgumentException("--super-model does not stream: the model that answers is chosen first");
+            using var super = routing.LoadSuper(parse, parse.GetValue(dtype), m, dir, tokenizer, out var routingOptions, out string? routingNote, options);
+            var router = super is null ? null : new RoutedGenerator(generator, new Generator(super, tokenizer), routingOptions);
+            if (routingNote != null && parse.GetValue(stats)) Console.Error.WriteLine($"encore: {routingNote}");
             bool printStats = parse.GetValue(stats);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int generated = 0;
@@ -160,12 +169,15 @@ internal static class GenerateCommand
                 for (int start = 0; start < inputs.Count; start += batch)
                 {
                     var chunk = inputs.Skip(start).Take(batch).ToArray();
-                    var results = generator.Generate(chunk.Select(c => c.Prompt).ToArray(), options, ct);
+                    var prompts = chunk.Select(c => c.Prompt).ToArray();
+                    var routed = router?.Generate(prompts, options, ct);
+                    IReadOnlyList<GenerationResult> results = routed != null ? routed.Select(r => r.Result).ToArray() : generator.Generate(prompts, options, ct);
                     for (int i = 0; i < chunk.Length; i++)
                     {
                         Count(results[i]);
                         var o = ResultJson(chunk[i].Prompt, results[i]);
                         o.Insert(0, "line", chunk[i].Line);
+                        if (routed != null) AddRoute(o, routed[i]);
                         Console.WriteLine(o.ToJsonString(JsonLine));
                     }
                 }
@@ -189,15 +201,30 @@ internal static class GenerateCommand
                 PrintStats();
                 return 0;
             }
-            var result = generator.Generate(text!, options, ct);
+            var routedResult = router?.Generate(text!, options, ct);
+            var result = routedResult?.Result ?? generator.Generate(text!, options, ct);
             Count(result);
             PrintStats();
-            if (asJson) Console.WriteLine(ResultJson(text!, result).ToJsonString(Common.Json));
+            if (routedResult != null && printStats)
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"encore: answered by the {(routedResult.AnsweredBy == RoutedModel.Super ? "super" : "swift")} model (score {routedResult.Score:0.####})"));
+            if (asJson)
+            {
+                var o = ResultJson(text!, result);
+                if (routedResult != null) AddRoute(o, routedResult);
+                Console.WriteLine(o.ToJsonString(Common.Json));
+            }
             else if (result.Sequences.Count == 1) Console.WriteLine(result.Text);
             else for (int i = 0; i < result.Sequences.Count; i++) Console.WriteLine($"[{i}] {result.Sequences[i].Text}");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Adds which model answered (<c>routed_to</c>: swift or super) and the swift model's score to a result's JSON.</summary>
+    static void AddRoute(JsonObject o, RoutedResult r)
+    {
+        o["routed_to"] = r.AnsweredBy == RoutedModel.Super ? "super" : "swift";
+        o["route_score"] = double.IsFinite(r.Score) ? r.Score : null;
     }
 
     /// <summary>
@@ -225,6 +252,8 @@ internal static class GenerateCommand
         var inv = CultureInfo.InvariantCulture;
         string line = string.Create(inv, $"{tokens} tokens in {seconds:0.000} s ({tokens / Math.Max(seconds, 1e-9):0.0} tokens/s, model load excluded)");
         if (speculative is not { } s) return line;
+        if (options.LexicalUnits is { } lu)
+            return line + string.Create(inv, $"; lexical-unit decoding, up to {lu.Span} tokens per pass (β {lu.Beta}): {s.TargetPasses} passes of the model, {s.TokensPerPass:0.00} tokens per pass, {s.Accepted} of {s.Drafted} look-ahead guesses kept");
         string source = options.PromptLookup ? $"prompt lookup (n-grams up to {options.PromptLookupMaxNgram})" : "a draft model";
         string rate = s.AcceptanceRate is { } a ? string.Create(inv, $"{s.Accepted} of {s.Drafted} drafted tokens accepted ({a:0.0%})") : "no tokens drafted";
         return line + string.Create(inv, $"; speculative decoding with {source}, {options.DraftTokens} drafts per pass: {s.TargetPasses} passes of the model, {s.TokensPerPass:0.00} tokens per pass, {rate}");

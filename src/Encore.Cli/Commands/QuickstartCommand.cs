@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Encore.Training.Data;
 using Encore.Training.Runs;
 using Spectre.Console;
 
@@ -107,8 +108,11 @@ internal static class QuickstartCommand
         foreach (var x in r.Samples) s.AddRow(Markup.Escape(x.Source), Markup.Escape(x.Reference), Markup.Escape(x.EncoderDecoder), Markup.Escape(x.DecoderOnly));
         AnsiConsole.Write(s);
         AnsiConsole.MarkupLine("Try them:");
+        var encore = Common.SelfCommand;
+        var validation = Path.Combine("data", "debian", "validation.jsonl.gz");
+        if (!File.Exists(validation) && BundledData.FindDataDirectory() is { } data) validation = Path.Combine(data, "debian", "validation.jsonl.gz");
         foreach (var m in r.Models)
-            AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- generate --model {Markup.Escape(m.Checkpoint)} --prompt \"{(r.PackageName ? "python3-httpx: " : "")}A next generation HTTP client for Python 3, with sync and async APIs.\"[/]");
-        AnsiConsole.MarkupLine($"  [bold]dotnet run --project src/Encore.Cli -c Release -- eval --model {Markup.Escape(r.Models[0].Checkpoint)} --data data/debian/validation.jsonl.gz --examples {r.ValidationExamples}{(r.PackageName ? " --source-field package --source-field source" : "")} --target-field {r.Target}[/]");
+            AnsiConsole.MarkupLine($"  [bold]{encore} generate --model {Markup.Escape(m.Checkpoint)} --prompt \"{(r.PackageName ? "python3-httpx: " : "")}A next generation HTTP client for Python 3, with sync and async APIs.\"[/]");
+        AnsiConsole.MarkupLine($"  [bold]{encore} eval --model {Markup.Escape(r.Models[0].Checkpoint)} --data {Markup.Escape(validation)} --examples {r.ValidationExamples}{(r.PackageName ? " --source-field package --source-field source" : "")} --target-field {r.Target}[/]");
     }
 }

@@ -47,11 +47,15 @@ internal static class ServeCommand
         {
             Description = "A LoRA adapter served over the model, NAME=DIR or DIR (named after its directory); repeatable. A request picks one with \"model\": \"MODEL:NAME\" (without the colon: the model alone); rows of different adapters share the batch.",
         };
+        var routing = new RoutingCli();
         var cmd = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/embeddings, /v1/models, /health, /metrics).")
         {
             model, host, port, maxBatch, kvDType, maxQueue, context, name, timeout, maxBody, apiKey, draftModel, promptLookup, draftTokens, lookupNgram, pooling, normalize, dtype, tokenizerDir, threads, adapters,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
+        var lexicalUnits = new LexicalUnitCli();
+        foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
+        foreach (var option in routing.All) cmd.Options.Add(option);
         var exit = new ExitThresholdOptions();
         foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
@@ -84,7 +88,7 @@ internal static class ServeCommand
             if (parse.GetValue(superposed.Drafts) != null && (draftPath != null || options.PromptLookup))
                 throw new ArgumentException("--superposed does not combine with --draft-model or --prompt-lookup");
             // The n-gram table is read once, at start, and shared by every request.
-            options = (options with { Superposed = superposed.Parse(parse) }).Validate();
+            options = (options with { Superposed = superposed.Parse(parse), LexicalUnits = lexicalUnits.Parse(parse) }).Validate();
             KernelPool.Default = new KernelPool(Common.Threads(parse, threads));
             var (m, checkpoint, tokenizer, embedding) = Common.LoadEmbedding(dir, parse.GetValue(dtype), parse.GetValue(tokenizerDir));
             using var owned = m;
@@ -106,14 +110,19 @@ internal static class ServeCommand
             options = options with { Adapters = served };
             options.Validate();
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer);
+            using var super = routing.LoadSuper(parse, parse.GetValue(dtype), m, dir, tokenizer, out var routingOptions, out string? routingNote);
             options = options with
             {
                 DraftModel = draft,
+                LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer),
+                SuperModel = super,
+                Routing = routingOptions,
                 Embedding = embedding with { Pooling = poolingMode ?? embedding.Pooling, Normalize = parse.GetValue(normalize) ?? embedding.Normalize },
             };
             await using var server = await EncoreServer.StartAsync(m, tokenizer, options, cancellationToken: ct);
             string speculative = draft != null ? $", speculative decoding with draft model {draftPath} ({options.DraftTokens} drafts per pass)"
                 : options.PromptLookup ? $", speculative decoding with prompt lookup ({options.DraftTokens} drafts per pass)"
+                : options.LexicalUnits is { } lu ? $", lexical-unit decoding (up to {lu.Span} tokens per pass, β {lu.Beta.ToString(CultureInfo.InvariantCulture)})"
                 : options.Superposed is { } sp ? $", superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and n-gram table {t.Path}" : "")}" : "";
             string serves = m switch
             {
@@ -122,6 +131,7 @@ internal static class ServeCommand
                 _ => $"completions and chat (max batch {options.MaxBatch}, {options.KvCacheDType.Name()} KV cache{speculative})",
             };
             Console.WriteLine($"encore: serving '{options.ModelName}' at {server.BaseAddress}: {serves}, queue {options.MaxQueue}{(options.ApiKey is null ? "" : ", API key required")}; Ctrl+C stops");
+            if (routingNote != null) Console.WriteLine($"encore: {routingNote}");
             foreach (var (adapterName, adapter) in served)
                 Console.WriteLine($"encore: adapter '{options.AdapterModelId(adapterName)}': LoRA rank {adapter.Options.Rank} on {adapter.Modules.Count} layers ({adapter.ParameterCount:N0} parameters)");
             await server.WaitForShutdownAsync(ct);

@@ -16,7 +16,7 @@ internal static class TrainCommand
         public Option<string?> Tokenizer = new("--tokenizer") { Description = "Directory with tokenizer files (default: the checkpoint's own when --model is one that has them, else train a byte-level BPE on the data)." };
         public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
-        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2 or mlm; auto picks from the model family and data. prefix-lm and ul2 on an encoder–decoder take plain text (the adaptation objectives of encore adapt).", DefaultValueFactory = _ => "auto" };
+        public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2, mlm or lexical-units; auto picks from the model family and data. prefix-lm and ul2 on an encoder–decoder take plain text (the adaptation objectives of encore adapt). lexical-units fine-tunes a trained model on pairs for lexical-unit decoding (--lud-*, docs/decoding.md).", DefaultValueFactory = _ => "auto" };
         public Option<int> Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
         public Option<double> Lr = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
         public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
@@ -48,7 +48,13 @@ internal static class TrainCommand
         public Option<int> MaxSource = new("--max-source-tokens") { Description = "Longest source kept, in tokens; longer ones are cut.", DefaultValueFactory = _ => 1024 };
 
         public Option<bool> CheckpointActivations = new("--activation-checkpointing") { Description = "Keep only each block's input between the forward and backward passes and run each block's forward again in the backward pass: the same gradients with far less activation memory, about a third more time per step." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, Json, Threads];
+        public Option<string> LudPlaceholder = new("--lud-placeholder") { Description = "--objective lexical-units: the placeholder token (a token of the tokenizer; give the same to `generate --lexical-units`).", DefaultValueFactory = _ => "<mask>" };
+        public Option<double> LudAlpha = new("--lud-alpha") { Description = "--objective lexical-units: a target token is in a lexical unit when the model as loaded gives it probability above this.", DefaultValueFactory = _ => 0.9 };
+        public Option<int> LudSpan = new("--lud-span") { Description = "--objective lexical-units: the longest unit one pass emits (K; K − 1 placeholders per row).", DefaultValueFactory = _ => 4 };
+        public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
+        public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
+        public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -95,7 +101,8 @@ internal static class TrainCommand
             "span-corruption" or "span" => ObjectiveKind.SpanCorruption,
             "mlm" => ObjectiveKind.MaskedLm,
             "ul2" => ObjectiveKind.Ul2,
-            var other => throw new ArgumentException($"--objective: unknown objective '{other}' (auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2, mlm)"),
+            "lexical-units" or "lud" => ObjectiveKind.LexicalUnits,
+            var other => throw new ArgumentException($"--objective: unknown objective '{other}' (auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2, mlm, lexical-units)"),
         };
         var optimizer = parse.GetValue(o.Optimizer)!.ToLowerInvariant() switch
         {
@@ -146,6 +153,15 @@ internal static class TrainCommand
             ResumeFrom = parse.GetValue(o.ResumeFrom),
             Overwrite = parse.GetValue(o.Overwrite),
             Lora = Lora(parse, o),
+            LexicalUnits = new LexicalUnitRunOptions
+            {
+                Placeholder = parse.GetValue(o.LudPlaceholder)!,
+                Alpha = parse.GetValue(o.LudAlpha),
+                Span = parse.GetValue(o.LudSpan),
+                Rate = parse.GetValue(o.LudRate),
+                UnitCuts = parse.GetValue(o.LudUnitCuts),
+                Marks = parse.GetValue(o.LudMarks),
+            },
         };
         if (parse.GetValue(o.Samples) < 0) throw new ArgumentException($"--samples cannot be negative, got {parse.GetValue(o.Samples)}");
         bool json = parse.GetValue(o.Json);

@@ -27,10 +27,19 @@ public sealed record EvaluationOptions
     public bool LossOnly { get; init; }
     /// <summary>Storage of the generation's key/value caches (f32 or int8). Default f32.</summary>
     public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
+    /// <summary>
+    /// Decode with lexical-unit decoding (for a model fine-tuned for it); the placeholder id is
+    /// <see cref="LexicalUnitPlaceholder"/> in each model's tokenizer. The metrics then include
+    /// tokens_per_pass. Default null: greedy.
+    /// </summary>
+    public Generation.LexicalUnitOptions? LexicalUnits { get; init; }
+    /// <summary>The placeholder token of <see cref="LexicalUnits"/>. Default "&lt;mask&gt;".</summary>
+    public string LexicalUnitPlaceholder { get; init; } = "<mask>";
 
     /// <summary>Throws naming the first option out of range.</summary>
     public EvaluationOptions Validate()
     {
+        LexicalUnits?.Validate();
         if (Examples < 0) throw new ArgumentException($"--examples cannot be negative, got {Examples}");
         if (MaxNewTokens < 1) throw new ArgumentException($"--max-new-tokens must be positive, got {MaxNewTokens}");
         if (BatchSize < 1) throw new ArgumentException($"--batch-size must be positive, got {BatchSize}");
@@ -74,9 +83,17 @@ public static class Evaluation
         IReadOnlyList<string> outputs = [];
         if (!o.LossOnly)
         {
-            var eval = new GenerationEval(tokenizer, examples, o.MaxNewTokens, o.BatchSize, o.KvCache);
+            Generation.GenerationOptions? decoding = null;
+            if (o.LexicalUnits is { } lu)
+            {
+                int placeholder = tokenizer.TokenToId(o.LexicalUnitPlaceholder)
+                    ?? throw new ArgumentException($"--lud-placeholder: '{o.LexicalUnitPlaceholder}' is not a token of the model's tokenizer");
+                decoding = new Generation.GenerationOptions { LexicalUnits = lu with { PlaceholderId = placeholder } };
+            }
+            var eval = new GenerationEval(tokenizer, examples, o.MaxNewTokens, o.BatchSize, o.KvCache, decoding);
             metrics = eval.Evaluate(model);
             outputs = eval.LastPredictions;
+            if (eval.LastPasses is { } passes) metrics = new Dictionary<string, double>(metrics) { ["tokens_per_pass"] = passes.TokensPerPass };
         }
         var samples = examples.Take(o.LossOnly ? 0 : o.Samples).Select((e, i) => new EvaluationSample(e.Source, e.Target, outputs[i])).ToList();
         return new EvaluationResult(examples.Count, loss, Math.Exp(loss), metrics, Baselines(examples), samples, sw.Elapsed.TotalSeconds);

@@ -24,6 +24,31 @@ public enum ObjectiveKind
     MaskedLm,
     /// <summary>UL2's mixture of R, S and X denoisers on plain text (encoder–decoder).</summary>
     Ul2,
+    /// <summary>
+    /// Lexical-unit fine-tuning (arXiv 2405.15208) on pairs: the family's objective with placeholder rows that
+    /// teach emitting a confidently predicted span in one pass (see <see cref="LexicalUnitObjective"/>).
+    /// </summary>
+    LexicalUnits,
+}
+
+/// <summary>Settings of a lexical-unit run (<see cref="ObjectiveKind.LexicalUnits"/>).</summary>
+public sealed record LexicalUnitRunOptions
+{
+    /// <summary>The placeholder token (a token of the tokenizer). Default the mask token "&lt;mask&gt;".</summary>
+    public string Placeholder { get; init; } = "<mask>";
+    /// <summary>α: see <see cref="LexicalUnitTrainingOptions.Alpha"/>. Default 0.9.</summary>
+    public double Alpha { get; init; } = 0.9;
+    /// <summary>K: see <see cref="LexicalUnitTrainingOptions.Span"/>. Default 4.</summary>
+    public int Span { get; init; } = 4;
+    /// <summary>Fraction of rows with placeholders: see <see cref="LexicalUnitTrainingOptions.Rate"/>. Default 0.5.</summary>
+    public double Rate { get; init; } = 0.5;
+    /// <summary>Fraction of cuts at unit starts: see <see cref="LexicalUnitTrainingOptions.UnitCuts"/>. Default 0.5.</summary>
+    public double UnitCuts { get; init; } = 0.5;
+    /// <summary>
+    /// Marks written by an earlier lexical-unit run on the same data from the same model and α (its
+    /// <see cref="TrainingRunOptions.LexicalUnitMarksFile"/>), read instead of marking again. Default null.
+    /// </summary>
+    public string? Marks { get; init; }
 }
 
 /// <summary>Everything a training run needs, with documented defaults; shared by <c>encore train</c>, <c>distill</c> and <c>quickstart</c>.</summary>
@@ -77,6 +102,15 @@ public sealed record TrainingRunOptions
     /// checkpoints hold the adapter alone, in PEFT's layout. Null (the default) trains the model itself.
     /// </summary>
     public LoraOptions? Lora { get; init; }
+    /// <summary>
+    /// Settings of <see cref="ObjectiveKind.LexicalUnits"/> (default ones when null). The units are marked once,
+    /// by the model as loaded (before any step), and kept in <see cref="LexicalUnitMarksFile"/> of the run
+    /// folder, which <see cref="Resume"/> reads back.
+    /// </summary>
+    public LexicalUnitRunOptions? LexicalUnits { get; init; }
+
+    /// <summary>The file in a run folder that holds a lexical-unit run's marks.</summary>
+    public const string LexicalUnitMarksFile = "lexical-units.marks";
 }
 
 /// <summary>A prepared run: model, tokenizer, data and trainer, ready to <see cref="Trainer.Trainer.Run"/>.</summary>
@@ -210,8 +244,11 @@ public sealed class TrainingRun : IDisposable
                 validationPairs = [];
             }
             var bucketing = new BucketingOptions { MaxTokens = o.MaxTokens, Seed = training.Seed };
+            var validObjective = objective;
+            if (o.Objective == ObjectiveKind.LexicalUnits)
+                objective = LexicalUnitObjectiveFor(o, model, tokenizer, objective, data, trainIdx, progress);
             var train = new TrainingBatches(data, objective, bucketing, trainIdx);
-            var valid = new TrainingBatches(validData, objective, bucketing with { Seed = training.Seed + 1 }, validIdx);
+            var valid = new TrainingBatches(validData, validObjective, bucketing with { Seed = training.Seed + 1 }, validIdx);
             var padding = train.MeasurePadding();
 
             LanguageModel? teacher = null;
@@ -341,12 +378,55 @@ public sealed class TrainingRun : IDisposable
     };
 
     /// <summary>
+    /// The lexical-unit objective around <paramref name="inner"/>: the placeholder resolved with
+    /// <paramref name="tokenizer"/>, and the training examples marked by <paramref name="model"/> as loaded
+    /// (or the marks of the run folder when resuming).
+    /// </summary>
+    static LexicalUnitObjective LexicalUnitObjectiveFor(TrainingRunOptions o, LanguageModel model, TextTokenizer tokenizer, ITrainingObjective inner,
+        TokenizedDataset data, int[] trainIdx, Action<string>? progress)
+    {
+        var lu = o.LexicalUnits ?? new LexicalUnitRunOptions();
+        int placeholder = tokenizer.TokenToId(lu.Placeholder)
+            ?? throw new ArgumentException($"--lud-placeholder: '{lu.Placeholder}' is not a token of the tokenizer; name one it has (a mask or unused special token)");
+        var options = new LexicalUnitTrainingOptions { PlaceholderId = placeholder, Alpha = lu.Alpha, Span = lu.Span, Rate = lu.Rate, UnitCuts = lu.UnitCuts }.Validate();
+        var file = Path.Combine(o.Output, TrainingRunOptions.LexicalUnitMarksFile);
+        LexicalUnitMarks marks;
+        if ((o.Resume && File.Exists(file)) || lu.Marks != null)
+        {
+            var from = o.Resume && File.Exists(file) ? file : lu.Marks!;
+            progress?.Invoke($"reading lexical-unit marks from {from}");
+            marks = LexicalUnitMarks.Load(from, data.Count);
+            if (from != file)
+            {
+                Directory.CreateDirectory(o.Output);
+                marks.Save(file);
+            }
+        }
+        else
+        {
+            progress?.Invoke($"marking lexical units (probability above {lu.Alpha.ToString(System.Globalization.CultureInfo.InvariantCulture)}) in {trainIdx.Length} training examples with the model as loaded");
+            marks = LexicalUnitMarks.Mark(model, data, inner, trainIdx, lu.Alpha, o.MaxTokens);
+            Directory.CreateDirectory(o.Output);
+            marks.Save(file);
+            progress?.Invoke($"{marks.FlaggedFraction:P1} of the target tokens are in lexical units");
+        }
+        return new LexicalUnitObjective(inner, marks, options);
+    }
+
+    /// <summary>
     /// The objective <paramref name="kind"/> for <paramref name="model"/> (Auto: from the family and whether the
     /// data is plain text); throws when they do not fit. <paramref name="seed"/> fixes what an objective draws
     /// once per example (an encoder–decoder prefix LM's cut points, UL2's denoisers).
     /// </summary>
     public static ITrainingObjective MakeObjective(ObjectiveKind kind, LanguageModel model, TextTokenizer tok, bool plainText, ulong seed = 0)
     {
+        if (kind == ObjectiveKind.LexicalUnits)
+        {
+            // The base rows the lexical-unit objective cuts; it is built around them once the data is marked.
+            if (plainText) throw new ArgumentException("the lexical-unit objective fine-tunes on source/target pairs, not plain text");
+            if (model is EncoderOnlyModel) throw new ArgumentException("the lexical-unit objective needs a model that generates (encoder–decoder or decoder-only)");
+            kind = ObjectiveKind.Auto;
+        }
         if (kind == ObjectiveKind.Auto)
             kind = model switch
             {

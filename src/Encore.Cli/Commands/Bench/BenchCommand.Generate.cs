@@ -20,6 +20,7 @@ internal static partial class BenchCommand
         var promptLookup = new Option<bool>("--prompt-lookup") { Description = "Also time speculative decoding with prompt-lookup drafts (batch 1)." };
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass.", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram prompt lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
+        var lexicalUnits = new LexicalUnitCli();
         var superposed = new SuperposedCli("Also measure superposed decoding with K drafts at batch 1: its wall time against K nucleus-sampled runs (p = 0.9) and every draft's perplexity under a normal pass of the model.");
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
@@ -27,7 +28,7 @@ internal static partial class BenchCommand
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
         return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound; at batch 1 also speculative decoding (--prompt-lookup, --draft-model).",
-            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram, .. superposed.All],
+            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram, .. superposed.All, .. lexicalUnits.All],
             parse =>
             {
                 var sources = parse.GetValue(data) is { } path ? ReadSources(path, parse.GetValue(texts)) : null;
@@ -46,6 +47,8 @@ internal static partial class BenchCommand
                     DraftTokens = parse.GetValue(draftTokens),
                     PromptLookupMaxNgram = parse.GetValue(lookupNgram),
                     Superposed = superposed.Parse(parse),
+                    LexicalUnits = lexicalUnits.Parse(parse),
+                    LexicalUnitPlaceholder = parse.GetValue(lexicalUnits.Placeholder)!,
                 };
             },
             o => o.Validate(),

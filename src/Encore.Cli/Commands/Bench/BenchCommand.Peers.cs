@@ -16,11 +16,15 @@ internal static partial class BenchCommand
         var threads = new Option<int>("--threads") { Description = $"Threads of every engine.", DefaultValueFactory = _ => d.Threads };
         var work = new Option<string?>("--work-dir") { Description = "Where the checkpoints and GGUF files are written (default: encore-bench-peers under the temporary directory)." };
         var noLlama = new Option<bool>("--no-llama-cpp") { Description = "Do not run llama.cpp." };
+        var llamaPeer = new Option<string?>("--llama-cpp-peer")
+        {
+            Description = $"The llama.cpp peer plug-in: {GgufPeers.LlamaCppAssembly} or its folder (default: {GgufPeers.LlamaCppVariable}, else the build of bench/Encore.Bench.LlamaCpp in the source tree encore was built from).",
+        };
         var noTorch = new Option<bool>("--no-torch") { Description = "Do not run PyTorch (bench/peers/torch_generate.py)." };
         var python = PythonOption("Python interpreter for the PyTorch peer (default: ENCORE_PYTHON, python3, /usr/bin/python3).");
         const string about = "Greedy generation of the same random models and prompts in Encore, llama.cpp (LLamaSharp, GGUF) and PyTorch eager: " +
             "outputs compared, first-token latency and decode tokens/s.";
-        return Suite("peers", about, [models, inputs, output, weights, runs, work, noLlama, noTorch, python],
+        return Suite("peers", about, [models, inputs, output, weights, runs, work, noLlama, llamaPeer, noTorch, python],
             parse => new PeersBenchmarkOptions
             {
                 Models = parse.GetValue(models) is { Length: > 0 } m ? m : d.Models,
@@ -31,6 +35,7 @@ internal static partial class BenchCommand
                 Threads = parse.GetValue(threads),
                 WorkDirectory = parse.GetValue(work),
                 LlamaCpp = !parse.GetValue(noLlama),
+                LlamaCppPeer = parse.GetValue(llamaPeer),
                 Torch = !parse.GetValue(noTorch),
                 Python = parse.GetValue(python),
             },

@@ -1,28 +1,39 @@
-// `encore bench peers`: the same random weights and prompts, greedy generation timed in Encore, in
-// llama.cpp (through LLamaSharp, loading the GGUF that Encore's exporter writes) and in PyTorch eager
-// with a KV cache (bench/peers/torch_generate.py reading the same safetensors). Greedy outputs are
-// compared token by token: equal outputs show that the three engines time the same computation.
+// The llama.cpp peer of `encore bench peers`: greedy generation through LLamaSharp over the GGUF files
+// Encore exports, loaded by Encore.Bench.GgufPeers as a plug-in.
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
-using Encore.Formats.Checkpoints;
-using Encore.Formats.Gguf;
-using Encore.Generation;
-using Encore.Models;
-using Encore.Tensors;
-using Encore.Tensors.Kernels;
 using LLama;
 using LLama.Common;
+using LLama.Exceptions;
 using LLama.Native;
 
-namespace Encore.Bench;
+namespace Encore.Bench.LlamaCpp;
+
+/// <summary>Opens <see cref="LlamaCppPeer"/>s; the plug-in's entry point.</summary>
+public sealed class LlamaCppPeerFactory : IGgufPeerFactory
+{
+    /// <inheritdoc/>
+    public string Engine => "llama.cpp";
+
+    /// <inheritdoc/>
+    public IGgufPeer Open(string gguf, int contextSize, int promptLength, int threads)
+    {
+        try
+        {
+            return LlamaCppPeer.Open(gguf, contextSize, promptLength, threads);
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or RuntimeError or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new InvalidOperationException(e.GetBaseException().Message, e);
+        }
+    }
+}
 
 /// <summary>
 /// llama.cpp through LLamaSharp's context API, greedy over the raw logits: for a T5 GGUF the prompt
 /// goes through <c>llama_encode</c> and decoding starts from the decoder start token; for a Llama GGUF
 /// the prompt is prefilled in one batch. Caches and KV are F32 so that F32 runs compute what Encore does.
 /// </summary>
-internal sealed class LlamaCppPeer : IDisposable
+internal sealed class LlamaCppPeer : IGgufPeer
 {
     static bool _logging;
     readonly LLamaWeights _weights;
@@ -39,6 +50,8 @@ internal sealed class LlamaCppPeer : IDisposable
     {
         if (!_logging)
         {
+            // The native libraries sit under runtimes/ beside this plug-in, not beside the host.
+            NativeLibraryConfig.All.WithSearchDirectory(Path.GetDirectoryName(typeof(LlamaCppPeer).Assembly.Location)!);
             // llama.cpp logs every tensor it loads; keep errors only.
             NativeLibraryConfig.All.WithLogCallback((level, message) =>
             {
