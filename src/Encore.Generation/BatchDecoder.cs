@@ -156,6 +156,31 @@ public sealed class BatchDecoder : IDisposable
         _loneRow = new LoneRowTarget(_model, _cache, _rowAdapters);
     }
 
+    /// <summary>
+    /// Early exit of the encoder and decoder for every sequence (<see cref="GenerationOptions.EarlyExit"/>; the
+    /// sequences' own options are not read for it, as for the cache dtype): set before the first <see cref="Add"/>.
+    /// Rows that exit at different layers of a step keep their own results (see <see cref="StackExit"/>). Default null (off).
+    /// </summary>
+    public EarlyExitOptions? EarlyExit
+    {
+        get => _earlyExit;
+        set
+        {
+            if (_active > 0) throw new InvalidOperationException("set early exit before adding sequences");
+            _earlyExit = value?.Validate();
+            _cache.Exit = value is null ? null : new StackExit(value.DecoderThreshold, MaxRows);
+            _encoderLayers = 0;
+            _encoderExamples = 0;
+        }
+    }
+    EarlyExitOptions? _earlyExit;
+    long _encoderLayers, _encoderExamples;
+
+    /// <summary>The layers run since <see cref="EarlyExit"/> was set (null without it): prompts encoded, and every step's tokens (a prefill's included).</summary>
+    public EarlyExitStats? ExitCounts => _cache.Exit is { } d
+        ? new EarlyExitStats(_encoderLayers, _encoderExamples, _model is EncoderDecoderModel ed ? ed.Encoder.Layers : 0, d.Layers, d.Units, _cache.Self.Length)
+        : null;
+
     /// <summary>Sequences decoded together at most.</summary>
     public int MaxRows { get; }
 
@@ -205,8 +230,19 @@ public sealed class BatchDecoder : IDisposable
             var adapters = members.Select(m => m.Adapter ?? _model.Adapters.Active).ToArray();
             GenerationSession session;
             using (SelectAdapters(adapters, adapters.Length))
-                session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start, KvCacheDType);
+                session = GenerationSession.Create(_model, members.Select(m => m.Prompt).ToArray(), 1, 0, start, KvCacheDType, _earlyExit);
             using var owned = session;
+            if (session.EncoderExit is { } encoded)
+            {
+                _encoderLayers += encoded.Layers;
+                _encoderExamples += encoded.Units;
+            }
+            if (_earlyExit != null && _cache.Exit is { } decoded && session.Cache.Exit is { } prefilled)
+                for (int i = 0; i < members.Length; i++)
+                {
+                    decoded.LayersByRow[0] += prefilled.LayersByRow[i];
+                    decoded.UnitsByRow[0] += prefilled.UnitsByRow[i];
+                }
             for (int i = 0; i < members.Length; i++)
             {
                 int row = _active++;

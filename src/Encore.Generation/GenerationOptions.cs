@@ -138,6 +138,14 @@ public sealed record GenerationOptions
     /// <summary>True when this request may fix several tokens per pass: speculative decoding (<see cref="DraftModel"/> or <see cref="PromptLookup"/>) or <see cref="LexicalUnits"/>.</summary>
     public bool Speculates => DraftModel != null || PromptLookup || LexicalUnits != null;
 
+    /// <summary>
+    /// Early exit of the encoder and the decoder (MuE, arXiv 2211.11152; see <see cref="EarlyExitOptions"/>): a
+    /// stack stops for an example or a token once a layer barely changes its state. The result's
+    /// <see cref="GenerationResult.EarlyExit"/> counts the layers run. Not a Hugging Face option. Default null
+    /// (off: every layer runs and none is counted).
+    /// </summary>
+    public EarlyExitOptions? EarlyExit { get; init; }
+
     /// <summary>True when this request samples (do_sample with a temperature above 0).</summary>
     public bool Samples => DoSample && Temperature > 0;
 
@@ -179,6 +187,7 @@ public sealed record GenerationOptions
         Check(Enum.IsDefined(KvCacheDType), $"kv cache dtype {(int)KvCacheDType} is not f32 or int8");
         Check(DraftTokens is >= 1 and <= 64, $"draft_tokens must be in [1, 64], got {DraftTokens}");
         Check(PromptLookupMaxNgram is >= 1 and <= 32, $"prompt_lookup_max_ngram must be in [1, 32], got {PromptLookupMaxNgram}");
+        EarlyExit?.Validate();
         if (Superposed is { } superposed)
         {
             superposed.Validate();

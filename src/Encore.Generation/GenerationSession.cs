@@ -115,6 +115,20 @@ public abstract class GenerationSession : IDisposable
     int[] _mixIds = [];
     float[] _mixWeights = [];
 
+    /// <summary>The encoder's early-exit rule and counts (encoder–decoder sessions with early exit), one row per prompt; else null.</summary>
+    public virtual StackExit? EncoderExit => null;
+
+    /// <summary>
+    /// The layers prompt <paramref name="request"/>'s rows (rows request·K … request·K + K − 1, K =
+    /// <paramref name="rowsPerRequest"/>) ran under early exit; null when the session was created without it.
+    /// </summary>
+    public EarlyExitStats? ExitStats(int request, int rowsPerRequest)
+    {
+        if (Cache.Exit is not { } decoder) return null;
+        int encoderDepth = this is EncoderDecoderSession ed ? ed.EncoderDepth : 0;
+        return EarlyExitStats.From(EncoderExit, request, encoderDepth, decoder, request * rowsPerRequest, rowsPerRequest, Cache.Self.Length);
+    }
+
     /// <summary>Makes row i continue from row <paramref name="parents"/>[i] (beam search); see <see cref="KvCacheRows.Select"/>.</summary>
     public void Reorder(ReadOnlySpan<int> parents) => KvCacheRows.Select(Cache.Self, parents);
 
@@ -145,11 +159,14 @@ public abstract class GenerationSession : IDisposable
     /// A session for <paramref name="prompts"/>, each repeated <paramref name="rowsPerPrompt"/> times,
     /// with room for <paramref name="maxNewTokens"/> new tokens. Decoder-only prompts must share one length
     /// (the cache has one length for all rows and the API has no left-padding mask); see <see cref="Generator"/>.
-    /// The KV caches store keys and values as <paramref name="kvCacheDType"/>.
+    /// The KV caches store keys and values as <paramref name="kvCacheDType"/>. With <paramref name="earlyExit"/>,
+    /// the encoder and the decoder exit early (see <see cref="EarlyExitOptions"/>) and count their layers
+    /// (<see cref="ExitStats"/>); the prompt pass counts too.
     /// </summary>
     public static GenerationSession Create(LanguageModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, int decoderStartTokenId,
-        KvCacheDType kvCacheDType = KvCacheDType.F32)
+        KvCacheDType kvCacheDType = KvCacheDType.F32, EarlyExitOptions? earlyExit = null)
     {
+        earlyExit?.Validate();
         ArgumentNullException.ThrowIfNull(model);
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
         if (rowsPerPrompt < 1) throw new ArgumentOutOfRangeException(nameof(rowsPerPrompt));
@@ -161,8 +178,8 @@ public abstract class GenerationSession : IDisposable
         using var pooled = Encore.Tensors.Storage.BufferPool.Enable();
         return model switch
         {
-            EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId, kvCacheDType),
-            DecoderOnlyModel dec => new DecoderOnlySession(dec, prompts, rowsPerPrompt, maxNewTokens, kvCacheDType),
+            EncoderDecoderModel ed => new EncoderDecoderSession(ed, prompts, rowsPerPrompt, maxNewTokens, decoderStartTokenId, kvCacheDType, earlyExit),
+            DecoderOnlyModel dec => new DecoderOnlySession(dec, prompts, rowsPerPrompt, maxNewTokens, kvCacheDType, earlyExit),
             _ => throw new ArgumentException($"{model.GetType().Name} does not generate text (it has no decoder)"),
         };
     }
@@ -181,8 +198,10 @@ internal sealed class EncoderDecoderSession : GenerationSession
     readonly int _start;
     readonly int[][] _sources;
     readonly int _k;
+    readonly StackExit? _encoderExit;
 
-    public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start, KvCacheDType kvCacheDType)
+    public EncoderDecoderSession(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int rowsPerPrompt, int maxNewTokens, int start, KvCacheDType kvCacheDType,
+        EarlyExitOptions? earlyExit = null)
         : base(sources.Count * rowsPerPrompt, model.Config.VocabSize)
     {
         _model = model;
@@ -190,8 +209,10 @@ internal sealed class EncoderDecoderSession : GenerationSession
         _sources = sources.ToArray();
         _k = rowsPerPrompt;
         if (sources.Any(s => s.Length == 0)) throw new ArgumentException("an encoder–decoder needs a non-empty source");
-        (_memory, _lengths) = EncodePadded(model, sources, rowsPerPrompt);
+        if (earlyExit != null) _encoderExit = new StackExit(earlyExit.EncoderThreshold, sources.Count);
+        (_memory, _lengths) = EncodePadded(model, sources, rowsPerPrompt, _encoderExit);
         _cache = model.CreateCache(Rows, maxNewTokens + 1, _memory.Shape[1], kvCacheDType);
+        if (earlyExit != null) _cache.Exit = new StackExit(earlyExit.DecoderThreshold, Rows);
         try
         {
             using var logits = Step(Enumerable.Repeat(start, Rows).ToArray());
@@ -206,6 +227,10 @@ internal sealed class EncoderDecoderSession : GenerationSession
 
     public override DecoderCache Cache => _cache;
 
+    public override StackExit? EncoderExit => _encoderExit;
+
+    public int EncoderDepth => _model.Encoder.Layers;
+
     public override int[] InitialTokens(int row) => [_start];
 
     public override int[] Prompt(int row) => _sources[row / _k];
@@ -219,7 +244,7 @@ internal sealed class EncoderDecoderSession : GenerationSession
     /// masked; RoPE, ALiBi and T5 buckets depend on offsets only, and absolute positions start at 0 in
     /// every row, so each row equals its batch-of-one encoding), then repeats each row for its beams.
     /// </summary>
-    static (Var Memory, int[] Lengths) EncodePadded(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int k)
+    static (Var Memory, int[] Lengths) EncodePadded(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int k, StackExit? exit)
     {
         int b = sources.Count, d = model.Config.DModel;
         int smax = sources.Max(s => s.Length);
@@ -231,7 +256,7 @@ internal sealed class EncoderDecoderSession : GenerationSession
             ids.AsSpan(i * smax + sources[i].Length, smax - sources[i].Length).Fill(model.Config.PadTokenId);
             sourceLengths[i] = sources[i].Length;
         }
-        var enc = model.Encode(ids, b, sourceLengths);                      // (B, S_max, D)
+        var enc = exit is null ? model.Encode(ids, b, sourceLengths) : model.Encode(ids, b, sourceLengths, exit);   // (B, S_max, D)
         if (k == 1) return (enc, sourceLengths);
         using (enc)
         {
@@ -263,7 +288,7 @@ internal sealed class DecoderOnlySession : GenerationSession
     readonly int[][] _prompts;
     readonly int _k;
 
-    public DecoderOnlySession(DecoderOnlyModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, KvCacheDType kvCacheDType)
+    public DecoderOnlySession(DecoderOnlyModel model, IReadOnlyList<int[]> prompts, int rowsPerPrompt, int maxNewTokens, KvCacheDType kvCacheDType, EarlyExitOptions? earlyExit = null)
         : base(prompts.Count * rowsPerPrompt, model.Config.VocabSize)
     {
         _model = model;
@@ -274,6 +299,7 @@ internal sealed class DecoderOnlySession : GenerationSession
         if (prompts.Any(p => p.Length != length))
             throw new ArgumentException("a decoder-only session needs prompts of one length; Generator groups them by length");
         _cache = model.CreateCache(Rows, length + maxNewTokens, kvCacheDType);
+        if (earlyExit != null) _cache.Exit = new StackExit(earlyExit.DecoderThreshold, Rows);
         try
         {
             var ids = new int[Rows * length];

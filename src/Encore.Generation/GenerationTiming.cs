@@ -21,6 +21,9 @@ public readonly record struct GenerationTiming(double FirstTokenSeconds, double 
     /// <summary>With speculative decoding, its passes of the model and drafts accepted; else null.</summary>
     public SpeculativeStats? Speculative { get; init; }
 
+    /// <summary>With <see cref="GenerationOptions.EarlyExit"/>, the encoder and decoder layers the generation ran; else null.</summary>
+    public EarlyExitStats? EarlyExit { get; init; }
+
     /// <summary>
     /// Times the batch-1 generation of <paramref name="prompt"/> with <paramref name="options"/> (greedy,
     /// sampling or speculative; one sequence), as <see cref="Generator.GenerateIds"/> runs it: the clock

@@ -92,9 +92,15 @@ public sealed class Generator
         {
             var ctx = Start(group.Select(i => prompts[i]).ToArray(), options, strategy, out var session);
             using (session)
+            {
                 foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
-            for (int g = 0; g < group.Length; g++)
-                results[group[g]] = new GenerationResult(ctx.Results[g]) { SuperposedPasses = (strategy as SuperposedStrategy)?.Passes[g] };
+                for (int g = 0; g < group.Length; g++)
+                    results[group[g]] = new GenerationResult(ctx.Results[g])
+                    {
+                        SuperposedPasses = (strategy as SuperposedStrategy)?.Passes[g],
+                        EarlyExit = session.ExitStats(g, strategy.RowsPerRequest),
+                    };
+            }
         }
         return results;
     }
@@ -108,16 +114,20 @@ public sealed class Generator
         ulong seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
         var sequences = new GeneratedSequence[options.NumReturnSequences];
         var stats = new SpeculativeStats();
+        EarlyExitStats? exits = null;
         for (int k = 0; k < sequences.Length; k++)
         {
             var strategy = Speculative(options, k, seed);
             var ctx = Start([prompt], options, strategy, out var session);
             using (session)
+            {
                 foreach (var _ in strategy.Run(ctx, cancellationToken)) { }
+                if (session.ExitStats(0, 1) is { } e) exits = exits is { } sum ? sum + e : e;
+            }
             sequences[k] = ctx.Results[0][0];
             stats += strategy.Stats;
         }
-        return new GenerationResult(sequences) { Speculative = stats };
+        return new GenerationResult(sequences) { Speculative = stats, EarlyExit = exits };
     }
 
     /// <summary>The speculative strategy of sample stream <paramref name="sampleIndex"/> of <paramref name="seed"/>; checks the draft model against this one.</summary>
@@ -171,14 +181,18 @@ public sealed class Generator
         var ctx = Start([prompt], options, strategy, out var session);
         var tokens = new List<int>(options.MaxNewTokens);
         double first = 0;
+        EarlyExitStats? exits;
         using (session)
+        {
             foreach (var e in strategy.Run(ctx, default))
             {
                 if (tokens.Count == 0) first = sw.Elapsed.TotalSeconds;
                 tokens.Add(e.Token);
             }
+            exits = session.ExitStats(0, 1);
+        }
         double total = sw.Elapsed.TotalSeconds;
-        return new GenerationTiming(first, total - first, tokens.Count - 1, [.. tokens]) { Speculative = (strategy as SpeculativeStrategy)?.Stats };
+        return new GenerationTiming(first, total - first, tokens.Count - 1, [.. tokens]) { Speculative = (strategy as SpeculativeStrategy)?.Stats, EarlyExit = exits };
     }
 
     /// <summary>Builds the session and decoding context of one group of prompts.</summary>
@@ -190,7 +204,7 @@ public sealed class Generator
         if (options.StopStrings.Count > 0 && Tokenizer is null) throw new ArgumentException("stop strings need a tokenizer");
         options.Superposed?.Ngrams?.CheckFits(config.VocabSize, Tokenizer);
         int start = options.DecoderStartTokenId ?? config.DecoderStartTokenId;
-        session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start, options.KvCacheDType);
+        session = GenerationSession.Create(Model, prompts, strategy.RowsPerRequest, options.MaxNewTokens, start, options.KvCacheDType, options.EarlyExit);
         var stop = new StopCriteria(eos, options.StopStrings, options.MaxNewTokens, Tokenizer, options.SkipSpecialTokens);
         return new DecodingContext(session, prompts.Length, LogitsProcessors.FromOptions(options, eos), stop, config.PadTokenId);
     }

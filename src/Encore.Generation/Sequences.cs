@@ -47,6 +47,9 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
     /// </summary>
     public int? SuperposedPasses { get; init; }
 
+    /// <summary>With <see cref="GenerationOptions.EarlyExit"/>, the encoder and decoder layers the input's generation ran; else null.</summary>
+    public EarlyExitStats? EarlyExit { get; init; }
+
     /// <summary>The best sequence's text.</summary>
     public string Text => Sequences[0].Text;
 

@@ -267,6 +267,29 @@ public sealed class AttentionLayer
         return _o.Forward(a, ctx.DropoutSeed);
     }
 
+    /// <summary>
+    /// Writes the self-attention keys and values of x (B, T, D) into <paramref name="cache"/> without
+    /// attending: a decoder layer an exited token skips still leaves the entries later tokens read
+    /// (see <see cref="StackExit"/>). The positions are those of this pass, as in <see cref="Forward"/>.
+    /// </summary>
+    internal void AppendKeys(Var x, StackContext ctx, LayerCache cache)
+    {
+        var ks = _k.Forward(x, ctx.DropoutSeed);                            // (B, T, Hkv·hd)
+        var vs = _v.Forward(x, ctx.DropoutSeed);
+        if (ctx.Rope != null) ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
+        if (_comBasis != null)
+        {
+            var rotations = Ops.ComRopeRotations(Var.Of(_ps[_comBasis]), Var.Of(_ps[_comScale!]), ctx.ComRopePositions);   // (P, Hkv, nb, b, b)
+            ks = Ops.ComRope(ks, rotations, _kvHeads, ctx.ComRopeSlots);
+        }
+        if (ctx.RowOffsets != null) cache.AppendAt(ks, vs, ctx.RowOffsets);
+        else
+        {
+            cache.Append(ks, vs);
+            cache.Length += ctx.Length;
+        }
+    }
+
     // URPE self-attention, (softmax(q·kᵀ·scale + T5 bias) ⊙ C)·v; query positions per row when a batch cache gives them.
     Var AttendUrpe(Var q, Var ks, Var vs, StackContext ctx, LayerCache? cache)
     {
@@ -315,6 +338,10 @@ public sealed class Block
         _mlp = new FeedForward(ps, scope + ".mlp", c);
         _mlpNorm = new NormLayer(ps, scope + ".mlp_norm", c.DModel, c.Norm, c.NormEps);
     }
+
+    /// <summary>The self-attention cache entries of a block an exited token skips: keys and values of its kept state x (B, T, D).</summary>
+    internal void AppendKeys(Var x, StackContext ctx, LayerCache selfCache) =>
+        _self.AppendKeys(_postNorm ? x : _selfNorm.Forward(x), ctx, selfCache);
 
     internal Var Forward(Var x, StackContext ctx, LayerCache? selfCache, LayerCache? crossCache)
     {

@@ -208,6 +208,44 @@ public sealed class EncoderDecoderModel : LanguageModel
     }
 
     /// <summary>
+    /// Encodes source ids (B·S) → memory (B, S, D) under an early-exit rule (inference): each example
+    /// leaves the encoder once a layer barely changes its states (see <see cref="StackExit"/>, whose
+    /// counts this pass adds to), and its memory is the final norm of the state it reached.
+    /// </summary>
+    public Var Encode(int[] source, int batch, int[]? sourceLengths, StackExit exit)
+    {
+        ArgumentNullException.ThrowIfNull(exit);
+        int s = source.Length / Math.Max(1, batch);
+        return Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, 0, exit: exit);
+    }
+
+    /// <summary>
+    /// The encoder's memory after each of its layers, (B, S, D) each, every one through the final norm
+    /// (the last is <see cref="Encode(int[], int, int[], ulong)"/>'s): what the decoder reads when the
+    /// encoder exits after that layer. An early-exit loss trains the decoder on them.
+    /// </summary>
+    public IReadOnlyList<Var> EncodeLayers(int[] source, int batch, int[]? sourceLengths = null, ulong dropoutSeed = 0)
+    {
+        int s = source.Length / Math.Max(1, batch);
+        var layers = new List<Var>(Encoder.Layers);
+        Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, dropoutSeed, layerOutputs: layers);
+        return layers;
+    }
+
+    /// <summary>
+    /// Decoder logits (B, T, V) after each decoder layer, each through the decoder's final norm and the LM
+    /// head (the last is <see cref="Decode(Var, int[], int[], int, DecoderCache?, ulong)"/>'s): the shared head
+    /// an early-exit loss applies at every layer (MuE's layer-wise task loss).
+    /// </summary>
+    public IReadOnlyList<Var> DecodeLayers(Var memory, int[]? sourceLengths, int[] targetInputs, int batch, ulong dropoutSeed = 0)
+    {
+        int t = targetInputs.Length / Math.Max(1, batch);
+        var layers = new List<Var>(Decoder.Layers);
+        Decoder.Forward(Embed(targetInputs, batch, t), null, memory, sourceLengths, null, dropoutSeed ^ 0x5DEECE66DUL, layerOutputs: layers);
+        return layers.Select(Logits).ToArray();
+    }
+
+    /// <summary>
     /// Decoder logits (B, T, V) for target inputs (B·T) given the encoder memory; with a cache, the
     /// inputs are the next positions after those already cached.
     /// </summary>
@@ -283,6 +321,18 @@ public sealed class DecoderOnlyModel : LanguageModel
     {
         int t = ids.Length / Math.Max(1, batch);
         return Logits(Decoder.Forward(Embed(ids, batch, t), lengths, null, null, cache, dropoutSeed));
+    }
+
+    /// <summary>
+    /// Logits (B, T, V) after each decoder layer, each through the final norm and the LM head (the last is
+    /// <see cref="Forward(int[], int, int[], DecoderCache?, ulong)"/>'s): what an early-exit loss trains.
+    /// </summary>
+    public IReadOnlyList<Var> ForwardLayers(int[] ids, int batch, int[]? lengths = null, ulong dropoutSeed = 0)
+    {
+        int t = ids.Length / Math.Max(1, batch);
+        var layers = new List<Var>(Decoder.Layers);
+        Decoder.Forward(Embed(ids, batch, t), lengths, null, null, null, dropoutSeed, layerOutputs: layers);
+        return layers.Select(Logits).ToArray();
     }
 
     /// <summary>

@@ -129,6 +129,12 @@ public sealed class DecoderCache : IDisposable
         lengths[row] = length;
     }
 
+    /// <summary>
+    /// The decoder's early-exit rule for the passes over this cache (see <see cref="StackExit"/>), which
+    /// also counts the layers they run; null: every token runs every layer. Inference only.
+    /// </summary>
+    public StackExit? Exit { get; set; }
+
     /// <summary>The per-pass context the decoder stack reuses across this session's steps.</summary>
     internal StackContext Context { get; } = new();
 
@@ -207,7 +213,14 @@ public sealed class TransformerStack
     /// whose step feeds one token per active row. A row sees only its own keys, and its positions are
     /// its own, so it decodes as it would alone.
     /// </summary>
-    internal Var Forward(Var x, int[]? lengths, Var? memory, int[]? memoryLengths, DecoderCache? cache, ulong dropoutSeed, bool absoluteAdded = false)
+    /// <remarks>
+    /// <paramref name="exit"/> (or, when null, the cache's <see cref="DecoderCache.Exit"/>) lets units leave
+    /// the stack early (see <see cref="StackExit"/>); inference only. <paramref name="layerOutputs"/>, when
+    /// given, receives the final norm of every block's output in order (the last is the returned value):
+    /// the states an early-exit loss reads.
+    /// </remarks>
+    internal Var Forward(Var x, int[]? lengths, Var? memory, int[]? memoryLengths, DecoderCache? cache, ulong dropoutSeed, bool absoluteAdded = false,
+        StackExit? exit = null, List<Var>? layerOutputs = null)
     {
         int b = x.Shape[0], t = x.Shape[1];
         var rowLengths = cache?.RowLengths;
@@ -282,10 +295,56 @@ public sealed class TransformerStack
             if (_embedNorm != null) x = _embedNorm.Forward(x);
         }
         bool checkpoint = CheckpointActivations && cache == null && Tape.Current != null;
-        for (int i = 0; i < _blocks.Length; i++)
-            x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+        exit ??= cache?.Exit;
+        if (exit != null && Tape.Current != null) throw new InvalidOperationException("early exit is an inference rule; a recorded pass trains every layer");
+        if (exit != null && !exit.Never) x = ForwardExiting(x, lengths, ctx, cache, exit, b, t);
+        else
+            for (int i = 0; i < _blocks.Length; i++)
+            {
+                x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+                if (layerOutputs != null && i < _blocks.Length - 1) layerOutputs.Add(_final is null ? x : _final.Forward(x));
+            }
+        if (exit is { Never: true })
+        {
+            // The stack ran whole: every unit counts every layer.
+            var whole = Workspace.RentInts(Causal ? b * t : b);
+            Array.Clear(whole);
+            exit.Count(whole, whole.Length, Causal ? t : 1, _blocks.Length);
+        }
         if (rowLengths != null) for (int i = 0; i < b; i++) rowLengths[i] += t;
-        return _final is null ? x : _final.Forward(x);
+        var output = _final is null ? x : _final.Forward(x);
+        layerOutputs?.Add(output);
+        return output;
+    }
+
+    /// <summary>
+    /// The blocks under an early-exit rule (see <see cref="StackExit"/>): after each block but the last,
+    /// units (examples in a bidirectional stack, tokens in a causal one) whose state barely changed stop;
+    /// they keep their state through the later blocks, whose self-attention caches get its keys and
+    /// values. Once every unit has stopped, the later blocks only write those cache entries (or, without a
+    /// cache, are skipped).
+    /// </summary>
+    Var ForwardExiting(Var x, int[]? lengths, StackContext ctx, DecoderCache? cache, StackExit exit, int b, int t)
+    {
+        int d = _c.DModel;
+        int units = Causal ? b * t : b, unitLength = Causal ? 1 : t;
+        var depth = Workspace.RentInts(units);                                                       // (units) 0 while running, else blocks run
+        Array.Clear(depth);
+        int running = units;
+        for (int i = 0; i < _blocks.Length; i++)
+        {
+            if (running == 0)
+            {
+                if (cache is null) break;
+                _blocks[i].AppendKeys(x, ctx, cache.Self[i]);
+                continue;
+            }
+            var y = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);                   // (B, T, D)
+            running = exit.Decide(x.Value.AsReadOnlySpan<float>(), y.Value.AsSpan<float>(), i, i < _blocks.Length - 1, units, unitLength, d, Causal ? null : lengths, depth);
+            x = y;
+        }
+        exit.Count(depth, units, Causal ? t : 1, _blocks.Length);
+        return x;
     }
 
     // A block under activation checkpointing. Its own method: a lambda capturing ctx in Forward would

@@ -133,7 +133,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
         var app = builder.Build();
         var router = options.SuperModel is null ? null : CreateRouter(generator, tokenizer, options, context);
         var metrics = new ServerMetrics { Speculates = options.Speculates, Routes = router != null };
-        var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType);
+        var scheduler = generator is null ? null : new InferenceScheduler(generator, options.MaxBatch, context, options.MaxQueue, metrics, options.KvCacheDType, options.EarlyExit);
         var server = new EncoreServer(app, options, generator, embedder, scheduler, metrics, context, chatTemplate);
         if (router != null) server.StartRouting(router);
         server.Map(app);

@@ -66,6 +66,10 @@ public sealed class InferenceScheduler : IDisposable
     readonly Generator _generator;
     readonly int _maxRows, _context, _maxQueue;
     readonly KvCacheDType _kvCacheDType;
+    readonly EarlyExitOptions? _earlyExit;
+
+    /// <summary>The layers the batch decoder has run under early exit (null without it).</summary>
+    internal EarlyExitStats? ExitCounts => _decoder.ExitCounts;
     readonly ConcurrentQueue<ScheduledRequest> _queue = new();
     readonly SemaphoreSlim _signal = new(0);
     readonly Thread _thread;
@@ -74,15 +78,17 @@ public sealed class InferenceScheduler : IDisposable
     BatchDecoder _decoder;
     int _queued;
 
-    internal InferenceScheduler(Generator generator, int maxRows, int contextLength, int maxQueue, ServerMetrics metrics, KvCacheDType kvCacheDType = KvCacheDType.F32)
+    internal InferenceScheduler(Generator generator, int maxRows, int contextLength, int maxQueue, ServerMetrics metrics, KvCacheDType kvCacheDType = KvCacheDType.F32,
+        EarlyExitOptions? earlyExit = null)
     {
         _kvCacheDType = kvCacheDType;
+        _earlyExit = earlyExit;
         _generator = generator;
         _maxRows = maxRows;
         _context = contextLength;
         _maxQueue = maxQueue;
         Metrics = metrics;
-        _decoder = new BatchDecoder(generator, maxRows, contextLength, kvCacheDType);
+        _decoder = new BatchDecoder(generator, maxRows, contextLength, kvCacheDType) { EarlyExit = earlyExit };
         metrics.KvCacheBytes = _decoder.CacheBytes;
         _thread = new Thread(Run) { IsBackground = true, Name = "encore-scheduler" };
         _thread.Start();
@@ -222,7 +228,7 @@ public sealed class InferenceScheduler : IDisposable
         try
         {
             _decoder.Dispose();
-            if (!_stop.IsCancellationRequested) _decoder = new BatchDecoder(_generator, _maxRows, _context, _kvCacheDType);
+            if (!_stop.IsCancellationRequested) _decoder = new BatchDecoder(_generator, _maxRows, _context, _kvCacheDType) { EarlyExit = _earlyExit };
         }
         catch (Exception)
         {

@@ -32,6 +32,12 @@ public sealed record ServerOptions
     public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
 
     /// <summary>
+    /// Early exit of the encoder and decoder for every request (<see cref="GenerationOptions.EarlyExit"/>;
+    /// <c>--exit-threshold</c>): one setting for the whole batch, since its rows step together. Default null (off).
+    /// </summary>
+    public EarlyExitOptions? EarlyExit { get; init; }
+
+    /// <summary>
     /// Speculative decoding for every request with this draft model (a smaller model of the same family
     /// and tokenizer; see <see cref="GenerationOptions.DraftModel"/>). A sequence speculates in the decode
     /// steps where it is the only one in the batch (batch-1 decoding, where reading the weights bounds the
@@ -166,6 +172,7 @@ public sealed record ServerOptions
         Check(MaxQueue is >= 0 and <= 1_000_000, $"--max-queue must be in [0, 1000000], got {MaxQueue}");
         Check(ContextLength is null or (>= 2 and <= 1 << 20), $"--context must be in [2, 1048576], got {ContextLength}");
         Check(Enum.IsDefined(KvCacheDType), $"--kv-dtype must be f32 or int8, got {(int)KvCacheDType}");
+        EarlyExit?.Validate();
         Check(RequestTimeout > TimeSpan.Zero, $"--request-timeout must be positive, got {RequestTimeout}");
         Check(MaxRequestBodyBytes is >= 1024 and <= 1L << 30, $"--max-body-bytes must be in [1024, 2^30], got {MaxRequestBodyBytes}");
         Check(MaxChoices >= 1, $"max choices must be ≥ 1, got {MaxChoices}");

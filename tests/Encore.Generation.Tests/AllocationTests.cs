@@ -93,3 +93,39 @@ public class SuperposedAllocationTests
         Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} superposed steps allocated {first} and {second} bytes");
     }
 }
+
+public class EarlyExitAllocationTests
+{
+    /// <summary>
+    /// Greedy steps under early exit allocate nothing either: the exit decisions, the kept states and the
+    /// keys of skipped layers use the session's workspace. τ 0 takes the keys-only path for the upper
+    /// layers, 1 the plain path with counting, and the values between mix exits within the batch.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 0f)]
+    [InlineData(true, 0.9f)]
+    [InlineData(true, 1f)]
+    [InlineData(false, 0f)]
+    [InlineData(false, 0.9f)]
+    public void SteadyStateGreedyDecodingWithEarlyExitAllocatesNothing(bool encoderDecoder, float threshold)
+    {
+        const int warmup = 4, measured = 64;
+        using var m = encoderDecoder ? (Encore.Models.LanguageModel)EarlyExitGenerationTests.DeepEncDec() : TinyModels.Decoder();
+        var prompts = new[] { new[] { 5, 6, 7, 8 }, new[] { 9, 10, 11, 12 } };
+        int max = warmup + 2 * measured + 2;
+        using var session = GenerationSession.Create(m, prompts, 1, max, 0, Encore.Models.KvCacheDType.F32, EarlyExitOptions.Both(threshold));
+        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], max, null), 0);
+        var marks = new long[3];
+        int events = 0;
+        foreach (var _ in new GreedyStrategy().Run(ctx, default))
+        {
+            events++;
+            for (int i = 0; i < 3; i++)
+                if (events == (warmup + i * measured) * prompts.Length) marks[i] = GC.GetAllocatedBytesForCurrentThread();
+        }
+        Assert.True(marks[2] > 0);
+        Assert.True(session.Cache.Exit!.Units > 0);
+        long first = marks[1] - marks[0], second = marks[2] - marks[1];
+        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} greedy steps with early exit at {threshold} allocated {first} and {second} bytes");
+    }
+}

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Encore.Generation;
 using Encore.Models;
 using Encore.Training.Data;
 using Encore.Training.Runs;
@@ -37,6 +38,8 @@ internal static partial class EvalCommand
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var fields = new Common.FieldOptions();
         var route = new RouteOptions();
+        var exitSweep = new Option<string[]>("--exit-threshold") { Description = "Early-exit sweep instead of the table: for each value (τ for both stacks, or ENC:DEC), batch-1 greedy outputs of every example with that early exit (docs/adaptive-compute.md), scored, with the encoder and decoder layers run and the median wall time; repeat for the points of the sweep (add 1 for the plain model)." };
+        var exitRounds = new Option<int>("--exit-rounds") { Description = "Timed rounds of an --exit-threshold sweep; the points take turns within each round and each point's time is its median.", DefaultValueFactory = _ => new ExitSweepOptions().Rounds };
         var cmd = new Command("eval", "Score checkpoints on source → target pairs: loss, perplexity, exact match, ROUGE-1/2/L, chrF and BLEU, beside the lead and majority baselines; with several -m, one table on the same examples.")
         {
             model, data, examples, maxNew, batch, samples, lossOnly, speed, speedPrompts, plot, markdown, json, threads, dtype, tokenizerDir, kvDType,
@@ -45,12 +48,23 @@ internal static partial class EvalCommand
         var lexicalUnits = new LexicalUnitCli();
         foreach (var opt in lexicalUnits.All) cmd.Options.Add(opt);
         foreach (var opt in route.All) cmd.Options.Add(opt);
+        cmd.Options.Add(exitSweep);
+        cmd.Options.Add(exitRounds);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
             if (parse.GetValue(route.Route))
                 return RunRoute(parse, route, model, data, examples, maxNew, fields, kv, parse.GetValue(dtype), parse.GetValue(tokenizerDir), json, markdown, plot);
+            if (parse.GetValue(exitSweep) is { Length: > 0 } points)
+            {
+                var sweep = new ExitSweepOptions
+                {
+                    Points = points.Select(ParseExitPoint).ToArray(), Rounds = parse.GetValue(exitRounds), MaxNewTokens = parse.GetValue(maxNew), KvCache = kv,
+                }.Validate();
+                return RunExitSweep(ModelSpec.ParseAll(parse.GetValue(model)!), DatasetReader.ReadPairs(parse.GetValue(data)!, fields.Read(parse)),
+                    parse.GetValue(examples), sweep, parse.GetValue(tokenizerDir), parse.GetValue(dtype), parse.GetValue(json), parse.GetValue(data)!);
+            }
             var options = new ComparisonOptions
             {
                 Evaluation = (d with
@@ -114,6 +128,57 @@ internal static partial class EvalCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>"0.9" (both stacks) or "0.9:0.99" (encoder:decoder) → the thresholds; throws naming the option.</summary>
+    internal static EarlyExitOptions ParseExitPoint(string text)
+    {
+        var parts = text.Split(':');
+        var values = new float[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (parts.Length > 2 || !float.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !float.IsFinite(values[i]))
+                throw new ArgumentException($"--exit-threshold: '{text}' is not a threshold τ or a pair ENC:DEC of finite numbers");
+        return new EarlyExitOptions { EncoderThreshold = values[0], DecoderThreshold = values[^1] };
+    }
+
+    // Each model's sweep, one model loaded at a time: a markdown table per model, or one JSON object.
+    static int RunExitSweep(IReadOnlyList<ModelSpec> specs, IReadOnlyList<TextPair> pairs, int examples, ExitSweepOptions sweep, string? tokenizer, string? dtype, bool asJson, string data)
+    {
+        var dirs = ModelComparison.Resolve(specs);
+        var chosen = examples > 0 ? pairs.Take(examples).ToList() : [.. pairs];
+        var results = new List<object>();
+        for (int i = 0; i < specs.Count; i++)
+        {
+            using var m = Common.LoadForInference(dirs[i], dtype);
+            var tok = Common.LoadTokenizer(dirs[i], tokenizer);
+            var points = ExitSweep.Run(m, tok, chosen, sweep, asJson ? null : line => Console.Error.WriteLine($"{specs[i].Name}: {line}…"));
+            if (asJson)
+                results.Add(new
+                {
+                    name = specs[i].Name, checkpoint = dirs[i], encoder_layers = m.Config.Family == ModelFamily.EncoderDecoder ? m.Config.EncoderLayers : 0, decoder_layers = m.Config.DecoderLayers,
+                    points = points.Select(p => new
+                    {
+                        encoder_threshold = p.Exit.EncoderThreshold, decoder_threshold = p.Exit.DecoderThreshold,
+                        encoder_fraction = double.IsNaN(p.Layers.EncoderFraction) ? (double?)null : p.Layers.EncoderFraction,
+                        decoder_fraction = p.Layers.DecoderFraction, layer_fraction = p.Layers.LayerFraction,
+                        encoder_layers = p.Layers.EncoderLayers, encoder_examples = p.Layers.EncoderExamples,
+                        decoder_layers = p.Layers.DecoderLayers, decoder_tokens = p.Layers.DecoderTokens,
+                        metrics = p.Metrics, median_seconds = p.MedianSeconds, seconds = p.Seconds,
+                    }).ToArray(),
+                    markdown = ExitSweep.Markdown(points),
+                });
+            else
+            {
+                Console.WriteLine($"{specs[i].Name} ({dirs[i]}): {m.Config.EncoderLayers} encoder and {m.Config.DecoderLayers} decoder layers");
+                Console.WriteLine();
+                Console.Write(ExitSweep.Markdown(points));
+                Console.WriteLine();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{chosen.Count} examples of {data}; batch-1 greedy outputs of up to {sweep.MaxNewTokens} tokens; layers = blocks run as a share of every block for every example (encoder) and token (decoder); time = median of {sweep.Rounds} interleaved passes over the examples; Δ and ratio against the plain point (both τ ≥ 1)."));
+            }
+        }
+        if (asJson) Console.WriteLine(JsonSerializer.Serialize(new { data, examples = chosen.Count, rounds = sweep.Rounds, max_new_tokens = sweep.MaxNewTokens, models = results }, Common.Json));
+        return 0;
     }
 
     // The plot comes first: it needs only the runs' logs, so a bad path fails before the long evaluation.

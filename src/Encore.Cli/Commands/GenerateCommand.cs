@@ -53,6 +53,7 @@ internal static class GenerateCommand
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
         var superposed = new SuperposedCli("Superposed decoding with K drafts (arXiv 2405.18400): one pass of the model per step feeds the drafts' superposed embeddings; the K drafts are printed as alternatives, best first (see docs/decoding.md).");
+        var exit = new ExitThresholdOptions();
         var stats = new Option<bool>("--stats") { Description = "Print to stderr the tokens generated, the time and, with speculative decoding, tokens per pass of the model and the drafts' acceptance rate; with superposed decoding, the passes of the model." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();
@@ -71,6 +72,7 @@ internal static class GenerateCommand
         var routing = new RoutingCli();
         foreach (var option in routing.All) cmd.Options.Add(option);
         cmd.Options.Add(routing.Span);
+        foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var options = new GenerationOptions
@@ -99,6 +101,7 @@ internal static class GenerateCommand
                 PromptLookup = parse.GetValue(promptLookup),
                 DraftTokens = parse.GetValue(draftTokens),
                 PromptLookupMaxNgram = parse.GetValue(lookupNgram),
+                EarlyExit = exit.Parse(parse),
             };
             string? draftPath = parse.GetValue(draftModel);
             if (draftPath != null && options.PromptLookup) throw new ArgumentException("give one of --draft-model and --prompt-lookup");
@@ -142,10 +145,12 @@ internal static class GenerateCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             int generated = 0;
             SpeculativeStats? speculative = null;
+            EarlyExitStats? exits = null;
             int passes = 0;
             void Count(GenerationResult r)
             {
                 generated += r.Sequences.Sum(x => x.Tokens.Length);
+                if (r.EarlyExit is { } ee) exits = exits is { } sum ? sum + ee : ee;
                 if (r.Speculative is { } st) speculative = (speculative ?? new SpeculativeStats()) + st;
                 passes += r.SuperposedPasses ?? 0;
             }
@@ -155,6 +160,7 @@ internal static class GenerateCommand
                 string line = StatsLine(generated, clock.Elapsed.TotalSeconds, speculative, options);
                 if (options.Superposed is { } sp)
                     line += $"; superposed decoding with {sp.Drafts} drafts{(sp.Ngrams is { } t ? $" and {t.Order}-gram interpolation" : "")}: {passes} passes of the model";
+                if (exits is { } ee) line += "; " + ExitThresholdOptions.StatsLine(ee);
                 Console.Error.WriteLine($"encore: {line}");
             }
 
@@ -274,6 +280,7 @@ internal static class GenerateCommand
                 ["acceptance_rate"] = s.AcceptanceRate is { } a ? Math.Round(a, 4) : null,
             };
         if (r.SuperposedPasses is { } passes) o["superposed_passes"] = passes;
+        if (r.EarlyExit is { } ee) o["early_exit"] = ExitThresholdOptions.Json(ee);
         if (r.Sequences.Count > 1)
             o["sequences"] = new JsonArray(r.Sequences.Select(s => (JsonNode)new JsonObject
             {

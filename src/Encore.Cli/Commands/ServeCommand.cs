@@ -61,6 +61,8 @@ internal static class ServeCommand
         var lexicalUnits = new LexicalUnitCli();
         foreach (var option in lexicalUnits.All) cmd.Options.Add(option);
         foreach (var option in routing.All) cmd.Options.Add(option);
+        var exit = new ExitThresholdOptions();
+        foreach (var option in exit.All) cmd.Options.Add(option);
         cmd.SetAction(async (parse, ct) =>
         {
             var kvCache = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
@@ -74,6 +76,7 @@ internal static class ServeCommand
                 Port = parse.GetValue(port),
                 MaxBatch = parse.GetValue(maxBatch),
                 KvCacheDType = kvCache,
+                EarlyExit = exit.Parse(parse),
                 MaxQueue = parse.GetValue(maxQueue),
                 ContextLength = parse.GetValue(context),
                 ModelName = parse.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),

@@ -33,6 +33,8 @@ internal static class TrainCommand
         public Option<bool> Overwrite = new("--overwrite") { Description = "Start over in an --out that holds a run (deletes its checkpoints, metrics.jsonl and loss.png)." };
         public Option<int> Keep = new("--keep-checkpoints") { Description = "Checkpoints kept on disk, the newest.", DefaultValueFactory = _ => 2 };
         public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch; 0 is off.", DefaultValueFactory = _ => 0f };
+        public Option<bool> EarlyExitLoss = new("--early-exit-loss") { Description = "Train for early exit (MuE): the final norm and LM head applied to every decoder layer and the layers' cross-entropies averaged; an encoder–decoder's decoder also trains on an intermediate encoder layer drawn each step (see --early-exit-encoder). Then `generate --exit-threshold` skips layers. docs/adaptive-compute.md." };
+        public Option<bool> EarlyExitEncoder = new("--early-exit-encoder") { Description = "With --early-exit-loss on an encoder–decoder: also run the decoder on the memory of an encoder layer drawn each step, so the encoder can exit early (one more decoder pass per step). false trains decoder exits only.", DefaultValueFactory = _ => true };
         public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation.", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
@@ -52,7 +54,7 @@ internal static class TrainCommand
         public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
         public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
         public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -128,6 +130,7 @@ internal static class TrainCommand
             CheckpointEvery = parse.GetValue(o.SaveEvery),
             KeepCheckpoints = parse.GetValue(o.Keep),
             EncoderTokenLoss = parse.GetValue(o.EncoderLoss),
+            EarlyExit = parse.GetValue(o.EarlyExitLoss) ? new Training.Objectives.EarlyExitLossOptions { Encoder = parse.GetValue(o.EarlyExitEncoder) } : null,
             Seed = parse.GetValue(o.Seed),
             DistillAlpha = alpha ?? 0.5f,
             DistillTemperature = temperature ?? 2f,

@@ -7,6 +7,7 @@ using Encore.Autograd.Optim;
 using Encore.Formats;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
+using Encore.Training.Objectives;
 
 namespace Encore.Training.Trainer;
 
@@ -102,6 +103,8 @@ public sealed class Trainer : IDisposable
         }
         if (_o.CrossAttentionOnlySteps > 0 && !model.Parameters.All.Any(p => p.Trainable && IsCrossAttention(p.Name)))
             throw new ArgumentException($"a cross-attention-only warm-up needs an encoder–decoder model; this {model.Config.Family} model has no cross-attention to train");
+        if (_o.EarlyExit != null && model is not (EncoderDecoderModel or DecoderOnlyModel))
+            throw new ArgumentException($"an early-exit loss trains a decoder's layers; this {model.Config.Family} model has no decoder");
         model.CheckpointActivations = _o.CheckpointActivations;
         _train = train;
         _validation = validation;
@@ -383,7 +386,8 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The training loss of one batch: cross-entropy on its references, mixed with distillation
+    /// The training loss of one batch: cross-entropy on its references (with <see cref="TrainingOptions.EarlyExit"/>,
+    /// the early-exit loss, which averages it over the decoder's layers), mixed with distillation
     /// when a teacher is set: α·KL(teacher ‖ student) + (1 − α)·CE, the KL taken on the references
     /// (teacher-forced) or, on-policy, on the student's own samples of the batch's sources.
     /// </summary>
@@ -392,7 +396,15 @@ public sealed class Trainer : IDisposable
         int v = _model.Config.VocabSize;
         Var logits;                                                                       // (B, T, V)
         Var? encoderLoss = null;
-        if (_model is EncoderDecoderModel ed && _o.EncoderTokenLoss > 0)
+        Var? earlyExit = null;
+        if (_o.EarlyExit is { } exitOptions)
+        {
+            var r = EarlyExitLoss.Compute(_model, b, exitOptions, _o.LabelSmoothing, dropoutSeed);
+            logits = r.FinalLogits;
+            earlyExit = r.Loss;
+            if (_model is EncoderDecoderModel exitModel && _o.EncoderTokenLoss > 0) encoderLoss = EncoderTokenCrossEntropy(exitModel, r.Memory!, b);
+        }
+        else if (_model is EncoderDecoderModel ed && _o.EncoderTokenLoss > 0)
         {
             var memory = ed.Encode(b.Source, b.Size, b.SourceLengths, dropoutSeed);       // (B, S, D)
             logits = ed.Decode(memory, b.SourceLengths, b.Inputs, b.Size, null, dropoutSeed);
@@ -400,7 +412,8 @@ public sealed class Trainer : IDisposable
         }
         else logits = Logits(_model, b, dropoutSeed);
         var flat = Ops.Reshape(logits, b.Size * b.InputLength, v);
-        var ce = Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
+        // The early-exit loss holds the full model's cross-entropy among its layer terms.
+        var ce = earlyExit ?? Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
         if (encoderLoss != null) ce = Ops.Add(ce, Ops.Scale(encoderLoss, _o.EncoderTokenLoss));
         if (_teacher == null || _o.DistillAlpha == 0) return ce;
         var kd = b;

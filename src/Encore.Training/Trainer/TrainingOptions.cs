@@ -65,6 +65,15 @@ public sealed record TrainingOptions
     /// </summary>
     public float EncoderTokenLoss { get; init; }
     /// <summary>
+    /// The early-exit loss (<see cref="Objectives.EarlyExitLoss"/>, after MuE): the model's final norm and LM head
+    /// applied to every decoder layer's output and the layers' cross-entropies averaged, and, for an
+    /// encoder–decoder, the decoder also trained on an intermediate encoder layer's memory, so that both
+    /// stacks can exit early at inference (<c>GenerationOptions.EarlyExit</c>). It replaces the
+    /// cross-entropy term; distillation and the encoder token loss stay on the full model. Encoder–decoder
+    /// and decoder-only models. Default null (off).
+    /// </summary>
+    public Objectives.EarlyExitLossOptions? EarlyExit { get; init; }
+    /// <summary>
     /// Steps at the start of the run in which only cross-attention (its projections and norms) is trained
     /// and every other parameter is frozen: the warm-up T5Gemma gives an encoder–decoder adapted from
     /// decoder-only models whose cross-attention starts fresh (<c>encore adapt --decoder-from</c>), so
