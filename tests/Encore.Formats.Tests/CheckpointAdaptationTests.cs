@@ -71,8 +71,11 @@ public sealed class CheckpointAdaptationTests : IDisposable
     {
         string[] corpus = ["a package of fonts", "tools to parse images", "a library for fonts and images"];
         var source = Decoder("src", corpus: corpus);
+        const string template = "{% for m in messages %}{{ m['content'] }}{% endfor %}";
+        File.WriteAllText(Path.Combine(source, ChatTemplateFiles.ChatTemplateJinja), template);
         var r = CheckpointAdaptation.Write(source, Out("encdec"));
         Assert.Contains(TokenizerLoader.TokenizerJson, r.CopiedFiles);
+        Assert.Equal(template, TokenizerLoader.FromDirectory(r.OutputDirectory).ChatTemplate?.Template);
         Assert.Equal(File.ReadAllText(Path.Combine(source, "tokenizer.json")), File.ReadAllText(Path.Combine(r.OutputDirectory, "tokenizer.json")));
         var tok = TokenizerLoader.FromDirectory(r.OutputDirectory);
         Assert.Equal(tok.BosId, r.Report.Config.DecoderStartTokenId);

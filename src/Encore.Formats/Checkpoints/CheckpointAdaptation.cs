@@ -77,7 +77,8 @@ public static class CheckpointAdaptation
                 Directory.CreateDirectory(temp);
                 Checkpoint.Save(model, temp);
                 var copied = new List<string>();
-                foreach (var name in TokenizerFiles)
+                // The chat template travels with the tokenizer files (it is not one: a folder with it alone has no tokenizer).
+                foreach (var name in TokenizerFiles.Append(ChatTemplateFiles.ChatTemplateJinja))
                 {
                     var from = Path.Combine(src, name);
                     if (!File.Exists(from)) continue;

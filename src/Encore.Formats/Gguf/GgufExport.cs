@@ -355,6 +355,8 @@ public static class GgufExport
         if (pad is { } p && p < v) w.Add("tokenizer.ggml.padding_token_id", GgufValue.U32((uint)p));
         w.Add("tokenizer.ggml.add_bos_token", GgufValue.Bool(addBos));
         w.Add("tokenizer.ggml.add_eos_token", GgufValue.Bool(addEos));
+        // The checkpoint's Hugging Face chat template, under the key llama.cpp reads it from.
+        if (tokenizer?.ChatTemplate is { } chat) w.Add("tokenizer.chat_template", GgufValue.Str(chat.Template));
     }
 
     /// <summary>

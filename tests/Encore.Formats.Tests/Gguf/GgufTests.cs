@@ -319,6 +319,18 @@ public sealed class GgufTests : IDisposable
         Assert.NotEmpty((string[])r2["tokenizer.ggml.merges"].Value);
         Assert.All((string[])r2["tokenizer.ggml.merges"].Value, m => Assert.Equal(2, m.Split(' ').Length));
         Assert.Equal(bpe.IdToToken(bpe.VocabSize - 1), ((string[])r2["tokenizer.ggml.tokens"].Value)[^1]);
+        Assert.False(r2.Metadata.ContainsKey("tokenizer.chat_template"));
+
+        // A checkpoint with a chat template carries it into the GGUF, as llama.cpp's converter does.
+        var chatDir = Temp("with-template");
+        Directory.CreateDirectory(chatDir);
+        foreach (var f in Directory.GetFiles(gptDir)) File.Copy(f, Path.Combine(chatDir, Path.GetFileName(f)));
+        const string template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+        File.WriteAllText(Path.Combine(chatDir, "chat_template.jinja"), template);
+        var withTemplate = TokenizerLoader.FromDirectory(chatDir);
+        var p3 = Temp("chat.gguf");
+        GgufExport.Write(m2, withTemplate, p3, new GgufExportOptions { TokenizerDirectory = chatDir });
+        Assert.Equal(template, GgufReader.Open(p3)["tokenizer.chat_template"].Value);
     }
 
     [Fact]
