@@ -15,20 +15,29 @@ public class AllocationTests
         int max = warmup + 2 * measured + 2;
         using var session = GenerationSession.Create(m, prompts, 1, max, 0, kvCache);
         // No EOS: every row runs the full length, so every step is a steady-state step.
-        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], max, null), 0);
-        // Two windows: a steady-state allocation shows in both, while a one-off of the runtime's (code
-        // promoted by tiered compilation while other tests load the machine) can fall in one.
+        var (first, second) = GreedyWindows(session, prompts.Length, max, warmup, measured);
+        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} greedy steps allocated {first} and {second} bytes");
+    }
+
+    /// <summary>
+    /// Bytes allocated by greedy decoding of <paramref name="session"/> (no EOS, so every step is a steady-state
+    /// one) in two windows of <paramref name="measured"/> steps after <paramref name="warmup"/>: a steady-state
+    /// allocation shows in both, while a one-off of the runtime's (code promoted by tiered compilation while
+    /// other tests load the machine) can fall in one.
+    /// </summary>
+    internal static (long First, long Second) GreedyWindows(GenerationSession session, int requests, int max, int warmup, int measured)
+    {
+        var ctx = new DecodingContext(session, requests, [], new StopCriteria([], [], max, null), 0);
         var marks = new long[3];
         int events = 0;
         foreach (var _ in new GreedyStrategy().Run(ctx, default))
         {
             events++;
             for (int i = 0; i < 3; i++)
-                if (events == (warmup + i * measured) * prompts.Length) marks[i] = GC.GetAllocatedBytesForCurrentThread();
+                if (events == (warmup + i * measured) * requests) marks[i] = GC.GetAllocatedBytesForCurrentThread();
         }
         Assert.True(marks[2] > 0);
-        long first = marks[1] - marks[0], second = marks[2] - marks[1];
-        Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} greedy steps allocated {first} and {second} bytes");
+        return (marks[1] - marks[0], marks[2] - marks[1]);
     }
 }
 
@@ -114,18 +123,8 @@ public class EarlyExitAllocationTests
         var prompts = new[] { new[] { 5, 6, 7, 8 }, new[] { 9, 10, 11, 12 } };
         int max = warmup + 2 * measured + 2;
         using var session = GenerationSession.Create(m, prompts, 1, max, 0, Encore.Models.KvCacheDType.F32, EarlyExitOptions.Both(threshold));
-        var ctx = new DecodingContext(session, prompts.Length, [], new StopCriteria([], [], max, null), 0);
-        var marks = new long[3];
-        int events = 0;
-        foreach (var _ in new GreedyStrategy().Run(ctx, default))
-        {
-            events++;
-            for (int i = 0; i < 3; i++)
-                if (events == (warmup + i * measured) * prompts.Length) marks[i] = GC.GetAllocatedBytesForCurrentThread();
-        }
-        Assert.True(marks[2] > 0);
+        var (first, second) = AllocationTests.GreedyWindows(session, prompts.Length, max, warmup, measured);
         Assert.True(session.Cache.Exit!.Units > 0);
-        long first = marks[1] - marks[0], second = marks[2] - marks[1];
         Assert.True(Math.Min(first, second) == 0, $"two windows of {measured} greedy steps with early exit at {threshold} allocated {first} and {second} bytes");
     }
 }

@@ -120,14 +120,7 @@ public class BartOptionsTests
             var analytic = p.Grad!.ToFloatArray();
             foreach (int i in indices)
             {
-                var w = p.Value.AsSpan<float>();
-                float keep = w[i];
-                w[i] = keep + (float)h;
-                double up = Evaluate(Loss);
-                p.Value.AsSpan<float>()[i] = keep - (float)h;
-                double down = Evaluate(Loss);
-                p.Value.AsSpan<float>()[i] = keep;
-                double numeric = (up - down) / (2 * h);
+                double numeric = FiniteDifferences.Central(p, i, h, Loss);
                 Assert.True(Math.Abs(analytic[i] - numeric) <= 3e-3 * (1 + Math.Abs(numeric)), $"d/d {name}[{i}]: analytic {analytic[i]}, finite difference {numeric}");
             }
         }
@@ -173,12 +166,6 @@ public class BartOptionsTests
             if (p.Value.Rank == 1 || p.Name == LanguageModel.LogitsBias)
                 for (int i = 0; i < w.Length; i++) w[i] += (float)(r.NextDouble() - 0.5) * 0.4f;
         }
-    }
-
-    static double Evaluate(Func<Var> loss)
-    {
-        using var tape = Tape.Record();
-        return loss().Value.AsReadOnlySpan<float>()[0];
     }
 
     sealed class Close(float tolerance) : IEqualityComparer<float>

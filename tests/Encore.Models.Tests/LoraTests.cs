@@ -102,23 +102,10 @@ public class LoraTests
             Assert.Contains(analytic, g => g != 0);
             for (int i = 0; i < p.Length; i++)
             {
-                var w = p.Value.AsSpan<float>();
-                float keep = w[i];
-                w[i] = keep + (float)h;
-                double up = Evaluate(Loss);
-                p.Value.AsSpan<float>()[i] = keep - (float)h;
-                double down = Evaluate(Loss);
-                p.Value.AsSpan<float>()[i] = keep;
-                double numeric = (up - down) / (2 * h);
+                double numeric = FiniteDifferences.Central(p, i, h, Loss);
                 Assert.True(Math.Abs(analytic[i] - numeric) <= 2e-3 * (1 + Math.Abs(numeric)), $"d/d {p.Name}[{i}]: analytic {analytic[i]}, finite difference {numeric}");
             }
         }
-    }
-
-    static double Evaluate(Func<Var> loss)
-    {
-        using var tape = Tape.Record();
-        return loss().Value.AsReadOnlySpan<float>()[0];
     }
 
     static int[] Ids(Random r, int n, int v) => Enumerable.Range(0, n).Select(_ => r.Next(2, v)).ToArray();
