@@ -58,6 +58,25 @@ public sealed class TrainingBatches
         foreach (var b in Plan(epoch)) yield return MakeBatch(b, epoch);
     }
 
+    /// <summary>The batches as a trainer's source: each epoch planned when the trainer reaches it, each batch made when it is read.</summary>
+    public Trainer.IBatchSource AsSource() => new LazySource(this);
+
+    sealed class LazySource(TrainingBatches batches) : Trainer.IBatchSource
+    {
+        public IReadOnlyList<Batch> Epoch(int epoch) => new EpochView(batches, epoch, batches.Plan(epoch));
+    }
+
+    sealed class EpochView(TrainingBatches batches, int epoch, List<int[]> plan) : IReadOnlyList<Batch>
+    {
+        public Batch this[int index] => batches.MakeBatch(plan[index], epoch);
+        public int Count => plan.Count;
+        public IEnumerator<Batch> GetEnumerator()
+        {
+            for (int i = 0; i < plan.Count; i++) yield return this[i];
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
     /// <summary>Builds and pads the batch of examples <paramref name="indices"/> for <paramref name="epoch"/>.</summary>
     public Batch MakeBatch(IReadOnlyList<int> indices, int epoch)
     {

@@ -1,4 +1,5 @@
 using Encore.Formats;
+using Encore.Training.Runs;
 
 namespace Encore.Training.Lab;
 
@@ -68,6 +69,41 @@ public static class LabPlot
         plot.YLabel("%");
         plot.ShowLegend(ScottPlot.Edge.Right);
         Save(plot, path, 1000, 520);
+    }
+
+    /// <summary>
+    /// Validation ROUGE-L against decode tokens/s (batch 1): one point per split, labelled with the split and its
+    /// first-token latency; the lead baseline as a dashed line.
+    /// </summary>
+    public static void WriteDepthSplit(string path, DepthSplitResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var plot = new ScottPlot.Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        for (int i = 0; i < result.Splits.Count; i++)
+        {
+            var s = result.Splits[i];
+            var color = palette.GetColor(i);
+            var point = plot.Add.Scatter(new[] { s.DecodeTokensPerSecond }, new[] { s.RougeL });
+            point.Color = color;
+            point.MarkerSize = 10;
+            point.LegendText = $"{s.Split}: {ModelComparison.Parameters(s.Parameters)}, first token {s.FirstTokenMs.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)} ms";
+            var label = plot.Add.Text(s.Split, s.DecodeTokensPerSecond, s.RougeL);
+            label.LabelFontColor = color;
+            label.OffsetY = -10;
+        }
+        if (result.Baselines.FirstOrDefault(b => b.Name.StartsWith("lead", StringComparison.Ordinal)) is { } lead && lead.Metrics.TryGetValue("rouge_l", out var leadRouge))
+        {
+            var line = plot.Add.HorizontalLine(leadRouge);
+            line.LinePattern = ScottPlot.LinePattern.Dashed;
+            line.Color = ScottPlot.Colors.Gray;
+            line.LegendText = $"{lead.Name} baseline";
+        }
+        plot.Title($"Encoder/decoder splits: quality against decode speed ({result.Steps} steps each)");
+        plot.XLabel("decode tokens/s (batch 1)");
+        plot.YLabel("validation ROUGE-L");
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        Save(plot, path, 1100, 520);
     }
 
     /// <summary>Renders <paramref name="plot"/> and writes the PNG atomically; a failure is one <see cref="IOException"/> naming the file.</summary>

@@ -148,9 +148,20 @@ public static class LabTraining
             Seed = o.Seed,
             EncoderTokenLoss = model is EncoderDecoderModel ? o.EncoderTokenLoss : 0,
         };
-        var source = new GeneratedBatches(row, o.BatchSize, o.Seed, model is EncoderDecoderModel);
+        return Train(model, training, new GeneratedBatches(row, o.BatchSize, o.Seed, model is EncoderDecoderModel), cancel);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="model"/> with <paramref name="training"/> on <paramref name="source"/>; the Trainer writes its
+    /// log and final checkpoint into a temporary folder, deleted after.
+    /// </summary>
+    public static LabTrainingReport Train(LanguageModel model, TrainingOptions training, IBatchSource source, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(training);
+        ArgumentNullException.ThrowIfNull(source);
         string dir = Path.Combine(Path.GetTempPath(), $"encore-lab-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        var curve = new List<(long, double)>(o.Steps);
+        var curve = new List<(long, double)>(training.MaxSteps);
         var sw = Stopwatch.StartNew();
         try
         {

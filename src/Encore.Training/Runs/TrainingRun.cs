@@ -270,7 +270,7 @@ public sealed class TrainingRun : IDisposable
             }
 
             Delete(stale);
-            var trainer = new Trainer.Trainer(model, training, new LazyBatches(train), o.Output, valid.Epoch(0).ToList(), distillation, adapterTraining);
+            var trainer = new Trainer.Trainer(model, training, train.AsSource(), o.Output, valid.Epoch(0).ToList(), distillation, adapterTraining);
             var run = new TrainingRun(model, tokenizer, trainer, train, validationPairs, teacher, padding, truncation) { Adapter = adapter };
             trainer.WriteExtras = dir => SaveTokenizer(tokenizer, dir);
             if (o.EvalExamples > 0 && validationPairs.Count > 0 && model is not EncoderOnlyModel)
@@ -474,22 +474,5 @@ public sealed class TrainingRun : IDisposable
         Adapter?.Dispose();
         Model.Dispose();
         Teacher?.Dispose();
-    }
-
-    // One epoch's batches, made when the trainer asks for them.
-    sealed class LazyBatches(TrainingBatches batches) : IBatchSource
-    {
-        public IReadOnlyList<Batch> Epoch(int epoch) => new EpochView(batches, epoch, batches.Plan(epoch));
-    }
-
-    sealed class EpochView(TrainingBatches batches, int epoch, List<int[]> plan) : IReadOnlyList<Batch>
-    {
-        public Batch this[int index] => batches.MakeBatch(plan[index], epoch);
-        public int Count => plan.Count;
-        public IEnumerator<Batch> GetEnumerator()
-        {
-            for (int i = 0; i < plan.Count; i++) yield return this[i];
-        }
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }
