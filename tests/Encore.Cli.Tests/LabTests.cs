@@ -108,4 +108,53 @@ public sealed class LabTests
             Assert.Contains("π₀", s.GetProperty("format").GetString());
         }
     }
+
+    [Theory]
+    [InlineData("--splits 6+6,8", "encore: --splits: '8' is not a split ENCODER+DECODER with 1–64 layers each, e.g. 8+4")]
+    [InlineData("--splits 6+0", "encore: --splits: '6+0' is not a split ENCODER+DECODER with 1–64 layers each, e.g. 8+4")]
+    [InlineData("--examples 0", "encore: --examples must be positive, got 0")]
+    [InlineData("--speed-rounds 0", "encore: --speed-rounds must be positive, got 0")]
+    [InlineData("--train-examples -3", "encore: --train-examples must be ≥ 0, got -3")]
+    public void BadDepthSplitArgumentsAreOneLineNamingTheOption(string args, string expected)
+    {
+        var r = CliRunner.Run(["lab", "depth-split", "--quick", .. args.Split(' ')]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal(expected, r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void ATinyDepthSplitStudyPrintsJsonWithEverySplitAndWritesItsPlot()
+    {
+        var dir = Directory.CreateTempSubdirectory("encore-lab-cli-").FullName;
+        try
+        {
+            var plot = Path.Combine(dir, "depth.png");
+            var r = CliRunner.Run("lab", "depth-split", "--quick", "--splits", "2+1,1+1", "--steps", "2", "--train-examples", "40", "--examples", "3",
+                "--speed-rounds", "1", "--threads", "1", "--json", "--plot", plot);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.Equal("depth-split", root.GetProperty("study").GetString());
+            Assert.Equal("1+1", root.GetProperty("reference").GetString());
+            Assert.Equal(40, root.GetProperty("train_examples").GetInt32());
+            Assert.Equal(2, root.GetProperty("steps").GetInt32());
+            var splits = root.GetProperty("splits").EnumerateArray().ToList();
+            Assert.Equal(["2+1", "1+1"], splits.Select(s => s.GetProperty("split").GetString()));
+            foreach (var s in splits)
+            {
+                Assert.True(s.GetProperty("parameters").GetInt64() > 0);
+                Assert.InRange(s.GetProperty("rouge_l").GetDouble(), 0, 100);
+                Assert.True(s.GetProperty("decode_tokens_per_second").GetDouble() > 0);
+                Assert.True(s.GetProperty("first_token_ms").GetDouble() > 0);
+            }
+            Assert.Equal(1.0, splits[1].GetProperty("decode_speedup").GetDouble());
+            Assert.Contains("from the decoder to the encoder", root.GetProperty("claim").GetString());
+            Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(plot)[..4]);
+            Assert.Equal([plot], Directory.GetFiles(dir));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
