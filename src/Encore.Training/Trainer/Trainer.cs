@@ -188,6 +188,9 @@ public sealed class Trainer : IDisposable
     /// <summary>Called after every optimizer step.</summary>
     public Action<StepReport>? OnStep { get; set; }
 
+    /// <summary>Called with each measurement of <see cref="TrainingOptions.AttentionEntropyEvery"/> (step, layers).</summary>
+    public Action<long, IReadOnlyList<AttentionEntropyLayer>>? OnAttentionEntropy { get; set; }
+
     /// <summary>Called after every evaluation.</summary>
     public Action<EvalReport>? OnEval { get; set; }
 
@@ -533,6 +536,7 @@ public sealed class Trainer : IDisposable
             }
         WriteLine(log, line);
         _entropyCurve.Add((step, layers));
+        OnAttentionEntropy?.Invoke(step, layers);
     }
 
     void WritePlot()
