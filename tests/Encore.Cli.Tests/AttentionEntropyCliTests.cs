@@ -48,6 +48,28 @@ public sealed class AttentionEntropyCliTests : IDisposable
         Assert.DoesNotContain(Directory.GetFiles(run), f => Path.GetFileName(f).StartsWith('.') || f.EndsWith(".tmp", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void AResumedRegularizedRunEndsWithTheThresholdsAndWeightsOfAnUnbrokenOne()
+    {
+        string data = Data(), whole = Path.Combine(_dir, "whole"), split = Path.Combine(_dir, "split");
+        string[] Args(string output, int steps) => ["train", "-m", "tiny-decoder", "--data", data, "--steps", steps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--warmup", "1", "--save-every", "2", "--entropy-reg", "0.05", "--eval-examples", "0", "--out", output, "--threads", "1", "--json"];
+        Assert.Equal(0, CliRunner.Run(Args(whole, 4)).ExitCode);
+        // The first two steps, as a kill after checkpoint-2 would leave them, then --resume to 4.
+        Assert.Equal(0, CliRunner.Run(Args(split, 2)).ExitCode);
+        var r = CliRunner.Run([.. Args(split, 4), "--resume"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        foreach (var file in new[] { "entropy_thresholds.safetensors", "model.safetensors" })
+        {
+            var a = File.ReadAllBytes(Path.Combine(whole, "checkpoint-4", file));
+            Assert.Equal(a, File.ReadAllBytes(Path.Combine(split, "checkpoint-4", file)));
+        }
+        // The thresholds moved from their start of 0.5.
+        using var thresholds = Encore.Formats.SafetensorsFile.Open(Path.Combine(whole, "checkpoint-4", "entropy_thresholds.safetensors"));
+        using var theta = thresholds.Read(thresholds.Names.First());
+        Assert.Contains(theta.ToFloatArray(), x => x != 0.5f);
+    }
+
     [Theory]
     [InlineData("--attention-entropy 0", "encore: --attention-entropy: the interval must be a positive number of steps, got 0")]
     [InlineData("--attention-entropy x", "--attention-entropy")]

@@ -1,4 +1,5 @@
 using Encore.Autograd;
+using Encore.Formats;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -78,6 +79,30 @@ public sealed class EntropyRegularizer : IDisposable
             total = total is null ? penalty : Ops.Add(total, penalty);
         }
         return Ops.Scale(total!, _o.Weight / records.Count);
+    }
+
+    /// <summary>File name of the thresholds inside a checkpoint directory.</summary>
+    public const string FileName = "entropy_thresholds.safetensors";
+
+    /// <summary>Writes the thresholds into the checkpoint directory <paramref name="dir"/> (a resumed run continues from them).</summary>
+    public void Save(string dir) => SafetensorsFile.Write(Path.Combine(dir, FileName), _thresholds.Select(p => KeyValuePair.Create(p.Name, p.Value)));
+
+    /// <summary>
+    /// Reads the thresholds a checkpoint in <paramref name="dir"/> holds; a checkpoint without them (a run forked from one
+    /// trained without the regularizer) leaves them at their start. A file for other layers or heads is an error naming it.
+    /// </summary>
+    public void Load(string dir)
+    {
+        string path = Path.Combine(dir, FileName);
+        if (!File.Exists(path)) return;
+        using var file = SafetensorsFile.Open(path);
+        foreach (var p in _thresholds)
+        {
+            if (!file.Contains(p.Name) || !file[p.Name].Shape.SequenceEqual(p.Value.Shape.ToArray()))
+                throw new CheckpointFormatException($"{path}: no threshold '{p.Name}' of {p.Value.Length} heads; the checkpoint's model has other attention layers");
+            using var t = file.Read(p.Name);
+            t.AsReadOnlySpan<float>().CopyTo(p.Value.AsSpan<float>());
+        }
     }
 
     /// <summary>Frees the thresholds.</summary>

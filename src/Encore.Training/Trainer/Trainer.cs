@@ -271,6 +271,7 @@ public sealed class Trainer : IDisposable
             Checkpoint.LoadInto(_model, checkpoint);
         }
         OptimizerCheckpoint.Load(_optimizer, checkpoint);
+        _entropyReg?.Load(checkpoint);
         State = state;
         _trainCurve.Clear();
         _evalCurve.Clear();
@@ -565,6 +566,7 @@ public sealed class Trainer : IDisposable
         if (_adapter != null) PeftAdapter.Save(_adapter.Adapter, _model, tmp, _adapter.BaseModelType, _adapter.BaseModel);
         else Checkpoint.Save(_model, tmp);
         OptimizerCheckpoint.Save(_optimizer, tmp);
+        _entropyReg?.Save(tmp);
         WriteExtras?.Invoke(tmp);
         AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(State, Json));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
