@@ -62,7 +62,7 @@ public sealed class LinearLayer
     }
 }
 
-/// <summary>RMSNorm or LayerNorm over the last dimension.</summary>
+/// <summary>RMSNorm or LayerNorm over the last dimension, or none (the identity).</summary>
 public sealed class NormLayer
 {
     readonly ParameterSet _ps;
@@ -77,6 +77,7 @@ public sealed class NormLayer
         _kind = kind;
         _eps = eps;
         _w = scope + ".weight";
+        if (kind == NormKind.None) return;
         ps.Create(_w, [width], ParameterSet.Init.Ones);
         if (kind == NormKind.LayerNorm)
         {
@@ -86,9 +87,12 @@ public sealed class NormLayer
     }
 
     /// <summary>Normalizes x (…, D).</summary>
-    public Var Forward(Var x) => _kind == NormKind.RmsNorm
-        ? Ops.RmsNorm(x, Var.Of(_ps[_w]), _eps)
-        : Ops.LayerNorm(x, Var.Of(_ps[_w]), Var.Of(_ps[_b!]), _eps);
+    public Var Forward(Var x) => _kind switch
+    {
+        NormKind.RmsNorm => Ops.RmsNorm(x, Var.Of(_ps[_w]), _eps),
+        NormKind.LayerNorm => Ops.LayerNorm(x, Var.Of(_ps[_w]), Var.Of(_ps[_b!]), _eps),
+        _ => x,
+    };
 }
 
 /// <summary>
@@ -160,6 +164,7 @@ internal sealed class StackContext
     public int CrossKeys;                      // ragged step: cross-attention keys read (longest source); 0 when uniform
     public ulong DropoutSeed;
     public bool Training;
+    public AttentionEntropyProbe? Entropy;     // collects each attention layer's entropy (passes without a cache)
 }
 
 /// <summary>Multi-head attention with separate q, k, v, o projections (self- or cross-attention).</summary>
@@ -172,10 +177,12 @@ public sealed class AttentionLayer
     readonly string? _comBasis, _comScale;   // ComRoPE: P (Hkv, nb, b, b) and λ (Hkv, nb)
     readonly string? _urpe;                  // URPE: Toeplitz coefficients (H, width)
     readonly bool _urpeBidirectional;
+    readonly string _scope;
 
     internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false)
     {
         _ps = ps;
+        _scope = scope;
         _heads = c.Heads;
         _kvHeads = c.KvHeads;
         _cross = cross;
@@ -231,6 +238,7 @@ public sealed class AttentionLayer
             }
             var k = _k.Forward(ctx.Memory!, ctx.DropoutSeed);
             var v = _v.Forward(ctx.Memory!, ctx.DropoutSeed);
+            ctx.Entropy?.Add(_scope, true, q, k, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks, null, ctx.SelfMasks.KeyLengths);
             return _o.Forward(Ops.Attention(q, k, v, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks), ctx.DropoutSeed);
         }
         var ks = _k.Forward(x, ctx.DropoutSeed);                            // (B, T, Hkv·hd)
@@ -246,6 +254,7 @@ public sealed class AttentionLayer
             q = Ops.ComRope(q, rotations, _heads, ctx.ComRopeSlots);
             ks = Ops.ComRope(ks, rotations, _kvHeads, ctx.ComRopeSlots);
         }
+        if (cache == null) ctx.Entropy?.Add(_scope, false, q, ks, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias, ctx.SelfMasks.KeyLengths);
         if (_urpe != null) return _o.Forward(AttendUrpe(q, ks, vs, ctx, cache), ctx.DropoutSeed);
         Var a;
         if (cache != null)

@@ -51,6 +51,8 @@ public enum NormKind
     RmsNorm,
     /// <summary>LayerNorm with bias (BERT, GPT-2, BART).</summary>
     LayerNorm,
+    /// <summary>No normalization: every norm layer is the identity and has no parameters (the LayerNorm-free models of arXiv 2501.03489).</summary>
+    None,
 }
 
 /// <summary>The positional encoding of one stack.</summary>

@@ -46,6 +46,17 @@ public abstract class LanguageModel : IDisposable
         set { foreach (var stack in Stacks) stack.CheckpointActivations = value; }
     }
 
+    /// <summary>
+    /// Collects every attention layer's entropy (self-attention of each stack and cross-attention) in the forward passes
+    /// that run without a cache, while set; null (the default) records nothing. Not with activation checkpointing, whose
+    /// recomputed blocks would record again.
+    /// </summary>
+    public AttentionEntropyProbe? AttentionEntropy
+    {
+        get => Stacks.Count == 0 ? null : Stacks[0].EntropyProbe;
+        set { foreach (var stack in Stacks) stack.EntropyProbe = value; }
+    }
+
     /// <summary>The low-rank adapters applied to this model's linear layers (none until one is made active or selected).</summary>
     public LoraAdapters Adapters => Parameters.Lora ??= new LoraAdapters(Parameters);
 

@@ -15,7 +15,7 @@ public static class ParameterCounter
     static long CountUnchecked(ModelConfig c)
     {
         long d = c.DModel, a = c.AttentionDim, kv = (long)c.KvHeads * c.HeadDim, f = c.FfnDim, v = c.VocabSize;
-        long norm = c.Norm == NormKind.LayerNorm ? 2 * d : d;
+        long norm = c.Norm switch { NormKind.LayerNorm => 2 * d, NormKind.None => 0, _ => d };
         long attn = d * a + 2 * d * kv + a * d
                     + (c.QkvBias ? a + 2 * kv : 0) + (c.OutputBias ? d : 0);
         long mlp = (c.GatedFfn ? 3 : 2) * d * f + (c.MlpBias ? (c.GatedFfn ? 2 * f : f) + d : 0);

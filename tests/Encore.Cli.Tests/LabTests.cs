@@ -12,9 +12,9 @@ public sealed class LabTests
         Assert.NotEqual(0, r.ExitCode);
         Assert.Equal("encore: unknown command 'lenght' (did you mean 'length'?)", r.Stderr.Trim());
 
-        r = CliRunner.Run("lab", "entropyx");
+        r = CliRunner.Run("lab", "attention");
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Equal("encore: unknown command 'entropyx' (see 'encore lab --help')", r.Stderr.Trim());
+        Assert.Equal("encore: unknown command 'attention' (see 'encore lab --help')", r.Stderr.Trim());
     }
 
     [Theory]

@@ -35,6 +35,10 @@ internal static class TrainCommand
         public Option<float> EncoderLoss = new("--encoder-token-loss") { Description = "Weight of the encoder's own-token loss for encoder–decoders trained from scratch; 0 is off.", DefaultValueFactory = _ => 0f };
         public Option<bool> EarlyExitLoss = new("--early-exit-loss") { Description = "Train for early exit (MuE): the final norm and LM head applied to every decoder layer and the layers' cross-entropies averaged; an encoder–decoder's decoder also trains on an intermediate encoder layer drawn each step (see --early-exit-encoder). Then `generate --exit-threshold` skips layers. docs/adaptive-compute.md." };
         public Option<bool> EarlyExitEncoder = new("--early-exit-encoder") { Description = "With --early-exit-loss on an encoder–decoder: also run the decoder on the memory of an encoder layer drawn each step, so the encoder can exit early (one more decoder pass per step). false trains decoder exits only.", DefaultValueFactory = _ => true };
+        public Option<int?> AttentionEntropy = new("--attention-entropy") { Description = "Log every attention layer's per-head entropy (nats, and normalized by log of the keys each row sees) every N steps (default 100) into metrics.jsonl, and plot it in attention-entropy.png. docs/lab.md.", Arity = ArgumentArity.ZeroOrOne };
+        public Option<float?> EntropyReg = new("--entropy-reg") { Description = "Add the entropy regularizer of Entropy-Guided Attention (arXiv 2501.03489) with this weight λ (its code's default 1e-5): each head's attention entropy is penalized where it strays from a learned fraction θ of log S by more than the tolerance." };
+        public Option<float> EntropyTolerance = new("--entropy-tolerance") { Description = "--entropy-reg: the tolerance margin γ, a fraction of the maximum entropy log S.", DefaultValueFactory = _ => 0.2f };
+        public Option<float> EntropyThreshold = new("--entropy-threshold") { Description = "--entropy-reg: the starting value of every learned threshold θ, a fraction of log S.", DefaultValueFactory = _ => 0.5f };
         public Option<int> Samples = new("--samples") { Description = "Validation examples printed at every evaluation.", DefaultValueFactory = _ => 3 };
         public Option<bool> Json = new("--json") { Description = "Print one JSON line per step and evaluation instead of a progress bar." };
         public Option<int?> Threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
@@ -54,7 +58,7 @@ internal static class TrainCommand
         public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
         public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
         public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, AttentionEntropy, EntropyReg, EntropyTolerance, EntropyThreshold, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -135,6 +139,8 @@ internal static class TrainCommand
             DistillAlpha = alpha ?? 0.5f,
             DistillTemperature = temperature ?? 2f,
             DistillOnPolicy = onPolicy,
+            AttentionEntropyEvery = AttentionEntropyEvery(parse, o),
+            EntropyRegularizer = EntropyRegularizer(parse, o),
         };
         var output = parse.GetValue(o.Out) ?? Path.Combine("runs", Path.GetFileNameWithoutExtension(modelSpec.TrimEnd('/')));
         var runOptions = new TrainingRunOptions
@@ -173,6 +179,32 @@ internal static class TrainCommand
         using var run = TrainingRun.Prepare(runOptions, json ? null : line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}…[/]"));
         Execute(run, runOptions, json, samples: parse.GetValue(o.Samples));
         return 0;
+    }
+
+    // The interval of --attention-entropy: 0 when absent, 100 when given without a value.
+    static int AttentionEntropyEvery(ParseResult parse, Options o)
+    {
+        if (parse.GetResult(o.AttentionEntropy) is not { Implicit: false }) return 0;
+        int every = parse.GetValue(o.AttentionEntropy) ?? 100;
+        if (every < 1) throw new ArgumentException($"--attention-entropy: the interval must be a positive number of steps, got {every}");
+        return every;
+    }
+
+    // The regularizer of --entropy-reg and its companions, or null without --entropy-reg (the companions alone are an error).
+    static Training.Objectives.EntropyRegularizerOptions? EntropyRegularizer(ParseResult parse, Options o)
+    {
+        if (parse.GetValue(o.EntropyReg) is not { } weight)
+        {
+            if (parse.GetResult(o.EntropyTolerance) is { Implicit: false } || parse.GetResult(o.EntropyThreshold) is { Implicit: false })
+                throw new ArgumentException("--entropy-tolerance and --entropy-threshold shape the entropy regularizer: pass --entropy-reg too");
+            return null;
+        }
+        return new Training.Objectives.EntropyRegularizerOptions
+        {
+            Weight = weight,
+            Tolerance = parse.GetValue(o.EntropyTolerance),
+            InitialThreshold = parse.GetValue(o.EntropyThreshold),
+        }.Validate();
     }
 
     // The LoRA options of --lora-rank and its companions, or null without --lora-rank (the companions alone are an error).

@@ -147,12 +147,12 @@ public readonly struct HfConfigFields
     }
 
     /// <summary>The ACT2FN names Encore computes.</summary>
-    public const string SupportedActivations = "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish, relu";
+    public const string SupportedActivations = "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, swish, relu, linear";
 
     /// <summary>
     /// The Encore activation of a transformers ACT2FN name, or null for one Encore does not compute:
     /// "gelu" (exact erf), "gelu_new" / "gelu_pytorch_tanh" / "gelu_fast" (tanh approximation, the same
-    /// formula; gelu_fast writes 0.7978845608 for √(2/π)), "silu" / "swish", "relu".
+    /// formula; gelu_fast writes 0.7978845608 for √(2/π)), "silu" / "swish", "relu", "linear" (the identity).
     /// </summary>
     public static ActivationKind? ActivationOf(string name) => name switch
     {
@@ -160,6 +160,7 @@ public readonly struct HfConfigFields
         "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
         "silu" or "swish" => ActivationKind.Silu,
         "relu" => ActivationKind.Relu,
+        "linear" => ActivationKind.Identity,
         _ => null,
     };
 
@@ -170,6 +171,7 @@ public readonly struct HfConfigFields
         ActivationKind.GeluTanh => "gelu_new",
         ActivationKind.Silu => "silu",
         ActivationKind.Relu => "relu",
+        ActivationKind.Identity => "linear",
         _ => throw new ArgumentException($"activation {kind} has no transformers name"),
     };
 

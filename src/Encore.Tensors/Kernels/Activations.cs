@@ -16,6 +16,11 @@ public enum ActivationKind
     GeluErf,
     /// <summary>SiLU/Swish: x·σ(x) (<c>"silu"</c>; Llama's SwiGLU).</summary>
     Silu,
+    /// <summary>
+    /// The identity, f(x) = x (<c>"linear"</c>): a feed-forward layer with no nonlinearity, as in the reduced-nonlinearity
+    /// models of Entropy-Guided Attention (arXiv 2501.03489).
+    /// </summary>
+    Identity,
 }
 
 /// <summary>
@@ -81,6 +86,7 @@ public static unsafe class Activations
         ActivationKind.GeluTanh => derivative ? GeluTanhOp.Derivative(x) : GeluTanhOp.Forward(x),
         ActivationKind.GeluErf => derivative ? GeluErfOp.Derivative(x) : GeluErfOp.Forward(x),
         ActivationKind.Silu => derivative ? SiluOp.Derivative(x) : SiluOp.Forward(x),
+        ActivationKind.Identity => derivative ? IdentityOp.Derivative(x) : IdentityOp.Forward(x),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation"),
     };
 
@@ -174,6 +180,16 @@ internal readonly struct GeluErfOp : IActivation
 }
 
 // Elfwing et al. 2017 / Ramachandran et al. 2017; f' = σ(1 + x(1 − σ)).
+internal readonly struct IdentityOp : IActivation
+{
+    public static float Forward(float x) => x;
+    public static float Derivative(float x) => 1f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Forward<TV>(TV x) where TV : unmanaged, IVec<TV> => x;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Derivative<TV>(TV x) where TV : unmanaged, IVec<TV> => TV.Splat(1f);
+}
+
 internal readonly struct SiluOp : IActivation
 {
     public static float Forward(float x) => x * VectorMath.Sigmoid(x);
@@ -228,6 +244,7 @@ internal static unsafe class ActivationDriver
             case ActivationKind.GeluTanh: RowDriver.RunFlat(new FlatValues<GeluTanhOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
             case ActivationKind.GeluErf: RowDriver.RunFlat(new FlatValues<GeluErfOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
             case ActivationKind.Silu: RowDriver.RunFlat(new FlatValues<SiluOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
+            case ActivationKind.Identity: RowDriver.RunFlat(new FlatValues<IdentityOp>(mode, a, b, dy, out0, out1), n, MinPerTask, width); break;
             default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation");
         }
     }
@@ -244,6 +261,7 @@ internal static unsafe class ActivationDriver
             case ActivationKind.GeluTanh: RowDriver.Run(new PackedRows<GeluTanhOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
             case ActivationKind.GeluErf: RowDriver.Run(new PackedRows<GeluErfOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
             case ActivationKind.Silu: RowDriver.Run(new PackedRows<SiluOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
+            case ActivationKind.Identity: RowDriver.Run(new PackedRows<IdentityOp>(mode, ab, dy, out0, f), rows, 2L * f, width); break;
             default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown activation");
         }
     }

@@ -93,6 +93,35 @@ public static unsafe partial class Attention
         where TIsa : struct, IAttentionIsa<TV> where TV : struct
     {
         int c = TIsa.Count;
+        int nkPad = RowScoreTerms<TIsa, TV>(p, b, h, t, kb, nk, sc);
+
+        TV mv = TIsa.Splat(float.NegativeInfinity);
+        for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
+        float mNew = Math.Max(m, TIsa.MaxAcross(mv));
+        float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
+        float alpha = MathF.Exp(m - origin);
+        TV originV = TIsa.Splat(origin);
+        TV sum = TIsa.Zero;
+        for (int j = 0; j < nkPad; j += c)
+        {
+            TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
+            TIsa.Store(sc + j, e);
+            sum = TIsa.Add(sum, e);
+        }
+        l = l * alpha + TIsa.Sum(sum);
+        m = mNew;
+        return alpha;
+    }
+
+    /// <summary>
+    /// Adds the bias and ALiBi terms to a block's scores sc[0, nk) (keys from kb, query row t), sets masked ones
+    /// to −∞, and pads them with −∞ to a whole number of registers; returns that padded count.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int RowScoreTerms<TIsa, TV>(in AttentionProblem p, int b, int h, int t, int kb, int nk, float* sc)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count;
         float qPos = (float)((long)t + p.Offset);
         if (p.Bias != null)
         {
@@ -112,23 +141,7 @@ public static unsafe partial class Attention
         }
         int nkPad = RoundUp(nk, c);
         for (int j = nk; j < nkPad; j++) sc[j] = float.NegativeInfinity;
-
-        TV mv = TIsa.Splat(float.NegativeInfinity);
-        for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
-        float mNew = Math.Max(m, TIsa.MaxAcross(mv));
-        float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
-        float alpha = MathF.Exp(m - origin);
-        TV originV = TIsa.Splat(origin);
-        TV sum = TIsa.Zero;
-        for (int j = 0; j < nkPad; j += c)
-        {
-            TV e = TIsa.Exp(TIsa.Sub(TIsa.Load(sc + j), originV));
-            TIsa.Store(sc + j, e);
-            sum = TIsa.Add(sum, e);
-        }
-        l = l * alpha + TIsa.Sum(sum);
-        m = mNew;
-        return alpha;
+        return nkPad;
     }
 
     /// <summary>

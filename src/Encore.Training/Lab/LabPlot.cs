@@ -106,6 +106,49 @@ public static class LabPlot
         Save(plot, path, 1100, 520);
     }
 
+    /// <summary>
+    /// Normalized attention entropy (H / log of the keys seen) by layer: one line per variant through the layers' means over
+    /// heads, each head a dot beside it; the overload (0.9) and collapse (0.1) levels dashed.
+    /// </summary>
+    public static void WriteEntropy(string path, EntropyStudyResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var plot = new ScottPlot.Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        int n = result.Variants.Count;
+        for (int i = 0; i < n; i++)
+        {
+            var v = result.Variants[i];
+            var color = palette.GetColor(i);
+            double offset = n == 1 ? 0 : (i - (n - 1) / 2.0) * 0.5 / n;
+            var xs = v.Layers.Select((_, l) => l + offset).ToArray();
+            var line = plot.Add.Scatter(xs, v.Layers);
+            line.Color = color;
+            line.LineWidth = 2;
+            line.MarkerSize = 0;
+            line.LegendText = v.Name;
+            var hx = v.Heads.SelectMany((heads, l) => heads.Select(_ => l + offset)).ToArray();
+            var hy = v.Heads.SelectMany(h => h).ToArray();
+            var dots = plot.Add.ScatterPoints(hx, hy);
+            dots.Color = color;
+            dots.MarkerSize = 6;
+        }
+        foreach (var (level, label) in new[] { (EntropyStudy.OverloadLevel, "overload 0.9"), (EntropyStudy.CollapseLevel, "collapse 0.1") })
+        {
+            var h = plot.Add.HorizontalLine(level);
+            h.LinePattern = ScottPlot.LinePattern.Dashed;
+            h.Color = ScottPlot.Colors.Gray;
+            h.LegendText = label;
+        }
+        int layers = result.Variants.Count == 0 ? 0 : result.Variants[0].Layers.Length;
+        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, layers).Select(l => (double)l)], [.. Enumerable.Range(0, layers).Select(l => $"layer {l}")]);
+        plot.Axes.SetLimits(-0.5, layers - 0.5, 0, 1.05);
+        plot.Title($"Attention entropy by layer ({result.Task}, {result.Steps} steps): lines = mean over heads, dots = heads");
+        plot.YLabel("H / log(keys seen), held-out rows");
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        Save(plot, path, 1100, 560);
+    }
+
     /// <summary>Renders <paramref name="plot"/> and writes the PNG atomically; a failure is one <see cref="IOException"/> naming the file.</summary>
     internal static void Save(ScottPlot.Plot plot, string path, int width, int height)
     {

@@ -52,6 +52,10 @@ public sealed record LabTrainingOptions
     /// decoder-only models. Default 0.5.
     /// </summary>
     public float EncoderTokenLoss { get; init; } = 0.5f;
+    /// <summary>Measure the attention entropy every this many steps (<see cref="TrainingOptions.AttentionEntropyEvery"/>); 0 never. Default 0.</summary>
+    public int AttentionEntropyEvery { get; init; }
+    /// <summary>The entropy regularizer added to the loss (<see cref="TrainingOptions.EntropyRegularizer"/>). Default null (off).</summary>
+    public EntropyRegularizerOptions? EntropyRegularizer { get; init; }
 
     /// <summary>Throws naming the first option out of range.</summary>
     public LabTrainingOptions Validate()
@@ -60,6 +64,8 @@ public sealed record LabTrainingOptions
         if (BatchSize < 1) throw new ArgumentException($"batch size must be positive, got {BatchSize}");
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new ArgumentException($"learning rate must be positive, got {LearningRate}");
         if (!(EncoderTokenLoss >= 0) || !float.IsFinite(EncoderTokenLoss)) throw new ArgumentException($"encoder token loss weight must be ≥ 0, got {EncoderTokenLoss}");
+        if (AttentionEntropyEvery < 0) throw new ArgumentException($"attention entropy interval cannot be negative, got {AttentionEntropyEvery}");
+        EntropyRegularizer?.Validate();
         return this;
     }
 }
@@ -68,7 +74,9 @@ public sealed record LabTrainingOptions
 /// <param name="Seconds">Wall time of the training steps.</param>
 /// <param name="FinalLoss">Mean training loss of the last tenth of the steps.</param>
 /// <param name="Curve">(step, loss) of every step.</param>
-public sealed record LabTrainingReport(double Seconds, double FinalLoss, IReadOnlyList<(long Step, double Loss)> Curve);
+/// <param name="Entropy">The attention entropy measured every <see cref="LabTrainingOptions.AttentionEntropyEvery"/> steps (empty when never).</param>
+public sealed record LabTrainingReport(double Seconds, double FinalLoss, IReadOnlyList<(long Step, double Loss)> Curve,
+    IReadOnlyList<(long Step, IReadOnlyList<Metrics.AttentionEntropyLayer> Layers)> Entropy);
 
 /// <summary>How a model did on a test set.</summary>
 /// <param name="ExactMatch">Fraction of examples whose whole output is right (0–1).</param>
@@ -147,6 +155,8 @@ public static class LabTraining
             KeepCheckpoints = 1,
             Seed = o.Seed,
             EncoderTokenLoss = model is EncoderDecoderModel ? o.EncoderTokenLoss : 0,
+            AttentionEntropyEvery = o.AttentionEntropyEvery,
+            EntropyRegularizer = o.EntropyRegularizer,
         };
         return Train(model, training, new GeneratedBatches(row, o.BatchSize, o.Seed, model is EncoderDecoderModel), cancel);
     }
@@ -162,11 +172,13 @@ public static class LabTraining
         ArgumentNullException.ThrowIfNull(source);
         string dir = Path.Combine(Path.GetTempPath(), $"encore-lab-{Environment.ProcessId}-{Guid.NewGuid():N}");
         var curve = new List<(long, double)>(training.MaxSteps);
+        var entropy = new List<(long, IReadOnlyList<Metrics.AttentionEntropyLayer>)>();
         var sw = Stopwatch.StartNew();
         try
         {
             using var trainer = new Encore.Training.Trainer.Trainer(model, training, source, dir);
             trainer.OnStep = s => curve.Add((s.Step, s.Loss));
+            trainer.OnAttentionEntropy = (step, layers) => entropy.Add((step, layers));
             trainer.Run(cancel);
         }
         finally
@@ -176,7 +188,7 @@ public static class LabTraining
         }
         double seconds = sw.Elapsed.TotalSeconds;
         int tail = Math.Max(1, curve.Count / 10);
-        return new LabTrainingReport(seconds, curve.Count == 0 ? double.NaN : curve.TakeLast(tail).Average(c => c.Item2), curve);
+        return new LabTrainingReport(seconds, curve.Count == 0 ? double.NaN : curve.TakeLast(tail).Average(c => c.Item2), curve, entropy);
     }
 
     /// <summary>

@@ -7,6 +7,7 @@ using Encore.Autograd.Optim;
 using Encore.Formats;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
+using Encore.Training.Metrics;
 using Encore.Training.Objectives;
 
 namespace Encore.Training.Trainer;
@@ -77,6 +78,9 @@ public sealed class Trainer : IDisposable
     readonly List<(long, double)> _trainCurve = [];
     readonly List<(long, double)> _evalCurve = [];
     readonly AdapterTraining? _adapter;
+    readonly EntropyRegularizer? _entropyReg;
+    readonly List<(long Step, IReadOnlyList<AttentionEntropyLayer> Layers)> _entropyCurve = [];
+    double _entropyRegSum;
 
     /// <summary>
     /// Sets up a run writing into <paramref name="outputDir"/>. With <paramref name="adapter"/> (the model's active
@@ -113,6 +117,11 @@ public sealed class Trainer : IDisposable
         Directory.CreateDirectory(outputDir);
         RemoveStaleTemporaries(outputDir);
         var ps = adapter != null ? adapter.Adapter.Parameters.All : model.Parameters.All.Where(p => p.Trainable);
+        if (_o.EntropyRegularizer != null)
+        {
+            _entropyReg = new EntropyRegularizer(model, _o.EntropyRegularizer);
+            ps = ps.Concat(_entropyReg.Thresholds);
+        }
         _optimizer = options.Optimizer switch
         {
             OptimizerKind.Adafactor => new Adafactor(ps, new AdafactorOptions { WeightDecay = options.WeightDecay }),
@@ -178,6 +187,9 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Called after every optimizer step.</summary>
     public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Called with each measurement of <see cref="TrainingOptions.AttentionEntropyEvery"/> (step, layers).</summary>
+    public Action<long, IReadOnlyList<AttentionEntropyLayer>>? OnAttentionEntropy { get; set; }
 
     /// <summary>Called after every evaluation.</summary>
     public Action<EvalReport>? OnEval { get; set; }
@@ -259,6 +271,7 @@ public sealed class Trainer : IDisposable
             Checkpoint.LoadInto(_model, checkpoint);
         }
         OptimizerCheckpoint.Load(_optimizer, checkpoint);
+        _entropyReg?.Load(checkpoint);
         State = state;
         _trainCurve.Clear();
         _evalCurve.Clear();
@@ -334,6 +347,8 @@ public sealed class Trainer : IDisposable
             _optimizer.ZeroGrad();
             double lossSum = 0;
             long tokens = 0;
+            _entropyRegSum = 0;
+            Batch? firstBatch = null;
             int epoch = State.Epoch, index = State.BatchInEpoch;
             for (int micro = 0; micro < _o.GradientAccumulation; micro++)
             {
@@ -344,6 +359,7 @@ public sealed class Trainer : IDisposable
                     epochBatches = _train.Epoch(epoch);
                 }
                 var batch = epochBatches[index++];
+                firstBatch ??= batch;
                 using var tape = Tape.Record();
                 var loss = Loss(batch, DropoutSeed(step, micro));
                 lossSum += loss.Value.AsReadOnlySpan<float>()[0];
@@ -359,11 +375,15 @@ public sealed class Trainer : IDisposable
             double tps = (State.Tokens - tokensAtStart) / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
             double perStep = sw.Elapsed.TotalSeconds / (step - startStep);
             var remaining = TimeSpan.FromSeconds(perStep * (_o.MaxSteps - step));
-            WriteLine(log, new Dictionary<string, object>
+            var stepLine = new Dictionary<string, object>
             {
                 ["step"] = step, ["loss"] = stepLoss, ["lr"] = _optimizer.LearningRate, ["grad_norm"] = norm,
                 ["tokens"] = State.Tokens, ["tokens_per_second"] = tps, ["seconds"] = seconds,
-            });
+            };
+            if (_entropyReg != null) stepLine["entropy_reg"] = _entropyRegSum / _o.GradientAccumulation;
+            WriteLine(log, stepLine);
+            if (_o.AttentionEntropyEvery > 0 && (step % _o.AttentionEntropyEvery == 0 || step == _o.MaxSteps) && firstBatch != null)
+                LogAttentionEntropy(log, step, firstBatch);
             OnStep?.Invoke(new StepReport(step, _o.MaxSteps, stepLoss, _optimizer.LearningRate, norm, tps, State.Tokens, TimeSpan.FromSeconds(seconds), remaining));
 
             bool last = step == _o.MaxSteps;
@@ -397,24 +417,40 @@ public sealed class Trainer : IDisposable
         Var logits;                                                                       // (B, T, V)
         Var? encoderLoss = null;
         Var? earlyExit = null;
-        if (_o.EarlyExit is { } exitOptions)
+        // The regularizer reads the entropy of the main forward pass only (not the teacher's or a sampler's).
+        var probe = _entropyReg != null ? new AttentionEntropyProbe() : null;
+        _model.AttentionEntropy = probe;
+        try
         {
-            var r = EarlyExitLoss.Compute(_model, b, exitOptions, _o.LabelSmoothing, dropoutSeed);
-            logits = r.FinalLogits;
-            earlyExit = r.Loss;
-            if (_model is EncoderDecoderModel exitModel && _o.EncoderTokenLoss > 0) encoderLoss = EncoderTokenCrossEntropy(exitModel, r.Memory!, b);
+            if (_o.EarlyExit is { } exitOptions)
+            {
+                var r = EarlyExitLoss.Compute(_model, b, exitOptions, _o.LabelSmoothing, dropoutSeed);
+                logits = r.FinalLogits;
+                earlyExit = r.Loss;
+                if (_model is EncoderDecoderModel exitModel && _o.EncoderTokenLoss > 0) encoderLoss = EncoderTokenCrossEntropy(exitModel, r.Memory!, b);
+            }
+            else if (_model is EncoderDecoderModel ed && _o.EncoderTokenLoss > 0)
+            {
+                var memory = ed.Encode(b.Source, b.Size, b.SourceLengths, dropoutSeed);       // (B, S, D)
+                logits = ed.Decode(memory, b.SourceLengths, b.Inputs, b.Size, null, dropoutSeed);
+                encoderLoss = EncoderTokenCrossEntropy(ed, memory, b);
+            }
+            else logits = Logits(_model, b, dropoutSeed);
         }
-        else if (_model is EncoderDecoderModel ed && _o.EncoderTokenLoss > 0)
+        finally
         {
-            var memory = ed.Encode(b.Source, b.Size, b.SourceLengths, dropoutSeed);       // (B, S, D)
-            logits = ed.Decode(memory, b.SourceLengths, b.Inputs, b.Size, null, dropoutSeed);
-            encoderLoss = EncoderTokenCrossEntropy(ed, memory, b);
+            _model.AttentionEntropy = null;
         }
-        else logits = Logits(_model, b, dropoutSeed);
         var flat = Ops.Reshape(logits, b.Size * b.InputLength, v);
         // The early-exit loss holds the full model's cross-entropy among its layer terms.
         var ce = earlyExit ?? Ops.CrossEntropy(flat, b.Targets, new CrossEntropyOptions { LabelSmoothing = _o.LabelSmoothing });
         if (encoderLoss != null) ce = Ops.Add(ce, Ops.Scale(encoderLoss, _o.EncoderTokenLoss));
+        if (probe != null)
+        {
+            var reg = _entropyReg!.Loss(probe.Records);
+            _entropyRegSum += reg.Value.AsReadOnlySpan<float>()[0];
+            ce = Ops.Add(ce, reg);
+        }
         if (_teacher == null || _o.DistillAlpha == 0) return ce;
         var kd = b;
         var kdFlat = flat;
@@ -488,10 +524,27 @@ public sealed class Trainer : IDisposable
         WritePlot();
     }
 
+    // Per-layer, per-head attention entropy of the model as it is now, on one batch, into the log and the curve.
+    void LogAttentionEntropy(StreamWriter log, long step, Batch batch)
+    {
+        var layers = AttentionEntropyTally.Measure(_model, [batch]);
+        var line = new Dictionary<string, object> { ["step"] = step };
+        foreach (var l in layers)
+            for (int h = 0; h < l.Entropy.Length; h++)
+            {
+                line[$"attn_entropy/{l.Scope}/{h}"] = l.Entropy[h];
+                line[$"attn_entropy_norm/{l.Scope}/{h}"] = l.Normalized[h];
+            }
+        WriteLine(log, line);
+        _entropyCurve.Add((step, layers));
+        OnAttentionEntropy?.Invoke(step, layers);
+    }
+
     void WritePlot()
     {
         try
         {
+            if (_entropyCurve.Count > 0) AttentionEntropyPlot.Write(Path.Combine(_dir, "attention-entropy.png"), _entropyCurve, $"{_model.Config.Family} attention entropy");
             LossPlot.Write(Path.Combine(_dir, "loss.png"), _trainCurve, _evalCurve, $"{_model.Config.Family} training loss");
         }
         catch (Exception e) when (e is IOException or DllNotFoundException or TypeInitializationException)
@@ -513,6 +566,7 @@ public sealed class Trainer : IDisposable
         if (_adapter != null) PeftAdapter.Save(_adapter.Adapter, _model, tmp, _adapter.BaseModelType, _adapter.BaseModel);
         else Checkpoint.Save(_model, tmp);
         OptimizerCheckpoint.Save(_optimizer, tmp);
+        _entropyReg?.Save(tmp);
         WriteExtras?.Invoke(tmp);
         AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(State, Json));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
@@ -535,5 +589,9 @@ public sealed class Trainer : IDisposable
     };
 
     /// <summary>Frees the optimizer state.</summary>
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _entropyReg?.Dispose();
+    }
 }

@@ -89,6 +89,19 @@ public sealed record TrainingOptions
     /// forward runs twice. Same gradients, less memory, about a third more time per step. Default off.
     /// </summary>
     public bool CheckpointActivations { get; init; }
+    /// <summary>
+    /// Measure every attention layer's per-head entropy (<see cref="Metrics.AttentionEntropyTally"/>) every this many steps
+    /// and at the last, on the step's first batch (one more forward pass, no gradient): written to the metrics log as
+    /// <c>attn_entropy/LAYER/HEAD</c> (nats) and <c>attn_entropy_norm/LAYER/HEAD</c> (over log of the keys each row sees)
+    /// and drawn in <c>attention-entropy.png</c>. 0 turns it off. Default 0.
+    /// </summary>
+    public int AttentionEntropyEvery { get; init; }
+    /// <summary>
+    /// The entropy regularizer of Entropy-Guided Attention (<see cref="Objectives.EntropyRegularizer"/>) added to the
+    /// training loss, with its learnable thresholds trained alongside the model. Not with
+    /// <see cref="CheckpointActivations"/>. Default null (off).
+    /// </summary>
+    public Objectives.EntropyRegularizerOptions? EntropyRegularizer { get; init; }
     /// <summary>How the student samples in on-policy distillation. Default: temperature 0.9, top-k 128, 64 tokens.</summary>
     public OnPolicyOptions OnPolicy { get; init; } = new();
 
@@ -120,6 +133,10 @@ public sealed record TrainingOptions
         if (!(DistillTemperature > 0)) throw new ArgumentException($"distillation temperature must be positive, got {DistillTemperature}");
         OnPolicy.Validate();
         if (!(EncoderTokenLoss >= 0) || !float.IsFinite(EncoderTokenLoss)) throw new ArgumentException($"encoder token loss weight must be ≥ 0, got {EncoderTokenLoss}");
+        if (AttentionEntropyEvery < 0) throw new ArgumentException($"--attention-entropy: the interval must be a positive number of steps, got {AttentionEntropyEvery}");
+        EntropyRegularizer?.Validate();
+        if (EntropyRegularizer != null && CheckpointActivations)
+            throw new ArgumentException("--entropy-reg does not combine with --activation-checkpointing (recomputed blocks would record their entropy again)");
         return this;
     }
 }

@@ -29,6 +29,7 @@ public class ActivationsTests
         ActivationKind.GeluTanh => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
         ActivationKind.GeluErf => 0.5 * x * (1 + ErfSeries(x / Math.Sqrt(2))),
         ActivationKind.Silu => x / (1 + Math.Exp(-x)),
+        ActivationKind.Identity => x,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -65,6 +66,7 @@ public class ActivationsTests
             [ActivationKind.GeluTanh] = new[] { -0.15880800939172324, 0, 0.8411919906082768, 1.9545976940871754 },
             // σ(1) = 0.7310585786300049, σ(2) = 0.8807970779778823
             [ActivationKind.Silu] = new[] { -(1 - 0.7310585786300049), 0, 0.7310585786300049, 2 * 0.8807970779778823 },
+            [ActivationKind.Identity] = new double[] { -1, 0, 1, 2 },
         };
         foreach (var (kind, e) in expected)
         {

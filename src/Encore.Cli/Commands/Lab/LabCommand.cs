@@ -11,12 +11,13 @@ namespace Encore.Cli.Commands;
 internal static partial class LabCommand
 {
     /// <summary>The studies, for the help text.</summary>
-    static readonly string[] Studies = ["length", "inverse-permutation", "depth-split"];
+    static readonly string[] Studies = ["length", "inverse-permutation", "entropy", "depth-split"];
 
     public static Command Create() => new("lab", $"Studies that reproduce papers' architecture findings on Encore's own models, with data generated in code or bundled. Studies: {string.Join(", ", Studies)}.")
     {
         CreateLength(),
         CreateInversePermutation(),
+        CreateEntropy(),
         CreateDepthSplit(),
     };
 
