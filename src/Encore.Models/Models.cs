@@ -115,9 +115,10 @@ public abstract class LanguageModel : IDisposable
             var h = Config.ScaleTiedLogits ? Ops.Scale(hidden, 1f / MathF.Sqrt(Config.DModel)) : hidden;
             logits = Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
         }
-        if (!Config.FinalLogitsBias) return logits;
         // BartForConditionalGeneration: lm_logits = lm_head(outputs[0]) + final_logits_bias.
-        return Ops.AddBias(logits, Ops.Reshape(Var.Of(Parameters[LogitsBias]), Config.VocabSize));
+        if (Config.FinalLogitsBias) logits = Ops.AddBias(logits, Ops.Reshape(Var.Of(Parameters[LogitsBias]), Config.VocabSize));
+        // Gemma2ForCausalLM: logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping.
+        return Config.FinalLogitSoftCap > 0 ? Ops.SoftCap(logits, Config.FinalLogitSoftCap) : logits;
     }
 
     /// <summary>
