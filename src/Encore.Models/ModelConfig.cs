@@ -219,6 +219,13 @@ public sealed record ModelConfig
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int GlobalLayerEvery { get; init; }
+    /// <summary>
+    /// An encoder–decoder's encoder reads its own token table, <c>encoder.embed_tokens.weight</c>, and the decoder and a
+    /// tied head the shared one (T5Gemma: model.encoder.embed_tokens and model.decoder.embed_tokens are separate).
+    /// Encoder–decoder models only. Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool EncoderEmbeddings { get; init; }
     /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
     public bool FinalNorm { get; init; } = true;
     /// <summary>Dropout probability in training. Default 0.</summary>
@@ -300,6 +307,7 @@ public sealed record ModelConfig
         if (!(FinalLogitSoftCap >= 0 && float.IsFinite(FinalLogitSoftCap))) throw new ArgumentException($"model config: final_logit_soft_cap must be 0 (none) or positive and finite, got {FinalLogitSoftCap}");
         InRange(SlidingWindow, 0, MaxSequence, "sliding_window");
         InRange(GlobalLayerEvery, 0, MaxLayers, "global_layer_every");
+        if (EncoderEmbeddings && Family != ModelFamily.EncoderDecoder) throw new ArgumentException("model config: encoder_embeddings is for encoder–decoder models");
         if (SandwichNorms && PostNorm) throw new ArgumentException("model config: sandwich_norms needs pre-norm blocks (post_norm is true)");
         if (NormUnitOffset && Norm != NormKind.RmsNorm) throw new ArgumentException("model config: norm_unit_offset is for RMSNorm");
         foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })

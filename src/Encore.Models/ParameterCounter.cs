@@ -46,7 +46,8 @@ public static class ParameterCounter
         {
             case ModelFamily.EncoderDecoder:
                 total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions)
-                    + (c.EmbeddingNorm ? 2 * norm : 0);   // each stack's embedding norm
+                    + (c.EmbeddingNorm ? 2 * norm : 0)    // each stack's embedding norm
+                    + (c.EncoderEmbeddings ? v * d : 0);  // the encoder's own token table
                 break;
             case ModelFamily.DecoderOnly:
                 total += Stack(c.DecoderLayers, false, true, c.DecoderPositions);

@@ -37,8 +37,9 @@ public class GemmaOptionsTests
     [InlineData(ModelFamily.EncoderDecoder)]
     public void ParameterCounterAgreesWithABuiltModel(ModelFamily family)
     {
-        using var m = LanguageModel.Create(Gemma(family));
+        using var m = LanguageModel.Create(Gemma(family) with { EncoderEmbeddings = family == ModelFamily.EncoderDecoder });
         Assert.Equal(ParameterCounter.Count(m.Config), m.ParameterCount);
+        Assert.Equal(family == ModelFamily.EncoderDecoder, m.Parameters.Contains(EncoderDecoderModel.EncoderEmbedTokens));
         Assert.True(m.Parameters.Contains("decoder.layers.0.self_attn_post_norm.weight") && m.Parameters.Contains("decoder.layers.1.mlp_post_norm.weight"));
         Assert.Equal(family == ModelFamily.EncoderDecoder, m.Parameters.Contains("decoder.layers.0.cross_attn_post_norm.weight"));
         // Unit-offset norms start at w = 0, i.e. a scale of 1.
@@ -177,6 +178,7 @@ public class GemmaOptionsTests
         Assert.Contains("global_layer_every", Assert.Throws<ArgumentException>(() => (c with { GlobalLayerEvery = -1 }).Validate()).Message);
         Assert.Contains("sandwich_norms", Assert.Throws<ArgumentException>(() => (c with { PostNorm = true }).Validate()).Message);
         Assert.Contains("norm_unit_offset", Assert.Throws<ArgumentException>(() => (c with { Norm = NormKind.LayerNorm }).Validate()).Message);
+        Assert.Contains("encoder_embeddings", Assert.Throws<ArgumentException>(() => (c with { EncoderEmbeddings = true }).Validate()).Message);
     }
 
     [Fact]

@@ -52,6 +52,19 @@ public sealed class Gemma2Architecture : IArchitecture
     public ModelConfig ReadConfig(JsonObject json, string path)
     {
         var f = new HfConfigFields(json, path);
+        return f.Validated(ReadModule(f, json), FieldNames);
+    }
+
+    /// <summary>Encore's field names in Validate's messages → Gemma 2's config.json names.</summary>
+    internal static readonly IReadOnlyList<(string Encore, string Hf)> FieldNames = [.. HfConfigFields.LlamaFieldNames, ("sliding_window", "sliding_window"),
+        ("attention_soft_cap", "attn_logit_softcapping"), ("final_logit_soft_cap", "final_logit_softcapping")];
+
+    /// <summary>
+    /// The decoder-only configuration of a Gemma 2 config (or a T5Gemma module config, whose fields are Gemma 2's),
+    /// not yet validated; errors name the field through <paramref name="f"/>'s prefix.
+    /// </summary>
+    internal static ModelConfig ReadModule(HfConfigFields f, JsonObject json)
+    {
         int d = f.Positive("hidden_size");
         int heads = f.Positive("num_attention_heads");
         int kvHeads = f.Positive("num_key_value_heads", heads);
@@ -98,8 +111,7 @@ public sealed class Gemma2Architecture : IArchitecture
             EosTokenId = f.TokenId("eos_token_id", vocab) ?? 1,
             PadTokenId = f.TokenId("pad_token_id", vocab) ?? 0,
         };
-        return f.Validated(config, [.. HfConfigFields.LlamaFieldNames, ("sliding_window", "sliding_window"),
-            ("attention_soft_cap", "attn_logit_softcapping"), ("final_logit_soft_cap", "final_logit_softcapping")]);
+        return config;
     }
 
     // A soft cap: absent → Gemma2Config's default, null → none, else positive.
@@ -142,16 +154,22 @@ public sealed class Gemma2Architecture : IArchitecture
     public JsonObject WriteConfig(ModelConfig config)
     {
         EnsureWritable(config);
-        var c = config;
+        var json = WriteModule(config, config.DecoderLayers);
+        json.Insert(0, "architectures", new JsonArray("Gemma2ForCausalLM"));
+        json.Insert(1, "model_type", ModelType);
+        return json;
+    }
+
+    /// <summary>The Gemma 2 fields of <paramref name="c"/> for a stack of <paramref name="layers"/> layers (a T5Gemma module config too).</summary>
+    internal static JsonObject WriteModule(ModelConfig c, int layers)
+    {
         float scale = c.AttentionScale!.Value;
         return new JsonObject
         {
-            ["architectures"] = new JsonArray("Gemma2ForCausalLM"),
-            ["model_type"] = ModelType,
             ["vocab_size"] = c.VocabSize,
             ["hidden_size"] = c.DModel,
             ["intermediate_size"] = c.FfnDim,
-            ["num_hidden_layers"] = c.DecoderLayers,
+            ["num_hidden_layers"] = layers,
             ["num_attention_heads"] = c.Heads,
             ["num_key_value_heads"] = c.KvHeads,
             ["head_dim"] = c.HeadDim,
@@ -166,7 +184,7 @@ public sealed class Gemma2Architecture : IArchitecture
             ["final_logit_softcapping"] = c.FinalLogitSoftCap > 0 ? (double)c.FinalLogitSoftCap : null,
             ["sliding_window"] = c.SlidingWindow > 0 ? c.SlidingWindow : null,
             ["layer_types"] = c.SlidingWindow > 0
-                ? new JsonArray(Enumerable.Range(0, c.DecoderLayers).Select(i => (JsonNode)(c.WindowOfLayer(i) > 0 ? "sliding_attention" : "full_attention")).ToArray())
+                ? new JsonArray(Enumerable.Range(0, layers).Select(i => (JsonNode)(c.WindowOfLayer(i) > 0 ? "sliding_attention" : "full_attention")).ToArray())
                 : null,
             ["tie_word_embeddings"] = c.TieEmbeddings,
             ["bos_token_id"] = c.BosTokenId < 0 ? null : c.BosTokenId,
@@ -179,18 +197,39 @@ public sealed class Gemma2Architecture : IArchitecture
     // What Gemma2ForCausalLM computes; anything else would save under names that load as another model.
     void EnsureWritable(ModelConfig c)
     {
-        var p = c.DecoderPositions;
-        if (c.Family != ModelFamily.DecoderOnly) throw Unwritable($"it is a {c.Family} model");
-        if (c.Norm != NormKind.RmsNorm || !c.NormUnitOffset || !c.SandwichNorms || c.PostNorm || !c.FinalNorm || c.EmbeddingNorm)
-            throw Unwritable("it needs unit-offset RMSNorm sandwich blocks with a final norm and no embedding norm");
-        if (!c.GatedFfn || c.Activation != ActivationKind.GeluTanh || c.MlpBias) throw Unwritable("its feed-forward is a GeGLU (gelu_pytorch_tanh) without biases");
-        if (c.QkvBias != c.OutputBias) throw Unwritable("attention_bias covers q, k, v and o together");
-        if (p.Kind != PositionKind.Rope || p.RopeNtkScale != 1 || p.RopeLinearScale != 1 || p.RopeCentered) throw Unwritable("its positions are plain RoPE");
-        if (!c.ScaleEmbeddings || c.AttentionScale is null || c.TypeVocabSize != 0 || c.ScaleTiedLogits || c.FinalLogitsBias)
-            throw Unwritable("it scales the embeddings by √hidden_size and the scores by query_pre_attn_scalar^−½, with no token types or logit bias");
+        if (c.Family != ModelFamily.DecoderOnly) throw Unwritable(ModelType, $"it is a {c.Family} model");
+        EnsureGemmaBlocks(c, ModelType);
     }
 
-    ArgumentException Unwritable(string why) => new($"this model cannot be written as model_type '{ModelType}': {why}");
+    /// <summary>Throws unless <paramref name="c"/>'s blocks, embeddings and head are Gemma 2's (see the file header).</summary>
+    internal static void EnsureGemmaBlocks(ModelConfig c, string modelType)
+    {
+        var p = c.DecoderPositions;
+        ArgumentException Fail(string why) => Unwritable(modelType, why);
+        if (c.Norm != NormKind.RmsNorm || !c.NormUnitOffset || !c.SandwichNorms || c.PostNorm || !c.FinalNorm || c.EmbeddingNorm)
+            throw Fail("it needs unit-offset RMSNorm sandwich blocks with a final norm and no embedding norm");
+        if (!c.GatedFfn || c.Activation != ActivationKind.GeluTanh || c.MlpBias) throw Fail("its feed-forward is a GeGLU (gelu_pytorch_tanh) without biases");
+        if (c.QkvBias != c.OutputBias) throw Fail("attention_bias covers q, k, v and o together");
+        if (p.Kind != PositionKind.Rope || p.RopeNtkScale != 1 || p.RopeLinearScale != 1 || p.RopeCentered) throw Fail("its positions are plain RoPE");
+        if (!c.ScaleEmbeddings || c.AttentionScale is null || c.TypeVocabSize != 0 || c.ScaleTiedLogits || c.FinalLogitsBias)
+            throw Fail("it scales the embeddings by √hidden_size and the scores by query_pre_attn_scalar^−½, with no token types or logit bias");
+    }
+
+    static ArgumentException Unwritable(string modelType, string why) => new($"this model cannot be written as model_type '{modelType}': {why}");
+
+    /// <summary>The name of a block's parameter below <c>layers.{i}.</c> in Gemma 2's (and T5Gemma's, <paramref name="t5"/>) checkpoints, or null.</summary>
+    internal static string? BlockTensor(string rest, bool t5) => rest switch
+    {
+        "self_attn_norm.weight" => t5 ? "pre_self_attn_layernorm.weight" : "input_layernorm.weight",
+        "self_attn_post_norm.weight" => t5 ? "post_self_attn_layernorm.weight" : "post_attention_layernorm.weight",
+        "cross_attn_norm.weight" when t5 => "pre_cross_attn_layernorm.weight",
+        "cross_attn_post_norm.weight" when t5 => "post_cross_attn_layernorm.weight",
+        "mlp_norm.weight" => "pre_feedforward_layernorm.weight",
+        "mlp_post_norm.weight" => "post_feedforward_layernorm.weight",
+        _ when rest.StartsWith("self_attn.", StringComparison.Ordinal) || rest.StartsWith("mlp.", StringComparison.Ordinal)
+            || (t5 && rest.StartsWith("cross_attn.", StringComparison.Ordinal)) => rest,
+        _ => null,
+    };
 
     /// <inheritdoc />
     public IReadOnlyList<string> TensorNames(string encoreName, ModelConfig config)
@@ -203,19 +242,8 @@ public sealed class Gemma2Architecture : IArchitecture
             case "decoder.final_norm.weight": return ["model.norm.weight"];
         }
         var parts = encoreName.Split('.', 4);
-        if (parts.Length == 4 && parts[0] == "decoder" && parts[1] == "layers")
-        {
-            string layer = $"model.layers.{parts[2]}.";
-            switch (parts[3])
-            {
-                case "self_attn_norm.weight": return [layer + "input_layernorm.weight"];
-                case "self_attn_post_norm.weight": return [layer + "post_attention_layernorm.weight"];
-                case "mlp_norm.weight": return [layer + "pre_feedforward_layernorm.weight"];
-                case "mlp_post_norm.weight": return [layer + "post_feedforward_layernorm.weight"];
-            }
-            if (parts[3].StartsWith("self_attn.", StringComparison.Ordinal) || parts[3].StartsWith("mlp.", StringComparison.Ordinal))
-                return [layer + parts[3]];
-        }
+        if (parts.Length == 4 && parts[0] == "decoder" && parts[1] == "layers" && BlockTensor(parts[3], t5: false) is string name)
+            return [$"model.layers.{parts[2]}.{name}"];
         throw new ArgumentException($"model_type '{ModelType}' has no tensor for Encore parameter '{encoreName}'");
     }
 }
