@@ -406,7 +406,7 @@ public static class GgufExport
 
     /// <summary>
     /// A placeholder vocabulary for a model without tokenizer files (random-weight benchmarks): the
-    /// config's pad/eos/bos ids as control tokens, one unknown token, for "llama" the 256 byte tokens
+    /// config's pad/eos/bos ids as control tokens, one unknown token, for "llama" and "gemma2" the 256 byte tokens
     /// llama.cpp's SentencePiece-BPE vocabulary looks up (byte fallback, the newline token), and
     /// distinct placeholder pieces for the rest. Ids are what llama.cpp runs on; text is not meaningful.
     /// </summary>
@@ -430,7 +430,7 @@ public static class GgufExport
         }
         int unk = NextFree();
         Set(unk, "<unk>", TokenUnknown);
-        if (arch == "llama" && v >= 256 + 8)
+        if (arch is ("llama" or "gemma2") && v >= 256 + 8)
             for (int b = 0; b < 256; b++) Set(NextFree(), $"<0x{b:X2}>", TokenByte);
         for (int i = 0; i < v; i++)
         {
@@ -438,7 +438,7 @@ public static class GgufExport
             (tokens[i], types[i], scores[i]) = ($"\u2581t{i}", TokenNormal, -i);
         }
         return (arch == "t5" ? "t5" : "llama", c.BosTokenId >= 0 ? c.BosTokenId : null, c.EosTokenId, unk < v ? unk : null, c.PadTokenId,
-            c.BosTokenId >= 0 && arch == "llama", arch == "t5");
+            c.BosTokenId >= 0 && arch is ("llama" or "gemma2"), arch == "t5");
     }
 
     /// <summary>BPE merges ("left right") from tokenizer.json's model.merges (strings or pairs) or merges.txt.</summary>

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Encore.Formats.Checkpoints;
 using Encore.Formats.Gguf;
+using Encore.Formats.Tokenization;
 using Encore.Models;
 using Encore.Tensors;
 
@@ -43,6 +44,24 @@ public sealed partial class GgufTests
         Assert.Equal(model.Parameters["decoder.layers.1.self_attn_post_norm.weight"].Value.ToFloatArray().Select(w => w + 1).ToArray(),
             Floats(r, r.Tensor("blk.1.post_attention_norm.weight")!));
         Assert.Equal(model.Parameters["decoder.layers.0.self_attn.q_proj.weight"].Value.ToFloatArray(), Floats(r, r.Tensor("blk.0.attn_q.weight")!));
+        // Without tokenizer files: llama.cpp's SentencePiece-BPE placeholder, bos added as Gemma does.
+        Assert.Equal(("llama", true), ((string)r["tokenizer.ggml.model"].Value, (bool)r["tokenizer.ggml.add_bos_token"].Value));
+    }
+
+    [Fact]
+    public void Gemma2_with_a_gemma_tokenizer_writes_its_sentencepiece_vocabulary()
+    {
+        var tok = TokenizerLoader.FromDirectory(Path.Combine(AppContext.BaseDirectory, "Fixtures", "tokenizers", "gemma"));
+        var (c, _) = Checkpoint.ReadConfig(Fixture("gemma2"));
+        using var model = LanguageModel.Create(c with { AttentionScale = 0.25f, VocabSize = tok.VocabSize, MaxPositions = 64 }, seed: 2);
+        var path = Temp("gemma2-tok.gguf");
+        GgufExport.Write(model, tok, path);
+        var r = GgufReader.Open(path);
+        Assert.Equal("llama", r["tokenizer.ggml.model"].Value);
+        Assert.Equal(false, r["tokenizer.ggml.add_space_prefix"].Value);
+        Assert.Equal((2u, 1u, 0u), ((uint)r["tokenizer.ggml.bos_token_id"].Value, (uint)r["tokenizer.ggml.eos_token_id"].Value, (uint)r["tokenizer.ggml.padding_token_id"].Value));
+        var tokens = (string[])r["tokenizer.ggml.tokens"].Value;
+        Assert.Equal("<start_of_turn>", tokens[4]);
     }
 
     [Fact]
