@@ -121,3 +121,32 @@ public class Gemma2ParityTests(ITestOutputHelper output) : IDisposable
             Assert.Throws<ArgumentException>(() => Checkpoint.Save(llama, Path.Combine(_dir, "x"), "gemma2")).Message);
     }
 }
+
+/// <summary>
+/// T5Gemma's recipe on the Gemma 2 fixture (Encore's adaptation, <c>encore adapt --from</c>): the encoder–decoder
+/// carries Gemma 2's options, its blocks are the source's, and a second Gemma 2 that differs in a Gemma option
+/// cannot be its decoder.
+/// </summary>
+public class Gemma2AdaptationTests
+{
+    [Fact]
+    public void AnAdaptedGemma2KeepsItsOptionsAndBlocks()
+    {
+        using var source = (DecoderOnlyModel)Checkpoint.Load(ParityFixtures.Dir("gemma2"));
+        var (model, report) = ModelAdaptation.Adapt(source);
+        using (model)
+        {
+            var c = model.Config;
+            Assert.Equal(ModelFamily.EncoderDecoder, c.Family);
+            Assert.Equal((true, true, true, 5f, 3f, 8, 2), (c.NormUnitOffset, c.SandwichNorms, c.ScaleEmbeddings, c.AttentionSoftCap, c.FinalLogitSoftCap, c.SlidingWindow, c.GlobalLayerEvery));
+            Assert.Empty(report.Fresh);
+            // Sandwich norms of the cross-attention start from the self-attention's.
+            Assert.Equal(source.Parameters["decoder.layers.1.self_attn_post_norm.weight"].Value.ToFloatArray(), model.Parameters["decoder.layers.1.cross_attn_post_norm.weight"].Value.ToFloatArray());
+            Assert.Equal(source.Parameters["decoder.layers.3.mlp_post_norm.weight"].Value.ToFloatArray(), model.Parameters["encoder.layers.3.mlp_post_norm.weight"].Value.ToFloatArray());
+            using var logits = model.Forward([5, 17, 3, 88, 41, 9, 60, 22, 71, 14], null, [2, 40, 41], 1);
+            Assert.All(logits.Value.ToFloatArray(), x => Assert.True(float.IsFinite(x) && Math.Abs(x) < 3));   // soft-capped by 3
+        }
+        var other = source.Config with { AttentionSoftCap = 7 };
+        Assert.Contains("attention_soft_cap (5 vs 7)", Assert.Throws<ArgumentException>(() => ModelAdaptation.AdaptedConfig(source.Config, other)).Message);
+    }
+}
