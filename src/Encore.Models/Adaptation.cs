@@ -138,6 +138,13 @@ public static class ModelAdaptation
         Check("scale_tied_logits", source.ScaleTiedLogits, decoderSource.ScaleTiedLogits);
         Check("attention_scale", source.AttentionScale, decoderSource.AttentionScale);
         Check("final_norm", source.FinalNorm, decoderSource.FinalNorm);
+        Check("norm_unit_offset", source.NormUnitOffset, decoderSource.NormUnitOffset);
+        Check("sandwich_norms", source.SandwichNorms, decoderSource.SandwichNorms);
+        Check("scale_embeddings", source.ScaleEmbeddings, decoderSource.ScaleEmbeddings);
+        Check("attention_soft_cap", source.AttentionSoftCap, decoderSource.AttentionSoftCap);
+        Check("final_logit_soft_cap", source.FinalLogitSoftCap, decoderSource.FinalLogitSoftCap);
+        Check("sliding_window", source.SlidingWindow, decoderSource.SlidingWindow);
+        Check("global_layer_every", source.GlobalLayerEvery, decoderSource.GlobalLayerEvery);
         Check("pad_token_id", source.PadTokenId, decoderSource.PadTokenId);
         Check("eos_token_id", source.EosTokenId, decoderSource.EosTokenId);
         Check("bos_token_id", source.BosTokenId, decoderSource.BosTokenId);

@@ -62,7 +62,7 @@ public sealed class LinearLayer
     }
 }
 
-/// <summary>RMSNorm or LayerNorm over the last dimension, or none (the identity).</summary>
+/// <summary>RMSNorm or LayerNorm over the last dimension, or none (the identity); RMSNorm optionally scaled by 1 + w (Gemma, <see cref="ModelConfig.NormUnitOffset"/>).</summary>
 public sealed class NormLayer
 {
     readonly ParameterSet _ps;
@@ -70,15 +70,17 @@ public sealed class NormLayer
     readonly string _w;
     readonly string? _b;
     readonly float _eps;
+    readonly bool _unitOffset;
 
-    internal NormLayer(ParameterSet ps, string scope, int width, NormKind kind, float eps)
+    internal NormLayer(ParameterSet ps, string scope, int width, NormKind kind, float eps, bool unitOffset = false)
     {
         _ps = ps;
         _kind = kind;
         _eps = eps;
+        _unitOffset = unitOffset;
         _w = scope + ".weight";
         if (kind == NormKind.None) return;
-        ps.Create(_w, [width], ParameterSet.Init.Ones);
+        ps.Create(_w, [width], unitOffset ? ParameterSet.Init.Zeros : ParameterSet.Init.Ones);
         if (kind == NormKind.LayerNorm)
         {
             _b = scope + ".bias";
@@ -89,10 +91,13 @@ public sealed class NormLayer
     /// <summary>Normalizes x (…, D).</summary>
     public Var Forward(Var x) => _kind switch
     {
-        NormKind.RmsNorm => Ops.RmsNorm(x, Var.Of(_ps[_w]), _eps),
+        NormKind.RmsNorm => Ops.RmsNorm(x, _unitOffset ? Ops.AddScalar(Var.Of(_ps[_w]), 1) : Var.Of(_ps[_w]), _eps),
         NormKind.LayerNorm => Ops.LayerNorm(x, Var.Of(_ps[_w]), Var.Of(_ps[_b!]), _eps),
         _ => x,
     };
+
+    /// <summary>The norm of configuration <paramref name="c"/> at <paramref name="scope"/> over D.</summary>
+    internal static NormLayer Of(ParameterSet ps, string scope, ModelConfig c) => new(ps, scope, c.DModel, c.Norm, c.NormEps, c.NormUnitOffset);
 }
 
 /// <summary>
@@ -178,11 +183,13 @@ public sealed class AttentionLayer
     readonly string? _urpe;                  // URPE: Toeplitz coefficients (H, width)
     readonly bool _urpeBidirectional;
     readonly string _scope;
+    readonly int _window;                    // sliding window of this self-attention layer; 0: global
 
-    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false)
+    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false, int window = 0)
     {
         _ps = ps;
         _scope = scope;
+        _window = cross ? 0 : window;
         _heads = c.Heads;
         _kvHeads = c.KvHeads;
         _cross = cross;
@@ -254,7 +261,8 @@ public sealed class AttentionLayer
             q = Ops.ComRope(q, rotations, _heads, ctx.ComRopeSlots);
             ks = Ops.ComRope(ks, rotations, _kvHeads, ctx.ComRopeSlots);
         }
-        if (cache == null) ctx.Entropy?.Add(_scope, false, q, ks, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias, ctx.SelfMasks.KeyLengths);
+        var options = _window > 0 ? ctx.SelfOptions with { Window = _window } : ctx.SelfOptions;
+        if (cache == null) ctx.Entropy?.Add(_scope, false, q, ks, _heads, _kvHeads, options, ctx.SelfMasks, ctx.SelfBias, ctx.SelfMasks.KeyLengths);
         if (_urpe != null) return _o.Forward(AttendUrpe(q, ks, vs, ctx, cache), ctx.DropoutSeed);
         Var a;
         if (cache != null)
@@ -267,11 +275,11 @@ public sealed class AttentionLayer
                 cache.Append(ks, vs);
                 cache.Length += ctx.Length;
             }
-            a = cache.Attend(q, ctx.Offset + ctx.Length, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);
+            a = cache.Attend(q, ctx.Offset + ctx.Length, _heads, _kvHeads, options, ctx.SelfMasks, ctx.SelfBias);
         }
         else
         {
-            a = Ops.Attention(q, ks, vs, _heads, _kvHeads, ctx.SelfOptions, ctx.SelfMasks, ctx.SelfBias);   // (B, T, H·hd)
+            a = Ops.Attention(q, ks, vs, _heads, _kvHeads, options, ctx.SelfMasks, ctx.SelfBias);   // (B, T, H·hd)
         }
         return _o.Forward(a, ctx.DropoutSeed);
     }
@@ -328,6 +336,7 @@ public sealed class Block
     readonly NormLayer? _crossNorm;
     readonly FeedForward _mlp;
     readonly NormLayer _mlpNorm;
+    readonly NormLayer? _selfPostNorm, _crossPostNorm, _mlpPostNorm;   // sandwich norms (Gemma 2)
     readonly bool _postNorm;
     readonly float _dropout;
     readonly int _index;
@@ -337,16 +346,22 @@ public sealed class Block
         _index = index;
         _postNorm = c.PostNorm;
         _dropout = c.Dropout;
-        _self = new AttentionLayer(ps, scope + ".self_attn", c, cross: false, positions, causal);
-        _selfNorm = new NormLayer(ps, scope + ".self_attn_norm", c.DModel, c.Norm, c.NormEps);
+        _self = new AttentionLayer(ps, scope + ".self_attn", c, cross: false, positions, causal, c.WindowOfLayer(index));
+        _selfNorm = NormLayer.Of(ps, scope + ".self_attn_norm", c);
+        if (c.SandwichNorms) _selfPostNorm = NormLayer.Of(ps, scope + ".self_attn_post_norm", c);
         if (cross)
         {
             _cross = new AttentionLayer(ps, scope + ".cross_attn", c, cross: true);
-            _crossNorm = new NormLayer(ps, scope + ".cross_attn_norm", c.DModel, c.Norm, c.NormEps);
+            _crossNorm = NormLayer.Of(ps, scope + ".cross_attn_norm", c);
+            if (c.SandwichNorms) _crossPostNorm = NormLayer.Of(ps, scope + ".cross_attn_post_norm", c);
         }
         _mlp = new FeedForward(ps, scope + ".mlp", c);
-        _mlpNorm = new NormLayer(ps, scope + ".mlp_norm", c.DModel, c.Norm, c.NormEps);
+        _mlpNorm = NormLayer.Of(ps, scope + ".mlp_norm", c);
+        if (c.SandwichNorms) _mlpPostNorm = NormLayer.Of(ps, scope + ".mlp_post_norm", c);
     }
+
+    // A sandwich norm of a sublayer's output (Gemma 2: x + post_norm(f(pre_norm(x)))); f's output itself without one.
+    static Var Post(NormLayer? norm, Var y) => norm is null ? y : norm.Forward(y);
 
     /// <summary>The self-attention cache entries of a block an exited token skips: keys and values of its kept state x (B, T, D).</summary>
     internal void AppendKeys(Var x, StackContext ctx, LayerCache selfCache) =>
@@ -358,15 +373,15 @@ public sealed class Block
         // allocate on every call of an inference step.
         ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
         if (_postNorm) x = _selfNorm.Forward(Ops.Add(x, Ops.Dropout(_self.Forward(x, ctx, selfCache), _dropout, seed)));
-        else x = Ops.Add(x, Ops.Dropout(_self.Forward(_selfNorm.Forward(x), ctx, selfCache), _dropout, seed));
+        else x = Ops.Add(x, Ops.Dropout(Post(_selfPostNorm, _self.Forward(_selfNorm.Forward(x), ctx, selfCache)), _dropout, seed));
         if (_cross != null)
         {
             seed += 0x632BE59BD9B4E019UL;
             if (_postNorm) x = _crossNorm!.Forward(Ops.Add(x, Ops.Dropout(_cross.Forward(x, ctx, crossCache), _dropout, seed)));
-            else x = Ops.Add(x, Ops.Dropout(_cross.Forward(_crossNorm!.Forward(x), ctx, crossCache), _dropout, seed));
+            else x = Ops.Add(x, Ops.Dropout(Post(_crossPostNorm, _cross.Forward(_crossNorm!.Forward(x), ctx, crossCache)), _dropout, seed));
         }
         seed += 0x632BE59BD9B4E019UL;
         if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(_mlp.Forward(x, ctx.DropoutSeed), _dropout, seed)));
-        return Ops.Add(x, Ops.Dropout(_mlp.Forward(_mlpNorm.Forward(x), ctx.DropoutSeed), _dropout, seed));
+        return Ops.Add(x, Ops.Dropout(Post(_mlpPostNorm, _mlp.Forward(_mlpNorm.Forward(x), ctx.DropoutSeed)), _dropout, seed));
     }
 }

@@ -186,6 +186,48 @@ public sealed record ModelConfig
     /// gives hidden states and embeddings only. Ignored by the other families. Default true.
     /// </summary>
     public bool MaskedLmHead { get; init; } = true;
+    /// <summary>
+    /// RMSNorm computes x̂·(1 + w), its weights stored as w and starting at 0 (Gemma's RMSNorm, modeling_gemma2.py
+    /// Gemma2RMSNorm), for every norm of the model. Default false (x̂·w).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool NormUnitOffset { get; init; }
+    /// <summary>
+    /// Sandwich norms (Gemma 2, T5Gemma): each pre-norm sublayer's output is normalized again before the residual add,
+    /// x + post_norm(f(pre_norm(x))), by <c>self_attn_post_norm</c>, <c>cross_attn_post_norm</c> and <c>mlp_post_norm</c>.
+    /// Pre-norm blocks only. Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SandwichNorms { get; init; }
+    /// <summary>
+    /// Soft cap c of the attention scores, s → c·tanh(s/c) before masks and softmax, in self- and cross-attention
+    /// (Gemma 2 <c>attn_logit_softcapping</c>). Default 0: none.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public float AttentionSoftCap { get; init; }
+    /// <summary>Soft cap c of the logits, z → c·tanh(z/c) (Gemma 2 <c>final_logit_softcapping</c>). Default 0: none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public float FinalLogitSoftCap { get; init; }
+    /// <summary>
+    /// Sliding window W of self-attention: a position sees the W − 1 positions before it and itself (and, in a
+    /// bidirectional stack, the W − 1 after it); which layers slide is <see cref="GlobalLayerEvery"/>'s. Default 0: none.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int SlidingWindow { get; init; }
+    /// <summary>
+    /// With a <see cref="SlidingWindow"/>: layer i of each stack attends globally when (i + 1) is a multiple of this,
+    /// and through the window otherwise; Gemma 2's alternation (even layers slide, modeling_gemma2.py
+    /// <c>not bool(layer_idx % 2)</c>) is 2. Default 0: every layer slides.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int GlobalLayerEvery { get; init; }
+    /// <summary>
+    /// An encoder–decoder's encoder reads its own token table, <c>encoder.embed_tokens.weight</c>, and the decoder and a
+    /// tied head the shared one (T5Gemma: model.encoder.embed_tokens and model.decoder.embed_tokens are separate).
+    /// Encoder–decoder models only. Default false.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool EncoderEmbeddings { get; init; }
     /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
     public bool FinalNorm { get; init; } = true;
     /// <summary>Dropout probability in training. Default 0.</summary>
@@ -198,6 +240,9 @@ public sealed record ModelConfig
     public int BosTokenId { get; init; } = -1;
     /// <summary>First decoder input of an encoder–decoder (T5: the pad token). Default 0.</summary>
     public int DecoderStartTokenId { get; init; }
+
+    /// <summary>The sliding window of layer <paramref name="layer"/> of a stack (0: the layer attends globally).</summary>
+    public int WindowOfLayer(int layer) => SlidingWindow > 0 && (GlobalLayerEvery == 0 || (layer + 1) % GlobalLayerEvery != 0) ? SlidingWindow : 0;
 
     /// <summary>H·hd, the attention width.</summary>
     [JsonIgnore] public int AttentionDim => Heads * HeadDim;
@@ -260,6 +305,16 @@ public sealed record ModelConfig
         InRange(TypeVocabSize, 0, MaxSmallTable, "type_vocab_size");
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"model config: dropout {Dropout} is outside [0, 1)");
         if (!(NormEps > 0) || !float.IsFinite(NormEps)) throw new ArgumentException($"model config: norm_eps must be positive and finite, got {NormEps}");
+        if (!(AttentionSoftCap >= 0 && float.IsFinite(AttentionSoftCap))) throw new ArgumentException($"model config: attention_soft_cap must be 0 (none) or positive and finite, got {AttentionSoftCap}");
+        if (!(FinalLogitSoftCap >= 0 && float.IsFinite(FinalLogitSoftCap))) throw new ArgumentException($"model config: final_logit_soft_cap must be 0 (none) or positive and finite, got {FinalLogitSoftCap}");
+        InRange(SlidingWindow, 0, MaxSequence, "sliding_window");
+        InRange(GlobalLayerEvery, 0, MaxLayers, "global_layer_every");
+        if (EncoderEmbeddings && Family != ModelFamily.EncoderDecoder) throw new ArgumentException("model config: encoder_embeddings is for encoder–decoder models");
+        if (SandwichNorms && PostNorm) throw new ArgumentException("model config: sandwich_norms needs pre-norm blocks (post_norm is true)");
+        if (NormUnitOffset && Norm != NormKind.RmsNorm) throw new ArgumentException("model config: norm_unit_offset is for RMSNorm");
+        foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
+            if (p?.Kind == PositionKind.Urpe && (AttentionSoftCap > 0 || SlidingWindow > 0))
+                throw new ArgumentException($"model config: {name} URPE does not take attention_soft_cap or sliding_window");
         if (AttentionScale is { } scale && !(float.IsFinite(scale) && scale > 0))
             throw new ArgumentException($"model config: attention_scale must be positive and finite, got {scale}");
         foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })

@@ -68,11 +68,11 @@ public abstract class LanguageModel : IDisposable
         if (Config.FinalLogitsBias) Parameters.CreateF32Table(LogitsBias, [1, Config.VocabSize], ParameterSet.Init.Zeros).Decay = false;
     }
 
-    /// <summary>Embeds ids (B·L) → (B, L, D).</summary>
-    private protected Var Embed(int[] ids, int batch, int length)
+    /// <summary>Embeds ids (B·L) → (B, L, D) through <paramref name="table"/> (default: the shared token embeddings).</summary>
+    private protected Var Embed(int[] ids, int batch, int length, string table = EmbedTokens)
     {
         if (ids.Length != batch * length) throw new ArgumentException($"{ids.Length} ids do not fill a batch of {batch}×{length}");
-        return ScaleEmbedding(Ops.Embedding(Var.Of(Parameters[EmbedTokens]), ids, batch, length));
+        return ScaleEmbedding(Ops.Embedding(Var.Of(Parameters[table]), ids, batch, length));
     }
 
     // BART / Marian scale_embedding: embed_tokens(ids) * sqrt(d_model) (modeling_bart.py BartScaledWordEmbedding).
@@ -126,9 +126,10 @@ public abstract class LanguageModel : IDisposable
             var h = Config.ScaleTiedLogits ? Ops.Scale(hidden, 1f / MathF.Sqrt(Config.DModel)) : hidden;
             logits = Ops.Linear(h, Var.Of(Parameters[EmbedTokens]));
         }
-        if (!Config.FinalLogitsBias) return logits;
         // BartForConditionalGeneration: lm_logits = lm_head(outputs[0]) + final_logits_bias.
-        return Ops.AddBias(logits, Ops.Reshape(Var.Of(Parameters[LogitsBias]), Config.VocabSize));
+        if (Config.FinalLogitsBias) logits = Ops.AddBias(logits, Ops.Reshape(Var.Of(Parameters[LogitsBias]), Config.VocabSize));
+        // Gemma2ForCausalLM: logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping.
+        return Config.FinalLogitSoftCap > 0 ? Ops.SoftCap(logits, Config.FinalLogitSoftCap) : logits;
     }
 
     /// <summary>
@@ -197,10 +198,19 @@ public sealed class EncoderDecoderModel : LanguageModel
 
     internal EncoderDecoderModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.EncoderDecoder }, parameters)
     {
+        // T5Gemma: the encoder has a token table of its own (model.encoder.embed_tokens); the shared one is the decoder's.
+        if (Config.EncoderEmbeddings)
+            Parameters.Create(EncoderEmbedTokens, [Config.VocabSize, Config.DModel], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(Config.DModel));
         Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false, embeddingNorm: Config.EmbeddingNorm);
         Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true, embeddingNorm: Config.EmbeddingNorm);
         CreateHead();
     }
+
+    /// <summary>Parameter name of the encoder's own token embeddings (<see cref="ModelConfig.EncoderEmbeddings"/>).</summary>
+    public const string EncoderEmbedTokens = "encoder.embed_tokens.weight";
+
+    // The table the encoder reads its tokens from.
+    string EncoderTable => Config.EncoderEmbeddings ? EncoderEmbedTokens : EmbedTokens;
 
     /// <summary>The bidirectional encoder.</summary>
     public TransformerStack Encoder { get; }
@@ -215,7 +225,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     public Var Encode(int[] source, int batch, int[]? sourceLengths = null, ulong dropoutSeed = 0)
     {
         int s = source.Length / Math.Max(1, batch);
-        return Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, dropoutSeed);
+        return Encoder.Forward(Embed(source, batch, s, EncoderTable), sourceLengths, null, null, null, dropoutSeed);
     }
 
     /// <summary>
@@ -227,7 +237,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     {
         ArgumentNullException.ThrowIfNull(exit);
         int s = source.Length / Math.Max(1, batch);
-        return Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, 0, exit: exit);
+        return Encoder.Forward(Embed(source, batch, s, EncoderTable), sourceLengths, null, null, null, 0, exit: exit);
     }
 
     /// <summary>
@@ -239,7 +249,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     {
         int s = source.Length / Math.Max(1, batch);
         var layers = new List<Var>(Encoder.Layers);
-        Encoder.Forward(Embed(source, batch, s), sourceLengths, null, null, null, dropoutSeed, layerOutputs: layers);
+        Encoder.Forward(Embed(source, batch, s, EncoderTable), sourceLengths, null, null, null, dropoutSeed, layerOutputs: layers);
         return layers;
     }
 

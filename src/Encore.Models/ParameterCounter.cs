@@ -22,7 +22,7 @@ public static class ParameterCounter
         long Stack(int layers, bool cross, bool causal, PositionConfig pos)
         {
             if (layers == 0) return 0;
-            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0)
+            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0) + (c.SandwichNorms ? (cross ? 3 : 2) * norm : 0)
                 + pos.Kind switch
                 {
                     // Per layer: ComRoPE's generator P (Hkv, nb, b, b) and scale λ (Hkv, nb); URPE's Toeplitz table (H, width).
@@ -46,7 +46,8 @@ public static class ParameterCounter
         {
             case ModelFamily.EncoderDecoder:
                 total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions)
-                    + (c.EmbeddingNorm ? 2 * norm : 0);   // each stack's embedding norm
+                    + (c.EmbeddingNorm ? 2 * norm : 0)    // each stack's embedding norm
+                    + (c.EncoderEmbeddings ? v * d : 0);  // the encoder's own token table
                 break;
             case ModelFamily.DecoderOnly:
                 total += Stack(c.DecoderLayers, false, true, c.DecoderPositions);

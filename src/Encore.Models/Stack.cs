@@ -185,7 +185,7 @@ public sealed class TransformerStack
             ps.Create(_learned, [c.MaxPositions + _pos.LearnedOffset, c.DModel], ParameterSet.Init.Normal);
         }
         // BART / mBART layernorm_embedding: the stack's own norm of token + position embeddings.
-        if (embeddingNorm) _embedNorm = new NormLayer(ps, scope + ".embed_norm", c.DModel, c.Norm, c.NormEps);
+        if (embeddingNorm) _embedNorm = NormLayer.Of(ps, scope + ".embed_norm", c);
         if (_pos.Kind is PositionKind.T5Relative or PositionKind.Urpe)
         {
             // T5 keeps one table per stack (in block 0) and shares it across the layers.
@@ -196,7 +196,7 @@ public sealed class TransformerStack
         if (_pos.Kind == PositionKind.Rope) _rope = new RopeCache(c.HeadDim, 0, _pos.Rope);
         _blocks = new Block[layers];
         for (int i = 0; i < layers; i++) _blocks[i] = new Block(ps, $"{scope}.layers.{i}", c, cross, i, _pos, causal);
-        if (c.FinalNorm && !c.PostNorm) _final = new NormLayer(ps, scope + ".final_norm", c.DModel, c.Norm, c.NormEps);
+        if (c.FinalNorm && !c.PostNorm) _final = NormLayer.Of(ps, scope + ".final_norm", c);
     }
 
     /// <summary>Collects the attention entropy of this stack's layers in passes without a cache (see <see cref="LanguageModel.AttentionEntropy"/>); null: none.</summary>
@@ -417,8 +417,8 @@ public sealed class TransformerStack
         ctx.SelfBias = null;
         ctx.RowOffsets = rowOffsets;
         ctx.CrossKeys = 0;
-        ctx.SelfOptions = new AttentionOptions { Scale = _c.AttentionScale, Causal = Causal, QueryOffset = offset };
-        ctx.CrossOptions = new AttentionOptions { Scale = _c.AttentionScale };
+        ctx.SelfOptions = new AttentionOptions { Scale = _c.AttentionScale, Causal = Causal, QueryOffset = offset, SoftCap = _c.AttentionSoftCap };
+        ctx.CrossOptions = new AttentionOptions { Scale = _c.AttentionScale, SoftCap = _c.AttentionSoftCap };
     }
 
     /// <summary>

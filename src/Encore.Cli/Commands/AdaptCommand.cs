@@ -11,7 +11,7 @@ internal static class AdaptCommand
 {
     public static Command Create()
     {
-        var from = new Option<string>("--from", "--model", "-m") { Description = "Decoder-only checkpoint (Encore, llama or qwen2), training run folder or Hugging Face model id org/name[@revision]: its blocks become the encoder (and the decoder, unless --decoder-from).", Required = true };
+        var from = new Option<string>("--from", "--model", "-m") { Description = "Decoder-only checkpoint (Encore, llama, qwen2 or gemma2), training run folder or Hugging Face model id org/name[@revision]: its blocks become the encoder (and the decoder, unless --decoder-from).", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty); written under a temporary name, then renamed.", Required = true };
         var encoderLayers = new Option<int?>("--encoder-layers") { Description = "Encoder blocks: the first N of --from (default: all)." };
         var decoderLayers = new Option<int?>("--decoder-layers") { Description = "Decoder blocks: the first M of the decoder's source (default: all)." };

@@ -28,7 +28,7 @@ public interface IArchitecture
 
 /// <summary>
 /// Every known model type: one registration line per family, each defined top to bottom in its own
-/// file under Families/ (Mu.cs, T5.cs, Llama.cs with Qwen2, Bert.cs, Bart.cs with mBART, Marian.cs).
+/// file under Families/ (Mu.cs, T5.cs, Llama.cs with Qwen2, Bert.cs, Bart.cs with mBART, Marian.cs, Gemma2.cs, T5Gemma.cs).
 /// </summary>
 public static class Architectures
 {
@@ -42,6 +42,8 @@ public static class Architectures
         ["bart"] = new BartArchitecture(),
         ["mbart"] = new MBartArchitecture(),
         ["marian"] = new MarianArchitecture(),
+        ["gemma2"] = new Gemma2Architecture(),
+        ["t5gemma"] = new T5GemmaArchitecture(),
     };
 
     /// <summary>Registered model types.</summary>

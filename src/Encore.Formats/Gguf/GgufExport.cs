@@ -9,6 +9,13 @@
 //   attn_output,ffn_norm,ffn_gate,ffn_up,ffn_down}, output_norm, output. llama.cpp rotates adjacent
 //   pairs (GGML_ROPE_TYPE_NORM) while Hugging Face / Encore rotate the two halves of each head, so q
 //   and k rows are permuted within each head as convert_hf_to_gguf.py's LlamaModel.permute does.
+// - "gemma2": decoder-only Gemma 2 (convert_hf_to_gguf.py Gemma2Model, llama.cpp LLM_ARCH_GEMMA2); tensors as
+//   llama's plus blk.N.post_attention_norm and blk.N.post_ffw_norm (the sandwich norms), the head tied to
+//   token_embd. The converter writes every norm weight as 1 + w (llama.cpp multiplies by the weight as
+//   stored), keeps q and k in Hugging Face's order (gemma2 ropes in NEOX order, the two halves), and writes
+//   attn_logit_softcapping, final_logit_softcapping and attention.sliding_window; llama.cpp slides on the
+//   even layers and scales scores by 1/√head_dim (1/√(n_embd/n_head) for the 46-layer 27B), not by
+//   query_pre_attn_scalar, so a model whose scale differs is refused.
 // Matrices take the chosen type (F32, F16, Q8_0, Q4_0); vectors (norms) and the relative-bias tables stay
 // F32, as the converter keeps 1-D tensors and the tables are gathered by row. A matrix whose rows are
 // not whole Q8_0 blocks falls back to F16, as the converter does.
@@ -41,12 +48,15 @@ public static class GgufExport
     const int TokenNormal = 1, TokenUnknown = 2, TokenControl = 3, TokenUserDefined = 4, TokenUnused = 5, TokenByte = 6;
 
     /// <summary>
-    /// The GGUF architecture of <paramref name="c"/> ("t5" or "llama"); throws
+    /// The GGUF architecture of <paramref name="c"/> ("t5", "llama" or "gemma2"); throws
     /// <see cref="ArgumentException"/> naming what llama.cpp cannot compute.
     /// </summary>
     public static string ArchitectureOf(ModelConfig c)
     {
         string? Problem(string arch, string? why) => why is null ? null : $"this model cannot be written as GGUF '{arch}': {why}";
+        if (c.Family == ModelFamily.EncoderDecoder && (c.SandwichNorms || c.EncoderEmbeddings || c.NormUnitOffset || c.AttentionSoftCap > 0 || c.FinalLogitSoftCap > 0 || c.SlidingWindow > 0))
+            throw new ArgumentException("this model cannot be written as GGUF: llama.cpp has no T5Gemma architecture "
+                + "(Gemma 2 stacks in an encoder–decoder: sandwich norms, soft caps, sliding windows, two token tables); keep it as safetensors");
         if (c.Family == ModelFamily.EncoderDecoder && (c.FinalLogitsBias || c.ScaleEmbeddings || c.EmbeddingNorm
             || c.EncoderPositions.Kind is PositionKind.Learned or PositionKind.Sinusoidal))
             throw new ArgumentException("this model cannot be written as GGUF: llama.cpp has no BART, mBART or Marian architecture "
@@ -69,6 +79,23 @@ public static class GgufExport
                 : c.TypeVocabSize != 0 ? "token types" : null;
             return Problem("t5", why) is { } m ? throw new ArgumentException(m) : "t5";
         }
+        if (c.Family == ModelFamily.DecoderOnly && (c.SandwichNorms || c.NormUnitOffset || c.AttentionSoftCap > 0 || c.FinalLogitSoftCap > 0 || c.SlidingWindow > 0))
+        {
+            var p = c.DecoderPositions;
+            float scale = c.DecoderLayers == 46 ? 1 / MathF.Sqrt(c.DModel / c.Heads) : 1 / MathF.Sqrt(c.HeadDim);
+            string? why =
+                p.Kind != PositionKind.Rope || p.RopeNtkScale != 1 || p.RopeLinearScale != 1 || p.RopeCentered ? $"llama.cpp's gemma2 graph uses plain RoPE, this model's positions are {p.Kind} (or scaled)"
+                : c.Norm != NormKind.RmsNorm || !c.NormUnitOffset || !c.SandwichNorms || c.PostNorm || !c.FinalNorm || c.EmbeddingNorm
+                    ? "gemma2 has unit-offset RMSNorm sandwich blocks and a final norm"
+                : !c.GatedFfn || c.Activation != ActivationKind.GeluTanh ? "gemma2's feed-forward is GeGLU (gated tanh-GELU)"
+                : c.QkvBias || c.OutputBias || c.MlpBias || c.FinalLogitsBias ? "biases"
+                : !c.ScaleEmbeddings || !c.TieEmbeddings || c.ScaleTiedLogits ? "gemma2 scales the embeddings by √d_model and ties the head to them"
+                : !(c.AttentionSoftCap > 0 && c.FinalLogitSoftCap > 0) ? "llama.cpp's gemma2 always soft-caps the scores and the logits (both caps must be set)"
+                : c.SlidingWindow > 0 && c.GlobalLayerEvery != 2 ? "llama.cpp's gemma2 slides on every other layer (global_layer_every 2)"
+                : (c.AttentionScale ?? 1 / MathF.Sqrt(c.HeadDim)) != scale ? $"llama.cpp's gemma2 scales scores by {scale} (1/√head_dim), not by this model's query_pre_attn_scalar^-0.5"
+                : c.TypeVocabSize != 0 ? "token types" : null;
+            return Problem("gemma2", why) is { } m ? throw new ArgumentException(m) : "gemma2";
+        }
         if (c.Family == ModelFamily.DecoderOnly)
         {
             var p = c.DecoderPositions;
@@ -77,7 +104,7 @@ public static class GgufExport
                 : c.Norm != NormKind.RmsNorm || c.PostNorm || !c.FinalNorm || c.EmbeddingNorm ? "llama has pre-norm RMSNorm blocks and a final norm"
                 : !c.GatedFfn || c.Activation != ActivationKind.Silu ? "llama's feed-forward is SwiGLU (gated SiLU)"
                 : c.QkvBias || c.OutputBias || c.MlpBias ? "biases"
-                : c.ScaleTiedLogits ? "a rescaled tied head"
+                : c.ScaleTiedLogits || c.ScaleEmbeddings || c.FinalLogitsBias ? "a rescaled tied head, scaled embeddings or a logits bias"
                 : c.AttentionScale is float s && s != 1 / MathF.Sqrt(c.HeadDim) ? "attention scaled other than by 1/√head_dim"
                 : c.HeadDim % 2 != 0 ? "an odd head dimension"
                 : c.TypeVocabSize != 0 ? "token types" : null;
@@ -123,9 +150,16 @@ public static class GgufExport
         }
         else
         {
-            w.Add("llama.block_count", GgufValue.U32((uint)c.DecoderLayers));
-            w.Add("llama.rope.dimension_count", GgufValue.U32((uint)c.HeadDim));
-            w.Add("llama.rope.freq_base", GgufValue.F32((float)c.DecoderPositions.RopeTheta));
+            w.Add($"{arch}.block_count", GgufValue.U32((uint)c.DecoderLayers));
+            w.Add($"{arch}.rope.dimension_count", GgufValue.U32((uint)c.HeadDim));
+            w.Add($"{arch}.rope.freq_base", GgufValue.F32((float)c.DecoderPositions.RopeTheta));
+            if (arch == "gemma2")
+            {
+                w.Add("gemma2.attn_logit_softcapping", GgufValue.F32(c.AttentionSoftCap));
+                w.Add("gemma2.final_logit_softcapping", GgufValue.F32(c.FinalLogitSoftCap));
+                // No window: one as long as the context slides nowhere.
+                w.Add("gemma2.attention.sliding_window", GgufValue.U32((uint)(c.SlidingWindow > 0 ? c.SlidingWindow : c.MaxPositions)));
+            }
             if (c.DecoderPositions.RopeLinearScale != 1)
             {
                 w.Add("llama.rope.scaling.type", GgufValue.Str("linear"));
@@ -137,7 +171,7 @@ public static class GgufExport
         return w;
     }
 
-    /// <summary>The GGUF tensor name of an Encore parameter ("t5" or "llama"), or null when it is not written (a tied head).</summary>
+    /// <summary>The GGUF tensor name of an Encore parameter ("t5", "llama" or "gemma2"), or null when it is not written (a tied head).</summary>
     public static string? TensorName(string arch, string encoreName, ModelConfig c)
     {
         if (encoreName == LanguageModel.EmbedTokens) return "token_embd.weight";
@@ -172,7 +206,9 @@ public static class GgufExport
                 {
                     ("self_attn", [var proj, "weight"]) => "attn_" + Proj(proj, "output"),
                     ("self_attn_norm", ["weight"]) => "attn_norm",
+                    ("self_attn_post_norm", ["weight"]) when arch == "gemma2" => "post_attention_norm",
                     ("mlp_norm", ["weight"]) => "ffn_norm",
+                    ("mlp_post_norm", ["weight"]) when arch == "gemma2" => "post_ffw_norm",
                     ("mlp", [var proj, "weight"]) => "ffn_" + proj[..proj.IndexOf('_')],
                     _ => null,
                 };
@@ -207,6 +243,8 @@ public static class GgufExport
                 transform = x => PermuteForNormRope(x, c.Heads, c.HeadDim, cols);
             else if (arch == "llama" && p.Name.EndsWith(".self_attn.k_proj.weight", StringComparison.Ordinal))
                 transform = x => PermuteForNormRope(x, c.KvHeads, c.HeadDim, cols);
+            else if (arch == "gemma2" && p.Name.EndsWith("norm.weight", StringComparison.Ordinal))
+                transform = AddOne;
             w.AddTensor(name, ne, type, s => WriteData(s, value, rows, cols, type, transform));
         }
         // llama.cpp's tied T5 head reads token_embd unscaled: write the rescaled copy as output.
@@ -221,6 +259,13 @@ public static class GgufExport
                 return x;
             }));
         }
+    }
+
+    // Gemma's RMSNorm scale 1 + w as llama.cpp multiplies by it (convert_hf_to_gguf.py Gemma2Model: data_torch + 1).
+    static float[] AddOne(float[] x)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] += 1;
+        return x;
     }
 
     /// <summary>
@@ -361,7 +406,7 @@ public static class GgufExport
 
     /// <summary>
     /// A placeholder vocabulary for a model without tokenizer files (random-weight benchmarks): the
-    /// config's pad/eos/bos ids as control tokens, one unknown token, for "llama" the 256 byte tokens
+    /// config's pad/eos/bos ids as control tokens, one unknown token, for "llama" and "gemma2" the 256 byte tokens
     /// llama.cpp's SentencePiece-BPE vocabulary looks up (byte fallback, the newline token), and
     /// distinct placeholder pieces for the rest. Ids are what llama.cpp runs on; text is not meaningful.
     /// </summary>
@@ -385,7 +430,7 @@ public static class GgufExport
         }
         int unk = NextFree();
         Set(unk, "<unk>", TokenUnknown);
-        if (arch == "llama" && v >= 256 + 8)
+        if (arch is ("llama" or "gemma2") && v >= 256 + 8)
             for (int b = 0; b < 256; b++) Set(NextFree(), $"<0x{b:X2}>", TokenByte);
         for (int i = 0; i < v; i++)
         {
@@ -393,7 +438,7 @@ public static class GgufExport
             (tokens[i], types[i], scores[i]) = ($"\u2581t{i}", TokenNormal, -i);
         }
         return (arch == "t5" ? "t5" : "llama", c.BosTokenId >= 0 ? c.BosTokenId : null, c.EosTokenId, unk < v ? unk : null, c.PadTokenId,
-            c.BosTokenId >= 0 && arch == "llama", arch == "t5");
+            c.BosTokenId >= 0 && arch is ("llama" or "gemma2"), arch == "t5");
     }
 
     /// <summary>BPE merges ("left right") from tokenizer.json's model.merges (strings or pairs) or merges.txt.</summary>

@@ -6,7 +6,8 @@ namespace Encore.Tensors.Kernels;
 // FlashAttention-2 backward (Dao, arXiv 2307.08691, Algorithm 2): with D_t = dO_t·O_t and the
 // forward's log-sum-exp, P = exp(S − lse) is recomputed per key block, then
 //   dV_j += P_tj·dO_t,   dS_tj = P_tj·(dO_t·V_j − D_t),   dK_j += scale·dS_tj·Q_t,   dQ_t += scale·dS_tj·K_j,
-// and dBias_tj = dS_tj (the bias is added after the scale). On a GPU dQ (or dK, dV) is summed with
+// and dBias_tj = dS_tj (the bias is added after the scale). A soft cap s → c·tanh(s/c) multiplies the
+// score gradient reaching Q and K by 1 − tanh²(s/c); the bias, added after the cap, takes dS as it is. On a GPU dQ (or dK, dV) is summed with
 // atomics; here one task owns a whole kv head (its dK, dV and its query heads' dQ) and walks query
 // tiles, then key blocks, in a fixed order, so training is bit-reproducible. With a bias shared by
 // the batch its gradient sums over the batch, so one task then owns every batch item of its kv head.
@@ -34,7 +35,7 @@ public static unsafe partial class Attention
         {
             var (start, end) = Partition.Range(Units, Tasks, index);
             int lanes = Lanes(Width);
-            float* scratch = AttentionScratch.Get(3L * P.Hd * lanes + 2L * P.KeyBlock * lanes + 3L * lanes);
+            float* scratch = AttentionScratch.Get(3L * P.Hd * lanes + 3L * P.KeyBlock * lanes + 3L * lanes);
             for (int u = start; u < end; u++)
             {
                 int kvh = u % P.Hkv;
@@ -97,6 +98,7 @@ public static unsafe partial class Attention
         float* pos = dpt + (long)bk * c;              // (c)      absolute query positions
         float* lseRow = pos + c;                      // (c)      log-sum-exp, +∞ for rows that saw nothing
         float* dRow = lseRow + c;                     // (c)      D = rowsum(dO∘O)
+        float* capT = dRow + c;                       // (bk, c)  tanh(s/cap) of a soft-capped block
 
         long qsp = p.Qs.Position, dosp = p.DOs.Position;
         float* q0 = p.Row(p.Q, p.Qs, b, h, i0);
@@ -132,11 +134,12 @@ public static unsafe partial class Attention
         TV scale = TIsa.Splat(scaleF), one = TIsa.Splat(1);
         TV posV = TIsa.Load(pos), lseV = TIsa.Load(lseRow), dV = TIsa.Load(dRow);
 
-        for (int kb = 0; kb < keyEnd; kb += bk)
+        for (int kb = p.KeyStart(b, i0); kb < keyEnd; kb += bk)
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
             TileScores<TIsa, TV>(qt, kBase + kb * ksp, ksp, nk, hd, st, scale);
+            if (p.SoftCap > 0) TileSoftCap<TIsa, TV>(st, nk, p.SoftCap, capT);
             TileScoreTerms<TIsa, TV>(p, b, h, i0, n, kb, nk, st, posV);
             TileScores<TIsa, TV>(dot, vBase + kb * vsp, vsp, nk, hd, dpt, one);
             for (int j = 0; j < nk; j++)
@@ -153,7 +156,16 @@ public static unsafe partial class Attention
                     for (int j = 0; j < nk; j++) gb[j] += dpt[j * c + r];
                 }
             }
-            for (int j = 0; j < nk; j++) TIsa.Store(dpt + j * c, TIsa.Mul(TIsa.Load(dpt + j * c), scale));
+            if (p.SoftCap > 0)
+            {
+                // d(cap·tanh(s/cap))/ds = 1 − tanh²(s/cap).
+                for (int j = 0; j < nk; j++)
+                {
+                    TV t = TIsa.Load(capT + j * c);
+                    TIsa.Store(dpt + j * c, TIsa.Mul(TIsa.Load(dpt + j * c), TIsa.Mul(scale, TIsa.Sub(one, TIsa.Mul(t, t)))));
+                }
+            }
+            else for (int j = 0; j < nk; j++) TIsa.Store(dpt + j * c, TIsa.Mul(TIsa.Load(dpt + j * c), scale));
             // dQᵀ += Kᵀ·(scale·dS)ᵀ; per key, dV_j += Σ_r P[j, r]·dO_r and dK_j += Σ_r scale·dS[j, r]·Q_r.
             TileAccumulate<TIsa, TV>(dqt, dpt, kBase + kb * ksp, ksp, nk, hd, one);
             for (int j = 0; j < nk; j++)

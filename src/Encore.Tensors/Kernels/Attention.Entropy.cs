@@ -17,6 +17,14 @@ public static unsafe partial class Attention
     // Masked keys have d = −∞; flooring d keeps e·d = 0 there (exp(−1e4) is 0 in binary32, as is its product).
     const float EntropyFloor = -1e4f;
 
+    // The entropy kernels read rows from key 0 and differentiate plain scores: soft-capped scores and sliding windows
+    // (Gemma 2) are refused rather than measured wrong.
+    static void CheckEntropyOptions(in AttentionOptions options)
+    {
+        if (options.SoftCap > 0 || options.Window > 0)
+            throw new ArgumentException($"attention entropy is not measured for soft-capped or sliding-window attention (soft cap {options.SoftCap}, window {options.Window})");
+    }
+
     /// <summary>
     /// The entropy of every query row's attention probabilities, (B, H, T) packed into <paramref name="entropy"/>
     /// (nats), for the scores, masks and options <see cref="Forward"/> takes (values are not read). A row that sees
@@ -27,6 +35,7 @@ public static unsafe partial class Attention
         Span<float> entropy, in AttentionOptions options = default, in AttentionMask mask = default, Span<float> visibleKeys = default)
     {
         CheckForward(shape, q, qStrides, k, kStrides, k, kStrides, default, default, options, mask, default, checkOutput: false);
+        CheckEntropyOptions(options);
         long rows = (long)shape.Batch * shape.Heads * shape.QueryLength;
         CheckLength("entropy", entropy.Length, rows, allowEmpty: false);
         CheckLength("visible keys", visibleKeys.Length, rows, allowEmpty: true);
@@ -59,6 +68,7 @@ public static unsafe partial class Attention
     {
         var s = shape;
         CheckForward(s, q, qStrides, k, kStrides, k, kStrides, default, default, options, mask, default, checkOutput: false);
+        CheckEntropyOptions(options);
         CheckLength("dEntropy", dEntropy.Length, (long)s.Batch * s.Heads * s.QueryLength, allowEmpty: false);
         CheckOperand("dQ", dq.Length, dqStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim, written: true);
         CheckOperand("dK", dk.Length, dkStrides, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim, written: true);

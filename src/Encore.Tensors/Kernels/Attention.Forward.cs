@@ -130,12 +130,13 @@ public static unsafe partial class Attention
         TV posV = TIsa.Load(pos);
         TV m = negInf, l = TIsa.Zero;
 
-        for (int kb = 0; kb < keyEnd; kb += bk)
+        for (int kb = p.KeyStart(b, i0); kb < keyEnd; kb += bk)   // the tile's first row sees the earliest key
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
             float* kBlock = TKv.Keys<TIsa, TV>(p, b, kvh, kb, nk, kDq, out long ksp);
             TileScores<TIsa, TV>(qt, kBlock, ksp, nk, hd, st, scale);
+            if (p.SoftCap > 0) TileSoftCap<TIsa, TV>(st, nk, p.SoftCap, null);
             TileScoreTerms<TIsa, TV>(p, b, h, i0, n, kb, nk, st, posV);
             TV blockMax = negInf;
             for (int j = 0; j < nk; j++) blockMax = TIsa.Max(blockMax, TIsa.Load(st + j * c));
@@ -212,6 +213,16 @@ public static unsafe partial class Attention
             for (int j = 0; j < nk; j++)
                 if (km[j] == 0) TIsa.Store(st + j * c, TIsa.Splat(float.NegativeInfinity));
         }
+        if (p.Window > 0)
+        {
+            // Rows whose window begins after kb, or (bidirectional) ends before kb + nk, lose those keys.
+            for (int r = 0; r < n; r++)
+            {
+                int start = p.KeyStart(b, i0 + r), end = p.Causal ? kb + nk : p.KeyEnd(b, i0 + r);
+                for (int j = 0; j < nk; j++)
+                    if (kb + j < start || kb + j >= end) st[j * c + r] = float.NegativeInfinity;
+            }
+        }
         if (p.Causal)
         {
             long firstPos = (long)i0 + p.Offset;
@@ -221,6 +232,23 @@ public static unsafe partial class Attention
                 for (int r = 0; r < n; r++)
                     if (key > firstPos + r) st[j * c + r] = float.NegativeInfinity;
             }
+        }
+    }
+
+    /// <summary>
+    /// Soft-caps a tile's scaled scores in place, st = cap·tanh(st/cap); <paramref name="keep"/>, when given,
+    /// receives tanh(st/cap) for the backward's factor 1 − tanh².
+    /// </summary>
+    static void TileSoftCap<TIsa, TV>(float* st, int nk, float cap, float* keep)
+        where TIsa : struct, IAttentionIsa<TV> where TV : struct
+    {
+        int c = TIsa.Count;
+        TV capV = TIsa.Splat(cap), inv = TIsa.Splat(1 / cap);
+        for (int j = 0; j < nk; j++)
+        {
+            TV t = TIsa.Tanh(TIsa.Mul(TIsa.Load(st + j * c), inv));
+            TIsa.Store(st + j * c, TIsa.Mul(t, capV));
+            if (keep != null) TIsa.Store(keep + j * c, t);
         }
     }
 

@@ -88,12 +88,14 @@ public static partial class Attention
         {
             bool visible = (mask.KeyLengths.IsEmpty || j < mask.KeyLengths[b])
                 && (mask.KeyMask.IsEmpty || mask.KeyMask[b * S + j] != 0)
-                && (!options.Causal || j <= qPos);
+                && (!options.Causal || j <= qPos)
+                && (options.Window == 0 || (WindowPosition(s, options, mask, b, t) - j < options.Window && (options.Causal || j - qPos < options.Window)));
             if (!visible) { p[j] = double.NegativeInfinity; continue; }
             long kOff = (((long)b * s.KvHeads + kvh) * S + j) * hd;
             double dot = 0;
             for (int d = 0; d < hd; d++) dot += q[qOff + d] * k[kOff + d];
             double score = scale * dot;
+            if (options.SoftCap > 0) score = options.SoftCap * Math.Tanh(score / options.SoftCap);
             if (bias != null) score += bias[b * biasBatch + ((long)h * T + t) * S + j];
             if (!mask.AlibiSlopes.IsEmpty) score += mask.AlibiSlopes[h] * (double)(j - qPos);
             p[j] = score;
@@ -108,6 +110,16 @@ public static partial class Attention
         for (int j = 0; j < S; j++) sum += p[j] = Math.Exp(p[j] - max);
         for (int j = 0; j < S; j++) p[j] /= sum;
         return max + Math.Log(sum);
+    }
+
+    // The position a window counts back from: a causal row's last visible key (its own position, or its
+    // cache length − 1 in a batch-cache row), a bidirectional row's own position.
+    static long WindowPosition(in AttentionShape s, in AttentionOptions options, in AttentionMask mask, int b, int t)
+    {
+        long qPos = (long)t + options.QueryOffset;
+        if (!options.Causal) return qPos;
+        long limit = mask.KeyLengths.IsEmpty ? s.KeyLength : mask.KeyLengths[b];
+        return Math.Min(qPos, limit - 1);
     }
 
     /// <summary>The forward on packed double operands (the finite-difference tests call it directly).</summary>
@@ -135,7 +147,10 @@ public static partial class Attention
         }
     }
 
-    /// <summary>The backward on packed double operands: dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO.</summary>
+    /// <summary>
+    /// The backward on packed double operands: dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS'·K, dK = scale·dS'ᵀ·Q,
+    /// dV = Pᵀ·dO, dBias = dS, where dS' = dS, or dS∘(1 − tanh²(s/cap)) under a soft cap.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void BackwardReferenceCore(in AttentionShape s, double[] q, double[] k, double[] v, double[]? bias,
         double[] dOut, in AttentionOptions options, in AttentionMask mask,
@@ -171,10 +186,18 @@ public static partial class Attention
                     if (p[j] == 0) continue;
                     long kOff = (((long)b * s.KvHeads + kvh) * S + j) * hd;
                     double ds = p[j] * (dp[j] - rowDot);
+                    double dRaw = ds;
+                    if (options.SoftCap > 0)
+                    {
+                        double dot = 0;
+                        for (int d = 0; d < hd; d++) dot += q[qOff + d] * k[kOff + d];
+                        double th = Math.Tanh(scale * dot / options.SoftCap);
+                        dRaw = ds * (1 - th * th);
+                    }
                     for (int d = 0; d < hd; d++)
                     {
-                        dq[qOff + d] += scale * ds * k[kOff + d];
-                        dk[kOff + d] += scale * ds * q[qOff + d];
+                        dq[qOff + d] += scale * dRaw * k[kOff + d];
+                        dk[kOff + d] += scale * dRaw * q[qOff + d];
                         dv[kOff + d] += p[j] * dOut[qOff + d];
                     }
                     if (dBias != null) dBias[b * biasBatch + ((long)h * T + t) * S + j] += ds;

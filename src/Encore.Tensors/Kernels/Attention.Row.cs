@@ -62,7 +62,7 @@ public static unsafe partial class Attention
         int keyEnd = p.KeyEnd(b, t);
         float m = float.NegativeInfinity, l = 0;
 
-        for (int kb = 0; kb < keyEnd; kb += bk)
+        for (int kb = p.KeyStart(b, t); kb < keyEnd; kb += bk)
         {
             int nk = Math.Min(bk, keyEnd - kb);
             if (p.BlockMasked(b, kb, nk)) continue;
@@ -123,6 +123,13 @@ public static unsafe partial class Attention
     {
         int c = TIsa.Count;
         float qPos = (float)((long)t + p.Offset);
+        if (p.SoftCap > 0)
+        {
+            TV capV = TIsa.Splat(p.SoftCap), inv = TIsa.Splat(1 / p.SoftCap);
+            int j = 0;
+            for (; j + c <= nk; j += c) TIsa.Store(sc + j, TIsa.Mul(TIsa.Tanh(TIsa.Mul(TIsa.Load(sc + j), inv)), capV));
+            for (; j < nk; j++) sc[j] = p.SoftCap * MathF.Tanh(sc[j] / p.SoftCap);
+        }
         if (p.Bias != null)
         {
             float* br = p.BiasRow(b, h, t) + kb;

@@ -103,6 +103,20 @@ public readonly record struct AttentionOptions
     /// </summary>
     public int KeyBlock { get; init; }
 
+    /// <summary>
+    /// Soft-capping of the scaled scores, s → c·tanh(s/c), before the bias and the masks (Gemma 2's
+    /// <c>attn_logit_softcapping</c>, modeling_gemma2.py eager_attention_forward). Default 0: none.
+    /// </summary>
+    public float SoftCap { get; init; }
+
+    /// <summary>
+    /// Sliding window W: query position i sees key j only where i − j &lt; W, and, without <see cref="Causal"/>,
+    /// also j − i &lt; W (Gemma 2's sliding_window layers; T5Gemma's bidirectional encoder). With
+    /// <see cref="Causal"/> the query position is the last key it sees, so rows of a batch cache at their own
+    /// lengths (<see cref="AttentionMask.KeyLengths"/>) keep their own windows. Default 0: no window.
+    /// </summary>
+    public int Window { get; init; }
+
     internal float ResolveScale(int headDim) => Scale ?? 1f / MathF.Sqrt(headDim);
     internal int ResolveKeyBlock() => KeyBlock > 0 ? KeyBlock : 64;
 }
@@ -224,6 +238,8 @@ public static unsafe partial class Attention
             Causal = options.Causal,
             Offset = options.QueryOffset,
             KeyBlock = options.ResolveKeyBlock(),
+            SoftCap = options.SoftCap,
+            Window = options.Window,
             KeyLengths = mask.KeyLengths.IsEmpty ? null : lengths,
             KeyMask = mask.KeyMask.IsEmpty ? null : keyMask,
             Bias = mask.Bias.IsEmpty ? null : bias,
@@ -246,6 +262,8 @@ public static unsafe partial class Attention
         if (s.HeadDim < 1) throw new ArgumentException($"Attention: head dim must be ≥ 1, got {s.HeadDim}");
         if (options.Scale is { } sc && !float.IsFinite(sc)) throw new ArgumentException($"Attention: scale {sc} is not finite");
         if (options.KeyBlock < 0 || options.KeyBlock > 65536) throw new ArgumentException($"Attention: key block {options.KeyBlock} is not in [0, 65536]");
+        if (!(options.SoftCap >= 0 && float.IsFinite(options.SoftCap))) throw new ArgumentException($"Attention: soft cap {options.SoftCap} must be 0 (none) or positive and finite");
+        if (options.Window < 0) throw new ArgumentException($"Attention: window {options.Window} must be 0 (none) or positive");
         CheckOperand("Q", q.Length, qs, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         if (checkKeyValues)
         {
@@ -327,8 +345,8 @@ public static unsafe partial class Attention
 /// <summary>Pointers and sizes of one call, shared read-only by all worker tasks.</summary>
 internal unsafe struct AttentionProblem
 {
-    public int B, H, Hkv, T, S, Hd, Group, Offset, KeyBlock;
-    public float Scale;
+    public int B, H, Hkv, T, S, Hd, Group, Offset, KeyBlock, Window;
+    public float Scale, SoftCap;
     public bool Causal;
     public float* Q, K, V, O, Lse;
     public AttentionStrides Qs, Ks, Vs, Os;
@@ -347,13 +365,24 @@ internal unsafe struct AttentionProblem
     /// <summary>Keys [0, KeyLimit) may be visible to batch item b (padding length).</summary>
     public readonly int KeyLimit(int b) => KeyLengths == null ? S : KeyLengths[b];
 
-    /// <summary>One past the last key query row t can see: causality and padding.</summary>
+    /// <summary>One past the last key query row t can see: causality, padding and a bidirectional window.</summary>
     public readonly int KeyEnd(int b, int t)
     {
         int limit = KeyLimit(b);
-        if (!Causal) return limit;
+        if (!Causal) return Window > 0 ? (int)Math.Clamp((long)t + Offset + Window, 0, limit) : limit;
         long end = (long)t + Offset + 1;
         return (int)Math.Clamp(end, 0, limit);
+    }
+
+    /// <summary>
+    /// The first key query row t can see: 0 without a window; else W keys back from its position, which for a
+    /// causal row is its last visible key (so a batch-cache row at its own length keeps its own window).
+    /// </summary>
+    public readonly int KeyStart(int b, int t)
+    {
+        if (Window == 0) return 0;
+        long position = Causal ? KeyEnd(b, t) - 1L : (long)t + Offset;
+        return (int)Math.Clamp(position - Window + 1, 0, S);
     }
 
     /// <summary>Whether the key mask hides all of keys [kb, kb + nk) (left padding): the block is skipped, as all its probabilities are 0.</summary>

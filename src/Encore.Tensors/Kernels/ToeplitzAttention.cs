@@ -175,6 +175,7 @@ public static unsafe class ToeplitzAttention
     static Prob Problem(in AttentionShape shape, in AttentionInputs inputs, in AttentionOptions options, in AttentionMask mask, in ToeplitzWeights weights,
         int* lengths, byte* keyMask, float* bias, float* c, int* offsets, bool noOffsets)
     {
+        if (options.SoftCap != 0 || options.Window != 0) throw new ArgumentException("ToeplitzAttention: soft caps and sliding windows are not supported");
         long perHead = (long)shape.Heads * shape.QueryLength * shape.KeyLength;
         return new Prob
         {

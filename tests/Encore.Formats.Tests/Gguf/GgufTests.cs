@@ -11,7 +11,7 @@ using Encore.Tensors.Numerics;
 
 namespace Encore.Formats.Tests.Gguf;
 
-public sealed class GgufTests : IDisposable
+public sealed partial class GgufTests : IDisposable
 {
     readonly string _dir = Path.Combine(Path.GetTempPath(), "encore-gguf-" + Guid.NewGuid().ToString("N")[..8]);
 

@@ -220,4 +220,19 @@ public class AttentionEntropyTests
         Assert.Contains("entropy", e.Message);
         Assert.Throws<ArgumentException>(() => Attention.EntropyBackward(shape, q, st, q, st, new float[6], new float[24], st, new float[23], st));
     }
+
+    [Theory]
+    [InlineData(5f, 0)]
+    [InlineData(0f, 2)]
+    public void SoftCappedAndWindowedAttentionAreRefused(float softCap, int window)
+    {
+        // The kernels read every row from key 0 and differentiate plain scores; Gemma 2's options would be measured wrong.
+        var shape = new AttentionShape(1, 2, 2, 3, 3, 4);
+        var q = new float[24];
+        var st = AttentionStrides.HeadMajor(2, 3, 4);
+        var options = new AttentionOptions { Causal = true, SoftCap = softCap, Window = window };
+        var e = Assert.Throws<ArgumentException>(() => Attention.Entropy(shape, q, st, q, st, new float[6], options));
+        Assert.StartsWith("attention entropy is not measured for soft-capped or sliding-window attention", e.Message);
+        Assert.Throws<ArgumentException>(() => Attention.EntropyBackward(shape, q, st, q, st, new float[6], new float[24], st, new float[24], st, options));
+    }
 }

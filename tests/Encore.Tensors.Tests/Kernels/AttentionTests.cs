@@ -4,7 +4,7 @@ using Encore.Tensors.Kernels;
 namespace Encore.Tensors.Tests.Kernels;
 
 [Trait("Category", "Kernels")]
-public class AttentionTests
+public partial class AttentionTests
 {
     static readonly int[] Lengths = { 0, 1, 2, 3, 7, 16, 33, 64, 65, 130, 257 };
     static readonly int[] HeadDims = { 1, 3, 8, 16, 17, 32, 64, 80 };
