@@ -82,4 +82,41 @@ public sealed class GenerateTests : IDisposable
         Assert.Equal(JsonDocument.Parse(own.Stdout).RootElement.GetProperty("tokens").ToString(),
             JsonDocument.Parse(withTokenizer.Stdout).RootElement.GetProperty("tokens").ToString());
     }
+
+    [Fact]
+    public void TheCheckpointsGenerationConfigSetsWhatTheCommandLineDoesNot()
+    {
+        var configured = Path.Combine(_dir, "configured");
+        Directory.CreateDirectory(configured);
+        foreach (var f in Directory.GetFiles(_model)) File.Copy(f, Path.Combine(configured, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(configured, "generation_config.json"), """{"max_new_tokens": 3, "min_new_tokens": 3, "forced_bos_token_id": 7}""");
+        int[] Tokens(CliRunner.Result r)
+        {
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return [.. JsonDocument.Parse(r.Stdout).RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32())];
+        }
+        string[] Run(params string[] extra) => ["generate", "--model", configured, "--prompt", "package 3 parses fonts", "--threads", "1", .. extra];
+
+        var plain = Tokens(CliRunner.Run(Generate("--prompt", "package 3 parses fonts", "--json")));
+        Assert.NotEqual(7, plain[0]);
+        var fromFile = Tokens(CliRunner.Run(Run("--json")));
+        Assert.Equal(3, fromFile.Length);
+        Assert.Equal(7, fromFile[0]);
+        // A given option wins over the file's; the others still come from it.
+        var longer = Tokens(CliRunner.Run(Run("--json", "--max-new-tokens", "5", "--min-new-tokens", "5")));
+        Assert.Equal(5, longer.Length);
+        Assert.Equal(7, longer[0]);
+        // The note names the file and what it set; --ignore-generation-config decodes with the library's defaults.
+        var text = CliRunner.Run(Run());
+        Assert.True(text.ExitCode == 0, text.Stderr);
+        Assert.Equal($"encore: decoding defaults from {Path.Combine(configured, "generation_config.json")}: max_new_tokens=3, min_new_tokens=3, forced_bos_token_id=7 " +
+            "(options given here take precedence; --ignore-generation-config drops them)", text.Stderr.Trim());
+        var ignored = Tokens(CliRunner.Run(Run("--json", "--ignore-generation-config", "--max-new-tokens", "4", "--min-new-tokens", "4")));
+        Assert.Equal(plain, ignored);
+        // A damaged file is one line naming it and the field.
+        File.WriteAllText(Path.Combine(configured, "generation_config.json"), """{"num_beams": "four"}""");
+        var bad = CliRunner.Run(Run("--json"));
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Equal($"encore: {Path.Combine(configured, "generation_config.json")}: num_beams must be an integer, got \"four\"", bad.Stderr.Trim());
+    }
 }

@@ -59,12 +59,13 @@ internal static class GenerateCommand
         var tokenizerDir = Common.TokenizerOption();
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var adapterDir = Common.AdapterOption();
+        var ignoreGenerationConfig = new Option<bool>("--ignore-generation-config") { Description = "Decode with the library's defaults instead of the checkpoint's generation_config.json (or config.json's generation fields), which otherwise set every decoding option not given here, as transformers' generate() does." };
 
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
             numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType,
-            draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir,
+            draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir, ignoreGenerationConfig,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
         var lexicalUnits = new LexicalUnitCli();
@@ -116,8 +117,6 @@ internal static class GenerateCommand
             if (draftPath is null && !options.PromptLookup)
                 foreach (var (option, name) in new (Option, string)[] { (draftTokens, "--draft-tokens"), (lookupNgram, "--prompt-lookup-ngram") })
                     if (parse.GetResult(option) is { Implicit: false }) Console.Error.WriteLine($"encore: {name} has no effect without --draft-model or --prompt-lookup");
-            if (IgnoredSamplingOptions(parse, options, d, (temperature, "--temperature"), (topK, "--top-k"), (topP, "--top-p"), (minP, "--min-p")) is { } warning)
-                Console.Error.WriteLine($"encore: {warning}");
             string? text = parse.GetValue(prompt), file = parse.GetValue(inputFile);
             if ((text is null) == (file is null)) throw new ArgumentException("give exactly one of --prompt and --input-file");
             bool asJson = parse.GetValue(json), streaming = parse.GetValue(stream);
@@ -133,6 +132,48 @@ internal static class GenerateCommand
             using var adapter = parse.GetValue(adapterDir) is { } a ? Common.LoadAdapter(a, m, dir, asJson) : null;
             m.Adapters.Active = adapter;
             var tokenizer = Common.LoadTokenizer(dir, parse.GetValue(tokenizerDir), asJson);
+            if (!parse.GetValue(ignoreGenerationConfig))
+            {
+                // The checkpoint's decoding defaults fill every option not given on the command line.
+                var fileDefaults = GenerationConfigFile.Read(dir, m is EncoderDecoderModel);
+                bool multiToken = draftPath != null || options.PromptLookup || options.Superposed != null || options.LexicalUnits != null;
+                (Option Option, Func<GenerationOptions, GenerationOptions, GenerationOptions> Take)[] fields =
+                [
+                    (maxNew, (o, f) => o with { MaxNewTokens = f.MaxNewTokens }),
+                    (minNew, (o, f) => o with { MinNewTokens = f.MinNewTokens }),
+                    (doSample, (o, f) => o with { DoSample = f.DoSample }),
+                    (temperature, (o, f) => o with { Temperature = f.Temperature }),
+                    (topK, (o, f) => o with { TopK = f.TopK }),
+                    (topP, (o, f) => o with { TopP = f.TopP }),
+                    (minP, (o, f) => o with { MinP = f.MinP }),
+                    // Beams do not combine with the multi-token decoders the command line chose.
+                    (numBeams, (o, f) => multiToken ? o : o with { NumBeams = f.NumBeams }),
+                    (lengthPenalty, (o, f) => o with { LengthPenalty = f.LengthPenalty }),
+                    (earlyStopping, (o, f) => o with { EarlyStopping = f.EarlyStopping }),
+                    (numReturn, (o, f) => multiToken ? o : o with { NumReturnSequences = f.NumReturnSequences }),
+                    (repetition, (o, f) => o with { RepetitionPenalty = f.RepetitionPenalty }),
+                    (noRepeat, (o, f) => o with { NoRepeatNgramSize = f.NoRepeatNgramSize }),
+                    (eos, (o, f) => o with { EosTokenIds = f.EosTokenIds }),
+                    (bad, (o, f) => o with { BadWordsIds = f.BadWordsIds }),
+                    (forcedBos, (o, f) => o with { ForcedBosTokenId = f.ForcedBosTokenId }),
+                    (forcedEos, (o, f) => o with { ForcedEosTokenId = f.ForcedEosTokenId }),
+                ];
+                foreach (var (option, take) in fields)
+                    if (parse.GetResult(option) is null or { Implicit: true }) options = take(options, fileDefaults.Options);
+                options = options with { DecoderStartTokenId = fileDefaults.Options.DecoderStartTokenId };
+                try
+                {
+                    options.Validate();
+                }
+                catch (ArgumentException invalid)
+                {
+                    throw new ArgumentException($"{fileDefaults.Source} with the options given: {invalid.Message} (--ignore-generation-config decodes with the library's defaults)", invalid);
+                }
+                if (fileDefaults.Applied.Count > 0 && !asJson)
+                    Console.Error.WriteLine($"encore: decoding defaults from {fileDefaults.Source}: {string.Join(", ", fileDefaults.Applied)} (options given here take precedence; --ignore-generation-config drops them)");
+            }
+            if (IgnoredSamplingOptions(parse, options, d, (temperature, "--temperature"), (topK, "--top-k"), (topP, "--top-p"), (minP, "--min-p")) is { } warning)
+                Console.Error.WriteLine($"encore: {warning}");
             using var draft = draftPath is null ? null : Common.LoadDraft(draftPath, parse.GetValue(dtype), m, dir, tokenizer, asJson);
             options = options with { DraftModel = draft, LexicalUnits = lexicalUnits.Resolve(parse, options.LexicalUnits, tokenizer) };
             options.Superposed?.Ngrams?.CheckFits(m.Config.VocabSize, tokenizer);
