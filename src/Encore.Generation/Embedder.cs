@@ -1,9 +1,10 @@
 // Sentence embeddings from an encoder: the encoder-only model (BERT, a sentence-transformers encoder)
-// or the encoder of an encoder–decoder (T5, Mu; CodeT5+'s encoder-only mode), with no decoder step.
+// or the encoder of an encoder–decoder (T5, Mu; CodeT5+'s encoder-only mode), with no decoder step; or
+// from the final hidden states of a decoder-only model (SGPT, E5-Mistral).
 // Inputs are tokenized as the model reads them ([CLS] … [SEP] for BERT; the text's ids then EOS for an
-// encoder–decoder, as Generator.EncodePrompt and the training objectives build sources), sorted by
-// length and encoded in right-padded batches whose padding is masked from attention and from pooling,
-// so every vector equals the one its input gets alone.
+// encoder–decoder, BOS then the text's ids for a decoder-only model, as Generator.EncodePrompt and the
+// training objectives build them), sorted by length and encoded in right-padded batches whose padding
+// is masked from attention and from pooling, so every vector equals the one its input gets alone.
 using Encore.Formats.Tokenization;
 using Encore.Models;
 
@@ -32,15 +33,15 @@ public sealed class EmbeddingInputException(int index, string message, Exception
 /// <summary>The vectors of a batch of inputs, in input order, and what was read to make them.</summary>
 public sealed record EmbeddingBatch(float[][] Vectors, long Tokens, int TruncatedInputs);
 
-/// <summary>Embeds texts (or token ids) with an encoder-only or encoder–decoder model.</summary>
+/// <summary>Embeds texts (or token ids) with an encoder-only, encoder–decoder or decoder-only model.</summary>
 public sealed class Embedder
 {
     /// <summary>An embedder for <paramref name="model"/>; without a tokenizer only the id methods work.</summary>
     public Embedder(LanguageModel model, TextTokenizer? tokenizer = null, EmbeddingOptions? defaultOptions = null)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
-        if (model is not (EncoderOnlyModel or EncoderDecoderModel))
-            throw new ArgumentException($"{model.GetType().Name} has no encoder to embed with (embeddings come from encoder-only and encoder–decoder models)");
+        if (model is not (EncoderOnlyModel or EncoderDecoderModel or DecoderOnlyModel))
+            throw new ArgumentException($"{model.GetType().Name} gives no hidden states to embed with");
         Tokenizer = tokenizer;
         if (tokenizer != null && tokenizer.VocabSize > model.Config.VocabSize)
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens but the model only {model.Config.VocabSize}");
@@ -72,6 +73,8 @@ public sealed class Embedder
     {
         if (Model is EncoderDecoderModel)
             return ([], [Tokenizer?.EosId ?? Model.Config.EosTokenId]);
+        if (Model is DecoderOnlyModel)
+            return (Tokenizer?.BosId ?? Model.Config.BosTokenId) is int bos and >= 0 ? ([bos], []) : ([], []);
         return Tokenizer?.SpecialTokensAround() ?? ([], []);
     }
 
@@ -185,6 +188,7 @@ public sealed class Embedder
     {
         EncoderOnlyModel enc => enc.Forward(ids, batch, lengths),
         EncoderDecoderModel ed => ed.Encode(ids, batch, lengths),
-        _ => throw new InvalidOperationException("unreachable: the constructor admits encoders only"),
+        DecoderOnlyModel dec => dec.Hidden(ids, batch, lengths),
+        _ => throw new InvalidOperationException("unreachable: the constructor admits these three families only"),
     };
 }

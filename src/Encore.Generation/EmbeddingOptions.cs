@@ -54,7 +54,7 @@ public sealed record EmbeddingOptions
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public EmbeddingOptions Validate()
     {
-        if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling {(int)Pooling} is not mean, cls or max");
+        if (!Enum.IsDefined(Pooling)) throw new ArgumentException($"pooling {(int)Pooling} is not mean, cls, max or last");
         if (Dimensions is < 1) throw new ArgumentException($"dimensions must be at least 1, got {Dimensions}");
         if (MaxLength is < 1) throw new ArgumentException($"the maximum length must be at least 1 token, got {MaxLength}");
         if (BatchSize is < 1 or > MaxBatchSize) throw new ArgumentException($"the batch size must be in [1, {MaxBatchSize}], got {BatchSize}");

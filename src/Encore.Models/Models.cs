@@ -345,6 +345,16 @@ public sealed class DecoderOnlyModel : LanguageModel
     }
 
     /// <summary>
+    /// Hidden states (B, T, D) for ids (B·T) with valid lengths (B): the last layer's output after the final
+    /// norm, the input of the LM head (what an embedding pools from a decoder-only model).
+    /// </summary>
+    public Var Hidden(int[] ids, int batch, int[]? lengths = null)
+    {
+        int t = ids.Length / Math.Max(1, batch);
+        return Decoder.Forward(Embed(ids, batch, t), lengths, null, null, null, 0);
+    }
+
+    /// <summary>
     /// Logits (B, T, V) after each decoder layer, each through the final norm and the LM head (the last is
     /// <see cref="Forward(int[], int, int[], DecoderCache?, ulong)"/>'s): what an early-exit loss trains.
     /// </summary>

@@ -1,7 +1,9 @@
 // Sentence embeddings from an encoder's hidden states, as sentence-transformers' Pooling and
 // Normalize modules compute them (sentence_transformers/models/Pooling.py, Normalize.py): one vector
 // per sequence from its valid positions only (right padding is never pooled), then optionally scaled
-// to unit L2 norm. The mean is what all-MiniLM-L6-v2, all-mpnet-base-v2 and CodeT5+'s encoder use.
+// to unit L2 norm. The mean is what all-MiniLM-L6-v2, all-mpnet-base-v2 and CodeT5+'s encoder use; the
+// last token is what E5-Mistral pools from a decoder-only model, the one position of a causal model
+// that has seen the whole input.
 using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 
@@ -17,27 +19,31 @@ public enum PoolingMode
     Cls,
     /// <summary>The element-wise maximum over the valid positions: pooling_mode_max_tokens.</summary>
     Max,
+    /// <summary>The last valid position: pooling_mode_lasttoken (for causal models, where only it has attended to every token).</summary>
+    Last,
 }
 
 /// <summary>Pooling and normalization of hidden states into sentence embeddings.</summary>
 public static class Pooling
 {
-    /// <summary>The lower-case names used by the CLI, the server and the docs: mean, cls, max.</summary>
+    /// <summary>The lower-case names used by the CLI, the server and the docs: mean, cls, max, last.</summary>
     public static string Name(this PoolingMode mode) => mode switch
     {
         PoolingMode.Mean => "mean",
         PoolingMode.Cls => "cls",
         PoolingMode.Max => "max",
+        PoolingMode.Last => "last",
         _ => throw new ArgumentOutOfRangeException(nameof(mode)),
     };
 
-    /// <summary>Parses mean, cls or max (any case); the error names <paramref name="option"/>.</summary>
+    /// <summary>Parses mean, cls, max or last (any case); the error names <paramref name="option"/>.</summary>
     public static PoolingMode Parse(string value, string option) => value.ToLowerInvariant() switch
     {
         "mean" => PoolingMode.Mean,
         "cls" => PoolingMode.Cls,
         "max" => PoolingMode.Max,
-        _ => throw new ArgumentException($"{option} '{value}' is not one of mean, cls, max"),
+        "last" => PoolingMode.Last,
+        _ => throw new ArgumentException($"{option} '{value}' is not one of mean, cls, max, last"),
     };
 
     /// <summary>
@@ -69,6 +75,9 @@ public static class Pooling
                 case PoolingMode.Max:
                     // Padding is excluded outright; Pooling.py sets it to -1e9 first, which gives the same maximum.
                     for (int p = 1; p < n; p++) TensorPrimitives.Max(o, row.Slice(p * width, width), o);
+                    break;
+                case PoolingMode.Last:
+                    row.Slice((n - 1) * width, width).CopyTo(o);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(mode));

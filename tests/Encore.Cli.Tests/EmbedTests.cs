@@ -141,7 +141,7 @@ public sealed class EmbedTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--pooling first", "--pooling 'first' is not one of mean, cls, max")]
+    [InlineData("--pooling first", "--pooling 'first' is not one of mean, cls, max, last")]
     [InlineData("--format npy", "--format npy writes a file: give --out FILE.npy")]
     [InlineData("--format csv --out x.csv", "--format 'csv' is not one of jsonl, npy")]
     [InlineData("--batch 0", "--batch must be in [1, 4096], got 0")]

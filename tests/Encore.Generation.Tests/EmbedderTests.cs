@@ -35,7 +35,12 @@ public class EmbedderTests
         return m;
     }
 
-    static LanguageModel Model(string family) => family == "encoder" ? Encoder() : TinyModels.EncDec();
+    static LanguageModel Model(string family) => family switch
+    {
+        "encoder" => Encoder(),
+        "decoder" => TinyModels.Decoder(),
+        _ => TinyModels.EncDec(),
+    };
 
     // The pooled (and optionally normalized) vector of one input from its batch-of-one hidden states, in double.
     static double[] Reference(LanguageModel model, int[] ids, PoolingMode mode, bool normalize, int? dimensions = null)
@@ -44,7 +49,8 @@ public class EmbedderTests
         {
             EncoderOnlyModel enc => enc.Forward(ids, 1),
             EncoderDecoderModel ed => ed.Encode(ids, 1),
-            _ => throw new ArgumentException("not an encoder"),
+            DecoderOnlyModel dec => dec.Hidden(ids, 1),
+            _ => throw new ArgumentException("not a model with hidden states"),
         };
         var x = h.Value.ToFloatArray();
         int d = model.Config.DModel, n = ids.Length;
@@ -52,7 +58,7 @@ public class EmbedderTests
         for (int k = 0; k < o.Length; k++)
         {
             double acc = mode == PoolingMode.Max ? double.NegativeInfinity : 0;
-            for (int p = 0; p < (mode == PoolingMode.Cls ? 1 : n); p++)
+            for (int p = mode == PoolingMode.Last ? n - 1 : 0; p < (mode == PoolingMode.Cls ? 1 : n); p++)
                 acc = mode == PoolingMode.Max ? Math.Max(acc, x[p * d + k]) : acc + x[p * d + k];
             o[k] = mode == PoolingMode.Mean ? acc / n : acc;
         }
@@ -78,6 +84,8 @@ public class EmbedderTests
     [InlineData("encoder", PoolingMode.Max, true)]
     [InlineData("encdec", PoolingMode.Mean, true)]
     [InlineData("encdec", PoolingMode.Max, false)]
+    [InlineData("decoder", PoolingMode.Mean, true)]
+    [InlineData("decoder", PoolingMode.Last, false)]
     public void BatchedVectorsAreThePooledStatesOfEachInputAlone(string family, PoolingMode mode, bool normalize)
     {
         using var model = Model(family);
@@ -112,6 +120,10 @@ public class EmbedderTests
         Assert.Equal([.. body, tok.EosId!.Value], new Embedder(ed, tok).Tokenize("the fox").Ids);
         Assert.Equal(new Generator(ed, tok).EncodePrompt("the fox"), new Embedder(ed, tok).Tokenize("the fox").Ids);
         Assert.Equal(new Embedder(ed, tok).Tokenize("the fox").Ids, new Embedder(ed, tok).Wrap(body).Ids);
+        // Decoder-only models: BOS then the text, as generation builds a prompt and causal LM training a row.
+        using var dec = TinyModels.Decoder();
+        Assert.Equal([tok.BosId!.Value, .. body], new Embedder(dec, tok).Tokenize("the fox").Ids);
+        Assert.Equal(new Generator(dec, tok).EncodePrompt("the fox"), new Embedder(dec, tok).Tokenize("the fox").Ids);
         // An empty text is the special tokens alone; with none to add, there is nothing to read.
         Assert.Equal([tok.EosId!.Value], new Embedder(ed, tok).Tokenize("").Ids);
         Assert.Contains("the input is empty", Assert.Throws<ArgumentException>(() => new Embedder(enc, tok).Tokenize("")).Message);
@@ -151,10 +163,19 @@ public class EmbedderTests
     }
 
     [Fact]
-    public void ADecoderOnlyModelHasNoEncoderToEmbedWith()
+    public void ADecoderOnlyModelEmbedsTheStatesItsLmHeadReads()
     {
+        // Hidden's states are the LM head's input: the head applied to them gives Forward's logits at every position.
         using var dec = TinyModels.Decoder();
-        Assert.Contains("has no encoder to embed with", Assert.Throws<ArgumentException>(() => new Embedder(dec, TinyModels.Tokenizer)).Message);
+        var ids = new Embedder(dec, TinyModels.Tokenizer).Tokenize(s_texts[0]).Ids;
+        using var hidden = dec.Hidden(ids, 1);
+        Assert.Equal([1, ids.Length, dec.Config.DModel], hidden.Shape.ToArray());
+        using var viaHead = dec.Logits(hidden);
+        using var logits = dec.Forward(ids, 1);
+        var a = viaHead.Value.ToFloatArray();
+        var b = logits.Value.ToFloatArray();
+        Assert.Equal(b.Length, a.Length);
+        for (int i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 1e-5f);
     }
 
     [Fact]

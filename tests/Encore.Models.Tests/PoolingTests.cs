@@ -25,8 +25,8 @@ public class PoolingTests
         for (int k = 0; k < d; k++)
         {
             double acc = mode == PoolingMode.Max ? double.NegativeInfinity : 0;
-            int count = mode == PoolingMode.Cls ? 1 : length;
-            for (int p = 0; p < count; p++)
+            int first = mode == PoolingMode.Last ? length - 1 : 0, count = mode == PoolingMode.Cls ? 1 : length;
+            for (int p = first; p < count; p++)
             {
                 double x = h[(row * s + p) * d + k];
                 acc = mode == PoolingMode.Max ? Math.Max(acc, x) : acc + x;
@@ -42,6 +42,8 @@ public class PoolingTests
     [InlineData(PoolingMode.Cls, 3, 7, 5)]
     [InlineData(PoolingMode.Max, 3, 7, 5)]
     [InlineData(PoolingMode.Max, 5, 2, 33)]
+    [InlineData(PoolingMode.Last, 3, 7, 5)]
+    [InlineData(PoolingMode.Last, 5, 2, 33)]
     public void PoolingUsesTheValidPositionsOnly(PoolingMode mode, int b, int s, int d)
     {
         var (h, lengths) = Batch(b, s, d, seed: b * 100 + d);

@@ -206,6 +206,21 @@ public class ObjectiveTests
     }
 
     [Fact]
+    public void AnMlmRunMasksAtTheRateItIsGiven()
+    {
+        // Ettin's and ModernBERT's 30%, through the factory a training run uses; the default stays BERT's 15%.
+        var tok = BundledData.TrainTokenizer([new TextPair("one two three four five six", "seven")], 400);
+        using var model = new Encore.Models.EncoderOnlyModel(Encore.Models.Presets.Get("tiny-encoder") with { VocabSize = tok.VocabSize });
+        var mlm = (MaskedLmObjective)Encore.Training.Runs.TrainingRun.MakeObjective(Encore.Training.Runs.ObjectiveKind.MaskedLm, model, tok, plainText: true, maskedLmProbability: 0.3);
+        Assert.Equal(0.15, ((MaskedLmObjective)Encore.Training.Runs.TrainingRun.MakeObjective(Encore.Training.Runs.ObjectiveKind.MaskedLm, model, tok, plainText: true)).Options.SelectProbability);
+        var doc = Enumerable.Range(200, 100).ToArray();
+        int selected = 0;
+        for (ulong seed = 0; seed < 100; seed++)
+            selected += mlm.MakeRow(TokenizedDataset.FromIds([doc]), 0, new DataRng(seed)).Targets.Count(t => t != X);
+        Assert.InRange(selected / 10_000.0, 0.28, 0.32);
+    }
+
+    [Fact]
     public void TrainingBatchesDrawTheSameRowsWhateverTheBatch()
     {
         var docs = Enumerable.Range(0, 40).Select(i => Enumerable.Range(10, 20 + i).ToArray()).ToList();

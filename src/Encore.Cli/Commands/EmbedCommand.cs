@@ -32,7 +32,7 @@ internal static class EmbedCommand
         var output = new Option<string?>("--out") { Description = "File to write (written to a temporary name, then renamed); default: JSON lines on standard output." };
         var format = new Option<string?>("--format") { Description = "jsonl ({\"index\": i, \"embedding\": [...]} per line, in input order) or npy (one float32 (N, D) array; needs --out). Default: npy for a .npy --out, else jsonl." };
         var batch = new Option<int>("--batch") { Description = "Texts encoded together.", DefaultValueFactory = _ => d.BatchSize };
-        var pooling = new Option<string?>("--pooling") { Description = "mean, cls or max (default: the checkpoint's sentence-transformers pooling, else mean)." };
+        var pooling = new Option<string?>("--pooling") { Description = "mean, cls, max or last (default: the checkpoint's sentence-transformers pooling, else mean)." };
         var normalize = new Option<bool?>("--normalize") { Description = "true or false: scale each vector to unit length (default: true when the checkpoint's pipeline has a Normalize module or the checkpoint has no pipeline)." };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens read per text, special tokens included; longer texts are truncated (default: the pipeline's max_seq_length, else the model's positions)." };
         var json = new Option<bool>("--json") { Description = "With --out: print one JSON object describing what was written." };

@@ -50,10 +50,14 @@ internal static partial class EvalCommand
         foreach (var opt in route.All) cmd.Options.Add(opt);
         cmd.Options.Add(exitSweep);
         cmd.Options.Add(exitRounds);
+        var embeddings = new EmbeddingEvalCli();
+        foreach (var opt in embeddings.All) cmd.Options.Add(opt);
         cmd.SetAction(parse =>
         {
             Tensors.Threading.KernelPool.Default = new Tensors.Threading.KernelPool(Common.Threads(parse, threads));
             var kv = KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype");
+            if (parse.GetValue(embeddings.Embeddings))
+                return RunEmbeddings(parse, embeddings, model, data, examples, fields, parse.GetValue(dtype), parse.GetValue(tokenizerDir), parse.GetValue(json), parse.GetValue(markdown));
             if (parse.GetValue(route.Route))
                 return RunRoute(parse, route, model, data, examples, maxNew, fields, kv, parse.GetValue(dtype), parse.GetValue(tokenizerDir), json, markdown, plot);
             if (parse.GetValue(exitSweep) is { Length: > 0 } points)

@@ -39,7 +39,7 @@ internal static class ServeCommand
         var draftTokens = new Option<int>("--draft-tokens") { Description = "Tokens drafted per verification pass (with --draft-model or --prompt-lookup).", DefaultValueFactory = _ => d.DraftTokens };
         var lookupNgram = new Option<int>("--prompt-lookup-ngram") { Description = "Longest n-gram --prompt-lookup matches.", DefaultValueFactory = _ => d.PromptLookupMaxNgram };
         var superposed = new SuperposedCli("Superposed decoding for every request with K drafts (arXiv 2405.18400): a request's n choices are its best n of max(K, n) drafts, decoded in one batch row with one pass of the model per step; temperature, top_p and seed do not apply (see docs/decoding.md).");
-        var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings: mean, cls or max (default: the checkpoint's sentence-transformers pooling, else mean)." };
+        var pooling = new Option<string?>("--pooling") { Description = "Pooling of /v1/embeddings: mean, cls, max or last (default: the checkpoint's sentence-transformers pooling, else mean)." };
         var normalize = new Option<bool?>("--normalize") { Description = "Unit-length embeddings, true or false (default: the checkpoint's Normalize module; true without a sentence-transformers pipeline)." };
         var dtype = Common.WeightDTypeOption();
         var tokenizerDir = Common.TokenizerOption();

@@ -17,6 +17,7 @@ internal static class TrainCommand
         public Option<int> Vocab = new("--vocab") { Description = "Vocabulary of the BPE trained on the data.", DefaultValueFactory = _ => 2048 };
         public Option<string> Out = new("--out") { Description = "Output directory for checkpoints, metrics.jsonl and loss.png (default: runs/<name>).", };
         public Option<string> Objective = new("--objective") { Description = "auto, seq2seq, causal-lm, prefix-lm, span-corruption, ul2, mlm or lexical-units; auto picks from the model family and data. prefix-lm and ul2 on an encoder–decoder take plain text (the adaptation objectives of encore adapt). lexical-units fine-tunes a trained model on pairs for lexical-unit decoding (--lud-*, docs/decoding.md).", DefaultValueFactory = _ => "auto" };
+        public Option<double> MlmProbability = new("--mlm-probability") { Description = "--objective mlm: probability that a token is selected for prediction (0.15 as in BERT; ModernBERT and Ettin use 0.3).", DefaultValueFactory = _ => 0.15 };
         public Option<int> Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
         public Option<double> Lr = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
         public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
@@ -58,7 +59,7 @@ internal static class TrainCommand
         public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
         public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
         public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, AttentionEntropy, EntropyReg, EntropyTolerance, EntropyThreshold, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, MlmProbability, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, AttentionEntropy, EntropyReg, EntropyTolerance, EntropyThreshold, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -121,6 +122,10 @@ internal static class TrainCommand
             var other => throw new ArgumentException($"--optimizer: unknown optimizer '{other}' (adamw, adafactor, sgd)"),
         };
         int steps = parse.GetValue(o.Steps);
+        double mlmProbability = parse.GetValue(o.MlmProbability);
+        if (!(mlmProbability is > 0 and <= 1)) throw new ArgumentException($"--mlm-probability must be in (0, 1], got {mlmProbability}");
+        if (parse.GetResult(o.MlmProbability) is { Implicit: false } && objective is not (ObjectiveKind.MaskedLm or ObjectiveKind.Auto))
+            throw new ArgumentException("--mlm-probability applies to --objective mlm only");
         var training = new TrainingOptions
         {
             MaxSteps = steps,
@@ -156,6 +161,7 @@ internal static class TrainCommand
             TokenizerVocab = parse.GetValue(o.Vocab),
             Output = output,
             Objective = objective,
+            MaskedLmProbability = mlmProbability,
             MaxTokens = parse.GetValue(o.MaxTokens),
             EvalExamples = parse.GetValue(o.EvalExamples),
             Teacher = teacher,
