@@ -414,6 +414,7 @@ public sealed partial class EncoreServer : IAsyncDisposable
             // One seed per request: its n choices draw from streams 0 … n−1 of it.
             Seed = req.Seed ?? (ulong)Random.Shared.NextInt64(),
             StopStrings = req.Stop,
+            EosTokenIds = _options.EosTokenIds,
             LogitBias = req.LogitBias,
             DraftModel = _options.DraftModel,
             PromptLookup = _options.PromptLookup,

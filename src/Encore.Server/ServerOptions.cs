@@ -32,6 +32,13 @@ public sealed record ServerOptions
     public KvCacheDType KvCacheDType { get; init; } = KvCacheDType.F32;
 
     /// <summary>
+    /// Token ids that end every request's sequences, e.g. a checkpoint's generation_config.json
+    /// <c>eos_token_id</c> list, which <c>encore serve</c> reads (Llama 3 instruct models end a turn with
+    /// &lt;|eot_id|&gt;, not the tokenizer's EOS). Default null: the model's and the tokenizer's EOS.
+    /// </summary>
+    public IReadOnlyList<int>? EosTokenIds { get; init; }
+
+    /// <summary>
     /// Early exit of the encoder and decoder for every request (<see cref="GenerationOptions.EarlyExit"/>;
     /// <c>--exit-threshold</c>): one setting for the whole batch, since its rows step together. Default null (off).
     /// </summary>
@@ -155,6 +162,8 @@ public sealed record ServerOptions
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the option.</summary>
     public ServerOptions Validate()
     {
+        if (EosTokenIds is { } eos && (eos.Count == 0 || eos.Any(id => id < 0)))
+            throw new ArgumentException("server EOS token ids: give at least one, each non-negative");
         static void Check(bool ok, string message)
         {
             if (!ok) throw new ArgumentException(message);

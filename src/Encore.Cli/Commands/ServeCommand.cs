@@ -126,6 +126,14 @@ internal static class ServeCommand
             };
             if (m is not EncoderOnlyModel)
             {
+                // The checkpoint's generation_config.json may list several ids that end a turn.
+                if (GenerationConfigFile.Read(checkpoint, m is EncoderDecoderModel) is { Options.EosTokenIds: { } eosIds } generation)
+                {
+                    if (eosIds.FirstOrDefault(id => id >= m.Config.VocabSize, -1) is int outside and >= 0)
+                        throw new ArgumentException($"{generation.Source}: eos_token_id {outside} is outside the model's vocabulary of {m.Config.VocabSize}");
+                    options = (options with { EosTokenIds = eosIds }).Validate();
+                    Console.Error.WriteLine($"encore: sequences end at token ids {string.Join(", ", eosIds)} (eos_token_id of {generation.Source})");
+                }
                 try
                 {
                     options = options with
