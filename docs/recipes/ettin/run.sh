@@ -14,7 +14,7 @@ SCALE=${SCALE:-1}
 THREADS=${THREADS:-$(nproc)}
 D=data/debian
 R=docs/recipes/ettin
-steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 2 ? 2 : n) }'; }
+source "$(dirname "$0")/../stages.sh"
 
 PRETRAIN=$(steps 600)    # both models: the same steps of ≤ 4,096-token batches of the training descriptions
 HALF=$(( THREADS > 1 ? THREADS / 2 : 1 ))   # the two pretraining runs share the machine
@@ -25,16 +25,6 @@ PRE=(--data $D/corpus.txt.gz --vocab 2048 --max-tokens 4096 --max-source-tokens 
   --eval-every "$PRETRAIN" --save-every "$PRETRAIN" --keep-checkpoints 1 --seed 1 --threads "$HALF" --json)
 
 mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/recipe.log"; }
-stage() {   # stage NAME COMMAND...: runs once; a finished stage (its done marker) is skipped on a rerun
-  local name=$1; shift
-  if [[ -e "$OUT/$name.done" ]]; then log "$name: done before, skipped"; return; fi
-  log "$name: $*"
-  local t0=$SECONDS
-  "$@" > "$OUT/$name.log" 2>&1 || { log "$name failed; see $OUT/$name.log"; tail -5 "$OUT/$name.log"; exit 1; }
-  touch "$OUT/$name.done"
-  log "$name: $((SECONDS - t0)) s"
-}
 
 report() {   # report NAME COMMAND...: the command's table into $OUT/NAME.md, once (a rerun keeps a finished one)
   local name=$1; shift

@@ -13,7 +13,7 @@ SCALE=${SCALE:-1}
 THREADS=${THREADS:-$(nproc)}
 D=data/debian
 R=docs/recipes/mu
-steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 2 ? 2 : n) }'; }
+source "$(dirname "$0")/../stages.sh"
 
 TEACHER_PRETRAIN=$(steps 1000)   # causal LM on the training descriptions
 TEACHER_FINETUNE=$(steps 1500)   # then description → synopsis
@@ -24,16 +24,6 @@ KD_FROM=$((4 * EVERY))          # the distilled students branch off their cross-
 COMMON=(--max-tokens 4096 --max-source-tokens 128 --keep-checkpoints 6 --eval-examples 32 --samples 2 --threads "$THREADS" --json)
 
 mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/recipe.log"; }
-stage() {   # stage NAME COMMAND...: runs once; a finished stage (its done marker) is skipped on a rerun
-  local name=$1; shift
-  if [[ -e "$OUT/$name.done" ]]; then log "$name: done before, skipped"; return; fi
-  log "$name: $*"
-  local t0=$SECONDS
-  "$@" > "$OUT/$name.log" 2>&1 || { log "$name failed; see $OUT/$name.log"; tail -5 "$OUT/$name.log"; exit 1; }
-  touch "$OUT/$name.done"
-  log "$name: $((SECONDS - t0)) s"
-}
 
 # 1. The teacher: a decoder-only model about 4× the students' size. Pretraining also trains the
 #    2,048-id BPE every later model shares (distillation needs one vocabulary).

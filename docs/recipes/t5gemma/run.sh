@@ -18,7 +18,7 @@ SCALE=${SCALE:-1}
 THREADS=${THREADS:-$(nproc)}
 D=data/debian
 R=docs/recipes/t5gemma
-steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 2 ? 2 : n) }'; }
+source "$(dirname "$0")/../stages.sh"
 
 PRETRAIN=$(steps 800)   # causal LM on the description corpus, both decoder-only models
 FINETUNE=$(steps 800)   # description → synopsis, every model (a)–(d)
@@ -30,16 +30,6 @@ FT=(--data $D/train.jsonl.gz --validation $D/validation.jsonl.gz --steps "$FINET
     --eval-every "$EVERY" --save-every "$EVERY" --eval-examples 32 --overwrite "${COMMON[@]}")
 
 mkdir -p "$OUT"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/recipe.log"; }
-stage() {   # stage NAME COMMAND...: runs once; a finished stage (its done marker) is skipped on a rerun
-  local name=$1; shift
-  if [[ -e "$OUT/$name.done" ]]; then log "$name: done before, skipped"; return; fi
-  log "$name: $*"
-  local t0=$SECONDS
-  "$@" > "$OUT/$name.log" 2>&1 || { log "$name failed; see $OUT/$name.log"; tail -5 "$OUT/$name.log"; exit 1; }
-  touch "$OUT/$name.done"
-  log "$name: $((SECONDS - t0)) s"
-}
 
 # 1. Pretraining. The small model's run also trains the 2,048-id BPE every later model shares.
 stage small-pre $E train -m $R/small.json --data $D/corpus.txt.gz --vocab 2048 --objective causal-lm --steps "$PRETRAIN" \
