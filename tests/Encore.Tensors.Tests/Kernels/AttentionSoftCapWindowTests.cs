@@ -81,32 +81,7 @@ public partial class AttentionTests
             var lengths = new[] { 6, 4 };
             double[] Rand(int n) => Enumerable.Range(0, n).Select(_ => 2 * Normal(rng)).ToArray();
             double[] q = Rand(2 * 2 * 5 * 3), k = Rand(2 * 1 * 6 * 3), v = Rand(2 * 1 * 6 * 3), bias = Rand(2 * 5 * 6), w = Rand(2 * 2 * 5 * 3);
-            var mask = new AttentionMask { KeyLengths = lengths };
-
-            double Loss()
-            {
-                var o = new double[w.Length];
-                var lse = new double[2 * 2 * 5];
-                Attention.ReferenceCore(s, q, k, v, bias, opt, new AttentionMask { KeyLengths = lengths }, o, lse);
-                double sum = 0;
-                for (int i = 0; i < o.Length; i++) sum += w[i] * o[i];
-                return sum;
-            }
-
-            var dq = new double[q.Length]; var dk = new double[k.Length]; var dv = new double[v.Length]; var db = new double[bias.Length];
-            Attention.BackwardReferenceCore(s, q, k, v, bias, w, opt, mask, dq, dk, dv, db);
-            foreach (var (x, g, name) in new[] { (q, dq, "dQ"), (k, dk, "dK"), (v, dv, "dV"), (bias, db, "dBias") })
-            {
-                for (int i = 0; i < x.Length; i++)
-                {
-                    double keep = x[i], eps = 1e-5;
-                    x[i] = keep + eps; double up = Loss();
-                    x[i] = keep - eps; double down = Loss();
-                    x[i] = keep;
-                    double fd = (up - down) / (2 * eps);
-                    Assert.True(Math.Abs(fd - g[i]) < 1e-7 + 1e-6 * Math.Abs(fd), $"causal={causal} {name}[{i}]: finite difference {fd}, backward {g[i]}");
-                }
-            }
+            var (dq, _, _, _) = AssertReferenceBackwardIsTheFiniteDifference(s, q, k, v, bias, w, opt, lengths, null, $"causal={causal} ");
             Assert.Contains(dq, x => Math.Abs(x) > 1e-3);
         }
     }

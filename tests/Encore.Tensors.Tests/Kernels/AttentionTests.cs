@@ -389,20 +389,32 @@ public partial class AttentionTests
         var alibi = new[] { 0.5f, 0.25f };
         double[] Rand(int n) => Enumerable.Range(0, n).Select(_ => Normal(rng)).ToArray();
         double[] q = Rand(2 * 2 * 3 * 3), k = Rand(2 * 1 * 4 * 3), v = Rand(2 * 1 * 4 * 3), bias = Rand(2 * 3 * 4), w = Rand(2 * 2 * 3 * 3);
-        var mask = new AttentionMask { KeyLengths = lengths, AlibiSlopes = alibi };   // the bias goes to the core as doubles
+        // The bias goes to the core as doubles.
+        var (_, dk, _, _) = AssertReferenceBackwardIsTheFiniteDifference(s, q, k, v, bias, w, opt, lengths, alibi, "");
+        // The padded key of batch item 1 gets no gradient; some do.
+        Assert.All(Enumerable.Range(0, 3), d => Assert.Equal(0, dk[(1 * 4 + 3) * 3 + d]));
+        Assert.Contains(dk, x => Math.Abs(x) > 1e-3);
+    }
 
+    /// <summary>
+    /// The reference backward of the loss Σ w·o against central differences of the reference forward, for every
+    /// element of q, k, v and the bias; returns the backward's gradients for further checks.
+    /// </summary>
+    internal static (double[] Dq, double[] Dk, double[] Dv, double[] DBias) AssertReferenceBackwardIsTheFiniteDifference(AttentionShape s,
+        double[] q, double[] k, double[] v, double[] bias, double[] w, AttentionOptions opt, int[] keyLengths, float[]? alibi, string label)
+    {
         double Loss()
         {
             var o = new double[w.Length];
-            var lse = new double[2 * 2 * 3];
-            Attention.ReferenceCore(s, q, k, v, bias, opt, new AttentionMask { KeyLengths = lengths, AlibiSlopes = alibi }, o, lse);
+            var lse = new double[s.Batch * s.Heads * s.QueryLength];
+            Attention.ReferenceCore(s, q, k, v, bias, opt, new AttentionMask { KeyLengths = keyLengths, AlibiSlopes = alibi }, o, lse);
             double sum = 0;
             for (int i = 0; i < o.Length; i++) sum += w[i] * o[i];
             return sum;
         }
 
         var dq = new double[q.Length]; var dk = new double[k.Length]; var dv = new double[v.Length]; var db = new double[bias.Length];
-        Attention.BackwardReferenceCore(s, q, k, v, bias, w, opt, mask, dq, dk, dv, db);
+        Attention.BackwardReferenceCore(s, q, k, v, bias, w, opt, new AttentionMask { KeyLengths = keyLengths, AlibiSlopes = alibi }, dq, dk, dv, db);
         foreach (var (x, g, name) in new[] { (q, dq, "dQ"), (k, dk, "dK"), (v, dv, "dV"), (bias, db, "dBias") })
         {
             for (int i = 0; i < x.Length; i++)
@@ -412,12 +424,10 @@ public partial class AttentionTests
                 x[i] = keep - eps; double down = Loss();
                 x[i] = keep;
                 double fd = (up - down) / (2 * eps);
-                Assert.True(Math.Abs(fd - g[i]) < 1e-7 + 1e-6 * Math.Abs(fd), $"{name}[{i}]: finite difference {fd}, backward {g[i]}");
+                Assert.True(Math.Abs(fd - g[i]) < 1e-7 + 1e-6 * Math.Abs(fd), $"{label}{name}[{i}]: finite difference {fd}, backward {g[i]}");
             }
         }
-        // The padded key of batch item 1 gets no gradient; some do.
-        Assert.All(Enumerable.Range(0, 3), d => Assert.Equal(0, dk[(1 * 4 + 3) * 3 + d]));
-        Assert.Contains(dk, x => Math.Abs(x) > 1e-3);
+        return (dq, dk, dv, db);
     }
 
     [Fact]
