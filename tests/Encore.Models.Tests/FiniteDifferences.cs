@@ -24,4 +24,22 @@ internal static class FiniteDifferences
         p.Value.AsSpan<float>()[i] = keep;
         return (up - down) / (2 * h);
     }
+
+    /// <summary>
+    /// Each listed entry's backward gradient (already in <c>Grad</c>) against <see cref="Central"/> with step
+    /// <paramref name="h"/>, within <paramref name="tolerance"/>·(1 + |finite difference|).
+    /// </summary>
+    public static void AssertGradients(ParameterSet parameters, IEnumerable<(string Name, int[] Indices)> checks, Func<Var> loss, double h = 1e-2, double tolerance = 3e-3)
+    {
+        foreach (var (name, indices) in checks)
+        {
+            var p = parameters[name];
+            var analytic = p.Grad!.ToFloatArray();
+            foreach (int i in indices)
+            {
+                double numeric = Central(p, i, h, loss);
+                Assert.True(Math.Abs(analytic[i] - numeric) <= tolerance * (1 + Math.Abs(numeric)), $"d/d {name}[{i}]: analytic {analytic[i]}, finite difference {numeric}");
+            }
+        }
+    }
 }
