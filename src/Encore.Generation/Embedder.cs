@@ -58,8 +58,8 @@ public sealed class Embedder
     /// <summary>Options used where a call gives none (the checkpoint's sentence-transformers settings, when it has them).</summary>
     public EmbeddingOptions DefaultOptions { get; }
 
-    /// <summary>D, the length of a vector before any <see cref="EmbeddingOptions.Dimensions"/> cut.</summary>
-    public int Dimensions => Model.Config.DModel;
+    /// <summary>D (an encoder–decoder's encoder width), the length of a vector before any <see cref="EmbeddingOptions.Dimensions"/> cut.</summary>
+    public int Dimensions => Model.Config.Family == ModelFamily.EncoderDecoder ? Model.Config.EncoderDModel : Model.Config.DModel;
 
     /// <summary>Most tokens one input may have under <paramref name="options"/>: its MaxLength capped by the model's positions.</summary>
     public int MaxLength(EmbeddingOptions? options = null)

@@ -246,7 +246,7 @@ internal sealed class EncoderDecoderSession : GenerationSession
     /// </summary>
     static (Var Memory, int[] Lengths) EncodePadded(EncoderDecoderModel model, IReadOnlyList<int[]> sources, int k, StackExit? exit)
     {
-        int b = sources.Count, d = model.Config.DModel;
+        int b = sources.Count, d = model.Config.EncoderDModel;
         int smax = sources.Max(s => s.Length);
         var ids = new int[b * smax];
         var sourceLengths = new int[b];
@@ -260,7 +260,7 @@ internal sealed class EncoderDecoderSession : GenerationSession
         if (k == 1) return (enc, sourceLengths);
         using (enc)
         {
-            var memory = Tensor.Empty(DType.F32, b * k, smax, d);           // (B·K, S_max, D)
+            var memory = Tensor.Empty(DType.F32, b * k, smax, d);           // (B·K, S_max, D_enc)
             var src = enc.Value.AsReadOnlySpan<float>();
             var dst = memory.AsSpan<float>();
             var lengths = new int[b * k];

@@ -6,11 +6,14 @@
 // the attention norm) or fresh, and a fresh one is trained alone for a warm-up
 // (TrainingOptions.CrossAttentionOnlySteps) before the rest is unfrozen.
 //
-// In Encore one configuration describes both stacks (one D, one head layout, one FFN width), and
-// cross-attention reads the encoder at width D through the decoder's own head layout, so whenever
-// the two sources fit one configuration, the self-attention shapes fit cross-attention too: whether
-// it is copied or fresh is a choice (fresh by default when unbalanced, as T5Gemma does, since the
-// small decoder's projections were never trained on the large encoder's states).
+// The decoder source may be narrower or wider than the source (T5Gemma's 9B-2B pairs a wide encoder with a
+// narrow decoder): the encoder keeps the source's widths (ModelConfig.EncoderShape) and its own token table,
+// the source's, and the decoder's cross-attention reads the encoder output at the encoder's width. Then
+// cross-attention's k and v cannot come from the decoder's self-attention, which reads the decoder's width,
+// so it starts fresh. At one width the self-attention shapes fit cross-attention, and whether it is copied
+// or fresh is a choice (fresh by default when unbalanced, as T5Gemma does, since the small decoder's
+// projections were never trained on the large encoder's states). Every other option (vocabulary,
+// activation, norms, biases, scales) must agree.
 namespace Encore.Models;
 
 /// <summary>How the decoder's cross-attention starts.</summary>
@@ -63,8 +66,9 @@ public static class ModelAdaptation
     /// <paramref name="decoderSource"/>, unbalanced): every block option carries over; the encoder's
     /// positions are the source's decoder positions, now read bidirectionally. Throws
     /// <see cref="ArgumentException"/> naming the field that does not fit: a source that is not
-    /// decoder-only, layer counts outside the sources', or a decoder source whose width, vocabulary or
-    /// block layout differs (<see cref="Mismatches"/>). <paramref name="sourceName"/> and
+    /// decoder-only, layer counts outside the sources', a decoder source whose vocabulary or block options
+    /// differ (<see cref="Mismatches"/>; its widths may differ: the encoder then keeps the source's, see the file
+    /// header), or cross-attention to copy from self-attention when the two widths differ. <paramref name="sourceName"/> and
     /// <paramref name="decoderSourceName"/> name the two in messages (a checkpoint's config.json path).
     /// </summary>
     public static ModelConfig AdaptedConfig(ModelConfig source, ModelConfig? decoderSource, AdaptationOptions? options = null,
@@ -80,7 +84,7 @@ public static class ModelAdaptation
             var bad = Mismatches(source, decoderSource);
             if (bad.Count > 0)
                 throw new ArgumentException($"{decoderSourceName} does not fit {sourceName}: {string.Join(", ", bad)} differ " +
-                    "(an encoder–decoder has one width, vocabulary and block layout for both stacks; the decoder's model may differ in its number of blocks and its positions only)");
+                    "(an encoder–decoder has one vocabulary and one set of block options for both stacks; the decoder's model may differ in its widths, number of blocks and positions only)");
         }
         int n = options.EncoderLayers ?? source.DecoderLayers;
         int m = options.DecoderLayers ?? dec.DecoderLayers;
@@ -89,9 +93,22 @@ public static class ModelAdaptation
         if (m < 1 || m > dec.DecoderLayers)
             throw new ArgumentException($"decoder_layers {m} is outside the blocks of {(decoderSource is null ? sourceName : decoderSourceName)}: give 1 … {dec.DecoderLayers} (its decoder_layers)");
         int start = options.DecoderStartTokenId ?? (source.BosTokenId >= 0 ? source.BosTokenId : source.PadTokenId);
+        // The decoder's widths are the decoder source's; the encoder keeps the source's when they differ.
+        var encoderShape = StackShape.Of(source);
+        bool unbalanced = encoderShape != StackShape.Of(dec);
+        if (unbalanced && source.DModel != dec.DModel && options.CrossAttention == CrossAttentionInit.Copy)
+            throw new ArgumentException($"cross-attention cannot be copied from self-attention: its keys and values read the encoder's {source.DModel} features " +
+                $"({sourceName}'s d_model) and the decoder's self-attention reads {dec.DModel} ({decoderSourceName}'s); start it fresh");
         var config = source with
         {
             Family = ModelFamily.EncoderDecoder,
+            DModel = dec.DModel,
+            Heads = dec.Heads,
+            KvHeads = dec.KvHeads,
+            HeadDim = dec.HeadDim,
+            FfnDim = dec.FfnDim,
+            EncoderShape = unbalanced ? encoderShape : null,
+            EncoderEmbeddings = unbalanced && source.DModel != dec.DModel,
             EncoderLayers = n,
             DecoderLayers = m,
             EncoderPositions = source.DecoderPositions,
@@ -111,7 +128,7 @@ public static class ModelAdaptation
     /// <summary>
     /// The fields in which <paramref name="decoderSource"/> differs from <paramref name="source"/> although
     /// an encoder–decoder made of both needs them equal, each as "field (source's vs decoder source's)",
-    /// d_model and vocab_size first.
+    /// vocab_size first. Widths (d_model, heads, kv_heads, head_dim, ffn_dim) may differ and are not listed.
     /// </summary>
     public static IReadOnlyList<string> Mismatches(ModelConfig source, ModelConfig decoderSource)
     {
@@ -120,12 +137,7 @@ public static class ModelAdaptation
         {
             if (!EqualityComparer<T>.Default.Equals(a, b)) bad.Add($"{field} ({a?.ToString() ?? "null"} vs {b?.ToString() ?? "null"})");
         }
-        Check("d_model", source.DModel, decoderSource.DModel);
         Check("vocab_size", source.VocabSize, decoderSource.VocabSize);
-        Check("heads", source.Heads, decoderSource.Heads);
-        Check("kv_heads", source.KvHeads, decoderSource.KvHeads);
-        Check("head_dim", source.HeadDim, decoderSource.HeadDim);
-        Check("ffn_dim", source.FfnDim, decoderSource.FfnDim);
         Check("activation", source.Activation, decoderSource.Activation);
         Check("gated_ffn", source.GatedFfn, decoderSource.GatedFfn);
         Check("norm", source.Norm, decoderSource.Norm);
@@ -160,7 +172,8 @@ public static class ModelAdaptation
     /// and <paramref name="decoderSource"/>'s — or, when it is null, <paramref name="source"/>'s own — first
     /// blocks (the decoder), with cross-attention copied from self-attention or fresh (see
     /// <see cref="AdaptationOptions"/>). Token embeddings and an untied head come from the decoder's
-    /// source, which reads and writes them; the encoder's final norm is the source's. Parameters are
+    /// source, which reads and writes them; the encoder's final norm is the source's, and so is its own token
+    /// table when the two differ in width. Parameters are
     /// copied as writable F32 (the sources may be memory-mapped in another dtype) and the sources are
     /// left as they were. Throws as <see cref="AdaptedConfig"/> does.
     /// </summary>
@@ -231,6 +244,7 @@ public static class ModelAdaptation
     static (DecoderOnlyModel? From, string Name, bool Cross) SourceOf(string name, DecoderOnlyModel source, DecoderOnlyModel dec, CrossAttentionInit cross)
     {
         const string Encoder = "encoder.", Decoder = "decoder.";
+        if (name == EncoderDecoderModel.EncoderEmbedTokens) return (source, LanguageModel.EmbedTokens, false);   // an unbalanced encoder's own table
         if (name.StartsWith(Encoder, StringComparison.Ordinal)) return (source, Decoder + name[Encoder.Length..], false);
         if (name.StartsWith(Decoder, StringComparison.Ordinal))
         {

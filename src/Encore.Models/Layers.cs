@@ -185,7 +185,8 @@ public sealed class AttentionLayer
     readonly string _scope;
     readonly int _window;                    // sliding window of this self-attention layer; 0: global
 
-    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false, int window = 0)
+    /// <remarks><paramref name="memoryWidth"/>: the width of the memory cross-attention reads (the encoder's D); 0: D.</remarks>
+    internal AttentionLayer(ParameterSet ps, string scope, ModelConfig c, bool cross, PositionConfig? positions = null, bool causal = false, int window = 0, int memoryWidth = 0)
     {
         _ps = ps;
         _scope = scope;
@@ -194,9 +195,11 @@ public sealed class AttentionLayer
         _kvHeads = c.KvHeads;
         _cross = cross;
         float std = InitScale.Input(c.DModel);
+        // Keys and values read x, or in cross-attention the encoder output, which may be wider or narrower (T5Gemma 9B-2B).
+        int kvInput = cross && memoryWidth > 0 ? memoryWidth : c.DModel;
         _q = new LinearLayer(ps, scope + ".q_proj", c.DModel, c.AttentionDim, c.QkvBias, std);
-        _k = new LinearLayer(ps, scope + ".k_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
-        _v = new LinearLayer(ps, scope + ".v_proj", c.DModel, c.KvHeads * c.HeadDim, c.QkvBias, std);
+        _k = new LinearLayer(ps, scope + ".k_proj", kvInput, c.KvHeads * c.HeadDim, c.QkvBias, InitScale.Input(kvInput));
+        _v = new LinearLayer(ps, scope + ".v_proj", kvInput, c.KvHeads * c.HeadDim, c.QkvBias, InitScale.Input(kvInput));
         _o = new LinearLayer(ps, scope + ".o_proj", c.AttentionDim, c.DModel, c.OutputBias, InitScale.Output(c.AttentionDim, c));
         if (positions?.Kind == PositionKind.ComRope && !cross)
         {
@@ -341,7 +344,7 @@ public sealed class Block
     readonly float _dropout;
     readonly int _index;
 
-    internal Block(ParameterSet ps, string scope, ModelConfig c, bool cross, int index, PositionConfig? positions = null, bool causal = false)
+    internal Block(ParameterSet ps, string scope, ModelConfig c, bool cross, int index, PositionConfig? positions = null, bool causal = false, int memoryWidth = 0)
     {
         _index = index;
         _postNorm = c.PostNorm;
@@ -351,7 +354,7 @@ public sealed class Block
         if (c.SandwichNorms) _selfPostNorm = NormLayer.Of(ps, scope + ".self_attn_post_norm", c);
         if (cross)
         {
-            _cross = new AttentionLayer(ps, scope + ".cross_attn", c, cross: true);
+            _cross = new AttentionLayer(ps, scope + ".cross_attn", c, cross: true, memoryWidth: memoryWidth);
             _crossNorm = NormLayer.Of(ps, scope + ".cross_attn_norm", c);
             if (c.SandwichNorms) _crossPostNorm = NormLayer.Of(ps, scope + ".cross_attn_post_norm", c);
         }

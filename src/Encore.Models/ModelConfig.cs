@@ -105,6 +105,30 @@ public sealed record PositionConfig
 }
 
 /// <summary>
+/// The widths of an encoder–decoder's encoder where they differ from the decoder's (T5Gemma's unbalanced
+/// models, arXiv 2504.06225: a 9B encoder under a 2B decoder): its residual width, head layout and
+/// feed-forward width. Every other option is the model's. The decoder's cross-attention reads the encoder
+/// output at <see cref="DModel"/> wide (its k and v projections take that many inputs), and the encoder reads
+/// its tokens from a table of its own width (<see cref="ModelConfig.EncoderEmbeddings"/>).
+/// </summary>
+public sealed record StackShape
+{
+    /// <summary>The stack's residual width D.</summary>
+    public required int DModel { get; init; }
+    /// <summary>The stack's query heads H.</summary>
+    public required int Heads { get; init; }
+    /// <summary>The stack's key/value heads Hkv.</summary>
+    public required int KvHeads { get; init; }
+    /// <summary>The stack's head dimension hd.</summary>
+    public required int HeadDim { get; init; }
+    /// <summary>The stack's feed-forward width F.</summary>
+    public required int FfnDim { get; init; }
+
+    /// <summary>The shape of the stacks of <paramref name="c"/> (its top-level widths).</summary>
+    public static StackShape Of(ModelConfig c) => new() { DModel = c.DModel, Heads = c.Heads, KvHeads = c.KvHeads, HeadDim = c.HeadDim, FfnDim = c.FfnDim };
+}
+
+/// <summary>
 /// One configuration for all three families, written as <c>config.json</c> with
 /// <c>"model_type": "encore"</c>. Every option has one documented default; stack-specific options
 /// carry an Encoder/Decoder prefix. Shapes: D = <see cref="DModel"/>, H = <see cref="Heads"/>,
@@ -228,6 +252,13 @@ public sealed record ModelConfig
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool EncoderEmbeddings { get; init; }
+    /// <summary>
+    /// The encoder's widths when they differ from the decoder's (see <see cref="StackShape"/>); the top-level D, H,
+    /// Hkv, hd and F are then the decoder's. A different D needs <see cref="EncoderEmbeddings"/>. Encoder–decoder
+    /// models only. Default null: both stacks have the top-level widths.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public StackShape? EncoderShape { get; init; }
     /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
     public bool FinalNorm { get; init; } = true;
     /// <summary>Dropout probability in training. Default 0.</summary>
@@ -246,6 +277,20 @@ public sealed record ModelConfig
 
     /// <summary>H·hd, the attention width.</summary>
     [JsonIgnore] public int AttentionDim => Heads * HeadDim;
+
+    /// <summary>The encoder's residual width: <see cref="EncoderShape"/>'s D, else <see cref="DModel"/>.</summary>
+    [JsonIgnore] public int EncoderDModel => EncoderShape?.DModel ?? DModel;
+
+    /// <summary>Whether the encoder's widths differ from the decoder's (an <see cref="EncoderShape"/> other than the top-level widths).</summary>
+    [JsonIgnore] public bool Unbalanced => EncoderShape is { } s && s != StackShape.Of(this);
+
+    /// <summary>
+    /// The configuration the encoder stack is built from: this one with <see cref="EncoderShape"/>'s widths at the
+    /// top level (and no shape of its own); this one itself when there is no shape.
+    /// </summary>
+    public ModelConfig ForEncoder() => EncoderShape is { } s
+        ? this with { DModel = s.DModel, Heads = s.Heads, KvHeads = s.KvHeads, HeadDim = s.HeadDim, FfnDim = s.FfnDim, EncoderShape = null }
+        : this;
 
     /// <summary>Largest V accepted (published vocabularies stay under 300,000; mT5 has 250,112).</summary>
     public const int MaxVocabSize = 1 << 22;
@@ -275,16 +320,27 @@ public sealed record ModelConfig
         {
             if (value < min || value > max) throw new ArgumentException($"model config: {name} must be in [{min}, {max}], got {value}");
         }
+        void Shape(int d, int heads, int kvHeads, int headDim, int ffn, string prefix)
+        {
+            InRange(d, 1, MaxWidth, prefix + "d_model");
+            InRange(heads, 1, MaxHeads, prefix + "heads");
+            InRange(kvHeads, 1, MaxHeads, prefix + "kv_heads");
+            InRange(headDim, 1, MaxWidth, prefix + "head_dim");
+            InRange(ffn, 1, MaxWidth, prefix + "ffn_dim");
+            // H·hd is computed in int everywhere (AttentionDim): bounded here, in 64-bit, before anything uses it.
+            if ((long)heads * headDim > MaxWidth)
+                throw new ArgumentException($"model config: {prefix}heads × {prefix}head_dim = {heads} × {headDim} = {(long)heads * headDim} exceeds {MaxWidth}");
+            if (heads % kvHeads != 0) throw new ArgumentException($"model config: {prefix}heads ({heads}) must be a multiple of {prefix}kv_heads ({kvHeads})");
+        }
         InRange(VocabSize, 1, MaxVocabSize, "vocab_size");
-        InRange(DModel, 1, MaxWidth, "d_model");
-        InRange(Heads, 1, MaxHeads, "heads");
-        InRange(KvHeads, 1, MaxHeads, "kv_heads");
-        InRange(HeadDim, 1, MaxWidth, "head_dim");
-        InRange(FfnDim, 1, MaxWidth, "ffn_dim");
-        // H·hd is computed in int everywhere (AttentionDim): bounded here, in 64-bit, before anything uses it.
-        if ((long)Heads * HeadDim > MaxWidth)
-            throw new ArgumentException($"model config: heads × head_dim = {Heads} × {HeadDim} = {(long)Heads * HeadDim} exceeds {MaxWidth}");
-        if (Heads % KvHeads != 0) throw new ArgumentException($"model config: heads ({Heads}) must be a multiple of kv_heads ({KvHeads})");
+        Shape(DModel, Heads, KvHeads, HeadDim, FfnDim, "");
+        if (EncoderShape is { } es)
+        {
+            if (Family != ModelFamily.EncoderDecoder) throw new ArgumentException("model config: encoder_shape is for encoder–decoder models");
+            Shape(es.DModel, es.Heads, es.KvHeads, es.HeadDim, es.FfnDim, "encoder_shape.");
+            if (es.DModel != DModel && !EncoderEmbeddings)
+                throw new ArgumentException($"model config: encoder_shape.d_model {es.DModel} differs from d_model {DModel}, so the encoder needs its own token table (encoder_embeddings true)");
+        }
         if (EncoderLayers < 0 || DecoderLayers < 0) throw new ArgumentException("model config: layer counts cannot be negative");
         InRange(EncoderLayers, Family == ModelFamily.DecoderOnly ? 0 : 1, MaxLayers, "encoder_layers");
         InRange(DecoderLayers, Family == ModelFamily.EncoderOnly ? 0 : 1, MaxLayers, "decoder_layers");
@@ -317,10 +373,10 @@ public sealed record ModelConfig
                 throw new ArgumentException($"model config: {name} URPE does not take attention_soft_cap or sliding_window");
         if (AttentionScale is { } scale && !(float.IsFinite(scale) && scale > 0))
             throw new ArgumentException($"model config: attention_scale must be positive and finite, got {scale}");
-        foreach (var (p, name) in new[] { (EncoderPositions, "encoder_positions"), (DecoderPositions, "decoder_positions") })
+        foreach (var (p, name, headDim) in new[] { (EncoderPositions, "encoder_positions", EncoderShape?.HeadDim ?? HeadDim), (DecoderPositions, "decoder_positions", HeadDim) })
         {
             if (p is null) throw new ArgumentException($"model config: {name} is missing");
-            if (p.Kind == PositionKind.Rope && HeadDim % 2 != 0) throw new ArgumentException($"model config: RoPE needs an even head_dim, got {HeadDim}");
+            if (p.Kind == PositionKind.Rope && headDim % 2 != 0) throw new ArgumentException($"model config: {name} RoPE needs an even head_dim, got {headDim}");
             if (p.Kind == PositionKind.Rope && !(p.RopeTheta > 1 && p.RopeTheta <= MaxRopeTheta))
                 throw new ArgumentException($"model config: {name} rope_theta must be in (1, {MaxRopeTheta:0e0}], got {p.RopeTheta}");
             if (p.Kind == PositionKind.Rope && !(p.RopeNtkScale > 0 && double.IsFinite(p.RopeNtkScale)))
@@ -329,8 +385,8 @@ public sealed record ModelConfig
                 throw new ArgumentException($"model config: {name} rope_linear_scale must be positive, got {p.RopeLinearScale}");
             if (p.Kind is PositionKind.ComRope)
             {
-                if (p.ComRopeBlock < 2 || p.ComRopeBlock % 2 != 0 || p.ComRopeBlock > ComRope.MaxBlock || HeadDim % p.ComRopeBlock != 0)
-                    throw new ArgumentException($"model config: {name} com_rope_block must be even, in [2, {ComRope.MaxBlock}] and divide head_dim {HeadDim}, got {p.ComRopeBlock}");
+                if (p.ComRopeBlock < 2 || p.ComRopeBlock % 2 != 0 || p.ComRopeBlock > ComRope.MaxBlock || headDim % p.ComRopeBlock != 0)
+                    throw new ArgumentException($"model config: {name} com_rope_block must be even, in [2, {ComRope.MaxBlock}] and divide head_dim {headDim}, got {p.ComRopeBlock}");
                 if (!(p.RopeTheta > 1 && p.RopeTheta <= MaxRopeTheta))
                     throw new ArgumentException($"model config: {name} rope_theta (ComRoPE's initial angles) must be in (1, {MaxRopeTheta:0e0}], got {p.RopeTheta}");
                 if (!(p.ComRopeInitStd >= 0 && p.ComRopeInitStd <= 10))

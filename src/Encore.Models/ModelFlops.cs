@@ -25,8 +25,12 @@ public static class ModelFlops
         {
             case ModelFamily.EncoderDecoder:
             {
-                double encoder = c.EncoderLayers * (2 * selfBlock * source + Attention(source, source));
-                double decoder = c.DecoderLayers * (2 * (selfBlock + q + o) * target + 2 * kvProj * source
+                // The encoder at its own widths (EncoderShape); cross-attention's k and v read it at its width.
+                var e = c.ForEncoder();
+                double de = e.DModel, ae = e.AttentionDim, kve = (double)e.KvHeads * e.HeadDim;
+                double encoderBlock = 2 * de * ae + 2 * de * kve + (c.GatedFfn ? 3 : 2) * de * e.FfnDim;
+                double encoder = e.EncoderLayers * (2 * encoderBlock * source + 2 * 2 * (double)source * source * ae);
+                double decoder = c.DecoderLayers * (2 * (selfBlock + q + o) * target + 2 * (2 * de * kv) * source
                                                      + Attention(target, target) + Attention(target, source));
                 macsTimesTwo = encoder + decoder + 2 * v * d * target;
                 break;

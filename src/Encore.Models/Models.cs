@@ -75,8 +75,9 @@ public abstract class LanguageModel : IDisposable
         return ScaleEmbedding(Ops.Embedding(Var.Of(Parameters[table]), ids, batch, length));
     }
 
-    // BART / Marian scale_embedding: embed_tokens(ids) * sqrt(d_model) (modeling_bart.py BartScaledWordEmbedding).
-    Var ScaleEmbedding(Var x) => Config.ScaleEmbeddings ? Ops.Scale(x, MathF.Sqrt(Config.DModel)) : x;
+    // BART / Marian scale_embedding: embed_tokens(ids) * sqrt(d_model) (modeling_bart.py BartScaledWordEmbedding); each
+    // stack by its own width (T5Gemma's encoder and decoder each by √ of their hidden_size).
+    Var ScaleEmbedding(Var x) => Config.ScaleEmbeddings ? Ops.Scale(x, MathF.Sqrt(x.Shape[^1])) : x;
 
     /// <summary>Embeds mixtures of tokens (B·L positions) → (B, L, D); see <see cref="TokenMixture"/>.</summary>
     private protected Var Embed(TokenMixture inputs, int batch, int length)
@@ -199,10 +200,12 @@ public sealed class EncoderDecoderModel : LanguageModel
     internal EncoderDecoderModel(ModelConfig config, ParameterSet parameters) : base(config with { Family = ModelFamily.EncoderDecoder }, parameters)
     {
         // T5Gemma: the encoder has a token table of its own (model.encoder.embed_tokens); the shared one is the decoder's.
+        // An unbalanced model's encoder has its own widths (ModelConfig.EncoderShape), its table among them.
+        int de = Config.EncoderDModel;
         if (Config.EncoderEmbeddings)
-            Parameters.Create(EncoderEmbedTokens, [Config.VocabSize, Config.DModel], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(Config.DModel));
-        Encoder = new TransformerStack(Parameters, "encoder", Config, Config.EncoderLayers, causal: false, cross: false, embeddingNorm: Config.EmbeddingNorm);
-        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true, embeddingNorm: Config.EmbeddingNorm);
+            Parameters.Create(EncoderEmbedTokens, [Config.VocabSize, de], ParameterSet.Init.Normal, 1.0f / MathF.Sqrt(de));
+        Encoder = new TransformerStack(Parameters, "encoder", Config.ForEncoder(), Config.EncoderLayers, causal: false, cross: false, embeddingNorm: Config.EmbeddingNorm);
+        Decoder = new TransformerStack(Parameters, "decoder", Config, Config.DecoderLayers, causal: true, cross: true, embeddingNorm: Config.EmbeddingNorm, memoryWidth: de);
         CreateHead();
     }
 
@@ -221,7 +224,7 @@ public sealed class EncoderDecoderModel : LanguageModel
     /// <inheritdoc />
     public override IReadOnlyList<TransformerStack> Stacks => [Encoder, Decoder];
 
-    /// <summary>Encodes source ids (B·S) → memory (B, S, D).</summary>
+    /// <summary>Encodes source ids (B·S) → memory (B, S, D_enc), D_enc the encoder's width (<see cref="ModelConfig.EncoderDModel"/>).</summary>
     public Var Encode(int[] source, int batch, int[]? sourceLengths = null, ulong dropoutSeed = 0)
     {
         int s = source.Length / Math.Max(1, batch);
@@ -239,6 +242,13 @@ public sealed class EncoderDecoderModel : LanguageModel
         int s = source.Length / Math.Max(1, batch);
         return Encoder.Forward(Embed(source, batch, s, EncoderTable), sourceLengths, null, null, null, 0, exit: exit);
     }
+
+    /// <summary>
+    /// Logits (B, S, V) of the encoder's own tokens read back from its memory (B, S, D_enc): through the LM head, or,
+    /// when the encoder is of another width than the head, through its own token table (tied).
+    /// </summary>
+    public Var EncoderTokenLogits(Var memory) =>
+        Config.EncoderDModel == Config.DModel ? Logits(memory) : Ops.Linear(memory, Var.Of(Parameters[EncoderEmbedTokens]));
 
     /// <summary>
     /// The encoder's memory after each of its layers, (B, S, D) each, every one through the final norm

@@ -14,48 +14,52 @@ public static class ParameterCounter
 
     static long CountUnchecked(ModelConfig c)
     {
-        long d = c.DModel, a = c.AttentionDim, kv = (long)c.KvHeads * c.HeadDim, f = c.FfnDim, v = c.VocabSize;
-        long norm = c.Norm switch { NormKind.LayerNorm => 2 * d, NormKind.None => 0, _ => d };
-        long attn = d * a + 2 * d * kv + a * d
-                    + (c.QkvBias ? a + 2 * kv : 0) + (c.OutputBias ? d : 0);
-        long mlp = (c.GatedFfn ? 3 : 2) * d * f + (c.MlpBias ? (c.GatedFfn ? 2 * f : f) + d : 0);
-        long Stack(int layers, bool cross, bool causal, PositionConfig pos)
+        long v = c.VocabSize;
+        long Norm(long width) => c.Norm switch { NormKind.LayerNorm => 2 * width, NormKind.None => 0, _ => width };
+        // One stack of configuration s (the model's, or the encoder's own widths); cross-attention reads memory `memory` wide.
+        long Stack(ModelConfig s, int layers, bool cross, bool causal, PositionConfig pos, long memory)
         {
             if (layers == 0) return 0;
-            long block = attn + norm + mlp + norm + (cross ? attn + norm : 0) + (c.SandwichNorms ? (cross ? 3 : 2) * norm : 0)
+            long d = s.DModel, a = s.AttentionDim, kv = (long)s.KvHeads * s.HeadDim, f = s.FfnDim, norm = Norm(d);
+            long Attention(long input) => d * a + 2 * input * kv + a * d + (c.QkvBias ? a + 2 * kv : 0) + (c.OutputBias ? d : 0);
+            long mlp = (c.GatedFfn ? 3 : 2) * d * f + (c.MlpBias ? (c.GatedFfn ? 2 * f : f) + d : 0);
+            long block = Attention(d) + norm + mlp + norm + (cross ? Attention(memory) + norm : 0) + (c.SandwichNorms ? (cross ? 3 : 2) * norm : 0)
                 + pos.Kind switch
                 {
                     // Per layer: ComRoPE's generator P (Hkv, nb, b, b) and scale λ (Hkv, nb); URPE's Toeplitz table (H, width).
-                    PositionKind.ComRope => (long)c.KvHeads * (c.HeadDim / Math.Max(2, pos.ComRopeBlock)) * ((long)pos.ComRopeBlock * pos.ComRopeBlock + 1),
-                    PositionKind.Urpe => (long)c.Heads * UrpeWidth(pos, causal),
+                    PositionKind.ComRope => (long)s.KvHeads * (s.HeadDim / Math.Max(2, pos.ComRopeBlock)) * ((long)pos.ComRopeBlock * pos.ComRopeBlock + 1),
+                    PositionKind.Urpe => (long)s.Heads * UrpeWidth(pos, causal),
                     _ => 0,
                 };
             long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
                 + pos.Kind switch
                 {
                     PositionKind.Learned => ((long)c.MaxPositions + pos.LearnedOffset) * d,
-                    PositionKind.T5Relative or PositionKind.Urpe => (long)pos.RelativeBuckets * c.Heads,
+                    PositionKind.T5Relative or PositionKind.Urpe => (long)pos.RelativeBuckets * s.Heads,
                     _ => 0,
                 };
             return layers * block + extra;
         }
+        long dm = c.DModel;
         // A bare encoder (no masked-LM head) has no output projection, tied or not.
         bool head = c.Family != ModelFamily.EncoderOnly || c.MaskedLmHead;
-        long total = v * d + (c.TieEmbeddings || !head ? 0 : v * d) + (c.FinalLogitsBias ? v : 0);
+        long total = v * dm + (c.TieEmbeddings || !head ? 0 : v * dm) + (c.FinalLogitsBias ? v : 0);
         switch (c.Family)
         {
             case ModelFamily.EncoderDecoder:
-                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions) + Stack(c.DecoderLayers, true, true, c.DecoderPositions)
-                    + (c.EmbeddingNorm ? 2 * norm : 0)    // each stack's embedding norm
-                    + (c.EncoderEmbeddings ? v * d : 0);  // the encoder's own token table
+                var enc = c.ForEncoder();
+                long de = enc.DModel;
+                total += Stack(enc, c.EncoderLayers, false, false, c.EncoderPositions, 0) + Stack(c, c.DecoderLayers, true, true, c.DecoderPositions, de)
+                    + (c.EmbeddingNorm ? Norm(de) + Norm(dm) : 0)    // each stack's embedding norm
+                    + (c.EncoderEmbeddings ? v * de : 0);           // the encoder's own token table
                 break;
             case ModelFamily.DecoderOnly:
-                total += Stack(c.DecoderLayers, false, true, c.DecoderPositions);
+                total += Stack(c, c.DecoderLayers, false, true, c.DecoderPositions, 0);
                 break;
             case ModelFamily.EncoderOnly:
-                total += Stack(c.EncoderLayers, false, false, c.EncoderPositions)
-                    + ((long)c.TypeVocabSize * d) + (c.EmbeddingNorm ? norm : 0)
-                    + (c.MaskedLmHead ? d * d + d + norm + v : 0);   // masked-LM head: dense, norm, output bias
+                total += Stack(c, c.EncoderLayers, false, false, c.EncoderPositions, 0)
+                    + ((long)c.TypeVocabSize * dm) + (c.EmbeddingNorm ? Norm(dm) : 0)
+                    + (c.MaskedLmHead ? dm * dm + dm + Norm(dm) + v : 0);   // masked-LM head: dense, norm, output bias
                 break;
         }
         return total;

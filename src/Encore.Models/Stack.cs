@@ -173,7 +173,11 @@ public sealed class TransformerStack
     /// <summary>Whether blocks are checkpointed while a tape records (see <see cref="LanguageModel.CheckpointActivations"/>).</summary>
     public bool CheckpointActivations { get; set; }
 
-    internal TransformerStack(ParameterSet ps, string scope, ModelConfig c, int layers, bool causal, bool cross, bool embeddingNorm = false)
+    /// <remarks>
+    /// <paramref name="c"/> gives this stack's widths (an encoder's <see cref="ModelConfig.ForEncoder"/>);
+    /// <paramref name="memoryWidth"/> is the width of the memory its cross-attention reads (0: its own D).
+    /// </remarks>
+    internal TransformerStack(ParameterSet ps, string scope, ModelConfig c, int layers, bool causal, bool cross, bool embeddingNorm = false, int memoryWidth = 0)
     {
         _c = c;
         _ps = ps;
@@ -195,7 +199,7 @@ public sealed class TransformerStack
         if (_pos.Kind == PositionKind.Alibi) _alibi = PositionBias.AlibiSlopes(c.Heads);
         if (_pos.Kind == PositionKind.Rope) _rope = new RopeCache(c.HeadDim, 0, _pos.Rope);
         _blocks = new Block[layers];
-        for (int i = 0; i < layers; i++) _blocks[i] = new Block(ps, $"{scope}.layers.{i}", c, cross, i, _pos, causal);
+        for (int i = 0; i < layers; i++) _blocks[i] = new Block(ps, $"{scope}.layers.{i}", c, cross, i, _pos, causal, memoryWidth);
         if (c.FinalNorm && !c.PostNorm) _final = NormLayer.Of(ps, scope + ".final_norm", c);
     }
 

@@ -100,16 +100,21 @@ public sealed class CheckpointAdaptationTests : IDisposable
     }
 
     [Fact]
-    public void ADecoderSourceOfAnotherWidthVocabularyOrTokenizerIsRefusedNamingIt()
+    public void ADecoderSourceOfAnotherVocabularyOrTokenizerIsRefusedNamingItAndOneOfAnotherWidthFits()
     {
         var source = Decoder("src");
-        var wide = Decoder("wide", c => c with { DModel = 48 });
-        var e = Assert.Throws<ArgumentException>(() => CheckpointAdaptation.Write(source, Out("x"), wide));
-        Assert.Contains(Path.Combine(wide, "config.json") + " does not fit " + Path.Combine(source, "config.json"), e.Message);
-        Assert.Contains("d_model (32 vs 48)", e.Message);
         var words = Decoder("words", c => c with { VocabSize = 80 });
-        e = Assert.Throws<ArgumentException>(() => CheckpointAdaptation.Write(source, Out("x"), words));
+        var e = Assert.Throws<ArgumentException>(() => CheckpointAdaptation.Write(source, Out("x"), words));
+        Assert.Contains(Path.Combine(words, "config.json") + " does not fit " + Path.Combine(source, "config.json"), e.Message);
         Assert.Contains("vocab_size (64 vs 80)", e.Message);
+
+        // A narrower decoder source: the written encoder–decoder keeps the source's widths for its encoder.
+        var wide = Decoder("wide", c => c with { DModel = 48 });
+        CheckpointAdaptation.Write(wide, Out("unbalanced"), source);
+        var written = Checkpoint.ReadConfig(Out("unbalanced")).Config;
+        Assert.Equal((48, 32, true), (written.EncoderDModel, written.DModel, written.EncoderEmbeddings));
+        using (var model = (EncoderDecoderModel)Checkpoint.Load(Out("unbalanced")))
+            Assert.Equal([64, 48], model.Parameters[EncoderDecoderModel.EncoderEmbedTokens].Value.Shape.ToArray());
 
         // Same vocabulary size, different vocabularies: the tokenizers tell.
         var a = Decoder("tok-a", corpus: ["fonts and images", "a parser of fonts", "images of fonts"]);

@@ -31,12 +31,13 @@ public class BeamSearchTests
     static int Digit(int s, int p, int length) => s / (int)Math.Pow(V, length - 1 - p) % V;
 
     [Theory]
-    [InlineData(2)]
-    [InlineData(3)]
-    [InlineData(4)]
-    public void EnoughBeamsFindTheExhaustiveBest(int length)
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(4, false)]
+    [InlineData(3, true)]
+    public void EnoughBeamsFindTheExhaustiveBest(int length, bool wideEncoder)
     {
-        using var m = TinyModels.EncDec(seed: 3, vocab: V);
+        using var m = TinyModels.EncDec(seed: 3, vocab: V, wideEncoder);
         var gen = new Generator(m);
         int[] source = [3, 4, 5, 2];
         var sums = Exhaustive(m, source, length);
@@ -121,10 +122,12 @@ public class BeamSearchTests
         }
     }
 
-    [Fact]
-    public void BeamBatchEqualsBatchOfOne()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void BeamBatchEqualsBatchOfOne(bool wideEncoder)
     {
-        using var m = TinyModels.EncDec();
+        using var m = TinyModels.EncDec(wideEncoder: wideEncoder);
         var gen = new Generator(m, TinyModels.Tokenizer);
         string[] prompts = ["The quick brown fox jumps", "Ça coûte", "日本語"];
         var o = new GenerationOptions { NumBeams = 4, MaxNewTokens = 8, NumReturnSequences = 2, LengthPenalty = 0.7f };

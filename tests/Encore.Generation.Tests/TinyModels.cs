@@ -22,9 +22,15 @@ internal static class TinyModels
     // greedy output from the start token would be constant and the comparisons weak.
     // Projections are scaled up from their 0.02 init so the source visibly steers the output
     // (otherwise different prompts give the same greedy text and batch tests prove little).
-    public static EncoderDecoderModel EncDec(ulong seed = 7, int? vocab = null)
+    /// <summary>
+    /// The tiny encoder–decoder with sharpened projections; <paramref name="wideEncoder"/> gives it a 48-wide encoder
+    /// (6 heads of 8, FFN 96) of its own token table under the 32-wide decoder (an unbalanced model).
+    /// </summary>
+    public static EncoderDecoderModel EncDec(ulong seed = 7, int? vocab = null, bool wideEncoder = false)
     {
-        var m = new EncoderDecoderModel(Presets.Get("tiny-encdec") with { VocabSize = vocab ?? Tokenizer.VocabSize, TieEmbeddings = false }, seed);
+        var c = Presets.Get("tiny-encdec") with { VocabSize = vocab ?? Tokenizer.VocabSize, TieEmbeddings = false };
+        if (wideEncoder) c = c with { EncoderEmbeddings = true, EncoderShape = new StackShape { DModel = 48, Heads = 6, KvHeads = 2, HeadDim = 8, FfnDim = 96 } };
+        var m = new EncoderDecoderModel(c, seed);
         foreach (var p in m.Parameters.All)
             if (p.Name.Contains("_proj.weight"))
                 foreach (ref float x in p.Value.AsSpan<float>()) x *= ProjectionScale;

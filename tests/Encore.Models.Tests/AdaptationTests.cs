@@ -139,23 +139,61 @@ public class AdaptationTests
     }
 
     [Fact]
+    public void ANarrowerDecoderSourceLeavesTheEncoderItsWidthsAndTableAndStartsCrossAttentionFresh()
+    {
+        // T5Gemma 9B-2B in miniature: a 48-wide encoder source (6 heads of 8 over 2 kv heads, FFN 96) and a 32-wide
+        // decoder source (4 heads of 8 over 2, FFN 64) of one vocabulary and block layout.
+        using var big = new DecoderOnlyModel(Source("llama", layers: 3) with { DModel = 48, Heads = 6, KvHeads = 2, HeadDim = 8, FfnDim = 96 }, seed: 1);
+        using var small = new DecoderOnlyModel(Source("llama", layers: 2) with { HeadDim = 8, Heads = 4, KvHeads = 2 }, seed: 2);
+        var (model, report) = ModelAdaptation.Adapt(big, small, new AdaptationOptions { Seed = 9 });
+        using var _ = model;
+        var c = model.Config;
+        Assert.True(report.Unbalanced);
+        Assert.Equal(CrossAttentionInit.Fresh, report.CrossAttention);
+        Assert.Equal(StackShape.Of(big.Config), c.EncoderShape);
+        Assert.Equal(StackShape.Of(small.Config), StackShape.Of(c));
+        Assert.True(c.EncoderEmbeddings);
+        Assert.Equal((48, 32), (c.EncoderDModel, c.DModel));
+        // The encoder is the big model's, its token table included; the decoder, shared table and head the small one's.
+        Assert.Equal(Values(big, LanguageModel.EmbedTokens), Values(model, EncoderDecoderModel.EncoderEmbedTokens));
+        Assert.Equal(Values(small, LanguageModel.EmbedTokens), Values(model, LanguageModel.EmbedTokens));
+        Assert.Equal(Values(small, LanguageModel.LmHead), Values(model, LanguageModel.LmHead));
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(Values(big, $"decoder.layers.{i}.mlp.down_proj.weight"), Values(model, $"encoder.layers.{i}.mlp.down_proj.weight"));
+        Assert.Equal(Values(big, "decoder.final_norm.weight"), Values(model, "encoder.final_norm.weight"));
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(Values(small, $"decoder.layers.{i}.self_attn.k_proj.weight"), Values(model, $"decoder.layers.{i}.self_attn.k_proj.weight"));
+        // Cross-attention's keys and values read the encoder's 48 features into the decoder's 2 kv heads of 8.
+        Assert.Equal([16, 48], model.Parameters["decoder.layers.0.cross_attn.k_proj.weight"].Value.Shape.ToArray());
+        Assert.Equal([32, 32], model.Parameters["decoder.layers.0.cross_attn.q_proj.weight"].Value.Shape.ToArray());
+        Assert.All(report.Fresh, n => Assert.Contains(".cross_attn", n));
+        Assert.Equal(report.FromSource + report.FromDecoderSource + report.Fresh.Count, model.Parameters.All.Count());
+        Assert.Equal(ParameterCounter.Count(c), model.ParameterCount);
+
+        // It computes: the encoder's memory is 48 wide, and training lowers the loss.
+        int[] src = [5, 6, 7, 8, 9, 10], inputs = [2, 11, 12, 13], targets = [11, 12, 13, 1];
+        using (var memory = model.Encode(src, 1)) Assert.Equal([1, 6, 48], memory.Shape.ToArray());
+        AssertTrains(model, src, inputs, targets);
+
+        var e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(big, small, new AdaptationOptions { CrossAttention = CrossAttentionInit.Copy },
+            sourceName: "big/config.json", decoderSourceName: "small/config.json"));
+        Assert.Contains("cross-attention cannot be copied from self-attention", e.Message);
+        Assert.Contains("48 features (big/config.json's d_model)", e.Message);
+    }
+
+    [Fact]
     public void WhatDoesNotFitIsRefusedNamingTheField()
     {
         using var source = new DecoderOnlyModel(Source("tiny"), seed: 1);
-        using var wide = new DecoderOnlyModel(Source("tiny") with { DModel = 48 }, seed: 2);
-        var e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(source, wide, sourceName: "big/config.json", decoderSourceName: "small/config.json"));
-        Assert.Contains("small/config.json does not fit big/config.json", e.Message);
-        Assert.Contains("d_model (32 vs 48)", e.Message);
-
         using var words = new DecoderOnlyModel(Source("tiny") with { VocabSize = 80 }, seed: 2);
-        e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(source, words));
+        var e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(source, words, sourceName: "big/config.json", decoderSourceName: "small/config.json"));
+        Assert.Contains("small/config.json does not fit big/config.json", e.Message);
         Assert.Contains("vocab_size (64 vs 80)", e.Message);
-        Assert.DoesNotContain("d_model", e.Message);
 
-        using var heads = new DecoderOnlyModel(Source("tiny") with { FfnDim = 96, GatedFfn = true }, seed: 2);
-        e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(source, heads));
-        Assert.Contains("ffn_dim (64 vs 96)", e.Message);
+        using var gated = new DecoderOnlyModel(Source("tiny") with { FfnDim = 96, GatedFfn = true }, seed: 2);
+        e = Assert.Throws<ArgumentException>(() => ModelAdaptation.Adapt(source, gated));
         Assert.Contains("gated_ffn (False vs True)", e.Message);
+        Assert.DoesNotContain("ffn_dim", e.Message);   // widths may differ
 
         e = Assert.Throws<ArgumentException>(() => ModelAdaptation.AdaptedConfig(Presets.Get("tiny-encoder"), null, sourceName: "bert/config.json"));
         Assert.Contains("bert/config.json is an encoder-only model", e.Message);
@@ -173,15 +211,20 @@ public class AdaptationTests
         using var source = new DecoderOnlyModel(Source("llama"), seed: 4);
         var (model, _) = ModelAdaptation.Adapt(source);
         using var _ = model;
+        AssertTrains(model, [5, 6, 7, 8, 9, 10], [2, 11, 12, 13], [11, 12, 13, 1]);
+    }
+
+    // 20 AdamW steps on one example must at least halve its loss.
+    static void AssertTrains(EncoderDecoderModel model, int[] src, int[] inputs, int[] targets)
+    {
         var opt = new Encore.Autograd.Optim.AdamW(model.Parameters.All, new Encore.Autograd.Optim.AdamWOptions { WeightDecay = 0 }) { LearningRate = 3e-3 };
-        int[] src = [5, 6, 7, 8, 9, 10], inputs = [2, 11, 12, 13], targets = [11, 12, 13, 1];
         float first = 0, last = 0;
         for (int step = 0; step < 20; step++)
         {
             opt.ZeroGrad();
             using var tape = Tape.Record();
             var logits = model.Forward(src, null, inputs, 1);
-            var loss = Ops.CrossEntropy(Ops.Reshape(logits, 4, model.Config.VocabSize), targets);
+            var loss = Ops.CrossEntropy(Ops.Reshape(logits, targets.Length, model.Config.VocabSize), targets);
             if (step == 0) first = loss.Value.ToFloatArray()[0];
             last = loss.Value.ToFloatArray()[0];
             tape.Backward(loss);

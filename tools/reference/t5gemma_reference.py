@@ -82,23 +82,25 @@ def decode(cfg, w, memory, lengths, ids):
 
 
 def make_weights(cfg, gen):
-    e = cfg["encoder"]
-    d, f, v = e["hidden_size"], e["intermediate_size"], e["vocab_size"]
-    h, kvh, hd = e["num_attention_heads"], e["num_key_value_heads"], e["head_dim"]
-
+    """Each stack at its own widths; the decoder's cross-attention k and v read the encoder's hidden_size."""
     def rnd(*shape, std):
         return torch.randn(*shape, generator=gen) * std
 
+    e, v = cfg["encoder"], cfg["encoder"]["vocab_size"]
     # As gemma2_reference.py: q and k at twice the fan-in scale (the caps' non-linear range), small
     # embeddings and post-norms near 2 so the tied head does not just repeat its input.
-    w = {"model.encoder.embed_tokens.weight": rnd(v, d, std=0.05), "model.decoder.embed_tokens.weight": rnd(v, d, std=0.05)}
-    for stack, layers in (("encoder", e["num_hidden_layers"]), ("decoder", cfg["decoder"]["num_hidden_layers"])):
-        for i in range(layers):
+    w = {"model.encoder.embed_tokens.weight": rnd(v, e["hidden_size"], std=0.05),
+         "model.decoder.embed_tokens.weight": rnd(v, cfg["decoder"]["hidden_size"], std=0.05)}
+    for stack in ("encoder", "decoder"):
+        m = cfg[stack]
+        d, f = m["hidden_size"], m["intermediate_size"]
+        h, kvh, hd = m["num_attention_heads"], m["num_key_value_heads"], m["head_dim"]
+        for i in range(m["num_hidden_layers"]):
             p = f"model.{stack}.layers.{i}."
-            for a in ("self_attn.",) + (("cross_attn.",) if stack == "decoder" else ()):
+            for a, kv_in in (("self_attn.", d),) + ((("cross_attn.", e["hidden_size"]),) if stack == "decoder" else ()):
                 w[p + a + "q_proj.weight"] = rnd(h * hd, d, std=2 * d ** -0.5)
-                w[p + a + "k_proj.weight"] = rnd(kvh * hd, d, std=2 * d ** -0.5)
-                w[p + a + "v_proj.weight"] = rnd(kvh * hd, d, std=d ** -0.5)
+                w[p + a + "k_proj.weight"] = rnd(kvh * hd, kv_in, std=2 * kv_in ** -0.5)
+                w[p + a + "v_proj.weight"] = rnd(kvh * hd, kv_in, std=kv_in ** -0.5)
                 w[p + a + "o_proj.weight"] = rnd(d, h * hd, std=(h * hd) ** -0.5)
             w[p + "mlp.gate_proj.weight"] = rnd(f, d, std=d ** -0.5)
             w[p + "mlp.up_proj.weight"] = rnd(f, d, std=d ** -0.5)
@@ -175,6 +177,13 @@ t5gemma = {
     "torch_dtype": "float32", "transformers_version": "4.53.0",
 }
 
+# Unbalanced, as T5Gemma 9B-2B: a wider encoder (64, 4 heads of 16, FFN 96) than decoder (48, 2 query heads and
+# 1 kv head of 24, FFN 64); the decoder's cross-attention k and v read the encoder's 64 features.
+t5gemma_unbalanced = dict(t5gemma, encoder=module(3), decoder=dict(
+    module(2), hidden_size=48, intermediate_size=64, num_attention_heads=2, num_key_value_heads=1, head_dim=24,
+    cross_attention_hidden_size=64, is_decoder=True))
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     build("t5gemma", t5gemma, seed=31)
+    build("t5gemma-unbalanced", t5gemma_unbalanced, seed=41)

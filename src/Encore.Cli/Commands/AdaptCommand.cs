@@ -15,7 +15,7 @@ internal static class AdaptCommand
         var output = new Option<string>("--out") { Description = "Directory to write (must not exist or be empty); written under a temporary name, then renamed.", Required = true };
         var encoderLayers = new Option<int?>("--encoder-layers") { Description = "Encoder blocks: the first N of --from (default: all)." };
         var decoderLayers = new Option<int?>("--decoder-layers") { Description = "Decoder blocks: the first M of the decoder's source (default: all)." };
-        var decoderFrom = new Option<string?>("--decoder-from") { Description = "A smaller decoder-only checkpoint whose blocks become the decoder (unbalanced, as T5Gemma 9B-2B); same width, vocabulary, tokenizer and block layout as --from." };
+        var decoderFrom = new Option<string?>("--decoder-from") { Description = "A smaller decoder-only checkpoint whose blocks become the decoder (unbalanced, as T5Gemma 9B-2B); same vocabulary, tokenizer and block options as --from; its widths may differ (the encoder keeps --from's)." };
         var cross = new Option<string>("--cross-attention") { Description = "auto, copy or fresh: copy from each block's self-attention, or start fresh; auto copies when balanced and starts fresh with --decoder-from.", DefaultValueFactory = _ => "auto" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the parameters that start fresh.", DefaultValueFactory = _ => 0UL };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of sentences." };
@@ -48,7 +48,7 @@ internal static class AdaptCommand
                 Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
                 {
                     output = r.OutputDirectory, source = r.Source, decoder_source = r.DecoderSource, unbalanced = r.Report.Unbalanced,
-                    encoder_layers = c.EncoderLayers, decoder_layers = c.DecoderLayers, d_model = c.DModel, vocab_size = c.VocabSize,
+                    encoder_layers = c.EncoderLayers, decoder_layers = c.DecoderLayers, d_model = c.DModel, encoder_d_model = c.EncoderDModel, vocab_size = c.VocabSize,
                     cross_attention = r.Report.CrossAttention.ToString().ToLowerInvariant(), parameters = r.Parameters,
                     from_source = r.Report.FromSource, from_decoder_source = r.Report.FromDecoderSource,
                     from_self_attention = r.Report.FromSelfAttention, fresh = r.Report.Fresh.Count,
@@ -57,7 +57,7 @@ internal static class AdaptCommand
                 return 0;
             }
             Console.WriteLine($"wrote {r.OutputDirectory}: encoder–decoder of {c.EncoderLayers} encoder blocks from {r.Source} and {c.DecoderLayers} decoder blocks from {r.DecoderSource ?? r.Source}, " +
-                $"{r.Parameters:N0} parameters, width {c.DModel}, {c.VocabSize} ids");
+                $"{r.Parameters:N0} parameters, width {(c.EncoderDModel == c.DModel ? $"{c.DModel}" : $"{c.EncoderDModel} (encoder) / {c.DModel} (decoder)")}, {c.VocabSize} ids");
             Console.WriteLine(r.Report.CrossAttention == CrossAttentionInit.Copy
                 ? $"cross-attention: copied from each decoder block's self-attention ({r.Report.FromSelfAttention} tensors)"
                 : $"cross-attention: fresh ({r.Report.Fresh.Count} tensors, seed {options.Seed}); train it alone first: encore train --warmup-cross-attention-only STEPS");

@@ -244,7 +244,7 @@ internal static class Common
         var model = LoadForInference(checkpoint, dtype);
         try
         {
-            pipeline?.EnsureFits(model.Config.DModel);
+            pipeline?.EnsureFits(model.Config.Family == ModelFamily.EncoderDecoder ? model.Config.EncoderDModel : model.Config.DModel);
             return (model, checkpoint, LoadTokenizer(checkpoint, tokenizerDir, quiet), EmbeddingOptions.FromSentenceTransformers(pipeline));
         }
         catch

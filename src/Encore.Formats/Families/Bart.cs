@@ -266,6 +266,7 @@ public class BartArchitecture : IArchitecture
             : c.ScaleTiedLogits ? "a rescaled tied head"
             : !c.FinalLogitsBias ? "no final_logits_bias"
             : c.TypeVocabSize != 0 ? "token types"
+            : c.Unbalanced ? "an encoder of other widths than the decoder (encoder_shape)"
             : null;
         if (problem != null) throw new ArgumentException($"{ModelType}: the model cannot be written as model_type {ModelType}: {problem}");
         HfConfigFields.ActivationName(c.Activation);

@@ -270,6 +270,7 @@ public sealed class T5Architecture : IArchitecture
             problem = "positions other than one T5 relative-bias setting shared by both stacks";
         else if (c.TieEmbeddings != c.ScaleTiedLogits) problem = "a tied head without the d_model^-0.5 rescale (or a rescale without tying)";
         else if (c.TypeVocabSize != 0) problem = "token types";
+        else if (c.Unbalanced) problem = "an encoder of other widths than the decoder (encoder_shape; T5 has one d_model)";
         if (problem != null) throw new ArgumentException($"t5: the model cannot be written as model_type t5: {problem}");
         FeedForwardName(c.Activation, c.GatedFfn);
     }

@@ -12,9 +12,10 @@
 // - separate token tables for the encoder and the decoder (model.{encoder,decoder}.embed_tokens), the head
 //   lm_head.out_proj tied to the decoder's → EncoderEmbeddings;
 // - the final soft cap of the decoder config on the logits; generation starts from decoder.bos_token_id.
-// Encore's stacks share their widths and options, so the two module configs must agree on everything
-// but their layer counts; an unbalanced T5Gemma (encoder wider than decoder, cross_attention_hidden_size)
-// is refused naming the field.
+// The two module configs may differ in their widths (hidden_size, intermediate_size, heads, kv heads,
+// head_dim: an unbalanced T5Gemma such as 9B-2B) → ModelConfig.EncoderShape, the decoder's cross-attention
+// k and v reading cross_attention_hidden_size = encoder hidden_size inputs; they must agree on every other
+// option (one activation, ε, θ, score scale, caps, window), or the load is refused naming the field.
 //
 // Correspondence with Encore's parameter names:
 //   model.encoder.embed_tokens / model.decoder.embed_tokens → encoder.embed_tokens / embed_tokens
@@ -32,7 +33,8 @@ namespace Encore.Formats.Checkpoints;
 /// <summary>
 /// <c>model_type: "t5gemma"</c>. The <c>encoder</c> object is required and holds a Gemma 2 config
 /// (<see cref="Gemma2Architecture"/>'s fields and defaults); <c>decoder</c> defaults to the encoder's. The two
-/// must agree on every width and option (an unbalanced model is rejected naming the field). Top level:
+/// may differ in widths (an unbalanced model, <see cref="ModelConfig.EncoderShape"/>) and must agree on every other
+/// option (a difference is rejected naming the field). Top level:
 /// tie_word_embeddings (default true) and dropout_rate (default 0, training only).
 /// </summary>
 public sealed class T5GemmaArchitecture : IArchitecture
@@ -62,20 +64,20 @@ public sealed class T5GemmaArchitecture : IArchitecture
             if (cross is int width && width != e.DModel)
                 throw crossField.Error("cross_attention_hidden_size", $"{width} differs from encoder.hidden_size {e.DModel}");
         }
-        // Encore's stacks share every width and option: an unbalanced T5Gemma cannot load.
+        // The stacks may differ in widths (EncoderShape) and share every other option.
         foreach (var (name, a, b) in new (string, object?, object?)[]
         {
-            ("hidden_size", e.DModel, d.DModel), ("intermediate_size", e.FfnDim, d.FfnDim),
-            ("num_attention_heads", e.Heads, d.Heads), ("num_key_value_heads", e.KvHeads, d.KvHeads), ("head_dim", e.HeadDim, d.HeadDim),
             ("vocab_size", e.VocabSize, d.VocabSize), ("hidden_activation", e.Activation, d.Activation), ("rms_norm_eps", e.NormEps, d.NormEps),
             ("rope_theta", e.DecoderPositions.RopeTheta, d.DecoderPositions.RopeTheta), ("attention_bias", e.QkvBias, d.QkvBias),
             ("query_pre_attn_scalar", e.AttentionScale, d.AttentionScale), ("attn_logit_softcapping", e.AttentionSoftCap, d.AttentionSoftCap),
             ("sliding_window", e.SlidingWindow, d.SlidingWindow), ("layer_types", e.GlobalLayerEvery, d.GlobalLayerEvery),
         })
             if (!Equals(a, b))
-                throw df.Error(name, $"{b} differs from encoder.{name} {a} (Encore's encoder and decoder share widths and options; an unbalanced T5Gemma is not supported)");
+                throw df.Error(name, $"{b} differs from encoder.{name} {a} (Encore's encoder and decoder may differ in widths only)");
+        var shape = StackShape.Of(e);
         var config = d with
         {
+            EncoderShape = shape == StackShape.Of(d) ? null : shape,
             Family = ModelFamily.EncoderDecoder,
             EncoderLayers = e.DecoderLayers,
             EncoderEmbeddings = true,
@@ -94,9 +96,9 @@ public sealed class T5GemmaArchitecture : IArchitecture
     {
         EnsureWritable(config);
         var c = config;
-        var encoder = Gemma2Architecture.WriteModule(c, c.EncoderLayers);
+        var encoder = Gemma2Architecture.WriteModule(c.ForEncoder(), c.EncoderLayers);
         var decoder = Gemma2Architecture.WriteModule(c, c.DecoderLayers);
-        decoder["cross_attention_hidden_size"] = c.DModel;
+        decoder["cross_attention_hidden_size"] = c.EncoderDModel;
         decoder["bos_token_id"] = c.DecoderStartTokenId;
         return new JsonObject
         {

@@ -76,7 +76,8 @@ public static class GgufExport
                     ? $"llama.cpp's T5 feed-forward is gated tanh-GELU or plain ReLU, not {(c.GatedFfn ? "gated " : "")}{c.Activation}"
                 : c.TieEmbeddings && !c.ScaleTiedLogits ? "a tied head without T5's d_model^-0.5 rescale"
                 : !c.TieEmbeddings && c.ScaleTiedLogits ? "a logit rescale without a tied head"
-                : c.TypeVocabSize != 0 ? "token types" : null;
+                : c.TypeVocabSize != 0 ? "token types"
+                : c.Unbalanced ? "llama.cpp's T5 has one width for both stacks (this model's encoder_shape differs)" : null;
             return Problem("t5", why) is { } m ? throw new ArgumentException(m) : "t5";
         }
         if (c.Family == ModelFamily.DecoderOnly && (c.SandwichNorms || c.NormUnitOffset || c.AttentionSoftCap > 0 || c.FinalLogitSoftCap > 0 || c.SlidingWindow > 0))

@@ -478,7 +478,7 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i < b.Size; i++)
             for (int j = 0; j < s; j++)
                 targets[i * s + j] = j < b.SourceLengths[i] ? b.Source[i * s + j] : Labels.Ignore;
-        var logits = Ops.Reshape(model.Logits(memory), b.Size * s, v);                      // (B·S, V)
+        var logits = Ops.Reshape(model.EncoderTokenLogits(memory), b.Size * s, v);          // (B·S, V)
         return Ops.CrossEntropy(logits, targets);
     }
 

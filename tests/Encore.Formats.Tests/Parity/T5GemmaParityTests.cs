@@ -11,7 +11,9 @@ namespace Encore.Formats.Tests.Parity;
 /// windows of 4 on the even layers, soft caps 5 and 3, separate encoder and decoder token tables, tied head)
 /// written in the published layout by tools/reference/t5gemma_reference.py, which also computed its
 /// teacher-forced logits over a padded batch of two and 32 greedy ids by full recomputation in plain torch
-/// following modeling_t5gemma.py.
+/// following modeling_t5gemma.py. Its unbalanced twin ("t5gemma-unbalanced", as T5Gemma 9B-2B) has a wider
+/// encoder (3 layers of 64, 4 heads of 16, FFN 96) than decoder (2 layers of 48, 2 query heads over 1 kv head of 24,
+/// FFN 64), the decoder's cross-attention reading the encoder's 64 features.
 /// </summary>
 public class T5GemmaParityTests(ITestOutputHelper output) : IDisposable
 {
@@ -35,25 +37,43 @@ public class T5GemmaParityTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void LogitsOfAPaddedBatchMatchTheReference()
+    public void AnUnbalancedConfigGivesTheEncoderItsOwnWidths()
     {
-        var e = ParityFixtures.Expected("t5gemma");
-        using var model = (EncoderDecoderModel)Checkpoint.Load(Fixture);
+        var (c, _) = Checkpoint.ReadConfig(ParityFixtures.Dir("t5gemma-unbalanced"));
+        Assert.Equal((48, 2, 1, 24, 64), (c.DModel, c.Heads, c.KvHeads, c.HeadDim, c.FfnDim));
+        Assert.Equal(new StackShape { DModel = 64, Heads = 4, KvHeads = 2, HeadDim = 16, FfnDim = 96 }, c.EncoderShape);
+        Assert.Equal((3, 2, true), (c.EncoderLayers, c.DecoderLayers, c.Unbalanced));
+        using var model = (EncoderDecoderModel)Checkpoint.Load(ParityFixtures.Dir("t5gemma-unbalanced"));
+        Assert.Equal([96, 64], model.Parameters[EncoderDecoderModel.EncoderEmbedTokens].Value.Shape.ToArray());
+        Assert.Equal([24, 64], model.Parameters["decoder.layers.0.cross_attn.k_proj.weight"].Value.Shape.ToArray());
+        Assert.Equal([48, 48], model.Parameters["decoder.layers.0.cross_attn.q_proj.weight"].Value.Shape.ToArray());
+        Assert.Equal(ParameterCounter.Count(c), model.ParameterCount);
+    }
+
+    public static TheoryData<string> Fixtures => ["t5gemma", "t5gemma-unbalanced"];
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void LogitsOfAPaddedBatchMatchTheReference(string fixture)
+    {
+        var e = ParityFixtures.Expected(fixture);
+        using var model = (EncoderDecoderModel)Checkpoint.Load(ParityFixtures.Dir(fixture));
         int[] lengths = ParityFixtures.Ints(e["source_lengths"]);
         using var logits = model.Forward(ParityFixtures.Ints(e["source_ids"]), lengths, ParityFixtures.Ints(e["decoder_input_ids"]), 2);
         var expected = ParityFixtures.Floats(e["logits"]);
         float err = ParityFixtures.MaxAbsError(expected, logits.Value.ToFloatArray());
-        output.WriteLine($"t5gemma: max abs logit error {err:E2} over {expected.Length} logits");
+        output.WriteLine($"{fixture}: max abs logit error {err:E2} over {expected.Length} logits");
         Assert.InRange(err, 0, 1e-4f);
     }
 
-    [Fact]
-    public void CachedGreedyDecodingMatchesTheReference()
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void CachedGreedyDecodingMatchesTheReference(string fixture)
     {
-        var e = ParityFixtures.Expected("t5gemma");
+        var e = ParityFixtures.Expected(fixture);
         var source = ParityFixtures.Ints(e["greedy_source"]);
         var expected = ParityFixtures.Ints(e["greedy"]);
-        using var model = (EncoderDecoderModel)Checkpoint.Load(Fixture);
+        using var model = (EncoderDecoderModel)Checkpoint.Load(ParityFixtures.Dir(fixture));
         using var memory = model.Encode(source, 1);
         using var cache = model.CreateCache(1, expected.Length, source.Length);
         int v = model.Config.VocabSize, next = model.Config.DecoderStartTokenId;
@@ -68,25 +88,28 @@ public class T5GemmaParityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(expected, ids);
     }
 
-    [Fact]
-    public void SavedT5GemmaLoadsBackIdenticallyUnderThePublishedNames() => ParityFixtures.AssertRoundTrip("t5gemma", _dir);
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void SavedT5GemmaLoadsBackIdenticallyUnderThePublishedNames(string fixture) => ParityFixtures.AssertRoundTrip(fixture, _dir);
 
-    [Fact]
-    public void TrainingStepsLowerTheLossAndTheResultSavesAndReloads()
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void TrainingStepsLowerTheLossAndTheResultSavesAndReloads(string fixture)
     {
-        var e = ParityFixtures.Expected("t5gemma");
-        using var model = (EncoderDecoderModel)Checkpoint.Load(Fixture);
+        var e = ParityFixtures.Expected(fixture);
+        using var model = (EncoderDecoderModel)Checkpoint.Load(ParityFixtures.Dir(fixture));
         int[] source = ParityFixtures.Ints(e["source_ids"]), lengths = ParityFixtures.Ints(e["source_lengths"]);
         var (inputs, labels) = ParityFixtures.Shifted(ParityFixtures.Ints(e["decoder_input_ids"]), 2);
         // Both token tables learn: the encoder's is not the decoder's after training.
         ParityFixtures.AssertTrainsAndSavesBack(model, () => Ops.CrossEntropy(model.Forward(source, lengths, inputs, 2), labels), "t5gemma", _dir, output);
-        Assert.NotEqual(model.Parameters[EncoderDecoderModel.EncoderEmbedTokens].Value.ToFloatArray(), model.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray());
+        Assert.NotEqual(model.Parameters[EncoderDecoderModel.EncoderEmbedTokens].Value.ToFloatArray().Take(64), model.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray().Take(64));
     }
 
     [Theory]
     [InlineData("encoder", null, "field 'encoder' must be an object")]
-    [InlineData("decoder.hidden_size", "128", "field 'decoder.hidden_size' 128 differs from encoder.hidden_size 64")]
-    [InlineData("decoder.num_attention_heads", "8", "field 'decoder.num_attention_heads' 8 differs from encoder.num_attention_heads 4")]
+    [InlineData("decoder.num_attention_heads", "3", "field 'decoder.num_key_value_heads' 2 does not divide num_attention_heads 3")]
+    [InlineData("decoder.query_pre_attn_scalar", "32", "field 'decoder.query_pre_attn_scalar' 0.17677669 differs from encoder.query_pre_attn_scalar 0.20412415")]
+    [InlineData("decoder.rms_norm_eps", "1e-5", "field 'decoder.rms_norm_eps' 1E-05 differs from encoder.rms_norm_eps 1E-06")]
     [InlineData("decoder.sliding_window", "6", "field 'decoder.sliding_window' 6 differs from encoder.sliding_window 4")]
     [InlineData("decoder.cross_attention_hidden_size", "128", "field 'decoder.cross_attention_hidden_size' 128 differs from encoder.hidden_size 64")]
     [InlineData("encoder.head_dim", "15", "field 'encoder.head_dim' RoPE needs an even head dimension")]
@@ -112,5 +135,19 @@ public class T5GemmaParityTests(ITestOutputHelper output) : IDisposable
         using var gemma = Checkpoint.Load(ParityFixtures.Dir("gemma2"));
         Assert.Contains("cannot be written as model_type 't5gemma'",
             Assert.Throws<ArgumentException>(() => Checkpoint.Save(gemma, Path.Combine(_dir, "x"), "t5gemma")).Message);
+        // One d_model for both stacks in T5's config.json and in llama.cpp's T5: an unbalanced model is neither.
+        var t5 = Presets.Get("tiny-encdec") with
+        {
+            KvHeads = 4, AttentionScale = 1, TieEmbeddings = true, ScaleTiedLogits = true, GatedFfn = true,
+            EncoderPositions = new PositionConfig { Kind = PositionKind.T5Relative }, DecoderPositions = new PositionConfig { Kind = PositionKind.T5Relative },
+        };
+        using var unbalanced = new EncoderDecoderModel(t5 with { EncoderShape = StackShape.Of(t5) with { Heads = 2, KvHeads = 2, FfnDim = 48 } });
+        Assert.Contains("an encoder of other widths than the decoder (encoder_shape",
+            Assert.Throws<ArgumentException>(() => Checkpoint.Save(unbalanced, Path.Combine(_dir, "t5"), "t5")).Message);
+        Assert.Contains("llama.cpp's T5 has one width for both stacks",
+            Assert.Throws<ArgumentException>(() => Encore.Formats.Gguf.GgufExport.ArchitectureOf(unbalanced.Config)).Message);
+        using var balanced = new EncoderDecoderModel(t5);
+        Assert.Equal("t5", Encore.Formats.Gguf.GgufExport.ArchitectureOf(balanced.Config));
+        Checkpoint.Save(balanced, Path.Combine(_dir, "t5-balanced"), "t5");
     }
 }
