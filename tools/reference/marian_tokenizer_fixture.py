@@ -5,11 +5,14 @@ as the Helsinki-NLP opus-mt repositories ship it, and the ids and texts Encore's
 - source.spm, target.spm: two tiny unigram SentencePiece models (English-like and German-like text),
   trained here by the sentencepiece library (Debian python3-sentencepiece) with identity normalization;
 - vocab.json: the shared vocabulary, as convert_marian_to_pytorch.py builds it: every piece of both
-  models (source first), then <pad> last, so its ids differ from either model's own piece ids;
+  models (source first), then <pad>, so its ids differ from either model's own piece ids; then two
+  language-code tokens (>>de<<, >>fr<<) as multi-target opus-mt models (en-mul) have;
 - config.json: the ids of the model (eos "</s>", unk "<unk>", pad = decoder start);
 - expected.json: MarianTokenizer restated after transformers' tokenization_marian.py:
-    encode: source.spm pieces (spm.encode(text, out_type=str)), each mapped through vocab.json
-            (a piece missing from it becomes <unk>), then </s> appended;
+    encode: a language code >>…<< matched at the start of the text (re.compile(">>.+<<"), greedy) is
+            one token, every match of it is removed from the text (remove_language_code), the rest is
+            split into source.spm pieces (spm.encode(text, out_type=str)), each mapped through vocab.json
+            (a piece or code missing from it becomes <unk>), then </s> appended;
     decode: ids → vocab.json tokens → target.spm's decode_pieces for runs of ordinary tokens, special
             tokens (</s>, <pad>, <unk>) dropped (skip_special_tokens).
 
@@ -18,6 +21,7 @@ Run: /usr/bin/python3 tools/reference/marian_tokenizer_fixture.py
 import io
 import json
 import os
+import re
 
 import sentencepiece as spm
 
@@ -47,6 +51,8 @@ def main():
                  [tgt.id_to_piece(i) for i in range(tgt.get_piece_size())]:
         vocab.setdefault(token, len(vocab))
     vocab["<pad>"] = len(vocab)
+    vocab[">>de<<"] = len(vocab)
+    vocab[">>fr<<"] = len(vocab)
     with open(os.path.join(OUT, "source.spm"), "wb") as f:
         f.write(src_bytes)
     with open(os.path.join(OUT, "target.spm"), "wb") as f:
@@ -58,8 +64,13 @@ def main():
     with open(os.path.join(OUT, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
 
+    language_code = re.compile(">>.+<<")
+
     def encode(text):
-        return [vocab.get(p, vocab["<unk>"]) for p in src.encode(text, out_type=str)] + [vocab["</s>"]]
+        match = language_code.match(text)
+        code = [match.group(0)] if match else []
+        pieces = code + src.encode(language_code.sub("", text), out_type=str)
+        return [vocab.get(p, vocab["<unk>"]) for p in pieces] + [vocab["</s>"]]
 
     inverse = {i: t for t, i in vocab.items()}
 
@@ -67,7 +78,9 @@ def main():
         tokens = [inverse[i] for i in ids if inverse[i] not in SPECIAL]
         return tgt.decode_pieces(tokens)
 
-    texts = ["the quick archive", "hello source world", "python zebra!", "  spaced   out  ", ""]
+    texts = ["the quick archive", "hello source world", "python zebra!", "  spaced   out  ", "",
+             ">>de<< the quick archive", ">>fr<<hello world", ">>xx<< an unknown code", "the >>de<< code inside",
+             ">>de<< two >>fr<< codes", ">>de<<"]
     # Target-side ids: target pieces of German text, some source-only pieces, and specials to skip.
     target_texts = ["der schnelle fuchs", "hallo welt", "über das archiv"]
     target_ids = [[vocab[p] for p in tgt.encode(t, out_type=str)] + [vocab["</s>"]] for t in target_texts]

@@ -11,7 +11,10 @@ namespace Encore.Formats.Tokenization;
 /// <c>&lt;/s&gt;</c>. Decoding maps ids back to vocab.json tokens and spells them as target.spm's
 /// DecodePieces does: "▁" becomes a space, the first piece's dummy-prefix space is dropped, and a token the
 /// target model lacks is written as it is. <c>&lt;/s&gt;</c>, <c>&lt;unk&gt;</c> and <c>&lt;pad&gt;</c> are special.
-/// Language-code tokens of multilingual models (<c>&gt;&gt;de&lt;&lt;</c>) are not split out of the text.
+/// A language code of a multi-target model (<c>&gt;&gt;de&lt;&lt;</c>, as opus-mt-en-mul reads it) at the start of
+/// the text is one token, as tokenization_marian.py's remove_language_code has it: the greedy pattern
+/// <c>&gt;&gt;.+&lt;&lt;</c> matched at the start gives the code token (looked up in vocab.json, <c>&lt;unk&gt;</c> when
+/// absent), and every match of the pattern is removed from the text the source model splits.
 /// </summary>
 public sealed class MarianTokenizer : TextTokenizer
 {
@@ -117,14 +120,22 @@ public sealed class MarianTokenizer : TextTokenizer
     /// <inheritdoc/>
     public override string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
+    // tokenization_marian.py's language_code_re: greedy, and as Python's '.' it stops at a line feed.
+    static readonly System.Text.RegularExpressions.Regex s_languageCode = new(">>.+<<", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
     private protected override int[] EncodeText(string text)
     {
-        // MarianTokenizer._tokenize: spm_source.encode(text, out_type=str); _convert_token_to_id: vocab or <unk>.
-        var pieces = _source.Encode(text, addSpecialTokens: false);
-        var ids = new int[pieces.Length];
+        // MarianTokenizer._tokenize: the leading language code as a token, then spm_source.encode(text without
+        // any code, out_type=str); _convert_token_to_id: vocab or <unk>.
         int unk = Special.Unk!.Value;
-        for (int i = 0; i < pieces.Length; i++)
-            ids[i] = _source.IdToToken(pieces[i]) is { } piece && _vocab.TryGetValue(piece, out int id) ? id : unk;
+        var code = s_languageCode.Match(text);
+        bool leading = code.Success && code.Index == 0;
+        var pieces = _source.Encode(code.Success ? s_languageCode.Replace(text, "") : text, addSpecialTokens: false);
+        var ids = new int[pieces.Length + (leading ? 1 : 0)];
+        int n = 0;
+        if (leading) ids[n++] = _vocab.TryGetValue(code.Value, out int codeId) ? codeId : unk;
+        foreach (int p in pieces)
+            ids[n++] = _source.IdToToken(p) is { } piece && _vocab.TryGetValue(piece, out int id) ? id : unk;
         return ids;
     }
 
