@@ -46,6 +46,8 @@ internal static class GenerateCommand
         var bad = new Option<string?>("--bad-words-ids") { Description = "Comma-separated ids never generated." };
         var forcedBos = new Option<int?>("--forced-bos-token-id") { Description = "Force the first generated token." };
         var forcedEos = new Option<int?>("--forced-eos-token-id") { Description = "Force this token at max_new_tokens." };
+        var srcLang = new Option<string?>("--src-lang") { Description = "mBART: the source language code the prompt is wrapped with (en_XX, ro_RO, …; default: tokenizer_config.json's src_lang)." };
+        var tgtLang = new Option<string?>("--tgt-lang") { Description = "mBART-50: the target language, forced as the first generated token (the translation pipeline's forced_bos_token_id)." };
         var kvDType = new Option<string>("--kv-dtype") { Description = "KV cache storage: f32, or int8 (a quarter of the cache memory).", DefaultValueFactory = _ => d.KvCacheDType.Name() };
         var keepSpecial = new Option<bool>("--keep-special-tokens") { Description = "Keep special tokens in the text (default: dropped)." };
         var draftModel = new Option<string?>("--draft-model") { Description = "Speculative decoding: a smaller checkpoint (or run folder) with the same tokenizer drafts tokens that the model verifies in one pass; the output is the model's own (see docs/decoding.md)." };
@@ -64,7 +66,7 @@ internal static class GenerateCommand
         var cmd = new Command("generate", "Generate text with an encoder–decoder or decoder-only checkpoint.")
         {
             model, prompt, inputFile, batchSize, stream, json, maxNew, minNew, doSample, temperature, topK, topP, minP, seed,
-            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, keepSpecial, kvDType,
+            numBeams, lengthPenalty, earlyStopping, numReturn, repetition, noRepeat, stop, eos, bad, forcedBos, forcedEos, srcLang, tgtLang, keepSpecial, kvDType,
             draftModel, promptLookup, draftTokens, lookupNgram, stats, dtype, tokenizerDir, threads, adapterDir, ignoreGenerationConfig,
         };
         foreach (var option in superposed.All) cmd.Options.Add(option);
@@ -171,6 +173,12 @@ internal static class GenerateCommand
                 }
                 if (fileDefaults.Applied.Count > 0 && !asJson)
                     Console.Error.WriteLine($"encore: decoding defaults from {fileDefaults.Source}: {string.Join(", ", fileDefaults.Applied)} (options given here take precedence; --ignore-generation-config drops them)");
+            }
+            if (parse.GetValue(srcLang) is { } source) MBart(tokenizer, "--src-lang").SourceLanguage = source;
+            if (parse.GetValue(tgtLang) is { } target)
+            {
+                if (parse.GetResult(forcedBos) is { Implicit: false }) throw new ArgumentException("give one of --tgt-lang and --forced-bos-token-id");
+                options = options with { ForcedBosTokenId = MBart(tokenizer, "--tgt-lang").LanguageId(target) };
             }
             if (IgnoredSamplingOptions(parse, options, d, (temperature, "--temperature"), (topK, "--top-k"), (topP, "--top-p"), (minP, "--min-p")) is { } warning)
                 Console.Error.WriteLine($"encore: {warning}");
@@ -332,6 +340,10 @@ internal static class GenerateCommand
             }).ToArray());
         return o;
     }
+
+    // The tokenizer as mBART's, for the options that set its languages.
+    static MBartTokenizer MBart(TextTokenizer tokenizer, string option) => tokenizer as MBartTokenizer
+        ?? throw new ArgumentException($"{option} is for mBART tokenizers (sentencepiece.bpe.model with language codes); this checkpoint's is {tokenizer.Kind}");
 
     static int[] ParseIds(string text, string option)
     {

@@ -9,6 +9,7 @@ namespace Encore.Formats.Tokenization;
 /// <item><c>tokenizer.json</c> holding a byte-level BPE model (GPT-2, Qwen2, Llama 3);</item>
 /// <item><c>spiece.model</c> (T5) or <c>tokenizer.model</c> (Llama 2), SentencePiece;</item>
 /// <item><c>source.spm</c> + <c>target.spm</c> + <c>vocab.json</c>, Marian's pair (<see cref="MarianTokenizer"/>);</item>
+/// <item><c>sentencepiece.bpe.model</c> of an mBART or mBART-50 checkpoint, fairseq's ids with language codes (<see cref="MBartTokenizer"/>);</item>
 /// <item><c>vocab.json</c> + <c>merges.txt</c>, byte-level BPE in the older layout (BART's, with its special tokens, when config.json says "bart");</item>
 /// <item><c>vocab.txt</c>, BERT WordPiece.</item>
 /// </list>
@@ -56,6 +57,9 @@ public static class TokenizerLoader
 
         // Marian (opus-mt): source.spm and target.spm over a shared vocab.json.
         if (MarianTokenizer.IsPresent(dir)) return MarianTokenizer.Load(dir);
+        // mBART and mBART-50: fairseq's sentencepiece.bpe.model with language codes (before tokenizer.json, whose
+        // Metaspace BPE Encore reads through the SentencePiece model).
+        if (MBartTokenizer.IsPresent(dir, cfg)) return MBartTokenizer.Load(dir, cfg);
         string? sp = Has(SpieceModel) ? Find(SpieceModel) : Has(TokenizerModel) ? Find(TokenizerModel) : null;
         if (Has(TokenizerJson))
         {
@@ -247,6 +251,9 @@ internal sealed class HfConfigs
     public bool? AddEosToken => Flag("add_eos_token");
 
     public bool? Flag(string name) => _tok is { } t ? Bool(Property(t, name)) : null;
+
+    /// <summary>tokenizer_config.json's string <paramref name="name"/> (tokenizer_class, src_lang, tgt_lang), or null.</summary>
+    public string? Setting(string name) => _tok is { } t && Property(t, name) is { ValueKind: JsonValueKind.String } v ? v.GetString() : null;
 
     /// <summary>The name given for role <paramref name="role"/> ("bos", "eos", "pad", "unk", "cls", ...).</summary>
     public string? TokenString(string role) =>
