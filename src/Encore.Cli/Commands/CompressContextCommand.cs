@@ -21,6 +21,9 @@ internal static class CompressContextCommand
     /// <summary>The run settings kept beside the weights, so evaluation cuts the same held-out chunks.</summary>
     const string RunFile = "compression_run.json";
 
+    // Training prints JSON lines (its events, then the result); evaluation one indented object.
+    static readonly JsonSerializerOptions JsonLine = new(Common.Json) { WriteIndented = false };
+
     public static Command Create() => new("compress-context", "Context compression after ARC-Encoder: train an encoder whose pooled last block turns n tokens into n/PF vectors a frozen decoder-only model reads instead of the tokens, and evaluate it.")
     {
         CreateTrain(),
@@ -117,10 +120,10 @@ internal static class CompressContextCommand
             if (parse.GetValue(evalChunks) is > 0 and var count)
             {
                 var report = Evaluate(compressor, dec, tokenizer, chunks.HeldOut.Take(count).ToArray(), n, 32, quiet);
-                Print(report, outDir, quiet, pf);
+                Print(report, outDir, quiet, pf, JsonLine);
             }
             else if (!quiet) Console.WriteLine($"wrote {outDir}; measure it: encore compress-context eval --model {outDir} --data {dataPath}");
-            else Console.WriteLine(JsonSerializer.Serialize(new { @event = "done", output = outDir, steps = options.Steps, seconds = (DateTime.UtcNow - started).TotalSeconds }, Common.Json));
+            else Console.WriteLine(JsonSerializer.Serialize(new { @event = "done", output = outDir, steps = options.Steps, seconds = (DateTime.UtcNow - started).TotalSeconds }, JsonLine));
             return 0;
         });
         return cmd;
@@ -162,7 +165,7 @@ internal static class CompressContextCommand
                 var tokenizer = Common.LoadTokenizer(decoderDir, null, quiet);
                 var chunks = Cut(dataPath, tokenizer, n, m, heldOut, count, heldOutOnly: true);
                 var report = Evaluate(compressor, dec, tokenizer, chunks.HeldOut.Take(count).ToArray(), n, timedCount, quiet);
-                Print(report, dir, quiet, compressor.Config.Pooling);
+                Print(report, dir, quiet, compressor.Config.Pooling, Common.Json);
             }
             return 0;
         });
@@ -176,7 +179,7 @@ internal static class CompressContextCommand
             progress: quiet ? null : done => Console.Error.Write($"\revaluated {done}/{chunks.Length} chunks"));
     }
 
-    static void Print(ContextCompressionReport r, string dir, bool json, int pooling)
+    static void Print(ContextCompressionReport r, string dir, bool json, int pooling, JsonSerializerOptions jsonOptions)
     {
         if (json)
         {
@@ -187,7 +190,7 @@ internal static class CompressContextCommand
                 continuation_loss = new { compressed = r.CompressedLoss, no_context = r.NoContextLoss, full_context = r.FullContextLoss },
                 gap_to_full = r.GapToFull, gain_kept = r.GainKept,
                 prefill_ms = new { full = r.FullPrefillMs, compressed = r.CompressedPrefillMs, compressed_decoder_only = r.DecoderPrefillMs },
-            }, Common.Json));
+            }, jsonOptions));
             return;
         }
         Console.Error.WriteLine();
@@ -304,7 +307,7 @@ internal static class CompressContextCommand
 
     static void Progress(bool json, object evt, string line)
     {
-        if (json) Console.WriteLine(JsonSerializer.Serialize(evt, Common.Json));
+        if (json) Console.WriteLine(JsonSerializer.Serialize(evt, JsonLine));
         else Console.WriteLine(line);
     }
 }

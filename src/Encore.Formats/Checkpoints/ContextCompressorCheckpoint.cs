@@ -68,10 +68,10 @@ public static class ContextCompressorCheckpoint
     {
         var json = ReadJson(dir);
         var path = Path.Combine(dir, "config.json");
-        foreach (var (k, _) in json)
-            if (!s_keys.Contains(k)) throw new CheckpointFormatException($"{path}: unknown key '{k}'");
         string? type = json["model_type"] is JsonValue tv && tv.TryGetValue(out string? ts) ? ts : null;
         if (type != ModelType) throw new CheckpointFormatException($"{path}: model_type is '{type}', expected '{ModelType}' (is this a context compressor?)");
+        foreach (var (k, _) in json)
+            if (!s_keys.Contains(k)) throw new CheckpointFormatException($"{path}: unknown key '{k}'");
         int Int(string key, bool required)
         {
             var node = json[key];
