@@ -1,9 +1,9 @@
-// Context compression after ARC-Encoder ("ARC-Encoder: learning compressed text representations for large
-// language models", arXiv 2510.20535; kyutai-labs/ARC-Encoder): a bidirectional encoder, made from a decoder-only
-// model's first blocks, reads n tokens; its last block pools its queries over consecutive groups of PF positions
-// (keys and values stay unpooled), so it outputs ⌈n/PF⌉ vectors; a two-layer linear projector (no activation) maps
-// them to the width of a frozen decoder-only model, whose input they replace token embeddings in, followed by a
-// learned special embedding: <Rec> when the decoder must reproduce the text, <Cont> when it must continue it.
+// Context compression after ARC-Encoder (arXiv 2510.20535; reference code kyutai-labs/ARC-Encoder): a bidirectional
+// encoder, made from a decoder-only model's first blocks, reads n tokens; its last block pools its queries over
+// consecutive groups of PF positions (keys and values stay unpooled), so it outputs ⌈n/PF⌉ vectors; a two-layer linear
+// projector (no activation) maps them to the width of a frozen decoder-only model, whose input they replace token
+// embeddings in, followed by a learned special embedding: <Rec> when the decoder must reproduce the text, <Cont> when
+// it must continue it.
 using Encore.Autograd;
 
 namespace Encore.Models;

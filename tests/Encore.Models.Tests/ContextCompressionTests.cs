@@ -49,6 +49,32 @@ public class ContextCompressionTests
         Assert.NotEqual(Values(meanOfPlain), Values(pooled));
     }
 
+    [Fact]
+    public void ThePooledBlockIsPooledQueriesAtCompactPositionsOverUnpooledKeys()
+    {
+        // A reference written op by op: one pre-norm block (the paper's last block), PF 2 over 6 positions.
+        using var source = new DecoderOnlyModel(Decoder(), seed: 8);
+        using var c = ContextCompressor.FromDecoder(source, source, pooling: 2, dropLayers: 1);
+        var cfg = c.Config.Encoder;
+        int[] ids = [5, 9, 12, 7, 30, 41];
+        using var x = Ops.Embedding(Var.Of(c.Parameters[ContextCompressor.EmbedTokens]), ids, 1, 6);   // (1, 6, D)
+        using var pooled = c.Encoder.Forward(x, null, null, null, null, 0, pooling: 2);                   // (1, 3, D)
+
+        Var W(string name) => Var.Of(c.Parameters["encoder.layers.0." + name + ".weight"]);
+        Var Norm(Var v, string name) => Ops.RmsNorm(v, W(name), cfg.NormEps);
+        var rope = new Encore.Tensors.Kernels.RopeCache(cfg.HeadDim, 0, cfg.EncoderPositions.Rope);
+        var xq = Ops.GroupMean(x, [2, 2, 2]);                                                            // (1, 3, D)
+        var q = Ops.Rope(Ops.Linear(Norm(xq, "self_attn_norm"), W("self_attn.q_proj")), rope, cfg.Heads, [0f, 1, 2]);
+        var k = Ops.Rope(Ops.Linear(Norm(x, "self_attn_norm"), W("self_attn.k_proj")), rope, cfg.KvHeads, [0f, 1, 2, 3, 4, 5]);
+        var v = Ops.Linear(Norm(x, "self_attn_norm"), W("self_attn.v_proj"));
+        var a = Ops.Attention(q, k, v, cfg.Heads, cfg.KvHeads, new Encore.Tensors.Kernels.AttentionOptions { Scale = cfg.AttentionScale });
+        var h = Ops.Add(xq, Ops.Linear(a, W("self_attn.o_proj")));
+        var u = Ops.Activation(Ops.Linear(Norm(h, "mlp_norm"), W("mlp.up_proj")), cfg.Activation);
+        h = Ops.Add(h, Ops.Linear(u, W("mlp.down_proj")));
+        var expected = Ops.RmsNorm(h, Var.Of(c.Parameters["encoder.final_norm.weight"]), cfg.NormEps);
+        Assert.Equal(Values(expected), Values(pooled), new ToleranceComparer(1e-5f));
+    }
+
     [Theory]
     [InlineData(64, 4, new[] { 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4 })]
     [InlineData(10, 4, new[] { 4, 3, 3 })]
