@@ -234,6 +234,8 @@ public sealed class TransformerStack
         int b = x.Shape[0], t = x.Shape[1];
         if (pooling > 0 && (Causal || cache != null || exit != null || layerOutputs != null || _blocks.Length == 0))
             throw new ArgumentException("pooled queries apply to the last block of a bidirectional stack run whole, without a cache or early exit");
+        if (pooling > 0 && _pos.Kind is not (PositionKind.Rope or PositionKind.Learned or PositionKind.Sinusoidal or PositionKind.None))
+            throw new NotSupportedException($"pooled queries need RoPE or absolute positions, not {_pos.Kind}");
         var rowLengths = cache?.RowLengths;
         if (rowLengths != null)
         {
@@ -382,8 +384,6 @@ public sealed class TransformerStack
     // The pooled block's query positions: compact, 0..G−1 (or centered), while the keys keep theirs.
     StackContext PooledQueries(StackContext ctx, int b, int t, int pooling)
     {
-        if (_pos.Kind is not (PositionKind.Rope or PositionKind.Learned or PositionKind.Sinusoidal or PositionKind.None))
-            throw new NotSupportedException($"pooled queries need RoPE or absolute positions, not {_pos.Kind}");
         if (ctx.Rope is null) return ctx;
         int g = (t + pooling - 1) / pooling;
         var positions = new float[b * g];                                                            // (B·G)
