@@ -23,6 +23,7 @@ public static class Program
             EmbedCommand.Create(),
             CompressCommand.Create(),
             CompressCommand.CreateDecompress(),
+            CompressContextCommand.Create(),
             ServeCommand.Create(),
             InitCommand.Create(),
             InitCommand.CreateConfig(),

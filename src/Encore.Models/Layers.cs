@@ -156,6 +156,7 @@ internal sealed class StackContext
     public int Offset;                         // positions already in the self-attention cache
     public RopeCache? Rope;
     public float[]? RopePositions;             // (B·T)
+    public float[]? QueryRopePositions;        // (B·G) a pooled block's queries (see Block.ForwardPooled); null otherwise
     public float[]? ComRopePositions;          // (P) ComRoPE: the distinct positions of this pass
     public int[]? ComRopeSlots;                // (B·T) ComRoPE: each row's index into ComRopePositions
     public Var? SelfBias;                      // (H, T, Offset+T) T5 relative bias
@@ -288,6 +289,28 @@ public sealed class AttentionLayer
     }
 
     /// <summary>
+    /// Self-attention of pooled queries over unpooled keys (ARC-Encoder's last block, arXiv 2510.20535):
+    /// queries from <paramref name="xq"/> (B, G, D) at positions ctx.QueryRopePositions, keys and values
+    /// from <paramref name="x"/> (B, T, D) at the stack's positions → (B, G, D). Bidirectional, no cache;
+    /// RoPE or absolute positions only (a relative bias or ComRoPE/URPE table has no pooled form here).
+    /// </summary>
+    internal Var ForwardPooled(Var xq, Var x, StackContext ctx)
+    {
+        if (_cross || _comBasis != null || _urpe != null || ctx.SelfBias != null)
+            throw new NotSupportedException($"{_scope}: pooled queries need RoPE or absolute positions");
+        var q = _q.Forward(xq, ctx.DropoutSeed);                            // (B, G, H·hd)
+        var ks = _k.Forward(x, ctx.DropoutSeed);                            // (B, T, Hkv·hd)
+        var vs = _v.Forward(x, ctx.DropoutSeed);
+        if (ctx.Rope != null)
+        {
+            q = Ops.Rope(q, ctx.Rope, _heads, ctx.QueryRopePositions);
+            ks = Ops.Rope(ks, ctx.Rope, _kvHeads, ctx.RopePositions);
+        }
+        var options = _window > 0 ? ctx.SelfOptions with { Window = _window } : ctx.SelfOptions;
+        return _o.Forward(Ops.Attention(q, ks, vs, _heads, _kvHeads, options, ctx.SelfMasks), ctx.DropoutSeed);   // (B, G, H·hd) → (B, G, D)
+    }
+
+    /// <summary>
     /// Writes the self-attention keys and values of x (B, T, D) into <paramref name="cache"/> without
     /// attending: a decoder layer an exited token skips still leaves the entries later tokens read
     /// (see <see cref="StackExit"/>). The positions are those of this pass, as in <see cref="Forward"/>.
@@ -377,6 +400,27 @@ public sealed class Block
         ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
         if (_postNorm) x = _selfNorm.Forward(Ops.Add(x, Ops.Dropout(_self.Forward(x, ctx, selfCache), _dropout, seed)));
         else x = Ops.Add(x, Ops.Dropout(Post(_selfPostNorm, _self.Forward(_selfNorm.Forward(x), ctx, selfCache)), _dropout, seed));
+        return Rest(x, ctx, crossCache, seed);
+    }
+
+    /// <summary>
+    /// The block with pooled queries (ARC-Encoder, arXiv 2510.20535; <c>mean_pooled_queries</c>, <c>where: before</c>):
+    /// the state x (B, T, D) is mean-pooled over consecutive <paramref name="groups"/> (sizes summing to T) and the
+    /// pooled state (B, G, D) is the block's input, residual included, while self-attention's keys and values come from
+    /// the unpooled state. Groups of one give <see cref="Forward"/>'s values exactly.
+    /// </summary>
+    internal Var ForwardPooled(Var x, ReadOnlySpan<int> groups, StackContext ctx)
+    {
+        ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
+        var xq = Ops.GroupMean(x, groups);                                  // (B, G, D)
+        if (_postNorm) xq = _selfNorm.Forward(Ops.Add(xq, Ops.Dropout(_self.ForwardPooled(xq, x, ctx), _dropout, seed)));
+        else xq = Ops.Add(xq, Ops.Dropout(Post(_selfPostNorm, _self.ForwardPooled(_selfNorm.Forward(xq), _selfNorm.Forward(x), ctx)), _dropout, seed));
+        return Rest(xq, ctx, null, seed);
+    }
+
+    // Cross-attention (when the block has it) and the feed-forward, after self-attention.
+    Var Rest(Var x, StackContext ctx, LayerCache? crossCache, ulong seed)
+    {
         if (_cross != null)
         {
             seed += 0x632BE59BD9B4E019UL;

@@ -386,6 +386,41 @@ public sealed class DecoderOnlyModel : LanguageModel
         return Logits(Decoder.Forward(Embed(inputs, batch, t), null, null, null, cache, 0));
     }
 
+    /// <summary>
+    /// The input embeddings (B, T, D) of ids (B·T) as the stack reads them (scaled when the configuration scales
+    /// embeddings): <see cref="ForwardEmbeddings"/> of them is <see cref="Forward(int[], int, int[], DecoderCache?, ulong)"/> of the ids.
+    /// </summary>
+    public Var TokenEmbeddings(int[] ids, int batch)
+    {
+        int t = ids.Length / Math.Max(1, batch);
+        return Embed(ids, batch, t);
+    }
+
+    /// <summary>
+    /// Logits (B, T, V) for input embeddings (B, T, D) given directly (vectors that replace token embeddings, such as a
+    /// context compressor's, joined to <see cref="TokenEmbeddings"/> of ids); with a cache, they follow the cached positions.
+    /// Gradients flow into the inputs, so a frozen decoder trains what feeds it.
+    /// </summary>
+    public Var ForwardEmbeddings(Var inputs, int[]? lengths = null, DecoderCache? cache = null, ulong dropoutSeed = 0)
+    {
+        CheckEmbeddings(inputs);
+        return Logits(Decoder.Forward(inputs, lengths, null, null, cache, dropoutSeed));
+    }
+
+    /// <summary>As <see cref="Prefill"/> for input embeddings (B, T, D): runs them into <paramref name="cache"/> and returns the last position's logits (B, 1, V).</summary>
+    public Var PrefillEmbeddings(Var inputs, DecoderCache cache)
+    {
+        CheckEmbeddings(inputs);
+        return Logits(Ops.LastPosition(Decoder.Forward(inputs, null, null, null, cache, 0)));
+    }
+
+    void CheckEmbeddings(Var inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Value.Rank != 3 || inputs.Shape[2] != Config.DModel)
+            throw new ArgumentException($"input embeddings {inputs.Value.Describe()} must be (B, T, {Config.DModel})");
+    }
+
     /// <summary>A cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> positions, stored as <paramref name="dtype"/>.</summary>
     public DecoderCache CreateCache(int batch, int capacity, KvCacheDType dtype = KvCacheDType.F32) => new(Decoder.CreateCaches(batch, capacity, dtype), null);
 

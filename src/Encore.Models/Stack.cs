@@ -224,12 +224,18 @@ public sealed class TransformerStack
     /// <paramref name="exit"/> (or, when null, the cache's <see cref="DecoderCache.Exit"/>) lets units leave
     /// the stack early (see <see cref="StackExit"/>); inference only. <paramref name="layerOutputs"/>, when
     /// given, receives the final norm of every block's output in order (the last is the returned value):
-    /// the states an early-exit loss reads.
+    /// the states an early-exit loss reads. <paramref name="pooling"/> ≥ 1 makes the last block pool its queries over
+    /// groups of about that many positions (<see cref="PoolingGroups"/>; ARC-Encoder): the output is (B, G, D), G = ⌈T/PF⌉
+    /// (bidirectional stacks without a cache only).
     /// </remarks>
     internal Var Forward(Var x, int[]? lengths, Var? memory, int[]? memoryLengths, DecoderCache? cache, ulong dropoutSeed, bool absoluteAdded = false,
-        StackExit? exit = null, List<Var>? layerOutputs = null)
+        StackExit? exit = null, List<Var>? layerOutputs = null, int pooling = 0)
     {
         int b = x.Shape[0], t = x.Shape[1];
+        if (pooling > 0 && (Causal || cache != null || exit != null || layerOutputs != null || _blocks.Length == 0))
+            throw new ArgumentException("pooled queries apply to the last block of a bidirectional stack run whole, without a cache or early exit");
+        if (pooling > 0 && _pos.Kind is not (PositionKind.Rope or PositionKind.Learned or PositionKind.Sinusoidal or PositionKind.None))
+            throw new NotSupportedException($"pooled queries need RoPE or absolute positions, not {_pos.Kind}");
         var rowLengths = cache?.RowLengths;
         if (rowLengths != null)
         {
@@ -309,6 +315,11 @@ public sealed class TransformerStack
         else
             for (int i = 0; i < _blocks.Length; i++)
             {
+                if (pooling > 0 && i == _blocks.Length - 1)
+                {
+                    x = _blocks[i].ForwardPooled(x, PoolingGroups(t, pooling), PooledQueries(ctx, b, t, pooling));
+                    break;
+                }
                 x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
                 if (layerOutputs != null && i < _blocks.Length - 1) layerOutputs.Add(_final is null ? x : _final.Forward(x));
             }
@@ -353,6 +364,34 @@ public sealed class TransformerStack
         }
         exit.Count(depth, units, Causal ? t : 1, _blocks.Length);
         return x;
+    }
+
+    /// <summary>
+    /// Near-equal sizes of the ⌈n/PF⌉ consecutive groups that pool n positions at factor PF, the larger ones
+    /// first, summing to n (ARC-Encoder's <c>split_integer(n, −PF)</c>): 64 at PF 4 is 16 groups of 4, 10 at
+    /// PF 4 is 4, 3, 3.
+    /// </summary>
+    public static int[] PoolingGroups(int n, int pooling)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pooling, 1);
+        int g = (n + pooling - 1) / pooling;
+        var sizes = new int[g];
+        for (int i = 0; i < g; i++) sizes[i] = n / g + (i < n % g ? 1 : 0);
+        return sizes;
+    }
+
+    // The pooled block's query positions: compact, 0..G−1 (or centered), while the keys keep theirs.
+    StackContext PooledQueries(StackContext ctx, int b, int t, int pooling)
+    {
+        if (ctx.Rope is null) return ctx;
+        int g = (t + pooling - 1) / pooling;
+        var positions = new float[b * g];                                                            // (B·G)
+        for (int i = 0; i < b; i++)
+            if (_pos.RopeCentered) Rope.CenteredPositions(g, positions.AsSpan(i * g, g));
+            else for (int p = 0; p < g; p++) positions[i * g + p] = p;
+        ctx.QueryRopePositions = positions;
+        return ctx;
     }
 
     // A block under activation checkpointing. Its own method: a lambda capturing ctx in Forward would
@@ -416,6 +455,7 @@ public sealed class TransformerStack
         ctx.DropoutSeed = dropoutSeed;
         ctx.Rope = null;
         ctx.RopePositions = null;
+        ctx.QueryRopePositions = null;
         ctx.ComRopePositions = null;
         ctx.ComRopeSlots = null;
         ctx.SelfBias = null;

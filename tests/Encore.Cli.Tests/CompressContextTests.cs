@@ -1,0 +1,126 @@
+using System.Text.Json;
+using Encore.Formats.Checkpoints;
+using Encore.Models;
+using Encore.Training.Data;
+using Encore.Training.Runs;
+
+namespace Encore.Cli.Tests;
+
+/// <summary>
+/// <c>encore compress-context train|eval</c> end to end on a tiny decoder-only checkpoint made here; bad inputs fail
+/// with one line naming the option or file.
+/// </summary>
+public sealed class CompressContextTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("encore-arc-cli-").FullName;
+    readonly string _corpus;
+    readonly string _decoder;
+
+    public CompressContextTests()
+    {
+        var lines = Enumerable.Range(0, 60).Select(i => $"package {i} parses images and fonts for the tools of release {i % 5} and more").ToList();
+        _corpus = Path.Combine(_dir, "corpus.txt");
+        File.WriteAllLines(_corpus, lines);
+        var tokenizer = BundledData.TrainTokenizer(lines.Select(l => new TextPair(l, "")), vocabSize: 400);
+        _decoder = Path.Combine(_dir, "decoder");
+        Directory.CreateDirectory(_decoder);
+        var config = TrainingRun.ForTokenizer(Presets.Get("tiny-decoder"), tokenizer) with { DecoderLayers = 2, MaxPositions = 64 };
+        using var model = LanguageModel.Create(config, seed: 3);
+        Checkpoint.Save(model, _decoder);
+        TrainingRun.SaveTokenizer(tokenizer, _decoder);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    // The training command line with small settings; an option in `changes` replaces the default's value or is added.
+    string[] Train(string output, params string[] changes)
+    {
+        var options = new List<(string Name, string Value)>
+        {
+            ("--decoder", _decoder), ("--data", _corpus), ("--context-tokens", "8"), ("--continuation-tokens", "6"), ("--held-out", "0.2"),
+            ("--steps", "6"), ("--batch", "4"), ("--log-every", "2"), ("--threads", "1"), ("--out", output),
+        };
+        var flags = new List<string>();
+        for (int i = 0; i < changes.Length; i++)
+        {
+            if (changes[i] == "--json") { flags.Add("--json"); continue; }
+            int at = options.FindIndex(o => o.Name == changes[i]);
+            if (at >= 0) options[at] = (changes[i], changes[i + 1]);
+            else options.Add((changes[i], changes[i + 1]));
+            i++;
+        }
+        return ["compress-context", "train", .. options.SelectMany(o => new[] { o.Name, o.Value }), .. flags];
+    }
+
+    [Fact]
+    public void TrainThenEvalATinyCompressor()
+    {
+        var output = Path.Combine(_dir, "arc");
+        var r = CliRunner.Run(Train(output, "--pooling", "2", "--drop-layers", "1", "--json"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var events = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal("start", events[0].GetProperty("event").GetString());
+        Assert.Equal(4, events[0].GetProperty("compressed_vectors").GetInt32());
+        Assert.Equal(1, events[0].GetProperty("encoder_layers").GetInt32());
+        Assert.Equal(3, events.Count(e => e.GetProperty("event").GetString() == "step"));
+        Assert.True(File.Exists(Path.Combine(output, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(output, "tokenizer.json")));
+        Assert.True(ContextCompressorCheckpoint.IsCompressorDirectory(output));
+
+        // Evaluation reads the chunking from the run and the decoder from the compressor's config.json.
+        var e = CliRunner.Run("compress-context", "eval", "--model", output, "--data", _corpus, "--chunks", "5", "--timed", "2", "--threads", "1", "--json");
+        Assert.True(e.ExitCode == 0, e.Stderr);
+        var j = JsonDocument.Parse(e.Stdout).RootElement;
+        Assert.Equal(8, j.GetProperty("context_tokens").GetInt32());
+        Assert.Equal(6, j.GetProperty("continuation_tokens").GetInt32());
+        Assert.Equal(4, j.GetProperty("compressed_vectors").GetInt32());
+        Assert.InRange(j.GetProperty("reconstruction_accuracy").GetDouble(), 0, 1);
+        var losses = j.GetProperty("continuation_loss");
+        foreach (var name in new[] { "compressed", "no_context", "full_context" }) Assert.InRange(losses.GetProperty(name).GetDouble(), 0.1, 20);
+        Assert.True(j.GetProperty("prefill_ms").GetProperty("full").GetDouble() > 0);
+
+        var table = CliRunner.Run("compress-context", "eval", "--model", output, "--data", _corpus, "--chunks", "3", "--timed", "1", "--threads", "1");
+        Assert.True(table.ExitCode == 0, table.Stderr);
+        Assert.Contains("reconstruction token accuracy", table.Stdout);
+        Assert.Contains("prefill, full text", table.Stdout);
+    }
+
+    [Theory]
+    [InlineData("--pooling", "0", "--pooling must be ≥ 1")]
+    [InlineData("--steps", "0", "--steps must be ≥ 1")]
+    [InlineData("--reconstruction-share", "1.5", "--reconstruction-share must be in [0, 1]")]
+    [InlineData("--drop-layers", "3", "leaves none")]
+    [InlineData("--context-tokens", "1", "--context-tokens must be ≥ 2")]
+    public void BadTrainingOptionsFailWithOneLine(string option, string value, string message)
+    {
+        var r = CliRunner.Run(Train(Path.Combine(_dir, "bad"), option, value));
+        AssertOneLine(r, message);
+    }
+
+    [Fact]
+    public void MissingFilesAndWrongModelsFailWithOneLineNamingThem()
+    {
+        var missing = Path.Combine(_dir, "nope.txt");
+        AssertOneLine(CliRunner.Run(["compress-context", "train", "--decoder", _decoder, "--data", missing, "--out", Path.Combine(_dir, "x")]), $"--data {missing}: no such file");
+        var noDecoder = Path.Combine(_dir, "no-decoder");
+        AssertOneLine(CliRunner.Run(["compress-context", "train", "--decoder", noDecoder, "--data", _corpus, "--out", Path.Combine(_dir, "x")]), $"--decoder {noDecoder}: no such directory");
+        // An encoder-only checkpoint is no decoder.
+        var encoder = Path.Combine(_dir, "encoder");
+        Directory.CreateDirectory(encoder);
+        using (var m = LanguageModel.Create(Presets.Get("tiny-encoder") with { VocabSize = 400 })) Checkpoint.Save(m, encoder);
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(_decoder, f), Path.Combine(encoder, f));
+        AssertOneLine(CliRunner.Run(["compress-context", "train", "--decoder", encoder, "--data", _corpus, "--out", Path.Combine(_dir, "x")]), "needs a decoder-only model");
+        // eval of a folder that is not a compressor names its config.json.
+        AssertOneLine(CliRunner.Run(["compress-context", "eval", "--model", _decoder, "--data", _corpus]), "model_type is 'encore', expected 'encore-context-compressor'");
+        AssertOneLine(CliRunner.Run(["compress-context", "eval", "--model", noDecoder, "--data", _corpus]), $"--model {noDecoder}: no such directory");
+    }
+
+    static void AssertOneLine(CliRunner.Result r, string fragment)
+    {
+        Assert.Equal(1, r.ExitCode);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, r.Stderr);
+        Assert.StartsWith("encore: ", lines[0]);
+        Assert.Contains(fragment, lines[0]);
+    }
+}
