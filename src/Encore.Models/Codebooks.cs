@@ -24,9 +24,10 @@ public sealed record CodebookConfig
     public bool Mlp { get; init; } = true;
     /// <summary>
     /// β of the commitment gradient added to the straight-through one in training (the reference code's "vqvae-β"
-    /// loss, β = 0.25 there; see <see cref="Ops.Codebook"/>); 0 is its "base" loss, straight-through only. Default 0.
+    /// loss and its β; see <see cref="Ops.Codebook"/>); 0 is its "base" loss, straight-through only, which in the lab's
+    /// codebook study (docs/lab.md) lets the inputs drift from the codes and training fail. Default 0.25.
     /// </summary>
-    public float Commitment { get; init; }
+    public float Commitment { get; init; } = 0.25f;
 
     /// <summary>Largest <see cref="Size"/> accepted.</summary>
     public const int MaxSize = 1 << 20;
@@ -47,7 +48,8 @@ public sealed record CodebookConfig
 /// <param name="Codes">(N·k) each position's codes, best first; positions in the pass's (B, T) order, padding included.</param>
 /// <param name="Rows">N, the positions of the pass (B·T).</param>
 /// <param name="TopK">k.</param>
-public sealed record CodebookRecord(string Scope, int[] Codes, int Rows, int TopK);
+/// <param name="Inputs">(N, D) the rows the codebook snapped, when the probe keeps them (<see cref="CodebookProbe.KeepInputs"/>); else null.</param>
+public sealed record CodebookRecord(string Scope, int[] Codes, int Rows, int TopK, float[]? Inputs = null);
 
 /// <summary>
 /// Collects which codes fire in every codebook a forward pass runs through, in the order they run. Set it with
@@ -57,6 +59,60 @@ public sealed class CodebookProbe
 {
     /// <summary>What the codebooks recorded, in order.</summary>
     public List<CodebookRecord> Records { get; } = [];
+
+    /// <summary>Keep a copy of each codebook's input rows in <see cref="CodebookRecord.Inputs"/> too. Default false.</summary>
+    public bool KeepInputs { get; init; }
+}
+
+/// <summary>
+/// A data-driven start for a model's codebooks, as the reference code's initialization from activations: codebook by codebook in
+/// the order they run, a forward pass the caller gives (over a sample of its data) records the
+/// codebook's input rows, and its F codes become F of those rows drawn without replacement (with replacement when there are
+/// fewer), scaled by 1/k so that the sum of the k codes nearest a typical row starts near the row. Later codebooks see the
+/// outputs of the earlier ones already initialized. Meant for a trained model that gains codebooks and is then fine-tuned.
+/// </summary>
+public static class CodebookInitialization
+{
+    /// <summary>Initializes every codebook of <paramref name="model"/> (see the class), <paramref name="forward"/> running the model over its sample; rows drawn from <paramref name="seed"/>.</summary>
+    public static void FromInputs(LanguageModel model, Action forward, ulong seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(forward);
+        var config = model.Config.Codebook ?? throw new InvalidOperationException("the model has no codebooks (model config codebook)");
+        var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32) ^ 0x0C0DE));
+        var previous = model.Codebooks;
+        try
+        {
+            foreach (var p in model.Parameters.All.Where(p => p.Name.EndsWith(".codebook.weight", StringComparison.Ordinal)).ToList())
+            {
+                string scope = p.Name[..^".weight".Length];
+                var probe = new CodebookProbe { KeepInputs = true };
+                model.Codebooks = probe;
+                forward();
+                model.Codebooks = previous;
+                var rows = probe.Records.Where(r => r.Scope == scope).ToList();
+                int d = p.Value.Shape[1], f = p.Value.Shape[0], n = rows.Sum(r => r.Rows);
+                if (n == 0) throw new InvalidOperationException($"the forward pass never ran codebook {scope}");
+                var all = new float[(long)n * d];
+                int at = 0;
+                foreach (var r in rows)
+                {
+                    r.Inputs!.CopyTo(all, at);
+                    at += r.Inputs!.Length;
+                }
+                var order = Enumerable.Range(0, n).ToArray();
+                rng.Shuffle(order);
+                var w = p.Value.AsSpan<float>();
+                float scale = 1f / config.TopK;
+                for (int j = 0; j < f; j++)
+                {
+                    int row = j < n ? order[j] : rng.Next(n);
+                    for (int e = 0; e < d; e++) w[j * d + e] = all[(long)row * d + e] * scale;
+                }
+            }
+        }
+        finally { model.Codebooks = previous; }
+    }
 }
 
 /// <summary>One codebook (F, D), parameter <c>{scope}.weight</c>: an F32 table that stays F32 when the matrices are converted.</summary>
@@ -87,7 +143,7 @@ public sealed class CodebookLayer
         int rows = (int)(a.Value.Length / a.Shape[^1]);
         var codes = new int[rows * _k];                                                               // (N·k)
         var y = Ops.Codebook(a, w, _k, _commitment, codes);
-        probe.Records.Add(new CodebookRecord(_scope, codes, rows, _k));
+        probe.Records.Add(new CodebookRecord(_scope, codes, rows, _k, probe.KeepInputs ? a.Value.ToFloatArray() : null));
         return y;
     }
 
