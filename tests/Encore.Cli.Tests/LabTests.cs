@@ -196,4 +196,18 @@ public sealed class LabTests
         Assert.Equal(["linear head", "key–value bottleneck", "linear head", "key–value bottleneck"], models.Select(m => m.GetProperty("name").GetString()));
         Assert.All(models, m => Assert.InRange(m.GetProperty("final").GetDouble(), 0, 1));
     }
+    [Fact]
+    public void ATinyCodebookStudyPrintsJsonWithEveryModelAndState()
+    {
+        var r = CliRunner.Run("lab", "codebook", "--quick", "--steps", "2", "--length", "3", "--codes", "8", "--top-k", "2,1", "--threads", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        Assert.Equal("codebook", root.GetProperty("study").GetString());
+        Assert.Equal(8, root.GetProperty("codes").GetInt32());
+        var models = root.GetProperty("models").EnumerateArray().ToList();
+        Assert.Equal([0, 2, 1], models.Select(m => m.GetProperty("top_k").GetInt32()));
+        Assert.Equal(20, models[1].GetProperty("state_codes").GetArrayLength());
+        Assert.All(models, m => Assert.InRange(m.GetProperty("accuracy").GetDouble(), 0, 1));
+    }
 }

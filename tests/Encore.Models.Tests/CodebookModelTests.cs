@@ -152,4 +152,36 @@ public class CodebookModelTests
         checks.Add(("decoder.final_norm.weight", [0, 5]));
         FiniteDifferences.AssertGradients(m.Parameters, checks, Loss, h: 1e-3, tolerance: 1e-2);
     }
+    [Fact]
+    public void CodebooksStartFromDistinctInputRowsScaledByOneOverK()
+    {
+        var cfg = Presets.Get("tiny-decoder") with { Codebook = Small };
+        using var m = (DecoderOnlyModel)LanguageModel.Create(cfg, seed: 5);
+        var ids = Ids(6, 24, cfg.VocabSize);
+        CodebookInitialization.FromInputs(m, () => m.Forward(ids, 2).Dispose(), seed: 1);
+        Assert.Null(m.Codebooks);
+        // Each codebook's inputs do not depend on it or on later ones, so a new pass sees the rows it was started from.
+        var probe = new CodebookProbe { KeepInputs = true };
+        m.Codebooks = probe;
+        m.Forward(ids, 2).Dispose();
+        Assert.Equal(2 * cfg.DecoderLayers, probe.Records.Count);
+        int d = cfg.DModel;
+        foreach (var r in probe.Records)
+        {
+            var w = m.Parameters[r.Scope + ".weight"].Value.ToFloatArray();
+            var rows = Enumerable.Range(0, r.Rows).Select(i => r.Inputs!.AsSpan(i * d, d).ToArray()).ToList();
+            var used = new HashSet<int>();
+            for (int j = 0; j < 8; j++)
+            {
+                var code = w.AsSpan(j * d, d).ToArray().Select(x => x * 2).ToArray();
+                // Rows drawn without replacement: each code matches an input row no other code took (equal rows count apart).
+                Assert.True(rows.Any(x => x.SequenceEqual(code)), $"{r.Scope} code {j} is no input row / k");
+                int row = Enumerable.Range(0, rows.Count).FirstOrDefault(i => !used.Contains(i) && rows[i].SequenceEqual(code), -1);
+                Assert.True(row >= 0, $"{r.Scope} code {j} repeats a row");
+                used.Add(row);
+            }
+        }
+        using var plain = LanguageModel.Create(Presets.Get("tiny-decoder"));
+        Assert.Throws<InvalidOperationException>(() => CodebookInitialization.FromInputs(plain, () => { }));
+    }
 }

@@ -148,15 +148,23 @@ public sealed class CodebookStudyTests
             Training = new LabTrainingOptions { Steps = 4, BatchSize = 8, Seed = 1 },
         };
         var r = CodebookStudy.Run(o);
-        Assert.Equal(["no codebooks", "codebooks F = 16, k = 4"], r.Models.Select(m => m.Name));
+        Assert.Equal(["no codebooks", "codebooks F = 16, k = 4, fine-tuned", "codebooks F = 16, k = 1, fine-tuned"], r.Models.Select(m => m.Name));
+        Assert.False(r.FromScratch);
+        Assert.Equal([0, 4, 1], r.Models.Select(m => m.TopK));
         Assert.True(r.Models[1].Parameters - r.Models[0].Parameters == 2 * 16 * 16, "two codebooks of 16 codes of width 16");
-        Assert.Equal(FsmTask.States, r.StateCodes.Count);
-        // Every state's digit positions are counted: 40 walks of 4 states.
-        Assert.Equal(160, r.StateCodes.Sum(s => s.Positions));
-        Assert.Equal(2, r.Usage.Count);
-        Assert.All(r.Usage, u => Assert.InRange(u.Live, 4, 16));
+        Assert.Empty(r.Models[0].StateCodes);
+        foreach (var m in r.Models.Skip(1))
+        {
+            Assert.Equal(FsmTask.States, m.StateCodes.Count);
+            // Every state's digit positions are counted: 40 walks of 4 states.
+            Assert.Equal(160, m.StateCodes.Sum(s => s.Positions));
+            Assert.Equal(2, m.Usage.Count);
+            Assert.All(m.Usage, u => Assert.InRange(u.Live, m.TopK, 16));
+            Assert.Equal(m.StateCodes.Count(s => s.Codebook != null && s.Precision >= 0.9), m.StatesIdentified);
+        }
         Assert.All(r.Models, m => Assert.InRange(m.Accuracy, 0, 1));
         Assert.InRange(r.Oracle, 0.5, 1);
+        Assert.Equal(2, r.Observed.Count);
         Assert.Contains("| no codebooks |", r.ToMarkdown());
         WritesPng(path => LabPlot.WriteCodebook(path, r));
     }
@@ -164,7 +172,7 @@ public sealed class CodebookStudyTests
     [Fact]
     public void BadStudySettingsNameTheOption()
     {
-        Assert.Contains("--top-k", Assert.Throws<ArgumentException>(() => (CodebookStudyOptions.Quick() with { TopK = 128 }).Validate()).Message);
+        Assert.Contains("--top-k", Assert.Throws<ArgumentException>(() => (CodebookStudyOptions.Quick() with { TopKs = [4, 128] }).Validate()).Message);
         Assert.Contains("--codes", Assert.Throws<ArgumentException>(() => (CodebookStudyOptions.Quick() with { Codes = 1 }).Validate()).Message);
         Assert.Contains("--length", Assert.Throws<ArgumentException>(() => (CodebookStudyOptions.Quick() with { Length = 1 }).Validate()).Message);
         Assert.Contains("--tasks", Assert.Throws<ArgumentException>(() => (KeyValueBottleneckStudyOptions.Quick() with { Tasks = 3 }).Validate()).Message);

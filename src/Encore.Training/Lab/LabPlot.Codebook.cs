@@ -3,36 +3,40 @@ namespace Encore.Training.Lab;
 public static partial class LabPlot
 {
     /// <summary>
-    /// Per state of the machine, the precision and recall of its most precise code (bars), the 0.9 precision level dashed;
-    /// the title carries both models' next-token accuracy.
+    /// Per state of the machine, the precision of its most precise code in each codebook model (grouped bars, one colour per k), the
+    /// 0.9 level dashed; the legend carries each model's next-token accuracy against the model without codebooks.
     /// </summary>
     public static void WriteCodebook(string path, CodebookStudyResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
         var plot = new ScottPlot.Plot();
         var palette = new ScottPlot.Palettes.Category10();
+        var coded = result.Models.Where(m => m.TopK > 0).ToList();
+        int group = coded.Count + 1;
         var bars = new List<ScottPlot.Bar>();
-        for (int i = 0; i < result.StateCodes.Count; i++)
-        {
-            var s = result.StateCodes[i];
-            bars.Add(new ScottPlot.Bar { Position = 3 * i, Value = 100 * s.Precision, FillColor = palette.GetColor(0) });
-            bars.Add(new ScottPlot.Bar { Position = 3 * i + 1, Value = 100 * s.Recall, FillColor = palette.GetColor(1) });
-        }
+        for (int j = 0; j < coded.Count; j++)
+            for (int i = 0; i < coded[j].StateCodes.Count; i++)
+                bars.Add(new ScottPlot.Bar { Position = group * i + j, Value = 100 * coded[j].StateCodes[i].Precision, FillColor = palette.GetColor(j) });
         plot.Add.Bars(bars);
         var level = plot.Add.HorizontalLine(100 * result.PrecisionThreshold);
         level.LinePattern = ScottPlot.LinePattern.Dashed;
         level.Color = ScottPlot.Colors.Gray;
-        plot.Axes.Bottom.SetTicks(result.StateCodes.Select((_, i) => 3.0 * i + 0.5).ToArray(), result.StateCodes.Select(s => s.Name).ToArray());
-        plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "precision of the state's best code", FillColor = palette.GetColor(0) });
-        plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "its recall", FillColor = palette.GetColor(1) });
-        plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = "0.9 precision", LineColor = ScottPlot.Colors.Gray, LineWidth = 1, LinePattern = ScottPlot.LinePattern.Dashed });
-        plot.Axes.SetLimits(-1, 3 * result.StateCodes.Count - 1, 0, 105);
-        string accuracy = string.Join(", ", result.Models.Select(m => $"{m.Name} {m.Accuracy * 100:0.0}%"));
-        plot.Title($"Codebook features, F = {result.Codes}, k = {result.TopK}: {result.StatesIdentified}/{result.States} states with a ≥ 0.9-precision code; next-token acc. {accuracy}");
+        var names = coded.Count == 0 ? [] : coded[0].StateCodes.Select(s => s.Name).ToArray();
+        plot.Axes.Bottom.SetTicks([.. names.Select((_, i) => group * i + (coded.Count - 1) / 2.0)], names);
+        var plain = result.Models[0];
+        for (int j = 0; j < coded.Count; j++)
+            plot.Legend.ManualItems.Add(new ScottPlot.LegendItem
+            {
+                LabelText = $"k = {coded[j].TopK}: {coded[j].StatesIdentified}/{result.States} states, acc. {coded[j].Accuracy * 100:0.0}% (none: {plain.Accuracy * 100:0.0}%)",
+                FillColor = palette.GetColor(j),
+            });
+        plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = $"{result.PrecisionThreshold:0.##} precision", LineColor = ScottPlot.Colors.Gray, LineWidth = 1, LinePattern = ScottPlot.LinePattern.Dashed });
+        plot.Axes.SetLimits(-1, group * Math.Max(1, names.Length) - 1, 0, 105);
+        plot.Title($"Codebook features, F = {result.Codes}: per state, the precision of its most precise code");
         plot.XLabel("state (letter, digit)");
-        plot.YLabel("%");
+        plot.YLabel("precision at the state's digit positions (%)");
         plot.ShowLegend(ScottPlot.Edge.Bottom);
-        Save(plot, path, 1200, 560);
+        Save(plot, path, 1200, 600);
     }
 }
 

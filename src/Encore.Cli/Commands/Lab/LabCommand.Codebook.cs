@@ -8,7 +8,7 @@ internal static partial class LabCommand
     static Command CreateCodebook()
     {
         var codes = new Option<int?>("--codes") { Description = "Codes per codebook F, 2–4096 (default 512; --quick 128)." };
-        var topK = new Option<int?>("--top-k") { Description = "Codes summed per position k, below F (default 4)." };
+        var topK = ListOption("--top-k", "Codes summed per position k, one codebook model per value, each below F (default 4,1).");
         var commitment = new Option<float?>("--commitment") { Description = "Commitment β of the codebooks' input gradient, 0–10 (default 0.25; 0: straight-through only)." };
         var length = new Option<int?>("--length") { Description = "States per walk, 2–200 (default 24)." };
         var scratch = new Option<bool>("--from-scratch") { Description = "Train the codebook model from scratch instead of fine-tuning the trained model without codebooks." };
@@ -20,7 +20,7 @@ internal static partial class LabCommand
                 return (d with
                 {
                     Codes = parse.GetValue(codes) ?? d.Codes,
-                    TopK = parse.GetValue(topK) ?? d.TopK,
+                    TopKs = List(parse, topK, x => int.TryParse(x, out int k) ? k : throw new ArgumentException($"--top-k: '{x}' is not a whole number")) ?? d.TopKs,
                     Commitment = parse.GetValue(commitment) ?? d.Commitment,
                     Length = parse.GetValue(length) ?? d.Length,
                     FromScratch = parse.GetValue(scratch) || d.FromScratch,
@@ -37,19 +37,23 @@ internal static partial class LabCommand
     {
         var ci = CultureInfo.InvariantCulture;
         AnsiConsole.MarkupLine($"[bold]encore lab codebook[/]  {r.States}-state machine, walks of {r.Length} states, {r.Steps} steps of {r.BatchSize} walks per model, " +
-            $"F = {r.Codes}, k = {r.TopK}, β = {r.Commitment.ToString("G3", ci)}{(r.FromScratch ? ", from scratch" : ", fine-tuned")}, seed {r.Seed}, {Common.Clock(TimeSpan.FromSeconds(r.Seconds))} in all");
-        var t = NewTable($"[bold]held-out walks (best possible next-token accuracy {(r.Oracle * 100).ToString("0.0", ci)}%)[/]", ["model"],
-            ["params", "train s", "final loss", "next-token acc.", "legal next token"]);
+            $"F = {r.Codes}, β = {r.Commitment.ToString("G3", ci)}{(r.FromScratch ? ", from scratch" : ", fine-tuned")}, seed {r.Seed}, {Common.Clock(TimeSpan.FromSeconds(r.Seconds))} in all");
+        var t = NewTable($"[bold]held-out walks (best possible next-token accuracy {(r.Oracle * 100).ToString("0.0", ci)}%; a state is identified by a code of precision ≥ {r.PrecisionThreshold.ToString("0.##", ci)} firing ≥ {r.MinFirings} times)[/]",
+            ["model"], ["params", "train s", "final loss", "next-token acc.", "legal next token", "states identified", "live codes"]);
         foreach (var m in r.Models)
             t.AddRow(Markup.Escape(m.Name), $"{m.Parameters / 1000.0:0}k", m.TrainSeconds.ToString("0", ci), m.FinalLoss.ToString("0.000", ci),
-                (m.Accuracy * 100).ToString("0.0", ci) + "%", (m.Legal * 100).ToString("0.0", ci) + "%");
+                (m.Accuracy * 100).ToString("0.0", ci) + "%", (m.Legal * 100).ToString("0.0", ci) + "%",
+                m.TopK == 0 ? "–" : $"{m.StatesIdentified}/{r.States}", m.TopK == 0 ? "–" : string.Join(" ", m.Usage.Select(u => u.Live.ToString(ci))));
         AnsiConsole.Write(t);
-        var s = NewTable($"[bold]per state, the most precise code at its digit positions (≥ {r.MinFirings} firings): {r.StatesIdentified} of {r.States} at ≥ {r.PrecisionThreshold.ToString("0.##", ci)}[/]",
-            ["state", "codebook"], ["positions", "code", "firings", "precision", "recall"]);
-        foreach (var x in r.StateCodes)
-            s.AddRow(Markup.Escape(x.Name), Markup.Escape(x.Codebook ?? "–"), x.Positions.ToString(ci), x.Code < 0 ? "–" : x.Code.ToString(ci), x.Firings.ToString(ci), Percent(x.Precision), Percent(x.Recall));
-        AnsiConsole.Write(s);
-        AnsiConsole.MarkupLine("Live codes: " + Markup.Escape(string.Join(", ", r.Usage.Select(u => $"{u.Codebook} {u.Live}/{u.Size}"))));
+        var coded = r.Models.Where(m => m.TopK > 0).ToList();
+        if (coded.Count > 0)
+        {
+            var s = NewTable("[bold]per state, its most precise code: precision / recall (codebook #code)[/]", ["state"], ["positions", .. coded.Select(m => $"k = {m.TopK}")]);
+            for (int i = 0; i < r.States; i++)
+                s.AddRow([Markup.Escape(coded[0].StateCodes[i].Name), coded[0].StateCodes[i].Positions.ToString(ci),
+                    .. coded.Select(m => m.StateCodes[i] is { Codebook: { } cb } c ? Markup.Escape($"{Percent(c.Precision)} / {Percent(c.Recall)} ({CodebookStudyResult.Short(cb)} #{c.Code})") : "–")]);
+            AnsiConsole.Write(s);
+        }
         AnsiConsole.MarkupLine($"[bold]Claim[/] (arXiv 2310.17230): {Markup.Escape(r.Claim)}");
         foreach (var o in r.Observed) AnsiConsole.MarkupLine($"[bold]Observed[/]: {Markup.Escape(o)}");
     }
