@@ -171,6 +171,7 @@ internal sealed class StackContext
     public ulong DropoutSeed;
     public bool Training;
     public AttentionEntropyProbe? Entropy;     // collects each attention layer's entropy (passes without a cache)
+    public CodebookProbe? Codes;               // collects which codes each codebook chose
 }
 
 /// <summary>Multi-head attention with separate q, k, v, o projections (self- or cross-attention).</summary>
@@ -363,6 +364,7 @@ public sealed class Block
     readonly FeedForward _mlp;
     readonly NormLayer _mlpNorm;
     readonly NormLayer? _selfPostNorm, _crossPostNorm, _mlpPostNorm;   // sandwich norms (Gemma 2)
+    readonly CodebookLayer? _selfCodes, _crossCodes, _mlpCodes;       // codebook features (arXiv 2310.17230)
     readonly bool _postNorm;
     readonly float _dropout;
     readonly int _index;
@@ -384,10 +386,21 @@ public sealed class Block
         _mlp = new FeedForward(ps, scope + ".mlp", c);
         _mlpNorm = NormLayer.Of(ps, scope + ".mlp_norm", c);
         if (c.SandwichNorms) _mlpPostNorm = NormLayer.Of(ps, scope + ".mlp_post_norm", c);
+        if (c.Codebook is { } cb)
+        {
+            if (cb.Attention)
+            {
+                _selfCodes = new CodebookLayer(ps, scope + ".self_attn.codebook", c.DModel, cb);
+                if (cross) _crossCodes = new CodebookLayer(ps, scope + ".cross_attn.codebook", c.DModel, cb);
+            }
+            if (cb.Mlp) _mlpCodes = new CodebookLayer(ps, scope + ".mlp.codebook", c.DModel, cb);
+        }
     }
 
     // A sandwich norm of a sublayer's output (Gemma 2: x + post_norm(f(pre_norm(x)))); f's output itself without one.
     static Var Post(NormLayer? norm, Var y) => norm is null ? y : norm.Forward(y);
+
+    static Var Codes(CodebookLayer? codebook, Var y, StackContext ctx) => CodebookLayer.Apply(codebook, y, ctx);
 
     /// <summary>The self-attention cache entries of a block an exited token skips: keys and values of its kept state x (B, T, D).</summary>
     internal void AppendKeys(Var x, StackContext ctx, LayerCache selfCache) =>
@@ -397,9 +410,10 @@ public sealed class Block
     {
         // Written out rather than through a helper taking a lambda: a capturing lambda would
         // allocate on every call of an inference step.
+        // A codebook (Codes) snaps what a sublayer adds to the stream, after any sandwich norm and before dropout.
         ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
-        if (_postNorm) x = _selfNorm.Forward(Ops.Add(x, Ops.Dropout(_self.Forward(x, ctx, selfCache), _dropout, seed)));
-        else x = Ops.Add(x, Ops.Dropout(Post(_selfPostNorm, _self.Forward(_selfNorm.Forward(x), ctx, selfCache)), _dropout, seed));
+        if (_postNorm) x = _selfNorm.Forward(Ops.Add(x, Ops.Dropout(Codes(_selfCodes, _self.Forward(x, ctx, selfCache), ctx), _dropout, seed)));
+        else x = Ops.Add(x, Ops.Dropout(Codes(_selfCodes, Post(_selfPostNorm, _self.Forward(_selfNorm.Forward(x), ctx, selfCache)), ctx), _dropout, seed));
         return Rest(x, ctx, crossCache, seed);
     }
 
@@ -413,8 +427,8 @@ public sealed class Block
     {
         ulong seed = ctx.DropoutSeed + (ulong)(_index * 4) * 0x632BE59BD9B4E019UL;
         var xq = Ops.GroupMean(x, groups);                                  // (B, G, D)
-        if (_postNorm) xq = _selfNorm.Forward(Ops.Add(xq, Ops.Dropout(_self.ForwardPooled(xq, x, ctx), _dropout, seed)));
-        else xq = Ops.Add(xq, Ops.Dropout(Post(_selfPostNorm, _self.ForwardPooled(_selfNorm.Forward(xq), _selfNorm.Forward(x), ctx)), _dropout, seed));
+        if (_postNorm) xq = _selfNorm.Forward(Ops.Add(xq, Ops.Dropout(Codes(_selfCodes, _self.ForwardPooled(xq, x, ctx), ctx), _dropout, seed)));
+        else xq = Ops.Add(xq, Ops.Dropout(Codes(_selfCodes, Post(_selfPostNorm, _self.ForwardPooled(_selfNorm.Forward(xq), _selfNorm.Forward(x), ctx)), ctx), _dropout, seed));
         return Rest(xq, ctx, null, seed);
     }
 
@@ -424,11 +438,11 @@ public sealed class Block
         if (_cross != null)
         {
             seed += 0x632BE59BD9B4E019UL;
-            if (_postNorm) x = _crossNorm!.Forward(Ops.Add(x, Ops.Dropout(_cross.Forward(x, ctx, crossCache), _dropout, seed)));
-            else x = Ops.Add(x, Ops.Dropout(Post(_crossPostNorm, _cross.Forward(_crossNorm!.Forward(x), ctx, crossCache)), _dropout, seed));
+            if (_postNorm) x = _crossNorm!.Forward(Ops.Add(x, Ops.Dropout(Codes(_crossCodes, _cross.Forward(x, ctx, crossCache), ctx), _dropout, seed)));
+            else x = Ops.Add(x, Ops.Dropout(Codes(_crossCodes, Post(_crossPostNorm, _cross.Forward(_crossNorm!.Forward(x), ctx, crossCache)), ctx), _dropout, seed));
         }
         seed += 0x632BE59BD9B4E019UL;
-        if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(_mlp.Forward(x, ctx.DropoutSeed), _dropout, seed)));
-        return Ops.Add(x, Ops.Dropout(Post(_mlpPostNorm, _mlp.Forward(_mlpNorm.Forward(x), ctx.DropoutSeed)), _dropout, seed));
+        if (_postNorm) return _mlpNorm.Forward(Ops.Add(x, Ops.Dropout(Codes(_mlpCodes, _mlp.Forward(x, ctx.DropoutSeed), ctx), _dropout, seed)));
+        return Ops.Add(x, Ops.Dropout(Codes(_mlpCodes, Post(_mlpPostNorm, _mlp.Forward(_mlpNorm.Forward(x), ctx.DropoutSeed)), ctx), _dropout, seed));
     }
 }

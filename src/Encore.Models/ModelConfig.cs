@@ -259,6 +259,12 @@ public sealed record ModelConfig
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public StackShape? EncoderShape { get; init; }
+    /// <summary>
+    /// Codebook features (arXiv 2310.17230, <see cref="CodebookConfig"/>): every block's attention and/or feed-forward output
+    /// snapped to the sum of its k nearest codes of a learned codebook, in training and inference alike. Default null: none.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CodebookConfig? Codebook { get; init; }
     /// <summary>A final norm after the last block of each stack (pre-norm models). Default true.</summary>
     public bool FinalNorm { get; init; } = true;
     /// <summary>Dropout probability in training. Default 0.</summary>
@@ -397,6 +403,7 @@ public sealed record ModelConfig
             if (p.Kind is PositionKind.T5Relative or PositionKind.Urpe && (p.RelativeBuckets < 2 || p.RelativeBuckets > MaxSmallTable || p.RelativeMaxDistance < 1))
                 throw new ArgumentException($"model config: {name} needs 2 to {MaxSmallTable} relative buckets and a positive max distance, got {p.RelativeBuckets} and {p.RelativeMaxDistance}");
         }
+        Codebook?.Validate();
         long parameters = ParameterCounter.Count(this);
         if (parameters > MaxParameters)
             throw new ArgumentException($"model config: {parameters:N0} parameters exceed the {MaxParameters:N0} limit ({ModelMemory.LargestTerm(this)})");

@@ -57,6 +57,16 @@ public abstract class LanguageModel : IDisposable
         set { foreach (var stack in Stacks) stack.EntropyProbe = value; }
     }
 
+    /// <summary>
+    /// Collects which codes every codebook (<see cref="ModelConfig.Codebook"/>) chooses in the forward passes, cached or not,
+    /// while set; null (the default) records nothing. Not with activation checkpointing, whose recomputed blocks would record again.
+    /// </summary>
+    public CodebookProbe? Codebooks
+    {
+        get => Stacks.Count == 0 ? null : Stacks[0].CodebookProbe;
+        set { foreach (var stack in Stacks) stack.CodebookProbe = value; }
+    }
+
     /// <summary>The low-rank adapters applied to this model's linear layers (none until one is made active or selected).</summary>
     public LoraAdapters Adapters => Parameters.Lora ??= new LoraAdapters(Parameters);
 

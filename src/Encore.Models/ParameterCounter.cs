@@ -30,7 +30,9 @@ public static class ParameterCounter
                     PositionKind.ComRope => (long)s.KvHeads * (s.HeadDim / Math.Max(2, pos.ComRopeBlock)) * ((long)pos.ComRopeBlock * pos.ComRopeBlock + 1),
                     PositionKind.Urpe => (long)s.Heads * UrpeWidth(pos, causal),
                     _ => 0,
-                };
+                }
+                // Codebook features: one (codes, D) codebook after each attention sublayer and/or the feed-forward.
+                + (c.Codebook is { } cb ? ((cb.Attention ? (cross ? 2 : 1) : 0) + (cb.Mlp ? 1 : 0)) * (long)cb.Size * d : 0);
             long extra = (c.FinalNorm && !c.PostNorm ? norm : 0)
                 + pos.Kind switch
                 {

@@ -206,6 +206,9 @@ public sealed class TransformerStack
     /// <summary>Collects the attention entropy of this stack's layers in passes without a cache (see <see cref="LanguageModel.AttentionEntropy"/>); null: none.</summary>
     public AttentionEntropyProbe? EntropyProbe { get; set; }
 
+    /// <summary>Collects which codes this stack's codebooks choose (see <see cref="LanguageModel.Codebooks"/>); null: none.</summary>
+    public CodebookProbe? CodebookProbe { get; set; }
+
     /// <summary>True for the decoder (causal self-attention).</summary>
     public bool Causal { get; }
 
@@ -256,6 +259,7 @@ public sealed class TransformerStack
         int keys = longest + t;
         Reset(ctx, b, t, longest, memory, dropoutSeed, rowLengths is null ? null : offsets);
         ctx.Entropy = cache == null ? EntropyProbe : null;
+        ctx.Codes = CodebookProbe;
 
         // Keys each row may see: right padding hides keys past each length; a uniform cache step sees
         // all it holds; a batch-cache row sees its own positions and its own source.

@@ -157,4 +157,57 @@ public sealed class LabTests
             Directory.Delete(dir, recursive: true);
         }
     }
+    [Theory]
+    [InlineData("--codes 1", "encore: --codes must be in [2, 4096], got 1")]
+    [InlineData("--top-k 128", "encore: --top-k must be in [1, 127] (below --codes), got 128")]
+    [InlineData("--commitment -1", "encore: --commitment must be in [0, 10], got -1")]
+    [InlineData("--length 1", "encore: --length must be in [2, 200], got 1")]
+    [InlineData("--steps 0", "encore: --steps must be positive, got 0")]
+    public void BadCodebookArgumentsAreOneLineNamingTheOption(string args, string expected)
+    {
+        var r = CliRunner.Run(["lab", "codebook", "--quick", .. args.Split(' ')]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal(expected, r.Stderr.Trim());
+    }
+
+    [Theory]
+    [InlineData("--tasks 3", "encore: --tasks must divide the 10 classes (1, 2, 5 or 10), got 3")]
+    [InlineData("--spread 0", "encore: --spread must be in (0, 5], got 0")]
+    [InlineData("--codebooks 0", "encore: --codebooks must be in [1, 64], got 0")]
+    [InlineData("--keys 0", "encore: --keys must be in [1, 4096], got 0")]
+    [InlineData("--key-steps -1", "encore: --key-steps cannot be negative, got -1")]
+    public void BadKeyValueArgumentsAreOneLineNamingTheOption(string args, string expected)
+    {
+        var r = CliRunner.Run(["lab", "kv-bottleneck", "--quick", .. args.Split(' ')]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Equal(expected, r.Stderr.Trim());
+    }
+
+    [Fact]
+    public void ATinyKeyValueStudyPrintsJsonWithEveryModel()
+    {
+        var r = CliRunner.Run("lab", "kv-bottleneck", "--quick", "--steps", "5", "--key-steps", "2", "--threads", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        Assert.Equal("kv-bottleneck", root.GetProperty("study").GetString());
+        Assert.Equal(5, root.GetProperty("steps_per_task").GetInt32());
+        var models = root.GetProperty("models").EnumerateArray().ToList();
+        Assert.Equal(["linear head", "key–value bottleneck", "linear head", "key–value bottleneck"], models.Select(m => m.GetProperty("name").GetString()));
+        Assert.All(models, m => Assert.InRange(m.GetProperty("final").GetDouble(), 0, 1));
+    }
+    [Fact]
+    public void ATinyCodebookStudyPrintsJsonWithEveryModelAndState()
+    {
+        var r = CliRunner.Run("lab", "codebook", "--quick", "--steps", "2", "--length", "3", "--codes", "8", "--top-k", "2,1", "--threads", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        Assert.Equal("codebook", root.GetProperty("study").GetString());
+        Assert.Equal(8, root.GetProperty("codes").GetInt32());
+        var models = root.GetProperty("models").EnumerateArray().ToList();
+        Assert.Equal([0, 2, 1], models.Select(m => m.GetProperty("top_k").GetInt32()));
+        Assert.Equal(20, models[1].GetProperty("state_codes").GetArrayLength());
+        Assert.All(models, m => Assert.InRange(m.GetProperty("accuracy").GetDouble(), 0, 1));
+    }
 }

@@ -54,6 +54,8 @@ public static class GgufExport
     public static string ArchitectureOf(ModelConfig c)
     {
         string? Problem(string arch, string? why) => why is null ? null : $"this model cannot be written as GGUF '{arch}': {why}";
+        if (c.Codebook != null)
+            throw new ArgumentException("this model cannot be written as GGUF: llama.cpp has no codebook layers (model config codebook); keep it as safetensors");
         if (c.Family == ModelFamily.EncoderDecoder && (c.SandwichNorms || c.EncoderEmbeddings || c.NormUnitOffset || c.AttentionSoftCap > 0 || c.FinalLogitSoftCap > 0 || c.SlidingWindow > 0))
             throw new ArgumentException("this model cannot be written as GGUF: llama.cpp has no T5Gemma architecture "
                 + "(Gemma 2 stacks in an encoder–decoder: sandwich norms, soft caps, sliding windows, two token tables); keep it as safetensors");

@@ -4,7 +4,7 @@ using Encore.Training.Runs;
 namespace Encore.Training.Lab;
 
 /// <summary>The studies' PNG figures (ScottPlot), written atomically.</summary>
-public static class LabPlot
+public static partial class LabPlot
 {
     /// <summary>
     /// Mean exact match over the tasks against the test length (bucket upper end, in multiples of L): one line per

@@ -11,7 +11,7 @@ namespace Encore.Cli.Commands;
 internal static partial class LabCommand
 {
     /// <summary>The studies, for the help text.</summary>
-    static readonly string[] Studies = ["length", "inverse-permutation", "entropy", "depth-split"];
+    static readonly string[] Studies = ["length", "inverse-permutation", "entropy", "depth-split", "codebook", "kv-bottleneck"];
 
     public static Command Create() => new("lab", $"Studies that reproduce papers' architecture findings on Encore's own models, with data generated in code or bundled. Studies: {string.Join(", ", Studies)}.")
     {
@@ -19,6 +19,8 @@ internal static partial class LabCommand
         CreateInversePermutation(),
         CreateEntropy(),
         CreateDepthSplit(),
+        CreateCodebook(),
+        CreateKeyValueBottleneck(),
     };
 
     /// <summary>What every study reads: its size, the seed, the output forms.</summary>
