@@ -34,7 +34,7 @@ internal static class CompressContextCommand
 
     static DataOptions MakeDataOptions(bool defaultsFromRun)
     {
-        string note = defaultsFromRun ? " (default: the training run's)" : "";
+        string note = defaultsFromRun ? "; the training run's value when not given" : "";
         return new DataOptions(
             new Option<string>("--data") { Description = "Plain text, one document per line (.txt or .txt.gz): joined by EOS and cut into chunks of context + continuation tokens.", Required = true },
             new Option<int>("--context-tokens") { Description = "Tokens compressed per chunk (n)" + note + ".", DefaultValueFactory = _ => 64 },
