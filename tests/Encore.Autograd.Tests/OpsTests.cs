@@ -94,6 +94,16 @@ public class OpsTests
     }
 
     [Fact]
+    public void AnExplicitIgnoreIndexOfZeroIsKeptAndNoOptionsIgnoreMinus100()
+    {
+        // Logits [0, ln 3]: target 1 costs −ln ¾, target 0 costs −ln ¼.
+        using var l = Var.Constant(Tensor.FromArray(new float[] { 0, MathF.Log(3), 0, MathF.Log(3) }, 2, 2));
+        Assert.Equal(-Math.Log(0.75), Ops.CrossEntropy(l, [1, 0], new CrossEntropyOptions { IgnoreIndex = 0 }).Value.ToFloatArray()[0], 5);
+        Assert.Equal(-0.5 * (Math.Log(0.75) + Math.Log(0.25)), Ops.CrossEntropy(l, [1, 0]).Value.ToFloatArray()[0], 5);
+        Assert.Equal(-Math.Log(0.25), Ops.CrossEntropy(l, [-100, 0]).Value.ToFloatArray()[0], 5);
+    }
+
+    [Fact]
     public void CrossEntropyRejectsTargetsOutsideTheVocabulary()
     {
         using var l = Var.Constant(Tensor.Zeros(DType.F32, 2, 3));

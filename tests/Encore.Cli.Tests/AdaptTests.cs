@@ -102,11 +102,7 @@ public sealed class AdaptTests : IDisposable
         var output = Path.Combine(_dir, "out");
         void Fails(string expected, params string[] args)
         {
-            var r = CliRunner.Run(args);
-            Assert.NotEqual(0, r.ExitCode);
-            var line = Assert.Single(r.Stderr.Trim().Split('\n'));
-            Assert.StartsWith("encore: ", line);
-            Assert.Contains(expected, line);
+            CliRunner.AssertOneLineError(CliRunner.Run(args), expected);
             Assert.False(Directory.Exists(output), $"{string.Join(' ', args)} left {output}");
         }
         var missing = Path.Combine(_dir, "missing");

@@ -35,4 +35,13 @@ internal static class CliRunner
     }
 
     internal static Result Run(params string[] args) => Run(args, null);
+
+    /// <summary>Asserts that <paramref name="r"/> failed with one stderr line, "encore: …", containing <paramref name="expected"/>.</summary>
+    internal static void AssertOneLineError(Result r, string expected)
+    {
+        Assert.NotEqual(0, r.ExitCode);
+        var line = Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.StartsWith("encore: ", line);
+        Assert.Contains(expected, line);
+    }
 }

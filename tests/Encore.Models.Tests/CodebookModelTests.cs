@@ -104,19 +104,8 @@ public class CodebookModelTests
     }
 
     [Fact]
-    public void CachedDecodingWithCodebooksEqualsTheFullForward()
-    {
-        var cfg = Presets.Get("tiny-decoder") with { Codebook = Small };
-        using var m = new DecoderOnlyModel(cfg, seed: 4);
-        var ids = Ids(2, 6, cfg.VocabSize);
-        using var full = m.Forward(ids, 1);
-        using var cache = m.CreateCache(1, 8);
-        using var prefix = m.Forward(ids[..4], 1, cache: cache);
-        using var next = m.Forward(ids[4..], 1, cache: cache);
-        var f = full.Value.ToFloatArray();
-        var inc = prefix.Value.ToFloatArray().Concat(next.Value.ToFloatArray()).ToArray();
-        for (int i = 0; i < f.Length; i++) Assert.True(Math.Abs(f[i] - inc[i]) < 1e-4, $"logit {i}: full {f[i]}, cached {inc[i]}");
-    }
+    public void CachedDecodingWithCodebooksEqualsTheFullForward() =>
+        ModelTests.AssertIncrementalEqualsFullForward(Presets.Get("tiny-decoder") with { Codebook = Small });
 
     [Theory]
     [InlineData(ModelFamily.DecoderOnly)]

@@ -73,9 +73,11 @@ public class ModelTests
     }
 
     [Fact]
-    public void DecoderOnlyIncrementalEqualsFullForward()
+    public void DecoderOnlyIncrementalEqualsFullForward() => AssertIncrementalEqualsFullForward(Presets.Get("tiny-decoder"));
+
+    /// <summary>A decoder-only model of <paramref name="cfg"/>: 4 tokens then 2 through a cache give the logits of the 6 at once.</summary>
+    internal static void AssertIncrementalEqualsFullForward(ModelConfig cfg)
     {
-        var cfg = Presets.Get("tiny-decoder");
         using var m = new DecoderOnlyModel(cfg, seed: 4);
         var ids = Ids(new Random(2), 6, cfg.VocabSize);
         using var full = m.Forward(ids, 1);

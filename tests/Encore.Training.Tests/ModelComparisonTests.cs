@@ -66,6 +66,8 @@ public sealed class ModelComparisonTests : IDisposable
         using var model = TrainingRun.LoadModel("tiny-encdec", TestData.Tokenizer);
         Assert.Throws<ArgumentException>(() => DecodingSpeed.Measure(model, TestData.Tokenizer, Pairs(2), new DecodingSpeedOptions { Prompts = 0 }));
         Assert.Throws<ArgumentException>(() => DecodingSpeed.Measure(model, TestData.Tokenizer, []));
+        Assert.Contains("warm-up must be in [0, 60] seconds, got -1",
+            Assert.Throws<ArgumentException>(() => DecodingSpeed.Measure(model, TestData.Tokenizer, Pairs(2), new DecodingSpeedOptions { WarmupSeconds = -1 })).Message);
     }
 
     [Fact]

@@ -24,9 +24,10 @@ public static partial class Ops
     /// <c>F.cross_entropy(reduction="mean")</c>. Returns a scalar (shape [1]); 0 when every target is
     /// ignored. Backward: dlogits = (softmax − target distribution)/count.
     /// </summary>
-    public static Var CrossEntropy(Var logits, ReadOnlySpan<int> targets, CrossEntropyOptions options = default)
+    public static Var CrossEntropy(Var logits, ReadOnlySpan<int> targets, CrossEntropyOptions? settings = null)
     {
-        options = options == default ? new CrossEntropyOptions() : options;
+        // Nullable, not `= default`: a default struct has IgnoreIndex 0, which an explicit { IgnoreIndex = 0 } must stay.
+        var options = settings ?? new CrossEntropyOptions();
         int v = logits.Shape[^1];
         int n = (int)(logits.Value.Length / Math.Max(1, v));
         if (targets.Length != n) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {n} rows of logits {logits.Value.Describe()}");

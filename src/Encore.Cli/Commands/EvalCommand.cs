@@ -28,7 +28,7 @@ internal static partial class EvalCommand
         var samples = new Option<int>("--samples") { Description = "Examples printed with source, reference and output.", DefaultValueFactory = _ => d.Samples };
         var lossOnly = new Option<bool>("--loss-only") { Description = "Report the loss alone (no generation)." };
         var speed = new Option<bool>("--speed") { Description = $"Also time batch-1 greedy decoding ({ds.NewTokens} tokens forced): median first-token latency, decode tokens/s and the KV cache of one request." };
-        var speedPrompts = new Option<int>("--speed-prompts") { Description = "Prompts timed by --speed (the first examples, after one warm-up).", DefaultValueFactory = _ => ds.Prompts };
+        var speedPrompts = new Option<int>("--speed-prompts") { Description = "Prompts timed by --speed (the first examples, after half a second of warm-up runs on the first).", DefaultValueFactory = _ => ds.Prompts };
         var plot = new Option<string?>("--plot") { Description = "Write the models' training and validation loss curves (from each run's metrics.jsonl) to this PNG (with --route: ROUGE-L against the fraction routed)." };
         var markdown = new Option<bool>("--markdown") { Description = "Print the table as GitHub markdown." };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON object." };

@@ -8,8 +8,15 @@ namespace Encore.Training.Runs;
 /// <summary>Settings of <see cref="DecodingSpeed.Measure"/>; each has one documented default.</summary>
 public sealed record DecodingSpeedOptions
 {
-    /// <summary>Prompts timed, the first of the examples, after one untimed warm-up run on the first. Default 10.</summary>
+    /// <summary>Prompts timed, the first of the examples, after untimed warm-up runs on the first (<see cref="WarmupSeconds"/>). Default 10.</summary>
     public int Prompts { get; init; } = 10;
+    /// <summary>
+    /// Least time spent in untimed warm-up runs of the first prompt (at least two runs) before the timed ones. One run
+    /// is not enough: .NET recompiles hot methods with full optimization in the background some 100 ms after they
+    /// were first called, so the first model a process times would run partly unoptimized code, and comparisons of
+    /// several models in one process favoured the later ones (up to 2× in first-token latency). Default 0.5 s.
+    /// </summary>
+    public double WarmupSeconds { get; init; } = 0.5;
     /// <summary>Tokens generated per prompt, all of them forced (end-of-sequence does not stop the run). Default 16.</summary>
     public int NewTokens { get; init; } = 16;
     /// <summary>Storage of the key/value caches timed and counted (f32 or int8). Default f32.</summary>
@@ -20,6 +27,7 @@ public sealed record DecodingSpeedOptions
     {
         if (Prompts < 1) throw new ArgumentException($"--speed-prompts must be positive, got {Prompts}");
         if (NewTokens < 2) throw new ArgumentException($"decoding speed needs at least 2 new tokens (the first is timed apart), got {NewTokens}");
+        if (!(WarmupSeconds is >= 0 and <= 60)) throw new ArgumentException($"decoding speed warm-up must be in [0, 60] seconds, got {WarmupSeconds}");
         return this;
     }
 }
@@ -59,11 +67,15 @@ public sealed record DecodingSpeed(double FirstTokenMs, double DecodeTokensPerSe
         double decodeSeconds = 0;
         int decoded = 0;
         long cache = 0;
-        for (int i = -1; i < count; i++)   // i = −1 warms up (first-call JIT, buffer pools) on the first prompt
+        // Warm-up (first-call and optimizing JIT, buffer pools) on the first prompt, untimed.
+        var warm = System.Diagnostics.Stopwatch.StartNew();
+        var first = GenerationEval.PromptIds(model, tokenizer, examples[0].Source);
+        for (int runs = 0; runs < 2 || warm.Elapsed.TotalSeconds < o.WarmupSeconds; runs++)
+            GenerationTiming.Measure(model, [first], o.NewTokens, o.KvCache);
+        for (int i = 0; i < count; i++)
         {
-            var ids = GenerationEval.PromptIds(model, tokenizer, examples[Math.Max(0, i)].Source);
+            var ids = GenerationEval.PromptIds(model, tokenizer, examples[i].Source);
             var t = GenerationTiming.Measure(model, [ids], o.NewTokens, o.KvCache);
-            if (i < 0) continue;
             firsts.Add(t.FirstTokenSeconds * 1000);
             decodeSeconds += t.DecodeSeconds;
             decoded += t.DecodedTokens;
