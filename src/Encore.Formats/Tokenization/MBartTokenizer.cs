@@ -161,10 +161,12 @@ public sealed class MBartTokenizer : TextTokenizer
     {
         // The slow tokenizer's split on added tokens, then sp_model.encode(chunk, out_type=str) per chunk.
         var ids = new List<int>();
+        var next = new int[_splitTokens.Length];   // per special token: its next occurrence at or after the cursor, −1 when none
+        for (int k = 0; k < next.Length; k++) next[k] = text.IndexOf(_splitTokens[k], StringComparison.Ordinal);
         int start = 0;
         while (start <= text.Length)
         {
-            var (at, token) = NextToken(text, start);
+            var (at, token) = NextToken(text, start, next);
             var chunk = text[start..at];
             if (token == "<mask>") chunk = chunk.TrimEnd();   // <mask> is AddedToken(lstrip=True)
             foreach (int p in _pieces.Encode(chunk, addSpecialTokens: false))
@@ -176,15 +178,17 @@ public sealed class MBartTokenizer : TextTokenizer
         return [.. ids];
     }
 
-    // The earliest special token at or after `from` (the longest where several start there), or (length, null).
-    (int At, string? Token) NextToken(string text, int from)
+    // The earliest special token at or after `from` (the longest where several start there), or (length, null). Each
+    // token's next occurrence is searched again only once the cursor has passed it, so a text is scanned about once
+    // per special token rather than once per split.
+    (int At, string? Token) NextToken(string text, int from, int[] next)
     {
         int best = text.Length;
         string? token = null;
-        foreach (var t in _splitTokens)
+        for (int k = 0; k < _splitTokens.Length; k++)
         {
-            int i = text.IndexOf(t, from, StringComparison.Ordinal);
-            if (i >= 0 && i < best) (best, token) = (i, t);
+            if (next[k] >= 0 && next[k] < from) next[k] = text.IndexOf(_splitTokens[k], from, StringComparison.Ordinal);
+            if (next[k] >= 0 && next[k] < best) (best, token) = (next[k], _splitTokens[k]);
         }
         return (best, token);
     }

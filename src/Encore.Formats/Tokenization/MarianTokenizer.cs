@@ -120,8 +120,10 @@ public sealed class MarianTokenizer : TextTokenizer
     /// <inheritdoc/>
     public override string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
-    // tokenization_marian.py's language_code_re: greedy, and as Python's '.' it stops at a line feed.
-    static readonly System.Text.RegularExpressions.Regex s_languageCode = new(">>.+<<", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+    // tokenization_marian.py's language_code_re: greedy, and as Python's '.' it stops at a line feed. Non-backtracking:
+    // a text of many ">>" and no "<<" would otherwise cost quadratic time.
+    static readonly System.Text.RegularExpressions.Regex s_languageCode = new(">>.+<<",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.NonBacktracking);
 
     private protected override int[] EncodeText(string text)
     {

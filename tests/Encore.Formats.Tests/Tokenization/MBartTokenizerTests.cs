@@ -51,6 +51,20 @@ public sealed class MBartTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void HostileTextsOfManySpecialTokensEncodeInLinearTime()
+    {
+        // 200,000 characters of codes and near-codes: a per-split rescan of the text for every special token (or a
+        // backtracking Marian code pattern) would take minutes.
+        var mbart = (MBartTokenizer)TokenizerLoader.FromDirectory(Fixture("mbart50"));
+        var marian = TokenizerLoader.FromDirectory(Fixture("marian"));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(20_000 + 2, mbart.Encode(string.Concat(Enumerable.Repeat("<s>ro_RO", 10_000))).Length);
+        marian.Encode(new string('>', 200_000) + "x");
+        marian.Encode(">>" + string.Concat(Enumerable.Repeat("a>>", 60_000)));
+        Assert.True(sw.Elapsed.TotalSeconds < 20, $"took {sw.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    [Fact]
     public void AnUnknownLanguageIsRefusedNamingTheFileOrListingTheCodes()
     {
         var dir = Path.Combine(_dir, "bad");
