@@ -317,6 +317,42 @@ public unsafe class GemvTests
         }
     }
 
+    // The four-row tile of the Q4_0 VNNI GEMV sums each row exactly as the one-row kernel does, so a row's
+    // result does not depend on whether it fell in a tile or in the tail (odd and even block counts, tails
+    // of 0–3 rows, one and three X rows).
+    [FactWithVnni]
+    public void Q4VnniTilesRoundAsTheOneRowKernel()
+    {
+        var rnd = new Random(23);
+        float* table = Widen.HalfTable;
+        foreach (int blocks in new[] { 1, 2, 3, 4, 5, 9 })
+            foreach (int n in new[] { 4, 5, 7, 11 })
+                foreach (int m in new[] { 1, 3 })
+                {
+                    int k = blocks * 32;
+                    var wq = Encode(DType.Q4_0, RandomArray(rnd, n * k), n, k);
+                    var x = RandomArray(rnd, m * k);
+                    var y = new float[m * n];
+                    int rowBytes = (blocks + 1) / 2 * 128;
+                    var xp = new byte[rowBytes];
+                    fixed (byte* pw = wq, pxp = xp)
+                    fixed (float* px = x, py = y)
+                    {
+                        var w = new WeightMatrix(DType.Q4_0, pw, n, k);
+                        Gemv.Run(SimdWidth.V256, w, px, m, py, null, OneThread);
+                        for (int i = 0; i < m; i++)
+                        {
+                            Gemv.QuantizePaired(px + i * k, blocks, pxp);
+                            for (int j = 0; j < n; j++)
+                            {
+                                float want = Gemv.DotQ4Vnni(w.Row(j), pxp, blocks, table);
+                                Assert.True(want == y[i * n + j], $"blocks {blocks}, n {n}, m {m}: Y[{i},{j}] = {y[i * n + j]}, one-row kernel {want}");
+                            }
+                        }
+                    }
+                }
+    }
+
     /// <summary>A fact that runs only where the int8 GEMM exists (512-bit vectors and AVX-VNNI), reported as skipped elsewhere.</summary>
     public sealed class FactWithInt8GemmAttribute : FactAttribute
     {
