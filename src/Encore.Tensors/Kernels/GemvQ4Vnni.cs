@@ -19,10 +19,11 @@ namespace Encore.Tensors.Kernels;
 // starting those lanes at −8·Σ x-quants of the block instead of at zero. Measured on one Zen 5 core
 // at 4096×4096: ~40 G weights/s against ~28 for the int16-x kernel, near the core's read rate.
 // Rows go four at a time (DotQ4Vnni4), sharing the x loads. Where the time goes, measured on the mu-330m decoder's
-// Q4_0 matrices: one core computes ~53 G weights/s (~30 GB/s) with the weights in L3 but streams ~24 GB/s from
-// DRAM, where Q8_0's int16 kernel streams ~33 GB/s at its own compute limit (~35 GB/s); removing the scale
-// construction or the nibble unpack moves neither figure by more than 3%, so the DRAM stream, not the arithmetic,
-// holds two cores at ~34 GB/s against Q8_0's ~51.
+// Q4_0 matrices: one core runs ~30 GB/s with the weights in L3 and ~22–24 GB/s from DRAM, where a plain read of the
+// same matrices streams ~42 GB/s and Q8_0's int16 kernel keeps ~33 GB/s; removing the scale construction, the
+// nibble unpack or even every vpdpbusd moves the rate by under 8%, while taking the weight loads away triples it:
+// the path of the weight bytes into the core (two 16-byte loads per 36-byte pair, a quarter split across lines),
+// not the arithmetic, holds two cores at ~34 GB/s against Q8_0's ~48–51.
 public static unsafe partial class Gemv
 {
     /// <summary>Largest int8 quant of x on the VNNI path: each block maps max|x_b| to ±127.</summary>
@@ -157,6 +158,11 @@ public static unsafe partial class Gemv
     static Vector256<float> PairScale(byte* row, float* scale, float* table)
         => Avx.Blend(Vector256.Create(table[*(ushort*)row]), Vector256.Create(table[*(ushort*)(row + DTypes.Q4BlockBytes)]), 0xF0) * Vector256.Load(scale);
 
+    // acc += (Σ of the pair at row, as int32 lanes) · (its weight scales × x scales): one pair's contribution to an accumulator.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> AddPair(Vector256<float> acc, byte* row, sbyte* xq, int* start, float* scale, float* table)
+        => Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(row, xq, start)), PairScale(row, scale, table), acc);
+
     // Four weight rows against one quantized X row: the x quants, lane starts and scales of a pair are loaded
     // once for the four rows, and the four rows' block streams are independent. Each row's sums run exactly
     // as in DotQ4Vnni (same accumulators, same order), so a row's result does not depend on its tile.
@@ -177,21 +183,21 @@ public static unsafe partial class Gemv
             Sse.Prefetch1(w1 + PrefetchAheadQ4);
             Sse.Prefetch1(w2 + PrefetchAheadQ4);
             Sse.Prefetch1(w3 + PrefetchAheadQ4);
-            a00 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w0, xq, start)), PairScale(w0, scale, table), a00);
-            a10 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w1, xq, start)), PairScale(w1, scale, table), a10);
-            a20 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w2, xq, start)), PairScale(w2, scale, table), a20);
-            a30 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w3, xq, start)), PairScale(w3, scale, table), a30);
-            a01 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w0 + Step, xq + 64, start + 8)), PairScale(w0 + Step, scale + 8, table), a01);
-            a11 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w1 + Step, xq + 64, start + 8)), PairScale(w1 + Step, scale + 8, table), a11);
-            a21 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w2 + Step, xq + 64, start + 8)), PairScale(w2 + Step, scale + 8, table), a21);
-            a31 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w3 + Step, xq + 64, start + 8)), PairScale(w3 + Step, scale + 8, table), a31);
+            a00 = AddPair(a00, w0, xq, start, scale, table);
+            a10 = AddPair(a10, w1, xq, start, scale, table);
+            a20 = AddPair(a20, w2, xq, start, scale, table);
+            a30 = AddPair(a30, w3, xq, start, scale, table);
+            a01 = AddPair(a01, w0 + Step, xq + 64, start + 8, scale + 8, table);
+            a11 = AddPair(a11, w1 + Step, xq + 64, start + 8, scale + 8, table);
+            a21 = AddPair(a21, w2 + Step, xq + 64, start + 8, scale + 8, table);
+            a31 = AddPair(a31, w3 + Step, xq + 64, start + 8, scale + 8, table);
         }
         if (p < full)
         {
-            a00 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w0, xq, start)), PairScale(w0, scale, table), a00);
-            a10 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w1, xq, start)), PairScale(w1, scale, table), a10);
-            a20 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w2, xq, start)), PairScale(w2, scale, table), a20);
-            a30 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(w3, xq, start)), PairScale(w3, scale, table), a30);
+            a00 = AddPair(a00, w0, xq, start, scale, table);
+            a10 = AddPair(a10, w1, xq, start, scale, table);
+            a20 = AddPair(a20, w2, xq, start, scale, table);
+            a30 = AddPair(a30, w3, xq, start, scale, table);
             p++;
             w0 += Step;
             w1 += Step;
@@ -240,13 +246,13 @@ public static unsafe partial class Gemv
         for (; p + 2 <= full; p += 2, row += 4 * DTypes.Q4BlockBytes, xq += 128, start += 16, scale += 16)
         {
             Sse.Prefetch1(row + PrefetchAheadX);
-            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(row, xq, start)), PairScale(row, scale, table), a0);
+            a0 = AddPair(a0, row, xq, start, scale, table);
             byte* r1 = row + 2 * DTypes.Q4BlockBytes;
-            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(r1, xq + 64, start + 8)), PairScale(r1, scale + 8, table), a1);
+            a1 = AddPair(a1, r1, xq + 64, start + 8, scale + 8, table);
         }
         if (p < full)
         {
-            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(PairDot(row, xq, start)), PairScale(row, scale, table), a0);
+            a0 = AddPair(a0, row, xq, start, scale, table);
             p++;
             row += 2 * DTypes.Q4BlockBytes;
             xq += 64;
