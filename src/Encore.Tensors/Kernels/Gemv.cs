@@ -75,11 +75,13 @@ public static unsafe partial class Gemv
         short* xq = null;
         float* dx = null;
         byte* x8 = null;
-        if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
+        bool quad = QuantizesActivationsToInt8Quad(width, w.DType);
+        if (quad) x8 = QuadInt8Copy(x, m, w.Cols);
+        else if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
         else if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
         int tasks = Partition.Tasks(w.Rows, Math.Max(1, MinTaskElements / perRow), pool);
-        var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, X8 = x8, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks };
+        var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, X8 = x8, Quad = quad, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks };
         if (tasks <= 1) task.Execute(0);
         else pool.Run(tasks, ref task);
     }
@@ -113,7 +115,8 @@ public static unsafe partial class Gemv
         public float* X, Y, Bias;
         public short* XQ; // X quantized to int16 per block of 32 (Q8_0 or Q4_0 weights on AVX-512BW), else null
         public float* DX; // its block scales
-        public byte* X8;  // X quantized to int8 in the paired layout (Q4_0 weights on AVX-VNNI), else null
+        public byte* X8;  // X quantized to int8 (Q4_0 weights): in the quad layout when Quad, else in the paired layout (AVX-VNNI); else null
+        public bool Quad;
         public int M, Tasks;
         public SimdWidth Width;
 
@@ -128,6 +131,7 @@ public static unsafe partial class Gemv
                 case DType.F32: Rows<LoadF32>(r0, r1); break;
                 case DType.BF16: Rows<LoadBF16>(r0, r1); break;
                 case DType.F16: Rows<LoadF16>(r0, r1); break;
+                case DType.Q4_0 when X8 != null && Quad: RowsQ4Quad(r0, r1); break;
                 case DType.Q4_0 when X8 != null: RowsQ4Vnni(r0, r1); break;
                 case DType.Q4_0 when XQ != null: RowsX<Q4Block>(r0, r1); break;
                 case DType.Q4_0: RowsQ4(r0, r1); break;
@@ -262,6 +266,31 @@ public static unsafe partial class Gemv
                 byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
                 for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4Vnni(row, X8 + (nint)i * rowBytes, blocks, table) + b;
+            }
+        }
+
+        // Q4_0 against int8 x four blocks per 512-bit step: four weight rows per X row at a time (DotQ4Quad4, whose
+        // rows round as DotQ4Quad's); the last rows one at a time.
+        void RowsQ4Quad(int r0, int r1)
+        {
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize, rowBytes = QuadRowBytes(blocks);
+            var quants = QuadIndex.Quants;
+            var scales = QuadIndex.Scales;
+            float* sums = stackalloc float[4];
+            int j0 = r0;
+            for (; j0 + 4 <= r1; j0 += 4)
+            {
+                for (int i = 0; i < M; i++)
+                {
+                    DotQ4Quad4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), X8 + (nint)i * rowBytes, blocks, sums, quants, scales);
+                    for (int s = 0; s < 4; s++) Y[(nint)i * n + j0 + s] = sums[s] + (Bias == null ? 0 : Bias[j0 + s]);
+                }
+            }
+            for (int j = j0; j < r1; j++)
+            {
+                byte* row = W.Row(j);
+                float b = Bias == null ? 0 : Bias[j];
+                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4Quad(row, X8 + (nint)i * rowBytes, blocks, quants, scales) + b;
             }
         }
 

@@ -82,32 +82,42 @@ public static unsafe partial class Gemv
                     for (int l = 4; l < 8; l++) scale[l] = 0;
                     continue;
                 }
-                float* xb = x + b * DTypes.Q4BlockSize;
-                var v0 = Vector256.Load(xb);
-                var v1 = Vector256.Load(xb + 8);
-                var v2 = Vector256.Load(xb + 16);
-                var v3 = Vector256.Load(xb + 24);
-                var m8 = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
-                var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-                float amax = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
-                float d = Half16.ToSingle(Half16.FromSingle(amax / X8QuantMax));
-                float id = amax != 0 ? X8QuantMax / amax : 0f;
-                var vid = Vector256.Create(id);
-                var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * vid));
-                var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * vid));
-                var i2 = Vector256.ConvertToInt32(Vector256.Round(v2 * vid));
-                var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * vid));
-                // |quant| ≤ 127, so narrowing to int16 and then int8 keeps every value.
-                var lo = Vector256.Narrow(i0, i1);                       // values 0–15 as int16
-                var hi = Vector256.Narrow(i2, i3);                       // values 16–31
-                Vector128.Narrow(lo.GetLower(), lo.GetUpper()).Store(q + 16 * h);
-                Vector128.Narrow(hi.GetLower(), hi.GetUpper()).Store(q + 32 + 16 * h);
-                var sum = lo + hi;
-                start[4 * h] = -8 * Vector256.Sum(Vector256.WidenLower(sum) + Vector256.WidenUpper(sum));
+                QuantizeBlock8(x + b * DTypes.Q4BlockSize, out var lo, out var hi, out int sum, out float d);
+                lo.Store(q + 16 * h);
+                hi.Store(q + 32 + 16 * h);
+                start[4 * h] = -8 * sum;
                 for (int l = 1; l < 4; l++) start[4 * h + l] = 0;
                 for (int l = 0; l < 4; l++) scale[4 * h + l] = d;
             }
         }
+    }
+
+    // One block of 32 values of x → its int8 quants (values 0–15 in lo, 16–31 in hi), their sum and the block
+    // scale, identical to QuantizeX8Reference.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void QuantizeBlock8(float* xb, out Vector128<sbyte> lo, out Vector128<sbyte> hi, out int sum, out float d)
+    {
+        var v0 = Vector256.Load(xb);
+        var v1 = Vector256.Load(xb + 8);
+        var v2 = Vector256.Load(xb + 16);
+        var v3 = Vector256.Load(xb + 24);
+        var m8 = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+        float amax = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
+        d = Half16.ToSingle(Half16.FromSingle(amax / X8QuantMax));
+        float id = amax != 0 ? X8QuantMax / amax : 0f;
+        var vid = Vector256.Create(id);
+        var i0 = Vector256.ConvertToInt32(Vector256.Round(v0 * vid));
+        var i1 = Vector256.ConvertToInt32(Vector256.Round(v1 * vid));
+        var i2 = Vector256.ConvertToInt32(Vector256.Round(v2 * vid));
+        var i3 = Vector256.ConvertToInt32(Vector256.Round(v3 * vid));
+        // |quant| ≤ 127, so narrowing to int16 and then int8 keeps every value.
+        var l16 = Vector256.Narrow(i0, i1);                      // values 0–15 as int16
+        var h16 = Vector256.Narrow(i2, i3);                      // values 16–31
+        lo = Vector128.Narrow(l16.GetLower(), l16.GetUpper());
+        hi = Vector128.Narrow(h16.GetLower(), h16.GetUpper());
+        var s16 = l16 + h16;
+        sum = Vector256.Sum(Vector256.WidenLower(s16) + Vector256.WidenUpper(s16));
     }
 
     // The scalar twin of QuantizePaired (quants from QuantizeX8Reference, then the same layout).

@@ -41,7 +41,7 @@ public unsafe class GemvTests
     static int QuantizedX(DType dt, int m, SimdWidth width)
         => m > Gemv.LinearRows(width) && Gemm.QuantizesActivations(width, dt) ? 8
             : PackedGemm(dt, m, width) ? 0
-            : Gemv.QuantizesActivationsToInt8(width, dt) ? 8 : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
+            : Gemv.QuantizesActivationsToInt8(width, dt) || Gemv.QuantizesActivationsToInt8Quad(width, dt) ? 8 : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
 
     // Whether Gemm.Linear runs the packed binary32 GEMM (rather than GEMV passes or the int8 GEMM).
     static bool PackedGemm(DType dt, int m, SimdWidth width)
@@ -349,6 +349,78 @@ public unsafe class GemvTests
                                 Assert.True(want == y[i * n + j], $"blocks {blocks}, n {n}, m {m}: Y[{i},{j}] = {y[i * n + j]}, one-row kernel {want}");
                             }
                         }
+                    }
+                }
+    }
+
+    /// <summary>A fact that runs only where the Q4_0 quad path exists (512-bit vectors, AVX-512BW and VBMI), reported as skipped elsewhere.</summary>
+    public sealed class FactWithQ4QuadAttribute : FactAttribute
+    {
+        public FactWithQ4QuadAttribute()
+        {
+            if (!Gemv.QuantizesActivationsToInt8Quad(SimdWidth.V512, DType.Q4_0) || !Simd.Supported.Contains(SimdWidth.V512))
+                Skip = "this CPU has no AVX-512 VBMI with 512-bit vectors, so the Q4_0 quad path is never taken";
+        }
+    }
+
+    [FactWithQ4Quad]
+    public void QuadInt8QuantizationMatchesItsScalarTwin()
+    {
+        var rnd = new Random(29);
+        foreach (int blocks in new[] { 1, 3, 4, 5, 8, 9 })
+        {
+            var x = RandomArray(rnd, blocks * 32);
+            for (int j = 0; j < 32; j++) x[j] = (j - 16) * 0.5f;             // ties at x·(1/dx) = k + ½
+            if (blocks > 2) for (int j = 64; j < 96; j++) x[j] = 0;         // an all-zero block
+            int bytes = (blocks + 3) / 4 * 256;
+            var got = Enumerable.Repeat((byte)0xA5, bytes).ToArray();       // padding must be written, not left
+            var want = new byte[bytes];
+            fixed (float* px = x)
+            fixed (byte* pg = got, pw = want)
+            {
+                Gemv.QuantizeQuad(px, blocks, pg);
+                Gemv.QuantizeQuadReference(px, blocks, pw);
+            }
+            Assert.Equal(want, got);
+        }
+    }
+
+    // The quad path's four-row tile sums each row as its one-row kernel does (partial last groups after an even and
+    // an odd number of whole groups, tails of 0–3 rows, one and three X rows), and both stay within the int8-activation
+    // reference's bound, also for rows whose binary16 scales are subnormal, zero or negative.
+    [FactWithQ4Quad]
+    public void Q4QuadTilesRoundAsTheOneRowKernelAndMatchTheReference()
+    {
+        var rnd = new Random(31);
+        var quants = Gemv.QuadIndex.Quants;
+        var scales = Gemv.QuadIndex.Scales;
+        foreach (int blocks in new[] { 1, 3, 4, 5, 8, 9, 14 })
+            foreach (int n in new[] { 4, 5, 7, 11 })
+                foreach (int m in new[] { 1, 3 })
+                {
+                    int k = blocks * 32;
+                    var wf = RandomArray(rnd, n * k);
+                    for (int j = 0; j < k; j++) wf[j] *= 1e-6f;                             // row 0: subnormal binary16 scales
+                    for (int j = 0; j < 32; j++) wf[k + j] = 0;                              // row 1, block 0: scale 0
+                    var wq = Encode(DType.Q4_0, wf, n, k);
+                    var x = RandomArray(rnd, m * k);
+                    var y = new float[m * n];
+                    var xp = new byte[(blocks + 3) / 4 * 256];
+                    fixed (byte* pw = wq, pxp = xp)
+                    fixed (float* px = x, py = y)
+                    {
+                        var w = new WeightMatrix(DType.Q4_0, pw, n, k);
+                        Gemv.Run(SimdWidth.V512, w, px, m, py, null, OneThread);
+                        for (int i = 0; i < m; i++)
+                        {
+                            Gemv.QuantizeQuad(px + i * k, blocks, pxp);
+                            for (int j = 0; j < n; j++)
+                            {
+                                float want = Gemv.DotQ4Quad(w.Row(j), pxp, blocks, quants, scales);
+                                Assert.True(want == y[i * n + j], $"blocks {blocks}, n {n}, m {m}: Y[{i},{j}] = {y[i * n + j]}, one-row kernel {want}");
+                            }
+                        }
+                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"quad blocks {blocks} n {n} m {m}", 8);
                     }
                 }
     }
