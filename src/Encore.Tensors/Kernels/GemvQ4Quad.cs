@@ -11,8 +11,10 @@ namespace Encore.Tensors.Kernels;
 // .NET exposes vpdpbusd only on 256-bit registers, and the 256-bit pair kernel spends ~15 instructions on
 // every 36 bytes: one Zen 5 core computes it at ~23 GB/s from L3, short of what it can read. Here one step
 // takes a group of four blocks straight from the GGUF layout, with no repacking:
-// - two overlapping 64-byte loads (at +0 and +8) and one vpermt2b gather the group's 64 quant bytes, skipping the
-//   four binary16 scales, in the order b0[0..16) b1 b2 b3;
+// - two 32-byte loads and one 8-byte load (bytes 64–71) and one vpermt2b gather the group's 64 quant bytes,
+//   skipping the four binary16 scales, in the order b0[0..16) b1 b2 b3. Two overlapping 64-byte loads instead (at
+//   +0 and +8, each split across two cache lines nearly always) streamed DRAM at ~21–23 GB/s on one core against
+//   ~27 this way;
 // - the low and high nibbles meet x laid out to match (values 0–15 of the four blocks, then 16–31) in two
 //   vpmaddubsw (unsigned nibble × signed x quant, |pair sum| ≤ 2·15·127, no saturation), added as int16
 //   (|sum| ≤ 4·15·127) and widened by one vpmaddwd against ones: four exact int32 lanes per block;
@@ -99,9 +101,9 @@ public static unsafe partial class Gemv
     /// <summary>The vpermt2b and vpermb controls of one quad step (see the file's header).</summary>
     internal static class QuadIndex
     {
-        // Output byte j is quant j % 16 of block j / 16, at byte 18·(j/16) + 2 + j%16 of the group: from the load at +0
-        // below 64, else from the load at +8 (control bit 6 selects it).
-        internal static readonly Vector512<byte> Quants = Make(j => { int s = 18 * (j / 16) + 2 + j % 16; return s < 64 ? s : 64 + s - 8; });
+        // Output byte j is quant j % 16 of block j / 16, at byte 18·(j/16) + 2 + j%16 of the group: bytes 0–63 from the
+        // first source, 64–71 from the second (control bit 6 selects it), so the control is that byte's offset.
+        internal static readonly Vector512<byte> Quants = Make(j => 18 * (j / 16) + 2 + j % 16);
 
         // Float lane i (4 per block b = i/4) takes the block's binary16 scale in its top two bytes; the low two are
         // masked off after the shift.
@@ -119,9 +121,9 @@ public static unsafe partial class Gemv
     // (Σ nibble·x-quant − 8·Σ x-quants)·dw_b·dx_b.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> AddQuad(Vector512<float> acc, byte* w, byte* xg, Vector512<byte> quants, Vector512<byte> scales)
-        => AddQuad(acc, Vector512.Load(w), Vector512.Load(w + 8), xg, quants, scales);
+        => AddQuad(acc, Vector512.Create(Vector256.Load(w), Vector256.Load(w + 32)), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), xg, quants, scales);
 
-    // The same with the group's bytes loaded: a from +0, b from +8.
+    // The same with the group's bytes loaded: bytes 0–63 in a, 64–71 in the low bytes of b.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> AddQuad(Vector512<float> acc, Vector512<byte> a, Vector512<byte> b, byte* xg, Vector512<byte> quants, Vector512<byte> scales)
     {
@@ -136,16 +138,15 @@ public static unsafe partial class Gemv
         return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(dot), dw * Vector512.Load((float*)(xg + 192)), acc);
     }
 
-    // The last, partial group of a row (1–3 blocks): masked loads read only the row's bytes (they do not fault past
-    // its end) and leave zeros in the rest, so the missing blocks have zero scales and meet zero x groups.
+    // The last, partial group of a row (1–3 blocks, at most 54 bytes): a masked load reads only the row's bytes (it
+    // does not fault past its end) and leaves zeros in the rest, so the missing blocks have zero scales and meet zero x groups.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> AddPartialQuad(Vector512<float> acc, byte* w, int blocks, byte* xg, Vector512<byte> quants, Vector512<byte> scales)
     {
         int bytes = blocks * DTypes.Q4BlockBytes;
         var index = Vector512<byte>.Indices;
         var a = Avx512BW.MaskLoad(w, Vector512.LessThan(index, Vector512.Create((byte)bytes)), Vector512<byte>.Zero);
-        var b = Avx512BW.MaskLoad(w + 8, Vector512.LessThan(index, Vector512.Create((byte)(bytes - 8))), Vector512<byte>.Zero);
-        return AddQuad(acc, a, b, xg, quants, scales);
+        return AddQuad(acc, a, Vector512<byte>.Zero, xg, quants, scales);
     }
 
     // Four weight rows against one X row in the quad layout: each x group is read once for the four rows. Every row
