@@ -605,6 +605,42 @@ public unsafe class GemvTests
         }
     }
 
+    // One thread given several regions streams its own and then takes all the others' chunks from their back ends:
+    // every row is computed once, as with one region (row counts that leave regions and chunks empty or ragged).
+    [Fact]
+    public void StolenChunksCoverEveryRowOnce()
+    {
+        var rnd = new Random(37);
+        foreach (int n in new[] { 1, 5, 33, 130, 420 })
+        {
+            int k = 64;
+            var wf = RandomArray(rnd, n * k);
+            foreach (var dt in WeightTypes)
+            {
+                fixed (byte* p = Encode(dt, wf, n, k))
+                {
+                    var w = new WeightMatrix(dt, p, n, k);
+                    foreach (int m in new[] { 1, 3 })
+                    {
+                        var x = RandomArray(rnd, m * k);
+                        var bias = RandomArray(rnd, n);
+                        var width = Simd.Current;
+                        var one = new float[m * n];
+                        fixed (float* px = x, pb = bias, py = one)
+                            Gemv.Run(width, w, px, m, py, pb, OneThread, regions: 1);
+                        foreach (int regions in new[] { 2, 3, 7 })
+                        {
+                            var y = Enumerable.Repeat(float.NaN, m * n).ToArray();
+                            fixed (float* px = x, pb = bias, py = y)
+                                Gemv.Run(width, w, px, m, py, pb, OneThread, regions);
+                            Assert.Equal(one, y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     [Fact]
     public void HalfWideningIsExactForEveryBitPattern()
     {
