@@ -60,6 +60,21 @@ public sealed class LinearLayer
         var y = Ops.Linear(x, Var.Of(_ps[_w]), _b is null ? null : Var.Of(_ps[_b]));   // (…, out)
         return _ps.Lora is { } lora ? lora.Apply(_index, x, y, dropoutSeed) : y;
     }
+
+    /// <summary>
+    /// a, b and c applied to the same x, as their <see cref="Forward"/>s would give them. With no adapter active, the three
+    /// run as one shared-input product (<see cref="Ops.LinearShared"/>: one quantization of x and one dispatch, which at
+    /// batch-1 decoding is much of a small matrix's time); the results are the same either way.
+    /// </summary>
+    internal static (Var A, Var B, Var C) ForwardShared(LinearLayer a, LinearLayer b, LinearLayer c, Var x, ulong dropoutSeed = 0)
+    {
+        if (a._ps.Lora != null || b._ps.Lora != null || c._ps.Lora != null)
+            return (a.Forward(x, dropoutSeed), b.Forward(x, dropoutSeed), c.Forward(x, dropoutSeed));
+        return Ops.LinearShared(x, a.Weight, a.Bias, b.Weight, b.Bias, c.Weight, c.Bias);
+    }
+
+    Var Weight => Var.Of(_ps[_w]);
+    Var? Bias => _b is null ? null : Var.Of(_ps[_b]);
 }
 
 /// <summary>RMSNorm or LayerNorm over the last dimension, or none (the identity); RMSNorm optionally scaled by 1 + w (Gemma, <see cref="ModelConfig.NormUnitOffset"/>).</summary>
@@ -232,7 +247,9 @@ public sealed class AttentionLayer
     /// <summary>x (B, T, D) → (B, T, D). Cross-attention reads ctx.Memory and carries no positions.</summary>
     internal Var Forward(Var x, StackContext ctx, LayerCache? cache)
     {
-        var q = _q.Forward(x, ctx.DropoutSeed);                             // (B, T, H·hd)
+        Var q, ks = null!, vs = null!;
+        if (_cross) q = _q.Forward(x, ctx.DropoutSeed);                     // (B, T, H·hd)
+        else (q, ks, vs) = LinearLayer.ForwardShared(_q, _k, _v, x, ctx.DropoutSeed); // and (B, T, Hkv·hd) twice
         if (_cross)
         {
             // Cross K/V depend only on the encoder output: computed once per request and cached.
@@ -253,8 +270,6 @@ public sealed class AttentionLayer
             ctx.Entropy?.Add(_scope, true, q, k, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks, null, ctx.SelfMasks.KeyLengths);
             return _o.Forward(Ops.Attention(q, k, v, _heads, _kvHeads, ctx.CrossOptions, ctx.CrossMasks), ctx.DropoutSeed);
         }
-        var ks = _k.Forward(x, ctx.DropoutSeed);                            // (B, T, Hkv·hd)
-        var vs = _v.Forward(x, ctx.DropoutSeed);
         if (ctx.Rope != null)
         {
             q = Ops.Rope(q, ctx.Rope, _heads, ctx.RopePositions);

@@ -23,6 +23,32 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>
+    /// Three <see cref="Linear"/>s of the same x, (x·W₀ᵀ + b₀, x·W₁ᵀ + b₁, x·W₂ᵀ + b₂), as those three calls give them. Where
+    /// nothing needs a gradient, the weights share dtype and width and x has few rows (decoding), they run as one GEMV
+    /// (<see cref="Gemm.LinearShared"/>); otherwise as three <see cref="Linear"/>s.
+    /// </summary>
+    public static (Var Y0, Var Y1, Var Y2) LinearShared(Var x, Var w0, Var? b0, Var w1, Var? b1, Var w2, Var? b2)
+    {
+        int k = w0.Shape[1];
+        int m = x.Shape[^1] == k ? (int)(x.Value.Length / k) : 0;
+        bool shared = m > 0 && !Grad(x, w0, b0) && !Grad(w1, w2, b1) && !(b2 != null && Grad(b2))
+            && w1.Shape[1] == k && w2.Shape[1] == k && w1.Value.DType == w0.Value.DType && w2.Value.DType == w0.Value.DType
+            && Gemm.SharesInput(m, w0.Value.DType)
+            && (b0 == null || (b0.Value.Rank == 1 && b0.Shape[0] == w0.Shape[0]))
+            && (b1 == null || (b1.Value.Rank == 1 && b1.Shape[0] == w1.Shape[0]))
+            && (b2 == null || (b2.Value.Rank == 1 && b2.Shape[0] == w2.Shape[0]));
+        if (!shared) return (Linear(x, w0, b0), Linear(x, w1, b1), Linear(x, w2, b2));
+        var y0 = NewOutputLast(x, w0.Shape[0], false);
+        var y1 = NewOutputLast(x, w1.Shape[0], false);
+        var y2 = NewOutputLast(x, w2.Shape[0], false);
+        Gemm.LinearShared(x.Data(), m,
+            WeightMatrix.From(w0.Value), y0.Value.AsSpan<float>(), b0 is null ? default : b0.Data(),
+            WeightMatrix.From(w1.Value), y1.Value.AsSpan<float>(), b1 is null ? default : b1.Data(),
+            WeightMatrix.From(w2.Value), y2.Value.AsSpan<float>(), b2 is null ? default : b2.Data());
+        return (y0, y1, y2);
+    }
+
     static void RecordLinear(Var y, Var x, Var w, Var? b, int m, int k, int n) => Record(y, o =>
     {
         var dy = o.OutGrad();                       // (M, N)

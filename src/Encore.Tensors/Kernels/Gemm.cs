@@ -114,6 +114,47 @@ public static unsafe partial class Gemm
     /// </summary>
     internal const int GemvChunks = 4;
 
+    /// <summary>
+    /// Whether <see cref="LinearShared"/> takes <paramref name="m"/> rows of x as one shared-input GEMV at the current
+    /// vector width (the rows <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/>
+    /// sends to the GEMV path); it runs three <c>Linear</c>s otherwise.
+    /// </summary>
+    public static bool SharesInput(int m, DType weights) => m >= 1 && m <= Gemv.LinearRows(Simd.Current) && weights != DType.I32;
+
+    /// <summary>
+    /// Three products of the same X (m, K): Y_i (m, N_i) = X·W_iᵀ + b_i, bit for bit what three calls of
+    /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/> give. At GEMV sizes
+    /// (<see cref="SharesInput"/>) with one weight dtype, X is quantized once and one dispatch streams the three
+    /// matrices: a small matrix at batch-1 decoding spends much of its time on those two steps.
+    /// </summary>
+    public static void LinearShared(ReadOnlySpan<float> x, int m,
+        WeightMatrix w0, Span<float> y0, ReadOnlySpan<float> b0,
+        WeightMatrix w1, Span<float> y1, ReadOnlySpan<float> b1,
+        WeightMatrix w2, Span<float> y2, ReadOnlySpan<float> b2)
+    {
+        bool shared = w1.Cols == w0.Cols && w2.Cols == w0.Cols && w1.DType == w0.DType && w2.DType == w0.DType && SharesInput(m, w0.DType);
+        if (!shared)
+        {
+            Linear(x, m, w0, y0, b0);
+            Linear(x, m, w1, y1, b1);
+            Linear(x, m, w2, y2, b2);
+            return;
+        }
+        CheckLinear(x, m, w0, y0, b0);
+        CheckLinear(x, m, w1, y1, b1);
+        CheckLinear(x, m, w2, y2, b2);
+        fixed (float* px = x)
+        fixed (float* py0 = y0, py1 = y1, py2 = y2)
+        fixed (float* pb0 = b0, pb1 = b1, pb2 = b2)
+        {
+            var parts = stackalloc Gemv.Part[3];
+            parts[0] = new Gemv.Part(w0, py0, b0.IsEmpty ? null : pb0);
+            parts[1] = new Gemv.Part(w1, py1, b1.IsEmpty ? null : pb1);
+            parts[2] = new Gemv.Part(w2, py2, b2.IsEmpty ? null : pb2);
+            Gemv.RunParts(Simd.Current, parts, 3, px, m);
+        }
+    }
+
     /// <summary>The validated body of Linear, with the pool selectable (for tests).</summary>
     internal static void Linear(SimdWidth width, KernelPool? pool, ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
     {

@@ -71,11 +71,37 @@ public static unsafe partial class Gemv
     public static void Reference(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> bias = default)
         => Gemm.LinearReference(x, 1, w, y, bias);
 
+    /// <summary>One weight matrix of a shared-input GEMV (<see cref="RunParts"/>), with its output and bias.</summary>
+    internal struct Part(WeightMatrix w, float* y, float* bias)
+    {
+        public WeightMatrix W = w;
+        public float* Y = y, Bias = bias;
+        public int RowStart; // first row in the parts' joint row space (a multiple of 4)
+    }
+
     /// <summary>Y (m, N) = X (m, K)·Wᵀ + bias, 1 ≤ m ≤ <see cref="MaxRows"/>, all arguments validated.</summary>
     /// <remarks><paramref name="regions"/> (tests) sets the number of regions instead of one per thread; with a one-thread pool the one
     /// thread then streams the first region and takes every other region's chunks from their back ends.</remarks>
     internal static void Run(SimdWidth width, in WeightMatrix w, float* x, int m, float* y, float* bias, KernelPool? pool = null, int regions = 0)
     {
+        var part = new Part(w, y, bias);
+        RunParts(width, &part, 1, x, m, pool, regions);
+    }
+
+    /// <summary>
+    /// Y_i = X·W_iᵀ + bias_i for <paramref name="count"/> matrices of one dtype and width: X is quantized once and one
+    /// dispatch streams their rows one after another, each matrix's rows starting a new tile, so every row sums
+    /// exactly as in its own <see cref="Run"/>.
+    /// </summary>
+    internal static void RunParts(SimdWidth width, Part* parts, int count, float* x, int m, KernelPool? pool = null, int regions = 0)
+    {
+        var w = parts[0].W;
+        int rows = 0;
+        for (int i = 0; i < count; i++)
+        {
+            parts[i].RowStart = rows;
+            rows += (parts[i].W.Rows + 3) / 4 * 4;
+        }
         long perRow = Math.Max(1, (long)w.Cols * m);
         pool ??= KernelPool.Default;
         // X is read once per weight row; a 512-bit load that straddles two cache lines costs two, which
@@ -88,10 +114,14 @@ public static unsafe partial class Gemv
         else if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
         else if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
-        int tasks = regions > 0 ? regions : Math.Min(Partition.Tasks(w.Rows, Math.Max(1, MinTaskElements / perRow), pool), pool.ThreadCount);
+        int tasks = regions > 0 ? regions : Math.Min(Partition.Tasks(rows, Math.Max(1, MinTaskElements / perRow), pool), pool.ThreadCount);
         long* cursors = stackalloc long[Math.Max(1, tasks) * CursorStride + CursorStride];
         cursors = (long*)(((nint)cursors + 63) & ~(nint)63); // one cache line per region's cursor
-        var task = new GemvTask { W = w, X = x, XQ = xq, DX = dx, X8 = x8, Quad = quad, M = m, Y = y, Bias = bias, Width = width, Tasks = tasks, Cursors = cursors };
+        var task = new GemvTask
+        {
+            W = w, X = x, XQ = xq, DX = dx, X8 = x8, Quad = quad, M = m, Width = width, Tasks = tasks, Cursors = cursors,
+            Parts = parts, PartCount = count, TotalRows = rows,
+        };
         if (tasks <= 1) task.Execute(0);
         else
         {
@@ -135,6 +165,8 @@ public static unsafe partial class Gemv
         public int M, Tasks;
         public SimdWidth Width;
 
+        public Part* Parts;   // the matrices, their outputs and biases (W, Y and Bias are set per part)
+        public int PartCount, TotalRows;
         public long* Cursors; // per region: the next chunk from the front (low half) and the end of what is left (high half)
         public int Chunks;    // chunks per region (0: one task does everything)
 
@@ -149,10 +181,10 @@ public static unsafe partial class Gemv
         {
             if (Chunks == 0)
             {
-                ExecuteRange(0, W.Rows);
+                ExecuteRange(0, TotalRows);
                 return;
             }
-            int tiles = (W.Rows + 3) / 4;
+            int tiles = TotalRows / 4;
             RunChunks(index, tiles, own: true);
             for (int other = 1; other < Tasks; other++) RunChunks((index + other) % Tasks, tiles, own: false);
         }
@@ -170,13 +202,30 @@ public static unsafe partial class Gemv
                 long next = own ? state + 1 : state - (1L << 32);
                 if (Interlocked.CompareExchange(ref cursor, next, state) != state) continue;
                 var (c0, c1) = Partition.Range(t1 - t0, Chunks, chunk);
-                if (c1 > c0) ExecuteRange((t0 + c0) * 4, Math.Min(W.Rows, (t0 + c1) * 4));
+                if (c1 > c0) ExecuteRange((t0 + c0) * 4, (t0 + c1) * 4);
             }
         }
 
-        // Rows [r0, r1): whole blocks of four rows, except at the end of W, so which rows form a tile (and
-        // so the rounding) does not depend on how the rows were split.
-        void ExecuteRange(int r0, int r1)
+        // Joint rows [g0, g1), a multiple of 4 apart from each part's start: each part's share, in whole blocks of four
+        // rows except at the end of its W, so which rows form a tile (and so the rounding) does not depend on how the
+        // rows were split or which matrices share the call.
+        void ExecuteRange(int g0, int g1)
+        {
+            for (int p = 0; p < PartCount; p++)
+            {
+                ref var part = ref Parts[p];
+                int a = Math.Max(g0, part.RowStart), b = Math.Min(g1, part.RowStart + part.W.Rows);
+                if (a >= b) continue;
+                var one = this;
+                one.W = part.W;
+                one.Y = part.Y;
+                one.Bias = part.Bias;
+                one.RowsOf(a - part.RowStart, b - part.RowStart);
+            }
+        }
+
+        // Rows [r0, r1) of W.
+        void RowsOf(int r0, int r1)
         {
             switch (W.DType)
             {
