@@ -119,7 +119,7 @@ public static unsafe partial class Gemv
         cursors = (long*)(((nint)cursors + 63) & ~(nint)63); // one cache line per region's cursor
         var task = new GemvTask
         {
-            W = w, X = x, XQ = xq, DX = dx, X8 = x8, Quad = quad, M = m, Width = width, Tasks = tasks, Cursors = cursors,
+            W = w, X = x, XQ = xq, DX = dx, X8 = x8, M = m, Width = width, Tasks = tasks, Cursors = cursors,
             Parts = parts, PartCount = count, TotalRows = rows,
         };
         if (tasks <= 1) task.Execute(0);
@@ -160,8 +160,7 @@ public static unsafe partial class Gemv
         public float* X, Y, Bias;
         public short* XQ; // X quantized to int16 per block of 32 (Q8_0 or Q4_0 weights on AVX-512BW), else null
         public float* DX; // its block scales
-        public byte* X8;  // X quantized to int8 (Q4_0 weights): in the quad layout when Quad, else in the paired layout (AVX-VNNI); else null
-        public bool Quad;
+        public byte* X8;  // X quantized to int8 (Q4_0 weights): in the quad layout (QuantizesActivationsToInt8Quad), else the paired one (AVX-VNNI); else null
         public int M, Tasks;
         public SimdWidth Width;
 
@@ -232,8 +231,7 @@ public static unsafe partial class Gemv
                 case DType.F32: Rows<LoadF32>(r0, r1); break;
                 case DType.BF16: Rows<LoadBF16>(r0, r1); break;
                 case DType.F16: Rows<LoadF16>(r0, r1); break;
-                case DType.Q4_0 when X8 != null && Quad: RowsQ4Quad(r0, r1); break;
-                case DType.Q4_0 when X8 != null: RowsQ4Vnni(r0, r1); break;
+                case DType.Q4_0 when X8 != null: RowsQ4Int8(r0, r1); break;
                 case DType.Q4_0 when XQ != null: RowsX<Q4Block>(r0, r1); break;
                 case DType.Q4_0: RowsQ4(r0, r1); break;
                 default: RowsQ8(r0, r1); break;
@@ -346,19 +344,25 @@ public static unsafe partial class Gemv
             }
         }
 
-        // Q4_0 against int8 x on AVX-VNNI: four weight rows per X row at a time (DotQ4Vnni4, whose rows
-        // round as DotQ4Vnni's), the rows staying in L1 for the later X rows; the last rows one at a time.
-        void RowsQ4Vnni(int r0, int r1)
+        // Q4_0 against int8 x: four weight rows per X row at a time (DotQ4Quad4 on 512-bit vectors with VBMI, else
+        // DotQ4Vnni4, whose rows round as the one-row kernels' DotQ4Quad and DotQ4Vnni), the rows staying in L1 for the
+        // later X rows; the last rows one at a time. X8 is in the quad or the paired layout accordingly.
+        void RowsQ4Int8(int r0, int r1)
         {
-            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize, rowBytes = PairRowBytes(blocks);
+            bool quad = QuantizesActivationsToInt8Quad(Width, W.DType);
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize, rowBytes = quad ? QuadRowBytes(blocks) : PairRowBytes(blocks);
             float* table = Widen.HalfTable;
+            var quants = quad ? QuadIndex.Quants : default;
+            var scales = quad ? QuadIndex.Scales : default;
             float* sums = stackalloc float[4];
             int j0 = r0;
             for (; j0 + 4 <= r1; j0 += 4)
             {
                 for (int i = 0; i < M; i++)
                 {
-                    DotQ4Vnni4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), X8 + (nint)i * rowBytes, blocks, table, sums);
+                    byte* xrow = X8 + (nint)i * rowBytes;
+                    if (quad) DotQ4Quad4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), xrow, blocks, sums, quants, scales);
+                    else DotQ4Vnni4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), xrow, blocks, table, sums);
                     for (int s = 0; s < 4; s++) Y[(nint)i * n + j0 + s] = sums[s] + (Bias == null ? 0 : Bias[j0 + s]);
                 }
             }
@@ -366,32 +370,11 @@ public static unsafe partial class Gemv
             {
                 byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4Vnni(row, X8 + (nint)i * rowBytes, blocks, table) + b;
-            }
-        }
-
-        // Q4_0 against int8 x four blocks per 512-bit step: four weight rows per X row at a time (DotQ4Quad4, whose
-        // rows round as DotQ4Quad's); the last rows one at a time.
-        void RowsQ4Quad(int r0, int r1)
-        {
-            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize, rowBytes = QuadRowBytes(blocks);
-            var quants = QuadIndex.Quants;
-            var scales = QuadIndex.Scales;
-            float* sums = stackalloc float[4];
-            int j0 = r0;
-            for (; j0 + 4 <= r1; j0 += 4)
-            {
                 for (int i = 0; i < M; i++)
                 {
-                    DotQ4Quad4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), X8 + (nint)i * rowBytes, blocks, sums, quants, scales);
-                    for (int s = 0; s < 4; s++) Y[(nint)i * n + j0 + s] = sums[s] + (Bias == null ? 0 : Bias[j0 + s]);
+                    byte* xrow = X8 + (nint)i * rowBytes;
+                    Y[(nint)i * n + j] = (quad ? DotQ4Quad(row, xrow, blocks, quants, scales) : DotQ4Vnni(row, xrow, blocks, table)) + b;
                 }
-            }
-            for (int j = j0; j < r1; j++)
-            {
-                byte* row = W.Row(j);
-                float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4Quad(row, X8 + (nint)i * rowBytes, blocks, quants, scales) + b;
             }
         }
 

@@ -297,21 +297,27 @@ public unsafe class GemvTests
 
     [FactWithVnni]
     public void PairedInt8QuantizationMatchesItsScalarTwin()
+        => AssertInt8LayoutMatchesItsTwin(19, [1, 2, 3, 8, 9], blocks => (blocks + 1) / 2 * 128, 0, &Gemv.QuantizePaired, &Gemv.QuantizePairedReference);
+
+    // One row of x quantized into an int8 layout by the vector quantizer and by its scalar twin, byte for byte, over a
+    // row with halves at x·(1/dx) = k + ½ and an all-zero block; the output starts filled with `fill`.
+    static void AssertInt8LayoutMatchesItsTwin(int seed, int[] blockCounts, Func<int, int> rowBytes, byte fill,
+        delegate*<float*, int, byte*, void> quantize, delegate*<float*, int, byte*, void> twin)
     {
-        var rnd = new Random(19);
-        foreach (int blocks in new[] { 1, 2, 3, 8, 9 })
+        var rnd = new Random(seed);
+        foreach (int blocks in blockCounts)
         {
             var x = RandomArray(rnd, blocks * 32);
-            for (int j = 0; j < Math.Min(32, x.Length); j++) x[j] = (j - 16) * 0.5f; // ties at x·(1/dx) = k + ½
+            for (int j = 0; j < 32; j++) x[j] = (j - 16) * 0.5f;             // ties at x·(1/dx) = k + ½
             if (blocks > 2) for (int j = 64; j < 96; j++) x[j] = 0;         // an all-zero block
-            int bytes = (blocks + 1) / 2 * 128;
-            var got = new byte[bytes];
+            int bytes = rowBytes(blocks);
+            var got = Enumerable.Repeat(fill, bytes).ToArray();
             var want = new byte[bytes];
             fixed (float* px = x)
             fixed (byte* pg = got, pw = want)
             {
-                Gemv.QuantizePaired(px, blocks, pg);
-                Gemv.QuantizePairedReference(px, blocks, pw);
+                quantize(px, blocks, pg);
+                twin(px, blocks, pw);
             }
             Assert.Equal(want, got);
         }
@@ -365,25 +371,8 @@ public unsafe class GemvTests
 
     [FactWithQ4Quad]
     public void QuadInt8QuantizationMatchesItsScalarTwin()
-    {
-        var rnd = new Random(29);
-        foreach (int blocks in new[] { 1, 3, 4, 5, 8, 9 })
-        {
-            var x = RandomArray(rnd, blocks * 32);
-            for (int j = 0; j < 32; j++) x[j] = (j - 16) * 0.5f;             // ties at x·(1/dx) = k + ½
-            if (blocks > 2) for (int j = 64; j < 96; j++) x[j] = 0;         // an all-zero block
-            int bytes = (blocks + 3) / 4 * 256;
-            var got = Enumerable.Repeat((byte)0xA5, bytes).ToArray();       // padding must be written, not left
-            var want = new byte[bytes];
-            fixed (float* px = x)
-            fixed (byte* pg = got, pw = want)
-            {
-                Gemv.QuantizeQuad(px, blocks, pg);
-                Gemv.QuantizeQuadReference(px, blocks, pw);
-            }
-            Assert.Equal(want, got);
-        }
-    }
+        => AssertInt8LayoutMatchesItsTwin(29, [1, 3, 4, 5, 8, 9], blocks => (blocks + 3) / 4 * 256, 0xA5, // padding must be written, not left
+            &Gemv.QuantizeQuad, &Gemv.QuantizeQuadReference);
 
     // The quad path's four-row tile sums each row as its one-row kernel does (partial last groups after an even and
     // an odd number of whole groups, tails of 0–3 rows, one and three X rows), and both stay within the int8-activation
