@@ -1,3 +1,5 @@
+using Encore.Tensors.Kernels;
+
 namespace Encore.Autograd.Optim;
 
 /// <summary>Hyper-parameters of <see cref="AdamW"/>; defaults are PyTorch's <c>torch.optim.AdamW</c>.</summary>
@@ -37,15 +39,6 @@ public sealed class AdamW(IEnumerable<Parameter> parameters, AdamWOptions? optio
         float stepSize = (float)(lr / bc1);
         float bc2Sqrt = (float)Math.Sqrt(bc2);
         float eps = (float)Options.Eps;
-        for (int i = 0; i < w.Length; i++)
-        {
-            float wi = w[i] * decay;
-            float mi = m[i] * b1 + g[i] * oneMinusB1;
-            float vi = v[i] * b2 + g[i] * g[i] * oneMinusB2;
-            float denom = MathF.Sqrt(vi) / bc2Sqrt + eps;
-            m[i] = mi;
-            v[i] = vi;
-            w[i] = wi - stepSize * (mi / denom);
-        }
+        OptimizerSteps.AdamW(w, g, m, v, new AdamWConstants(decay, b1, b2, oneMinusB1, oneMinusB2, stepSize, bc2Sqrt, eps));
     }
 }

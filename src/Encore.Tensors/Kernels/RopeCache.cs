@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Encore.Tensors.Kernels;
 
@@ -89,6 +91,48 @@ public sealed class RopeCache
         var f = new double[rotaryDims / 2];
         for (int i = 0; i < f.Length; i++) f[i] = 1.0 / Math.Pow(theta, 2.0 * i / rotaryDims);
         return f;
+    }
+
+    // Tables of float positions (Rope.Apply with float positions), kept from their first use: one
+    // pinned row of 3·d floats per distinct position (cos and sin, d/2 each; then the interleaved
+    // pairs, d each), at most MaxFloatRows of them; past that, callers compute per call.
+    internal const int MaxFloatRows = 8192;
+    readonly ConcurrentDictionary<int, float[]> _floatRows = new();
+    int _floatRowCount;
+
+    /// <summary>
+    /// The kept tables of <paramref name="position"/> (computed on first use by <see cref="FillFloatRow"/>),
+    /// or null once the cache keeps <see cref="MaxFloatRows"/> positions. Thread-safe: a row is filled
+    /// before it is published, and two threads filling the same position write identical values.
+    /// </summary>
+    internal unsafe float* FloatRow(float position)
+    {
+        int key = BitConverter.SingleToInt32Bits(position);
+        if (!_floatRows.TryGetValue(key, out var row))
+        {
+            if (Volatile.Read(ref _floatRowCount) >= MaxFloatRows) return null;
+            row = GC.AllocateUninitializedArray<float>(3 * RotaryDims, pinned: true);
+            fixed (float* p = row) FillFloatRow(position, p);
+            if (_floatRows.TryAdd(key, row)) Interlocked.Increment(ref _floatRowCount);
+            else row = _floatRows[key];
+        }
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(row));
+    }
+
+    /// <summary>Writes the 3·d-float tables of <paramref name="position"/> (layout of <see cref="FloatRow"/>) as the integer tables are computed.</summary>
+    internal unsafe void FillFloatRow(float position, float* row)
+    {
+        int d = RotaryDims, half = d / 2;
+        float* cos2 = row + d, sin2 = row + 2 * d;
+        for (int i = 0; i < half; i++)
+        {
+            (float c, float s) = Angle(position, Options.LinearScale, InvFreq[i]);
+            row[i] = c;
+            row[half + i] = s;
+            cos2[2 * i] = cos2[2 * i + 1] = c;
+            sin2[2 * i] = -s;
+            sin2[2 * i + 1] = s;
+        }
     }
 
     /// <summary>cos and sin of the angle of frequency <paramref name="invFreq"/> at position <paramref name="p"/>, rounded to float.</summary>

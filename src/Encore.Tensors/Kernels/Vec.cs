@@ -26,6 +26,8 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     static abstract TV Max(TV a, TV b);
     static abstract TV Min(TV a, TV b);
     static abstract TV Abs(TV a);
+    /// <summary>Square root, correctly rounded (as <see cref="MathF.Sqrt"/>).</summary>
+    static abstract TV Sqrt(TV a);
     static abstract TV Exp(TV a);
     /// <summary>All-ones lanes where a &lt; b.</summary>
     static abstract TV LessThan(TV a, TV b);
@@ -66,6 +68,7 @@ internal readonly unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Max(V128 a, V128 b) => new(Vector128.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Min(V128 a, V128 b) => new(Vector128.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Abs(V128 a) => new(Vector128.Abs(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Sqrt(V128 a) => new(Vector128.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Exp(V128 a) => new(Vector128.Exp(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Erf(V128 a) => new(Vector128.Narrow(VectorMath.Erf(Vector128.WidenLower(a._v)), VectorMath.Erf(Vector128.WidenUpper(a._v))));
@@ -107,6 +110,7 @@ internal readonly unsafe struct V256 : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Max(V256 a, V256 b) => new(Vector256.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Min(V256 a, V256 b) => new(Vector256.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Abs(V256 a) => new(Vector256.Abs(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Sqrt(V256 a) => new(Vector256.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Exp(V256 a) => new(Vector256.Exp(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Erf(V256 a) => new(Vector256.Narrow(VectorMath.Erf(Vector256.WidenLower(a._v)), VectorMath.Erf(Vector256.WidenUpper(a._v))));
@@ -154,6 +158,7 @@ internal readonly unsafe struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Max(V512 a, V512 b) => new(Vector512.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Min(V512 a, V512 b) => new(Vector512.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Abs(V512 a) => new(Vector512.Abs(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Sqrt(V512 a) => new(Vector512.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Exp(V512 a) => new(Vector512.Exp(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Erf(V512 a) => new(Vector512.Narrow(VectorMath.Erf(Vector512.WidenLower(a._v)), VectorMath.Erf(Vector512.WidenUpper(a._v))));

@@ -107,25 +107,29 @@ public class GemmTests
     }
 
     [Theory]
-    [InlineData(70, 300, 600)]   // three K slices
-    [InlineData(300, 40, 400)]   // several row blocks of MC
-    [InlineData(13, 2100, 160)]  // two column blocks of NC
-    public void ResultsAreBitIdenticalAcrossThreadCountsAndMatchReference(int m, int n, int k)
+    [InlineData(70, 300, 600, Transpose.No)]    // three K slices; one row chunk, so the column tasks share one packed A
+    [InlineData(70, 300, 600, Transpose.Yes)]   // the same with op(A) = Aᵀ (a weight gradient's dYᵀ)
+    [InlineData(300, 40, 400, Transpose.No)]    // several row blocks of MC
+    [InlineData(300, 40, 400, Transpose.Yes)]
+    [InlineData(1800, 64, 300, Transpose.Yes)]  // enough row chunks for every task (up to 12), so no column split: each task packs its own A
+    [InlineData(13, 2100, 160, Transpose.No)]   // two column blocks of NC
+    public void ResultsAreBitIdenticalAcrossThreadCountsAndMatchReference(int m, int n, int k, Transpose ta)
     {
         var rnd = new Random(m + n + k);
         var a = RandomArray(rnd, m * k);
         var b = RandomArray(rnd, k * n);
         var c0 = RandomArray(rnd, m * n);
+        int lda = ta == Transpose.No ? k : m;
         var expected = (float[])c0.Clone();
-        Gemm.Reference(Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, expected, n);
+        Gemm.Reference(ta, Transpose.Yes, m, n, k, 1.5f, a, lda, b, k, 0.25f, expected, n);
         foreach (var w in Simd.Supported)
         {
             var c1 = (float[])c0.Clone();
             var c3 = (float[])c0.Clone();
-            Gemm.Multiply(w, OneThread, true, Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, c1, n);
-            Gemm.Multiply(w, ThreeThreads, true, Transpose.No, Transpose.Yes, m, n, k, 1.5f, a, k, b, k, 0.25f, c3, n);
+            Gemm.Multiply(w, OneThread, true, ta, Transpose.Yes, m, n, k, 1.5f, a, lda, b, k, 0.25f, c1, n);
+            Gemm.Multiply(w, ThreeThreads, true, ta, Transpose.Yes, m, n, k, 1.5f, a, lda, b, k, 0.25f, c3, n);
             Assert.Equal(c1, c3);
-            AssertClose(m, n, k, Transpose.No, Transpose.Yes, 1.5f, a, k, b, k, 0.25f, c0, expected, c3, n, $"{w} {m}×{n}×{k}");
+            AssertClose(m, n, k, ta, Transpose.Yes, 1.5f, a, lda, b, k, 0.25f, c0, expected, c3, n, $"{w} {m}×{n}×{k} {ta}");
         }
     }
 

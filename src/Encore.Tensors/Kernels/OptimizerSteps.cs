@@ -1,0 +1,85 @@
+using System.Runtime.CompilerServices;
+
+namespace Encore.Tensors.Kernels;
+
+/// <summary>The per-step constants of one AdamW update (torch.optim.AdamW's single-tensor path, in binary32).</summary>
+/// <param name="Decay">1 − lr·λ, the decoupled weight decay factor.</param>
+/// <param name="Beta1">β₁.</param>
+/// <param name="Beta2">β₂.</param>
+/// <param name="OneMinusBeta1">1 − β₁.</param>
+/// <param name="OneMinusBeta2">1 − β₂.</param>
+/// <param name="StepSize">lr ÷ (1 − β₁ᵗ).</param>
+/// <param name="Bc2Sqrt">√(1 − β₂ᵗ).</param>
+/// <param name="Eps">ε.</param>
+public readonly record struct AdamWConstants(float Decay, float Beta1, float Beta2, float OneMinusBeta1, float OneMinusBeta2,
+    float StepSize, float Bc2Sqrt, float Eps);
+
+/// <summary>
+/// Optimizer updates over a parameter's values, vectorized and split across the kernel pool. Each
+/// element goes through the same binary32 operations in the same order at every width (no fused
+/// multiply-adds), so the vector paths equal the scalar twin bit for bit and a step does not depend
+/// on the thread count.
+/// </summary>
+public static unsafe class OptimizerSteps
+{
+    const int MinPerTask = 16 * 1024;
+
+    /// <summary>
+    /// One AdamW step in place: w ← w·decay − stepSize·m/(√v/√bc₂ + ε) with m ← β₁m + (1−β₁)g and
+    /// v ← β₂v + (1−β₂)g², where m and v are the moments after this step.
+    /// </summary>
+    public static void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in AdamWConstants k)
+        => AdamW(w, g, m, v, k, Simd.Current);
+
+    /// <summary><see cref="AdamW(Span{float}, ReadOnlySpan{float}, Span{float}, Span{float}, in AdamWConstants)"/> at an explicit width (<see cref="SimdWidth.Scalar"/>: the twin that specifies it).</summary>
+    internal static void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, in AdamWConstants k, SimdWidth width)
+    {
+        int n = w.Length;
+        if (g.Length != n || m.Length != n || v.Length != n)
+            throw new ArgumentException($"AdamW: weights ({n}), gradient ({g.Length}) and moments ({m.Length}, {v.Length}) must have one length");
+        fixed (float* pw = w, pg = g, pm = m, pv = v)
+            RowDriver.RunFlat(new AdamWOp { W = pw, G = pg, M = pm, V = pv, K = k }, n, MinPerTask, width);
+    }
+
+    struct AdamWOp : IRangeOperator
+    {
+        public float* W, G, M, V;
+        public AdamWConstants K;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV>
+        {
+            TV decay = TV.Splat(K.Decay), b1 = TV.Splat(K.Beta1), b2 = TV.Splat(K.Beta2);
+            TV c1 = TV.Splat(K.OneMinusBeta1), c2 = TV.Splat(K.OneMinusBeta2);
+            TV step = TV.Splat(K.StepSize), bc2 = TV.Splat(K.Bc2Sqrt), eps = TV.Splat(K.Eps);
+            int i = first;
+            for (; i + TV.Count <= end; i += TV.Count)
+            {
+                TV gi = TV.Load(G + i);
+                TV wi = TV.Load(W + i) * decay;
+                TV mi = TV.Load(M + i) * b1 + gi * c1;
+                TV vi = TV.Load(V + i) * b2 + gi * gi * c2;
+                TV denom = TV.Sqrt(vi) / bc2 + eps;
+                TV.Store(mi, M + i);
+                TV.Store(vi, V + i);
+                TV.Store(wi - step * (mi / denom), W + i);
+            }
+            if (i < end) RangeScalar(i, end);
+        }
+
+        public readonly void RangeScalar(int first, int end)
+        {
+            for (int i = first; i < end; i++)
+            {
+                float gi = G[i];
+                float wi = W[i] * K.Decay;
+                float mi = M[i] * K.Beta1 + gi * K.OneMinusBeta1;
+                float vi = V[i] * K.Beta2 + gi * gi * K.OneMinusBeta2;
+                float denom = MathF.Sqrt(vi) / K.Bc2Sqrt + K.Eps;
+                M[i] = mi;
+                V[i] = vi;
+                W[i] = wi - K.StepSize * (mi / denom);
+            }
+        }
+    }
+}
