@@ -121,8 +121,44 @@ public static partial class Gemm
     {
         if ((long)m * n * k < ParallelWork || pool.ThreadCount == 1)
             Block<TK>(0, m, 0, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
+        else if (DeepAndNarrow(pool, m, n, k, b.Kind) is int tasks and > 0)
+        {
+            var rows = new RowBlocksTask<TK> { M = m, MUnits = (m + TK.MR - 1) / TK.MR, Tasks = tasks, N = n, K = k, Alpha = alpha, A = a, RsA = rsA, CsA = csA, B = b, Beta = beta, C = c, Ldc = ldc };
+            pool.Run(tasks, ref rows);
+        }
         else
             Parallel<TK>(pool, m, n, k, alpha, a, rsA, csA, b, beta, c, ldc);
+    }
+
+    // A product deep in K (many K slices) and narrow in N, such as the gradient dX = dY·W of a
+    // language-model head (K = the vocabulary): the BLIS loops below would run two pool dispatches per
+    // K slice and move each row chunk of C between cores from slice to slice. Instead each task takes
+    // a fixed range of rows and runs the whole product over it (its own B slices packed in its own
+    // scratch: a B slice of ≤ 512 columns costs little next to the rows' work), with C in its cache.
+    // One task per thread: more tasks pack each B slice more times (measured on the 1024×256×32128
+    // LM-head gradient, 2 threads: 58 ms with the loops below, 50 ms with 2 tasks, 57 ms with 4).
+    // The summation order is Block's, the same as the parallel loops'. Returns the task count, or 0.
+    static int DeepAndNarrow(KernelPool pool, int m, int n, int k, BKind kind)
+    {
+        if (kind == BKind.Packed || n > 512 || k < 8 * KC) return 0;
+        int tasks = pool.ThreadCount;
+        return m >= tasks * MC ? tasks : 0;
+    }
+
+    unsafe struct RowBlocksTask<TK> : IParallelTask where TK : IMicroKernel
+    {
+        public int M, MUnits, Tasks, N, K;
+        public float Alpha, Beta;
+        public float* A, C;
+        public nint RsA, CsA, Ldc;
+        public BSource B;
+
+        public void Execute(int index)
+        {
+            var (u0, u1) = Partition.Range(MUnits, Tasks, index);
+            int m0 = u0 * TK.MR, m1 = Math.Min(M, u1 * TK.MR);
+            if (m0 < m1) Block<TK>(m0, m1, 0, N, K, Alpha, A, RsA, CsA, B, Beta, C, Ldc);
+        }
     }
 
     // BLIS-style parallel loops: per (NC block, K slice) the threads first pack the shared B block

@@ -113,6 +113,7 @@ public class GemmTests
     [InlineData(300, 40, 400, Transpose.Yes)]
     [InlineData(1800, 64, 300, Transpose.Yes)]  // enough row chunks for every task (up to 12), so no column split: each task packs its own A
     [InlineData(13, 2100, 160, Transpose.No)]   // two column blocks of NC
+    [InlineData(450, 40, 2085, Transpose.No)]   // deep and narrow: one task per thread runs every K slice of its rows
     public void ResultsAreBitIdenticalAcrossThreadCountsAndMatchReference(int m, int n, int k, Transpose ta)
     {
         var rnd = new Random(m + n + k);
