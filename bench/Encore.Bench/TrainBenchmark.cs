@@ -1,3 +1,4 @@
+using Encore.Tensors;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -33,6 +34,8 @@ public sealed record TrainBenchmarkOptions
     public string? Python { get; init; }
     /// <summary>Train Encore's model with activation checkpointing per block (the peer trains as usual). Default false.</summary>
     public bool CheckpointActivations { get; init; }
+    /// <summary>Storage of Encore's AdamW moments (f32 or bf16; as <c>encore train --optimizer-moments</c>). The peer keeps f32.</summary>
+    public Encore.Tensors.DType OptimizerMoments { get; init; } = Encore.Tensors.DType.F32;
 
     /// <summary>Throws naming the first option out of range.</summary>
     public void Validate()
@@ -44,6 +47,7 @@ public sealed record TrainBenchmarkOptions
         if (Threads is < 1 or > 1024) throw new ArgumentException($"--threads must be between 1 and 1024, got {Threads}");
         if (Runs is < 1 or > 1000) throw new ArgumentException($"--runs must be between 1 and 1000, got {Runs}");
         if (StepsPerRun is < 1 or > 1000) throw new ArgumentException($"steps per run must be between 1 and 1000, got {StepsPerRun}");
+        if (OptimizerMoments is not (Encore.Tensors.DType.F32 or Encore.Tensors.DType.BF16)) throw new ArgumentException($"--optimizer-moments must be f32 or bf16, got {OptimizerMoments.Name()}");
     }
 }
 
@@ -61,7 +65,7 @@ public sealed record TrainFigure(double SecondsPerStep, double TokensPerSecond, 
 /// <param name="CheckpointActivations">Whether Encore trained with activation checkpointing per block.</param>
 public sealed record TrainBenchmarkResult(string Preset, string Family, long Parameters, int Batch, int SourceLength, int TargetLength, int Threads, int Runs,
     MachineReport Machine, TrainFigure Encore, long ParameterAndOptimizerBytes, TrainFigure? Torch, string? TorchVersion, double? EncoreOverTorch, string? PeerNote,
-    double FlopsPerStep, double FlopsPerToken, double EncoreGflops, double FractionOfPeak, bool CheckpointActivations = false);
+    double FlopsPerStep, double FlopsPerToken, double EncoreGflops, double FractionOfPeak, bool CheckpointActivations = false, string OptimizerMoments = "f32");
 
 /// <summary>
 /// Training throughput of an encoder–decoder or decoder-only model: random token batches,
@@ -82,7 +86,7 @@ public static class TrainBenchmark
         using var pooled = Encore.Tensors.Storage.BufferPool.Enable();   // as the trainer does
         using var model = LanguageModel.Create(config, seed: 1);
         model.CheckpointActivations = o.CheckpointActivations;
-        using var opt = new AdamW(model.Parameters.All) { LearningRate = 1e-4 };
+        using var opt = new AdamW(model.Parameters.All, new AdamWOptions { Moments = o.OptimizerMoments }) { LearningRate = 1e-4 };
         var rng = new Random(0);
         int b = o.Batch, s = o.SourceLength, t = o.TargetLength, v = config.VocabSize;
         bool decoderOnly = config.Family == ModelFamily.DecoderOnly;
@@ -134,7 +138,7 @@ public static class TrainBenchmark
         double step = MachineProbe.Median(times);
         long tokens = (long)b * (s + t);
         var encore = new TrainFigure(step, tokens / step, Process.GetCurrentProcess().PeakWorkingSet64);
-        long paramBytes = model.ParameterCount * 4 * 4;   // values, gradients, two AdamW moments
+        long paramBytes = model.ParameterCount * (4 + 4 + 2 * o.OptimizerMoments.UnitBytes());   // values, gradients, two AdamW moments
 
         TrainFigure? torch = null;
         string? version = null, note = null;
@@ -176,7 +180,7 @@ public static class TrainBenchmark
         double gflops = flops / step / 1e9;
         return new TrainBenchmarkResult(o.Preset, config.Family.ToString(), model.ParameterCount, b, s, t, o.Threads, o.Runs, machine, encore, paramBytes,
             torch, version, torch is null ? null : encore.TokensPerSecond / torch.TokensPerSecond, note,
-            flops, flops / tokens, gflops, machine.FmaGflops > 0 ? gflops / machine.FmaGflops : 0, o.CheckpointActivations);
+            flops, flops / tokens, gflops, machine.FmaGflops > 0 ? gflops / machine.FmaGflops : 0, o.CheckpointActivations, o.OptimizerMoments.Name());
     }
 
     static string I(int x) => x.ToString(CultureInfo.InvariantCulture);

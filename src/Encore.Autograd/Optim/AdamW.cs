@@ -1,3 +1,4 @@
+using Encore.Tensors;
 using Encore.Tensors.Kernels;
 
 namespace Encore.Autograd.Optim;
@@ -13,6 +14,12 @@ public sealed record AdamWOptions
     public double Eps { get; init; } = 1e-8;
     /// <summary>Decoupled weight decay λ (applied as w ← w·(1 − lr·λ)). Default 0.01.</summary>
     public double WeightDecay { get; init; } = 0.01;
+    /// <summary>
+    /// Storage of the two moments: <see cref="DType.F32"/> (default; PyTorch's trajectory to rounding) or
+    /// <see cref="DType.BF16"/> (half the optimizer memory; updated in binary32 and stored by stochastic
+    /// rounding, see <see cref="OptimizerSteps.AdamWBf16"/>).
+    /// </summary>
+    public DType Moments { get; init; } = DType.F32;
 }
 
 /// <summary>
@@ -23,13 +30,16 @@ public sealed record AdamWOptions
 public sealed class AdamW(IEnumerable<Parameter> parameters, AdamWOptions? options = null) : Optimizer(parameters)
 {
     /// <summary>The hyper-parameters.</summary>
-    public AdamWOptions Options { get; } = options ?? new AdamWOptions();
+    public AdamWOptions Options { get; } = Checked(options ?? new AdamWOptions());
+
+    Dictionary<Parameter, int>? _index;
+
+    static AdamWOptions Checked(AdamWOptions o) => o.Moments is DType.F32 or DType.BF16 ? o
+        : throw new ArgumentException($"AdamW keeps its moments in f32 or bf16, not {o.Moments.Name()}", nameof(options));
 
     /// <inheritdoc />
     protected override void Update(Parameter p, Span<float> w, ReadOnlySpan<float> g)
     {
-        var m = State(p, "exp_avg");
-        var v = State(p, "exp_avg_sq");
         double lr = LearningRate;
         float decay = (float)(1 - lr * (p.Decay ? Options.WeightDecay : 0));
         float b1 = (float)Options.Beta1, b2 = (float)Options.Beta2;
@@ -39,6 +49,22 @@ public sealed class AdamW(IEnumerable<Parameter> parameters, AdamWOptions? optio
         float stepSize = (float)(lr / bc1);
         float bc2Sqrt = (float)Math.Sqrt(bc2);
         float eps = (float)Options.Eps;
-        OptimizerSteps.AdamW(w, g, m, v, new AdamWConstants(decay, b1, b2, oneMinusB1, oneMinusB2, stepSize, bc2Sqrt, eps));
+        var k = new AdamWConstants(decay, b1, b2, oneMinusB1, oneMinusB2, stepSize, bc2Sqrt, eps);
+        if (Options.Moments == DType.BF16)
+            OptimizerSteps.AdamWBf16(w, g, StateBFloat16(p, "exp_avg"), StateBFloat16(p, "exp_avg_sq"), k, RoundingSeed(p));
+        else
+            OptimizerSteps.AdamW(w, g, State(p, "exp_avg"), State(p, "exp_avg_sq"), k);
+    }
+
+    // The stochastic rounding's seed of this parameter's update: its position among the parameters and
+    // its step, so runs, resumed runs and thread counts agree.
+    ulong RoundingSeed(Parameter p)
+    {
+        if (_index == null)
+        {
+            _index = new Dictionary<Parameter, int>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < Parameters.Count; i++) _index[Parameters[i]] = i;
+        }
+        return ((ulong)(uint)_index[p] << 40) ^ (ulong)StepOf(p);
     }
 }

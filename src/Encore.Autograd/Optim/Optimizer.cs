@@ -69,15 +69,30 @@ public abstract class Optimizer : IDisposable
     }
 
     /// <summary>A state tensor named <paramref name="slot"/> for parameter <paramref name="p"/>, zero-filled on first use.</summary>
-    protected Span<float> State(Parameter p, string slot, params int[] shape)
+    protected Span<float> State(Parameter p, string slot, params int[] shape) => StateTensor(p, slot, DType.F32, shape).AsSpan<float>();
+
+    /// <summary>
+    /// A bfloat16 state tensor (its bits) of the parameter's shape, zero-filled on first use. One restored
+    /// from a checkpoint in binary32 is rounded to nearest once (and a bfloat16 one asked for as
+    /// binary32 by <see cref="State"/> is widened exactly), so a run can resume with the other storage.
+    /// </summary>
+    protected Span<ushort> StateBFloat16(Parameter p, string slot) => StateTensor(p, slot, DType.BF16, []).AsSpan<ushort>();
+
+    Tensor StateTensor(Parameter p, string slot, DType dtype, int[] shape)
     {
         string key = p.Name + "." + slot;
         if (!_state.TryGetValue(key, out var t))
         {
-            t = Tensor.Zeros(DType.F32, shape.Length == 0 ? p.Value.Shape.ToArray() : shape);
+            t = Tensor.Zeros(dtype, shape.Length == 0 ? p.Value.Shape.ToArray() : shape);
             _state[key] = t;
         }
-        return t.AsSpan<float>();
+        else if (t.DType != dtype)
+        {
+            var converted = t.To(dtype);
+            t.Dispose();
+            _state[key] = t = converted;
+        }
+        return t;
     }
 
     /// <summary>True once <paramref name="slot"/> exists for <paramref name="p"/>.</summary>
@@ -96,7 +111,7 @@ public abstract class Optimizer : IDisposable
             int dot = key.LastIndexOf('.');
             if (dot <= 0 || !names.Contains(key[..dot]))
                 throw new ArgumentException($"optimizer state '{key}' does not belong to any parameter of this model");
-            if (t.DType != DType.F32) throw new ArgumentException($"optimizer state '{key}' must be f32, got {t.Describe()}");
+            if (t.DType is not (DType.F32 or DType.BF16)) throw new ArgumentException($"optimizer state '{key}' must be f32 or bf16, got {t.Describe()}");
         }
         foreach (var t in _state.Values) t.Dispose();
         _state.Clear();

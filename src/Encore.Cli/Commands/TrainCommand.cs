@@ -1,3 +1,4 @@
+using Encore.Tensors;
 using System.Text.Json;
 using Encore.Autograd.Optim;
 using Encore.Formats.Tokenization;
@@ -23,6 +24,7 @@ internal static class TrainCommand
         public Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 100 };
         public Option<int> CrossOnly = new("--warmup-cross-attention-only") { Description = "First N steps train only cross-attention (and its norms), everything else frozen: the warm-up of an encoder–decoder whose cross-attention `encore adapt` started fresh.", DefaultValueFactory = _ => 0 };
         public Option<string> Optimizer = new("--optimizer") { Description = "adamw, adafactor or sgd.", DefaultValueFactory = _ => "adamw" };
+        public Option<string> OptimizerMoments = new("--optimizer-moments") { Description = "Storage of AdamW's two moments: f32, or bf16 (half the optimizer memory; updated in f32, stored with stochastic rounding).", DefaultValueFactory = _ => "f32" };
         public Option<int> MaxTokens = new("--max-tokens") { Description = "Token budget per batch, padded source + target.", DefaultValueFactory = _ => 4096 };
         public Option<int> Accumulate = new("--grad-accum") { Description = "Micro-batches per optimizer step.", DefaultValueFactory = _ => 1 };
         public Option<int> EvalEvery = new("--eval-every") { Description = "Evaluate every N steps.", DefaultValueFactory = _ => 100 };
@@ -59,7 +61,7 @@ internal static class TrainCommand
         public Option<double> LudRate = new("--lud-rate") { Description = "--objective lexical-units: fraction of rows cut for placeholders (the others stay plain).", DefaultValueFactory = _ => 0.5 };
         public Option<double> LudUnitCuts = new("--lud-unit-cuts") { Description = "--objective lexical-units: fraction of cuts placed where a lexical unit follows (the others anywhere).", DefaultValueFactory = _ => 0.5 };
         public Option<string?> LudMarks = new("--lud-marks") { Description = "--objective lexical-units: read the marks an earlier run wrote (its lexical-units.marks; same data, starting model and --lud-alpha) instead of marking again." };
-        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, MlmProbability, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, AttentionEntropy, EntropyReg, EntropyTolerance, EntropyThreshold, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
+        public IEnumerable<Option> All => [Data, .. Fields.All, MaxSource, Validation, Tokenizer, Vocab, Out, Objective, MlmProbability, Steps, Lr, Warmup, CrossOnly, CheckpointActivations, Optimizer, OptimizerMoments, MaxTokens, Accumulate, EvalEvery, SaveEvery, Keep, EvalExamples, Samples, EncoderLoss, EarlyExitLoss, EarlyExitEncoder, AttentionEntropy, EntropyReg, EntropyTolerance, EntropyThreshold, Seed, Resume, ResumeFrom, Overwrite, LoraRank, LoraAlpha, LoraDropout, LoraTargets, LudPlaceholder, LudAlpha, LudSpan, LudRate, LudUnitCuts, LudMarks, Json, Threads];
     }
 
     public static Command Create()
@@ -134,6 +136,12 @@ internal static class TrainCommand
             CrossAttentionOnlySteps = parse.GetValue(o.CrossOnly),
             CheckpointActivations = parse.GetValue(o.CheckpointActivations),
             Optimizer = optimizer,
+            OptimizerMoments = parse.GetValue(o.OptimizerMoments)!.ToLowerInvariant() switch
+            {
+                "f32" or "fp32" => DType.F32,
+                "bf16" or "bfloat16" => DType.BF16,
+                var other => throw new ArgumentException($"--optimizer-moments: unknown storage '{other}' (f32, bf16)"),
+            },
             GradientAccumulation = parse.GetValue(o.Accumulate),
             EvalEvery = parse.GetValue(o.EvalEvery),
             CheckpointEvery = parse.GetValue(o.SaveEvery),

@@ -82,4 +82,73 @@ public static unsafe class OptimizerSteps
             }
         }
     }
+
+    /// <summary>
+    /// One AdamW step with the moments stored as bfloat16 (their bits, <paramref name="m"/> and
+    /// <paramref name="v"/>): each moment is widened, updated and used for the weight in binary32 exactly
+    /// as <see cref="AdamW(Span{float}, ReadOnlySpan{float}, Span{float}, Span{float}, in AdamWConstants)"/>
+    /// does, then stored back by stochastic rounding (<see cref="RoundStochastic"/>). Rounding to nearest
+    /// would lose v's updates: (1 − β₂)·g² is a thousandth of v, below half a bfloat16 ulp (2⁻⁹), so v
+    /// would stop following g². The rounding bits come from a hash of <paramref name="seed"/> and the
+    /// element's index, so the result does not depend on the thread count and a resumed run repeats it.
+    /// </summary>
+    public static void AdamWBf16(Span<float> w, ReadOnlySpan<float> g, Span<ushort> m, Span<ushort> v, in AdamWConstants k, ulong seed)
+    {
+        int n = w.Length;
+        if (g.Length != n || m.Length != n || v.Length != n)
+            throw new ArgumentException($"AdamW: weights ({n}), gradient ({g.Length}) and moments ({m.Length}, {v.Length}) must have one length");
+        fixed (float* pw = w, pg = g)
+        fixed (ushort* pm = m, pv = v)
+            RowDriver.RunFlat(new AdamWBf16Op { W = pw, G = pg, M = pm, V = pv, K = k, Seed = seed }, n, MinPerTask, SimdWidth.Scalar);
+    }
+
+    /// <summary>
+    /// x rounded to a bfloat16 (its bits) stochastically: up with probability equal to the fraction of
+    /// an ulp that x lies above the value below, using the low 16 bits of <paramref name="random"/>, so the
+    /// expected value is x. Infinities stay; a NaN stays a NaN.
+    /// </summary>
+    public static ushort RoundStochastic(float x, uint random)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        if ((bits & 0x7F800000u) == 0x7F800000u)
+            return (ushort)((bits >> 16) | ((bits & 0x007FFFFFu) != 0 ? 0x0040u : 0u));
+        return (ushort)((bits + (random & 0xFFFFu)) >> 16);
+    }
+
+    /// <summary>The 32 random bits of element <paramref name="index"/> under <paramref name="seed"/> (a fixed integer hash).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint RoundingBits(ulong seed, long index)
+    {
+        ulong z = seed + 0x9E3779B97F4A7C15ul * (ulong)(index + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ul;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBul;
+        return (uint)(z ^ (z >> 31));
+    }
+
+    struct AdamWBf16Op : IRangeOperator
+    {
+        public float* W, G;
+        public ushort* M, V;
+        public AdamWConstants K;
+        public ulong Seed;
+
+        public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV> => RangeScalar(first, end);
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void RangeScalar(int first, int end)
+        {
+            for (int i = first; i < end; i++)
+            {
+                float gi = G[i];
+                float wi = W[i] * K.Decay;
+                float mi = BitConverter.UInt32BitsToSingle((uint)M[i] << 16) * K.Beta1 + gi * K.OneMinusBeta1;
+                float vi = BitConverter.UInt32BitsToSingle((uint)V[i] << 16) * K.Beta2 + gi * gi * K.OneMinusBeta2;
+                float denom = MathF.Sqrt(vi) / K.Bc2Sqrt + K.Eps;
+                uint r = RoundingBits(Seed, i);
+                M[i] = RoundStochastic(mi, r);
+                V[i] = RoundStochastic(vi, r >> 16);
+                W[i] = wi - K.StepSize * (mi / denom);
+            }
+        }
+    }
 }

@@ -126,7 +126,7 @@ public sealed class Trainer : IDisposable
         {
             OptimizerKind.Adafactor => new Adafactor(ps, new AdafactorOptions { WeightDecay = options.WeightDecay }),
             OptimizerKind.Sgd => new Sgd(ps, new SgdOptions { WeightDecay = options.WeightDecay }),
-            _ => new AdamW(ps, new AdamWOptions { WeightDecay = options.WeightDecay }),
+            _ => new AdamW(ps, new AdamWOptions { WeightDecay = options.WeightDecay, Moments = options.OptimizerMoments }),
         };
         State = new TrainerState { Seed = options.Seed };
         if (teacher != null && options.DistillOnPolicy) _sampler = new OnPolicySampler(model, options.OnPolicy);

@@ -1,3 +1,4 @@
+using Encore.Tensors;
 using Encore.Autograd.Optim;
 
 namespace Encore.Training.Trainer;
@@ -90,6 +91,12 @@ public sealed record TrainingOptions
     /// </summary>
     public bool CheckpointActivations { get; init; }
     /// <summary>
+    /// Storage of AdamW's two moments: <see cref="Encore.Tensors.DType.F32"/> (default) or
+    /// <see cref="Encore.Tensors.DType.BF16"/> (half the optimizer memory, stochastically rounded; see
+    /// <see cref="Encore.Autograd.Optim.AdamWOptions.Moments"/>). AdamW only.
+    /// </summary>
+    public Encore.Tensors.DType OptimizerMoments { get; init; } = Encore.Tensors.DType.F32;
+    /// <summary>
     /// Measure every attention layer's per-head entropy (<see cref="Metrics.AttentionEntropyTally"/>) every this many steps
     /// and at the last, on the step's first batch (one more forward pass, no gradient): written to the metrics log as
     /// <c>attn_entropy/LAYER/HEAD</c> (nats) and <c>attn_entropy_norm/LAYER/HEAD</c> (over log of the keys each row sees)
@@ -135,6 +142,10 @@ public sealed record TrainingOptions
         if (!(EncoderTokenLoss >= 0) || !float.IsFinite(EncoderTokenLoss)) throw new ArgumentException($"encoder token loss weight must be ≥ 0, got {EncoderTokenLoss}");
         if (AttentionEntropyEvery < 0) throw new ArgumentException($"--attention-entropy: the interval must be a positive number of steps, got {AttentionEntropyEvery}");
         EntropyRegularizer?.Validate();
+        if (OptimizerMoments is not (Encore.Tensors.DType.F32 or Encore.Tensors.DType.BF16))
+            throw new ArgumentException($"--optimizer-moments: f32 or bf16, got {OptimizerMoments.Name()}");
+        if (OptimizerMoments != Encore.Tensors.DType.F32 && Optimizer != OptimizerKind.AdamW)
+            throw new ArgumentException($"--optimizer-moments bf16 stores AdamW's moments; the {Optimizer} optimizer keeps its own state in f32");
         if (EntropyRegularizer != null && CheckpointActivations)
             throw new ArgumentException("--entropy-reg does not combine with --activation-checkpointing (recomputed blocks would record their entropy again)");
         return this;

@@ -57,4 +57,80 @@ public class OptimizerStepsTests
         var ex = Assert.Throws<ArgumentException>(() => OptimizerSteps.AdamW(new float[4], new float[4], new float[3], new float[4], Step3));
         Assert.Contains("AdamW", ex.Message);
     }
+
+    static float Widen(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
+    [Fact]
+    public void StochasticRoundingAveragesExactlyToTheValueOverEveryRandomDraw()
+    {
+        // Over all 65,536 values of the random bits, x rounds up exactly as often as the fraction of an
+        // ulp it lies above the bfloat16 below it: the mean of the outcomes is x itself.
+        float[] xs = { 1f, 1.00390625f, 1.001f, -3.14159f, 0.1f, 1e-3f, -2.5e-7f, 6.0e-39f, 123456.7f, 3.0e38f };
+        foreach (float x in xs)
+        {
+            double sum = 0;
+            var seen = new HashSet<ushort>();
+            for (uint r = 0; r < 65536; r++)
+            {
+                ushort b = OptimizerSteps.RoundStochastic(x, r);
+                seen.Add(b);
+                sum += Widen(b);
+            }
+            Assert.Equal((double)x, sum / 65536, 0);
+            Assert.True(seen.Count <= 2, $"{x}: {seen.Count} outcomes");
+            if ((BitConverter.SingleToUInt32Bits(x) & 0xFFFF) == 0) Assert.Single(seen);   // already a bfloat16
+        }
+        Assert.True(float.IsNaN(Widen(OptimizerSteps.RoundStochastic(float.NaN, 0xFFFF))));
+        Assert.True(float.IsNaN(Widen(OptimizerSteps.RoundStochastic(BitConverter.UInt32BitsToSingle(0x7F800001), 0xFFFF))));
+        Assert.Equal(float.PositiveInfinity, Widen(OptimizerSteps.RoundStochastic(float.PositiveInfinity, 0xFFFF)));
+        Assert.Equal(float.NegativeInfinity, Widen(OptimizerSteps.RoundStochastic(float.NegativeInfinity, 0xFFFF)));
+    }
+
+    [Theory]
+    [InlineData(37)]
+    [InlineData(300_001)]   // split across the kernel pool
+    public void AdamWWithBFloat16MomentsFollowsItsSpecificationElementByElement(int n)
+    {
+        var rng = new Random(n);
+        var w0 = Random(rng, n);
+        var g = Random(rng, n, 0.1f);
+        var m0 = Random(rng, n, 0.01f).Select(x => OptimizerSteps.RoundStochastic(x, 0)).ToArray();
+        var v0 = Random(rng, n, 0.001f).Select(x => OptimizerSteps.RoundStochastic(MathF.Abs(x), 0)).ToArray();
+        const ulong seed = 0xABCDEF12345ul;
+        var (w, m, v) = ((float[])w0.Clone(), (ushort[])m0.Clone(), (ushort[])v0.Clone());
+        OptimizerSteps.AdamWBf16(w, g, m, v, Step3, seed);
+        var k = Step3;
+        for (int i = 0; i < n; i++)
+        {
+            float mi = Widen(m0[i]) * k.Beta1 + g[i] * k.OneMinusBeta1;
+            float vi = Widen(v0[i]) * k.Beta2 + g[i] * g[i] * k.OneMinusBeta2;
+            float wi = w0[i] * k.Decay - k.StepSize * (mi / (MathF.Sqrt(vi) / k.Bc2Sqrt + k.Eps));
+            uint r = OptimizerSteps.RoundingBits(seed, i);
+            Assert.Equal(wi, w[i]);
+            Assert.Equal(OptimizerSteps.RoundStochastic(mi, r), m[i]);
+            Assert.Equal(OptimizerSteps.RoundStochastic(vi, r >> 16), v[i]);
+        }
+    }
+
+    [Fact]
+    public void BFloat16SecondMomentKeepsFollowingTheSquaredGradient()
+    {
+        // A constant gradient of 1: v_t = 1 − β₂ᵗ. Each step adds a thousandth of what is missing, less
+        // than half a bfloat16 ulp once v is past ~0.5, so rounding to nearest stops v there for good;
+        // stochastic rounding keeps its expected value on the binary32 track.
+        const int n = 4096, steps = 3000;
+        var w = new float[n];
+        var g = Enumerable.Repeat(1f, n).ToArray();
+        var m = new ushort[n];
+        var v = new ushort[n];
+        for (int t = 1; t <= steps; t++)
+        {
+            var k = new AdamWConstants(1, 0.9f, 0.999f, 0.1f, 1 - 0.999f, (float)(1e-3 / (1 - Math.Pow(0.9, t))), (float)Math.Sqrt(1 - Math.Pow(0.999, t)), 1e-8f);
+            OptimizerSteps.AdamWBf16(w, g, m, v, k, (ulong)t);
+        }
+        double expected = 1 - Math.Pow(0.999, steps);   // 0.9503
+        double mean = v.Average(b => (double)Widen(b));
+        Assert.InRange(mean, expected - 0.01, expected + 0.01);
+        Assert.InRange(m.Average(b => (double)Widen(b)), 0.99, 1.01);
+    }
 }

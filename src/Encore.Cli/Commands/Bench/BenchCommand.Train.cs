@@ -15,7 +15,8 @@ internal static partial class BenchCommand
         var noPeers = NoPeersOption("bench/peers/torch_train.py");
         var python = PythonOption();
         var checkpoint = new Option<bool>("--activation-checkpointing") { Description = "Train Encore's model with activation checkpointing per block (as `encore train --activation-checkpointing`); the peer trains as usual." };
-        return Suite("train", "Training throughput (tokens/s, model GFLOP/s against the FMA peak) and memory, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python, checkpoint],
+        var moments = new Option<string>("--optimizer-moments") { Description = "Storage of Encore's AdamW moments: f32 or bf16 (as `encore train --optimizer-moments`); the peer keeps f32.", DefaultValueFactory = _ => "f32" };
+        return Suite("train", "Training throughput (tokens/s, model GFLOP/s against the FMA peak) and memory, beside the same model in PyTorch eager.", [preset, batch, srcLen, tgtLen, runs, noPeers, python, checkpoint, moments],
             parse => new TrainBenchmarkOptions
             {
                 Threads = Common.Threads(parse, threads),
@@ -27,6 +28,12 @@ internal static partial class BenchCommand
                 Peers = !parse.GetValue(noPeers),
                 Python = parse.GetValue(python),
                 CheckpointActivations = parse.GetValue(checkpoint),
+                OptimizerMoments = parse.GetValue(moments)!.ToLowerInvariant() switch
+                {
+                    "f32" or "fp32" => Encore.Tensors.DType.F32,
+                    "bf16" or "bfloat16" => Encore.Tensors.DType.BF16,
+                    var other => throw new ArgumentException($"--optimizer-moments: unknown storage '{other}' (f32, bf16)"),
+                },
             },
             o => o.Validate(),
             (o, progress) => Task.FromResult(TrainBenchmark.Run(o, progress)),
@@ -53,7 +60,10 @@ internal static partial class BenchCommand
                 r.Machine.FmaGflops > 0 ? (gflops / r.Machine.FmaGflops).ToString("0.0%", CultureInfo.InvariantCulture) : "–",
                 $"{f.PeakWorkingSetBytes / (double)(1 << 20):0} MiB");
         }
-        Row(r.CheckpointActivations ? "Encore (activation checkpointing)" : "Encore", r.Encore);
+        var notes = new List<string>();
+        if (r.CheckpointActivations) notes.Add("activation checkpointing");
+        if (r.OptimizerMoments != "f32") notes.Add($"{r.OptimizerMoments} moments");
+        Row(notes.Count > 0 ? $"Encore ({string.Join(", ", notes)})" : "Encore", r.Encore);
         if (r.Torch != null) Row($"PyTorch {r.TorchVersion} eager", r.Torch);
         AnsiConsole.Write(table);
         if (r.EncoreOverTorch is { } ratio) AnsiConsole.MarkupLine($"Encore ÷ PyTorch tokens/s: [bold]{ratio.ToString("0.00", CultureInfo.InvariantCulture)}×[/]");
