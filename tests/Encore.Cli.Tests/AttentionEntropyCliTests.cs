@@ -12,12 +12,7 @@ public sealed class AttentionEntropyCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    string Data()
-    {
-        string path = Path.Combine(_dir, "data.jsonl");
-        File.WriteAllLines(path, Enumerable.Range(0, 24).Select(i => JsonSerializer.Serialize(new { source = $"package number {i} of the archive", target = $"tool {i % 5}" })));
-        return path;
-    }
+    string Data() => TestCheckpoints.TinyTrainingData(_dir);
 
     [Fact]
     public void TrainingWithAttentionEntropyLogsEveryLayerAndHeadAndDrawsThePlot()
@@ -78,6 +73,8 @@ public sealed class AttentionEntropyCliTests : IDisposable
     [InlineData("--entropy-reg 1e-3 --entropy-threshold -0.5", "encore: --entropy-threshold must be ≥ 0, got -0.5")]
     [InlineData("--entropy-tolerance 0.3", "encore: --entropy-tolerance and --entropy-threshold shape the entropy regularizer: pass --entropy-reg too")]
     [InlineData("--entropy-reg 1e-3 --activation-checkpointing", "encore: --entropy-reg does not combine with --activation-checkpointing")]
+    [InlineData("--optimizer-moments f16", "encore: --optimizer-moments: unknown storage 'f16' (f32, bf16)")]
+    [InlineData("--optimizer sgd --optimizer-moments bf16", "encore: --optimizer-moments bf16 stores AdamW's moments; the Sgd optimizer keeps its own state in f32")]
     public void BadTrainArgumentsAreOneLineNamingTheOption(string args, string expected)
     {
         var r = CliRunner.Run(["train", "-m", "tiny-decoder", "--data", Data(), "--steps", "2", "--out", Path.Combine(_dir, "bad"), .. args.Split(' ')]);

@@ -1,25 +1,16 @@
-using System.Text.Json;
-
 namespace Encore.Cli.Tests;
 
-/// <summary><c>encore train --optimizer-moments</c>: bf16 moments in the checkpoint, a resumed run, and argument errors naming the option.</summary>
+/// <summary><c>encore train --optimizer-moments bf16</c>: bf16 moments in the checkpoint and a resumed run (argument errors: AttentionEntropyCliTests).</summary>
 public sealed class OptimizerMomentsCliTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("encore-moments-cli-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    string Data()
-    {
-        string path = Path.Combine(_dir, "data.jsonl");
-        File.WriteAllLines(path, Enumerable.Range(0, 24).Select(i => JsonSerializer.Serialize(new { source = $"package number {i} of the archive", target = $"tool {i % 5}" })));
-        return path;
-    }
-
     [Fact]
     public void BFloat16MomentsAreWhatTheCheckpointHoldsAndARunResumesFromThem()
     {
-        string run = Path.Combine(_dir, "run"), data = Data();
+        string run = Path.Combine(_dir, "run"), data = TestCheckpoints.TinyTrainingData(_dir);
         var r = CliRunner.Run("train", "-m", "tiny-decoder", "--data", data, "--steps", "4", "--warmup", "1", "--save-every", "2",
             "--optimizer-moments", "bf16", "--eval-examples", "0", "--out", run, "--threads", "1");
         Assert.True(r.ExitCode == 0, r.Stderr);
@@ -46,17 +37,5 @@ public sealed class OptimizerMomentsCliTests : IDisposable
             using var tb = b.Read(name);
             Assert.Equal(ta.ToFloatArray(), tb.ToFloatArray());
         }
-    }
-
-    [Theory]
-    [InlineData("--optimizer-moments f16", "encore: --optimizer-moments: unknown storage 'f16' (f32, bf16)")]
-    [InlineData("--optimizer sgd --optimizer-moments bf16", "encore: --optimizer-moments bf16 stores AdamW's moments; the Sgd optimizer keeps its own state in f32")]
-    public void BadArgumentsAreOneLineNamingTheOption(string args, string expected)
-    {
-        var r = CliRunner.Run(["train", "-m", "tiny-decoder", "--data", Data(), "--steps", "2", "--out", Path.Combine(_dir, "bad"), .. args.Split(' ')]);
-        Assert.NotEqual(0, r.ExitCode);
-        var lines = r.Stderr.Trim().Split('\n');
-        Assert.Single(lines);
-        Assert.Contains(expected, lines[0]);
     }
 }

@@ -1,3 +1,5 @@
+using Encore.Tensors.Kernels;
+
 namespace Encore.Autograd.Optim;
 
 /// <summary>Gradient clipping by global norm, as <c>torch.nn.utils.clip_grad_norm_</c>.</summary>
@@ -6,15 +8,15 @@ public static class GradClip
     /// <summary>
     /// Scales all gradients by min(1, maxNorm/(‖g‖₂ + 1e-6)), where ‖g‖₂ is over every parameter's
     /// gradient together. Returns the norm before clipping (reported in training logs). The norm is
-    /// summed in double, in parameter order, so it is deterministic.
+    /// summed in double, in parameter order, each parameter by <see cref="OptimizerSteps.SquaredNorm"/>'s
+    /// fixed blocks, so it does not depend on the thread count.
     /// </summary>
     public static double ClipGlobalNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
         if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), "the clipping norm must be positive");
         var ps = parameters.Where(p => p.Grad != null).ToArray();
         double sq = 0;
-        foreach (var p in ps)
-            foreach (float g in p.Grad!.AsReadOnlySpan<float>()) sq += (double)g * g;
+        foreach (var p in ps) sq += OptimizerSteps.SquaredNorm(p.Grad!.AsReadOnlySpan<float>());
         double norm = Math.Sqrt(sq);
         double coef = maxNorm / (norm + 1e-6);
         if (coef < 1)
@@ -23,7 +25,7 @@ public static class GradClip
             foreach (var p in ps)
             {
                 var g = p.Grad!.AsSpan<float>();
-                for (int i = 0; i < g.Length; i++) g[i] *= c;
+                Elementwise.Scale(g, c, g);
             }
         }
         return norm;

@@ -151,4 +151,66 @@ public static unsafe class OptimizerSteps
             }
         }
     }
+
+    /// <summary>Values summed by one sequence of partial sums in <see cref="SquaredNorm"/> (fixed: the result depends on it).</summary>
+    public const int NormBlock = 4096;
+
+    /// <summary>
+    /// Σ x², accumulated in binary64 in a fixed order: each block of <see cref="NormBlock"/> values by four
+    /// interleaved partial sums (value i into sum i mod 4, then (s₀ + s₁) + (s₂ + s₃)), the blocks' sums
+    /// added in block order. Blocks run on the kernel pool, so the result does not depend on the thread
+    /// count, and the four chains keep the adds off one latency-bound chain.
+    /// </summary>
+    public static double SquaredNorm(ReadOnlySpan<float> x)
+    {
+        int blocks = (x.Length + NormBlock - 1) / NormBlock;
+        if (blocks == 0) return 0;
+        double[] partial = System.Buffers.ArrayPool<double>.Shared.Rent(blocks);
+        try
+        {
+            fixed (float* px = x)
+            fixed (double* pp = partial)
+                RowDriver.RunRows(new SquaredNormOp { X = px, N = x.Length, Partial = pp }, blocks, NormBlock, SimdWidth.Scalar);
+            double sum = 0;
+            for (int b = 0; b < blocks; b++) sum += partial[b];
+            return sum;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<double>.Shared.Return(partial);
+        }
+    }
+
+    struct SquaredNormOp : IRangeOperator
+    {
+        public float* X;
+        public int N;
+        public double* Partial;
+
+        public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV> => RangeScalar(first, end);
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void RangeScalar(int first, int end)
+        {
+            for (int b = first; b < end; b++)
+            {
+                int i = b * NormBlock, stop = Math.Min(N, i + NormBlock);
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (; i + 4 <= stop; i += 4)
+                {
+                    double a = X[i], c = X[i + 1], d = X[i + 2], e = X[i + 3];
+                    s0 += a * a;
+                    s1 += c * c;
+                    s2 += d * d;
+                    s3 += e * e;
+                }
+                for (int lane = 0; i < stop; i++, lane++)
+                {
+                    double a = X[i];
+                    if (lane == 0) s0 += a * a; else if (lane == 1) s1 += a * a; else s2 += a * a;
+                }
+                Partial[b] = (s0 + s1) + (s2 + s3);
+            }
+        }
+    }
 }

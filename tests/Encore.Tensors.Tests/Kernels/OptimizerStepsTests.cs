@@ -133,4 +133,26 @@ public class OptimizerStepsTests
         Assert.InRange(mean, expected - 0.01, expected + 0.01);
         Assert.InRange(m.Average(b => (double)Widen(b)), 0.99, 1.01);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(4097)]
+    [InlineData(300_003)]   // many blocks, split across the kernel pool, a tail of 3
+    public void SquaredNormMatchesACompensatedSum(int n)
+    {
+        var rng = new Random(n + 1);
+        var x = Random(rng, n);
+        if (n > 2) x[n - 1] = 40f;   // the last value counts
+        double sum = 0, c = 0;
+        foreach (float v in x)
+        {
+            double y = (double)v * v - c, t = sum + y;
+            c = (t - sum) - y;
+            sum = t;
+        }
+        double got = OptimizerSteps.SquaredNorm(x);
+        Assert.True(Math.Abs(got - sum) <= 1e-12 * Math.Max(1, sum), $"{got} vs {sum}");
+        Assert.Equal(got, OptimizerSteps.SquaredNorm(x));
+    }
 }
