@@ -93,13 +93,17 @@ public static unsafe class OptimizerSteps
     /// element's index, so the result does not depend on the thread count and a resumed run repeats it.
     /// </summary>
     public static void AdamWBf16(Span<float> w, ReadOnlySpan<float> g, Span<ushort> m, Span<ushort> v, in AdamWConstants k, ulong seed)
+        => AdamWBf16(w, g, m, v, k, seed, Simd.Current);
+
+    /// <summary><see cref="AdamWBf16(Span{float}, ReadOnlySpan{float}, Span{ushort}, Span{ushort}, in AdamWConstants, ulong)"/> at an explicit width (<see cref="SimdWidth.Scalar"/>: the twin that specifies it).</summary>
+    internal static void AdamWBf16(Span<float> w, ReadOnlySpan<float> g, Span<ushort> m, Span<ushort> v, in AdamWConstants k, ulong seed, SimdWidth width)
     {
         int n = w.Length;
         if (g.Length != n || m.Length != n || v.Length != n)
             throw new ArgumentException($"AdamW: weights ({n}), gradient ({g.Length}) and moments ({m.Length}, {v.Length}) must have one length");
         fixed (float* pw = w, pg = g)
         fixed (ushort* pm = m, pv = v)
-            RowDriver.RunFlat(new AdamWBf16Op { W = pw, G = pg, M = pm, V = pv, K = k, Seed = seed }, n, MinPerTask, SimdWidth.Scalar);
+            RowDriver.RunFlat(new AdamWBf16Op { W = pw, G = pg, M = pm, V = pv, K = k, Seed = seed }, n, MinPerTask, width);
     }
 
     /// <summary>
@@ -115,14 +119,21 @@ public static unsafe class OptimizerSteps
         return (ushort)((bits + (random & 0xFFFFu)) >> 16);
     }
 
-    /// <summary>The 32 random bits of element <paramref name="index"/> under <paramref name="seed"/> (a fixed integer hash).</summary>
+    internal const uint HashStep = 0x9E3779B1u, HashMix1 = 0x7FEB352Du, HashMix2 = 0x846CA68Bu;
+
+    /// <summary>
+    /// The 32 random bits of element <paramref name="index"/> under <paramref name="seed"/>: the index spread by a
+    /// golden-ratio multiply, the seed's halves mixed in, then a fixed 32-bit finalizer (xor-shift-multiply).
+    /// 32-bit lanes throughout, so every vector width computes the same bits.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint RoundingBits(ulong seed, long index)
     {
-        ulong z = seed + 0x9E3779B97F4A7C15ul * (ulong)(index + 1);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ul;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBul;
-        return (uint)(z ^ (z >> 31));
+        uint x = (uint)index * HashStep + (uint)seed;
+        x ^= (uint)(seed >> 32);
+        x ^= x >> 16; x *= HashMix1;
+        x ^= x >> 15; x *= HashMix2;
+        return x ^ (x >> 16);
     }
 
     struct AdamWBf16Op : IRangeOperator
@@ -132,7 +143,28 @@ public static unsafe class OptimizerSteps
         public AdamWConstants K;
         public ulong Seed;
 
-        public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV> => RangeScalar(first, end);
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV>
+        {
+            TV decay = TV.Splat(K.Decay), b1 = TV.Splat(K.Beta1), b2 = TV.Splat(K.Beta2);
+            TV c1 = TV.Splat(K.OneMinusBeta1), c2 = TV.Splat(K.OneMinusBeta2);
+            TV step = TV.Splat(K.StepSize), bc2 = TV.Splat(K.Bc2Sqrt), eps = TV.Splat(K.Eps);
+            uint seedLo = (uint)Seed, seedHi = (uint)(Seed >> 32);
+            int i = first;
+            for (; i + TV.Count <= end; i += TV.Count)
+            {
+                TV gi = TV.Load(G + i);
+                TV wi = TV.Load(W + i) * decay;
+                TV mi = TV.LoadBFloat16(M + i) * b1 + gi * c1;
+                TV vi = TV.LoadBFloat16(V + i) * b2 + gi * gi * c2;
+                TV denom = TV.Sqrt(vi) / bc2 + eps;
+                TV r = TV.RoundingBits(seedLo, seedHi, i);
+                TV.StoreBFloat16Stochastic(mi, r, 0, M + i);
+                TV.StoreBFloat16Stochastic(vi, r, 16, V + i);
+                TV.Store(wi - step * (mi / denom), W + i);
+            }
+            if (i < end) RangeScalar(i, end);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void RangeScalar(int first, int end)

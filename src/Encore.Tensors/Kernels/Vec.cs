@@ -44,6 +44,16 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     /// <summary>Widens Count bf16 values (exact).</summary>
     static abstract TV LoadBFloat16(ushort* p);
     /// <summary>
+    /// <see cref="OptimizerSteps.RoundingBits(ulong, long)"/> of elements index0 … index0 + Count − 1 under the seed
+    /// (seedLo, seedHi), as the lanes' bit patterns.
+    /// </summary>
+    static abstract TV RoundingBits(uint seedLo, uint seedHi, int index0);
+    /// <summary>
+    /// Stores the lanes of <paramref name="x"/> as bfloat16 bits, each rounded by <see cref="OptimizerSteps.RoundStochastic"/>
+    /// with the random bits (lane of <paramref name="random"/>) &gt;&gt; <paramref name="shift"/>.
+    /// </summary>
+    static abstract void StoreBFloat16Stochastic(TV x, TV random, int shift, ushort* p);
+    /// <summary>
     /// Widens Count binary16 values (exact) by <see cref="Widen"/>'s bit manipulation; NaNs come out
     /// quiet, as System.Half's conversion makes them.
     /// </summary>
@@ -79,6 +89,28 @@ internal readonly unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 LoadSBytes(sbyte* p) => new(Vector128.ConvertToSingle(Vector128.Create(p[0], p[1], p[2], p[3])));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LoadBFloat16(ushort* p) => new(Widen.BF16x4(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 RoundingBits(uint seedLo, uint seedHi, int index0)
+    {
+        var x = (Vector128<uint>.Indices + Vector128.Create((uint)index0)) * Vector128.Create(OptimizerSteps.HashStep) + Vector128.Create(seedLo);
+        x ^= Vector128.Create(seedHi);
+        x ^= x >> 16; x *= Vector128.Create(OptimizerSteps.HashMix1);
+        x ^= x >> 15; x *= Vector128.Create(OptimizerSteps.HashMix2);
+        x ^= x >> 16;
+        return new(x.AsSingle());
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBFloat16Stochastic(V128 x, V128 random, int shift, ushort* p)
+    {
+        var bits = x._v.AsUInt32();
+        var exponent = Vector128.Create(0x7F800000u);
+        var special = Vector128.Equals(bits & exponent, exponent);
+        var nan = special & ~Vector128.Equals(bits & Vector128.Create(0x007FFFFFu), Vector128<uint>.Zero);
+        var kept = (bits >> 16) | (nan & Vector128.Create(0x40u));
+        var rounded = (bits + ((random._v.AsUInt32() >> shift) & Vector128.Create(0xFFFFu))) >> 16;
+        var halves = Vector128.Narrow(Vector128.ConditionalSelect(special, kept, rounded), Vector128<uint>.Zero);
+        *(ulong*)p = halves.AsUInt64().ToScalar();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 LoadHalf(ushort* p)
     {
@@ -128,6 +160,28 @@ internal readonly unsafe struct V256 : IVec<V256>
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LoadBFloat16(ushort* p) => new(Widen.BF16x8(p));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 RoundingBits(uint seedLo, uint seedHi, int index0)
+    {
+        var x = (Vector256<uint>.Indices + Vector256.Create((uint)index0)) * Vector256.Create(OptimizerSteps.HashStep) + Vector256.Create(seedLo);
+        x ^= Vector256.Create(seedHi);
+        x ^= x >> 16; x *= Vector256.Create(OptimizerSteps.HashMix1);
+        x ^= x >> 15; x *= Vector256.Create(OptimizerSteps.HashMix2);
+        x ^= x >> 16;
+        return new(x.AsSingle());
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBFloat16Stochastic(V256 x, V256 random, int shift, ushort* p)
+    {
+        var bits = x._v.AsUInt32();
+        var exponent = Vector256.Create(0x7F800000u);
+        var special = Vector256.Equals(bits & exponent, exponent);
+        var nan = special & ~Vector256.Equals(bits & Vector256.Create(0x007FFFFFu), Vector256<uint>.Zero);
+        var kept = (bits >> 16) | (nan & Vector256.Create(0x40u));
+        var rounded = (bits + ((random._v.AsUInt32() >> shift) & Vector256.Create(0xFFFFu))) >> 16;
+        var halves = Vector256.Narrow(Vector256.ConditionalSelect(special, kept, rounded), Vector256<uint>.Zero);
+        halves.GetLower().Store(p);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 LoadHalf(ushort* p)
     {
         var f = Widen.F16x8(p);
@@ -176,6 +230,28 @@ internal readonly unsafe struct V512 : IVec<V512>
         return new(Vector512.ConvertToSingle(Vector512.Create(w.Lower, w.Upper)));
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LoadBFloat16(ushort* p) => new(Widen.BF16x16(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 RoundingBits(uint seedLo, uint seedHi, int index0)
+    {
+        var x = (Vector512<uint>.Indices + Vector512.Create((uint)index0)) * Vector512.Create(OptimizerSteps.HashStep) + Vector512.Create(seedLo);
+        x ^= Vector512.Create(seedHi);
+        x ^= x >> 16; x *= Vector512.Create(OptimizerSteps.HashMix1);
+        x ^= x >> 15; x *= Vector512.Create(OptimizerSteps.HashMix2);
+        x ^= x >> 16;
+        return new(x.AsSingle());
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBFloat16Stochastic(V512 x, V512 random, int shift, ushort* p)
+    {
+        var bits = x._v.AsUInt32();
+        var exponent = Vector512.Create(0x7F800000u);
+        var special = Vector512.Equals(bits & exponent, exponent);
+        var nan = special & ~Vector512.Equals(bits & Vector512.Create(0x007FFFFFu), Vector512<uint>.Zero);
+        var kept = (bits >> 16) | (nan & Vector512.Create(0x40u));
+        var rounded = (bits + ((random._v.AsUInt32() >> shift) & Vector512.Create(0xFFFFu))) >> 16;
+        var halves = Vector512.Narrow(Vector512.ConditionalSelect(special, kept, rounded), Vector512<uint>.Zero);
+        halves.GetLower().Store(p);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 LoadHalf(ushort* p)
     {
