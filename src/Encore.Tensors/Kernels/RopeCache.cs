@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 
 namespace Encore.Tensors.Kernels;
 
@@ -90,91 +89,6 @@ public sealed class RopeCache
         var f = new double[rotaryDims / 2];
         for (int i = 0; i < f.Length; i++) f[i] = 1.0 / Math.Pow(theta, 2.0 * i / rotaryDims);
         return f;
-    }
-
-    // Tables of float positions (Rope.Apply with float positions), kept from their first use: one row
-    // of 3·d floats per distinct position (cos and sin, d/2 each; then the interleaved pairs, d each)
-    // in an arena of MaxFloatRows rows, allocated once on the first such call so that later calls
-    // (a decoding step's new position included) allocate nothing. An open-addressing table of
-    // 2·MaxFloatRows slots maps a position's bits to its row; a slot is claimed with a compare-exchange,
-    // filled, then published, and a reader that finds a slot still being filled, or a full arena,
-    // computes the row itself (FloatRow returns null).
-    internal const int MaxFloatRows = 2048;
-    const int FloatSlots = 2 * MaxFloatRows;
-    const int SlotEmpty = 0, SlotFilling = 1, SlotReady = 2;
-
-    sealed class FloatArena(int stride)
-    {
-        public readonly float[] Rows = GC.AllocateUninitializedArray<float>(MaxFloatRows * stride, pinned: true);
-        public readonly int[] State = new int[FloatSlots], Key = new int[FloatSlots], Row = new int[FloatSlots];
-        public int Count;
-    }
-
-    FloatArena? _arena;
-
-    /// <summary>
-    /// The kept tables of <paramref name="position"/> (filled on first use by <see cref="FillFloatRow"/>),
-    /// or null where the caller must compute them: the arena is full, or another thread is filling them
-    /// right now. Thread-safe; never allocates after the first call.
-    /// </summary>
-    internal unsafe float* FloatRow(float position)
-    {
-        int stride = 3 * RotaryDims;
-        var arena = _arena;
-        if (arena == null)
-        {
-            Interlocked.CompareExchange(ref _arena, new FloatArena(stride), null);
-            arena = _arena!;
-        }
-        int key = BitConverter.SingleToInt32Bits(position);
-        uint h = (uint)key * 0x9E3779B1u;
-        int slot = (int)(h >> 20) & (FloatSlots - 1);
-        float* rows = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(arena.Rows));
-        for (int probe = 0; probe < FloatSlots; probe++, slot = (slot + 1) & (FloatSlots - 1))
-        {
-            int state = Volatile.Read(ref arena.State[slot]);
-            if (state == SlotEmpty)
-            {
-                if (Volatile.Read(ref arena.Count) >= MaxFloatRows) return null;
-                if (Interlocked.CompareExchange(ref arena.State[slot], SlotFilling, SlotEmpty) != SlotEmpty)
-                {
-                    state = Volatile.Read(ref arena.State[slot]);
-                }
-                else
-                {
-                    int row = Interlocked.Increment(ref arena.Count) - 1;
-                    if (row >= MaxFloatRows)
-                    {
-                        // Lost the last row to another thread: this slot stays claimed and unusable.
-                        return null;
-                    }
-                    arena.Key[slot] = key;
-                    arena.Row[slot] = row;
-                    FillFloatRow(position, rows + (long)row * stride);
-                    Volatile.Write(ref arena.State[slot], SlotReady);
-                    return rows + (long)row * stride;
-                }
-            }
-            if (state == SlotFilling) return null;
-            if (arena.Key[slot] == key) return rows + (long)arena.Row[slot] * stride;
-        }
-        return null;
-    }
-
-    /// <summary>Writes the 3·d-float tables of <paramref name="position"/> (layout of <see cref="FloatRow"/>) as the integer tables are computed.</summary>
-    internal unsafe void FillFloatRow(float position, float* row)
-    {
-        int d = RotaryDims, half = d / 2;
-        float* cos2 = row + d, sin2 = row + 2 * d;
-        for (int i = 0; i < half; i++)
-        {
-            (float c, float s) = Angle(position, Options.LinearScale, InvFreq[i]);
-            row[i] = c;
-            row[half + i] = s;
-            cos2[2 * i] = cos2[2 * i + 1] = c;
-            sin2[2 * i] = -s;
-            sin2[2 * i + 1] = s;
-        }
     }
 
     /// <summary>cos and sin of the angle of frequency <paramref name="invFreq"/> at position <paramref name="p"/>, rounded to float.</summary>

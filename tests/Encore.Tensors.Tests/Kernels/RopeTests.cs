@@ -154,37 +154,6 @@ public class RopeTests
     }
 
     [Fact]
-    public void FloatPositionTablesAreKeptAcrossCallsAndBoundedInNumber()
-    {
-        // The cache keeps the tables of the float positions it has seen: a later call (here with the
-        // rows in another order) reads them and must give the bits of a fresh cache. Past its limit it
-        // keeps no more and computes the rest per call, with the same values.
-        var rng = new Random(41);
-        var o = new RopeOptions { Layout = RopeLayout.Interleaved };
-        const int headDim = 8, heads = 1;
-        int rows = RopeCache.MaxFloatRows + 300;
-        var pos = new float[rows];
-        for (int r = 0; r < rows; r++) pos[r] = r * 0.5f - 1000;
-        var x = Random(rng, rows * heads * headDim);
-        var expected = (float[])x.Clone();
-        Rope.Reference(o, headDim, expected, rows, heads, pos, inverse: false);
-        var kept = new RopeCache(headDim, 0, o);
-        var first = Rotate(Simd.Current, kept, x, rows, heads, pos);
-        Near(expected, first, 2e-6, 2e-6, "first call");
-        var reversed = pos.Reverse().ToArray();
-        var xr = new float[x.Length];
-        for (int r = 0; r < rows; r++) Array.Copy(x, (rows - 1 - r) * headDim, xr, r * headDim, headDim);
-        foreach (var w in Simd.Supported)
-        {
-            var again = Rotate(w, kept, xr, rows, heads, reversed);
-            var fresh = Rotate(w, new RopeCache(headDim, 0, o), xr, rows, heads, reversed);
-            Assert.Equal(fresh, again);
-        }
-        for (int r = 0; r < rows; r++)
-            Assert.Equal(first.AsSpan(r * headDim, headDim).ToArray(), Rotate(Simd.Current, kept, xr, rows, heads, reversed).AsSpan((rows - 1 - r) * headDim, headDim).ToArray());
-    }
-
-    [Fact]
     public void ParallelRowsAreBitIdenticalToScalar()
     {
         var rng = new Random(33);
