@@ -133,12 +133,11 @@ public static unsafe class Rope
         }
         fixed (float* px = x, pf = fpos, cos = cache.Cos, sin = cache.Sin, cos2 = cache.CosPairs, sin2 = cache.SinPairs)
         fixed (int* pi = ipos)
-        fixed (double* inv = cache.InvFreq)
         {
             var rotate = new RotateRows
             {
-                X = px, IntPos = useInts ? pi : null, FloatPos = pf, Cos = cos, Sin = sin, CosPairs = cos2, SinPairs = sin2, InvFreq = inv,
-                LinearScale = cache.Options.LinearScale, Heads = heads, HeadDim = cache.HeadDim, Dims = cache.RotaryDims,
+                X = px, IntPos = useInts ? pi : null, FloatPos = pf, Cos = cos, Sin = sin, CosPairs = cos2, SinPairs = sin2, Cache = cache,
+                Heads = heads, HeadDim = cache.HeadDim, Dims = cache.RotaryDims,
                 Interleaved = cache.Options.Layout == RopeLayout.Interleaved, Sign = sign,
             };
             RowDriver.RunRows(rotate, rows, (long)heads * cache.HeadDim, Simd.Current);
@@ -151,8 +150,7 @@ public static unsafe class Rope
     {
         public float* X, FloatPos, Cos, Sin, CosPairs, SinPairs;
         public int* IntPos;
-        public double* InvFreq;
-        public double LinearScale;
+        public RopeCache Cache;
         public int Heads, HeadDim, Dims;
         public bool Interleaved;
         public float Sign;
@@ -165,11 +163,6 @@ public static unsafe class Rope
         {
             int half = Dims / 2;
             FloatTables? tables = null;
-            if (IntPos == null)
-            {
-                tables = t_tables ??= new FloatTables();
-                tables.Start(3 * Dims);
-            }
             for (int r = r0; r < r1; r++)
             {
                 float* cos, sin, cos2, sin2;
@@ -183,22 +176,19 @@ public static unsafe class Rope
                 }
                 else
                 {
-                    // Float positions: this position's tables, computed once per call exactly as
-                    // RopeCache computes its own (a batch repeats each position once per sequence).
-                    cos = tables!.For(FloatPos[r], out bool fresh);
+                    // Float positions: the cache's kept tables of this position (computed once, exactly as
+                    // RopeCache computes its own), or, outside the kept range, tables computed once per
+                    // call in this task's scratch.
+                    cos = Cache.FloatRow(FloatPos[r]);
+                    if (cos == null)
+                    {
+                        tables ??= (t_tables ??= new FloatTables()).Start(3 * Dims);
+                        cos = tables.For(FloatPos[r], out bool fresh);
+                        if (fresh) Cache.FillFloatRow(FloatPos[r], cos);
+                    }
                     sin = cos + half;
                     cos2 = cos + Dims;
                     sin2 = cos + 2 * Dims;
-                    if (fresh)
-                        for (int i = 0; i < half; i++)
-                        {
-                            (float c, float s) = RopeCache.Angle(FloatPos[r], LinearScale, InvFreq[i]);
-                            cos[i] = c;
-                            sin[i] = s;
-                            cos2[2 * i] = cos2[2 * i + 1] = c;
-                            sin2[2 * i] = -s;
-                            sin2[2 * i + 1] = s;
-                        }
                 }
                 float* row = X + (long)r * Heads * HeadDim;
                 for (int h = 0; h < Heads; h++)
@@ -218,10 +208,11 @@ public static unsafe class Rope
         float[] _data = [];
         int _stride;
 
-        public void Start(int stride)
+        public FloatTables Start(int stride)
         {
             _slots.Clear();
             _stride = stride;
+            return this;
         }
 
         public float* For(float position, out bool fresh)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Encore.Tensors.Kernels;
 
@@ -89,6 +90,49 @@ public sealed class RopeCache
         var f = new double[rotaryDims / 2];
         for (int i = 0; i < f.Length; i++) f[i] = 1.0 / Math.Pow(theta, 2.0 * i / rotaryDims);
         return f;
+    }
+
+    // Tables of the half-integer positions in [FirstKept, EndKept): every position a stack makes (integer
+    // offsets, and the centered positions of sequences up to 2,048 long), one row of 3·d floats each (cos
+    // and sin, d/2 each; then the interleaved pairs, d each). Built in full on the first float-position
+    // call and published once, never changed after: readers need no synchronization beyond the
+    // publication. Other positions are computed per call (FloatRow returns null).
+    internal const int FirstKept = -1024, EndKept = 2048;
+    float[]? _kept;
+
+    /// <summary>The kept tables of <paramref name="position"/> (layout above), or null where the caller must compute them.</summary>
+    internal unsafe float* FloatRow(float position)
+    {
+        float twice = position * 2;
+        if (!(twice >= 2 * FirstKept && twice < 2 * EndKept) || twice != MathF.Floor(twice)) return null;
+        var kept = Volatile.Read(ref _kept) ?? BuildKept();
+        int index = (int)twice - 2 * FirstKept;
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(kept)) + (long)index * 3 * RotaryDims;
+    }
+
+    unsafe float[] BuildKept()
+    {
+        int stride = 3 * RotaryDims, count = 2 * (EndKept - FirstKept);
+        var kept = GC.AllocateUninitializedArray<float>(count * stride, pinned: true);
+        fixed (float* p = kept)
+            for (int i = 0; i < count; i++) FillFloatRow(FirstKept + i * 0.5f, p + (long)i * stride);
+        return Interlocked.CompareExchange(ref _kept, kept, null) ?? kept;
+    }
+
+    /// <summary>Writes the 3·d-float tables of <paramref name="position"/> (layout of <see cref="FloatRow"/>) as the integer tables are computed.</summary>
+    internal unsafe void FillFloatRow(float position, float* row)
+    {
+        int d = RotaryDims, half = d / 2;
+        float* cos2 = row + d, sin2 = row + 2 * d;
+        for (int i = 0; i < half; i++)
+        {
+            (float c, float s) = Angle(position, Options.LinearScale, InvFreq[i]);
+            row[i] = c;
+            row[half + i] = s;
+            cos2[2 * i] = cos2[2 * i + 1] = c;
+            sin2[2 * i] = -s;
+            sin2[2 * i + 1] = s;
+        }
     }
 
     /// <summary>cos and sin of the angle of frequency <paramref name="invFreq"/> at position <paramref name="p"/>, rounded to float.</summary>

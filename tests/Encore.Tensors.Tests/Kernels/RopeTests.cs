@@ -154,6 +154,26 @@ public class RopeTests
     }
 
     [Fact]
+    public void KeptHalfIntegerTablesGiveTheBitsOfTablesComputedPerRow()
+    {
+        // Half-integer positions in [FirstKept, EndKept) read the cache's kept tables; others (quarters,
+        // far positions) are computed per call. Either way a row's bits are those of a cache built for
+        // exactly that row's position.
+        var rng = new Random(41);
+        var o = new RopeOptions { Layout = RopeLayout.Interleaved };
+        const int headDim = 8, heads = 2;
+        float[] pos = [0f, -0f, 0.5f, -1023.5f, RopeCache.FirstKept, RopeCache.EndKept - 0.5f, RopeCache.EndKept, RopeCache.FirstKept - 0.5f, 3.25f, 5000f, 17f, 17f];
+        var x = Random(rng, pos.Length * heads * headDim);
+        var cache = new RopeCache(headDim, 0, o);
+        var expected = Rotate(SimdWidth.Scalar, new RopeCache(headDim, pos, o), x, pos.Length, heads, Enumerable.Range(0, pos.Length).ToArray());
+        foreach (var w in Simd.Supported)
+        {
+            Assert.Equal(expected, Rotate(w, cache, x, pos.Length, heads, pos));
+            Assert.Equal(expected, Rotate(w, cache, x, pos.Length, heads, pos));
+        }
+    }
+
+    [Fact]
     public void ParallelRowsAreBitIdenticalToScalar()
     {
         var rng = new Random(33);
