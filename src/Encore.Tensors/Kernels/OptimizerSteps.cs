@@ -41,6 +41,36 @@ public static unsafe class OptimizerSteps
             RowDriver.RunFlat(new AdamWOp { W = pw, G = pg, M = pm, V = pv, K = k }, n, MinPerTask, width);
     }
 
+    // One AdamW update of an element, the moments' storage aside: m and v after the step, and the new
+    // weight. Both storages run exactly these operations (vector lanes as the scalar twin).
+    readonly struct AdamWVectors<TV> where TV : unmanaged, IVec<TV>
+    {
+        readonly TV _decay, _b1, _b2, _c1, _c2, _step, _bc2, _eps;
+
+        public AdamWVectors(in AdamWConstants k)
+        {
+            _decay = TV.Splat(k.Decay); _b1 = TV.Splat(k.Beta1); _b2 = TV.Splat(k.Beta2);
+            _c1 = TV.Splat(k.OneMinusBeta1); _c2 = TV.Splat(k.OneMinusBeta2);
+            _step = TV.Splat(k.StepSize); _bc2 = TV.Splat(k.Bc2Sqrt); _eps = TV.Splat(k.Eps);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Update(TV g, TV w, TV mPrev, TV vPrev, out TV m, out TV v)
+        {
+            m = mPrev * _b1 + g * _c1;
+            v = vPrev * _b2 + g * g * _c2;
+            return w * _decay - _step * (m / (TV.Sqrt(v) / _bc2 + _eps));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Update(in AdamWConstants k, float g, float w, float mPrev, float vPrev, out float m, out float v)
+    {
+        m = mPrev * k.Beta1 + g * k.OneMinusBeta1;
+        v = vPrev * k.Beta2 + g * g * k.OneMinusBeta2;
+        return w * k.Decay - k.StepSize * (m / (MathF.Sqrt(v) / k.Bc2Sqrt + k.Eps));
+    }
+
     struct AdamWOp : IRangeOperator
     {
         public float* W, G, M, V;
@@ -49,37 +79,21 @@ public static unsafe class OptimizerSteps
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV>
         {
-            TV decay = TV.Splat(K.Decay), b1 = TV.Splat(K.Beta1), b2 = TV.Splat(K.Beta2);
-            TV c1 = TV.Splat(K.OneMinusBeta1), c2 = TV.Splat(K.OneMinusBeta2);
-            TV step = TV.Splat(K.StepSize), bc2 = TV.Splat(K.Bc2Sqrt), eps = TV.Splat(K.Eps);
+            var adam = new AdamWVectors<TV>(K);
             int i = first;
             for (; i + TV.Count <= end; i += TV.Count)
             {
-                TV gi = TV.Load(G + i);
-                TV wi = TV.Load(W + i) * decay;
-                TV mi = TV.Load(M + i) * b1 + gi * c1;
-                TV vi = TV.Load(V + i) * b2 + gi * gi * c2;
-                TV denom = TV.Sqrt(vi) / bc2 + eps;
-                TV.Store(mi, M + i);
-                TV.Store(vi, V + i);
-                TV.Store(wi - step * (mi / denom), W + i);
+                TV w = adam.Update(TV.Load(G + i), TV.Load(W + i), TV.Load(M + i), TV.Load(V + i), out TV m, out TV v);
+                TV.Store(m, M + i);
+                TV.Store(v, V + i);
+                TV.Store(w, W + i);
             }
             if (i < end) RangeScalar(i, end);
         }
 
         public readonly void RangeScalar(int first, int end)
         {
-            for (int i = first; i < end; i++)
-            {
-                float gi = G[i];
-                float wi = W[i] * K.Decay;
-                float mi = M[i] * K.Beta1 + gi * K.OneMinusBeta1;
-                float vi = V[i] * K.Beta2 + gi * gi * K.OneMinusBeta2;
-                float denom = MathF.Sqrt(vi) / K.Bc2Sqrt + K.Eps;
-                M[i] = mi;
-                V[i] = vi;
-                W[i] = wi - K.StepSize * (mi / denom);
-            }
+            for (int i = first; i < end; i++) W[i] = Update(K, G[i], W[i], M[i], V[i], out M[i], out V[i]);
         }
     }
 
@@ -146,22 +160,16 @@ public static unsafe class OptimizerSteps
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Range<TV>(int first, int end) where TV : unmanaged, IVec<TV>
         {
-            TV decay = TV.Splat(K.Decay), b1 = TV.Splat(K.Beta1), b2 = TV.Splat(K.Beta2);
-            TV c1 = TV.Splat(K.OneMinusBeta1), c2 = TV.Splat(K.OneMinusBeta2);
-            TV step = TV.Splat(K.StepSize), bc2 = TV.Splat(K.Bc2Sqrt), eps = TV.Splat(K.Eps);
+            var adam = new AdamWVectors<TV>(K);
             uint seedLo = (uint)Seed, seedHi = (uint)(Seed >> 32);
             int i = first;
             for (; i + TV.Count <= end; i += TV.Count)
             {
-                TV gi = TV.Load(G + i);
-                TV wi = TV.Load(W + i) * decay;
-                TV mi = TV.LoadBFloat16(M + i) * b1 + gi * c1;
-                TV vi = TV.LoadBFloat16(V + i) * b2 + gi * gi * c2;
-                TV denom = TV.Sqrt(vi) / bc2 + eps;
+                TV w = adam.Update(TV.Load(G + i), TV.Load(W + i), TV.LoadBFloat16(M + i), TV.LoadBFloat16(V + i), out TV m, out TV v);
                 TV r = TV.RoundingBits(seedLo, seedHi, i);
-                TV.StoreBFloat16Stochastic(mi, r, 0, M + i);
-                TV.StoreBFloat16Stochastic(vi, r, 16, V + i);
-                TV.Store(wi - step * (mi / denom), W + i);
+                TV.StoreBFloat16Stochastic(m, r, 0, M + i);
+                TV.StoreBFloat16Stochastic(v, r, 16, V + i);
+                TV.Store(w, W + i);
             }
             if (i < end) RangeScalar(i, end);
         }
@@ -171,17 +179,14 @@ public static unsafe class OptimizerSteps
         {
             for (int i = first; i < end; i++)
             {
-                float gi = G[i];
-                float wi = W[i] * K.Decay;
-                float mi = BitConverter.UInt32BitsToSingle((uint)M[i] << 16) * K.Beta1 + gi * K.OneMinusBeta1;
-                float vi = BitConverter.UInt32BitsToSingle((uint)V[i] << 16) * K.Beta2 + gi * gi * K.OneMinusBeta2;
-                float denom = MathF.Sqrt(vi) / K.Bc2Sqrt + K.Eps;
+                W[i] = Update(K, G[i], W[i], Widen(M[i]), Widen(V[i]), out float m, out float v);
                 uint r = RoundingBits(Seed, i);
-                M[i] = RoundStochastic(mi, r);
-                V[i] = RoundStochastic(vi, r >> 16);
-                W[i] = wi - K.StepSize * (mi / denom);
+                M[i] = RoundStochastic(m, r);
+                V[i] = RoundStochastic(v, r >> 16);
             }
         }
+
+        static float Widen(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
     }
 
     /// <summary>Values summed by one sequence of partial sums in <see cref="SquaredNorm"/> (fixed: the result depends on it).</summary>
