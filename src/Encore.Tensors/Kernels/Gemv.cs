@@ -21,6 +21,8 @@ namespace Encore.Tensors.Kernels;
 /// activation error at most (½ + 2⁻⁸)·dx_b per value, about 1.5e-5 of the block maximum, far below the
 /// weights' own Q8_0 error: the result stays within Σ_b (½ + 2⁻⁸)·dx_b·‖w_b‖₁ (+ float rounding) of the
 /// binary32-x product. Other vector widths keep binary32 x and the int8 → binary32 widening.
+/// On 512-bit vectors, Q8_0, bf16 and f16 batches of two or more rows (binary32 ones of five or more) take the wide
+/// tiles instead (binary32 x, Q8_0 dequantized once per block; see <see cref="TakesWideTiles"/>), and Q8_0 then follows <see cref="Gemm.LinearReference"/> to float rounding.
 /// Rows are split over the kernel pool; each y element is one task's dot product in a fixed order,
 /// so results do not depend on the thread count (they do depend on the vector width and on the
 /// number of X rows: one row, 4×4 tiles and row groups sum in differently unrolled orders).
@@ -110,7 +112,11 @@ public static unsafe partial class Gemv
         float* dx = null;
         byte* x8 = null;
         bool quad = QuantizesActivationsToInt8Quad(width, w.DType);
-        if (quad) x8 = QuadInt8Copy(x, m, w.Cols);
+        if (TakesWideTiles(width, w.DType, m))
+        {
+            if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
+        }
+        else if (quad) x8 = QuadInt8Copy(x, m, w.Cols);
         else if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
         else if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
@@ -244,6 +250,11 @@ public static unsafe partial class Gemv
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
+            if (TakesWideTiles(Width, W.DType, M))
+            {
+                RowsWide<TL>(r0, r1);
+                return;
+            }
             int k = W.Cols, n = W.Rows;
             float* sums = stackalloc float[Group * 4];
             int j = r0;
@@ -275,6 +286,11 @@ public static unsafe partial class Gemv
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void RowsQ8(int r0, int r1)
         {
+            if (TakesWideTiles(Width, W.DType, M))
+            {
+                RowsWide<LoadF32>(r0, r1);
+                return;
+            }
             int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q8BlockSize;
             float* sums = stackalloc float[Group * 4];
             int j = r0;
@@ -306,6 +322,31 @@ public static unsafe partial class Gemv
                     int mg = Math.Min(Group, M - g);
                     DotQ8Rows(row, X + (nint)g * k, k, mg, blocks, Width, sums);
                     for (int i = 0; i < mg; i++) Y[(nint)(g + i) * n + j] = sums[i] + b;
+                }
+            }
+        }
+
+        // Batches that take the wide tiles (TakesWideTiles): two weight rows against up to WidePass X rows per pass
+        // (Tile2, or Tile2Q8 for Q8_0, whose TL is unused); a lone last row is paired with itself.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void RowsWide<TL>(int r0, int r1) where TL : ILoad
+        {
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q8BlockSize;
+            bool q8 = W.DType == DType.Q8_0;
+            float* table = Widen.HalfTable;
+            float* sums = stackalloc float[2 * WidePass];
+            for (int j = r0; j < r1; j += 2)
+            {
+                int pair = Math.Min(2, r1 - j);
+                byte* w0 = W.Row(j), w1 = pair == 2 ? W.Row(j + 1) : w0;
+                for (int g = 0; g < M; g += WidePass)
+                {
+                    int mg = Math.Min(WidePass, M - g);
+                    if (q8) Tile2Q8((BlockQ8_0*)w0, (BlockQ8_0*)w1, X + (nint)g * k, k, mg, blocks, table, sums);
+                    else Tile2<TL>(w0, w1, X + (nint)g * k, k, mg, k, sums);
+                    for (int r = 0; r < mg; r++)
+                        for (int s = 0; s < pair; s++)
+                            Y[(nint)(g + r) * n + j + s] = sums[r * 2 + s] + (Bias == null ? 0 : Bias[j + s]);
                 }
             }
         }

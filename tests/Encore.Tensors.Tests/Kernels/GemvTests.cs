@@ -40,7 +40,7 @@ public unsafe class GemvTests
     // Gemv.QuantizedActivationReference rather than Gemm.LinearReference; 0 when x stays binary32.
     static int QuantizedX(DType dt, int m, SimdWidth width)
         => m > Gemv.LinearRows(width) && Gemm.QuantizesActivations(width, dt) ? 8
-            : PackedGemm(dt, m, width) ? 0
+            : PackedGemm(dt, m, width) || Gemv.TakesWideTiles(width, dt, Math.Min(m, Gemv.LinearRows(width))) ? 0
             : Gemv.QuantizesActivationsToInt8(width, dt) || Gemv.QuantizesActivationsToInt8Quad(width, dt) ? 8 : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
 
     // Whether Gemm.Linear runs the packed binary32 GEMM (rather than GEMV passes or the int8 GEMM).
@@ -609,7 +609,7 @@ public unsafe class GemvTests
                 fixed (byte* p = Encode(dt, wf, n, k))
                 {
                     var w = new WeightMatrix(dt, p, n, k);
-                    foreach (int m in new[] { 1, 3 })
+                    foreach (int m in new[] { 1, 3, 8 })
                     {
                         var x = RandomArray(rnd, m * k);
                         var bias = RandomArray(rnd, n);
@@ -671,6 +671,63 @@ public unsafe class GemvTests
                                 Gemv.RunParts(width, parts, 3, px, m, OneThread, regions);
                             }
                             for (int i = 0; i < 3; i++) Assert.Equal(want[i], r[i]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>A fact that runs only with 512-bit vectors (the wide GEMV tiles), and is reported as skipped elsewhere.</summary>
+    public sealed class FactWith512BitVectorsAttribute : FactAttribute
+    {
+        public FactWith512BitVectorsAttribute()
+        {
+            if (!Simd.Supported.Contains(SimdWidth.V512)) Skip = "this CPU has no 512-bit vectors, so there are no wide GEMV tiles";
+        }
+    }
+
+    // The wide tiles feed each output from one accumulator in order over k: a row's bits do not depend on the batch it
+    // came in (1–8 rows per pass, two passes past 8, a last weight row paired with itself), and Q8_0 weights, dequantized
+    // exactly once per block, give the bits of the binary32 matrix holding their dequantized values.
+    [FactWith512BitVectors]
+    public void WideTilesGiveEveryRowTheSameBitsInAnyBatchAndQ8TheBitsOfItsDequantizedMatrix()
+    {
+        var rnd = new Random(53);
+        using var _ = Simd.Override(SimdWidth.V512);
+        foreach (var (n, k) in new[] { (7, 96), (33, 320), (4, 32), (9, 33) })
+        {
+            var wf = RandomArray(rnd, n * k);
+            var x = RandomArray(rnd, Gemv.MaxRows * k);
+            var bias = RandomArray(rnd, n);
+            foreach (var dt in new[] { DType.F32, DType.BF16, DType.F16, DType.Q8_0 })
+            {
+                if (dt.IsBlocked() && k % 32 != 0) continue;
+                fixed (byte* p = Encode(dt, wf, n, k))
+                {
+                    var w = new WeightMatrix(dt, p, n, k);
+                    var full = new float[Gemv.MaxRows * n];
+                    Gemm.Linear(x, Gemv.MaxRows, w, full, bias);
+                    for (int m = 1; m <= Gemv.MaxRows; m++)
+                    {
+                        if (!Gemv.TakesWideTiles(SimdWidth.V512, dt, m)) continue;
+                        var y = Enumerable.Repeat(float.NaN, m * n).ToArray();
+                        Gemm.Linear(x.AsSpan(0, m * k), m, w, y, bias);
+                        Assert.True(full.AsSpan(0, m * n).SequenceEqual(y), $"{dt} n={n} k={k}: the first {m} rows differ from the same rows in a batch of {Gemv.MaxRows}");
+                    }
+                    if (dt != DType.Q8_0) continue;
+                    var dequantized = new float[n * k];
+                    for (int j = 0; j < n; j++) w.RowToSingle(j, dequantized.AsSpan(j * k, k));
+                    fixed (float* pd = dequantized)
+                    {
+                        var wd = new WeightMatrix(DType.F32, pd, n, k);
+                        foreach (int m in new[] { Gemv.WideRowsF32, 8, 11, Gemv.MaxRows })
+                        {
+                            var want = new float[m * n];
+                            var got = new float[m * n];
+                            Gemm.Linear(x.AsSpan(0, m * k), m, wd, want, bias);
+                            Gemm.Linear(x.AsSpan(0, m * k), m, w, got, bias);
+                            Assert.True(want.AsSpan().SequenceEqual(got), $"Q8_0 n={n} k={k} m={m}: not the bits of its dequantized binary32 matrix");
                         }
                     }
                 }
