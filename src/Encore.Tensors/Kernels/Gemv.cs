@@ -335,15 +335,17 @@ public static unsafe partial class Gemv
             bool q8 = W.DType == DType.Q8_0;
             float* table = Widen.HalfTable;
             float* sums = stackalloc float[2 * WidePass];
+            nint aheadStep = 2 * 16 * (W.DType == DType.F32 ? 4 : 2); // two rows' bytes per 16-value step
             for (int j = r0; j < r1; j += 2)
             {
                 int pair = Math.Min(2, r1 - j);
                 byte* w0 = W.Row(j), w1 = pair == 2 ? W.Row(j + 1) : w0;
+                byte* ahead = w0 + 2 * W.RowStrideBytes; // the next pair, prefetched as one stream (past the end is harmless)
                 for (int g = 0; g < M; g += WidePass)
                 {
                     int mg = Math.Min(WidePass, M - g);
-                    if (q8) Tile2Q8((BlockQ8_0*)w0, (BlockQ8_0*)w1, X + (nint)g * k, k, mg, blocks, table, sums);
-                    else Tile2<TL>(w0, w1, X + (nint)g * k, k, mg, k, sums);
+                    if (q8) Tile2Q8((BlockQ8_0*)w0, (BlockQ8_0*)w1, ahead, X + (nint)g * k, k, mg, blocks, table, sums);
+                    else Tile2<TL>(w0, w1, ahead, aheadStep, X + (nint)g * k, k, mg, k, sums);
                     for (int r = 0; r < mg; r++)
                         for (int s = 0; s < pair; s++)
                             Y[(nint)(g + r) * n + j + s] = sums[r * 2 + s] + (Bias == null ? 0 : Bias[j + s]);

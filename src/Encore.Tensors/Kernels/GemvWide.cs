@@ -6,15 +6,17 @@ using Encore.Tensors.Numerics;
 namespace Encore.Tensors.Kernels;
 
 // The batched GEMV on 512-bit vectors: two weight rows against up to eight X rows in one pass, so each weight
-// vector read from memory meets every X row while it is in a register, with a software prefetch far ahead in both
-// weight rows.
+// vector read from memory meets every X row while it is in a register; meanwhile the next pair of rows is
+// prefetched front to back, one sequential stream.
 //
 // Why: a batch-8 decode step is bound neither by the FMA units nor by the read bandwidth but by how many weight
 // lines are in flight while the core multiplies. With 4 × 4 tiles a batch of eight took two passes over each group
 // of four weight rows, and the second pass (weights in L1) issued no memory reads at all. Measured on the T5-base
-// decoder's matrices (12 layers, 453 MB of binary32, 2 threads, Zen 5): batch 8 went from 17.2 to 11.7 ms per step
-// (prefetch distances of 8–32 KiB all within noise of one another; without the prefetch the 2 × 8 tile alone was
-// slower than the 4 × 4 one), Q8_0 from 13–15 to 7.2–7.7 ms.
+// decoder's matrices (12 layers, 453 MB of binary32, 2 threads, Zen 5): batch 8 went from 17.2 to 11–13 ms per step,
+// Q8_0 from 13–15 to 7–8 ms. Without a software prefetch the 2 × 8 tile alone was slower than the 4 × 4 one;
+// prefetching each row 8–32 KiB ahead, or the next pair as one stream, measured alike (the stream slightly better
+// at 2 and 5 rows). One weight row against eight X rows (one stream, twice the X loads) was slower: 15.8 against
+// 11.9 ms.
 //
 // Every output is one accumulator fed in order over k, so its bits do not depend on which rows share its pass or
 // on the batch size (a lone last row runs paired with itself).
@@ -31,9 +33,6 @@ public static unsafe partial class Gemv
 
     /// <summary>X rows of one wide pass.</summary>
     const int WidePass = 8;
-
-    /// <summary>Bytes ahead in each weight row that the wide tiles prefetch (binary32/bf16/f16 rows, and Q8_0 rows).</summary>
-    const int WidePrefetch = 16384, WidePrefetchQ8 = 4096;
 
     internal interface IRowCount { static abstract int Count { get; } }
     internal readonly struct R1 : IRowCount { public static int Count => 1; }
@@ -55,61 +54,65 @@ public static unsafe partial class Gemv
         };
 
     // sums[r·2 + s] = W_s · X_r for r < m ≤ WidePass; m picks the instantiation, so unused rows cost nothing.
-    internal static void Tile2<TL>(byte* w0, byte* w1, float* x, nint ldx, int m, int k, float* sums) where TL : ILoad
+    internal static void Tile2<TL>(byte* w0, byte* w1, byte* ahead, nint aheadStep, float* x, nint ldx, int m, int k, float* sums) where TL : ILoad
     {
         switch (m)
         {
-            case 1: Tile2<TL, R1>(w0, w1, x, ldx, k, sums); break;
-            case 2: Tile2<TL, R2>(w0, w1, x, ldx, k, sums); break;
-            case 3: Tile2<TL, R3>(w0, w1, x, ldx, k, sums); break;
-            case 4: Tile2<TL, R4>(w0, w1, x, ldx, k, sums); break;
-            case 5: Tile2<TL, R5>(w0, w1, x, ldx, k, sums); break;
-            case 6: Tile2<TL, R6>(w0, w1, x, ldx, k, sums); break;
-            case 7: Tile2<TL, R7>(w0, w1, x, ldx, k, sums); break;
-            default: Tile2<TL, R8>(w0, w1, x, ldx, k, sums); break;
+            case 1: Tile2<TL, R1>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 2: Tile2<TL, R2>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 3: Tile2<TL, R3>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 4: Tile2<TL, R4>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 5: Tile2<TL, R5>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 6: Tile2<TL, R6>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            case 7: Tile2<TL, R7>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
+            default: Tile2<TL, R8>(w0, w1, ahead, aheadStep, x, ldx, k, sums); break;
         }
     }
 
-    internal static void Tile2Q8(BlockQ8_0* w0, BlockQ8_0* w1, float* x, nint ldx, int m, int blocks, float* table, float* sums)
+    internal static void Tile2Q8(BlockQ8_0* w0, BlockQ8_0* w1, byte* ahead, float* x, nint ldx, int m, int blocks, float* table, float* sums)
     {
         switch (m)
         {
-            case 1: Tile2Q8<R1>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 2: Tile2Q8<R2>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 3: Tile2Q8<R3>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 4: Tile2Q8<R4>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 5: Tile2Q8<R5>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 6: Tile2Q8<R6>(w0, w1, x, ldx, blocks, table, sums); break;
-            case 7: Tile2Q8<R7>(w0, w1, x, ldx, blocks, table, sums); break;
-            default: Tile2Q8<R8>(w0, w1, x, ldx, blocks, table, sums); break;
+            case 1: Tile2Q8<R1>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 2: Tile2Q8<R2>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 3: Tile2Q8<R3>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 4: Tile2Q8<R4>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 5: Tile2Q8<R5>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 6: Tile2Q8<R6>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            case 7: Tile2Q8<R7>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
+            default: Tile2Q8<R8>(w0, w1, ahead, x, ldx, blocks, table, sums); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile2<TL, TM>(byte* w0, byte* w1, float* x, nint ldx, int k, float* sums) where TL : ILoad where TM : IRowCount
+    static void Tile2<TL, TM>(byte* w0, byte* w1, byte* ahead, nint aheadStep, float* x, nint ldx, int k, float* sums) where TL : ILoad where TM : IRowCount
     {
         int m = TM.Count;
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
         Vector512<float> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx, x6 = x + 6 * ldx, x7 = x + 7 * ldx;
+        // Rows 0–3 from x, rows 4–7 from x + 4·ldx, each at offset 0, ldx, 2·ldx, 3·ldx: four pointer registers instead of eight.
+        float* xh = x + 4 * ldx;
+        nint ldx2 = 2 * ldx, ldx3 = 3 * ldx;
         int p = 0;
         for (; p + 16 <= k; p += 16)
         {
             if (Sse.IsSupported)
             {
-                Sse.Prefetch0(w0 + p * sizeof(float) + WidePrefetch);
-                Sse.Prefetch0(w1 + p * sizeof(float) + WidePrefetch);
+                Sse.Prefetch0(ahead);
+                Sse.Prefetch0(ahead + 64);
             }
+            ahead += aheadStep;
             var v0 = L16<TL>(w0, p);
             var v1 = L16<TL>(w1, p);
-            { var xv = Vector512.Load(x + p); a00 = Vector512.FusedMultiplyAdd(v0, xv, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv, a01); }
-            if (m > 1) { var xv = Vector512.Load(x1 + p); a10 = Vector512.FusedMultiplyAdd(v0, xv, a10); a11 = Vector512.FusedMultiplyAdd(v1, xv, a11); }
-            if (m > 2) { var xv = Vector512.Load(x2 + p); a20 = Vector512.FusedMultiplyAdd(v0, xv, a20); a21 = Vector512.FusedMultiplyAdd(v1, xv, a21); }
-            if (m > 3) { var xv = Vector512.Load(x3 + p); a30 = Vector512.FusedMultiplyAdd(v0, xv, a30); a31 = Vector512.FusedMultiplyAdd(v1, xv, a31); }
-            if (m > 4) { var xv = Vector512.Load(x4 + p); a40 = Vector512.FusedMultiplyAdd(v0, xv, a40); a41 = Vector512.FusedMultiplyAdd(v1, xv, a41); }
-            if (m > 5) { var xv = Vector512.Load(x5 + p); a50 = Vector512.FusedMultiplyAdd(v0, xv, a50); a51 = Vector512.FusedMultiplyAdd(v1, xv, a51); }
-            if (m > 6) { var xv = Vector512.Load(x6 + p); a60 = Vector512.FusedMultiplyAdd(v0, xv, a60); a61 = Vector512.FusedMultiplyAdd(v1, xv, a61); }
-            if (m > 7) { var xv = Vector512.Load(x7 + p); a70 = Vector512.FusedMultiplyAdd(v0, xv, a70); a71 = Vector512.FusedMultiplyAdd(v1, xv, a71); }
+            float* xp = x + p, hp = xh + p;
+            { var xv = Vector512.Load(xp); a00 = Vector512.FusedMultiplyAdd(v0, xv, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv, a01); }
+            if (m > 1) { var xv = Vector512.Load(xp + ldx); a10 = Vector512.FusedMultiplyAdd(v0, xv, a10); a11 = Vector512.FusedMultiplyAdd(v1, xv, a11); }
+            if (m > 2) { var xv = Vector512.Load(xp + ldx2); a20 = Vector512.FusedMultiplyAdd(v0, xv, a20); a21 = Vector512.FusedMultiplyAdd(v1, xv, a21); }
+            if (m > 3) { var xv = Vector512.Load(xp + ldx3); a30 = Vector512.FusedMultiplyAdd(v0, xv, a30); a31 = Vector512.FusedMultiplyAdd(v1, xv, a31); }
+            if (m > 4) { var xv = Vector512.Load(hp); a40 = Vector512.FusedMultiplyAdd(v0, xv, a40); a41 = Vector512.FusedMultiplyAdd(v1, xv, a41); }
+            if (m > 5) { var xv = Vector512.Load(hp + ldx); a50 = Vector512.FusedMultiplyAdd(v0, xv, a50); a51 = Vector512.FusedMultiplyAdd(v1, xv, a51); }
+            if (m > 6) { var xv = Vector512.Load(hp + ldx2); a60 = Vector512.FusedMultiplyAdd(v0, xv, a60); a61 = Vector512.FusedMultiplyAdd(v1, xv, a61); }
+            if (m > 7) { var xv = Vector512.Load(hp + ldx3); a70 = Vector512.FusedMultiplyAdd(v0, xv, a70); a71 = Vector512.FusedMultiplyAdd(v1, xv, a71); }
         }
         StoreSums<TM>(sums, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
         for (; p < k; p++)
@@ -125,48 +128,53 @@ public static unsafe partial class Gemv
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile2Q8<TM>(BlockQ8_0* w0, BlockQ8_0* w1, float* x, nint ldx, int blocks, float* table, float* sums) where TM : IRowCount
+    static void Tile2Q8<TM>(BlockQ8_0* w0, BlockQ8_0* w1, byte* ahead, float* x, nint ldx, int blocks, float* table, float* sums) where TM : IRowCount
     {
         int m = TM.Count;
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
         Vector512<float> a40 = default, a41 = default, a50 = default, a51 = default, a60 = default, a61 = default, a70 = default, a71 = default;
-        float* x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx, x6 = x + 6 * ldx, x7 = x + 7 * ldx;
+        // Rows 0–3 from x, rows 4–7 from x + 4·ldx, each at offset 0, ldx, 2·ldx, 3·ldx: four pointer registers instead of eight.
+        float* xh = x + 4 * ldx;
+        nint ldx2 = 2 * ldx, ldx3 = 3 * ldx;
         for (int b = 0; b < blocks; b++)
         {
             if (Sse.IsSupported)
             {
-                Sse.Prefetch0((byte*)(w0 + b) + WidePrefetchQ8);
-                Sse.Prefetch0((byte*)(w1 + b) + WidePrefetchQ8);
+                Sse.Prefetch0(ahead);
+                Sse.Prefetch0(ahead + 64);
             }
+            ahead += 2 * DTypes.Q8BlockBytes;
             var s0 = Vector512.Create(table[w0[b].D]);
             var s1 = Vector512.Create(table[w1[b].D]);
             var u0 = Widen.I8x16(w0[b].Qs) * s0;
             var v0 = Widen.I8x16(w1[b].Qs) * s1;
-            nint p = (nint)b * DTypes.Q8BlockSize;
-            { var xv = Vector512.Load(x + p); a00 = Vector512.FusedMultiplyAdd(u0, xv, a00); a01 = Vector512.FusedMultiplyAdd(v0, xv, a01); }
-            if (m > 1) { var xv = Vector512.Load(x1 + p); a10 = Vector512.FusedMultiplyAdd(u0, xv, a10); a11 = Vector512.FusedMultiplyAdd(v0, xv, a11); }
-            if (m > 2) { var xv = Vector512.Load(x2 + p); a20 = Vector512.FusedMultiplyAdd(u0, xv, a20); a21 = Vector512.FusedMultiplyAdd(v0, xv, a21); }
-            if (m > 3) { var xv = Vector512.Load(x3 + p); a30 = Vector512.FusedMultiplyAdd(u0, xv, a30); a31 = Vector512.FusedMultiplyAdd(v0, xv, a31); }
-            if (m > 4) { var xv = Vector512.Load(x4 + p); a40 = Vector512.FusedMultiplyAdd(u0, xv, a40); a41 = Vector512.FusedMultiplyAdd(v0, xv, a41); }
-            if (m > 5) { var xv = Vector512.Load(x5 + p); a50 = Vector512.FusedMultiplyAdd(u0, xv, a50); a51 = Vector512.FusedMultiplyAdd(v0, xv, a51); }
-            if (m > 6) { var xv = Vector512.Load(x6 + p); a60 = Vector512.FusedMultiplyAdd(u0, xv, a60); a61 = Vector512.FusedMultiplyAdd(v0, xv, a61); }
-            if (m > 7) { var xv = Vector512.Load(x7 + p); a70 = Vector512.FusedMultiplyAdd(u0, xv, a70); a71 = Vector512.FusedMultiplyAdd(v0, xv, a71); }
+            float* xp = x + (nint)b * DTypes.Q8BlockSize, hp = xh + (nint)b * DTypes.Q8BlockSize;
+            { var xv = Vector512.Load(xp); a00 = Vector512.FusedMultiplyAdd(u0, xv, a00); a01 = Vector512.FusedMultiplyAdd(v0, xv, a01); }
+            if (m > 1) { var xv = Vector512.Load(xp + ldx); a10 = Vector512.FusedMultiplyAdd(u0, xv, a10); a11 = Vector512.FusedMultiplyAdd(v0, xv, a11); }
+            if (m > 2) { var xv = Vector512.Load(xp + ldx2); a20 = Vector512.FusedMultiplyAdd(u0, xv, a20); a21 = Vector512.FusedMultiplyAdd(v0, xv, a21); }
+            if (m > 3) { var xv = Vector512.Load(xp + ldx3); a30 = Vector512.FusedMultiplyAdd(u0, xv, a30); a31 = Vector512.FusedMultiplyAdd(v0, xv, a31); }
+            if (m > 4) { var xv = Vector512.Load(hp); a40 = Vector512.FusedMultiplyAdd(u0, xv, a40); a41 = Vector512.FusedMultiplyAdd(v0, xv, a41); }
+            if (m > 5) { var xv = Vector512.Load(hp + ldx); a50 = Vector512.FusedMultiplyAdd(u0, xv, a50); a51 = Vector512.FusedMultiplyAdd(v0, xv, a51); }
+            if (m > 6) { var xv = Vector512.Load(hp + ldx2); a60 = Vector512.FusedMultiplyAdd(u0, xv, a60); a61 = Vector512.FusedMultiplyAdd(v0, xv, a61); }
+            if (m > 7) { var xv = Vector512.Load(hp + ldx3); a70 = Vector512.FusedMultiplyAdd(u0, xv, a70); a71 = Vector512.FusedMultiplyAdd(v0, xv, a71); }
             var u1 = Widen.I8x16(w0[b].Qs + 16) * s0;
             var v1 = Widen.I8x16(w1[b].Qs + 16) * s1;
-            p += 16;
-            { var xv = Vector512.Load(x + p); a00 = Vector512.FusedMultiplyAdd(u1, xv, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv, a01); }
-            if (m > 1) { var xv = Vector512.Load(x1 + p); a10 = Vector512.FusedMultiplyAdd(u1, xv, a10); a11 = Vector512.FusedMultiplyAdd(v1, xv, a11); }
-            if (m > 2) { var xv = Vector512.Load(x2 + p); a20 = Vector512.FusedMultiplyAdd(u1, xv, a20); a21 = Vector512.FusedMultiplyAdd(v1, xv, a21); }
-            if (m > 3) { var xv = Vector512.Load(x3 + p); a30 = Vector512.FusedMultiplyAdd(u1, xv, a30); a31 = Vector512.FusedMultiplyAdd(v1, xv, a31); }
-            if (m > 4) { var xv = Vector512.Load(x4 + p); a40 = Vector512.FusedMultiplyAdd(u1, xv, a40); a41 = Vector512.FusedMultiplyAdd(v1, xv, a41); }
-            if (m > 5) { var xv = Vector512.Load(x5 + p); a50 = Vector512.FusedMultiplyAdd(u1, xv, a50); a51 = Vector512.FusedMultiplyAdd(v1, xv, a51); }
-            if (m > 6) { var xv = Vector512.Load(x6 + p); a60 = Vector512.FusedMultiplyAdd(u1, xv, a60); a61 = Vector512.FusedMultiplyAdd(v1, xv, a61); }
-            if (m > 7) { var xv = Vector512.Load(x7 + p); a70 = Vector512.FusedMultiplyAdd(u1, xv, a70); a71 = Vector512.FusedMultiplyAdd(v1, xv, a71); }
+            xp += 16;
+            hp += 16;
+            { var xv = Vector512.Load(xp); a00 = Vector512.FusedMultiplyAdd(u1, xv, a00); a01 = Vector512.FusedMultiplyAdd(v1, xv, a01); }
+            if (m > 1) { var xv = Vector512.Load(xp + ldx); a10 = Vector512.FusedMultiplyAdd(u1, xv, a10); a11 = Vector512.FusedMultiplyAdd(v1, xv, a11); }
+            if (m > 2) { var xv = Vector512.Load(xp + ldx2); a20 = Vector512.FusedMultiplyAdd(u1, xv, a20); a21 = Vector512.FusedMultiplyAdd(v1, xv, a21); }
+            if (m > 3) { var xv = Vector512.Load(xp + ldx3); a30 = Vector512.FusedMultiplyAdd(u1, xv, a30); a31 = Vector512.FusedMultiplyAdd(v1, xv, a31); }
+            if (m > 4) { var xv = Vector512.Load(hp); a40 = Vector512.FusedMultiplyAdd(u1, xv, a40); a41 = Vector512.FusedMultiplyAdd(v1, xv, a41); }
+            if (m > 5) { var xv = Vector512.Load(hp + ldx); a50 = Vector512.FusedMultiplyAdd(u1, xv, a50); a51 = Vector512.FusedMultiplyAdd(v1, xv, a51); }
+            if (m > 6) { var xv = Vector512.Load(hp + ldx2); a60 = Vector512.FusedMultiplyAdd(u1, xv, a60); a61 = Vector512.FusedMultiplyAdd(v1, xv, a61); }
+            if (m > 7) { var xv = Vector512.Load(hp + ldx3); a70 = Vector512.FusedMultiplyAdd(u1, xv, a70); a71 = Vector512.FusedMultiplyAdd(v1, xv, a71); }
         }
         StoreSums<TM>(sums, a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71);
     }
 
 
+    // The 2m sums in the order sums[r·2 + s], four at a time (rows r and r + 1): sums of rows past m are zeros.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void StoreSums<TM>(float* sums,
         Vector512<float> a00, Vector512<float> a01, Vector512<float> a10, Vector512<float> a11,
@@ -175,13 +183,20 @@ public static unsafe partial class Gemv
         Vector512<float> a60, Vector512<float> a61, Vector512<float> a70, Vector512<float> a71) where TM : IRowCount
     {
         int m = TM.Count;
-        sums[0] = Vector512.Sum(a00); sums[1] = Vector512.Sum(a01);
-        if (m > 1) { sums[2] = Vector512.Sum(a10); sums[3] = Vector512.Sum(a11); }
-        if (m > 2) { sums[4] = Vector512.Sum(a20); sums[5] = Vector512.Sum(a21); }
-        if (m > 3) { sums[6] = Vector512.Sum(a30); sums[7] = Vector512.Sum(a31); }
-        if (m > 4) { sums[8] = Vector512.Sum(a40); sums[9] = Vector512.Sum(a41); }
-        if (m > 5) { sums[10] = Vector512.Sum(a50); sums[11] = Vector512.Sum(a51); }
-        if (m > 6) { sums[12] = Vector512.Sum(a60); sums[13] = Vector512.Sum(a61); }
-        if (m > 7) { sums[14] = Vector512.Sum(a70); sums[15] = Vector512.Sum(a71); }
+        Sum4(a00, a01, a10, a11).Store(sums);
+        if (m > 2) Sum4(a20, a21, a30, a31).Store(sums + 4);
+        if (m > 4) Sum4(a40, a41, a50, a51).Store(sums + 8);
+        if (m > 6) Sum4(a60, a61, a70, a71).Store(sums + 12);
+    }
+
+    // [Σa, Σb, Σc, Σd] in 13 operations instead of four separate reductions (~25 each as Vector512.Sum compiles): halves
+    // added, then three horizontal adds whose 128-bit halves hold the four partial sums, then the halves added.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        var h = Avx.HorizontalAdd(
+            Avx.HorizontalAdd(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper()),
+            Avx.HorizontalAdd(c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper()));
+        return h.GetLower() + h.GetUpper();
     }
 }
