@@ -99,7 +99,8 @@ public class BeamSearchTests
             var t = r.Sequences[i].Tokens;
             int index = ((t[0] * V + t[1]) * V + t[2]) * V + t[3];
             Assert.Equal(sums[index] / 4, r.Sequences[i].Score, 5);
-            Assert.True(r.Sequences[i].Score <= sums.Max() / 4 + 1e-9);
+            // The beam's score and the exhaustive sums come from differently batched binary32 passes: equal to rounding.
+            Assert.True(r.Sequences[i].Score <= sums.Max() / 4 + 1e-6, $"beam {i} ({string.Join(",", t)}) scores {r.Sequences[i].Score:R}, above the best sequence's {sums.Max() / 4:R}");
         }
         Assert.True(r.Sequences[0].Score >= r.Sequences[1].Score && r.Sequences[1].Score >= r.Sequences[2].Score);
         Assert.Equal(3, r.Sequences.Select(s => string.Join(",", s.Tokens)).Distinct().Count());

@@ -110,7 +110,10 @@ public static unsafe partial class Gemm
     /// Up to this many GEMV passes (of <see cref="Gemv.LinearRows"/> rows each) replace the packed GEMM for
     /// binary32/bf16/f16 weights: measured on Zen 5 (2 threads, 768×3072, 3072×768 and 1024×384 weights),
     /// GEMV passes took 0.6× the packed GEMM's time at 24–32 rows, 0.8–0.9× at 48–64, and about 1× or more
-    /// from 96 rows on, where the per-call transpose of W into panels is paid back.
+    /// from 96 rows on, where the per-call transpose of W into panels is paid back. Where the wide GEMV tiles
+    /// apply (binary32, bf16, f16 on 512-bit vectors) the rows go to one GEMV call, which reads W from memory
+    /// once for all of them (T5-base decoder matrices at 32 rows, 2 threads: 38.5–39.5 → 28.5–36 ms); Q8_0
+    /// keeps the int8 GEMM above <see cref="Gemv.LinearRows"/>, which measured alike (23.5–29 against 25–29 ms).
     /// </summary>
     internal const int GemvChunks = 4;
 
@@ -159,7 +162,7 @@ public static unsafe partial class Gemm
     internal static void Linear(SimdWidth width, KernelPool? pool, ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias)
     {
         if (m == 0 || w.Rows == 0) return;
-        if (m <= Gemv.LinearRows(width))
+        if (m <= Gemv.LinearRows(width) || (m <= GemvChunks * Gemv.LinearRows(width) && Gemv.TakesWideTiles(width, w.DType, m) && w.DType != DType.Q8_0))
         {
             fixed (float* px = x)
             fixed (float* py = y)

@@ -21,7 +21,7 @@ namespace Encore.Tensors.Kernels;
 /// activation error at most (½ + 2⁻⁸)·dx_b per value, about 1.5e-5 of the block maximum, far below the
 /// weights' own Q8_0 error: the result stays within Σ_b (½ + 2⁻⁸)·dx_b·‖w_b‖₁ (+ float rounding) of the
 /// binary32-x product. Other vector widths keep binary32 x and the int8 → binary32 widening.
-/// On 512-bit vectors, Q8_0, bf16 and f16 batches of two or more rows (binary32 ones of five or more) take the wide
+/// On 512-bit vectors, batches of two or more rows of binary32, bf16, f16 or Q8_0 weights take the wide
 /// tiles instead (binary32 x, Q8_0 dequantized once per block; see <see cref="TakesWideTiles"/>), and Q8_0 then follows <see cref="Gemm.LinearReference"/> to float rounding.
 /// Rows are split over the kernel pool; each y element is one task's dot product in a fixed order,
 /// so results do not depend on the thread count (they do depend on the vector width and on the
@@ -244,9 +244,8 @@ public static unsafe partial class Gemv
             }
         }
 
-        // Each weight row is read from memory once. Batches of 2+ rows on 512-bit vectors go four weight
-        // rows × four X rows at a time (Tile4); otherwise X rows take a weight row in groups of four,
-        // the later groups finding it in L1.
+        // Each weight row is read from memory once. Batches of 2+ rows on 512-bit vectors take the wide tiles; otherwise
+        // X rows take a weight row in groups of four, the later groups finding it in L1.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows<TL>(int r0, int r1) where TL : ILoad
         {
@@ -258,18 +257,6 @@ public static unsafe partial class Gemv
             int k = W.Cols, n = W.Rows;
             float* sums = stackalloc float[Group * 4];
             int j = r0;
-            if (M > 1 && Width == SimdWidth.V512)
-            {
-                for (; j + 4 <= r1; j += 4)
-                {
-                    for (int g = 0; g < M; g += Group)
-                    {
-                        int mg = Math.Min(Group, M - g);
-                        Tile4<TL>(W.Row(j), W.Row(j + 1), W.Row(j + 2), W.Row(j + 3), X + (nint)g * k, k, mg, k, sums);
-                        StoreTile(sums, g, mg, j, n);
-                    }
-                }
-            }
             for (; j < r1; j++)
             {
                 byte* row = W.Row(j);
@@ -299,20 +286,6 @@ public static unsafe partial class Gemv
                 RowsX<Q8Block>(r0, r1);
                 return;
             }
-            if (M > 1 && Width == SimdWidth.V512)
-            {
-                float* table = Widen.HalfTable;
-                for (; j + 4 <= r1; j += 4)
-                {
-                    for (int g = 0; g < M; g += Group)
-                    {
-                        int mg = Math.Min(Group, M - g);
-                        Tile4Q8((BlockQ8_0*)W.Row(j), (BlockQ8_0*)W.Row(j + 1), (BlockQ8_0*)W.Row(j + 2), (BlockQ8_0*)W.Row(j + 3),
-                            X + (nint)g * k, k, mg, blocks, table, sums);
-                        StoreTile(sums, g, mg, j, n);
-                    }
-                }
-            }
             for (; j < r1; j++)
             {
                 var row = (BlockQ8_0*)W.Row(j);
@@ -327,7 +300,9 @@ public static unsafe partial class Gemv
         }
 
         // Batches that take the wide tiles (TakesWideTiles): two weight rows against up to WidePass X rows per pass
-        // (Tile2, or Tile2Q8 for Q8_0, whose TL is unused); a lone last row is paired with itself.
+        // (Tile2, or Tile2Q8 for Q8_0, whose TL is unused); a lone last row is paired with itself. Past WidePass rows,
+        // the rows go in blocks of about WideBlockBytes: the first pass streams a block from memory, the later passes
+        // find it in L2, so W is read from memory once whatever the batch.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void RowsWide<TL>(int r0, int r1) where TL : ILoad
         {
@@ -336,19 +311,25 @@ public static unsafe partial class Gemv
             float* table = Widen.HalfTable;
             float* sums = stackalloc float[2 * WidePass];
             nint aheadStep = 2 * 16 * (W.DType == DType.F32 ? 4 : 2); // two rows' bytes per 16-value step
-            for (int j = r0; j < r1; j += 2)
+            int blockRows = M <= WidePass ? r1 - r0 : (int)Math.Max(2, WideBlockBytes / W.RowStrideBytes & ~1L);
+            for (int b0 = r0; b0 < r1; b0 += blockRows)
             {
-                int pair = Math.Min(2, r1 - j);
-                byte* w0 = W.Row(j), w1 = pair == 2 ? W.Row(j + 1) : w0;
-                byte* ahead = w0 + 2 * W.RowStrideBytes; // the next pair, prefetched as one stream (past the end is harmless)
+                int b1 = Math.Min(r1, b0 + blockRows);
                 for (int g = 0; g < M; g += WidePass)
                 {
                     int mg = Math.Min(WidePass, M - g);
-                    if (q8) Tile2Q8((BlockQ8_0*)w0, (BlockQ8_0*)w1, ahead, X + (nint)g * k, k, mg, blocks, table, sums);
-                    else Tile2<TL>(w0, w1, ahead, aheadStep, X + (nint)g * k, k, mg, k, sums);
-                    for (int r = 0; r < mg; r++)
-                        for (int s = 0; s < pair; s++)
-                            Y[(nint)(g + r) * n + j + s] = sums[r * 2 + s] + (Bias == null ? 0 : Bias[j + s]);
+                    for (int j = b0; j < b1; j += 2)
+                    {
+                        int pair = Math.Min(2, b1 - j);
+                        byte* w0 = W.Row(j), w1 = pair == 2 ? W.Row(j + 1) : w0;
+                        // The first pass prefetches the next pair as one stream (past the end is harmless); later passes find the block in L2.
+                        byte* ahead = g == 0 ? w0 + 2 * W.RowStrideBytes : w0;
+                        if (q8) Tile2Q8((BlockQ8_0*)w0, (BlockQ8_0*)w1, ahead, X + (nint)g * k, k, mg, blocks, table, sums);
+                        else Tile2<TL>(w0, w1, ahead, aheadStep, X + (nint)g * k, k, mg, k, sums);
+                        for (int r = 0; r < mg; r++)
+                            for (int s = 0; s < pair; s++)
+                                Y[(nint)(g + r) * n + j + s] = sums[r * 2 + s] + (Bias == null ? 0 : Bias[j + s]);
+                    }
                 }
             }
         }

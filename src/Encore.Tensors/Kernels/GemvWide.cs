@@ -28,8 +28,8 @@ namespace Encore.Tensors.Kernels;
 // than one integer dot product per (weight row, X row, block): 2.2× at 2–4 rows, 1.7× at 8.
 public static unsafe partial class Gemv
 {
-    /// <summary>X rows from which binary32 weights take the wide tiles: below it the 4 × 4 tiles measured faster (7.5–7.9 against 9–10 ms at 2 rows).</summary>
-    internal const int WideRowsF32 = 5;
+    /// <summary>Bytes of weight rows that the passes of a batch larger than <see cref="WidePass"/> share while they sit in L2 (64–256 KiB measured alike, 512 KiB slower).</summary>
+    const long WideBlockBytes = 256 * 1024;
 
     /// <summary>X rows of one wide pass.</summary>
     const int WidePass = 8;
@@ -44,14 +44,13 @@ public static unsafe partial class Gemv
     internal readonly struct R7 : IRowCount { public static int Count => 7; }
     internal readonly struct R8 : IRowCount { public static int Count => 8; }
 
-    /// <summary>Whether a batch of <paramref name="m"/> X rows with <paramref name="weights"/> at <paramref name="width"/> runs the wide tiles (with binary32 X).</summary>
+    /// <summary>
+    /// Whether a batch of <paramref name="m"/> X rows with <paramref name="weights"/> at <paramref name="width"/> runs the wide tiles
+    /// (with binary32 X): every batch of two or more rows of binary32, bf16, f16 or Q8_0 weights on 512-bit vectors, so a row gets
+    /// the same bits in any such batch. Binary32 at 2–4 rows measured 8.8–10.0 ms against 9.9–12.5 for the 4 × 4 tiles.
+    /// </summary>
     internal static bool TakesWideTiles(SimdWidth width, DType weights, int m)
-        => width == SimdWidth.V512 && weights switch
-        {
-            DType.F32 => m >= WideRowsF32,
-            DType.BF16 or DType.F16 or DType.Q8_0 => m >= 2,
-            _ => false,
-        };
+        => width == SimdWidth.V512 && m >= 2 && weights is DType.F32 or DType.BF16 or DType.F16 or DType.Q8_0;
 
     // sums[r·2 + s] = W_s · X_r for r < m ≤ WidePass; m picks the instantiation, so unused rows cost nothing.
     internal static void Tile2<TL>(byte* w0, byte* w1, byte* ahead, nint aheadStep, float* x, nint ldx, int m, int k, float* sums) where TL : ILoad

@@ -695,7 +695,7 @@ public unsafe class GemvTests
     {
         var rnd = new Random(53);
         using var _ = Simd.Override(SimdWidth.V512);
-        foreach (var (n, k) in new[] { (7, 96), (33, 320), (4, 32), (9, 33) })
+        foreach (var (n, k) in new[] { (7, 96), (33, 320), (4, 32), (9, 33), (301, 1024) }) // the last: several 256 KiB row blocks
         {
             var wf = RandomArray(rnd, n * k);
             var x = RandomArray(rnd, Gemv.MaxRows * k);
@@ -715,13 +715,29 @@ public unsafe class GemvTests
                         Gemm.Linear(x.AsSpan(0, m * k), m, w, y, bias);
                         Assert.True(full.AsSpan(0, m * n).SequenceEqual(y), $"{dt} n={n} k={k}: the first {m} rows differ from the same rows in a batch of {Gemv.MaxRows}");
                     }
-                    if (dt != DType.Q8_0) continue;
+                    if (dt != DType.Q8_0)
+                    {
+                        // Past LinearRows, one call takes every row in blocks of weight rows shared by the passes.
+                        int many = Gemm.GemvChunks * Gemv.LinearRows(SimdWidth.V512) - 3;
+                        var xs = RandomArray(rnd, many * k);
+                        x.CopyTo(xs, 0);
+                        var big = new float[many * n];
+                        Gemm.Linear(xs, many, w, big, bias);
+                        for (int c = 0; c < many; c += Gemv.MaxRows)
+                        {
+                            int rows = Math.Min(Gemv.MaxRows, many - c);
+                            var part = new float[rows * n];
+                            Gemm.Linear(xs.AsSpan(c * k, rows * k), rows, w, part, bias);
+                            Assert.True(part.AsSpan().SequenceEqual(big.AsSpan(c * n, rows * n)), $"{dt} n={n} k={k}: rows {c}… of a batch of {many} differ from the same rows in a batch of {rows}");
+                        }
+                        continue;
+                    }
                     var dequantized = new float[n * k];
                     for (int j = 0; j < n; j++) w.RowToSingle(j, dequantized.AsSpan(j * k, k));
                     fixed (float* pd = dequantized)
                     {
                         var wd = new WeightMatrix(DType.F32, pd, n, k);
-                        foreach (int m in new[] { Gemv.WideRowsF32, 8, 11, Gemv.MaxRows })
+                        foreach (int m in new[] { 2, 5, 8, 11, Gemv.MaxRows })
                         {
                             var want = new float[m * n];
                             var got = new float[m * n];
