@@ -115,6 +115,10 @@ public sealed class LayerCache : IDisposable
         for (int i = 0; i < b; i++)
             for (int p = 0; p < t; p++)
                 Put(ks, vs, i * t + p, i, Length + p);
+        // Spans of native memory do not keep their owner alive: without these, keys and values that the caller no
+        // longer references could be finalized, and their memory reused by another thread, in the middle of the copy.
+        GC.KeepAlive(k);
+        GC.KeepAlive(v);
     }
 
     // Scatters position row `src` of (·, Hkv·hd) keys and values into batch row `row`, position `pos`.
@@ -155,6 +159,8 @@ public sealed class LayerCache : IDisposable
             if (p < 0 || p + t > Capacity) throw new InvalidOperationException($"KV cache row {i} is full: positions {p} + {t} exceed its capacity of {Capacity}");
             for (int j = 0; j < t; j++) Put(ks, vs, i * t + j, i, p + j);
         }
+        GC.KeepAlive(k); // as in Append
+        GC.KeepAlive(v);
     }
 
     /// <summary>

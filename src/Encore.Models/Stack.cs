@@ -324,7 +324,8 @@ public sealed class TransformerStack
                     x = _blocks[i].ForwardPooled(x, PoolingGroups(t, pooling), PooledQueries(ctx, b, t, pooling));
                     break;
                 }
-                x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
+                using (Ops.KeepOutputs()) // the block's intermediates live until it ends (see KeepOutputs)
+                    x = checkpoint ? CheckpointedBlock(_blocks[i], x, ctx) : _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);
                 if (layerOutputs != null && i < _blocks.Length - 1) layerOutputs.Add(_final is null ? x : _final.Forward(x));
             }
         if (exit is { Never: true })
@@ -362,9 +363,13 @@ public sealed class TransformerStack
                 _blocks[i].AppendKeys(x, ctx, cache.Self[i]);
                 continue;
             }
-            var y = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);                   // (B, T, D)
-            running = exit.Decide(x.Value.AsReadOnlySpan<float>(), y.Value.AsSpan<float>(), i, i < _blocks.Length - 1, units, unitLength, d, Causal ? null : lengths, depth);
-            x = y;
+            using (Ops.KeepOutputs()) // the block's intermediates live until it ends (see KeepOutputs)
+            {
+                var y = _blocks[i].Forward(x, ctx, cache?.Self[i], cache?.Cross?[i]);               // (B, T, D)
+                running = exit.Decide(x.Value.AsReadOnlySpan<float>(), y.Value.AsSpan<float>(), i, i < _blocks.Length - 1, units, unitLength, d, Causal ? null : lengths, depth);
+                GC.KeepAlive(x); // Decide read it through a span, which does not keep it alive
+                x = y;
+            }
         }
         exit.Count(depth, units, Causal ? t : 1, _blocks.Length);
         return x;

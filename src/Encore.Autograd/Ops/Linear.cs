@@ -46,6 +46,9 @@ public static partial class Ops
             WeightMatrix.From(w0.Value), y0.Value.AsSpan<float>(), b0 is null ? default : b0.Data(),
             WeightMatrix.From(w1.Value), y1.Value.AsSpan<float>(), b1 is null ? default : b1.Data(),
             WeightMatrix.From(w2.Value), y2.Value.AsSpan<float>(), b2 is null ? default : b2.Data());
+        // The kernel reads x through a raw span, which does not keep x alive, and nothing here uses x afterwards: a
+        // caller that dropped x (a normed input) would let it be finalized, its memory freed or reused, mid-product.
+        GC.KeepAlive(x);
         return (y0, y1, y2);
     }
 

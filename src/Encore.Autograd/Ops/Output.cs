@@ -15,8 +15,38 @@ public static partial class Ops
         var tape = Tape.Current;
         if (tape == null && Workspace.Current is { } ws) return ws.Rent(shape);
         var v = new Var(Tensor.Empty(DType.F32, shape.ToArray()), requiresGrad && tape != null, parameter: null, ownsValue: true);
-        tape?.Own(v);
+        if (tape != null) tape.Own(v);
+        else if (t_keepDepth > 0) t_kept!.Add(v);
         return v;
+    }
+
+    [ThreadStatic] static List<Var>? t_kept;
+    [ThreadStatic] static int t_keepDepth;
+
+    /// <summary>
+    /// Until the returned scope ends, every output made on this thread outside a tape and a workspace stays reachable.
+    /// Kernels read their inputs through raw spans, which do not keep the owner alive: an intermediate that its caller
+    /// no longer references could otherwise be finalized, and its memory freed or handed to another thread, while an
+    /// op or a cache copy still reads it. Stacks run each block of a tape-less pass (a prompt pass) inside one, so a
+    /// block's intermediates live until the block ends (outputs disposed explicitly are still freed at once). Scopes
+    /// nest; after the first, one allocates nothing.
+    /// </summary>
+    public static KeptOutputs KeepOutputs()
+    {
+        t_kept ??= [];
+        t_keepDepth++;
+        return new KeptOutputs(t_kept.Count);
+    }
+
+    /// <summary>The scope of <see cref="KeepOutputs"/>.</summary>
+    public readonly struct KeptOutputs(int start) : IDisposable
+    {
+        /// <summary>Ends the scope: its outputs are kept only by whatever else references them.</summary>
+        public void Dispose()
+        {
+            t_kept!.RemoveRange(start, t_kept.Count - start);
+            t_keepDepth--;
+        }
     }
 
     /// <summary>An output shaped like <paramref name="like"/>.</summary>
@@ -36,7 +66,8 @@ public static partial class Ops
     {
         var tape = Tape.Current;
         var v = new Var(value, requiresGrad && tape != null, parameter: null, ownsValue: true);
-        tape?.Own(v);
+        if (tape != null) tape.Own(v);
+        else if (t_keepDepth > 0) t_kept!.Add(v);
         return v;
     }
 
