@@ -39,12 +39,16 @@ public static partial class Ops
     }
 
     /// <summary>The scope of <see cref="KeepOutputs"/>.</summary>
-    public readonly struct KeptOutputs(int start) : IDisposable
+    public readonly struct KeptOutputs : IDisposable
     {
+        readonly int _start;
+
+        internal KeptOutputs(int start) => _start = start;
+
         /// <summary>Ends the scope: its outputs are kept only by whatever else references them.</summary>
         public void Dispose()
         {
-            t_kept!.RemoveRange(start, t_kept.Count - start);
+            t_kept!.RemoveRange(_start, t_kept.Count - _start);
             t_keepDepth--;
         }
     }

@@ -24,8 +24,8 @@ namespace Encore.Tensors.Kernels;
 /// On 512-bit vectors, batches of two or more rows of binary32, bf16, f16 or Q8_0 weights take the wide
 /// tiles instead (binary32 x, Q8_0 dequantized once per block; see <see cref="TakesWideTiles"/>), and Q8_0 then follows <see cref="Gemm.LinearReference"/> to float rounding.
 /// Rows are split over the kernel pool; each y element is one task's dot product in a fixed order,
-/// so results do not depend on the thread count (they do depend on the vector width and on the
-/// number of X rows: one row, 4×4 tiles and row groups sum in differently unrolled orders).
+/// so results do not depend on the thread count (they do depend on the vector width, and one row sums in another
+/// order than a batch).
 /// </summary>
 public static unsafe partial class Gemv
 {
@@ -111,14 +111,10 @@ public static unsafe partial class Gemv
         short* xq = null;
         float* dx = null;
         byte* x8 = null;
-        bool quad = QuantizesActivationsToInt8Quad(width, w.DType);
-        if (TakesWideTiles(width, w.DType, m))
-        {
-            if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
-        }
-        else if (quad) x8 = QuadInt8Copy(x, m, w.Cols);
-        else if (QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
-        else if (QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
+        bool quantizedX = !TakesWideTiles(width, w.DType, m); // the wide tiles take binary32 x
+        if (quantizedX && QuantizesActivationsToInt8Quad(width, w.DType)) x8 = QuadInt8Copy(x, m, w.Cols);
+        else if (quantizedX && QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
+        else if (quantizedX && QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
         int tasks = regions > 0 ? regions : Math.Min(Partition.Tasks(rows, Math.Max(1, MinTaskElements / perRow), pool), pool.ThreadCount);
         long* cursors = stackalloc long[Math.Max(1, tasks) * CursorStride + CursorStride];
