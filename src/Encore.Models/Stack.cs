@@ -270,7 +270,7 @@ public sealed class TransformerStack
             for (int i = 0; i < b; i++) selfLengths[i] = offsets[i] + t;
         }
         var alibi = _pos.Kind == PositionKind.Alibi && Causal ? _alibi : null;
-        if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi)
+        if (ctx.SelfMasks.KeyLengths != selfLengths || ctx.SelfMasks.AlibiSlopes != alibi || ctx.SelfMasks.DistanceBias != null)
             ctx.SelfMasks = new AttentionMaskOptions { KeyLengths = selfLengths, AlibiSlopes = alibi };
         if (rowLengths != null && cache!.CrossLengths is { } sources)
         {
@@ -295,6 +295,11 @@ public sealed class TransformerStack
                 break;
             case PositionKind.ComRope:
                 ComRopePositions(ctx, offsets, b, t);
+                break;
+            case PositionKind.T5Relative when cache == null && Tape.Current == null && ctx.Entropy == null && t > 0:
+                // An inference pass over a whole sequence (an encoder, a scored text) reads the bias by distance,
+                // H·(2T − 1) values instead of the H·T·T of the gathered one.
+                ctx.SelfMasks = ctx.SelfMasks with { DistanceBias = DistanceBias(t) };
                 break;
             case PositionKind.T5Relative:
             case PositionKind.Urpe:
@@ -406,6 +411,16 @@ public sealed class TransformerStack
     // A block under activation checkpointing. Its own method: a lambda capturing ctx in Forward would
     // allocate its closure on every call, decode steps included.
     static Var CheckpointedBlock(Block block, Var x, StackContext ctx) => Ops.Checkpoint(x, xi => block.Forward(xi, ctx, null, null));
+
+    /// <summary>T5's relative-position bias of a cacheless pass of T positions, by distance (<see cref="AttentionMaskOptions.DistanceBias"/>).</summary>
+    float[] DistanceBias(int t)
+    {
+        var table = _ps[_relTable!];                                                                 // (buckets, H)
+        int h = _c.Heads;
+        var bias = Workspace.RentFloats(h * (2 * t - 1));                                           // (H, 2T − 1)
+        PositionBias.DistanceBias(table.Value.AsReadOnlySpan<float>(), _pos.RelativeBuckets, h, t, t, bidirectional: !Causal, _pos.RelativeMaxDistance, 0, bias);
+        return bias;
+    }
 
     /// <summary>
     /// T5's relative-position bias for queries [offset_i, offset_i + T) over <paramref name="keys"/>

@@ -22,6 +22,12 @@ public sealed record AttentionMaskOptions
 
     /// <summary>(H): ALiBi slopes. Null: no ALiBi.</summary>
     public float[]? AlibiSlopes { get; init; }
+
+    /// <summary>
+    /// (H, T + S − 1): a bias by query–key distance (<see cref="AttentionMask.DistanceBias"/>), for inference
+    /// passes only: an op that records a gradient refuses it. Null: none.
+    /// </summary>
+    public float[]? DistanceBias { get; init; }
 }
 
 public static partial class Ops
@@ -58,6 +64,8 @@ public static partial class Ops
         int b = shape.Batch, t = shape.QueryLength;
         var y = NewOutput(q, Grad(q, k, v, bias));
         masks ??= AttentionMaskOptions.None;
+        if (y.RequiresGrad && masks.DistanceBias != null)
+            throw new InvalidOperationException("Attention: a distance bias is for inference passes; a recorded pass takes the (H, T, S) bias");
         float[]? lse = y.RequiresGrad ? new float[b * heads * t] : null;
         Tensors.Kernels.Attention.Forward(shape, new(q.Data(), qs, k.Data(), ks, v.Data(), ks), y.Value.AsSpan<float>(), qs, options, Mask(masks, bias), lse);
         if (y.RequiresGrad) RecordAttention(y, q, k, v, bias, shape, options, masks, lse!);
@@ -69,6 +77,7 @@ public static partial class Ops
         KeyLengths = masks.KeyLengths,
         KeyMask = masks.KeyMask,
         AlibiSlopes = masks.AlibiSlopes,
+        DistanceBias = masks.DistanceBias,
         Bias = bias is null ? default : bias.Data(),
     };
 

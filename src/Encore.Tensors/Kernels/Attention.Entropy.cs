@@ -35,6 +35,7 @@ public static unsafe partial class Attention
         Span<float> entropy, in AttentionOptions options = default, in AttentionMask mask = default, Span<float> visibleKeys = default)
     {
         CheckForward(shape, q, qStrides, k, kStrides, k, kStrides, default, default, options, mask, default, checkOutput: false);
+        RefuseDistanceBias(mask, "Entropy");
         CheckEntropyOptions(options);
         long rows = (long)shape.Batch * shape.Heads * shape.QueryLength;
         CheckLength("entropy", entropy.Length, rows, allowEmpty: false);
@@ -68,6 +69,7 @@ public static unsafe partial class Attention
     {
         var s = shape;
         CheckForward(s, q, qStrides, k, kStrides, k, kStrides, default, default, options, mask, default, checkOutput: false);
+        RefuseDistanceBias(mask, "EntropyBackward");
         CheckEntropyOptions(options);
         CheckLength("dEntropy", dEntropy.Length, (long)s.Batch * s.Heads * s.QueryLength, allowEmpty: false);
         CheckOperand("dQ", dq.Length, dqStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim, written: true);

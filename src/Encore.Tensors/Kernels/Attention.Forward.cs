@@ -198,6 +198,16 @@ public static unsafe partial class Attention
                 }
             }
         }
+        if (p.DistBias != null)
+        {
+            // Row r, key kb + j reads dr[r − j]: the tile's rows are contiguous, one plain load per key.
+            float* dr = p.DistanceRow(h, i0) - kb;
+            if (n == c && c > 1)
+                for (int j = 0; j < nk; j++) TIsa.Store(st + j * c, TIsa.Add(TIsa.Load(st + j * c), TIsa.Load(dr - j)));
+            else
+                for (int r = 0; r < n; r++)
+                    for (int j = 0; j < nk; j++) st[j * c + r] += dr[r - j];
+        }
         if (p.Alibi != null)
         {
             TV slope = TIsa.Splat(p.Alibi[h]);

@@ -51,13 +51,13 @@ public static unsafe partial class Attention
         CheckOperand("V quants", v.Quants.Length, v.QuantStrides, shape.Batch, shape.KvHeads, shape.KeyLength, shape.HeadDim);
         CheckOperand("V scales", v.Scales.Length, v.ScaleStrides, shape.Batch, shape.KvHeads, shape.KeyLength, 1);
         var width = Simd.Current;
-        fixed (float* pq = q, po = output, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes)
+        fixed (float* pq = q, po = output, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes, pdist = mask.DistanceBias)
         fixed (sbyte* pk = k.Quants, pv = v.Quants)
         fixed (float* pks = k.Scales, pvs = v.Scales)
         fixed (int* plen = mask.KeyLengths)
         fixed (byte* pmask = mask.KeyMask)
         {
-            var p = MakeProblem(shape, options, mask, plen, pmask, pbias, palibi);
+            var p = MakeProblem(shape, options, mask, plen, pmask, pbias, palibi, pdist);
             p.Q = pq; p.Qs = qStrides;
             p.K8 = pk; p.Ks = k.QuantStrides;
             p.KScale = pks; p.KScales = k.ScaleStrides;

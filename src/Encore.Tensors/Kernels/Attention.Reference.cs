@@ -23,10 +23,28 @@ public static partial class Attention
             Gather(q, qStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim),
             Gather(k, kStrides, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim),
             Gather(v, vStrides, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim),
-            mask.Bias.IsEmpty ? null : ToDouble(mask.Bias), options, mask, o, lse);
+            ReferenceBias(s, mask), options, mask, o, lse);
         Scatter(o, output, outputStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         if (!logSumExp.IsEmpty)
             for (int i = 0; i < lse.Length; i++) logSumExp[i] = (float)lse[i];
+    }
+
+    /// <summary>
+    /// The additive bias as the core reads it, in the layout of <see cref="AttentionMask.Bias"/>: the bias, plus the
+    /// distance bias written out at every (t, j) of every head (and batch item, for a (B, H, T, S) bias).
+    /// </summary>
+    static double[]? ReferenceBias(in AttentionShape s, in AttentionMask mask)
+    {
+        if (mask.DistanceBias.IsEmpty) return mask.Bias.IsEmpty ? null : ToDouble(mask.Bias);
+        int t = s.QueryLength, keys = s.KeyLength, width = t + keys - 1;
+        long perHead = (long)s.Heads * t * keys;
+        var bias = mask.Bias.IsEmpty ? new double[perHead] : ToDouble(mask.Bias);
+        for (long at = 0; at < bias.Length; at += perHead)
+            for (int h = 0; h < s.Heads; h++)
+                for (int i = 0; i < t; i++)
+                    for (int j = 0; j < keys; j++)
+                        bias[at + ((long)h * t + i) * keys + j] += mask.DistanceBias[h * width + i - j + keys - 1];
+        return bias;
     }
 
     /// <summary>
@@ -44,6 +62,7 @@ public static partial class Attention
         AttentionStrides dqStrides = gradients.DQStrides, dkStrides = gradients.DKStrides, dvStrides = gradients.DVStrides;
         var s = shape;
         CheckForward(s, q, qStrides, k, kStrides, v, vStrides, default, default, options, mask, default, checkOutput: false);
+        RefuseDistanceBias(mask, "BackwardReference");
         CheckOperand("dOutput", dOutput.Length, dOutputStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         CheckOperand("dQ", dq.Length, dqStrides, s.Batch, s.Heads, s.QueryLength, s.HeadDim);
         CheckOperand("dK", dk.Length, dkStrides, s.Batch, s.KvHeads, s.KeyLength, s.HeadDim);

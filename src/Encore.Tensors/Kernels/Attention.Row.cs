@@ -135,6 +135,11 @@ public static unsafe partial class Attention
             float* br = p.BiasRow(b, h, t) + kb;
             for (int j = 0; j < nk; j++) sc[j] += br[j];
         }
+        if (p.DistBias != null)
+        {
+            float* dr = p.DistanceRow(h, t) - kb;
+            for (int j = 0; j < nk; j++) sc[j] += dr[-j];
+        }
         if (p.Alibi != null)
         {
             float slope = p.Alibi[h];

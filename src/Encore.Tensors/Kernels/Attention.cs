@@ -142,6 +142,15 @@ public readonly ref struct AttentionMask
     public ReadOnlySpan<float> Bias { get; init; }
 
     /// <summary>
+    /// (H, T + S − 1) packed, shared by the batch: an additive bias that depends only on how far a key is
+    /// from a query. Query t and key j of head h get <c>DistanceBias[h·(T + S − 1) + t − j + S − 1]</c>. This is
+    /// the Toeplitz form of T5's relative position bias: H·(T + S − 1) values instead of the H·T·S of
+    /// <see cref="Bias"/>, read with contiguous loads. It adds to <see cref="Bias"/> when both are given.
+    /// Forward kernels only: the backward and entropy kernels refuse it (train through <see cref="Bias"/>).
+    /// </summary>
+    public ReadOnlySpan<float> DistanceBias { get; init; }
+
+    /// <summary>
     /// (H): ALiBi slopes (Press et al., arXiv 2108.12409); adds slope[h]·(key position − query
     /// position) to the scores without materializing a bias tensor. Query positions include
     /// <see cref="AttentionOptions.QueryOffset"/>.
@@ -169,11 +178,11 @@ public static unsafe partial class Attention
         AttentionStrides qStrides = inputs.QStrides, kStrides = inputs.KStrides, vStrides = inputs.VStrides;
         CheckForward(shape, q, qStrides, k, kStrides, v, vStrides, output, outputStrides, options, mask, logSumExp);
         var width = Simd.Current;
-        fixed (float* pq = q, pk = k, pv = v, po = output, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes)
+        fixed (float* pq = q, pk = k, pv = v, po = output, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes, pdist = mask.DistanceBias)
         fixed (int* plen = mask.KeyLengths)
         fixed (byte* pmask = mask.KeyMask)
         {
-            var p = MakeProblem(shape, options, mask, plen, pmask, pbias, palibi);
+            var p = MakeProblem(shape, options, mask, plen, pmask, pbias, palibi, pdist);
             p.Q = pq; p.Qs = qStrides;
             p.K = pk; p.Ks = kStrides;
             p.V = pv; p.Vs = vStrides;
@@ -205,6 +214,7 @@ public static unsafe partial class Attention
         AttentionStrides dqStrides = gradients.DQStrides, dkStrides = gradients.DKStrides, dvStrides = gradients.DVStrides;
         CheckForward(shape, q, qStrides, k, kStrides, v, vStrides, default, default, options, mask, default, checkOutput: false);
         CheckBackward(shape, output, outputStrides, dOutput, dOutputStrides, logSumExp, dq, dqStrides, dk, dkStrides, dv, dvStrides, mask, dBias);
+        RefuseDistanceBias(mask, "Backward");
         var width = Simd.Current;
         fixed (float* pq = q, pk = k, pv = v, po = output, pdo = dOutput, plse = logSumExp, pbias = mask.Bias, palibi = mask.AlibiSlopes)
         fixed (float* pdq = dq, pdk = dk, pdv = dv, pdb = dBias)
@@ -227,7 +237,7 @@ public static unsafe partial class Attention
     }
 
     static AttentionProblem MakeProblem(in AttentionShape shape, in AttentionOptions options, in AttentionMask mask,
-        int* lengths, byte* keyMask, float* bias, float* alibi)
+        int* lengths, byte* keyMask, float* bias, float* alibi, float* distanceBias = null)
     {
         long perHead = (long)shape.Heads * shape.QueryLength * shape.KeyLength;
         return new AttentionProblem
@@ -245,6 +255,8 @@ public static unsafe partial class Attention
             Bias = mask.Bias.IsEmpty ? null : bias,
             BiasBatchStride = mask.Bias.Length > perHead ? perHead : 0,
             Alibi = mask.AlibiSlopes.IsEmpty ? null : alibi,
+            DistBias = mask.DistanceBias.IsEmpty ? null : distanceBias,
+            DistWidth = shape.QueryLength + shape.KeyLength - 1,
         };
     }
 
@@ -293,6 +305,15 @@ public static unsafe partial class Attention
         }
         if (!mask.AlibiSlopes.IsEmpty && mask.AlibiSlopes.Length != s.Heads)
             throw new ArgumentException($"Attention: AlibiSlopes has {mask.AlibiSlopes.Length} values for H = {s.Heads}");
+        if (!mask.DistanceBias.IsEmpty && mask.DistanceBias.Length != (long)s.Heads * (s.QueryLength + s.KeyLength - 1))
+            throw new ArgumentException($"Attention: DistanceBias has {mask.DistanceBias.Length} values, expected H·(T + S − 1) = {(long)s.Heads * Math.Max(0, s.QueryLength + s.KeyLength - 1)}");
+    }
+
+    /// <summary>Kernels with a gradient or another output than the forward's refuse <see cref="AttentionMask.DistanceBias"/>.</summary>
+    static void RefuseDistanceBias(in AttentionMask mask, string kernel)
+    {
+        if (!mask.DistanceBias.IsEmpty)
+            throw new ArgumentException($"Attention.{kernel}: DistanceBias is read by the forward kernels only; pass the (H, T, S) Bias instead");
     }
 
     static void CheckBackward(in AttentionShape s,
@@ -358,6 +379,9 @@ internal unsafe struct AttentionProblem
     public byte* KeyMask;
     public float* Bias, Alibi;
     public long BiasBatchStride;
+    // (H, DistWidth = T + S − 1): query t, key j of head h add DistBias[h·DistWidth + t − j + S − 1].
+    public float* DistBias;
+    public int DistWidth;
     // Backward only.
     public float* DO, DQ, DK, DV, DBias;
     public AttentionStrides DOs, DQs, DKs, DVs;
@@ -394,4 +418,8 @@ internal unsafe struct AttentionProblem
 
     public readonly float* BiasRow(int b, int h, int t)
         => Bias + b * BiasBatchStride + ((long)h * T + t) * S;
+
+    /// <summary>Where query row t of head h reads key 0's distance bias; key j's is at index −j from it.</summary>
+    public readonly float* DistanceRow(int h, int t)
+        => DistBias + (long)h * DistWidth + t + S - 1;
 }

@@ -53,6 +53,26 @@ public static class PositionBias
     }
 
     /// <summary>
+    /// T5's relative position bias in the distance form of <see cref="AttentionMask.DistanceBias"/>: (H, T + S − 1),
+    /// entry t − j + S − 1 of head h the table's value for key j relative to query t at position
+    /// t + <paramref name="queryOffset"/> (so the (H, T, S) bias of <see cref="T5Buckets"/> and <see cref="GatherBias"/>
+    /// is entry (h, t, j) = this at (h, t − j + S − 1)).
+    /// </summary>
+    public static void DistanceBias(ReadOnlySpan<float> table, int numBuckets, int heads, int queryLength, int keyLength,
+        bool bidirectional, int maxDistance, int queryOffset, Span<float> bias)
+    {
+        int width = queryLength + keyLength - 1;
+        if (queryLength < 1 || keyLength < 1 || table.Length < numBuckets * heads || bias.Length < (long)heads * width)
+            throw new ArgumentException("DistanceBias: table (buckets, H) or bias (H, T + S − 1) is too short, or T or S is empty");
+        for (int x = 0; x < width; x++)
+        {
+            int bucket = T5Bucket(keyLength - 1 - x - queryOffset, bidirectional, numBuckets, maxDistance);
+            if ((uint)bucket >= (uint)numBuckets) throw new ArgumentOutOfRangeException(nameof(numBuckets), $"bucket {bucket} is outside [0, {numBuckets})");
+            for (int h = 0; h < heads; h++) bias[h * width + x] = table[bucket * heads + h];
+        }
+    }
+
+    /// <summary>
     /// Gathers a bias (H, T, S) from a learned table (numBuckets, H) — the layout of HF's
     /// <c>relative_attention_bias.weight</c> — and bucket ids (T, S).
     /// </summary>

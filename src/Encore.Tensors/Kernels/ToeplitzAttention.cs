@@ -360,6 +360,7 @@ public static unsafe class ToeplitzAttention
         if (weights.Width < 1 || (weights.Bidirectional && weights.Width % 2 == 0) || weights.Values.Length != (long)s.Heads * weights.Width)
             throw new ArgumentException($"ToeplitzAttention: coefficients ({weights.Values.Length} values, width {weights.Width}) must be (H = {s.Heads}, width), width odd when bidirectional");
         if (!mask.AlibiSlopes.IsEmpty) throw new ArgumentException("ToeplitzAttention: ALiBi slopes are not supported");
+        if (!mask.DistanceBias.IsEmpty) throw new ArgumentException("ToeplitzAttention: a DistanceBias is not supported; pass the (H, T, S) Bias");
         if (!mask.KeyLengths.IsEmpty)
         {
             if (mask.KeyLengths.Length != s.Batch) throw new ArgumentException($"ToeplitzAttention: KeyLengths has {mask.KeyLengths.Length} values for B = {s.Batch}");

@@ -60,8 +60,9 @@ public partial class AttentionTests
         public byte[]? KeyMask;
         public float[]? Bias;
         public float[]? Alibi;
+        public float[]? Distance;
 
-        public AttentionMask Mask => new() { KeyLengths = KeyLengths, KeyMask = KeyMask, Bias = Bias, AlibiSlopes = Alibi };
+        public AttentionMask Mask => new() { KeyLengths = KeyLengths, KeyMask = KeyMask, Bias = Bias, AlibiSlopes = Alibi, DistanceBias = Distance };
 
         public Operand NewOutput() => Operand.Empty(Shape.Batch, Shape.Heads, Shape.QueryLength, Shape.HeadDim);
 
@@ -236,6 +237,59 @@ public partial class AttentionTests
             c.Options = new AttentionOptions { Scale = 1 };
             CheckAllWidths(c, $"bias perBatch={perBatch}");
         }
+    }
+
+    [Fact]
+    public void DistanceBiasEqualsItsWrittenOutBiasBitForBit()
+    {
+        var rng = new Random(41);
+        // Row path (T = 1 against a cache), whole and partial 16-row tiles, causal and bidirectional, padding.
+        foreach (var (t, s, causal) in new[] { (1, 100, true), (3, 50, false), (20, 90, true), (40, 40, false), (33, 70, false), (48, 48, true) })
+        {
+            int h = 4, width = t + s - 1;
+            var distance = RandomArray(rng, h * width, 2);
+            var bias = new float[h * t * s];
+            for (int hh = 0; hh < h; hh++)
+            for (int i = 0; i < t; i++)
+            for (int j = 0; j < s; j++)
+                bias[(hh * t + i) * s + j] = distance[hh * width + i - j + s - 1];
+            var c = RandomCase(rng, 2, h, 2, t, s, 24);
+            c.Options = new AttentionOptions { Causal = causal, QueryOffset = causal ? s - t : 0 };
+            c.KeyLengths = causal ? null : new[] { s, s - 2 };
+            foreach (var w in Simd.Supported)
+            {
+                using (Simd.Override(w))
+                {
+                    c.Distance = distance; c.Bias = null;
+                    var (byDistance, lse1) = c.Run(reference: false);
+                    c.Distance = null; c.Bias = bias;
+                    var (written, lse2) = c.Run(reference: false);
+                    Assert.True(byDistance.AsSpan().SequenceEqual(written), $"T={t} S={s} {w}: outputs differ");
+                    Assert.True(lse1.AsSpan().SequenceEqual(lse2), $"T={t} S={s} {w}: log-sum-exps differ");
+                }
+            }
+            // With a bias beside it, against the reference, which writes the distance bias out and adds the two.
+            c.Distance = distance;
+            c.Bias = RandomArray(rng, h * t * s);
+            CheckAllWidths(c, $"distance + bias T={t} S={s}");
+        }
+    }
+
+    [Fact]
+    public void DistanceBiasOfTheWrongLengthOrInABackwardIsRefused()
+    {
+        var rng = new Random(43);
+        var c = RandomCase(rng, 1, 2, 2, 5, 7, 8);
+        c.Distance = new float[2 * 11 - 1];
+        var e = Assert.Throws<ArgumentException>(() => c.Run(reference: false));
+        Assert.Contains("DistanceBias has 21 values, expected H·(T + S − 1) = 22", e.Message);
+        c.Distance = new float[22];
+        var (o, lse) = c.Run(reference: false);
+        var grads = (new float[o.Length], new float[c.K.Data.Length], new float[c.V.Data.Length]);
+        var qs = AttentionStrides.HeadMajor(2, 5, 8);
+        e = Assert.Throws<ArgumentException>(() => Attention.Backward(c.Shape, new(c.Q.Data, c.Q.Strides, c.K.Data, c.K.Strides, c.V.Data, c.V.Strides),
+            o, qs, o, qs, lse, new(grads.Item1, qs, grads.Item2, c.K.Strides, grads.Item3, c.V.Strides), c.Options, c.Mask));
+        Assert.Contains("DistanceBias is read by the forward kernels only", e.Message);
     }
 
     [Fact]

@@ -34,6 +34,29 @@ public class PositionBiasTests
     }
 
     [Fact]
+    public void DistanceBiasIsTheGatheredBiasByDistance()
+    {
+        var rng = new Random(5);
+        int heads = 3, nb = 32;
+        var table = Enumerable.Range(0, nb * heads).Select(_ => (float)rng.NextDouble()).ToArray();
+        foreach (var (t, s, bi, offset) in new[] { (1, 1, true, 0), (7, 7, true, 0), (300, 300, true, 0), (5, 9, false, 4), (1, 200, false, 199), (6, 3, true, 2) })
+        {
+            var buckets = new int[t * s];
+            PositionBias.T5Buckets(buckets, t, s, bi, nb, 128, offset);
+            var gathered = new float[heads * t * s];
+            PositionBias.GatherBias(table, nb, heads, buckets, t, s, gathered);
+            int width = t + s - 1;
+            var distance = new float[heads * width];
+            PositionBias.DistanceBias(table, nb, heads, t, s, bi, 128, offset, distance);
+            for (int h = 0; h < heads; h++)
+            for (int i = 0; i < t; i++)
+            for (int j = 0; j < s; j++)
+                Assert.Equal(gathered[(h * t + i) * s + j], distance[h * width + i - j + s - 1]);
+        }
+        Assert.Throws<ArgumentException>(() => PositionBias.DistanceBias(table, nb, heads, 4, 4, true, 128, 0, new float[heads * 7 - 1]));
+    }
+
+    [Fact]
     public void AlibiSlopesMatchTheReference()
     {
         foreach (var p in F.GetProperty("alibi").EnumerateObject())
