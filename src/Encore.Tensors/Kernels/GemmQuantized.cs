@@ -19,19 +19,23 @@ namespace Encore.Tensors.Kernels;
 // Packing: W's rows are cut into panels of 16 (the output columns of one tile). Per panel and block
 // of 32 inputs: 8 groups of 4 inputs × 16 columns × 4 bytes (the 64 bytes one k-quad of the tile
 // reads as two 256-bit vectors), then 16 binary32 scales dw and 16 int32 corrections. A task packs
-// its panel into its thread's scratch and runs it against every row of X, four rows per tile.
+// its panel into its thread's scratch and runs it against every row of X, six rows per tile. X's quants
+// are interleaved in groups of six rows by 4-byte quad, so a tile's six broadcasts read one pointer.
 //
-// Register budget (the reason for 4 × 16): the JIT encodes vpdpbusd with VEX, whose destination must
-// be one of ymm0–15, so a tile keeps at most 16 int32 accumulators live; 4 rows × 2 vectors leaves room
-// for the two weight vectors and the broadcast, and the binary32 accumulators live in zmm16–31.
-// Measured on one Zen 5 core: 4 × 16 ≈ 340 G int8 multiply-adds·2/s, against 290–310 for 3 × 32,
-// 2 × 32 and 5 × 16, and ≈ 175 GFLOP/s for the binary32 GEMM at the same shapes.
+// Register budget (the reason for 6 × 16): the JIT gives vpdpbusd a destination in ymm0–15 only (sources
+// may be ymm16–31), so a tile keeps at most 16 int32 accumulators live without register copies; 6 rows × 2
+// vectors = 12, and the binary32 sums live in a 6 × 16 scratch in L1, not in registers, which left the low
+// registers to the accumulators in the JIT's allocation. A block's accumulators start at −(128·Σw), so its
+// exact dot needs no correction afterwards. On one Zen 5 core, where 12 independent vpdpbusd chains reach
+// ~7.1 G/s (8 chains 6.4, 4 chains 3.5: latency 4), T5-base's encoder matrices at 512 rows ran at
+// ~315 G int8 multiply-adds·2/s, against ~300 for the former 4 × 16 tile with four row pointers and
+// ~300 for 8 × 16, whose 16 accumulators left the JIT copying registers.
 //
 // Determinism: every output is Σ over blocks in increasing order, independent of how rows and panels
 // fall into tasks, so results are bit-identical across runs and thread counts.
 public static unsafe partial class Gemm
 {
-    const int QPanel = 16, QRows = 4;
+    const int QPanel = 16, QRows = 6;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
 
     /// <summary>
@@ -56,12 +60,19 @@ public static unsafe partial class Gemm
     /// <summary>Y (m, N) = X (m, K)·Wᵀ + bias with X quantized to int8 per block; arguments validated.</summary>
     static void LinearQuantized(KernelPool pool, float* x, int m, in WeightMatrix w, float* y, float* bias)
     {
-        int k = w.Cols, blocks = k / DTypes.Q8BlockSize;
-        // X as m rows of k unsigned quants (q + 128), then m·blocks binary32 scales.
-        long quantBytes = ((long)m * k + 63) & ~63L;
-        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, quantBytes + (long)m * blocks * sizeof(float));
-        var dx = (float*)(qx + quantBytes);
-        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, Tasks = Partition.Tasks(m, Math.Max(1, 16384 / k), pool), M = m };
+        int k = w.Cols, blocks = k / DTypes.Q8BlockSize, groups = (m + QRows - 1) / QRows;
+        // X's quants (q + 128) in groups of QRows rows, interleaved by quad: group g, quad j (inputs 4j … 4j+3),
+        // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. Rows past m
+        // in the last group are zero quants with scale 0; their outputs are dropped. Then the scales, (groups,
+        // blocks, QRows), and m rows of k row-major quants as the quantizer writes them.
+        long groupBytes = (long)k * QRows, interleaved = groups * groupBytes;
+        long scaleBytes = (long)groups * blocks * QRows * sizeof(float);
+        long rowBytes = ((long)m * k + 63) & ~63L;
+        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + scaleBytes + rowBytes + (long)m * blocks * sizeof(float));
+        var dx = (float*)(qx + interleaved);
+        byte* rows = qx + interleaved + scaleBytes;
+        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, Rows = rows, RowScales = (float*)(rows + rowBytes), M = m, Groups = groups };
+        quantize.Tasks = Partition.Tasks(groups, Math.Max(1, 16384 / (k * QRows)), pool);
         if (quantize.Tasks <= 1) quantize.Execute(0);
         else pool.Run(quantize.Tasks, ref quantize);
 
@@ -75,15 +86,34 @@ public static unsafe partial class Gemm
 
     struct QuantizeTask : IParallelTask
     {
-        public float* X, DX;
-        public byte* Q;
-        public int K, M, Tasks;
+        public float* X, DX, RowScales;
+        public byte* Q, Rows;
+        public int K, M, Groups, Tasks;
 
         public void Execute(int index)
         {
-            var (r0, r1) = Partition.Range(M, Tasks, index);
-            int blocks = K / DTypes.Q8BlockSize;
-            for (int i = r0; i < r1; i++) QuantizeRowUnsigned(X + (nint)i * K, blocks, Q + (nint)i * K, DX + (nint)i * blocks);
+            var (g0, g1) = Partition.Range(Groups, Tasks, index);
+            int blocks = K / DTypes.Q8BlockSize, quads = K / 4;
+            for (int g = g0; g < g1; g++)
+            {
+                var group = (int*)(Q + (long)g * K * QRows);
+                float* scales = DX + (long)g * blocks * QRows;
+                for (int r = 0; r < QRows; r++)
+                {
+                    int i = g * QRows + r;
+                    if (i >= M)
+                    {
+                        for (int j = 0; j < quads; j++) group[j * QRows + r] = unchecked((int)0x80808080);   // quant 0 (stored + 128)
+                        for (int b = 0; b < blocks; b++) scales[b * QRows + r] = 0;
+                        continue;
+                    }
+                    byte* q = Rows + (nint)i * K;
+                    float* d = RowScales + (nint)i * blocks;
+                    QuantizeRowUnsigned(X + (nint)i * K, blocks, q, d);
+                    for (int j = 0; j < quads; j++) group[j * QRows + r] = ((int*)q)[j];
+                    for (int b = 0; b < blocks; b++) scales[b * QRows + r] = d[b];
+                }
+            }
         }
     }
 
@@ -147,22 +177,13 @@ public static unsafe partial class Gemm
                     new Span<float>(bias, cols).CopyTo(new Span<float>(edgeBias, QPanel));
                     bias = edgeBias;
                 }
-                for (int i = 0; i < M; i += QRows)
+                for (int i = 0, g = 0; i < M; i += QRows, g++)
                 {
                     int rows = Math.Min(QRows, M - i);
-                    // Rows past M repeat the last row; their outputs go to the edge buffer and are dropped.
-                    byte* a0 = QX + (nint)i * k;
-                    byte* a1 = QX + (nint)Math.Min(i + 1, M - 1) * k;
-                    byte* a2 = QX + (nint)Math.Min(i + 2, M - 1) * k;
-                    byte* a3 = QX + (nint)Math.Min(i + 3, M - 1) * k;
-                    float* d0 = DX + (nint)i * blocks;
-                    float* d1 = DX + (nint)Math.Min(i + 1, M - 1) * blocks;
-                    float* d2 = DX + (nint)Math.Min(i + 2, M - 1) * blocks;
-                    float* d3 = DX + (nint)Math.Min(i + 3, M - 1) * blocks;
                     bool direct = cols == QPanel && rows == QRows;
                     float* c = direct ? Y + (nint)i * n + c0 : edge;
                     nint ldc = direct ? n : QPanel;
-                    Tile(a0, a1, a2, a3, d0, d1, d2, d3, blocks, panel, bias, c, ldc);
+                    Tile(QX + (long)g * k * QRows, DX + (long)g * blocks * QRows, blocks, panel, bias, c, ldc);
                     if (!direct)
                         for (int r = 0; r < rows; r++)
                             new Span<float>(edge + r * QPanel, cols).CopyTo(new Span<float>(Y + (nint)(i + r) * n + c0, cols));
@@ -225,55 +246,59 @@ public static unsafe partial class Gemm
         }
     }
 
-    // Four rows of X against one packed panel: C (4 × 16, row stride ldc) = Σ_b (dot_b − corr_b)·dw_b·dx_b (+ bias).
+    // QRows rows of X (one interleaved group, its scales dx (blocks, QRows)) against one packed panel:
+    // C (QRows × 16, row stride ldc) = Σ_b (dot_b − corr_b)·dw_b·dx_b (+ bias). Each int32 accumulator starts
+    // at −corr_b, so the block's exact dot minus its correction needs no subtraction.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile(byte* a0, byte* a1, byte* a2, byte* a3, float* d0, float* d1, float* d2, float* d3,
-        int blocks, byte* panel, float* bias, float* c, nint ldc)
+    static void Tile(byte* xg, float* dx, int blocks, byte* panel, float* bias, float* c, nint ldc)
     {
-        var f0 = Vector512<float>.Zero;
-        var f1 = Vector512<float>.Zero;
-        var f2 = Vector512<float>.Zero;
-        var f3 = Vector512<float>.Zero;
-        for (int b = 0; b < blocks; b++)
+        float* acc = stackalloc float[QRows * QPanel];
+        new Span<float>(acc, QRows * QPanel).Clear();
+        for (int b = 0; b < blocks; b++, dx += QRows)
         {
             byte* pb = panel + (nint)b * QBlockBytes;
-            var i00 = Vector256<int>.Zero; var i01 = Vector256<int>.Zero;
-            var i10 = Vector256<int>.Zero; var i11 = Vector256<int>.Zero;
-            var i20 = Vector256<int>.Zero; var i21 = Vector256<int>.Zero;
-            var i30 = Vector256<int>.Zero; var i31 = Vector256<int>.Zero;
-            nint o = (nint)b * DTypes.Q8BlockSize;
-            for (int g = 0; g < 8; g++, o += 4)
+            var corr = (int*)(pb + 8 * QPanel * 4 + QPanel * 4);
+            var n0 = -Vector256.Load(corr);
+            var n1 = -Vector256.Load(corr + 8);
+            Vector256<int> i00 = n0, i01 = n1, i10 = n0, i11 = n1, i20 = n0, i21 = n1;
+            Vector256<int> i30 = n0, i31 = n1, i40 = n0, i41 = n1, i50 = n0, i51 = n1;
+            byte* xb = xg + (nint)b * 8 * 4 * QRows;
+            for (int g = 0; g < 8; g++, xb += 4 * QRows)
             {
                 var w0 = Vector256.Load((sbyte*)(pb + g * 64));
                 var w1 = Vector256.Load((sbyte*)(pb + g * 64 + 32));
-                var x = Vector256.Create(*(int*)(a0 + o)).AsByte();
+                var x = Vector256.Create(*(int*)xb).AsByte();
                 i00 = AvxVnni.MultiplyWideningAndAdd(i00, x, w0);
                 i01 = AvxVnni.MultiplyWideningAndAdd(i01, x, w1);
-                x = Vector256.Create(*(int*)(a1 + o)).AsByte();
+                x = Vector256.Create(*(int*)(xb + 4)).AsByte();
                 i10 = AvxVnni.MultiplyWideningAndAdd(i10, x, w0);
                 i11 = AvxVnni.MultiplyWideningAndAdd(i11, x, w1);
-                x = Vector256.Create(*(int*)(a2 + o)).AsByte();
+                x = Vector256.Create(*(int*)(xb + 8)).AsByte();
                 i20 = AvxVnni.MultiplyWideningAndAdd(i20, x, w0);
                 i21 = AvxVnni.MultiplyWideningAndAdd(i21, x, w1);
-                x = Vector256.Create(*(int*)(a3 + o)).AsByte();
+                x = Vector256.Create(*(int*)(xb + 12)).AsByte();
                 i30 = AvxVnni.MultiplyWideningAndAdd(i30, x, w0);
                 i31 = AvxVnni.MultiplyWideningAndAdd(i31, x, w1);
+                x = Vector256.Create(*(int*)(xb + 16)).AsByte();
+                i40 = AvxVnni.MultiplyWideningAndAdd(i40, x, w0);
+                i41 = AvxVnni.MultiplyWideningAndAdd(i41, x, w1);
+                x = Vector256.Create(*(int*)(xb + 20)).AsByte();
+                i50 = AvxVnni.MultiplyWideningAndAdd(i50, x, w0);
+                i51 = AvxVnni.MultiplyWideningAndAdd(i51, x, w1);
             }
             var scale = Vector512.Load((float*)(pb + 8 * QPanel * 4));
-            var correction = Vector512.Load((int*)(pb + 8 * QPanel * 4 + QPanel * 4));
-            f0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.Create(i00, i01) - correction), scale * d0[b], f0);
-            f1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.Create(i10, i11) - correction), scale * d1[b], f1);
-            f2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.Create(i20, i21) - correction), scale * d2[b], f2);
-            f3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.Create(i30, i31) - correction), scale * d3[b], f3);
+            Accumulate(acc, i00, i01, scale * dx[0]);
+            Accumulate(acc + 16, i10, i11, scale * dx[1]);
+            Accumulate(acc + 32, i20, i21, scale * dx[2]);
+            Accumulate(acc + 48, i30, i31, scale * dx[3]);
+            Accumulate(acc + 64, i40, i41, scale * dx[4]);
+            Accumulate(acc + 80, i50, i51, scale * dx[5]);
         }
-        if (bias != null)
-        {
-            var bv = Vector512.Load(bias);
-            f0 += bv; f1 += bv; f2 += bv; f3 += bv;
-        }
-        f0.Store(c);
-        f1.Store(c + ldc);
-        f2.Store(c + 2 * ldc);
-        f3.Store(c + 3 * ldc);
+        var bv = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
+        for (int r = 0; r < QRows; r++) (Vector512.Load(acc + r * QPanel) + bv).Store(c + r * ldc);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Accumulate(float* acc, Vector256<int> lo, Vector256<int> hi, Vector512<float> scale)
+        => Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.InsertVector256(lo.ToVector512Unsafe(), hi, 1)), scale, Vector512.Load(acc)).Store(acc);
 }
