@@ -192,58 +192,98 @@ public static unsafe partial class Gemm
         }
     }
 
-    // Rows c0 … c0+cols−1 of W → one panel (columns past cols are zero weights with scale 0).
+    // Rows c0 … c0+cols−1 of W → one panel (columns past cols are zero weights with scale 0). Per block, the
+    // 16 columns' quants are read as eight pairs (column i | column i + 8) of 32 bytes and transposed as 8 × 8
+    // int32 in each 256-bit half (unpacks by 32 and 64 bits, then vpermt2q across 128-bit lanes), so group g
+    // (inputs 4g … 4g+3) of every column lands in one 64-byte store; the corrections come from the same
+    // vectors (vpmaddubsw against ones, summed over the groups, then vpmaddwd).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackPanel(in WeightMatrix w, int c0, int cols, byte* panel)
     {
         int blocks = w.Cols / DTypes.Q8BlockSize;
         bool q8 = w.DType == DType.Q8_0;
-        var low = Vector128.Create((byte)0x0F);
-        var eight = Vector256.Create((sbyte)8);
-        var flip = Vector256.Create((byte)0x80);
-        int* unpacked = stackalloc int[8];
-        // Column by column, so each weight row streams in order.
-        for (int c = 0; c < QPanel; c++)
+        byte** rows = stackalloc byte*[QPanel];
+        for (int c = 0; c < QPanel; c++) rows[c] = c < cols ? (byte*)w.Row(c0 + c) : null;
+        uint* halves = stackalloc uint[QPanel];
+        var lowLanes = Vector512.Create(0L, 1, 8, 9, 4, 5, 12, 13);
+        var highLanes = Vector512.Create(2L, 3, 10, 11, 6, 7, 14, 15);
+        var ones = Vector512.Create((byte)1);
+        var onePairs = Vector512.Create((short)1);
+        for (int b = 0; b < blocks; b++)
         {
-            for (int b = 0; b < blocks; b++)
-            {
-                byte* dst = panel + (long)b * QBlockBytes;
-                var scales = (float*)(dst + 8 * QPanel * 4);
-                var corrections = (int*)(dst + 8 * QPanel * 4 + QPanel * 4);
-                if (c >= cols)
-                {
-                    for (int g = 0; g < 8; g++) *(int*)(dst + g * QPanel * 4 + c * 4) = 0;
-                    scales[c] = 0;
-                    corrections[c] = 0;
-                    continue;
-                }
-                int* words;
-                Vector256<sbyte> q;
-                ushort d;
-                if (q8)
-                {
-                    var blk = (BlockQ8_0*)w.Row(c0 + c) + b;
-                    d = blk->D;
-                    words = (int*)blk->Qs;
-                    q = Vector256.Load(blk->Qs);
-                }
-                else
-                {
-                    var blk = (BlockQ4_0*)w.Row(c0 + c) + b;
-                    d = blk->D;
-                    var v = Vector128.Load(blk->Qs);
-                    // Byte j: value j in the low nibble, value j + 16 in the high one; value = nibble − 8.
-                    q = Vector256.Create(v & low, Vector128.ShiftRightLogical(v, 4)).AsSByte() - eight;
-                    q.Store((sbyte*)unpacked);
-                    words = unpacked;
-                }
-                // Σ q = Σ (q + 128) − 32·128, the byte sums from vpsadbw against zero.
-                var sums = Avx2.SumAbsoluteDifferences((q.AsByte() ^ flip), Vector256<byte>.Zero).AsInt64();
-                corrections[c] = 128 * ((int)(sums[0] + sums[1] + sums[2] + sums[3]) - 32 * 128);
-                for (int g = 0; g < 8; g++) *(int*)(dst + g * QPanel * 4 + c * 4) = words[g];
-                scales[c] = Widen.Half(d);
-            }
+            byte* dst = panel + (long)b * QBlockBytes;
+            var z0 = Pair(rows, 0, b, q8, halves);
+            var z1 = Pair(rows, 1, b, q8, halves);
+            var z2 = Pair(rows, 2, b, q8, halves);
+            var z3 = Pair(rows, 3, b, q8, halves);
+            var z4 = Pair(rows, 4, b, q8, halves);
+            var z5 = Pair(rows, 5, b, q8, halves);
+            var z6 = Pair(rows, 6, b, q8, halves);
+            var z7 = Pair(rows, 7, b, q8, halves);
+            var t0 = Avx512F.UnpackLow(z0, z1).AsInt64();
+            var t1 = Avx512F.UnpackHigh(z0, z1).AsInt64();
+            var t2 = Avx512F.UnpackLow(z2, z3).AsInt64();
+            var t3 = Avx512F.UnpackHigh(z2, z3).AsInt64();
+            var t4 = Avx512F.UnpackLow(z4, z5).AsInt64();
+            var t5 = Avx512F.UnpackHigh(z4, z5).AsInt64();
+            var t6 = Avx512F.UnpackLow(z6, z7).AsInt64();
+            var t7 = Avx512F.UnpackHigh(z6, z7).AsInt64();
+            var u0 = Avx512F.UnpackLow(t0, t2);
+            var u1 = Avx512F.UnpackHigh(t0, t2);
+            var u2 = Avx512F.UnpackLow(t1, t3);
+            var u3 = Avx512F.UnpackHigh(t1, t3);
+            var u4 = Avx512F.UnpackLow(t4, t6);
+            var u5 = Avx512F.UnpackHigh(t4, t6);
+            var u6 = Avx512F.UnpackLow(t5, t7);
+            var u7 = Avx512F.UnpackHigh(t5, t7);
+            // Group g of columns 0–3, 4–7, 8–11, 12–15: u_(g mod 4) holds columns 0–3 and 8–11, u_(g mod 4 + 4) the others.
+            var sum = Vector512<short>.Zero;
+            sum += Store(dst, 0, Avx512F.PermuteVar8x64x2(u0, lowLanes, u4), ones);
+            sum += Store(dst, 1, Avx512F.PermuteVar8x64x2(u1, lowLanes, u5), ones);
+            sum += Store(dst, 2, Avx512F.PermuteVar8x64x2(u2, lowLanes, u6), ones);
+            sum += Store(dst, 3, Avx512F.PermuteVar8x64x2(u3, lowLanes, u7), ones);
+            sum += Store(dst, 4, Avx512F.PermuteVar8x64x2(u0, highLanes, u4), ones);
+            sum += Store(dst, 5, Avx512F.PermuteVar8x64x2(u1, highLanes, u5), ones);
+            sum += Store(dst, 6, Avx512F.PermuteVar8x64x2(u2, highLanes, u6), ones);
+            sum += Store(dst, 7, Avx512F.PermuteVar8x64x2(u3, highLanes, u7), ones);
+            Widen.HalfBits(Vector512.Load(halves)).Store((float*)(dst + 8 * QPanel * 4));
+            (Avx512BW.MultiplyAddAdjacent(sum, onePairs) << 7).Store((int*)(dst + 8 * QPanel * 4 + QPanel * 4));   // 128·Σ quants
         }
+    }
+
+    // Columns i and i + 8 of block b as one vector of 16 int32 (4 quants each), their scales' bits into halves.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<int> Pair(byte** rows, int i, int b, bool q8, uint* halves)
+        => Avx512F.InsertVector256(Quants(rows[i], b, q8, halves + i).AsInt32().ToVector512Unsafe(), Quants(rows[i + 8], b, q8, halves + i + 8).AsInt32(), 1);
+
+    // The 32 quants of block b of a weight row (zeros and scale 0 for a column past the matrix).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<sbyte> Quants(byte* row, int b, bool q8, uint* half)
+    {
+        if (row == null)
+        {
+            *half = 0;
+            return Vector256<sbyte>.Zero;
+        }
+        if (q8)
+        {
+            var blk = (BlockQ8_0*)row + b;
+            *half = blk->D;
+            return Vector256.Load(blk->Qs);
+        }
+        var q4 = (BlockQ4_0*)row + b;
+        *half = q4->D;
+        var v = Vector128.Load(q4->Qs);
+        // Byte j: value j in the low nibble, value j + 16 in the high one; value = nibble − 8.
+        return Vector256.Create(v & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(v, 4)).AsSByte() - Vector256.Create((sbyte)8);
+    }
+
+    // Stores group g (16 columns × 4 quants) and gives its pairwise quant sums (vpmaddubsw against ones).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<short> Store(byte* dst, int g, Vector512<long> group, Vector512<byte> ones)
+    {
+        group.Store((long*)(dst + g * 64));
+        return Avx512BW.MultiplyAddAdjacent(ones, group.AsSByte());
     }
 
     // QRows rows of X (one interleaved group, its scales dx (blocks, QRows)) against one packed panel:
