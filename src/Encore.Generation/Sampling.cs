@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-
 namespace Encore.Generation;
 
 /// <summary>
@@ -96,7 +94,7 @@ public static class Sampling
         return last;
     }
 
-    /// <summary>log Σ exp(x) of a row, every exponential in binary64.</summary>
+    /// <summary>log Σ exp(x) of a row.</summary>
     public static double LogSumExp(ReadOnlySpan<float> logits)
     {
         double max = double.NegativeInfinity;
@@ -104,43 +102,6 @@ public static class Sampling
         if (double.IsNegativeInfinity(max)) return max;
         double sum = 0;
         foreach (float x in logits) sum += Math.Exp(x - max);
-        return max + Math.Log(sum);
-    }
-
-    [ThreadStatic] static float[]? t_exps;
-
-    /// <summary>
-    /// <see cref="LogSumExp"/> as a decode step takes it, once per row over the whole vocabulary for the
-    /// log-probability of its token: the exponentials of x − max in binary32 by
-    /// <see cref="TensorPrimitives.Exp(ReadOnlySpan{float}, Span{float})"/> (vectorized, within an ulp or so),
-    /// summed in binary64, so the result is within ~1e-7 of <see cref="LogSumExp"/> at a fraction of its cost.
-    /// </summary>
-    public static double StepLogSumExp(ReadOnlySpan<float> logits)
-    {
-        if (logits.IsEmpty) return double.NegativeInfinity;
-        float max = TensorPrimitives.Max(logits);
-        if (float.IsNaN(max)) return double.NaN;
-        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
-        double sum = 0;
-        var exps = t_exps ??= new float[4096];
-        for (int start = 0; start < logits.Length; start += exps.Length)
-        {
-            var chunk = logits.Slice(start, Math.Min(exps.Length, logits.Length - start));
-            var e = exps.AsSpan(0, chunk.Length);
-            TensorPrimitives.Subtract(chunk, max, e);
-            TensorPrimitives.Exp(e, e);
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int i = 0;
-            for (; i + 4 <= e.Length; i += 4)
-            {
-                s0 += e[i];
-                s1 += e[i + 1];
-                s2 += e[i + 2];
-                s3 += e[i + 3];
-            }
-            for (; i < e.Length; i++) s0 += e[i];
-            sum += (s0 + s1) + (s2 + s3);
-        }
         return max + Math.Log(sum);
     }
 
