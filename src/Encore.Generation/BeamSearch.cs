@@ -99,7 +99,7 @@ public sealed class BeamSearchStrategy : IDecodingStrategy
                 {
                     int r = first + j;
                     var logits = session.Logits.AsSpan(r * v, v);
-                    double lse = Sampling.LogSumExp(logits);
+                    double lse = Sampling.StepLogSumExp(logits);
                     for (int t = 0; t < v; t++) scores[t] = (float)(logits[t] - lse);
                     context.Process(beams[r], scores);
                     for (int t = 0; t < v; t++) candScores[j * v + t] = sums[r] + scores[t];

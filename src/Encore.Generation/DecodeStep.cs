@@ -26,7 +26,7 @@ public static class DecodeStep
             for (int i = 0; i < warpers.Count; i++) warpers[i].Process([], 0, scores);
             token = Sampling.Draw(scores, rng);
         }
-        state.LogProb += logits[token] - Sampling.LogSumExp(logits);
+        state.LogProb += logits[token] - Sampling.StepLogSumExp(logits);
         state.Append(token);
         return token;
     }

@@ -86,7 +86,7 @@ internal sealed class LexicalUnitDecoder : MultiTokenDecoder
             for (int i = 0; i < _guessCount; i++)
             {
                 if (!Keeps(state, _guesses.AsSpan(i * Vocab, Vocab), out int guess)) break;
-                state.LogProb += _guesses[i * Vocab + guess] - Sampling.LogSumExp(_guesses.AsSpan(i * Vocab, Vocab));
+                state.LogProb += _guesses[i * Vocab + guess] - Sampling.StepLogSumExp(_guesses.AsSpan(i * Vocab, Vocab));
                 state.Append(guess);
                 fixedTokens.Add(guess);
                 _feed[fed++] = guess;

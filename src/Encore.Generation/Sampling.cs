@@ -105,6 +105,18 @@ public static class Sampling
         return max + Math.Log(sum);
     }
 
+    /// <summary>
+    /// <see cref="LogSumExp"/> as a decode step takes it for its token's log-probability, once per row over
+    /// the whole vocabulary: the vectorized kernel <see cref="Encore.Tensors.Kernels.Softmax.LogSumExp"/>,
+    /// within ~1e-6 of the binary64 loop at a fraction of its cost.
+    /// </summary>
+    public static double StepLogSumExp(ReadOnlySpan<float> logits)
+    {
+        Span<double> lse = stackalloc double[1];
+        Encore.Tensors.Kernels.Softmax.LogSumExp(logits, lse, 1, logits.Length);
+        return lse[0];
+    }
+
     /// <summary>The index of the largest score; ties go to the smallest index (torch.argmax).</summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
     {

@@ -253,7 +253,7 @@ internal sealed class SpeculativeDecoder : MultiTokenDecoder
     // The score plain decoding keeps: the token's log-probability under the raw logits.
     static void Append(SequenceState state, ReadOnlySpan<float> logits, int token)
     {
-        state.LogProb += logits[token] - Sampling.LogSumExp(logits);
+        state.LogProb += logits[token] - Sampling.StepLogSumExp(logits);
         state.Append(token);
     }
 

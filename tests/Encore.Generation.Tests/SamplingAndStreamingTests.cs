@@ -5,6 +5,23 @@ public class SamplingAndStreamingTests
     static readonly GenerationOptions Sample = new() { DoSample = true, Temperature = 1.3f, MaxNewTokens = 16, EosTokenIds = [], Seed = 1234 };
 
     [Fact]
+    public void StepLogSumExpIsTheBinary64OneToAMicro()
+    {
+        var rng = new Random(3);
+        foreach (int n in new[] { 1, 3, 17, 4097, 32128 })
+        {
+            var row = new float[n];
+            for (int i = 0; i < n; i++) row[i] = (float)(8 * rng.NextDouble() - 4);
+            row[rng.Next(n)] = 30f;
+            if (n > 3) row[1] = float.NegativeInfinity;
+            double exact = Sampling.LogSumExp(row), step = Sampling.StepLogSumExp(row);
+            Assert.True(Math.Abs(step - exact) <= 1e-6 * Math.Max(1, Math.Abs(exact)), $"n={n}: {step} against {exact}");
+        }
+        Assert.Equal(double.NegativeInfinity, Sampling.StepLogSumExp([float.NegativeInfinity, float.NegativeInfinity]));
+        Assert.True(double.IsNaN(Sampling.StepLogSumExp([1f, float.NaN])));
+    }
+
+    [Fact]
     public void SameSeedSameSamplesDifferentSeedsDiffer()
     {
         using var m = TinyModels.EncDec();

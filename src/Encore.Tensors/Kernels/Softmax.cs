@@ -99,6 +99,68 @@ public static unsafe partial class Softmax
     }
 
     /// <summary>
+    /// lse[r] = log Σ_c exp(x[r, c]) of each row of x (rows, cols), in binary64: the row's maximum, then
+    /// e^(x − max) by <see cref="VectorMath.ExpNonPositive(float)"/> (within 2 ulp; terms below e^−87 count
+    /// as 0), summed in binary32 lanes over chunks of 16 vectors and the chunks in binary64, so the result
+    /// is within ~1e-6 of the exact one. A row of all −∞ gives −∞, a NaN gives NaN. Decoding takes this once
+    /// per row and step over the vocabulary for the chosen token's log-probability.
+    /// </summary>
+    public static void LogSumExp(ReadOnlySpan<float> x, Span<double> lse, int rows, int cols)
+    {
+        if (rows < 0 || cols < 0 || x.Length < (long)rows * cols || lse.Length < rows)
+            throw new ArgumentException($"Softmax.LogSumExp: x has {x.Length} values and lse {lse.Length} for {rows} rows of {cols}");
+        fixed (float* px = x)
+        fixed (double* pl = lse)
+            RowDriver.Run(new LogSumExpRows(px, pl, cols), rows, cols);
+    }
+
+    readonly struct LogSumExpRows(float* x, double* lse, int cols) : IRowOperator
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Row<TV>(int r) where TV : unmanaged, IVec<TV>
+        {
+            float* row = x + (long)r * cols;
+            int n = TV.Count, j = 0;
+            var vmax = TV.Splat(float.NegativeInfinity);
+            float max = float.NegativeInfinity;
+            for (; j + n <= cols; j += n) vmax = TV.Max(vmax, TV.Load(row + j));
+            for (; j < cols; j++) max = MathF.Max(max, row[j]);
+            max = MathF.Max(max, TV.MaxAcross(vmax));
+            if (float.IsNegativeInfinity(max))
+            {
+                lse[r] = double.NegativeInfinity;
+                return;
+            }
+            var vm = TV.Splat(max);
+            double sum = 0;
+            j = 0;
+            for (int chunk = 16 * n; j + n <= cols;)
+            {
+                var vsum = TV.Splat(0f);
+                for (int end = Math.Min(cols - n, j + chunk - n); j <= end; j += n) vsum += TV.ExpNonPositive(TV.Load(row + j) - vm);
+                sum += TV.Sum(vsum);
+            }
+            for (; j < cols; j++) sum += VectorMath.ExpNonPositive(row[j] - max);
+            lse[r] = max + Math.Log(sum);
+        }
+
+        public void RowScalar(int r)
+        {
+            float* row = x + (long)r * cols;
+            float max = float.NegativeInfinity;
+            for (int j = 0; j < cols; j++) max = MathF.Max(max, row[j]);
+            if (float.IsNegativeInfinity(max))
+            {
+                lse[r] = double.NegativeInfinity;
+                return;
+            }
+            double sum = 0;
+            for (int j = 0; j < cols; j++) sum += VectorMath.ExpNonPositive(row[j] - max);
+            lse[r] = max + Math.Log(sum);
+        }
+    }
+
+    /// <summary>
     /// Backward of <see cref="Forward"/>: dx = scale·y ⊙ (dy − Σ_c dy·y), from the forward output y
     /// (masked columns have y = 0, so they get dx = 0). <paramref name="dx"/> may be <paramref name="dy"/>.
     /// </summary>

@@ -176,6 +176,73 @@ public class SoftmaxTests
     }
 
     [Fact]
+    public void ExpNonPositiveVectorsGiveTheScalarTwinsBitsWithinTwoUlpOfExp()
+    {
+        var xs = new List<float> { 0f, -0f, float.NegativeInfinity, float.NaN, -87f, MathF.BitDecrement(-87f), MathF.BitIncrement(-87f), -1e-30f, -0.34657359f, -0.34657362f };
+        for (int i = 0; i <= 90_000; i++) xs.Add(-i * 0.001f);
+        var rng = new Random(11);
+        for (int i = 0; i < 20_000; i++) xs.Add(-(float)(rng.NextDouble() * 88));
+        while (xs.Count % 16 != 0) xs.Add(-1f);
+        var x = xs.ToArray();
+        var scalar = x.Select(VectorMath.ExpNonPositive).ToArray();
+        for (int i = 0; i < x.Length; i++)
+        {
+            float y = scalar[i];
+            if (float.IsNaN(x[i])) { Assert.True(float.IsNaN(y)); continue; }
+            if (x[i] < -87f) { Assert.Equal(0f, y); continue; }
+            double exact = Math.Exp(x[i]);
+            double ulp = MathF.BitIncrement((float)exact) - (float)exact;
+            Assert.True(Math.Abs(y - exact) <= 2 * ulp, $"exp({x[i]:R}) = {exact:R}, got {y:R}");
+        }
+        for (int i = 0; i < x.Length; i += 16)
+        {
+            var v512 = VectorMath.ExpNonPositive(System.Runtime.Intrinsics.Vector512.Create(x, i));
+            var v256 = VectorMath.ExpNonPositive(System.Runtime.Intrinsics.Vector256.Create(x, i));
+            var v128 = VectorMath.ExpNonPositive(System.Runtime.Intrinsics.Vector128.Create(x, i));
+            for (int l = 0; l < 16; l++)
+            {
+                int bits = BitConverter.SingleToInt32Bits(scalar[i + l]);
+                Assert.True(float.IsNaN(scalar[i + l]) ? float.IsNaN(v512[l]) : bits == BitConverter.SingleToInt32Bits(v512[l]), $"512-bit lane at x = {x[i + l]:R}");
+                if (l < 8) Assert.True(float.IsNaN(scalar[i + l]) ? float.IsNaN(v256[l]) : bits == BitConverter.SingleToInt32Bits(v256[l]), $"256-bit lane at x = {x[i + l]:R}");
+                if (l < 4) Assert.True(float.IsNaN(scalar[i + l]) ? float.IsNaN(v128[l]) : bits == BitConverter.SingleToInt32Bits(v128[l]), $"128-bit lane at x = {x[i + l]:R}");
+            }
+        }
+    }
+
+    [Fact]
+    public void LogSumExpIsWithinAMicroOfTheBinary64SumOnEveryWidth()
+    {
+        var rng = new Random(13);
+        foreach (int cols in new[] { 0, 1, 7, 16, 17, 257, 4099, 32128 })
+        {
+            int rows = 4;
+            var x = Random(rng, rows * cols, 20);
+            if (cols > 2) x[2] = float.NegativeInfinity;                                   // row 0 keeps a −∞ term
+            for (int j = 0; j < cols; j++) x[cols + j] = float.NegativeInfinity;            // row 1: all −∞
+            if (cols > 0) x[2 * cols + cols / 2] = float.NaN;                                // row 2: a NaN
+            var want = new double[rows];
+            for (int r = 0; r < rows; r++)
+            {
+                var row = x.AsSpan(r * cols, cols).ToArray();
+                double max = row.Length == 0 ? double.NegativeInfinity : row.Max(v => (double)v);
+                want[r] = row.Any(float.IsNaN) ? double.NaN
+                    : double.IsNegativeInfinity(max) ? max : max + Math.Log(row.Sum(v => Math.Exp(v - max)));
+            }
+            foreach (var w in Simd.Supported)
+            {
+                var got = new double[rows];
+                using (Simd.Override(w)) Softmax.LogSumExp(x, got, rows, cols);
+                for (int r = 0; r < rows; r++)
+                {
+                    if (double.IsNaN(want[r]) || double.IsInfinity(want[r])) { Assert.Equal(want[r], got[r]); continue; }
+                    Assert.True(Math.Abs(got[r] - want[r]) <= 1e-6 * Math.Max(1, Math.Abs(want[r])), $"{w} cols={cols} row {r}: {got[r]:R} against {want[r]:R}");
+                }
+            }
+        }
+        Assert.Throws<ArgumentException>(() => Softmax.LogSumExp(new float[5], new double[2], 2, 3));
+    }
+
+    [Fact]
     public void LogSoftmaxMatchesReferenceAndLiteral()
     {
         double lse = Math.Log(Math.E + Math.Exp(2) + Math.Exp(3));
