@@ -99,7 +99,7 @@ public static unsafe partial class Attention
         for (int j = 0; j < nkPad; j += c) mv = TIsa.Max(mv, TIsa.Load(sc + j));
         float mNew = Math.Max(m, TIsa.MaxAcross(mv));
         float origin = float.IsNegativeInfinity(mNew) ? 0 : mNew;
-        float alpha = MathF.Exp(m - origin);
+        float alpha = VectorMath.ExpNonPositive(m - origin);
         TV originV = TIsa.Splat(origin);
         TV sum = TIsa.Zero;
         for (int j = 0; j < nkPad; j += c)
