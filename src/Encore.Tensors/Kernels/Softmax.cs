@@ -121,11 +121,7 @@ public static unsafe partial class Softmax
         {
             float* row = x + (long)r * cols;
             int n = TV.Count, j = 0;
-            var vmax = TV.Splat(float.NegativeInfinity);
-            float max = float.NegativeInfinity;
-            for (; j + n <= cols; j += n) vmax = TV.Max(vmax, TV.Load(row + j));
-            for (; j < cols; j++) max = MathF.Max(max, row[j]);
-            max = MathF.Max(max, TV.MaxAcross(vmax));
+            float max = RowMax<TV>(row, cols);
             if (float.IsNegativeInfinity(max))
             {
                 lse[r] = double.NegativeInfinity;
@@ -343,17 +339,24 @@ public static unsafe partial class Softmax
         if (end < cols) new Span<float>(y + end, cols - end).Clear();
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-
-    static void LogRow<TV>(in Args a, int row) where TV : unmanaged, IVec<TV>
+    /// <summary>The largest of x[0, cols) (NaN if one is NaN; −∞ for none).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float RowMax<TV>(float* x, int cols) where TV : unmanaged, IVec<TV>
     {
-        int cols = a.Cols, n = TV.Count, j = 0;
-        float* x = a.X + (long)row * cols, y = a.Y + (long)row * cols;
+        int n = TV.Count, j = 0;
         var vmax = TV.Splat(float.NegativeInfinity);
         float max = float.NegativeInfinity;
         for (; j + n <= cols; j += n) vmax = TV.Max(vmax, TV.Load(x + j));
         for (; j < cols; j++) max = MathF.Max(max, x[j]);
-        max = MathF.Max(max, TV.MaxAcross(vmax));
+        return MathF.Max(max, TV.MaxAcross(vmax));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void LogRow<TV>(in Args a, int row) where TV : unmanaged, IVec<TV>
+    {
+        int cols = a.Cols, n = TV.Count, j = 0;
+        float* x = a.X + (long)row * cols, y = a.Y + (long)row * cols;
+        float max = RowMax<TV>(x, cols);
         if (float.IsNegativeInfinity(max))
         {
             new Span<float>(y, cols).Fill(float.NegativeInfinity);
