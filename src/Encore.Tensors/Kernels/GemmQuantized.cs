@@ -64,14 +64,11 @@ public static unsafe partial class Gemm
         // X's quants (q + 128) in groups of QRows rows, interleaved by quad: group g, quad j (inputs 4j … 4j+3),
         // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. Rows past m
         // in the last group are zero quants with scale 0; their outputs are dropped. Then the scales, (groups,
-        // blocks, QRows), and m rows of k row-major quants as the quantizer writes them.
-        long groupBytes = (long)k * QRows, interleaved = groups * groupBytes;
-        long scaleBytes = (long)groups * blocks * QRows * sizeof(float);
-        long rowBytes = ((long)m * k + 63) & ~63L;
-        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + scaleBytes + rowBytes + (long)m * blocks * sizeof(float));
+        // blocks, QRows).
+        long interleaved = groups * (long)k * QRows;
+        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + (long)groups * blocks * QRows * sizeof(float));
         var dx = (float*)(qx + interleaved);
-        byte* rows = qx + interleaved + scaleBytes;
-        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, Rows = rows, RowScales = (float*)(rows + rowBytes), M = m, Groups = groups };
+        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, M = m, Groups = groups };
         quantize.Tasks = Partition.Tasks(groups, Math.Max(1, 16384 / (k * QRows)), pool);
         if (quantize.Tasks <= 1) quantize.Execute(0);
         else pool.Run(quantize.Tasks, ref quantize);
@@ -86,8 +83,8 @@ public static unsafe partial class Gemm
 
     struct QuantizeTask : IParallelTask
     {
-        public float* X, DX, RowScales;
-        public byte* Q, Rows;
+        public float* X, DX;
+        public byte* Q;
         public int K, M, Groups, Tasks;
 
         public void Execute(int index)
@@ -101,17 +98,13 @@ public static unsafe partial class Gemm
                 for (int r = 0; r < QRows; r++)
                 {
                     int i = g * QRows + r;
-                    if (i >= M)
+                    if (i < M)
                     {
-                        for (int j = 0; j < quads; j++) group[j * QRows + r] = unchecked((int)0x80808080);   // quant 0 (stored + 128)
-                        for (int b = 0; b < blocks; b++) scales[b * QRows + r] = 0;
+                        QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
                         continue;
                     }
-                    byte* q = Rows + (nint)i * K;
-                    float* d = RowScales + (nint)i * blocks;
-                    QuantizeRowUnsigned(X + (nint)i * K, blocks, q, d);
-                    for (int j = 0; j < quads; j++) group[j * QRows + r] = ((int*)q)[j];
-                    for (int b = 0; b < blocks; b++) scales[b * QRows + r] = d[b];
+                    for (int j = 0; j < quads; j++) group[j * QRows + r] = unchecked((int)0x80808080);   // quant 0 (stored + 128)
+                    for (int b = 0; b < blocks; b++) scales[b * QRows + r] = 0;
                 }
             }
         }
@@ -124,20 +117,51 @@ public static unsafe partial class Gemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeRowUnsigned(float* x, int blocks, byte* q, float* dx)
     {
-        var offset = Vector512.Create(128);
         for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
         {
-            var v0 = Vector512.Load(x);
-            var v1 = Vector512.Load(x + 16);
-            float amax = Gemv.BlockAbsMax(v0, v1);
-            dx[b] = Half16.ToSingle(Half16.FromSingle(amax / 127f));
-            var id = Vector512.Create(amax != 0 ? 127f / amax : 0f);
-            // |quant| ≤ 127, so q + 128 ∈ [1, 255] and vpmovdb's truncation keeps it.
-            var i0 = Vector512.ConvertToInt32(Vector512.Round(v0 * id)) + offset;
-            var i1 = Vector512.ConvertToInt32(Vector512.Round(v1 * id)) + offset;
-            Avx512F.ConvertToVector128Byte(i0).Store(q);
-            Avx512F.ConvertToVector128Byte(i1).Store(q + 16);
+            var (lo, hi) = QuantizeBlockUnsigned(x, out dx[b]);
+            lo.Store(q);
+            hi.Store(q + 16);
         }
+    }
+
+    /// <summary>
+    /// <see cref="QuantizeRowUnsigned"/> written for the tiles: quad j of the row (as an int) to quads[j·QRows],
+    /// block b's scale to scales[b·QRows].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void QuantizeRowInterleaved(float* x, int blocks, int* quads, float* scales)
+    {
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, quads += 8 * QRows)
+        {
+            var (lo, hi) = QuantizeBlockUnsigned(x, out scales[b * QRows]);
+            var l = lo.AsInt32();
+            var h = hi.AsInt32();
+            quads[0] = l.GetElement(0);
+            quads[QRows] = l.GetElement(1);
+            quads[2 * QRows] = l.GetElement(2);
+            quads[3 * QRows] = l.GetElement(3);
+            quads[4 * QRows] = h.GetElement(0);
+            quads[5 * QRows] = h.GetElement(1);
+            quads[6 * QRows] = h.GetElement(2);
+            quads[7 * QRows] = h.GetElement(3);
+        }
+    }
+
+    // One block of 32 values → its quants + 128 (values 0–15, 16–31) and its scale.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector128<byte> Lo, Vector128<byte> Hi) QuantizeBlockUnsigned(float* x, out float dx)
+    {
+        var v0 = Vector512.Load(x);
+        var v1 = Vector512.Load(x + 16);
+        float amax = Gemv.BlockAbsMax(v0, v1);
+        dx = Half16.ToSingle(Half16.FromSingle(amax / 127f));
+        var id = Vector512.Create(amax != 0 ? 127f / amax : 0f);
+        var offset = Vector512.Create(128);
+        // |quant| ≤ 127, so q + 128 ∈ [1, 255] and vpmovdb's truncation keeps it.
+        var i0 = Vector512.ConvertToInt32(Vector512.Round(v0 * id)) + offset;
+        var i1 = Vector512.ConvertToInt32(Vector512.Round(v1 * id)) + offset;
+        return (Avx512F.ConvertToVector128Byte(i0), Avx512F.ConvertToVector128Byte(i1));
     }
 
     /// <summary>Scalar twin of <see cref="QuantizeRowUnsigned"/>.</summary>
