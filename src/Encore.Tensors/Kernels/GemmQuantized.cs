@@ -35,7 +35,9 @@ namespace Encore.Tensors.Kernels;
 // fall into tasks, so results are bit-identical across runs and thread counts.
 public static unsafe partial class Gemm
 {
-    const int QPanel = 16, QRows = 6;
+    const int QPanel = 16;
+    /// <summary>Rows of X per tile, and the stride of <see cref="QuantizeRowInterleaved"/>'s output.</summary>
+    internal const int QRows = 6;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
 
     /// <summary>
@@ -112,25 +114,11 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// One row of X → unsigned quants q + 128 and block scales, q and dx exactly those of
-    /// <see cref="Gemv.QuantizeX8Reference"/> (ggml's quantize_row_q8_0).
+    /// <see cref="Gemv.QuantizeX8Reference"/> (ggml's quantize_row_q8_0), written for the tiles: quad j of the
+    /// row (as an int) to quads[j·QRows], block b's scale to scales[b·QRows].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void QuantizeRowUnsigned(float* x, int blocks, byte* q, float* dx)
-    {
-        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
-        {
-            var (lo, hi) = QuantizeBlockUnsigned(x, out dx[b]);
-            lo.Store(q);
-            hi.Store(q + 16);
-        }
-    }
-
-    /// <summary>
-    /// <see cref="QuantizeRowUnsigned"/> written for the tiles: quad j of the row (as an int) to quads[j·QRows],
-    /// block b's scale to scales[b·QRows].
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void QuantizeRowInterleaved(float* x, int blocks, int* quads, float* scales)
+    internal static void QuantizeRowInterleaved(float* x, int blocks, int* quads, float* scales)
     {
         for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, quads += 8 * QRows)
         {
@@ -164,7 +152,7 @@ public static unsafe partial class Gemm
         return (Avx512F.ConvertToVector128Byte(i0), Avx512F.ConvertToVector128Byte(i1));
     }
 
-    /// <summary>Scalar twin of <see cref="QuantizeRowUnsigned"/>.</summary>
+    /// <summary>Scalar twin of <see cref="QuantizeRowInterleaved"/>, written row-major: q (k bytes) and dx (blocks).</summary>
     internal static void QuantizeRowUnsignedReference(float* x, int blocks, byte* q, float* dx)
     {
         var quants = new short[DTypes.Q8BlockSize];

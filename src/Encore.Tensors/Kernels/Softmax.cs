@@ -129,7 +129,6 @@ public static unsafe partial class Softmax
             }
             var vm = TV.Splat(max);
             double sum = 0;
-            j = 0;
             for (int chunk = 16 * n; j + n <= cols;)
             {
                 var vsum = TV.Splat(0f);

@@ -438,12 +438,18 @@ public unsafe class GemvTests
             var want = new byte[blocks * 32];
             var dGot = new float[blocks];
             var dWant = new float[blocks];
-            fixed (float* px = x, pdg = dGot, pdw = dWant)
-            fixed (byte* pg = got, pw = want)
+            // The vector form writes quad j at quads[j·QRows] and block b's scale at scales[b·QRows] (the tiles' layout).
+            var quads = new int[blocks * 8 * Gemm.QRows];
+            var scales = new float[blocks * Gemm.QRows];
+            fixed (float* px = x, pdw = dWant, ps = scales)
+            fixed (byte* pw = want)
+            fixed (int* pq = quads)
             {
-                Gemm.QuantizeRowUnsigned(px, blocks, pg, pdg);
+                Gemm.QuantizeRowInterleaved(px, blocks, pq, ps);
                 Gemm.QuantizeRowUnsignedReference(px, blocks, pw, pdw);
             }
+            for (int j = 0; j < blocks * 8; j++) BitConverter.GetBytes(quads[j * Gemm.QRows]).CopyTo(got, 4 * j);
+            for (int b = 0; b < blocks; b++) dGot[b] = scales[b * Gemm.QRows];
             Assert.Equal(want, got);
             Assert.Equal(dWant, dGot);
         }
