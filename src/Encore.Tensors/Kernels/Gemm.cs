@@ -97,7 +97,7 @@ public static unsafe partial class Gemm
     /// run the GEMV path, which streams W once (up to <see cref="GemvChunks"/> times as many rows, one pass
     /// per <see cref="Gemv.LinearRows"/>); more rows run the packed GEMM, widening W to binary32
     /// while packing its panels (use <see cref="PackedMatrix"/> to pack once for repeated calls), except
-    /// Q8_0 and Q4_0 weights on 512-bit vectors with AVX-VNNI, whose GEMM quantizes X to int8 per block
+    /// Q8_0 and Q4_0 weights on 512-bit vectors with AVX-512BW, whose GEMM quantizes X to int8 per block
     /// (<see cref="QuantizesActivations"/>).
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, Span<float> y, ReadOnlySpan<float> bias = default)

@@ -31,6 +31,16 @@ namespace Encore.Tensors.Kernels;
 // ~315 G int8 multiply-adds·2/s, against ~300 for the former 4 × 16 tile with four row pointers and
 // ~300 for 8 × 16, whose 16 accumulators left the JIT copying registers.
 //
+// Without AVX-VNNI (.NET 10 exposes vpdpbusd only in its VEX form, which Zen 4 and Ice Lake lack), the same
+// GEMM runs int16 tiles on AVX-512BW: X's quants are stored signed and sign-extended to int16 pairs, each
+// panel block is widened to 16 pairs × 16 columns × int16 while packing, and vpmaddwd (32 multiply-adds per
+// 512-bit instruction, against the binary32 FMA's 16) plus vpaddd accumulates the same exact int32 dot per
+// block. vpmaddubsw would read the bytes as they are but saturates its int16 pair sums (255·127·2 > 2¹⁵).
+// On one Zen 4 core, vpmaddwd alone issues one per cycle, as the FMA does, but with its vpaddd ~0.68 per
+// cycle (both want the same pipes): ~22 multiply-adds per cycle, ~1.36× the FMA. Two panels side by side
+// (32 columns) halve the broadcasts of X per vpmaddwd. Both forms give the same int32 dots and the same
+// binary32 operations after them, hence the same bits.
+//
 // Determinism: every output is Σ over blocks in increasing order, independent of how rows and panels
 // fall into tasks, so results are bit-identical across runs and thread counts.
 public static unsafe partial class Gemm
@@ -39,15 +49,35 @@ public static unsafe partial class Gemm
     /// <summary>Rows of X per tile, and the stride of <see cref="QuantizeRowInterleaved"/>'s output.</summary>
     internal const int QRows = 6;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
+    const int QBlockBytes16 = 16 * QPanel * 4 + QPanel * 4 + QPanel * 4; // int16 pairs, scales, corrections (unused)
+
+    [ThreadStatic] static bool t_int16Tiles;
+
+    /// <summary>Whether int8 GEMMs called from this thread run the AVX-512BW int16 tiles (always where AVX-VNNI is absent).</summary>
+    internal static bool Int16Tiles => t_int16Tiles || !AvxVnni.IsSupported;
+
+    /// <summary>Runs int8 GEMMs called from this thread on the AVX-512BW int16 tiles until the result is disposed (tests of that path on a machine with AVX-VNNI).</summary>
+    internal static IDisposable UseInt16Tiles()
+    {
+        bool previous = t_int16Tiles;
+        t_int16Tiles = true;
+        return new RestoreInt16(previous);
+    }
+
+    sealed class RestoreInt16(bool previous) : IDisposable
+    {
+        public void Dispose() => t_int16Tiles = previous;
+    }
 
     /// <summary>
     /// Whether <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/>
     /// at <paramref name="width"/> multiplies more than <see cref="Gemv.LinearRows"/> rows of X with
     /// <paramref name="weights"/> in int8 (<see cref="Gemv.QuantizedActivationReference"/> with 8 activation
-    /// bits is then its specification): Q8_0 or Q4_0 weights on 512-bit vectors with AVX-VNNI.
+    /// bits is then its specification): Q8_0 or Q4_0 weights on 512-bit vectors with AVX-512BW (vpdpbusd tiles
+    /// with AVX-VNNI, vpmaddwd tiles without).
     /// </summary>
     internal static bool QuantizesActivations(SimdWidth width, DType weights)
-        => weights is DType.Q8_0 or DType.Q4_0 && width == SimdWidth.V512 && AvxVnni.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported;
+        => weights is DType.Q8_0 or DType.Q4_0 && width == SimdWidth.V512 && Avx512F.IsSupported && Avx512BW.IsSupported;
 
     /// <summary>Whether a Linear of <paramref name="m"/> rows with <paramref name="weights"/> runs the int8 GEMM on this machine.</summary>
     public static bool TakesInt8Path(DType weights, int m) => m > Gemv.LinearRows(Simd.Current) && QuantizesActivations(Simd.Current, weights);
@@ -63,21 +93,23 @@ public static unsafe partial class Gemm
     static void LinearQuantized(KernelPool pool, float* x, int m, in WeightMatrix w, float* y, float* bias)
     {
         int k = w.Cols, blocks = k / DTypes.Q8BlockSize, groups = (m + QRows - 1) / QRows;
+        bool wide = Int16Tiles;
         // X's quants (q + 128) in groups of QRows rows, interleaved by quad: group g, quad j (inputs 4j … 4j+3),
-        // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. Rows past m
-        // in the last group are zero quants with scale 0; their outputs are dropped. Then the scales, (groups,
-        // blocks, QRows).
-        long interleaved = groups * (long)k * QRows;
+        // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. For the int16
+        // tiles, the signed quants as int16 pairs: pair j (inputs 2j, 2j+1) of row r at g·2k·QRows + (j·QRows + r)·4.
+        // Rows past m in the last group are zero quants with scale 0; their outputs are dropped. Then the
+        // scales, (groups, blocks, QRows).
+        long groupBytes = (long)k * QRows * (wide ? 2 : 1), interleaved = groups * groupBytes;
         byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + (long)groups * blocks * QRows * sizeof(float));
         var dx = (float*)(qx + interleaved);
-        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, M = m, Groups = groups };
+        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, M = m, Groups = groups, Wide = wide };
         quantize.Tasks = Partition.Tasks(groups, Math.Max(1, 16384 / (k * QRows)), pool);
         if (quantize.Tasks <= 1) quantize.Execute(0);
         else pool.Run(quantize.Tasks, ref quantize);
 
         int panels = (w.Rows + QPanel - 1) / QPanel;
         long perPanel = (long)m * k * QPanel;
-        var task = new PanelTask { W = w, QX = qx, DX = dx, M = m, Y = y, Bias = bias, Panels = panels };
+        var task = new PanelTask { W = w, QX = qx, DX = dx, M = m, Y = y, Bias = bias, Panels = panels, Wide = wide };
         task.Tasks = Partition.Tasks(panels, Math.Max(1, (2L << 20) / Math.Max(1, perPanel)), pool);
         if (task.Tasks <= 1) task.Execute(0);
         else pool.Run(task.Tasks, ref task);
@@ -88,24 +120,27 @@ public static unsafe partial class Gemm
         public float* X, DX;
         public byte* Q;
         public int K, M, Groups, Tasks;
+        public bool Wide;
 
         public void Execute(int index)
         {
             var (g0, g1) = Partition.Range(Groups, Tasks, index);
-            int blocks = K / DTypes.Q8BlockSize, quads = K / 4;
+            int blocks = K / DTypes.Q8BlockSize, words = Wide ? K / 2 : K / 4;
+            int zero = Wide ? 0 : unchecked((int)0x80808080);   // quant 0 (int16 pair, or four bytes stored + 128)
             for (int g = g0; g < g1; g++)
             {
-                var group = (int*)(Q + (long)g * K * QRows);
+                var group = (int*)(Q + (long)g * words * 4 * QRows);
                 float* scales = DX + (long)g * blocks * QRows;
                 for (int r = 0; r < QRows; r++)
                 {
                     int i = g * QRows + r;
                     if (i < M)
                     {
-                        QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
+                        if (Wide) QuantizeRowPairs(X + (nint)i * K, blocks, group + r, scales + r);
+                        else QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
                         continue;
                     }
-                    for (int j = 0; j < quads; j++) group[j * QRows + r] = unchecked((int)0x80808080);   // quant 0 (stored + 128)
+                    for (int j = 0; j < words; j++) group[j * QRows + r] = zero;
                     for (int b = 0; b < blocks; b++) scales[b * QRows + r] = 0;
                 }
             }
@@ -136,20 +171,46 @@ public static unsafe partial class Gemm
         }
     }
 
+    /// <summary>
+    /// One row of X → its quants (those of <see cref="QuantizeRowInterleaved"/>, signed) as int16 pairs for the int16
+    /// tiles: pair j (inputs 2j, 2j+1, as one int) to pairs[j·QRows], block b's scale to scales[b·QRows].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeRowPairs(float* x, int blocks, int* pairs, float* scales)
+    {
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, pairs += 16 * QRows)
+        {
+            var (i0, i1) = QuantizeBlock(x, out scales[b * QRows]);
+            var p0 = Avx512F.ConvertToVector256Int16(i0).AsInt32();
+            var p1 = Avx512F.ConvertToVector256Int16(i1).AsInt32();
+            for (int j = 0; j < 8; j++)
+            {
+                pairs[j * QRows] = p0.GetElement(j);
+                pairs[(j + 8) * QRows] = p1.GetElement(j);
+            }
+        }
+    }
+
     // One block of 32 values → its quants + 128 (values 0–15, 16–31) and its scale.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static (Vector128<byte> Lo, Vector128<byte> Hi) QuantizeBlockUnsigned(float* x, out float dx)
+    {
+        var (i0, i1) = QuantizeBlock(x, out dx);
+        var offset = Vector512.Create(128);
+        // |quant| ≤ 127, so q + 128 ∈ [1, 255] and vpmovdb's truncation keeps it.
+        return (Avx512F.ConvertToVector128Byte(i0 + offset), Avx512F.ConvertToVector128Byte(i1 + offset));
+    }
+
+    // One block of 32 values → its quants (values 0–15, 16–31) and its scale, as ggml's quantize_row_q8_0.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (Vector512<int> Lo, Vector512<int> Hi) QuantizeBlock(float* x, out float dx)
     {
         var v0 = Vector512.Load(x);
         var v1 = Vector512.Load(x + 16);
         float amax = Gemv.BlockAbsMax(v0, v1);
         dx = Half16.ToSingle(Half16.FromSingle(amax / 127f));
         var id = Vector512.Create(amax != 0 ? 127f / amax : 0f);
-        var offset = Vector512.Create(128);
-        // |quant| ≤ 127, so q + 128 ∈ [1, 255] and vpmovdb's truncation keeps it.
-        var i0 = Vector512.ConvertToInt32(Vector512.Round(v0 * id)) + offset;
-        var i1 = Vector512.ConvertToInt32(Vector512.Round(v1 * id)) + offset;
-        return (Avx512F.ConvertToVector128Byte(i0), Avx512F.ConvertToVector128Byte(i1));
+        return (Vector512.ConvertToInt32(Vector512.Round(v0 * id)), Vector512.ConvertToInt32(Vector512.Round(v1 * id)));
     }
 
     /// <summary>Scalar twin of <see cref="QuantizeRowInterleaved"/>, written row-major: q (k bytes) and dx (blocks).</summary>
@@ -170,18 +231,25 @@ public static unsafe partial class Gemm
         public byte* QX;
         public float* DX, Y, Bias;
         public int M, Panels, Tasks;
+        public bool Wide;
 
         public void Execute(int index)
         {
             var (p0, p1) = Partition.Range(Panels, Tasks, index);
             int k = W.Cols, blocks = k / DTypes.Q8BlockSize, n = W.Rows;
-            byte* panel = Gemv.ThreadScratch(ref t_panel, ref t_panelCapacity, ref t_panelOwner, (long)blocks * QBlockBytes + 2 * QRows * QPanel * sizeof(float) + 64);
-            float* edge = (float*)(panel + (long)blocks * QBlockBytes);      // QRows × QPanel outputs of a narrow panel
+            long panelBytes = (long)blocks * (Wide ? QBlockBytes16 : QBlockBytes), groupBytes = (long)k * QRows * (Wide ? 2 : 1);
+            byte* panel = Gemv.ThreadScratch(ref t_panel, ref t_panelCapacity, ref t_panelOwner, 2 * panelBytes + 2 * QRows * QPanel * sizeof(float) + 64);
+            byte* second = panel + panelBytes;                                // the next panel, for the int16 tiles' pairs
+            float* edge = (float*)(panel + 2 * panelBytes);                   // QRows × QPanel outputs of a narrow panel
             float* edgeBias = edge + QRows * QPanel;                          // its padded bias
-            for (int p = p0; p < p1; p++)
+            for (int p = p0; p < p1;)
             {
                 int c0 = p * QPanel, cols = Math.Min(QPanel, n - c0);
-                PackPanel(W, c0, cols, panel);
+                // The int16 tiles take two whole panels (32 columns) per pass where they can: one broadcast of X per
+                // two vpmaddwd instead of one.
+                bool pair = Wide && p + 1 < p1 && n - c0 >= 2 * QPanel;
+                PackPanel(W, c0, cols, panel, Wide);
+                if (pair) PackPanel(W, c0 + QPanel, QPanel, second, Wide);
                 float* bias = Bias == null ? null : Bias + c0;
                 if (bias != null && cols < QPanel)
                 {
@@ -192,15 +260,32 @@ public static unsafe partial class Gemm
                 for (int i = 0, g = 0; i < M; i += QRows, g++)
                 {
                     int rows = Math.Min(QRows, M - i);
-                    bool direct = cols == QPanel && rows == QRows;
-                    float* c = direct ? Y + (nint)i * n + c0 : edge;
-                    nint ldc = direct ? n : QPanel;
-                    Tile(QX + (long)g * k * QRows, DX + (long)g * blocks * QRows, blocks, panel, bias, c, ldc);
-                    if (!direct)
-                        for (int r = 0; r < rows; r++)
-                            new Span<float>(edge + r * QPanel, cols).CopyTo(new Span<float>(Y + (nint)(i + r) * n + c0, cols));
+                    byte* xg = QX + g * groupBytes;
+                    float* dx = DX + (long)g * blocks * QRows;
+                    if (pair && rows == QRows)
+                    {
+                        Tile16Pair(xg, dx, blocks, panel, second, bias, Y + (nint)i * n + c0, n);
+                        continue;
+                    }
+                    RunTile(xg, dx, blocks, panel, bias, i, rows, c0, cols, edge);
+                    if (pair) RunTile(xg, dx, blocks, second, bias == null ? null : bias + QPanel, i, rows, c0 + QPanel, QPanel, edge);
                 }
+                p += pair ? 2 : 1;
             }
+        }
+
+        // Rows i … i+rows−1 of X against one panel (columns c0 … c0+cols−1), through edge where the tile is partial.
+        readonly void RunTile(byte* xg, float* dx, int blocks, byte* panel, float* bias, int i, int rows, int c0, int cols, float* edge)
+        {
+            int n = W.Rows;
+            bool direct = cols == QPanel && rows == QRows;
+            float* c = direct ? Y + (nint)i * n + c0 : edge;
+            nint ldc = direct ? n : QPanel;
+            if (Wide) Tile16(xg, dx, blocks, panel, bias, c, ldc);
+            else Tile(xg, dx, blocks, panel, bias, c, ldc);
+            if (!direct)
+                for (int r = 0; r < rows; r++)
+                    new Span<float>(edge + r * QPanel, cols).CopyTo(new Span<float>(Y + (nint)(i + r) * n + c0, cols));
         }
     }
 
@@ -208,9 +293,11 @@ public static unsafe partial class Gemm
     // 16 columns' quants are read as eight pairs (column i | column i + 8) of 32 bytes and transposed as 8 × 8
     // int32 in each 256-bit half (unpacks by 32 and 64 bits, then vpermt2q across 128-bit lanes), so group g
     // (inputs 4g … 4g+3) of every column lands in one 64-byte store; the corrections come from the same
-    // vectors (vpmaddubsw against ones, summed over the groups, then vpmaddwd).
+    // vectors (vpmaddubsw against ones, summed over the groups, then vpmaddwd). For the int16 tiles (wide), each
+    // group is sign-extended and split into its two pairs (inputs 4g, 4g+1 and 4g+2, 4g+3), 16 columns × int16
+    // pair per 64-byte line, and the block's scales follow its 16 pairs.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PackPanel(in WeightMatrix w, int c0, int cols, byte* panel)
+    static void PackPanel(in WeightMatrix w, int c0, int cols, byte* panel, bool wide)
     {
         int blocks = w.Cols / DTypes.Q8BlockSize;
         bool q8 = w.DType == DType.Q8_0;
@@ -221,9 +308,10 @@ public static unsafe partial class Gemm
         var highLanes = Vector512.Create(2L, 3, 10, 11, 6, 7, 14, 15);
         var ones = Vector512.Create((byte)1);
         var onePairs = Vector512.Create((short)1);
+        int blockBytes = wide ? QBlockBytes16 : QBlockBytes, quantBytes = wide ? 16 * QPanel * 4 : 8 * QPanel * 4;
         for (int b = 0; b < blocks; b++)
         {
-            byte* dst = panel + (long)b * QBlockBytes;
+            byte* dst = panel + (long)b * blockBytes;
             var z0 = Pair(rows, 0, b, q8, halves);
             var z1 = Pair(rows, 1, b, q8, halves);
             var z2 = Pair(rows, 2, b, q8, halves);
@@ -250,16 +338,16 @@ public static unsafe partial class Gemm
             var u7 = Avx512F.UnpackHigh(t5, t7);
             // Group g of columns 0–3, 4–7, 8–11, 12–15: u_(g mod 4) holds columns 0–3 and 8–11, u_(g mod 4 + 4) the others.
             var sum = Vector512<short>.Zero;
-            sum += Store(dst, 0, Avx512F.PermuteVar8x64x2(u0, lowLanes, u4), ones);
-            sum += Store(dst, 1, Avx512F.PermuteVar8x64x2(u1, lowLanes, u5), ones);
-            sum += Store(dst, 2, Avx512F.PermuteVar8x64x2(u2, lowLanes, u6), ones);
-            sum += Store(dst, 3, Avx512F.PermuteVar8x64x2(u3, lowLanes, u7), ones);
-            sum += Store(dst, 4, Avx512F.PermuteVar8x64x2(u0, highLanes, u4), ones);
-            sum += Store(dst, 5, Avx512F.PermuteVar8x64x2(u1, highLanes, u5), ones);
-            sum += Store(dst, 6, Avx512F.PermuteVar8x64x2(u2, highLanes, u6), ones);
-            sum += Store(dst, 7, Avx512F.PermuteVar8x64x2(u3, highLanes, u7), ones);
-            Widen.HalfBits(Vector512.Load(halves)).Store((float*)(dst + 8 * QPanel * 4));
-            (Avx512BW.MultiplyAddAdjacent(sum, onePairs) << 7).Store((int*)(dst + 8 * QPanel * 4 + QPanel * 4));   // 128·Σ quants
+            sum += Store(dst, 0, Avx512F.PermuteVar8x64x2(u0, lowLanes, u4), ones, wide);
+            sum += Store(dst, 1, Avx512F.PermuteVar8x64x2(u1, lowLanes, u5), ones, wide);
+            sum += Store(dst, 2, Avx512F.PermuteVar8x64x2(u2, lowLanes, u6), ones, wide);
+            sum += Store(dst, 3, Avx512F.PermuteVar8x64x2(u3, lowLanes, u7), ones, wide);
+            sum += Store(dst, 4, Avx512F.PermuteVar8x64x2(u0, highLanes, u4), ones, wide);
+            sum += Store(dst, 5, Avx512F.PermuteVar8x64x2(u1, highLanes, u5), ones, wide);
+            sum += Store(dst, 6, Avx512F.PermuteVar8x64x2(u2, highLanes, u6), ones, wide);
+            sum += Store(dst, 7, Avx512F.PermuteVar8x64x2(u3, highLanes, u7), ones, wide);
+            Widen.HalfBits(Vector512.Load(halves)).Store((float*)(dst + quantBytes));
+            (Avx512BW.MultiplyAddAdjacent(sum, onePairs) << 7).Store((int*)(dst + quantBytes + QPanel * 4));   // 128·Σ quants
         }
     }
 
@@ -290,11 +378,21 @@ public static unsafe partial class Gemm
         return Vector256.Create(v & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(v, 4)).AsSByte() - Vector256.Create((sbyte)8);
     }
 
-    // Stores group g (16 columns × 4 quants) and gives its pairwise quant sums (vpmaddubsw against ones).
+    // Stores group g (16 columns × 4 quants; wide: its pairs 2g and 2g + 1, 16 columns × 2 int16 each) and
+    // gives its pairwise quant sums (vpmaddubsw against ones).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<short> Store(byte* dst, int g, Vector512<long> group, Vector512<byte> ones)
+    static Vector512<short> Store(byte* dst, int g, Vector512<long> group, Vector512<byte> ones, bool wide)
     {
-        group.Store((long*)(dst + g * 64));
+        if (wide)
+        {
+            // Columns 0–7 and 8–15 sign-extended: int of index 2c holds column c's inputs 4g, 4g+1, 2c+1 its 4g+2, 4g+3.
+            var lo = Avx512BW.ConvertToVector512Int16(group.GetLower().AsSByte()).AsInt32();
+            var hi = Avx512BW.ConvertToVector512Int16(group.GetUpper().AsSByte()).AsInt32();
+            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            Avx512F.PermuteVar16x32x2(lo, even, hi).Store((int*)(dst + 2 * g * 64));
+            Avx512F.PermuteVar16x32x2(lo, even + Vector512<int>.One, hi).Store((int*)(dst + (2 * g + 1) * 64));
+        }
+        else group.Store((long*)(dst + g * 64));
         return Avx512BW.MultiplyAddAdjacent(ones, group.AsSByte());
     }
 
@@ -349,6 +447,118 @@ public static unsafe partial class Gemm
         var bv = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
         for (int r = 0; r < QRows; r++) (Vector512.Load(acc + r * QPanel) + bv).Store(c + r * ldc);
     }
+
+    // The int16 form of Tile: QRows rows of X (one group of int16 pairs) against one panel packed wide. Per block,
+    // 16 pair steps of one vpmaddwd and one vpaddd per row give the exact int32 dot (no correction, the quants
+    // are signed); then, as in Tile, one rounding for dw·dx and one for the fused add, so the same bits.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile16(byte* xg, float* dx, int blocks, byte* panel, float* bias, float* c, nint ldc)
+    {
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default;
+        byte* xb = xg;
+        for (int b = 0; b < blocks; b++, dx += QRows)
+        {
+            byte* pb = panel + (nint)b * QBlockBytes16;
+            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            for (int p = 0; p < 16; p++, xb += 4 * QRows)
+            {
+                var w = Vector512.Load((short*)(pb + p * 64));
+                a0 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)xb).AsInt16());
+                a1 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 4)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 8)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 12)).AsInt16());
+                a4 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 16)).AsInt16());
+                a5 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 20)).AsInt16());
+            }
+            var scale = Vector512.Load((float*)(pb + 16 * QPanel * 4));
+            s0 = Scaled(a0, scale, dx[0], s0);
+            s1 = Scaled(a1, scale, dx[1], s1);
+            s2 = Scaled(a2, scale, dx[2], s2);
+            s3 = Scaled(a3, scale, dx[3], s3);
+            s4 = Scaled(a4, scale, dx[4], s4);
+            s5 = Scaled(a5, scale, dx[5], s5);
+        }
+        var bv = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
+        (s0 + bv).Store(c);
+        (s1 + bv).Store(c + ldc);
+        (s2 + bv).Store(c + 2 * ldc);
+        (s3 + bv).Store(c + 3 * ldc);
+        (s4 + bv).Store(c + 4 * ldc);
+        (s5 + bv).Store(c + 5 * ldc);
+    }
+
+    // Tile16 over two panels side by side (32 columns, both whole, all QRows rows): each broadcast of X feeds two
+    // vpmaddwd. Columns 0–15 come from panel a, 16–31 from panel b; the same operations per output as Tile16.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile16Pair(byte* xg, float* dx, int blocks, byte* a, byte* b, float* bias, float* c, nint ldc)
+    {
+        Vector512<float> s00 = default, s01 = default, s10 = default, s11 = default, s20 = default, s21 = default;
+        Vector512<float> s30 = default, s31 = default, s40 = default, s41 = default, s50 = default, s51 = default;
+        byte* xb = xg;
+        for (int blk = 0; blk < blocks; blk++, dx += QRows)
+        {
+            byte* pa = a + (nint)blk * QBlockBytes16;
+            byte* pb = b + (nint)blk * QBlockBytes16;
+            Vector512<int> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default;
+            Vector512<int> a30 = default, a31 = default, a40 = default, a41 = default, a50 = default, a51 = default;
+            for (int p = 0; p < 16 * 64; p += 64, xb += 4 * QRows)
+            {
+                var w0 = Vector512.Load((short*)(pa + p));
+                var w1 = Vector512.Load((short*)(pb + p));
+                var x = Vector512.Create(*(int*)xb).AsInt16();
+                a00 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a01 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                x = Vector512.Create(*(int*)(xb + 4)).AsInt16();
+                a10 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a11 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                x = Vector512.Create(*(int*)(xb + 8)).AsInt16();
+                a20 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a21 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                x = Vector512.Create(*(int*)(xb + 12)).AsInt16();
+                a30 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a31 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                x = Vector512.Create(*(int*)(xb + 16)).AsInt16();
+                a40 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a41 += Avx512BW.MultiplyAddAdjacent(w1, x);
+                x = Vector512.Create(*(int*)(xb + 20)).AsInt16();
+                a50 += Avx512BW.MultiplyAddAdjacent(w0, x);
+                a51 += Avx512BW.MultiplyAddAdjacent(w1, x);
+            }
+            var sa = Vector512.Load((float*)(pa + 16 * QPanel * 4));
+            var sb = Vector512.Load((float*)(pb + 16 * QPanel * 4));
+            s00 = Scaled(a00, sa, dx[0], s00);
+            s01 = Scaled(a01, sb, dx[0], s01);
+            s10 = Scaled(a10, sa, dx[1], s10);
+            s11 = Scaled(a11, sb, dx[1], s11);
+            s20 = Scaled(a20, sa, dx[2], s20);
+            s21 = Scaled(a21, sb, dx[2], s21);
+            s30 = Scaled(a30, sa, dx[3], s30);
+            s31 = Scaled(a31, sb, dx[3], s31);
+            s40 = Scaled(a40, sa, dx[4], s40);
+            s41 = Scaled(a41, sb, dx[4], s41);
+            s50 = Scaled(a50, sa, dx[5], s50);
+            s51 = Scaled(a51, sb, dx[5], s51);
+        }
+        var b0 = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
+        var b1 = bias != null ? Vector512.Load(bias + QPanel) : Vector512<float>.Zero;
+        (s00 + b0).Store(c);
+        (s01 + b1).Store(c + QPanel);
+        (s10 + b0).Store(c + ldc);
+        (s11 + b1).Store(c + ldc + QPanel);
+        (s20 + b0).Store(c + 2 * ldc);
+        (s21 + b1).Store(c + 2 * ldc + QPanel);
+        (s30 + b0).Store(c + 3 * ldc);
+        (s31 + b1).Store(c + 3 * ldc + QPanel);
+        (s40 + b0).Store(c + 4 * ldc);
+        (s41 + b1).Store(c + 4 * ldc + QPanel);
+        (s50 + b0).Store(c + 5 * ldc);
+        (s51 + b1).Store(c + 5 * ldc + QPanel);
+    }
+
+    // sum + dot·(dw·dx): the block's one rounding for the scale and one for the fused add.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Scaled(Vector512<int> dot, Vector512<float> dw, float dx, Vector512<float> sum)
+        => Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dot), dw * dx, sum);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Accumulate(float* acc, Vector256<int> lo, Vector256<int> hi, Vector512<float> scale)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using Encore.Tensors.Kernels;
 using Encore.Tensors.Numerics;
 using Encore.Tensors.Threading;
@@ -414,15 +415,20 @@ public unsafe class GemvTests
                 }
     }
 
-    /// <summary>A fact that runs only where the int8 GEMM exists (512-bit vectors and AVX-VNNI), reported as skipped elsewhere.</summary>
+    /// <summary>A fact that runs only where the int8 GEMM exists (512-bit vectors and AVX-512BW), reported as skipped elsewhere.</summary>
     public sealed class FactWithInt8GemmAttribute : FactAttribute
     {
         public FactWithInt8GemmAttribute()
         {
             if (!Gemm.QuantizesActivations(SimdWidth.V512, DType.Q8_0) || !Simd.Supported.Contains(SimdWidth.V512))
-                Skip = "this CPU has no AVX-VNNI with 512-bit vectors, so the int8 GEMM is never taken";
+                Skip = "this CPU has no AVX-512BW with 512-bit vectors, so the int8 GEMM is never taken";
         }
     }
+
+    // The int8 GEMM's tile forms this machine runs: the AVX-512BW int16 tiles always, the vpdpbusd tiles where AVX-VNNI exists.
+    static IEnumerable<bool> Int8GemmForms() => AvxVnni.IsSupported ? new[] { false, true } : new[] { true };
+
+    static IDisposable? Int8GemmForm(bool int16) => int16 ? Gemm.UseInt16Tiles() : null;
 
     [FactWithInt8Gemm]
     public void Int8GemmQuantizationMatchesItsScalarTwin()
@@ -452,7 +458,85 @@ public unsafe class GemvTests
             for (int b = 0; b < blocks; b++) dGot[b] = scales[b * Gemm.QRows];
             Assert.Equal(want, got);
             Assert.Equal(dWant, dGot);
+
+            // The int16 tiles' form: the same quants, signed, pair j (inputs 2j, 2j+1) as one int at pairs[j·QRows].
+            var pairs = new int[blocks * 16 * Gemm.QRows];
+            Array.Fill(scales, float.NaN);
+            fixed (float* px = x, ps = scales)
+            fixed (int* pp = pairs)
+                Gemm.QuantizeRowPairs(px, blocks, pp, ps);
+            for (int j = 0; j < blocks * 16; j++)
+            {
+                int pair = pairs[j * Gemm.QRows];
+                Assert.Equal(want[2 * j] - 128, (short)pair);
+                Assert.Equal(want[2 * j + 1] - 128, pair >> 16);
+            }
+            for (int b = 0; b < blocks; b++) Assert.Equal(dWant[b], scales[b * Gemm.QRows]);
         }
+    }
+
+    // Both tile forms against a scalar twin of their arithmetic, bit for bit: per block the exact integer dot of
+    // X's ggml quants with W's quants, then s = fma(dot, fl(dw·dx), s) in increasing block order, then s + bias.
+    // Shapes cover partial row tiles, partial panels, and runs of whole panels that the int16 tiles take in pairs.
+    [FactWithInt8Gemm]
+    public void Int8GemmGivesItsScalarTwinsBits()
+    {
+        var rnd = new Random(31);
+        using var _ = Simd.Override(SimdWidth.V512);
+        foreach (bool int16 in Int8GemmForms())
+        foreach (var dt in new[] { DType.Q8_0, DType.Q4_0 })
+        foreach (var (m, n, k) in new[] { (17, 16, 32), (23, 31, 96), (30, 64, 64), (24, 80, 128), (31, 45, 64), (40, 100, 256) })
+        {
+            using var form = Int8GemmForm(int16);
+            var x = RandomArray(rnd, m * k);
+            x[rnd.Next(m * k)] = 40f;
+            var bias = RandomArray(rnd, n);
+            fixed (byte* p = Encode(dt, RandomArray(rnd, n * k), n, k))
+            {
+                var w = new WeightMatrix(dt, p, n, k);
+                var got = Enumerable.Repeat(float.NaN, m * n).ToArray();
+                Gemm.Linear(x, m, w, got, bias);
+                int blocks = k / 32;
+                var q = new short[k];
+                var dx = new float[blocks];
+                for (int i = 0; i < m; i++)
+                {
+                    fixed (float* px = &x[i * k])
+                    fixed (short* pq = q)
+                    fixed (float* pd = dx)
+                        Gemv.QuantizeX8Reference(px, blocks, pq, pd);
+                    for (int j = 0; j < n; j++)
+                    {
+                        float sum = 0;
+                        for (int b = 0; b < blocks; b++)
+                        {
+                            int dot = 0;
+                            float dw = 0;
+                            for (int t = 0; t < 32; t++) dot += q[b * 32 + t] * WeightQuant(w, j, b, t, out dw);
+                            sum = MathF.FusedMultiplyAdd(dot, dw * dx[b], sum);
+                        }
+                        float want = sum + bias[j];
+                        Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got[i * n + j]),
+                            $"{dt} {(int16 ? "int16" : "vpdpbusd")} tiles m={m} n={n} k={k}: Y[{i},{j}] = {got[i * n + j]}, scalar twin {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    // Quant t of block b of weight row j (Q8_0: the stored byte; Q4_0: nibble − 8) and the block's scale.
+    static int WeightQuant(WeightMatrix w, int j, int b, int t, out float scale)
+    {
+        if (w.DType == DType.Q8_0)
+        {
+            var q8 = (BlockQ8_0*)w.Row(j) + b;
+            scale = (float)BitConverter.UInt16BitsToHalf(q8->D);
+            return q8->Qs[t];
+        }
+        var q4 = (BlockQ4_0*)w.Row(j) + b;
+        scale = (float)BitConverter.UInt16BitsToHalf(q4->D);
+        int packed = q4->Qs[t % 16];
+        return (t < 16 ? packed & 15 : packed >> 4) - 8;
     }
 
     // The int8 GEMM against QuantizedActivationReference (8 bits), exactly up to its binary32 summation:
@@ -464,9 +548,11 @@ public unsafe class GemvTests
     {
         var rnd = new Random(29);
         using var _ = Simd.Override(SimdWidth.V512);
+        foreach (bool int16 in Int8GemmForms())
         foreach (var dt in new[] { DType.Q8_0, DType.Q4_0 })
-        foreach (var (m, n, k) in new[] { (17, 16, 32), (18, 1, 64), (19, 16, 64), (23, 31, 96), (26, 5, 32), (64, 48, 256), (33, 17, 1024) })
+        foreach (var (m, n, k) in new[] { (17, 16, 32), (18, 1, 64), (19, 16, 64), (23, 31, 96), (26, 5, 32), (64, 48, 256), (33, 17, 1024), (30, 64, 64), (24, 80, 128), (31, 45, 64) })
         {
+            using var form = Int8GemmForm(int16);
             var wf = RandomArray(rnd, n * k);
             var x = RandomArray(rnd, m * k);
             x[rnd.Next(m * k)] = 40f;
@@ -501,7 +587,7 @@ public unsafe class GemvTests
                         }
                         double tol = (2 * blocks + 1) * Math.Pow(2, -24) * mag + Math.Pow(2, -23) * Math.Abs(want[i * n + j]) + 1e-30;
                         double err = Math.Abs((double)got[i * n + j] - want[i * n + j]);
-                        Assert.True(err <= tol, $"{dt} m={m} n={n} k={k} Y[{i},{j}] = {got[i * n + j]}, reference {want[i * n + j]}: error {err:E3} > {tol:E3}");
+                        Assert.True(err <= tol, $"{dt} {(int16 ? "int16" : "vpdpbusd")} tiles m={m} n={n} k={k} Y[{i},{j}] = {got[i * n + j]}, reference {want[i * n + j]}: error {err:E3} > {tol:E3}");
                     }
                 }
             }
