@@ -37,9 +37,10 @@ namespace Encore.Tensors.Kernels;
 // 512-bit instruction, against the binary32 FMA's 16) plus vpaddd accumulates the same exact int32 dot per
 // block. vpmaddubsw would read the bytes as they are but saturates its int16 pair sums (255·127·2 > 2¹⁵).
 // On one Zen 4 core, vpmaddwd alone issues one per cycle, as the FMA does, but with its vpaddd ~0.68 per
-// cycle (both want the same pipes): ~22 multiply-adds per cycle, ~1.36× the FMA. Two panels side by side
-// (32 columns) halve the broadcasts of X per vpmaddwd. Both forms give the same int32 dots and the same
-// binary32 operations after them, hence the same bits.
+// cycle (both want the same pipes): ~22 multiply-adds per cycle, ~1.36× the FMA. A tile is 8 rows × 16
+// columns, 16 accumulators in registers; broadcasting X from memory costs nothing measurable there, and two
+// panels side by side (6 × 32) ran no faster. Both forms give the same int32 dots and the same binary32
+// operations after them, hence the same bits.
 //
 // Determinism: every output is Σ over blocks in increasing order, independent of how rows and panels
 // fall into tasks, so results are bit-identical across runs and thread counts.
@@ -48,6 +49,8 @@ public static unsafe partial class Gemm
     const int QPanel = 16;
     /// <summary>Rows of X per tile, and the stride of <see cref="QuantizeRowInterleaved"/>'s output.</summary>
     internal const int QRows = 6;
+    /// <summary>Rows of X per int16 tile, and the stride of <see cref="QuantizeRowPairs"/>'s output.</summary>
+    internal const int QRows16 = 8;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
     const int QBlockBytes16 = 16 * QPanel * 4 + QPanel * 4 + QPanel * 4; // int16 pairs, scales, corrections (unused)
 
@@ -92,24 +95,24 @@ public static unsafe partial class Gemm
     /// <summary>Y (m, N) = X (m, K)·Wᵀ + bias with X quantized to int8 per block; arguments validated.</summary>
     static void LinearQuantized(KernelPool pool, float* x, int m, in WeightMatrix w, float* y, float* bias)
     {
-        int k = w.Cols, blocks = k / DTypes.Q8BlockSize, groups = (m + QRows - 1) / QRows;
         bool wide = Int16Tiles;
+        int k = w.Cols, blocks = k / DTypes.Q8BlockSize, rows = wide ? QRows16 : QRows, groups = (m + rows - 1) / rows;
         // X's quants (q + 128) in groups of QRows rows, interleaved by quad: group g, quad j (inputs 4j … 4j+3),
         // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. For the int16
-        // tiles, the signed quants as int16 pairs: pair j (inputs 2j, 2j+1) of row r at g·2k·QRows + (j·QRows + r)·4.
-        // Rows past m in the last group are zero quants with scale 0; their outputs are dropped. Then the
-        // scales, (groups, blocks, QRows).
-        long groupBytes = (long)k * QRows * (wide ? 2 : 1), interleaved = groups * groupBytes;
-        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + (long)groups * blocks * QRows * sizeof(float));
+        // tiles, groups of QRows16 rows and the signed quants as int16 pairs: pair j (inputs 2j, 2j+1) of row r at
+        // g·2k·QRows16 + (j·QRows16 + r)·4. Rows past m in the last group are zero quants with scale 0; their
+        // outputs are dropped. Then the scales, (groups, blocks, rows per group).
+        long groupBytes = (long)k * rows * (wide ? 2 : 1), interleaved = groups * groupBytes;
+        byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + (long)groups * blocks * rows * sizeof(float));
         var dx = (float*)(qx + interleaved);
-        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, M = m, Groups = groups, Wide = wide };
-        quantize.Tasks = Partition.Tasks(groups, Math.Max(1, 16384 / (k * QRows)), pool);
+        var quantize = new QuantizeTask { X = x, K = k, Q = qx, DX = dx, M = m, Groups = groups, Wide = wide, R = rows };
+        quantize.Tasks = Partition.Tasks(groups, Math.Max(1, 16384 / (k * rows)), pool);
         if (quantize.Tasks <= 1) quantize.Execute(0);
         else pool.Run(quantize.Tasks, ref quantize);
 
         int panels = (w.Rows + QPanel - 1) / QPanel;
         long perPanel = (long)m * k * QPanel;
-        var task = new PanelTask { W = w, QX = qx, DX = dx, M = m, Y = y, Bias = bias, Panels = panels, Wide = wide };
+        var task = new PanelTask { W = w, QX = qx, DX = dx, M = m, Y = y, Bias = bias, Panels = panels, Wide = wide, R = rows };
         task.Tasks = Partition.Tasks(panels, Math.Max(1, (2L << 20) / Math.Max(1, perPanel)), pool);
         if (task.Tasks <= 1) task.Execute(0);
         else pool.Run(task.Tasks, ref task);
@@ -119,7 +122,7 @@ public static unsafe partial class Gemm
     {
         public float* X, DX;
         public byte* Q;
-        public int K, M, Groups, Tasks;
+        public int K, M, Groups, Tasks, R;
         public bool Wide;
 
         public void Execute(int index)
@@ -129,19 +132,19 @@ public static unsafe partial class Gemm
             int zero = Wide ? 0 : unchecked((int)0x80808080);   // quant 0 (int16 pair, or four bytes stored + 128)
             for (int g = g0; g < g1; g++)
             {
-                var group = (int*)(Q + (long)g * words * 4 * QRows);
-                float* scales = DX + (long)g * blocks * QRows;
-                for (int r = 0; r < QRows; r++)
+                var group = (int*)(Q + (long)g * words * 4 * R);
+                float* scales = DX + (long)g * blocks * R;
+                for (int r = 0; r < R; r++)
                 {
-                    int i = g * QRows + r;
+                    int i = g * R + r;
                     if (i < M)
                     {
                         if (Wide) QuantizeRowPairs(X + (nint)i * K, blocks, group + r, scales + r);
                         else QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
                         continue;
                     }
-                    for (int j = 0; j < words; j++) group[j * QRows + r] = zero;
-                    for (int b = 0; b < blocks; b++) scales[b * QRows + r] = 0;
+                    for (int j = 0; j < words; j++) group[j * R + r] = zero;
+                    for (int b = 0; b < blocks; b++) scales[b * R + r] = 0;
                 }
             }
         }
@@ -173,20 +176,20 @@ public static unsafe partial class Gemm
 
     /// <summary>
     /// One row of X → its quants (those of <see cref="QuantizeRowInterleaved"/>, signed) as int16 pairs for the int16
-    /// tiles: pair j (inputs 2j, 2j+1, as one int) to pairs[j·QRows], block b's scale to scales[b·QRows].
+    /// tiles: pair j (inputs 2j, 2j+1, as one int) to pairs[j·QRows16], block b's scale to scales[b·QRows16].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeRowPairs(float* x, int blocks, int* pairs, float* scales)
     {
-        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, pairs += 16 * QRows)
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, pairs += 16 * QRows16)
         {
-            var (i0, i1) = QuantizeBlock(x, out scales[b * QRows]);
+            var (i0, i1) = QuantizeBlock(x, out scales[b * QRows16]);
             var p0 = Avx512F.ConvertToVector256Int16(i0).AsInt32();
             var p1 = Avx512F.ConvertToVector256Int16(i1).AsInt32();
             for (int j = 0; j < 8; j++)
             {
-                pairs[j * QRows] = p0.GetElement(j);
-                pairs[(j + 8) * QRows] = p1.GetElement(j);
+                pairs[j * QRows16] = p0.GetElement(j);
+                pairs[(j + 8) * QRows16] = p1.GetElement(j);
             }
         }
     }
@@ -230,26 +233,21 @@ public static unsafe partial class Gemm
         public WeightMatrix W;
         public byte* QX;
         public float* DX, Y, Bias;
-        public int M, Panels, Tasks;
+        public int M, Panels, Tasks, R;
         public bool Wide;
 
         public void Execute(int index)
         {
             var (p0, p1) = Partition.Range(Panels, Tasks, index);
             int k = W.Cols, blocks = k / DTypes.Q8BlockSize, n = W.Rows;
-            long panelBytes = (long)blocks * (Wide ? QBlockBytes16 : QBlockBytes), groupBytes = (long)k * QRows * (Wide ? 2 : 1);
-            byte* panel = Gemv.ThreadScratch(ref t_panel, ref t_panelCapacity, ref t_panelOwner, 2 * panelBytes + 2 * QRows * QPanel * sizeof(float) + 64);
-            byte* second = panel + panelBytes;                                // the next panel, for the int16 tiles' pairs
-            float* edge = (float*)(panel + 2 * panelBytes);                   // QRows × QPanel outputs of a narrow panel
-            float* edgeBias = edge + QRows * QPanel;                          // its padded bias
-            for (int p = p0; p < p1;)
+            long panelBytes = (long)blocks * (Wide ? QBlockBytes16 : QBlockBytes), groupBytes = (long)k * R * (Wide ? 2 : 1);
+            byte* panel = Gemv.ThreadScratch(ref t_panel, ref t_panelCapacity, ref t_panelOwner, panelBytes + (QRows16 + 1) * QPanel * sizeof(float) + 64);
+            float* edge = (float*)(panel + panelBytes);                       // R × QPanel outputs of a partial tile
+            float* edgeBias = edge + QRows16 * QPanel;                        // a narrow panel's padded bias
+            for (int p = p0; p < p1; p++)
             {
                 int c0 = p * QPanel, cols = Math.Min(QPanel, n - c0);
-                // The int16 tiles take two whole panels (32 columns) per pass where they can: one broadcast of X per
-                // two vpmaddwd instead of one.
-                bool pair = Wide && p + 1 < p1 && n - c0 >= 2 * QPanel;
                 PackPanel(W, c0, cols, panel, Wide);
-                if (pair) PackPanel(W, c0 + QPanel, QPanel, second, Wide);
                 float* bias = Bias == null ? null : Bias + c0;
                 if (bias != null && cols < QPanel)
                 {
@@ -257,35 +255,21 @@ public static unsafe partial class Gemm
                     new Span<float>(bias, cols).CopyTo(new Span<float>(edgeBias, QPanel));
                     bias = edgeBias;
                 }
-                for (int i = 0, g = 0; i < M; i += QRows, g++)
+                for (int i = 0, g = 0; i < M; i += R, g++)
                 {
-                    int rows = Math.Min(QRows, M - i);
+                    int rows = Math.Min(R, M - i);
+                    bool direct = cols == QPanel && rows == R;
+                    float* c = direct ? Y + (nint)i * n + c0 : edge;
+                    nint ldc = direct ? n : QPanel;
                     byte* xg = QX + g * groupBytes;
-                    float* dx = DX + (long)g * blocks * QRows;
-                    if (pair && rows == QRows)
-                    {
-                        Tile16Pair(xg, dx, blocks, panel, second, bias, Y + (nint)i * n + c0, n);
-                        continue;
-                    }
-                    RunTile(xg, dx, blocks, panel, bias, i, rows, c0, cols, edge);
-                    if (pair) RunTile(xg, dx, blocks, second, bias == null ? null : bias + QPanel, i, rows, c0 + QPanel, QPanel, edge);
+                    float* dx = DX + (long)g * blocks * R;
+                    if (Wide) Tile16(xg, dx, blocks, panel, bias, c, ldc);
+                    else Tile(xg, dx, blocks, panel, bias, c, ldc);
+                    if (!direct)
+                        for (int r = 0; r < rows; r++)
+                            new Span<float>(edge + r * QPanel, cols).CopyTo(new Span<float>(Y + (nint)(i + r) * n + c0, cols));
                 }
-                p += pair ? 2 : 1;
             }
-        }
-
-        // Rows i … i+rows−1 of X against one panel (columns c0 … c0+cols−1), through edge where the tile is partial.
-        readonly void RunTile(byte* xg, float* dx, int blocks, byte* panel, float* bias, int i, int rows, int c0, int cols, float* edge)
-        {
-            int n = W.Rows;
-            bool direct = cols == QPanel && rows == QRows;
-            float* c = direct ? Y + (nint)i * n + c0 : edge;
-            nint ldc = direct ? n : QPanel;
-            if (Wide) Tile16(xg, dx, blocks, panel, bias, c, ldc);
-            else Tile(xg, dx, blocks, panel, bias, c, ldc);
-            if (!direct)
-                for (int r = 0; r < rows; r++)
-                    new Span<float>(edge + r * QPanel, cols).CopyTo(new Span<float>(Y + (nint)(i + r) * n + c0, cols));
         }
     }
 
@@ -448,27 +432,30 @@ public static unsafe partial class Gemm
         for (int r = 0; r < QRows; r++) (Vector512.Load(acc + r * QPanel) + bv).Store(c + r * ldc);
     }
 
-    // The int16 form of Tile: QRows rows of X (one group of int16 pairs) against one panel packed wide. Per block,
+    // The int16 form of Tile: QRows16 rows of X (one group of int16 pairs) against one panel packed wide. Per block,
     // 16 pair steps of one vpmaddwd and one vpaddd per row give the exact int32 dot (no correction, the quants
-    // are signed); then, as in Tile, one rounding for dw·dx and one for the fused add, so the same bits.
+    // are signed); then, as in Tile, one rounding for dw·dx and one for the fused add, so the same bits. Eight
+    // int32 and eight binary32 accumulators stay in registers (EVEX instructions reach zmm16–31).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile16(byte* xg, float* dx, int blocks, byte* panel, float* bias, float* c, nint ldc)
     {
-        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
         byte* xb = xg;
-        for (int b = 0; b < blocks; b++, dx += QRows)
+        for (int b = 0; b < blocks; b++, dx += QRows16)
         {
             byte* pb = panel + (nint)b * QBlockBytes16;
-            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
-            for (int p = 0; p < 16; p++, xb += 4 * QRows)
+            Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (int p = 0; p < 16 * 64; p += 64, xb += 4 * QRows16)
             {
-                var w = Vector512.Load((short*)(pb + p * 64));
+                var w = Vector512.Load((short*)(pb + p));
                 a0 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)xb).AsInt16());
                 a1 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 4)).AsInt16());
                 a2 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 8)).AsInt16());
                 a3 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 12)).AsInt16());
                 a4 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 16)).AsInt16());
                 a5 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 20)).AsInt16());
+                a6 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 24)).AsInt16());
+                a7 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 28)).AsInt16());
             }
             var scale = Vector512.Load((float*)(pb + 16 * QPanel * 4));
             s0 = Scaled(a0, scale, dx[0], s0);
@@ -477,6 +464,8 @@ public static unsafe partial class Gemm
             s3 = Scaled(a3, scale, dx[3], s3);
             s4 = Scaled(a4, scale, dx[4], s4);
             s5 = Scaled(a5, scale, dx[5], s5);
+            s6 = Scaled(a6, scale, dx[6], s6);
+            s7 = Scaled(a7, scale, dx[7], s7);
         }
         var bv = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
         (s0 + bv).Store(c);
@@ -485,74 +474,8 @@ public static unsafe partial class Gemm
         (s3 + bv).Store(c + 3 * ldc);
         (s4 + bv).Store(c + 4 * ldc);
         (s5 + bv).Store(c + 5 * ldc);
-    }
-
-    // Tile16 over two panels side by side (32 columns, both whole, all QRows rows): each broadcast of X feeds two
-    // vpmaddwd. Columns 0–15 come from panel a, 16–31 from panel b; the same operations per output as Tile16.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile16Pair(byte* xg, float* dx, int blocks, byte* a, byte* b, float* bias, float* c, nint ldc)
-    {
-        Vector512<float> s00 = default, s01 = default, s10 = default, s11 = default, s20 = default, s21 = default;
-        Vector512<float> s30 = default, s31 = default, s40 = default, s41 = default, s50 = default, s51 = default;
-        byte* xb = xg;
-        for (int blk = 0; blk < blocks; blk++, dx += QRows)
-        {
-            byte* pa = a + (nint)blk * QBlockBytes16;
-            byte* pb = b + (nint)blk * QBlockBytes16;
-            Vector512<int> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default;
-            Vector512<int> a30 = default, a31 = default, a40 = default, a41 = default, a50 = default, a51 = default;
-            for (int p = 0; p < 16 * 64; p += 64, xb += 4 * QRows)
-            {
-                var w0 = Vector512.Load((short*)(pa + p));
-                var w1 = Vector512.Load((short*)(pb + p));
-                var x = Vector512.Create(*(int*)xb).AsInt16();
-                a00 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a01 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                x = Vector512.Create(*(int*)(xb + 4)).AsInt16();
-                a10 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a11 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                x = Vector512.Create(*(int*)(xb + 8)).AsInt16();
-                a20 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a21 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                x = Vector512.Create(*(int*)(xb + 12)).AsInt16();
-                a30 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a31 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                x = Vector512.Create(*(int*)(xb + 16)).AsInt16();
-                a40 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a41 += Avx512BW.MultiplyAddAdjacent(w1, x);
-                x = Vector512.Create(*(int*)(xb + 20)).AsInt16();
-                a50 += Avx512BW.MultiplyAddAdjacent(w0, x);
-                a51 += Avx512BW.MultiplyAddAdjacent(w1, x);
-            }
-            var sa = Vector512.Load((float*)(pa + 16 * QPanel * 4));
-            var sb = Vector512.Load((float*)(pb + 16 * QPanel * 4));
-            s00 = Scaled(a00, sa, dx[0], s00);
-            s01 = Scaled(a01, sb, dx[0], s01);
-            s10 = Scaled(a10, sa, dx[1], s10);
-            s11 = Scaled(a11, sb, dx[1], s11);
-            s20 = Scaled(a20, sa, dx[2], s20);
-            s21 = Scaled(a21, sb, dx[2], s21);
-            s30 = Scaled(a30, sa, dx[3], s30);
-            s31 = Scaled(a31, sb, dx[3], s31);
-            s40 = Scaled(a40, sa, dx[4], s40);
-            s41 = Scaled(a41, sb, dx[4], s41);
-            s50 = Scaled(a50, sa, dx[5], s50);
-            s51 = Scaled(a51, sb, dx[5], s51);
-        }
-        var b0 = bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
-        var b1 = bias != null ? Vector512.Load(bias + QPanel) : Vector512<float>.Zero;
-        (s00 + b0).Store(c);
-        (s01 + b1).Store(c + QPanel);
-        (s10 + b0).Store(c + ldc);
-        (s11 + b1).Store(c + ldc + QPanel);
-        (s20 + b0).Store(c + 2 * ldc);
-        (s21 + b1).Store(c + 2 * ldc + QPanel);
-        (s30 + b0).Store(c + 3 * ldc);
-        (s31 + b1).Store(c + 3 * ldc + QPanel);
-        (s40 + b0).Store(c + 4 * ldc);
-        (s41 + b1).Store(c + 4 * ldc + QPanel);
-        (s50 + b0).Store(c + 5 * ldc);
-        (s51 + b1).Store(c + 5 * ldc + QPanel);
+        (s6 + bv).Store(c + 6 * ldc);
+        (s7 + bv).Store(c + 7 * ldc);
     }
 
     // sum + dot·(dw·dx): the block's one rounding for the scale and one for the fused add.

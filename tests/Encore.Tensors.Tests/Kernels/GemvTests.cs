@@ -459,25 +459,25 @@ public unsafe class GemvTests
             Assert.Equal(want, got);
             Assert.Equal(dWant, dGot);
 
-            // The int16 tiles' form: the same quants, signed, pair j (inputs 2j, 2j+1) as one int at pairs[j·QRows].
-            var pairs = new int[blocks * 16 * Gemm.QRows];
-            Array.Fill(scales, float.NaN);
-            fixed (float* px = x, ps = scales)
+            // The int16 tiles' form: the same quants, signed, pair j (inputs 2j, 2j+1) as one int at pairs[j·QRows16].
+            var pairs = new int[blocks * 16 * Gemm.QRows16];
+            var pairScales = Enumerable.Repeat(float.NaN, blocks * Gemm.QRows16).ToArray();
+            fixed (float* px = x, ps = pairScales)
             fixed (int* pp = pairs)
                 Gemm.QuantizeRowPairs(px, blocks, pp, ps);
             for (int j = 0; j < blocks * 16; j++)
             {
-                int pair = pairs[j * Gemm.QRows];
+                int pair = pairs[j * Gemm.QRows16];
                 Assert.Equal(want[2 * j] - 128, (short)pair);
                 Assert.Equal(want[2 * j + 1] - 128, pair >> 16);
             }
-            for (int b = 0; b < blocks; b++) Assert.Equal(dWant[b], scales[b * Gemm.QRows]);
+            for (int b = 0; b < blocks; b++) Assert.Equal(dWant[b], pairScales[b * Gemm.QRows16]);
         }
     }
 
     // Both tile forms against a scalar twin of their arithmetic, bit for bit: per block the exact integer dot of
     // X's ggml quants with W's quants, then s = fma(dot, fl(dw·dx), s) in increasing block order, then s + bias.
-    // Shapes cover partial row tiles, partial panels, and runs of whole panels that the int16 tiles take in pairs.
+    // Shapes cover partial row tiles (of 6 and of 8 rows) and partial panels.
     [FactWithInt8Gemm]
     public void Int8GemmGivesItsScalarTwinsBits()
     {
@@ -485,7 +485,7 @@ public unsafe class GemvTests
         using var _ = Simd.Override(SimdWidth.V512);
         foreach (bool int16 in Int8GemmForms())
         foreach (var dt in new[] { DType.Q8_0, DType.Q4_0 })
-        foreach (var (m, n, k) in new[] { (17, 16, 32), (23, 31, 96), (30, 64, 64), (24, 80, 128), (31, 45, 64), (40, 100, 256) })
+        foreach (var (m, n, k) in new[] { (17, 16, 32), (23, 31, 96), (30, 64, 64), (24, 80, 128), (31, 45, 64), (40, 100, 256), (41, 16, 64), (32, 33, 96) })
         {
             using var form = Int8GemmForm(int16);
             var x = RandomArray(rnd, m * k);
