@@ -52,7 +52,7 @@ public static unsafe partial class Gemm
     /// <summary>Rows of X per int16 tile, and the stride of <see cref="QuantizeRowPairs"/>'s output.</summary>
     internal const int QRows16 = 8;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
-    const int QBlockBytes16 = 16 * QPanel * 4 + QPanel * 4 + QPanel * 4; // int16 pairs, scales, corrections (unused)
+    const int QBlockBytes16 = 16 * QPanel * 4 + QPanel * 4; // int16 pairs, scales
 
     [ThreadStatic] static bool t_int16Tiles;
 
@@ -331,7 +331,7 @@ public static unsafe partial class Gemm
             sum += Store(dst, 6, Avx512F.PermuteVar8x64x2(u2, highLanes, u6), ones, wide);
             sum += Store(dst, 7, Avx512F.PermuteVar8x64x2(u3, highLanes, u7), ones, wide);
             Widen.HalfBits(Vector512.Load(halves)).Store((float*)(dst + quantBytes));
-            (Avx512BW.MultiplyAddAdjacent(sum, onePairs) << 7).Store((int*)(dst + quantBytes + QPanel * 4));   // 128·Σ quants
+            if (!wide) (Avx512BW.MultiplyAddAdjacent(sum, onePairs) << 7).Store((int*)(dst + quantBytes + QPanel * 4));   // 128·Σ quants
         }
     }
 
@@ -375,8 +375,9 @@ public static unsafe partial class Gemm
             var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             Avx512F.PermuteVar16x32x2(lo, even, hi).Store((int*)(dst + 2 * g * 64));
             Avx512F.PermuteVar16x32x2(lo, even + Vector512<int>.One, hi).Store((int*)(dst + (2 * g + 1) * 64));
+            return default;   // the int16 tiles need no corrections (their X quants are signed)
         }
-        else group.Store((long*)(dst + g * 64));
+        group.Store((long*)(dst + g * 64));
         return Avx512BW.MultiplyAddAdjacent(ones, group.AsSByte());
     }
 
