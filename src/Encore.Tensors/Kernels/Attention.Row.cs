@@ -165,6 +165,7 @@ public static unsafe partial class Attention
         where TIsa : struct, IAttentionIsa<TV> where TV : struct where TE : unmanaged where TL : struct, IRowElement<TE>
     {
         int c = TIsa.Count, j = 0;
+        float* sums = stackalloc float[4];
         for (; j + 4 <= nk; j += 4)
         {
             TE* k0 = k + j * ksp, k1 = k0 + ksp, k2 = k1 + ksp, k3 = k2 + ksp;
@@ -185,7 +186,8 @@ public static unsafe partial class Attention
                     a2 = TIsa.MulAdd(TL.Load<TIsa, TV>(k2 + d), qv, a2);
                     a3 = TIsa.MulAdd(TL.Load<TIsa, TV>(k3 + d), qv, a3);
                 }
-                s0 = TIsa.Sum(a0); s1 = TIsa.Sum(a1); s2 = TIsa.Sum(a2); s3 = TIsa.Sum(a3);
+                TIsa.Sum4(a0, a1, a2, a3, sums);
+                s0 = sums[0]; s1 = sums[1]; s2 = sums[2]; s3 = sums[3];
             }
             for (; d < hd; d++)
             {

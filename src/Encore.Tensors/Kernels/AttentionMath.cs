@@ -37,6 +37,8 @@ internal unsafe interface IAttentionIsa<TV> where TV : struct
     /// <summary>tanh x; the vector paths as 1 − 2/(e^{2x} + 1), exact at ±∞ (e^{2x} = ∞ gives 1, 0 gives −1).</summary>
     static abstract TV Tanh(TV x);
     static abstract float Sum(TV v);
+    /// <summary>[Σa, Σb, Σc, Σd] into dst[0..4), the bits of four <see cref="Sum"/>s, in one shared reduction where the width allows it.</summary>
+    static abstract void Sum4(TV a, TV b, TV c, TV d, float* dst);
     static abstract float MaxAcross(TV v);
     /// <summary>The running max used as the exponent's origin: −∞ (a row with nothing visible yet) becomes 0, so exp(−∞ − origin) is 0, not NaN.</summary>
     static abstract TV Origin(TV m);
@@ -61,6 +63,8 @@ internal readonly unsafe struct AttentionScalar : IAttentionIsa<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float x) => VectorMath.ExpNonPositive(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Tanh(float x) => MathF.Tanh(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float v) => v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(float a, float b, float c, float d, float* dst) { dst[0] = a; dst[1] = b; dst[2] = c; dst[3] = d; }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(float v) => v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Origin(float m) => float.IsNegativeInfinity(m) ? 0f : m;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float ReciprocalOrZero(float l) => l > 0 ? 1f / l : 0f;
@@ -87,6 +91,11 @@ internal readonly unsafe struct AttentionV128 : IAttentionIsa<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Tanh(Vector128<float> x) => Vector128<float>.One - Vector128.Create(2f) / (Vector128.Exp(x + x) + Vector128<float>.One);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> v) => Vector128.Sum(v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d, float* dst)
+    {
+        dst[0] = Vector128.Sum(a); dst[1] = Vector128.Sum(b); dst[2] = Vector128.Sum(c); dst[3] = Vector128.Sum(d);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector128<float> v)
     {
@@ -126,6 +135,18 @@ internal readonly unsafe struct AttentionV256 : IAttentionIsa<Vector256<float>>
     public static Vector256<float> Tanh(Vector256<float> x) => Vector256<float>.One - Vector256.Create(2f) / (Vector256.Exp(x + x) + Vector256<float>.One);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> v) => Vector256.Sum(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    {
+        if (!Avx.IsSupported)
+        {
+            dst[0] = Vector256.Sum(a); dst[1] = Vector256.Sum(b); dst[2] = Vector256.Sum(c); dst[3] = Vector256.Sum(d);
+            return;
+        }
+        // Vector256.Sum's order: each 128-bit half as (x0 + x1) + (x2 + x3), then the halves.
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+        (h.GetLower() + h.GetUpper()).Store(dst);
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector256<float> v) => AttentionV128.MaxAcross(Vector128.Max(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Origin(Vector256<float> m)
@@ -155,6 +176,20 @@ internal readonly unsafe struct AttentionV512 : IAttentionIsa<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Tanh(Vector512<float> x) => Vector512<float>.One - Vector512.Create(2f) / (Vector512.Exp(x + x) + Vector512<float>.One);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst)
+    {
+        // Vector512.Sum adds each 128-bit quarter as (x0 + x1) + (x2 + x3), then (Q0 + Q1) + (Q2 + Q3); two rounds of
+        // horizontal adds give the four vectors' quarters side by side in that order, so these are its bits.
+        if (!Avx.IsSupported)
+        {
+            dst[0] = Vector512.Sum(a); dst[1] = Vector512.Sum(b); dst[2] = Vector512.Sum(c); dst[3] = Vector512.Sum(d);
+            return;
+        }
+        var lo = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetLower(), b.GetLower()), Avx.HorizontalAdd(c.GetLower(), d.GetLower()));
+        var hi = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetUpper(), b.GetUpper()), Avx.HorizontalAdd(c.GetUpper(), d.GetUpper()));
+        ((lo.GetLower() + lo.GetUpper()) + (hi.GetLower() + hi.GetUpper())).Store(dst);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector512<float> v) => AttentionV256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

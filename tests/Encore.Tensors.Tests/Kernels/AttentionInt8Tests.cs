@@ -107,6 +107,38 @@ public class AttentionInt8Tests
         };
     }
 
+    // The row kernel's four-key score reduction gives each key the bits of its own Sum, at every width this machine
+    // runs: magnitudes spread over 2⁻²⁰ … 2²⁰ so that the order of the adds shows in the last bits.
+    [Fact]
+    public unsafe void FourKeyReductionGivesTheBitsOfFourSums()
+    {
+        var rng = new Random(41);
+        var v = new float[4 * 16];
+        var got = new float[4];
+        for (int trial = 0; trial < 200; trial++)
+        {
+            for (int i = 0; i < v.Length; i++) v[i] = (float)(Normal(rng) * Math.Pow(2, rng.Next(-20, 21)));
+            fixed (float* p = v, g = got)
+            {
+                if (Simd.Supported.Contains(SimdWidth.V512))
+                {
+                    AttentionV512.Sum4(AttentionV512.Load(p), AttentionV512.Load(p + 16), AttentionV512.Load(p + 32), AttentionV512.Load(p + 48), g);
+                    for (int r = 0; r < 4; r++) Assert.Equal(AttentionV512.Sum(AttentionV512.Load(p + 16 * r)), got[r]);
+                }
+                if (Simd.Supported.Contains(SimdWidth.V256))
+                {
+                    AttentionV256.Sum4(AttentionV256.Load(p), AttentionV256.Load(p + 8), AttentionV256.Load(p + 16), AttentionV256.Load(p + 24), g);
+                    for (int r = 0; r < 4; r++) Assert.Equal(AttentionV256.Sum(AttentionV256.Load(p + 8 * r)), got[r]);
+                }
+                if (Simd.Supported.Contains(SimdWidth.V128))
+                {
+                    AttentionV128.Sum4(AttentionV128.Load(p), AttentionV128.Load(p + 4), AttentionV128.Load(p + 8), AttentionV128.Load(p + 12), g);
+                    for (int r = 0; r < 4; r++) Assert.Equal(AttentionV128.Sum(AttentionV128.Load(p + 4 * r)), got[r]);
+                }
+            }
+        }
+    }
+
     static void AssertClose(float[] expected, float[] actual, double abs, double rel, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
