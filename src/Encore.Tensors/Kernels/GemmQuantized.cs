@@ -32,7 +32,7 @@ namespace Encore.Tensors.Kernels;
 // ~300 for 8 × 16, whose 16 accumulators left the JIT copying registers.
 //
 // Without AVX-VNNI (.NET 10 exposes vpdpbusd only in its VEX form, which Zen 4 and Ice Lake lack), the same
-// GEMM runs int16 tiles on AVX-512BW: X's quants are stored signed and sign-extended to int16 pairs, each
+// GEMM runs int16 tiles on AVX-512BW: X's quants are stored signed as int16, row-major, each
 // panel block is widened to 16 pairs × 16 columns × int16 while packing, and vpmaddwd (32 multiply-adds per
 // 512-bit instruction, against the binary32 FMA's 16) plus vpaddd accumulates the same exact int32 dot per
 // block. vpmaddubsw would read the bytes as they are but saturates its int16 pair sums (255·127·2 > 2¹⁵).
@@ -49,7 +49,7 @@ public static unsafe partial class Gemm
     const int QPanel = 16;
     /// <summary>Rows of X per tile, and the stride of <see cref="QuantizeRowInterleaved"/>'s output.</summary>
     internal const int QRows = 6;
-    /// <summary>Rows of X per int16 tile, and the stride of <see cref="QuantizeRowPairs"/>'s output.</summary>
+    /// <summary>Rows of X per int16 tile.</summary>
     internal const int QRows16 = 8;
     const int QBlockBytes = 8 * QPanel * 4 + QPanel * 4 + QPanel * 4; // quads, scales, corrections
     const int QBlockBytes16 = 16 * QPanel * 4 + QPanel * 4; // int16 pairs, scales
@@ -99,9 +99,9 @@ public static unsafe partial class Gemm
         int k = w.Cols, blocks = k / DTypes.Q8BlockSize, rows = wide ? QRows16 : QRows, groups = (m + rows - 1) / rows;
         // X's quants (q + 128) in groups of QRows rows, interleaved by quad: group g, quad j (inputs 4j … 4j+3),
         // row r at g·k·QRows + (j·QRows + r)·4, so a tile's broadcasts of one quad are adjacent. For the int16
-        // tiles, groups of QRows16 rows and the signed quants as int16 pairs: pair j (inputs 2j, 2j+1) of row r at
-        // g·2k·QRows16 + (j·QRows16 + r)·4. Rows past m in the last group are zero quants with scale 0; their
-        // outputs are dropped. Then the scales, (groups, blocks, rows per group).
+        // tiles, the signed quants as int16, row-major (row i at 2k·i), in groups of QRows16 rows that a tile reads
+        // as eight streams. Rows past m in the last group are zero quants with scale 0; their outputs are
+        // dropped. Then the scales, (groups, blocks, rows per group).
         long groupBytes = (long)k * rows * (wide ? 2 : 1), interleaved = groups * groupBytes;
         byte* qx = Gemv.ThreadScratch(ref t_qx, ref t_qxCapacity, ref t_qxOwner, interleaved + (long)groups * blocks * rows * sizeof(float));
         var dx = (float*)(qx + interleaved);
@@ -129,7 +129,7 @@ public static unsafe partial class Gemm
         {
             var (g0, g1) = Partition.Range(Groups, Tasks, index);
             int blocks = K / DTypes.Q8BlockSize, words = Wide ? K / 2 : K / 4;
-            int zero = Wide ? 0 : unchecked((int)0x80808080);   // quant 0 (int16 pair, or four bytes stored + 128)
+            int zero = unchecked((int)0x80808080);   // four quants 0, stored + 128
             for (int g = g0; g < g1; g++)
             {
                 var group = (int*)(Q + (long)g * words * 4 * R);
@@ -137,14 +137,16 @@ public static unsafe partial class Gemm
                 for (int r = 0; r < R; r++)
                 {
                     int i = g * R + r;
-                    if (i < M)
+                    if (Wide)
                     {
-                        if (Wide) QuantizeRowPairs(X + (nint)i * K, blocks, group + r, scales + r);
-                        else QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
-                        continue;
+                        var row = (short*)(group + r * words);
+                        if (i < M) QuantizeRowInt16(X + (nint)i * K, blocks, row, scales + r);
+                        else new Span<short>(row, K).Clear();
                     }
-                    for (int j = 0; j < words; j++) group[j * R + r] = zero;
-                    for (int b = 0; b < blocks; b++) scales[b * R + r] = 0;
+                    else if (i < M) QuantizeRowInterleaved(X + (nint)i * K, blocks, group + r, scales + r);
+                    else for (int j = 0; j < words; j++) group[j * R + r] = zero;
+                    if (i >= M)
+                        for (int b = 0; b < blocks; b++) scales[b * R + r] = 0;
                 }
             }
         }
@@ -175,22 +177,17 @@ public static unsafe partial class Gemm
     }
 
     /// <summary>
-    /// One row of X → its quants (those of <see cref="QuantizeRowInterleaved"/>, signed) as int16 pairs for the int16
-    /// tiles: pair j (inputs 2j, 2j+1, as one int) to pairs[j·QRows16], block b's scale to scales[b·QRows16].
+    /// One row of X → its quants (those of <see cref="QuantizeRowInterleaved"/>, signed) as int16 for the int16 tiles:
+    /// k values in order to q, block b's scale to scales[b·QRows16].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void QuantizeRowPairs(float* x, int blocks, int* pairs, float* scales)
+    internal static void QuantizeRowInt16(float* x, int blocks, short* q, float* scales)
     {
-        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, pairs += 16 * QRows16)
+        for (int b = 0; b < blocks; b++, x += DTypes.Q8BlockSize, q += DTypes.Q8BlockSize)
         {
             var (i0, i1) = QuantizeBlock(x, out scales[b * QRows16]);
-            var p0 = Avx512F.ConvertToVector256Int16(i0).AsInt32();
-            var p1 = Avx512F.ConvertToVector256Int16(i1).AsInt32();
-            for (int j = 0; j < 8; j++)
-            {
-                pairs[j * QRows16] = p0.GetElement(j);
-                pairs[(j + 8) * QRows16] = p1.GetElement(j);
-            }
+            Avx512F.ConvertToVector256Int16(i0).Store(q);
+            Avx512F.ConvertToVector256Int16(i1).Store(q + 16);
         }
     }
 
@@ -263,7 +260,7 @@ public static unsafe partial class Gemm
                     nint ldc = direct ? n : QPanel;
                     byte* xg = QX + g * groupBytes;
                     float* dx = DX + (long)g * blocks * R;
-                    if (Wide) Tile16(xg, dx, blocks, panel, bias, c, ldc);
+                    if (Wide) Tile16(xg, 2L * k, dx, blocks, panel, bias, c, ldc);
                     else Tile(xg, dx, blocks, panel, bias, c, ldc);
                     if (!direct)
                         for (int r = 0; r < rows; r++)
@@ -433,30 +430,32 @@ public static unsafe partial class Gemm
         for (int r = 0; r < QRows; r++) (Vector512.Load(acc + r * QPanel) + bv).Store(c + r * ldc);
     }
 
-    // The int16 form of Tile: QRows16 rows of X (one group of int16 pairs) against one panel packed wide. Per block,
-    // 16 pair steps of one vpmaddwd and one vpaddd per row give the exact int32 dot (no correction, the quants
-    // are signed); then, as in Tile, one rounding for dw·dx and one for the fused add, so the same bits. Eight
-    // int32 and eight binary32 accumulators stay in registers (EVEX instructions reach zmm16–31).
+    // The int16 form of Tile: QRows16 rows of X (int16 quants, ldx bytes apart) against one panel packed wide. Per
+    // block, 16 pair steps of one vpmaddwd and one vpaddd per row give the exact int32 dot (no correction, the
+    // quants are signed); then, as in Tile, one rounding for dw·dx and one for the fused add, so the same bits.
+    // Eight int32 and eight binary32 accumulators stay in registers (EVEX instructions reach zmm16–31); each row's
+    // pair is broadcast from its own stream.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile16(byte* xg, float* dx, int blocks, byte* panel, float* bias, float* c, nint ldc)
+    static void Tile16(byte* xg, long ldx, float* dx, int blocks, byte* panel, float* bias, float* c, nint ldc)
     {
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-        byte* xb = xg;
+        byte* x0 = xg, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
         for (int b = 0; b < blocks; b++, dx += QRows16)
         {
             byte* pb = panel + (nint)b * QBlockBytes16;
             Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            for (int p = 0; p < 16 * 64; p += 64, xb += 4 * QRows16)
+            nint o = (nint)b * 64;
+            for (int p = 0; p < 16 * 64; p += 64, o += 4)
             {
                 var w = Vector512.Load((short*)(pb + p));
-                a0 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)xb).AsInt16());
-                a1 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 4)).AsInt16());
-                a2 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 8)).AsInt16());
-                a3 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 12)).AsInt16());
-                a4 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 16)).AsInt16());
-                a5 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 20)).AsInt16());
-                a6 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 24)).AsInt16());
-                a7 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(xb + 28)).AsInt16());
+                a0 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x0 + o)).AsInt16());
+                a1 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x1 + o)).AsInt16());
+                a2 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x2 + o)).AsInt16());
+                a3 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x3 + o)).AsInt16());
+                a4 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x4 + o)).AsInt16());
+                a5 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x5 + o)).AsInt16());
+                a6 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x6 + o)).AsInt16());
+                a7 += Avx512BW.MultiplyAddAdjacent(w, Vector512.Create(*(int*)(x7 + o)).AsInt16());
             }
             var scale = Vector512.Load((float*)(pb + 16 * QPanel * 4));
             s0 = Scaled(a0, scale, dx[0], s0);

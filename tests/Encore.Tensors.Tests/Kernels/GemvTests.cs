@@ -459,19 +459,14 @@ public unsafe class GemvTests
             Assert.Equal(want, got);
             Assert.Equal(dWant, dGot);
 
-            // The int16 tiles' form: the same quants, signed, pair j (inputs 2j, 2j+1) as one int at pairs[j·QRows16].
-            var pairs = new int[blocks * 16 * Gemm.QRows16];
-            var pairScales = Enumerable.Repeat(float.NaN, blocks * Gemm.QRows16).ToArray();
-            fixed (float* px = x, ps = pairScales)
-            fixed (int* pp = pairs)
-                Gemm.QuantizeRowPairs(px, blocks, pp, ps);
-            for (int j = 0; j < blocks * 16; j++)
-            {
-                int pair = pairs[j * Gemm.QRows16];
-                Assert.Equal(want[2 * j] - 128, (short)pair);
-                Assert.Equal(want[2 * j + 1] - 128, pair >> 16);
-            }
-            for (int b = 0; b < blocks; b++) Assert.Equal(dWant[b], pairScales[b * Gemm.QRows16]);
+            // The int16 tiles' form: the same quants, signed, in order; block b's scale at scales[b·QRows16].
+            var q16 = new short[blocks * 32];
+            var scales16 = Enumerable.Repeat(float.NaN, blocks * Gemm.QRows16).ToArray();
+            fixed (float* px = x, ps = scales16)
+            fixed (short* pq = q16)
+                Gemm.QuantizeRowInt16(px, blocks, pq, ps);
+            for (int j = 0; j < blocks * 32; j++) Assert.Equal(want[j] - 128, q16[j]);
+            for (int b = 0; b < blocks; b++) Assert.Equal(dWant[b], scales16[b * Gemm.QRows16]);
         }
     }
 
