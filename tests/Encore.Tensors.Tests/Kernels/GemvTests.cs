@@ -492,14 +492,9 @@ public unsafe class GemvTests
                 var got = Enumerable.Repeat(float.NaN, m * n).ToArray();
                 Gemm.Linear(x, m, w, got, bias);
                 int blocks = k / 32;
-                var q = new short[k];
-                var dx = new float[blocks];
+                var (q, dx) = ReferenceQuants(x, m, k);
                 for (int i = 0; i < m; i++)
                 {
-                    fixed (float* px = &x[i * k])
-                    fixed (short* pq = q)
-                    fixed (float* pd = dx)
-                        Gemv.QuantizeX8Reference(px, blocks, pq, pd);
                     for (int j = 0; j < n; j++)
                     {
                         float sum = 0;
@@ -507,8 +502,8 @@ public unsafe class GemvTests
                         {
                             int dot = 0;
                             float dw = 0;
-                            for (int t = 0; t < 32; t++) dot += q[b * 32 + t] * WeightQuant(w, j, b, t, out dw);
-                            sum = MathF.FusedMultiplyAdd(dot, dw * dx[b], sum);
+                            for (int t = 0; t < 32; t++) dot += q[i * k + b * 32 + t] * WeightQuant(w, j, b, t, out dw);
+                            sum = MathF.FusedMultiplyAdd(dot, dw * dx[i * blocks + b], sum);
                         }
                         float want = sum + bias[j];
                         Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got[i * n + j]),
@@ -517,6 +512,17 @@ public unsafe class GemvTests
                 }
             }
         }
+    }
+
+    // X's rows quantized as the int8 GEMM's specification quantizes them (ggml's Q8_0 activations): quants (m, k), scales (m, k/32).
+    static (short[] Q, float[] Dx) ReferenceQuants(float[] x, int m, int k)
+    {
+        var q = new short[m * k];
+        var dx = new float[m * (k / 32)];
+        fixed (float* px = x, pd = dx)
+        fixed (short* pq = q)
+            for (int i = 0; i < m; i++) Gemv.QuantizeX8Reference(px + i * k, k / 32, pq + i * k, pd + i * (k / 32));
+        return (q, dx);
     }
 
     // Quant t of block b of weight row j (Q8_0: the stored byte; Q4_0: nibble − 8) and the block's scale.
@@ -561,15 +567,10 @@ public unsafe class GemvTests
                 Gemm.Linear(x, m, w, got, bias);
                 // The magnitude Σ_b |dw·dx·dot_b|, from the same quants the reference uses.
                 int blocks = k / 32;
-                var q = new short[k];
-                var dx = new float[blocks];
+                var (q, dx) = ReferenceQuants(x, m, k);
                 var row = new float[k];
                 for (int i = 0; i < m; i++)
                 {
-                    fixed (float* px = &x[i * k])
-                    fixed (short* pq = q)
-                    fixed (float* pd = dx)
-                        Gemv.QuantizeX8Reference(px, blocks, pq, pd);
                     for (int j = 0; j < n; j++)
                     {
                         w.RowToSingle(j, row);
@@ -577,8 +578,8 @@ public unsafe class GemvTests
                         for (int b = 0; b < blocks; b++)
                         {
                             double dot = 0;
-                            for (int t = b * 32; t < b * 32 + 32; t++) dot += row[t] * (double)q[t];
-                            mag += Math.Abs(dot * dx[b]);
+                            for (int t = b * 32; t < b * 32 + 32; t++) dot += row[t] * (double)q[i * k + t];
+                            mag += Math.Abs(dot * dx[i * blocks + b]);
                         }
                         double tol = (2 * blocks + 1) * Math.Pow(2, -24) * mag + Math.Pow(2, -23) * Math.Abs(want[i * n + j]) + 1e-30;
                         double err = Math.Abs((double)got[i * n + j] - want[i * n + j]);
