@@ -351,6 +351,15 @@ public static unsafe partial class Gemv
                     }
                 }
             }
+            else
+            {
+                // One X row: four weight rows per pass (DotX4, each row with DotX's bits).
+                for (; j + 4 <= r1; j += 4)
+                {
+                    DotX4<TB>(W.Row(j), W.Row(j + 1), W.Row(j + 2), W.Row(j + 3), XQ, DX, blocks, table, sums);
+                    for (int s = 0; s < 4; s++) Y[j + s] = sums[s] + (Bias == null ? 0 : Bias[j + s]);
+                }
+            }
             for (; j < r1; j++)
             {
                 byte* row = W.Row(j);

@@ -200,6 +200,41 @@ public static unsafe partial class Gemv
         return Vector512.Sum(a0 + a1);
     }
 
+    // DotX for four weight rows at once, each row's arithmetic exactly DotX's (even blocks into one accumulator, odd
+    // into another, then Vector512.Sum of their sum), so the bits are DotX's; the four rows' chains overlap and share
+    // x's loads, and the four reductions share one (Sum4).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void DotX4<TB>(byte* w0, byte* w1, byte* w2, byte* w3, short* xq, float* dx, int blocks, float* table, float* sums) where TB : IQuantBlock
+    {
+        Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+        int b = 0, size = TB.Bytes;
+        for (; b + 2 <= blocks; b += 2, w0 += 2 * size, w1 += 2 * size, w2 += 2 * size, w3 += 2 * size, xq += 64)
+        {
+            Sse.Prefetch1(w0 + PrefetchAheadX);
+            Sse.Prefetch1(w1 + PrefetchAheadX);
+            Sse.Prefetch1(w2 + PrefetchAheadX);
+            Sse.Prefetch1(w3 + PrefetchAheadX);
+            float e = dx[b], o = dx[b + 1];
+            a0 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w0), xq), Vector512.Create(table[TB.Scale(w0)] * e), a0);
+            a1 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w1), xq), Vector512.Create(table[TB.Scale(w1)] * e), a1);
+            a2 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w2), xq), Vector512.Create(table[TB.Scale(w2)] * e), a2);
+            a3 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w3), xq), Vector512.Create(table[TB.Scale(w3)] * e), a3);
+            b0 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w0 + size), xq + 32), Vector512.Create(table[TB.Scale(w0 + size)] * o), b0);
+            b1 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w1 + size), xq + 32), Vector512.Create(table[TB.Scale(w1 + size)] * o), b1);
+            b2 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w2 + size), xq + 32), Vector512.Create(table[TB.Scale(w2 + size)] * o), b2);
+            b3 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w3 + size), xq + 32), Vector512.Create(table[TB.Scale(w3 + size)] * o), b3);
+        }
+        if (b < blocks)
+        {
+            float e = dx[b];
+            a0 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w0), xq), Vector512.Create(table[TB.Scale(w0)] * e), a0);
+            a1 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w1), xq), Vector512.Create(table[TB.Scale(w1)] * e), a1);
+            a2 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w2), xq), Vector512.Create(table[TB.Scale(w2)] * e), a2);
+            a3 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w3), xq), Vector512.Create(table[TB.Scale(w3)] * e), a3);
+        }
+        AttentionV512.Sum4(a0 + b0, a1 + b1, a2 + b2, a3 + b3, sums);
+    }
+
     // m ≤ Group X rows (k·… apart in xq, blocks apart in dx) against one weight row: each block widened once.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DotRowsX<TB>(byte* row, short* xq, float* dx, nint ldx, int m, int blocks, float* table, float* sums) where TB : IQuantBlock

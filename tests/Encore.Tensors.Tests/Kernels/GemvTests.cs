@@ -525,6 +525,38 @@ public unsafe class GemvTests
         return (q, dx);
     }
 
+    // One X row against quantized weights: every output has the bits of that weight row alone (a one-row matrix),
+    // whichever tile of rows the kernel put it in (four-row passes, then single rows), at every width.
+    [Fact]
+    public void OneRowProductsDoNotDependOnTheirNeighbourRows()
+    {
+        var rnd = new Random(43);
+        foreach (var dt in new[] { DType.Q8_0, DType.Q4_0 })
+        foreach (var (n, k) in new[] { (4, 64), (7, 96), (13, 32), (21, 256) })
+        {
+            var x = RandomArray(rnd, k);
+            var bias = RandomArray(rnd, n);
+            var bytes = Encode(dt, RandomArray(rnd, n * k), n, k);
+            fixed (byte* p = bytes)
+            {
+                var w = new WeightMatrix(dt, p, n, k);
+                foreach (var width in Simd.Supported)
+                {
+                    using var _ = Simd.Override(width);
+                    var all = new float[n];
+                    Gemm.Linear(x, 1, w, all, bias);
+                    for (int j = 0; j < n; j++)
+                    {
+                        var one = new float[1];
+                        Gemm.Linear(x, 1, new WeightMatrix(dt, w.Row(j), 1, k), one, new[] { bias[j] });
+                        Assert.True(BitConverter.SingleToInt32Bits(one[0]) == BitConverter.SingleToInt32Bits(all[j]),
+                            $"{dt} {width} n={n} k={k}: row {j} alone {one[0]}, among {n} rows {all[j]}");
+                    }
+                }
+            }
+        }
+    }
+
     // Quant t of block b of weight row j (Q8_0: the stored byte; Q4_0: nibble − 8) and the block's scale.
     static int WeightQuant(WeightMatrix w, int j, int b, int t, out float scale)
     {
