@@ -210,10 +210,7 @@ public static unsafe partial class Gemv
                 a31 = AddPartialQuad(a31, w3, rest, xg, quants, scales);
             }
         }
-        sums[0] = Vector512.Sum(a00 + a01);
-        sums[1] = Vector512.Sum(a10 + a11);
-        sums[2] = Vector512.Sum(a20 + a21);
-        sums[3] = Vector512.Sum(a30 + a31);
+        AttentionV512.Sum4(a00 + a01, a10 + a11, a20 + a21, a30 + a31, sums);   // four Vector512.Sums' bits, one reduction
     }
 
     // One weight row against one X row in the quad layout (the tail rows of DotQ4Quad4's tiles).
