@@ -132,7 +132,7 @@ public static unsafe partial class Softmax
             for (int chunk = 16 * n; j + n <= cols;)
             {
                 var vsum = TV.Splat(0f);
-                for (int end = Math.Min(cols - n, j + chunk - n); j <= end; j += n) vsum += TV.ExpNonPositive(TV.Load(row + j) - vm);
+                for (int end = Math.Min(cols - n, j + chunk - n); j <= end; j += n) vsum += VectorMath.ExpNonPositive(TV.Load(row + j) - vm);
                 sum += TV.Sum(vsum);
             }
             for (; j < cols; j++) sum += VectorMath.ExpNonPositive(row[j] - max);

@@ -29,8 +29,10 @@ internal unsafe interface IVec<TV> where TV : unmanaged, IVec<TV>
     /// <summary>Square root, correctly rounded (as <see cref="MathF.Sqrt"/>).</summary>
     static abstract TV Sqrt(TV a);
     static abstract TV Exp(TV a);
-    /// <summary>e^a for a ≤ 0 by <see cref="VectorMath.ExpNonPositive(float)"/>'s formula (0 below −87).</summary>
-    static abstract TV ExpNonPositive(TV a);
+    /// <summary>Rounds to the nearest integer, ties to even.</summary>
+    static abstract TV Round(TV a);
+    /// <summary>2ⁿ for lanes n holding integers in the normal exponent range, built in the exponent field.</summary>
+    static abstract TV Pow2(TV n);
     /// <summary>All-ones lanes where a &lt; b.</summary>
     static abstract TV LessThan(TV a, TV b);
     /// <summary>Lanes of <paramref name="a"/> where <paramref name="mask"/> is set, else of <paramref name="b"/>.</summary>
@@ -82,7 +84,12 @@ internal readonly unsafe struct V128 : IVec<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Abs(V128 a) => new(Vector128.Abs(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Sqrt(V128 a) => new(Vector128.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Exp(V128 a) => new(Vector128.Exp(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 ExpNonPositive(V128 a) => new(VectorMath.ExpNonPositive(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Round(V128 a) => new(Vector128.Round(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Pow2(V128 n) => new(Vector128.ShiftLeft(Vector128.ConvertToInt32(n._v) + Vector128.Create(127), 23).AsSingle());
+    /// <summary>The raw vector's <see cref="VectorMath.ExpNonPositive{TV}(TV)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> ExpNonPositive(Vector128<float> x) => VectorMath.ExpNonPositive(new V128(x))._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Erf(V128 a) => new(Vector128.Narrow(VectorMath.Erf(Vector128.WidenLower(a._v)), VectorMath.Erf(Vector128.WidenUpper(a._v))));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LessThan(V128 a, V128 b) => new(Vector128.LessThan(a._v, b._v));
@@ -147,7 +154,12 @@ internal readonly unsafe struct V256 : IVec<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Abs(V256 a) => new(Vector256.Abs(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Sqrt(V256 a) => new(Vector256.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Exp(V256 a) => new(Vector256.Exp(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 ExpNonPositive(V256 a) => new(VectorMath.ExpNonPositive(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Round(V256 a) => new(Vector256.Round(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Pow2(V256 n) => new(Vector256.ShiftLeft(Vector256.ConvertToInt32(n._v) + Vector256.Create(127), 23).AsSingle());
+    /// <summary>The raw vector's <see cref="VectorMath.ExpNonPositive{TV}(TV)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ExpNonPositive(Vector256<float> x) => VectorMath.ExpNonPositive(new V256(x))._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Erf(V256 a) => new(Vector256.Narrow(VectorMath.Erf(Vector256.WidenLower(a._v)), VectorMath.Erf(Vector256.WidenUpper(a._v))));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LessThan(V256 a, V256 b) => new(Vector256.LessThan(a._v, b._v));
@@ -218,7 +230,12 @@ internal readonly unsafe struct V512 : IVec<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Abs(V512 a) => new(Vector512.Abs(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Sqrt(V512 a) => new(Vector512.Sqrt(a._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Exp(V512 a) => new(Vector512.Exp(a._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 ExpNonPositive(V512 a) => new(VectorMath.ExpNonPositive(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Round(V512 a) => new(Vector512.Round(a._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Pow2(V512 n) => new(Vector512.ShiftLeft(Vector512.ConvertToInt32(n._v) + Vector512.Create(127), 23).AsSingle());
+    /// <summary>The raw vector's <see cref="VectorMath.ExpNonPositive{TV}(TV)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpNonPositive(Vector512<float> x) => VectorMath.ExpNonPositive(new V512(x))._v;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Erf(V512 a) => new(Vector512.Narrow(VectorMath.Erf(Vector512.WidenLower(a._v)), VectorMath.Erf(Vector512.WidenUpper(a._v))));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LessThan(V512 a, V512 b) => new(Vector512.LessThan(a._v, b._v));

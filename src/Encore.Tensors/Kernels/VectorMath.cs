@@ -121,53 +121,30 @@ internal static unsafe class VectorMath
         return y * BitConverter.Int32BitsToSingle(unchecked(((int)n + 127) << 23));
     }
 
+    /// <summary>The vector form of <see cref="ExpNonPositive(float)"/>: the same operations lane by lane, so the scalar form's bits at every width.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> ExpNonPositive(Vector512<float> x)
+    public static TV ExpNonPositive<TV>(TV x) where TV : unmanaged, IVec<TV>
     {
-        var n = Vector512.Round(x * Vector512.Create(ExpLog2E));
-        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-ExpC1), x);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-ExpC2), r);
-        var y = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(ExpP2));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(ExpP3));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(ExpP4));
-        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(ExpP5));
-        y = Vector512.FusedMultiplyAdd(y, r * r, r) + Vector512<float>.One;
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpFloor)), Vector512<float>.Zero, y * scale);
+        var n = TV.Round(x * TV.Splat(ExpLog2E));
+        var r = TV.Fma(n, TV.Splat(-ExpC1), x);
+        r = TV.Fma(n, TV.Splat(-ExpC2), r);
+        var y = TV.Fma(TV.Splat(ExpP0), r, TV.Splat(ExpP1));
+        y = TV.Fma(y, r, TV.Splat(ExpP2));
+        y = TV.Fma(y, r, TV.Splat(ExpP3));
+        y = TV.Fma(y, r, TV.Splat(ExpP4));
+        y = TV.Fma(y, r, TV.Splat(ExpP5));
+        y = TV.Fma(y, r * r, r) + TV.Splat(1f);
+        return TV.Select(TV.LessThan(x, TV.Splat(ExpFloor)), TV.Splat(0f), y * TV.Pow2(n));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> ExpNonPositive(Vector256<float> x)
-    {
-        var n = Vector256.Round(x * Vector256.Create(ExpLog2E));
-        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-ExpC1), x);
-        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-ExpC2), r);
-        var y = Vector256.FusedMultiplyAdd(Vector256.Create(ExpP0), r, Vector256.Create(ExpP1));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(ExpP2));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(ExpP3));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(ExpP4));
-        y = Vector256.FusedMultiplyAdd(y, r, Vector256.Create(ExpP5));
-        y = Vector256.FusedMultiplyAdd(y, r * r, r) + Vector256<float>.One;
-        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
-        return Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpFloor)), Vector256<float>.Zero, y * scale);
-    }
+    public static Vector512<float> ExpNonPositive(Vector512<float> x) => V512.ExpNonPositive(x);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> ExpNonPositive(Vector128<float> x)
-    {
-        var n = Vector128.Round(x * Vector128.Create(ExpLog2E));
-        var r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-ExpC1), x);
-        r = Vector128.FusedMultiplyAdd(n, Vector128.Create(-ExpC2), r);
-        var y = Vector128.FusedMultiplyAdd(Vector128.Create(ExpP0), r, Vector128.Create(ExpP1));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(ExpP2));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(ExpP3));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(ExpP4));
-        y = Vector128.FusedMultiplyAdd(y, r, Vector128.Create(ExpP5));
-        y = Vector128.FusedMultiplyAdd(y, r * r, r) + Vector128<float>.One;
-        var scale = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
-        return Vector128.ConditionalSelect(Vector128.LessThan(x, Vector128.Create(ExpFloor)), Vector128<float>.Zero, y * scale);
-    }
+    public static Vector256<float> ExpNonPositive(Vector256<float> x) => V256.ExpNonPositive(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> ExpNonPositive(Vector128<float> x) => V128.ExpNonPositive(x);
 
     /// <summary>
     /// (σ(x), 1 − σ(x)) with both halves accurate in relative terms: with e = exp(−x), σ = 1/(1 + e) and
