@@ -135,17 +135,7 @@ internal readonly unsafe struct AttentionV256 : IAttentionIsa<Vector256<float>>
     public static Vector256<float> Tanh(Vector256<float> x) => Vector256<float>.One - Vector256.Create(2f) / (Vector256.Exp(x + x) + Vector256<float>.One);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> v) => Vector256.Sum(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
-    {
-        if (!Avx.IsSupported)
-        {
-            dst[0] = Vector256.Sum(a); dst[1] = Vector256.Sum(b); dst[2] = Vector256.Sum(c); dst[3] = Vector256.Sum(d);
-            return;
-        }
-        // Vector256.Sum's order: each 128-bit half as (x0 + x1) + (x2 + x3), then the halves.
-        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
-        (h.GetLower() + h.GetUpper()).Store(dst);
-    }
+    public static void Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst) => VectorMath.Sum4(a, b, c, d, dst);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector256<float> v) => AttentionV128.MaxAcross(Vector128.Max(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -177,19 +167,7 @@ internal readonly unsafe struct AttentionV512 : IAttentionIsa<Vector512<float>>
     public static Vector512<float> Tanh(Vector512<float> x) => Vector512<float>.One - Vector512.Create(2f) / (Vector512.Exp(x + x) + Vector512<float>.One);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> v) => Vector512.Sum(v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst)
-    {
-        // Vector512.Sum adds each 128-bit quarter as (x0 + x1) + (x2 + x3), then (Q0 + Q1) + (Q2 + Q3); two rounds of
-        // horizontal adds give the four vectors' quarters side by side in that order, so these are its bits.
-        if (!Avx.IsSupported)
-        {
-            dst[0] = Vector512.Sum(a); dst[1] = Vector512.Sum(b); dst[2] = Vector512.Sum(c); dst[3] = Vector512.Sum(d);
-            return;
-        }
-        var lo = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetLower(), b.GetLower()), Avx.HorizontalAdd(c.GetLower(), d.GetLower()));
-        var hi = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetUpper(), b.GetUpper()), Avx.HorizontalAdd(c.GetUpper(), d.GetUpper()));
-        ((lo.GetLower() + lo.GetUpper()) + (hi.GetLower() + hi.GetUpper())).Store(dst);
-    }
+    public static void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst) => VectorMath.Sum4(a, b, c, d, dst);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float MaxAcross(Vector512<float> v) => AttentionV256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -210,7 +210,7 @@ public static unsafe partial class Gemv
                 a31 = AddPartialQuad(a31, w3, rest, xg, quants, scales);
             }
         }
-        AttentionV512.Sum4(a00 + a01, a10 + a11, a20 + a21, a30 + a31, sums);   // four Vector512.Sums' bits, one reduction
+        VectorMath.Sum4(a00 + a01, a10 + a11, a20 + a21, a30 + a31, sums);   // four Vector512.Sums' bits, one reduction
     }
 
     // One weight row against one X row in the quad layout (the tail rows of DotQ4Quad4's tiles).

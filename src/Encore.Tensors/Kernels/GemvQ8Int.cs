@@ -232,7 +232,7 @@ public static unsafe partial class Gemv
             a2 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w2), xq), Vector512.Create(table[TB.Scale(w2)] * e), a2);
             a3 = Vector512.FusedMultiplyAdd(BlockDot(TB.Quants(w3), xq), Vector512.Create(table[TB.Scale(w3)] * e), a3);
         }
-        AttentionV512.Sum4(a0 + b0, a1 + b1, a2 + b2, a3 + b3, sums);
+        VectorMath.Sum4(a0 + b0, a1 + b1, a2 + b2, a3 + b3, sums);
     }
 
     // m ≤ Group X rows (k·… apart in xq, blocks apart in dx) against one weight row: each block widened once.

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Encore.Tensors.Threading;
 
 namespace Encore.Tensors.Kernels;
@@ -119,6 +120,37 @@ internal static unsafe class VectorMath
         y = MathF.FusedMultiplyAdd(y, r, ExpP5);
         y = MathF.FusedMultiplyAdd(y, r * r, r) + 1f;
         return y * BitConverter.Int32BitsToSingle(unchecked(((int)n + 127) << 23));
+    }
+
+    /// <summary>
+    /// [Σa, Σb, Σc, Σd] into dst[0..4) with the bits of four <see cref="Vector512.Sum{T}(Vector512{T})"/> calls, in one
+    /// reduction: Vector512.Sum adds each 128-bit quarter as (x0 + x1) + (x2 + x3), then (Q0 + Q1) + (Q2 + Q3); two
+    /// rounds of horizontal adds leave the four vectors' quarters side by side in that order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst)
+    {
+        if (!Avx.IsSupported)
+        {
+            dst[0] = Vector512.Sum(a); dst[1] = Vector512.Sum(b); dst[2] = Vector512.Sum(c); dst[3] = Vector512.Sum(d);
+            return;
+        }
+        var lo = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetLower(), b.GetLower()), Avx.HorizontalAdd(c.GetLower(), d.GetLower()));
+        var hi = Avx.HorizontalAdd(Avx.HorizontalAdd(a.GetUpper(), b.GetUpper()), Avx.HorizontalAdd(c.GetUpper(), d.GetUpper()));
+        ((lo.GetLower() + lo.GetUpper()) + (hi.GetLower() + hi.GetUpper())).Store(dst);
+    }
+
+    /// <summary>The 256-bit form of <see cref="Sum4(Vector512{float}, Vector512{float}, Vector512{float}, Vector512{float}, float*)"/>: Vector256.Sum's order, each 128-bit half as (x0 + x1) + (x2 + x3), then the halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    {
+        if (!Avx.IsSupported)
+        {
+            dst[0] = Vector256.Sum(a); dst[1] = Vector256.Sum(b); dst[2] = Vector256.Sum(c); dst[3] = Vector256.Sum(d);
+            return;
+        }
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+        (h.GetLower() + h.GetUpper()).Store(dst);
     }
 
     /// <summary>The vector form of <see cref="ExpNonPositive(float)"/>: the same operations lane by lane, so the scalar form's bits at every width.</summary>
