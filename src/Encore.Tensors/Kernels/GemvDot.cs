@@ -213,7 +213,11 @@ public static unsafe partial class Gemv
             Vector512<float> a0 = default, a1 = default;
             for (; b + 2 <= blocks; b += 2, row += 2, x += 64)
             {
-                if (Sse.IsSupported) Sse.Prefetch0((byte*)row + PrefetchAhead);
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0((byte*)row + PrefetchAhead);
+                    Sse.Prefetch0((byte*)row + PrefetchAhead + 64);
+                }
                 var t0 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[0].Qs + 16), Vector512.Load(x + 16), Widen.I8x16(row[0].Qs) * Vector512.Load(x));
                 var t1 = Vector512.FusedMultiplyAdd(Widen.I8x16(row[1].Qs + 16), Vector512.Load(x + 48), Widen.I8x16(row[1].Qs) * Vector512.Load(x + 32));
                 a0 = Vector512.FusedMultiplyAdd(Vector512.Create(table[row[0].D]), t0, a0);

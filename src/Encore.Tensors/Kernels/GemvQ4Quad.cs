@@ -163,14 +163,10 @@ public static unsafe partial class Gemv
         const int Step = 2 * QuadWeightBytes;
         for (; g + 2 <= full; g += 2, w0 += Step, w1 += Step, w2 += Step, w3 += Step, xg += 2 * QuadXBytes)
         {
-            Sse.Prefetch1(w0 + PrefetchAheadQ4);
-            Sse.Prefetch1(w1 + PrefetchAheadQ4);
-            Sse.Prefetch1(w2 + PrefetchAheadQ4);
-            Sse.Prefetch1(w3 + PrefetchAheadQ4);
-            Sse.Prefetch1(w0 + PrefetchAheadQ4 + 64);
-            Sse.Prefetch1(w1 + PrefetchAheadQ4 + 64);
-            Sse.Prefetch1(w2 + PrefetchAheadQ4 + 64);
-            Sse.Prefetch1(w3 + PrefetchAheadQ4 + 64);
+            PrefetchStep(w0 + PrefetchAheadQ4, Step);
+            PrefetchStep(w1 + PrefetchAheadQ4, Step);
+            PrefetchStep(w2 + PrefetchAheadQ4, Step);
+            PrefetchStep(w3 + PrefetchAheadQ4, Step);
             a00 = AddQuad(a00, w0, xg, quants, scales);
             a10 = AddQuad(a10, w1, xg, quants, scales);
             a20 = AddQuad(a20, w2, xg, quants, scales);
@@ -222,8 +218,7 @@ public static unsafe partial class Gemv
         int g = 0;
         for (; g + 2 <= full; g += 2, row += 2 * QuadWeightBytes, xrow += 2 * QuadXBytes)
         {
-            Sse.Prefetch1(row + PrefetchAheadQ4);
-            Sse.Prefetch1(row + PrefetchAheadQ4 + 64);
+            PrefetchStep(row + PrefetchAheadQ4, 2 * QuadWeightBytes);
             a0 = AddQuad(a0, row, xrow, quants, scales);
             a1 = AddQuad(a1, row + QuadWeightBytes, xrow + QuadXBytes, quants, scales);
         }

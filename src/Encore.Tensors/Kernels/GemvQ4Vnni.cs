@@ -22,17 +22,21 @@ namespace Encore.Tensors.Kernels;
 // Q4_0 matrices: one core runs ~30 GB/s with the weights in L3 and ~22–24 GB/s from DRAM, where a plain read of the
 // same matrices streams ~42 GB/s and Q8_0's int16 kernel keeps ~33 GB/s; removing the scale construction, the
 // nibble unpack or even every vpdpbusd moves the rate by under 8%, while taking the weight loads away triples it:
-// the path of the weight bytes into the core (two 16-byte loads per 36-byte pair, a quarter split across lines),
-// not the arithmetic, holds two cores at ~34 GB/s against Q8_0's ~48–51.
+// the weight bytes, not the arithmetic, held two cores at ~34 GB/s against Q8_0's ~48–51. Those figures were taken
+// with one L2 prefetch per 72-byte step, which leaves every ninth line to a demand miss; the same fault held the
+// quad kernel (GemvQ4Quad.cs) to half the read bandwidth on Zen 4, and PrefetchStep now covers every line (the
+// Zen 5 figures above are not re-measured).
 public static unsafe partial class Gemv
 {
     /// <summary>Largest int8 quant of x on the VNNI path: each block maps max|x_b| to ±127.</summary>
     const float X8QuantMax = 127f;
 
-    // L2 prefetch distance of the four-row tile, per row stream. Measured with the mu-330m decoder's ten layers
-    // of Q4_0 matrices (58 MB, 2 threads, quiet): 4 KiB 34.7–36.1 GB/s, 8 KiB 33.6–35.4, 16 KiB 32.9–35.2,
-    // 2 KiB 31.8–32.6, none 27.9.
-    const int PrefetchAheadQ4 = 4096;
+    // L2 prefetch distance of the four-row tiles, per row stream. Zen 5, the mu-330m decoder's ten layers of Q4_0
+    // matrices (58 MB, 2 threads, quiet), when a line in nine went unprefetched: 4 KiB 34.7–36.1 GB/s, 8 KiB
+    // 33.6–35.4, 16 KiB 32.9–35.2, 2 KiB 31.8–32.6, none 27.9. Zen 4 with every line prefetched (PrefetchStep),
+    // DotQ4Quad4 from DRAM over 1024–4096-wide matrices, medians of two rounds: 2 KiB 14–17 GB/s, 4 KiB 17–29,
+    // 8 KiB 22–31, 16 KiB 23–32.
+    const int PrefetchAheadQ4 = 8192;
 
     /// <summary>
     /// Whether the GEMV path at <paramref name="width"/> takes Q4_0 weights with x quantized to int8 per block
@@ -189,10 +193,10 @@ public static unsafe partial class Gemv
         const int Step = 2 * DTypes.Q4BlockBytes;
         for (; p + 2 <= full; p += 2, w0 += 2 * Step, w1 += 2 * Step, w2 += 2 * Step, w3 += 2 * Step, xq += 128, start += 16, scale += 16)
         {
-            Sse.Prefetch1(w0 + PrefetchAheadQ4);
-            Sse.Prefetch1(w1 + PrefetchAheadQ4);
-            Sse.Prefetch1(w2 + PrefetchAheadQ4);
-            Sse.Prefetch1(w3 + PrefetchAheadQ4);
+            PrefetchStep(w0 + PrefetchAheadQ4, 2 * Step);
+            PrefetchStep(w1 + PrefetchAheadQ4, 2 * Step);
+            PrefetchStep(w2 + PrefetchAheadQ4, 2 * Step);
+            PrefetchStep(w3 + PrefetchAheadQ4, 2 * Step);
             a00 = AddPair(a00, w0, xq, start, scale, table);
             a10 = AddPair(a10, w1, xq, start, scale, table);
             a20 = AddPair(a20, w2, xq, start, scale, table);
@@ -255,7 +259,7 @@ public static unsafe partial class Gemv
         int p = 0;
         for (; p + 2 <= full; p += 2, row += 4 * DTypes.Q4BlockBytes, xq += 128, start += 16, scale += 16)
         {
-            Sse.Prefetch1(row + PrefetchAheadX);
+            PrefetchStep(row + PrefetchAheadX, 4 * DTypes.Q4BlockBytes);
             a0 = AddPair(a0, row, xq, start, scale, table);
             byte* r1 = row + 2 * DTypes.Q4BlockBytes;
             a1 = AddPair(a1, r1, xq + 64, start + 8, scale + 8, table);
