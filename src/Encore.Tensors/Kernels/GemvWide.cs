@@ -97,8 +97,8 @@ public static unsafe partial class Gemv
         {
             if (Sse.IsSupported)
             {
-                Sse.Prefetch0(ahead);
-                Sse.Prefetch0(ahead + 64);
+                Sse.Prefetch1(ahead);
+                Sse.Prefetch1(ahead + 64);
             }
             ahead += aheadStep;
             var v0 = L16<TL>(w0, p);
@@ -141,8 +141,8 @@ public static unsafe partial class Gemv
         {
             if (Sse.IsSupported)
             {
-                Sse.Prefetch0(ahead);
-                Sse.Prefetch0(ahead + 64);
+                Sse.Prefetch1(ahead);
+                Sse.Prefetch1(ahead + 64);
             }
             ahead += 2 * DTypes.Q8BlockBytes;
             var s0 = Vector512.Create(table[w0[b].D]);
