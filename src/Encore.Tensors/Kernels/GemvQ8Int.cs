@@ -26,6 +26,7 @@ public static unsafe partial class Gemv
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void PrefetchStep(byte* p, int bytes)
     {
+        System.Diagnostics.Debug.Assert(bytes <= 192, "PrefetchStep covers at most three lines");
         Sse.Prefetch1(p);
         if (bytes > 64) Sse.Prefetch1(p + 64);
         if (bytes > 128) Sse.Prefetch1(p + 128);
