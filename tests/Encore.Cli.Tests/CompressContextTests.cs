@@ -85,6 +85,17 @@ public sealed class CompressContextTests : IDisposable
         Assert.Contains("prefill, full text", table.Stdout);
     }
 
+    [Fact]
+    public void ProgressLinesOfARunWithOneTaskShowADashForTheOther()
+    {
+        var r = CliRunner.Run(Train(Path.Combine(_dir, "rec"), "--reconstruction-share", "1"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var steps = r.Stdout.Split('\n').Where(l => l.StartsWith("step ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(3, steps.Length);
+        Assert.All(steps, l => Assert.Contains("  cont –  ", l));
+        Assert.DoesNotContain("NaN", r.Stdout);
+    }
+
     [Theory]
     [InlineData("--pooling", "0", "--pooling must be ≥ 1")]
     [InlineData("--steps", "0", "--steps must be ≥ 1")]

@@ -113,7 +113,7 @@ internal static class CompressContextCommand
             using var training = new ContextCompressionTraining(compressor, dec, options);
             training.OnLog = r => Progress(quiet,
                 new { @event = "step", step = r.Step, steps = r.Steps, loss = r.Loss, reconstruction_loss = Nullable(r.ReconstructionLoss), continuation_loss = Nullable(r.ContinuationLoss), lr = r.LearningRate, grad_norm = r.GradientNorm, seconds = r.Seconds },
-                string.Create(CultureInfo.InvariantCulture, $"step {r.Step}/{r.Steps}  loss {r.Loss:0.000}  rec {r.ReconstructionLoss:0.000}  cont {r.ContinuationLoss:0.000}  lr {r.LearningRate:0.0e0}  |g| {r.GradientNorm:0.00}  {r.Seconds:0}s"));
+                string.Create(CultureInfo.InvariantCulture, $"step {r.Step}/{r.Steps}  loss {r.Loss:0.000}  rec {LossText(r.ReconstructionLoss)}  cont {LossText(r.ContinuationLoss)}  lr {r.LearningRate:0.0e0}  |g| {r.GradientNorm:0.00}  {r.Seconds:0}s"));
             training.OnSave = step => Save(compressor, outDir, decoderDir, step, options, n, m, heldOut, dataPath, (DateTime.UtcNow - started).TotalSeconds);
             training.Run(chunks.Train, n);
 
@@ -302,6 +302,9 @@ internal static class CompressContextCommand
     static int Positive(int value, string option) => value >= 1 ? value : throw new ArgumentException($"{option} must be ≥ 1, got {value}");
 
     static double PositiveRate(double value, string option) => value > 0 && double.IsFinite(value) ? value : throw new ArgumentException($"{option} must be a positive number, got {value}");
+
+    // A task with no step since the last line (a share of 0 or 1) prints a dash, not NaN.
+    static string LossText(double v) => double.IsNaN(v) ? "–" : v.ToString("0.000", CultureInfo.InvariantCulture);
 
     static double? Nullable(double x) => double.IsNaN(x) ? null : x;
 
