@@ -95,11 +95,7 @@ public static unsafe partial class Gemv
         int p = 0;
         for (; p + 16 <= k; p += 16)
         {
-            if (Sse.IsSupported)
-            {
-                Sse.Prefetch1(ahead);
-                Sse.Prefetch1(ahead + 64);
-            }
+            if (Sse.IsSupported) PrefetchStep(ahead, (int)aheadStep);
             ahead += aheadStep;
             var v0 = L16<TL>(w0, p);
             var v1 = L16<TL>(w1, p);
@@ -139,11 +135,7 @@ public static unsafe partial class Gemv
         nint ldx2 = 2 * ldx, ldx3 = 3 * ldx;
         for (int b = 0; b < blocks; b++)
         {
-            if (Sse.IsSupported)
-            {
-                Sse.Prefetch1(ahead);
-                Sse.Prefetch1(ahead + 64);
-            }
+            if (Sse.IsSupported) PrefetchStep(ahead, 2 * DTypes.Q8BlockBytes);
             ahead += 2 * DTypes.Q8BlockBytes;
             var s0 = Vector512.Create(table[w0[b].D]);
             var s1 = Vector512.Create(table[w1[b].D]);
