@@ -96,6 +96,52 @@ public sealed class CompressContextTests : IDisposable
         Assert.DoesNotContain("NaN", r.Stdout);
     }
 
+    [Fact]
+    public void InitStartsFromATrainedCompressorAndMayChangeItsPooling()
+    {
+        var first = Path.Combine(_dir, "first");
+        Assert.True(CliRunner.Run(Train(first, "--pooling", "2")) is { ExitCode: 0 });
+
+        // A learning rate of 1e-9 leaves every weight where --init put it: the projector is the trained one, not a fresh draw.
+        var again = Path.Combine(_dir, "again");
+        var r = CliRunner.Run(Train(again, "--init", first, "--lr", "1e-9", "--projector-lr", "1e-9", "--steps", "1", "--json"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var start = JsonDocument.Parse(r.Stdout.Split('\n')[0]).RootElement;
+        Assert.Equal(first, start.GetProperty("init").GetString());
+        Assert.Equal(2, start.GetProperty("pooling").GetInt32());
+        Assert.Equal(4, start.GetProperty("compressed_vectors").GetInt32());
+        var (a, _) = ContextCompressorCheckpoint.Load(first);
+        var (b, _) = ContextCompressorCheckpoint.Load(again);
+        var fresh = Path.Combine(_dir, "fresh");
+        Assert.True(CliRunner.Run(Train(fresh, "--pooling", "2", "--lr", "1e-9", "--projector-lr", "1e-9", "--steps", "1")) is { ExitCode: 0 });
+        var (c, _) = ContextCompressorCheckpoint.Load(fresh);
+        using (a)
+        using (b)
+        using (c)
+        {
+            foreach (var p in a.Parameters.All)
+            {
+                var x = p.Value.AsReadOnlySpan<float>().ToArray();
+                var y = b.Parameters[p.Name].Value.AsReadOnlySpan<float>().ToArray();
+                Assert.True(x.Zip(y).Max(t => Math.Abs(t.First - t.Second)) < 1e-5, p.Name);
+            }
+            var trained = a.Parameters.All.Single(p => p.Name.StartsWith("projector.1", StringComparison.Ordinal)).Value.AsReadOnlySpan<float>().ToArray();
+            var untrained = c.Parameters.All.Single(p => p.Name.StartsWith("projector.1", StringComparison.Ordinal)).Value.AsReadOnlySpan<float>().ToArray();
+            Assert.True(trained.Zip(untrained).Max(t => Math.Abs(t.First - t.Second)) > 1e-4);
+        }
+
+        // A new --pooling applies to the loaded encoder (ARC-Encoder fine-tunes at PF 4 what it pretrained at PF 8).
+        var repooled = CliRunner.Run(Train(Path.Combine(_dir, "pf4"), "--init", first, "--pooling", "4", "--steps", "2", "--json"));
+        Assert.True(repooled.ExitCode == 0, repooled.Stderr);
+        Assert.Equal(2, JsonDocument.Parse(repooled.Stdout.Split('\n')[0]).RootElement.GetProperty("compressed_vectors").GetInt32());
+        Assert.Equal(4, ContextCompressorCheckpoint.ReadConfig(Path.Combine(_dir, "pf4")).Config.Pooling);
+
+        AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--init", first, "--drop-layers", "1")), "--drop-layers shapes a fresh compressor");
+        var nowhere = Path.Combine(_dir, "nowhere");
+        AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--init", nowhere)), $"--init {nowhere}: no such directory");
+        AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--init", _decoder)), "expected 'encore-context-compressor'");
+    }
+
     [Theory]
     [InlineData("--pooling", "0", "--pooling must be ≥ 1")]
     [InlineData("--steps", "0", "--steps must be ≥ 1")]

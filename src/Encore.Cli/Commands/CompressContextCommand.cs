@@ -47,6 +47,7 @@ internal static class CompressContextCommand
         var d = new ContextCompressionOptions();
         var decoder = new Option<string>("--decoder") { Description = "The frozen decoder-only checkpoint (or training run folder) the compressed vectors feed; its tokenizer is used.", Required = true };
         var encoderFrom = new Option<string?>("--encoder-from") { Description = "Decoder-only checkpoint whose blocks become the bidirectional encoder (default: --decoder)." };
+        var init = new Option<string?>("--init") { Description = "Start from a compressor written by `compress-context train` (encoder, projector and special embeddings) instead of a fresh one; --pooling, when given, replaces its factor. Not with --encoder-from, --drop-layers or --projector-hidden." };
         var pooling = new Option<int>("--pooling") { Description = "Pooling factor PF: n tokens become ⌈n/PF⌉ vectors.", DefaultValueFactory = _ => 4 };
         var drop = new Option<int>("--drop-layers") { Description = "Last blocks of --encoder-from left out of the encoder (the paper drops 2).", DefaultValueFactory = _ => 0 };
         var hidden = new Option<int>("--projector-hidden") { Description = "Hidden width of the two-layer linear projector (0: the encoder's width).", DefaultValueFactory = _ => 0 };
@@ -67,7 +68,7 @@ internal static class CompressContextCommand
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("train", "Train a context compressor against a frozen decoder-only model: 20% reconstruction, 80% continuation (ARC-Encoder's pretraining mixture), loss on the produced tokens only.")
         {
-            decoder, encoderFrom, pooling, drop, hidden, data.Data, data.Context, data.Continuation, data.HeldOut, steps, batch, lr, projectorLr, warmup, share,
+            decoder, encoderFrom, init, pooling, drop, hidden, data.Data, data.Context, data.Continuation, data.HeldOut, steps, batch, lr, projectorLr, warmup, share,
             maxChunks, evalChunks, seed, logEvery, saveEvery, output, json, threads,
         };
         cmd.SetAction(parse =>
@@ -94,6 +95,10 @@ internal static class CompressContextCommand
             string outDir = parse.GetValue(output)!;
             if (File.Exists(outDir)) throw new ArgumentException($"--out {outDir} is a file, not a directory");
             string decoderDir = ResolveCheckpoint(parse.GetValue(decoder)!, "--decoder", quiet);
+            string? initDir = parse.GetValue(init);
+            if (initDir is not null)
+                foreach (var (option, name) in new (Option, string)[] { (encoderFrom, "--encoder-from"), (drop, "--drop-layers"), (hidden, "--projector-hidden") })
+                    if (parse.GetResult(option) is { Implicit: false }) throw new ArgumentException($"{name} shapes a fresh compressor; --init starts from a trained one (give one or the other)");
             string encoderDir = parse.GetValue(encoderFrom) is { } e ? ResolveCheckpoint(e, "--encoder-from", quiet) : decoderDir;
             int threadCount = Common.Threads(parse, threads);
             KernelPool.Default = new KernelPool(threadCount);
@@ -101,12 +106,15 @@ internal static class CompressContextCommand
             using var dec = LoadDecoder(decoderDir, "--decoder");
             var tokenizer = Common.LoadTokenizer(decoderDir, null, quiet);
             using var source = encoderDir == decoderDir ? null : LoadDecoder(encoderDir, "--encoder-from");
-            using var compressor = ContextCompressor.FromDecoder(source ?? dec, dec, pf, parse.GetValue(drop), parse.GetValue(hidden), options.Seed);
+            using var compressor = initDir is not null
+                ? LoadInit(initDir, dec, decoderDir, parse.GetResult(pooling) is { Implicit: false } ? pf : 0)
+                : ContextCompressor.FromDecoder(source ?? dec, dec, pf, parse.GetValue(drop), parse.GetValue(hidden), options.Seed);
+            pf = compressor.Config.Pooling;
             var chunks = Cut(dataPath, tokenizer, n, m, heldOut, parse.GetValue(maxChunks));
-            Progress(quiet, new { @event = "start", decoder = decoderDir, encoder_from = encoderDir, pooling = pf, encoder_layers = compressor.Config.Encoder.EncoderLayers,
+            Progress(quiet, new { @event = "start", decoder = decoderDir, encoder_from = initDir is null ? encoderDir : null, init = initDir, pooling = pf, encoder_layers = compressor.Config.Encoder.EncoderLayers,
                 parameters = compressor.ParameterCount, decoder_parameters = dec.ParameterCount, train_chunks = chunks.Train.Count, held_out_chunks = chunks.HeldOut.Count,
                 context_tokens = n, continuation_tokens = m, compressed_vectors = compressor.CompressedLength(n), steps = options.Steps, batch = options.Batch, threads = threadCount },
-                $"compressor: {compressor.Config.Encoder.EncoderLayers} bidirectional blocks from {encoderDir}, PF {pf} ({n} tokens → {compressor.CompressedLength(n)} vectors), {compressor.ParameterCount:N0} parameters; " +
+                $"compressor: {compressor.Config.Encoder.EncoderLayers} bidirectional blocks from {(initDir is null ? encoderDir : $"the compressor {initDir}")}, PF {pf} ({n} tokens → {compressor.CompressedLength(n)} vectors), {compressor.ParameterCount:N0} parameters; " +
                 $"decoder {decoderDir} frozen ({dec.ParameterCount:N0}); {chunks.Train.Count:N0} training / {chunks.HeldOut.Count:N0} held-out chunks of {n}+{m} tokens; {options.Steps} steps of {options.Batch}, {threadCount} threads");
 
             var started = DateTime.UtcNow;
@@ -127,6 +135,26 @@ internal static class CompressContextCommand
             return 0;
         });
         return cmd;
+    }
+
+    // The compressor of --init, checked against the decoder it will feed.
+    static ContextCompressor LoadInit(string dir, DecoderOnlyModel decoder, string decoderDir, int pooling)
+    {
+        if (!Directory.Exists(dir)) throw new ArgumentException($"--init {dir}: no such directory");
+        var (compressor, _) = ContextCompressorCheckpoint.Load(dir, pooling);
+        try
+        {
+            if (compressor.Config.DecoderDModel != decoder.Config.DModel)
+                throw new ArgumentException($"--init {dir}: the compressor feeds width {compressor.Config.DecoderDModel}, but --decoder {decoderDir} has width {decoder.Config.DModel}");
+            if (compressor.Config.Encoder.VocabSize != decoder.Config.VocabSize)
+                throw new ArgumentException($"--init {dir}: the compressor reads a vocabulary of {compressor.Config.Encoder.VocabSize}, but --decoder {decoderDir} has {decoder.Config.VocabSize}; they must share a tokenizer");
+            return compressor;
+        }
+        catch
+        {
+            compressor.Dispose();
+            throw;
+        }
     }
 
     static Command CreateEval()

@@ -104,10 +104,15 @@ public static class ContextCompressorCheckpoint
         }
     }
 
-    /// <summary>Loads the compressor in <paramref name="dir"/> (F32, trainable) and the decoder directory it records.</summary>
-    public static (ContextCompressor Compressor, string? Decoder) Load(string dir)
+    /// <summary>
+    /// Loads the compressor in <paramref name="dir"/> (F32, trainable) and the decoder directory it records. A
+    /// <paramref name="pooling"/> above 0 replaces the recorded factor: no weight depends on it, and ARC-Encoder
+    /// fine-tunes at PF 4 an encoder pretrained at PF 8.
+    /// </summary>
+    public static (ContextCompressor Compressor, string? Decoder) Load(string dir, int pooling = 0)
     {
         var (config, decoder) = ReadConfig(dir);
+        if (pooling > 0) config = (config with { Pooling = pooling }).Validate();
         using var weights = SafetensorsCheckpoint.Open(dir);
         var compressor = new ContextCompressor(config);
         try
