@@ -54,6 +54,12 @@ public sealed record GenerateBenchmarkOptions
     public int Runs { get; init; } = 3;
     /// <summary>KV cache storage: f32 or int8. Default f32.</summary>
     public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
+    /// <summary>
+    /// Also time each model with these weights (batch 1, greedy), each timed run right after the same run with
+    /// <see cref="Weights"/>, so both see the machine in the same state; the figure carries the median of the per-run
+    /// ratios of its decode rate to the <see cref="Weights"/> rate. Null (default): only <see cref="Weights"/>.
+    /// </summary>
+    public DType? CompareWeights { get; init; }
 
     /// <summary>Throws naming the first option out of range.</summary>
     public void Validate()
@@ -79,6 +85,14 @@ public sealed record GenerateBenchmarkOptions
         if (InputLength is < 1 or > 32768) throw new ArgumentException($"--input-length must be between 1 and 32768, got {InputLength}");
         if (NewTokens is < 2 or > 4096) throw new ArgumentException($"--new-tokens must be between 2 and 4096, got {NewTokens}");
         if (Weights == DType.I32) throw new ArgumentException("weights must be f32, bf16, f16, q8_0 or q4_0");
+        if (CompareWeights is { } cw)
+        {
+            if (cw == DType.I32) throw new ArgumentException("--compare-weights must be f32, bf16, f16, q8_0 or q4_0");
+            if (cw == Weights) throw new ArgumentException($"--compare-weights {cw.Name()} is --weights itself; give another type");
+            if (Batches.Any(b => b != 1)) throw new ArgumentException("--compare-weights times batch 1: give --batch 1");
+            if (DraftModel != null || PromptLookup || Superposed != null || LexicalUnits != null)
+                throw new ArgumentException("--compare-weights times plain greedy decoding: drop --draft-model, --prompt-lookup, --superposed and --lexical-units");
+        }
         if (!Enum.IsDefined(KvCache)) throw new ArgumentException($"--kv-dtype must be f32 or int8, got {(int)KvCache}");
         if (Runs is < 1 or > 100) throw new ArgumentException($"--runs must be between 1 and 100, got {Runs}");
     }
@@ -118,6 +132,10 @@ public sealed record GenerateFigure(string Preset, string Family, long Parameter
     public int Drafted { get; init; }
     /// <summary>Draft tokens accepted per run.</summary>
     public int Accepted { get; init; }
+    /// <summary>This figure's weight type when the run compares two (<see cref="GenerateBenchmarkOptions.CompareWeights"/>); null otherwise (the result's).</summary>
+    public string? Weights { get; init; }
+    /// <summary>With <see cref="GenerateBenchmarkOptions.CompareWeights"/>, on its figure: decode tok/s ÷ that of the --weights figure, the median over the runs of each adjacent pair's ratio.</summary>
+    public double? DecodeRatio { get; init; }
 }
 
 /// <summary>The result of <c>encore bench generate</c>.</summary>
@@ -160,6 +178,13 @@ public static partial class GenerateBenchmark
             LanguageModel? draft = null;
             try
             {
+                if (o.CompareWeights is { } cw)
+                {
+                    progress?.Invoke($"loading {name} with {cw.Name()} weights");
+                    using var other = Load(name, cw).Model;
+                    figures.AddRange(Compare(o, name, model, other, tokenizer, machine, rng, progress));
+                    continue;
+                }
                 if (o.DraftModel != null)
                 {
                     draft = Load(o.DraftModel, o.Weights).Model;
@@ -275,13 +300,14 @@ public static partial class GenerateBenchmark
     internal readonly record struct BatchOneTiming(double FirstTokenSeconds, double DecodeTokensPerSecond, int Tokens, SpeculativeStats? Speculative);
 
     /// <summary>
-    /// Times each prompt alone with <paramref name="options"/>, after one untimed warm-up on the first: per
+    /// Times each prompt alone with <paramref name="options"/>, after one untimed warm-up on the first (unless
+    /// <paramref name="warmUp"/> is false): per
     /// run, the median first-token time over the prompts and the decode rate of all their tokens after the
     /// first over all their decode time; the figures are the medians over <paramref name="runs"/> runs.
     /// </summary>
-    internal static BatchOneTiming TimedBatchOne(Generator generator, int[][] prompts, GenerationOptions options, int runs)
+    internal static BatchOneTiming TimedBatchOne(Generator generator, int[][] prompts, GenerationOptions options, int runs, bool warmUp = true)
     {
-        GenerationTiming.Measure(generator, prompts[0], options);
+        if (warmUp) GenerationTiming.Measure(generator, prompts[0], options);
         var first = new double[runs];
         var rate = new double[runs];
         int tokens = 0;
@@ -306,6 +332,49 @@ public static partial class GenerateBenchmark
             rate[r] = seconds > 0 ? decoded / seconds : 0;
         }
         return new BatchOneTiming(MachineProbe.Median(first), MachineProbe.Median(rate), tokens, stats);
+    }
+
+    /// <summary>
+    /// Greedy batch-1 figures of <paramref name="model"/> (o.Weights) and <paramref name="other"/> (o.CompareWeights),
+    /// the same model at two weight types: after a warm-up of each, every run times one and then the other, and the
+    /// second figure carries the median of the runs' ratios.
+    /// </summary>
+    static IEnumerable<GenerateFigure> Compare(GenerateBenchmarkOptions o, string name, LanguageModel model, LanguageModel other, TextTokenizer? tokenizer,
+        MachineReport machine, Random rng, Action<string>? progress)
+    {
+        var config = model.Config;
+        var generators = new[] { new Generator(model, tokenizer), new Generator(other, tokenizer) };
+        var types = new[] { o.Weights, o.CompareWeights!.Value };
+        int[][] prompts = o.Texts?.Select(generators[0].EncodePrompt).ToArray()
+            ?? [Enumerable.Range(0, o.InputLength).Select(_ => rng.Next(2, config.VocabSize)).ToArray()];
+        double promptTokens = prompts.Average(p => p.Length);
+        var options = Methods(o, null, tokenizer).First().Options;
+        progress?.Invoke($"{name}: batch 1, greedy, {types[0].Name()} and {types[1].Name()} run by run, {prompts.Length} prompt{(prompts.Length == 1 ? "" : "s")} of {promptTokens:0.#} tokens, up to {o.NewTokens} out");
+        foreach (var g in generators) GenerationTiming.Measure(g, prompts[0], options);
+        var runs = new BatchOneTiming[2, o.Runs];
+        var ratios = new double[o.Runs];
+        for (int r = 0; r < o.Runs; r++)
+        {
+            for (int i = 0; i < 2; i++) runs[i, r] = TimedBatchOne(generators[i], prompts, options, 1, warmUp: false);
+            ratios[r] = runs[1, r].DecodeTokensPerSecond / runs[0, r].DecodeTokensPerSecond;
+        }
+        for (int i = 0; i < 2; i++)
+        {
+            var m = i == 0 ? model : other;
+            var (weights, cache) = BytesPerStep(m, (int)Math.Round(promptTokens), o.NewTokens, types[i], o.KvCache);
+            long bytes = weights + cache;
+            double bound = machine.ReadGBPerSecond * 1e9 / bytes;
+            double first = MachineProbe.Median(Enumerable.Range(0, o.Runs).Select(r => runs[i, r].FirstTokenSeconds).ToArray());
+            double decode = MachineProbe.Median(Enumerable.Range(0, o.Runs).Select(r => runs[i, r].DecodeTokensPerSecond).ToArray());
+            yield return new GenerateFigure(name, config.Family.ToString(), m.ParameterCount, 1, first, decode, weights, cache, bytes, bound, decode / bound)
+            {
+                Prompts = prompts.Length,
+                PromptTokens = promptTokens,
+                GeneratedTokens = runs[i, 0].Tokens,
+                Weights = types[i].Name(),
+                DecodeRatio = i == 1 ? MachineProbe.Median(ratios) : null,
+            };
+        }
     }
 
     /// <summary>First-token seconds and decode tokens per second of one <see cref="GenerationTiming"/> run.</summary>

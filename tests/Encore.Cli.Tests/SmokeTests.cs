@@ -83,6 +83,32 @@ public sealed class SmokeTests : IDisposable
     }
 
     [Fact]
+    public void GenerateComparesTwoWeightTypesRunByRun()
+    {
+        var r = Run("bench", "generate", "--preset", "tiny-decoder", "--batch", "1", "--weights", "f32", "--compare-weights", "q8_0",
+            "--input-length", "8", "--new-tokens", "5", "--runs", "3", "--threads", "1");
+        var figures = r.GetProperty("figures").EnumerateArray().ToArray();
+        Assert.Equal(["f32", "q8_0"], figures.Select(f => f.GetProperty("weights").GetString()));
+        Assert.Equal(JsonValueKind.Null, figures[0].GetProperty("decode_ratio").ValueKind);
+        Assert.True(figures[1].GetProperty("decode_ratio").GetDouble() > 0);
+        Assert.All(figures, f => Assert.Equal(5, f.GetProperty("generated_tokens").GetInt32()));
+        // Each figure's bytes are its own weight type's: Q8_0 weights take 34 bytes per 32 values against f32's 128.
+        Assert.True(figures[1].GetProperty("weight_bytes_per_step").GetInt64() < figures[0].GetProperty("weight_bytes_per_step").GetInt64() / 2);
+    }
+
+    [Theory]
+    [InlineData("f32", "is --weights itself")]
+    [InlineData("i32", "must be f32, bf16, f16, q8_0 or q4_0")]
+    public void GenerateRefusesACompareWeightsItCannotTime(string type, string message)
+    {
+        var r = CliRunner.Run("bench", "generate", "--preset", "tiny-decoder", "--batch", "1", "--weights", "f32", "--compare-weights", type, "--runs", "1", "--json");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+        var batch = CliRunner.Run("bench", "generate", "--preset", "tiny-decoder", "--batch", "2", "--weights", "f32", "--compare-weights", "q8_0", "--runs", "1", "--json");
+        Assert.Contains("--compare-weights times batch 1", batch.Stderr);
+    }
+
+    [Fact]
     public void GenerateMeasuresSpeculativeMethodsBesideGreedyAtBatchOne()
     {
         // The preset as its own draft (the same seed, so the same weights): every draft is accepted.

@@ -25,10 +25,11 @@ internal static partial class BenchCommand
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
+        var compare = new Option<string?>("--compare-weights") { Description = "Also time each model with this weight type (batch 1, greedy), each run right after the same run with --weights, and report the median of the runs' decode-rate ratios." };
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
         return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound; at batch 1 also speculative decoding (--prompt-lookup, --draft-model).",
-            [presets, batches, input, output, weights, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram, .. superposed.All, .. lexicalUnits.All],
+            [presets, batches, input, output, weights, compare, kvDType, runs, data, texts, draftModel, promptLookup, draftTokens, lookupNgram, .. superposed.All, .. lexicalUnits.All],
             parse =>
             {
                 var sources = parse.GetValue(data) is { } path ? ReadSources(path, parse.GetValue(texts)) : null;
@@ -39,6 +40,7 @@ internal static partial class BenchCommand
                     InputLength = parse.GetValue(input),
                     NewTokens = parse.GetValue(output),
                     Weights = Encore.Tensors.DTypes.Parse(parse.GetValue(weights)!),
+                    CompareWeights = parse.GetValue(compare) is { } cw ? Encore.Tensors.DTypes.Parse(cw) : null,
                     KvCache = Encore.Models.KvCacheDTypes.Parse(parse.GetValue(kvDType)!, "--kv-dtype"),
                     Runs = parse.GetValue(runs),
                     Texts = sources,
@@ -82,18 +84,25 @@ internal static partial class BenchCommand
     {
         var inv = CultureInfo.InvariantCulture;
         bool speculative = r.Figures.Any(f => f.Method != "greedy");
+        bool compared = r.Figures.Any(f => f.Weights != null);
         string input = r.Texts ? $"{r.Figures[0].Prompts} texts of {r.Figures[0].PromptTokens:0.#} tokens on average" : $"{r.InputLength} in";
         string output = r.Texts ? $"up to {r.NewTokens} out, stopping at EOS" : $"{r.NewTokens} out";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title($"[bold]generation, {Markup.Escape(input)} → {output}, {r.Weights} weights, {r.KvCache} KV cache[/] (median of {r.Runs}, {r.Threads} threads)");
-        var columns = new List<string> { "model", "method", "batch", "first token (s)", "decode tok/s" };
+            .Title($"[bold]generation, {Markup.Escape(input)} → {output}, {(compared ? "" : r.Weights + " weights, ")}{r.KvCache} KV cache[/] (median of {r.Runs}, {r.Threads} threads)");
+        var columns = new List<string> { "model", "method", "batch" };
+        if (compared) columns.Add("weights");
+        columns.AddRange(["first token (s)", "decode tok/s"]);
+        if (compared) columns.Add($"× {r.Weights}");
         if (speculative) columns.AddRange(["× greedy", "tok/pass", "accepted"]);
         columns.AddRange(["MB read/step", "bound tok/s", "of bound"]);
         foreach (var col in columns)
-            table.AddColumn(col is "model" or "method" ? new TableColumn(col) : new TableColumn(col).RightAligned());
+            table.AddColumn(col is "model" or "method" or "weights" ? new TableColumn(col) : new TableColumn(col).RightAligned());
         foreach (var f in r.Figures)
         {
-            var row = new List<string> { Markup.Escape(f.Preset), Markup.Escape(f.Method), f.Batch.ToString(inv), f.FirstTokenSeconds.ToString("0.000", inv), Common.F(f.DecodeTokensPerSecond) };
+            var row = new List<string> { Markup.Escape(f.Preset), Markup.Escape(f.Method), f.Batch.ToString(inv) };
+            if (compared) row.Add(f.Weights ?? r.Weights);
+            row.AddRange([f.FirstTokenSeconds.ToString("0.000", inv), Common.F(f.DecodeTokensPerSecond)]);
+            if (compared) row.Add(f.DecodeRatio is { } x ? x.ToString("0.00", inv) + "×" : "–");
             if (speculative)
             {
                 var greedy = r.Figures.FirstOrDefault(g => g.Preset == f.Preset && g.Batch == f.Batch && g.Method == "greedy");
@@ -106,6 +115,8 @@ internal static partial class BenchCommand
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({Common.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a plain batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
+        if (compared)
+            AnsiConsole.MarkupLine($"[grey]Each run timed {r.Weights} and then the other weights; × {r.Weights} = the median over the runs of the pair's decode-rate ratio.[/]");
         if (r.Superposed.Count > 0) RenderSuperposed(r);
         if (speculative)
             AnsiConsole.MarkupLine($"[grey]Speculative rows draft {r.DraftTokens} tokens per pass; tok/pass = tokens ÷ decoder passes of the model (the first token's included); accepted = drafted tokens the model kept ÷ proposed. Greedy speculative output is the greedy output, so every row of a model generates the same tokens.[/]");
