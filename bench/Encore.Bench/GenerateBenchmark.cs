@@ -55,8 +55,8 @@ public sealed record GenerateBenchmarkOptions
     /// <summary>KV cache storage: f32 or int8. Default f32.</summary>
     public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
     /// <summary>
-    /// Also time each model with these weights (batch 1, greedy), each timed run right after the same run with
-    /// <see cref="Weights"/>, so both see the machine in the same state; the figure carries the median of the per-run
+    /// Also time each model with these weights (batch 1, greedy), each timed run next to the same run with
+    /// <see cref="Weights"/> (which goes first alternates), so both see the machine in the same state; the figure carries the median of the per-run
     /// ratios of its decode rate to the <see cref="Weights"/> rate. Null (default): only <see cref="Weights"/>.
     /// </summary>
     public DType? CompareWeights { get; init; }
@@ -336,8 +336,8 @@ public static partial class GenerateBenchmark
 
     /// <summary>
     /// Greedy batch-1 figures of <paramref name="model"/> (o.Weights) and <paramref name="other"/> (o.CompareWeights),
-    /// the same model at two weight types: after a warm-up of each, every run times one and then the other, and the
-    /// second figure carries the median of the runs' ratios.
+    /// the same model at two weight types: after a warm-up of each, every run times both, one right after the other
+    /// (which goes first alternates), and the second figure carries the median of the runs' ratios.
     /// </summary>
     static IEnumerable<GenerateFigure> Compare(GenerateBenchmarkOptions o, string name, LanguageModel model, LanguageModel other, TextTokenizer? tokenizer,
         MachineReport machine, Random rng, Action<string>? progress)
@@ -355,7 +355,12 @@ public static partial class GenerateBenchmark
         var ratios = new double[o.Runs];
         for (int r = 0; r < o.Runs; r++)
         {
-            for (int i = 0; i < 2; i++) runs[i, r] = TimedBatchOne(generators[i], prompts, options, 1, warmUp: false);
+            // Alternate which goes first, so neither always follows the other.
+            for (int j = 0; j < 2; j++)
+            {
+                int i = (r + j) % 2;
+                runs[i, r] = TimedBatchOne(generators[i], prompts, options, 1, warmUp: false);
+            }
             ratios[r] = runs[1, r].DecodeTokensPerSecond / runs[0, r].DecodeTokensPerSecond;
         }
         for (int i = 0; i < 2; i++)

@@ -25,7 +25,7 @@ internal static partial class BenchCommand
         var input = new Option<int>("--input-length") { Description = $"Input tokens per sequence.", DefaultValueFactory = _ => d.InputLength };
         var output = new Option<int>("--new-tokens") { Description = $"Generated tokens per sequence.", DefaultValueFactory = _ => d.NewTokens };
         var weights = WeightsOption(d.Weights);
-        var compare = new Option<string?>("--compare-weights") { Description = "Also time each model with this weight type (batch 1, greedy), each run right after the same run with --weights, and report the median of the runs' decode-rate ratios." };
+        var compare = new Option<string?>("--compare-weights") { Description = "Also time each model with this weight type (batch 1, greedy), each run next to the same run with --weights (which goes first alternates), and report the median of the runs' decode-rate ratios." };
         var kvDType = KvDTypeOption(d.KvCache);
         var runs = RunsOption(d.Runs, $"Timed runs; figures are medians");
         return Suite("generate", "First-token latency and decode tokens/s of greedy generation, beside the memory-bandwidth bound; at batch 1 also speculative decoding (--prompt-lookup, --draft-model).",
@@ -116,7 +116,7 @@ internal static partial class BenchCommand
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"[grey]Bound = measured read bandwidth ({Common.F(r.Machine.ReadGBPerSecond)} GB/s) ÷ bytes a plain batch-1 step reads (the weights it uses + its caches). Decode tok/s counts every sequence of the batch.[/]");
         if (compared)
-            AnsiConsole.MarkupLine($"[grey]Each run timed {r.Weights} and then the other weights; × {r.Weights} = the median over the runs of the pair's decode-rate ratio.[/]");
+            AnsiConsole.MarkupLine($"[grey]Each run timed both weight types, one right after the other (which went first alternated); × {r.Weights} = the median over the runs of the pair's decode-rate ratio.[/]");
         if (r.Superposed.Count > 0) RenderSuperposed(r);
         if (speculative)
             AnsiConsole.MarkupLine($"[grey]Speculative rows draft {r.DraftTokens} tokens per pass; tok/pass = tokens ÷ decoder passes of the model (the first token's included); accepted = drafted tokens the model kept ÷ proposed. Greedy speculative output is the greedy output, so every row of a model generates the same tokens.[/]");
