@@ -386,10 +386,24 @@ public static unsafe partial class Gemv
             var quants = quad ? QuadIndex.Quants : default;
             var scales = quad ? QuadIndex.Scales : default;
             float* sums = stackalloc float[4];
+            // Four X rows at a time share each weight group's unpacking (the quad path at batch 4 and up); the rest
+            // take the four-row tiles one X row at a time.
+            int i0 = quad ? M / 4 * 4 : 0;
+            for (int j = r0; j < r1 && i0 > 0; j++)
+            {
+                byte* row = W.Row(j);
+                float b = Bias == null ? 0 : Bias[j];
+                for (int i = 0; i < i0; i += 4)
+                {
+                    DotQ4QuadX4(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
+                    for (int s = 0; s < 4; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
+                }
+            }
+            if (i0 == M) return;
             int j0 = r0;
             for (; j0 + 4 <= r1; j0 += 4)
             {
-                for (int i = 0; i < M; i++)
+                for (int i = i0; i < M; i++)
                 {
                     byte* xrow = X8 + (nint)i * rowBytes;
                     if (quad) DotQ4Quad4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), xrow, blocks, sums, quants, scales);
@@ -401,7 +415,7 @@ public static unsafe partial class Gemv
             {
                 byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < M; i++)
+                for (int i = i0; i < M; i++)
                 {
                     byte* xrow = X8 + (nint)i * rowBytes;
                     Y[(nint)i * n + j] = (quad ? DotQ4Quad(row, xrow, blocks, quants, scales) : DotQ4Vnni(row, xrow, blocks, table)) + b;
