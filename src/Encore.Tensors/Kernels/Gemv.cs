@@ -377,7 +377,9 @@ public static unsafe partial class Gemv
 
         // Q4_0 against int8 x: four weight rows per X row at a time (DotQ4Quad4 on 512-bit vectors with VBMI, else
         // DotQ4Vnni4, whose rows round as the one-row kernels' DotQ4Quad and DotQ4Vnni), the rows staying in L1 for the
-        // later X rows; the last rows one at a time. X8 is in the quad or the paired layout accordingly.
+        // later X rows; the last rows one at a time. X8 is in the quad or the paired layout accordingly. On the quad
+        // path at batch 2 and up, four and then two X rows at a time share each weight group's unpacking
+        // (DotQ4QuadX4, DotQ4QuadX2) and only a last odd X row takes the tiles, each tile's rows still read once.
         void RowsQ4Int8(int r0, int r1)
         {
             bool quad = QuantizesActivationsToInt8Quad(Width, W.DType);
@@ -386,23 +388,11 @@ public static unsafe partial class Gemv
             var quants = quad ? QuadIndex.Quants : default;
             var scales = quad ? QuadIndex.Scales : default;
             float* sums = stackalloc float[4];
-            // Four X rows at a time share each weight group's unpacking (the quad path at batch 4 and up); the rest
-            // take the four-row tiles one X row at a time.
-            int i0 = quad ? M / 4 * 4 : 0;
-            for (int j = r0; j < r1 && i0 > 0; j++)
-            {
-                byte* row = W.Row(j);
-                float b = Bias == null ? 0 : Bias[j];
-                for (int i = 0; i < i0; i += 4)
-                {
-                    DotQ4QuadX4(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
-                    for (int s = 0; s < 4; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
-                }
-            }
-            if (i0 == M) return;
+            int i0 = quad ? M / 2 * 2 : 0; // X rows [0, i0) share unpacking
             int j0 = r0;
             for (; j0 + 4 <= r1; j0 += 4)
             {
+                for (int j = j0; j < j0 + 4 && i0 > 0; j++) SharedRowsQ4(j, i0, blocks, rowBytes, quants, scales, sums);
                 for (int i = i0; i < M; i++)
                 {
                     byte* xrow = X8 + (nint)i * rowBytes;
@@ -413,6 +403,7 @@ public static unsafe partial class Gemv
             }
             for (int j = j0; j < r1; j++)
             {
+                if (i0 > 0) SharedRowsQ4(j, i0, blocks, rowBytes, quants, scales, sums);
                 byte* row = W.Row(j);
                 float b = Bias == null ? 0 : Bias[j];
                 for (int i = i0; i < M; i++)
@@ -420,6 +411,24 @@ public static unsafe partial class Gemv
                     byte* xrow = X8 + (nint)i * rowBytes;
                     Y[(nint)i * n + j] = (quad ? DotQ4Quad(row, xrow, blocks, quants, scales) : DotQ4Vnni(row, xrow, blocks, table)) + b;
                 }
+            }
+        }
+
+        // Weight row j against X rows [0, xRows) (an even count, quad layout): four at a time, then two.
+        void SharedRowsQ4(int j, int xRows, int blocks, int rowBytes, Vector512<byte> quants, Vector512<byte> scales, float* sums)
+        {
+            byte* row = W.Row(j);
+            float b = Bias == null ? 0 : Bias[j];
+            int n = W.Rows, i = 0;
+            for (; i + 4 <= xRows; i += 4)
+            {
+                DotQ4QuadX4(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
+                for (int s = 0; s < 4; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
+            }
+            if (i < xRows)
+            {
+                DotQ4QuadX2(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
+                for (int s = 0; s < 2; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
             }
         }
 

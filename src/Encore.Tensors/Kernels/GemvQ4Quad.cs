@@ -170,6 +170,53 @@ public static unsafe partial class Gemv
     static Vector512<float> AddPartialQuad(Vector512<float> acc, byte* w, int blocks, byte* xg, Vector512<byte> quants, Vector512<byte> scales)
         => AddQuad(acc, LoadPartialQuad(w, blocks), Vector512<byte>.Zero, xg, quants, scales);
 
+    // One weight row against two X rows (xStride bytes apart), as DotQ4QuadX4 does four.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void DotQ4QuadX2(byte* w, byte* x, nint xStride, int blocks, float* sums, Vector512<byte> quants, Vector512<byte> scales)
+    {
+        int full = blocks / 4, rest = blocks % 4;
+        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+        byte* x0 = x, x1 = x + xStride;
+        nint o = 0;
+        int g = 0;
+        const int Step = 2 * QuadWeightBytes;
+        for (; g + 2 <= full; g += 2, w += Step, o += 2 * QuadXBytes)
+        {
+            PrefetchStep(w + PrefetchAheadQ4, Step);
+            UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
+            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
+            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
+            UnpackQuad(Vector512.Load(w + QuadWeightBytes), Vector512.CreateScalar(*(ulong*)(w + QuadWeightBytes + 64)).AsByte(), quants, scales, out lo, out hi, out dw);
+            a01 = ApplyQuad(a01, lo, hi, dw, x0 + o + QuadXBytes);
+            a11 = ApplyQuad(a11, lo, hi, dw, x1 + o + QuadXBytes);
+        }
+        if (g < full)
+        {
+            UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
+            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
+            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
+            g++;
+            w += QuadWeightBytes;
+            o += QuadXBytes;
+        }
+        if (rest != 0)
+        {
+            UnpackQuad(LoadPartialQuad(w, rest), Vector512<byte>.Zero, quants, scales, out var lo, out var hi, out var dw);
+            if ((g & 1) == 0)
+            {
+                a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
+                a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
+            }
+            else
+            {
+                a01 = ApplyQuad(a01, lo, hi, dw, x0 + o);
+                a11 = ApplyQuad(a11, lo, hi, dw, x1 + o);
+            }
+        }
+        sums[0] = Vector512.Sum(a00 + a01);
+        sums[1] = Vector512.Sum(a10 + a11);
+    }
+
     // One weight row against four X rows in the quad layout (xStride bytes apart): each group is unpacked once for the
     // four, which at batch 4 and up takes 6 of the 14 instructions per group and X row out of all but the first. Every
     // (row, X row) sums as DotQ4Quad does (even groups into one accumulator, odd into another, the partial group into
