@@ -379,7 +379,7 @@ public static unsafe partial class Gemv
         // DotQ4Vnni4, whose rows round as the one-row kernels' DotQ4Quad and DotQ4Vnni), the rows staying in L1 for the
         // later X rows; the last rows one at a time. X8 is in the quad or the paired layout accordingly. On the quad
         // path at batch 2 and up, four and then two X rows at a time share each weight group's unpacking
-        // (DotQ4QuadX4, DotQ4QuadX2) and only a last odd X row takes the tiles, each tile's rows still read once.
+        // (DotQ4QuadX) and only a last odd X row takes the tiles, each tile's rows still read once.
         void RowsQ4Int8(int r0, int r1)
         {
             bool quad = QuantizesActivationsToInt8Quad(Width, W.DType);
@@ -422,12 +422,12 @@ public static unsafe partial class Gemv
             int n = W.Rows, i = 0;
             for (; i + 4 <= xRows; i += 4)
             {
-                DotQ4QuadX4(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
+                DotQ4QuadX<R4>(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
                 for (int s = 0; s < 4; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
             }
             if (i < xRows)
             {
-                DotQ4QuadX2(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
+                DotQ4QuadX<R2>(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
                 for (int s = 0; s < 2; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
             }
         }

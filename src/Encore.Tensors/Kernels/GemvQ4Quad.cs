@@ -170,111 +170,61 @@ public static unsafe partial class Gemv
     static Vector512<float> AddPartialQuad(Vector512<float> acc, byte* w, int blocks, byte* xg, Vector512<byte> quants, Vector512<byte> scales)
         => AddQuad(acc, LoadPartialQuad(w, blocks), Vector512<byte>.Zero, xg, quants, scales);
 
-    // One weight row against two X rows (xStride bytes apart), as DotQ4QuadX4 does four.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void DotQ4QuadX2(byte* w, byte* x, nint xStride, int blocks, float* sums, Vector512<byte> quants, Vector512<byte> scales)
-    {
-        int full = blocks / 4, rest = blocks % 4;
-        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
-        byte* x0 = x, x1 = x + xStride;
-        nint o = 0;
-        int g = 0;
-        const int Step = 2 * QuadWeightBytes;
-        for (; g + 2 <= full; g += 2, w += Step, o += 2 * QuadXBytes)
-        {
-            PrefetchStep(w + PrefetchAheadQ4, Step);
-            UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
-            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-            UnpackQuad(Vector512.Load(w + QuadWeightBytes), Vector512.CreateScalar(*(ulong*)(w + QuadWeightBytes + 64)).AsByte(), quants, scales, out lo, out hi, out dw);
-            a01 = ApplyQuad(a01, lo, hi, dw, x0 + o + QuadXBytes);
-            a11 = ApplyQuad(a11, lo, hi, dw, x1 + o + QuadXBytes);
-        }
-        if (g < full)
-        {
-            UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
-            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-            g++;
-            w += QuadWeightBytes;
-            o += QuadXBytes;
-        }
-        if (rest != 0)
-        {
-            UnpackQuad(LoadPartialQuad(w, rest), Vector512<byte>.Zero, quants, scales, out var lo, out var hi, out var dw);
-            if ((g & 1) == 0)
-            {
-                a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-                a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-            }
-            else
-            {
-                a01 = ApplyQuad(a01, lo, hi, dw, x0 + o);
-                a11 = ApplyQuad(a11, lo, hi, dw, x1 + o);
-            }
-        }
-        sums[0] = Vector512.Sum(a00 + a01);
-        sums[1] = Vector512.Sum(a10 + a11);
-    }
-
-    // One weight row against four X rows in the quad layout (xStride bytes apart): each group is unpacked once for the
-    // four, which at batch 4 and up takes 6 of the 14 instructions per group and X row out of all but the first. Every
+    // One weight row against TM.Count (2 or 4) X rows in the quad layout (xStride bytes apart): each group is unpacked
+    // once for all of them, which takes 6 of the 14 instructions per group and X row out of all but the first. Every
     // (row, X row) sums as DotQ4Quad does (even groups into one accumulator, odd into another, the partial group into
     // the one of its parity, then one Vector512.Sum).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void DotQ4QuadX4(byte* w, byte* x, nint xStride, int blocks, float* sums, Vector512<byte> quants, Vector512<byte> scales)
+    internal static void DotQ4QuadX<TM>(byte* w, byte* x, nint xStride, int blocks, float* sums, Vector512<byte> quants, Vector512<byte> scales)
+        where TM : IRowCount
     {
         int full = blocks / 4, rest = blocks % 4;
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
         Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
-        byte* x0 = x, x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride;
-        nint o = 0;
         int g = 0;
         const int Step = 2 * QuadWeightBytes;
-        for (; g + 2 <= full; g += 2, w += Step, o += 2 * QuadXBytes)
+        for (; g + 2 <= full; g += 2, w += Step, x += 2 * QuadXBytes)
         {
             PrefetchStep(w + PrefetchAheadQ4, Step);
             UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
-            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-            a20 = ApplyQuad(a20, lo, hi, dw, x2 + o);
-            a30 = ApplyQuad(a30, lo, hi, dw, x3 + o);
+            ApplyQuadRows<TM>(ref a00, ref a10, ref a20, ref a30, lo, hi, dw, x, xStride);
             UnpackQuad(Vector512.Load(w + QuadWeightBytes), Vector512.CreateScalar(*(ulong*)(w + QuadWeightBytes + 64)).AsByte(), quants, scales, out lo, out hi, out dw);
-            a01 = ApplyQuad(a01, lo, hi, dw, x0 + o + QuadXBytes);
-            a11 = ApplyQuad(a11, lo, hi, dw, x1 + o + QuadXBytes);
-            a21 = ApplyQuad(a21, lo, hi, dw, x2 + o + QuadXBytes);
-            a31 = ApplyQuad(a31, lo, hi, dw, x3 + o + QuadXBytes);
+            ApplyQuadRows<TM>(ref a01, ref a11, ref a21, ref a31, lo, hi, dw, x + QuadXBytes, xStride);
         }
         if (g < full)
         {
             UnpackQuad(Vector512.Load(w), Vector512.CreateScalar(*(ulong*)(w + 64)).AsByte(), quants, scales, out var lo, out var hi, out var dw);
-            a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-            a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-            a20 = ApplyQuad(a20, lo, hi, dw, x2 + o);
-            a30 = ApplyQuad(a30, lo, hi, dw, x3 + o);
+            ApplyQuadRows<TM>(ref a00, ref a10, ref a20, ref a30, lo, hi, dw, x, xStride);
             g++;
             w += QuadWeightBytes;
-            o += QuadXBytes;
+            x += QuadXBytes;
         }
         if (rest != 0)
         {
             UnpackQuad(LoadPartialQuad(w, rest), Vector512<byte>.Zero, quants, scales, out var lo, out var hi, out var dw);
-            if ((g & 1) == 0)
-            {
-                a00 = ApplyQuad(a00, lo, hi, dw, x0 + o);
-                a10 = ApplyQuad(a10, lo, hi, dw, x1 + o);
-                a20 = ApplyQuad(a20, lo, hi, dw, x2 + o);
-                a30 = ApplyQuad(a30, lo, hi, dw, x3 + o);
-            }
-            else
-            {
-                a01 = ApplyQuad(a01, lo, hi, dw, x0 + o);
-                a11 = ApplyQuad(a11, lo, hi, dw, x1 + o);
-                a21 = ApplyQuad(a21, lo, hi, dw, x2 + o);
-                a31 = ApplyQuad(a31, lo, hi, dw, x3 + o);
-            }
+            if ((g & 1) == 0) ApplyQuadRows<TM>(ref a00, ref a10, ref a20, ref a30, lo, hi, dw, x, xStride);
+            else ApplyQuadRows<TM>(ref a01, ref a11, ref a21, ref a31, lo, hi, dw, x, xStride);
         }
-        VectorMath.Sum4(a00 + a01, a10 + a11, a20 + a21, a30 + a31, sums);   // four Vector512.Sums' bits, one reduction
+        if (TM.Count > 2) VectorMath.Sum4(a00 + a01, a10 + a11, a20 + a21, a30 + a31, sums);   // four Vector512.Sums' bits, one reduction
+        else
+        {
+            sums[0] = Vector512.Sum(a00 + a01);
+            sums[1] = Vector512.Sum(a10 + a11);
+        }
+    }
+
+    // The accumulators of X rows 0 … TM.Count − 1 += one unpacked group against each row's x group.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void ApplyQuadRows<TM>(ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+        Vector512<byte> lo, Vector512<byte> hi, Vector512<float> dw, byte* x, nint xStride) where TM : IRowCount
+    {
+        a0 = ApplyQuad(a0, lo, hi, dw, x);
+        a1 = ApplyQuad(a1, lo, hi, dw, x + xStride);
+        if (TM.Count > 2)
+        {
+            a2 = ApplyQuad(a2, lo, hi, dw, x + 2 * xStride);
+            a3 = ApplyQuad(a3, lo, hi, dw, x + 3 * xStride);
+        }
     }
 
     // Four weight rows against one X row in the quad layout: each x group is read once for the four rows. Every row
