@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Encore.Formats.Checkpoints;
 using Encore.Models;
 using Encore.Training.Data;
@@ -140,6 +141,32 @@ public sealed class CompressContextTests : IDisposable
         var nowhere = Path.Combine(_dir, "nowhere");
         AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--init", nowhere)), $"--init {nowhere}: no such directory");
         AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--init", _decoder)), "expected 'encore-context-compressor'");
+    }
+
+    [Fact]
+    public void SaveEveryKeepsTheNewestCopiesAsCheckpointDirectories()
+    {
+        var run = Path.Combine(_dir, "saved");
+        var r = CliRunner.Run(Train(run, "--steps", "7", "--save-every", "2", "--keep-checkpoints", "2"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        // Saves at 2, 4 and 6 leave copies of the newest two; the last step's compressor is --out itself.
+        Assert.Equal(new[] { "checkpoint-4", "checkpoint-6" }, Directory.GetDirectories(run).Select(d => Path.GetFileName(d)!).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(7, JsonNode.Parse(File.ReadAllText(Path.Combine(run, "compression_run.json")))!["step"]!.GetValue<int>());
+        var copy = Path.Combine(run, "checkpoint-4");
+        Assert.Equal(4, JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "compression_run.json")))!["step"]!.GetValue<int>());
+        Assert.True(File.Exists(Path.Combine(copy, "tokenizer.json")));
+        // A copy is a whole compressor: eval and --init take it.
+        var e = CliRunner.Run(["compress-context", "eval", "--model", copy, "--data", _corpus, "--chunks", "4", "--threads", "1", "--json"]);
+        Assert.True(e.ExitCode == 0, e.Stderr);
+        using (var a = ContextCompressorCheckpoint.Load(copy).Compressor)
+        using (var b = ContextCompressorCheckpoint.Load(run).Compressor)
+        {
+            var early = a.Parameters.All.First().Value.AsReadOnlySpan<float>().ToArray();
+            var late = b.Parameters.All.First().Value.AsReadOnlySpan<float>().ToArray();
+            Assert.True(early.Zip(late).Max(t => Math.Abs(t.First - t.Second)) > 0, "the step-4 copy must hold step 4's weights, not the last step's");
+        }
+
+        AssertOneLine(CliRunner.Run(Train(Path.Combine(_dir, "bad"), "--save-every", "2", "--keep-checkpoints", "0")), "--keep-checkpoints must be ≥ 1");
     }
 
     [Theory]

@@ -62,14 +62,15 @@ internal static class CompressContextCommand
         var evalChunks = new Option<int>("--eval-chunks") { Description = "Held-out chunks evaluated after training (0: none; `compress-context eval` measures later).", DefaultValueFactory = _ => 0 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the fresh parameters, task draws and batch order.", DefaultValueFactory = _ => 0UL };
         var logEvery = new Option<int>("--log-every") { Description = "Steps between progress lines.", DefaultValueFactory = _ => d.LogEvery };
-        var saveEvery = new Option<int>("--save-every") { Description = "Steps between checkpoints into --out (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var saveEvery = new Option<int>("--save-every") { Description = "Steps between checkpoints: --out then holds the newest, and --out/checkpoint-STEP a copy of each (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var keep = new Option<int>("--keep-checkpoints") { Description = "With --save-every: the checkpoint-STEP copies kept, the newest.", DefaultValueFactory = _ => 2 };
         var output = new Option<string>("--out") { Description = "Directory of the trained compressor (config.json, model.safetensors, tokenizer files; each written atomically).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print JSON lines (progress events, then the result) instead of sentences." };
         var threads = Common.ThreadsOption("Threads of the kernel pool (default: the processor count).");
         var cmd = new Command("train", "Train a context compressor against a frozen decoder-only model: 20% reconstruction, 80% continuation (ARC-Encoder's pretraining mixture), loss on the produced tokens only.")
         {
             decoder, encoderFrom, init, pooling, drop, hidden, data.Data, data.Context, data.Continuation, data.HeldOut, steps, batch, lr, projectorLr, warmup, share,
-            maxChunks, evalChunks, seed, logEvery, saveEvery, output, json, threads,
+            maxChunks, evalChunks, seed, logEvery, saveEvery, keep, output, json, threads,
         };
         cmd.SetAction(parse =>
         {
@@ -90,6 +91,7 @@ internal static class CompressContextCommand
                 SaveEvery = Math.Max(0, parse.GetValue(saveEvery)),
                 Seed = parse.GetValue(seed),
             };
+            int keepCount = Positive(parse.GetValue(keep), "--keep-checkpoints");
             var (n, m, heldOut) = ReadDataOptions(parse, data, null);
             string dataPath = RequireFile(parse.GetValue(data.Data)!, "--data");
             string outDir = parse.GetValue(output)!;
@@ -122,7 +124,11 @@ internal static class CompressContextCommand
             training.OnLog = r => Progress(quiet,
                 new { @event = "step", step = r.Step, steps = r.Steps, loss = r.Loss, reconstruction_loss = Nullable(r.ReconstructionLoss), continuation_loss = Nullable(r.ContinuationLoss), lr = r.LearningRate, grad_norm = r.GradientNorm, seconds = r.Seconds },
                 string.Create(CultureInfo.InvariantCulture, $"step {r.Step}/{r.Steps}  loss {r.Loss:0.000}  rec {LossText(r.ReconstructionLoss)}  cont {LossText(r.ContinuationLoss)}  lr {r.LearningRate:0.0e0}  |g| {r.GradientNorm:0.00}  {r.Seconds:0}s"));
-            training.OnSave = step => Save(compressor, outDir, decoderDir, step, options, n, m, heldOut, dataPath, (DateTime.UtcNow - started).TotalSeconds);
+            training.OnSave = step =>
+            {
+                Save(compressor, outDir, decoderDir, step, options, n, m, heldOut, dataPath, (DateTime.UtcNow - started).TotalSeconds);
+                if (step < options.Steps) KeepCheckpoint(outDir, step, keepCount);
+            };
             training.Run(chunks.Train, n);
 
             if (parse.GetValue(evalChunks) is > 0 and var count)
@@ -254,6 +260,23 @@ internal static class CompressContextCommand
             ["reconstruction_share"] = o.ReconstructionShare, ["seed"] = o.Seed, ["seconds"] = seconds,
         };
         AtomicFile.WriteAllText(Path.Combine(outDir, RunFile), run.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    // A copy of the compressor just saved in outDir as outDir/checkpoint-STEP (built in a temporary directory and renamed
+    // into place, so a kill leaves the older copies or the new one whole), then the oldest copies past `keep` removed.
+    static void KeepCheckpoint(string outDir, int step, int keep)
+    {
+        var final = Path.Combine(outDir, $"checkpoint-{step}");
+        var tmp = Path.Combine(outDir, $".checkpoint-{step}.{Environment.ProcessId}.tmp");
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+        Directory.CreateDirectory(tmp);
+        foreach (var file in Directory.GetFiles(outDir)) File.Copy(file, Path.Combine(tmp, Path.GetFileName(file)));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(tmp, final);
+        var copies = Directory.GetDirectories(outDir, "checkpoint-*")
+            .Select(d => (Dir: d, Step: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out int k) ? k : -1))
+            .Where(c => c.Step >= 0).OrderBy(c => c.Step).ToList();
+        foreach (var (dir, _) in copies.SkipLast(keep)) Directory.Delete(dir, recursive: true);
     }
 
     static JsonObject? ReadRun(string dir)
