@@ -1,4 +1,6 @@
+using Encore.Autograd;
 using Encore.Models;
+using Encore.Tensors;
 using Encore.Training.Data;
 using Encore.Training.Objectives;
 using Encore.Training.Runs;
@@ -99,5 +101,41 @@ public class ContextCompressionTrainingTests
         foreach (var loss in new[] { r.ReconstructionLoss, r.CompressedLoss, r.NoContextLoss, r.FullContextLoss })
             Assert.InRange(loss, 2.5, 6);
         Assert.True(r.FullPrefillMs > 0 && r.CompressedPrefillMs > 0 && r.DecoderPrefillMs > 0);
+        // Every position is scored once per chunk, so the positions' mean is the overall accuracy.
+        Assert.Equal(8, r.ReconstructionByPosition.Count);
+        Assert.Equal(8, r.CopyByPosition.Count);
+        Assert.Equal(r.ReconstructionAccuracy, r.ReconstructionByPosition.Average(), 12);
+        Assert.Equal(r.CopyAccuracy, r.CopyByPosition.Average(), 12);
+    }
+
+    [Fact]
+    public void PerPositionHitsCountEachRowsLabelledPositionsInOrder()
+    {
+        // Two rows of five positions over three ids; the last three positions of each row are labelled.
+        int[] labels = [-100, -100, 0, 1, 2, -100, -100, 2, 2, 2];
+        Assert.Equal(-100, Labels.Ignore);
+        int[] argmax = [1, 1, 0, 2, 2, 0, 0, 1, 2, 2];       // row 0 right at its 1st and 3rd, row 1 at its 2nd and 3rd
+        var logits = new float[10 * 3];
+        for (int i = 0; i < 10; i++) logits[i * 3 + argmax[i]] = 1;
+        var hits = new double[3];
+        using var v = Var.Constant(Tensor.FromArray(logits, 2, 5, 3));
+        var (correct, count, _) = ContextCompressionEval.Score(v, labels, hits);
+        Assert.Equal((4.0, 6.0), (correct, count));
+        Assert.Equal([1.0, 1.0, 2.0], hits);
+    }
+
+    [Fact]
+    public void ReconstructionBySlotAveragesThePlacesOfTheNearEqualGroups()
+    {
+        // 10 positions at PF 4 are groups of 4, 3 and 3 (TransformerStack.PoolingGroups).
+        var byPosition = Enumerable.Range(0, 10).Select(i => i / 10.0).ToArray();
+        var r = new ContextCompressionReport(1, 10, 4, 3, byPosition.Average(), 0, 0, 0, 0, 0, 0, 0, 0.5, byPosition, [0.0, 1.0, 1.0]);
+        var slots = r.ReconstructionBySlot(4);
+        Assert.Equal(4, slots.Length);
+        Assert.Equal((0.0 + 0.4 + 0.7) / 3, slots[0], 12);
+        Assert.Equal((0.1 + 0.5 + 0.8) / 3, slots[1], 12);
+        Assert.Equal((0.2 + 0.6 + 0.9) / 3, slots[2], 12);
+        Assert.Equal(0.3, slots[3], 12);
+        Assert.Equal(1.0, r.CopyAccuracyAfterFirst);
     }
 }

@@ -221,6 +221,8 @@ internal static class CompressContextCommand
             {
                 model = dir, pooling, chunks = r.Chunks, context_tokens = r.ContextTokens, continuation_tokens = r.ContinuationTokens, compressed_vectors = r.CompressedVectors,
                 reconstruction_accuracy = r.ReconstructionAccuracy, reconstruction_loss = r.ReconstructionLoss, copy_accuracy = r.CopyAccuracy,
+                reconstruction_by_slot = r.ReconstructionBySlot(pooling), reconstruction_by_position = r.ReconstructionByPosition,
+                copy_accuracy_after_first = r.CopyAccuracyAfterFirst, copy_by_position = r.CopyByPosition,
                 continuation_loss = new { compressed = r.CompressedLoss, no_context = r.NoContextLoss, full_context = r.FullContextLoss },
                 gap_to_full = r.GapToFull, gain_kept = r.GainKept,
                 prefill_ms = new { full = r.FullPrefillMs, compressed = r.CompressedPrefillMs, compressed_decoder_only = r.DecoderPrefillMs },
@@ -234,7 +236,8 @@ internal static class CompressContextCommand
         t.AddRow("context → vectors", $"{r.ContextTokens} → {r.CompressedVectors} (PF {pooling})");
         t.AddRow("reconstruction token accuracy", string.Create(ci, $"{100 * r.ReconstructionAccuracy:0.0}%"));
         t.AddRow("reconstruction loss", r.ReconstructionLoss.ToString("0.000", ci));
-        t.AddRow("copy accuracy, full text read twice", string.Create(ci, $"{100 * r.CopyAccuracy:0.0}%"));
+        t.AddRow("reconstruction by place in its group", string.Join(" / ", r.ReconstructionBySlot(pooling).Select(a => (100 * a).ToString("0.0", ci))) + "%");
+        t.AddRow("copy accuracy, full text read twice", string.Create(ci, $"{100 * r.CopyAccuracy:0.0}% ({100 * r.CopyAccuracyAfterFirst:0.0}% after the repeat's first token)"));
         t.AddRow($"continuation loss ({r.ContinuationTokens} tokens), no context", r.NoContextLoss.ToString("0.000", ci));
         t.AddRow("continuation loss, compressed context", r.CompressedLoss.ToString("0.000", ci));
         t.AddRow("continuation loss, full context", r.FullContextLoss.ToString("0.000", ci));

@@ -186,14 +186,39 @@ public sealed class ContextCompressionTraining : IDisposable
 /// The decoder's own copying, the uncompressed reference for reconstruction: the share of the n tokens it predicts (teacher-forced
 /// argmax) when it reads BOS, the n tokens, then the same n tokens again.
 /// </param>
+/// <param name="ReconstructionByPosition">Reconstruction accuracy at each of the n context positions (index 0: the first token).</param>
+/// <param name="CopyByPosition">Copy accuracy at each of the n positions of the repeat (index 0: its first token, which nothing announces).</param>
 public sealed record ContextCompressionReport(int Chunks, int ContextTokens, int ContinuationTokens, int CompressedVectors,
     double ReconstructionAccuracy, double ReconstructionLoss, double CompressedLoss, double NoContextLoss, double FullContextLoss,
-    double FullPrefillMs, double CompressedPrefillMs, double DecoderPrefillMs, double CopyAccuracy)
+    double FullPrefillMs, double CompressedPrefillMs, double DecoderPrefillMs, double CopyAccuracy,
+    IReadOnlyList<double> ReconstructionByPosition, IReadOnlyList<double> CopyByPosition)
 {
     /// <summary>(compressed − full) / full continuation loss: how far the compressed context is from the full text.</summary>
     public double GapToFull => (CompressedLoss - FullContextLoss) / FullContextLoss;
     /// <summary>Share of the no-context → full-context loss reduction the compressed context keeps.</summary>
     public double GainKept => (NoContextLoss - CompressedLoss) / (NoContextLoss - FullContextLoss);
+
+    /// <summary>
+    /// Reconstruction accuracy by place within the pooled groups (index 0: each group's first token), averaged over the
+    /// groups <see cref="TransformerStack.PoolingGroups"/> cuts the n positions into at factor <paramref name="pooling"/>.
+    /// </summary>
+    public double[] ReconstructionBySlot(int pooling)
+    {
+        var sizes = TransformerStack.PoolingGroups(ContextTokens, pooling);
+        var sum = new double[sizes.Max()];
+        var count = new int[sum.Length];
+        int position = 0;
+        foreach (int size in sizes)
+            for (int j = 0; j < size; j++, position++)
+            {
+                sum[j] += ReconstructionByPosition[position];
+                count[j]++;
+            }
+        return sum.Select((x, j) => x / count[j]).ToArray();
+    }
+
+    /// <summary>Copy accuracy without the repeat's first token, which the decoder cannot know is a repeat.</summary>
+    public double CopyAccuracyAfterFirst => CopyByPosition.Count > 1 ? CopyByPosition.Skip(1).Average() : CopyAccuracy;
 }
 
 /// <summary>
@@ -211,6 +236,8 @@ public static class ContextCompressionEval
         if (chunks.Count == 0) throw new ArgumentException("no held-out chunks");
         int n = contextTokens, m = chunks[0].Length - n, g = compressor.CompressedLength(n);
         double recCorrect = 0, recCount = 0, recLoss = 0, comp = 0, none = 0, full = 0, copyCorrect = 0, copyCount = 0;
+        var recAt = new double[n];
+        var copyAt = new double[n];
         int rows = 0;
         for (int start = 0; start < chunks.Count; start += batch)
         {
@@ -223,7 +250,7 @@ public static class ContextCompressionEval
                 using (var input = compressor.DecoderInput(decoder, compressed, CompressionTask.Reconstruction, rec.DecoderTokens))
                 using (var logits = decoder.ForwardEmbeddings(input))
                 {
-                    var (correct, count, loss) = Score(logits, rec.Labels);
+                    var (correct, count, loss) = Score(logits, rec.Labels, recAt);
                     recCorrect += correct;
                     recCount += count;
                     recLoss += loss * count;
@@ -262,7 +289,7 @@ public static class ContextCompressionEval
             }
             using (var logits = decoder.Forward(copy, b))
             {
-                var (correct, count, _) = Score(logits, copyLabels);
+                var (correct, count, _) = Score(logits, copyLabels, copyAt);
                 copyCorrect += correct;
                 copyCount += count;
             }
@@ -273,17 +300,21 @@ public static class ContextCompressionEval
         }
         var (fullMs, compMs, decMs) = TimePrefill(compressor, decoder, chunks.Take(Math.Max(1, timedChunks)).ToArray(), n, bos, timingRepeats);
         return new ContextCompressionReport(chunks.Count, n, m, g, recCorrect / Math.Max(1, recCount), recLoss / Math.Max(1, recCount),
-            comp / rows, none / rows, full / rows, fullMs, compMs, decMs, copyCorrect / Math.Max(1, copyCount));
+            comp / rows, none / rows, full / rows, fullMs, compMs, decMs, copyCorrect / Math.Max(1, copyCount),
+            recAt.Select(h => h / rows).ToArray(), copyAt.Select(h => h / rows).ToArray());
     }
 
-    // (argmax hits, labelled positions, mean cross-entropy) of logits (…, V) against labels.
-    static (double Correct, double Count, double Loss) Score(Var logits, int[] labels)
+    // (argmax hits, labelled positions, mean cross-entropy) of logits (…, V) against labels. With hitsAt (n long), each
+    // row's labelled positions are its n reproduced tokens in order, and hitsAt[k] counts the rows that got the k-th right.
+    internal static (double Correct, double Count, double Loss) Score(Var logits, int[] labels, double[]? hitsAt = null)
     {
         int v = logits.Shape[^1];
         var s = logits.Value.AsReadOnlySpan<float>();
         double correct = 0, count = 0, loss = 0;
+        int rowLength = logits.Shape.Length >= 3 ? logits.Shape[^2] : labels.Length, k = 0;
         for (int i = 0; i < labels.Length; i++)
         {
+            if (i % rowLength == 0) k = 0;
             if (labels[i] == Labels.Ignore) continue;
             var row = s.Slice(i * v, v);
             int best = 0;
@@ -293,7 +324,12 @@ public static class ContextCompressionEval
             double sum = 0;
             for (int j = 0; j < v; j++) sum += Math.Exp(row[j] - max);
             loss += Math.Log(sum) + max - row[labels[i]];
-            if (best == labels[i]) correct++;
+            if (best == labels[i])
+            {
+                correct++;
+                if (hitsAt is not null) hitsAt[k]++;
+            }
+            k++;
             count++;
         }
         return (correct, count, count > 0 ? loss / count : 0);
