@@ -276,10 +276,7 @@ internal static class CompressContextCommand
         foreach (var file in Directory.GetFiles(outDir)) File.Copy(file, Path.Combine(tmp, Path.GetFileName(file)));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
         Directory.Move(tmp, final);
-        var copies = Directory.GetDirectories(outDir, "checkpoint-*")
-            .Select(d => (Dir: d, Step: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out int k) ? k : -1))
-            .Where(c => c.Step >= 0).OrderBy(c => c.Step).ToList();
-        foreach (var (dir, _) in copies.SkipLast(keep)) Directory.Delete(dir, recursive: true);
+        foreach (var old in CheckpointDirectory.List(outDir).SkipLast(keep)) Directory.Delete(old, recursive: true);
     }
 
     static JsonObject? ReadRun(string dir)

@@ -23,12 +23,20 @@ public static class CheckpointDirectory
         ArgumentNullException.ThrowIfNull(dir);
         if (File.Exists(Path.Combine(dir, "config.json"))) return dir;
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such directory");
-        var newest = Directory.GetDirectories(dir, "checkpoint-*")
+        return List(dir).LastOrDefault();
+    }
+
+    /// <summary>
+    /// The <c>checkpoint-N</c> folders of a run folder that hold <paramref name="requiredFile"/>, oldest (lowest N) first;
+    /// none when <paramref name="runDir"/> does not exist.
+    /// </summary>
+    public static IReadOnlyList<string> List(string runDir, string requiredFile = "config.json") => Directory.Exists(runDir)
+        ? Directory.GetDirectories(runDir, "checkpoint-*")
             .Select(d => (Dir: d, Step: long.TryParse(Path.GetFileName(d)["checkpoint-".Length..], System.Globalization.NumberStyles.None,
                 System.Globalization.CultureInfo.InvariantCulture, out long s) ? s : -1))
-            .Where(c => c.Step >= 0 && File.Exists(Path.Combine(c.Dir, "config.json")))
-            .OrderByDescending(c => c.Step)
-            .FirstOrDefault();
-        return newest.Dir;
-    }
+            .Where(c => c.Step >= 0 && File.Exists(Path.Combine(c.Dir, requiredFile)))
+            .OrderBy(c => c.Step)
+            .Select(c => c.Dir)
+            .ToList()
+        : [];
 }

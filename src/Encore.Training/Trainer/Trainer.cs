@@ -206,13 +206,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Checkpoint directories present, oldest first.</summary>
     public IReadOnlyList<string> Checkpoints => ListCheckpoints(_dir);
 
-    static IReadOnlyList<string> ListCheckpoints(string dir) => Directory.Exists(dir)
-        ? Directory.GetDirectories(dir, "checkpoint-*")
-            .Where(d => long.TryParse(Path.GetFileName(d)["checkpoint-".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out _)
-                && File.Exists(Path.Combine(d, StateFile)))
-            .OrderBy(d => long.Parse(Path.GetFileName(d)["checkpoint-".Length..], CultureInfo.InvariantCulture))
-            .ToList()
-        : [];
+    static IReadOnlyList<string> ListCheckpoints(string dir) => CheckpointDirectory.List(dir, StateFile);
 
     const string StateFile = "trainer_state.json";
 
