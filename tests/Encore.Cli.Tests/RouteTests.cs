@@ -39,8 +39,9 @@ public sealed class RouteTests : IDisposable
         var result = doc.RootElement.GetProperty("result");
         Assert.Equal(8, result.GetProperty("examples").GetInt32());
         Assert.Equal(8, result.GetProperty("calibration_examples").GetInt32());
-        double swift = result.GetProperty("swift_rouge_l").GetDouble(), super = result.GetProperty("super_rouge_l").GetDouble();
-        var curves = result.GetProperty("curves").EnumerateArray().ToDictionary(c => c.GetProperty("method").GetString()!, c => c.GetProperty("rouge_l").EnumerateArray().Select(x => x.GetDouble()).ToArray());
+        Assert.Equal("ROUGE-L", result.GetProperty("metric").GetString());
+        double swift = result.GetProperty("swift_quality").GetDouble(), super = result.GetProperty("super_quality").GetDouble();
+        var curves = result.GetProperty("curves").EnumerateArray().ToDictionary(c => c.GetProperty("method").GetString()!, c => c.GetProperty("quality").EnumerateArray().Select(x => x.GetDouble()).ToArray());
         Assert.Equal(["energy-first", "energy-mean", "maxprob-first", "maxprob-mean", "random", "oracle"], curves.Keys);
         foreach (var (method, q) in curves)
         {
@@ -54,6 +55,50 @@ public sealed class RouteTests : IDisposable
         var calibrated = result.GetProperty("calibrated").EnumerateArray().ToList();
         Assert.Equal(6 * 2, calibrated.Count);                                    // six methods × two fractions
         Assert.True(File.Exists(plot) && new FileInfo(plot).Length > 1000);
+    }
+
+    [Fact]
+    public void ExactMatchScoresEachAnswerAsRightOrWrong()
+    {
+        // Each model's greedy answers, batch 1, as `generate` gives them; the references are made to match the swift
+        // model's answer on even examples and the super model's on every other odd one, so both scores are known; the
+        // rest extend the swift model's answer by a word, which ROUGE-L would score in part and exact match not at all.
+        var sources = File.ReadAllLines(_data).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("source").GetString()!).ToList();
+        string prompts = Path.Combine(_dir, "prompts.jsonl");
+        File.WriteAllLines(prompts, sources.Select(s => JsonSerializer.Serialize(new { prompt = s })));
+        List<string> Answers(string model)
+        {
+            var g = CliRunner.Run("generate", "-m", model, "--input-file", prompts, "--batch-size", "1", "--max-new-tokens", "5", "--json");
+            Assert.True(g.ExitCode == 0, g.Stderr);
+            return g.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("text").GetString()!).ToList();
+        }
+        var swiftAnswers = Answers(_swift);
+        var superAnswers = Answers(_super);
+        var targets = Enumerable.Range(0, 16).Select(i => i % 2 == 0 ? swiftAnswers[i] : i % 4 == 1 ? superAnswers[i] : swiftAnswers[i] + " parser").ToList();
+        string data = Path.Combine(_dir, "exact.jsonl");
+        File.WriteAllLines(data, sources.Select((s, i) => JsonSerializer.Serialize(new { source = s, target = targets[i] })));
+        double Expected(List<string> answers) => Enumerable.Range(0, 8).Average(i => Encore.Training.Metrics.TextMetrics.ExactMatch([answers[i].Trim()], [targets[i].Trim()]));
+
+        var r = CliRunner.Run("eval", "-m", $"small={_swift}", "-m", $"large={_super}", "--route", "--route-metric", "exact-match", "--data", data, "--examples", "8",
+            "--calibration-examples", "8", "--max-new-tokens", "5", "--route-fractions", "0.5", "--json", "--markdown");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var result = doc.RootElement.GetProperty("result");
+        Assert.Equal("exact match", result.GetProperty("metric").GetString());
+        double swift = result.GetProperty("swift_quality").GetDouble(), super = result.GetProperty("super_quality").GetDouble();
+        Assert.True(swift >= 50, $"swift {swift}");                                 // at least its four even examples
+        Assert.Equal(Expected(swiftAnswers), swift, 9);
+        Assert.Equal(Expected(superAnswers), super, 9);
+        foreach (var c in result.GetProperty("curves").EnumerateArray())
+            foreach (var q in c.GetProperty("quality").EnumerateArray())
+            {
+                double right = q.GetDouble() * 8 / 100;                                // examples answered right, in expectation for random
+                if (c.GetProperty("method").GetString() != "random") Assert.Equal(Math.Round(right), right, 9);
+            }
+        Assert.Contains("| router | target | threshold | routed | exact match | ms/example |", doc.RootElement.GetProperty("markdown").GetString());
+
+        r = CliRunner.Run("eval", "-m", _swift, "-m", _super, "--route", "--route-metric", "bleu", "--data", data, "--examples", "4", "--calibration-examples", "4");
+        CliRunner.AssertOneLineError(r, "--route-metric: 'bleu' is not rouge-l or exact-match");
     }
 
     [Fact]

@@ -17,7 +17,7 @@ internal static partial class EvalCommand
         public readonly Option<bool> Route = new("--route")
         {
             Description = "Swift/super routing study (E-LANG, arXiv 2203.00748) of two models with one tokenizer: the first -m is the swift (small) model, the second the super (large) one. " +
-                "Both answer every example; prints ROUGE-L and time per example against the fraction routed for energy, max-softmax, random and oracle routing (docs/adaptive-compute.md).",
+                "Both answer every example; prints the quality (--route-metric) and time per example against the fraction routed for energy, max-softmax, random and oracle routing (docs/adaptive-compute.md).",
         };
         public readonly Option<int> CalibrationExamples = new("--calibration-examples")
         {
@@ -27,8 +27,13 @@ internal static partial class EvalCommand
         public readonly Option<string?> CalibrationData = new("--calibration-data") { Description = "With --route: JSONL pairs to calibrate on (default: --data, after the scored examples)." };
         public readonly Option<string?> Fractions = new("--route-fractions") { Description = "With --route: routed fractions the thresholds are calibrated for, comma-separated (default 0.1,…,0.9)." };
         public readonly Option<double> Temperature = new("--route-temperature") { Description = "With --route: T of the energy −T·logsumexp(logits/T).", DefaultValueFactory = _ => 1.0 };
+        public readonly Option<string> Metric = new("--route-metric")
+        {
+            Description = "With --route: how an answer is scored against its reference: rouge-l (generation) or exact-match (accuracy, for classification-as-text such as --target-field section).",
+            DefaultValueFactory = _ => "rouge-l",
+        };
 
-        public IEnumerable<Option> All => [Route, CalibrationExamples, CalibrationData, Fractions, Temperature];
+        public IEnumerable<Option> All => [Route, CalibrationExamples, CalibrationData, Fractions, Temperature, Metric];
     }
 
     static int RunRoute(ParseResult parse, RouteOptions route, Option<string[]> model, Option<string> data, Option<int> examples, Option<int> maxNew,
@@ -41,6 +46,12 @@ internal static partial class EvalCommand
             Temperature = parse.GetValue(route.Temperature),
             KvCache = kv,
             Fractions = parse.GetValue(route.Fractions) is { } f ? ParseFractions(f) : d.Fractions,
+            Metric = parse.GetValue(route.Metric) switch
+            {
+                "rouge-l" => RoutingMetric.RougeL,
+                "exact-match" => RoutingMetric.ExactMatch,
+                var name => throw new ArgumentException($"--route-metric: '{name}' is not rouge-l or exact-match"),
+            },
         }).Validate();
         var specs = ModelSpec.ParseAll(parse.GetValue(model)!);
         if (specs.Count != 2) throw new ArgumentException($"--route needs two models, -m SWIFT -m SUPER; got {specs.Count}");

@@ -26,22 +26,24 @@ public static class RoutingReport
         sb.Append(string.Create(inv, $"Swift {r.Swift} ({ModelComparison.Parameters(r.SwiftParameters)}), super {r.Super} ({ModelComparison.Parameters(r.SuperParameters)}); "));
         sb.Append(string.Create(inv, $"{r.Examples} scored examples of {r.Data}, thresholds calibrated on {r.CalibrationExamples} others of {r.CalibrationData}; greedy, up to {r.MaxNewTokens} tokens, energy at T = {r.Temperature}.\n"));
         sb.Append(string.Create(inv, $"Batch-1 latency, medians over the scored examples, the two models interleaved: swift {r.SwiftMedianMs:0.0} ms (first step {r.SwiftScoreMedianMs:0.0} ms), super {r.SuperMedianMs:0.0} ms; load average (1/5/15 min) {r.LoadBefore ?? "?"} before, {r.LoadAfter ?? "?"} after.\n\n"));
-        sb.Append("| router | target | threshold | routed | ROUGE-L | ms/example |\n|---|---|---:|---:|---:|---:|\n");
-        sb.Append(string.Create(inv, $"| all swift | – | – | 0% | {r.SwiftRougeL:0.00} | {r.Curves[0].MsPerExample[0]:0.0} |\n"));
+        sb.Append(string.Create(inv, $"| router | target | threshold | routed | {r.Metric} | ms/example |\n"));
+        sb.Append("|---|---|---:|---:|---:|---:|\n");
+        sb.Append(string.Create(inv, $"| all swift | – | – | 0% | {r.SwiftQuality:0.00} | {r.Curves[0].MsPerExample[0]:0.0} |\n"));
         var random = r.Curves.Single(c => c.Method == "random");
-        sb.Append(string.Create(inv, $"| all super | – | – | 100% | {r.SuperRougeL:0.00} | {random.MsPerExample[^1]:0.0} |\n"));
+        sb.Append(string.Create(inv, $"| all super | – | – | 100% | {r.SuperQuality:0.00} | {random.MsPerExample[^1]:0.0} |\n"));
         foreach (var p in r.Calibrated.Concat(r.ReachSuper).OrderBy(p => RoutingStudy.Methods.ToList().IndexOf(p.Method)))
-            sb.Append(string.Create(inv, $"| {Name(p.Method)} | {p.Target} | {(p.Threshold is { } t ? t.ToString("0.####", inv) : "–")} | {p.Routed * 100:0.0}% | {p.RougeL:0.00} | {p.MsPerExample:0.0} |\n"));
-        sb.Append("\nRouted fraction at which each router reaches the super model's ROUGE-L on the scored examples (ranking alone, no threshold):\n\n");
-        sb.Append("| router | routed to reach super | mean ROUGE-L over all fractions |\n|---|---:|---:|\n");
+            sb.Append(string.Create(inv, $"| {Name(p.Method)} | {p.Target} | {(p.Threshold is { } t ? t.ToString("0.####", inv) : "–")} | {p.Routed * 100:0.0}% | {p.Quality:0.00} | {p.MsPerExample:0.0} |\n"));
+        sb.Append(string.Create(inv, $"\nRouted fraction at which each router reaches the super model's {r.Metric} on the scored examples (ranking alone, no threshold):\n\n"));
+        sb.Append(string.Create(inv, $"| router | routed to reach super | mean {r.Metric} over all fractions |\n"));
+        sb.Append("|---|---:|---:|\n");
         foreach (var c in r.Curves)
-            sb.Append(string.Create(inv, $"| {Name(c.Method)} | {(r.FractionForSuperQuality[c.Method] is { } f ? (f * 100).ToString("0.0", inv) + "%" : "not reached")} | {c.RougeL.Average():0.00} |\n"));
+            sb.Append(string.Create(inv, $"| {Name(c.Method)} | {(r.FractionForSuperQuality[c.Method] is { } f ? (f * 100).ToString("0.0", inv) + "%" : "not reached")} | {c.Quality.Average():0.00} |\n"));
         sb.Append("\n**Claim**: ").Append(r.Claim).Append(".\n");
         foreach (var o in r.Observed) sb.Append("\n**Observed**: ").Append(o).Append(".\n");
         return sb.ToString();
     }
 
-    /// <summary>ROUGE-L against the routed fraction, one line per method, the two models' own scores as dashed lines; written atomically.</summary>
+    /// <summary>The metric against the routed fraction, one line per method, the two models' own scores as dashed lines; written atomically.</summary>
     public static void WritePlot(string path, RoutingStudyResult r)
     {
         ArgumentNullException.ThrowIfNull(r);
@@ -50,14 +52,14 @@ public static class RoutingReport
         for (int i = 0; i < r.Curves.Count; i++)
         {
             var c = r.Curves[i];
-            var s = plot.Add.Scatter(c.Routed.Select(x => 100 * x).ToArray(), c.RougeL);
+            var s = plot.Add.Scatter(c.Routed.Select(x => 100 * x).ToArray(), c.Quality);
             s.Color = palette.GetColor(i);
             s.LineWidth = c.Method.StartsWith("energy", StringComparison.Ordinal) ? 2.5f : 1.5f;
             s.MarkerSize = 0;
             s.LinePattern = c.Method is "random" or "oracle" ? ScottPlot.LinePattern.Dotted : ScottPlot.LinePattern.Solid;
             s.LegendText = Name(c.Method);
         }
-        foreach (var (q, label, color) in new[] { (r.SwiftRougeL, $"all swift ({r.Swift})", ScottPlot.Colors.Gray), (r.SuperRougeL, $"all super ({r.Super})", ScottPlot.Colors.Black) })
+        foreach (var (q, label, color) in new[] { (r.SwiftQuality, $"all swift ({r.Swift})", ScottPlot.Colors.Gray), (r.SuperQuality, $"all super ({r.Super})", ScottPlot.Colors.Black) })
         {
             var line = plot.Add.HorizontalLine(q);
             line.LinePattern = ScottPlot.LinePattern.Dashed;
@@ -66,7 +68,7 @@ public static class RoutingReport
         }
         plot.Title($"Swift/super routing: {r.Swift} → {r.Super}, {r.Examples} examples");
         plot.XLabel("inputs routed to the super model (%)");
-        plot.YLabel("ROUGE-L");
+        plot.YLabel(r.Metric);
         plot.ShowLegend(ScottPlot.Edge.Right);
         Lab.LabPlot.Save(plot, path, 1000, 560);
     }

@@ -27,6 +27,9 @@ public sealed record RoutingStudyOptions
     /// <summary>Storage of the KV caches. Default f32.</summary>
     public KvCacheDType KvCache { get; init; } = KvCacheDType.F32;
 
+    /// <summary>How an answer is scored against its reference. Default ROUGE-L (generation); exact match suits classification-as-text.</summary>
+    public RoutingMetric Metric { get; init; } = RoutingMetric.RougeL;
+
     /// <summary>Throws naming the first option out of range.</summary>
     public RoutingStudyOptions Validate()
     {
@@ -37,32 +40,42 @@ public sealed record RoutingStudyOptions
     }
 }
 
+/// <summary>How the routing study scores an answer against its reference (0–100 per example, averaged).</summary>
+public enum RoutingMetric
+{
+    /// <summary>ROUGE-L F1 of the words (<see cref="TextMetrics.RougeL"/>).</summary>
+    RougeL,
+
+    /// <summary>100 when the answer equals the reference after SQuAD's normalization, else 0 (<see cref="TextMetrics.ExactMatch"/>): accuracy, for classification-as-text.</summary>
+    ExactMatch,
+}
+
 /// <summary>One example as both models answered it.</summary>
-/// <param name="SwiftRougeL">ROUGE-L F1 (0–100) of the swift model's output.</param>
-/// <param name="SuperRougeL">The same for the super model.</param>
+/// <param name="SwiftQuality">The metric (0–100) of the swift model's output.</param>
+/// <param name="SuperQuality">The same for the super model.</param>
 /// <param name="Scores">The swift model's score under each signal method, by <see cref="RoutingStudy.Signals"/> key.</param>
 /// <param name="SwiftScoreMs">Milliseconds until the swift model's first-step logits were at hand.</param>
 /// <param name="SwiftMs">Milliseconds of the swift model's whole generation.</param>
 /// <param name="SuperMs">Milliseconds of the super model's whole generation.</param>
-public sealed record RoutingExample(double SwiftRougeL, double SuperRougeL, IReadOnlyDictionary<string, double> Scores, double SwiftScoreMs, double SwiftMs, double SuperMs);
+public sealed record RoutingExample(double SwiftQuality, double SuperQuality, IReadOnlyDictionary<string, double> Scores, double SwiftScoreMs, double SwiftMs, double SuperMs);
 
 /// <summary>One router at one threshold on the scored examples.</summary>
 /// <param name="Method">The method's key (<see cref="RoutingStudy.Methods"/>).</param>
 /// <param name="Target">What the threshold was calibrated for: a routed fraction ("30%") or "super quality".</param>
 /// <param name="Threshold">The threshold (null for random and oracle routing, which have none).</param>
 /// <param name="Routed">Fraction of the scored examples sent to the super model.</param>
-/// <param name="RougeL">Mean ROUGE-L (0–100) of the answers.</param>
+/// <param name="Quality">Mean metric (0–100) of the answers.</param>
 /// <param name="MsPerExample">Mean milliseconds per example: the swift pass (or its first step when routed early), plus the super model's generation when routed.</param>
-public sealed record RoutingPoint(string Method, string Target, double? Threshold, double Routed, double RougeL, double MsPerExample);
+public sealed record RoutingPoint(string Method, string Target, double? Threshold, double Routed, double Quality, double MsPerExample);
 
 /// <summary>A router's quality when it sends the k least confident scored examples to the super model, k = 0…n.</summary>
-public sealed record RoutingCurve(string Method, double[] Routed, double[] RougeL, double[] MsPerExample)
+public sealed record RoutingCurve(string Method, double[] Routed, double[] Quality, double[] MsPerExample)
 {
     /// <summary>The smallest routed fraction whose quality reaches <paramref name="quality"/>, or null.</summary>
     public double? FractionReaching(double quality)
     {
-        for (int k = 0; k < RougeL.Length; k++)
-            if (RougeL[k] >= quality - 1e-9) return Routed[k];
+        for (int k = 0; k < Quality.Length; k++)
+            if (Quality[k] >= quality - 1e-9) return Routed[k];
         return null;
     }
 }
@@ -70,7 +83,7 @@ public sealed record RoutingCurve(string Method, double[] Routed, double[] Rouge
 /// <summary>What <see cref="RoutingStudy.Run"/> measured.</summary>
 public sealed record RoutingStudyResult(
     string Swift, string Super, long SwiftParameters, long SuperParameters, string Data, int Examples, string CalibrationData, int CalibrationExamples,
-    int MaxNewTokens, double Temperature, double SwiftRougeL, double SuperRougeL,
+    int MaxNewTokens, double Temperature, string Metric, double SwiftQuality, double SuperQuality,
     double SwiftMedianMs, double SwiftScoreMedianMs, double SuperMedianMs,
     IReadOnlyList<RoutingPoint> Calibrated, IReadOnlyList<RoutingPoint> ReachSuper, IReadOnlyList<RoutingCurve> Curves,
     IReadOnlyDictionary<string, double?> FractionForSuperQuality, string? LoadBefore, string? LoadAfter, double Seconds)
@@ -86,12 +99,12 @@ public sealed record RoutingStudyResult(
             var inv = CultureInfo.InvariantCulture;
             var lines = new List<string>();
             var random = Curves.Single(c => c.Method == "random");
-            double Area(RoutingCurve c) => c.RougeL.Average();
+            double Area(RoutingCurve c) => c.Quality.Average();
             foreach (var c in Curves.Where(c => c.Method != "random" && c.Method != "oracle"))
             {
                 var reach = FractionForSuperQuality[c.Method];
-                lines.Add(string.Create(inv, $"{c.Method}: mean ROUGE-L over all routed fractions {Area(c):0.00} against {Area(random):0.00} for random routing; ") +
-                    (reach is { } r ? string.Create(inv, $"the super model's {SuperRougeL:0.0} is reached with {r * 100:0}% routed") : $"the super model's quality is not reached before everything is routed"));
+                lines.Add(string.Create(inv, $"{c.Method}: mean {Metric} over all routed fractions {Area(c):0.00} against {Area(random):0.00} for random routing; ") +
+                    (reach is { } r ? string.Create(inv, $"the super model's {SuperQuality:0.0} is reached with {r * 100:0}% routed") : $"the super model's quality is not reached before everything is routed"));
             }
             return lines;
         }
@@ -130,22 +143,22 @@ public static class RoutingStudy
         var generation = new GenerationOptions { MaxNewTokens = o.MaxNewTokens, KvCacheDType = o.KvCache };
         var traced = new RoutedGenerator(router.Swift, router.Super, router.Options with { Temperature = o.Temperature });
         // One untimed example of each model first: the JIT and the weights' pages are warm before any timing.
-        Answer(traced, examples[0], generation, 0);
-        var scored = AnswerAll(traced, examples, generation, "scored", progress, cancellationToken);
-        var calib = AnswerAll(traced, calibration, generation, "calibration", progress, cancellationToken);
+        Answer(traced, examples[0], generation, 0, o.Metric);
+        var scored = AnswerAll(traced, examples, generation, o.Metric, "scored", progress, cancellationToken);
+        var calib = AnswerAll(traced, calibration, generation, o.Metric, "calibration", progress, cancellationToken);
         string? loadAfter = Load();
 
-        double swiftQ = scored.Average(e => e.SwiftRougeL), superQ = scored.Average(e => e.SuperRougeL);
+        double swiftQ = scored.Average(e => e.SwiftQuality), superQ = scored.Average(e => e.SuperQuality);
         var curves = Methods.Select(m => Curve(m, scored)).ToList();
         var calibrated = new List<RoutingPoint>();
         var reachSuper = new List<RoutingPoint>();
-        double calibSuper = calib.Average(e => e.SuperRougeL);
+        double calibSuper = calib.Average(e => e.SuperQuality);
         foreach (var (key, _, span) in Signals)
         {
             var calibScores = calib.Select(e => e.Scores[key]).ToArray();
             foreach (double f in o.Fractions)
                 calibrated.Add(Apply(key, Percent(f), span, RoutingCalibration.ThresholdForFraction(calibScores, f), scored));
-            var t = RoutingCalibration.ThresholdForQuality(calibScores, calib.Select(e => e.SwiftRougeL).ToArray(), calib.Select(e => e.SuperRougeL).ToArray(), calibSuper);
+            var t = RoutingCalibration.ThresholdForQuality(calibScores, calib.Select(e => e.SwiftQuality).ToArray(), calib.Select(e => e.SuperQuality).ToArray(), calibSuper);
             if (t is { } threshold) reachSuper.Add(Apply(key, "super quality", span, threshold, scored));
         }
         foreach (var method in new[] { "random", "oracle" })
@@ -154,29 +167,29 @@ public static class RoutingStudy
             foreach (double f in o.Fractions)
             {
                 int k = (int)Math.Round(f * scored.Length, MidpointRounding.AwayFromZero);
-                calibrated.Add(new RoutingPoint(method, Percent(f), null, c.Routed[k], c.RougeL[k], c.MsPerExample[k]));
+                calibrated.Add(new RoutingPoint(method, Percent(f), null, c.Routed[k], c.Quality[k], c.MsPerExample[k]));
             }
         }
         var reach = curves.ToDictionary(c => c.Method, c => c.FractionReaching(superQ));
         return new RoutingStudyResult(swiftName, superName, router.Swift.Model.ParameterCount, router.Super.Model.ParameterCount, data, scored.Length, calibrationData, calib.Length,
-            o.MaxNewTokens, o.Temperature, swiftQ, superQ, Median(scored.Select(e => e.SwiftMs)), Median(scored.Select(e => e.SwiftScoreMs)), Median(scored.Select(e => e.SuperMs)),
+            o.MaxNewTokens, o.Temperature, MetricName(o.Metric), swiftQ, superQ, Median(scored.Select(e => e.SwiftMs)), Median(scored.Select(e => e.SwiftScoreMs)), Median(scored.Select(e => e.SuperMs)),
             calibrated, reachSuper, curves, reach, loadBefore, loadAfter, sw.Elapsed.TotalSeconds);
     }
 
-    static RoutingExample[] AnswerAll(RoutedGenerator router, IReadOnlyList<TextPair> pairs, GenerationOptions generation, string what, Action<string>? progress, CancellationToken ct)
+    static RoutingExample[] AnswerAll(RoutedGenerator router, IReadOnlyList<TextPair> pairs, GenerationOptions generation, RoutingMetric metric, string what, Action<string>? progress, CancellationToken ct)
     {
         var answers = new RoutingExample[pairs.Count];
         for (int i = 0; i < pairs.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
-            answers[i] = Answer(router, pairs[i], generation, i);
+            answers[i] = Answer(router, pairs[i], generation, i, metric);
             if ((i + 1) % 50 == 0 || i + 1 == pairs.Count) progress?.Invoke($"{what} examples: {i + 1} of {pairs.Count}");
         }
         return answers;
     }
 
     /// <summary>Both models' answers to one example, batch 1; the order alternates with <paramref name="index"/> so neither always runs second.</summary>
-    static RoutingExample Answer(RoutedGenerator router, TextPair pair, GenerationOptions generation, int index)
+    static RoutingExample Answer(RoutedGenerator router, TextPair pair, GenerationOptions generation, int index, RoutingMetric metric)
     {
         string reference = pair.Target.Trim();
         SwiftPass? swift = null;
@@ -200,11 +213,18 @@ public static class RoutingStudy
             RunSwift();
         }
         var scores = Signals.ToDictionary(s => s.Key, s => swift!.Trace.Score(s.Signal, s.Span));
-        return new RoutingExample(RougeL(swift!.Result.Text, reference), RougeL(super!.Text, reference), scores,
+        return new RoutingExample(Score(metric, swift!.Result.Text, reference), Score(metric, super!.Text, reference), scores,
             swift.ScoreSeconds * 1000, swift.Seconds * 1000, superMs);
     }
 
-    static double RougeL(string output, string reference) => TextMetrics.RougeL([output.Trim()], [reference]);
+    static double Score(RoutingMetric metric, string output, string reference) => metric switch
+    {
+        RoutingMetric.ExactMatch => TextMetrics.ExactMatch([output.Trim()], [reference]),
+        _ => TextMetrics.RougeL([output.Trim()], [reference]),
+    };
+
+    /// <summary>The metric's name in tables and the result ("ROUGE-L", "exact match").</summary>
+    public static string MetricName(RoutingMetric metric) => metric == RoutingMetric.ExactMatch ? "exact match" : "ROUGE-L";
 
     /// <summary>Milliseconds of one example under a router: <paramref name="span"/> null for one that needs no swift pass (random, oracle).</summary>
     static double Cost(RoutingExample e, bool routed, RoutingSpan? span) => (routed, span) switch
@@ -223,7 +243,7 @@ public static class RoutingStudy
         {
             bool r = e.Scores[key] > threshold;
             routed += r ? 1 : 0;
-            quality += r ? e.SuperRougeL : e.SwiftRougeL;
+            quality += r ? e.SuperQuality : e.SwiftQuality;
             ms += Cost(e, r, span);
         }
         int n = scored.Length;
@@ -239,7 +259,7 @@ public static class RoutingStudy
         var ms = new double[n + 1];
         if (method == "random")
         {
-            double sq = scored.Average(e => e.SwiftRougeL), pq = scored.Average(e => e.SuperRougeL);
+            double sq = scored.Average(e => e.SwiftQuality), pq = scored.Average(e => e.SuperQuality);
             double st = scored.Average(e => e.SwiftMs), pt = scored.Average(e => e.SuperMs);
             for (int k = 0; k <= n; k++)
             {
@@ -252,15 +272,15 @@ public static class RoutingStudy
         RoutingSpan? span = signal.Key is null ? null : signal.Span;
         // Routed first: the least confident (the highest score), or for the oracle the largest gain; ties by index.
         var order = Enumerable.Range(0, n)
-            .OrderByDescending(i => method == "oracle" ? scored[i].SuperRougeL - scored[i].SwiftRougeL : scored[i].Scores[method])
+            .OrderByDescending(i => method == "oracle" ? scored[i].SuperQuality - scored[i].SwiftQuality : scored[i].Scores[method])
             .ThenBy(i => i).ToArray();
-        double q = scored.Sum(e => e.SwiftRougeL), t = scored.Sum(e => e.SwiftMs);
+        double q = scored.Sum(e => e.SwiftQuality), t = scored.Sum(e => e.SwiftMs);
         quality[0] = q / n;
         ms[0] = t / n;
         for (int k = 1; k <= n; k++)
         {
             var e = scored[order[k - 1]];
-            q += e.SuperRougeL - e.SwiftRougeL;
+            q += e.SuperQuality - e.SwiftQuality;
             t += Cost(e, true, span) - e.SwiftMs;
             quality[k] = q / n;
             ms[k] = t / n;
