@@ -54,6 +54,8 @@ public sealed class RouteTests : IDisposable
         for (int k = 0; k <= 8; k++) Assert.Equal(swift + (super - swift) * k / 8.0, curves["random"][k], 9);
         var calibrated = result.GetProperty("calibrated").EnumerateArray().ToList();
         Assert.Equal(6 * 2, calibrated.Count);                                    // six methods × two fractions
+        var comparisons = result.GetProperty("comparisons").EnumerateArray().Select(c => (c.GetProperty("method").GetString(), c.GetProperty("baseline").GetString())).ToList();
+        Assert.Equal([("energy-first", "random"), ("energy-mean", "random"), ("energy-first", "maxprob-first"), ("energy-mean", "maxprob-mean")], comparisons);
         Assert.True(File.Exists(plot) && new FileInfo(plot).Length > 1000);
     }
 

@@ -38,6 +38,10 @@ public static class RoutingReport
         sb.Append("|---|---:|---:|\n");
         foreach (var c in r.Curves)
             sb.Append(string.Create(inv, $"| {Name(c.Method)} | {(r.FractionForSuperQuality[c.Method] is { } f ? (f * 100).ToString("0.0", inv) + "%" : "not reached")} | {c.Quality.Average():0.00} |\n"));
+        sb.Append(string.Create(inv, $"\nRouters compared on the same examples: difference of mean {r.Metric} over all routed fractions, with a 95% interval from {r.Comparisons.FirstOrDefault()?.Resamples ?? 0} paired bootstrap resamples of the scored examples:\n\n"));
+        sb.Append("| router | against | difference | 95% interval |\n|---|---|---:|---:|\n");
+        foreach (var d in r.Comparisons)
+            sb.Append(string.Create(inv, $"| {Name(d.Method)} | {Name(d.Baseline)} | {d.Difference:+0.00;-0.00;0.00} | [{d.Low:+0.00;-0.00;0.00}, {d.High:+0.00;-0.00;0.00}] |\n"));
         sb.Append("\n**Claim**: ").Append(r.Claim).Append(".\n");
         foreach (var o in r.Observed) sb.Append("\n**Observed**: ").Append(o).Append(".\n");
         return sb.ToString();
