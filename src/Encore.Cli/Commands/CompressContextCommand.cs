@@ -119,6 +119,7 @@ internal static class CompressContextCommand
                 $"compressor: {compressor.Config.Encoder.EncoderLayers} bidirectional blocks from {(initDir is null ? encoderDir : $"the compressor {initDir}")}, PF {pf} ({n} tokens → {compressor.CompressedLength(n)} vectors), {compressor.ParameterCount:N0} parameters; " +
                 $"decoder {decoderDir} frozen ({dec.ParameterCount:N0}); {chunks.Train.Count:N0} training / {chunks.HeldOut.Count:N0} held-out chunks of {n}+{m} tokens; {options.Steps} steps of {options.Batch}, {threadCount} threads");
 
+            Encore.Training.Trainer.Trainer.RemoveStaleTemporaries(outDir);   // what a killed run left: half-built or half-deleted checkpoint copies
             var started = DateTime.UtcNow;
             using var training = new ContextCompressionTraining(compressor, dec, options);
             training.OnLog = r => Progress(quiet,
@@ -274,9 +275,9 @@ internal static class CompressContextCommand
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
         Directory.CreateDirectory(tmp);
         foreach (var file in Directory.GetFiles(outDir)) File.Copy(file, Path.Combine(tmp, Path.GetFileName(file)));
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        if (Directory.Exists(final)) CheckpointDirectory.Delete(final);
         Directory.Move(tmp, final);
-        foreach (var old in CheckpointDirectory.List(outDir).SkipLast(keep)) Directory.Delete(old, recursive: true);
+        foreach (var old in CheckpointDirectory.List(outDir).SkipLast(keep)) CheckpointDirectory.Delete(old);
     }
 
     static JsonObject? ReadRun(string dir)

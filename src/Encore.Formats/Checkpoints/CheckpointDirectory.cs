@@ -27,6 +27,21 @@ public static class CheckpointDirectory
     }
 
     /// <summary>
+    /// Removes the checkpoint folder <paramref name="dir"/> so that a kill at any moment leaves it whole or gone: it is
+    /// first renamed to a temporary sibling (<c>.NAME.PID.deleting.tmp</c>, which a trainer starting in the run folder
+    /// clears as a dead run's leftover), then deleted. Deleting it in place could leave a <c>checkpoint-N</c> folder
+    /// without its state file, which no listing counts and so nothing would ever prune.
+    /// </summary>
+    public static void Delete(string dir)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        var doomed = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.deleting.tmp");
+        if (Directory.Exists(doomed)) Directory.Delete(doomed, recursive: true);
+        Directory.Move(full, doomed);
+        Directory.Delete(doomed, recursive: true);
+    }
+
+    /// <summary>
     /// The <c>checkpoint-N</c> folders of a run folder that hold <paramref name="requiredFile"/>, oldest (lowest N) first;
     /// none when <paramref name="runDir"/> does not exist.
     /// </summary>
