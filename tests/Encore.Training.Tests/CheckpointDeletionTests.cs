@@ -49,4 +49,19 @@ public sealed class CheckpointDeletionTests : IDisposable
         CheckpointDirectory.Delete(MakeCheckpoint(1));
         Assert.Equal([keep], Directory.GetDirectories(_dir));
     }
+
+    [Fact]
+    public void PublishReplacesTheNamedFolderAndKeepsTheNewest()
+    {
+        MakeCheckpoint(1);
+        MakeCheckpoint(2);
+        var stale = MakeCheckpoint(3);
+        File.WriteAllText(Path.Combine(stale, "old.txt"), "replaced");
+        var built = Path.Combine(_dir, ".checkpoint-3.1.tmp");
+        Directory.Move(MakeCheckpoint(9), built);                               // a complete folder under a temporary name
+        CheckpointDirectory.Publish(built, Path.Combine(_dir, "checkpoint-3"), keep: 2, "trainer_state.json");
+        Assert.Equal([Path.Combine(_dir, "checkpoint-2"), Path.Combine(_dir, "checkpoint-3")], CheckpointDirectory.List(_dir, "trainer_state.json"));
+        Assert.False(File.Exists(Path.Combine(_dir, "checkpoint-3", "old.txt")));  // the new folder, not the old one
+        Assert.Equal(2, Directory.GetDirectories(_dir).Length);                 // nothing else left: no temporaries
+    }
 }

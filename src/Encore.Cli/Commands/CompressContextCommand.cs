@@ -275,9 +275,7 @@ internal static class CompressContextCommand
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
         Directory.CreateDirectory(tmp);
         foreach (var file in Directory.GetFiles(outDir)) File.Copy(file, Path.Combine(tmp, Path.GetFileName(file)));
-        if (Directory.Exists(final)) CheckpointDirectory.Delete(final);
-        Directory.Move(tmp, final);
-        foreach (var old in CheckpointDirectory.List(outDir).SkipLast(keep)) CheckpointDirectory.Delete(old);
+        CheckpointDirectory.Publish(tmp, final, keep, "config.json");
     }
 
     static JsonObject? ReadRun(string dir)

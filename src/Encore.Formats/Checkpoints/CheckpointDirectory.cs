@@ -27,6 +27,19 @@ public static class CheckpointDirectory
     }
 
     /// <summary>
+    /// Puts the checkpoint folder <paramref name="built"/> (complete, under a temporary name in the run folder) in place
+    /// as <paramref name="final"/>, replacing an older one of that name, then removes the oldest <c>checkpoint-N</c>
+    /// folders holding <paramref name="requiredFile"/> beyond the newest <paramref name="keep"/>, each by <see cref="Delete"/>.
+    /// </summary>
+    public static void Publish(string built, string final, int keep, string requiredFile)
+    {
+        if (Directory.Exists(final)) Delete(final);
+        Directory.Move(built, final);
+        var runDir = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(final)))!;
+        foreach (var old in List(runDir, requiredFile).SkipLast(keep)) Delete(old);
+    }
+
+    /// <summary>
     /// Removes the checkpoint folder <paramref name="dir"/> so that a kill at any moment leaves it whole or gone: it is
     /// first renamed to a temporary sibling (<c>.NAME.PID.deleting.tmp</c>, which a trainer starting in the run folder
     /// clears as a dead run's leftover), then deleted. Deleting it in place could leave a <c>checkpoint-N</c> folder

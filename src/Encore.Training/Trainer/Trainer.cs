@@ -563,9 +563,7 @@ public sealed class Trainer : IDisposable
         _entropyReg?.Save(tmp);
         WriteExtras?.Invoke(tmp);
         AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(State, Json));
-        if (Directory.Exists(final)) CheckpointDirectory.Delete(final);
-        Directory.Move(tmp, final);
-        foreach (var old in Checkpoints.SkipLast(_o.KeepCheckpoints)) CheckpointDirectory.Delete(old);
+        CheckpointDirectory.Publish(tmp, final, _o.KeepCheckpoints, StateFile);
         return final;
     }
 
