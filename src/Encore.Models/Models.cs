@@ -150,8 +150,29 @@ public abstract class LanguageModel : IDisposable
     public void ConvertWeights(Encore.Tensors.DType dtype)
     {
         foreach (var p in Parameters.All.ToArray())
-            if (Parameters.MayStayCompact(p.Name) && p.Value.DType != dtype && p.Value.Shape[^1] % Encore.Tensors.DTypes.BlockSize(dtype) == 0)
+            if (Parameters.MayStayCompact(p.Name) && p.Value.DType != dtype && p.Value.Shape[^1] % Encore.Tensors.DTypes.BlockSize(dtype) == 0
+                && !(dtype == Encore.Tensors.DType.Q4_0 && p.Value.DType == Encore.Tensors.DType.Q4_0R8))   // already Q4_0, regrouped
                 Parameters.Assign(p.Name, p.Value.To(dtype));
+        UseKernelLayouts();
+    }
+
+    /// <summary>
+    /// Regroups Q4_0 weight matrices whose rows are whole groups of 256 as <see cref="Encore.Tensors.DType.Q4_0R8"/> where
+    /// this machine's GEMV decodes that layout faster (<see cref="Encore.Tensors.Kernels.Gemv.RegroupsQ4()"/>), and puts
+    /// Q4_0R8 back into Q4_0 where it does not. A move of bytes, not a quantization: the values stay the same. Loaders for
+    /// inference call it; a Q4_0 checkpoint then costs one pass over its 4-bit matrices at load instead of mapping them.
+    /// </summary>
+    public void UseKernelLayouts()
+    {
+        bool regroup = Encore.Tensors.Kernels.Gemv.RegroupsQ4();
+        foreach (var p in Parameters.All.ToArray())
+        {
+            var t = p.Value;
+            if (regroup && t.DType == Encore.Tensors.DType.Q4_0 && Parameters.MayStayCompact(p.Name) && t.Shape[^1] % Encore.Tensors.DTypes.Q4R8GroupSize == 0)
+                Parameters.Assign(p.Name, t.To(Encore.Tensors.DType.Q4_0R8));
+            else if (!regroup && t.DType == Encore.Tensors.DType.Q4_0R8)
+                Parameters.Assign(p.Name, t.To(Encore.Tensors.DType.Q4_0));
+        }
     }
 
     /// <summary>Number of parameter values (tied weights counted once).</summary>

@@ -22,6 +22,13 @@ public enum DType
     /// value = d·(q − 8). 18 bytes per block; the innermost dimension must be a multiple of 32.
     /// </summary>
     Q4_0,
+    /// <summary>
+    /// Q4_0 regrouped for 512-bit kernels: the same blocks, eight at a time (256 values, 144 bytes), with the quant
+    /// bytes of the eight first and their eight binary16 scales after them. In-memory only (checkpoints and GGUF
+    /// files hold Q4_0); see <see cref="Numerics.Q4R8"/> for the byte order. The innermost dimension must be a
+    /// multiple of 256.
+    /// </summary>
+    Q4_0R8,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -39,11 +46,20 @@ public static class DTypes
     /// <summary>Bytes per Q4_0 block: a binary16 scale and 16 bytes of two 4-bit quants each.</summary>
     public const int Q4BlockBytes = 2 + Q4BlockSize / 2;
 
+    /// <summary>Q4_0 blocks per group of <see cref="DType.Q4_0R8"/>.</summary>
+    public const int Q4R8Blocks = 8;
+
+    /// <summary>Values per group of <see cref="DType.Q4_0R8"/>.</summary>
+    public const int Q4R8GroupSize = Q4R8Blocks * Q4BlockSize;
+
+    /// <summary>Bytes per group of <see cref="DType.Q4_0R8"/> (eight Q4_0 blocks' worth).</summary>
+    public const int Q4R8GroupBytes = Q4R8Blocks * Q4BlockBytes;
+
     /// <summary>True for dtypes stored in blocks rather than one element at a time.</summary>
-    public static bool IsBlocked(this DType t) => t is DType.Q8_0 or DType.Q4_0;
+    public static bool IsBlocked(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.Q4_0R8;
 
     /// <summary>Values that share one storage unit (1, or the block size).</summary>
-    public static int BlockSize(this DType t) => t switch { DType.Q8_0 => Q8BlockSize, DType.Q4_0 => Q4BlockSize, _ => 1 };
+    public static int BlockSize(this DType t) => t switch { DType.Q8_0 => Q8BlockSize, DType.Q4_0 => Q4BlockSize, DType.Q4_0R8 => Q4R8GroupSize, _ => 1 };
 
     /// <summary>Bytes of one storage unit (an element, or a block).</summary>
     public static int UnitBytes(this DType t) => t switch
@@ -54,6 +70,7 @@ public static class DTypes
         DType.F16 => 2,
         DType.Q8_0 => Q8BlockBytes,
         DType.Q4_0 => Q4BlockBytes,
+        DType.Q4_0R8 => Q4R8GroupBytes,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown dtype"),
     };
 
@@ -75,6 +92,7 @@ public static class DTypes
         DType.I32 => "i32",
         DType.Q8_0 => "q8_0",
         DType.Q4_0 => "q4_0",
+        DType.Q4_0R8 => "q4_0r8",
         _ => t.ToString(),
     };
 

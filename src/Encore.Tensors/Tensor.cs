@@ -411,14 +411,30 @@ public sealed unsafe class Tensor : IDisposable
                 break;
             case DType.Q8_0: Q8.Dequantize(c.AsReadOnlySpan<BlockQ8_0>(), result); break;
             case DType.Q4_0: Q4.Dequantize(c.AsReadOnlySpan<BlockQ4_0>(), result); break;
+            case DType.Q4_0R8: Q4R8.Dequantize(c.AsReadOnlySpan<GroupQ4_0R8>(), result); break;
         }
         return result;
     }
 
-    /// <summary>A contiguous copy converted to <paramref name="dtype"/> (rounded to nearest even; Q8_0 and Q4_0 quantized per block).</summary>
+    /// <summary>A contiguous copy converted to <paramref name="dtype"/> (rounded to nearest even; Q8_0 and Q4_0 quantized per block, Q4_0R8 as Q4_0 then regrouped).</summary>
     public Tensor To(DType dtype)
     {
         if (dtype == DType) return Clone();
+        // Q4_0 ⇄ Q4_0R8 moves bytes; it does not quantize again.
+        if (dtype == DType.Q4_0R8 && DType == DType.Q4_0 && _shape.Length > 0 && _shape[^1] % DTypes.Q4R8GroupSize == 0)
+        {
+            using var c = Contiguous();
+            var r = Empty(dtype, _shape);
+            Q4R8.Regroup(c.AsReadOnlySpan<BlockQ4_0>(), r.AsSpan<GroupQ4_0R8>());
+            return r;
+        }
+        if (dtype == DType.Q4_0 && DType == DType.Q4_0R8)
+        {
+            using var c = Contiguous();
+            var r = Empty(dtype, _shape);
+            Q4R8.Ungroup(c.AsReadOnlySpan<GroupQ4_0R8>(), r.AsSpan<BlockQ4_0>());
+            return r;
+        }
         var values = ToFloatArray();
         var dst = Empty(dtype, _shape);
         switch (dtype)
@@ -432,6 +448,7 @@ public sealed unsafe class Tensor : IDisposable
                 break;
             case DType.Q8_0: Q8.Quantize(values, dst.AsSpan<BlockQ8_0>()); break;
             case DType.Q4_0: Q4.Quantize(values, dst.AsSpan<BlockQ4_0>()); break;
+            case DType.Q4_0R8: Q4R8.Quantize(values, dst.AsSpan<GroupQ4_0R8>()); break;
         }
         return dst;
     }
@@ -456,6 +473,7 @@ public sealed unsafe class Tensor : IDisposable
             DType.F16 => Half16.ToSingle(((ushort*)p)[e]),
             DType.Q8_0 => Half16.ToSingle(((BlockQ8_0*)p)[e / 32].D) * ((BlockQ8_0*)p)[e / 32].Qs[e % 32],
             DType.Q4_0 => Q4.Value(((BlockQ4_0*)p)[e / 32], (int)(e % 32)),
+            DType.Q4_0R8 => Q4R8.Value(((GroupQ4_0R8*)p)[e / DTypes.Q4R8GroupSize], (int)(e % DTypes.Q4R8GroupSize)),
             _ => throw new InvalidOperationException(),
         };
     }

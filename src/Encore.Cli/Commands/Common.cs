@@ -132,6 +132,7 @@ internal static class Common
         try
         {
             if (target is DType t) m.ConvertWeights(t);
+            else m.UseKernelLayouts();
             return m;
         }
         catch

@@ -91,6 +91,7 @@ public static unsafe class Embedding
                 case DType.F16: HalfRow<TV>((ushort*)row, o, d); break;
                 case DType.Q8_0: Q8Row<TV>((BlockQ8_0*)row, o, d); break;
                 case DType.Q4_0: Q4Row<TV>((BlockQ4_0*)row, o, d); break;
+                case DType.Q4_0R8: Q4R8Row<TV>(row, o, d); break;
                 default: throw new InvalidOperationException($"Embedding: {table.DType} is not a table dtype");
             }
         }
@@ -122,6 +123,17 @@ public static unsafe class Embedding
             Q4.Unpack(blocks + b, q);
             float* o = dst + b * DTypes.Q4BlockSize;
             for (int j = 0; j < DTypes.Q4BlockSize; j += n) TV.Store(scale * TV.LoadSBytes(q + j), o + j);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Q4R8Row<TV>(byte* row, float* dst, int d) where TV : unmanaged, IVec<TV>
+    {
+        BlockQ4_0 blk;
+        for (int b = 0; b < d / DTypes.Q4BlockSize; b++)
+        {
+            Q4R8.RowBlock(row, b, &blk);
+            Q4Row<TV>(&blk, dst + b * DTypes.Q4BlockSize, DTypes.Q4BlockSize);
         }
     }
 

@@ -76,11 +76,11 @@ public static unsafe partial class Gemm
     /// Whether <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, Span{float}, ReadOnlySpan{float})"/>
     /// at <paramref name="width"/> multiplies more than <see cref="Gemv.LinearRows"/> rows of X with
     /// <paramref name="weights"/> in int8 (<see cref="Gemv.QuantizedActivationReference"/> with 8 activation
-    /// bits is then its specification): Q8_0 or Q4_0 weights on 512-bit vectors with AVX-512BW (vpdpbusd tiles
+    /// bits is then its specification): Q8_0, Q4_0 or Q4_0R8 weights on 512-bit vectors with AVX-512BW (vpdpbusd tiles
     /// with AVX-VNNI, vpmaddwd tiles without).
     /// </summary>
     internal static bool QuantizesActivations(SimdWidth width, DType weights)
-        => weights is DType.Q8_0 or DType.Q4_0 && width == SimdWidth.V512 && Avx512F.IsSupported && Avx512BW.IsSupported;
+        => weights is DType.Q8_0 or DType.Q4_0 or DType.Q4_0R8 && width == SimdWidth.V512 && Avx512F.IsSupported && Avx512BW.IsSupported;
 
     /// <summary>Whether a Linear of <paramref name="m"/> rows with <paramref name="weights"/> runs the int8 GEMM on this machine.</summary>
     public static bool TakesInt8Path(DType weights, int m) => m > Gemv.LinearRows(Simd.Current) && QuantizesActivations(Simd.Current, weights);
@@ -281,7 +281,7 @@ public static unsafe partial class Gemm
     static void PackPanel(in WeightMatrix w, int c0, int cols, byte* panel, bool wide)
     {
         int blocks = w.Cols / DTypes.Q8BlockSize;
-        bool q8 = w.DType == DType.Q8_0;
+        bool q8 = w.DType == DType.Q8_0, r8 = w.DType == DType.Q4_0R8;
         byte** rows = stackalloc byte*[QPanel];
         for (int c = 0; c < QPanel; c++) rows[c] = c < cols ? (byte*)w.Row(c0 + c) : null;
         uint* halves = stackalloc uint[QPanel];
@@ -293,14 +293,14 @@ public static unsafe partial class Gemm
         for (int b = 0; b < blocks; b++)
         {
             byte* dst = panel + (long)b * blockBytes;
-            var z0 = Pair(rows, 0, b, q8, halves);
-            var z1 = Pair(rows, 1, b, q8, halves);
-            var z2 = Pair(rows, 2, b, q8, halves);
-            var z3 = Pair(rows, 3, b, q8, halves);
-            var z4 = Pair(rows, 4, b, q8, halves);
-            var z5 = Pair(rows, 5, b, q8, halves);
-            var z6 = Pair(rows, 6, b, q8, halves);
-            var z7 = Pair(rows, 7, b, q8, halves);
+            var z0 = Pair(rows, 0, b, q8, r8, halves);
+            var z1 = Pair(rows, 1, b, q8, r8, halves);
+            var z2 = Pair(rows, 2, b, q8, r8, halves);
+            var z3 = Pair(rows, 3, b, q8, r8, halves);
+            var z4 = Pair(rows, 4, b, q8, r8, halves);
+            var z5 = Pair(rows, 5, b, q8, r8, halves);
+            var z6 = Pair(rows, 6, b, q8, r8, halves);
+            var z7 = Pair(rows, 7, b, q8, r8, halves);
             var t0 = Avx512F.UnpackLow(z0, z1).AsInt64();
             var t1 = Avx512F.UnpackHigh(z0, z1).AsInt64();
             var t2 = Avx512F.UnpackLow(z2, z3).AsInt64();
@@ -334,12 +334,12 @@ public static unsafe partial class Gemm
 
     // Columns i and i + 8 of block b as one vector of 16 int32 (4 quants each), their scales' bits into halves.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<int> Pair(byte** rows, int i, int b, bool q8, uint* halves)
-        => Avx512F.InsertVector256(Quants(rows[i], b, q8, halves + i).AsInt32().ToVector512Unsafe(), Quants(rows[i + 8], b, q8, halves + i + 8).AsInt32(), 1);
+    static Vector512<int> Pair(byte** rows, int i, int b, bool q8, bool r8, uint* halves)
+        => Avx512F.InsertVector256(Quants(rows[i], b, q8, r8, halves + i).AsInt32().ToVector512Unsafe(), Quants(rows[i + 8], b, q8, r8, halves + i + 8).AsInt32(), 1);
 
     // The 32 quants of block b of a weight row (zeros and scale 0 for a column past the matrix).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<sbyte> Quants(byte* row, int b, bool q8, uint* half)
+    static Vector256<sbyte> Quants(byte* row, int b, bool q8, bool r8, uint* half)
     {
         if (row == null)
         {
@@ -352,7 +352,13 @@ public static unsafe partial class Gemm
             *half = blk->D;
             return Vector256.Load(blk->Qs);
         }
+        BlockQ4_0 regrouped;
         var q4 = (BlockQ4_0*)row + b;
+        if (r8)
+        {
+            Q4R8.RowBlock(row, b, &regrouped);
+            q4 = &regrouped;
+        }
         *half = q4->D;
         var v = Vector128.Load(q4->Qs);
         // Byte j: value j in the low nibble, value j + 16 in the high one; value = nibble − 8.

@@ -112,7 +112,8 @@ public static unsafe partial class Gemv
         float* dx = null;
         byte* x8 = null;
         bool quantizedX = !TakesWideTiles(width, w.DType, m); // the wide tiles take binary32 x
-        if (quantizedX && QuantizesActivationsToInt8Quad(width, w.DType)) x8 = QuadInt8Copy(x, m, w.Cols);
+        if (quantizedX && QuantizesActivationsToInt8Octet(width, w.DType)) x8 = OctetInt8Copy(x, m, w.Cols);
+        else if (quantizedX && QuantizesActivationsToInt8Quad(width, w.DType)) x8 = QuadInt8Copy(x, m, w.Cols);
         else if (quantizedX && QuantizesActivationsToInt8(width, w.DType)) x8 = PairedInt8Copy(x, m, w.Cols);
         else if (quantizedX && QuantizesActivations(width, w.DType)) xq = QuantizedCopy(x, m, w.Cols, out dx);
         else if (((nint)x & 63) != 0 && w.Cols >= 64) x = AlignedCopy(x, (long)m * w.Cols);
@@ -162,7 +163,7 @@ public static unsafe partial class Gemv
         public float* X, Y, Bias;
         public short* XQ; // X quantized to int16 per block of 32 (Q8_0 or Q4_0 weights on AVX-512BW), else null
         public float* DX; // its block scales
-        public byte* X8;  // X quantized to int8 (Q4_0 weights): in the quad layout (QuantizesActivationsToInt8Quad), else the paired one (AVX-VNNI); else null
+        public byte* X8;  // X quantized to int8: Q4_0R8 weights in the octet layout; Q4_0 in the quad layout (QuantizesActivationsToInt8Quad), else the paired one (AVX-VNNI); else null
         public int M, Tasks;
         public SimdWidth Width;
 
@@ -236,6 +237,8 @@ public static unsafe partial class Gemv
                 case DType.Q4_0 when X8 != null: RowsQ4Int8(r0, r1); break;
                 case DType.Q4_0 when XQ != null: RowsX<Q4Block>(r0, r1); break;
                 case DType.Q4_0: RowsQ4(r0, r1); break;
+                case DType.Q4_0R8 when X8 != null: RowsQ4Octet(r0, r1); break;
+                case DType.Q4_0R8: RowsQ4R8(r0, r1); break;
                 default: RowsQ8(r0, r1); break;
             }
         }
@@ -430,6 +433,63 @@ public static unsafe partial class Gemv
                 DotQ4QuadX<R2>(row, X8 + (nint)i * rowBytes, rowBytes, blocks, sums, quants, scales);
                 for (int s = 0; s < 2; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
             }
+        }
+
+        // Q4_0R8 against int8 x in the octet layout, as RowsQ4Int8 on the quad path: four weight rows per X row at a
+        // time, or one weight row for four and then two X rows at a time; a last odd X row takes the tiles.
+        void RowsQ4Octet(int r0, int r1)
+        {
+            int n = W.Rows, groups = W.Cols / DTypes.Q4R8GroupSize, rowBytes = OctetRowBytes(groups);
+            float* sums = stackalloc float[4];
+            int i0 = M / 2 * 2; // X rows [0, i0) share unpacking
+            int j0 = r0;
+            for (; j0 + 4 <= r1; j0 += 4)
+            {
+                for (int j = j0; j < j0 + 4 && i0 > 0; j++) SharedRowsQ4Octet(j, i0, groups, rowBytes, sums);
+                for (int i = i0; i < M; i++)
+                {
+                    DotQ4Octet4(W.Row(j0), W.Row(j0 + 1), W.Row(j0 + 2), W.Row(j0 + 3), X8 + (nint)i * rowBytes, groups, sums);
+                    for (int s = 0; s < 4; s++) Y[(nint)i * n + j0 + s] = sums[s] + (Bias == null ? 0 : Bias[j0 + s]);
+                }
+            }
+            for (int j = j0; j < r1; j++)
+            {
+                if (i0 > 0) SharedRowsQ4Octet(j, i0, groups, rowBytes, sums);
+                float b = Bias == null ? 0 : Bias[j];
+                for (int i = i0; i < M; i++) Y[(nint)i * n + j] = DotQ4Octet(W.Row(j), X8 + (nint)i * rowBytes, groups) + b;
+            }
+        }
+
+        // Weight row j against X rows [0, xRows) (an even count, octet layout): four at a time, then two.
+        void SharedRowsQ4Octet(int j, int xRows, int groups, int rowBytes, float* sums)
+        {
+            byte* row = W.Row(j);
+            float b = Bias == null ? 0 : Bias[j];
+            int n = W.Rows, i = 0;
+            for (; i + 4 <= xRows; i += 4)
+            {
+                DotQ4OctetX<R4>(row, X8 + (nint)i * rowBytes, rowBytes, groups, sums);
+                for (int s = 0; s < 4; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
+            }
+            if (i < xRows)
+            {
+                DotQ4OctetX<R2>(row, X8 + (nint)i * rowBytes, rowBytes, groups, sums);
+                for (int s = 0; s < 2; s++) Y[(nint)(i + s) * n + j] = sums[s] + b;
+            }
+        }
+
+        // Q4_0R8 without the octet kernel: each row put back into Q4_0 blocks, then RowsQ4's binary32-x dot.
+        void RowsQ4R8(int r0, int r1)
+        {
+            int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize;
+            var row = new BlockQ4_0[blocks];
+            fixed (BlockQ4_0* pr = row)
+                for (int j = r0; j < r1; j++)
+                {
+                    for (int b = 0; b < blocks; b++) Q4R8.RowBlock(W.Row(j), b, pr + b);
+                    float bias = Bias == null ? 0 : Bias[j];
+                    for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4(pr, X + (nint)i * k, blocks, Width) + bias;
+                }
         }
 
         // Q4_0 with binary32 x (vector widths below 512 bits, or no AVX-512BW): one dot per (row, X row).

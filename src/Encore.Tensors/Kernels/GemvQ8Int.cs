@@ -47,11 +47,11 @@ public static unsafe partial class Gemv
     /// llama.cpp's Q8_0 activations use, with 16 bits instead of 8); y = Σ_b dw_b·dx_b·Σ_j qw_j·qx_j in
     /// binary64. With <paramref name="activationBits"/> 8 the quants are int8 as ggml's Q8_0 activations:
     /// dx_b = max|x_b|/127 rounded to binary16, quants round-half-even(x·(127/max|x_b|)); the specification of
-    /// the Q4_0 path on AVX-VNNI (<see cref="QuantizesActivationsToInt8"/>). X is (m, K), Y is (m, N), W must be Q8_0 or Q4_0 (whose quants are nibble − 8).
+    /// the Q4_0 paths with int8 x (AVX-VNNI, quad, octet). X is (m, K), Y is (m, N), W must be Q8_0, Q4_0 or Q4_0R8 (whose quants are nibble − 8).
     /// </summary>
     public static void QuantizedActivationReference(WeightMatrix w, ReadOnlySpan<float> x, int m, Span<float> y, ReadOnlySpan<float> bias = default, int activationBits = 16)
     {
-        if (w.DType is not (DType.Q8_0 or DType.Q4_0)) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0 or Q4_0", nameof(w));
+        if (w.DType is not (DType.Q8_0 or DType.Q4_0 or DType.Q4_0R8)) throw new ArgumentException($"GEMV quantized-activation reference: weights are {w.DType}, not Q8_0, Q4_0 or Q4_0R8", nameof(w));
         int n = w.Rows, k = w.Cols, blocks = k / DTypes.Q8BlockSize;
         if ((long)m * k > x.Length) throw new ArgumentException($"GEMV: X needs {(long)m * k} values, got {x.Length}", nameof(x));
         if ((long)m * n > y.Length) throw new ArgumentException($"GEMV: Y needs {(long)m * n} values, got {y.Length}", nameof(y));
@@ -93,7 +93,13 @@ public static unsafe partial class Gemv
             for (int t = 0; t < DTypes.Q8BlockSize; t++) q[t] = blk->Qs[t];
             return blk->D;
         }
+        BlockQ4_0 regrouped;
         var b4 = (BlockQ4_0*)row + b;
+        if (dtype == DType.Q4_0R8)
+        {
+            Q4R8.RowBlock(row, b, &regrouped);
+            b4 = &regrouped;
+        }
         Q4.UnpackReference(b4, q);
         return b4->D;
     }

@@ -178,6 +178,20 @@ internal static unsafe class Widen
                 }
                 return;
             }
+            case DType.Q4_0R8:
+            {
+                float* table = HalfTable;
+                sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
+                BlockQ4_0 blk;
+                for (int b = 0; b < count / DTypes.Q4BlockSize; b++)
+                {
+                    Q4R8.RowBlock(src, p0 / DTypes.Q4BlockSize + b, &blk);
+                    if (width == SimdWidth.Scalar) Q4.UnpackReference(&blk, q);
+                    else Q4.Unpack(&blk, q);
+                    Block(table[blk.D], q, dst + b * DTypes.Q4BlockSize, width);
+                }
+                return;
+            }
             default:
                 throw new InvalidOperationException($"{w.DType} is not a weight dtype");
         }

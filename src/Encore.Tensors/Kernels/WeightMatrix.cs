@@ -5,7 +5,7 @@ namespace Encore.Tensors.Kernels;
 /// <summary>
 /// A read-only weight matrix W of shape (Rows, Cols) = (N out-features, K in-features), row-major
 /// with contiguous rows, in any weight dtype: F32, BF16, F16 (2-byte bit patterns), Q8_0 or Q4_0
-/// (Cols a multiple of 32, each row Cols/32 blocks). This is the layout of a PyTorch <c>nn.Linear</c> weight
+/// (Cols a multiple of 32, each row Cols/32 blocks), or Q4_0R8 (Cols a multiple of 256). This is the layout of a PyTorch <c>nn.Linear</c> weight
 /// and of a GGUF/safetensors tensor, so checkpoints are used as they are stored.
 /// </summary>
 public readonly unsafe struct WeightMatrix
@@ -71,6 +71,7 @@ public readonly unsafe struct WeightMatrix
                 break;
             case DType.Q8_0: Q8.Dequantize(new ReadOnlySpan<BlockQ8_0>(p, Cols / DTypes.Q8BlockSize), dst); break;
             case DType.Q4_0: Q4.Dequantize(new ReadOnlySpan<BlockQ4_0>(p, Cols / DTypes.Q4BlockSize), dst); break;
+            case DType.Q4_0R8: Q4R8.Dequantize(new ReadOnlySpan<GroupQ4_0R8>(p, Cols / DTypes.Q4R8GroupSize), dst); break;
             default: throw new InvalidOperationException();
         }
     }

@@ -32,6 +32,7 @@ public unsafe class GemvTests
             case DType.F16: Half16.FromSingle(values, MemoryMarshal.Cast<byte, ushort>(buf.AsSpan())); break;
             case DType.Q8_0: Q8.Quantize(values, Q8.AsBlocks(buf)); break;
             case DType.Q4_0: Q4.Quantize(values, MemoryMarshal.Cast<byte, BlockQ4_0>(buf.AsSpan())); break;
+            case DType.Q4_0R8: Q4R8.Quantize(values, MemoryMarshal.Cast<byte, GroupQ4_0R8>(buf.AsSpan())); break;
         }
         return buf;
     }
@@ -42,7 +43,8 @@ public unsafe class GemvTests
     static int QuantizedX(DType dt, int m, SimdWidth width)
         => m > Gemv.LinearRows(width) && Gemm.QuantizesActivations(width, dt) ? 8
             : PackedGemm(dt, m, width) || Gemv.TakesWideTiles(width, dt, Math.Min(m, Gemv.LinearRows(width))) ? 0
-            : Gemv.QuantizesActivationsToInt8(width, dt) || Gemv.QuantizesActivationsToInt8Quad(width, dt) ? 8 : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
+            : Gemv.QuantizesActivationsToInt8(width, dt) || Gemv.QuantizesActivationsToInt8Quad(width, dt) || Gemv.QuantizesActivationsToInt8Octet(width, dt) ? 8
+            : Gemv.QuantizesActivations(width, dt) ? 16 : 0;
 
     // Whether Gemm.Linear runs the packed binary32 GEMM (rather than GEMV passes or the int8 GEMM).
     static bool PackedGemm(DType dt, int m, SimdWidth width)
@@ -414,6 +416,103 @@ public unsafe class GemvTests
                         AssertLinear(x, m, w, Array.Empty<float>(), y, $"quad blocks {blocks} n {n} m {m}", 8);
                     }
                 }
+    }
+
+    /// <summary>A fact that runs only where the Q4_0R8 octet path exists (512-bit vectors, AVX-512BW and GFNI), reported as skipped elsewhere.</summary>
+    public sealed class FactWithQ4OctetAttribute : FactAttribute
+    {
+        public FactWithQ4OctetAttribute()
+        {
+            if (!Gemv.RegroupsQ4(SimdWidth.V512) || !Simd.Supported.Contains(SimdWidth.V512))
+                Skip = "this CPU has no AVX-512BW and GFNI with 512-bit vectors, so the Q4_0R8 octet path is never taken";
+        }
+    }
+
+    static void QuantizeOctetBlocks(float* x, int blocks, byte* dst) => Gemv.QuantizeOctet(x, blocks / 8, dst);
+
+    static void QuantizeOctetBlocksReference(float* x, int blocks, byte* dst) => Gemv.QuantizeOctetReference(x, blocks / 8, dst);
+
+    [FactWithQ4Octet]
+    public void OctetInt8QuantizationMatchesItsScalarTwin()
+        => AssertInt8LayoutMatchesItsTwin(37, [8, 16, 24, 40], blocks => blocks / 8 * 320, 0xA5, // every byte must be written
+            &QuantizeOctetBlocks, &QuantizeOctetBlocksReference);
+
+    // The octet path's tiles sum each row as its one-row kernel does (odd and even group counts, tails of 0–3 rows;
+    // 1 to 4, 7 and 9 X rows, where four and then two X rows at a time share each group's unpacking and a last odd
+    // one takes the tiles), and all stay within the int8-activation reference's bound, also for rows whose binary16
+    // scales are subnormal, zero or negative.
+    [FactWithQ4Octet]
+    public void Q4OctetTilesRoundAsTheOneRowKernelAndMatchTheReference()
+    {
+        var rnd = new Random(41);
+        foreach (int groups in new[] { 1, 2, 3, 5 })
+            foreach (int n in new[] { 4, 5, 7, 11 })
+                foreach (int m in new[] { 1, 2, 3, 4, 7, 9 })
+                {
+                    int k = groups * 256;
+                    var wf = RandomArray(rnd, n * k);
+                    for (int j = 0; j < k; j++) wf[j] *= 1e-6f;                             // row 0: subnormal binary16 scales
+                    for (int j = 0; j < 32; j++) wf[k + 32 + j] = 0;                         // row 1, block 1: scale 0
+                    var wq = Encode(DType.Q4_0R8, wf, n, k);
+                    var x = RandomArray(rnd, m * k);
+                    var y = new float[m * n];
+                    var xp = new byte[groups * 320];
+                    fixed (byte* pw = wq, pxp = xp)
+                    fixed (float* px = x, py = y)
+                    {
+                        var w = new WeightMatrix(DType.Q4_0R8, pw, n, k);
+                        Gemv.Run(SimdWidth.V512, w, px, m, py, null, OneThread);
+                        for (int i = 0; i < m; i++)
+                        {
+                            Gemv.QuantizeOctet(px + i * k, groups, pxp);
+                            for (int j = 0; j < n; j++)
+                            {
+                                float want = Gemv.DotQ4Octet(w.Row(j), pxp, groups);
+                                Assert.True(want == y[i * n + j], $"groups {groups}, n {n}, m {m}: Y[{i},{j}] = {y[i * n + j]}, one-row kernel {want}");
+                            }
+                        }
+                        AssertLinear(x, m, w, Array.Empty<float>(), y, $"octet groups {groups} n {n} m {m}", 8);
+                    }
+                }
+    }
+
+    // Q4_0R8 holds Q4_0's values, so every path of Gemm.Linear meets its specification with them at every width (the
+    // octet GEMV, the int8 GEMM, the binary32-x fallback elsewhere), and where Q4_0 takes the same path (the int8 GEMM,
+    // binary32 x) the results are Q4_0's, bit for bit. Threads and a bias included.
+    [Fact]
+    public void Q4R8MeetsItsSpecificationOnEveryPath()
+    {
+        var rnd = new Random(43);
+        foreach (var width in Simd.Supported)
+        {
+            using var _ = Simd.Override(width);
+            foreach (var (m, n, k) in new[] { (1, 13, 256), (2, 9, 512), (5, 8, 768), (16, 6, 256), (20, 17, 512) })
+            {
+                var wf = RandomArray(rnd, n * k);
+                var x = RandomArray(rnd, m * k);
+                var bias = RandomArray(rnd, n);
+                fixed (byte* p4 = Encode(DType.Q4_0, wf, n, k), p8 = Encode(DType.Q4_0R8, wf, n, k))
+                {
+                    var w4 = new WeightMatrix(DType.Q4_0, p4, n, k);
+                    var w8 = new WeightMatrix(DType.Q4_0R8, p8, n, k);
+                    var y4 = new float[m * n];
+                    var y8 = new float[m * n];
+                    Gemm.Linear(x, m, w4, y4, bias);
+                    Gemm.Linear(x, m, w8, y8, bias);
+                    int bits = QuantizedX(DType.Q4_0R8, m, width);
+                    AssertLinear(x, m, w8, bias, y8, $"q4_0r8 {width} m {m} n {n} k {k}", bits);
+                    if (bits == QuantizedX(DType.Q4_0, m, width) && !(m <= Gemv.LinearRows(width) && bits == 8))
+                        Assert.Equal(y4, y8);
+                    var y8t = new float[m * n];
+                    fixed (float* px = x, py = y8t, pb = bias)
+                        if (m <= Gemv.LinearRows(width))
+                        {
+                            Gemv.Run(width, w8, px, m, py, pb, ThreeThreads);
+                            Assert.Equal(y8, y8t);
+                        }
+                }
+            }
+        }
     }
 
     /// <summary>A fact that runs only where the int8 GEMM exists (512-bit vectors and AVX-512BW), reported as skipped elsewhere.</summary>
