@@ -20,16 +20,18 @@ public static unsafe partial class Gemv
 
     // L2 prefetches at p for one step of a row stream that advances `bytes` per step (a constant at every call): one
     // per 64-byte line of the step, so every line of the stream is prefetched. One prefetch per 68- or 72-byte step
-    // (Q8_0 pairs, Q4_0 quads) left every ninth to seventeenth line to a demand miss from DRAM, which is what held the
+    // (Q8_0 pairs, Q4_0 quads; the octet kernel's steps are 288 bytes) left every ninth to seventeenth line to a demand miss from DRAM, which is what held the
     // Q4_0 tiles below the read bandwidth: Zen 4, 2 threads, 1024–4096-wide matrices from DRAM, 13.4–13.8 GB/s →
     // 18–26 GB/s with every line prefetched; Q8_0 22.4–22.8 → 20–26.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void PrefetchStep(byte* p, int bytes)
     {
-        System.Diagnostics.Debug.Assert(bytes <= 192, "PrefetchStep covers at most three lines");
+        System.Diagnostics.Debug.Assert(bytes <= 320, "PrefetchStep covers at most five lines");
         Sse.Prefetch1(p);
         if (bytes > 64) Sse.Prefetch1(p + 64);
         if (bytes > 128) Sse.Prefetch1(p + 128);
+        if (bytes > 192) Sse.Prefetch1(p + 192);
+        if (bytes > 256) Sse.Prefetch1(p + 256);
     }
 
     /// <summary>
