@@ -146,8 +146,10 @@ public static class KernelBenchmark
     /// <summary>Weight dtypes of the prefill Linear figures.</summary>
     public static IReadOnlyList<DType> LinearDTypes { get; } = [DType.F32, DType.Q8_0, DType.Q4_0];
 
-    /// <summary>Weight dtypes of the GEMV figures.</summary>
-    public static IReadOnlyList<DType> GemvDTypes { get; } = [DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0];
+    /// <summary>Weight dtypes of the GEMV figures (Q4_0R8, the layout models load Q4_0 into, where this machine regroups).</summary>
+    public static IReadOnlyList<DType> GemvDTypes { get; } = Gemv.RegroupsQ4()
+        ? [DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0, DType.Q4_0R8]
+        : [DType.F32, DType.BF16, DType.F16, DType.Q8_0, DType.Q4_0];
 
     /// <summary>
     /// Bytes of weights the GEMV calls rotate over: four times the last-level cache (256 MiB when

@@ -74,6 +74,44 @@ public class CheckpointTests : IDisposable
         Assert.Equal(mapped.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray(), f32.Parameters[LanguageModel.EmbedTokens].Value.ToFloatArray());
     }
 
+    // A Q4_0 checkpoint loaded for inference gets its matrices (rows of 256 and 512 here) regrouped as Q4_0R8 where the
+    // octet GEMV exists, with the same values (32-wide rows stay Q4_0: the tiny-encdec case above); saved again as q4_0 it writes the checkpoint's bytes; and
+    // where the octet kernel is not taken, the layout goes back to Q4_0, byte for byte.
+    [Fact]
+    public void Q4_0MatricesAreRegroupedForTheKernelAndSaveBackAsStored()
+    {
+        var config = Presets.Get("tiny-encdec") with { DModel = 256, HeadDim = 64, FfnDim = 512, VocabSize = 96 };
+        using var model = LanguageModel.Create(config, seed: 4);
+        var dir = Path.Combine(_dir, "q4-regroup");
+        Checkpoint.Save(model, dir, dtype: DType.Q4_0);
+        using var mapped = Checkpoint.Load(dir, new CheckpointLoadOptions { MapWeights = true });
+        var stored = mapped.Parameters.All.Where(p => p.Value.DType == DType.Q4_0)
+            .ToDictionary(p => p.Name, p => (p.Value.ToFloatArray(), Bytes(p.Value)));
+        bool regroup = Encore.Tensors.Kernels.Gemv.RegroupsQ4();
+        mapped.UseKernelLayouts();
+        int regrouped = 0;
+        foreach (var (name, (values, _)) in stored)
+        {
+            var t = mapped.Parameters[name].Value;
+            bool whole = t.Shape[^1] % 256 == 0;
+            Assert.Equal(regroup && whole ? DType.Q4_0R8 : DType.Q4_0, t.DType);
+            Assert.Equal(values, t.ToFloatArray());
+            if (t.DType == DType.Q4_0R8) regrouped++;
+        }
+        Assert.True(regroup ? regrouped >= 4 : regrouped == 0, $"{regrouped} matrices regrouped");
+        var again = Path.Combine(_dir, "q4-regroup-again");
+        Checkpoint.Save(mapped, again, dtype: DType.Q4_0);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "model.safetensors")), File.ReadAllBytes(Path.Combine(again, "model.safetensors")));
+        using (Simd.Override(SimdWidth.V256)) mapped.UseKernelLayouts();
+        foreach (var (name, (_, bytes)) in stored)
+        {
+            Assert.Equal(DType.Q4_0, mapped.Parameters[name].Value.DType);
+            Assert.Equal(bytes, Bytes(mapped.Parameters[name].Value));
+        }
+
+        static byte[] Bytes(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.AsReadOnlySpan<Encore.Tensors.Numerics.BlockQ4_0>()).ToArray();
+    }
+
     [Fact]
     public void MissingOrMismatchedTensorsAndUnknownTypesFailClearly()
     {

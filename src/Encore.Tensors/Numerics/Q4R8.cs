@@ -46,7 +46,8 @@ public static unsafe class Q4R8
                 for (int b = 0; b < DTypes.Q4R8Blocks; b++)
                 {
                     var blk = s + g * DTypes.Q4R8Blocks + b;
-                    for (int p = 0; p < 16; p++) o[QuantOffset(b, p)] = blk->Qs[p];
+                    // Quant bytes 4c … 4c + 3 as one lane (QuantOffset(b, 4c) is a multiple of 4).
+                    for (int c = 0; c < 4; c++) ((uint*)o)[16 * (c >> 1) + b + 8 * (c & 1)] = ((uint*)blk->Qs)[c];
                     *(ushort*)(o + ScaleOffset(b)) = blk->D;
                 }
             }
