@@ -11,8 +11,8 @@ namespace Encore.Tensors.Kernels;
 // The quad kernel (GemvQ4Quad.cs) reads Q4_0 as GGUF stores it, and on Zen 4 its shuffles bound it: a vpermt2b to
 // gather a group's quant bytes from between its scales and a vpermb to spread each block's scale over the block's
 // four lanes, 14 512-bit instructions per four blocks, ~23 GB/s on one core from L2 and ~19 from DRAM. Regrouped
-// (Q4R8: a group's quants in two aligned-order 64-byte vectors whose lanes l and l + 8 belong to block l mod 8, the
-// eight scales apart), a step needs no shuffle but one widening:
+// (Q4R8: a group's quant bytes as two 64-byte vectors whose 4-byte lanes l and l + 8 belong to block l mod 8, the
+// eight scales after them), a step needs no shuffle but one widening:
 // - the low nibbles of both vectors are a mask away, the high ones one vgf2p8affineqb each;
 // - four vpmaddubsw against x laid out to match (unsigned nibble × signed x quant) are added as int16
 //   (|sum| ≤ 4·2·15·127 = 15240) and widened by one vpmaddwd against ones, and the two 256-bit halves added: one
