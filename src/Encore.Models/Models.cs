@@ -145,7 +145,8 @@ public abstract class LanguageModel : IDisposable
 
     /// <summary>
     /// Converts the weight matrices to <paramref name="dtype"/> (inference only; see <see cref="ParameterSet.MayStayCompact"/>).
-    /// For a block-quantized dtype, matrices whose rows are not whole blocks keep their dtype.
+    /// For a block-quantized dtype, matrices whose rows are not whole blocks keep their dtype. Q4_0 then takes the
+    /// layout this machine's kernels read fastest (<see cref="UseKernelLayouts"/>).
     /// </summary>
     public void ConvertWeights(Encore.Tensors.DType dtype)
     {
