@@ -90,8 +90,8 @@ public static unsafe class Embedding
                 case DType.BF16: BFloat16Row<TV>((ushort*)row, o, d); break;
                 case DType.F16: HalfRow<TV>((ushort*)row, o, d); break;
                 case DType.Q8_0: Q8Row<TV>((BlockQ8_0*)row, o, d); break;
-                case DType.Q4_0: Q4Row<TV>((BlockQ4_0*)row, o, d); break;
-                case DType.Q4_0R8: Q4R8Row<TV>(row, o, d); break;
+                case DType.Q4_0: Q4Row<TV>(row, o, d, regrouped: false); break;
+                case DType.Q4_0R8: Q4Row<TV>(row, o, d, regrouped: true); break;
                 default: throw new InvalidOperationException($"Embedding: {table.DType} is not a table dtype");
             }
         }
@@ -113,27 +113,18 @@ public static unsafe class Embedding
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Q4Row<TV>(BlockQ4_0* blocks, float* dst, int d) where TV : unmanaged, IVec<TV>
+    static void Q4Row<TV>(byte* row, float* dst, int d, bool regrouped) where TV : unmanaged, IVec<TV>
     {
         int n = TV.Count;
         sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
+        BlockQ4_0 scratch;
         for (int b = 0; b < d / DTypes.Q4BlockSize; b++)
         {
-            var scale = TV.Splat(Half16.ToSingle(blocks[b].D));
-            Q4.Unpack(blocks + b, q);
+            var blk = Q4R8.BlockOf(row, b, regrouped, &scratch);
+            var scale = TV.Splat(Half16.ToSingle(blk->D));
+            Q4.Unpack(blk, q);
             float* o = dst + b * DTypes.Q4BlockSize;
             for (int j = 0; j < DTypes.Q4BlockSize; j += n) TV.Store(scale * TV.LoadSBytes(q + j), o + j);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Q4R8Row<TV>(byte* row, float* dst, int d) where TV : unmanaged, IVec<TV>
-    {
-        BlockQ4_0 blk;
-        for (int b = 0; b < d / DTypes.Q4BlockSize; b++)
-        {
-            Q4R8.RowBlock(row, b, &blk);
-            Q4Row<TV>(&blk, dst + b * DTypes.Q4BlockSize, DTypes.Q4BlockSize);
         }
     }
 

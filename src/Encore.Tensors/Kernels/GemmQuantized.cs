@@ -352,13 +352,8 @@ public static unsafe partial class Gemm
             *half = blk->D;
             return Vector256.Load(blk->Qs);
         }
-        BlockQ4_0 regrouped;
-        var q4 = (BlockQ4_0*)row + b;
-        if (r8)
-        {
-            Q4R8.RowBlock(row, b, &regrouped);
-            q4 = &regrouped;
-        }
+        BlockQ4_0 scratch;
+        var q4 = Q4R8.BlockOf(row, b, r8, &scratch);
         *half = q4->D;
         var v = Vector128.Load(q4->Qs);
         // Byte j: value j in the low nibble, value j + 16 in the high one; value = nibble − 8.

@@ -482,14 +482,19 @@ public static unsafe partial class Gemv
         void RowsQ4R8(int r0, int r1)
         {
             int k = W.Cols, n = W.Rows, blocks = k / DTypes.Q4BlockSize;
-            var row = new BlockQ4_0[blocks];
-            fixed (BlockQ4_0* pr = row)
+            // The row put back into Q4_0 blocks (the same bytes as its groups): on the stack up to 1,024 blocks (18 KB).
+            GroupQ4_0R8* small = stackalloc GroupQ4_0R8[blocks <= 1024 ? blocks / DTypes.Q4R8Blocks : 0];
+            var large = blocks <= 1024 ? null : new GroupQ4_0R8[blocks / DTypes.Q4R8Blocks];
+            fixed (GroupQ4_0R8* pl = large)
+            {
+                var pr = (BlockQ4_0*)(large == null ? small : pl);
                 for (int j = r0; j < r1; j++)
                 {
-                    for (int b = 0; b < blocks; b++) Q4R8.RowBlock(W.Row(j), b, pr + b);
+                    Q4R8.Ungroup(new ReadOnlySpan<GroupQ4_0R8>(W.Row(j), blocks / DTypes.Q4R8Blocks), new Span<BlockQ4_0>(pr, blocks));
                     float bias = Bias == null ? 0 : Bias[j];
                     for (int i = 0; i < M; i++) Y[(nint)i * n + j] = DotQ4(pr, X + (nint)i * k, blocks, Width) + bias;
                 }
+            }
         }
 
         // Q4_0 with binary32 x (vector widths below 512 bits, or no AVX-512BW): one dot per (row, X row).

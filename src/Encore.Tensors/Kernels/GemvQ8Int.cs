@@ -95,13 +95,8 @@ public static unsafe partial class Gemv
             for (int t = 0; t < DTypes.Q8BlockSize; t++) q[t] = blk->Qs[t];
             return blk->D;
         }
-        BlockQ4_0 regrouped;
-        var b4 = (BlockQ4_0*)row + b;
-        if (dtype == DType.Q4_0R8)
-        {
-            Q4R8.RowBlock(row, b, &regrouped);
-            b4 = &regrouped;
-        }
+        BlockQ4_0 scratch;
+        var b4 = Q4R8.BlockOf(row, b, dtype == DType.Q4_0R8, &scratch);
         Q4.UnpackReference(b4, q);
         return b4->D;
     }

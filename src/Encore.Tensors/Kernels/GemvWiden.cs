@@ -165,30 +165,17 @@ internal static unsafe class Widen
                     Block(table[blk->D], blk->Qs, dst + b * DTypes.Q8BlockSize, width);
                 return;
             }
-            case DType.Q4_0:
+            case DType.Q4_0 or DType.Q4_0R8:
             {
-                var blk = (BlockQ4_0*)src + p0 / DTypes.Q4BlockSize;
                 float* table = HalfTable;
                 sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
-                for (int b = 0; b < count / DTypes.Q4BlockSize; b++, blk++)
+                BlockQ4_0 scratch;
+                for (int b = 0; b < count / DTypes.Q4BlockSize; b++)
                 {
+                    var blk = Q4R8.BlockOf(src, p0 / DTypes.Q4BlockSize + b, w.DType == DType.Q4_0R8, &scratch);
                     if (width == SimdWidth.Scalar) Q4.UnpackReference(blk, q);
                     else Q4.Unpack(blk, q);
                     Block(table[blk->D], q, dst + b * DTypes.Q4BlockSize, width);
-                }
-                return;
-            }
-            case DType.Q4_0R8:
-            {
-                float* table = HalfTable;
-                sbyte* q = stackalloc sbyte[DTypes.Q4BlockSize];
-                BlockQ4_0 blk;
-                for (int b = 0; b < count / DTypes.Q4BlockSize; b++)
-                {
-                    Q4R8.RowBlock(src, p0 / DTypes.Q4BlockSize + b, &blk);
-                    if (width == SimdWidth.Scalar) Q4.UnpackReference(&blk, q);
-                    else Q4.Unpack(&blk, q);
-                    Block(table[blk.D], q, dst + b * DTypes.Q4BlockSize, width);
                 }
                 return;
             }

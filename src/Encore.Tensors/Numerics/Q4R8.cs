@@ -74,6 +74,18 @@ public static unsafe class Q4R8
             ((uint*)dst->Qs)[c] = ((uint*)group)[16 * (c >> 1) + b + 8 * (c & 1)];
     }
 
+    /// <summary>
+    /// Block <paramref name="b"/> of a weight row of Q4_0 blocks or, when <paramref name="regrouped"/>, of Q4_0R8 groups:
+    /// a pointer into the row for Q4_0, else the block put back together in <paramref name="scratch"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BlockQ4_0* BlockOf(byte* row, int b, bool regrouped, BlockQ4_0* scratch)
+    {
+        if (!regrouped) return (BlockQ4_0*)row + b;
+        RowBlock(row, b, scratch);
+        return scratch;
+    }
+
     /// <summary>Block <paramref name="b"/> of a row of Q4_0R8 groups (block b of group b / 8).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void RowBlock(byte* row, int b, BlockQ4_0* dst)
